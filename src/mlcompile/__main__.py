@@ -1,0 +1,3 @@
+from mlcompile.cli import main
+
+main()

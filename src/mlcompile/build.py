@@ -1,0 +1,169 @@
+"""From files to builds: validate, lower per profile, check and render through each target,
+then write every profile's folder atomically with its manifest.
+
+Nothing is written unless every profile compiled: a failed build leaves the previous
+output as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlcompile import __version__
+from mlcompile.diagnostics import Diagnostic, errors_in
+from mlcompile.errors import SpecError, UsageError
+from mlcompile.plan.lower import lower
+from mlcompile.plan.nodes import Plan
+from mlcompile.spec.models import PLATFORM_NAMES
+from mlcompile.spec.models import Target as TargetModel
+from mlcompile.spec.resolve import (
+    Profile,
+    SystemBundle,
+    discover_profiles,
+    load_profiles,
+    load_system,
+    profile_names_beside,
+)
+from mlcompile.spec.loader import Document, SourceMap
+from mlcompile.targets.base import OutputFile, Target, json_bytes
+from mlcompile.targets.registry import load_target, target_names
+
+IMPLICIT_LOCAL_PROFILE = "local"
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Compiled:
+    """One profile's compiled result."""
+
+    profile: Profile
+    plan: Plan
+    files: list[OutputFile] = field(default_factory=list)
+
+
+@dataclass
+class Compilation:
+    bundle: SystemBundle
+    profiles: list[Profile]
+    results: list[Compiled]
+    warnings: list[Diagnostic]
+
+
+def implicit_local_profile() -> ProfileSet:
+    """The profile used when none is given (graph, quick looks): this machine."""
+    data = {"apiVersion": "mlcompile/v1", "kind": "Target", "metadata": {"name": IMPLICIT_LOCAL_PROFILE}, "platform": "local"}
+    document = Document(file="<implicit local profile>", data=data, source_map=SourceMap("<implicit local profile>"), sha256="")
+    return ProfileSet([Profile(target=TargetModel.model_validate(data), document=document)], None)
+
+
+@dataclass
+class ProfileSet:
+    """The profiles to compile for, and the names of every profile known beside them."""
+
+    profiles: list[Profile]
+    known_names: set[str] | None
+
+
+def resolve_profiles(spec: str, targets: Sequence[str]) -> ProfileSet:
+    """Profiles named on the command line, else those in `targets/` beside the spec."""
+    paths = list(targets) if targets else discover_profiles(spec)
+    if paths is None:
+        return ProfileSet([], None)
+    return ProfileSet(load_profiles(paths), profile_names_beside(paths))
+
+
+def compile_system(spec: str, profile_set: ProfileSet, *, render: bool) -> Compilation:
+    """Validate the spec for every profile, lower it, let each target check (and render)
+    it. All diagnostics of all profiles are gathered before anything is raised."""
+    profiles = profile_set.profiles
+    bundle = load_system(spec, profiles, profile_set.known_names)
+    diagnostics: list[Diagnostic] = list(bundle.warnings)
+    results: list[Compiled] = []
+    for profile in profiles:
+        resolved = bundle.per_profile[profile.name]
+        try:
+            plan, warnings = lower(resolved, profile)
+        except SpecError as exc:
+            diagnostics += exc.diagnostics
+            continue
+        diagnostics += warnings
+        target = _installed_target(profile, required=render)
+        if isinstance(target, Diagnostic):
+            diagnostics.append(target)
+            continue
+        problems = target.check(plan)
+        diagnostics += problems
+        if errors_in(problems):
+            continue
+        result = Compiled(profile, plan)
+        if render:
+            result.files = target.render(plan)
+            paths = [f.path for f in result.files]
+            if MANIFEST in paths or len(set(paths)) != len(paths):
+                raise UsageError(f"target '{target.name}' produced a duplicate or reserved file name: {sorted(paths)}")
+        results.append(result)
+    if errors_in(diagnostics):
+        raise SpecError(diagnostics)
+    return Compilation(bundle, list(profiles), results, [d for d in diagnostics if d.severity == "warning"])
+
+
+def _installed_target(profile: Profile, *, required: bool) -> Target | Diagnostic:
+    """The profile's target, or a diagnostic at its `platform:` saying it is not installed
+    (an error when building, a warning when only validating: the spec was still checked)."""
+    platform = profile.target.platform
+    if platform in target_names():
+        return load_target(platform)
+    extra = f"pip install 'mlcompile[{platform}]'" if platform in PLATFORM_NAMES else "install the package that provides it"
+    return profile.document.source_map.diagnostic(
+        ("platform",),
+        f"target '{platform}' is not installed" + ("" if required else ": its platform checks were skipped"),
+        hint=f"installed targets: {', '.join(target_names())}; {extra}",
+        severity="error" if required else "warning",
+    )
+
+
+def manifest(result: Compiled) -> OutputFile:
+    files = sorted(result.files, key=lambda f: f.path)
+    data = {
+        "mlcompile_version": __version__,
+        "spec_sha256": result.plan.spec_sha256,
+        "profile_sha256": result.profile.document.sha256,
+        "profile": result.profile.name,
+        "platform": result.profile.target.platform,
+        "files": [{"path": f.path, "kind": f.kind, "sha256": hashlib.sha256(f.content).hexdigest()} for f in files],
+    }
+    return OutputFile(MANIFEST, "mlcompile.manifest", json_bytes(data))
+
+
+def write_builds(results: Sequence[Compiled], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write each profile to `out_dir/<profile>/` atomically: everything is written into a
+    temporary folder inside `out_dir` (same filesystem), then each profile folder is swapped
+    in by rename. A crash before the swap leaves the previous build untouched."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".mlcompile-build-", dir=out))
+    written: list[Path] = []
+    try:
+        for result in results:
+            folder = staging / result.profile.name
+            for output in [*result.files, manifest(result)]:
+                destination = folder / output.path
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                destination.write_bytes(output.content)
+        for result in results:
+            final = out / result.profile.name
+            retired = staging / f".retired-{result.profile.name}"
+            if final.exists():
+                final.rename(retired)
+            (staging / result.profile.name).rename(final)
+            written.append(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return written

@@ -1,0 +1,202 @@
+"""The `mlcompile` command line: thin click commands over the library.
+
+Heavy modules (pydantic models, targets, cloud SDKs) are imported inside the commands that
+need them so that `mlcompile --help` and `--version` start instantly."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlcompile import __version__
+
+EXIT_OK, EXIT_DIFF, EXIT_USER_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _State:
+    def __init__(self) -> None:
+        self.verbosity = 0
+
+    def info(self, message: str) -> None:
+        if self.verbosity >= 0:
+            click.echo(message, err=True)
+
+
+def _report(diagnostics: Sequence[Any], state: _State) -> None:
+    from mlcompile.diagnostics import render_text
+
+    shown = [d for d in diagnostics if d.severity == "error" or state.verbosity >= 0]
+    if shown:
+        click.echo(render_text(shown), err=True)
+
+
+def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
+    """Turn mlcompile's own errors into diagnostics and exit 2, and anything else into a
+    one-line internal-error report (the traceback only with -v): never a traceback for bad input."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        from mlcompile.errors import MLCompileError, SpecError
+
+        state: _State = click.get_current_context().find_object(_State) or _State()
+        try:
+            code = command(*args, **kwargs)
+        except SpecError as exc:
+            _report(exc.diagnostics, state)
+            errors = sum(1 for d in exc.diagnostics if d.severity == "error")
+            click.echo(f"{errors} error{'s' if errors != 1 else ''}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except MLCompileError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:  # a bug in mlcompile, not in the user's input
+            if state.verbosity > 0:
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (please report it; -v shows the traceback)", err=True)
+            sys.exit(EXIT_INTERNAL)
+        sys.exit(code or EXIT_OK)
+
+    return run
+
+
+spec_argument = click.argument("spec", type=click.Path(dir_okay=False))
+target_option = click.option(
+    "--target", "-t", "targets", multiple=True, type=click.Path(dir_okay=False), metavar="PROFILE",
+    help="Target profile file (repeatable). Default for validate: the profiles in targets/ beside the spec.",
+)  # fmt: skip
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", "-V", prog_name="mlcompile")
+@click.option("-q", "--quiet", count=True, help="Print only errors.")
+@click.option("-v", "--verbose", count=True, help="Print more (repeat for more).")
+@click.pass_context
+def main(ctx: click.Context, quiet: int, verbose: int) -> None:
+    """Compile one declarative ML-system spec into Kubeflow, Vertex AI, SageMaker and Azure ML
+    pipelines, or run it on this machine."""
+    state = ctx.ensure_object(_State)
+    state.verbosity = verbose - quiet
+
+
+@main.command()
+@spec_argument
+@target_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+@_guarded
+def validate(state: _State, spec: str, targets: tuple[str, ...], output_format: str) -> int:
+    """Check SPEC (and the profiles) against the schema and every cross-reference rule."""
+    from mlcompile.build import compile_system, resolve_profiles
+    from mlcompile.errors import SpecError
+
+    try:
+        profiles = resolve_profiles(spec, targets)
+        compilation = compile_system(spec, profiles, render=False)
+    except SpecError as exc:
+        if output_format == "json":
+            click.echo(json.dumps({"valid": False, "diagnostics": [d.to_json() for d in exc.diagnostics]}, indent=2, sort_keys=True))
+            return EXIT_USER_ERROR
+        raise
+    if output_format == "json":
+        click.echo(json.dumps({"valid": True, "diagnostics": [d.to_json() for d in compilation.warnings]}, indent=2, sort_keys=True))
+        return EXIT_OK
+    _report(compilation.warnings, state)
+    names = ", ".join(p.name for p in compilation.profiles)
+    state.info(f"{spec}: valid" + (f" for {names}" if names else " (no target profiles found; pass --target to check builds)"))
+    return EXIT_OK
+
+
+@main.command()
+@spec_argument
+@target_option
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder; one subfolder per profile.")
+@click.pass_obj
+@_guarded
+def build(state: _State, spec: str, targets: tuple[str, ...], out_dir: str) -> int:
+    """Compile SPEC for each --target profile into OUT/<profile>/ with a manifest.json."""
+    from mlcompile.build import compile_system, resolve_profiles, write_builds
+    from mlcompile.errors import UsageError
+
+    if not targets:
+        raise UsageError("build needs at least one --target PROFILE")
+    profiles = resolve_profiles(spec, targets)
+    compilation = compile_system(spec, profiles, render=True)
+    _report(compilation.warnings, state)
+    for folder, result in zip(write_builds(compilation.results, out_dir), compilation.results):
+        state.info(f"built {result.profile.name} ({result.profile.target.platform}): {folder}/ ({len(result.files)} files + manifest.json)")
+    return EXIT_OK
+
+
+@main.command()
+@click.option("--kind", type=click.Choice(["system", "target", "plan"]), default="system", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
+@_guarded
+def schema(kind: str, output: str | None) -> int:
+    """Print the JSON Schema of a system spec, a target profile or plan.json."""
+    from mlcompile.schema import schema_text
+
+    text = schema_text(kind)  # type: ignore[arg-type]
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text, nl=False)
+    return EXIT_OK
+
+
+@main.command("targets")
+@_guarded
+def list_targets() -> int:
+    """List the installed targets, their package and whether their SDK is installed."""
+    from mlcompile.targets.registry import describe_targets
+
+    rows = [("TARGET", "PACKAGE", "MODULE", "STATUS")]
+    for info in describe_targets():
+        status = "ready" if info.ready else f"missing {', '.join(info.missing)}" + (f" (pip install 'mlcompile[{info.extra}]')" if info.extra else "")
+        rows.append((info.name, info.distribution or "-", info.module, status))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])
+    return EXIT_OK
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False), default=".")
+@click.option("--name", default=None, help="System name (default: the folder's name).")
+@click.pass_obj
+@_guarded
+def init(state: _State, directory: str, name: str | None) -> int:
+    """Scaffold a spec, a local profile and sample data in an empty DIRECTORY."""
+    from mlcompile.scaffold import scaffold
+
+    for path in scaffold(Path(directory), name):
+        state.info(f"wrote {path}")
+    state.info(f"next: mlcompile validate {Path(directory) / 'mlcompile.yaml'}")
+    return EXIT_OK
+
+
+@main.command()
+@spec_argument
+@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to plan for (default: this machine).")
+@click.option("--format", "output_format", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.pass_obj
+@_guarded
+def graph(state: _State, spec: str, target: str | None, output_format: str) -> int:
+    """Print the plan's DAGs (training, batch scoring, monitoring) as Mermaid or Graphviz dot."""
+    from mlcompile.build import compile_system, implicit_local_profile, resolve_profiles
+    from mlcompile.graph import to_dot, to_mermaid
+
+    profiles = resolve_profiles(spec, (target,)) if target else implicit_local_profile()
+    compilation = compile_system(spec, profiles, render=False)
+    _report(compilation.warnings, state)
+    plan = compilation.results[0].plan
+    click.echo(to_mermaid(plan) if output_format == "mermaid" else to_dot(plan), nl=False)
+    return EXIT_OK

@@ -1,0 +1,72 @@
+"""Diagnostics: every problem a user can cause, with the place in their file that caused it.
+
+A diagnostic renders as ``path/to/spec.yaml:LINE:COL: error: <json path>: <message>``
+followed by an indented ``hint:`` line when a fix can be suggested.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+JsonPath = tuple[str | int, ...]
+
+
+def format_json_path(path: Sequence[str | int]) -> str:
+    """``("features", "views", 0, "ttl")`` → ``features.views[0].ttl``; the root is ``$``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "$"
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    file: str
+    line: int
+    col: int
+    severity: Severity
+    path: str
+    message: str
+    hint: str | None = None
+
+    def render(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        prefix = f"{self.path}: " if self.path else ""
+        text = f"{where}: {self.severity}: {prefix}{self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """File order, then position; duplicates (same place and message) collapse into one."""
+    return sorted(set(diagnostics), key=lambda d: (d.file, d.line, d.col, d.path, d.message))
+
+
+def render_text(diagnostics: Iterable[Diagnostic]) -> str:
+    return "\n".join(d.render() for d in diagnostics)
+
+
+def render_json(diagnostics: Iterable[Diagnostic]) -> str:
+    return json.dumps([d.to_json() for d in diagnostics], indent=2, sort_keys=True)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The closest choice to a misspelt word, phrased as a hint, or None when nothing is close."""
+    match = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    return f"did you mean '{match[0]}'?" if match else None
+
+
+def errors_in(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    return [d for d in diagnostics if d.severity == "error"]

@@ -1,0 +1,83 @@
+"""The plan's DAGs as Mermaid (for pull requests and docs) or Graphviz dot."""
+
+from __future__ import annotations
+
+from mlcompile.plan.nodes import Pipeline, Plan, Step
+
+
+def _label(step: Step) -> str:
+    resources = step.resources
+    detail = []
+    if resources.machine is not None and resources.machine.name:
+        detail.append(resources.machine.name)
+    if resources.accelerator:
+        detail.append(f"{resources.accelerator_count}x {resources.accelerator}")
+    if resources.replicas > 1:
+        detail.append(f"{resources.replicas} replicas")
+    return step.name + (f" ({', '.join(detail)})" if detail else "")
+
+
+def _edges(pipeline: Pipeline) -> list[tuple[str, str, str | None]]:
+    edges = []
+    for step in pipeline.steps:
+        for upstream in step.depends_on:
+            condition = "pass" if step.run_if == upstream else ("on breach" if step.run_if == "breach" else None)
+            edges.append((upstream, step.name, condition))
+    return edges
+
+
+def _node_id(pipeline: Pipeline, step: str) -> str:
+    return f"{pipeline.name}__{step}".replace("-", "_")
+
+
+def to_mermaid(plan: Plan) -> str:
+    lines = ["flowchart TD"]
+    for pipeline in plan.pipelines():
+        lines.append(f'  subgraph {pipeline.name.replace("-", "_")}["{pipeline.name}"]')
+        for step in pipeline.steps:
+            lines.append(f'    {_node_id(pipeline, step.name)}["{_label(step)}"]')
+        for upstream, downstream, condition in _edges(pipeline):
+            arrow = f" -- {condition} --> " if condition else " --> "
+            lines.append(f"    {_node_id(pipeline, upstream)}{arrow}{_node_id(pipeline, downstream)}")
+        lines.append("  end")
+    for schedule in plan.schedules:
+        node = "schedule_" + schedule.name.replace("-", "_")
+        lines.append(f'  {node}(["schedule {schedule.cron} {schedule.timezone}"]) -.-> {schedule.pipeline.replace("-", "_")}')
+    for trigger in plan.triggers:
+        node = "trigger_" + trigger.name.replace("-", "_")
+        what = "monitoring breach" if trigger.kind == "monitoring_breach" else f"new data in {trigger.source}"
+        lines.append(f'  {node}(["{what}"]) -.-> {trigger.pipeline.replace("-", "_")}')
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(plan: Plan) -> str:
+    lines = [f'digraph "{plan.system}" {{', "  rankdir=TB;", '  node [shape=box, fontname="Helvetica"];']
+    for pipeline in plan.pipelines():
+        lines.append(f'  subgraph "cluster_{pipeline.name}" {{')
+        lines.append(f'    label="{pipeline.name}";')
+        for step in pipeline.steps:
+            lines.append(f'    "{_node_id(pipeline, step.name)}" [label="{_label(step)}"];')
+        for upstream, downstream, condition in _edges(pipeline):
+            attrs = f' [label="{condition}"]' if condition else ""
+            lines.append(f'    "{_node_id(pipeline, upstream)}" -> "{_node_id(pipeline, downstream)}"{attrs};')
+        lines.append("  }")
+    for schedule in plan.schedules:
+        lines.append(f'  "{schedule.name}" [shape=oval, label="schedule {schedule.cron} {schedule.timezone}"];')
+        first = _first_step(plan, schedule.pipeline)
+        if first:
+            lines.append(f'  "{schedule.name}" -> "{first}" [style=dashed];')
+    for trigger in plan.triggers:
+        what = "monitoring breach" if trigger.kind == "monitoring_breach" else f"new data in {trigger.source}"
+        lines.append(f'  "{trigger.name}" [shape=oval, label="{what}"];')
+        first = _first_step(plan, trigger.pipeline)
+        if first:
+            lines.append(f'  "{trigger.name}" -> "{first}" [style=dashed];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _first_step(plan: Plan, pipeline_name: str) -> str | None:
+    for pipeline in plan.pipelines():
+        if pipeline.name == pipeline_name and pipeline.steps:
+            return _node_id(pipeline, pipeline.steps[0].name)
+    return None

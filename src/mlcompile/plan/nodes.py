@@ -1,0 +1,263 @@
+"""Plan nodes: frozen dataclasses, built once by `lower.py`, read by every target.
+
+The plan is what the spec means, with nothing left to look up: every reference resolved,
+every duration in seconds, every resource request resolved to a machine of the target
+platform, every element carrying the spec location it came from (so a target's "cannot do
+this here" is still reported at file:line:col). `PLAN_VERSION` changes whenever the shape does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PLAN_VERSION = "1"
+
+StepKind = Literal[
+    "extract_features",
+    "validate_data",
+    "train",
+    "tune",
+    "evaluate",
+    "gate",
+    "register",
+    "deploy_online",
+    "score_batch",
+    "check_drift",
+    "check_performance",
+    "alert",
+    "trigger_retraining",
+]
+ArtifactType = Literal["dataset", "model", "metrics", "report", "decision"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where in the spec a plan element came from."""
+
+    file: str
+    line: int
+    col: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A machine of the target platform (None on the local platform)."""
+
+    name: str | None
+    accelerator: str | None
+    accelerator_platform_name: str | None
+    accelerator_count: int
+    vcpus: float | None
+    memory_gib: float | None
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: float
+    memory: str
+    memory_bytes: int
+    accelerator: str | None
+    accelerator_count: int
+    replicas: int
+    spot: bool
+    timeout_seconds: int | None
+    machine: Machine | None
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """An input of a step: artifact `artifact` produced by step `step`."""
+
+    name: str
+    step: str
+    artifact: str
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    type: ArtifactType
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    kind: StepKind
+    image: str
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    resources: Resources
+    depends_on: tuple[str, ...]
+    inputs: tuple[ArtifactRef, ...]
+    outputs: tuple[Artifact, ...]
+    params: dict[str, Any]
+    run_if: str | None  # name of a step whose decision must be true for this one to run
+    uses_user_container: bool
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    description: str
+    steps: tuple[Step, ...]
+
+    def step(self, name: str) -> Step:
+        return next(s for s in self.steps if s.name == name)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    pipeline: str
+    cron: str
+    timezone: str
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """An event that starts a pipeline: a monitoring breach, or new data in a source."""
+
+    name: str
+    kind: Literal["monitoring_breach", "new_data"]
+    pipeline: str
+    source: str | None
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Gate:
+    metric: str
+    comparison: Literal["min", "max", "min_delta_vs_production"]
+    threshold: float
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    name: str
+    type: Literal["float", "int", "categorical"]
+    min: float | None
+    max: float | None
+    scale: Literal["linear", "log"] | None
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Tuning:
+    metric: str
+    goal: Literal["maximize", "minimize"]
+    max_trials: int
+    parallel_trials: int
+    algorithm: str
+    params: tuple[SearchParam, ...]
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Registry:
+    model: str
+    approval: Literal["manual", "auto"]
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class OnlineEndpoint:
+    name: str
+    model: str
+    resources: Resources
+    min_replicas: int
+    max_replicas: int
+    autoscaling_metric: str | None
+    autoscaling_target: float | None
+    strategy: Literal["replace", "canary", "blue_green"]
+    canary_percent: int | None
+    requires_approval: bool
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    name: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    name: str
+    entities: tuple[str, ...]
+    join_keys: tuple[str, ...]
+    source: str
+    ttl_seconds: int
+    online: bool
+    features: tuple[FeatureColumn, ...]
+
+
+@dataclass(frozen=True)
+class DataSource:
+    name: str
+    uri: str
+    format: str
+    timestamp_field: str
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    join_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FeatureStore:
+    entities: tuple[Entity, ...]
+    sources: tuple[DataSource, ...]
+    views: tuple[FeatureView, ...]
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    drift_method: str | None
+    drift_threshold: float | None
+    drift_features: tuple[str, ...]
+    performance_metric: str | None
+    performance_min: float | None
+    alerts: tuple[dict[str, Any], ...]
+    on_breach: Literal["retrain", "alert"]
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Plan:
+    plan_version: str
+    mlcompile_version: str
+    system: str
+    description: str | None
+    owner: str | None
+    labels: dict[str, str]
+    spec_sha256: str
+    profile: str
+    platform: str
+    platform_settings: dict[str, Any]
+    runtime_image: str
+    features: FeatureStore
+    training: Pipeline
+    tuning: Tuning | None
+    gates: tuple[Gate, ...]
+    registry: Registry
+    online: OnlineEndpoint | None
+    batch: Pipeline | None
+    monitoring: Monitoring | None
+    monitoring_pipeline: Pipeline | None
+    schedules: tuple[Schedule, ...]
+    triggers: tuple[Trigger, ...]
+
+    def pipelines(self) -> tuple[Pipeline, ...]:
+        return tuple(p for p in (self.training, self.batch, self.monitoring_pipeline) if p is not None)

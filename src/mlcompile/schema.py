@@ -1,0 +1,31 @@
+"""JSON Schemas generated from the models: what editors (yaml-language-server) and other
+tools validate against. The checked-in copies under `schemas/` must equal these."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+Kind = Literal["system", "target", "plan"]
+SCHEMA_FILES: dict[str, str] = {
+    "system": "mlcompile-v1.schema.json",
+    "target": "target-v1.schema.json",
+    "plan": "plan-v1.schema.json",
+}
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema(kind: Kind) -> dict[str, Any]:
+    if kind == "plan":
+        from mlcompile.plan.serialize import plan_schema
+
+        schema = plan_schema()
+    else:
+        from mlcompile.spec.models import MLSystem, Target
+
+        schema = (MLSystem if kind == "system" else Target).model_json_schema()
+    return {"$schema": DRAFT, **schema}
+
+
+def schema_text(kind: Kind) -> str:
+    return json.dumps(json_schema(kind), indent=2, sort_keys=True) + "\n"

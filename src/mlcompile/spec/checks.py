@@ -1,0 +1,267 @@
+"""Cross-reference rules of SPEC §1 and §2 that no single field can check on its own.
+
+Each rule appends diagnostics; none stops the others, so a user sees every problem of a
+file in one run."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean
+from mlcompile.spec.loader import SourceMap
+from mlcompile.spec.models import PLATFORM_NAMES, MLSystem, Target
+from mlcompile.spec.types import uri_scheme
+
+# Metrics the runtime computes for scikit-learn trainers; a container trainer may report any.
+SKLEARN_METRICS = (
+    "accuracy", "average_precision", "balanced_accuracy", "f1", "log_loss", "mae", "mape",
+    "mse", "precision", "r2", "recall", "rmse", "roc_auc",
+)  # fmt: skip
+
+_CREDENTIAL_KEY = re.compile(r"(password|passwd|secret|token|api_?key|access_?key|credential|private_?key)", re.I)
+_LITERAL_SECRETS = (
+    (re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"), "a URI with a password in it"),
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key id"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"hooks\.slack\.com/services/"), "a Slack webhook URL"),
+    (re.compile(r"\b(ghp|gho|github_pat)_[A-Za-z0-9_]{20,}"), "a GitHub token"),
+)
+
+
+class _Collector:
+    def __init__(self, source_map: SourceMap):
+        self.source_map = source_map
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False) -> None:
+        self.diagnostics.append(self.source_map.diagnostic(path, message, hint=hint, key=key))
+
+    def unique(self, base: JsonPath, names: Sequence[str], what: str, field: str = "name") -> None:
+        seen: set[str] = set()
+        for index, name in enumerate(names):
+            if name in seen:
+                self.error((*base, index, field) if field else (*base, index), f"duplicate {what} '{name}'", "names must be unique within their list")
+            seen.add(name)
+
+    def resolves(self, path: JsonPath, name: str, known: Iterable[str], what: str) -> bool:
+        known = list(known)
+        if name in known:
+            return True
+        hint = did_you_mean(name, known) or (f"defined {what}s: {', '.join(known)}" if known else f"no {what}s are defined")
+        self.error(path, f"unknown {what} '{name}'", hint)
+        return False
+
+
+def check_system(system: MLSystem, source_map: SourceMap, *, profile_names: Iterable[str] | None = None) -> list[Diagnostic]:
+    """Every cross-reference rule of the system spec. `profile_names`, when the profiles are
+    known, makes an override key that names no profile an error."""
+    c = _Collector(source_map)
+    features = system.features
+    entities = [e.name for e in features.entities]
+    sources = [s.name for s in features.sources]
+    c.unique(("features", "entities"), entities, "entity")
+    c.unique(("features", "sources"), sources, "source")
+    c.unique(("features", "views"), [v.name for v in features.views], "view")
+
+    for index, source in enumerate(features.sources):
+        path = ("features", "sources", index)
+        scheme = uri_scheme(source.uri)
+        if source.format == "table" and scheme != "bq":
+            c.error((*path, "format"), f"format 'table' needs a table URI (bq://), not {scheme}://", "use 'csv' or 'parquet' for files")
+        if source.format != "table" and scheme == "bq":
+            c.error((*path, "format"), f"a bq:// URI is a table: set format 'table', not '{source.format}'")
+
+    view_features: dict[str, list[str]] = {}
+    for index, view in enumerate(features.views):
+        path = ("features", "views", index)
+        c.resolves((*path, "source"), view.source, sources, "source")
+        for e_index, entity in enumerate(view.entities):
+            c.resolves((*path, "entities", e_index), entity, entities, "entity")
+        c.unique((*path, "features"), [f.name for f in view.features], "feature")
+        view_features[view.name] = [f.name for f in view.features]
+
+    training = system.training
+    dataset = training.dataset
+    c.unique(("training", "dataset", "features"), dataset.features, "feature reference", field="")
+    columns: dict[str, str] = {}
+    for index, ref in enumerate(dataset.features):
+        path = ("training", "dataset", "features", index)
+        view_name, feature_name = ref.split(":", 1)
+        if not c.resolves(path, view_name, view_features, "view"):
+            continue
+        if feature_name not in view_features[view_name]:
+            hint = did_you_mean(feature_name, view_features[view_name]) or f"view '{view_name}' has: {', '.join(view_features[view_name])}"
+            c.error(path, f"view '{view_name}' has no feature '{feature_name}'", hint)
+        elif feature_name in columns and columns[feature_name] != ref:
+            c.error(path, f"'{ref}' and '{columns[feature_name]}' would both be column '{feature_name}' of the training set", "rename one of the features")
+        columns.setdefault(feature_name, ref)
+    c.resolves(("training", "dataset", "label", "source"), dataset.label.source, sources, "source")
+    if dataset.label.column in columns:
+        c.error(("training", "dataset", "label", "column"), f"label column '{dataset.label.column}' is also a feature", "a model must not see its label")
+
+    metrics = training.evaluation.metrics
+    c.unique(("training", "evaluation", "metrics"), metrics, "metric", field="")
+    if training.trainer.sklearn is not None:
+        for index, metric in enumerate(metrics):
+            if metric not in SKLEARN_METRICS:
+                hint = did_you_mean(metric, SKLEARN_METRICS) or "scikit-learn trainers report: " + ", ".join(SKLEARN_METRICS)
+                c.error(("training", "evaluation", "metrics", index), f"the runtime cannot compute metric '{metric}' for a scikit-learn trainer", hint)
+    for index, gate in enumerate(training.evaluation.gates):
+        _metric_listed(c, ("training", "evaluation", "gates", index, "metric"), gate.metric, metrics)
+    if training.tuning is not None:
+        tuning = training.tuning
+        _metric_listed(c, ("training", "tuning", "objective", "metric"), tuning.objective.metric, metrics)
+        if tuning.parallel_trials > tuning.max_trials:
+            c.error(("training", "tuning", "parallel_trials"), f"{tuning.parallel_trials} parallel trials exceed max_trials {tuning.max_trials}")
+        for name, param in tuning.params.items():
+            path = ("training", "tuning", "params", name)
+            if param.type in ("float", "int"):
+                if param.min >= param.max:  # type: ignore[union-attr]
+                    c.error((*path, "max"), f"max {param.max} must be greater than min {param.min}")  # type: ignore[union-attr]
+                elif param.scale == "log" and param.min <= 0:  # type: ignore[union-attr]
+                    c.error((*path, "min"), "a log scale needs min > 0")
+    _check_accelerator(c, ("training", "resources", "accelerator", "type"), training.resources.accelerator)
+    _check_container_env(c, system)
+
+    deployment = system.deployment
+    if deployment is not None:
+        if deployment.online is not None:
+            online = deployment.online
+            path = ("deployment", "online")
+            if online.replicas.min > online.replicas.max:
+                c.error((*path, "replicas", "min"), f"min {online.replicas.min} is greater than max {online.replicas.max}")
+            rollout = online.rollout
+            if rollout.strategy == "canary" and rollout.canary_percent is None:
+                c.error((*path, "rollout"), "a canary rollout needs canary_percent (1..99)")
+            if rollout.strategy != "canary" and rollout.canary_percent is not None:
+                c.error((*path, "rollout", "canary_percent"), f"canary_percent applies only to strategy 'canary', not '{rollout.strategy}'")
+            if online.autoscaling is not None and online.autoscaling.metric == "gpu" and online.resources.accelerator is None:
+                c.error((*path, "autoscaling", "metric"), "autoscaling on gpu needs resources.accelerator")
+            if online.autoscaling is not None and online.autoscaling.metric in ("cpu", "gpu") and online.autoscaling.target > 100:
+                c.error((*path, "autoscaling", "target"), f"utilisation target {online.autoscaling.target} is above 100 (percent)")
+            _check_accelerator(c, (*path, "resources", "accelerator", "type"), online.resources.accelerator)
+        if deployment.batch is not None:
+            c.resolves(("deployment", "batch", "input", "source"), deployment.batch.input.source, sources, "source")
+            _check_accelerator(c, ("deployment", "batch", "resources", "accelerator", "type"), deployment.batch.resources.accelerator)
+
+    monitoring = system.monitoring
+    if monitoring is not None:
+        if deployment is None:
+            c.error(("monitoring",), "monitoring watches a deployment, but none is defined", "add deployment.online or deployment.batch")
+        if monitoring.drift is None and monitoring.performance is None:
+            c.error(("monitoring",), "monitoring needs 'drift' or 'performance' (or both)")
+        if monitoring.drift is not None and monitoring.drift.features != "all":
+            for index, ref in enumerate(monitoring.drift.features):
+                if ref not in dataset.features:
+                    hint = did_you_mean(ref, dataset.features) or "drift is measured on features of training.dataset"
+                    c.error(("monitoring", "drift", "features", index), f"'{ref}' is not a feature of training.dataset", hint)
+        if monitoring.drift is not None and monitoring.drift.method == "psi" and monitoring.drift.threshold > 10:
+            c.error(("monitoring", "drift", "threshold"), f"a PSI threshold of {monitoring.drift.threshold} never triggers", "0.1 is a small shift, 0.25 a large one")
+        if monitoring.performance is not None:
+            _metric_listed(c, ("monitoring", "performance", "metric"), monitoring.performance.metric, metrics)
+            c.resolves(("monitoring", "performance", "ground_truth", "source"), monitoring.performance.ground_truth.source, sources, "source")
+        if monitoring.on_breach == "retrain" and monitoring.drift is None and monitoring.performance is None:
+            c.error(("monitoring", "on_breach"), "on_breach: retrain needs monitoring.drift or monitoring.performance")
+
+    retraining = system.retraining
+    if retraining is not None:
+        if retraining.on_drift and (monitoring is None or (monitoring.drift is None and monitoring.performance is None)):
+            c.error(("retraining", "on_drift"), "on_drift needs monitoring.drift or monitoring.performance")
+        if retraining.on_new_data is not None:
+            c.resolves(("retraining", "on_new_data", "source"), retraining.on_new_data.source, sources, "source")
+        if retraining.schedule is None and not retraining.on_drift and retraining.on_new_data is None:
+            c.error(("retraining",), "retraining has no trigger", "set schedule, on_drift or on_new_data")
+
+    if profile_names is not None:
+        known = sorted(set(profile_names))
+        for name in system.overrides:
+            if name not in known:
+                hint = did_you_mean(name, known) or (f"known profiles: {', '.join(known)}" if known else None)
+                c.error(("overrides", name), f"override '{name}' names no target profile", hint, key=True)
+    return c.diagnostics
+
+
+def check_literal_secrets(data: Any, source_map: SourceMap, path: JsonPath = ()) -> list[Diagnostic]:
+    """Credentials written as literals anywhere in a file (they belong in secret:// references)."""
+    found: list[Diagnostic] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found += check_literal_secrets(value, source_map, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found += check_literal_secrets(value, source_map, (*path, index))
+    elif isinstance(data, str):
+        for pattern, what in _LITERAL_SECRETS:
+            if pattern.search(data):
+                found.append(source_map.diagnostic(path, f"looks like {what}: credentials must not be written in a spec", hint="store it in your secret manager and write secret://<name>"))
+                break
+    return found
+
+
+def check_for_profile(system: MLSystem, source_map: SourceMap, target: Target) -> list[Diagnostic]:
+    """Rules that depend on where the spec is built: local files are readable only locally."""
+    c = _Collector(source_map)
+    if target.platform == "local":
+        return c.diagnostics
+    uris: list[tuple[JsonPath, str]] = [(("features", "sources", i, "uri"), s.uri) for i, s in enumerate(system.features.sources)]
+    if system.deployment is not None and system.deployment.batch is not None:
+        uris.append((("deployment", "batch", "output", "uri"), system.deployment.batch.output.uri))
+    for path, uri in uris:
+        if uri_scheme(uri) == "file":
+            c.error(
+                path,
+                f"a file:// URI cannot be read on {target.platform} (profile '{target.name}')",
+                f"replace it under overrides.{target.name} with a URI the platform reads",
+            )
+    return c.diagnostics
+
+
+def check_target(target: Target, source_map: SourceMap, available_platforms: Iterable[str]) -> list[Diagnostic]:
+    c = _Collector(source_map)
+    available = sorted(set(available_platforms) | set(PLATFORM_NAMES))
+    builtin = target.platform in PLATFORM_NAMES
+    if target.platform not in available:
+        hint = did_you_mean(target.platform, available) or "known platforms: " + ", ".join(available)
+        c.error(("platform",), f"unknown platform '{target.platform}'", hint)
+    elif builtin and target.platform != "local" and getattr(target, target.platform) is None:
+        c.error(("platform",), f"platform '{target.platform}' needs a '{target.platform}:' block with its settings")
+    for other in PLATFORM_NAMES:
+        if other != target.platform and getattr(target, other) is not None:
+            c.error((other,), f"'{other}:' settings do not apply to platform '{target.platform}'", "a profile holds exactly the block its platform names", key=True)
+    if builtin and target.settings is not None:
+        c.error(("settings",), f"'settings:' is for third-party targets; platform '{target.platform}' takes a '{target.platform}:' block", key=True)
+    if target.platform != "local" and target.images is None:
+        c.error(("images",), f"platform '{target.platform}' needs images.runtime: the image that runs mlcompile's steps")
+    return c.diagnostics
+
+
+def _metric_listed(c: _Collector, path: JsonPath, metric: str, metrics: Sequence[str]) -> None:
+    if metric not in metrics:
+        hint = did_you_mean(metric, metrics) or f"add it to training.evaluation.metrics ({', '.join(metrics)})"
+        c.error(path, f"metric '{metric}' is not in training.evaluation.metrics", hint)
+
+
+def _check_accelerator(c: _Collector, path: JsonPath, accelerator: Any) -> None:
+    if accelerator is None:
+        return
+    from mlcompile.catalog import accelerator_names, suggest_accelerator
+
+    if accelerator.type not in accelerator_names():
+        suggestion = suggest_accelerator(accelerator.type)
+        hint = f"did you mean '{suggestion}'?" if suggestion else "known accelerators: " + ", ".join(accelerator_names())
+        c.error(path, f"unknown accelerator '{accelerator.type}'", hint)
+
+
+def _check_container_env(c: _Collector, system: MLSystem) -> None:
+    container = system.training.trainer.container
+    if container is None:
+        return
+    for name, value in container.env.items():
+        if _CREDENTIAL_KEY.search(name) and not value.startswith("secret://"):
+            c.error(
+                ("training", "trainer", "container", "env", name),
+                f"'{name}' looks like a credential: write it as a secret:// reference",
+                "for example secret://" + name.lower().replace("_", "-"),
+            )

@@ -1,0 +1,301 @@
+"""YAML → plain data plus a source map (json path → line:col).
+
+Everything that can go wrong while reading a file is a diagnostic, never an exception that
+escapes: a missing or oversized file, bytes that are not UTF-8, YAML syntax errors, duplicate
+keys, tags that would construct objects, documents nested or aliased beyond reason, empty
+files and documents that are not a mapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from mlcompile.diagnostics import Diagnostic, JsonPath, format_json_path
+from mlcompile.errors import SpecError
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
+_MERGE_TAG = f"{_TAG}merge"
+
+
+@dataclass
+class SourceMap:
+    """Where each json path of a document starts; keys and values are kept apart so that an
+    unknown key is pointed at the key, and a bad value at the value."""
+
+    file: str
+    keys: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
+    values: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: JsonPath, *, key: bool = False) -> tuple[int, int]:
+        """The best position for a path: itself, else its nearest ancestor that exists."""
+        probe = tuple(path)
+        while True:
+            table = (self.keys, self.values) if key else (self.values, self.keys)
+            for positions in table:
+                if probe in positions:
+                    return positions[probe]
+            if not probe:
+                return (1, 1)
+            probe = probe[:-1]
+
+    def diagnostic(
+        self,
+        path: JsonPath,
+        message: str,
+        *,
+        hint: str | None = None,
+        key: bool = False,
+        severity: str = "error",
+        shown_path: JsonPath | None = None,
+    ) -> Diagnostic:
+        line, col = self.locate(path, key=key)
+        return Diagnostic(
+            file=self.file,
+            line=line,
+            col=col,
+            severity=severity,  # type: ignore[arg-type]
+            path=format_json_path(path if shown_path is None else shown_path),
+            message=message,
+            hint=hint,
+        )
+
+
+@dataclass
+class Document:
+    """One loaded YAML file: its data, where each value came from, and its content hash."""
+
+    file: str
+    data: dict[str, Any]
+    source_map: SourceMap
+    sha256: str
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a nesting limit, so that a deeply nested document is a
+    diagnostic rather than a RecursionError."""
+
+    depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _LoadProblem(
+                    mark.line + 1,
+                    mark.column + 1,
+                    f"document is nested more than {MAX_DEPTH} levels deep",
+                    "a spec is a few levels deep; check for a runaway [ or {",
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+class _LoadProblem(Exception):
+    def __init__(self, line: int, col: int, message: str, hint: str | None = None, path: JsonPath = ()):
+        super().__init__(message)
+        self.line, self.col, self.message, self.hint, self.path = line, col, message, hint, path
+
+
+def _position_of_offset(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+class _Builder:
+    """Turns a composed node graph into plain data while recording positions. Aliases are
+    expanded here, so expansion is where alias bombs and recursive aliases are stopped."""
+
+    def __init__(self, source_map: SourceMap):
+        self.source_map = source_map
+        self.constructor = SafeConstructor()
+        self.values = 0
+        self.active: set[int] = set()
+        self.problems: list[_LoadProblem] = []
+
+    def build(self, node: Node, path: JsonPath) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise _LoadProblem(
+                *_start(node),
+                f"document expands to more than {MAX_VALUES} values",
+                "YAML aliases (*name) that repeat large anchors multiply the document; write the values out",
+                path[:1],
+            )
+        if id(node) in self.active:
+            raise _LoadProblem(*_start(node), "recursive YAML alias", "an anchor cannot contain an alias to itself", path)
+        self.source_map.values.setdefault(path, _start(node))
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                if node.tag != f"{_TAG}seq":
+                    raise _unsupported_tag(node, path)
+                return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                if node.tag != f"{_TAG}map":
+                    raise _unsupported_tag(node, path)
+                return self._mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+        raise _unsupported_tag(node, path)
+
+    def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            raise _unsupported_tag(node, path)
+        if node.tag == f"{_TAG}timestamp":
+            return node.value  # dates stay text: JSON has no date type and specs never need one
+        if node.tag == f"{_TAG}str":
+            return node.value
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError) as exc:
+            raise _LoadProblem(*_start(node), f"cannot read scalar {node.value!r}: {exc}", path=path) from None
+
+    def _mapping(self, node: MappingNode, path: JsonPath) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
+        seen: dict[str, tuple[int, int]] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merged.update(self._merge_sources(value_node, path))
+                continue
+            if not isinstance(key_node, ScalarNode) or key_node.tag not in _SCALAR_TAGS:
+                raise _LoadProblem(*_start(key_node), "mapping keys must be plain strings", path=path)
+            key = key_node.value if key_node.tag == f"{_TAG}str" else str(self.constructor.construct_object(key_node))
+            child = (*path, key)
+            if key in seen:
+                line, col = seen[key]
+                self.problems.append(
+                    _LoadProblem(
+                        *_start(key_node),
+                        f"duplicate key '{key}' (first defined at line {line}, column {col})",
+                        "YAML keeps only the last value of a repeated key; remove one of them",
+                        child,
+                    )
+                )
+                continue
+            seen[key] = _start(key_node)
+            self.source_map.keys[child] = _start(key_node)
+            result[key] = self.build(value_node, child)
+        for key, value in merged.items():
+            result.setdefault(key, value)
+        return result
+
+    def _merge_sources(self, node: Node, path: JsonPath) -> dict[str, Any]:
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        merged: dict[str, Any] = {}
+        for source in reversed(sources):
+            if not isinstance(source, MappingNode):
+                raise _LoadProblem(*_start(source), "'<<' merges only mappings", path=path)
+            merged.update(self.build(source, path))
+        return merged
+
+
+def _start(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _unsupported_tag(node: Node, path: JsonPath) -> _LoadProblem:
+    return _LoadProblem(
+        *_start(node),
+        f"unsupported YAML tag '{node.tag}'",
+        "specs are plain data: mappings, lists, strings, numbers, booleans and null",
+        path,
+    )
+
+
+def _problem_diagnostic(file: str, problem: _LoadProblem) -> Diagnostic:
+    shown = format_json_path(problem.path) if problem.path else ""
+    return Diagnostic(file, problem.line, problem.col, "error", shown, problem.message, problem.hint)
+
+
+def _fail(file: str, line: int, col: int, message: str, hint: str | None = None) -> SpecError:
+    return SpecError([Diagnostic(file, line, col, "error", "", message, hint)])
+
+
+def load_yaml_file(path: str | os.PathLike[str], display: str | None = None) -> Document:
+    """Read one spec or profile file; raises SpecError with located diagnostics."""
+    file = display if display is not None else str(path)
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_FILE_BYTES:
+            raise _fail(file, 1, 1, f"file is {size / 1048576:.1f} MiB; specs are limited to {MAX_FILE_BYTES // 1048576} MiB")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except SpecError:
+        raise
+    except IsADirectoryError:
+        raise _fail(file, 1, 1, "is a directory, not a YAML file") from None
+    except FileNotFoundError:
+        raise _fail(file, 1, 1, "no such file") from None
+    except OSError as exc:
+        raise _fail(file, 1, 1, f"cannot read file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise _fail(file, 1, 1, f"file grew past {MAX_FILE_BYTES // 1048576} MiB while being read")
+    return load_yaml_bytes(raw, file)
+
+
+def load_yaml_bytes(raw: bytes, file: str) -> Document:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise _fail(
+            file, line, col, f"file is not UTF-8 text (byte 0x{raw[exc.start]:02x})", "save the file as UTF-8"
+        ) from None
+    return load_yaml_text(text, file, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def load_yaml_text(text: str, file: str, *, sha256: str | None = None) -> Document:
+    digest = sha256 or hashlib.sha256(text.encode()).hexdigest()
+    source_map = SourceMap(file)
+    loader = None
+    try:
+        loader = _BoundedLoader(text)
+        root = loader.get_single_node()
+        if root is None:
+            raise _LoadProblem(1, 1, "file is empty", "start from `mlcompile init`, or see docs/spec.md")
+        builder = _Builder(source_map)
+        data = builder.build(root, ())
+        if builder.problems:
+            raise SpecError(_problem_diagnostic(file, p) for p in builder.problems)
+    except _LoadProblem as problem:
+        raise SpecError([_problem_diagnostic(file, problem)]) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        raise _fail(file, line, col, f"invalid YAML: {message}") from None
+    except yaml.reader.ReaderError as exc:
+        line, col = _position_of_offset(text, exc.position)
+        raise _fail(file, line, col, f"invalid YAML: control character U+{exc.character:04X} is not allowed", "is this a binary file?") from None
+    except yaml.YAMLError as exc:
+        raise _fail(file, 1, 1, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise _fail(file, 1, 1, "document is nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    if data is None:
+        raise _fail(file, 1, 1, "file is empty", "start from `mlcompile init`, or see docs/spec.md")
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        raise _fail(file, 1, 1, f"the top level must be a mapping of keys to values, not {kind}")
+    return Document(file=file, data=data, source_map=source_map, sha256=digest)

@@ -1,0 +1,420 @@
+"""Typed models of the two kinds of file: the system spec (`MLSystem`) and the target
+profile (`Target`). Field by field as SPEC-v1 says, unknown keys forbidden. Rules that
+relate one field to another live in `checks.py`, so that all of them are reported at once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mlcompile.spec.types import (
+    ColumnName,
+    Cron,
+    DataUri,
+    Duration,
+    FeatureRef,
+    ItemName,
+    Memory,
+    Name,
+    SecretRef,
+    TimeZone,
+)
+
+API_VERSION = "mlcompile/v1"
+PLATFORM_NAMES = ("kubeflow", "vertex", "sagemaker", "azureml", "local")
+
+Platform = Literal["kubeflow", "vertex", "sagemaker", "azureml", "local"]
+DType = Literal["int32", "int64", "float32", "float64", "string", "bool", "timestamp"]
+Labels = dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")], Annotated[str, Field(max_length=63)]]
+
+
+class SpecModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+# ---------------------------------------------------------------------------- metadata
+
+
+class Metadata(SpecModel):
+    name: Name
+    description: str | None = None
+    owner: str | None = None
+    labels: Labels = Field(default_factory=dict, description="propagated as labels/tags on every cloud resource")
+
+
+# ---------------------------------------------------------------------------- features
+
+
+class Entity(SpecModel):
+    name: ItemName
+    join_keys: list[ColumnName] = Field(min_length=1)
+    description: str | None = None
+
+
+class Source(SpecModel):
+    name: ItemName
+    uri: DataUri
+    format: Literal["table", "parquet", "csv"]
+    timestamp_field: ColumnName
+    description: str | None = None
+
+
+class FeatureSpec(SpecModel):
+    name: ColumnName
+    dtype: DType
+    description: str | None = None
+
+
+class View(SpecModel):
+    name: ItemName
+    entities: list[ItemName] = Field(min_length=1)
+    source: ItemName
+    ttl: Duration
+    online: bool = False
+    features: list[FeatureSpec] = Field(min_length=1)
+    description: str | None = None
+
+
+class Features(SpecModel):
+    entities: list[Entity] = Field(min_length=1)
+    sources: list[Source] = Field(min_length=1)
+    views: list[View] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+class SourceColumn(SpecModel):
+    source: ItemName
+    column: ColumnName
+
+
+class Split(SpecModel):
+    test_fraction: float = Field(gt=0, lt=1)
+    seed: int = 0
+
+
+class Dataset(SpecModel):
+    features: list[FeatureRef] = Field(min_length=1)
+    label: SourceColumn
+    split: Split = Field(default_factory=lambda: Split(test_fraction=0.2))
+
+
+class ContainerTrainer(SpecModel):
+    image: str = Field(min_length=1, pattern=r"^[^\s]+$")
+    command: list[str] = Field(default_factory=list)
+    args: list[str] = Field(default_factory=list)
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
+        default_factory=dict, description="environment variables; credentials only as secret:// references"
+    )
+
+
+class SklearnTrainer(SpecModel):
+    estimator: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$", description="dotted path")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Trainer(SpecModel):
+    container: ContainerTrainer | None = None
+    sklearn: SklearnTrainer | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Trainer:
+        if (self.container is None) == (self.sklearn is None):
+            raise ValueError("set exactly one of 'container' or 'sklearn'")
+        return self
+
+
+class Accelerator(SpecModel):
+    type: str = Field(min_length=1, description="portable name from the accelerator catalog")
+    count: int = Field(default=1, ge=1, le=64, description="accelerators per replica")
+
+
+class ServingResources(SpecModel):
+    cpu: float = Field(default=1, gt=0, le=1024, description="cores")
+    memory: Memory = "4Gi"
+    accelerator: Accelerator | None = None
+    spot: bool = Field(default=False, description="preemptible / spot / low-priority capacity")
+    timeout: Duration | None = Field(default=None, description="training: run time limit; serving: request time limit")
+
+
+class Resources(ServingResources):
+    replicas: int = Field(default=1, ge=1, le=1024, description=">1 = distributed training workers")
+    timeout: Duration = "24h"
+
+
+class FloatParam(SpecModel):
+    type: Literal["float"]
+    min: float
+    max: float
+    scale: Literal["linear", "log"] = "linear"
+
+
+class IntParam(SpecModel):
+    type: Literal["int"]
+    min: int
+    max: int
+    scale: Literal["linear", "log"] = "linear"
+
+
+class CategoricalParam(SpecModel):
+    type: Literal["categorical"]
+    values: list[str | int | float | bool] = Field(min_length=1)
+
+
+SearchParam = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+class Objective(SpecModel):
+    metric: str
+    goal: Literal["maximize", "minimize"]
+
+
+class Tuning(SpecModel):
+    objective: Objective
+    max_trials: int = Field(ge=1, le=10_000)
+    parallel_trials: int = Field(default=1, ge=1, le=1_000)
+    algorithm: Literal["bayesian", "random", "grid"] = "bayesian"
+    params: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")], SearchParam] = Field(min_length=1)
+
+
+class Gate(SpecModel):
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    min_delta_vs_production: float | None = Field(default=None, description="champion/challenger")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Gate:
+        if sum(v is not None for v in (self.min, self.max, self.min_delta_vs_production)) != 1:
+            raise ValueError("set exactly one of 'min', 'max' or 'min_delta_vs_production'")
+        return self
+
+
+class Evaluation(SpecModel):
+    metrics: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(min_length=1)
+    gates: list[Gate] = Field(default_factory=list)
+
+
+class Training(SpecModel):
+    dataset: Dataset
+    trainer: Trainer
+    resources: Resources = Field(default_factory=Resources)
+    tuning: Tuning | None = None
+    evaluation: Evaluation
+
+
+# ---------------------------------------------------------------------------- registry
+
+
+class Registry(SpecModel):
+    model: Name
+    approval: Literal["manual", "auto"] = "manual"
+    aliases: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]] = Field(default_factory=list)
+    tags: Labels = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- deployment
+
+
+class ReplicaRange(SpecModel):
+    min: int = Field(default=1, ge=0, le=1000)
+    max: int = Field(default=1, ge=1, le=1000)
+
+
+class Autoscaling(SpecModel):
+    metric: Literal["cpu", "gpu", "requests_per_replica"]
+    target: float = Field(gt=0)
+
+
+class Rollout(SpecModel):
+    strategy: Literal["replace", "canary", "blue_green"] = "replace"
+    canary_percent: int | None = Field(default=None, ge=1, le=99)
+
+
+class OnlineDeployment(SpecModel):
+    endpoint: Name
+    resources: ServingResources = Field(default_factory=ServingResources)
+    replicas: ReplicaRange = Field(default_factory=ReplicaRange)
+    autoscaling: Autoscaling | None = None
+    rollout: Rollout = Field(default_factory=Rollout)
+
+
+class SourceRef(SpecModel):
+    source: ItemName
+
+
+class UriRef(SpecModel):
+    uri: DataUri
+
+
+class BatchDeployment(SpecModel):
+    schedule: Cron
+    timezone: TimeZone = "UTC"
+    input: SourceRef
+    output: UriRef
+    resources: ServingResources = Field(default_factory=ServingResources)
+
+
+class Deployment(SpecModel):
+    online: OnlineDeployment | None = None
+    batch: BatchDeployment | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Deployment:
+        if self.online is None and self.batch is None:
+            raise ValueError("set at least one of 'online' or 'batch'")
+        return self
+
+
+# ---------------------------------------------------------------------------- monitoring
+
+
+class Drift(SpecModel):
+    method: Literal["psi", "ks", "jensen_shannon", "wasserstein"] = "psi"
+    threshold: float = Field(gt=0)
+    features: Literal["all"] | list[FeatureRef] = "all"
+
+
+class Performance(SpecModel):
+    metric: str
+    min: float
+    ground_truth: SourceColumn
+
+
+class EmailAlert(SpecModel):
+    channel: Literal["email"]
+    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(min_length=1)
+
+
+class WebhookAlert(SpecModel):
+    channel: Literal["webhook"]
+    url: SecretRef = Field(description="webhook URLs carry credentials: a secret:// reference")
+
+
+Alert = Annotated[EmailAlert | WebhookAlert, Field(discriminator="channel")]
+
+
+class Monitoring(SpecModel):
+    schedule: Cron
+    timezone: TimeZone = "UTC"
+    baseline: Literal["training"] = "training"
+    drift: Drift | None = None
+    performance: Performance | None = None
+    alerts: list[Alert] = Field(default_factory=list)
+    on_breach: Literal["retrain", "alert"] = "alert"
+
+
+class Retraining(SpecModel):
+    schedule: Cron | None = None
+    timezone: TimeZone = "UTC"
+    on_drift: bool = False
+    on_new_data: SourceRef | None = None
+
+
+# ---------------------------------------------------------------------------- system
+
+
+class MLSystem(SpecModel):
+    """The system spec (`mlcompile.yaml`): what the ML system is."""
+
+    model_config = ConfigDict(title="mlcompile system spec (MLSystem, v1)")
+
+    apiVersion: Literal["mlcompile/v1"]
+    kind: Literal["MLSystem"]
+    metadata: Metadata
+    features: Features
+    training: Training
+    registry: Registry
+    deployment: Deployment | None = None
+    monitoring: Monitoring | None = None
+    retraining: Retraining | None = None
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="deep-merged patches keyed by target profile name"
+    )
+
+
+# ---------------------------------------------------------------------------- target profile
+
+
+class Images(SpecModel):
+    runtime: str = Field(min_length=1, pattern=r"^[^\s]+$", description="image that runs mlcompile's standard steps")
+
+
+class KubeflowRegistry(SpecModel):
+    kind: Literal["mlflow"] = "mlflow"
+    uri: str = Field(pattern=r"^https?://.+$")
+
+
+class KubeflowSettings(SpecModel):
+    host: str = Field(pattern=r"^https?://.+$")
+    namespace: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)
+    pipeline_root: str = Field(pattern=r"^(gs|s3|minio|abfss)://.+$")
+    registry: KubeflowRegistry | None = None
+    cluster: Literal["gke", "eks", "aks", "generic"] = Field(
+        default="generic", description="cluster flavour: decides GPU node selectors and tolerations"
+    )
+    service_account: str | None = None
+
+
+class VertexSettings(SpecModel):
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    region: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$")
+    pipeline_root: str = Field(pattern=r"^gs://.+$")
+    service_account: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    network: str | None = None
+
+
+class SageMakerSettings(SpecModel):
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+    role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$")
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class AzureMLSettings(SpecModel):
+    subscription_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+    resource_group: str = Field(min_length=1, max_length=90)
+    workspace: str = Field(min_length=3, max_length=33)
+    compute: str = Field(min_length=2, max_length=32)
+
+
+class LocalSettings(SpecModel):
+    workdir: str = ".mlcompile"
+
+
+class TargetMetadata(SpecModel):
+    name: Name
+    description: str | None = None
+    labels: Labels = Field(default_factory=dict)
+
+
+class Target(SpecModel):
+    """A target profile (`targets/<name>.yaml`): where the system runs."""
+
+    model_config = ConfigDict(title="mlcompile target profile (Target, v1)")
+
+    apiVersion: Literal["mlcompile/v1"]
+    kind: Literal["Target"]
+    metadata: TargetMetadata
+    platform: Platform | Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,30}$")] = Field(
+        description="kubeflow | vertex | sagemaker | azureml | local, or the name of an installed third-party target"
+    )
+    images: Images | None = None
+    kubeflow: KubeflowSettings | None = None
+    vertex: VertexSettings | None = None
+    sagemaker: SageMakerSettings | None = None
+    azureml: AzureMLSettings | None = None
+    local: LocalSettings | None = None
+    settings: dict[str, Any] | None = Field(default=None, description="settings of a third-party target's platform")
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def platform_settings(self) -> dict[str, Any]:
+        """The settings block of this profile's platform, as plain data."""
+        if self.platform in PLATFORM_NAMES:
+            block = getattr(self, self.platform)
+            return (block if block is not None else LocalSettings()).model_dump(mode="json")
+        return dict(self.settings or {})

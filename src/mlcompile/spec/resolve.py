@@ -1,0 +1,193 @@
+"""The front door of the spec layer: files in, validated models out (or every diagnostic).
+
+`load_system` validates the spec as written and, for each known profile, as merged with
+that profile's overrides, so that one `validate` run reports the problems of every build."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from mlcompile.diagnostics import Diagnostic, errors_in
+from mlcompile.errors import SpecError
+from mlcompile.spec.checks import check_for_profile, check_literal_secrets, check_system, check_target
+from mlcompile.spec.loader import Document, load_yaml_file
+from mlcompile.spec.models import MLSystem, Target
+from mlcompile.spec.overrides import apply_overrides
+from mlcompile.spec.structure import structural_diagnostics
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A loaded target profile."""
+
+    target: Target
+    document: Document
+
+    @property
+    def name(self) -> str:
+        return self.target.metadata.name
+
+
+@dataclass(frozen=True)
+class ResolvedSystem:
+    """The system spec as it is built for one profile (overrides merged and re-validated)."""
+
+    system: MLSystem
+    document: Document
+    profile: Profile | None
+
+    @property
+    def spec_dir(self) -> Path:
+        return Path(self.document.file).parent
+
+
+@dataclass
+class SystemBundle:
+    base: ResolvedSystem
+    per_profile: dict[str, ResolvedSystem] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """Paths in messages: relative to the working directory when below it, as typed otherwise."""
+    text = os.fspath(path)
+    if os.path.isabs(text):
+        try:
+            relative = os.path.relpath(text)
+        except ValueError:
+            return text
+        return text if relative.startswith("..") else relative
+    return os.path.normpath(text)
+
+
+def validate_model(document: Document, model: type[M]) -> tuple[M | None, list[Diagnostic]]:
+    try:
+        return model.model_validate(document.data), []
+    except ValidationError as exc:
+        return None, structural_diagnostics(document, model, exc)
+
+
+def _kind_problem(document: Document, expected: str) -> list[Diagnostic]:
+    kind = document.data.get("kind")
+    if kind is not None and kind != expected and kind in ("MLSystem", "Target"):
+        return [document.source_map.diagnostic(("kind",), f"this is a {kind} file, but a {expected} was expected", hint=_swap_hint(expected))]
+    return []
+
+
+def _swap_hint(expected: str) -> str:
+    return "pass the system spec first and profiles with --target" if expected == "MLSystem" else "profiles go after --target; the spec is the first argument"
+
+
+def load_profile(path: str | os.PathLike[str]) -> Profile:
+    document = load_yaml_file(path, display_path(path))
+    problems = _kind_problem(document, "Target")
+    if problems:
+        raise SpecError(problems)
+    target, diagnostics = validate_model(document, Target)
+    diagnostics += check_literal_secrets(document.data, document.source_map)
+    if target is not None:
+        from mlcompile.targets.registry import target_names
+
+        diagnostics += check_target(target, document.source_map, target_names())
+    if errors_in(diagnostics) or target is None:
+        raise SpecError(diagnostics)
+    return Profile(target=target, document=document)
+
+
+def load_profiles(paths: Iterable[str | os.PathLike[str]]) -> list[Profile]:
+    """Every profile, or one SpecError with the diagnostics of all of them."""
+    profiles: list[Profile] = []
+    diagnostics: list[Diagnostic] = []
+    names: dict[str, Profile] = {}
+    for path in paths:
+        try:
+            profile = load_profile(path)
+        except SpecError as exc:
+            diagnostics += exc.diagnostics
+            continue
+        if profile.name in names:
+            diagnostics.append(
+                profile.document.source_map.diagnostic(
+                    ("metadata", "name"), f"profile name '{profile.name}' is also used by {names[profile.name].document.file}"
+                )
+            )
+            continue
+        names[profile.name] = profile
+        profiles.append(profile)
+    if diagnostics:
+        raise SpecError(diagnostics)
+    return profiles
+
+
+def profile_names_beside(profile_paths: Iterable[str | os.PathLike[str]]) -> set[str]:
+    """Names of all profiles in the folders the given profiles live in: profiles are kept
+    together, and an override may name any of them even when only one is being built.
+    Files that do not read as profiles are skipped here (they are not being built)."""
+    names: set[str] = set()
+    for folder in sorted({Path(p).parent for p in profile_paths}):
+        for candidate in sorted(folder.glob("*.y*ml")):
+            try:
+                data = load_yaml_file(candidate).data
+            except SpecError:
+                continue
+            metadata = data.get("metadata")
+            if data.get("kind") == "Target" and isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+                names.add(metadata["name"])
+    return names
+
+
+def discover_profiles(spec_path: str | os.PathLike[str]) -> list[str] | None:
+    """Profiles in a `targets/` folder beside the spec, or None when there is no such folder."""
+    folder = Path(spec_path).parent / "targets"
+    if not folder.is_dir():
+        return None
+    return sorted(str(p) for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def _validate_system(document: Document, profile_names: Sequence[str] | None, profile: Profile | None) -> tuple[MLSystem | None, list[Diagnostic]]:
+    system, diagnostics = validate_model(document, MLSystem)
+    if system is not None:
+        diagnostics += check_system(system, document.source_map, profile_names=profile_names)
+        if profile is not None:
+            diagnostics += check_for_profile(system, document.source_map, profile.target)
+    return system, diagnostics
+
+
+def load_system(
+    spec_path: str | os.PathLike[str],
+    profiles: Sequence[Profile] | None = None,
+    profile_names: Iterable[str] | None = None,
+) -> SystemBundle:
+    """Validate the spec as written and as merged for each profile; every diagnostic of every
+    variant is collected before anything is raised. `profile_names` (all known profiles,
+    not only those built) makes an override that names none of them an error."""
+    document = load_yaml_file(spec_path, display_path(spec_path))
+    problems = _kind_problem(document, "MLSystem")
+    if problems:
+        raise SpecError(problems)
+    names = sorted(set(profile_names) | {p.name for p in profiles or ()}) if profile_names is not None else None
+    diagnostics = check_literal_secrets(document.data, document.source_map)
+    system, found = _validate_system(document, names, None)
+    diagnostics += found
+    bundle_profiles: dict[str, ResolvedSystem] = {}
+    for profile in profiles or ():
+        merged = apply_overrides(document, profile.name)
+        merged_system, found = _validate_system(merged, names, profile)
+        diagnostics += found
+        if merged_system is not None:
+            bundle_profiles[profile.name] = ResolvedSystem(merged_system, merged, profile)
+    if errors_in(diagnostics) or system is None:
+        raise SpecError(diagnostics)
+    return SystemBundle(
+        base=ResolvedSystem(system, document, None),
+        per_profile=bundle_profiles,
+        warnings=[d for d in diagnostics if d.severity == "warning"],
+    )

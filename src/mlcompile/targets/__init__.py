@@ -1,0 +1,1 @@
+"""Targets: one package per platform, each translating the plan into that platform's files."""

@@ -1,0 +1,25 @@
+"""The `local` target: the embedded default. Its build is the resolved plan itself
+(`plan.json`), which `mlcompile run` executes on this machine."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from mlcompile.diagnostics import Diagnostic
+from mlcompile.plan.nodes import Plan
+from mlcompile.plan.serialize import plan_to_data
+from mlcompile.targets.base import OutputFile, json_bytes
+
+
+class LocalTarget:
+    name: ClassVar[str] = "local"
+    extra: ClassVar[str | None] = "local"
+    requires: ClassVar[tuple[str, ...]] = ("sklearn", "pandas")
+
+    def check(self, plan: Plan) -> list[Diagnostic]:
+        # What one machine cannot apply (accelerators, replicas, spot) is already a warning
+        # from lowering; nothing the spec can say is refused here.
+        return []
+
+    def render(self, plan: Plan) -> list[OutputFile]:
+        return [OutputFile("plan.json", "mlcompile.plan", json_bytes(plan_to_data(plan)))]

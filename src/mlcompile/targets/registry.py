@@ -1,0 +1,78 @@
+"""Targets are found through the `mlcompile.targets` entry-point group — the built-ins too —
+so that a third-party package adds a platform without touching mlcompile."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+
+from mlcompile.errors import UsageError
+from mlcompile.targets.base import Target
+
+GROUP = "mlcompile.targets"
+
+
+@cache
+def _entry_points() -> dict[str, EntryPoint]:
+    found: dict[str, EntryPoint] = {}
+    for entry_point in sorted(entry_points(group=GROUP), key=lambda ep: (ep.name, ep.value)):
+        found.setdefault(entry_point.name, entry_point)
+    return found
+
+
+def target_names() -> list[str]:
+    return sorted(_entry_points())
+
+
+@cache
+def load_target(name: str) -> Target:
+    """The target registered under `name`, instantiated. Importing a target module must not
+    import its cloud SDK: that happens inside `render`."""
+    entry_point = _entry_points().get(name)
+    if entry_point is None:
+        installed = ", ".join(target_names()) or "none"
+        raise UsageError(f"no target '{name}' is installed (installed: {installed})")
+    try:
+        target_class = entry_point.load()
+    except Exception as exc:  # a broken third-party plugin must not take the CLI down
+        raise UsageError(f"target '{name}' ({entry_point.value}) failed to load: {exc}") from exc
+    target = target_class()
+    if not isinstance(target, Target):
+        raise UsageError(f"target '{name}' ({entry_point.value}) does not implement the Target protocol (check, render)")
+    return target
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    name: str
+    module: str
+    distribution: str | None
+    extra: str | None
+    missing: tuple[str, ...]  # required modules that are not installed
+
+    @property
+    def ready(self) -> bool:
+        return not self.missing
+
+
+def describe_targets() -> list[TargetInfo]:
+    infos = []
+    for name, entry_point in _entry_points().items():
+        distribution = entry_point.dist.name if entry_point.dist is not None else None
+        try:
+            target = load_target(name)
+        except UsageError:
+            infos.append(TargetInfo(name, entry_point.value, distribution, None, ("<failed to load>",)))
+            continue
+        missing = tuple(m for m in target.requires if not _importable(m))
+        infos.append(TargetInfo(name, entry_point.value, distribution, target.extra, missing))
+    return infos
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
