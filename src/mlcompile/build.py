@@ -95,6 +95,8 @@ def compile_system(spec: str, profile_set: ProfileSet, *, render: bool) -> Compi
         target = _installed_target(profile, required=render)
         if isinstance(target, Diagnostic):
             diagnostics.append(target)
+            if target.severity == "warning":
+                results.append(Compiled(profile, plan))  # validated and lowered, not checked by the platform
             continue
         problems = target.check(plan)
         diagnostics += problems
