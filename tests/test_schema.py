@@ -70,3 +70,11 @@ def test_schema_rejects_bad_specs_at_the_same_path_the_cli_reports(mutate, path)
     mutate(data)
     paths = [list(e.absolute_path) for e in _validator("system").iter_errors(data)]
     assert path in paths
+
+
+def test_accelerator_docs_are_generated_from_the_catalog() -> None:
+    from mlcompile.catalog.docs import accelerators_markdown
+
+    assert (ROOT / "docs" / "accelerators.md").read_text() == accelerators_markdown(), (
+        "docs/accelerators.md is stale; regenerate: python -m mlcompile.catalog.docs > docs/accelerators.md"
+    )

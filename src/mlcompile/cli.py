@@ -68,6 +68,20 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
     return run
 
 
+def _adjust_verbosity(delta: int) -> Callable[[click.Context, click.Parameter, int], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, count: int) -> None:
+        if count:
+            ctx.ensure_object(_State).verbosity += delta * count
+
+    return callback
+
+
+def verbosity_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """-q/-v on every command as well as on the group (`mlcompile validate -q …`)."""
+    command = click.option("-q", "--quiet", count=True, expose_value=False, callback=_adjust_verbosity(-1), help="Print only errors.")(command)
+    return click.option("-v", "--verbose", count=True, expose_value=False, callback=_adjust_verbosity(1), help="Print more.")(command)
+
+
 spec_argument = click.argument("spec", type=click.Path(dir_okay=False))
 target_option = click.option(
     "--target", "-t", "targets", multiple=True, type=click.Path(dir_okay=False), metavar="PROFILE",
@@ -88,6 +102,7 @@ def main(ctx: click.Context, quiet: int, verbose: int) -> None:
 
 
 @main.command()
+@verbosity_options
 @spec_argument
 @target_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -116,6 +131,7 @@ def validate(state: _State, spec: str, targets: tuple[str, ...], output_format: 
 
 
 @main.command()
+@verbosity_options
 @spec_argument
 @target_option
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder; one subfolder per profile.")
@@ -137,6 +153,7 @@ def build(state: _State, spec: str, targets: tuple[str, ...], out_dir: str) -> i
 
 
 @main.command()
+@verbosity_options
 @click.option("--kind", type=click.Choice(["system", "target", "plan"]), default="system", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
 @_guarded
@@ -153,6 +170,7 @@ def schema(kind: str, output: str | None) -> int:
 
 
 @main.command("targets")
+@verbosity_options
 @_guarded
 def list_targets() -> int:
     """List the installed targets, their package and whether their SDK is installed."""
@@ -169,6 +187,7 @@ def list_targets() -> int:
 
 
 @main.command()
+@verbosity_options
 @click.argument("directory", type=click.Path(file_okay=False), default=".")
 @click.option("--name", default=None, help="System name (default: the folder's name).")
 @click.pass_obj
@@ -184,6 +203,7 @@ def init(state: _State, directory: str, name: str | None) -> int:
 
 
 @main.command()
+@verbosity_options
 @spec_argument
 @click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to plan for (default: this machine).")
 @click.option("--format", "output_format", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)

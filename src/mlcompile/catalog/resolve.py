@@ -104,7 +104,9 @@ def _sort_key(option: _Option) -> tuple[int, float, float, str]:
 
 
 def _read(filename: str) -> Any:
-    return yaml.safe_load(resources.files(__package__).joinpath(filename).read_text(encoding="utf-8"))
+    # libyaml when present: the catalog is read on every validate, and the C loader is ~10x faster
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(resources.files(__package__).joinpath(filename).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
 
 
 def _keys(raw: Any, where: str, required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:

@@ -128,6 +128,13 @@ class _Builder:
         self.problems: list[_LoadProblem] = []
 
     def build(self, node: Node, path: JsonPath) -> Any:
+        if len(path) > MAX_DEPTH:
+            raise _LoadProblem(
+                *_start(node),
+                f"document is nested more than {MAX_DEPTH} levels deep",
+                "a spec is a few levels deep; check for a runaway [ or {",
+                path[:1],
+            )
         self.values += 1
         if self.values > MAX_VALUES:
             raise _LoadProblem(
@@ -229,6 +236,17 @@ def _fail(file: str, line: int, col: int, message: str, hint: str | None = None)
     return SpecError([Diagnostic(file, line, col, "error", "", message, hint)])
 
 
+# libyaml composes ~10x faster than PyYAML's Python composer, but recurses in C; flow
+# collections nested by the thousand go to the Python composer, which stops at MAX_DEPTH.
+_FLOW_OPENERS_FOR_C = 10_000
+
+
+def _loader_for(text: str) -> yaml.SafeLoader:
+    if getattr(yaml, "__with_libyaml__", False) and text.count("[") + text.count("{") < _FLOW_OPENERS_FOR_C:
+        return yaml.CSafeLoader(text)  # type: ignore[return-value]
+    return _BoundedLoader(text)
+
+
 def load_yaml_file(path: str | os.PathLike[str], display: str | None = None) -> Document:
     """Read one spec or profile file; raises SpecError with located diagnostics."""
     file = display if display is not None else str(path)
@@ -268,7 +286,7 @@ def load_yaml_text(text: str, file: str, *, sha256: str | None = None) -> Docume
     source_map = SourceMap(file)
     loader = None
     try:
-        loader = _BoundedLoader(text)
+        loader = _loader_for(text)
         root = loader.get_single_node()
         if root is None:
             raise _LoadProblem(1, 1, "file is empty", "start from `mlcompile init`, or see docs/spec.md")

@@ -14,6 +14,8 @@ from pydantic import AfterValidator, Field
 
 DNS_LABEL = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ITEM_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+DATA_URI = r"^(bq|gs|s3|abfss|file)://.+$"
 DURATION = r"^[0-9]+(s|m|h|d)$"
 MEMORY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)$"
 FEATURE_REF = r"^[a-z0-9][a-z0-9_-]*:[A-Za-z_][A-Za-z0-9_]*$"
@@ -121,33 +123,36 @@ def _secret(value: str) -> str:
     return _matching(SECRET_REF, "a secret reference", "'secret://team-webhook'")(value)
 
 
+# Each type validates with its own function (for a readable message) and publishes its
+# pattern through json_schema_extra: a `pattern=` constraint would be checked first, with
+# pydantic's generic wording, and one placed after the validator is left out of the schema.
 Name = Annotated[
     str,
     AfterValidator(_name),
-    Field(pattern=DNS_LABEL, min_length=3, max_length=40, description="lowercase DNS label, 3..40 characters"),
+    Field(json_schema_extra={"pattern": DNS_LABEL, "minLength": 3, "maxLength": 40}, description="lowercase DNS label, 3..40 characters"),
 ]
 ItemName = Annotated[
     str,
-    AfterValidator(_matching(r"^[a-z0-9][a-z0-9_-]{0,62}$", "a name", "'customer_activity'")),
-    Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="lowercase name: letters, digits, '_' and '-'"),
+    AfterValidator(_matching(ITEM_NAME, "a name", "'customer_activity'")),
+    Field(json_schema_extra={"pattern": ITEM_NAME}, description="lowercase name: letters, digits, '_' and '-'"),
 ]
 ColumnName = Annotated[
     str,
     AfterValidator(_matching(IDENTIFIER, "a column name", "'customer_id'")),
-    Field(pattern=IDENTIFIER),
+    Field(json_schema_extra={"pattern": IDENTIFIER}),
 ]
-Duration = Annotated[str, AfterValidator(_positive_duration), Field(pattern=DURATION, examples=["30d", "2h"])]
-Memory = Annotated[str, AfterValidator(_memory), Field(pattern=MEMORY, examples=["16Gi", "512Mi"])]
+Duration = Annotated[str, AfterValidator(_positive_duration), Field(json_schema_extra={"pattern": DURATION}, examples=["30d", "2h"])]
+Memory = Annotated[str, AfterValidator(_memory), Field(json_schema_extra={"pattern": MEMORY}, examples=["16Gi", "512Mi"])]
 Cron = Annotated[str, AfterValidator(_cron), Field(description="5-field cron expression", examples=["0 3 * * *"])]
 TimeZone = Annotated[str, AfterValidator(_timezone), Field(description="IANA time zone name", examples=["UTC"])]
 DataUri = Annotated[
     str,
     AfterValidator(_uri),
-    Field(pattern=r"^(bq|gs|s3|abfss|file)://.+$", description="bq:// gs:// s3:// abfss:// or file:// (relative to the spec)"),
+    Field(json_schema_extra={"pattern": DATA_URI}, description="bq:// gs:// s3:// abfss:// or file:// (relative to the spec)"),
 ]
 FeatureRef = Annotated[
     str,
     AfterValidator(_matching(FEATURE_REF, "a feature reference", "'customer_activity:orders_30d'")),
-    Field(pattern=FEATURE_REF, description="<view>:<feature>"),
+    Field(json_schema_extra={"pattern": FEATURE_REF}, description="<view>:<feature>"),
 ]
-SecretRef = Annotated[str, AfterValidator(_secret), Field(pattern=SECRET_REF, description="secret://<name>")]
+SecretRef = Annotated[str, AfterValidator(_secret), Field(json_schema_extra={"pattern": SECRET_REF}, description="secret://<name>")]

@@ -1,0 +1,91 @@
+"""What the CLI imports: nothing cloud for a local build, nothing heavy for --help/--version.
+
+Each check runs in a fresh interpreter (a subprocess) that drives the CLI in-process and then
+reports `sys.modules`, so that modules imported by pytest or other tests cannot hide a leak."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent / "toy_target"
+SPEC_DIR = HERE / "fixture"
+LOCAL_PROFILE = HERE / "profiles" / "local.yaml"
+
+# SDKs of the cloud targets, and the runtime's data stack: none of them is needed to
+# validate a spec or to build it for the local platform.
+HEAVY = ("kfp", "sagemaker", "azure", "google.cloud", "boto3", "botocore", "sklearn", "pandas")
+# what `--help` / `--version` must not pay for
+SCHEMA_STACK = ("pydantic", "pydantic_core", "jsonschema")
+
+DRIVER = textwrap.dedent(
+    """
+    import sys
+    before = set(sys.modules)  # what site/.pth files loaded (e.g. an nspkg .pth creates google.cloud)
+    import json
+    from mlcompile.cli import main
+
+    codes = []
+    for args in json.loads(sys.argv[1]):
+        try:
+            main(args, prog_name="mlcompile")
+        except SystemExit as exc:
+            codes.append(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
+        else:
+            codes.append(0)
+    sys.stdout.write("\\n@@MODULES@@" + json.dumps({"codes": codes, "modules": sorted(set(sys.modules) - before)}))
+    """
+)
+
+
+def modules_after(*commands: list[str], cwd: Path) -> tuple[list[int], set[str]]:
+    """Run the CLI commands in one fresh interpreter; their exit codes and the modules they
+    loaded (beyond those the interpreter had loaded at startup)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(list(commands))], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.rsplit("@@MODULES@@", 1)[1])
+    return report["codes"], set(report["modules"])
+
+
+def loaded(modules: set[str], package: str) -> list[str]:
+    return sorted(m for m in modules if m == package or m.startswith(package + "."))
+
+
+@pytest.fixture()
+def example(tmp_path: Path) -> Path:
+    shutil.copytree(SPEC_DIR, tmp_path / "example")
+    (tmp_path / "example" / "targets").mkdir()
+    shutil.copy(LOCAL_PROFILE, tmp_path / "example" / "targets" / "local.yaml")
+    return tmp_path / "example"
+
+
+def test_validate_and_local_build_import_no_cloud_sdk(example: Path, tmp_path: Path) -> None:
+    spec, profile = example / "mlcompile.yaml", example / "targets" / "local.yaml"
+    codes, modules = modules_after(
+        ["validate", str(spec)],
+        ["validate", str(spec), "--target", str(profile)],
+        ["build", str(spec), "--target", str(profile), "--out", str(tmp_path / "out")],
+        cwd=tmp_path,
+    )
+    assert codes == [0, 0, 0]
+    assert (tmp_path / "out" / "local" / "manifest.json").is_file()
+    assert "mlcompile.targets.local" in modules  # the local target really was loaded
+    leaked = {package: loaded(modules, package) for package in HEAVY if loaded(modules, package)}
+    assert not leaked, f"a local validate/build imported {leaked}"
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["validate", "--help"], ["build", "--help"]], ids=" ".join)
+def test_help_and_version_are_lazy(args: list[str], tmp_path: Path) -> None:
+    codes, modules = modules_after(args, cwd=tmp_path)
+    assert codes == [0]
+    leaked = {package: loaded(modules, package) for package in (*SCHEMA_STACK, *HEAVY) if loaded(modules, package)}
+    assert not leaked, f"`mlcompile {' '.join(args)}` imported {leaked}"
+    assert "mlcompile.spec.models" not in modules
