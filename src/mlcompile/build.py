@@ -77,17 +77,32 @@ def resolve_profiles(spec: str, targets: Sequence[str]) -> ProfileSet:
     return ProfileSet(load_profiles(paths), profile_names_beside(paths))
 
 
-def compile_system(spec: str, profile_set: ProfileSet, *, render: bool) -> Compilation:
+def git_commit_of(path: str | os.PathLike[str]) -> str | None:
+    """The commit checked out where `path` lives, or None outside a git checkout."""
+    import subprocess
+
+    folder = Path(path).resolve().parent
+    try:
+        found = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = found.stdout.strip()
+    return commit if found.returncode == 0 and len(commit) == 40 else None
+
+
+def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_commit: str | None = "auto") -> Compilation:
     """Validate the spec for every profile, lower it, let each target check (and render)
-    it. All diagnostics of all profiles are gathered before anything is raised."""
+    it. All diagnostics of all profiles are gathered before anything is raised.
+    `git_commit` is recorded as lineage: "auto" asks git (when rendering), None omits it."""
     profiles = profile_set.profiles
     bundle = load_system(spec, profiles, profile_set.known_names)
+    commit = (git_commit_of(spec) if render else None) if git_commit == "auto" else git_commit
     diagnostics: list[Diagnostic] = list(bundle.warnings)
     results: list[Compiled] = []
     for profile in profiles:
         resolved = bundle.per_profile[profile.name]
         try:
-            plan, warnings = lower(resolved, profile)
+            plan, warnings = lower(resolved, profile, git_commit=commit)
         except SpecError as exc:
             diagnostics += exc.diagnostics
             continue

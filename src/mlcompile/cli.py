@@ -135,9 +135,13 @@ def validate(state: _State, spec: str, targets: tuple[str, ...], output_format: 
 @spec_argument
 @target_option
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder; one subfolder per profile.")
+@click.option(
+    "--git-commit", default="auto", show_default=True, metavar="auto|none|SHA",
+    help="Commit recorded as lineage on every resource: asked from git, left out, or given.",
+)  # fmt: skip
 @click.pass_obj
 @_guarded
-def build(state: _State, spec: str, targets: tuple[str, ...], out_dir: str) -> int:
+def build(state: _State, spec: str, targets: tuple[str, ...], out_dir: str, git_commit: str) -> int:
     """Compile SPEC for each --target profile into OUT/<profile>/ with a manifest.json."""
     from mlcompile.build import compile_system, resolve_profiles, write_builds
     from mlcompile.errors import UsageError
@@ -145,7 +149,7 @@ def build(state: _State, spec: str, targets: tuple[str, ...], out_dir: str) -> i
     if not targets:
         raise UsageError("build needs at least one --target PROFILE")
     profiles = resolve_profiles(spec, targets)
-    compilation = compile_system(spec, profiles, render=True)
+    compilation = compile_system(spec, profiles, render=True, git_commit=None if git_commit == "none" else git_commit)
     _report(compilation.warnings, state)
     for folder, result in zip(write_builds(compilation.results, out_dir), compilation.results):
         state.info(f"built {result.profile.name} ({result.profile.target.platform}): {folder}/ ({len(result.files)} files + manifest.json)")
@@ -219,4 +223,46 @@ def graph(state: _State, spec: str, target: str | None, output_format: str) -> i
     _report(compilation.warnings, state)
     plan = compilation.results[0].plan
     click.echo(to_mermaid(plan) if output_format == "mermaid" else to_dot(plan), nl=False)
+    return EXIT_OK
+
+
+@main.command()
+@verbosity_options
+@spec_argument
+@click.option("--target", "-t", "target", required=True, type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to deploy.")
+@click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False), help="Keep the build here (default: a temporary folder).")
+@click.option("--dry-run", is_flag=True, help="Show what would be created or updated; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--git-commit", default="auto", show_default=True, metavar="auto|none|SHA", help="Commit recorded as lineage.")
+@click.pass_obj
+@_guarded
+def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: bool, yes: bool, git_commit: str) -> int:
+    """Build SPEC for PROFILE and create or update it on the platform through its SDK."""
+    import tempfile
+
+    from mlcompile.build import compile_system, resolve_profiles, write_builds
+    from mlcompile.errors import UsageError
+    from mlcompile.targets.base import Deployable, DeployFailed
+    from mlcompile.targets.registry import load_target
+
+    compilation = compile_system(spec, resolve_profiles(spec, (target,)), render=True, git_commit=None if git_commit == "none" else git_commit)
+    _report(compilation.warnings, state)
+    (result,) = compilation.results
+    backend = load_target(result.profile.target.platform)
+    if not isinstance(backend, Deployable):
+        raise UsageError(f"target '{backend.name}' cannot deploy; build it and submit the files with the platform's tools")
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("deploy changes a live platform: pass --yes (or --dry-run) when not running interactively")
+        click.confirm(f"deploy {result.plan.system} to {result.profile.name} ({result.profile.target.platform})?", abort=True)
+    with tempfile.TemporaryDirectory(prefix="mlcompile-deploy-") as scratch:
+        (folder,) = write_builds([result], out_dir or scratch)
+        try:
+            actions = backend.deploy(result.plan, folder, dry_run=dry_run)
+        except DeployFailed as exc:
+            click.echo(f"deploy failed: {exc}", err=True)
+            return EXIT_DIFF
+    verb = "would " if dry_run else ""
+    for action in actions:
+        click.echo(f"{verb}{action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""))
     return EXIT_OK

@@ -25,7 +25,8 @@ STANDARD_STEP_TIMEOUT = 3600
 
 
 class _Lowering:
-    def __init__(self, resolved: ResolvedSystem, profile: Profile):
+    def __init__(self, resolved: ResolvedSystem, profile: Profile, git_commit: str | None):
+        self.git_commit = git_commit
         self.system = resolved.system
         self.source_map = resolved.document.source_map
         self.profile = profile
@@ -170,6 +171,7 @@ class _Lowering:
             monitoring_pipeline=self.monitoring_pipeline(monitoring),
             schedules=self.schedules(),
             triggers=self.triggers(),
+            lineage=nodes.Lineage(system.metadata.name, self.spec_sha256, self.profile.document.sha256, self.git_commit),
         )
         return plan
 
@@ -479,10 +481,10 @@ class _Lowering:
         return tuple(triggers)
 
 
-def lower(resolved: ResolvedSystem, profile: Profile) -> tuple[nodes.Plan, list[Diagnostic]]:
+def lower(resolved: ResolvedSystem, profile: Profile, *, git_commit: str | None = None) -> tuple[nodes.Plan, list[Diagnostic]]:
     """The plan for one profile, and the warnings lowering produced; SpecError when the
     profile's platform cannot provide what the spec asks (e.g. an accelerator it lacks)."""
-    lowering = _Lowering(resolved, profile)
+    lowering = _Lowering(resolved, profile, git_commit)
     plan = lowering.lower()
     if errors_in(lowering.diagnostics):
         raise SpecError(lowering.diagnostics)

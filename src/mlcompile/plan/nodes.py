@@ -235,6 +235,16 @@ class Monitoring:
 
 
 @dataclass(frozen=True)
+class Lineage:
+    """What every cloud resource is labelled with, to trace it back to its source."""
+
+    system: str
+    spec_sha256: str
+    profile_sha256: str
+    git_commit: str | None  # of the checkout the spec was built in, when it is one
+
+
+@dataclass(frozen=True)
 class Plan:
     plan_version: str
     mlcompile_version: str
@@ -258,6 +268,7 @@ class Plan:
     monitoring_pipeline: Pipeline | None
     schedules: tuple[Schedule, ...]
     triggers: tuple[Trigger, ...]
+    lineage: Lineage
 
     def pipelines(self) -> tuple[Pipeline, ...]:
         return tuple(p for p in (self.training, self.batch, self.monitoring_pipeline) if p is not None)

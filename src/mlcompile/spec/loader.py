@@ -128,7 +128,7 @@ class _Builder:
         self.problems: list[_LoadProblem] = []
 
     def build(self, node: Node, path: JsonPath) -> Any:
-        if len(path) > MAX_DEPTH:
+        if len(path) >= MAX_DEPTH:  # the root is level 1, as in _BoundedLoader.compose_node
             raise _LoadProblem(
                 *_start(node),
                 f"document is nested more than {MAX_DEPTH} levels deep",
@@ -137,8 +137,8 @@ class _Builder:
             )
         self.values += 1
         if self.values > MAX_VALUES:
-            raise _LoadProblem(
-                *_start(node),
+            raise _LoadProblem(  # at the top-level key named: the node here is deep inside an anchor
+                *self.source_map.keys.get(path[:1], _start(node)),
                 f"document expands to more than {MAX_VALUES} values",
                 "YAML aliases (*name) that repeat large anchors multiply the document; write the values out",
                 path[:1],
@@ -219,9 +219,10 @@ def _start(node: Node) -> tuple[int, int]:
 
 
 def _unsupported_tag(node: Node, path: JsonPath) -> _LoadProblem:
+    tag = "!!" + node.tag.removeprefix(_TAG) if node.tag.startswith(_TAG) else node.tag  # as the user wrote it
     return _LoadProblem(
         *_start(node),
-        f"unsupported YAML tag '{node.tag}'",
+        f"unsupported YAML tag '{tag}'",
         "specs are plain data: mappings, lists, strings, numbers, booleans and null",
         path,
     )
@@ -230,6 +231,35 @@ def _unsupported_tag(node: Node, path: JsonPath) -> _LoadProblem:
 def _problem_diagnostic(file: str, problem: _LoadProblem) -> Diagnostic:
     shown = format_json_path(problem.path) if problem.path else ""
     return Diagnostic(file, problem.line, problem.col, "error", shown, problem.message, problem.hint)
+
+
+# Fixes for the syntax errors people make most, keyed by a phrase of libyaml's or PyYAML's message.
+_SYNTAX_HINTS = (
+    ("mapping values are not allowed", "check the indentation of this line; a value that contains ': ' needs quotes"),
+    ("expected key", "check the indentation: the keys of one mapping must line up"),
+    ("expected <block end>", "check the indentation: the keys of one mapping must line up"),
+    ("'-' indicator", "check the indentation: the items of one list must line up"),
+    ("could not find expected ':'", "a key needs ': ' after it; quote a value that spans lines"),
+    ("',' or ']'", "a [ list is not closed, or its items need commas"),
+    ("',' or '}'", "a { mapping is not closed, or its entries need commas"),
+    ("end of stream", "a quote or bracket is not closed"),
+)
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str, str | None]:
+    """(line, col, message, hint) of a YAML syntax error: where the parser stopped, and
+    where the construct it was reading began when that is elsewhere (an unclosed [ …)."""
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = exc.problem or exc.context or "invalid YAML"
+    start = exc.context_mark
+    if exc.problem and exc.context and start is not None and (start.line + 1, start.column + 1) != (line, col):
+        message += f" ({exc.context} that starts at line {start.line + 1}, column {start.column + 1})"
+    hint = next((fix for phrase, fix in _SYNTAX_HINTS if phrase in message), None)
+    lines = text.split("\n")
+    if line <= len(lines) and "\t" in lines[line - 1][: col]:
+        hint = "indent with spaces: YAML does not allow tabs"
+    return line, col, message, hint
 
 
 def _fail(file: str, line: int, col: int, message: str, hint: str | None = None) -> SpecError:
@@ -297,10 +327,8 @@ def load_yaml_text(text: str, file: str, *, sha256: str | None = None) -> Docume
     except _LoadProblem as problem:
         raise SpecError([_problem_diagnostic(file, problem)]) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
-        raise _fail(file, line, col, f"invalid YAML: {message}") from None
+        line, col, message, hint = _syntax_problem(exc, text)
+        raise _fail(file, line, col, f"invalid YAML: {message}", hint) from None
     except yaml.reader.ReaderError as exc:
         line, col = _position_of_offset(text, exc.position)
         raise _fail(file, line, col, f"invalid YAML: control character U+{exc.character:04X} is not allowed", "is this a binary file?") from None
@@ -314,6 +342,7 @@ def load_yaml_text(text: str, file: str, *, sha256: str | None = None) -> Docume
     if data is None:
         raise _fail(file, 1, 1, "file is empty", "start from `mlcompile init`, or see docs/spec.md")
     if not isinstance(data, dict):
-        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        kinds = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+        kind = kinds.get(type(data), f"a {type(data).__name__}")
         raise _fail(file, 1, 1, f"the top level must be a mapping of keys to values, not {kind}")
     return Document(file=file, data=data, source_map=source_map, sha256=digest)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from mlcompile.diagnostics import Diagnostic
@@ -54,3 +55,41 @@ def unsupported(origin: Origin, target: str, message: str, hint: str | None = No
 def json_bytes(data: Any) -> bytes:
     """Deterministic JSON: sorted keys, two-space indent, trailing newline."""
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def resource_labels(plan: Plan, *, max_value_length: int | None = None) -> dict[str, str]:
+    """The labels/tags every cloud resource carries: the spec's `metadata.labels` plus
+    lineage (system, spec sha256, git commit). Platforms that cap label values (GCP and
+    Kubernetes: 63 characters) pass `max_value_length`; the sha256 prefix stays unique."""
+    labels = dict(plan.labels)
+    labels["mlcompile-system"] = plan.system
+    labels["mlcompile-spec-sha256"] = plan.lineage.spec_sha256
+    if plan.lineage.git_commit:
+        labels["mlcompile-git-commit"] = plan.lineage.git_commit
+    if max_value_length is not None:
+        labels = {key: value[:max_value_length] for key, value in labels.items()}
+    return dict(sorted(labels.items()))
+
+
+@dataclass(frozen=True)
+class DeployAction:
+    """One change `deploy` makes (or, with --dry-run, would make) on the platform."""
+
+    resource: str  # e.g. "pipeline churn-prediction-training"
+    action: str  # create | update | unchanged | delete
+    detail: str = ""
+
+
+class DeployFailed(Exception):
+    """The platform refused or failed a deployment (exit status 1, not a user error)."""
+
+
+@runtime_checkable
+class Deployable(Protocol):
+    """A target that can also submit its build to the platform (`mlcompile deploy`)."""
+
+    def deploy(self, plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
+        """Create or update what the build describes; idempotent: deploying the same build
+        twice reports every resource `unchanged` the second time. Raise DeployFailed when the
+        platform refuses."""
+        ...

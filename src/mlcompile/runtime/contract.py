@@ -1,0 +1,70 @@
+"""How pipelines call mlcompile's steps, and how a user's container trainer is called: the
+one contract every target and the runtime share. Kept free of heavy imports, because
+targets import it at build time.
+
+Runtime steps run ``python -m mlcompile.runtime <step> --config <json> [--input NAME=URI]…
+[--output NAME=URI]…``: `--config` carries everything the step needs from the plan (so a
+container needs no other file), inputs and outputs are artifact URIs (local paths, gs://,
+s3://, abfss://).
+
+A container trainer reads its inputs and writes its outputs through environment variables
+(`CONTAINER_ENV`), the way SageMaker and Vertex AI containers already work."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from mlcompile.plan.nodes import Plan, Step
+
+RUNTIME_MODULE = "mlcompile.runtime"
+
+# Environment of a container trainer: where to read and write.
+ENV_TRAIN_DATA = "MLCOMPILE_TRAIN_DATA"  # URI of the training set (a parquet file or folder)
+ENV_VALIDATION_REPORT = "MLCOMPILE_VALIDATION_REPORT"  # URI of the data validation report (json)
+ENV_MODEL_DIR = "MLCOMPILE_MODEL_DIR"  # URI of the folder to write the model into
+ENV_METRICS = "MLCOMPILE_METRICS"  # URI of a json file {metric: value} to write
+ENV_LABEL = "MLCOMPILE_LABEL"  # name of the label column
+ENV_HYPERPARAMETERS = "MLCOMPILE_HYPERPARAMETERS"  # json object of this trial's parameters (tuning)
+CONTAINER_ENV = (ENV_TRAIN_DATA, ENV_VALIDATION_REPORT, ENV_MODEL_DIR, ENV_METRICS, ENV_LABEL, ENV_HYPERPARAMETERS)
+
+# Steps whose config includes the feature store section (they read sources).
+_READS_FEATURES = frozenset({"extract_features", "score_batch", "check_drift", "check_performance"})
+
+
+def step_config(plan: Plan, step: Step) -> dict[str, Any]:
+    """Everything a runtime step needs from the plan, as plain JSON data."""
+    from mlcompile.plan.serialize import plan_to_data
+
+    config: dict[str, Any] = {
+        "system": plan.system,
+        "step": step.name,
+        "kind": step.kind,
+        "params": step.params,
+        "spec_sha256": plan.spec_sha256,
+        "registry": {"model": plan.registry.model, "approval": plan.registry.approval, "aliases": list(plan.registry.aliases)},
+    }
+    if step.kind in _READS_FEATURES:
+        config["features"] = plan_to_data(plan)["features"]
+    if step.kind == "gate":
+        config["gates"] = [{"metric": g.metric, "comparison": g.comparison, "threshold": g.threshold} for g in plan.gates]
+    if step.kind == "tune" and plan.tuning is not None:
+        config["tuning"] = plan_to_data(plan)["tuning"]
+    return config
+
+
+def config_json(plan: Plan, step: Step) -> str:
+    """`step_config` as compact, deterministic JSON (one command-line argument)."""
+    return json.dumps(step_config(plan, step), sort_keys=True, separators=(",", ":"))
+
+
+def runtime_args(plan: Plan, step: Step, inputs: Mapping[str, str], outputs: Mapping[str, str]) -> list[str]:
+    """Arguments after `python -m mlcompile.runtime <step>`; inputs/outputs map artifact
+    names to URIs or to the platform's placeholders for them."""
+    args = ["--config", config_json(plan, step)]
+    for name in sorted(inputs):
+        args += ["--input", f"{name}={inputs[name]}"]
+    for name in sorted(outputs):
+        args += ["--output", f"{name}={outputs[name]}"]
+    return args
