@@ -158,11 +158,11 @@ def build(state: _State, spec: str, targets: tuple[str, ...], out_dir: str, git_
 
 @main.command()
 @verbosity_options
-@click.option("--kind", type=click.Choice(["system", "target", "plan"]), default="system", show_default=True)
+@click.option("--kind", type=click.Choice(["system", "target", "plan", "diff"]), default="system", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
 @_guarded
 def schema(kind: str, output: str | None) -> int:
-    """Print the JSON Schema of a system spec, a target profile or plan.json."""
+    """Print the JSON Schema of a system spec, a target profile, plan.json or diff --format json."""
     from mlcompile.schema import schema_text
 
     text = schema_text(kind)  # type: ignore[arg-type]
@@ -266,3 +266,42 @@ def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: 
     for action in actions:
         click.echo(f"{verb}{action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""))
     return EXIT_OK
+
+
+@main.command()
+@verbosity_options
+@spec_argument
+@target_option
+@click.option("--base", "base_ref", metavar="GIT_REF", help="Compare with the spec and profiles at this git revision (default HEAD).")
+@click.option("--base-dir", type=click.Path(file_okay=False), help="Compare with an earlier `build --out` folder instead.")
+@click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--exit-code", is_flag=True, help="Exit 1 when anything changed, 0 when nothing did (2 on errors).")
+@click.pass_obj
+@_guarded
+def diff(state: _State, spec: str, targets: tuple[str, ...], base_ref: str | None, base_dir: str | None, output_format: str, exit_code: bool) -> int:
+    """Show what a change to SPEC or its profiles changes in every profile's build."""
+    from mlcompile.build import discover_profiles
+    from mlcompile.diff import diff_builds
+    from mlcompile.diff.render import to_json, to_markdown, to_text
+    from mlcompile.diff.sources import build_git_ref, build_working_tree, read_build_dir
+    from mlcompile.errors import UsageError
+
+    if base_ref and base_dir:
+        raise UsageError("give --base or --base-dir, not both")
+    profiles = list(targets) or discover_profiles(spec) or []
+    if not profiles:
+        raise UsageError("diff needs --target PROFILE (or a targets/ folder beside the spec)")
+    head = build_working_tree(spec, profiles)
+    if base_dir:
+        base, label = read_build_dir(base_dir, sorted(head)), base_dir
+    else:
+        label = base_ref or "HEAD"
+        base = build_git_ref(label, spec, profiles, sorted(head))
+    report = diff_builds(label, base, head)
+    if output_format == "json":
+        click.echo(to_json(report), nl=False)
+    elif output_format == "markdown":
+        click.echo(to_markdown(report, {name: side.plan for name, side in head.items() if side.plan is not None}), nl=False)
+    else:
+        click.echo(to_text(report), nl=False)
+    return EXIT_DIFF if exit_code and report.changed else EXIT_OK

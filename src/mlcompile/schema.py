@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-Kind = Literal["system", "target", "plan"]
+Kind = Literal["system", "target", "plan", "diff"]
 SCHEMA_FILES: dict[str, str] = {
     "system": "mlcompile-v1.schema.json",
     "target": "target-v1.schema.json",
     "plan": "plan-v1.schema.json",
+    "diff": "diff-v1.schema.json",
 }
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -20,6 +21,10 @@ def json_schema(kind: Kind) -> dict[str, Any]:
         from mlcompile.plan.serialize import plan_schema
 
         schema = plan_schema()
+    elif kind == "diff":
+        from mlcompile.diff.render import diff_schema
+
+        schema = diff_schema()
     else:
         from mlcompile.spec.models import MLSystem, Target
 

@@ -103,10 +103,10 @@ def main() -> None:
         rng.shuffle(shown)
         for position, item in enumerate(shown, start=1):
             score = (
-                -1.6
+                -0.5
                 + 0.9 * item["quality"]
                 + (1.4 if item["category"] == intent else -0.8)
-                - 0.8 * abs(math.log(item["price"] / user["budget"]))
+                - 0.5 * abs(math.log(item["price"] / user["budget"]))
                 - 0.12 * position
                 + rng.gauss(0, 0.7)
             )

@@ -1,0 +1,276 @@
+"""The structural comparison of two builds: resources of the plan, then files."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mlcompile.plan.nodes import Plan, Step
+
+Change = Literal["added", "removed", "changed"]
+
+RETRAINS = "retrains the model"
+SERVING = "changes serving"
+COST = "changes cost class"
+SCHEDULE = "changes a schedule"
+METADATA = "touches only metadata"
+IMPACT_ORDER = (RETRAINS, SERVING, COST, SCHEDULE, METADATA)
+
+# Unified diffs longer than this are cut (the structural summary above them stays whole).
+MAX_UNIFIED_LINES = 400
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+    def render(self) -> str:
+        return f"{self.field} {_show(self.old)} → {_show(self.new)}"
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    resource: str  # "step train", "endpoint churn", "schedule churn-retraining", …
+    change: Change
+    fields: tuple[FieldChange, ...]
+    impacts: tuple[str, ...]
+
+    def render(self) -> str:
+        if self.change != "changed":
+            return f"{self.resource}: {self.change}"
+        return f"{self.resource}: " + ", ".join(f.render() for f in self.fields)
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    kind: str
+    change: Change
+    unified: str
+
+
+@dataclass(frozen=True)
+class ProfileDiff:
+    profile: str
+    platform: str
+    impacts: tuple[str, ...]
+    resources: tuple[ResourceChange, ...]
+    files: tuple[FileChange, ...]
+    changed_steps: tuple[str, ...]  # "<pipeline>/<step>" of the working tree's plan
+    changed: bool
+
+
+@dataclass(frozen=True)
+class DiffReport:
+    base: str
+    changed: bool
+    profiles: tuple[ProfileDiff, ...]
+
+
+@dataclass
+class BuildSide:
+    """One side of the comparison for one profile: its plan (when known) and its files."""
+
+    platform: str
+    plan: Plan | None
+    files: dict[str, bytes] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(value, sort_keys=True)
+
+
+# ------------------------------------------------------------------------ plan resources
+
+
+def _machine(step_resources: Any) -> str | None:
+    machine = step_resources.machine
+    return machine.name if machine is not None else None
+
+
+def _step_view(step: Step) -> dict[str, Any]:
+    r = step.resources
+    view: dict[str, Any] = {
+        "image": step.image,
+        "command": " ".join(step.command),
+        "args": " ".join(step.args),
+        "machine": _machine(r),
+        "accelerator": f"{r.accelerator_count}× {r.accelerator}" if r.accelerator else None,
+        "cpu": r.cpu,
+        "memory": r.memory,
+        "replicas": r.replicas,
+        "spot": r.spot,
+        "timeout": r.timeout_seconds,
+        "depends on": ", ".join(step.depends_on) or None,
+        "runs if": step.run_if,
+    }
+    if r.machine is not None and r.machine.node_selector:
+        view["node selector"] = ", ".join(f"{k}={v}" for k, v in sorted(r.machine.node_selector.items()))
+    for key, value in sorted(step.params.items()):
+        view[f"params.{key}"] = value
+    return view
+
+
+def plan_resources(plan: Plan) -> dict[str, tuple[dict[str, Any], tuple[str, ...]]]:
+    """The plan as named resources, each a flat mapping of reviewable fields, and the impact
+    a change to that resource has."""
+    resources: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
+    training_names = {plan.training.name}
+    for pipeline in plan.pipelines():
+        for step in pipeline.steps:
+            if pipeline.name in training_names and step.kind in ("extract_features", "validate_data", "train", "tune"):
+                impact = (RETRAINS,)
+            elif pipeline.name in training_names:
+                impact = (RETRAINS,) if step.kind in ("evaluate", "gate") else (SERVING,) if step.kind == "deploy_online" else ()
+            elif step.kind == "score_batch":
+                impact = (SERVING,)
+            else:
+                impact = ()
+            resources[f"step {pipeline.name}/{step.name}"] = (_step_view(step), impact)
+    for source in plan.features.sources:
+        resources[f"source {source.name}"] = ({"uri": source.uri, "format": source.format, "timestamp": source.timestamp_field}, (RETRAINS,))
+    for view in plan.features.views:
+        resources[f"feature view {view.name}"] = (
+            {"source": view.source, "entities": ", ".join(view.entities), "ttl": view.ttl_seconds, "online": view.online,
+             **{f"feature {f.name}": f.dtype for f in view.features}},
+            (RETRAINS, SERVING) if view.online else (RETRAINS,),
+        )  # fmt: skip
+    if plan.tuning is not None:
+        t = plan.tuning
+        fields: dict[str, Any] = {"objective": f"{t.goal} {t.metric}", "max trials": t.max_trials, "parallel trials": t.parallel_trials, "algorithm": t.algorithm}
+        for p in t.params:
+            fields[f"param {p.name}"] = list(p.values) if p.type == "categorical" else f"{p.type} [{_show(p.min)}, {_show(p.max)}] {p.scale}"
+        resources["tuning"] = (fields, (RETRAINS,))
+    if plan.gates:
+        resources["gates"] = ({f"{g.metric} {g.comparison.replace('_', ' ')}": g.threshold for g in plan.gates}, (RETRAINS,))
+    r = plan.registry
+    resources[f"registry {r.model}"] = ({"approval": r.approval, "aliases": ", ".join(r.aliases), **{f"tag {k}": v for k, v in r.tags.items()}}, (SERVING,))
+    if plan.online is not None:
+        e = plan.online
+        canary = f"{e.canary_percent}%" if e.strategy == "canary" else None
+        resources[f"endpoint {e.name}"] = (
+            {"machine": _machine(e.resources), "accelerator": f"{e.resources.accelerator_count}× {e.resources.accelerator}" if e.resources.accelerator else None,
+             "cpu": e.resources.cpu, "memory": e.resources.memory, "replicas": f"{e.min_replicas}..{e.max_replicas}",
+             "autoscaling": f"{e.autoscaling_metric} {_show(e.autoscaling_target)}" if e.autoscaling_metric else None,
+             "rollout": e.strategy, "canary": canary},
+            (SERVING,),
+        )  # fmt: skip
+    if plan.monitoring is not None:
+        m = plan.monitoring
+        resources["monitoring"] = (
+            {"drift": f"{m.drift_method} > {_show(m.drift_threshold)}" if m.drift_method else None, "drift features": ", ".join(m.drift_features) or None,
+             "performance": f"{m.performance_metric} < {_show(m.performance_min)}" if m.performance_metric else None,
+             "on breach": m.on_breach, "alerts": len(m.alerts)},
+            (),
+        )  # fmt: skip
+    for schedule in plan.schedules:
+        resources[f"schedule {schedule.name}"] = ({"cron": schedule.cron, "timezone": schedule.timezone, "pipeline": schedule.pipeline}, (SCHEDULE,))
+    for trigger in plan.triggers:
+        resources[f"trigger {trigger.name}"] = ({"on": trigger.kind.replace("_", " "), "source": trigger.source, "pipeline": trigger.pipeline}, (SCHEDULE,))
+    resources["metadata"] = ({"description": plan.description, "owner": plan.owner, **{f"label {k}": v for k, v in plan.labels.items()}}, (METADATA,))
+    return resources
+
+
+def _cost_fields(fields: tuple[FieldChange, ...]) -> bool:
+    return any(f.field in ("machine", "accelerator", "replicas", "spot") for f in fields)
+
+
+def _compare_resources(old: Plan | None, new: Plan | None) -> tuple[list[ResourceChange], set[str]]:
+    before = plan_resources(old) if old is not None else {}
+    after = plan_resources(new) if new is not None else {}
+    changes: list[ResourceChange] = []
+    for name in sorted(set(before) | set(after)):
+        if name not in before:
+            fields, impact = after[name]
+            changes.append(ResourceChange(name, "added", (), impact + ((COST,) if fields.get("machine") or fields.get("accelerator") else ())))
+        elif name not in after:
+            fields, impact = before[name]
+            changes.append(ResourceChange(name, "removed", (), impact + ((COST,) if fields.get("machine") or fields.get("accelerator") else ())))
+        else:
+            (old_fields, impact), (new_fields, _) = before[name], after[name]
+            diffs = tuple(
+                FieldChange(key, old_fields.get(key), new_fields.get(key))
+                for key in sorted(set(old_fields) | set(new_fields), key=lambda k: (list(old_fields) + list(new_fields)).index(k))
+                if old_fields.get(key) != new_fields.get(key)
+            )
+            if diffs:
+                changes.append(ResourceChange(name, "changed", diffs, impact + ((COST,) if _cost_fields(diffs) else ())))
+    changed_steps = {c.resource.split(" ", 1)[1] for c in changes if c.resource.startswith("step ") and c.change != "removed"}
+    return changes, changed_steps
+
+
+# ------------------------------------------------------------------------ files
+
+
+def _text(content: bytes) -> list[str] | None:
+    try:
+        return content.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        return None
+
+
+def _unified(path: str, old: bytes | None, new: bytes | None) -> str:
+    old_lines = _text(old) if old is not None else []
+    new_lines = _text(new) if new is not None else []
+    if old_lines is None or new_lines is None:
+        return f"binary file {path} differs\n"
+    lines = list(difflib.unified_diff(old_lines, new_lines, f"a/{path}", f"b/{path}", lineterm="", n=3))
+    if len(lines) > MAX_UNIFIED_LINES:
+        lines = lines[:MAX_UNIFIED_LINES] + [f"… {len(lines) - MAX_UNIFIED_LINES} more lines"]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _compare_files(old: BuildSide | None, new: BuildSide | None) -> list[FileChange]:
+    before = old.files if old is not None else {}
+    after = new.files if new is not None else {}
+    kinds = {**(old.kinds if old else {}), **(new.kinds if new else {})}
+    changes = []
+    for path in sorted(set(before) | set(after)):
+        if path == "manifest.json":
+            continue  # restates the other files' hashes
+        if path not in before:
+            changes.append(FileChange(path, kinds.get(path, ""), "added", _unified(path, None, after[path])))
+        elif path not in after:
+            changes.append(FileChange(path, kinds.get(path, ""), "removed", _unified(path, before[path], None)))
+        elif before[path] != after[path]:
+            changes.append(FileChange(path, kinds.get(path, ""), "changed", _unified(path, before[path], after[path])))
+    return changes
+
+
+def diff_builds(base_label: str, base: Mapping[str, BuildSide], head: Mapping[str, BuildSide]) -> DiffReport:
+    """Compare two sets of builds keyed by profile name."""
+    profiles = []
+    for name in sorted(set(base) | set(head)):
+        old, new = base.get(name), head.get(name)
+        resources, changed_steps = _compare_resources(old.plan if old else None, new.plan if new else None)
+        files = _compare_files(old, new)
+        impacts = {impact for change in resources for impact in change.impacts}
+        if impacts - {METADATA}:
+            impacts.discard(METADATA)
+        elif files and not resources:
+            impacts.add(METADATA)  # only lineage (the spec's hash) or formatting moved
+        platform = (new or old).platform  # type: ignore[union-attr]
+        profiles.append(
+            ProfileDiff(
+                profile=name,
+                platform=platform,
+                impacts=tuple(i for i in IMPACT_ORDER if i in impacts),
+                resources=tuple(resources),
+                files=tuple(files),
+                changed_steps=tuple(sorted(changed_steps)),
+                changed=bool(resources or files),
+            )
+        )
+    return DiffReport(base=base_label, changed=any(p.changed for p in profiles), profiles=tuple(profiles))

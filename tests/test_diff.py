@@ -1,0 +1,137 @@
+"""`mlcompile diff` on real git repositories: what a change to a spec or profile changes in
+each profile's build, with impact labels and Terraform-style exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from mlcompile.cli import main
+from mlcompile.schema import json_schema
+
+FIXTURE = Path(__file__).parent / "fixtures" / "system"
+GOLDEN = Path(__file__).parent / "golden" / "diff"
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURE, root)
+    git(root, "init", "-q")
+    git(root, "-c", "user.email=ci@example.com", "-c", "user.name=ci", "add", "-A")
+    git(root, "-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-qm", "base")
+    monkeypatch.chdir(root)
+    return root
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+
+
+def diff(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["diff", "mlcompile.yaml", "--target", "targets/local.yaml", *args])
+    return result.exit_code, result.stdout if result.exit_code != 2 else result.output
+
+
+def test_an_unchanged_spec_has_no_changes_and_exit_code_0(repo: Path) -> None:
+    code, output = diff("--exit-code")
+    assert code == 0
+    assert "local (local): no changes" in output
+
+
+def test_a_canary_change_is_reported_in_serving_terms_with_exit_code_1(repo: Path) -> None:
+    edit(repo / "mlcompile.yaml", "canary_percent: 10", "canary_percent: 25")
+    code, output = diff("--exit-code")
+    assert code == 1
+    assert "local (local): 1 resource, 1 file changed — changes serving" in output
+    assert "endpoint churn: canary 10% → 25%" in output
+    assert "-    \"canary_percent\": 10," in output and "+    \"canary_percent\": 25," in output
+
+
+def test_without_exit_code_changes_still_exit_0(repo: Path) -> None:
+    edit(repo / "mlcompile.yaml", "canary_percent: 10", "canary_percent: 25")
+    assert diff()[0] == 0
+
+
+def test_an_accelerator_change_retrains_and_changes_cost_class(repo: Path) -> None:
+    edit(repo / "mlcompile.yaml", "accelerator: {type: nvidia-t4, count: 1}", "accelerator: {type: nvidia-l4, count: 2}")
+    code, output = diff("--exit-code", "--format", "json")
+    assert code == 1
+    report = json.loads(output)
+    jsonschema.Draft202012Validator(json_schema("diff")).validate(report)
+    (profile,) = report["profiles"]
+    assert profile["impacts"] == ["retrains the model", "changes cost class"]
+    (resource,) = [r for r in profile["resources"] if r["resource"] == "step churn-prediction-training/tune"]
+    assert resource["fields"] == [{"field": "accelerator", "old": "1× nvidia-t4", "new": "2× nvidia-l4"}]
+    assert profile["changed_steps"] == ["churn-prediction-training/tune"]
+
+
+def test_a_schedule_change_is_labelled_as_such(repo: Path) -> None:
+    edit(repo / "mlcompile.yaml", 'schedule: "0 2 * * 0"', 'schedule: "30 1 * * 1"')
+    code, output = diff("--exit-code")
+    assert code == 1
+    assert "changes a schedule" in output
+    assert "schedule churn-prediction-retraining: cron 0 2 * * 0 → 30 1 * * 1" in output
+
+
+def test_a_comment_only_edit_touches_only_metadata(repo: Path) -> None:
+    spec = repo / "mlcompile.yaml"
+    spec.write_text(spec.read_text() + "# a reviewer's note\n")
+    code, output = diff("--exit-code")
+    assert code == 1, "the spec's hash is lineage on every resource: the build did change"
+    assert "touches only metadata" in output
+    assert "retrains" not in output and "serving" not in output
+
+
+def test_markdown_is_a_pull_request_comment_with_a_highlighted_dag(repo: Path, update_golden: bool) -> None:
+    edit(repo / "mlcompile.yaml", "accelerator: {type: nvidia-t4, count: 1}", "accelerator: {type: nvidia-l4, count: 2}")
+    edit(repo / "mlcompile.yaml", "canary_percent: 10", "canary_percent: 25")
+    code, output = diff("--format", "markdown")
+    assert code == 0
+    golden = GOLDEN / "accelerator-and-canary.md"
+    if update_golden:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(output)
+    assert output == golden.read_text(), "regenerate (then review): pytest tests/test_diff.py --update-golden"
+    assert "class tune changed" in output
+
+
+def test_base_dir_compares_with_an_earlier_build(repo: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["build", "mlcompile.yaml", "-t", "targets/local.yaml", "-o", "before", "--git-commit", "none"]).exit_code == 0
+    edit(repo / "mlcompile.yaml", "threshold: 0.2", "threshold: 0.1")
+    code, output = diff("--base-dir", "before", "--exit-code")
+    assert code == 1
+    assert "monitoring: drift psi > 0.2 → psi > 0.1" in output
+
+
+def test_an_invalid_working_tree_is_a_located_error_exit_2(repo: Path) -> None:
+    edit(repo / "mlcompile.yaml", "source: transactions\n      ttl", "source: transaction\n      ttl")
+    code, output = diff("--exit-code")
+    assert code == 2
+    assert "mlcompile.yaml:" in output and "unknown source 'transaction'" in output
+
+
+def test_an_unknown_base_revision_is_a_user_error(repo: Path) -> None:
+    code, output = diff("--base", "no-such-ref")
+    assert code == 2 and "no such git revision" in output
+
+
+def test_a_spec_added_since_the_base_shows_everything_as_added(repo: Path) -> None:
+    git(repo, "rm", "-q", "--cached", "mlcompile.yaml")
+    git(repo, "-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-qm", "drop spec")
+    code, output = diff("--exit-code")
+    assert code == 1
+    assert "file plan.json: added" in output
