@@ -225,15 +225,27 @@ class _Lowering:
         steps.append(self.trainer_step())
         trainer = steps[-1].name
         evaluation = training.evaluation
+        # A scikit-learn model is scored by the runtime on the held-out set; a container's
+        # model is opaque to it, so the metrics the container computed on that same held-out
+        # set (MLCOMPILE_TEST_DATA → MLCOMPILE_METRICS) are checked and passed on instead.
+        user_container = training.trainer.container is not None
         steps.append(
             self.step(
                 "evaluate",
                 "evaluate",
                 ("training", "evaluation"),
                 depends_on=(trainer,),
-                inputs=(ref("model", trainer, "model"), ref("test", "extract-features", "test")),
+                inputs=(
+                    (ref("model", trainer, "model"), ref("test", "extract-features", "test"), ref("reported", trainer, "metrics"))
+                    if user_container
+                    else (ref("model", trainer, "model"), ref("test", "extract-features", "test"))
+                ),
                 outputs=(art("metrics", "metrics"),),
-                params={"metrics": list(evaluation.metrics), "label": dataset.label.column},
+                params={
+                    "metrics": list(evaluation.metrics),
+                    "label": dataset.label.column,
+                    "metrics_from": "trainer" if user_container else "runtime",
+                },
             )
         )
         steps.append(
@@ -289,6 +301,7 @@ class _Lowering:
         kind: nodes.StepKind = "tune" if training.tuning else "train"
         inputs = (
             nodes.ArtifactRef("train", "extract-features", "train"),
+            nodes.ArtifactRef("test", "extract-features", "test"),
             nodes.ArtifactRef("report", "validate-data", "report"),
         )
         outputs = (nodes.Artifact("model", "model"), nodes.Artifact("metrics", "metrics"))

@@ -22,12 +22,13 @@ RUNTIME_MODULE = "mlcompile.runtime"
 
 # Environment of a container trainer: where to read and write.
 ENV_TRAIN_DATA = "MLCOMPILE_TRAIN_DATA"  # URI of the training set (a parquet file or folder)
+ENV_TEST_DATA = "MLCOMPILE_TEST_DATA"  # URI of the held-out set the reported metrics are computed on
 ENV_VALIDATION_REPORT = "MLCOMPILE_VALIDATION_REPORT"  # URI of the data validation report (json)
 ENV_MODEL_DIR = "MLCOMPILE_MODEL_DIR"  # URI of the folder to write the model into
 ENV_METRICS = "MLCOMPILE_METRICS"  # URI of a json file {metric: value} to write
 ENV_LABEL = "MLCOMPILE_LABEL"  # name of the label column
 ENV_HYPERPARAMETERS = "MLCOMPILE_HYPERPARAMETERS"  # json object of this trial's parameters (tuning)
-CONTAINER_ENV = (ENV_TRAIN_DATA, ENV_VALIDATION_REPORT, ENV_MODEL_DIR, ENV_METRICS, ENV_LABEL, ENV_HYPERPARAMETERS)
+CONTAINER_ENV = (ENV_TRAIN_DATA, ENV_TEST_DATA, ENV_VALIDATION_REPORT, ENV_MODEL_DIR, ENV_METRICS, ENV_LABEL, ENV_HYPERPARAMETERS)
 
 # Steps whose config includes the feature store section (they read sources).
 _READS_FEATURES = frozenset({"extract_features", "score_batch", "check_drift", "check_performance"})
