@@ -103,30 +103,36 @@ def main(ctx: click.Context, quiet: int, verbose: int) -> None:
 
 @main.command()
 @verbosity_options
-@spec_argument
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="SPEC...")
 @target_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_obj
 @_guarded
-def validate(state: _State, spec: str, targets: tuple[str, ...], output_format: str) -> int:
-    """Check SPEC (and the profiles) against the schema and every cross-reference rule."""
+def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], output_format: str) -> int:
+    """Check each SPEC (and the profiles) against the schema and every cross-reference rule."""
     from mlcompile.build import compile_system, resolve_profiles
     from mlcompile.errors import SpecError
 
-    try:
-        profiles = resolve_profiles(spec, targets)
-        compilation = compile_system(spec, profiles, render=False)
-    except SpecError as exc:
-        if output_format == "json":
-            click.echo(json.dumps({"valid": False, "diagnostics": [d.to_json() for d in exc.diagnostics]}, indent=2, sort_keys=True))
-            return EXIT_USER_ERROR
-        raise
+    diagnostics = []
+    valid_lines = []
+    for spec in specs:
+        try:
+            compilation = compile_system(spec, resolve_profiles(spec, targets), render=False)
+        except SpecError as exc:
+            diagnostics += exc.diagnostics
+            continue
+        diagnostics += compilation.warnings
+        names = ", ".join(p.name for p in compilation.profiles)
+        valid_lines.append(f"{spec}: valid" + (f" for {names}" if names else " (no target profiles found; pass --target to check builds)"))
+    failed = any(d.severity == "error" for d in diagnostics)
     if output_format == "json":
-        click.echo(json.dumps({"valid": True, "diagnostics": [d.to_json() for d in compilation.warnings]}, indent=2, sort_keys=True))
-        return EXIT_OK
-    _report(compilation.warnings, state)
-    names = ", ".join(p.name for p in compilation.profiles)
-    state.info(f"{spec}: valid" + (f" for {names}" if names else " (no target profiles found; pass --target to check builds)"))
+        click.echo(json.dumps({"valid": not failed, "diagnostics": [d.to_json() for d in diagnostics]}, indent=2, sort_keys=True))
+        return EXIT_USER_ERROR if failed else EXIT_OK
+    if failed:
+        raise SpecError(diagnostics)
+    _report(diagnostics, state)
+    for line in valid_lines:
+        state.info(line)
     return EXIT_OK
 
 
