@@ -10,7 +10,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--update-golden",
         action="store_true",
         default=False,
-        help="rewrite golden files (tests/errors/*/expected.txt, ...) from the current output instead of comparing",
+        help="rewrite the golden files (expected outputs) from the current output instead of comparing",
     )
 
 

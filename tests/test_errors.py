@@ -169,7 +169,7 @@ def test_python_tags_execute_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     result = _invoke(["validate", "mlcompile.yaml"], work, monkeypatch)
 
     _assert_user_error(result)
-    assert "unsupported YAML tag 'tag:yaml.org,2002:python/object/apply:os.system'" in result.stderr
+    assert "unsupported YAML tag '!!python/object/apply:os.system'" in result.stderr
     assert calls == []
     assert not (work / "pwned-by-yaml").exists()
 

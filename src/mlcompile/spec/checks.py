@@ -39,14 +39,19 @@ class _Collector:
         self.diagnostics.append(self.source_map.diagnostic(path, message, hint=hint, key=key))
 
     def unique(self, base: JsonPath, names: Sequence[str], what: str, field: str = "name") -> None:
-        seen: set[str] = set()
+        first: dict[str, int] = {}
         for index, name in enumerate(names):
-            if name in seen:
-                self.error((*base, index, field) if field else (*base, index), f"duplicate {what} '{name}'", "names must be unique within their list")
-            seen.add(name)
+            if name in first:
+                line, col = self.source_map.locate((*base, first[name], field) if field else (*base, first[name]))
+                self.error(
+                    (*base, index, field) if field else (*base, index),
+                    f"duplicate {what} '{name}' (first used at line {line}, column {col})",
+                    "names must be unique within their list",
+                )
+            first.setdefault(name, index)
 
     def resolves(self, path: JsonPath, name: str, known: Iterable[str], what: str) -> bool:
-        known = list(known)
+        known = list(dict.fromkeys(known))
         if name in known:
             return True
         hint = did_you_mean(name, known) or (f"defined {what}s: {', '.join(known)}" if known else f"no {what}s are defined")
@@ -92,7 +97,7 @@ def check_system(system: MLSystem, source_map: SourceMap, *, profile_names: Iter
         if not c.resolves(path, view_name, view_features, "view"):
             continue
         if feature_name not in view_features[view_name]:
-            hint = did_you_mean(feature_name, view_features[view_name]) or f"view '{view_name}' has: {', '.join(view_features[view_name])}"
+            hint = did_you_mean(feature_name, view_features[view_name]) or f"view '{view_name}' has: {', '.join(dict.fromkeys(view_features[view_name]))}"
             c.error(path, f"view '{view_name}' has no feature '{feature_name}'", hint)
         elif feature_name in columns and columns[feature_name] != ref:
             c.error(path, f"'{ref}' and '{columns[feature_name]}' would both be column '{feature_name}' of the training set", "rename one of the features")
@@ -134,7 +139,7 @@ def check_system(system: MLSystem, source_map: SourceMap, *, profile_names: Iter
                 c.error((*path, "replicas", "min"), f"min {online.replicas.min} is greater than max {online.replicas.max}")
             rollout = online.rollout
             if rollout.strategy == "canary" and rollout.canary_percent is None:
-                c.error((*path, "rollout"), "a canary rollout needs canary_percent (1..99)")
+                c.error((*path, "rollout"), "a canary rollout needs canary_percent (1..99)", "for example rollout: {strategy: canary, canary_percent: 10}")
             if rollout.strategy != "canary" and rollout.canary_percent is not None:
                 c.error((*path, "rollout", "canary_percent"), f"canary_percent applies only to strategy 'canary', not '{rollout.strategy}'")
             if online.autoscaling is not None and online.autoscaling.metric == "gpu" and online.resources.accelerator is None:
@@ -150,8 +155,8 @@ def check_system(system: MLSystem, source_map: SourceMap, *, profile_names: Iter
     if monitoring is not None:
         if deployment is None:
             c.error(("monitoring",), "monitoring watches a deployment, but none is defined", "add deployment.online or deployment.batch")
-        if monitoring.drift is None and monitoring.performance is None:
-            c.error(("monitoring",), "monitoring needs 'drift' or 'performance' (or both)")
+        if monitoring.drift is None and monitoring.performance is None and monitoring.on_breach != "retrain":
+            c.error(("monitoring",), "monitoring needs 'drift' or 'performance' (or both)")  # retrain: said below
         if monitoring.drift is not None and monitoring.drift.features != "all":
             for index, ref in enumerate(monitoring.drift.features):
                 if ref not in dataset.features:
@@ -163,12 +168,12 @@ def check_system(system: MLSystem, source_map: SourceMap, *, profile_names: Iter
             _metric_listed(c, ("monitoring", "performance", "metric"), monitoring.performance.metric, metrics)
             c.resolves(("monitoring", "performance", "ground_truth", "source"), monitoring.performance.ground_truth.source, sources, "source")
         if monitoring.on_breach == "retrain" and monitoring.drift is None and monitoring.performance is None:
-            c.error(("monitoring", "on_breach"), "on_breach: retrain needs monitoring.drift or monitoring.performance")
+            c.error(("monitoring", "on_breach"), "on_breach: retrain needs monitoring.drift or monitoring.performance", "add monitoring.drift (a threshold) or monitoring.performance (a metric and its ground truth)")
 
     retraining = system.retraining
     if retraining is not None:
         if retraining.on_drift and (monitoring is None or (monitoring.drift is None and monitoring.performance is None)):
-            c.error(("retraining", "on_drift"), "on_drift needs monitoring.drift or monitoring.performance")
+            c.error(("retraining", "on_drift"), "on_drift needs monitoring.drift or monitoring.performance", "add monitoring.drift (a threshold) or monitoring.performance (a metric and its ground truth)")
         if retraining.on_new_data is not None:
             c.resolves(("retraining", "on_new_data", "source"), retraining.on_new_data.source, sources, "source")
         if retraining.schedule is None and not retraining.on_drift and retraining.on_new_data is None:
@@ -227,7 +232,7 @@ def check_target(target: Target, source_map: SourceMap, available_platforms: Ite
         c.error(("platform",), f"unknown platform '{target.platform}'", hint)
     elif builtin and target.platform != "local" and getattr(target, target.platform) is None:
         c.error(("platform",), f"platform '{target.platform}' needs a '{target.platform}:' block with its settings")
-    for other in PLATFORM_NAMES:
+    for other in PLATFORM_NAMES if target.platform in available else ():  # unknown: the did-you-mean says it
         if other != target.platform and getattr(target, other) is not None:
             c.error((other,), f"'{other}:' settings do not apply to platform '{target.platform}'", "a profile holds exactly the block its platform names", key=True)
     if builtin and target.settings is not None:

@@ -176,15 +176,15 @@ class _Builder:
 
     def _mapping(self, node: MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        merged: dict[str, Any] = {}
+        merges: list[Node] = []
         seen: dict[str, tuple[int, int]] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
-                merged.update(self._merge_sources(value_node, path))
+                merges.append(value_node)  # built after the explicit keys, whose positions win
                 continue
             if not isinstance(key_node, ScalarNode) or key_node.tag not in _SCALAR_TAGS:
                 raise _LoadProblem(*_start(key_node), "mapping keys must be plain strings", path=path)
-            key = key_node.value if key_node.tag == f"{_TAG}str" else str(self.constructor.construct_object(key_node))
+            key = key_node.value  # the key as written: `yes:` stays 'yes', and `0x_:` cannot fail to construct
             child = (*path, key)
             if key in seen:
                 line, col = seen[key]
@@ -198,8 +198,11 @@ class _Builder:
                 )
                 continue
             seen[key] = _start(key_node)
-            self.source_map.keys[child] = _start(key_node)
+            self.source_map.keys.setdefault(child, _start(key_node))
             result[key] = self.build(value_node, child)
+        merged: dict[str, Any] = {}
+        for value_node in merges:
+            merged.update(self._merge_sources(value_node, path))
         for key, value in merged.items():
             result.setdefault(key, value)
         return result

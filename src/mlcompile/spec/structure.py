@@ -12,6 +12,7 @@ import typing
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean
 from mlcompile.spec.loader import Document
@@ -92,8 +93,25 @@ def _has(container: Any, part: Any) -> bool:
 
 
 def _describe(value: Any) -> str:
-    kind = {dict: "a mapping", list: "a list", bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    kind = {dict: "a mapping", list: "a list", int: "a number", float: "a number", str: "a string"}
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"  # as YAML spells it
     return "null" if value is None else f"{kind.get(type(value), type(value).__name__)} ({_short(value)})"
+
+
+def _examples(root: type[BaseModel], data: Any, path: JsonPath) -> list[Any]:
+    """The examples the schema gives for the field at `path` (durations, quantities, cron)."""
+    model = _model_at(root, data, path[:-1]) if path else None
+    field = model.model_fields.get(str(path[-1])) if model else None
+    if field is None:
+        return []
+    if field.examples:
+        return list(field.examples)
+    for arg in get_args(field.annotation):  # an optional field: Duration | None
+        for meta in getattr(arg, "__metadata__", ()):
+            if isinstance(meta, FieldInfo) and meta.examples:
+                return list(meta.examples)
+    return []
 
 
 def _short(value: Any) -> str:
@@ -132,7 +150,10 @@ def _phrase(error: dict[str, Any], root: type[BaseModel], data: Any, path: JsonP
     if kind == "value_error":
         return str(ctx.get("error", error["msg"])), None, False
     if kind == "string_type":
-        hint = "quote it to make it a string" if isinstance(value, (int, float, bool)) else None
+        hint = None
+        if isinstance(value, (int, float, bool)):
+            examples = _examples(root, data, path)  # `ttl: 30` needs a unit, not quotes
+            hint = "for example " + " or ".join(f"'{e}'" for e in examples) if examples else "quote it to make it a string"
         return f"expected a string, got {_describe(value)}", hint, False
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"expected a whole number, got {_describe(value)}", None, False
