@@ -94,7 +94,7 @@ class _Lowering:
             )
         except CatalogError as exc:
             at = (*path, "accelerator", "type") if accelerator else path
-            self.diagnostic(at, f"{exc.message} (profile '{self.profile.name}', platform {self.platform})", exc.hint)
+            self.diagnostic(at, f"{exc.message} (profile '{self.profile.name}')", exc.hint)
             self._machines[key] = None
             return None
         for warning in resolution.warnings:

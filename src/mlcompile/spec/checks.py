@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean
@@ -20,7 +21,15 @@ SKLEARN_METRICS = (
     "mse", "precision", "r2", "recall", "rmse", "roc_auc",
 )  # fmt: skip
 
-_CREDENTIAL_KEY = re.compile(r"(password|passwd|secret|token|api_?key|access_?key|credential|private_?key)", re.I)
+# Words of an environment variable name (split on '_') that mark it as a credential;
+# whole words, so that TOKENIZERS_PARALLELISM or MAX_TOKENS are not mistaken for one.
+_CREDENTIAL_WORDS = frozenset({"PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "CREDENTIALS", "APIKEY"})
+_CREDENTIAL_PAIRS = frozenset({("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "KEY"), ("SECRET", "KEY"), ("ACCOUNT", "KEY")})
+
+
+def looks_like_credential(name: str) -> bool:
+    words = name.upper().split("_")
+    return bool(_CREDENTIAL_WORDS.intersection(words)) or any(pair in _CREDENTIAL_PAIRS for pair in zip(words, words[1:]))
 _LITERAL_SECRETS = (
     (re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"), "a URI with a password in it"),
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key id"),
@@ -37,6 +46,9 @@ class _Collector:
 
     def error(self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False) -> None:
         self.diagnostics.append(self.source_map.diagnostic(path, message, hint=hint, key=key))
+
+    def warning(self, path: JsonPath, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(self.source_map.diagnostic(path, message, hint=hint, severity="warning"))
 
     def unique(self, base: JsonPath, names: Sequence[str], what: str, field: str = "name") -> None:
         first: dict[str, int] = {}
@@ -162,6 +174,16 @@ def check_system(system: MLSystem, source_map: SourceMap, *, profile_names: Iter
                 if ref not in dataset.features:
                     hint = did_you_mean(ref, dataset.features) or "drift is measured on features of training.dataset"
                     c.error(("monitoring", "drift", "features", index), f"'{ref}' is not a feature of training.dataset", hint)
+        if monitoring.drift is not None and monitoring.drift.method in ("ks", "wasserstein"):
+            dtypes = {f"{v.name}:{f.name}": f.dtype for v in features.views for f in v.features}
+            refs = dataset.features if monitoring.drift.features == "all" else monitoring.drift.features
+            categorical = [r for r in refs if dtypes.get(r) in ("string", "bool")]
+            if categorical:
+                c.error(
+                    ("monitoring", "drift", "features") if monitoring.drift.features != "all" else ("monitoring", "drift", "method"),
+                    f"{monitoring.drift.method} drift needs numeric features; {', '.join(categorical)} {'is' if len(categorical) == 1 else 'are'} not",
+                    "use psi or jensen_shannon, which also compare categories, or list only numeric features",
+                )
         if monitoring.drift is not None and monitoring.drift.method == "psi" and monitoring.drift.threshold > 10:
             c.error(("monitoring", "drift", "threshold"), f"a PSI threshold of {monitoring.drift.threshold} never triggers", "0.1 is a small shift, 0.25 a large one")
         if monitoring.performance is not None:
@@ -209,6 +231,10 @@ def check_for_profile(system: MLSystem, source_map: SourceMap, target: Target) -
     """Rules that depend on where the spec is built: local files are readable only locally."""
     c = _Collector(source_map)
     if target.platform == "local":
+        spec_dir = Path(source_map.file).parent
+        for index, source in enumerate(system.features.sources):
+            if uri_scheme(source.uri) == "file" and not (spec_dir / source.uri.split("://", 1)[1]).exists():
+                c.warning(("features", "sources", index, "uri"), f"no file at {source.uri} (relative to the spec): a local run would fail here")
         return c.diagnostics
     uris: list[tuple[JsonPath, str]] = [(("features", "sources", i, "uri"), s.uri) for i, s in enumerate(system.features.sources)]
     if system.deployment is not None and system.deployment.batch is not None:
@@ -264,7 +290,7 @@ def _check_container_env(c: _Collector, system: MLSystem) -> None:
     if container is None:
         return
     for name, value in container.env.items():
-        if _CREDENTIAL_KEY.search(name) and not value.startswith("secret://"):
+        if looks_like_credential(name) and not value.startswith("secret://"):
             c.error(
                 ("training", "trainer", "container", "env", name),
                 f"'{name}' looks like a credential: write it as a secret:// reference",

@@ -16,9 +16,10 @@ from pydantic import BaseModel, ValidationError
 from mlcompile.diagnostics import Diagnostic, errors_in
 from mlcompile.errors import SpecError
 from mlcompile.spec.checks import check_for_profile, check_literal_secrets, check_system, check_target
-from mlcompile.spec.loader import Document, load_yaml_file
+from mlcompile.spec.loader import Document, SourceMap, load_yaml_file
 from mlcompile.spec.models import MLSystem, Target
 from mlcompile.spec.overrides import apply_overrides
+from mlcompile.spec.salvage import salvage
 from mlcompile.spec.structure import structural_diagnostics
 
 M = TypeVar("M", bound=BaseModel)
@@ -78,8 +79,12 @@ def validate_model(document: Document, model: type[M]) -> tuple[M | None, list[D
 def _kind_problem(document: Document, expected: str) -> list[Diagnostic]:
     kind = document.data.get("kind")
     if kind is not None and kind != expected and kind in ("MLSystem", "Target"):
-        return [document.source_map.diagnostic(("kind",), f"this is a {kind} file, but a {expected} was expected", hint=_swap_hint(expected))]
+        return [document.source_map.diagnostic(("kind",), f"this is {_article(kind)} {kind} file, but {_article(expected)} {expected} was expected", hint=_swap_hint(expected))]
     return []
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].upper() in "AEIMOU" else "a"
 
 
 def _swap_hint(expected: str) -> str:
@@ -153,11 +158,17 @@ def discover_profiles(spec_path: str | os.PathLike[str]) -> list[str] | None:
 
 
 def _validate_system(document: Document, profile_names: Sequence[str] | None, profile: Profile | None) -> tuple[MLSystem | None, list[Diagnostic]]:
+    def cross_references(system: MLSystem, source_map: SourceMap) -> list[Diagnostic]:
+        found = check_system(system, source_map, profile_names=profile_names)
+        if profile is not None:
+            found += check_for_profile(system, source_map, profile.target)
+        return found
+
     system, diagnostics = validate_model(document, MLSystem)
     if system is not None:
-        diagnostics += check_system(system, document.source_map, profile_names=profile_names)
-        if profile is not None:
-            diagnostics += check_for_profile(system, document.source_map, profile.target)
+        diagnostics += cross_references(system, document.source_map)
+    else:  # still report the reference errors of the parts that did validate
+        diagnostics += salvage(document.data, MLSystem, document.source_map, cross_references)  # type: ignore[arg-type]
     return system, diagnostics
 
 
