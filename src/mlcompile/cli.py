@@ -110,18 +110,25 @@ def main(ctx: click.Context, quiet: int, verbose: int) -> None:
 @_guarded
 def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], output_format: str) -> int:
     """Check each SPEC (and the profiles) against the schema and every cross-reference rule."""
-    from mlcompile.build import compile_system, resolve_profiles
+    from mlcompile.build import ProfileSet, compile_system, resolve_profiles
     from mlcompile.errors import SpecError
 
     diagnostics = []
     valid_lines = []
     for spec in specs:
         try:
-            compilation = compile_system(spec, resolve_profiles(spec, targets), render=False)
+            profile_set = resolve_profiles(spec, targets)
+        except SpecError as exc:  # still check the spec on its own, to report both at once
+            diagnostics += exc.diagnostics
+            profile_set = ProfileSet([], None)
+        try:
+            compilation = compile_system(spec, profile_set, render=False)
         except SpecError as exc:
             diagnostics += exc.diagnostics
             continue
         diagnostics += compilation.warnings
+        if any(d.severity == "error" for d in diagnostics):
+            continue
         names = ", ".join(p.name for p in compilation.profiles)
         valid_lines.append(f"{spec}: valid" + (f" for {names}" if names else " (no target profiles found; pass --target to check builds)"))
     failed = any(d.severity == "error" for d in diagnostics)

@@ -111,7 +111,9 @@ class ContainerTrainer(SpecModel):
 
 
 class SklearnTrainer(SpecModel):
-    estimator: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$", description="dotted path")
+    estimator: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$", description="dotted path", examples=["sklearn.ensemble.RandomForestClassifier"]
+    )
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -344,13 +346,13 @@ class Images(SpecModel):
 
 class KubeflowRegistry(SpecModel):
     kind: Literal["mlflow"] = "mlflow"
-    uri: str = Field(pattern=r"^https?://.+$")
+    uri: str = Field(pattern=r"^https?://.+$", examples=["http://mlflow.ml.svc:5000"])
 
 
 class KubeflowSettings(SpecModel):
-    host: str = Field(pattern=r"^https?://.+$")
+    host: str = Field(pattern=r"^https?://.+$", examples=["https://kfp.example.internal"])
     namespace: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)
-    pipeline_root: str = Field(pattern=r"^(gs|s3|minio|abfss)://.+$")
+    pipeline_root: str = Field(pattern=r"^(gs|s3|minio|abfss)://.+$", examples=["gs://bucket/pipelines", "s3://bucket/pipelines"])
     registry: KubeflowRegistry | None = None
     cluster: Literal["gke", "eks", "aks", "generic"] = Field(
         default="generic", description="cluster flavour: decides GPU node selectors and tolerations"
@@ -359,21 +361,21 @@ class KubeflowSettings(SpecModel):
 
 
 class VertexSettings(SpecModel):
-    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-    region: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$")
-    pipeline_root: str = Field(pattern=r"^gs://.+$")
-    service_account: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", examples=["acme-ml"])
+    region: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$", examples=["us-central1", "europe-west4"])
+    pipeline_root: str = Field(pattern=r"^gs://.+$", examples=["gs://acme-ml/pipelines"])
+    service_account: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", examples=["pipelines@acme-ml.iam.gserviceaccount.com"])
     network: str | None = None
 
 
 class SageMakerSettings(SpecModel):
-    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
-    role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$")
-    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", examples=["eu-west-1", "us-east-1"])
+    role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", examples=["arn:aws:iam::123456789012:role/SageMakerPipelines"])
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", examples=["acme-ml-artifacts"])
 
 
 class AzureMLSettings(SpecModel):
-    subscription_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$")
+    subscription_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$", examples=["00000000-0000-0000-0000-000000000000"])
     resource_group: str = Field(min_length=1, max_length=90)
     workspace: str = Field(min_length=3, max_length=33)
     compute: str = Field(min_length=2, max_length=32)

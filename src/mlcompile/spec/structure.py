@@ -123,6 +123,12 @@ def _expected_values(expected: str) -> list[str]:
     return re.findall(r"'([^']*)'", expected)
 
 
+def _field_examples(root: type[BaseModel], data: Any, path: JsonPath) -> list[Any]:
+    model = _model_at(root, data, path[:-1]) if path else None
+    field = model.model_fields.get(str(path[-1])) if model is not None else None
+    return list(field.examples or []) if field is not None else []
+
+
 def _phrase(error: dict[str, Any], root: type[BaseModel], data: Any, path: JsonPath) -> tuple[str, str | None, bool]:
     """(message, hint, points at the key rather than the value) for one pydantic error."""
     kind = error["type"]
@@ -172,6 +178,9 @@ def _phrase(error: dict[str, Any], root: type[BaseModel], data: Any, path: JsonP
     if kind == "string_too_long":
         return f"{_short(value)} is longer than {ctx.get('max_length')} characters", None, False
     if kind == "string_pattern_mismatch":
+        examples = _field_examples(root, data, path)
+        if examples:
+            return f"{_short(value)} is not a valid {name} (for example {' or '.join(repr(e) for e in examples)})", f"pattern: {ctx.get('pattern')}", False
         return f"{_short(value)} does not match the pattern {ctx.get('pattern')}", None, False
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         words = {"greater_than": "greater than", "greater_than_equal": "at least", "less_than": "less than", "less_than_equal": "at most"}
