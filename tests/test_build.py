@@ -109,6 +109,8 @@ def test_graph_renders_mermaid_and_dot_of_every_pipeline(workspace: Path) -> Non
     assert "flowchart TD" in mermaid
     assert "churn_prediction_training__gate -- pass --> churn_prediction_training__register" in mermaid
     assert 'schedule_churn_prediction_monitoring(["schedule 0 * * * * UTC"]) -.-> churn_prediction_monitoring' in mermaid
+    # manual approval: the endpoint is served from the registry once a person approves
+    assert "churn_prediction_training__register -. on approval .-> endpoint_churn" in mermaid
     code, dot = stdout_of("graph", "mlcompile.yaml", "--format", "dot")
     assert code == 0 and dot.startswith('digraph "churn-prediction" {')
     assert '"churn_prediction_training__gate" -> "churn_prediction_training__register" [label="pass"];' in dot

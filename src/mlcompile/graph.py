@@ -40,6 +40,11 @@ def to_mermaid(plan: Plan) -> str:
             arrow = f" -- {condition} --> " if condition else " --> "
             lines.append(f"    {_node_id(pipeline, upstream)}{arrow}{_node_id(pipeline, downstream)}")
         lines.append("  end")
+    endpoint = _endpoint(plan)
+    if endpoint is not None:
+        name, upstream, label = endpoint
+        lines.append(f'  endpoint_{name.replace("-", "_")}[("endpoint {name}")]')
+        lines.append(f"  {_node_id(plan.training, upstream)} -. {label} .-> endpoint_{name.replace('-', '_')}")
     for schedule in plan.schedules:
         node = "schedule_" + schedule.name.replace("-", "_")
         lines.append(f'  {node}(["schedule {schedule.cron} {schedule.timezone}"]) -.-> {schedule.pipeline.replace("-", "_")}')
@@ -61,6 +66,11 @@ def to_dot(plan: Plan) -> str:
             attrs = f' [label="{condition}"]' if condition else ""
             lines.append(f'    "{_node_id(pipeline, upstream)}" -> "{_node_id(pipeline, downstream)}"{attrs};')
         lines.append("  }")
+    endpoint = _endpoint(plan)
+    if endpoint is not None:
+        name, upstream, label = endpoint
+        lines.append(f'  "endpoint {name}" [shape=cylinder];')
+        lines.append(f'  "{_node_id(plan.training, upstream)}" -> "endpoint {name}" [style=dashed, label="{label}"];')
     for schedule in plan.schedules:
         lines.append(f'  "{schedule.name}" [shape=oval, label="schedule {schedule.cron} {schedule.timezone}"];')
         first = _first_step(plan, schedule.pipeline)
@@ -74,6 +84,17 @@ def to_dot(plan: Plan) -> str:
             lines.append(f'  "{trigger.name}" -> "{first}" [style=dashed];')
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _endpoint(plan: Plan) -> tuple[str, str, str] | None:
+    """The online endpoint, the step that feeds it, and how: deployed by the pipeline when
+    approval is automatic, by a person approving the registered version otherwise."""
+    if plan.online is None:
+        return None
+    steps = [s.name for s in plan.training.steps]
+    if "deploy-online" in steps:
+        return plan.online.name, "deploy-online", "serves"
+    return plan.online.name, "register", "on approval"
 
 
 def _first_step(plan: Plan, pipeline_name: str) -> str | None:
