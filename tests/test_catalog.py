@@ -384,3 +384,8 @@ def test_every_offered_accelerator_resolves_on_every_cloud():
         for name in offered_accelerators(platform):
             m = resolve(platform, name)
             assert m.platform == platform and m.accelerator == name and m.accelerator_count >= 1
+
+
+def test_a_truncated_name_suggests_the_shortest_completion() -> None:
+    assert suggest_accelerator("nvidia-a10") == "nvidia-a10g"
+    assert suggest_accelerator("nvidia-a100") == "nvidia-a100-40gb"

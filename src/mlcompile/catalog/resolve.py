@@ -203,8 +203,9 @@ def _normal(text: str) -> str:
 def _closest(word: str, choices: Mapping[str, Iterable[str]]) -> str | None:
     """The choice whose spellings best match ``word`` (ties: first in sorted order), or None.
 
-    An exact spelling scores 1, a spelling that starts with the word 0.95, anything else its
-    difflib ratio; below the cutoff nothing is suggested.
+    An exact spelling scores 1, a spelling that starts with the word just under 0.95 (less
+    the longer the completion), anything else its difflib ratio; below the cutoff nothing
+    is suggested.
     """
     key, best, best_score = _normal(word), None, 0.0
     for choice in sorted(choices):
@@ -213,7 +214,8 @@ def _closest(word: str, choices: Mapping[str, Iterable[str]]) -> str | None:
             if spelling == key:
                 score = max(score, 1.0)
             elif len(key) >= 2 and spelling.startswith(key):
-                score = max(score, 0.95)
+                # the shortest completion wins: nvidia-a10 is nvidia-a10g, not nvidia-a100-40gb
+                score = max(score, 0.95 - 0.001 * (len(spelling) - len(key)))
             else:
                 score = max(score, difflib.SequenceMatcher(None, key, spelling).ratio())
         if score > best_score:
