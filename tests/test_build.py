@@ -76,12 +76,27 @@ def test_a_failed_build_leaves_the_previous_output_untouched(workspace: Path) ->
 
 
 def test_nothing_is_written_when_any_profile_fails(workspace: Path) -> None:
-    # gcp-prod's platform target is refused here (not installed), local would succeed
+    # gcp-prod asks for an accelerator Vertex AI does not offer; local alone would succeed
+    spec = workspace / "mlcompile.yaml"
+    spec.write_text(spec.read_text().replace("type: nvidia-a100-40gb, count: 2", "type: nvidia-a10g, count: 1"))
     code, output = run("build", "mlcompile.yaml", "-t", "targets/local.yaml", "-t", "targets/gcp-prod.yaml", "-o", "out")
-    if code == 0:
-        pytest.skip("the vertex target is installed: this case needs a profile that fails")
-    assert code == 2 and "target 'vertex' is not installed" in output
+    assert code == 2 and "vertex does not offer nvidia-a10g" in output
     assert not (workspace / "out" / "local").exists()
+
+
+def test_a_target_that_raises_is_named_as_the_culprit_exit_3(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlcompile import build
+    from mlcompile.targets.local import LocalTarget
+
+    class Broken(LocalTarget):
+        def render(self, plan):  # type: ignore[no-untyped-def]
+            raise KeyError("machine")
+
+    monkeypatch.setattr(build, "load_target", lambda name: Broken())
+    code, output = run("build", "mlcompile.yaml", "-t", "targets/local.yaml", "-o", "out")
+    assert code == 3
+    assert "target 'local' (mlcompile.targets.local:LocalTarget from mlcompile) failed in render(): KeyError: 'machine'" in output
+    assert "Traceback" not in output
 
 
 def test_a_rebuild_replaces_the_profile_folder_whole(workspace: Path) -> None:

@@ -6,6 +6,10 @@ fields, and also feeds random YAML-ish text, truncated documents and random byte
 must end with exit 0 or 2, never show a traceback or an "internal error", and an exit 2 must
 come with at least one located `file:LINE:COL: error:` diagnostic (SPEC §4).
 
+The same contract is then held for `build`: mutated specs for the local target, and spec
+variants that mostly stay valid (so they reach every target's check() and render()) for all
+five platforms. Bugs it found are kept as regression tests at the end of the file.
+
 Runs in-process through click's CliRunner for speed. Reproducible: `derandomize=True` and no
 example database. `MLCOMPILE_FUZZ_SCALE=10 pytest tests/test_fuzz.py` runs ten times as many
 examples (with fresh seeds: `MLCOMPILE_FUZZ_SEED=<n>` switches derandomisation off)."""
@@ -13,6 +17,8 @@ examples (with fresh seeds: `MLCOMPILE_FUZZ_SEED=<n>` switches derandomisation o
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -25,6 +31,7 @@ import yaml
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from mlcompile.cli import main
 
@@ -187,7 +194,8 @@ YAML_FRAGMENTS = [
     "---", "...", "{", "}", "[", "]", "{a: [b, {c: d}]}", "'unterminated", '"unterminated', '"\\x00\\uffff"', "|", ">-",
     "  indented", "\tTab: bad", "# comment", "@reserved", "`backtick", "&a [*a]", "a: !!int nope", "a: !!float x",
     "a: 0o17", "a: 0x_", "a: 1_000", "a: 2001-12-14t21:59:43.10-05:00", "a: 2025-13-45", "a: .inf", "a: ~",
-    "1: int key", "[a, b]: list key", "{a: b}: map key", "null: x", "true: y", "a: b: c", "x: [1, 2", "y: {1: 2",
+    "1: int key", "0x_: bad int key", "0b_: bad binary key", "2001-13-45: bad date key", "1_0: underscored key",
+    "yes: bool key", "0123: octal key", "[a, b]: list key", "{a: b}: map key", "null: x", "true: y", "a: b: c", "x: [1, 2", "y: {1: 2",
     "\ufeff", "\u2028", "\x85", "é: ü",
 ]  # fmt: skip
 
@@ -265,7 +273,8 @@ def assert_clean(result: Result, what: bytes | str) -> None:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"uncaught {type(result.exception).__name__}: {result.exception}{context}") from result.exception
     assert result.exit_code in (0, 2), f"exit {result.exit_code}{context}"
-    event(f"exit {result.exit_code}")  # `pytest --hypothesis-show-statistics` shows the mix
+    if currently_in_test_context():
+        event(f"exit {result.exit_code}")  # `pytest --hypothesis-show-statistics` shows the mix
     for stream in (result.stdout, result.stderr):
         assert "Traceback" not in stream, f"traceback shown{context}"
         assert "internal error" not in stream, f"internal error{context}"
@@ -285,7 +294,7 @@ def test_fixture_is_valid(workspace: Path) -> None:
 TARGET_CHOICES = st.sampled_from([(), ("local",), ("gcp-prod",), ("aws-prod",), ("kfp-prod",), ("azure-prod",), ("toy-dev",), ("local", "gcp-prod", "aws-prod", "kfp-prod", "azure-prod")])
 
 
-@fuzz_settings(1300)
+@fuzz_settings(1600)
 @given(data=mutated(SPEC_DATA), targets=TARGET_CHOICES)
 def test_mutated_specs(workspace: Path, data: dict[str, Any], targets: tuple[str, ...]) -> None:
     raw = dump(data)
@@ -294,7 +303,7 @@ def test_mutated_specs(workspace: Path, data: dict[str, Any], targets: tuple[str
     assert_clean(run_validate(spec, [workspace / "profiles" / f"{t}.yaml" for t in targets]), raw)
 
 
-@fuzz_settings(800)
+@fuzz_settings(1000)
 @given(raw=raw_documents(), with_profile=st.booleans())
 def test_raw_documents(workspace: Path, raw: bytes, with_profile: bool) -> None:
     spec = workspace / "spec" / "mlcompile.yaml"
@@ -302,7 +311,7 @@ def test_raw_documents(workspace: Path, raw: bytes, with_profile: bool) -> None:
     assert_clean(run_validate(spec, [workspace / "profiles" / "local.yaml"] if with_profile else []), raw)
 
 
-@fuzz_settings(600)
+@fuzz_settings(700)
 @given(
     name=st.sampled_from(sorted(PROFILE_DATA)),
     data=st.data(),
@@ -324,3 +333,188 @@ def test_mutated_profiles(workspace: Path, name: str, data: st.DataObject, mode:
     if mode == "with_original":
         profiles.append(workspace / "mutated-profiles" / f"{name}.yaml")
     assert_clean(run_validate(workspace / "spec" / "valid.yaml", profiles), raw)
+
+
+@fuzz_settings(300)
+@given(data=mutated(SPEC_DATA))
+def test_mutated_specs_build_for_local(workspace: Path, data: dict[str, Any]) -> None:
+    """`build` goes further than `validate` (render, manifest, atomic write): same contract,
+    and a successful build's manifest matches the files written."""
+    raw = dump(data)
+    spec = workspace / "spec" / "mlcompile.yaml"
+    spec.write_bytes(raw)
+    out = workspace / "out"
+    result = RUNNER.invoke(main, ["build", str(spec), "--target", str(workspace / "profiles" / "local.yaml"), "--out", str(out)])
+    assert_clean(result, raw)
+    if result.exit_code == 0:
+        manifest = json.loads((out / "local" / "manifest.json").read_text())
+        for entry in manifest["files"]:
+            assert hashlib.sha256((out / "local" / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+
+
+ACCELERATORS = ["nvidia-t4", "nvidia-l4", "nvidia-a10g", "nvidia-v100", "nvidia-a100-40gb", "nvidia-a100-80gb", "nvidia-h100-80gb", "tpu-v5e"]
+ACCELERATOR = st.one_of(st.none(), st.fixed_dictionaries({"type": st.sampled_from(ACCELERATORS), "count": st.sampled_from([1, 2, 4, 8])}))
+SERVING_RESOURCES = st.fixed_dictionaries(
+    {"cpu": st.sampled_from([0.5, 1, 4, 16]), "memory": st.sampled_from(["512Mi", "4Gi", "32Gi"])},
+    optional={"accelerator": ACCELERATOR, "spot": st.booleans(), "timeout": st.sampled_from(["30s", "5m"])},
+)
+# values each field may take in a *valid* spec: these variants mostly still validate, so that
+# they reach lowering and the targets' check() and render() with many shapes of the spec
+VALID_VARIANTS: dict[tuple, st.SearchStrategy[Any]] = {
+    ("training", "resources", "cpu"): st.sampled_from([0.5, 1, 2, 8, 32, 96]),
+    ("training", "resources", "memory"): st.sampled_from(["512Mi", "1Gi", "7.5Gi", "64Gi", "1Ti"]),
+    ("training", "resources", "accelerator"): ACCELERATOR,
+    ("training", "resources", "replicas"): st.sampled_from([1, 2, 4]),
+    ("training", "resources", "spot"): st.booleans(),
+    ("training", "resources", "timeout"): st.sampled_from(["90s", "30m", "1h", "7d"]),
+    ("training", "tuning"): st.one_of(
+        st.none(),
+        st.fixed_dictionaries({
+            "objective": st.fixed_dictionaries({"metric": st.sampled_from(["roc_auc", "accuracy", "f1"]), "goal": st.sampled_from(["maximize", "minimize"])}),
+            "max_trials": st.sampled_from([1, 4, 20]), "parallel_trials": st.sampled_from([1, 2, 4]),
+            "algorithm": st.sampled_from(["bayesian", "random", "grid"]),
+            "params": st.sampled_from([
+                {"learning_rate": {"type": "float", "min": 0.01, "max": 0.3, "scale": "log"}},
+                {"max_iter": {"type": "int", "min": 10, "max": 500}, "loss": {"type": "categorical", "values": ["log_loss", 1, 2.5, True]}},
+                {"l2_regularization": {"type": "float", "min": 0.0, "max": 1.0}, "max_depth": {"type": "int", "min": 2, "max": 8, "scale": "log"}},
+            ]),
+        }),
+    ),
+    ("training", "trainer"): st.sampled_from([
+        {"sklearn": {"estimator": "sklearn.linear_model.LogisticRegression", "params": {}}},
+        {"sklearn": {"estimator": "sklearn.ensemble.HistGradientBoostingClassifier", "params": {"max_iter": 10, "class_weight": None, "categorical_features": ["plan"]}}},
+        {"container": {"image": "ghcr.io/acme/train:1", "command": ["python", "-m", "train"], "args": ["--x", "1"], "env": {"MODE": "fast", "API_TOKEN": "secret://train-token"}}},
+        {"container": {"image": "ghcr.io/acme/train@sha256:" + "a" * 64}},
+    ]),
+    ("training", "evaluation", "gates"): st.sampled_from([[], [{"metric": "roc_auc", "min": 0.5}], [{"metric": "accuracy", "max": 0.99}, {"metric": "f1", "min_delta_vs_production": -0.01}]]),
+    ("training", "dataset", "split"): st.sampled_from([{"test_fraction": 0.5}, {"test_fraction": 0.01, "seed": 0}]),
+    ("features", "views", 0, "online"): st.booleans(),
+    ("features", "views", 0, "ttl"): st.sampled_from(["1s", "90m", "365d"]),
+    ("registry", "approval"): st.sampled_from(["manual", "auto"]),
+    ("registry", "aliases"): st.sampled_from([[], ["candidate", "latest"]]),
+    ("registry", "tags"): st.sampled_from([{}, {"a": "b", "team-x": "y" * 63}]),
+    ("deployment", "online"): st.one_of(
+        st.none(),
+        st.fixed_dictionaries(
+            {"endpoint": st.sampled_from(["churn", "churn-endpoint-with-a-long-name-123"])},
+            optional={
+                "resources": SERVING_RESOURCES,
+                "replicas": st.sampled_from([{"min": 0, "max": 1}, {"min": 1, "max": 1}, {"min": 2, "max": 10}]),
+                "autoscaling": st.sampled_from([{"metric": "cpu", "target": 70}, {"metric": "requests_per_replica", "target": 100}]),
+                "rollout": st.sampled_from([{"strategy": "replace"}, {"strategy": "blue_green"}, {"strategy": "canary", "canary_percent": 1}, {"strategy": "canary", "canary_percent": 99}]),
+            },
+        ),
+    ),
+    ("deployment", "batch"): st.one_of(
+        st.none(),
+        st.fixed_dictionaries(
+            {"schedule": st.sampled_from(["0 3 * * *", "*/15 * * * *", "0 0 1 * *", "30 6 * * 1-5"]), "input": st.just({"source": "transactions"}),
+             "output": st.just({"uri": "file://data/scores.csv"})},
+            optional={"timezone": st.sampled_from(["UTC", "Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata"]), "resources": SERVING_RESOURCES},
+        ),
+    ),
+    ("monitoring", "drift"): st.one_of(st.none(), st.fixed_dictionaries(
+        {"threshold": st.sampled_from([0.05, 0.2, 1.0])},
+        optional={"method": st.sampled_from(["psi", "ks", "jensen_shannon", "wasserstein"]),
+                  "features": st.sampled_from(["all", ["customer_activity:orders_30d"], ["customer_activity:plan", "customer_activity:spend_30d"]])},
+    )),
+    ("monitoring", "performance"): st.one_of(st.none(), st.just({"metric": "accuracy", "min": 0.6, "ground_truth": {"source": "churn_labels", "column": "churned"}})),
+    ("monitoring", "alerts"): st.sampled_from([[], [{"channel": "webhook", "url": "secret://hook"}], [{"channel": "email", "to": ["a@b.co", "c@d.io"]}]]),
+    ("monitoring", "on_breach"): st.sampled_from(["retrain", "alert"]),
+    ("monitoring", "timezone"): st.sampled_from(["UTC", "Australia/Lord_Howe"]),
+    ("monitoring",): st.none(),
+    ("retraining",): st.one_of(st.none(), st.sampled_from([{"schedule": "0 4 * * 0", "timezone": "Pacific/Chatham"}, {"on_new_data": {"source": "churn_labels"}}, {"on_drift": True}])),
+    ("metadata", "labels"): st.sampled_from([{}, {"cost-center": "c42", "env": "prod"}]),
+    ("metadata", "description"): st.sampled_from([None, "", "ünïcødé — \"quotes\" 'and' {braces} $dollars {{jinja}} \\backslash", "x" * 2000]),
+}
+
+
+def _set_path(data: dict[str, Any], path: tuple, value: Any) -> None:
+    for part in path[:-1]:
+        if isinstance(part, str):
+            if data.get(part) is None:
+                data[part] = {}  # an earlier variant removed the section: start it afresh
+            data = data[part]
+        else:
+            data = data[part]
+    data[path[-1]] = value
+
+
+@st.composite
+def valid_variants(draw: st.DrawFn) -> dict[str, Any]:
+    data = copy.deepcopy(SPEC_DATA)
+    for path in draw(st.lists(st.sampled_from(sorted(VALID_VARIANTS, key=str)), min_size=1, max_size=5, unique=True)):
+        value = copy.deepcopy(draw(VALID_VARIANTS[path]))
+        parent: Any = data
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if value is None and isinstance(parent, dict) and draw(st.booleans()):
+            parent.pop(path[-1], None)  # absent rather than null
+        else:
+            _set_path(data, path, value)
+    return data
+
+
+ALL_PROFILES = st.sampled_from(["local", "gcp-prod", "aws-prod", "kfp-prod", "azure-prod"])
+
+
+@fuzz_settings(40)  # a cloud render takes 0.1-1 s: a few here, MLCOMPILE_FUZZ_SCALE for a deep run
+@given(data=st.one_of(valid_variants(), mutated(SPEC_DATA)), profile=ALL_PROFILES)
+def test_spec_variants_build_for_every_target(workspace: Path, data: dict[str, Any], profile: str) -> None:
+    """The same contract through every target's check() and render(), on spec variants that
+    mostly stay valid (plus a few broken ones); a build's manifest matches what was written."""
+    raw = dump(data)
+    spec = workspace / "spec" / "mlcompile.yaml"
+    spec.write_bytes(raw)
+    out = workspace / "out-all"
+    result = RUNNER.invoke(main, ["build", str(spec), "--target", str(workspace / "profiles" / f"{profile}.yaml"), "--out", str(out)])
+    assert_clean(result, raw)
+    if result.exit_code == 0:
+        manifest = json.loads((out / profile / "manifest.json").read_text())
+        assert manifest["files"], "a build with no files"
+        for entry in manifest["files"]:
+            assert hashlib.sha256((out / profile / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+
+
+def _strict_json(text: str) -> Any:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+NON_FINITE = [
+    (("training", "evaluation", "gates", 0, "min"), float("nan"), ()),
+    (("monitoring", "performance", "min"), float("-inf"), ()),
+    (("training", "tuning", "params", "learning_rate"), {"type": "float", "min": float("-inf"), "max": float("inf")}, ()),
+    (("deployment", "online", "autoscaling"), {"metric": "requests_per_replica", "target": float("inf")}, ()),
+    (("monitoring", "drift"), {"method": "ks", "threshold": float("inf")}, ()),  # refused since f696d6a
+    (("training", "trainer", "sklearn", "params", "learning_rate"), float("nan"), ()),
+]
+
+
+@pytest.mark.parametrize(("path", "value"), [pytest.param(p, v, id=".".join(map(str, p)), marks=m) for p, v, m in NON_FINITE])
+def test_non_finite_numbers_are_refused(workspace: Path, path: tuple, value: Any) -> None:
+    """A non-finite number is refused at its location (exit 2), or at the very least never
+    reaches a build as non-JSON `NaN`/`Infinity`."""
+    data = copy.deepcopy(SPEC_DATA)
+    parent_of(data, path)[path[-1]] = value
+    spec = workspace / "spec" / "non-finite.yaml"
+    spec.write_bytes(dump(data))
+    out = workspace / "out-non-finite"
+    result = RUNNER.invoke(main, ["build", str(spec), "--target", str(workspace / "profiles" / "local.yaml"), "--out", str(out)])
+    assert_clean(result, spec.read_text())
+    if result.exit_code == 0:
+        _strict_json((out / "local" / "plan.json").read_text())
+    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("path", [("training", "resources", "memory"), ("deployment", "online", "resources", "memory")], ids=".".join)
+def test_absurd_memory_is_a_located_error(workspace: Path, path: tuple) -> None:
+    data = copy.deepcopy(SPEC_DATA)
+    parent_of(data, path)[path[-1]] = "9" * 400 + "Gi"
+    spec = workspace / "spec" / "absurd-memory.yaml"
+    spec.write_bytes(dump(data))
+    result = run_validate(spec, [])
+    assert_clean(result, spec.read_text())
+    assert result.exit_code == 2

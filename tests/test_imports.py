@@ -10,13 +10,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).parent / "toy_target"
 SPEC_DIR = HERE / "fixture"
-LOCAL_PROFILE = HERE / "profiles" / "local.yaml"
 
 # SDKs of the cloud targets, and the runtime's data stack: none of them is needed to
 # validate a spec or to build it for the local platform.
@@ -44,7 +44,7 @@ DRIVER = textwrap.dedent(
 )
 
 
-def modules_after(*commands: list[str], cwd: Path) -> tuple[list[int], set[str]]:
+def modules_after(*commands: list[str], cwd: Path) -> tuple[list[int], set[str], str]:
     """Run the CLI commands in one fresh interpreter; their exit codes and the modules they
     loaded (beyond those the interpreter had loaded at startup)."""
     proc = subprocess.run(
@@ -52,7 +52,7 @@ def modules_after(*commands: list[str], cwd: Path) -> tuple[list[int], set[str]]
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.rsplit("@@MODULES@@", 1)[1])
-    return report["codes"], set(report["modules"])
+    return report["codes"], set(report["modules"]), proc.stderr
 
 
 def loaded(modules: set[str], package: str) -> list[str]:
@@ -62,30 +62,35 @@ def loaded(modules: set[str], package: str) -> list[str]:
 @pytest.fixture()
 def example(tmp_path: Path) -> Path:
     shutil.copytree(SPEC_DIR, tmp_path / "example")
-    (tmp_path / "example" / "targets").mkdir()
-    shutil.copy(LOCAL_PROFILE, tmp_path / "example" / "targets" / "local.yaml")
+    # every profile the spec's overrides name; only `local` is built
+    shutil.copytree(HERE / "profiles", tmp_path / "example" / "targets")
     return tmp_path / "example"
 
 
 def test_validate_and_local_build_import_no_cloud_sdk(example: Path, tmp_path: Path) -> None:
     spec, profile = example / "mlcompile.yaml", example / "targets" / "local.yaml"
-    codes, modules = modules_after(
+    codes, modules, stderr = modules_after(
         ["validate", str(spec)],
         ["validate", str(spec), "--target", str(profile)],
         ["build", str(spec), "--target", str(profile), "--out", str(tmp_path / "out")],
         cwd=tmp_path,
     )
-    assert codes == [0, 0, 0]
+    assert codes == [0, 0, 0], stderr
     assert (tmp_path / "out" / "local" / "manifest.json").is_file()
-    assert "mlcompile.targets.local" in modules  # the local target really was loaded
+    # the targets of every profile beside the spec were loaded and ran their check() (the
+    # first validate discovers targets/), and still no SDK: SDKs are for render() only
+    installed = {ep.name: ep.value.split(":")[0] for ep in entry_points(group="mlcompile.targets")}
+    platforms = {"local", "vertex", "sagemaker", "kubeflow", "azureml"}  # those of tests/toy_target/profiles
+    checked = {installed[p] for p in platforms & set(installed)}
+    assert "mlcompile.targets.local" in checked and checked <= modules, checked - modules
     leaked = {package: loaded(modules, package) for package in HEAVY if loaded(modules, package)}
     assert not leaked, f"a local validate/build imported {leaked}"
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["validate", "--help"], ["build", "--help"]], ids=" ".join)
 def test_help_and_version_are_lazy(args: list[str], tmp_path: Path) -> None:
-    codes, modules = modules_after(args, cwd=tmp_path)
-    assert codes == [0]
+    codes, modules, stderr = modules_after(args, cwd=tmp_path)
+    assert codes == [0], stderr
     leaked = {package: loaded(modules, package) for package in (*SCHEMA_STACK, *HEAVY) if loaded(modules, package)}
     assert not leaked, f"`mlcompile {' '.join(args)}` imported {leaked}"
     assert "mlcompile.spec.models" not in modules

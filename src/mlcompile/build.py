@@ -13,10 +13,11 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlcompile import __version__
 from mlcompile.diagnostics import Diagnostic, errors_in
-from mlcompile.errors import SpecError, UsageError
+from mlcompile.errors import MLCompileError, SpecError, TargetFailed, UsageError
 from mlcompile.plan.lower import lower
 from mlcompile.plan.nodes import Plan
 from mlcompile.spec.models import PLATFORM_NAMES
@@ -31,7 +32,7 @@ from mlcompile.spec.resolve import (
 )
 from mlcompile.spec.loader import Document, SourceMap
 from mlcompile.targets.base import OutputFile, Target, json_bytes
-from mlcompile.targets.registry import load_target, target_names
+from mlcompile.targets.registry import describe_entry_point, load_target, target_names
 
 IMPLICIT_LOCAL_PROFILE = "local"
 MANIFEST = "manifest.json"
@@ -113,13 +114,13 @@ def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_comm
             if target.severity == "warning":
                 results.append(Compiled(profile, plan))  # validated and lowered, not checked by the platform
             continue
-        problems = target.check(plan)
+        problems = _call_target(target, "check", plan)
         diagnostics += problems
         if errors_in(problems):
             continue
         result = Compiled(profile, plan)
         if render:
-            result.files = target.render(plan)
+            result.files = _call_target(target, "render", plan)
             paths = [f.path for f in result.files]
             if MANIFEST in paths or len(set(paths)) != len(paths):
                 raise UsageError(f"target '{target.name}' produced a duplicate or reserved file name: {sorted(paths)}")
@@ -127,6 +128,16 @@ def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_comm
     if errors_in(diagnostics):
         raise SpecError(diagnostics)
     return Compilation(bundle, list(profiles), results, [d for d in diagnostics if d.severity == "warning"])
+
+
+def _call_target(target: Target, stage: str, plan: Plan) -> Any:
+    """A target's check or render; an exception from it names the target's package."""
+    try:
+        return getattr(target, stage)(plan)
+    except MLCompileError:
+        raise
+    except Exception as exc:
+        raise TargetFailed(target.name, describe_entry_point(target.name), f"{stage}()", exc) from exc
 
 
 def _installed_target(profile: Profile, *, required: bool) -> Target | Diagnostic:

@@ -54,6 +54,8 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
             click.echo(f"{errors} error{'s' if errors != 1 else ''}", err=True)
             sys.exit(EXIT_USER_ERROR)
         except MLCompileError as exc:
+            if state.verbosity > 0 and exc.__cause__ is not None:
+                traceback.print_exception(exc.__cause__)
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
@@ -318,3 +320,52 @@ def diff(state: _State, spec: str, targets: tuple[str, ...], base_ref: str | Non
     else:
         click.echo(to_text(report), nl=False)
     return EXIT_DIFF if exit_code and report.changed else EXIT_OK
+
+
+@main.command()
+@verbosity_options
+@spec_argument
+@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: this machine, workdir .mlcompile).")
+@click.option("--only", "only", multiple=True, metavar="STEP", help="Run only this step or pipeline (repeatable); earlier steps' newest outputs are reused.")
+@click.option("--resume", is_flag=True, help="Skip steps whose inputs, config and code are unchanged since they last succeeded.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--workdir", type=click.Path(file_okay=False), help="Override the profile's local.workdir.")
+@click.option("--isolation", type=click.Choice(["fork", "subprocess"]), default="fork", show_default=True,
+              help="fork: steps fork from a warm server; subprocess: each step is a fresh `python -m mlcompile.runtime`.")  # fmt: skip
+@click.option("--no-retrain", is_flag=True, help="Do not start the training pipeline when monitoring asks for retraining.")
+@click.pass_obj
+@_guarded
+def run(state: _State, spec: str, target: str | None, only: tuple[str, ...], resume: bool, output_format: str, workdir: str | None, isolation: str, no_retrain: bool) -> int:
+    """Run SPEC on this machine: training, batch scoring, monitoring (and retraining on a breach)."""
+    from mlcompile.local.progress import render_summary, reporter_for
+    from mlcompile.local.run import execute, prepare
+
+    prepared = prepare(spec, target, workdir)
+    _report(prepared.warnings, state)
+    summary = execute(prepared, only=only, resume=resume, mode=isolation, reporter=reporter_for(state.verbosity, output_format), retrain=not no_retrain)
+    if output_format == "json":
+        click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    elif state.verbosity >= 0 or summary["status"] != "succeeded":
+        click.echo(render_summary(summary))
+    return EXIT_DIFF if summary["status"] == "failed" else EXIT_OK
+
+
+@main.command()
+@verbosity_options
+@spec_argument
+@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: this machine).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--version", "model_version", default=None, help="Serve this model version (default: alias production, else the newest).")
+@click.option("--workdir", type=click.Path(file_okay=False), help="Override the profile's local.workdir.")
+@click.pass_obj
+@_guarded
+def serve(state: _State, spec: str, target: str | None, host: str, port: int, model_version: str | None, workdir: str | None) -> int:
+    """Answer predictions over HTTP for SPEC's registered model (POST /predict)."""
+    from mlcompile.local.run import prepare
+    from mlcompile.local.serve import serve_forever
+
+    prepared = prepare(spec, target, workdir)
+    _report(prepared.warnings, state)
+    serve_forever(prepared, host=host, port=port, version=model_version, log=state.info)
+    return EXIT_OK

@@ -23,3 +23,13 @@ class SpecError(MLCompileError):
 
 class UsageError(MLCompileError):
     """A command line that cannot be carried out (missing file, bad option combination)."""
+
+
+class TargetFailed(MLCompileError):
+    """A target raised instead of returning diagnostics: a bug in that target's package,
+    named so that it is reported to the right project."""
+
+    exit_code = 3
+
+    def __init__(self, target: str, where: str, stage: str, cause: BaseException):
+        super().__init__(f"target '{target}' ({where}) failed in {stage}: {type(cause).__name__}: {cause}; this is a bug in the target, please report it to its package")

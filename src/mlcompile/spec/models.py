@@ -30,7 +30,8 @@ Labels = dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")], Annotat
 
 
 class SpecModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # allow_inf_nan=False: YAML's .nan/.inf are no thresholds, and plan.json must stay JSON
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------------- metadata
@@ -110,11 +111,27 @@ class ContainerTrainer(SpecModel):
     )
 
 
+def _finite(value: Any, where: str = "params") -> None:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise ValueError(f"{where}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _finite(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _finite(item, f"{where}[{index}]")
+
+
 class SklearnTrainer(SpecModel):
     estimator: str = Field(
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$", description="dotted path", examples=["sklearn.ensemble.RandomForestClassifier"]
     )
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _finite_params(self) -> SklearnTrainer:
+        _finite(self.params)
+        return self
 
 
 class Trainer(SpecModel):

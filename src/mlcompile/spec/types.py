@@ -64,11 +64,20 @@ def _positive_duration(value: str) -> str:
     return value
 
 
+MAX_MEMORY_BYTES = 1024**5  # 1024Ti: far beyond any machine, and within float range
+
+
 def _memory(value: str) -> str:
     _matching(MEMORY, "a memory quantity", "'16Gi', '512Mi'")(value)
+    if float(value[:-2]) * _MEMORY_UNITS[value[-2:]] > MAX_MEMORY_BYTES:
+        raise ValueError(f"{_shorten(value)} is more than 1024Ti")
     if memory_bytes(value) == 0:
         raise ValueError(f"{value!r} must be more than zero")
     return value
+
+
+def _shorten(value: str) -> str:
+    return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
 
 
 def cron_problem(expression: str) -> str | None:

@@ -54,7 +54,7 @@ def unsupported(origin: Origin, target: str, message: str, hint: str | None = No
 
 def json_bytes(data: Any) -> bytes:
     """Deterministic JSON: sorted keys, two-space indent, trailing newline."""
-    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
 def resource_labels(plan: Plan, *, max_value_length: int | None = None) -> dict[str, str]:

@@ -26,6 +26,15 @@ def target_names() -> list[str]:
     return sorted(_entry_points())
 
 
+def describe_entry_point(name: str) -> str:
+    """`module:Class from distribution` of a registered target, for messages."""
+    entry_point = _entry_points().get(name)
+    if entry_point is None:
+        return "not installed"
+    distribution = f" from {entry_point.dist.name}" if entry_point.dist is not None else ""
+    return f"{entry_point.value}{distribution}"
+
+
 @cache
 def load_target(name: str) -> Target:
     """The target registered under `name`, instantiated. Importing a target module must not

@@ -1,0 +1,170 @@
+"""A third-party target, installed for real, goes through the same door as the built-ins.
+
+`tests/toy_target/` is a separate distribution (`mlcompile-toy`, package `mlcompile_toy`)
+that registers `toy` under the `mlcompile.targets` entry-point group. It is pip-installed
+into a temporary folder once per session, and mlcompile runs in subprocesses with that folder
+on PYTHONPATH, exactly as a user's environment would find it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlcompile.spec.loader import load_yaml_file
+
+TOY = Path(__file__).parent / "toy_target"
+FIXTURE_SPEC = TOY / "fixture" / "mlcompile.yaml"
+
+TOY_PROFILE = """\
+apiVersion: mlcompile/v1
+kind: Target
+metadata: {name: toy-dev}
+platform: toy
+images: {runtime: ghcr.io/acme/mlcompile-runtime:0.1.0}
+settings:
+  color: blue
+  workers: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def toy_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pip install --no-deps --no-build-isolation --target <tmp> tests/toy_target`, from a copy
+    of the package (pip builds in the source tree; the repository stays clean)."""
+    if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0:
+        pytest.skip("pip is not available in this interpreter")
+    root = tmp_path_factory.mktemp("toy")
+    source, site = root / "src", root / "site"
+    source.mkdir()
+    shutil.copy(TOY / "pyproject.toml", source)
+    for folder in ("mlcompile_toy", "_build"):
+        shutil.copytree(TOY / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+         "--disable-pip-version-check", "--no-cache-dir", "-q", "--target", str(site), str(source)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 0, f"pip install failed:\n{proc.stdout}\n{proc.stderr}"
+    print(f"pip install of the toy target: {elapsed:.2f}s")
+    assert (site / "mlcompile_toy" / "__init__.py").is_file()
+    return site
+
+
+def mlcompile(*args: str, site: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "mlcompile", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def toy_spec(*, accelerator: bool) -> dict[str, Any]:
+    """The fixture with an override for the toy profile (object-store URIs instead of
+    file://), with or without the accelerator toy refuses."""
+    data = yaml.safe_load(FIXTURE_SPEC.read_text())
+    data["overrides"]["toy-dev"] = {
+        "features": {
+            "sources": [
+                {"name": "transactions", "uri": "s3://acme-ml/data/transactions.parquet", "format": "parquet"},
+                {"name": "churn_labels", "uri": "s3://acme-ml/data/churn_labels.parquet", "format": "parquet"},
+            ]
+        },
+        "deployment": {"batch": {"output": {"uri": "s3://acme-ml/data/churn_scores.parquet"}}},
+    }
+    if not accelerator:
+        del data["training"]["resources"]["accelerator"]
+    return data
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    """A project folder: the fixture's profiles plus the toy one under targets/."""
+    shutil.copytree(TOY / "profiles", tmp_path / "targets")
+    (tmp_path / "targets" / "toy-dev.yaml").write_text(TOY_PROFILE)
+    (tmp_path / "mlcompile.yaml").write_text(yaml.safe_dump(toy_spec(accelerator=False), sort_keys=False))
+    (tmp_path / "refused.yaml").write_text(yaml.safe_dump(toy_spec(accelerator=True), sort_keys=False))
+    return tmp_path
+
+
+def test_toy_target_builds(toy_site: Path, project: Path) -> None:
+    proc = mlcompile("build", "mlcompile.yaml", "--target", "targets/toy-dev.yaml", "--out", "out", site=toy_site, cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    folder = project / "out" / "toy-dev"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["profile"] == "toy-dev" and manifest["platform"] == "toy"
+    assert manifest["files"] == [
+        {"path": "toy-steps.json", "kind": "toy.steps", "sha256": hashlib.sha256((folder / "toy-steps.json").read_bytes()).hexdigest()}
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "toy-steps.json"]
+    steps = json.loads((folder / "toy-steps.json").read_text())
+    assert steps["profile"] == "toy-dev"
+    assert steps["settings"] == {"color": "blue", "workers": 2}  # the profile's `settings:` reach the target
+    kinds = {step["kind"] for pipeline in steps["pipelines"] for step in pipeline["steps"]}
+    assert {"extract_features", "validate_data", "tune", "evaluate", "gate", "register", "score_batch", "check_drift"} <= kinds, kinds
+
+    # deterministic: building again gives the same bytes
+    again = mlcompile("build", "mlcompile.yaml", "--target", "targets/toy-dev.yaml", "--out", "out2", site=toy_site, cwd=project)
+    assert again.returncode == 0, again.stderr
+    for name in ("manifest.json", "toy-steps.json"):
+        assert (project / "out2" / "toy-dev" / name).read_bytes() == (folder / name).read_bytes()
+
+
+def test_toy_target_is_listed(toy_site: Path, project: Path) -> None:
+    proc = mlcompile("targets", site=toy_site, cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:] if line.strip()}
+    assert "toy" in rows, proc.stdout
+    assert rows["toy"][1:] == ["mlcompile-toy", "mlcompile_toy:ToyTarget", "ready"]
+    assert "local" in rows  # the built-in still comes through the same door
+
+
+def test_toy_check_refusal_is_located(toy_site: Path, project: Path) -> None:
+    """check() refuses accelerators: exit 2, nothing written, the error at the spec's line."""
+    for command in (["build", "refused.yaml", "--target", "targets/toy-dev.yaml", "--out", "out"], ["validate", "refused.yaml", "--target", "targets/toy-dev.yaml"]):
+        proc = mlcompile(*command, site=toy_site, cwd=project)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+        located = re.findall(r"^refused\.yaml:(\d+):(\d+): error: (training\.resources[^:]*): (.*\(target toy\))$", proc.stderr, re.M)
+        assert located, proc.stderr
+        line, col, path, message = located[0]
+        assert "nvidia-t4" in message and "toy machines have CPUs only" in message
+        # at the spec location of what was refused (the resources block or its accelerator)
+        source_map = load_yaml_file(project / "refused.yaml").source_map
+        where = {
+            table[path]
+            for path in (("training", "resources"), ("training", "resources", "accelerator"))
+            for table in (source_map.keys, source_map.values)
+            if path in table
+        }
+        assert (int(line), int(col)) in where, (line, col, where)
+    assert not (project / "out" / "toy-dev").exists()  # a refused build writes nothing
+
+
+def test_toy_refusal_lifted_by_override(toy_site: Path, project: Path) -> None:
+    """`overrides.<profile>` can null the refused field for that profile only."""
+    data = toy_spec(accelerator=True)
+    data["overrides"]["toy-dev"]["training"] = {"resources": {"accelerator": None}}
+    (project / "nulled.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    proc = mlcompile("build", "nulled.yaml", "--target", "targets/toy-dev.yaml", "--target", "targets/local.yaml", "--out", "out", site=toy_site, cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    # the toy file lists every step of the plan, pipeline by pipeline, in order
+    toy = json.loads((project / "out" / "toy-dev" / "toy-steps.json").read_text())
+    plan = json.loads((project / "out" / "local" / "plan.json").read_text())
+    planned = [
+        {"name": plan[key]["name"], "steps": [step["name"] for step in plan[key]["steps"]]}
+        for key in ("training", "batch", "monitoring_pipeline")
+        if plan.get(key)
+    ]
+    assert [{"name": p["name"], "steps": [s["name"] for s in p["steps"]]} for p in toy["pipelines"]] == planned
