@@ -180,7 +180,10 @@ class _Lowering:
         join_keys = {e.name: tuple(e.join_keys) for e in features.entities}
         return nodes.FeatureStore(
             entities=tuple(nodes.Entity(e.name, tuple(e.join_keys)) for e in features.entities),
-            sources=tuple(nodes.DataSource(s.name, s.uri, s.format, s.timestamp_field) for s in features.sources),
+            sources=tuple(
+                nodes.DataSource(s.name, s.uri, s.format, s.timestamp_field, self.origin(("features", "sources", index, "uri")))
+                for index, s in enumerate(features.sources)
+            ),
             views=tuple(
                 nodes.FeatureView(
                     name=v.name,

@@ -207,6 +207,7 @@ class DataSource:
     uri: str
     format: str
     timestamp_field: str
+    origin: Origin  # of the uri: what a platform that cannot read it points at
 
 
 @dataclass(frozen=True)

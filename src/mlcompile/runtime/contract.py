@@ -47,7 +47,10 @@ def step_config(plan: Plan, step: Step) -> dict[str, Any]:
         "registry": {"model": plan.registry.model, "approval": plan.registry.approval, "aliases": list(plan.registry.aliases)},
     }
     if step.kind in _READS_FEATURES:
-        config["features"] = plan_to_data(plan)["features"]
+        features = plan_to_data(plan)["features"]
+        for source in features["sources"]:
+            source.pop("origin", None)  # where the spec said it: nothing a running step needs
+        config["features"] = features
     if step.kind == "gate":
         config["gates"] = [{"metric": g.metric, "comparison": g.comparison, "threshold": g.threshold} for g in plan.gates]
     if step.kind == "tune" and plan.tuning is not None:
