@@ -1,0 +1,105 @@
+"""Calling azure-ai-ml quietly and turning its entities into deterministic YAML.
+
+Imported only from `render`/`deploy` (and tests): importing this module does not import
+the SDK either; `quiet()` does, on first use."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import yaml
+
+# The `$schema` of each file kind: lets editors (the Azure ML VS Code extension) validate
+# the files, and `az ml … create -f` ignores it.
+SCHEMAS = {
+    "azureml.pipeline_job": "https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json",
+    "azureml.pipeline_component": "https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json",
+    "azureml.online_endpoint": "https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json",
+    "azureml.online_deployment": "https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json",
+    "azureml.batch_endpoint": "https://azuremlschemas.azureedge.net/latest/batchEndpoint.schema.json",
+    "azureml.batch_deployment": "https://azuremlschemas.azureedge.net/latest/pipelineComponentBatchDeployment.schema.json",
+    "azureml.data": "https://azuremlschemas.azureedge.net/latest/data.schema.json",
+    "azureml.schedule": "https://azuremlschemas.azureedge.net/latest/schedule.schema.json",
+    "azureml.monitor_schedule": "https://azuremlschemas.azureedge.net/latest/monitorSchedule.schema.json",
+}
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the SDK's "experimental class" log lines and Python warnings, and keep it
+    from reading a user's Azure ML CLI configuration or private-feature switches."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    saved = os.environ.pop("AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED", None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+        if saved is not None:
+            os.environ["AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED"] = saved
+
+
+def plain(value: Any) -> Any:
+    """OrderedDicts, tuples and enums of an SDK dump → plain JSON-like data; empty maps and
+    None dropped (the SDK writes `properties: {}`, `tags: {}` and nulls for unset fields)."""
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            item = plain(item)
+            if item is None or item == {}:
+                continue
+            out[str(key)] = item
+        return out
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if hasattr(value, "value") and type(value).__module__.startswith("azure."):  # SDK enums
+        return value.value
+    return value
+
+
+def tags(plan: Any) -> dict[str, str]:
+    """Tags of every Azure resource of a build: the spec's labels and lineage (system, spec
+    sha256, git commit; `resource_labels`), plus the spec's owner."""
+    from mlcompile.targets.base import resource_labels
+
+    found = resource_labels(plan)
+    if plan.owner:
+        found["mlcompile-owner"] = plan.owner
+    return dict(sorted(found.items()))
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    # multi-line strings as literal blocks: readable commands, stable bytes
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def yaml_bytes(data: Mapping[str, Any], kind: str, header: str) -> bytes:
+    """Deterministic YAML: `$schema` first, then keys sorted, no line wrapping."""
+    body = dict(plain(data))
+    body.pop("$schema", None)
+    text = yaml.dump(body, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1 << 16)
+    schema = SCHEMAS.get(kind)
+    prefix = f"$schema: {schema}\n" if schema else ""
+    return (f"# {header}\n" + prefix + text).encode()
+
+
+def entity_yaml(entity: Any, kind: str, header: str) -> bytes:
+    """An SDK entity as the YAML `az ml` and the SDK's `load_*` functions read."""
+    with quiet():
+        data = entity._to_dict()  # what the entity's own dump() writes
+    return yaml_bytes(data, kind, header)

@@ -1,0 +1,273 @@
+"""`mlcompile deploy` for Azure ML: the build's files, loaded with the SDK's own loaders,
+created or updated through `MLClient` (`begin_create_or_update`), in dependency order:
+
+1. online endpoint (created without traffic), its deployments, then the traffic split;
+2. batch endpoint, its pipeline-component deployment; the monitor's production data asset;
+3. job schedules (each creates its pipeline job on the cron) and the model monitor;
+4. the Azure Monitor autoscale setting of each online deployment (an ARM PUT through the
+   client's authenticated pipeline: azure-ai-ml has no operation for it).
+
+Idempotent: every resource is tagged `mlcompile-file-sha256` with the sha256 of its file in
+the build; a resource whose tag already matches is reported `unchanged` and not sent.
+
+Configuration (environment):
+* credentials: `DefaultAzureCredential` (az login, managed identity, AZURE_* variables);
+  `MLCOMPILE_AZUREML_ACCESS_TOKEN` uses that bearer token instead (CI, stand-ins);
+* `MLCOMPILE_AZUREML_ARM_ENDPOINT`: the Resource Manager URL (default Azure public cloud), for
+  sovereign clouds and local stand-ins; `MLCOMPILE_AZUREML_CA_BUNDLE`: a CA file to trust."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from mlcompile.plan.nodes import Plan
+from mlcompile.targets.azureml._sdk import quiet
+from mlcompile.targets.base import DeployAction, DeployFailed
+
+FILE_TAG = "mlcompile-file-sha256"
+ENV_TOKEN = "MLCOMPILE_AZUREML_ACCESS_TOKEN"
+ENV_ARM = "MLCOMPILE_AZUREML_ARM_ENDPOINT"
+ENV_CA = "MLCOMPILE_AZUREML_CA_BUNDLE"
+CUSTOM_CLOUD = "mlcompile-custom-arm"
+AUTOSCALE_PROVIDER = "providers/Microsoft.Insights/autoscaleSettings"
+
+
+class _StaticToken:
+    """A credential that hands out one bearer token (azure-core's TokenCredential shape)."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+def _client(plan: Plan) -> Any:
+    from azure.ai.ml import MLClient
+
+    settings = plan.platform_settings
+    token = os.environ.get(ENV_TOKEN)
+    if token:
+        credential: Any = _StaticToken(token)
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    kwargs: dict[str, Any] = {"enable_telemetry": False, "show_progress": False}
+    arm = os.environ.get(ENV_ARM)
+    if arm:
+        arm = arm.rstrip("/") + "/"
+        # EndpointURLS keys of azure.ai.ml._azure_environments; all must be present, or the
+        # SDK falls back to downloading cloud metadata from management.azure.com
+        # the SDK keeps clouds in a process-wide table it never overwrites: one name per URL
+        kwargs["cloud"] = f"{CUSTOM_CLOUD}-{hashlib.sha256(arm.encode()).hexdigest()[:12]}"
+        kwargs["cloud_metadata"] = {
+            "azure_portal": arm,
+            "resource_manager": arm,
+            "active_directory": arm,
+            "aml_resource_id": arm,
+            "storage_endpoint": "core.windows.net",
+            "registry_discovery_endpoint": arm,
+        }
+    if os.environ.get(ENV_CA):
+        kwargs["connection_verify"] = os.environ[ENV_CA]
+    return MLClient(credential, settings["subscription_id"], settings["resource_group"], settings["workspace"], **kwargs)
+
+
+def _manifest(build_dir: Path) -> list[dict[str, str]]:
+    return list(json.loads((build_dir / "manifest.json").read_text())["files"])
+
+
+def _load(kind: str, path: Path) -> Any:
+    import yaml
+    from azure.ai.ml import load_batch_endpoint, load_data, load_online_deployment, load_online_endpoint
+    from azure.ai.ml.entities import PipelineComponentBatchDeployment
+    from azure.ai.ml.entities._load_functions import load_schedule
+
+    if kind == "azureml.batch_deployment":  # load_batch_deployment parses model deployments only
+        return PipelineComponentBatchDeployment._load(data=yaml.safe_load(path.read_text()), yaml_path=str(path))
+    loader = {
+        "azureml.online_endpoint": load_online_endpoint,
+        "azureml.online_deployment": load_online_deployment,
+        "azureml.batch_endpoint": load_batch_endpoint,
+        "azureml.data": load_data,
+        "azureml.schedule": load_schedule,
+        "azureml.monitor_schedule": load_schedule,
+    }[kind]
+    return loader(str(path))
+
+
+def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
+    from azure.core.exceptions import HttpResponseError
+
+    with quiet():
+        client = _client(plan)
+        files = _manifest(build_dir)
+        by_kind: dict[str, list[tuple[Path, str]]] = {}
+        for entry in files:
+            by_kind.setdefault(entry["kind"], []).append((build_dir / entry["path"], entry["sha256"]))
+        actions: list[DeployAction] = []
+        try:
+            actions += _online(client, by_kind, dry_run)
+            actions += _batch(client, by_kind, dry_run)
+            for path, sha in by_kind.get("azureml.data", []):
+                data = _load("azureml.data", path)
+                actions.append(_data(client, data, sha, dry_run))
+            for kind in ("azureml.schedule", "azureml.monitor_schedule"):
+                for path, sha in by_kind.get(kind, []):
+                    schedule = _load(kind, path)
+                    missing = _missing_reference_data(client, schedule) if kind == "azureml.monitor_schedule" else None
+                    if missing is not None:
+                        actions.append(DeployAction(f"schedule {schedule.name}", "deferred",
+                                                    f"its reference data {missing} does not exist yet: run the training pipeline once, then deploy again"))  # fmt: skip
+                        continue
+                    actions.append(_apply(f"schedule {schedule.name}", schedule, sha, lambda n=schedule.name: client.schedules.get(n),
+                                          lambda e: client.schedules.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+            for path, sha in by_kind.get("azure.monitor_autoscale", []):
+                actions.append(_autoscale(client, plan, path, sha, dry_run))
+        except HttpResponseError as exc:
+            raise DeployFailed(f"Azure ML refused the deployment: {exc.message or exc}") from exc
+    return actions
+
+
+def _missing_reference_data(client: Any, monitor: Any) -> str | None:
+    """The monitor's baseline is the training set each training run registers: on a new
+    workspace it exists only after the first run, and Azure ML refuses the monitor until then."""
+    for signal in (monitor.create_monitor.monitoring_signals or {}).values():
+        reference = getattr(signal, "reference_data", None)
+        path = str(getattr(getattr(reference, "input_data", None), "path", "") or "").removeprefix("azureml:")
+        if "@" not in path:
+            continue
+        name, label = path.split("@", 1)
+        try:
+            client.data.get(name=name, label=label)
+        except Exception as exc:  # the SDK wraps the 404 of a label lookup in an MlException
+            if _is_not_found(exc):
+                return name
+            raise
+    return None
+
+
+def _is_not_found(exc: BaseException | None) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ResourceNotFoundError) or str(getattr(exc, "error_type", "")).endswith("RESOURCE_NOT_FOUND"):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _existing(get: Any) -> Any:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return get()
+    except ResourceNotFoundError:
+        return None
+
+
+def _apply(label: str, entity: Any, sha: str, get: Any, create: Any, dry_run: bool) -> DeployAction:
+    existing = _existing(get)
+    if existing is not None and (getattr(existing, "tags", None) or {}).get(FILE_TAG) == sha:
+        return DeployAction(label, "unchanged")
+    entity.tags = {**(entity.tags or {}), FILE_TAG: sha}
+    if not dry_run:
+        create(entity)
+    return DeployAction(label, "create" if existing is None else "update")
+
+
+def _online(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool) -> list[DeployAction]:
+    actions = []
+    for path, sha in by_kind.get("azureml.online_endpoint", []):
+        endpoint = _load("azureml.online_endpoint", path)
+        traffic = dict(endpoint.traffic or {})
+        existing = _existing(lambda: client.online_endpoints.get(endpoint.name))
+        if existing is None and not dry_run:
+            # traffic can only name deployments that exist: create the endpoint without it first
+            endpoint.traffic = {}
+            client.online_endpoints.begin_create_or_update(endpoint).result()
+        for dep_path, dep_sha in by_kind.get("azureml.online_deployment", []):
+            deployment = _load("azureml.online_deployment", dep_path)
+            if deployment.endpoint_name != endpoint.name:
+                continue
+            actions.append(_apply(f"online deployment {endpoint.name}/{deployment.name}", deployment, dep_sha,
+                                  lambda d=deployment: client.online_deployments.get(d.name, endpoint.name),
+                                  lambda e: client.online_deployments.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+        endpoint.traffic = traffic
+        unchanged_tag = existing is not None and (existing.tags or {}).get(FILE_TAG) == sha and dict(existing.traffic or {}) == traffic
+        if unchanged_tag:
+            actions.insert(0, DeployAction(f"online endpoint {endpoint.name}", "unchanged"))
+            continue
+        endpoint.tags = {**(endpoint.tags or {}), FILE_TAG: sha}
+        if not dry_run:
+            client.online_endpoints.begin_create_or_update(endpoint).result()
+        split = ", ".join(f"{slot} {percent}%" for slot, percent in sorted(traffic.items()))
+        actions.insert(0, DeployAction(f"online endpoint {endpoint.name}", "create" if existing is None else "update", f"traffic {split}"))
+    return actions
+
+
+def _data(client: Any, data: Any, sha: str, dry_run: bool) -> DeployAction:
+    """A data asset is versioned: a changed file becomes the next version (`@latest`)."""
+    label = f"data asset {data.name}"
+    try:
+        latest = client.data.get(name=data.name, label="latest")
+    except Exception as exc:
+        if not _is_not_found(exc):
+            raise
+        latest = None
+    if latest is not None and (latest.tags or {}).get(FILE_TAG) == sha:
+        return DeployAction(label, "unchanged")
+    data.tags = {**(data.tags or {}), FILE_TAG: sha}
+    data.version = str(int(latest.version) + 1) if latest is not None and str(latest.version).isdigit() else "1"
+    if not dry_run:
+        client.data.create_or_update(data)
+    return DeployAction(label, "create" if latest is None else "update", f"version {data.version}")
+
+
+def _batch(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool) -> list[DeployAction]:
+    actions = []
+    for path, sha in by_kind.get("azureml.batch_endpoint", []):
+        endpoint = _load("azureml.batch_endpoint", path)
+        actions.append(_apply(f"batch endpoint {endpoint.name}", endpoint, sha, lambda: client.batch_endpoints.get(endpoint.name),
+                              lambda e: client.batch_endpoints.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+        for dep_path, dep_sha in by_kind.get("azureml.batch_deployment", []):
+            deployment = _load("azureml.batch_deployment", dep_path)
+            actions.append(_apply(f"batch deployment {endpoint.name}/{deployment.name}", deployment, dep_sha,
+                                  lambda d=deployment: client.batch_deployments.get(d.name, endpoint.name),
+                                  lambda e: client.batch_deployments.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+    return actions
+
+
+def _autoscale(client: Any, plan: Plan, path: Path, sha: str, dry_run: bool) -> DeployAction:
+    """PUT the autoscale setting through the MLClient's own authenticated ARM pipeline."""
+    from azure.core.exceptions import HttpResponseError
+    from azure.core.rest import HttpRequest
+
+    body = json.loads(path.read_text())
+    settings = plan.platform_settings
+    url = (
+        f"{client._base_url.rstrip('/')}/subscriptions/{settings['subscription_id']}/resourceGroups/{settings['resource_group']}"
+        f"/{AUTOSCALE_PROVIDER}/{body['name']}?api-version={body['apiVersion']}"
+    )
+    pipeline = client._service_client_04_2023_preview._client  # the ARM pipeline client (auth, retries, TLS)
+    label = f"autoscale setting {body['name']}"
+    with pipeline.send_request(HttpRequest("GET", url)) as response:
+        existing = response.json() if response.status_code == 200 else None
+    if existing is not None and (existing.get("tags") or {}).get(FILE_TAG) == sha:
+        return DeployAction(label, "unchanged")
+    if not dry_run:
+        workspace = client.workspaces.get(settings["workspace"])
+        payload = {"location": workspace.location, "tags": {**body.get("tags", {}), FILE_TAG: sha}, "properties": body["properties"]}
+        with pipeline.send_request(HttpRequest("PUT", url, json=payload)) as response:
+            if response.status_code >= 300:
+                raise HttpResponseError(message=f"autoscale setting {body['name']}: HTTP {response.status_code} {response.text()}")
+    return DeployAction(label, "create" if existing is None else "update")

@@ -1,0 +1,186 @@
+"""Online and batch serving: managed online endpoint + deployments (traffic split per rollout
+strategy), the Azure Monitor autoscale setting of each deployment, batch endpoint + pipeline
+component deployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlcompile.plan.nodes import OnlineEndpoint, Plan
+from mlcompile.targets.azureml._sdk import entity_yaml, tags, yaml_bytes
+from mlcompile.targets.base import OutputFile, json_bytes
+
+# The runtime image serves a registered model over HTTP (the serving contract, see
+# docs/targets/azureml.md): these are the routes Azure ML probes and forwards to.
+SERVING_PORT = 8080
+INFERENCE_CONFIG = {
+    "liveness_route": {"path": "/health", "port": SERVING_PORT},
+    "readiness_route": {"path": "/health", "port": SERVING_PORT},
+    "scoring_route": {"path": "/score", "port": SERVING_PORT},
+}
+# Azure Monitor metrics of a managed online deployment / endpoint the autoscale rule reads
+AUTOSCALE_METRICS = {
+    "cpu": ("CpuUtilizationPercentage", "deployment", 1.0),
+    "gpu": ("GpuUtilizationPercentage", "deployment", 1.0),
+    # spec: requests per second per replica; Azure: RequestsPerMinute of the endpoint, divided per instance
+    "requests_per_replica": ("RequestsPerMinute", "endpoint", 60.0),
+}
+AUTOSCALE_API_VERSION = "2022-10-01"
+BATCH_DEPLOYMENT = "default"
+
+
+def slots(online: OnlineEndpoint) -> dict[str, int]:
+    """Deployment slot → traffic percent. `blue` is the version in production, `green` the
+    new one: canary sends it canary_percent, blue/green none until the switch."""
+    if online.strategy == "canary":
+        percent = online.canary_percent or 0
+        return {"blue": 100 - percent, "green": percent}
+    if online.strategy == "blue_green":
+        return {"blue": 100, "green": 0}
+    return {"blue": 100}
+
+
+def deployment_path(online: OnlineEndpoint, slot: str) -> str:
+    return f"endpoints/{online.name}-{slot}.yml"
+
+
+def batch_endpoint_name(plan: Plan) -> str:
+    return f"{plan.system}-batch"
+
+
+def render_online(plan: Plan) -> list[OutputFile]:
+    from azure.ai.ml.entities import (
+        DataCollector,
+        DefaultScaleSettings,
+        DeploymentCollection,
+        Environment,
+        ManagedOnlineDeployment,
+        ManagedOnlineEndpoint,
+        OnlineRequestSettings,
+    )
+
+    from mlcompile.targets.azureml.render import header
+
+    online = plan.online
+    if online is None:
+        return []
+    labels = tags(plan)
+    traffic = slots(online)
+    files: list[OutputFile] = []
+    endpoint = ManagedOnlineEndpoint(
+        name=online.name,
+        description=f"{plan.description or plan.system} (model {online.model}, rollout {online.strategy})",
+        auth_mode="key",
+        tags=labels,
+        traffic=traffic,
+    )
+    files.append(OutputFile(f"endpoints/{online.name}.yml", "azureml.online_endpoint", entity_yaml(endpoint, "azureml.online_endpoint", header(plan))))
+    resources = online.resources
+    timeout_ms = resources.timeout_seconds * 1000 if resources.timeout_seconds else None
+    for slot, percent in traffic.items():
+        deployment = ManagedOnlineDeployment(
+            name=slot,
+            endpoint_name=online.name,
+            description=f"{'new version' if slot == 'green' else 'production version'} of {online.model}, {percent}% of traffic",
+            model=f"azureml:{online.model}@latest",
+            environment=Environment(image=plan.runtime_image, inference_config=INFERENCE_CONFIG),
+            environment_variables={"MLCOMPILE_MODEL": online.model, "MLCOMPILE_SYSTEM": plan.system},
+            instance_type=resources.machine.name if resources.machine else None,
+            instance_count=online.min_replicas,
+            scale_settings=DefaultScaleSettings(),
+            request_settings=OnlineRequestSettings(request_timeout_ms=timeout_ms) if timeout_ms else None,
+            # the model monitor reads what the deployment collects
+            data_collector=DataCollector(collections={"model_inputs": DeploymentCollection(enabled="true"), "model_outputs": DeploymentCollection(enabled="true")})
+            if plan.monitoring is not None
+            else None,
+            tags={**labels, "mlcompile-slot": slot},
+        )
+        files.append(OutputFile(deployment_path(online, slot), "azureml.online_deployment", entity_yaml(deployment, "azureml.online_deployment", header(plan))))
+        if online.autoscaling_metric is not None:
+            files.append(OutputFile(f"endpoints/{online.name}-{slot}-autoscale.json", "azure.monitor_autoscale", json_bytes(autoscale_setting(plan, online, slot))))
+    return files
+
+
+def autoscale_setting(plan: Plan, online: OnlineEndpoint, slot: str) -> dict[str, Any]:
+    """The `Microsoft.Insights/autoscaleSettings` resource of one deployment (managed online
+    deployments scale through Azure Monitor autoscale, not through the deployment itself).
+    Azure Monitor has no target tracking: scale out by one above the target, in by one below
+    half of it (hysteresis), averaged over 5 minutes."""
+    settings = plan.platform_settings
+    workspace = (
+        f"/subscriptions/{settings['subscription_id']}/resourceGroups/{settings['resource_group']}"
+        f"/providers/Microsoft.MachineLearningServices/workspaces/{settings['workspace']}"
+    )
+    endpoint_id = f"{workspace}/onlineEndpoints/{online.name}"
+    deployment_id = f"{endpoint_id}/deployments/{slot}"
+    assert online.autoscaling_metric is not None and online.autoscaling_target is not None
+    metric, scope, factor = AUTOSCALE_METRICS[online.autoscaling_metric]
+    threshold = online.autoscaling_target * factor
+    per_instance = online.autoscaling_metric == "requests_per_replica"
+
+    def rule(direction: str, operator: str, value: float) -> dict[str, Any]:
+        return {
+            "metricTrigger": {
+                "metricName": metric,
+                "metricResourceUri": endpoint_id if scope == "endpoint" else deployment_id,
+                "timeGrain": "PT1M",
+                "statistic": "Average",
+                "timeWindow": "PT5M",
+                "timeAggregation": "Average",
+                "operator": operator,
+                "threshold": value,
+                "dividePerInstance": per_instance,
+            },
+            "scaleAction": {"direction": direction, "type": "ChangeCount", "value": "1", "cooldown": "PT5M"},
+        }
+
+    return {
+        "type": "Microsoft.Insights/autoscaleSettings",
+        "apiVersion": AUTOSCALE_API_VERSION,
+        "name": f"{online.name}-{slot}-autoscale",
+        "tags": tags(plan),
+        "properties": {
+            "enabled": True,
+            "targetResourceUri": deployment_id,
+            "profiles": [
+                {
+                    "name": "mlcompile",
+                    "capacity": {"minimum": str(online.min_replicas), "maximum": str(online.max_replicas), "default": str(online.min_replicas)},
+                    "rules": [rule("Increase", "GreaterThan", threshold), rule("Decrease", "LessThan", threshold / 2)],
+                }
+            ],
+        },
+    }
+
+
+def render_batch(plan: Plan) -> list[OutputFile]:
+    from azure.ai.ml.entities import BatchEndpoint, PipelineComponentBatchDeployment
+
+    from mlcompile.targets.azureml.pipelines import build_pipeline_job
+    from mlcompile.targets.azureml.render import header
+
+    if plan.batch is None:
+        return []
+    labels = tags(plan)
+    job = build_pipeline_job(plan, plan.batch, on_cluster=True)
+    component = job.component
+    component.tags = labels
+    component_path = f"components/{plan.batch.name}.yml"
+    name = batch_endpoint_name(plan)
+    endpoint = BatchEndpoint(name=name, description=f"batch scoring of {plan.system} (model {plan.registry.model})", tags=labels,
+                             defaults={"deployment_name": BATCH_DEPLOYMENT})  # fmt: skip
+    deployment = PipelineComponentBatchDeployment(
+        name=BATCH_DEPLOYMENT,
+        endpoint_name=name,
+        description=f"runs {plan.batch.name}",
+        component="placeholder",
+        settings={"default_compute": str(plan.platform_settings["compute"]), "continue_on_step_failure": False},
+        tags=labels,
+    )
+    with_component = dict(deployment._to_dict())
+    with_component["component"] = f"../{component_path}"  # a file reference, resolved next to this file
+    return [
+        OutputFile(component_path, "azureml.pipeline_component", entity_yaml(component, "azureml.pipeline_component", header(plan))),
+        OutputFile(f"endpoints/{name}.yml", "azureml.batch_endpoint", entity_yaml(endpoint, "azureml.batch_endpoint", header(plan))),
+        OutputFile(f"endpoints/{name}-{BATCH_DEPLOYMENT}.yml", "azureml.batch_deployment", yaml_bytes(with_component, "azureml.batch_deployment", header(plan))),
+    ]

@@ -1,0 +1,34 @@
+"""The `sagemaker` target: SageMaker Pipelines definitions built with the SageMaker Python
+SDK 2.x (imported only in `sdk.py`, only while rendering), plus the request bodies of the
+registry, endpoint, autoscaling, schedules, alarms and rules around them; `deploy` upserts
+them through boto3. See docs/targets/sagemaker.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from mlcompile.diagnostics import Diagnostic
+from mlcompile.plan.nodes import Plan
+from mlcompile.targets.base import DeployAction, OutputFile
+
+
+class SageMakerTarget:
+    name: ClassVar[str] = "sagemaker"
+    extra: ClassVar[str | None] = "sagemaker"
+    requires: ClassVar[tuple[str, ...]] = ("sagemaker", "boto3")
+
+    def check(self, plan: Plan) -> list[Diagnostic]:
+        from mlcompile.targets.sagemaker.checks import check
+
+        return check(plan)
+
+    def render(self, plan: Plan) -> list[OutputFile]:
+        from mlcompile.targets.sagemaker.render import render
+
+        return render(plan)
+
+    def deploy(self, plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
+        from mlcompile.targets.sagemaker.deploy import deploy
+
+        return deploy(plan, build_dir, dry_run=dry_run)

@@ -1,0 +1,167 @@
+"""What SageMaker cannot express of a plan — every plan field is either translated by
+`render` or refused here, at the spec location it came from. Pure: no AWS import.
+
+Fields and where they go (docs/targets/sagemaker.md has the full table):
+  resources.machine → InstanceType; replicas → InstanceCount (training only); spot →
+  managed spot training (training only); timeout → StoppingCondition.MaxRuntimeInSeconds;
+  tuning → HyperParameterTuningJobConfig; gates → ConditionSteps; registry → model package
+  group + RegisterModel; online → model / endpoint config / endpoint / autoscaling bodies;
+  batch → batch pipeline; monitoring → monitoring pipeline (processing-job monitors running
+  the runtime image) + alarm + rule; schedules → EventBridge Scheduler; triggers →
+  EventBridge rules; lineage → tags."""
+
+from __future__ import annotations
+
+import re
+
+from mlcompile.diagnostics import Diagnostic
+from mlcompile.plan.nodes import Origin, Plan, Resources, Step
+from mlcompile.runtime.contract import ENV_HYPERPARAMETERS
+from mlcompile.targets.base import unsupported
+from mlcompile.targets.sagemaker.layout import HYPERPARAMETERS_FILE, breach_step
+from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron
+
+TARGET = "sagemaker"
+ECR_IMAGE = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^\s:@]+([:@][^\s]+)?$")
+MAX_TRAINING_SECONDS = 28 * 24 * 3600  # CreateTrainingJob: MaxRuntimeInSeconds, 28 days
+MAX_PROCESSING_SECONDS = 7 * 24 * 3600  # CreateProcessingJob: MaxRuntimeInSeconds, 7 days
+MAX_ENDPOINT_TIMEOUT_SECONDS = 60  # real-time endpoints answer within 60 s, not configurable
+MAX_TUNING_RANGES = 30  # hyperparameter ranges per tuning job
+MAX_CONTAINER_ARGUMENT = 256  # characters per ContainerEntrypoint / ContainerArguments entry
+SECRET = "secret://"
+
+
+def _at(origin: Origin, suffix: str) -> Origin:
+    """The origin of a field below `origin` (same line: the parent is what the spec wrote)."""
+    return Origin(origin.file, origin.line, origin.col, f"{origin.path}.{suffix}" if origin.path not in ("", "$") else suffix)
+
+
+def check(plan: Plan) -> list[Diagnostic]:
+    problems: list[Diagnostic] = []
+
+    def refuse(origin: Origin, message: str, hint: str | None = None) -> None:
+        problems.append(unsupported(origin, TARGET, message, hint))
+
+    def warn(origin: Origin, message: str, hint: str | None = None) -> None:
+        problems.append(Diagnostic(origin.file, origin.line, origin.col, "warning", origin.path, f"{message} (target {TARGET})", hint))
+
+    first = plan.training.steps[0]
+    if not ECR_IMAGE.match(plan.runtime_image):
+        refuse(
+            first.origin,
+            f"runtime image {plan.runtime_image} is not in Amazon ECR: SageMaker processing and training jobs pull images only from ECR",
+            "set images.runtime in the profile to an ECR copy of the runtime image",
+        )
+    for source in plan.features.sources:
+        if not source.uri.startswith("s3://"):
+            warn(
+                first.origin,
+                f"features.sources '{source.name}' reads {source.uri}, outside AWS: the runtime steps read it from SageMaker jobs only with credentials for it in their environment",
+                f"override its uri for profile '{plan.profile}' with an s3:// location",
+            )
+    for pipeline in plan.pipelines():
+        for step in pipeline.steps:
+            _check_step(plan, step, refuse, warn)
+    _check_tuning(plan, refuse)
+    _check_online(plan, refuse)
+    if plan.batch is not None:
+        score = plan.batch.steps[0]
+        output = str(score.params.get("output_uri", ""))
+        if not output.startswith("s3://"):
+            refuse(_at(score.origin, "output.uri"), f"batch output {output} is not an s3:// URI: SageMaker processing jobs write to S3")
+    for schedule in plan.schedules:
+        try:
+            aws_cron(schedule.cron)
+        except CronNotExpressible as exc:
+            refuse(schedule.origin, f"schedule '{schedule.cron}' has no EventBridge Scheduler equivalent: {exc}", "restrict only one of day-of-month and day-of-week, without steps in day-of-week")
+    for trigger in plan.triggers:
+        if trigger.kind == "monitoring_breach" and breach_step(plan) is None:
+            refuse(trigger.origin, "a breach must start training, but the monitoring pipeline runs no step on a breach for the alarm to watch", "set monitoring.on_breach: retrain, or add monitoring.alerts")
+        if trigger.kind == "new_data":
+            source = next((s for s in plan.features.sources if s.name == trigger.source), None)
+            if source is None or not source.uri.startswith("s3://"):
+                refuse(trigger.origin, f"new-data trigger on source '{trigger.source}': EventBridge sees new objects only in S3 buckets")
+    return problems
+
+
+def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[no-untyped-def]
+    resources = step.resources
+    training = step.kind in ("train", "tune")
+    origin = resources.origin if training or step.kind == "score_batch" else step.origin
+    if not training:
+        if resources.spot:
+            refuse(_at(origin, "spot"), f"step '{step.name}' runs as a SageMaker processing job, which has no spot capacity", "remove spot: true here (it applies to training only)")
+        if resources.replicas > 1:
+            refuse(_at(origin, "replicas"), f"step '{step.name}' runs as one processing job instance")
+    limit = MAX_TRAINING_SECONDS if training else MAX_PROCESSING_SECONDS
+    if resources.timeout_seconds is not None and resources.timeout_seconds > limit:
+        kind = "training" if training else "processing"
+        refuse(_at(origin, "timeout"), f"timeout {resources.timeout_seconds}s exceeds SageMaker's {kind} job limit of {limit}s")
+    if resources.machine is None or not (resources.machine.name or "").startswith("ml."):
+        refuse(origin, f"step '{step.name}' has no SageMaker instance type (ml.*) for its resources")
+    if not step.uses_user_container:
+        if step.kind == "tune":
+            refuse(
+                step.origin,
+                "tuning a scikit-learn trainer: a SageMaker tuning job starts the image's own ENTRYPOINT with no arguments, and the runtime image needs `--config` to know the step",
+                "tune a container trainer whose image's ENTRYPOINT trains, or drop tuning for this profile",
+            )
+        return
+    if not ECR_IMAGE.match(step.image):
+        refuse(_at(step.origin, "image"), f"training image {step.image} is not in Amazon ECR: SageMaker training jobs pull from ECR", f"override training.trainer.container.image for profile '{plan.profile}' with an ECR image")
+    for name, value in sorted(step.params.get("env", {}).items()):
+        if str(value).startswith(SECRET):
+            warn(
+                _at(step.origin, f"env.{name}"),
+                f"SageMaker training jobs cannot bind a secret to an environment variable: {name} is passed as the reference "
+                f"{value!r}, which the container resolves from AWS Secrets Manager (secret '{str(value)[len(SECRET):]}', readable by the job's role)",
+                "read the secret in the container with boto3 secretsmanager.get_secret_value",
+            )
+    for word in (*step.command, *step.args):
+        if len(word) > MAX_CONTAINER_ARGUMENT:
+            refuse(_at(step.origin, "args"), f"a command/args entry is {len(word)} characters: SageMaker takes at most {MAX_CONTAINER_ARGUMENT}")
+    if step.kind == "tune":
+        warn(
+            step.origin,
+            f"each tuning trial's parameters reach the container in {HYPERPARAMETERS_FILE} (SageMaker's place, every value a string), not in {ENV_HYPERPARAMETERS}: a tuning job cannot vary environment variables per trial",
+            f"read {HYPERPARAMETERS_FILE} when {ENV_HYPERPARAMETERS} is unset",
+        )
+        for field, words in (("command", step.command), ("args", step.args)):
+            if words:
+                refuse(
+                    _at(step.origin, field),
+                    f"{field} {list(words)} cannot be applied: a SageMaker hyperparameter tuning job runs the training image's own ENTRYPOINT (HyperParameterAlgorithmSpecification has no ContainerEntrypoint/ContainerArguments)",
+                    f"bake the command into the image's ENTRYPOINT and set {field}: [] for profile '{plan.profile}' (overrides), or drop tuning there",
+                )
+
+
+def _check_tuning(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
+    tuning = plan.tuning
+    if tuning is None:
+        return
+    if len(tuning.params) > MAX_TUNING_RANGES:
+        refuse(_at(tuning.origin, "params"), f"{len(tuning.params)} search parameters: SageMaker tunes at most {MAX_TUNING_RANGES}")
+    if tuning.algorithm == "grid":
+        numeric = [p.name for p in tuning.params if p.type != "categorical"]
+        if numeric:
+            refuse(_at(tuning.origin, "algorithm"), f"grid search on SageMaker takes categorical parameters only; {', '.join(numeric)} are numeric", "list their values as {type: categorical, values: [...]}")
+    for param in tuning.params:
+        if param.scale == "log" and (param.min is None or param.min <= 0):
+            refuse(_at(tuning.origin, f"params.{param.name}.min"), f"log scale needs min > 0 (got {param.min})")
+
+
+def _check_online(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
+    online = plan.online
+    if online is None:
+        return
+    resources: Resources = online.resources
+    if resources.spot:
+        refuse(_at(resources.origin, "spot"), "SageMaker real-time endpoints have no spot capacity")
+    if resources.timeout_seconds is not None and resources.timeout_seconds > MAX_ENDPOINT_TIMEOUT_SECONDS:
+        refuse(_at(resources.origin, "timeout"), f"request timeout {resources.timeout_seconds}s: SageMaker real-time endpoints answer within {MAX_ENDPOINT_TIMEOUT_SECONDS}s")
+    if online.min_replicas < 1:
+        refuse(_at(online.origin, "replicas.min"), "a SageMaker real-time endpoint variant runs at least one instance", "set replicas.min: 1")
+    if online.max_replicas > online.min_replicas and online.autoscaling_metric is None:
+        refuse(_at(online.origin, "replicas.max"), f"replicas {online.min_replicas}..{online.max_replicas} without autoscaling: Application Auto Scaling needs a target-tracking metric", "add autoscaling: {metric, target}, or set max = min")
+    if online.autoscaling_metric == "gpu" and not (resources.machine and resources.machine.accelerator_count):
+        refuse(_at(online.origin, "autoscaling.metric"), "autoscaling on gpu utilisation needs a GPU instance")

@@ -1,0 +1,217 @@
+"""`mlcompile deploy` for SageMaker: upsert what a build describes through boto3 (not the
+SageMaker SDK), idempotently — each resource is described first, compared with the build,
+and created, updated or left alone; a second deploy of the same build reports every
+resource `unchanged`.
+
+Order: step configs (S3, content-addressed), model package group, pipelines, schedule
+group + schedules, alarms, rules + their targets. The serving bodies (model, endpoint
+config, endpoint, autoscaling) are not deployed here: an endpoint exists once a version is
+approved, and the deploy-online step creates or rolls it (see docs/targets/sagemaker.md).
+
+Credentials and endpoints come from the usual AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, …);
+the region is the profile's."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlcompile.plan.nodes import Plan
+from mlcompile.targets.base import DeployAction, DeployFailed
+from mlcompile.targets.sagemaker.layout import Layout
+from mlcompile.targets.sagemaker.render import PIPELINE_DEFINITION, STEP_CONFIG, compact
+
+IGNORED_IN_COMPARISON = {"Tags", "ClientToken", "ClientRequestToken"}
+
+
+def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    layout = Layout.of(plan)
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    by_kind: dict[str, list[tuple[str, Any]]] = {}
+    for entry in manifest["files"]:
+        raw = (build_dir / entry["path"]).read_text()
+        by_kind.setdefault(entry["kind"], []).append((entry["path"], json.loads(raw)))
+    session = boto3.Session(region_name=layout.region)
+    deployer = _Deployer(session, layout, by_kind, dry_run)
+    try:
+        return deployer.run()
+    except (ClientError, BotoCoreError) as exc:
+        raise DeployFailed(str(exc)) from exc
+
+
+def _subset(wanted: Any, actual: Any) -> bool:
+    """Every value the build sets is what the platform has (the platform may add defaults)."""
+    if isinstance(wanted, dict):
+        return isinstance(actual, dict) and all(k in IGNORED_IN_COMPARISON or _subset(v, actual.get(k)) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(actual, list) and len(wanted) == len(actual) and all(_subset(w, a) for w, a in zip(wanted, actual))
+    if isinstance(wanted, float) or isinstance(actual, float):
+        return actual is not None and float(wanted) == float(actual)
+    return wanted == actual
+
+
+class _Deployer:
+    def __init__(self, session: Any, layout: Layout, files: dict[str, list[tuple[str, Any]]], dry_run: bool):
+        self.session, self.layout, self.files, self.dry_run = session, layout, files, dry_run
+        self.clients: dict[str, Any] = {}
+        self.actions: list[DeployAction] = []
+
+    def client(self, service: str) -> Any:
+        if service not in self.clients:
+            self.clients[service] = self.session.client(service, region_name=self.layout.region)
+        return self.clients[service]
+
+    def record(self, resource: str, action: str, apply: Callable[[], Any] | None = None, detail: str = "") -> None:
+        if apply is not None and not self.dry_run:
+            apply()
+        self.actions.append(DeployAction(resource, action, detail))
+
+    def bodies(self, kind: str) -> list[Any]:
+        return [body for _, body in sorted(self.files.get(kind, []), key=lambda item: item[0])]
+
+    def run(self) -> list[DeployAction]:
+        self.configs()
+        self.model_package_groups()
+        self.pipelines()
+        self.schedules()
+        self.alarms()
+        self.rules()
+        return self.actions
+
+    # ------------------------------------------------------------------ resources
+    def configs(self) -> None:
+        from botocore.exceptions import ClientError
+
+        s3 = self.client("s3")
+        for path, config in sorted(self.files.get(STEP_CONFIG, [])):
+            key = Path(path).stem
+            uri = self.layout.config_uri(key)
+            bucket, _, object_key = uri.removeprefix("s3://").partition("/")
+            body = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+            try:
+                s3.head_object(Bucket=bucket, Key=object_key)
+                self.record(f"step config {uri}", "unchanged")  # content-addressed: same key, same bytes
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+                self.record(f"step config {uri}", "create", lambda: s3.put_object(Bucket=bucket, Key=object_key, Body=body, ContentType="application/json"))
+
+    def model_package_groups(self) -> None:
+        from botocore.exceptions import ClientError
+
+        sagemaker = self.client("sagemaker")
+        for body in self.bodies("sagemaker.create_model_package_group"):
+            name = body["ModelPackageGroupName"]
+            try:
+                sagemaker.describe_model_package_group(ModelPackageGroupName=name)
+                self.record(f"model package group {name}", "unchanged")
+            except ClientError:
+                self.record(f"model package group {name}", "create", lambda: sagemaker.create_model_package_group(**body))
+
+    def pipelines(self) -> None:
+        from botocore.exceptions import ClientError
+
+        sagemaker = self.client("sagemaker")
+        definitions = {Path(path).name.removesuffix(".definition.json"): body for path, body in self.files.get(PIPELINE_DEFINITION, [])}
+        for body in self.bodies("sagemaker.create_pipeline"):
+            name = body["PipelineName"]
+            definition = compact(definitions[name])
+            try:
+                current = sagemaker.describe_pipeline(PipelineName=name)
+            except ClientError:
+                self.record(f"pipeline {name}", "create", lambda: sagemaker.create_pipeline(**body, PipelineDefinition=definition))
+                continue
+            same = json.loads(current.get("PipelineDefinition") or "{}") == definitions[name] and _subset(
+                {k: v for k, v in body.items() if k not in ("PipelineName", "Tags")}, current
+            )
+            if same:
+                self.record(f"pipeline {name}", "unchanged")
+                continue
+            update = {k: v for k, v in body.items() if k not in ("Tags",)}
+
+            def apply(update: dict[str, Any] = update, definition: str = definition) -> None:
+                response = sagemaker.update_pipeline(**update, PipelineDefinition=definition)
+                sagemaker.add_tags(ResourceArn=response["PipelineArn"], Tags=body["Tags"])
+
+            self.record(f"pipeline {name}", "update", apply)
+
+    def schedules(self) -> None:
+        from botocore.exceptions import ClientError
+
+        scheduler = self.client("scheduler")
+        for body in self.bodies("scheduler.create_schedule_group"):
+            try:
+                scheduler.get_schedule_group(Name=body["Name"])
+                self.record(f"schedule group {body['Name']}", "unchanged")
+            except ClientError:
+                self.record(f"schedule group {body['Name']}", "create", lambda body=body: scheduler.create_schedule_group(**body))
+        for body in self.bodies("scheduler.create_schedule"):
+            resource = f"schedule {body['Name']}"
+            try:
+                current = scheduler.get_schedule(Name=body["Name"], GroupName=body["GroupName"])
+            except ClientError:
+                self.record(resource, "create", lambda body=body: scheduler.create_schedule(**body), body["ScheduleExpression"])
+                continue
+            if _subset(body, current):
+                self.record(resource, "unchanged")
+            else:
+                self.record(resource, "update", lambda body=body: scheduler.update_schedule(**body), body["ScheduleExpression"])
+
+    def alarms(self) -> None:
+        cloudwatch = self.client("cloudwatch")
+        for body in self.bodies("cloudwatch.put_metric_alarm"):
+            found = cloudwatch.describe_alarms(AlarmNames=[body["AlarmName"]]).get("MetricAlarms", [])
+            resource = f"alarm {body['AlarmName']}"
+            if found and _subset(body, found[0]):
+                self.record(resource, "unchanged")
+            else:
+                self.record(resource, "update" if found else "create", lambda body=body: cloudwatch.put_metric_alarm(**body))
+
+    def rules(self) -> None:
+        from botocore.exceptions import ClientError
+
+        events = self.client("events")
+        targets_of = {body["Rule"]: body for body in self.bodies("events.put_targets")}
+        for body in self.bodies("events.put_rule"):
+            name = body["Name"]
+            try:
+                current = events.describe_rule(Name=name)
+            except ClientError:
+                current = None
+            detail = self.bucket_events_note(json.loads(body["EventPattern"]))
+            if current is None:
+                self.record(f"rule {name}", "create", lambda body=body: events.put_rule(**body), detail)
+            else:
+                same = json.loads(current.get("EventPattern") or "{}") == json.loads(body["EventPattern"]) and all(
+                    current.get(k) == body[k] for k in ("State", "Description")
+                )
+                self.record(f"rule {name}", "unchanged" if same else "update", None if same else (lambda body=body: events.put_rule(**body)), detail)
+            targets = targets_of.get(name)
+            if targets is None:
+                continue
+            existing = events.list_targets_by_rule(Rule=name)["Targets"] if current is not None else []
+            if _subset(targets["Targets"], existing):
+                self.record(f"rule {name} targets", "unchanged")
+            else:
+                self.record(f"rule {name} targets", "update" if existing else "create", lambda targets=targets: events.put_targets(**targets))
+
+    def bucket_events_note(self, pattern: dict[str, Any]) -> str:
+        """A rule on S3 events fires only when the bucket sends its events to EventBridge, a
+        bucket setting `deploy` does not change: say so when it is off."""
+        from botocore.exceptions import ClientError
+
+        if pattern.get("source") != ["aws.s3"]:
+            return ""
+        bucket = pattern["detail"]["bucket"]["name"][0]
+        try:
+            settings = self.client("s3").get_bucket_notification_configuration(Bucket=bucket)
+        except ClientError as exc:
+            return f"could not read the event settings of bucket {bucket} ({exc.response.get('Error', {}).get('Code', exc)}): it must send events to EventBridge"
+        if "EventBridgeConfiguration" in settings:
+            return ""
+        return f"bucket {bucket} does not send events to EventBridge yet: turn on 'Amazon EventBridge' in its event notifications"

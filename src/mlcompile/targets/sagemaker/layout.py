@@ -1,0 +1,118 @@
+"""Names, ARNs and S3 locations of everything a SageMaker build describes. Pure and
+deterministic: derived from the plan and the profile (`sagemaker: {region, role_arn,
+bucket}`), never looked up."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mlcompile.plan.nodes import ArtifactRef, Plan, Step
+
+# Where SageMaker mounts things inside its containers.
+PROCESSING_INPUT = "/opt/ml/processing/input"
+PROCESSING_OUTPUT = "/opt/ml/processing/output"
+TRAINING_INPUT = "/opt/ml/input/data"
+TRAINING_MODEL = "/opt/ml/model"
+TRAINING_CHECKPOINTS = "/opt/ml/checkpoints"
+HYPERPARAMETERS_FILE = "/opt/ml/input/config/hyperparameters.json"
+
+# The file an artifact is written to inside its output folder (SageMaker moves folders;
+# property files and the runtime want files).
+_FILE_OF_TYPE = {"dataset": "{name}.parquet", "model": "model.tar.gz", "metrics": "metrics.json", "report": "report.json", "decision": "decision.json"}
+
+# SageMaker Pipelines publishes step metrics (StepStarted/StepSucceeded/StepFailed…, by
+# PipelineName and StepName) in this namespace. The monitoring pipeline runs its
+# trigger-retraining step only on a breach, so that step succeeding *is* the breach signal the
+# alarm watches: no metric for the runtime to publish.
+PIPELINE_METRICS_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
+BREACH_METRIC = "StepSucceeded"
+
+
+def breach_step(plan: Plan) -> str | None:
+    """The monitoring step that runs only on a breach and whose success the alarm watches."""
+    if plan.monitoring_pipeline is None:
+        return None
+    steps = {s.kind: s.name for s in plan.monitoring_pipeline.steps if s.run_if == "breach"}
+    return steps.get("trigger_retraining") or steps.get("alert")
+
+# SageMaker limits used by checks and render.
+MAX_DEFINITION_CHARS = 1_048_576
+
+
+def fit(name: str, limit: int) -> str:
+    """`name` if it fits AWS's length limit, else a deterministic shortening: a prefix and 8
+    hex digits of its sha256 (EventBridge rule/schedule names: 64 characters)."""
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def artifact_file(name: str, type_: str) -> str:
+    return _FILE_OF_TYPE[type_].format(name=name)
+
+
+@dataclass(frozen=True)
+class Layout:
+    region: str
+    role_arn: str
+    bucket: str
+    system: str
+
+    @classmethod
+    def of(cls, plan: Plan) -> Layout:
+        settings = plan.platform_settings
+        return cls(settings["region"], settings["role_arn"], settings["bucket"], plan.system)
+
+    @property
+    def partition(self) -> str:
+        return self.role_arn.split(":")[1]
+
+    @property
+    def account(self) -> str:
+        return self.role_arn.split(":")[4]
+
+    @property
+    def prefix(self) -> str:
+        """Root of everything this system writes in the profile's bucket."""
+        return f"s3://{self.bucket}/mlcompile/{self.system}"
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account}:{resource}"
+
+    def pipeline_arn(self, pipeline: str) -> str:
+        return self.arn("sagemaker", f"pipeline/{pipeline.lower()}")
+
+    def model_package_group_arn(self, model: str) -> str:
+        return self.arn("sagemaker", f"model-package-group/{model}")
+
+    @property
+    def models_uri(self) -> str:
+        return f"{self.prefix}/models"
+
+    @property
+    def checkpoints_uri(self) -> str:
+        return f"{self.prefix}/checkpoints"
+
+    @property
+    def data_capture_uri(self) -> str:
+        return f"{self.prefix}/data-capture"
+
+    def config_uri(self, key: str) -> str:
+        return f"{self.prefix}/configs/{key}.json"
+
+    @property
+    def schedule_group(self) -> str:
+        return fit(f"mlcompile-{self.system}", 64)
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """Content address of a step config: same config, same S3 object (uploaded by deploy)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+
+
+def input_file(ref: ArtifactRef, producer: Step) -> str:
+    artifact = next(a for a in producer.outputs if a.name == ref.artifact)
+    return artifact_file(ref.artifact, artifact.type)

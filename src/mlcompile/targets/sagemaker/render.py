@@ -1,0 +1,104 @@
+"""A plan → the files of a SageMaker build. Each file's manifest kind names what it is:
+`sagemaker.pipeline_definition` (the JSON SageMaker Pipelines runs), `mlcompile.step_config`
+(a runtime step's --config, uploaded by deploy), or `<service>.<operation>` for the request
+body of that AWS API (validated against botocore's service model by the tests, sent as is by
+deploy)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlcompile.errors import SpecError
+from mlcompile.plan.nodes import OnlineEndpoint, Pipeline, Plan, Step
+from mlcompile.targets.base import OutputFile, json_bytes, unsupported
+from mlcompile.targets.sagemaker import bodies
+from mlcompile.targets.sagemaker.layout import MAX_DEFINITION_CHARS, Layout
+
+PIPELINE_DEFINITION = "sagemaker.pipeline_definition"
+STEP_CONFIG = "mlcompile.step_config"
+
+
+def deploy_pipeline(plan: Plan, online: OnlineEndpoint) -> Pipeline:
+    """With manual approval the training pipeline stops at registration; approving a version
+    starts this one (EventBridge rule), which rolls the endpoint to it."""
+    standard = plan.training.steps[0].resources
+    step = Step(
+        name="deploy-online",
+        kind="deploy_online",
+        image=plan.runtime_image,
+        command=("python", "-m", "mlcompile.runtime", "deploy-online"),
+        args=(),
+        resources=standard,
+        depends_on=(),
+        inputs=(),
+        outputs=(),
+        params={"endpoint": online.name, "model": plan.registry.model},
+        run_if=None,
+        uses_user_container=False,
+        origin=online.origin,
+    )
+    return Pipeline(f"{plan.system}-deploy", f"deploys approved versions of {plan.registry.model} to endpoint {online.name}", (step,))
+
+
+def compact(definition: dict[str, Any]) -> str:
+    """The definition as SageMaker receives it (deploy sends this string)."""
+    return json.dumps(definition, sort_keys=True, separators=(",", ":"))
+
+
+def render(plan: Plan) -> list[OutputFile]:
+    from mlcompile.targets.sagemaker import sdk
+
+    layout = Layout.of(plan)
+    files: list[OutputFile] = []
+
+    def add(path: str, kind: str, body: Any) -> None:
+        files.append(OutputFile(path, kind, json_bytes(body)))
+
+    pipelines = list(plan.pipelines())
+    extra: dict[tuple[str, str], dict[str, Any]] = {}
+    serving: dict[str, tuple[str, dict[str, Any]]] = {}
+    if plan.online is not None:
+        serving = bodies.serving(plan, layout)
+        deploy_config = {"serving": {name: body for name, (_, body) in sorted(serving.items())}, "region": layout.region}
+        for step in plan.training.steps:
+            if step.kind == "deploy_online":
+                extra[(plan.training.name, step.name)] = deploy_config
+        if plan.online.requires_approval:
+            deployer = deploy_pipeline(plan, plan.online)
+            pipelines.append(deployer)
+            extra[(deployer.name, "deploy-online")] = deploy_config
+
+    built = sdk.build(plan, layout, pipelines, extra)
+    for pipeline in pipelines:
+        definition = built.definitions[pipeline.name]
+        size = len(compact(definition))
+        if size > MAX_DEFINITION_CHARS:
+            origin = pipeline.steps[0].origin
+            raise SpecError([unsupported(origin, "sagemaker", f"pipeline {pipeline.name} has a {size:,}-character definition: SageMaker accepts at most {MAX_DEFINITION_CHARS:,}", "split the system or shorten step parameters")])
+        add(f"pipelines/{pipeline.name}.definition.json", PIPELINE_DEFINITION, definition)
+        add(f"pipelines/{pipeline.name}.json", "sagemaker.create_pipeline", bodies.create_pipeline(plan, layout, pipeline.name, pipeline.description))
+    for key, config in sorted(built.configs.items()):
+        add(f"configs/{key}.json", STEP_CONFIG, config)
+
+    add(f"registry/{plan.registry.model}.json", "sagemaker.create_model_package_group", bodies.model_package_group(plan))
+    for name, (kind, body) in sorted(serving.items()):
+        add(f"serving/{name}.json", kind, body)
+
+    if plan.schedules:
+        add("schedules/group.json", "scheduler.create_schedule_group", bodies.schedule_group(plan, layout))
+        for schedule in plan.schedules:
+            add(f"schedules/{schedule.name}.json", "scheduler.create_schedule", bodies.schedule(layout, schedule))
+    for trigger in plan.triggers:
+        if trigger.kind == "monitoring_breach":
+            alarm = bodies.breach_alarm(plan, trigger)
+            add(f"alarms/{alarm['AlarmName']}.json", "cloudwatch.put_metric_alarm", alarm)
+        description = f"{trigger.kind.replace('_', ' ')} → starts {trigger.pipeline} (from {trigger.origin.path})"
+        add(f"rules/{trigger.name}.json", "events.put_rule", bodies.rule(plan, trigger.name, description, bodies.trigger_pattern(plan, trigger)))
+        add(f"rules/{trigger.name}.targets.json", "events.put_targets", bodies.rule_targets(layout, trigger.name, trigger.pipeline))
+    if plan.online is not None and plan.online.requires_approval:
+        name = f"{plan.system}-deploy-on-approval"
+        description = f"a version of {plan.registry.model} is approved → starts {plan.system}-deploy"
+        add(f"rules/{name}.json", "events.put_rule", bodies.rule(plan, name, description, bodies.approval_pattern(plan)))
+        add(f"rules/{name}.targets.json", "events.put_targets", bodies.rule_targets(layout, name, f"{plan.system}-deploy"))
+    return files

@@ -1,0 +1,420 @@
+"""The one module that imports the SageMaker Python SDK (2.x). Everything else in this target
+is plain data; a port to SDK 3.x touches this file only.
+
+Builds each pipeline with the SDK's own classes (ProcessingStep, TrainingStep, TuningStep,
+ConditionStep over JsonGet, FailStep, ModelStep/RegisterModel) and returns its definition.
+Offline by construction: explicit dummy credentials and the profile's region (no credential
+chain, no instance-metadata probe), every S3 location given explicitly (the SDK would
+otherwise look up or create a default bucket), `TrainingStep(estimator=…)` rather than
+`step_args=` (which sends telemetry), an empty SDK config (no ~/.config/sagemaker defaults
+leaking into the output)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from mlcompile.plan.nodes import ArtifactRef, Gate, Pipeline, Plan, Step
+from mlcompile.runtime.contract import (
+    ENV_LABEL,
+    ENV_METRICS,
+    ENV_MODEL_DIR,
+    ENV_TRAIN_DATA,
+    ENV_VALIDATION_REPORT,
+    step_config,
+)
+from mlcompile.targets.sagemaker import bodies
+from mlcompile.targets.sagemaker.layout import (
+    PROCESSING_INPUT,
+    PROCESSING_OUTPUT,
+    TRAINING_CHECKPOINTS,
+    TRAINING_INPUT,
+    TRAINING_MODEL,
+    Layout,
+    artifact_file,
+    config_key,
+    input_file,
+)
+
+SDK_REQUIREMENT = "sagemaker>=2.250,<3"
+DEFAULT_MAX_RUN = 24 * 3600
+SPOT_WAIT_FACTOR = 2  # managed spot: wait for capacity up to as long again as the run may take
+CONTENT_TYPES = ["application/json", "text/csv"]
+_OFFLINE_ENV = {"AWS_EC2_METADATA_DISABLED": "true", "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}
+_COMPARISON = {"min": ">=", "max": "<=", "min_delta_vs_production": "beats production by at least"}
+
+
+@contextlib.contextmanager
+def offline(region: str) -> Iterator[None]:
+    """Import and drive the SDK with no network: no instance-metadata probe (the SDK's
+    JumpStart module makes a default session at import), a region, quiet loggers."""
+    saved = {key: os.environ.get(key) for key in (*_OFFLINE_ENV, "AWS_DEFAULT_REGION")}
+    os.environ.update(_OFFLINE_ENV)
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)
+    loggers = {name: logging.getLogger(name) for name in ("sagemaker", "sagemaker.config", "sagemaker.workflow.utilities", "sagemaker.estimator")}
+    levels = {name: logger.level for name, logger in loggers.items()}
+    # sagemaker.experiments calls logging.basicConfig(level=INFO) at import: keep the host's root logger
+    root_level, root_handlers = logging.root.level, list(logging.root.handlers)
+    for logger in loggers.values():
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                import sagemaker.workflow.pipeline  # noqa: F401  (the import that configures logging)
+            finally:
+                logging.root.setLevel(root_level)
+                logging.root.handlers[:] = root_handlers
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for name, logger in loggers.items():
+            logger.setLevel(levels[name])
+        logging.root.setLevel(root_level)
+        logging.root.handlers[:] = root_handlers
+
+
+@dataclasses.dataclass
+class Built:
+    """Definitions by pipeline name, and the step configs they reference by key."""
+
+    definitions: dict[str, dict[str, Any]]
+    configs: dict[str, dict[str, Any]]
+
+
+def build(plan: Plan, layout: Layout, pipelines: list[Pipeline], extra_params: dict[tuple[str, str], dict[str, Any]]) -> Built:
+    """`extra_params[(pipeline, step)]` is merged into that step's params under `sagemaker`."""
+    with offline(layout.region):
+        import boto3
+        from sagemaker.workflow.pipeline_context import PipelineSession
+
+        boto_session = boto3.Session(aws_access_key_id="offline", aws_secret_access_key="offline", region_name=layout.region)
+        # A given SDK config keeps the SDK from reading ~/.config/sagemaker and /etc/xdg
+        # (machine-dependent defaults); emptied afterwards, because the SDK re-validates a
+        # non-empty config against its JSON schema at every lookup (~0.17 s each, ~100 a build).
+        session = PipelineSession(boto_session=boto_session, default_bucket=layout.bucket, sagemaker_config={"SchemaVersion": "1.0"})
+        session.sagemaker_config = {}
+        built = Built({}, {})
+        for pipeline in pipelines:
+            builder = _PipelineBuilder(plan, layout, session, pipeline, extra_params, built.configs)
+            built.definitions[pipeline.name] = builder.definition()
+        return built
+
+
+class _PipelineBuilder:
+    def __init__(self, plan: Plan, layout: Layout, session: Any, pipeline: Pipeline, extra: dict[tuple[str, str], dict[str, Any]], configs: dict[str, Any]):
+        self.plan, self.layout, self.session, self.pipeline = plan, layout, session, pipeline
+        self.extra, self.configs = extra, configs
+        self.tags = bodies.tags(plan)
+        self.sdk_steps: dict[str, Any] = {}  # plan step name → SDK step
+        self.property_files: dict[tuple[str, str], Any] = {}  # (step, artifact) → PropertyFile
+
+    # ------------------------------------------------------------------ helpers
+    def step_params(self, step: Step) -> Step:
+        extra = self.extra.get((self.pipeline.name, step.name))
+        return dataclasses.replace(step, params={**step.params, "sagemaker": extra}) if extra else step
+
+    def config_input(self, step: Step) -> tuple[str, str]:
+        """(S3 URI, key) of the step's runtime config, uploaded by deploy."""
+        config = step_config(self.plan, self.step_params(step))
+        key = config_key(config)
+        self.configs[key] = config
+        return self.layout.config_uri(key), key
+
+    def output_uri(self, step: Step, output: str) -> Any:
+        from sagemaker.workflow.execution_variables import ExecutionVariables
+        from sagemaker.workflow.functions import Join
+
+        return Join(on="/", values=[self.layout.prefix, "runs", ExecutionVariables.PIPELINE_EXECUTION_ID, step.name, output])
+
+    def producer_uri(self, ref: ArtifactRef) -> Any:
+        producer = self.pipeline.step(ref.step)
+        sdk_step = self.sdk_steps[ref.step]
+        if producer.kind == "train":
+            return sdk_step.properties.ModelArtifacts.S3ModelArtifacts
+        if producer.kind == "tune":
+            return sdk_step.get_top_model_s3_uri(top_k=0, s3_bucket=self.layout.bucket, prefix=self.layout.models_uri.split("/", 3)[3])
+        return sdk_step.properties.ProcessingOutputConfig.Outputs[ref.artifact].S3Output.S3Uri
+
+    def order_only(self, step: Step) -> list[Any] | None:
+        """Dependencies the data does not already express (e.g. deploy-online after register:
+        steps of one condition branch otherwise run in parallel)."""
+        fed_by = {ref.step for ref in step.inputs}
+        names = [n for n in step.depends_on if n not in fed_by and n in self.sdk_steps]
+        if step.run_if is None:  # a top-level step cannot wait for a step inside a condition
+            names = [n for n in names if self.pipeline.step(n).run_if is None]
+        return [self.sdk_steps[n] for n in names] or None
+
+    # ------------------------------------------------------------------ steps
+    def processing(self, step: Step) -> Any:
+        from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
+        from sagemaker.workflow.properties import PropertyFile
+        from sagemaker.workflow.steps import ProcessingStep
+
+        config_uri, key = self.config_input(step)
+        inputs = [ProcessingInput(input_name="config", source=config_uri, destination=f"{PROCESSING_INPUT}/config")]
+        args = ["--config", f"@{PROCESSING_INPUT}/config/{key}.json"]
+        for ref in sorted(step.inputs, key=lambda r: r.name):
+            inputs.append(ProcessingInput(input_name=ref.name, source=self.producer_uri(ref), destination=f"{PROCESSING_INPUT}/{ref.name}"))
+            args += ["--input", f"{ref.name}={PROCESSING_INPUT}/{ref.name}/{input_file(ref, self.pipeline.step(ref.step))}"]
+        outputs, property_files = [], []
+        for artifact in sorted(step.outputs, key=lambda a: a.name):
+            outputs.append(ProcessingOutput(output_name=artifact.name, source=f"{PROCESSING_OUTPUT}/{artifact.name}", destination=self.output_uri(step, artifact.name)))
+            args += ["--output", f"{artifact.name}={PROCESSING_OUTPUT}/{artifact.name}/{artifact_file(artifact.name, artifact.type)}"]
+            if artifact.type in ("metrics", "decision"):
+                property_file = PropertyFile(name=artifact.name, output_name=artifact.name, path=artifact_file(artifact.name, artifact.type))
+                self.property_files[(step.name, artifact.name)] = property_file
+                property_files.append(property_file)
+        resources = step.resources
+        processor = Processor(
+            role=self.layout.role_arn,
+            image_uri=step.image,
+            instance_count=1,
+            instance_type=resources.machine.name if resources.machine else None,
+            entrypoint=list(step.command),
+            max_runtime_in_seconds=resources.timeout_seconds,
+            tags=self.tags,
+            sagemaker_session=self.session,
+        )
+        return ProcessingStep(
+            step.name, processor=processor, inputs=inputs, outputs=outputs, job_arguments=args,
+            property_files=property_files or None, depends_on=self.order_only(step),
+        )  # fmt: skip
+
+    def training(self, step: Step) -> Any:
+        from sagemaker.estimator import Estimator
+        from sagemaker.inputs import TrainingInput
+        from sagemaker.workflow.steps import TrainingStep, TuningStep
+
+        resources = step.resources
+        max_run = resources.timeout_seconds or DEFAULT_MAX_RUN
+        channels: dict[str, Any] = {}
+        paths = {ref.name: f"{TRAINING_INPUT}/{ref.name}/{input_file(ref, self.pipeline.step(ref.step))}" for ref in step.inputs}
+        for ref in sorted(step.inputs, key=lambda r: r.name):
+            channels[ref.name] = TrainingInput(s3_data=self.producer_uri(ref))
+        # SageMaker packs /opt/ml/model into model.tar.gz: the trainer's metrics travel inside it,
+        # next to the model, where evaluate finds them
+        outputs = {a.name: (TRAINING_MODEL if a.type == "model" else f"{TRAINING_MODEL}/{artifact_file(a.name, a.type)}") for a in step.outputs}
+        environment: dict[str, str] = {}
+        entry_point, arguments = list(step.command) or None, list(step.args) or None
+        if step.uses_user_container:
+            environment.update({str(k): str(v) for k, v in step.params.get("env", {}).items()})
+            environment.update(
+                {
+                    ENV_TRAIN_DATA: paths.get("train", ""),
+                    ENV_VALIDATION_REPORT: paths.get("report", ""),
+                    ENV_MODEL_DIR: outputs.get("model", TRAINING_MODEL),
+                    ENV_METRICS: outputs.get("metrics", f"{TRAINING_MODEL}/metrics.json"),
+                    ENV_LABEL: str(step.params.get("label", "")),
+                }
+            )
+        else:
+            config_uri, key = self.config_input(step)
+            channels["config"] = TrainingInput(s3_data=config_uri)
+            arguments = ["--config", f"@{TRAINING_INPUT}/config/{key}.json"]
+            for name in sorted(paths):
+                arguments += ["--input", f"{name}={paths[name]}"]
+            for name in sorted(outputs):
+                arguments += ["--output", f"{name}={outputs[name]}"]
+        tuning = self.plan.tuning if step.kind == "tune" else None
+        metric_definitions = [_metric_definition(m) for m in sorted({tuning.metric} if tuning else set())] or None
+        spot = resources.spot
+        estimator = Estimator(
+            image_uri=step.image,
+            role=self.layout.role_arn,
+            instance_count=resources.replicas,
+            instance_type=resources.machine.name if resources.machine else None,
+            max_run=max_run,
+            use_spot_instances=spot,
+            max_wait=max_run * SPOT_WAIT_FACTOR if spot else None,
+            checkpoint_s3_uri=f"{self.layout.checkpoints_uri}/{step.name}" if spot and tuning is None else None,
+            checkpoint_local_path=TRAINING_CHECKPOINTS if spot and tuning is None else None,
+            output_path=self.layout.models_uri,
+            container_entry_point=entry_point,
+            container_arguments=arguments,
+            environment=environment or None,
+            metric_definitions=metric_definitions,
+            tags=self.tags,
+            disable_profiler=True,
+            debugger_hook_config=False,
+            sagemaker_session=self.session,
+        )
+        if tuning is None:
+            return TrainingStep(step.name, estimator=estimator, inputs=channels, depends_on=self.order_only(step))
+        return TuningStep(step.name, tuner=self._tuner(estimator, metric_definitions), inputs=channels, depends_on=self.order_only(step))
+
+    def _tuner(self, estimator: Any, metric_definitions: Any) -> Any:
+        from sagemaker.tuner import CategoricalParameter, ContinuousParameter, HyperparameterTuner, IntegerParameter
+
+        tuning = self.plan.tuning
+        assert tuning is not None
+        ranges: dict[str, Any] = {}
+        for param in tuning.params:
+            scaling = "Logarithmic" if param.scale == "log" else "Linear"
+            if param.type == "categorical":
+                ranges[param.name] = CategoricalParameter([v if isinstance(v, str) else json.dumps(v) for v in param.values])
+            elif param.type == "int":
+                ranges[param.name] = IntegerParameter(int(param.min or 0), int(param.max or 0), scaling_type=scaling)
+            else:
+                ranges[param.name] = ContinuousParameter(param.min, param.max, scaling_type=scaling)
+        return HyperparameterTuner(
+            estimator,
+            objective_metric_name=tuning.metric,
+            hyperparameter_ranges=ranges,
+            metric_definitions=metric_definitions,
+            strategy={"bayesian": "Bayesian", "random": "Random", "grid": "Grid"}[tuning.algorithm],
+            objective_type=tuning.goal.capitalize(),
+            max_jobs=None if tuning.algorithm == "grid" else tuning.max_trials,
+            max_parallel_jobs=tuning.parallel_trials,
+            tags=self.tags,
+        )
+
+    def register(self, step: Step, trainer: str) -> Any:
+        from sagemaker.model import Model
+        from sagemaker.model_metrics import MetricsSource, ModelMetrics
+        from sagemaker.workflow.functions import Join
+        from sagemaker.workflow.model_step import ModelStep
+
+        plan, registry = self.plan, self.plan.registry
+        model_ref = next(r for r in step.inputs if r.artifact == "model")
+        metrics_ref = next(r for r in step.inputs if r.artifact == "metrics")
+        environment = {"MLCOMPILE_SYSTEM": plan.system, "MLCOMPILE_MODEL": registry.model}
+        if plan.online is not None and plan.online.resources.timeout_seconds is not None:
+            environment[bodies.REQUEST_TIMEOUT_ENV] = str(plan.online.resources.timeout_seconds)
+        model = Model(image_uri=plan.runtime_image, model_data=self.producer_uri(model_ref), role=self.layout.role_arn, env=environment, sagemaker_session=self.session)
+        statistics = Join(on="/", values=[self.producer_uri(metrics_ref), "metrics.json"])
+        metadata = {"mlcompile-system": plan.system, "mlcompile-spec-sha256": plan.spec_sha256, "mlcompile-trainer-step": trainer}
+        if registry.aliases:
+            metadata["mlcompile-aliases"] = ",".join(registry.aliases)
+        if plan.lineage.git_commit:
+            metadata["mlcompile-git-commit"] = plan.lineage.git_commit
+        batch_machine = plan.batch.steps[0].resources.machine if plan.batch is not None else None
+        arguments = model.register(
+            content_types=CONTENT_TYPES,
+            response_types=["application/json"],
+            inference_instances=[plan.online.resources.machine.name] if plan.online and plan.online.resources.machine else None,
+            transform_instances=[batch_machine.name] if batch_machine else None,
+            model_package_group_name=registry.model,
+            approval_status="Approved" if registry.approval == "auto" else "PendingManualApproval",
+            model_metrics=ModelMetrics(model_statistics=MetricsSource(s3_uri=statistics, content_type="application/json")),
+            customer_metadata_properties=metadata,
+            description=f"{registry.model} trained by {self.pipeline.name}",
+        )
+        return ModelStep(step.name, step_args=arguments)
+
+    def gates(self, evaluate: str, gate_step: str, then: list[Any]) -> list[Any]:
+        """One ConditionStep per gate, chained: each passes on to the next, the last to
+        `then` (register, …); a failed gate ends the run in a FailStep naming it."""
+        from sagemaker.workflow.condition_step import ConditionStep
+        from sagemaker.workflow.conditions import ConditionEquals, ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo
+        from sagemaker.workflow.fail_step import FailStep
+        from sagemaker.workflow.functions import Join, JsonGet
+
+        gates = self.plan.gates
+        if not gates:
+            return then
+        names = _gate_names(gates)
+        chain = then
+        for index in reversed(range(len(gates))):
+            gate, name = gates[index], names[index]
+            if gate.comparison == "min_delta_vs_production":
+                decision = JsonGet(step_name=gate_step, property_file=self.property_files[(gate_step, "decision")], json_path=f"results[{index}].passed")
+                condition = ConditionEquals(left=decision, right=True)
+                message: Any = f"gate failed: {gate.metric} must beat the production model by at least {gate.threshold:g} (step {gate_step}, decision.json results[{index}])"
+            else:
+                value = JsonGet(step_name=evaluate, property_file=self.property_files[(evaluate, "metrics")], json_path=f"metrics.{gate.metric}")
+                compare = ConditionGreaterThanOrEqualTo if gate.comparison == "min" else ConditionLessThanOrEqualTo
+                condition = compare(left=value, right=gate.threshold)
+                message = Join(on="", values=[f"gate failed: {gate.metric} {_COMPARISON[gate.comparison]} {gate.threshold:g} required, the candidate has ", value])
+            fail = FailStep(f"fail-{name}", error_message=message)
+            chain = [ConditionStep(name, conditions=[condition], if_steps=chain, else_steps=[fail])]
+        return chain
+
+    def breach(self, checks: list[Step], then: list[Any]) -> list[Any]:
+        from sagemaker.workflow.condition_step import ConditionStep
+        from sagemaker.workflow.conditions import ConditionEquals, ConditionOr
+        from sagemaker.workflow.functions import JsonGet
+
+        conditions = []
+        for check in checks:
+            decision = next(a for a in check.outputs if a.type == "decision")
+            get = JsonGet(step_name=check.name, property_file=self.property_files[(check.name, decision.name)], json_path="breach")
+            conditions.append(ConditionEquals(left=get, right=True))
+        condition = conditions[0] if len(conditions) == 1 else ConditionOr(conditions=conditions)
+        return [ConditionStep("breach", conditions=[condition], if_steps=then, else_steps=[])]
+
+    # ------------------------------------------------------------------ pipeline
+    def definition(self) -> dict[str, Any]:
+        from sagemaker.workflow.pipeline import Pipeline as SdkPipeline
+
+        top: list[Any] = []
+        gated: list[Any] = []  # run only when every gate passes
+        on_breach: list[Any] = []
+        checks: list[Step] = []
+        trainer = evaluate = gate_step = None
+        for step in self.pipeline.steps:
+            if step.kind in ("train", "tune"):
+                sdk_step = self.training(step)
+                trainer = step.name
+            elif step.kind == "register":
+                assert trainer is not None
+                sdk_step = self.register(step, trainer)
+            else:
+                if step.run_if == "breach":  # alert/trigger-retraining say why: they read the checks' decisions
+                    decisions = tuple(ArtifactRef(a.name, c.name, a.name) for c in checks for a in c.outputs if a.type == "decision")
+                    step = dataclasses.replace(step, inputs=(*step.inputs, *decisions))
+                sdk_step = self.processing(step)
+            self.sdk_steps[step.name] = sdk_step
+            if step.kind == "evaluate":
+                evaluate = step.name
+            if step.kind == "gate":
+                gate_step = step.name
+            if step.kind in ("check_drift", "check_performance"):
+                checks.append(step)
+            if step.run_if == "breach":
+                on_breach.append(sdk_step)
+            elif step.run_if is not None:
+                gated.append(sdk_step)
+            else:
+                top.append(sdk_step)
+        if gated:
+            assert evaluate is not None and gate_step is not None
+            top += self.gates(evaluate, gate_step, gated)
+        if on_breach and checks:
+            top += self.breach(checks, on_breach)
+        pipeline = SdkPipeline(name=self.pipeline.name, steps=top, sagemaker_session=self.session)
+        definition = json.loads(pipeline.definition())
+        _tag_model_packages(definition["Steps"], self.tags)
+        return definition
+
+
+def _metric_definition(metric: str) -> dict[str, str]:
+    """How SageMaker reads a metric from the training log: a line `<metric>=<value>`."""
+    return {"Name": metric, "Regex": f"{metric}=([-+]?[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?)"}
+
+
+def _gate_names(gates: tuple[Gate, ...]) -> list[str]:
+    """gate-<metric>-<comparison>, numbered when repeated; gate-<n> when `fail-<name>` would
+    exceed SageMaker's 64 characters of a step name."""
+    names = [f"gate-{g.metric}-{g.comparison.replace('_', '-')}" for g in gates]
+    names = [f"{n}-{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+    return [n if len(f"fail-{n}") <= 64 else f"gate-{i + 1}" for i, n in enumerate(names)]
+
+
+def _tag_model_packages(steps: list[dict[str, Any]], tags: list[dict[str, str]]) -> None:
+    """`Model.register` takes no tags; CreateModelPackage does: add the lineage tags."""
+    for step in steps:
+        if step.get("Type") == "RegisterModel":
+            step["Arguments"]["Tags"] = tags
+        for branch in ("IfSteps", "ElseSteps"):
+            _tag_model_packages(step.get("Arguments", {}).get(branch, []), tags)

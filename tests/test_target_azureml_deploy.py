@@ -1,0 +1,168 @@
+"""`mlcompile deploy` for Azure ML against a local HTTPS stand-in of the ARM endpoints
+azure-ai-ml calls (tests/stand_ins/azure_arm.py on 127.0.0.1): the real MLClient, the real
+`begin_create_or_update` calls, no mock of mlcompile's own code; and no socket but loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("azure.ai.ml")
+
+from click.testing import CliRunner  # noqa: E402
+
+from mlcompile.cli import main  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
+from azure_arm import ArmStandIn, serve, tls_certificate  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
+
+ROOT = Path(__file__).resolve().parents[1]
+SUB = "3f2b8c1e-7a4d-4e9b-9c21-5d8e6f0a1b2c"  # targets/azure-prod.yaml
+WORKSPACE = f"/subscriptions/{SUB}/resourceGroups/rg-ml-prod-weu/providers/Microsoft.MachineLearningServices/workspaces/mlw-acme-prod-weu"
+
+
+@pytest.fixture
+def arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    store = ArmStandIn()
+    store.seed(WORKSPACE, {"location": "westeurope", "properties": {"workspaceId": "00000000-0000-0000-0000-000000000001", "discoveryUrl": ""}})
+    for model in ("churn-classifier", "search-ranker"):
+        store.seed(f"{WORKSPACE}/models/{model}", {"properties": {"latestVersion": "3"}})
+        store.seed(f"{WORKSPACE}/models/{model}/versions/3", {"properties": {"modelType": "custom_model", "modelUri": "azureml://x", "flavors": {}}})
+    for system in ("churn-prediction", "search-ranker", "invoice-late-payment"):  # as if the training pipeline had run once
+        seed_training_data(store, system)
+    server, url = serve(store, certificate=tls_certificate(tmp_path))
+    monkeypatch.setenv("MLCOMPILE_AZUREML_ARM_ENDPOINT", url)
+    monkeypatch.setenv("MLCOMPILE_AZUREML_CA_BUNDLE", str(tmp_path / "stand-in.crt"))
+    monkeypatch.setenv("MLCOMPILE_AZUREML_ACCESS_TOKEN", "stand-in-token")
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+    _loopback_only(monkeypatch)
+    yield store
+    server.shutdown()
+    server.server_close()
+
+
+def seed_training_data(store: ArmStandIn, system: str) -> None:
+    store.seed(f"{WORKSPACE}/data/{system}-training-data", {"properties": {"dataType": "uri_folder", "latestVersion": "1"}})
+    store.seed(f"{WORKSPACE}/data/{system}-training-data/versions/1", {"properties": {"dataType": "uri_folder", "dataUri": "azureml://datastores/workspaceblobstore/paths/x/"}})
+
+
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
+
+    def connect(self, address):  # type: ignore[no-untyped-def]
+        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1"):
+            raise AssertionError(f"deploy tried to reach {address}")
+        return real_connect(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise AssertionError(f"deploy tried to resolve {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def _deploy(example: str, *extra: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        main, ["deploy", f"examples/{example}/mlcompile.yaml", "--target", "targets/azure-prod.yaml", "--git-commit", "none", *extra],
+        catch_exceptions=False,
+    )  # fmt: skip
+    return result.exit_code, result.output
+
+
+def test_deploy_creates_every_resource_through_mlclient(arm: ArmStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, output = _deploy("churn", "--yes")
+    assert code == 0, output
+    lines = output.strip().splitlines()
+    assert "create online endpoint churn-scorer: traffic blue 90%, green 10%" in lines
+    for expected in (
+        "create online deployment churn-scorer/blue",
+        "create online deployment churn-scorer/green",
+        "create batch endpoint churn-prediction-batch",
+        "create batch deployment churn-prediction-batch/default",
+        "create schedule churn-prediction-retraining",
+        "create schedule churn-prediction-batch-scoring",
+        "create schedule churn-prediction-monitoring",
+        "create schedule churn-prediction-model-monitor",
+        "create autoscale setting churn-scorer-blue-autoscale",
+    ):
+        assert expected in lines, output
+    # what reached "Azure": the values of the spec, in ARM's REST shapes
+    deployment = arm.resources[f"{WORKSPACE}/onlineEndpoints/churn-scorer/deployments/green".lower()]
+    assert deployment["sku"]["capacity"] == 2
+    assert deployment["properties"]["instanceType"] == "Standard_D2s_v3"
+    assert deployment["properties"]["requestSettings"]["requestTimeout"] == "PT2S"
+    endpoint = arm.resources[f"{WORKSPACE}/onlineEndpoints/churn-scorer".lower()]
+    assert endpoint["properties"]["traffic"] == {"blue": 90, "green": 10}
+    puts = [c for c in arm.calls_to("PUT", "/onlineEndpoints/churn-scorer") if c.path.rstrip("/").endswith("churn-scorer")]
+    assert puts[0].body["properties"].get("traffic") in (None, {}), "the endpoint is created before its deployments, without traffic"
+    schedule = arm.resources[f"{WORKSPACE}/schedules/churn-prediction-retraining".lower()]
+    assert schedule["properties"]["trigger"]["expression"] == "0 2 * * 1"
+    assert schedule["properties"]["trigger"]["timeZone"] == "UTC"
+    monitor = arm.resources[f"{WORKSPACE}/schedules/churn-prediction-model-monitor".lower()]
+    signal = monitor["properties"]["action"]["monitorDefinition"]["signals"]["data-drift"]
+    thresholds = sorted((t["dataType"], t["metric"], t["threshold"]["value"]) for t in signal["metricThresholds"])
+    assert thresholds == [("Categorical", "populationStabilityIndex", 0.2), ("Numerical", "populationStabilityIndex", 0.2)]
+    autoscale = next(r for k, r in arm.resources.items() if k.endswith("autoscalesettings/churn-scorer-blue-autoscale"))
+    assert autoscale["location"] == "westeurope"
+    assert autoscale["properties"]["profiles"][0]["capacity"] == {"minimum": "2", "maximum": "6", "default": "2"}
+    assert all(c.path.startswith("/subscriptions/") for c in arm.calls)
+
+
+def test_second_deploy_reports_everything_unchanged(arm: ArmStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    assert _deploy("churn", "--yes")[0] == 0
+    writes = len([c for c in arm.calls if c.method == "PUT"])
+    code, output = _deploy("churn", "--yes")
+    assert code == 0, output
+    actions = [line for line in output.strip().splitlines() if not line.startswith(("examples/", " "))]  # not the build's warnings
+    assert actions and all(line.startswith("unchanged ") for line in actions), output
+    assert len([c for c in arm.calls if c.method == "PUT"]) == writes
+
+
+def test_dry_run_writes_nothing(arm: ArmStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, output = _deploy("ranker-gpu", "--dry-run")
+    assert code == 0, output
+    assert "would create online endpoint search-ranker: traffic blue 100%, green 0%" in output
+    assert "would create schedule search-ranker-retraining" in output
+    assert [c for c in arm.calls if c.method in ("PUT", "PATCH", "POST", "DELETE")] == []
+
+
+def test_a_refusal_is_a_deploy_failure(arm: ArmStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    original = arm.handle
+
+    def refuse_schedules(method, path, query, body):  # type: ignore[no-untyped-def]
+        if method == "PUT" and "/schedules/" in path:
+            arm.calls.append(type(arm.calls[0])(method, path, query, body))
+            return 400, {"error": {"code": "UserError", "message": "schedule refused by the stand-in"}}
+        return original(method, path, query, body)
+
+    arm.handle = refuse_schedules  # type: ignore[method-assign]
+    code, output = _deploy("batch-scoring", "--yes")
+    assert code == 1
+    assert "deploy failed" in output and "schedule refused by the stand-in" in output
+    json.dumps([c.path for c in arm.calls])
+
+
+def test_monitor_waits_for_the_first_training_run(arm: ArmStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    for key in [k for k in arm.resources if "/data/invoice-late-payment-training-data" in k]:
+        del arm.resources[key]
+    code, output = _deploy("batch-scoring", "--yes")
+    assert code == 0, output
+    assert "deferred schedule invoice-late-payment-model-monitor: its reference data invoice-late-payment-training-data does not exist yet" in output
+    assert "create schedule invoice-late-payment-retraining" in output
+    seed_training_data(arm, "invoice-late-payment")
+    code, output = _deploy("batch-scoring", "--yes")
+    assert "create schedule invoice-late-payment-model-monitor" in output and "unchanged schedule invoice-late-payment-retraining" in output
