@@ -70,9 +70,21 @@ class ProfileSet:
     known_names: set[str] | None
 
 
+def expand_profile_paths(targets: Sequence[str]) -> list[str]:
+    """`--target` values: profile files, or folders standing for every profile in them."""
+    paths: list[str] = []
+    for target in targets:
+        if os.path.isdir(target):
+            paths += sorted(os.path.join(target, name) for name in os.listdir(target) if name.endswith((".yaml", ".yml")))
+        else:
+            paths.append(target)
+    return paths
+
+
 def resolve_profiles(spec: str, targets: Sequence[str]) -> ProfileSet:
-    """Profiles named on the command line, else those in `targets/` beside the spec."""
-    paths = list(targets) if targets else discover_profiles(spec)
+    """Profiles named on the command line (files or folders of them), else those in
+    `targets/` beside the spec."""
+    paths = expand_profile_paths(targets) if targets else discover_profiles(spec)
     if paths is None:
         return ProfileSet([], None)
     return ProfileSet(load_profiles(paths), profile_names_beside(paths))

@@ -86,8 +86,8 @@ def verbosity_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 spec_argument = click.argument("spec", type=click.Path(dir_okay=False))
 target_option = click.option(
-    "--target", "-t", "targets", multiple=True, type=click.Path(dir_okay=False), metavar="PROFILE",
-    help="Target profile file (repeatable). Default for validate: the profiles in targets/ beside the spec.",
+    "--target", "-t", "targets", multiple=True, type=click.Path(), metavar="PROFILE",
+    help="Target profile file, or a folder of them (repeatable). Default for validate: targets/ beside the spec.",
 )  # fmt: skip
 
 
@@ -295,7 +295,7 @@ def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: 
 @_guarded
 def diff(state: _State, spec: str, targets: tuple[str, ...], base_ref: str | None, base_dir: str | None, output_format: str, exit_code: bool) -> int:
     """Show what a change to SPEC or its profiles changes in every profile's build."""
-    from mlcompile.build import discover_profiles
+    from mlcompile.build import discover_profiles, expand_profile_paths
     from mlcompile.diff import diff_builds
     from mlcompile.diff.render import to_json, to_markdown, to_text
     from mlcompile.diff.sources import build_git_ref, build_working_tree, read_build_dir
@@ -303,7 +303,7 @@ def diff(state: _State, spec: str, targets: tuple[str, ...], base_ref: str | Non
 
     if base_ref and base_dir:
         raise UsageError("give --base or --base-dir, not both")
-    profiles = list(targets) or discover_profiles(spec) or []
+    profiles = expand_profile_paths(targets) or discover_profiles(spec) or []
     if not profiles:
         raise UsageError("diff needs --target PROFILE (or a targets/ folder beside the spec)")
     head = build_working_tree(spec, profiles)

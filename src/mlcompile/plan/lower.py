@@ -193,8 +193,9 @@ class _Lowering:
                     ttl_seconds=duration_seconds(v.ttl),
                     online=v.online,
                     features=tuple(nodes.FeatureColumn(f.name, f.dtype) for f in v.features),
+                    origin=self.origin(("features", "views", index)),
                 )
-                for v in features.views
+                for index, v in enumerate(features.views)
             ),
         )
 

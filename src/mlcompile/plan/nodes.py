@@ -199,6 +199,7 @@ class FeatureView:
     ttl_seconds: int
     online: bool
     features: tuple[FeatureColumn, ...]
+    origin: Origin
 
 
 @dataclass(frozen=True)

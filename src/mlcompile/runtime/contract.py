@@ -48,8 +48,8 @@ def step_config(plan: Plan, step: Step) -> dict[str, Any]:
     }
     if step.kind in _READS_FEATURES:
         features = plan_to_data(plan)["features"]
-        for source in features["sources"]:
-            source.pop("origin", None)  # where the spec said it: nothing a running step needs
+        for item in (*features["sources"], *features["views"]):
+            item.pop("origin", None)  # where the spec said it: nothing a running step needs
         config["features"] = features
     if step.kind == "gate":
         config["gates"] = [{"metric": g.metric, "comparison": g.comparison, "threshold": g.threshold} for g in plan.gates]

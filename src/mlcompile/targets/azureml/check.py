@@ -52,19 +52,18 @@ def check(plan: Plan) -> list[Diagnostic]:
     def warn(origin: Origin, message: str, hint: str | None = None) -> None:
         problems.append(replace(unsupported(origin, TARGET, message, hint), severity="warning"))
 
-    extract = plan.training.steps[0]
-    for index, source in enumerate(plan.features.sources):
+    for source in plan.features.sources:
         if not AZURE_URI.match(source.uri):
             refuse(
-                at(extract.origin, f"features.sources[{index}].uri"),
+                source.origin,
                 f"source '{source.name}' is read from {source.uri!r}, which Azure ML compute cannot reach",
                 "give this profile an abfss://, wasbs://, https://<account>.blob|dfs.core.windows.net/ or azureml:// "
                 "URI under overrides.<profile>.features.sources",
             )
 
-    for index, view in enumerate(plan.features.views):
+    for view in plan.features.views:
         if view.online and plan.online is not None:
-            warn(at(plan.online.origin, f"features.views[{index}].online"),
+            warn(at(view.origin, f"{view.origin.path}.online"),
                  f"view '{view.name}' is not materialised to an online store: this target generates no Azure ML managed "
                  "feature store; the online endpoint must receive the feature values in each request",
                  "materialise the view with an Azure ML feature store (feature set with online materialisation) and look it up in the scoring container")  # fmt: skip

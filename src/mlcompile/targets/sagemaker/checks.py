@@ -55,8 +55,8 @@ def check(plan: Plan) -> list[Diagnostic]:
     for source in plan.features.sources:
         if not source.uri.startswith("s3://"):
             warn(
-                first.origin,
-                f"features.sources '{source.name}' reads {source.uri}, outside AWS: the runtime steps read it from SageMaker jobs only with credentials for it in their environment",
+                source.origin,
+                f"source '{source.name}' reads {source.uri}, outside AWS: the runtime steps read it from SageMaker jobs only with credentials for it in their environment",
                 f"override its uri for profile '{plan.profile}' with an s3:// location",
             )
     for pipeline in plan.pipelines():
