@@ -30,5 +30,5 @@ def test_ci_runs_exactly_the_readme_commands() -> None:
 
 def test_readme_example_paths_exist() -> None:
     install = readme_setup_commands()[0]
-    for path in re.findall(r"(?:examples|targets)/[\w./-]+\.yaml", install):
-        assert (ROOT / path).is_file(), path
+    for path in re.findall(r"(?:examples|targets)/[\w./-]*", install):
+        assert (ROOT / path).exists(), path
