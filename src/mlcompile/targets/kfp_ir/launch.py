@@ -1,0 +1,297 @@
+"""`python -m mlcompile.targets.kfp_ir.launch <step> --config JSON --input NAME=PATH --output
+NAME=PATH`: the pipeline task that runs a step as a platform job (the `platform_job` section of
+its config, rendered by the kubeflow/vertex targets).
+
+It replaces `{{inputs.NAME}}` / `{{outputs.NAME}}` in the job with the artifacts' remote URIs
+(KFP mounts `gs://b/…` at `/gcs/b/…`, `s3://` at `/s3/`, `minio://` at `/minio/`) and
+`{{secret:NAME}}` with the secret's value (vertex: Secret Manager), creates the job, waits at
+most `timeout_seconds` (then cancels it and fails), and for tuning copies the best trial's
+model and metrics to the task's outputs. Needs the platform's SDK in the runtime image:
+`kubernetes` (kubeflow) or `google-cloud-aiplatform` (vertex)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+MOUNTS = {"/gcs/": "gs://", "/s3/": "s3://", "/minio/": "minio://"}
+POLL_SECONDS = float(os.environ.get("MLCOMPILE_LAUNCH_POLL_SECONDS", "30"))
+_PLACEHOLDER = re.compile(r"\{\{(?:(inputs|outputs)\.|(secret):)([A-Za-z0-9_.-]+)\}\}")
+
+
+class LaunchFailed(Exception):
+    pass
+
+
+def uri_of(path: str) -> str:
+    for mount, scheme in MOUNTS.items():
+        if path.startswith(mount):
+            return scheme + path[len(mount) :]
+    return path
+
+
+def substitute(value: Any, inputs: dict[str, str], outputs: dict[str, str], secret: Callable[[str], str]) -> Any:
+    def replace(match: re.Match[str]) -> str:
+        artifact, is_secret, name = match.groups()
+        kind = artifact or is_secret
+        if kind == "secret":
+            return secret(name)
+        table = inputs if kind == "inputs" else outputs
+        if name not in table:
+            raise LaunchFailed(f"the job refers to {kind} '{name}', which this task does not have")
+        return uri_of(table[name])
+
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(replace, value)
+    if isinstance(value, list):
+        return [substitute(v, inputs, outputs, secret) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, inputs, outputs, secret) for k, v in value.items()}
+    return value
+
+
+def _wait(poll: Callable[[], str | None], cancel: Callable[[], None], timeout: int | None, what: str) -> None:
+    """`poll` returns None while running, "succeeded", or a failure message."""
+    deadline = time.monotonic() + timeout if timeout is not None else None
+    while True:
+        state = poll()
+        if state == "succeeded":
+            return
+        if state is not None:
+            raise LaunchFailed(f"{what}: {state}")
+        if deadline is not None and time.monotonic() > deadline:
+            cancel()
+            raise LaunchFailed(f"{what}: still running after {timeout} s: cancelled")
+        time.sleep(POLL_SECONDS)
+
+
+def _copy(source: str, destination: str) -> None:
+    """Copy a file or folder from a URI to a task's local output path (fsspec), e.g. the best
+    trial's model; KFP uploads (or, on Vertex, gcsfuse writes) the local path to its URI."""
+    if "://" not in source and "://" not in destination:  # both local (or mounted) paths
+        import shutil
+
+        if os.path.isdir(source):
+            shutil.copytree(source, destination, dirs_exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(destination) or ".", exist_ok=True)
+            shutil.copy2(source, destination)
+        return
+    import fsspec  # with gcsfs / s3fs in the runtime image
+
+    source_fs, source_path = fsspec.core.url_to_fs(source)
+    target_fs, target_path = fsspec.core.url_to_fs(destination)
+    if source_fs.isdir(source_path):
+        for file in source_fs.find(source_path):
+            relative = file[len(source_path.rstrip("/")) + 1 :]
+            target_fs.makedirs(os.path.dirname(f"{target_path}/{relative}"), exist_ok=True)
+            with source_fs.open(file, "rb") as reader, target_fs.open(f"{target_path}/{relative}", "wb") as writer:
+                writer.write(reader.read())
+    else:
+        target_fs.makedirs(os.path.dirname(target_path) or ".", exist_ok=True)
+        with source_fs.open(source_path, "rb") as reader, target_fs.open(target_path, "wb") as writer:
+            writer.write(reader.read())
+
+
+def _write_metrics(outputs: dict[str, str], metrics: dict[str, float]) -> None:
+    if "metrics" in outputs:
+        path = outputs["metrics"]
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(metrics, handle, sort_keys=True)
+
+
+# ---------------------------------------------------------------------- vertex
+
+
+def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> None:
+    from google.cloud.aiplatform_v1 import types as gca
+    from google.cloud.aiplatform_v1.services.job_service import JobServiceClient
+    from google.protobuf import json_format
+
+    platform = config["platform"]
+    parent = f"projects/{platform['project']}/locations/{platform['region']}"
+    endpoint = os.environ.get("MLCOMPILE_VERTEX_API_ENDPOINT") or f"{platform['region']}-aiplatform.googleapis.com"
+    options: dict[str, Any] = {"client_options": {"api_endpoint": endpoint}}
+    if endpoint.startswith(("http://127.0.0.1", "http://localhost")):
+        from google.auth.credentials import AnonymousCredentials
+
+        options.update(credentials=AnonymousCredentials(), transport="rest")
+    client = JobServiceClient(**options)
+
+    def secret(name: str) -> str:
+        """MLCOMPILE_SECRET_<NAME> when the task has it, else Secret Manager (latest version)."""
+        env = "MLCOMPILE_SECRET_" + name.upper().replace("-", "_").replace(".", "_")
+        if env in os.environ:
+            return os.environ[env]
+        from google.cloud import secretmanager  # type: ignore[attr-defined]  # google-cloud-secret-manager
+
+        found = secretmanager.SecretManagerServiceClient().access_secret_version(name=f"projects/{platform['project']}/secrets/{name}/versions/latest")
+        return str(found.payload.data.decode("utf-8"))
+
+    body = substitute(job["body"], inputs, outputs, secret)
+    if job["kind"] == "vertex.upload_model_request":
+        _vertex_register(config, body, options)
+        return
+    done = {"JOB_STATE_SUCCEEDED": "succeeded"}
+    failed = {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
+    if job["kind"] == "vertex.custom_job":
+        created = client.create_custom_job(parent=parent, custom_job=gca.CustomJob.wrap(json_format.ParseDict(body, gca.CustomJob.pb()())))
+
+        def poll() -> str | None:
+            state = client.get_custom_job(name=created.name).state.name
+            return done.get(state) or (f"ended {state}" if state in failed else None)
+
+        _wait(poll, lambda: client.cancel_custom_job(name=created.name), job.get("timeout_seconds"), created.name)
+        return
+    hpt = gca.HyperparameterTuningJob.wrap(json_format.ParseDict(body, gca.HyperparameterTuningJob.pb()()))
+    created = client.create_hyperparameter_tuning_job(parent=parent, hyperparameter_tuning_job=hpt)
+    final: dict[str, Any] = {}
+
+    def poll_tuning() -> str | None:
+        current = client.get_hyperparameter_tuning_job(name=created.name)
+        final["job"] = current
+        state = current.state.name
+        return done.get(state) or (f"ended {state}" if state in failed else None)
+
+    _wait(poll_tuning, lambda: client.cancel_hyperparameter_tuning_job(name=created.name), job.get("timeout_seconds"), created.name)
+    study = hpt.study_spec.metrics[0]
+    maximize = study.goal.name == "MAXIMIZE"
+    trials = [t for t in final["job"].trials if t.final_measurement.metrics]
+    if not trials:
+        raise LaunchFailed(f"{created.name}: no trial reported {study.metric_id}")
+
+    def value(trial: Any) -> float:
+        return next(m.value for m in trial.final_measurement.metrics if m.metric_id == study.metric_id)
+
+    best = (max if maximize else min)(trials, key=value)
+    print(f"[mlcompile.launch] best trial {best.id}: {study.metric_id} = {value(best)}", flush=True)
+    base = hpt.trial_job_spec.base_output_directory.output_uri_prefix.rstrip("/")
+    if "model" in outputs:
+        _copy(f"{base}/{best.id}/model", outputs["model"])  # AIP_MODEL_DIR of that trial
+    _write_metrics(outputs, {m.metric_id: m.value for m in best.final_measurement.metrics})
+
+
+def _vertex_register(config: dict[str, Any], body: dict[str, Any], options: dict[str, Any]) -> None:
+    """Upload the model version into the Vertex AI Model Registry: a new version of the model
+    when it exists (parent_model), else the model itself (model_id); the spec's aliases, plus
+    `production` when approval is auto (with manual approval a human moves it)."""
+    from google.api_core import exceptions
+    from google.cloud.aiplatform_v1 import types as gca
+    from google.cloud.aiplatform_v1.services.model_service import ModelServiceClient
+    from google.protobuf import json_format
+
+    client = ModelServiceClient(**options)
+    model = gca.Model.wrap(json_format.ParseDict(body["model"], gca.Model.pb()()))
+    if (config.get("registry") or {}).get("approval") == "auto" and "production" not in model.version_aliases:
+        model.version_aliases.append("production")
+    name = f"{body['parent']}/models/{body['modelId']}"
+    request = gca.UploadModelRequest(parent=body["parent"], model=model)
+    try:
+        client.get_model(name=name)
+        request.parent_model = name
+    except exceptions.NotFound:
+        request.model_id = body["modelId"]
+    operation = client.upload_model(request=request)
+    result = operation.result(timeout=1800)
+    print(f"[mlcompile.launch] registered {result.model} version {result.model_version_id} (aliases: {', '.join(model.version_aliases)})", flush=True)
+
+
+# ---------------------------------------------------------------------- kubeflow
+
+_KINDS = {"kubeflow.pytorch_job": ("kubeflow.org", "v1", "pytorchjobs"), "katib.experiment": ("kubeflow.org", "v1beta1", "experiments")}
+
+
+def _kubeflow(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> None:
+    from kubernetes import client as k8s
+    from kubernetes import config as kube_config
+
+    try:
+        kube_config.load_incluster_config()
+    except kube_config.ConfigException:
+        kube_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+    api = k8s.CustomObjectsApi()
+
+    def no_secret(name: str) -> str:
+        raise LaunchFailed(f"secret {name}: on Kubernetes secrets are secretKeyRef entries, not placeholders")
+
+    manifest = substitute(job["manifest"], inputs, outputs, no_secret)
+    group, version, plural = _KINDS[job["kind"]]
+    namespace = manifest["metadata"]["namespace"]
+    name = f"{manifest['metadata']['name']}-{uuid.uuid4().hex[:8]}"[:63]
+    manifest["metadata"]["name"] = name
+    api.create_namespaced_custom_object(group, version, namespace, plural, manifest)
+    current: dict[str, Any] = {}
+
+    def poll() -> str | None:
+        current.update(api.get_namespaced_custom_object(group, version, namespace, plural, name))
+        for condition in (current.get("status") or {}).get("conditions") or []:
+            if condition.get("status") != "True":
+                continue
+            if condition.get("type") == "Succeeded":
+                return "succeeded"
+            if condition.get("type") == "Failed":
+                return f"failed: {condition.get('message') or condition.get('reason') or ''}"
+        return None
+
+    def cancel() -> None:
+        api.delete_namespaced_custom_object(group, version, namespace, plural, name)
+
+    _wait(poll, cancel, job.get("timeout_seconds"), f"{plural}/{name}")
+    if job["kind"] == "katib.experiment":
+        optimal = (current.get("status") or {}).get("currentOptimalTrial") or {}
+        best = optimal.get("bestTrialName")
+        if not best:
+            raise LaunchFailed(f"experiments/{name}: no optimal trial")
+        metrics = {m["name"]: float(m.get("latest", m.get("max", 0))) for m in (optimal.get("observation") or {}).get("metrics", [])}
+        print(f"[mlcompile.launch] best trial {best}: {metrics}", flush=True)
+        if "model" in outputs:
+            _copy(f"{uri_of(outputs['model'])}/trials/{best}", outputs["model"])
+        _write_metrics(outputs, metrics)
+        return
+    # the job wrote its outputs to their URIs; KFP uploads the task's local output paths
+    # after the task, so they get the same content first
+    for path in outputs.values():
+        if uri_of(path) != path:
+            _copy(uri_of(path), path)
+
+
+# ---------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlcompile.targets.kfp_ir.launch")
+    parser.add_argument("step")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--input", action="append", default=[])
+    parser.add_argument("--output", action="append", default=[])
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    config = json.loads(args.config)
+    inputs = dict(v.split("=", 1) for v in args.input)
+    outputs = dict(v.split("=", 1) for v in args.output)
+    job = config.get("platform_job")
+    if not job:
+        parser.error("the config has no platform_job")
+    try:
+        if job["kind"].startswith("vertex."):
+            _vertex(config, job, inputs, outputs)
+        elif job["kind"] in _KINDS:
+            _kubeflow(config, job, inputs, outputs)
+        else:
+            raise LaunchFailed(f"unknown platform job kind {job['kind']!r}")
+    except LaunchFailed as exc:
+        print(f"error: {args.step}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(f"[mlcompile.launch] {args.step}: {job['kind']} succeeded", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

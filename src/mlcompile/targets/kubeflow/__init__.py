@@ -1,0 +1,182 @@
+"""The `kubeflow` target: Kubeflow Pipelines (KFP v2 IR compiled by the kfp SDK, with
+kfp-kubernetes platform settings) on any Kubernetes cluster, plus Training Operator,
+Katib and KServe manifests. See docs/targets/kubeflow.md for every output file and kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlcompile.diagnostics import Diagnostic
+from mlcompile.plan.nodes import Origin, Plan, Step
+from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
+from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name
+from mlcompile.targets.kubeflow import facts, manifests
+
+NAME = "kubeflow"
+# steps whose result depends only on their inputs: safe to take from KFP's cache
+CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
+SECRET_ENV_PREFIX = "MLCOMPILE_SECRET_"
+
+
+def _at(origin: Origin, *path: str) -> Origin:
+    """The origin of a field below a plan element (same spec position, longer path)."""
+    return Origin(origin.file, origin.line, origin.col, ".".join([origin.path, *path]) if origin.path not in ("", "$") else ".".join(path))
+
+
+def launches_job(step: Step, plan: Plan) -> str | None:
+    """The platform job a trainer step launches: Katib for tuning, a PyTorchJob for
+    replicas > 1, none (a plain KFP task) otherwise."""
+    if step.kind == "tune" and plan.tuning is not None:
+        return "katib.experiment"
+    if step.kind in ("train", "tune") and step.resources.replicas > 1:
+        return "kubeflow.pytorch_job"
+    return None
+
+
+def secret_env_name(secret: str) -> str:
+    return SECRET_ENV_PREFIX + secret.upper().replace("-", "_").replace(".", "_")
+
+
+class KubeflowTarget:
+    name: ClassVar[str] = NAME
+    extra: ClassVar[str | None] = "kubeflow"
+    requires: ClassVar[tuple[str, ...]] = ("kfp", "kfp.kubernetes")
+
+    # ------------------------------------------------------------------ check
+    def check(self, plan: Plan) -> list[Diagnostic]:
+        problems: list[Diagnostic] = []
+        settings = plan.platform_settings
+        cluster = settings.get("cluster", "generic")
+        seen: set[tuple[str, str]] = set()
+        resources = [s.resources for p in plan.pipelines() for s in p.steps]
+        if plan.online is not None:
+            resources.append(plan.online.resources)
+        for r in resources:
+            if r.spot and cluster not in facts.SPOT and (r.origin.path, "spot") not in seen:
+                seen.add((r.origin.path, "spot"))
+                problems.append(unsupported(
+                    _at(r.origin, "spot"), NAME,
+                    f"spot capacity cannot be requested on a '{cluster}' cluster: Kubernetes has no standard spot node label",
+                    "set `kubeflow.cluster` in the profile to gke, eks or aks, or remove `spot: true` for this profile (overrides)",
+                ))  # fmt: skip
+        online = plan.online
+        if online is not None and online.autoscaling_metric and online.autoscaling_metric not in facts.KSERVE_SCALE_METRIC:
+            problems.append(unsupported(
+                _at(online.origin, "autoscaling", "metric"), NAME,
+                f"KServe cannot autoscale on '{online.autoscaling_metric}' (its predictors scale on cpu, memory, concurrency or rps)",
+                "use metric cpu or requests_per_replica for this profile",
+            ))  # fmt: skip
+        if online is not None and online.autoscaling_metric in facts.KSERVE_SCALE_METRIC and round(online.autoscaling_target or 0) < 1:
+            problems.append(unsupported(
+                _at(online.origin, "autoscaling", "target"), NAME,
+                f"KServe's scaleTarget is a whole number; {online.autoscaling_target:g} rounds to 0",
+                "use a target of at least 1",
+            ))  # fmt: skip
+        if settings.get("registry") is None:
+            problems.append(unsupported(
+                plan.registry.origin, NAME,
+                f"the profile '{plan.profile}' names no model registry, so model '{plan.registry.model}' cannot be registered",
+                "add `kubeflow.registry: {kind: mlflow, uri: http://…}` to the profile",
+            ))  # fmt: skip
+        tuning = plan.tuning
+        if tuning is not None and tuning.algorithm == "grid":
+            for p in tuning.params:
+                if p.type == "float":
+                    problems.append(unsupported(
+                        _at(tuning.origin, "params", p.name), NAME,
+                        f"Katib's grid search needs a step for float parameter '{p.name}', and the spec has none",
+                        "use algorithm random or bayesian, or make the parameter categorical",
+                    ))  # fmt: skip
+        return problems
+
+    # ------------------------------------------------------------------ render
+    def render(self, plan: Plan) -> list[OutputFile]:
+        files: list[OutputFile] = []
+        root = plan.platform_settings["pipeline_root"]
+        pipelines = [*plan.pipelines(), *(p for p, _ in new_data_sensors(plan))]
+        for pipeline in pipelines:
+            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=root)
+            files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
+        for step in plan.training.steps:
+            job = launches_job(step, plan)
+            if job == "katib.experiment":
+                files.append(OutputFile(f"training/{step.name}-experiment.yaml", job, _yaml(manifests.katib_experiment(plan, step))))
+            elif job == "kubeflow.pytorch_job":
+                files.append(OutputFile(f"training/{step.name}-pytorchjob.yaml", job, _yaml(manifests.pytorch_job(plan, step))))
+        if plan.online is not None:
+            files.append(OutputFile("serving/inference-service.yaml", "kserve.inference_service", _yaml(manifests.inference_service(plan))))
+        schedules = [*plan.schedules, *(s for _, s in new_data_sensors(plan))]
+        for schedule in schedules:
+            if schedule.timezone == facts.KFP_SCHEDULE_TIMEZONE:
+                files.append(OutputFile(f"schedules/{schedule.name}.json", "kfp.recurring_run", json_bytes(manifests.recurring_run(plan, schedule))))
+            else:
+                files.append(OutputFile(f"schedules/{schedule.name}-cronjob.yaml", "kubernetes.cron_job", _yaml(manifests.cron_job(plan, schedule))))
+        return files
+
+    def _platform(self, plan: Plan) -> dict[str, Any]:
+        settings = plan.platform_settings
+        section = {k: settings[k] for k in ("host", "namespace", "pipeline_root", "registry") if settings.get(k) is not None}
+        return {"name": NAME, **section, "secrets": {"kind": "env", "prefix": SECRET_ENV_PREFIX}}
+
+    def _tracking_uri(self, plan: Plan) -> str | None:
+        registry = plan.platform_settings.get("registry") or {}
+        return registry.get("uri") if registry.get("kind") == "mlflow" else None
+
+    def _settings(self, plan: Plan, step: Step) -> StepSettings:
+        job = launches_job(step, plan)
+        r = step.resources
+        common: dict[str, Any] = {"retries": facts.SPOT_RETRIES if r.spot else 0, "caching": step.kind in CACHEABLE}
+        if job is not None:
+            # the pipeline task is a small launcher (runtime image, standard resources) that
+            # creates the job from its manifest, waits for it and collects its outputs
+            manifest = manifests.katib_experiment(plan, step) if job == "katib.experiment" else manifests.pytorch_job(plan, step)
+            standard = plan.training.steps[0].resources
+            config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan), platform_job={"kind": job, "manifest": manifest, "timeout_seconds": job_timeout(plan, step)})
+            return StepSettings(plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=common["caching"])
+        machine = r.machine
+        accelerator = machine.accelerator_platform_name if machine and r.accelerator_count else None
+        if step.uses_user_container:
+            env = {k: v for k, v in step.params.get("env", {}).items() if not secret_name(v)}
+            env["MLCOMPILE_LABEL"] = str(step.params.get("label", ""))
+            return StepSettings(step.image, list(step.command), None, r.cpu, r.memory, accelerator, r.accelerator_count, env=env, user_args=list(step.args), **common)
+        config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan))
+        return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, **common)
+
+    def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
+        from kfp import kubernetes
+
+        r = step.resources if launches_job(step, plan) is None else plan.training.steps[0].resources
+        selector, tolerations = manifests.scheduling(plan, r)
+        for key, value in selector.items():
+            kubernetes.add_node_selector(task, key, value)
+        for toleration in tolerations:
+            kubernetes.add_toleration(task, key=toleration.get("key"), operator=toleration["operator"], value=toleration.get("value"), effect=toleration.get("effect"))
+        timeout = job_timeout(plan, step) if launches_job(step, plan) else step.resources.timeout_seconds
+        if timeout:
+            kubernetes.set_timeout(task, timeout)
+        secrets: dict[str, str] = {}
+        if step.uses_user_container and launches_job(step, plan) is None:
+            secrets.update({env: name for env, value in step.params.get("env", {}).items() if (name := secret_name(value))})
+        for alert in step.params.get("alerts", []):
+            if (name := secret_name(alert.get("url", ""))) is not None:
+                secrets[secret_env_name(name)] = name
+        for env, name in sorted(secrets.items()):
+            kubernetes.use_secret_as_env(task, secret_name=name, secret_key_to_env={"value": env})
+
+    # ------------------------------------------------------------------ deploy
+    def deploy(self, plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
+        from mlcompile.targets.kubeflow.deploy import deploy
+
+        return deploy(plan, build_dir, dry_run=dry_run)
+
+
+def _yaml(data: Any) -> bytes:
+    """Deterministic YAML; no anchors/aliases (Kubernetes tooling reads them, humans don't)."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return yaml.dump(data, Dumper=Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=4096).encode()

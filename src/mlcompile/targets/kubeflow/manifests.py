@@ -1,0 +1,308 @@
+"""Kubernetes manifests of the kubeflow target, as plain data: Training Operator
+`PyTorchJob`, Katib `Experiment`, KServe `InferenceService`, KFP recurring-run bodies and,
+for schedules outside UTC, Kubernetes `CronJob`s. Pure functions of the plan."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlcompile.plan.nodes import Plan, Resources, Schedule, Step
+from mlcompile.runtime.contract import ENV_HYPERPARAMETERS, ENV_LABEL
+from mlcompile.targets.base import resource_labels
+from mlcompile.targets.kfp_ir import CONTAINER_ENV_OF, config_arg, secret_name
+from mlcompile.targets.kubeflow import facts
+
+KATIB_METRICS_FILE = "/var/log/katib/metrics.json"
+SERVING_PORT = 8080
+
+
+def settings(plan: Plan) -> dict[str, Any]:
+    return plan.platform_settings
+
+
+def labels(plan: Plan) -> dict[str, str]:
+    return resource_labels(plan, max_value_length=63)
+
+
+def metadata(plan: Plan, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """Object metadata: namespace, lineage labels, and the owner as an annotation (an e-mail
+    address is not a valid label value)."""
+    notes = dict(annotations or {})
+    if plan.owner:
+        notes["mlcompile/owner"] = plan.owner
+    data: dict[str, Any] = {"name": name, "namespace": settings(plan)["namespace"], "labels": labels(plan)}
+    if notes:
+        data["annotations"] = dict(sorted(notes.items()))
+    return data
+
+
+def quantity_cpu(cpu: float) -> str:
+    return str(int(cpu)) if float(cpu).is_integer() else f"{int(cpu * 1000)}m"
+
+
+def scheduling(plan: Plan, resources: Resources) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Node selector and tolerations of a pod: the accelerator's (catalog, per cluster
+    flavour) plus spot capacity's (facts.SPOT)."""
+    machine = resources.machine
+    selector = dict(machine.node_selector) if machine and resources.accelerator_count else {}
+    tolerations = [dict(t) for t in machine.tolerations] if machine and resources.accelerator_count else []
+    if resources.spot:
+        spot = facts.SPOT[settings(plan)["cluster"]]
+        selector.update(spot["node_selector"])  # type: ignore[arg-type]
+        tolerations += [dict(t) for t in spot["tolerations"]]  # type: ignore[attr-defined]
+    return dict(sorted(selector.items())), tolerations
+
+
+def container_resources(resources: Resources) -> dict[str, Any]:
+    amounts = {"cpu": quantity_cpu(resources.cpu), "memory": resources.memory}
+    limits = dict(amounts)
+    if resources.accelerator_count and resources.machine and resources.machine.accelerator_platform_name:
+        limits[resources.machine.accelerator_platform_name] = str(resources.accelerator_count)
+    return {"requests": amounts, "limits": limits}
+
+
+def env_list(env: dict[str, str]) -> list[dict[str, Any]]:
+    """A container's env; `secret://NAME` values come from Kubernetes Secret NAME, key `value`."""
+    out: list[dict[str, Any]] = []
+    for name, value in sorted(env.items()):
+        secret = secret_name(value)
+        if secret:
+            out.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": "value"}}})
+        else:
+            out.append({"name": name, "value": value})
+    return out
+
+
+def trainer_container(plan: Plan, step: Step, name: str, extra_env: dict[str, str]) -> dict[str, Any]:
+    """The user's (or the runtime's) trainer container inside a platform job. Artifact
+    locations are `{{inputs.NAME}}` / `{{outputs.NAME}}`: the launching pipeline task
+    replaces them with the task's artifact URIs before it creates the job."""
+    env = dict(step.params.get("env", {}))
+    for artifact in [*(r.name for r in step.inputs)]:
+        if artifact in CONTAINER_ENV_OF:
+            env[CONTAINER_ENV_OF[artifact]] = f"{{{{inputs.{artifact}}}}}"
+    for out in step.outputs:
+        if out.name in CONTAINER_ENV_OF:
+            env[CONTAINER_ENV_OF[out.name]] = f"{{{{outputs.{out.name}}}}}"
+    env[ENV_LABEL] = str(step.params.get("label", ""))
+    env.update(extra_env)
+    container: dict[str, Any] = {
+        "name": name,
+        "image": step.image,
+        "command": list(step.command),
+        "args": list(step.args),
+        "env": env_list(env),
+        "resources": container_resources(step.resources),
+    }
+    return container
+
+
+def pod_template(plan: Plan, step: Step, container: dict[str, Any]) -> dict[str, Any]:
+    selector, tolerations = scheduling(plan, step.resources)
+    spec: dict[str, Any] = {"containers": [container], "restartPolicy": "OnFailure"}
+    if selector:
+        spec["nodeSelector"] = selector
+    if tolerations:
+        spec["tolerations"] = tolerations
+    if settings(plan).get("service_account"):
+        spec["serviceAccountName"] = settings(plan)["service_account"]
+    return {"metadata": {"labels": labels(plan)}, "spec": spec}
+
+
+def pytorch_job(plan: Plan, step: Step, extra_env: dict[str, str] | None = None, name: str | None = None) -> dict[str, Any]:
+    """`replicas` workers as a Training Operator PyTorchJob: one Master, replicas-1 Workers
+    (the operator sets MASTER_ADDR, WORLD_SIZE, RANK for torchrun)."""
+    container = trainer_container(plan, step, "pytorch", extra_env or {})  # the operator requires this name
+    replicas = step.resources.replicas
+    specs = {"Master": {"replicas": 1, "restartPolicy": "OnFailure", "template": pod_template(plan, step, container)}}
+    if replicas > 1:
+        specs["Worker"] = {"replicas": replicas - 1, "restartPolicy": "OnFailure", "template": pod_template(plan, step, container)}
+    run_policy: dict[str, Any] = {"cleanPodPolicy": "None", "backoffLimit": facts.SPOT_RETRIES if step.resources.spot else 0}
+    if step.resources.timeout_seconds:
+        run_policy["activeDeadlineSeconds"] = step.resources.timeout_seconds
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": metadata(plan, name or f"{plan.system}-{step.name}"),
+        "spec": {"pytorchReplicaSpecs": specs, "runPolicy": run_policy},
+    }
+
+
+def batch_job(plan: Plan, step: Step, extra_env: dict[str, str]) -> dict[str, Any]:
+    """One replica: a Kubernetes Job (Katib's default trial kind)."""
+    container = trainer_container(plan, step, "training", extra_env)
+    template = pod_template(plan, step, container)
+    template["spec"]["restartPolicy"] = "Never"
+    spec: dict[str, Any] = {"template": template, "backoffLimit": facts.SPOT_RETRIES if step.resources.spot else 0}
+    if step.resources.timeout_seconds:
+        spec["activeDeadlineSeconds"] = step.resources.timeout_seconds
+    return {"apiVersion": "batch/v1", "kind": "Job", "spec": spec}
+
+
+def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
+    tuning = plan.tuning
+    assert tuning is not None
+    hyper = ", ".join(
+        f'"{p.name}": ' + (f'"${{trialParameters.{_trial_name(p.name)}}}"' if p.type == "categorical" else f"${{trialParameters.{_trial_name(p.name)}}}")
+        for p in tuning.params
+    )
+    # each trial writes its model to its own folder (Katib substitutes ${trialSpec.Name}); the
+    # launcher copies the best trial's (status.currentOptimalTrial) to the task's model output
+    # and writes its observed metrics to the task's metrics output
+    extra = {
+        ENV_HYPERPARAMETERS: "{" + hyper + "}",
+        "MLCOMPILE_METRICS": KATIB_METRICS_FILE,
+        "MLCOMPILE_MODEL_DIR": "{{outputs.model}}/trials/${trialSpec.Name}",
+    }
+    if step.resources.replicas > 1:
+        trial = pytorch_job(plan, step, extra)
+        trial.pop("metadata")
+        primary = "pytorch"
+        success = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
+        failure = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+    else:
+        trial = batch_job(plan, step, extra)
+        primary = "training"
+        success = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
+        failure = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+    parameters = []
+    for p in tuning.params:
+        space: dict[str, Any]
+        if p.type == "categorical":
+            space = {"list": [str(v) for v in p.values]}
+        else:
+            space = {"min": _number(p.min, p.type), "max": _number(p.max, p.type)}
+            if p.scale == "log":
+                space["distribution"] = "logUniform"
+        parameters.append({"name": p.name, "parameterType": facts.KATIB_PARAMETER_TYPE[p.type], "feasibleSpace": space})
+    return {
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": metadata(plan, f"{plan.system}-{step.name}"),
+        "spec": {
+            "objective": {"type": tuning.goal, "objectiveMetricName": tuning.metric},
+            "algorithm": {"algorithmName": facts.KATIB_ALGORITHM[tuning.algorithm]},
+            "maxTrialCount": tuning.max_trials,
+            "parallelTrialCount": tuning.parallel_trials,
+            "maxFailedTrialCount": tuning.max_trials,
+            "metricsCollectorSpec": {
+                "collector": {"kind": "File"},
+                "source": {"fileSystemPath": {"path": KATIB_METRICS_FILE, "kind": "File", "format": "JSON"}},
+            },
+            "parameters": parameters,
+            "trialTemplate": {
+                "primaryContainerName": primary,
+                "trialParameters": [{"name": _trial_name(p.name), "reference": p.name, "description": f"hyperparameter {p.name}"} for p in tuning.params],
+                "trialSpec": trial,
+                "successCondition": success,
+                "failureCondition": failure,
+            },
+        },
+    }
+
+
+def _trial_name(name: str) -> str:
+    head, *rest = name.replace("-", "_").replace(".", "_").split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _number(value: float | None, kind: str) -> str:
+    assert value is not None
+    return str(int(value)) if kind == "int" else repr(float(value))
+
+
+def inference_service(plan: Plan) -> dict[str, Any]:
+    online = plan.online
+    assert online is not None
+    platform = {k: settings(plan)[k] for k in ("namespace", "registry") if settings(plan).get(k) is not None}
+    registry = {"model": online.model, "aliases": list(plan.registry.aliases)}
+    if (settings(plan).get("registry") or {}).get("kind") == "mlflow":
+        registry["tracking_uri"] = settings(plan)["registry"]["uri"]
+    config = {"system": plan.system, "model": online.model, "registry": registry, "platform": {"name": "kubeflow", **platform}}
+    container: dict[str, Any] = {
+        "name": "kserve-container",
+        "image": plan.runtime_image,
+        "command": ["python", "-m", "mlcompile.runtime", "serve"],
+        "args": ["--config", config_arg(config)],
+        "ports": [{"containerPort": SERVING_PORT, "protocol": "TCP"}],
+        "resources": container_resources(online.resources),
+    }
+    predictor: dict[str, Any] = {"containers": [container], "minReplicas": online.min_replicas, "maxReplicas": online.max_replicas}
+    if online.autoscaling_metric:
+        predictor["scaleMetric"] = facts.KSERVE_SCALE_METRIC[online.autoscaling_metric]
+        predictor["scaleTarget"] = int(round(online.autoscaling_target or 0))
+    annotations: dict[str, str] = {}
+    if online.strategy == "canary":
+        predictor["canaryTrafficPercent"] = online.canary_percent
+    elif online.strategy == "blue_green":
+        # the new (green) revision takes no traffic until promoted; tag routing gives it its
+        # own URL to test; promotion sets canaryTrafficPercent to 100 (runtime deploy step)
+        predictor["canaryTrafficPercent"] = 0
+        annotations["serving.kserve.io/enable-tag-routing"] = "true"
+    if online.resources.timeout_seconds:
+        predictor["timeout"] = online.resources.timeout_seconds
+    selector, tolerations = scheduling(plan, online.resources)
+    if selector:
+        predictor["nodeSelector"] = selector
+    if tolerations:
+        predictor["tolerations"] = tolerations
+    if settings(plan).get("service_account"):
+        predictor["serviceAccountName"] = settings(plan)["service_account"]
+    return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": metadata(plan, online.name, annotations), "spec": {"predictor": predictor}}
+
+
+def kfp_cron(cron: str) -> str:
+    """KFP's cron has a seconds field first: `m h dom mon dow` → `0 m h dom mon dow`."""
+    return f"0 {cron}"
+
+
+def recurring_run(plan: Plan, schedule: Schedule) -> dict[str, Any]:
+    """A KFP v2beta1 RecurringRun body; `mlcompile deploy` fills in the pipeline version it
+    uploaded (pipeline_version_reference) and the experiment."""
+    body: dict[str, Any] = {
+        "display_name": schedule.name,
+        "description": f"{schedule.pipeline} on cron '{schedule.cron}' ({schedule.timezone}); mlcompile spec sha256 {plan.spec_sha256[:12]}",
+        "mode": "ENABLE",
+        "max_concurrency": "1",
+        "no_catchup": True,
+        "trigger": {"cron_schedule": {"cron": kfp_cron(schedule.cron)}},
+        "runtime_config": {"pipeline_root": settings(plan)["pipeline_root"]},
+    }
+    if settings(plan).get("service_account"):
+        body["service_account"] = settings(plan)["service_account"]
+    return body
+
+
+def cron_job(plan: Plan, schedule: Schedule) -> dict[str, Any]:
+    """A schedule in a time zone other than the KFP controller's: a CronJob (spec.timeZone)
+    whose pod starts the pipeline through the KFP API (runtime step trigger-retraining)."""
+    config = {
+        "system": plan.system,
+        "step": "start-run",
+        "kind": "trigger_retraining",
+        "params": {"pipeline": schedule.pipeline, "when": "schedule", "schedule": schedule.name},
+        "spec_sha256": plan.spec_sha256,
+        "platform": {"name": "kubeflow", "host": settings(plan)["host"], "namespace": settings(plan)["namespace"]},
+    }
+    container = {
+        "name": "start-run",
+        "image": plan.runtime_image,
+        "command": ["python", "-m", "mlcompile.runtime", "trigger-retraining"],
+        "args": ["--config", json.dumps(config, sort_keys=True, separators=(",", ":"))],
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+    }
+    pod: dict[str, Any] = {"containers": [container], "restartPolicy": "OnFailure"}
+    if settings(plan).get("service_account"):
+        pod["serviceAccountName"] = settings(plan)["service_account"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": metadata(plan, schedule.name),
+        "spec": {
+            "schedule": schedule.cron,
+            "timeZone": schedule.timezone,
+            "concurrencyPolicy": "Forbid",
+            "jobTemplate": {"spec": {"backoffLimit": 2, "template": {"metadata": {"labels": labels(plan)}, "spec": pod}}},
+        },
+    }

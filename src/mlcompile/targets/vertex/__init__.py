@@ -1,0 +1,161 @@
+"""The `vertex` target: Vertex AI Pipelines (KFP v2 IR compiled by the kfp SDK) plus Vertex AI
+request bodies built with google-cloud-aiplatform's types: PipelineJob, Schedule, CustomJob /
+HyperparameterTuningJob, Model Registry upload, Endpoint and DeployModel. See
+docs/targets/vertex.md for every output file and kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlcompile.diagnostics import Diagnostic
+from mlcompile.plan.nodes import Origin, Plan, Step
+from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
+from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents
+
+NAME = "vertex"
+CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
+
+
+def _at(origin: Origin, *path: str) -> Origin:
+    return Origin(origin.file, origin.line, origin.col, ".".join([origin.path, *path]) if origin.path not in ("", "$") else ".".join(path))
+
+
+def launches_job(step: Step, plan: Plan) -> str | None:
+    """Steps that run as a Vertex AI job launched by their pipeline task: the trainer (a
+    CustomJob: machine type, accelerators, replicas as worker pools, spot, timeout; a
+    HyperparameterTuningJob with tuning) and batch scoring (a CustomJob on its machine)."""
+    if step.kind == "tune" and plan.tuning is not None:
+        return "vertex.hyperparameter_tuning_job"
+    if step.kind in ("train", "tune", "score_batch"):
+        return "vertex.custom_job"
+    return None
+
+
+class VertexTarget:
+    name: ClassVar[str] = NAME
+    extra: ClassVar[str | None] = "vertex"
+    requires: ClassVar[tuple[str, ...]] = ("kfp", "google.cloud.aiplatform")
+
+    # ------------------------------------------------------------------ check
+    def check(self, plan: Plan) -> list[Diagnostic]:
+        problems: list[Diagnostic] = []
+        online = plan.online
+        if online is not None and online.min_replicas < 1:
+            problems.append(unsupported(
+                _at(online.origin, "replicas", "min"), NAME,
+                "a Vertex AI endpoint cannot scale to zero replicas (DedicatedResources.min_replica_count >= 1)",
+                "set `replicas.min: 1` (override it for this profile)",
+            ))  # fmt: skip
+        tuning = plan.tuning
+        if tuning is not None and tuning.algorithm == "grid":
+            for p in tuning.params:
+                if p.type == "float":
+                    problems.append(unsupported(
+                        _at(tuning.origin, "params", p.name), NAME,
+                        f"Vertex AI grid search takes only int, categorical and discrete parameters; '{p.name}' is a float range",
+                        "use algorithm random or bayesian, or make the parameter categorical",
+                    ))  # fmt: skip
+        if tuning is not None and any(s.uses_user_container for s in plan.training.steps):
+            problems.append(Diagnostic(
+                tuning.origin.file, tuning.origin.line, tuning.origin.col, "warning", tuning.origin.path,
+                "a Vertex AI HyperparameterTuningJob passes each trial's parameters as arguments --NAME=VALUE (not in "
+                "MLCOMPILE_HYPERPARAMETERS), reads the trial's metric from cloudml-hypertune, and gives each trial its own "
+                f"AIP_MODEL_DIR (target {NAME})",
+                "in the container: parse --NAME=VALUE arguments when MLCOMPILE_HYPERPARAMETERS is unset, report the objective "
+                "with hypertune, and write the model to $AIP_MODEL_DIR when it is set",
+            ))  # fmt: skip
+        for step in plan.training.steps:
+            if step.uses_user_container:
+                for key, value in sorted(step.params.get("env", {}).items()):
+                    if secret_name(value):
+                        problems.append(Diagnostic(
+                            step.origin.file, step.origin.line, step.origin.col, "warning", f"{step.origin.path}.env.{key}",
+                            f"on Vertex AI a CustomJob has no secret-backed environment: the launcher reads {value} from Secret "
+                            f"Manager and puts its value in the job's environment, visible to whoever can read the job (target {NAME})",
+                            "prefer reading the secret inside the trainer",
+                        ))  # fmt: skip
+        return problems
+
+    # ------------------------------------------------------------------ render
+    def render(self, plan: Plan) -> list[OutputFile]:
+        from mlcompile.targets.vertex import bodies
+
+        files: list[OutputFile] = []
+        settings = plan.platform_settings
+        sensors = new_data_sensors(plan)
+        jobs: dict[str, dict[str, Any]] = {}
+        for pipeline in [*plan.pipelines(), *(p for p, _ in sensors)]:
+            for step in pipeline.steps:
+                kind = launches_job(step, plan)
+                if kind is not None:
+                    body = bodies.hyperparameter_tuning_job(plan, step) if kind == "vertex.hyperparameter_tuning_job" else bodies.custom_job(plan, step)
+                    jobs[step.name] = {"kind": kind, "body": body, "timeout_seconds": job_timeout(plan, step)}
+                    stem = "hyperparameter-tuning-job" if kind == "vertex.hyperparameter_tuning_job" else "custom-job"
+                    files.append(OutputFile(f"vertex/jobs/{step.name}-{stem}.json", kind, json_bytes(body)))
+        # registration uploads the model version through the launcher (Model Registry)
+        register = {**bodies.model(plan)}
+        register["model"] = {**register["model"], "artifactUri": "{{inputs.model}}"}
+        for step in plan.training.steps:
+            if step.kind == "register":
+                jobs[step.name] = {"kind": "vertex.upload_model_request", "body": register, "timeout_seconds": step.resources.timeout_seconds}
+        pipeline_jobs: dict[str, dict[str, Any]] = {}
+        for pipeline in [*plan.pipelines(), *(p for p, _ in sensors)]:
+            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs), lambda t, s, st: None, pipeline_root=settings["pipeline_root"])
+            files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
+            pipeline_jobs[pipeline.name] = self._pipeline_job(plan, text)
+            files.append(OutputFile(f"vertex/pipeline-jobs/{pipeline.name}.json", "vertex.pipeline_job", json_bytes(pipeline_jobs[pipeline.name])))
+        for schedule in [*plan.schedules, *(s for _, s in sensors)]:
+            body = bodies.schedule(plan, schedule.name, schedule.cron, schedule.timezone, pipeline_jobs[schedule.pipeline])
+            files.append(OutputFile(f"vertex/schedules/{schedule.name}.json", "vertex.schedule", json_bytes(body)))
+        files.append(OutputFile("vertex/model.json", "vertex.upload_model_request", json_bytes(bodies.model(plan))))
+        if plan.online is not None:
+            files.append(OutputFile("vertex/endpoint.json", "vertex.create_endpoint_request", json_bytes(bodies.endpoint(plan))))
+            files.append(OutputFile("vertex/deploy-model.json", "vertex.deploy_model_request", json_bytes(bodies.deploy_model_request(plan))))
+        return files
+
+    def _pipeline_job(self, plan: Plan, text: str) -> dict[str, Any]:
+        """The PipelineJob body as the aiplatform SDK builds it from the compiled template."""
+        import os
+        import tempfile
+
+        import yaml
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import aiplatform
+
+        from mlcompile.targets.vertex import bodies
+
+        settings = plan.platform_settings
+        aiplatform.init(project=settings["project"], location=settings["region"], credentials=AnonymousCredentials())
+        spec, _ = split_documents(text)
+        with tempfile.TemporaryDirectory(prefix="mlcompile-vertex-") as scratch:
+            path = os.path.join(scratch, "pipeline.yaml")
+            with open(path, "w", encoding="utf-8") as handle:
+                yaml.safe_dump(spec, handle, sort_keys=True)
+            job = aiplatform.PipelineJob(
+                display_name=spec["pipelineInfo"]["name"], template_path=path, pipeline_root=settings["pipeline_root"], labels=bodies.labels(plan)
+            )
+        resource = job._gca_resource
+        resource.service_account = settings["service_account"]
+        if settings.get("network"):
+            resource.network = settings["network"]
+        return bodies.to_json(resource)
+
+    def _settings(self, plan: Plan, step: Step, jobs: dict[str, dict[str, Any]]) -> StepSettings:
+        from mlcompile.targets.vertex import bodies
+
+        r = step.resources
+        caching = step.kind in CACHEABLE
+        if step.name in jobs:
+            standard = plan.training.steps[0].resources
+            config = runtime_config(plan, step, platform=bodies.platform_section(plan), platform_job=jobs[step.name])
+            return StepSettings(plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=caching)
+        accelerator = r.machine.accelerator_platform_name if r.machine and r.accelerator_count else None
+        config = runtime_config(plan, step, platform=bodies.platform_section(plan))
+        return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, caching=caching)
+
+    # ------------------------------------------------------------------ deploy
+    def deploy(self, plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
+        from mlcompile.targets.vertex.deploy import deploy
+
+        return deploy(plan, build_dir, dry_run=dry_run)

@@ -1,0 +1,146 @@
+"""A stand-in for the Vertex AI REST API (v1) on 127.0.0.1, recording every call: pipeline jobs,
+schedules and endpoints, as `mlcompile deploy` reaches them through aiplatform's service
+clients with `api_endpoint` + REST transport."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+class VertexStandIn:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, str], Any]] = []
+        self.pipeline_jobs: dict[str, dict[str, Any]] = {}
+        self.schedules: dict[str, dict[str, Any]] = {}
+        self.endpoints: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}  # custom and hyperparameter tuning jobs
+        self.final_state = "JOB_STATE_SUCCEEDED"  # what a job ends in (after one RUNNING poll)
+        self.trials: list[dict[str, Any]] = []  # trials a tuning job reports when it ends
+        self.models: dict[str, dict[str, Any]] = {}  # name -> model, with its versions
+        self._next = 0
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self, method: str) -> None:
+                url = urlparse(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                stand_in.calls.append((method, url.path, query, body))
+                status, data = stand_in.route(method, url.path, query, body)
+                payload = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                self._handle("GET")
+
+            def do_POST(self) -> None:
+                self._handle("POST")
+
+            def do_DELETE(self) -> None:
+                self._handle("DELETE")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> VertexStandIn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _operation(self, parent: str, response: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._next += 1
+        return {"name": f"{parent}/operations/{self._next}", "done": True}
+
+    def _model(self, method: str, parent: str, ident: str | None, upload: str | None, body: Any) -> tuple[int, Any]:
+        if method == "GET" and ident is not None:
+            name = f"{parent}/models/{ident}"
+            return (200, self.models[name]) if name in self.models else self._error(404, "NOT_FOUND", f"{name} not found")
+        if method == "POST" and upload:
+            name = body.get("parentModel") or f"{parent}/models/{body['modelId']}"
+            entry = self.models.setdefault(name, {**body["model"], "name": name, "versions": []})
+            entry["versions"].append({"request": body, "aliases": body["model"].get("versionAliases", [])})
+            version = str(len(entry["versions"]))
+            response = {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse", "model": name, "modelVersionId": version}
+            self._next += 1
+            return 200, {"name": f"{parent}/operations/{self._next}", "done": True, "response": response}
+        return self._error(404, "NOT_FOUND", f"stand-in has no {method} models")
+
+    def _job(self, method: str, parent: str, collection: str, ident: str | None, cancel: str | None, body: Any) -> tuple[int, Any]:
+        if method == "POST" and ident is None:
+            self._next += 1
+            name = f"{parent}/{collection}/{self._next}"
+            self.jobs[name] = {**body, "name": name, "state": "JOB_STATE_PENDING", "polls": 0}
+            return 200, {k: v for k, v in self.jobs[name].items() if k != "polls"}
+        name = f"{parent}/{collection}/{ident}"
+        if name not in self.jobs:
+            return self._error(404, "NOT_FOUND", f"{name} not found")
+        job = self.jobs[name]
+        if cancel:
+            job["state"] = "JOB_STATE_CANCELLED"
+            return 200, {}
+        job["polls"] += 1
+        if job["state"] != "JOB_STATE_CANCELLED":
+            job["state"] = "JOB_STATE_RUNNING" if job["polls"] == 1 or self.final_state == "RUNNING_FOREVER" else self.final_state
+            if collection == "hyperparameterTuningJobs" and job["state"] == "JOB_STATE_SUCCEEDED":
+                job["trials"] = self.trials
+        return 200, {k: v for k, v in job.items() if k != "polls"}
+
+    @staticmethod
+    def _error(code: int, status: str, message: str) -> tuple[int, Any]:
+        return code, {"error": {"code": code, "status": status, "message": message}}
+
+    def route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        model = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/models(?:/([^/:]+))?(:upload)?", path)
+        if model:
+            return self._model(method, *model.groups(), body)
+        job = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/(customJobs|hyperparameterTuningJobs)(?:/([^/:]+))?(:cancel)?", path)
+        if job:
+            return self._job(method, *job.groups(), body)
+        match = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/(pipelineJobs|schedules|endpoints)(?:/([^/]+))?", path)
+        if not match:
+            return self._error(404, "NOT_FOUND", f"stand-in has no {method} {path}")
+        parent, collection, ident = match.groups()
+        if collection == "pipelineJobs" and method == "POST":
+            job_id = query["pipelineJobId"]
+            if job_id in self.pipeline_jobs:
+                return self._error(409, "ALREADY_EXISTS", f"PipelineJob {job_id} already exists")
+            self.pipeline_jobs[job_id] = {**body, "name": f"{parent}/pipelineJobs/{job_id}"}
+            return 200, self.pipeline_jobs[job_id]
+        if collection == "schedules" and method == "GET" and ident is None:
+            wanted = re.fullmatch(r'display_name="(.*)"', query.get("filter", ""))
+            found = [s for s in self.schedules.values() if wanted is None or s["displayName"] == wanted.group(1)]
+            return 200, {"schedules": found}
+        if collection == "schedules" and method == "POST":
+            self._next += 1
+            name = f"{parent}/schedules/{self._next}"
+            self.schedules[name] = {**body, "name": name}
+            return 200, self.schedules[name]
+        if collection == "schedules" and method == "DELETE":
+            self.schedules.pop(f"{parent}/schedules/{ident}", None)
+            return 200, self._operation(parent)
+        if collection == "endpoints" and method == "GET" and ident is not None:
+            if ident not in self.endpoints:
+                return self._error(404, "NOT_FOUND", f"Endpoint {ident} not found")
+            return 200, self.endpoints[ident]
+        if collection == "endpoints" and method == "POST":
+            ident = query["endpointId"]
+            self.endpoints[ident] = {**body, "name": f"{parent}/endpoints/{ident}"}
+            return 200, self._operation(parent)
+        return self._error(404, "NOT_FOUND", f"stand-in has no {method} {path}")
