@@ -80,6 +80,9 @@ def overhead(example: Path, scratch: Path, isolation: str) -> dict:
         "MLCOMPILE_ARTIFACT_ROOT": str(direct_root / "mlartifacts"),
         "MLCOMPILE_WORKDIR": str(direct_root),
     }
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(int(executor.threads))  # the same OpenMP/BLAS threads the executor gives each step
     rows = []
     saved, cwd = dict(os.environ), os.getcwd()
     try:
@@ -119,9 +122,11 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="mlcompile-bench-"))
     modes = ["fork"] + ([] if args.skip_subprocess else ["subprocess"])
     report: dict = {"example": str(example.relative_to(REPO)) if example.is_relative_to(REPO) else str(example), "cpus": os.cpu_count(), "load_average": os.getloadavg()}
-    report["end_to_end"] = [end_to_end(example, scratch, mode) for mode in modes for _ in range(args.repeat)]
-    report["overhead"] = [overhead(example, scratch, mode) for mode in modes]
-    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        report["end_to_end"] = [end_to_end(example, scratch, mode) for mode in modes for _ in range(args.repeat)]
+        report["overhead"] = [overhead(example, scratch, mode) for mode in modes]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if args.json:
         print(json.dumps(report, indent=2))
         return

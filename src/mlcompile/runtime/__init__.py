@@ -1,1 +1,38 @@
-"""mlcompile's standard steps, run inside the pipelines' containers (and by `mlcompile run`)."""
+"""mlcompile's standard steps, run inside the pipelines' containers (and by `mlcompile run`).
+
+`python -m mlcompile.runtime <step> --config JSON --input NAME=URI --output NAME=URI` (see
+`contract.py`). This package stays import-light: targets import `contract` at build time,
+and each step imports its data stack only when it runs."""
+
+from __future__ import annotations
+
+# step name or kind → "module:function" (kinds use underscores, step names dashes)
+STEPS: dict[str, str] = {
+    "extract_features": "mlcompile.runtime.data_steps:extract_features",
+    "validate_data": "mlcompile.runtime.data_steps:validate_data",
+    "train": "mlcompile.runtime.training:train",
+    "tune": "mlcompile.runtime.training:tune",
+    "evaluate": "mlcompile.runtime.evaluation:evaluate",
+    "gate": "mlcompile.runtime.evaluation:gate",
+    "register": "mlcompile.runtime.registry:register",
+    "deploy_online": "mlcompile.runtime.registry:deploy_online",
+    "score_batch": "mlcompile.runtime.scoring:score_batch",
+    "check_drift": "mlcompile.runtime.monitoring:check_drift",
+    "check_performance": "mlcompile.runtime.monitoring:check_performance",
+    "alert": "mlcompile.runtime.monitoring:alert",
+    "trigger_retraining": "mlcompile.runtime.monitoring:trigger_retraining",
+}
+
+# what the executor's fork server imports once before it forks the steps (see warm.py)
+PRELOAD = ("mlcompile.runtime.warm",)
+
+
+def step_function(name: str):  # type: ignore[no-untyped-def]
+    """The function of a step name (`extract-features`) or kind (`extract_features`)."""
+    import importlib
+
+    key = name.replace("-", "_")
+    if key not in STEPS:
+        raise KeyError(name)
+    module, _, function = STEPS[key].partition(":")
+    return getattr(importlib.import_module(module), function)

@@ -1,0 +1,1 @@
+"""The `local` platform at run time: `mlcompile run` (the executor) and `mlcompile serve`."""

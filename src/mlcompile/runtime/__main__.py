@@ -1,0 +1,85 @@
+"""`python -m mlcompile.runtime <step> --config JSON --input NAME=URI --output NAME=URI`.
+
+Exit status 0 on success, 1 when the step failed on its data (a readable message on
+stderr), 2 on a bad command line. With MLCOMPILE_STEP_RESULT set, the step's result (a
+small JSON object: metrics, decision, version…) is written there for the caller."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+ENV_STEP_RESULT = "MLCOMPILE_STEP_RESULT"
+
+
+def _pairs(values: list[str], what: str, parser: argparse.ArgumentParser) -> dict[str, str]:
+    result = {}
+    for value in values:
+        name, sep, uri = value.partition("=")
+        if not sep or not name:
+            parser.error(f"{what} {value!r}: expected NAME=URI")
+        result[name] = uri
+    return result
+
+
+def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[str, str]]:
+    from mlcompile.runtime import STEPS
+
+    parser = argparse.ArgumentParser(prog="python -m mlcompile.runtime", description="Run one of mlcompile's standard steps.")
+    parser.add_argument("step", help="step name or kind: " + ", ".join(sorted(k.replace("_", "-") for k in STEPS)))
+    parser.add_argument("--config", required=True, help="the step config as JSON (or @FILE)")
+    parser.add_argument("--input", action="append", default=[], metavar="NAME=URI")
+    parser.add_argument("--output", action="append", default=[], metavar="NAME=URI")
+    args = parser.parse_args(argv)
+    text = args.config
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as handle:
+            text = handle.read()
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        parser.error(f"--config is not JSON: {exc}")
+    if not isinstance(config, dict):
+        parser.error("--config must be a JSON object")
+    step = args.step
+    kind = str(config.get("kind") or step).replace("-", "_")
+    if kind not in STEPS:
+        parser.error(f"unknown step {step!r}; steps: {', '.join(sorted(k.replace('_', '-') for k in STEPS))}")
+    return kind, config, _pairs(args.input, "--input", parser), _pairs(args.output, "--output", parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mlcompile.runtime import step_function
+    from mlcompile.runtime.io import DataError
+
+    kind, config, inputs, outputs = parse(list(sys.argv[1:] if argv is None else argv))
+    started = time.perf_counter()
+    print(f"[mlcompile.runtime] {config.get('step', kind)} ({kind}) inputs={inputs} outputs={outputs}", flush=True)
+    try:
+        result = step_function(kind)(config, inputs, outputs)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - e.g. an estimator refusing its params: the traceback, then the gist last
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: {config.get('step', kind)} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    seconds = time.perf_counter() - started
+    print(f"[mlcompile.runtime] done in {seconds:.2f}s", flush=True)
+    target = os.environ.get(ENV_STEP_RESULT)
+    if target:
+        from mlcompile.runtime.io import write_json
+
+        write_json(target, {"step": config.get("step", kind), "kind": kind, "seconds": round(seconds, 4), "result": result})
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

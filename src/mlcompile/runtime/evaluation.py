@@ -1,0 +1,97 @@
+"""evaluate (the challenger, and the production champion on the same test set) and gate."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlcompile.runtime.io import DataError, local_dir, read_json, read_table, write_json
+from mlcompile.runtime.model import FORMAT_SKLEARN, LOWER_IS_BETTER, compute_metrics, load_model
+
+
+def evaluate(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
+    params = config["params"]
+    names, label = list(params["metrics"]), params["label"]
+    test = read_table(inputs["test"])
+    with local_dir(inputs["model"], write=False) as folder:
+        meta = json.loads((folder / "model.json").read_text())
+        if meta.get("format") == FORMAT_SKLEARN:
+            model, meta = load_model(folder)
+            metrics = compute_metrics(names, model, meta, test, label)
+        else:  # a container trainer reports its own metrics through $MLCOMPILE_METRICS
+            reported = meta.get("metrics") or {}
+            missing = [n for n in names if n not in reported]
+            if missing:
+                raise DataError(f"the trainer reported no {', '.join(missing)} in $MLCOMPILE_METRICS (it reported {', '.join(sorted(reported)) or 'nothing'})")
+            metrics = {n: float(reported[n]) for n in names}
+    result: dict[str, Any] = {"metrics": metrics, "test_rows": int(len(test)), "production": None}
+    result["production"], note = _production_metrics(config, names, test, label, meta)
+    if note:
+        result["production_note"] = note
+        print(f"champion/challenger: {note}")
+    write_json(outputs["metrics"], result)
+    return result
+
+
+def _production_metrics(config: dict[str, Any], names: list[str], test: Any, label: str, challenger: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    from mlcompile.runtime.registry import production_model
+
+    model_name = (config.get("registry") or {}).get("model")
+    if not model_name:
+        return None, "no registry model named in the config"
+    try:
+        champion = production_model(config, model_name, fallback_latest=False)
+    except DataError as exc:
+        return None, str(exc)
+    if champion is None:
+        return None, f"no production version of {model_name} yet: nothing to compare with"
+    meta = json.loads((champion.folder / "model.json").read_text())
+    info = {"model": model_name, "version": champion.version}
+    if meta.get("format") != FORMAT_SKLEARN:
+        run = read_json(str(champion.folder / "model.json")).get("metrics") or {}
+        return {**info, "metrics": {n: float(run[n]) for n in names if n in run}, "source": "reported by its trainer"}, None
+    columns = [f["column"] for f in meta["features"]]
+    missing = [c for c in columns if c not in test.columns]
+    if missing:
+        return None, f"production version {champion.version} uses features this test set lacks ({', '.join(missing)}): not compared"
+    model, meta = load_model(champion.folder)
+    return {**info, "metrics": compute_metrics(names, model, meta, test, label), "source": "same test set"}, None
+
+
+def gate(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
+    """Every gate must pass; `decision` is what `run_if: gate` steps (register, deploy) read."""
+    evaluation = read_json(inputs["metrics"])
+    metrics = evaluation.get("metrics", evaluation) if isinstance(evaluation.get("metrics"), dict) else evaluation
+    production = (evaluation.get("production") or {}).get("metrics") if isinstance(evaluation.get("production"), dict) else None
+    gates = config.get("gates") or [
+        {"metric": g["metric"], "comparison": c, "threshold": g[c]} for g in config["params"].get("gates", []) for c in ("min", "max", "min_delta_vs_production") if c in g
+    ]
+    results = []
+    for g in gates:
+        metric, comparison, threshold = g["metric"], g["comparison"], float(g["threshold"])
+        value = metrics.get(metric)
+        entry: dict[str, Any] = {"metric": metric, "comparison": comparison, "threshold": threshold, "value": value}
+        if value is None or value != value:
+            entry.update(passed=False, note=f"metric {metric} was not computed")
+        elif comparison == "min":
+            entry["passed"] = value >= threshold
+        elif comparison == "max":
+            entry["passed"] = value <= threshold
+        else:
+            champion = (production or {}).get(metric)
+            if champion is None:
+                entry.update(passed=True, note="no production model to compare with")
+            else:
+                sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+                delta = sign * (value - champion)
+                entry.update(production=champion, delta=round(delta, 6), passed=delta >= threshold)
+        results.append(entry)
+    passed = all(r["passed"] for r in results)
+    decision = {"decision": passed, "passed": passed, "results": results}
+    write_json(outputs["decision"], decision)
+    for r in results:
+        shown = "n/a" if r["value"] is None else f"{r['value']:.4f}"
+        extra = f" (production {r['production']:.4f}, delta {r['delta']:+.4f})" if "production" in r else (f" ({r['note']})" if "note" in r else "")
+        print(f"{'PASS' if r['passed'] else 'FAIL'} {r['metric']} {r['comparison']} {r['threshold']:g}: {shown}{extra}")
+    print("gate passed: the model will be registered" if passed else "gate failed: nothing is registered")
+    return decision

@@ -1,0 +1,180 @@
+"""Models as folders: scikit-learn pipelines built from the spec's estimator, how a frame of
+features becomes model input, predictions, and the metrics gates and monitors compare."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from mlcompile.runtime.io import DataError
+
+MODEL_FILE = "model.joblib"
+META_FILE = "model.json"
+FORMAT_SKLEARN = "mlcompile.sklearn/1"
+FORMAT_CONTAINER = "mlcompile.container/1"
+NUMERIC = ("int32", "int64", "float32", "float64", "bool", "timestamp")
+
+
+def load_estimator_class(path: str) -> Any:
+    module_name, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise DataError(f"estimator {path}: cannot import it ({exc})") from exc
+    return cls
+
+
+def build_model(estimator_path: str, params: dict[str, Any], features: list[dict[str, Any]]) -> Any:
+    """A Pipeline: string features ordinal-encoded (unknown and missing → -1), numeric
+    features imputed only when the estimator cannot take NaN; then the estimator."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    cls = load_estimator_class(estimator_path)
+    try:
+        estimator = cls(**params)
+    except TypeError as exc:
+        raise DataError(f"estimator {estimator_path}: {exc}") from exc
+    categorical = [f["column"] for f in features if f["dtype"] not in NUMERIC]
+    numeric = [f["column"] for f in features if f["dtype"] in NUMERIC]
+    try:
+        allow_nan = bool(estimator.__sklearn_tags__().input_tags.allow_nan)
+    except Exception:
+        allow_nan = False
+    transformers = []
+    if categorical:
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1, dtype="float64")
+        transformers.append(("categorical", encoder, categorical))
+    if numeric:
+        transformers.append(("numeric", "passthrough" if allow_nan else SimpleImputer(strategy="median", keep_empty_features=True), numeric))
+    if categorical and "categorical_features" in estimator.get_params() and "categorical_features" not in params:
+        estimator.set_params(categorical_features=list(range(len(categorical))))
+    preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
+
+
+def model_frame(frame: Any, features: list[dict[str, Any]]) -> Any:
+    """The model's input: numbers as float64 (NaN for missing), strings as objects."""
+    import numpy as np
+    import pandas as pd
+
+    columns = {}
+    for feature in features:
+        column, dtype = feature["column"], feature["dtype"]
+        if column not in frame.columns:
+            raise DataError(f"the input has no feature column {column!r}")
+        values = frame[column]
+        if dtype == "timestamp":
+            stamps = pd.to_datetime(values, utc=True, errors="coerce")
+            columns[column] = (stamps.astype("int64") / 1e9).where(stamps.notna(), np.nan)
+        elif dtype in NUMERIC:
+            columns[column] = pd.to_numeric(values.astype("object").where(values.notna(), np.nan), errors="coerce").astype("float64")
+        else:
+            columns[column] = values.astype("object").where(values.notna(), np.nan).map(lambda v: v if v != v else str(v))
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def is_classifier(model: Any) -> bool:
+    from sklearn.base import is_classifier as check
+
+    return bool(check(model))
+
+
+def save_model(folder: Path, model: Any, meta: dict[str, Any]) -> None:
+    import joblib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, folder / MODEL_FILE)
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def load_meta(folder: Path) -> dict[str, Any]:
+    path = folder / META_FILE
+    if not path.exists():
+        raise DataError(f"{folder}: not a model folder (no {META_FILE})")
+    return json.loads(path.read_text())
+
+
+def load_model(folder: Path) -> tuple[Any, dict[str, Any]]:
+    import joblib
+
+    meta = load_meta(folder)
+    if meta.get("format") != FORMAT_SKLEARN:
+        raise DataError(f"{folder}: a {meta.get('format')} model cannot be scored by mlcompile's runtime")
+    return joblib.load(folder / MODEL_FILE), meta
+
+
+def predict(model: Any, meta: dict[str, Any], frame: Any) -> tuple[Any, Any]:
+    """(predictions, scores): scores are the positive-class probability for binary
+    classifiers, the class probabilities' max for multiclass, the prediction for regressors."""
+    X = model_frame(frame, meta["features"])
+    predictions = model.predict(X)
+    if meta.get("task") == "classification" and hasattr(model, "predict_proba"):
+        proba = model.predict_proba(X)
+        scores = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+        return predictions, scores
+    return predictions, predictions
+
+
+METRICS = (
+    "accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "average_precision", "log_loss",
+    "rmse", "mse", "mae", "r2", "mape",
+)  # fmt: skip
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mse", "mae", "mape"})
+
+
+def compute_metrics(names: list[str], model: Any, meta: dict[str, Any], frame: Any, label: str) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics as m
+
+    y = frame[label].to_numpy()
+    X = model_frame(frame, meta["features"])
+    predictions = model.predict(X)
+    proba = model.predict_proba(X) if meta.get("task") == "classification" and hasattr(model, "predict_proba") else None
+    classes = list(getattr(model, "classes_", []))
+    binary = len(classes) == 2
+    average = "binary" if binary else "macro"
+    pos = classes[1] if binary else None
+    results: dict[str, float] = {}
+    for name in names:
+        if name == "accuracy":
+            value = m.accuracy_score(y, predictions)
+        elif name == "balanced_accuracy":
+            value = m.balanced_accuracy_score(y, predictions)
+        elif name in ("f1", "precision", "recall"):
+            fn = {"f1": m.f1_score, "precision": m.precision_score, "recall": m.recall_score}[name]
+            value = fn(y, predictions, average=average, pos_label=pos if binary else 1, zero_division=0)
+        elif name in ("roc_auc", "average_precision"):
+            if proba is None:
+                raise DataError(f"metric {name} needs class probabilities: the model has no predict_proba")
+            if len(set(y)) < 2:
+                value = float("nan")
+            elif binary:
+                fn = m.roc_auc_score if name == "roc_auc" else m.average_precision_score
+                value = fn(y == pos, proba[:, 1])
+            elif name == "roc_auc":
+                value = m.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
+            else:
+                value = m.average_precision_score(np.array([[c == v for c in classes] for v in y]), proba, average="macro")
+        elif name == "log_loss":
+            if proba is None:
+                raise DataError("metric log_loss needs class probabilities")
+            value = m.log_loss(y, proba, labels=classes)
+        elif name == "rmse":
+            value = float(np.sqrt(m.mean_squared_error(y, predictions)))
+        elif name == "mse":
+            value = m.mean_squared_error(y, predictions)
+        elif name == "mae":
+            value = m.mean_absolute_error(y, predictions)
+        elif name == "r2":
+            value = m.r2_score(y, predictions)
+        elif name == "mape":
+            value = m.mean_absolute_percentage_error(y, predictions)
+        else:
+            raise DataError(f"metric {name!r} is not computed by mlcompile's runtime (known: {', '.join(METRICS)}); a container trainer may report it")
+        results[name] = round(float(value), 6)
+    return results

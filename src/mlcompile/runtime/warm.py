@@ -1,0 +1,35 @@
+"""Imported once by the executor's fork server so that every forked step starts warm: the
+data stack, and the MLflow/SQLAlchemy/alembic modules a SQLite-backed client loads lazily
+(about 1 s per fresh process otherwise). Imports and mapper set-up only: no threads, no
+files, no connections (none of that survives a fork safely)."""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = (
+    "numpy", "pandas", "pyarrow", "pyarrow.parquet", "pyarrow.pandas_compat", "scipy.stats", "scipy.spatial.distance", "joblib",
+    "sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection", "sklearn.pipeline",
+    "sklearn.compose", "sklearn.preprocessing", "sklearn.impute", "optuna",
+    "mlflow", "mlflow.artifacts", "mlflow.sklearn", "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store", "mlflow.store.db.utils", "alembic.script", "alembic.migration",
+    "mlcompile.runtime.data_steps", "mlcompile.runtime.training", "mlcompile.runtime.evaluation",
+    "mlcompile.runtime.registry", "mlcompile.runtime.scoring", "mlcompile.runtime.monitoring",
+)  # fmt: skip
+
+for _name in MODULES:
+    try:
+        importlib.import_module(_name)
+    except ImportError:  # an optional part of the stack: the step that needs it will say so
+        pass
+
+try:
+    import warnings
+
+    import sqlalchemy.orm
+
+    with warnings.catch_warnings():  # MLflow's mappers use a loader SQLAlchemy 2.1 deprecates
+        warnings.simplefilter("ignore")
+        sqlalchemy.orm.configure_mappers()  # MLflow's ORM classes: done once here, not per step
+except Exception:  # noqa: BLE001 - warming is best effort
+    pass
