@@ -157,14 +157,14 @@ def registry_versions(workdir: Path, model: str) -> list[int]:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MLflow's SQLAlchemy mappers, read in this process
 def test_churn_example_end_to_end(tmp_path: Path) -> None:
-    """train → gate → register (MLflow) → batch score → monitor → retrain on drift. The
-    sample's population ages between labelling and the newest snapshots (tenure_days), which
-    PSI sees as drift: the breach starts a retraining run that registers version 2."""
+    """train → gate → register (MLflow) → batch score → monitor: the watched features are
+    stable, so nothing is retrained; then an injected shift in ordering breaches the drift
+    threshold and the breach starts a retraining run that registers version 2."""
     folder = tmp_path / "churn"
     shutil.copytree(EXAMPLES / "churn", folder, ignore=shutil.ignore_patterns(".mlcompile", "scores"))
     summary = run_with_repo_profiles(folder)
     assert summary["status"] == "succeeded", summary.get("failed_step")
-    assert [p["label"] for p in summary["pipelines"]] == ["training", "batch", "monitoring", "retraining"]
+    assert [p["label"] for p in summary["pipelines"]] == ["training", "batch", "monitoring"]
     assert set(statuses(summary, "training").values()) == {"succeeded"}
     assert summary["metrics"]["roc_auc"] >= 0.78 and summary["gates"]["passed"]
     assert summary["model"]["model"] == "churn-classifier" and summary["model"]["version"] == "1"
@@ -172,16 +172,14 @@ def test_churn_example_end_to_end(tmp_path: Path) -> None:
     assert summary["batch"]["rows"] == 900
     scores = (folder / "scores" / "churn_scores.csv").read_text().splitlines()
     assert len(scores) == 901 and "score" in scores[0]
-    assert summary["drift"]["method"] == "psi" and summary["drift"]["breach"]
-    assert Path(summary["drift"]["report"]).read_text().count("<svg") == len(summary["drift"]["drifted"])
+    # tenure_days ages with the customer base by design and is not watched (see the spec)
+    assert summary["drift"]["method"] == "psi" and not summary["drift"]["breach"]
+    assert "tenure_days" not in summary["drift"]["drifted"]
     assert summary["performance"]["value"] > 0.75 and not summary["performance"]["breach"]
-    # the retraining run trains on the same labelled events (point in time: the newer
-    # snapshots do not change them), so it rebuilds the very same model: no second version
-    assert summary["retraining"]["triggered"] and summary["retraining"]["status"] == "succeeded"
-    assert summary["retraining"]["model"] == {**summary["model"], "existing": True}
+    assert not summary["retraining"]["triggered"]
     assert registry_versions(folder / ".mlcompile", "churn-classifier") == [1]
     report = Path(summary["report"]).read_text()
-    assert "churn-classifier</b> version <b>1" in report and "tenure_days" in report and report.count("<svg") == len(summary["drift"]["drifted"])
+    assert "churn-classifier</b> version <b>1" in report
 
     # lineage on the registered version
     from mlflow import MlflowClient
