@@ -147,27 +147,42 @@ def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], ou
 
 @main.command()
 @verbosity_options
-@spec_argument
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="SPEC...")
 @target_option
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder; one subfolder per profile.")
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder; one subfolder per profile (per system and profile for several specs).")
 @click.option(
     "--git-commit", default="auto", show_default=True, metavar="auto|none|SHA",
     help="Commit recorded as lineage on every resource: asked from git, left out, or given.",
 )  # fmt: skip
 @click.pass_obj
 @_guarded
-def build(state: _State, spec: str, targets: tuple[str, ...], out_dir: str, git_commit: str) -> int:
-    """Compile SPEC for each --target profile into OUT/<profile>/ with a manifest.json."""
-    from mlcompile.build import compile_system, resolve_profiles, write_builds
+def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_dir: str, git_commit: str) -> int:
+    """Compile each SPEC for each --target profile into OUT/<profile>/ with a manifest.json.
+
+    With several SPECs (or a quoted glob such as 'systems/*/mlcompile.yaml') each system goes
+    to OUT/<system name>/<profile>/; all specs are checked before anything is written."""
+    from mlcompile.build import compile_systems, expand_spec_patterns, resolve_profiles, write_builds
     from mlcompile.errors import UsageError
 
     if not targets:
         raise UsageError("build needs at least one --target PROFILE")
-    profiles = resolve_profiles(spec, targets)
-    compilation = compile_system(spec, profiles, render=True, git_commit=None if git_commit == "none" else git_commit)
-    _report(compilation.warnings, state)
-    for folder, result in zip(write_builds(compilation.results, out_dir), compilation.results):
-        state.info(f"built {result.profile.name} ({result.profile.target.platform}): {folder}/ ({len(result.files)} files + manifest.json)")
+    paths, patterned = expand_spec_patterns(specs)
+    profiles = resolve_profiles(paths[0], targets)  # --target is required: the same profiles for every spec
+    compilations = compile_systems(paths, profiles, render=True, git_commit=None if git_commit == "none" else git_commit)
+    nested = len(paths) > 1 or patterned
+    if nested:
+        names: dict[str, str] = {}
+        for spec, compilation in zip(paths, compilations):
+            name = compilation.bundle.base.system.metadata.name
+            if name in names:
+                raise UsageError(f"{names[name]} and {spec} both define system '{name}': their builds would share {out_dir}/{name}/")
+            names[name] = spec
+    for compilation in compilations:
+        _report(compilation.warnings, state)
+    for compilation in compilations:
+        folder_of = Path(out_dir) / compilation.bundle.base.system.metadata.name if nested else Path(out_dir)
+        for folder, result in zip(write_builds(compilation.results, folder_of), compilation.results):
+            state.info(f"built {result.profile.name} ({result.profile.target.platform}): {folder}/ ({len(result.files)} files + manifest.json)")
     return EXIT_OK
 
 
@@ -276,6 +291,14 @@ def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: 
             actions = backend.deploy(result.plan, folder, dry_run=dry_run)
         except DeployFailed as exc:
             click.echo(f"deploy failed: {exc}", err=True)
+            if exc.applied:
+                click.echo("applied before the failure:", err=True)
+                for action in exc.applied:
+                    click.echo(f"  {action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""), err=True)
+            click.echo(
+                "not applied: everything after that; deploy again once the platform accepts it "
+                "(what was applied will report unchanged)", err=True,
+            )  # fmt: skip
             return EXIT_DIFF
     verb = "would " if dry_run else ""
     for action in actions:

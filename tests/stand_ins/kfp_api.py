@@ -21,6 +21,10 @@ class KfpStandIn:
         self.experiments: dict[str, dict[str, Any]] = {}
         self.recurring_runs: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, bytes] = {}
+        # fault injection: statuses answered to the next requests (before routing), and
+        # (method, path prefix, status) answered to every matching request
+        self.fail_next: list[int] = []
+        self.fail_always: list[tuple[str, str, int]] = []
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,6 +45,10 @@ class KfpStandIn:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 stand_in.calls.append((method, url.path, query))
+                fault = stand_in.fault_for(method, url.path)
+                if fault is not None:
+                    self._reply(fault, {"error": "injected fault", "code": fault})
+                    return
                 status, data = stand_in.route(method, url.path, query, raw, self.headers.get("Content-Type", ""))
                 self._reply(status, data)
 
@@ -64,6 +72,13 @@ class KfpStandIn:
     def __exit__(self, *exc: Any) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def fault_for(self, method: str, path: str) -> int | None:
+        if path.endswith("/healthz"):
+            return None
+        if self.fail_next:
+            return self.fail_next.pop(0)
+        return next((status for m, prefix, status in self.fail_always if m == method and path.startswith(prefix)), None)
 
     # ------------------------------------------------------------------ routing
     @staticmethod

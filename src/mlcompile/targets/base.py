@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Origin, Plan
 
+T = TypeVar("T")
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
@@ -81,7 +85,48 @@ class DeployAction:
 
 
 class DeployFailed(Exception):
-    """The platform refused or failed a deployment (exit status 1, not a user error)."""
+    """The platform refused or failed a deployment (exit status 1, not a user error).
+    `applied` lists what had been done before the failure, so that the summary can say
+    exactly what was and was not applied."""
+
+    def __init__(self, message: str, applied: Sequence[DeployAction] = ()):
+        super().__init__(message)
+        self.applied = list(applied)
+
+
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth retrying: throttling, a server error, a timeout or a dropped connection."""
+    for attribute in ("status", "status_code", "code"):
+        value = getattr(exc, attribute, None)
+        if isinstance(value, int) and value in TRANSIENT_STATUSES:
+            return True
+    response = getattr(exc, "response", None)
+    if isinstance(getattr(response, "status_code", None), int):
+        return response.status_code in TRANSIENT_STATUSES
+    return isinstance(exc, (ConnectionError, TimeoutError)) or type(exc).__name__ in ("ProtocolError", "MaxRetryError", "ReadTimeoutError")
+
+
+def with_retries(
+    call: Callable[[], T],
+    *,
+    attempts: int = 4,
+    first_delay: float = 0.5,
+    max_delay: float = 8.0,
+    transient: Callable[[BaseException], bool] = is_transient,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """`call()`, retried on transient failures with capped exponential backoff and jitter."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == attempts or not transient(exc):
+                raise
+            sleep(min(max_delay, first_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+    raise AssertionError("unreachable")
 
 
 @runtime_checkable

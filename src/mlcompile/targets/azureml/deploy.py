@@ -133,7 +133,7 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
             for path, sha in by_kind.get("azure.monitor_autoscale", []):
                 actions.append(_autoscale(client, plan, path, sha, dry_run))
         except HttpResponseError as exc:
-            raise DeployFailed(f"Azure ML refused the deployment: {exc.message or exc}") from exc
+            raise DeployFailed(f"Azure ML refused the deployment: {exc.message or exc}", applied=actions) from exc
     return actions
 
 

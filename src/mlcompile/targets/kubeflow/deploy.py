@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed
+from mlcompile.targets.base import DeployAction, DeployFailed, with_retries
 
 
 def _manifest(build_dir: Path) -> list[dict[str, str]]:
@@ -45,6 +45,8 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
         import kfp
 
         client = kfp.Client(host=settings["host"], namespace=settings["namespace"])
+    if client is not None:
+        client = _Retrying(client)
     try:
         versions: dict[str, tuple[str, str]] = {}
         for entry in files:
@@ -73,7 +75,7 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
     except DeployFailed:
         raise
     except Exception as exc:  # the KFP API refused: report, do not crash
-        raise DeployFailed(f"Kubeflow Pipelines at {settings['host']}: {exc}") from exc
+        raise DeployFailed(f"Kubeflow Pipelines at {settings['host']}: {exc}", applied=actions) from exc
     for entry in files:
         if entry["kind"] == "kubernetes.cron_job":
             actions.append(DeployAction(f"cronjob {Path(entry['path']).stem}", "manual", f"kubectl apply -f {entry['path']} (not a KFP API object)"))
@@ -129,3 +131,17 @@ def _recurring_runs(plan: Plan, build_dir: Path, files: list[dict[str, str]], ve
         )
         actions.append(DeployAction(f"recurring run {name}", "update" if current else "create", body["trigger"]["cron_schedule"]["cron"]))
     return actions
+
+
+class _Retrying:
+    """The KFP client with each API call retried on throttling, server errors and dropped
+    connections (kfp.Client itself does not retry)."""
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        return lambda *args, **kwargs: with_retries(lambda: attribute(*args, **kwargs))

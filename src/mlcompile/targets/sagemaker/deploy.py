@@ -41,7 +41,7 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
     try:
         return deployer.run()
     except (ClientError, BotoCoreError) as exc:
-        raise DeployFailed(str(exc)) from exc
+        raise DeployFailed(str(exc), applied=deployer.actions) from exc
 
 
 def _subset(wanted: Any, actual: Any) -> bool:
@@ -63,7 +63,12 @@ class _Deployer:
 
     def client(self, service: str) -> Any:
         if service not in self.clients:
-            self.clients[service] = self.session.client(service, region_name=self.layout.region)
+            from botocore.config import Config
+
+            # botocore's standard mode: capped exponential backoff on throttling and 5xx
+            self.clients[service] = self.session.client(
+                service, region_name=self.layout.region, config=Config(retries={"mode": "standard", "max_attempts": 5})
+            )
         return self.clients[service]
 
     def record(self, resource: str, action: str, apply: Callable[[], Any] | None = None, detail: str = "") -> None:

@@ -94,5 +94,5 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
                 endpoint_client.create_endpoint(request=request)
                 actions.append(DeployAction(f"endpoint {request.endpoint_id}", "create", "models are deployed to it by the pipeline"))
     except exceptions.GoogleAPICallError as exc:
-        raise DeployFailed(f"Vertex AI ({endpoint}): {exc}") from exc
+        raise DeployFailed(f"Vertex AI ({endpoint}): {exc}", applied=actions) from exc
     return actions
