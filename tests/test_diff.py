@@ -135,3 +135,49 @@ def test_a_spec_added_since_the_base_shows_everything_as_added(repo: Path) -> No
     code, output = diff("--exit-code")
     assert code == 1
     assert "file plan.json: added" in output
+
+
+# ------------------------------------------------------------------ every installed target
+
+from mlcompile.targets.registry import target_names  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = sorted(p.stem for p in (REPO / "targets").glob("*.yaml"))
+
+
+def _platform(profile: str) -> str:
+    return next(l.split(":", 1)[1].strip() for l in (REPO / "targets" / f"{profile}.yaml").read_text().splitlines() if l.startswith("platform:"))
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The churn example and the repository's profiles, committed in a fresh git repository."""
+    root = tmp_path / "repo"
+    shutil.copytree(REPO / "examples" / "churn", root / "churn", ignore=shutil.ignore_patterns("data", ".mlcompile", "scores"))
+    shutil.copytree(REPO / "targets", root / "targets")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-qm", "base")
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_target_reports_a_serving_and_schedule_change_in_its_own_files(example_repo: Path, profile: str) -> None:
+    if _platform(profile) not in target_names():
+        pytest.skip(f"target {_platform(profile)} is not installed")
+    args = ["diff", "churn/mlcompile.yaml", "--target", f"targets/{profile}.yaml", "--exit-code"]
+    unchanged = CliRunner().invoke(main, args)
+    assert unchanged.exit_code == 0, unchanged.output
+    edit(example_repo / "churn" / "mlcompile.yaml", "canary_percent: 10}", "canary_percent: 30}")
+    edit(example_repo / "churn" / "mlcompile.yaml", 'schedule: "0 2 * * 1"', 'schedule: "0 4 * * 1"')
+    changed = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert changed.exit_code == 1, changed.output
+    (report,) = json.loads(changed.stdout)["profiles"]
+    assert report["impacts"][:1] == ["changes serving"] and "changes a schedule" in report["impacts"]
+    resources = {r["resource"]: r["fields"] for r in report["resources"]}
+    assert resources["endpoint churn-scorer"] == [{"field": "canary", "old": "10%", "new": "30%"}]
+    assert resources["schedule churn-prediction-retraining"] == [{"field": "cron", "old": "0 2 * * 1", "new": "0 4 * * 1"}]
+    changed_files = [f for f in report["files"] if f["change"] == "changed"]
+    assert changed_files, "the platform's own files must show the change"
+    assert any("30" in f["unified"] for f in changed_files)
