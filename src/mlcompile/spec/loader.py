@@ -269,9 +269,12 @@ def _fail(file: str, line: int, col: int, message: str, hint: str | None = None)
     return SpecError([Diagnostic(file, line, col, "error", "", message, hint)])
 
 
-# libyaml composes ~10x faster than PyYAML's Python composer, but recurses in C; flow
-# collections nested by the thousand go to the Python composer, which stops at MAX_DEPTH.
-_FLOW_OPENERS_FOR_C = 10_000
+# libyaml composes ~10x faster than PyYAML's Python composer, but recurses in C and (from
+# PyYAML 6.0.4's bundled libyaml) stops at its own nesting limit of 1,000 with a message of
+# its own. A document with fewer flow openers than that cannot nest that deep in flow style
+# (block nesting is bounded by indentation and MAX_FILE_BYTES); anything else goes to the
+# Python composer, which stops at MAX_DEPTH with our message.
+_FLOW_OPENERS_FOR_C = 900
 
 
 def _loader_for(text: str) -> yaml.SafeLoader:
@@ -314,12 +317,12 @@ def load_yaml_bytes(raw: bytes, file: str) -> Document:
     return load_yaml_text(text, file, sha256=hashlib.sha256(raw).hexdigest())
 
 
-def load_yaml_text(text: str, file: str, *, sha256: str | None = None) -> Document:
+def load_yaml_text(text: str, file: str, *, sha256: str | None = None, python_composer: bool = False) -> Document:
     digest = sha256 or hashlib.sha256(text.encode()).hexdigest()
     source_map = SourceMap(file)
     loader = None
     try:
-        loader = _loader_for(text)
+        loader = _BoundedLoader(text) if python_composer else _loader_for(text)
         root = loader.get_single_node()
         if root is None:
             raise _LoadProblem(1, 1, "file is empty", "start from `mlcompile init`, or see docs/spec.md")
@@ -330,6 +333,9 @@ def load_yaml_text(text: str, file: str, *, sha256: str | None = None) -> Docume
     except _LoadProblem as problem:
         raise SpecError([_problem_diagnostic(file, problem)]) from None
     except yaml.MarkedYAMLError as exc:
+        if not python_composer and "nesting depth" in str(exc.problem):
+            # libyaml's own depth limit: let the Python composer report it as ours
+            return load_yaml_text(text, file, sha256=digest, python_composer=True)
         line, col, message, hint = _syntax_problem(exc, text)
         raise _fail(file, line, col, f"invalid YAML: {message}", hint) from None
     except yaml.reader.ReaderError as exc:
