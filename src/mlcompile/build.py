@@ -90,6 +90,30 @@ def resolve_profiles(spec: str, targets: Sequence[str]) -> ProfileSet:
     return ProfileSet(load_profiles(paths), profile_names_beside(paths))
 
 
+def expand_spec_patterns(specs: Sequence[str]) -> tuple[list[str], bool]:
+    """SPEC arguments with glob patterns the shell left alone ('systems/*/mlcompile.yaml')
+    expanded, sorted; and whether any argument was such a pattern. An existing file is taken
+    as it is, even if its name looks like a pattern."""
+    import glob
+
+    paths: list[str] = []
+    patterned = False
+    for spec in specs:
+        if not os.path.exists(spec) and glob.has_magic(spec):
+            matches = sorted(glob.glob(spec, recursive=True))
+            if not matches:
+                raise UsageError(f"no spec matches {spec!r}")
+            paths += matches
+            patterned = True
+        else:
+            paths.append(spec)
+    seen: set[str] = set()
+    duplicates = sorted({p for p in paths if p in seen or seen.add(p)})  # type: ignore[func-returns-value]
+    if duplicates:
+        raise UsageError(f"spec given more than once: {', '.join(duplicates)}")
+    return paths, patterned
+
+
 def git_commit_of(path: str | os.PathLike[str]) -> str | None:
     """The commit checked out where `path` lives, or None outside a git checkout."""
     import subprocess
@@ -136,10 +160,49 @@ def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_comm
             paths = [f.path for f in result.files]
             if MANIFEST in paths or len(set(paths)) != len(paths):
                 raise UsageError(f"target '{target.name}' produced a duplicate or reserved file name: {sorted(paths)}")
+            diagnostics += size_warnings(result.files, resolved.document, profile.name)
         results.append(result)
     if errors_in(diagnostics):
         raise SpecError(diagnostics)
     return Compilation(bundle, list(profiles), results, [d for d in diagnostics if d.severity == "warning"])
+
+
+def size_warnings(files: Sequence[OutputFile], document: Document, profile: str) -> list[Diagnostic]:
+    """A warning, at the spec's metadata.name, for each artifact past 80% of its platform's
+    size limit (mlcompile.limits.LIMITS)."""
+    from mlcompile import limits
+
+    found = []
+    for output in files:
+        over = limits.over_warning(output.kind, output.content)
+        if over is None:
+            continue
+        limit, size = over
+        found.append(
+            document.source_map.diagnostic(
+                ("metadata", "name"),
+                f"{profile}/{output.path} is {size:,} {limit.unit}, {size / limit.limit:.0%} of the {limit.limit:,}-{limit.unit[:-1]} "
+                f"limit of a {limit.what} ({output.kind})",
+                hint="split the system (fewer features, steps or pipelines per spec) before it reaches the limit and the platform rejects it",
+                severity="warning",
+            )
+        )
+    return found
+
+
+def compile_systems(specs: Sequence[str], profile_set: ProfileSet, *, render: bool, git_commit: str | None = "auto") -> list[Compilation]:
+    """compile_system for each spec, in order; the diagnostics of every spec are gathered and
+    raised together, so nothing is written unless all specs compiled."""
+    compilations: list[Compilation] = []
+    diagnostics: list[Diagnostic] = []
+    for spec in specs:
+        try:
+            compilations.append(compile_system(spec, profile_set, render=render, git_commit=git_commit))
+        except SpecError as exc:
+            diagnostics += exc.diagnostics
+    if errors_in(diagnostics):
+        raise SpecError(diagnostics + [w for c in compilations for w in c.warnings])
+    return compilations
 
 
 def _call_target(target: Target, stage: str, plan: Plan) -> Any:

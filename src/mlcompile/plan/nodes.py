@@ -40,6 +40,12 @@ class Origin:
     col: int
     path: str
 
+    def below(self, *parts: str) -> Origin:
+        """A field under this element: the same position (the plan keeps one per element),
+        the longer path — what a target names when it refuses one field of a step."""
+        base = () if self.path in ("", "$") else (self.path,)
+        return Origin(self.file, self.line, self.col, ".".join((*base, *parts)))
+
 
 @dataclass(frozen=True)
 class Machine:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mlcompile.diagnostics import Diagnostic
-from mlcompile.plan.nodes import Origin, Plan, Step
+from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name
 from mlcompile.targets.kubeflow import facts, manifests
@@ -17,11 +17,6 @@ NAME = "kubeflow"
 # steps whose result depends only on their inputs: safe to take from KFP's cache
 CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
 SECRET_ENV_PREFIX = "MLCOMPILE_SECRET_"
-
-
-def _at(origin: Origin, *path: str) -> Origin:
-    """The origin of a field below a plan element (same spec position, longer path)."""
-    return Origin(origin.file, origin.line, origin.col, ".".join([origin.path, *path]) if origin.path not in ("", "$") else ".".join(path))
 
 
 def launches_job(step: Step, plan: Plan) -> str | None:
@@ -56,20 +51,20 @@ class KubeflowTarget:
             if r.spot and cluster not in facts.SPOT and (r.origin.path, "spot") not in seen:
                 seen.add((r.origin.path, "spot"))
                 problems.append(unsupported(
-                    _at(r.origin, "spot"), NAME,
+                    r.origin.below("spot"), NAME,
                     f"spot capacity cannot be requested on a '{cluster}' cluster: Kubernetes has no standard spot node label",
                     "set `kubeflow.cluster` in the profile to gke, eks or aks, or remove `spot: true` for this profile (overrides)",
                 ))  # fmt: skip
         online = plan.online
         if online is not None and online.autoscaling_metric and online.autoscaling_metric not in facts.KSERVE_SCALE_METRIC:
             problems.append(unsupported(
-                _at(online.origin, "autoscaling", "metric"), NAME,
+                online.origin.below("autoscaling", "metric"), NAME,
                 f"KServe cannot autoscale on '{online.autoscaling_metric}' (its predictors scale on cpu, memory, concurrency or rps)",
                 "use metric cpu or requests_per_replica for this profile",
             ))  # fmt: skip
         if online is not None and online.autoscaling_metric in facts.KSERVE_SCALE_METRIC and round(online.autoscaling_target or 0) < 1:
             problems.append(unsupported(
-                _at(online.origin, "autoscaling", "target"), NAME,
+                online.origin.below("autoscaling", "target"), NAME,
                 f"KServe's scaleTarget is a whole number; {online.autoscaling_target:g} rounds to 0",
                 "use a target of at least 1",
             ))  # fmt: skip
@@ -84,7 +79,7 @@ class KubeflowTarget:
             for p in tuning.params:
                 if p.type == "float":
                     problems.append(unsupported(
-                        _at(tuning.origin, "params", p.name), NAME,
+                        tuning.origin.below("params", p.name), NAME,
                         f"Katib's grid search needs a step for float parameter '{p.name}', and the spec has none",
                         "use algorithm random or bayesian, or make the parameter categorical",
                     ))  # fmt: skip

@@ -31,11 +31,6 @@ MAX_CONTAINER_ARGUMENT = 256  # characters per ContainerEntrypoint / ContainerAr
 SECRET = "secret://"
 
 
-def _at(origin: Origin, suffix: str) -> Origin:
-    """The origin of a field below `origin` (same line: the parent is what the spec wrote)."""
-    return Origin(origin.file, origin.line, origin.col, f"{origin.path}.{suffix}" if origin.path not in ("", "$") else suffix)
-
-
 def check(plan: Plan) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
 
@@ -68,7 +63,7 @@ def check(plan: Plan) -> list[Diagnostic]:
         score = plan.batch.steps[0]
         output = str(score.params.get("output_uri", ""))
         if not output.startswith("s3://"):
-            refuse(_at(score.origin, "output.uri"), f"batch output {output} is not an s3:// URI: SageMaker processing jobs write to S3")
+            refuse(score.origin.below("output.uri"), f"batch output {output} is not an s3:// URI: SageMaker processing jobs write to S3")
     for schedule in plan.schedules:
         try:
             aws_cron(schedule.cron)
@@ -90,13 +85,13 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
     origin = resources.origin if training or step.kind == "score_batch" else step.origin
     if not training:
         if resources.spot:
-            refuse(_at(origin, "spot"), f"step '{step.name}' runs as a SageMaker processing job, which has no spot capacity", "remove spot: true here (it applies to training only)")
+            refuse(origin.below("spot"), f"step '{step.name}' runs as a SageMaker processing job, which has no spot capacity", "remove spot: true here (it applies to training only)")
         if resources.replicas > 1:
-            refuse(_at(origin, "replicas"), f"step '{step.name}' runs as one processing job instance")
+            refuse(origin.below("replicas"), f"step '{step.name}' runs as one processing job instance")
     limit = MAX_TRAINING_SECONDS if training else MAX_PROCESSING_SECONDS
     if resources.timeout_seconds is not None and resources.timeout_seconds > limit:
         kind = "training" if training else "processing"
-        refuse(_at(origin, "timeout"), f"timeout {resources.timeout_seconds}s exceeds SageMaker's {kind} job limit of {limit}s")
+        refuse(origin.below("timeout"), f"timeout {resources.timeout_seconds}s exceeds SageMaker's {kind} job limit of {limit}s")
     if resources.machine is None or not (resources.machine.name or "").startswith("ml."):
         refuse(origin, f"step '{step.name}' has no SageMaker instance type (ml.*) for its resources")
     if not step.uses_user_container:
@@ -108,18 +103,18 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
             )
         return
     if not ECR_IMAGE.match(step.image):
-        refuse(_at(step.origin, "image"), f"training image {step.image} is not in Amazon ECR: SageMaker training jobs pull from ECR", f"override training.trainer.container.image for profile '{plan.profile}' with an ECR image")
+        refuse(step.origin.below("image"), f"training image {step.image} is not in Amazon ECR: SageMaker training jobs pull from ECR", f"override training.trainer.container.image for profile '{plan.profile}' with an ECR image")
     for name, value in sorted(step.params.get("env", {}).items()):
         if str(value).startswith(SECRET):
             warn(
-                _at(step.origin, f"env.{name}"),
+                step.origin.below(f"env.{name}"),
                 f"SageMaker training jobs cannot bind a secret to an environment variable: {name} is passed as the reference "
                 f"{value!r}, which the container resolves from AWS Secrets Manager (secret '{str(value)[len(SECRET):]}', readable by the job's role)",
                 "read the secret in the container with boto3 secretsmanager.get_secret_value",
             )
     for word in (*step.command, *step.args):
         if len(word) > MAX_CONTAINER_ARGUMENT:
-            refuse(_at(step.origin, "args"), f"a command/args entry is {len(word)} characters: SageMaker takes at most {MAX_CONTAINER_ARGUMENT}")
+            refuse(step.origin.below("args"), f"a command/args entry is {len(word)} characters: SageMaker takes at most {MAX_CONTAINER_ARGUMENT}")
     if step.kind == "tune":
         warn(
             step.origin,
@@ -129,7 +124,7 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
         for field, words in (("command", step.command), ("args", step.args)):
             if words:
                 refuse(
-                    _at(step.origin, field),
+                    step.origin.below(field),
                     f"{field} {list(words)} cannot be applied: a SageMaker hyperparameter tuning job runs the training image's own ENTRYPOINT (HyperParameterAlgorithmSpecification has no ContainerEntrypoint/ContainerArguments)",
                     f"bake the command into the image's ENTRYPOINT and set {field}: [] for profile '{plan.profile}' (overrides), or drop tuning there",
                 )
@@ -140,14 +135,14 @@ def _check_tuning(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
     if tuning is None:
         return
     if len(tuning.params) > MAX_TUNING_RANGES:
-        refuse(_at(tuning.origin, "params"), f"{len(tuning.params)} search parameters: SageMaker tunes at most {MAX_TUNING_RANGES}")
+        refuse(tuning.origin.below("params"), f"{len(tuning.params)} search parameters: SageMaker tunes at most {MAX_TUNING_RANGES}")
     if tuning.algorithm == "grid":
         numeric = [p.name for p in tuning.params if p.type != "categorical"]
         if numeric:
-            refuse(_at(tuning.origin, "algorithm"), f"grid search on SageMaker takes categorical parameters only; {', '.join(numeric)} are numeric", "list their values as {type: categorical, values: [...]}")
+            refuse(tuning.origin.below("algorithm"), f"grid search on SageMaker takes categorical parameters only; {', '.join(numeric)} are numeric", "list their values as {type: categorical, values: [...]}")
     for param in tuning.params:
         if param.scale == "log" and (param.min is None or param.min <= 0):
-            refuse(_at(tuning.origin, f"params.{param.name}.min"), f"log scale needs min > 0 (got {param.min})")
+            refuse(tuning.origin.below(f"params.{param.name}.min"), f"log scale needs min > 0 (got {param.min})")
 
 
 def _check_online(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
@@ -156,12 +151,12 @@ def _check_online(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
         return
     resources: Resources = online.resources
     if resources.spot:
-        refuse(_at(resources.origin, "spot"), "SageMaker real-time endpoints have no spot capacity")
+        refuse(resources.origin.below("spot"), "SageMaker real-time endpoints have no spot capacity")
     if resources.timeout_seconds is not None and resources.timeout_seconds > MAX_ENDPOINT_TIMEOUT_SECONDS:
-        refuse(_at(resources.origin, "timeout"), f"request timeout {resources.timeout_seconds}s: SageMaker real-time endpoints answer within {MAX_ENDPOINT_TIMEOUT_SECONDS}s")
+        refuse(resources.origin.below("timeout"), f"request timeout {resources.timeout_seconds}s: SageMaker real-time endpoints answer within {MAX_ENDPOINT_TIMEOUT_SECONDS}s")
     if online.min_replicas < 1:
-        refuse(_at(online.origin, "replicas.min"), "a SageMaker real-time endpoint variant runs at least one instance", "set replicas.min: 1")
+        refuse(online.origin.below("replicas.min"), "a SageMaker real-time endpoint variant runs at least one instance", "set replicas.min: 1")
     if online.max_replicas > online.min_replicas and online.autoscaling_metric is None:
-        refuse(_at(online.origin, "replicas.max"), f"replicas {online.min_replicas}..{online.max_replicas} without autoscaling: Application Auto Scaling needs a target-tracking metric", "add autoscaling: {metric, target}, or set max = min")
+        refuse(online.origin.below("replicas.max"), f"replicas {online.min_replicas}..{online.max_replicas} without autoscaling: Application Auto Scaling needs a target-tracking metric", "add autoscaling: {metric, target}, or set max = min")
     if online.autoscaling_metric == "gpu" and not (resources.machine and resources.machine.accelerator_count):
-        refuse(_at(online.origin, "autoscaling.metric"), "autoscaling on gpu utilisation needs a GPU instance")
+        refuse(online.origin.below("autoscaling.metric"), "autoscaling on gpu utilisation needs a GPU instance")

@@ -9,16 +9,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mlcompile.diagnostics import Diagnostic
-from mlcompile.plan.nodes import Origin, Plan, Step
+from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents
 
 NAME = "vertex"
 CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
-
-
-def _at(origin: Origin, *path: str) -> Origin:
-    return Origin(origin.file, origin.line, origin.col, ".".join([origin.path, *path]) if origin.path not in ("", "$") else ".".join(path))
 
 
 def launches_job(step: Step, plan: Plan) -> str | None:
@@ -43,7 +39,7 @@ class VertexTarget:
         online = plan.online
         if online is not None and online.min_replicas < 1:
             problems.append(unsupported(
-                _at(online.origin, "replicas", "min"), NAME,
+                online.origin.below("replicas", "min"), NAME,
                 "a Vertex AI endpoint cannot scale to zero replicas (DedicatedResources.min_replica_count >= 1)",
                 "set `replicas.min: 1` (override it for this profile)",
             ))  # fmt: skip
@@ -52,7 +48,7 @@ class VertexTarget:
             for p in tuning.params:
                 if p.type == "float":
                     problems.append(unsupported(
-                        _at(tuning.origin, "params", p.name), NAME,
+                        tuning.origin.below("params", p.name), NAME,
                         f"Vertex AI grid search takes only int, categorical and discrete parameters; '{p.name}' is a float range",
                         "use algorithm random or bayesian, or make the parameter categorical",
                     ))  # fmt: skip
