@@ -181,3 +181,18 @@ def test_every_target_reports_a_serving_and_schedule_change_in_its_own_files(exa
     changed_files = [f for f in report["files"] if f["change"] == "changed"]
     assert changed_files, "the platform's own files must show the change"
     assert any("30" in f["unified"] for f in changed_files)
+
+
+def test_base_dir_of_a_cloud_build_compares_its_files(example_repo: Path) -> None:
+    if _platform("gcp-prod") not in target_names():
+        pytest.skip("target vertex is not installed")
+    runner = CliRunner()
+    built = runner.invoke(main, ["build", "churn/mlcompile.yaml", "-t", "targets/gcp-prod.yaml", "-o", "before", "--git-commit", "none"])
+    assert built.exit_code == 0, built.output
+    args = ["diff", "churn/mlcompile.yaml", "--target", "targets/gcp-prod.yaml", "--base-dir", "before", "--exit-code"]
+    same = runner.invoke(main, args)
+    assert same.exit_code == 0 and "gcp-prod (vertex): no changes" in same.stdout
+    edit(example_repo / "churn" / "mlcompile.yaml", "canary_percent: 10}", "canary_percent: 30}")
+    changed = runner.invoke(main, args)
+    assert changed.exit_code == 1
+    assert "file vertex/deploy-model.json: changed" in changed.stdout or "deploy-model" in changed.stdout

@@ -259,6 +259,26 @@ def graph(state: _State, spec: str, target: str | None, output_format: str) -> i
 @main.command()
 @verbosity_options
 @spec_argument
+@click.option("--target", "-t", "target", required=True, type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to explain.")
+@click.option("--files/--no-files", default=True, show_default=True, help="Also list the kinds of file the target writes (renders the build).")
+@click.pass_obj
+@_guarded
+def explain(state: _State, spec: str, target: str, files: bool) -> int:
+    """Say in words what SPEC becomes on PROFILE's platform: pipelines and their steps with
+    machines, GPUs, replicas and timeouts; the endpoint; schedules, triggers, monitors, registry."""
+    from mlcompile.build import compile_system, resolve_profiles
+    from mlcompile.explain import explain_plan
+
+    compilation = compile_system(spec, resolve_profiles(spec, (target,)), render=files, git_commit=None)
+    _report(compilation.warnings, state)
+    (result,) = compilation.results
+    click.echo(explain_plan(result.plan, result.files if files else None), nl=False)
+    return EXIT_OK
+
+
+@main.command()
+@verbosity_options
+@spec_argument
 @click.option("--target", "-t", "target", required=True, type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to deploy.")
 @click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False), help="Keep the build here (default: a temporary folder).")
 @click.option("--dry-run", is_flag=True, help="Show what would be created or updated; change nothing.")

@@ -254,7 +254,12 @@ def diff_builds(base_label: str, base: Mapping[str, BuildSide], head: Mapping[st
     profiles = []
     for name in sorted(set(base) | set(head)):
         old, new = base.get(name), head.get(name)
-        resources, changed_steps = _compare_resources(old.plan if old else None, new.plan if new else None)
+        if (old is not None and old.plan is None) or (new is not None and new.plan is None):
+            # a side without its plan (a cloud build from --base-dir has no plan.json): the
+            # files still compare, but resources would all look added or removed
+            resources, changed_steps = [], set()
+        else:
+            resources, changed_steps = _compare_resources(old.plan if old else None, new.plan if new else None)
         files = _compare_files(old, new)
         impacts = {impact for change in resources for impact in change.impacts}
         if impacts - {METADATA}:
