@@ -303,5 +303,6 @@ def split_documents(text: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The compiled YAML's PipelineSpec and PlatformSpec (None when there is none)."""
     import yaml
 
-    documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: large IR parses ~10x faster
+    documents = [d for d in yaml.load_all(text, Loader=loader) if d is not None]  # noqa: S506
     return documents[0], (documents[1] if len(documents) > 1 else None)

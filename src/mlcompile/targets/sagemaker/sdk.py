@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -95,20 +96,29 @@ class Built:
 def build(plan: Plan, layout: Layout, pipelines: list[Pipeline], extra_params: dict[tuple[str, str], dict[str, Any]]) -> Built:
     """`extra_params[(pipeline, step)]` is merged into that step's params under `sagemaker`."""
     with offline(layout.region):
-        import boto3
-        from sagemaker.workflow.pipeline_context import PipelineSession
-
-        boto_session = boto3.Session(aws_access_key_id="offline", aws_secret_access_key="offline", region_name=layout.region)
-        # A given SDK config keeps the SDK from reading ~/.config/sagemaker and /etc/xdg
-        # (machine-dependent defaults); emptied afterwards, because the SDK re-validates a
-        # non-empty config against its JSON schema at every lookup (~0.17 s each, ~100 a build).
-        session = PipelineSession(boto_session=boto_session, default_bucket=layout.bucket, sagemaker_config={"SchemaVersion": "1.0"})
-        session.sagemaker_config = {}
+        session = _session(layout.region, layout.bucket)
         built = Built({}, {})
         for pipeline in pipelines:
             builder = _PipelineBuilder(plan, layout, session, pipeline, extra_params, built.configs)
             built.definitions[pipeline.name] = builder.definition()
         return built
+
+
+@functools.cache
+def _session(region: str, bucket: str) -> Any:
+    """One offline PipelineSession per region and bucket for the whole process: making one
+    costs a boto3 session, a dozen botocore clients and a config validation (~0.5 s), paid
+    once per system in a monorepo build otherwise."""
+    import boto3
+    from sagemaker.workflow.pipeline_context import PipelineSession
+
+    boto_session = boto3.Session(aws_access_key_id="offline", aws_secret_access_key="offline", region_name=region)
+    # A given SDK config keeps the SDK from reading ~/.config/sagemaker and /etc/xdg
+    # (machine-dependent defaults); emptied afterwards, because the SDK re-validates a
+    # non-empty config against its JSON schema at every lookup (~0.17 s each, ~100 a build).
+    session = PipelineSession(boto_session=boto_session, default_bucket=bucket, sagemaker_config={"SchemaVersion": "1.0"})
+    session.sagemaker_config = {}
+    return session
 
 
 class _PipelineBuilder:

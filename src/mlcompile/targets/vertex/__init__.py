@@ -127,7 +127,8 @@ class VertexTarget:
         with tempfile.TemporaryDirectory(prefix="mlcompile-vertex-") as scratch:
             path = os.path.join(scratch, "pipeline.yaml")
             with open(path, "w", encoding="utf-8") as handle:
-                yaml.safe_dump(spec, handle, sort_keys=True)
+                # libyaml's emitter when present: specs of thousands of features are large
+                yaml.dump(spec, handle, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=True)
             job = aiplatform.PipelineJob(
                 display_name=spec["pipelineInfo"]["name"], template_path=path, pipeline_root=settings["pipeline_root"], labels=bodies.labels(plan)
             )
