@@ -269,16 +269,14 @@ def _fail(file: str, line: int, col: int, message: str, hint: str | None = None)
     return SpecError([Diagnostic(file, line, col, "error", "", message, hint)])
 
 
-# libyaml composes ~10x faster than PyYAML's Python composer, but recurses in C and (from
-# PyYAML 6.0.4's bundled libyaml) stops at its own nesting limit of 1,000 with a message of
-# its own. A document with fewer flow openers than that cannot nest that deep in flow style
-# (block nesting is bounded by indentation and MAX_FILE_BYTES); anything else goes to the
-# Python composer, which stops at MAX_DEPTH with our message.
-_FLOW_OPENERS_FOR_C = 900
+# libyaml composes ~10x faster than PyYAML's Python composer. Its C composer recurses, but
+# PyYAML >= 6.0.4 (a dependency pin) bundles a libyaml that stops at 1,000 levels of nesting
+# with a message of its own; load_yaml_text then hands the document to the Python composer,
+# which stops at MAX_DEPTH with the located diagnostic. Without libyaml, the Python composer.
 
 
 def _loader_for(text: str) -> yaml.SafeLoader:
-    if getattr(yaml, "__with_libyaml__", False) and text.count("[") + text.count("{") < _FLOW_OPENERS_FOR_C:
+    if getattr(yaml, "__with_libyaml__", False):
         return yaml.CSafeLoader(text)  # type: ignore[return-value]
     return _BoundedLoader(text)
 
