@@ -13,13 +13,11 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcompile import __version__
 from mlcompile.diagnostics import Diagnostic, errors_in
 from mlcompile.errors import MLCompileError, SpecError, TargetFailed, UsageError
-from mlcompile.plan.lower import lower
-from mlcompile.plan.nodes import Plan
 from mlcompile.spec.models import PLATFORM_NAMES
 from mlcompile.spec.models import Target as TargetModel
 from mlcompile.spec.resolve import (
@@ -33,6 +31,9 @@ from mlcompile.spec.resolve import (
 from mlcompile.spec.loader import Document, SourceMap
 from mlcompile.targets.base import OutputFile, Target, json_bytes
 from mlcompile.targets.registry import describe_entry_point, load_target, target_names
+
+if TYPE_CHECKING:
+    from mlcompile.plan.nodes import Plan
 
 IMPLICIT_LOCAL_PROFILE = "local"
 MANIFEST = "manifest.json"
@@ -137,6 +138,8 @@ def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_comm
     diagnostics: list[Diagnostic] = list(bundle.warnings)
     results: list[Compiled] = []
     for profile in profiles:
+        from mlcompile.plan.lower import lower  # only with profiles: a bare validate needs no plan
+
         resolved = bundle.per_profile[profile.name]
         try:
             plan, warnings = lower(resolved, profile, git_commit=commit)

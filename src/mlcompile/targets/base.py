@@ -9,10 +9,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from mlcompile.diagnostics import Diagnostic
-from mlcompile.plan.nodes import Origin, Plan
+
+if TYPE_CHECKING:  # annotations only: validating a spec needs no plan classes
+    from mlcompile.plan.nodes import Origin, Plan
 
 T = TypeVar("T")
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
