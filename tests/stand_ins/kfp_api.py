@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
+
+from json_service import JsonService
 
 
-class KfpStandIn:
+class KfpStandIn(JsonService):
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.pipelines: dict[str, dict[str, Any]] = {}
@@ -25,53 +25,17 @@ class KfpStandIn:
         # (method, path prefix, status) answered to every matching request
         self.fail_next: list[int] = []
         self.fail_always: list[tuple[str, str, int]] = []
-        stand_in = self
+        super().__init__()
+        self.host = self.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def respond(self, method: str, url: Any, raw: bytes, content_type: str) -> tuple[int, Any]:
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        self.calls.append((method, url.path, query))
+        fault = self.fault_for(method, url.path)
+        if fault is not None:
+            return fault, {"error": "injected fault", "code": fault}
+        return self.route(method, url.path, query, raw, content_type)
 
-            def _reply(self, status: int, data: Any) -> None:
-                payload = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _handle(self, method: str) -> None:
-                url = urlparse(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                stand_in.calls.append((method, url.path, query))
-                fault = stand_in.fault_for(method, url.path)
-                if fault is not None:
-                    self._reply(fault, {"error": "injected fault", "code": fault})
-                    return
-                status, data = stand_in.route(method, url.path, query, raw, self.headers.get("Content-Type", ""))
-                self._reply(status, data)
-
-            def do_GET(self) -> None:
-                self._handle("GET")
-
-            def do_POST(self) -> None:
-                self._handle("POST")
-
-            def do_DELETE(self) -> None:
-                self._handle("DELETE")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> KfpStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def fault_for(self, method: str, path: str) -> int | None:
         if path.endswith("/healthz"):

@@ -6,51 +6,27 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
+from json_service import JsonService
 
 
-class KubeStandIn:
+class KubeStandIn(JsonService):
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
         self.objects: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
         self.final = "Succeeded"  # or Failed
         self.optimal_trial: dict[str, Any] = {}
-        stand_in = self
+        super().__init__()
+        self.host = self.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                stand_in.calls.append((method, self.path))
-                status, data = stand_in.route(method, self.path.split("?")[0], body)
-                payload = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_GET(self) -> None:
-                self._handle("GET")
-
-            def do_POST(self) -> None:
-                self._handle("POST")
-
-            def do_DELETE(self) -> None:
-                self._handle("DELETE")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def respond(self, method: str, url: Any, raw: bytes, content_type: str) -> tuple[int, Any]:
+        path = url.path + (f"?{url.query}" if url.query else "")
+        self.calls.append((method, path))
+        return self.route(method, url.path, json.loads(raw) if raw else None)
 
     def kubeconfig(self, folder: Path) -> Path:
         config = {
@@ -65,13 +41,6 @@ class KubeStandIn:
         path.write_text(yaml.safe_dump(config))
         return path
 
-    def __enter__(self) -> KubeStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         match = re.fullmatch(r"/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/]+)(?:/([^/]+))?", path)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
+
+from json_service import JsonService
 
 
-class VertexStandIn:
+class VertexStandIn(JsonService):
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict[str, str], Any]] = []
         self.pipeline_jobs: dict[str, dict[str, Any]] = {}
@@ -23,46 +23,15 @@ class VertexStandIn:
         self.trials: list[dict[str, Any]] = []  # trials a tuning job reports when it ends
         self.models: dict[str, dict[str, Any]] = {}  # name -> model, with its versions
         self._next = 0
-        stand_in = self
+        super().__init__()
+        self.endpoint = self.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def respond(self, method: str, url: Any, raw: bytes, content_type: str) -> tuple[int, Any]:
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        body = json.loads(raw) if raw else None
+        self.calls.append((method, url.path, query, body))
+        return self.route(method, url.path, query, body)
 
-            def _handle(self, method: str) -> None:
-                url = urlparse(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                stand_in.calls.append((method, url.path, query, body))
-                status, data = stand_in.route(method, url.path, query, body)
-                payload = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_GET(self) -> None:
-                self._handle("GET")
-
-            def do_POST(self) -> None:
-                self._handle("POST")
-
-            def do_DELETE(self) -> None:
-                self._handle("DELETE")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> VertexStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def _operation(self, parent: str, response: dict[str, Any] | None = None) -> dict[str, Any]:
         self._next += 1
