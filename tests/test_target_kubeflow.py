@@ -22,17 +22,9 @@ pytest.importorskip("kubeflow.training")
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 import kfp_strict  # noqa: E402
 
-from mlcompile.build import compile_system, resolve_profiles  # noqa: E402
 from mlcompile.errors import SpecError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ("churn", "ranker-gpu", "batch-scoring")
-
-
-def build(spec: str | Path, profile: str | Path, git_commit: str | None = None) -> dict[str, tuple[str, bytes]]:
-    compilation = compile_system(str(spec), resolve_profiles(str(spec), [str(profile)]), render=True, git_commit=git_commit)
-    (result,) = compilation.results
-    return {f.path: (f.kind, f.content) for f in result.files}
+from build_support import EXAMPLES, ROOT, build  # noqa: E402
 
 
 @pytest.fixture(scope="module")
