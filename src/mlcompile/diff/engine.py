@@ -202,7 +202,7 @@ def _compare_resources(old: Plan | None, new: Plan | None) -> tuple[list[Resourc
             (old_fields, impact), (new_fields, _) = before[name], after[name]
             diffs = tuple(
                 FieldChange(key, old_fields.get(key), new_fields.get(key))
-                for key in sorted(set(old_fields) | set(new_fields), key=lambda k: (list(old_fields) + list(new_fields)).index(k))
+                for key in dict.fromkeys([*old_fields, *new_fields])  # the fields' own order, old first
                 if old_fields.get(key) != new_fields.get(key)
             )
             if diffs:
