@@ -194,6 +194,7 @@ class _Lowering:
                     online=v.online,
                     features=tuple(nodes.FeatureColumn(f.name, f.dtype) for f in v.features),
                     origin=self.origin(("features", "views", index)),
+                    refresh_cron=nodes.refresh_cron_for(duration_seconds(v.ttl)) if v.online else None,
                 )
                 for index, v in enumerate(features.views)
             ),

@@ -206,6 +206,19 @@ class FeatureView:
     online: bool
     features: tuple[FeatureColumn, ...]
     origin: Origin
+    # How often an online view is materialised into the online store (UTC cron), so that
+    # serving reads values well inside the ttl; None for offline-only views.
+    refresh_cron: str | None = None
+
+
+def refresh_cron_for(ttl_seconds: int) -> str:
+    """Materialise at least four times per ttl, on a round cadence: every 15 minutes below a
+    4 h ttl, hourly below 4 days, daily (00:00 UTC) above."""
+    if ttl_seconds < 4 * 3600:
+        return "*/15 * * * *"
+    if ttl_seconds < 4 * 86400:
+        return "0 * * * *"
+    return "0 0 * * *"
 
 
 @dataclass(frozen=True)
