@@ -253,6 +253,13 @@ def manifest(result: Compiled) -> OutputFile:
     return OutputFile(MANIFEST, "mlcompile.manifest", json_bytes(data))
 
 
+def refuse_credential_leaks(results: Sequence[Compiled], out_dir: str | os.PathLike[str]) -> None:
+    """No file that looks like it holds a credential is written (see mlcompile.secrets)."""
+    from mlcompile.secrets import refuse_leaks
+
+    refuse_leaks(results, out_dir)
+
+
 def write_builds(results: Sequence[Compiled], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Write each profile to `out_dir/<profile>/` atomically: everything is written into a
     temporary folder inside `out_dir` (same filesystem), then each profile folder is swapped
@@ -260,6 +267,7 @@ def write_builds(results: Sequence[Compiled], out_dir: str | os.PathLike[str]) -
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
+    refuse_credential_leaks(results, out_dir)
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".mlcompile-build-", dir=out))
     written: list[Path] = []

@@ -166,7 +166,7 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
 
     With several SPECs (or a quoted glob such as 'systems/*/mlcompile.yaml') each system goes
     to OUT/<system name>/<profile>/; all specs are checked before anything is written."""
-    from mlcompile.build import compile_systems, expand_spec_patterns, resolve_profiles, write_builds
+    from mlcompile.build import compile_systems, expand_spec_patterns, refuse_credential_leaks, resolve_profiles, write_builds
     from mlcompile.errors import UsageError
 
     if not targets:
@@ -184,8 +184,10 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
             names[name] = spec
     for compilation in compilations:
         _report(compilation.warnings, state)
-    for compilation in compilations:
-        folder_of = Path(out_dir) / compilation.bundle.base.system.metadata.name if nested else Path(out_dir)
+    folders = [Path(out_dir) / c.bundle.base.system.metadata.name if nested else Path(out_dir) for c in compilations]
+    for compilation, folder_of in zip(compilations, folders):  # every system, before anything is written
+        refuse_credential_leaks(compilation.results, folder_of)
+    for compilation, folder_of in zip(compilations, folders):
         for folder, result in zip(write_builds(compilation.results, folder_of), compilation.results):
             state.info(f"built {result.profile.name} ({result.profile.target.platform}): {folder}/ ({len(result.files)} files + manifest.json)")
     return EXIT_OK

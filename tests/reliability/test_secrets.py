@@ -1,0 +1,309 @@
+"""Secrets: credentials are refused wherever they are written, and `secret://` references
+compile to each platform's own secret mechanism and are resolved only at run time.
+
+* the scanner (mlcompile.secrets) finds each kind of credential in a spec, a profile, an
+  override nested anywhere, and generated output, at its exact place;
+* it stays quiet on everything mlcompile ships (examples, profiles, golden builds);
+* each platform's compiled secret mechanism is read back with the platform's own types;
+* the runtime resolver reads each platform's secret store (moto, local stand-ins), and a
+  secret's value never appears in a build.
+
+The credentials below are fakes in the shape of real ones (AWS's documented example key id,
+made-up tokens): they must be caught exactly like real ones."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mlcompile import secrets
+from mlcompile.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = REPO / "tests" / "errors" / "_base"
+
+# one fake of each kind the scanner knows, written as a YAML scalar would hold it
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGcY\n-----END RSA PRIVATE KEY-----\n"
+FAKES = {
+    "an AWS access key id": "AKIAIOSFODNN7EXAMPLE",
+    "an AWS secret access key": "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "a GCP service account key": json.dumps({"type": "service_account", "private_key_id": "3f1c0e9d8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e", "private_key": "…"}),
+    "an Azure connection string key": "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=q0Zl3mB9xY2vT8kR4nW6pE1sD7fG5hJ3cV0bN8mQ2aL9zX4==;EndpointSuffix=core.windows.net",
+    "an Azure SAS token": "https://acme.blob.core.windows.net/c/f?sv=2022-11-02&sig=Xq1wE2rT3yU4iO5pA6sD7fG8hJ9kL0zXcVbNm%3D",
+    "an Azure AD client secret": "xY18Q~" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z",
+    "a private key": PEM,
+    "a GitHub token": "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+    "a Slack token": "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUv",
+    "a Slack webhook URL": "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXX",
+    "a JSON web token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "a URI with a password in it": "postgresql://etl:hunter2@db.internal:5432/sales",
+}
+
+
+def _invoke(args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch) -> Result:
+    monkeypatch.chdir(cwd)
+    return CliRunner().invoke(main, args, catch_exceptions=True)
+
+
+def _user_error(result: Result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def _workspace(tmp_path: Path) -> Path:
+    shutil.copytree(BASE / "targets", tmp_path / "targets")
+    shutil.copy(BASE / "minimal.yaml", tmp_path / "mlcompile.yaml")
+    return tmp_path
+
+
+def _yaml_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a YAML double-quoted scalar
+
+
+# ------------------------------------------------------------------ the patterns
+
+
+@pytest.mark.parametrize("what", sorted(FAKES))
+def test_each_kind_of_credential_is_recognised_in_text(what: str) -> None:
+    text = "first line\nvalue: " + FAKES[what] + "\n"
+    findings = secrets.scan_text(text)
+    assert findings and {f.what for f in findings} == {what}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sha256:" + "9f" * 32,  # an image digest
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",  # a bare sha256
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/train@sha256:" + "ab" * 32,
+        "arn:aws:iam::123456789012:role/SageMakerPipelines",
+        "abfss://sales@acme.dfs.core.windows.net/events/",  # user@host is no password
+        "git+ssh://git@github.com/acme/ml.git",
+        "https://user:${PASSWORD}@db/x",  # a placeholder, resolved elsewhere
+        "secret://growth-alerts-webhook",
+        "TOKENIZERS_PARALLELISM: false",
+        "max_tokens: 4096",
+        "token_pattern: (?u)\\b\\w\\w+\\b",
+        "AKIA-not-a-key",
+        "projects/acme-ml/secrets/webhook/versions/latest",
+    ],
+)
+def test_ordinary_values_are_not_taken_for_credentials(value: str) -> None:
+    assert secrets.scan_text(value) == []
+
+
+def test_a_credential_named_key_needs_a_random_looking_value_to_be_flagged() -> None:
+    assert secrets.scan_text("api_key: my-api-key-name-here") == []
+    assert secrets.scan_text("password: correct horse battery staple") == []
+    (finding,) = secrets.scan_text('{"api_key": "Zt8q2LmX0vB7nR4kW9pD3sF6"}')
+    assert finding.what == "a secret value in 'api_key'"
+
+
+def test_text_embedded_as_json_in_a_string_is_scanned_too() -> None:
+    """Pipelines carry step configs as JSON inside YAML strings: quotes come escaped."""
+    text = '- \'{"params":{"auth_token":"Zt8q2LmX0vB7nR4kW9pD3sF6"}}\'\n'
+    (finding,) = secrets.scan_text(text)
+    assert finding.text == "Zt8q2LmX0vB7nR4kW9pD3sF6"
+    assert secrets.line_col(text, finding.offset) == (1, 29)
+
+
+# ------------------------------------------------------------------ specs and profiles
+
+
+@pytest.mark.parametrize("what", sorted(FAKES))
+def test_a_credential_in_a_spec_is_reported_at_its_value(what: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _workspace(tmp_path)
+    spec = (work / "mlcompile.yaml").read_text()
+    spec = spec.replace("  name: churn\n", f"  name: churn\n  description: {_yaml_string(FAKES[what])}\n")
+    (work / "mlcompile.yaml").write_text(spec)
+
+    stderr = _user_error(_invoke(["validate", "mlcompile.yaml"], work, monkeypatch))
+
+    assert f"mlcompile.yaml:5:16: error: metadata.description: looks like {what}: credentials must not be written in a spec\n" in stderr
+    assert "hint: store it in your secret manager and write secret://<name>" in stderr
+
+
+def test_a_credential_nested_in_an_override_is_reported_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _workspace(tmp_path)
+    spec = (work / "mlcompile.yaml").read_text()
+    spec += "    training:\n      trainer:\n        sklearn:\n          params: {warm_start: true, extra: {nested: [ok, " + FAKES["an AWS access key id"] + "]}}\n"
+    (work / "mlcompile.yaml").write_text(spec)
+
+    stderr = _user_error(_invoke(["validate", "mlcompile.yaml"], work, monkeypatch))
+
+    assert "mlcompile.yaml:43:59: error: overrides.azure-prod.training.trainer.sklearn.params.extra.nested[1]: looks like an AWS access key id" in stderr
+
+
+def test_a_service_account_key_written_as_yaml_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a string holding JSON: the key file's fields pasted as a mapping."""
+    work = _workspace(tmp_path)
+    spec = (work / "mlcompile.yaml").read_text()
+    spec += "    metadata: {labels: {type: service_account, private_key: redacted}}\n"
+    (work / "mlcompile.yaml").write_text(spec)
+    stderr = _user_error(_invoke(["validate", "mlcompile.yaml"], work, monkeypatch))
+    assert "mlcompile.yaml:40:61: error: overrides.azure-prod.metadata.labels.private_key: looks like a GCP service account key" in stderr
+
+
+def test_a_key_that_is_a_credential_is_reported_at_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _workspace(tmp_path)
+    spec = (work / "mlcompile.yaml").read_text()
+    spec = spec.replace("  name: churn\n", "  name: churn\n  labels: {" + FAKES["an AWS access key id"] + ": x}\n")
+    (work / "mlcompile.yaml").write_text(spec)
+    stderr = _user_error(_invoke(["validate", "mlcompile.yaml"], work, monkeypatch))
+    assert "mlcompile.yaml:5:12: error: metadata.labels.AKIAIOSFODNN7EXAMPLE: a key that looks like an AWS access key id" in stderr
+
+
+def test_a_random_value_under_a_credential_named_key_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _workspace(tmp_path)
+    spec = (work / "mlcompile.yaml").read_text()
+    spec = spec.replace("LogisticRegression}", "LogisticRegression, params: {api_token: Zt8q2LmX0vB7nR4kW9pD3sF6}}")
+    (work / "mlcompile.yaml").write_text(spec)
+    stderr = _user_error(_invoke(["validate", "mlcompile.yaml"], work, monkeypatch))
+    assert "mlcompile.yaml:26:87: error: training.trainer.sklearn.params.api_token: looks like a secret value in 'api_token'" in stderr
+
+
+@pytest.mark.parametrize("what", ["an AWS access key id", "a URI with a password in it", "a private key"])
+def test_a_credential_in_a_profile_is_reported(what: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _workspace(tmp_path)
+    profile = (work / "targets" / "aws-prod.yaml").read_text()
+    profile = profile.replace("metadata: {name: aws-prod}", "metadata: {name: aws-prod, description: " + _yaml_string(FAKES[what]) + "}")
+    (work / "targets" / "aws-prod.yaml").write_text(profile)
+    stderr = _user_error(_invoke(["validate", "mlcompile.yaml", "--target", "targets/aws-prod.yaml"], work, monkeypatch))
+    assert f"targets/aws-prod.yaml:3:41: error: metadata.description: looks like {what}" in stderr
+
+
+def test_credential_named_settings_of_a_profile_take_only_secret_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third-party target's settings: a password is refused even when it looks like a word."""
+    from mlcompile.spec.loader import load_yaml_file
+
+    (tmp_path / "toy.yaml").write_text(
+        "apiVersion: mlcompile/v1\nkind: Target\nmetadata: {name: toy-prod}\nplatform: toy\n"
+        "settings:\n  db: {user: etl, password: hunter2, token_file: secret://db-token}\n"
+    )
+    document = load_yaml_file(tmp_path / "toy.yaml", "toy.yaml")
+    from mlcompile.spec.checks import check_literal_secrets
+
+    (found,) = check_literal_secrets(document.data, document.source_map)
+    assert found.render() == (
+        "toy.yaml:6:29: error: settings.db.password: 'password' looks like a credential: write it as a secret:// reference\n"
+        "  hint: for example secret://password"
+    )
+
+
+# ------------------------------------------------------------------ nothing shipped is flagged
+
+
+def _shipped_files() -> list[Path]:
+    roots = ["examples", "targets", "docs", "schemas", "tests/golden", "tests/errors/_base", "tests/fixtures", "src/mlcompile/templates"]
+    return sorted(p for root in roots for p in (REPO / root).rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml", ".json", ".md", ".txt", ".py", ".csv", ""))
+
+
+def test_no_false_positive_in_shipped_examples_profiles_docs_and_golden_builds() -> None:
+    files = _shipped_files()
+    assert len(files) > 100
+    flagged = {}
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        if secrets.scan_text(text):
+            flagged[str(path.relative_to(REPO))] = [f.what for f in secrets.scan_text(text)]
+    assert flagged == {}
+
+
+@pytest.mark.parametrize("example", ["churn", "batch-scoring", "ranker-gpu"])
+def test_every_example_validates_against_every_shipped_profile(example: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _invoke(["validate", f"examples/{example}/mlcompile.yaml", "--target", "targets"], REPO, monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    assert "looks like" not in result.stderr
+
+
+def test_a_credential_inside_a_longer_string_of_a_spec_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`KEY=value` in an argument is judged like a mapping entry would be."""
+    work = _workspace(tmp_path)
+    spec = (work / "mlcompile.yaml").read_text()
+    spec = spec.replace("  name: churn\n", "  name: churn\n  description: connect with DB_PASSWORD=Zt8q2LmX0vB7nR4kW9pD3sF6 please\n")
+    (work / "mlcompile.yaml").write_text(spec)
+    stderr = _user_error(_invoke(["validate", "mlcompile.yaml"], work, monkeypatch))
+    assert "mlcompile.yaml:5:16: error: metadata.description: looks like a secret value in 'DB_PASSWORD'" in stderr
+
+
+# ------------------------------------------------------------------ generated output
+
+LOCAL_PROFILE = "apiVersion: mlcompile/v1\nkind: Target\nmetadata: {name: local}\nplatform: local\n"
+
+
+def _leaky_local_target(monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """A toy target for tests: the local target plus a launch script that joins the trainer's
+    arguments without spaces (`script` formats them) — how a careless target could assemble
+    a credential that no single spec value shows."""
+    from mlcompile.targets.base import OutputFile
+    from mlcompile.targets.local import LocalTarget
+
+    original = LocalTarget.render
+
+    def render(self, plan):  # type: ignore[no-untyped-def]
+        (train,) = [s for s in plan.training.steps if s.kind == "train"]
+        joined = "".join(train.args)
+        decoded = base64.b64decode(joined).decode() if "{decoded}" in script else ""
+        body = script.format(joined=joined, decoded=decoded)
+        return [*original(self, plan), OutputFile("launch/train.sh", "toy.script", body.encode())]
+
+    monkeypatch.setattr(LocalTarget, "render", render)
+
+
+def _container_spec(work: Path, args: list[str]) -> None:
+    spec = (work / "mlcompile.yaml").read_text()
+    spec = spec.replace(
+        "    sklearn: {estimator: sklearn.linear_model.LogisticRegression}\n",
+        "    container: {image: ghcr.io/acme/train:1, command: [python, train.py], args: " + json.dumps(args) + "}\n",
+    )
+    (work / "mlcompile.yaml").write_text(spec)
+    (work / "targets" / "local.yaml").write_text(LOCAL_PROFILE)
+
+
+def test_generated_output_that_holds_a_credential_is_refused_and_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two halves of a key id, harmless alone, joined by a target: the build stops before
+    writing, at the line and column of the generated file, and names the spec value."""
+    work = _workspace(tmp_path)
+    _container_spec(work, ["AKIAIOSF", "ODNN7EXAMPLE"])
+    _leaky_local_target(monkeypatch, "#!/bin/sh\nexec python train.py \\\n  --key {joined}\n")
+    (work / "build" / "local").mkdir(parents=True)
+    (work / "build" / "local" / "previous.txt").write_text("the previous build\n")
+
+    stderr = _user_error(_invoke(["build", "mlcompile.yaml", "--target", "targets/local.yaml", "--out", "build"], work, monkeypatch))
+
+    assert stderr.splitlines()[-3:] == [
+        "build/local/launch/train.sh:3:9: error: generated output looks like it holds an AWS access key id (profile 'local'): the build was not written",
+        "  hint: it comes from mlcompile.yaml:26:82 (training.trainer.container.args[0]); store it in your secret manager and write secret://<name>",
+        "1 error",
+    ]
+    assert sorted(p.name for p in (work / "build").rglob("*")) == ["local", "previous.txt"]
+
+
+def test_a_credential_no_spec_value_shows_is_still_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Base64 in the spec, decoded by the target: not traceable, still caught."""
+    work = _workspace(tmp_path)
+    _container_spec(work, [base64.b64encode(FAKES["a GitHub token"].encode()).decode()])
+    _leaky_local_target(monkeypatch, "TOKEN_FILE=/dev/null\nGH={decoded}\n")
+
+    stderr = _user_error(_invoke(["build", "mlcompile.yaml", "--target", "targets/local.yaml", "--out", "build"], work, monkeypatch))
+
+    assert "build/local/launch/train.sh:2:4: error: generated output looks like it holds a GitHub token (profile 'local')" in stderr
+    assert "hint: mlcompile writes secret:// references, never their values" in stderr
+    assert not (work / "build").exists() or not any((work / "build").rglob("*.sh"))
+
+
+def test_check_outputs_reports_every_finding_with_its_place() -> None:
+    from mlcompile.targets.base import OutputFile
+
+    content = "a: 1\nkey: " + FAKES["an AWS access key id"] + "\nurl: " + FAKES["a URI with a password in it"] + "\n"
+    found = secrets.check_outputs("aws-prod", [OutputFile("pipeline.json", "x", content.encode())], "out/aws-prod")
+    assert [(d.file, d.line, d.col) for d in found] == [("out/aws-prod/pipeline.json", 2, 6), ("out/aws-prod/pipeline.json", 3, 6)]
