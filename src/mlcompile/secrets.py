@@ -94,7 +94,7 @@ def _entropy(value: str) -> float:
 def looks_random(value: str) -> bool:
     """A long value with no spaces that mixes letters and digits and is near-random: what a
     generated password, token or key looks like (and a word, path or URL does not)."""
-    if len(value) < 16 or any(c.isspace() for c in value) or "://" in value or value.startswith(("$", "{{", "/", "projects/", "arn:")):
+    if len(value) < 16 or any(c.isspace() for c in value) or "://" in value or value.startswith(("$", "{{", "/", "projects/", "arn:", *LOCATOR_SCHEMES)):
         return False
     if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
         return False
@@ -268,3 +268,64 @@ def _spec_of(result: Any) -> Any:
         return load_yaml_file(path, path)
     except (SpecError, OSError):
         return None
+
+
+# ---------------------------------------------------------------------------- secret:// at build time
+#
+# A step that needs `secret://NAME` finds it through one environment variable,
+# MLCOMPILE_SECRET_<NAME> (`env_name`). Where the platform can inject a secret's value into
+# the environment (a Kubernetes Secret), the variable holds the value; elsewhere it holds a
+# locator (`locator`) that mlcompile.runtime.secrets resolves when the step runs:
+#
+#   secretmanager:projects/<project>/secrets/<name>/versions/latest        Vertex AI
+#   secretsmanager:arn:aws:secretsmanager:<region>:<account>:secret:<name>  SageMaker
+#   keyvault:https://<vault>.vault.azure.net/secrets/<name>               Azure ML (profile names the vault)
+#   keyvault:<name>                                                        Azure ML (the workspace's Key Vault)
+
+SECRET_ENV_PREFIX = "MLCOMPILE_SECRET_"
+LOCATOR_SCHEMES = ("secretmanager:", "secretsmanager:", "keyvault:")
+
+
+def secret_name(value: Any) -> str | None:
+    """`secret://NAME` → NAME (None for anything else)."""
+    return value[len(SECRET_SCHEME) :] if isinstance(value, str) and value.startswith(SECRET_SCHEME) else None
+
+
+def env_name(name: str) -> str:
+    """The environment variable that carries secret NAME (or its locator) to a step."""
+    return SECRET_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def refs_in(data: Any) -> list[str]:
+    """Names of every secret:// reference in a step's parameters, sorted, once each."""
+    found: set[str] = set()
+    for _, value, _ in _walk({"": data}):
+        if (name := secret_name(value)) is not None:
+            found.add(name)
+    return sorted(found)
+
+
+def locator(platform: str, settings: Mapping[str, Any], name: str) -> str | None:
+    """Where a platform's runtime reads secret NAME (None: the platform injects the value)."""
+    if platform == "vertex":
+        return f"secretmanager:projects/{settings['project']}/secrets/{name}/versions/latest"
+    if platform == "sagemaker":
+        account = str(settings["role_arn"]).split(":")[4]
+        return f"secretsmanager:arn:aws:secretsmanager:{settings['region']}:{account}:secret:{name}"
+    if platform == "azureml":
+        vault = settings.get("key_vault")
+        if not vault:
+            return f"keyvault:{name}"
+        url = vault if "://" in vault else f"https://{vault}.vault.azure.net"
+        return f"keyvault:{url.rstrip('/')}/secrets/{name}"
+    return None
+
+
+def locator_env(platform: str, settings: Mapping[str, Any], data: Any) -> dict[str, str]:
+    """MLCOMPILE_SECRET_<NAME> → locator for every secret:// in `data` (a step's params)."""
+    found = {}
+    for name in refs_in(data):
+        where = locator(platform, settings, name)
+        if where is not None:
+            found[env_name(name)] = where
+    return found

@@ -396,6 +396,12 @@ class AzureMLSettings(SpecModel):
     resource_group: str = Field(min_length=1, max_length=90)
     workspace: str = Field(min_length=3, max_length=33)
     compute: str = Field(min_length=2, max_length=32)
+    key_vault: str | None = Field(
+        default=None,
+        pattern=r"^([a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]|https://[a-z0-9.-]+/?)$",
+        description="Key Vault that holds the secret:// references (name or URL); default: the workspace's own",
+        examples=["acme-ml-kv"],
+    )
 
 
 class LocalSettings(SpecModel):

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Origin, Plan, Step
+from mlcompile.secrets import env_name
 from mlcompile.targets.azureml._timezones import IANA_TO_WINDOWS
 from mlcompile.targets.base import unsupported
 
@@ -135,7 +136,8 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
                 warn(at(step.origin, f"training.trainer.container.env.{name}"),
                      f"Azure ML jobs cannot inject a Key Vault secret into an environment variable: {name} is passed as the "
                      f"reference {value!r}, which the container resolves from the workspace Key Vault (secret '{value[len('secret://'):]}')",
-                     "read the secret in the container with azure-keyvault-secrets and the job's managed identity")  # fmt: skip
+                     f"where it lives is in {env_name(value[len('secret://'):])}: read it in the container with "
+                     f"mlcompile.runtime.secrets.resolve(os.environ['{name}']) or Key Vault and the job's managed identity")  # fmt: skip
 
 
 def _check_tuning(plan: Plan, refuse, warn) -> None:  # type: ignore[no-untyped-def]

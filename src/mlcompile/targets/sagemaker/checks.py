@@ -17,6 +17,7 @@ import re
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Origin, Plan, Resources, Step
 from mlcompile.runtime.contract import ENV_HYPERPARAMETERS
+from mlcompile.secrets import env_name
 from mlcompile.targets.base import unsupported
 from mlcompile.targets.sagemaker.layout import HYPERPARAMETERS_FILE, breach_step
 from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron
@@ -110,7 +111,8 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
                 step.origin.below(f"env.{name}"),
                 f"SageMaker training jobs cannot bind a secret to an environment variable: {name} is passed as the reference "
                 f"{value!r}, which the container resolves from AWS Secrets Manager (secret '{str(value)[len(SECRET):]}', readable by the job's role)",
-                "read the secret in the container with boto3 secretsmanager.get_secret_value",
+                f"its ARN is in {env_name(str(value)[len(SECRET):])}: read it in the container with mlcompile.runtime.secrets.resolve(os.environ['{name}']) "
+                "or boto3 secretsmanager.get_secret_value",
             )
     for word in (*step.command, *step.args):
         if len(word) > MAX_CONTAINER_ARGUMENT:

@@ -165,6 +165,13 @@ class _PipelineBuilder:
             names = [n for n in names if self.pipeline.step(n).run_if is None]
         return [self.sdk_steps[n] for n in names] or None
 
+    def secret_env(self, step: Step) -> dict[str, str]:
+        """MLCOMPILE_SECRET_<NAME> → the Secrets Manager ARN of each secret:// the step uses:
+        resolved by the runtime with the job's role (SageMaker jobs cannot inject a secret)."""
+        from mlcompile.secrets import locator_env
+
+        return locator_env("sagemaker", self.plan.platform_settings, step.params)
+
     # ------------------------------------------------------------------ steps
     def processing(self, step: Step) -> Any:
         from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
@@ -193,6 +200,7 @@ class _PipelineBuilder:
             instance_type=resources.machine.name if resources.machine else None,
             entrypoint=list(step.command),
             max_runtime_in_seconds=resources.timeout_seconds,
+            env=self.secret_env(step) or None,
             tags=self.tags,
             sagemaker_session=self.session,
         )
@@ -219,6 +227,7 @@ class _PipelineBuilder:
         entry_point, arguments = list(step.command) or None, list(step.args) or None
         if step.uses_user_container:
             environment.update({str(k): str(v) for k, v in step.params.get("env", {}).items()})
+            environment.update(self.secret_env(step))
             environment.update(
                 {
                     ENV_TRAIN_DATA: paths.get("train", ""),

@@ -97,7 +97,7 @@ class VertexTarget:
                 jobs[step.name] = {"kind": "vertex.upload_model_request", "body": register, "timeout_seconds": step.resources.timeout_seconds}
         pipeline_jobs: dict[str, dict[str, Any]] = {}
         for pipeline in [*plan.pipelines(), *(p for p, _ in sensors)]:
-            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs), lambda t, s, st: None, pipeline_root=settings["pipeline_root"])
+            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=settings["pipeline_root"])
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
             pipeline_jobs[pipeline.name] = self._pipeline_job(plan, text)
             files.append(OutputFile(f"vertex/pipeline-jobs/{pipeline.name}.json", "vertex.pipeline_job", json_bytes(pipeline_jobs[pipeline.name])))
@@ -150,6 +150,15 @@ class VertexTarget:
         accelerator = r.machine.accelerator_platform_name if r.machine and r.accelerator_count else None
         config = runtime_config(plan, step, platform=bodies.platform_section(plan))
         return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, caching=caching)
+
+    def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
+        """MLCOMPILE_SECRET_<NAME> → the Secret Manager version of each secret:// the step
+        uses (alert webhooks, a trainer's env read by its launcher): resolved when the step
+        runs, with the pipeline's service account (Vertex AI injects no secret itself)."""
+        from mlcompile.secrets import locator_env
+
+        for env, where in sorted(locator_env(NAME, plan.platform_settings, step.params).items()):
+            task.set_env_variable(env, where)
 
     # ------------------------------------------------------------------ deploy
     def deploy(self, plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
