@@ -307,3 +307,270 @@ def test_check_outputs_reports_every_finding_with_its_place() -> None:
     content = "a: 1\nkey: " + FAKES["an AWS access key id"] + "\nurl: " + FAKES["a URI with a password in it"] + "\n"
     found = secrets.check_outputs("aws-prod", [OutputFile("pipeline.json", "x", content.encode())], "out/aws-prod")
     assert [(d.file, d.line, d.col) for d in found] == [("out/aws-prod/pipeline.json", 2, 6), ("out/aws-prod/pipeline.json", 3, 6)]
+
+
+# ------------------------------------------------------------------ secret:// on each platform
+#
+# The golden builds of examples/ranker-gpu (a trainer env HF_TOKEN: secret://search-hf-read-token
+# and a webhook secret://search-relevance-pager), read back with each platform's own types.
+
+GOLDEN = REPO / "tests" / "golden" / "ranker-gpu"
+PAGER, HF = "search-relevance-pager", "search-hf-read-token"
+PAGER_ENV = "MLCOMPILE_SECRET_SEARCH_RELEVANCE_PAGER"
+
+
+def test_env_names_and_references() -> None:
+    assert secrets.env_name("growth-ml.alerts/webhook") == "MLCOMPILE_SECRET_GROWTH_ML_ALERTS_WEBHOOK"
+    assert secrets.refs_in({"env": {"A": "secret://b", "C": "plain"}, "alerts": [{"url": "secret://a"}, {"url": "secret://b"}]}) == ["a", "b"]
+
+
+def test_kubeflow_injects_kubernetes_secrets_through_the_platform_spec() -> None:
+    """kfp-kubernetes' KubernetesExecutorConfig: Secret NAME, key `value`."""
+    import yaml
+    from google.protobuf import json_format
+    from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s_pb2
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    def executors(pipeline: str) -> dict[str, k8s_pb2.KubernetesExecutorConfig]:
+        _, platform = yaml.safe_load_all((GOLDEN / "kfp-gke" / "pipelines" / f"{pipeline}.yaml").read_text())
+        spec = json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+        found = {}
+        for name, config in spec.platforms["kubernetes"].deployment_spec.executors.items():
+            found[name] = json_format.ParseDict(json_format.MessageToDict(config), k8s_pb2.KubernetesExecutorConfig())
+        return found
+
+    alert = executors("search-ranker-monitoring")["exec-alert"]
+    (secret,) = alert.secret_as_env
+    assert secret.secret_name == PAGER
+    assert [(k.secret_key, k.env_var) for k in secret.key_to_env] == [("value", PAGER_ENV)]
+    # tuning runs as a Katib experiment: its trial pods take the Secret through secretKeyRef
+    experiment = yaml.safe_load((GOLDEN / "kfp-gke" / "training" / "tune-experiment.yaml").read_text())
+    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": HF, "key": "value"}}} in list(_mappings(experiment))
+
+
+def _mappings(data: object):  # type: ignore[no-untyped-def]
+    if isinstance(data, dict):
+        yield data
+        for value in data.values():
+            yield from _mappings(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _mappings(value)
+
+
+def test_vertex_steps_carry_the_secret_manager_version_they_read() -> None:
+    """aiplatform_v1 PipelineJob: the alert step's container env names the secret's version,
+    and the trainer's CustomJob keeps a placeholder its launcher fills at run time."""
+    from google.cloud.aiplatform_v1 import types as gca
+    from google.protobuf import json_format
+
+    body = json.loads((GOLDEN / "gcp-prod" / "vertex" / "pipeline-jobs" / "search-ranker-monitoring.json").read_text())
+    job = gca.PipelineJob.wrap(json_format.ParseDict(body, gca.PipelineJob.pb()()))
+    spec = json_format.MessageToDict(gca.PipelineJob.pb(job).pipeline_spec)
+    env = spec["deploymentSpec"]["executors"]["exec-alert"]["container"]["env"]
+    assert env == [{"name": PAGER_ENV, "value": f"secretmanager:projects/acme-ml-prod/secrets/{PAGER}/versions/latest"}]
+    tuning = json.loads((GOLDEN / "gcp-prod" / "vertex" / "jobs" / "tune-hyperparameter-tuning-job.json").read_text())
+    parsed = json_format.ParseDict(tuning, gca.HyperparameterTuningJob.pb()())
+    (container_env,) = [e for e in parsed.trial_job_spec.worker_pool_specs[0].container_spec.env if e.name == "HF_TOKEN"]
+    assert container_env.value == "{{secret:" + HF + "}}"
+    training = json.loads((GOLDEN / "gcp-prod" / "vertex" / "pipeline-jobs" / "search-ranker-training.json").read_text())
+    launcher = training["pipelineSpec"]["deploymentSpec"]["executors"]["exec-tune"]["container"]
+    assert launcher["env"] == [{"name": "MLCOMPILE_SECRET_SEARCH_HF_READ_TOKEN", "value": f"secretmanager:projects/acme-ml-prod/secrets/{HF}/versions/latest"}]
+
+
+def test_sagemaker_steps_carry_the_secrets_manager_arn_botocore_accepts() -> None:
+    """The processing job's Environment, checked against botocore's shape of it."""
+    import re
+
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.shape_for("CreateProcessingJobRequest").members["Environment"]
+    definition = json.loads((GOLDEN / "aws-prod" / "pipelines" / "search-ranker-monitoring.definition.json").read_text())
+    (alert,) = [s for s in _sagemaker_steps(definition["Steps"]) if s["Name"].startswith("alert")][:1]
+    environment = alert["Arguments"]["Environment"]
+    assert environment == {PAGER_ENV: f"secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:{PAGER}"}
+    for key, value in environment.items():
+        assert re.fullmatch(shape.key.metadata["pattern"], key) and len(key) <= shape.key.metadata["max"]
+        assert re.fullmatch(shape.value.metadata["pattern"], value) and len(value) <= shape.value.metadata["max"]
+
+
+def _sagemaker_steps(steps: list[dict]) -> list[dict]:
+    found = []
+    for step in steps:
+        found.append(step)
+        for branch in ("IfSteps", "ElseSteps"):
+            found += _sagemaker_steps(step.get("Arguments", {}).get(branch, []))
+    return found
+
+
+def test_azureml_steps_carry_the_key_vault_secret_azure_ai_ml_loads() -> None:
+    from azure.ai.ml import load_job
+
+    job = load_job(GOLDEN / "azure-prod" / "pipelines" / "search-ranker-monitoring.yml")
+    alert = job.jobs["alert"]
+    variables = alert.environment_variables or alert.component.environment_variables
+    assert variables[PAGER_ENV] == f"keyvault:{PAGER}"  # the workspace's Key Vault
+
+
+def test_a_profile_may_name_the_key_vault() -> None:
+    settings = {"key_vault": "acme-ml-kv"}
+    assert secrets.locator("azureml", settings, "hook") == "keyvault:https://acme-ml-kv.vault.azure.net/secrets/hook"
+    assert secrets.locator("azureml", {"key_vault": "https://kv.example.net/"}, "hook") == "keyvault:https://kv.example.net/secrets/hook"
+    assert secrets.locator("kubeflow", {}, "hook") is None  # Kubernetes injects the value itself
+
+
+# ------------------------------------------------------------------ resolving at run time
+
+import sys  # noqa: E402
+
+sys.path.insert(0, str(REPO / "tests" / "stand_ins"))
+from json_service import JsonService  # noqa: E402
+
+from mlcompile.runtime import secrets as runtime_secrets  # noqa: E402
+
+VALUE = "https://hooks.example.net/pager/Zt8q2LmX0vB7nR4kW9pD3sF6"
+
+
+class SecretStores(JsonService):
+    """Secret Manager's `versions.access`, Key Vault's `GET /secrets/{name}` and ARM's
+    workspace GET, as they answer; records each request's path and Authorization header."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__()
+        self.values = values
+        self.requests: list[tuple[str, str | None]] = []
+
+    def respond(self, method, url, raw, content_type):  # type: ignore[no-untyped-def]
+        path = url.path
+        if path.startswith("/v1/projects/") and path.endswith(":access"):
+            name = path.split("/secrets/")[1].split("/")[0]
+            if name not in self.values:
+                return 404, {"error": {"code": 404, "status": "NOT_FOUND"}}
+            return 200, {"name": path[4:-7], "payload": {"data": base64.b64encode(self.values[name].encode()).decode(), "dataCrc32c": "0"}}
+        if path.startswith("/secrets/") and "api-version=7.4" in url.query:
+            name = path.split("/")[2]
+            return (200, {"value": self.values[name], "id": f"https://kv/secrets/{name}/1"}) if name in self.values else (404, {"error": {"code": "SecretNotFound"}})
+        if path.startswith("/hook/") and method == "POST":  # the webhook the pager secret names
+            return 200, {"ok": True}
+        if "/workspaces/" in path:
+            return 200, {"properties": {"keyVault": "/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/acme-ws-kv"}}
+        return 404, {}
+
+
+@pytest.fixture
+def stores(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    service = SecretStores({PAGER: VALUE})
+    original = service.respond
+
+    def recording(method, url, raw, content_type):  # type: ignore[no-untyped-def]
+        service.requests.append((url.path, None))
+        return original(method, url, raw, content_type)
+
+    service.respond = recording  # type: ignore[method-assign]
+    monkeypatch.setattr(runtime_secrets, "_azure_token", lambda scope: f"token-for-{scope}")
+    with service:
+        yield service
+
+
+def test_locally_a_secret_comes_from_its_environment_variable_or_the_secrets_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PAGER_ENV, raising=False)
+    with pytest.raises(runtime_secrets.SecretUnavailable, match=f"set {PAGER_ENV}"):
+        runtime_secrets.resolve("secret://" + PAGER)
+    (tmp_path / "secrets.json").write_text(json.dumps({PAGER: "from-the-file"}))
+    monkeypatch.setenv("MLCOMPILE_SECRETS_FILE", str(tmp_path / "secrets.json"))
+    assert runtime_secrets.resolve("secret://" + PAGER) == "from-the-file"
+    monkeypatch.setenv(PAGER_ENV, "from-the-environment")
+    assert runtime_secrets.resolve("secret://" + PAGER) == "from-the-environment"
+    assert runtime_secrets.resolve("not a reference") == "not a reference"
+
+
+def test_vertex_reads_secret_manager(stores: SecretStores, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLCOMPILE_SECRETMANAGER_ENDPOINT", stores.url)
+    monkeypatch.setenv(PAGER_ENV, f"secretmanager:projects/acme-ml-prod/secrets/{PAGER}/versions/latest")
+    assert runtime_secrets.resolve("secret://" + PAGER) == VALUE
+    assert stores.requests == [(f"/v1/projects/acme-ml-prod/secrets/{PAGER}/versions/latest:access", None)]
+    monkeypatch.setenv(PAGER_ENV, "secretmanager:projects/acme-ml-prod/secrets/missing/versions/latest")
+    with pytest.raises(runtime_secrets.SecretUnavailable, match="Secret Manager answered 404"):
+        runtime_secrets.resolve("secret://" + PAGER)
+
+
+def test_sagemaker_reads_secrets_manager(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import mock_aws
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    with mock_aws():
+        boto3.client("secretsmanager", region_name="eu-west-1").create_secret(Name=PAGER, SecretString=VALUE)
+        monkeypatch.setenv(PAGER_ENV, f"secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:{PAGER}")
+        assert runtime_secrets.resolve("secret://" + PAGER) == VALUE
+        monkeypatch.setenv(PAGER_ENV, f"secretsmanager:arn:aws:secretsmanager:us-east-1:123456789012:secret:{PAGER}")
+        with pytest.raises(runtime_secrets.SecretUnavailable, match="ResourceNotFoundException"):
+            runtime_secrets.resolve("secret://" + PAGER)  # another region holds no such secret
+
+
+def test_azureml_reads_the_named_key_vault(stores: SecretStores, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLCOMPILE_KEYVAULT_ENDPOINT", stores.url)
+    monkeypatch.setenv(PAGER_ENV, f"keyvault:https://acme-ml-kv.vault.azure.net/secrets/{PAGER}")
+    assert runtime_secrets.resolve("secret://" + PAGER) == VALUE
+    assert stores.requests == [(f"/secrets/{PAGER}", None)]
+
+
+def test_azureml_finds_the_workspace_key_vault_through_arm(stores: SecretStores, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`keyvault:NAME`: the vault of the workspace the job runs in (AZUREML_ARM_* are set by Azure ML)."""
+    seen: list[str] = []
+    monkeypatch.setattr(runtime_secrets, "_azure_token", lambda scope: seen.append(scope) or "t")
+    monkeypatch.setenv("MLCOMPILE_ARM_ENDPOINT", stores.url)
+    monkeypatch.setenv("MLCOMPILE_KEYVAULT_ENDPOINT", stores.url)
+    for key, value in {"AZUREML_ARM_SUBSCRIPTION": "s", "AZUREML_ARM_RESOURCEGROUP": "g", "AZUREML_ARM_WORKSPACE_NAME": "acme-ws"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv(PAGER_ENV, f"keyvault:{PAGER}")
+    assert runtime_secrets.resolve("secret://" + PAGER) == VALUE
+    assert [p for p, _ in stores.requests] == ["/subscriptions/s/resourceGroups/g/providers/Microsoft.MachineLearningServices/workspaces/acme-ws", f"/secrets/{PAGER}"]
+    assert seen == ["https://management.azure.com/.default", "https://vault.azure.net/.default"]
+    assert runtime_secrets.workspace_vault() == "https://acme-ws-kv.vault.azure.net"
+
+
+def test_outside_a_workspace_the_default_vault_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AZUREML_ARM_SUBSCRIPTION", raising=False)
+    monkeypatch.setenv(PAGER_ENV, f"keyvault:{PAGER}")
+    with pytest.raises(runtime_secrets.SecretUnavailable, match="azureml.key_vault"):
+        runtime_secrets.resolve("secret://" + PAGER)
+
+
+def test_the_alert_step_posts_to_the_resolved_webhook_and_never_prints_it(stores: SecretStores, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The webhook URL is the secret: posted to, not printed, not recorded."""
+    from mlcompile.runtime import monitoring
+
+    hook = stores.url + "/hook/Zt8q2LmX0vB7nR4kW9pD3sF6"
+    stores.values[PAGER] = hook
+    monkeypatch.setenv("MLCOMPILE_SECRETMANAGER_ENDPOINT", stores.url)
+    monkeypatch.setenv(PAGER_ENV, f"secretmanager:projects/p/secrets/{PAGER}/versions/latest")
+    monkeypatch.setenv("MLCOMPILE_WORKDIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    config = {"system": "search-ranker", "params": {"alerts": [{"channel": "webhook", "url": "secret://" + PAGER}]}}
+
+    result = monitoring.alert(config, {}, {})
+
+    assert "/hook/Zt8q2LmX0vB7nR4kW9pD3sF6" in [p for p, _ in stores.requests]
+    assert result["channels"] == [{"channel": "webhook", "secret": "secret://" + PAGER, "status": "sent"}]
+    printed = capsys.readouterr()
+    recorded = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    for text in (printed.out, printed.err, recorded, json.dumps(result)):
+        assert "Zt8q2LmX0vB7nR4kW9pD3sF6" not in text
+
+
+def test_a_secret_value_never_reaches_a_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every secret available to the building process, no generated file holds a value."""
+    value = "never-in-a-build-Zt8q2LmX0vB7nR4kW9pD3sF6"
+    for name in (PAGER, HF):
+        monkeypatch.setenv(secrets.env_name(name), value)
+    (tmp_path / "secrets.json").write_text(json.dumps({PAGER: value, HF: value}))
+    monkeypatch.setenv("MLCOMPILE_SECRETS_FILE", str(tmp_path / "secrets.json"))
+    result = _invoke(["build", str(REPO / "examples/ranker-gpu/mlcompile.yaml"), "--target", str(REPO / "targets"), "--out", str(tmp_path / "build")], tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    files = [p for p in (tmp_path / "build").rglob("*") if p.is_file()]
+    assert len(files) > 50
+    assert [p for p in files if value.encode() in p.read_bytes()] == []
+    assert value not in result.output
