@@ -574,3 +574,33 @@ def test_a_secret_value_never_reaches_a_build(tmp_path: Path, monkeypatch: pytes
     assert len(files) > 50
     assert [p for p in files if value.encode() in p.read_bytes()] == []
     assert value not in result.output
+
+
+def test_the_vertex_launcher_fills_a_trainers_secret_from_secret_manager(stores: SecretStores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tuning task's launcher reads the locator the build set on it and puts the value in
+    the job it creates (Vertex AI has no secret-backed environment: the check warns so)."""
+    import yaml
+    from vertex_api import VertexStandIn
+
+    from mlcompile.targets.kfp_ir import launch
+
+    training = yaml.safe_load_all((GOLDEN / "gcp-prod" / "pipelines" / "search-ranker-training.yaml").read_text())
+    container = next(training)["deploymentSpec"]["executors"]["exec-tune"]["container"]
+    config = json.loads(container["args"][container["args"].index("--config") + 1])
+    config["platform_job"]["body"]["trialJobSpec"]["baseOutputDirectory"]["outputUriPrefix"] = str(tmp_path / "trials")
+    (tmp_path / "trials" / "1" / "model").mkdir(parents=True)
+    for variable in container["env"]:
+        monkeypatch.setenv(variable["name"], variable["value"])
+    stores.values[HF] = "hf-value-from-secret-manager"
+    monkeypatch.setenv("MLCOMPILE_SECRETMANAGER_ENDPOINT", stores.url)
+    monkeypatch.setattr(launch, "POLL_SECONDS", 0.0)
+    with VertexStandIn() as api:
+        monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
+        api.trials = [{"id": "1", "state": "SUCCEEDED", "finalMeasurement": {"metrics": [{"metricId": "ndcg_at_10", "value": 0.4}]}}]
+        argv = ["tune", "--config", json.dumps(config), "--input", "train=/gcs/b/t", "--input", "report=/gcs/b/r", "--input", "test=/gcs/b/s"]
+        argv += ["--output", f"model={tmp_path / 'model'}", "--output", f"metrics={tmp_path / 'metrics'}"]
+        assert launch.main(argv) == 0
+        ((_, job),) = api.jobs.items()
+    env = {e["name"]: e["value"] for e in job["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"]["env"]}
+    assert env["HF_TOKEN"] == "hf-value-from-secret-manager"
+    assert (f"/v1/projects/acme-ml-prod/secrets/{HF}/versions/latest:access", None) in stores.requests
