@@ -288,6 +288,20 @@ def test_generated_output_that_holds_a_credential_is_refused_and_nothing_is_writ
     assert sorted(p.name for p in (work / "build").rglob("*")) == ["local", "previous.txt"]
 
 
+def test_with_several_specs_a_leak_in_one_writes_none_of_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _leaky_local_target(monkeypatch, "exec python train.py --key {joined}\n")
+    for name, args in (("clean", ["--epochs", "3"]), ("leaky", ["AKIAIOSF", "ODNN7EXAMPLE"])):
+        work = _workspace(tmp_path / name)
+        _container_spec(work, args)
+        (work / "mlcompile.yaml").write_text((work / "mlcompile.yaml").read_text().replace("name: churn\n", f"name: churn-{name}\n", 1))
+    shutil.copytree(tmp_path / "clean" / "targets", tmp_path / "targets")
+
+    stderr = _user_error(_invoke(["build", "clean/mlcompile.yaml", "leaky/mlcompile.yaml", "--target", "targets/local.yaml", "--out", "build"], tmp_path, monkeypatch))
+
+    assert "build/churn-leaky/local/launch/train.sh:1:28: error: generated output looks like it holds an AWS access key id" in stderr
+    assert not (tmp_path / "build" / "churn-clean").exists()
+
+
 def test_a_credential_no_spec_value_shows_is_still_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Base64 in the spec, decoded by the target: not traceable, still caught."""
     work = _workspace(tmp_path)
