@@ -618,3 +618,19 @@ def test_the_vertex_launcher_fills_a_trainers_secret_from_secret_manager(stores:
     env = {e["name"]: e["value"] for e in job["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"]["env"]}
     assert env["HF_TOKEN"] == "hf-value-from-secret-manager"
     assert (f"/v1/projects/acme-ml-prod/secrets/{HF}/versions/latest:access", None) in stores.requests
+
+
+def test_a_registry_uri_with_a_password_in_a_profile_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connection settings take no credentials: the MLflow server's password belongs in its
+    own configuration, not in the URI a profile publishes."""
+    profile = (REPO / "targets" / "kfp-gke.yaml").read_text()
+    assert "uri: http://mlflow" in profile
+    work = tmp_path
+    (work / "targets").mkdir()
+    (work / "targets" / "kfp-gke.yaml").write_text(profile.replace("uri: http://mlflow", "uri: http://admin:Zt8q2LmX@mlflow"))
+    shutil.copy(REPO / "examples" / "churn" / "mlcompile.yaml", work / "mlcompile.yaml")
+    shutil.copytree(REPO / "examples" / "churn" / "data", work / "data")
+    result = _invoke(["validate", "mlcompile.yaml", "--target", "targets/kfp-gke.yaml"], work, monkeypatch)
+    line = next(n for n, text in enumerate(profile.splitlines(), 1) if "uri: http://mlflow" in text)
+    assert f"targets/kfp-gke.yaml:{line}:" in _user_error(result)
+    assert "kubeflow.registry.uri: looks like a URI with a password in it" in result.stderr
