@@ -13,12 +13,13 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from mlcompile.diagnostics import Diagnostic, errors_in
+from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import SpecError
 from mlcompile.spec.checks import check_for_profile, check_literal_secrets, check_system, check_target
 from mlcompile.spec.loader import Document, SourceMap, load_yaml_file
 from mlcompile.spec.models import MLSystem, Target
 from mlcompile.spec.overrides import apply_overrides
+from mlcompile.spec.policy import check_policy, check_policy_profile
 from mlcompile.spec.salvage import salvage
 from mlcompile.spec.structure import structural_diagnostics
 
@@ -102,6 +103,7 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
         from mlcompile.targets.registry import target_names
 
         diagnostics += check_target(target, document.source_map, target_names())
+        diagnostics += check_policy_profile(target, document.source_map)
     if errors_in(diagnostics) or target is None:
         raise SpecError(diagnostics)
     return Profile(target=target, document=document)
@@ -176,10 +178,14 @@ def load_system(
     spec_path: str | os.PathLike[str],
     profiles: Sequence[Profile] | None = None,
     profile_names: Iterable[str] | None = None,
+    *,
+    policy_severity: Severity = "error",
 ) -> SystemBundle:
     """Validate the spec as written and as merged for each profile; every diagnostic of every
     variant is collected before anything is raised. `profile_names` (all known profiles,
-    not only those built) makes an override that names none of them an error."""
+    not only those built) makes an override that names none of them an error. Each profile's
+    policy is checked on the spec as merged for it; `policy_severity="warning"` (--warn-only)
+    reports its violations without failing."""
     document = load_yaml_file(spec_path, display_path(spec_path))
     problems = _kind_problem(document, "MLSystem")
     if problems:
@@ -194,6 +200,8 @@ def load_system(
         merged_system, found = _validate_system(merged, names, profile)
         diagnostics += found
         if merged_system is not None:
+            # only on a spec that validated: a part set aside by salvage would be judged by its default
+            diagnostics += check_policy(merged_system, merged, profile.target, severity=policy_severity)
             bundle_profiles[profile.name] = ResolvedSystem(merged_system, merged, profile)
     if errors_in(diagnostics) or system is None:
         raise SpecError(diagnostics)
