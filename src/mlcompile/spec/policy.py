@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mlcompile.diagnostics import Diagnostic, JsonPath, Severity
+from mlcompile.diagnostics import Diagnostic, JsonPath, Severity, sort_diagnostics
 from mlcompile.spec.loader import Document, SourceMap
 from mlcompile.spec.models import MLSystem, ServingResources, Target
 from mlcompile.spec.types import duration_seconds, memory_bytes
@@ -46,7 +46,7 @@ def check_policy(system: MLSystem, document: Document, target: Target, *, severi
     checker.training(system)
     checker.labels(system)
     checker.endpoint(system)
-    return checker.found
+    return sort_diagnostics(checker.found)  # warnings are printed as found: in file order, like errors
 
 
 def _resource_blocks(system: MLSystem) -> Iterator[tuple[JsonPath, ServingResources]]:
@@ -133,7 +133,7 @@ class _Checker:
                 ("training", "tuning", "parallel_trials"),
                 f"{trials} parallel trials x {replicas} replica{'s' if replicas != 1 else ''} = {trials * replicas} machines at once "
                 f"exceed {self.rule('max_replicas')} (at most {most})",
-                f"at most {most // replicas} parallel trials fit",
+                f"at most {most // replicas} parallel trial{'s fit' if most // replicas != 1 else ' fits'}",
             )
         online = system.deployment.online if system.deployment is not None else None
         if online is not None and online.replicas.max > most:
