@@ -155,7 +155,7 @@ CASES = [
         "mlcompile.yaml:20:10: error: training.resources.cpu: 8 cores exceed policy max_cpu_per_replica of profile gcp-prod (at most 4)",
     ]),
     ("max_cpu_per_replica", 0.5, (("resources: {cpu: 2, memory: 4Gi, ", "resources: {cpu: 0.5, memory: 4Gi, "), ("    cpu: 8\n", ""), ("{cpu: 4, memory: 16Gi}", "{cpu: 0.5, memory: 16Gi}")), [
-        "mlcompile.yaml:19:3: error: training.resources.cpu: 1 (the default) cores exceed policy max_cpu_per_replica of profile gcp-prod (at most 0.5)",
+        "mlcompile.yaml:19:3: error: training.resources.cpu: 1 core (the default) exceeds policy max_cpu_per_replica of profile gcp-prod (at most 0.5)",
     ]),
     ("max_memory_per_replica", "16Gi", (), [
         "mlcompile.yaml:21:13: error: training.resources.memory: 32Gi exceeds policy max_memory_per_replica of profile gcp-prod (at most 16Gi)",

@@ -109,9 +109,11 @@ class _Checker:
                         f"{accelerator.count} accelerators per replica exceed {self.rule('max_accelerators_per_replica')} (at most {most})",
                     )
             if policy.max_cpu_per_replica is not None and resources.cpu > policy.max_cpu_per_replica:
+                cores = f"{resources.cpu:g} core" if resources.cpu == 1 else f"{resources.cpu:g} cores"
                 self.report(
                     (*path, "cpu"),
-                    f"{self.value((*path, 'cpu'), f'{resources.cpu:g}')} cores exceed {self.rule('max_cpu_per_replica')} (at most {policy.max_cpu_per_replica:g})",
+                    f"{self.value((*path, 'cpu'), cores)} {'exceeds' if resources.cpu == 1 else 'exceed'} {self.rule('max_cpu_per_replica')} "
+                    f"(at most {policy.max_cpu_per_replica:g})",
                 )
             if policy.max_memory_per_replica is not None and memory_bytes(resources.memory) > memory_bytes(policy.max_memory_per_replica):
                 self.report(
