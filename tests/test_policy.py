@@ -138,6 +138,10 @@ CASES = [
         "mlcompile.yaml:22:25: error: training.resources.accelerator.type: nvidia-t4 is refused by policy allowed_accelerators of profile gcp-prod"
         " | hint: profile gcp-prod allows no accelerators",
     ]),
+    ("allowed_accelerators", ["nvidia-t4"], (("{cpu: 4, memory: 16Gi}", "{cpu: 4, memory: 16Gi, accelerator: {type: nvidia-l4}}"),), [
+        "mlcompile.yaml:46:59: error: deployment.batch.resources.accelerator.type: nvidia-l4 is refused by policy allowed_accelerators of profile gcp-prod"
+        " | hint: profile gcp-prod allows: nvidia-t4",
+    ]),
     ("max_accelerators_per_replica", 1, (), [
         "mlcompile.yaml:22:43: error: training.resources.accelerator.count: 2 accelerators per replica exceed policy max_accelerators_per_replica"
         " of profile gcp-prod (at most 1)",
@@ -159,6 +163,10 @@ CASES = [
     ]),
     ("max_memory_per_replica", "16Gi", (), [
         "mlcompile.yaml:21:13: error: training.resources.memory: 32Gi exceeds policy max_memory_per_replica of profile gcp-prod (at most 16Gi)",
+    ]),
+    ("max_memory_per_replica", "8Gi", (), [  # batch scoring too
+        "mlcompile.yaml:21:13: error: training.resources.memory: 32Gi exceeds policy max_memory_per_replica of profile gcp-prod (at most 8Gi)",
+        "mlcompile.yaml:46:33: error: deployment.batch.resources.memory: 16Gi exceeds policy max_memory_per_replica of profile gcp-prod (at most 8Gi)",
     ]),
     ("spot_required", True, (("    spot: true\n", "    spot: false\n"),), [
         "mlcompile.yaml:24:11: error: training.resources.spot: on-demand training is refused by policy spot_required of profile gcp-prod"
