@@ -326,11 +326,36 @@ def test_warn_only_build_writes_the_output_and_prints_every_violation(tmp_path: 
 
 
 def test_warn_only_turns_only_policy_violations_into_warnings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = project(tmp_path, {**PERMISSIVE, "max_cpu_per_replica": 4}, SPEC, ("ttl: 30d", "ttl: 30 days"))
+    folder = project(tmp_path, {**PERMISSIVE, "max_cpu_per_replica": 4}, SPEC, ("registry:\n  model: churn-model\n", "registry:\n  model: churn-model\n  tags: [growth]\n"))
     result = mlcompile(folder, "validate", "mlcompile.yaml", "--warn-only", monkeypatch=monkeypatch)
     assert result.exit_code == 2
-    assert "mlcompile.yaml:12:67: error: features.views[0].ttl: '30 days' is not a duration" in result.stderr
-    assert result.stderr.endswith("\n1 error\n")
+    assert result.stderr.splitlines() == [
+        "mlcompile.yaml:20:10: warning: training.resources.cpu: 8 cores exceed policy max_cpu_per_replica of profile gcp-prod (at most 4)",
+        "mlcompile.yaml:36:9: error: registry.tags: expected a mapping, got a list (['growth'])",
+        "1 error",
+    ]
+
+
+def test_violations_are_reported_with_the_other_errors_of_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """All at once: a broken value elsewhere does not hide a violation."""
+    folder = project(tmp_path, {**PERMISSIVE, "max_cpu_per_replica": 4}, SPEC, ("registry:\n  model: churn-model\n", "registry:\n  model: churn-model\n  tags: [growth]\n"))
+    result = mlcompile(folder, "validate", "mlcompile.yaml", monkeypatch=monkeypatch)
+    assert result.exit_code == 2
+    assert policy_lines(result.stderr) == ["mlcompile.yaml:20:10: error: training.resources.cpu: 8 cores exceed policy max_cpu_per_replica of profile gcp-prod (at most 4)"]
+    assert result.stderr.endswith("\n2 errors\n")
+
+
+def test_a_broken_value_is_not_judged_by_the_default_that_stands_in_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'32GB' does not parse: it is reported as such, not as the 4Gi default exceeding 2Gi
+    (the endpoint's and batch scoring's memory are judged as usual)."""
+    folder = project(tmp_path, {"max_memory_per_replica": "2Gi"}, SPEC, ("memory: 32Gi", "memory: 32GB"))
+    result = mlcompile(folder, "validate", "mlcompile.yaml", monkeypatch=monkeypatch)
+    assert result.exit_code == 2
+    assert [line for line in result.stderr.splitlines() if "memory" in line] == [
+        "mlcompile.yaml:21:13: error: training.resources.memory: '32GB' is not a memory quantity (for example '16Gi', '512Mi')",
+        "mlcompile.yaml:40:33: error: deployment.online.resources.memory: 4Gi exceeds policy max_memory_per_replica of profile gcp-prod (at most 2Gi)",
+        "mlcompile.yaml:46:33: error: deployment.batch.resources.memory: 16Gi exceeds policy max_memory_per_replica of profile gcp-prod (at most 2Gi)",
+    ]
 
 
 def test_warn_only_in_json_reports_warnings_and_a_valid_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ that profile's overrides, so that one `validate` run reports the problems of eve
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -159,18 +160,22 @@ def discover_profiles(spec_path: str | os.PathLike[str]) -> list[str] | None:
     return sorted(str(p) for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def _validate_system(document: Document, profile_names: Sequence[str] | None, profile: Profile | None) -> tuple[MLSystem | None, list[Diagnostic]]:
-    def cross_references(system: MLSystem, source_map: SourceMap) -> list[Diagnostic]:
+def _validate_system(
+    document: Document, profile_names: Sequence[str] | None, profile: Profile | None, policy_severity: Severity = "error"
+) -> tuple[MLSystem | None, list[Diagnostic]]:
+    def cross_references(system: MLSystem, source_map: SourceMap, *, salvaged: bool = False) -> list[Diagnostic]:
         found = check_system(system, source_map, profile_names=profile_names)
         if profile is not None:
             found += check_for_profile(system, source_map, profile.target)
+            found += check_policy(system, document.data, source_map, profile.target, severity=policy_severity, salvaged=salvaged)
         return found
 
     system, diagnostics = validate_model(document, MLSystem)
     if system is not None:
         diagnostics += cross_references(system, document.source_map)
     else:  # still report the reference errors of the parts that did validate
-        diagnostics += salvage(document.data, MLSystem, document.source_map, cross_references)  # type: ignore[arg-type]
+        salvaged = functools.partial(cross_references, salvaged=True)
+        diagnostics += salvage(document.data, MLSystem, document.source_map, salvaged)  # type: ignore[arg-type]
     return system, diagnostics
 
 
@@ -197,11 +202,9 @@ def load_system(
     bundle_profiles: dict[str, ResolvedSystem] = {}
     for profile in profiles or ():
         merged = apply_overrides(document, profile.name)
-        merged_system, found = _validate_system(merged, names, profile)
+        merged_system, found = _validate_system(merged, names, profile, policy_severity)
         diagnostics += found
         if merged_system is not None:
-            # only on a spec that validated: a part set aside by salvage would be judged by its default
-            diagnostics += check_policy(merged_system, merged, profile.target, severity=policy_severity)
             bundle_profiles[profile.name] = ResolvedSystem(merged_system, merged, profile)
     if errors_in(diagnostics) or system is None:
         raise SpecError(diagnostics)
