@@ -103,7 +103,7 @@ class _Checker:
         """`value` is the one judged, as the model has it."""
         written = self.as_written(path)
         if self.salvaged and written is not _ABSENT and written != value:
-            return  # a broken value, reported as such, and judged here only by its stand-in default
+            return  # a broken value: reported as such, not judged by the default standing in for it
         # an absent value is located at the key of its nearest written parent, as a missing key is
         self.found.append(self.source_map.diagnostic(path, message, hint=hint, key=not self.written(path), severity=self.severity))
 
