@@ -21,6 +21,7 @@ STEPS: dict[str, str] = {
     "check_performance": "mlcompile.runtime.monitoring:check_performance",
     "alert": "mlcompile.runtime.monitoring:alert",
     "trigger_retraining": "mlcompile.runtime.monitoring:trigger_retraining",
+    "materialize": "mlcompile.runtime.materialize:materialize",
 }
 
 # what the executor's fork server imports once before it forks the steps (see warm.py)
