@@ -28,6 +28,7 @@ from mlcompile.runtime.materialize import materialize  # noqa: E402
 from mlcompile.runtime.online import reader_for  # noqa: E402
 from mlcompile.targets.sagemaker import SageMakerTarget  # noqa: E402
 from test_target_sagemaker_shapes import validate_request  # noqa: E402
+from test_target_sagemaker_deploy import aws, moto_endpoint  # noqa: E402,F401  (fixtures: a moto server on 127.0.0.1)
 from test_target_sagemaker_support import example_text, plan_of, plan_of_text, write  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerPipelinesExecution"
@@ -288,3 +289,35 @@ def test_values_are_written_as_feature_store_strings_and_read_back_typed() -> No
         assert as_string(value, dtype) == stored
         assert parse(stored, dtype) == read
     assert as_string("2026-01-31 06:00:00+01:00", "timestamp") == "2026-01-31T05:00:00Z"
+
+
+# ------------------------------------------------------------------ deploy (moto server)
+
+
+def test_deploy_creates_the_feature_groups_once_and_refuses_to_retype_a_feature(aws: dict[str, str], tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from test_target_sagemaker_deploy import ROOT, client, deploy
+
+    first = deploy("churn")
+    assert "create feature group churn-prediction-customer-activity: online ttl 30 days" in first
+    assert "create feature group churn-prediction-customer-profile: online ttl 90 days" in first
+    assert "create pipeline churn-prediction-materialize-customer-activity" in first
+    assert "create schedule churn-prediction-materialize-customer-activity: cron(0 0 * * ? *)" in first
+    described = client("sagemaker").describe_feature_group(FeatureGroupName="churn-prediction-customer-profile")  # type: ignore[attr-defined]
+    assert [d["FeatureName"] for d in described["FeatureDefinitions"]] == ["customer_id", "event_ts", "plan", "tenure_days"]
+
+    second = deploy("churn")
+    assert "unchanged feature group churn-prediction-customer-activity" in second
+    assert [line for line in second if not line.startswith("unchanged ")] == []
+
+    spec = tmp_path / "mlcompile.yaml"
+    spec.write_text(example_text("churn", ('{name: orders_30d, dtype: int64, description: "orders placed, trailing 30 days"}', "{name: orders_30d, dtype: float64}")))
+    command = [sys.executable, "-m", "mlcompile", "deploy", str(spec), "--target", str(ROOT / "targets/aws-prod.yaml"), "--yes", "--git-commit", "none"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "feature group churn-prediction-customer-activity exists with different features orders_30d (removed or retyped): SageMaker cannot change that "
+        "in place; delete the group (its online records are lost) and deploy again"
+    ) in done.stderr
