@@ -268,3 +268,40 @@ def test_the_reader_refuses_an_entity_without_its_key(churn: dict) -> None:
     reader = VertexReader(online_config(churn), client=object())  # refused before any call
     with pytest.raises(ValueError, match="no customer_id"):
         reader.read([{"user": "C1"}], ["customer_profile:plan"])
+
+
+# ------------------------------------------------------------------ deploy (stand-in)
+
+
+def test_deploy_creates_the_feature_store_once_and_follows_a_new_cadence(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from vertex_api import VertexStandIn
+
+    def deploy(spec: Path, endpoint: str) -> list[str]:
+        command = ["mlcompile", "deploy", str(spec), "-t", str(PROFILE), "--yes", "--git-commit", "none"]
+        env = {**os.environ, "MLCOMPILE_VERTEX_API_ENDPOINT": endpoint, "NO_PROXY": "127.0.0.1"}
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout.splitlines()
+
+    spec = ROOT / "examples/churn/mlcompile.yaml"
+    with VertexStandIn() as api:
+        first = deploy(spec, api.endpoint)
+        assert "create feature online store churn_prediction: bigtable" in first
+        assert "create feature group churn_prediction_customer_activity: bq://acme-growth-prod.crm.customer_activity_daily" in first
+        assert "create features of group churn_prediction_customer_profile: plan, tenure_days" in first
+        assert "create feature view customer_profile: TZ=UTC 0 0 * * *" in first
+        view = api.feature_store[f"{STORE}/churn_prediction/featureViews/customer_profile"]
+        assert view["featureRegistrySource"]["featureGroups"] == [{"featureGroupId": "churn_prediction_customer_profile", "featureIds": ["plan", "tenure_days"]}]
+
+        second = deploy(spec, api.endpoint)
+        assert [line for line in second if not line.startswith("unchanged ")] == []
+
+        # a 2-day ttl is refreshed hourly: the view's sync cadence is updated in place
+        changed = tmp_path / "mlcompile.yaml"
+        changed.write_text(spec.read_text().replace("ttl: 90d", "ttl: 2d"))
+        third = deploy(changed, api.endpoint)
+        assert "update feature view customer_profile: TZ=UTC 0 * * * *" in third
+        assert api.feature_store[f"{STORE}/churn_prediction/featureViews/customer_profile"]["syncConfig"] == {"cron": "TZ=UTC 0 * * * *"}
