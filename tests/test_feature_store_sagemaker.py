@@ -9,6 +9,8 @@ request it receives is validated against botocore's service model."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -259,7 +261,15 @@ def test_materialize_writes_the_newest_row_per_customer_within_the_ttl_and_servi
     folder = builds["churn"]
     service = aws_stand_in({"churn-prediction-customer-activity": ("customer_id", "event_ts"), "churn-prediction-customer-profile": ("customer_id", "event_ts")})
     with service:
-        results = [materialize(materialize_config(folder, view, str(source)), {}, {}) for view in ("customer_activity", "customer_profile")]
+        activity = materialize(materialize_config(folder, "customer_activity", str(source)), {}, {})
+        # the profile view through the command line the processing job runs
+        config_file = tmp_path / "profile.json"
+        config_file.write_text(json.dumps(materialize_config(folder, "customer_profile", str(source))))
+        result_file = tmp_path / "result.json"
+        env = {**os.environ, "MLCOMPILE_STEP_RESULT": str(result_file)}
+        done = subprocess.run([sys.executable, "-m", "mlcompile.runtime", "materialize", "--config", f"@{config_file}"], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        results = [activity, json.loads(result_file.read_text())["result"]]
         config = online_config(folder)
         got = reader_for(config).read([{"customer_id": "C1"}, {"customer_id": "C2"}, {"customer_id": "C3"}], config["features"])
     assert [r["records"] for r in results] == [2, 3]  # C2 is stale for activity (30d) but not for profile (90d)
@@ -295,9 +305,6 @@ def test_values_are_written_as_feature_store_strings_and_read_back_typed() -> No
 
 
 def test_deploy_creates_the_feature_groups_once_and_refuses_to_retype_a_feature(aws: dict[str, str], tmp_path: Path) -> None:
-    import os
-    import subprocess
-
     from test_target_sagemaker_deploy import ROOT, client, deploy
 
     first = deploy("churn")
