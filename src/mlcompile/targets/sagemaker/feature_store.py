@@ -100,9 +100,9 @@ def check(plan: Plan) -> list[Diagnostic]:
                 problems.append(unsupported(where, TARGET, f"feature '{column.name}' is a column SageMaker Feature Store's offline store adds itself ({', '.join(sorted(RESERVED))})", "rename the column in the source and the view"))
             elif column.name in reserved_columns:
                 problems.append(unsupported(where, TARGET, f"feature '{column.name}' is the view's record identifier or event time: a feature group defines it once"))
-        for column in sorted({*view.join_keys, source.timestamp_field}):
-            if not NAME.match(column):
-                problems.append(unsupported(view.origin, TARGET, f"column '{column}' of view '{view.name}' is no SageMaker feature name (record identifier / event time)", "rename the column in the source"))
+        for key_column in sorted({*view.join_keys, source.timestamp_field}):
+            if not NAME.match(key_column):
+                problems.append(unsupported(view.origin, TARGET, f"column '{key_column}' of view '{view.name}' is no SageMaker feature name (record identifier / event time)", "rename the column in the source"))
     if plan.online is not None and not problems:
         value = online_features_env(plan, Layout.of(plan))
         if value is not None and len(value) > MAX_ENVIRONMENT_VALUE:
@@ -154,7 +154,7 @@ def materialize_step(plan: Plan, layout: Layout, view: FeatureView) -> Step:
     standard = plan.training.steps[0].resources
     return Step(
         name=f"materialize-{view.name}".replace("_", "-")[:64],
-        kind=STEP_KIND,  # type: ignore[arg-type]  (a target-made step: the runtime's materialize)
+        kind=STEP_KIND,  # type: ignore[arg-type]  # a target's step (runtime TARGET_STEPS), no plan kind
         image=plan.runtime_image,
         command=("python", "-m", "mlcompile.runtime", "materialize"),
         args=(),

@@ -239,7 +239,7 @@ def parse_strict(kind: str, body: dict[str, Any]) -> Any:
     from google.cloud.aiplatform_v1 import types as gca
     from google.protobuf import json_format
 
-    message = {
+    message: Any = {
         KINDS["online_store"]: gca.CreateFeatureOnlineStoreRequest,
         KINDS["feature_group"]: gca.CreateFeatureGroupRequest,
         KINDS["features"]: gca.BatchCreateFeaturesRequest,
