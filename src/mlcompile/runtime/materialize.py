@@ -22,6 +22,7 @@ from typing import Any
 from mlcompile.runtime.io import DataError
 
 KINDS = ("sagemaker",)
+WRITERS = 16  # PutRecord calls in flight
 
 
 def materialize(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
@@ -131,14 +132,20 @@ def sagemaker_records(store: dict[str, Any], view: dict[str, Any], rows: Iterabl
 
 
 def write_sagemaker(store: dict[str, Any], view: dict[str, Any], rows: list[dict[str, Any]]) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     import boto3
     from botocore.config import Config
 
-    # the endpoint comes from the usual chain (AWS_ENDPOINT_URL…); standard retries back off
-    # on throttling, which a large first materialisation meets
-    client = boto3.client("sagemaker-featurestore-runtime", region_name=store["region"], config=Config(retries={"mode": "standard", "max_attempts": 8}))
-    count = 0
-    for record in sagemaker_records(store, view, rows):
-        client.put_record(FeatureGroupName=store["feature_group"], Record=record)
-        count += 1
-    return count
+    # PutRecord takes one record: a few calls in flight keep a large view within the step's
+    # timeout. The endpoint comes from the usual chain (AWS_ENDPOINT_URL…); standard retries
+    # back off on the throttling a first materialisation meets.
+    client = boto3.client(
+        "sagemaker-featurestore-runtime",
+        region_name=store["region"],
+        config=Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=WRITERS),
+    )
+    records = sagemaker_records(store, view, rows)
+    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+        list(pool.map(lambda record: client.put_record(FeatureGroupName=store["feature_group"], Record=record), records))
+    return len(records)
