@@ -19,8 +19,8 @@ from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Origin, Plan, Resources, Step
 from mlcompile.runtime.contract import ENV_HYPERPARAMETERS
 from mlcompile.targets.base import unsupported
-from mlcompile.targets.sagemaker.layout import HYPERPARAMETERS_FILE, breach_step
 from mlcompile.targets.sagemaker import feature_store
+from mlcompile.targets.sagemaker.layout import HYPERPARAMETERS_FILE, breach_step
 from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron
 
 TARGET = "sagemaker"
@@ -79,11 +79,6 @@ def check(plan: Plan) -> list[Diagnostic]:
             if source is None or not source.uri.startswith("s3://"):
                 refuse(trigger.origin, f"new-data trigger on source '{trigger.source}': EventBridge sees new objects only in S3 buckets")
     problems += feature_store.check(plan)
-    for view in feature_store.online_views(plan):
-        try:
-            aws_cron(view.refresh_cron or "")
-        except CronNotExpressible as exc:
-            refuse(view.origin.below("ttl"), f"the refresh cadence '{view.refresh_cron}' of online view '{view.name}' has no EventBridge Scheduler equivalent: {exc}")
     return problems
 
 

@@ -13,6 +13,7 @@ from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents
+from mlcompile.targets.vertex import feature_store
 
 NAME = "vertex"
 CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
@@ -72,8 +73,6 @@ class VertexTarget:
                             f"Manager and puts its value in the job's environment, visible to whoever can read the job (target {NAME})",
                             "prefer reading the secret inside the trainer",
                         ))  # fmt: skip
-        from mlcompile.targets.vertex import feature_store
-
         problems += feature_store.check(plan)
         return problems
 
@@ -109,8 +108,6 @@ class VertexTarget:
             body = bodies.schedule(plan, schedule.name, schedule.cron, schedule.timezone, pipeline_jobs[schedule.pipeline])
             files.append(OutputFile(f"vertex/schedules/{schedule.name}.json", "vertex.schedule", json_bytes(body)))
         files.append(OutputFile("vertex/model.json", "vertex.upload_model_request", json_bytes(bodies.model(plan))))
-        from mlcompile.targets.vertex import feature_store
-
         for path, kind, body in feature_store.bodies(plan):
             files.append(OutputFile(path, kind, json_bytes(body)))
         if plan.online is not None:
