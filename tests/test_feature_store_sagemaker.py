@@ -328,3 +328,21 @@ def test_deploy_creates_the_feature_groups_once_and_refuses_to_retype_a_feature(
         "feature group churn-prediction-customer-activity exists with different features orders_30d (removed or retyped): SageMaker cannot change that "
         "in place; delete the group (its online records are lost) and deploy again"
     ) in done.stderr
+
+
+def test_more_online_features_than_a_container_environment_value_holds_are_refused() -> None:
+    import dataclasses
+
+    from mlcompile.plan.nodes import FeatureColumn
+
+    plan, _ = plan_of("churn")
+    columns = tuple(FeatureColumn(f"trailing_activity_measure_number_{i:02d}", "float64") for i in range(20))
+    views = tuple(dataclasses.replace(v, features=columns) if v.name == "customer_activity" else v for v in plan.features.views)
+    steps = tuple(
+        dataclasses.replace(s, params={**s.params, "features": [f"customer_activity:{c.name}" for c in columns]}) if s.kind == "extract_features" else s
+        for s in plan.training.steps
+    )
+    plan = dataclasses.replace(plan, features=dataclasses.replace(plan.features, views=views), training=dataclasses.replace(plan.training, steps=steps))
+    (error,) = [d for d in SageMakerTarget().check(plan) if d.severity == "error"]
+    assert error.path == "deployment.online"
+    assert "MLCOMPILE_ONLINE_FEATURES (the online features it reads) exceeds the 1024 characters of a SageMaker container environment value" in error.message
