@@ -346,3 +346,21 @@ def test_more_online_features_than_a_container_environment_value_holds_are_refus
     (error,) = [d for d in SageMakerTarget().check(plan) if d.severity == "error"]
     assert error.path == "deployment.online"
     assert "MLCOMPILE_ONLINE_FEATURES (the online features it reads) exceeds the 1024 characters of a SageMaker container environment value" in error.message
+
+
+def test_an_online_view_over_a_bigquery_table_is_refused_at_the_sources_uri(tmp_path: Path) -> None:
+    (error,) = errors(
+        tmp_path,
+        (
+            "{name: customer_activity_daily, uri: s3://acme-growth-lake-eu/crm/customer_activity_daily.parquet, format: parquet}",
+            "{name: customer_activity_daily, uri: bq://acme-growth-prod.crm.customer_activity_daily, format: table}",
+        ),
+        example="churn",
+    )
+    first, hint = error.split("\n")
+    assert first.startswith(f"{tmp_path / 'mlcompile.yaml'}:")  # where the override sets the uri
+    assert first.split(": ", 1)[1] == (
+        "error: features.sources[0].uri: online view 'customer_activity', 'customer_profile' reads source 'customer_activity_daily' from BigQuery "
+        "(bq://acme-growth-prod.crm.customer_activity_daily): the materialisation job reads files (parquet, csv), not BigQuery tables (target sagemaker)"
+    )
+    assert hint == "  hint: override the source's uri for profile 'aws-prod' with an s3:// export of the table"

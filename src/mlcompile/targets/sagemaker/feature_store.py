@@ -77,8 +77,11 @@ def ttl_duration(seconds: int) -> dict[str, Any]:
 
 def check(plan: Plan) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
+    tables: dict[str, list[str]] = {}
     for view in online_views(plan):
         source = source_of(plan, view)
+        if source.uri.startswith("bq://"):
+            tables.setdefault(source.name, []).append(view.name)
         if len(view.join_keys) != 1:
             problems.append(unsupported(
                 view.origin.below("entities"), TARGET,
@@ -103,6 +106,14 @@ def check(plan: Plan) -> list[Diagnostic]:
         for key_column in sorted({*view.join_keys, source.timestamp_field}):
             if not NAME.match(key_column):
                 problems.append(unsupported(view.origin, TARGET, f"column '{key_column}' of view '{view.name}' is no SageMaker feature name (record identifier / event time)", "rename the column in the source"))
+    for source in plan.features.sources:
+        if source.name in tables:
+            names = ", ".join(f"'{v}'" for v in tables[source.name])
+            problems.append(unsupported(
+                source.origin, TARGET,
+                f"online view {names} reads source '{source.name}' from BigQuery ({source.uri}): the materialisation job reads files (parquet, csv), not BigQuery tables",
+                f"override the source's uri for profile '{plan.profile}' with an s3:// export of the table",
+            ))  # fmt: skip
     if plan.online is not None and not problems:
         value = online_features_env(plan, Layout.of(plan))
         if value is not None and len(value) > MAX_ENVIRONMENT_VALUE:
