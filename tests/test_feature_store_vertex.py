@@ -305,3 +305,22 @@ def test_deploy_creates_the_feature_store_once_and_follows_a_new_cadence(tmp_pat
         third = deploy(changed, api.endpoint)
         assert "update feature view customer_profile: TZ=UTC 0 * * * *" in third
         assert api.feature_store[f"{STORE}/churn_prediction/featureViews/customer_profile"]["syncConfig"] == {"cron": "TZ=UTC 0 * * * *"}
+
+
+def test_a_view_keyed_by_two_columns_is_fetched_by_a_composite_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    view = f"{STORE}/search_ranker/featureViews/user_item_affinity"
+    config = {
+        "kind": "vertex",
+        "region": "us-central1",
+        "storage": "bigtable",
+        "entity_keys": ["user_id", "item_id"],
+        "features": ["user_item_affinity:clicks_30d"],
+        "views": {"user_item_affinity": {"feature_view": view, "join_keys": ["user_id", "item_id"], "features": {"clicks_30d": "clicks_30d"}}},
+    }
+    with FeatureOnlineStoreStandIn({(view, "U1|I9"): {"clicks_30d": {"int64Value": "4"}}}) as api:
+        monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        got = reader_for(config).read([{"user_id": "U1", "item_id": 9}], config["features"])
+    assert got == [{"user_item_affinity:clicks_30d": 4}]
+    ((_, request),) = api.requests
+    assert list(request.data_key.composite_key.parts) == ["U1", "9"]
