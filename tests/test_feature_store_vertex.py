@@ -317,7 +317,7 @@ def test_a_view_keyed_by_two_columns_is_fetched_by_a_composite_key(monkeypatch: 
         "features": ["user_item_affinity:clicks_30d"],
         "views": {"user_item_affinity": {"feature_view": view, "join_keys": ["user_id", "item_id"], "features": {"clicks_30d": "clicks_30d"}}},
     }
-    with FeatureOnlineStoreStandIn({(view, "U1|I9"): {"clicks_30d": {"int64Value": "4"}}}) as api:
+    with FeatureOnlineStoreStandIn({(view, "U1|9"): {"clicks_30d": {"int64Value": "4"}}}) as api:
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.url)
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         got = reader_for(config).read([{"user_id": "U1", "item_id": 9}], config["features"])
