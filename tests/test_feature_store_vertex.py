@@ -169,6 +169,14 @@ def test_a_timestamp_feature_is_refused_where_the_view_declares_it(tmp_path: Pat
     )
 
 
+def test_an_online_view_whose_name_starts_with_a_digit_is_refused(tmp_path: Path) -> None:
+    (error,) = refusals(tmp_path, ("customer_profile", "90d_profile"))
+    assert error.startswith(
+        f"{tmp_path / 'mlcompile.yaml'}:52:7: error: features.views[1].name: view '90d_profile' cannot be named '90d_profile' in Vertex AI Feature Store: "
+        "ids are lowercase letters, digits and '_', not starting with a digit, at most 60 characters (target vertex)"
+    )
+
+
 def test_an_online_view_over_files_is_refused_at_the_sources_uri(tmp_path: Path) -> None:
     (error,) = refusals(
         tmp_path,

@@ -35,10 +35,10 @@ DTYPES: dict[str, tuple[str, str]] = {
 }
 # FeatureOnlineStore, FeatureView, FeatureGroup and Feature ids: lowercase letters, digits
 # and '_', not starting with a digit.
-_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_ID = re.compile(r"^[a-z_][a-z0-9_]*$")
 MAX_STORE_OR_VIEW_ID = 60
 MAX_GROUP_ID = 128
-MAX_FEATURE_ID = 64
+MAX_FEATURE_ID = 128
 KINDS = {
     "online_store": "vertex.create_feature_online_store_request",
     "feature_group": "vertex.create_feature_group_request",
@@ -119,7 +119,7 @@ def check(plan: Plan) -> list[Diagnostic]:
             if not _ID.match(name) or len(name) > limit:
                 problems.append(unsupported(
                     view.origin.below("name"), TARGET,
-                    f"view '{view.name}' cannot be named '{name}' in Vertex AI Feature Store: ids are lowercase letters, digits and '_', start with a letter, at most {limit} characters",
+                    f"view '{view.name}' cannot be named '{name}' in Vertex AI Feature Store: ids are lowercase letters, digits and '_', not starting with a digit, at most {limit} characters",
                     "rename the view",
                 ))  # fmt: skip
                 break
@@ -135,7 +135,7 @@ def check(plan: Plan) -> list[Diagnostic]:
             if not _ID.match(ident) or len(ident) > MAX_FEATURE_ID:
                 problems.append(unsupported(
                     where.below("name"), TARGET,
-                    f"feature '{column.name}' has no Vertex AI feature id: ids are letters, digits and '_', start with a letter, at most {MAX_FEATURE_ID} characters",
+                    f"feature '{column.name}' has no Vertex AI feature id: ids are letters, digits and '_', not starting with a digit, at most {MAX_FEATURE_ID} characters",
                     "rename the column in the source and the view",
                 ))  # fmt: skip
         ids = [feature_id(c.name) for c in view.features]
