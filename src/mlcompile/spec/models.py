@@ -377,12 +377,38 @@ class KubeflowSettings(SpecModel):
     service_account: str | None = None
 
 
+class VertexFeatureStoreSettings(SpecModel):
+    """The Vertex AI Feature Store online store that serves the spec's online views."""
+
+    online_store_id: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,59}$",
+        description="FeatureOnlineStore id; default: the system name with '_' for '-' (one store per system)",
+    )
+    storage: Literal["bigtable", "optimized"] = Field(
+        default="bigtable",
+        description="bigtable: autoscaled Bigtable nodes, served through the regional API; optimized: Vertex AI's optimized store on its own public endpoint",
+    )
+    min_nodes: int = Field(default=1, ge=1, description="bigtable: fewest nodes autoscaling keeps")
+    max_nodes: int = Field(default=3, ge=1, description="bigtable: most nodes autoscaling adds")
+    cpu_utilization_target: int = Field(default=50, ge=10, le=80, description="bigtable: node CPU utilisation (percent) autoscaling aims for")
+
+    @model_validator(mode="after")
+    def _node_range(self) -> VertexFeatureStoreSettings:
+        if self.max_nodes < self.min_nodes:
+            raise ValueError(f"max_nodes ({self.max_nodes}) is below min_nodes ({self.min_nodes})")
+        return self
+
+
 class VertexSettings(SpecModel):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", examples=["acme-ml"])
     region: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$", examples=["us-central1", "europe-west4"])
     pipeline_root: str = Field(pattern=r"^gs://.+$", examples=["gs://acme-ml/pipelines"])
     service_account: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", examples=["pipelines@acme-ml.iam.gserviceaccount.com"])
     network: str | None = None
+    feature_store: VertexFeatureStoreSettings = Field(
+        default_factory=VertexFeatureStoreSettings, description="the online store of the spec's online feature views"
+    )
 
 
 class SageMakerSettings(SpecModel):
