@@ -22,6 +22,11 @@ STEPS: dict[str, str] = {
     "alert": "mlcompile.runtime.monitoring:alert",
     "trigger_retraining": "mlcompile.runtime.monitoring:trigger_retraining",
 }
+# steps a target adds around the plan's pipelines (no plan step kind): SageMaker's scheduled
+# materialisation of online feature views
+TARGET_STEPS: dict[str, str] = {
+    "materialize": "mlcompile.runtime.materialize:materialize",
+}
 
 # what the executor's fork server imports once before it forks the steps (see warm.py)
 PRELOAD = ("mlcompile.runtime.warm",)
@@ -32,7 +37,8 @@ def step_function(name: str):  # type: ignore[no-untyped-def]
     import importlib
 
     key = name.replace("-", "_")
-    if key not in STEPS:
+    entry = STEPS.get(key) or TARGET_STEPS.get(key)
+    if entry is None:
         raise KeyError(name)
-    module, _, function = STEPS[key].partition(":")
+    module, _, function = entry.partition(":")
     return getattr(importlib.import_module(module), function)

@@ -377,12 +377,38 @@ class KubeflowSettings(SpecModel):
     service_account: str | None = None
 
 
+class VertexFeatureStoreSettings(SpecModel):
+    """The Vertex AI Feature Store online store that serves the spec's online views."""
+
+    online_store_id: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,59}$",
+        description="FeatureOnlineStore id; default: the system name with '_' for '-' (one store per system)",
+    )
+    storage: Literal["bigtable", "optimized"] = Field(
+        default="bigtable",
+        description="bigtable: autoscaled Bigtable nodes, served through the regional API; optimized: Vertex AI's optimized store on its own public endpoint",
+    )
+    min_nodes: int = Field(default=1, ge=1, description="bigtable: fewest nodes autoscaling keeps")
+    max_nodes: int = Field(default=3, ge=1, description="bigtable: most nodes autoscaling adds")
+    cpu_utilization_target: int = Field(default=50, ge=10, le=80, description="bigtable: node CPU utilisation (percent) autoscaling aims for")
+
+    @model_validator(mode="after")
+    def _node_range(self) -> VertexFeatureStoreSettings:
+        if self.max_nodes < self.min_nodes:
+            raise ValueError(f"max_nodes ({self.max_nodes}) is below min_nodes ({self.min_nodes})")
+        return self
+
+
 class VertexSettings(SpecModel):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", examples=["acme-ml"])
     region: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$", examples=["us-central1", "europe-west4"])
     pipeline_root: str = Field(pattern=r"^gs://.+$", examples=["gs://acme-ml/pipelines"])
     service_account: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", examples=["pipelines@acme-ml.iam.gserviceaccount.com"])
     network: str | None = None
+    feature_store: VertexFeatureStoreSettings = Field(
+        default_factory=VertexFeatureStoreSettings, description="the online store of the spec's online feature views"
+    )
 
 
 class SageMakerSettings(SpecModel):
@@ -414,6 +440,48 @@ class TargetMetadata(SpecModel):
     labels: Labels = Field(default_factory=dict)
 
 
+PolicyLabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+
+
+class Policy(SpecModel):
+    """What a system may ask for on this profile: the platform team's guardrails. Every rule
+    is optional. A violation is an error at the spec field that caused it (after overrides are
+    merged); `--warn-only` reports violations as warnings instead."""
+
+    allowed_accelerators: list[str] | None = Field(
+        default=None,
+        description="accelerator types (portable catalog names) that training, the online endpoint and batch scoring may use; [] allows none",
+        examples=[["nvidia-t4", "nvidia-l4"]],
+    )
+    max_accelerators_per_replica: int | None = Field(
+        default=None, ge=1, le=64, description="most accelerators one replica may ask for (resources.accelerator.count)"
+    )
+    max_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="most machines one workload may hold at once: training.resources.replicas, "
+        "tuning parallel_trials x training replicas, deployment.online.replicas.max",
+    )
+    max_cpu_per_replica: float | None = Field(default=None, gt=0, le=1024, description="most cores one replica may ask for (resources.cpu)")
+    max_memory_per_replica: Memory | None = Field(default=None, description="most memory one replica may ask for (resources.memory)")
+    spot_required: bool = Field(
+        default=False, description="training (and so every tuning trial) must run on spot / preemptible capacity: training.resources.spot: true"
+    )
+    registry_approval: Literal["manual", "any"] = Field(
+        default="any", description="manual: registry.approval: auto is refused, a person approves every version"
+    )
+    max_training_timeout: Duration | None = Field(
+        default=None, description="longest training.resources.timeout (the default timeout is 24h); each tuning trial has that timeout"
+    )
+    required_labels: list[PolicyLabelKey] = Field(
+        default_factory=list, description="keys metadata.labels must have, each with a non-empty value", examples=[["team", "cost-center"]]
+    )
+    endpoint_min_replicas: int | None = Field(
+        default=None, ge=1, le=1000, description="fewest replicas an online endpoint may scale down to (deployment.online.replicas.min)"
+    )
+
+
 class Target(SpecModel):
     """A target profile (`targets/<name>.yaml`): where the system runs."""
 
@@ -432,6 +500,7 @@ class Target(SpecModel):
     azureml: AzureMLSettings | None = None
     local: LocalSettings | None = None
     settings: dict[str, Any] | None = Field(default=None, description="settings of a third-party target's platform")
+    policy: Policy | None = Field(default=None, description="guardrails: what a system built for this profile may ask for")
 
     @property
     def name(self) -> str:

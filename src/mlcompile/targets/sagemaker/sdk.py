@@ -30,7 +30,8 @@ from mlcompile.runtime.contract import (
     ENV_VALIDATION_REPORT,
     step_config,
 )
-from mlcompile.targets.sagemaker import bodies
+from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
+from mlcompile.targets.sagemaker import bodies, feature_store
 from mlcompile.targets.sagemaker.layout import (
     PROCESSING_INPUT,
     PROCESSING_OUTPUT,
@@ -310,6 +311,9 @@ class _PipelineBuilder:
         environment = {"MLCOMPILE_SYSTEM": plan.system, "MLCOMPILE_MODEL": registry.model}
         if plan.online is not None and plan.online.resources.timeout_seconds is not None:
             environment[bodies.REQUEST_TIMEOUT_ENV] = str(plan.online.resources.timeout_seconds)
+        online_features = feature_store.online_features_env(plan, self.layout)
+        if online_features is not None:  # serving reads the model's features by entity key
+            environment[ONLINE_FEATURES_ENV] = online_features
         model = Model(image_uri=plan.runtime_image, model_data=self.producer_uri(model_ref), role=self.layout.role_arn, env=environment, sagemaker_session=self.session)
         statistics = Join(on="/", values=[self.producer_uri(metrics_ref), "metrics.json"])
         metadata = {"mlcompile-system": plan.system, "mlcompile-spec-sha256": plan.spec_sha256, "mlcompile-trainer-step": trainer}

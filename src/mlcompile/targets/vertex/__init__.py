@@ -1,6 +1,7 @@
 """The `vertex` target: Vertex AI Pipelines (KFP v2 IR compiled by the kfp SDK) plus Vertex AI
 request bodies built with google-cloud-aiplatform's types: PipelineJob, Schedule, CustomJob /
-HyperparameterTuningJob, Model Registry upload, Endpoint and DeployModel. See
+HyperparameterTuningJob, Model Registry upload, Endpoint and DeployModel, and the Feature
+Store resources of online feature views (feature_store.py). See
 docs/targets/vertex.md for every output file and kind."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents
+from mlcompile.targets.vertex import feature_store
 
 NAME = "vertex"
 CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
@@ -71,6 +73,7 @@ class VertexTarget:
                             f"Manager and puts its value in the job's environment, visible to whoever can read the job (target {NAME})",
                             "prefer reading the secret inside the trainer",
                         ))  # fmt: skip
+        problems += feature_store.check(plan)
         return problems
 
     # ------------------------------------------------------------------ render
@@ -105,6 +108,8 @@ class VertexTarget:
             body = bodies.schedule(plan, schedule.name, schedule.cron, schedule.timezone, pipeline_jobs[schedule.pipeline])
             files.append(OutputFile(f"vertex/schedules/{schedule.name}.json", "vertex.schedule", json_bytes(body)))
         files.append(OutputFile("vertex/model.json", "vertex.upload_model_request", json_bytes(bodies.model(plan))))
+        for path, kind, body in feature_store.bodies(plan):
+            files.append(OutputFile(path, kind, json_bytes(body)))
         if plan.online is not None:
             files.append(OutputFile("vertex/endpoint.json", "vertex.create_endpoint_request", json_bytes(bodies.endpoint(plan))))
             files.append(OutputFile("vertex/deploy-model.json", "vertex.deploy_model_request", json_bytes(bodies.deploy_model_request(plan))))
