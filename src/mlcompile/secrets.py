@@ -73,8 +73,9 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("a Slack token", re.compile(r"\bxox[abposr]-[0-9A-Za-z-]{10,}")),
     Pattern("a Slack webhook URL", re.compile(r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/]+")),
     Pattern("a JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
-    # user:password@ in a URL; `${VAR}` / `{{…}}` placeholders are not passwords
-    Pattern("a URI with a password in it", re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@\"'\\]+:(?![$%{])[^/\s@\"'\\]+@")),
+    # [user]:password@ in a URL (Redis has no user: rediss://:KEY@host); `${VAR}` / `{{…}}`
+    # placeholders are not passwords
+    Pattern("a URI with a password in it", re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@\"'\\]*:(?![$%{])[^/\s@\"'\\]+@")),
 )
 
 # key: value / key=value where the key names a credential: the generated-text form of the

@@ -98,6 +98,12 @@ def test_ordinary_values_are_not_taken_for_credentials(value: str) -> None:
     assert secrets.scan_text(value) == []
 
 
+def test_a_password_with_no_user_is_a_password() -> None:
+    """Azure Cache for Redis URLs carry the access key alone: rediss://:KEY@host:6380."""
+    (finding,) = secrets.scan_text("MLCOMPILE_AZUREML_REDIS_URL=rediss://:Zt8q2LmX0vB7nR4k@acme-fs.redis.cache.windows.net:6380/0")
+    assert finding.what == "a URI with a password in it"
+
+
 def test_a_credential_named_key_needs_a_random_looking_value_to_be_flagged() -> None:
     assert secrets.scan_text("api_key: my-api-key-name-here") == []
     assert secrets.scan_text("password: correct horse battery staple") == []
