@@ -99,20 +99,21 @@ def materialised_online(plan: Plan, view: FeatureView) -> bool:
 def check_feature_store(plan: Plan, refuse: Callable[..., None], warn: Callable[..., None]) -> None:
     """What the managed feature store cannot take of `features:` (no SDK import)."""
     settings = store_settings(plan)
-    sources = {s.name: s for s in plan.features.sources}
+    for source in plan.features.sources:
+        readers = [v.name for v in plan.features.views if v.source == source.name]
+        # azureml:// paths reach jobs but not a feature set's source; every other scheme
+        # outside Azure storage is refused for all sources by check() already
+        if readers and source.uri.startswith("azureml://") and not SPEC_SOURCE_URI.match(source.uri):
+            refuse(source.origin,
+                   f"source '{source.name}' of view{'s' if len(readers) > 1 else ''} {', '.join(readers)} is {source.uri!r}; an Azure ML "
+                   "feature set reads abfss://, wasbs:// or https://<account>.blob|dfs.core.windows.net/ paths only",
+                   "give this profile the source's storage path under overrides.<profile>.features.sources")  # fmt: skip
     for view in plan.features.views:
         for index, column in enumerate(view.features):
             if column.dtype not in DTYPES:
                 refuse(view.origin.below(f"features[{index}]", "dtype"),
                        f"feature '{view.name}:{column.name}' has dtype {column.dtype!r}, which the Azure ML feature store has no column type for",
                        f"use one of {', '.join(sorted(DTYPES))}")  # fmt: skip
-        source = sources.get(view.source)
-        if source is not None and not SPEC_SOURCE_URI.match(source.uri):
-            # reachable by jobs (azureml:// data assets) but not a feature-set source
-            refuse(source.origin,
-                   f"view '{view.name}' reads source '{source.name}' from {source.uri!r}; an Azure ML feature set reads abfss://, wasbs:// or "
-                   "https://<account>.blob|dfs.core.windows.net/ paths only",
-                   "give this profile the source's storage path under overrides.<profile>.features.sources")  # fmt: skip
         if view.online and view.refresh_cron and recurrence(view.refresh_cron) is None:
             refuse(view.origin.below("ttl"),
                    f"view '{view.name}' is refreshed at '{view.refresh_cron}', which no materialisation recurrence expresses")  # fmt: skip
