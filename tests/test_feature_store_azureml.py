@@ -207,6 +207,7 @@ def test_online_deployments_carry_the_feature_contract(example: str, builds) -> 
         assert config["feature_store"] == {"name": "fs-acme-prod-weu", "resource_group": "rg-ml-prod-weu", "subscription_id": plan.platform_settings["subscription_id"]}
         assert config["features"] == [f for f in model_features if f.split(":")[0] in online_views]
         assert config["request_features"] == [f for f in model_features if f.split(":")[0] not in online_views]
+        assert config["model_features"] == model_features  # the model's input order over both
         assert [s["name"] for s in config["feature_sets"]] == list(dict.fromkeys(f.split(":")[0] for f in config["features"]))
         views = {v.name: v for v in plan.features.views}
         assert config["entity_keys"] == list(dict.fromkeys(k for s in config["feature_sets"] for k in views[s["name"]].join_keys))

@@ -136,7 +136,8 @@ def model_features(plan: Plan) -> list[str]:
 def online_features_config(plan: Plan) -> dict[str, Any] | None:
     """`MLCOMPILE_ONLINE_FEATURES` of the online deployment (runtime/online/azureml.py reads
     it): the feature sets to look up, by entity key, in the feature store's Redis. Features of
-    views that are not materialised online come in the request (`request_features`)."""
+    views that are not materialised online come in the request (`request_features`);
+    `model_features` is the model's input order over both."""
     if plan.online is None:
         return None
     settings = store_settings(plan)
@@ -164,6 +165,7 @@ def online_features_config(plan: Plan) -> dict[str, Any] | None:
         "entity_keys": list(dict.fromkeys(key for name in used for key in views[name].join_keys)),
         "features": online,
         "request_features": [f for f in wanted if f not in online],
+        "model_features": wanted,
     }
 
 
