@@ -1,7 +1,7 @@
 """`features:` → the Azure ML managed feature store.
 
-One feature store (a workspace of kind FeatureStore), one `FeatureStoreEntity` per entity,
-and per view a `FeatureSet` with its feature-set specification folder:
+One feature store (a workspace of kind FeatureStore), one `FeatureStoreEntity` per entity a
+view uses, and per view a `FeatureSet` with its feature-set specification folder:
 
     feature-store/feature-store.yaml                       azureml.feature_store
     feature-store/entities/<entity>.yaml                   azureml.feature_store_entity
