@@ -49,7 +49,7 @@ class HourlyPrice:
 
     usd: Decimal | None
     note: str | None
-    sources: tuple[tuple[str, str], ...] = ()  # (source page, as of)
+    sources: tuple[tuple[str, str, str | None], ...] = ()  # (source page, as of, via)
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -92,13 +92,13 @@ def hourly_price(platform: str, machine: Machine | None, use: str) -> HourlyPric
     found = table.machines.get(machine.name, {}).get(use)
     if found is None:
         return HourlyPrice(None, f"price unknown: no {use} price for {machine.name} in {table.region}")
-    total, sources = found.usd_per_hour, [(found.source, found.as_of)]
+    total, sources = found.usd_per_hour, [(found.source, found.as_of, found.via)]
     if platform == "vertex" and machine.accelerator_platform_name and machine.accelerator_count:
         gpu = table.accelerators.get(machine.accelerator_platform_name, {}).get(use)
         if gpu is None:
             return HourlyPrice(None, f"price unknown: no {use} price for {machine.accelerator_platform_name} in {table.region}")
         total += gpu.usd_per_hour * machine.accelerator_count
-        sources.append((gpu.source, gpu.as_of))
+        sources.append((gpu.source, gpu.as_of, gpu.via))
     return HourlyPrice(total, None, tuple(dict.fromkeys(sources)))
 
 
@@ -155,7 +155,9 @@ def _price_fields(price: HourlyPrice) -> dict[str, Any]:
     return {
         "price_per_hour": _number(price.usd),
         "price_note": price.note,
-        "price_sources": [{"source": source, "as_of": as_of} for source, as_of in price.sources],
+        "price_sources": [
+            {"source": source, "as_of": as_of, **({"via": via} if via else {})} for source, as_of, via in price.sources
+        ],
     }
 
 
@@ -321,16 +323,23 @@ def explain_lines(plan: Plan) -> list[str]:
         where += ")"
     lines = [f"Cost estimate{where}"]
     pipelines = {p["pipeline"]: p for p in data["pipelines"]}
+    unpriced: dict[str, None] = {}
     for entry in data["pipelines"]:
-        lines.append(f"  {entry['pipeline']}: a run {pipeline_text(entry, platform)}")
+        lines.append(f"  {entry['pipeline']}: per run: {pipeline_text(entry, platform)}")
         for step in entry["steps"]:
-            if step["run_upper_bound"] is None and platform != "kubeflow":
-                lines.append(f"    {step['step']}: {step['price_note'] or 'no timeout: no upper bound'}")
+            if step["price_per_hour"] is not None and step["run_upper_bound"] is None:
+                lines.append(f"    {step['step']} has no timeout: the run has no upper bound")
+            elif step["price_per_hour"] is None and step["machine"]:
+                unpriced[f"{step['machine']} (training)"] = None
     for entry in data["endpoints"]:
         lines.append(f"  endpoint {entry['endpoint']}: {endpoint_text(entry, platform)} "
                      f"({entry['min_replicas']}..{entry['max_replicas']} replicas × {int(HOURS_PER_MONTH)} h)")
+        if entry["price_per_hour"] is None and entry["machine"]:
+            unpriced[f"{entry['machine']} (serving)"] = None
     for entry in data["schedules"]:
         lines.append(f"  schedule {entry['schedule']}: {schedule_text(entry, platform, pipelines.get(entry['pipeline']))}")
+    if unpriced:
+        lines.append(f"  no list price recorded for {', '.join(unpriced)}")
     if platform == "kubeflow":
         lines.append("  Kubeflow runs on your own cluster: cost.json states the resources each step asks, with no price.")
     elif platform == "local":

@@ -22,8 +22,9 @@ PRICED_PLATFORMS: tuple[str, ...] = ("vertex", "sagemaker", "azureml")
 @dataclass(frozen=True)
 class Price:
     usd_per_hour: Decimal
-    source: str
+    source: str  # the provider's public pricing page
     as_of: str  # ISO date the source showed the figure
+    via: str | None = None  # a dated transcription of the source, when the figure was read there
 
 
 @dataclass(frozen=True)
@@ -34,22 +35,24 @@ class PlatformPrices:
 
 
 def _price(raw: Any, where: str) -> Price:
-    raw = _keys(raw, where, ("usd_per_hour", "source", "as_of"))
+    raw = _keys(raw, where, ("usd_per_hour", "source", "as_of"), ("via",))
     try:
         amount = Decimal(str(raw["usd_per_hour"]))
     except InvalidOperation:
         raise ValueError(f"catalog data {where}: usd_per_hour {raw['usd_per_hour']!r} is not a number") from None
     if not amount.is_finite() or amount <= 0:
         raise ValueError(f"catalog data {where}: usd_per_hour must be above 0")
-    source = str(raw["source"] or "")
+    source, via = str(raw["source"] or ""), raw.get("via")
     if not source.startswith("https://"):
         raise ValueError(f"catalog data {where}: source must be the https:// address of a public pricing page")
+    if via is not None and not str(via).startswith("https://"):
+        raise ValueError(f"catalog data {where}: via must be an https:// address")
     as_of = str(raw["as_of"] or "")
     try:
         _dt.date.fromisoformat(as_of)
     except ValueError:
         raise ValueError(f"catalog data {where}: as_of must be a date (YYYY-MM-DD), not {as_of!r}") from None
-    return Price(amount, source, as_of)
+    return Price(amount, source, as_of, None if via is None else str(via))
 
 
 def _table(raw: Any, where: str) -> dict[str, dict[str, Price]]:
