@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # annotations only: importing the build needs no plan classes
 
 COST_FILE = "cost.json"
 COST_KIND = "mlcompile.cost_estimate"
+COST_VERSION = "1"  # changes whenever the shape of cost.json does
 HOURS_PER_MONTH = Decimal(730)
 REFERENCE_YEAR = 2025
 CAVEAT = (
@@ -235,6 +236,7 @@ def estimate(plan: Plan) -> dict[str, Any]:
         })  # fmt: skip
     settings = plan.platform_settings or {}
     return {
+        "cost_version": COST_VERSION,
         "currency": "USD",
         "platform": plan.platform,
         "price_region": price_region(plan.platform),
