@@ -201,6 +201,35 @@ def test_runs_per_month_are_the_fires_of_the_reference_year_over_12(cron: str, t
     assert cost.runs_per_month(cron, timezone) == Decimal(per_year) / 12
 
 
+def _every_fire(cron: str, timezone: str) -> int:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from cronsim import CronSim
+
+    zone = ZoneInfo(timezone)
+    end, count = datetime(2026, 1, 1, tzinfo=zone), 0
+    for fire in CronSim(cron, datetime(2024, 12, 31, 23, 59, tzinfo=zone)):
+        if fire >= end:
+            return count
+        count += 1
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("cron", "timezone"),
+    [
+        ("*/20 0-3 * * *", "America/Santiago"),  # daylight saving changes at midnight
+        ("*/10 1-3 * 3,10 *", "Europe/London"),
+        ("*/30 * * * *", "Australia/Lord_Howe"),  # a 30-minute daylight-saving shift
+        ("0 2 1 * 0", "UTC"),  # day of month or day of week
+        ("0 0 L * *", "UTC"),
+    ],
+)
+def test_counting_day_by_day_equals_walking_every_fire(cron: str, timezone: str) -> None:
+    assert cost.runs_per_year(cron, timezone) == _every_fire(cron, timezone)
+
+
 def test_a_daily_schedule_runs_365_twelfths_a_month() -> None:
     assert cost.runs_per_month("0 3 * * *", "UTC") == Decimal(365) / 12
     assert cost.runs_per_month("0 2 * * 0", "UTC") == Decimal(52) / 12
