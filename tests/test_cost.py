@@ -287,10 +287,9 @@ UNPRICED = {
     ("vertex", "e2-standard-4", "training"), ("vertex", "e2-standard-8", "training"), ("vertex", "e2-standard-4", "serving"),
     ("vertex", "a2-highgpu-8g", "training"), ("vertex", "NVIDIA_TESLA_A100", "training"),
     ("vertex", "n1-standard-4", "serving"), ("vertex", "NVIDIA_TESLA_T4", "serving"),
-    ("sagemaker", "ml.m5.large", "training"), ("sagemaker", "ml.m5.2xlarge", "training"), ("sagemaker", "ml.p4d.24xlarge", "training"),
-    ("sagemaker", "ml.m5.large", "serving"), ("sagemaker", "ml.g4dn.xlarge", "serving"),
+    ("sagemaker", "ml.m5.2xlarge", "training"), ("sagemaker", "ml.p4d.24xlarge", "training"),
     ("azureml", "Standard_D2s_v3", "training"), ("azureml", "Standard_D4s_v3", "training"), ("azureml", "Standard_D8s_v3", "training"),
-    ("azureml", "Standard_ND96asr_v4", "training"), ("azureml", "Standard_D2s_v3", "serving"), ("azureml", "Standard_NC4as_T4_v3", "serving"),
+    ("azureml", "Standard_D2s_v3", "serving"), ("azureml", "Standard_NC4as_T4_v3", "serving"),
 }  # fmt: skip
 
 
