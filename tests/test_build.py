@@ -49,7 +49,8 @@ def test_build_writes_a_folder_per_profile_with_a_manifest_of_sha256s(workspace:
     assert manifest["profile"] == "local" and manifest["platform"] == "local"
     assert manifest["spec_sha256"] == hashlib.sha256((workspace / "mlcompile.yaml").read_bytes()).hexdigest()
     assert manifest["files"] == [
-        {"path": "plan.json", "kind": "mlcompile.plan", "sha256": hashlib.sha256((workspace / "out/local/plan.json").read_bytes()).hexdigest()}
+        {"path": "cost.json", "kind": "mlcompile.cost_estimate", "sha256": hashlib.sha256((workspace / "out/local/cost.json").read_bytes()).hexdigest()},
+        {"path": "plan.json", "kind": "mlcompile.plan", "sha256": hashlib.sha256((workspace / "out/local/plan.json").read_bytes()).hexdigest()},
     ]
     assert sorted(p.name for p in (workspace / "out").iterdir()) == ["local"], "no staging folder is left behind"
 

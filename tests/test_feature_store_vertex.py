@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 pytest.importorskip("kfp")
 pytest.importorskip("google.cloud.aiplatform")
@@ -119,7 +120,9 @@ def test_the_profile_chooses_an_optimized_store_and_its_id(tmp_path: Path) -> No
     # beside the other profiles, which the example's overrides name
     shutil.copytree(ROOT / "targets", tmp_path / "targets")
     profile = tmp_path / "targets" / "gcp-prod.yaml"
-    profile.write_text(PROFILE.read_text() + "  feature_store: {storage: optimized, online_store_id: growth_online}\n")
+    data = yaml.safe_load(PROFILE.read_text())
+    data["vertex"]["feature_store"] = {"storage": "optimized", "online_store_id": "growth_online"}
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
     files = build(ROOT / "examples/churn/mlcompile.yaml", profile)
     request = body(files, "vertex/feature-store/online-store.json")
     assert request.feature_online_store_id == "growth_online"

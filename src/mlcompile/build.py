@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcompile import __version__
+from mlcompile.cost import COST_FILE, cost_file
 from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import MLCompileError, SpecError, TargetFailed, UsageError
 from mlcompile.spec.models import PLATFORM_NAMES
@@ -164,8 +165,10 @@ def compile_system(
         if render:
             result.files = _call_target(target, "render", plan)
             paths = [f.path for f in result.files]
-            if MANIFEST in paths or len(set(paths)) != len(paths):
+            if MANIFEST in paths or COST_FILE in paths or len(set(paths)) != len(paths):
                 raise UsageError(f"target '{target.name}' produced a duplicate or reserved file name: {sorted(paths)}")
+            # every build states what it may cost, whatever the target (docs/cost.md)
+            result.files.append(cost_file(plan))
             diagnostics += size_warnings(result.files, resolved.document, profile.name)
         results.append(result)
     if errors_in(diagnostics):

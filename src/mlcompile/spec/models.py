@@ -417,6 +417,31 @@ class SageMakerSettings(SpecModel):
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", examples=["acme-ml-artifacts"])
 
 
+class AzureMLFeatureStoreSettings(SpecModel):
+    """The Azure ML managed feature store that `features:` compiles into (a workspace of kind
+    FeatureStore). Every field is optional: without the block, the store is `<workspace>-fs` in
+    the profile's resource group, with no materialisation stores (views are defined, not
+    materialised; online views are then served from the request)."""
+
+    name: str | None = Field(default=None, min_length=3, max_length=33, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$",
+                             description="feature store name (default: <workspace>-fs)")  # fmt: skip
+    resource_group: str | None = Field(default=None, min_length=1, max_length=90, description="default: the profile's resource_group")
+    online_store: str | None = Field(
+        default=None,
+        pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Cache/[Rr]edis/[^/]+$",
+        description="ARM id of the Azure Cache for Redis that online views are materialised into",
+        examples=["/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml-rg/providers/Microsoft.Cache/Redis/acme-fs-online"],
+    )
+    offline_store: str | None = Field(
+        default=None,
+        pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Storage/storageAccounts/[^/]+/blobServices/default/containers/[^/]+$",
+        description="ARM id of the ADLS Gen2 container that views are materialised into for training",
+        examples=["/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml-rg/providers/Microsoft.Storage/storageAccounts/acmefs/blobServices/default/containers/offline"],
+    )
+    materialization_instance_type: str = Field(default="standard_e8s_v3", pattern=r"^[a-z0-9_]+$",
+                                                description="serverless Spark instance type of materialisation jobs")  # fmt: skip
+
+
 class AzureMLSettings(SpecModel):
     subscription_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$", examples=["00000000-0000-0000-0000-000000000000"])
     resource_group: str = Field(min_length=1, max_length=90)
@@ -428,6 +453,7 @@ class AzureMLSettings(SpecModel):
         description="Key Vault that holds the secret:// references (name or URL); default: the workspace's own",
         examples=["acme-ml-kv"],
     )
+    feature_store: AzureMLFeatureStoreSettings | None = Field(default=None, description="the managed feature store `features:` compiles into")
 
 
 class LocalSettings(SpecModel):
