@@ -123,6 +123,12 @@ def test_every_target_runs_the_runtime_server_on_the_port_and_routes_it_serves(m
         assert response.json()["predictions"] == expected(model_dir, C1)
 
 
+def test_the_runtime_image_answers_sagemakers_serve_and_azures_default_command() -> None:
+    dockerfile = (Path(__file__).parents[1] / "Dockerfile").read_text()
+    assert 'CMD ["python", "-m", "mlcompile.runtime", "serve"]' in dockerfile  # Azure ML runs the image's own command
+    assert "/opt/mlcompile/bin/serve" in dockerfile  # SageMaker runs `docker run <image> serve`
+
+
 # ------------------------------------------------------------------ SageMaker
 
 
