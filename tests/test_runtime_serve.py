@@ -343,3 +343,32 @@ def test_serving_without_an_online_store_imports_no_cloud_sdk(model_dir: Path) -
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ the registry
+
+
+def test_a_registered_version_serves_from_the_registry_and_as_its_mlflow_flavor(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mlflow")
+    from mlcompile.runtime.registry import register
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLCOMPILE_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
+    (tmp_path / "metrics.json").write_text(json.dumps({"metrics": {"roc_auc": 0.9}}))
+    params = {"model": "churn-classifier", "approval": "auto", "aliases": ["candidate"]}
+    registered = register({"system": "churn-prediction", "params": params, "registry": {"tracking_uri": uri}},
+                          {"model": str(model_dir), "metrics": str(tmp_path / "metrics.json")}, {})  # fmt: skip
+    # KServe's InferenceService names the model and its registry in --config: the production version serves
+    config = json.loads(kserve_container()["args"][1])
+    config["registry"]["tracking_uri"] = uri
+    located = locate_model(None, config, {})
+    assert located.version == registered["version"] and "alias 'production'" in located.reason
+    assert TestClient(create_app(located.folder, environ={})).post("/predict", json={"instances": [C2]}).json()["predictions"] == expected(model_dir, C2)
+    # the registered version's source is the MLflow sklearn flavor; it carries model.json to be served
+    import mlflow
+
+    flavor = Path(mlflow.artifacts.download_artifacts(run_id=registered["run_id"], artifact_path="model", dst_path=str(tmp_path / "asset"), tracking_uri=uri))
+    assert (flavor / "MLmodel").exists() and not (flavor / "model.joblib").exists()
+    client = TestClient(create_app(locate_model(str(tmp_path / "asset"), {}, {}).folder, environ={}))
+    assert client.post("/score", json={"instances": [C1, C2]}).json()["predictions"] == expected(model_dir, C1, C2)

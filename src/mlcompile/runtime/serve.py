@@ -11,9 +11,10 @@ serves wherever it is deployed; the platform decides only the port and where the
     Azure ML    GET /health                  POST /score                          8080               $AZUREML_MODEL_DIR
     any         GET /health, GET /metadata   POST /predict                        --port             --model-dir
 
-The model folder is one the runtime's train step writes (`model.json` + `model.joblib`), or
-a folder holding exactly one such folder (Azure ML and MLflow put the files one level down),
-or a `model.tar.gz` of one. Without any of these, the `--config` registry section (KServe's
+The model folder is one the runtime's train step writes (`model.json` + `model.joblib`) or
+the MLflow sklearn flavor the register step logs with the same `model.json` (the registered
+version, as an Azure ML model asset holds it), or a folder holding exactly one such folder
+(Azure ML and MLflow put the files one level down), or a `model.tar.gz` of one. Without any of these, the `--config` registry section (KServe's
 InferenceService: model name and MLflow tracking URI) names the registry: the version with
 alias `production` is served (the newest when none is approved yet, said so in /metadata).
 
@@ -151,6 +152,19 @@ def _version_of(folder: Path, environ: Mapping[str, str]) -> str:
     return parts[-1] if len(parts) >= 2 and parts[-1].isdigit() else environ.get("MLCOMPILE_MODEL_VERSION", "")
 
 
+def _load(folder: Path) -> tuple[Any, dict[str, Any]]:
+    """The train step's folder (model.joblib), or the MLflow sklearn flavor the register step
+    logs beside it with the same model.json (what an Azure ML model asset made from the
+    registered version holds)."""
+    from mlcompile.runtime.model import MODEL_FILE, load_meta, load_model
+
+    if (folder / MODEL_FILE).exists() or not (folder / "MLmodel").exists():
+        return load_model(folder)
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(str(folder)), load_meta(folder)
+
+
 # ---------------------------------------------------------------------- assembling rows
 
 
@@ -261,11 +275,11 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     from starlette.routing import Route
 
     from mlcompile.runtime.io import DataError
-    from mlcompile.runtime.model import load_model, predict
+    from mlcompile.runtime.model import predict
     from mlcompile.runtime.online import config_from_env, reader_for
 
     env = os.environ if environ is None else environ
-    model, meta = load_model(folder)
+    model, meta = _load(folder)
     online = config_from_env(dict(env))
     model_name = name or env.get(ENV_MODEL) or meta.get("system") or "model"
     assembler = Assembler(list(meta["features"]), online, reader)
