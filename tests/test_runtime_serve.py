@@ -221,6 +221,15 @@ def test_vertex_serves_its_routes_and_port_with_the_model_of_aip_storage_uri(mod
         assert client.post(spec["predictRoute"], json={"instances": [{"plan": "pro"}]}).status_code == 400
 
 
+def test_a_remote_model_folder_is_copied_before_it_is_served(model_dir: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    memory = fsspec.filesystem("memory")
+    for path in model_dir.iterdir():
+        memory.pipe(f"/serve-test/run/train/model/{path.name}", path.read_bytes())
+    located = locate_model(None, {}, {"AIP_STORAGE_URI": "memory://serve-test/run/train/model"})
+    assert (located.folder / "model.joblib").read_bytes() == (model_dir / "model.joblib").read_bytes()
+
+
 # ------------------------------------------------------------------ KServe
 
 

@@ -6,7 +6,7 @@ serves wherever it is deployed; the platform decides only the port and where the
 
     platform    health                       predict                              port               model folder
     SageMaker   GET /ping                    POST /invocations                    8080               /opt/ml/model (SM_MODEL_DIR): model.tar.gz, unpacked by SageMaker
-    Vertex AI   GET $AIP_HEALTH_ROUTE        POST $AIP_PREDICT_ROUTE              $AIP_HTTP_PORT     $AIP_STORAGE_URI (gs://: downloaded at start)
+    Vertex AI   GET $AIP_HEALTH_ROUTE        POST $AIP_PREDICT_ROUTE              $AIP_HTTP_PORT     $AIP_STORAGE_URI (gs://, downloaded at start)
     KServe v1   GET /v1/models/<name>        POST /v1/models/<name>:predict       8080 (--http_port) /mnt/models (storageUri), else the registry
     Azure ML    GET /health                  POST /score                          8080               $AZUREML_MODEL_DIR
     any         GET /health, GET /metadata   POST /predict                        --port             --model-dir
@@ -87,18 +87,29 @@ def _model_folder(root: Path, depth: int = 3) -> Path | None:
     return found[0] if found else None
 
 
-def _download_gcs(uri: str) -> Path:
-    from google.cloud import storage  # only for a gs:// model (Vertex's AIP_STORAGE_URI)
-
-    bucket_name, _, prefix = uri[len("gs://") :].partition("/")
-    prefix = prefix.rstrip("/") + "/" if prefix else ""
+def _download(uri: str) -> Path:
+    """A remote model folder, copied to a temporary folder: gs:// through google-cloud-storage
+    when installed (Vertex's AIP_STORAGE_URI), anything else through fsspec (the runtime
+    image's gcsfs, s3fs, adlfs)."""
     target = Path(tempfile.mkdtemp(prefix="mlcompile-model-"))
-    for blob in storage.Client().list_blobs(bucket_name, prefix=prefix):
-        if blob.name.endswith("/"):
-            continue
-        path = target / blob.name[len(prefix) :]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        blob.download_to_filename(str(path))
+    if uri.startswith("gs://"):
+        try:
+            from google.cloud import storage
+        except ImportError:
+            storage = None
+        if storage is not None:
+            bucket_name, _, prefix = uri[len("gs://") :].partition("/")
+            prefix = prefix.rstrip("/") + "/" if prefix else ""
+            for blob in storage.Client().list_blobs(bucket_name, prefix=prefix):
+                if not blob.name.endswith("/"):
+                    path = target / blob.name[len(prefix) :]
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    blob.download_to_filename(str(path))
+            return target
+    from mlcompile.runtime.io import _fsspec
+
+    fs, remote = _fsspec(uri).core.url_to_fs(uri)
+    fs.get(remote.rstrip("/") + "/", str(target / "model"), recursive=True)
     return target
 
 
@@ -120,12 +131,7 @@ def locate_model(model_dir: str | None, config: Mapping[str, Any], environ: Mapp
             candidates.append((environ[variable], variable))
     candidates += [(SAGEMAKER_MODEL_DIR, "SageMaker's model folder"), (KSERVE_MODEL_DIR, "KServe's storageUri")]
     for where, why in candidates:
-        if where.startswith("gs://"):
-            root = _download_gcs(where)
-        elif "://" in where and not where.startswith("file://"):
-            raise RuntimeError(f"{why}={where}: only local folders and gs:// are read")
-        else:
-            root = Path(where.removeprefix("file://"))
+        root = _download(where) if "://" in where and not where.startswith("file://") else Path(where.removeprefix("file://"))
         if not root.exists():
             if why in ("--model-dir", "AIP_STORAGE_URI", "AZUREML_MODEL_DIR"):
                 raise RuntimeError(f"{why}={where}: no such folder")
