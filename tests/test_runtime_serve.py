@@ -17,6 +17,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ pytest.importorskip("sklearn")
 pytest.importorskip("starlette")
 yaml = pytest.importorskip("yaml")
 
-from starlette.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():  # starlette prefers httpx2 to the installed httpx: nothing this file tests
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient  # noqa: E402
 
 from mlcompile.runtime import step_function  # noqa: E402
 from mlcompile.runtime.io import write_table  # noqa: E402
@@ -189,6 +192,25 @@ def test_sagemakers_model_tar_gz_is_found_in_the_model_folder(model_dir: Path, t
             tar.add(path, arcname=path.name)
     located = locate_model(None, {}, {"SM_MODEL_DIR": str(tmp_path)})
     assert (located.folder / "model.json").exists() and "SM_MODEL_DIR" in located.reason
+
+
+class Throttled:
+    def read(self, entities: list[dict[str, Any]], features: list[str]) -> list[dict[str, Any]]:
+        raise RuntimeError("feature group churn-prediction-customer-activity: 1 identifier sets left unprocessed (throttled): retry the request")
+
+
+class Slow:
+    def read(self, entities: list[dict[str, Any]], features: list[str]) -> list[dict[str, Any]]:
+        time.sleep(1.0)
+        return [{} for _ in entities]
+
+
+def test_a_store_that_fails_is_a_503_and_a_slow_one_a_504_within_the_request_timeout(model_dir: Path) -> None:
+    environ = {"MLCOMPILE_ONLINE_FEATURES": sagemaker_online_env(), "MLCOMPILE_REQUEST_TIMEOUT_SECONDS": "0.2"}
+    failing = TestClient(create_app(model_dir, environ=environ, reader=Throttled())).post("/invocations", json={"entities": [{"customer_id": "C1"}]})
+    assert failing.status_code == 503 and failing.json()["error"].startswith("online feature store (sagemaker): RuntimeError: feature group")
+    slow = TestClient(create_app(model_dir, environ=environ, reader=Slow())).post("/invocations", json={"entities": [{"customer_id": "C1"}]})
+    assert slow.status_code == 504 and "MLCOMPILE_REQUEST_TIMEOUT_SECONDS" in slow.json()["error"]
 
 
 # ------------------------------------------------------------------ Vertex AI

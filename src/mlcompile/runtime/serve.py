@@ -34,7 +34,8 @@ a 400 naming it; a feature the store has no value for (never written, expired) g
 model as missing (the model's imputation, as in training) and is listed in the row's
 `missing`. Without the variable, instances carry every feature.
 
-`MLCOMPILE_REQUEST_TIMEOUT_SECONDS` bounds a prediction (504 beyond it).
+`MLCOMPILE_REQUEST_TIMEOUT_SECONDS` bounds a prediction (504 beyond it); an online store
+that fails to answer (throttling, credentials, network) is a 503 saying so.
 
 Import cost: Starlette and the data stack when the server starts; a cloud SDK only through
 the online reader of the configured kind, or google-cloud-storage for a gs:// model."""
@@ -49,6 +50,7 @@ import json
 import os
 import tarfile
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +65,15 @@ ENV_MODEL = "MLCOMPILE_MODEL"
 
 class RequestError(ValueError):
     """A request the server cannot answer as sent: a 400 with this message."""
+
+
+class StoreError(RuntimeError):
+    """The online feature store failed to answer: a 503 with this message."""
+
+
+# readers whose client may serve concurrent requests (boto3 and Google API clients are
+# thread-safe); any other reader (Azure ML's one Redis socket) reads one request at a time
+CONCURRENT_READERS = frozenset({"sagemaker", "vertex"})
 
 
 # ---------------------------------------------------------------------- where the model is
@@ -235,7 +246,10 @@ class Assembler:
                 if absent:
                     raise RequestError(f"row {index}: missing entity key {', '.join(absent)} (the online features are read by {', '.join(keys)})")
             entities = [{k: given[i][k] for k in keys} for i in wanted]
-            read = self.reader.read(entities, self._online_refs)
+            try:
+                read = self.reader.read(entities, self._online_refs)
+            except Exception as exc:  # noqa: BLE001 - throttling, credentials, network: the store's, not the request's
+                raise StoreError(f"online feature store ({(self.online or {}).get('kind')}): {type(exc).__name__}: {exc}") from exc
             for index, values in zip(wanted, read):
                 stored[index] = values
         rows: list[dict[str, Any]] = []
@@ -295,10 +309,21 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
             print(f"warning: MLCOMPILE_ONLINE_FEATURES lists features the model does not take: {', '.join(unknown)}", flush=True)
     timeout = float(env[ENV_TIMEOUT]) if env.get(ENV_TIMEOUT) else None
 
+    lock = threading.Lock()
+    serial = online is not None and online.get("kind") not in CONCURRENT_READERS
+
     def answer(body: Any) -> dict[str, Any]:
-        if assembler.reader is None and online is not None and assembler._online_refs:
-            assembler.reader = reader_for(online)  # imports the one cloud SDK of this kind
-        rows, missing = assembler.rows(body)
+        with lock:
+            if assembler.reader is None and online is not None and assembler._online_refs:
+                try:
+                    assembler.reader = reader_for(online)  # imports the one cloud SDK of this kind
+                except Exception as exc:  # noqa: BLE001 - e.g. the Redis URL is not set: say so on each request
+                    raise StoreError(f"online feature store ({online.get('kind')}): {exc}") from exc
+        if serial:
+            with lock:
+                rows, missing = assembler.rows(body)
+        else:
+            rows, missing = assembler.rows(body)
         frame = pd.DataFrame(rows, columns=[f["column"] for f in meta["features"]])
         predictions, scores = predict(model, meta, frame)
         result: dict[str, Any] = {
@@ -339,6 +364,8 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
             return JSONResponse({"error": str(exc)}, status_code=400)
         except DataError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
+        except StoreError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
         except asyncio.TimeoutError:
             return JSONResponse({"error": f"no prediction within {timeout:g} s ({ENV_TIMEOUT})"}, status_code=504)
         return JSONResponse(result)
