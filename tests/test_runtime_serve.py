@@ -30,7 +30,7 @@ pytest.importorskip("starlette")
 yaml = pytest.importorskip("yaml")
 
 with warnings.catch_warnings():  # starlette prefers httpx2 to the installed httpx: nothing this file tests
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
 from mlcompile.runtime import step_function  # noqa: E402
