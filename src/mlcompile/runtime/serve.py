@@ -193,12 +193,12 @@ class Assembler:
     features: list[dict[str, Any]]  # the model's, in input order: ref, column, dtype
     online: dict[str, Any] | None = None
     reader: Any = None
-    _online_refs: list[str] = field(default_factory=list)
+    online_refs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.online is not None:
             served = set(self.online.get("features") or [])
-            self._online_refs = [f["ref"] for f in self.features if f["ref"] in served]
+            self.online_refs = [f["ref"] for f in self.features if f["ref"] in served]
 
     @property
     def entity_keys(self) -> list[str]:
@@ -206,7 +206,7 @@ class Assembler:
 
     def request_features(self) -> list[dict[str, Any]]:
         """The features the request must carry (none the online store serves)."""
-        return [f for f in self.features if f["ref"] not in self._online_refs]
+        return [f for f in self.features if f["ref"] not in self.online_refs]
 
     @staticmethod
     def _given(row: Mapping[str, Any], feature: Mapping[str, Any]) -> tuple[bool, Any]:
@@ -238,7 +238,7 @@ class Assembler:
                 why = "served by no online view" if self.online is not None else "no online store is configured"
                 raise RequestError(f"row {index}: missing feature{'s' if len(absent) > 1 else ''} {', '.join(absent)} ({why}: the request carries {'them' if len(absent) > 1 else 'it'})")
         stored: list[dict[str, Any]] = [{} for _ in given]
-        wanted = [i for i, row in enumerate(given) if any(not self._given(row, f)[0] for f in self.features if f["ref"] in self._online_refs)]
+        wanted = [i for i, row in enumerate(given) if any(not self._given(row, f)[0] for f in self.features if f["ref"] in self.online_refs)]
         if wanted:
             keys = self.entity_keys
             for index in wanted:
@@ -247,7 +247,7 @@ class Assembler:
                     raise RequestError(f"row {index}: missing entity key {', '.join(absent)} (the online features are read by {', '.join(keys)})")
             entities = [{k: given[i][k] for k in keys} for i in wanted]
             try:
-                read = self.reader.read(entities, self._online_refs)
+                read = self.reader.read(entities, self.online_refs)
             except Exception as exc:  # noqa: BLE001 - throttling, credentials, network: the store's, not the request's
                 raise StoreError(f"online feature store ({(self.online or {}).get('kind')}): {type(exc).__name__}: {exc}") from exc
             for index, values in zip(wanted, read):
@@ -314,7 +314,7 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
 
     def answer(body: Any) -> dict[str, Any]:
         with lock:
-            if assembler.reader is None and online is not None and assembler._online_refs:
+            if assembler.reader is None and online is not None and assembler.online_refs:
                 try:
                     assembler.reader = reader_for(online)  # imports the one cloud SDK of this kind
                 except Exception as exc:  # noqa: BLE001 - e.g. the Redis URL is not set: say so on each request
@@ -344,7 +344,7 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
             "model": model_name, "version": version, "source": reason, "features": meta["features"], "keys": meta.get("keys") or [],
             "label": meta.get("label"), "task": meta.get("task"), "classes": meta.get("classes"),
             "online": None if online is None else {"kind": online.get("kind"), "entity_keys": assembler.entity_keys,
-                                                   "features": assembler._online_refs,
+                                                   "features": assembler.online_refs,
                                                    "request_features": [f["ref"] for f in assembler.request_features()]},
         })  # fmt: skip
 
