@@ -379,6 +379,7 @@ def test_serving_without_an_online_store_imports_no_cloud_sdk(model_dir: Path) -
 # ------------------------------------------------------------------ the registry
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MLflow's SQLAlchemy mappers, read in this process
 def test_a_registered_version_serves_from_the_registry_and_as_its_mlflow_flavor(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("mlflow")
     from mlcompile.runtime.registry import register
