@@ -82,12 +82,17 @@ def expected(model_dir: Path, *rows: dict[str, Any]) -> list[Any]:
 # ------------------------------------------------------------------ what the targets compile
 
 
-def sagemaker_online_env() -> str:
-    """MLCOMPILE_ONLINE_FEATURES of the model the SageMaker register step registers."""
+def sagemaker_inference_specification() -> dict[str, Any]:
+    """The InferenceSpecification of the model package the SageMaker register step creates."""
     text = (GOLDEN / "aws-prod" / "pipelines" / "churn-prediction-training.definition.json").read_text()
-    start = text.index('"MLCOMPILE_ONLINE_FEATURES": ') + len('"MLCOMPILE_ONLINE_FEATURES": ')
+    start = text.index('"InferenceSpecification": ') + len('"InferenceSpecification": ')
     value, _ = json.JSONDecoder().raw_decode(text[start:])
     return value
+
+
+def sagemaker_online_env() -> str:
+    """MLCOMPILE_ONLINE_FEATURES of the model the SageMaker register step registers."""
+    return sagemaker_inference_specification()["Containers"][0]["Environment"]["MLCOMPILE_ONLINE_FEATURES"]
 
 
 def vertex_container_spec() -> dict[str, Any]:
@@ -111,9 +116,11 @@ def test_every_target_runs_the_runtime_server_on_the_port_and_routes_it_serves(m
     assert spec["command"] == serve and spec["ports"] == [{"containerPort": 8080}]
     inference = azure_deployment()["environment"]["inference_config"]
     assert {route["port"] for route in inference.values()} == {8080}
-    # SageMaker's model package names only the image: SageMaker runs `<image> serve`, on 8080
-    model = json.loads((GOLDEN / "aws-prod" / "serving" / "model.json").read_text())
-    assert "ContainerHostname" not in json.dumps(model)
+    # SageMaker's model package names the image and the model data only: SageMaker runs
+    # `<image> serve` on 8080 with the model in /opt/ml/model; the content types it declares are served
+    package = sagemaker_inference_specification()
+    assert set(package["Containers"][0]) == {"Image", "Environment", "ModelDataUrl"}
+    assert set(package["SupportedContentTypes"]) == {"application/json", "text/csv"}
 
     app = create_app(model_dir, environ={"AIP_HEALTH_ROUTE": spec["healthRoute"], "AIP_PREDICT_ROUTE": spec["predictRoute"]})
     client = TestClient(app)
