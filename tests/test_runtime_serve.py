@@ -36,7 +36,7 @@ with warnings.catch_warnings():  # starlette prefers httpx2 to the installed htt
 from mlcompile.runtime import step_function  # noqa: E402
 from mlcompile.runtime.io import write_table  # noqa: E402
 from mlcompile.runtime.model import load_model, predict  # noqa: E402
-from mlcompile.runtime.serve import create_app, locate_model  # noqa: E402
+from mlcompile.runtime.serve import create_app, listen_port, locate_model, parse  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "churn"
 FEATURES = [  # the churn example's model inputs, as the extract-features step records them
@@ -137,6 +137,17 @@ def test_the_runtime_image_answers_sagemakers_serve_and_azures_default_command()
     dockerfile = (Path(__file__).parents[1] / "Dockerfile").read_text()
     assert 'CMD ["python", "-m", "mlcompile.runtime", "serve"]' in dockerfile  # Azure ML runs the image's own command
     assert "/opt/mlcompile/bin/serve" in dockerfile  # SageMaker runs `docker run <image> serve`
+
+
+def test_the_port_is_the_platforms(model_dir: Path) -> None:
+    spec = vertex_container_spec()
+    config = spec["args"][1]
+    assert listen_port(parse(["--config", config]), {}) == 8080  # SageMaker, Azure ML
+    assert listen_port(parse(["--config", config]), {"AIP_HTTP_PORT": str(spec["ports"][0]["containerPort"])}) == spec["ports"][0]["containerPort"]
+    # KServe appends its own arguments to the container's: the port is read, the rest left alone
+    kserve = parse([*kserve_container()["args"], "--model_name", "churn-scorer", "--http_port", "8081", "--workers", "1"])
+    assert listen_port(kserve, {}) == 8081 and kserve.model_name == "churn-scorer" and kserve.config["registry"]["model"] == "churn-classifier"
+    assert listen_port(parse(["--port", "9000"]), {"AIP_HTTP_PORT": "8080"}) == 9000
 
 
 # ------------------------------------------------------------------ SageMaker

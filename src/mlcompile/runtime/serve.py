@@ -416,6 +416,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def listen_port(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """--port, KServe's --http_port, Vertex AI's AIP_HTTP_PORT, else 8080 (SageMaker, Azure ML)."""
+    return int(args.port or args.http_port or environ.get("AIP_HTTP_PORT") or DEFAULT_PORT)
+
+
 def main(argv: list[str]) -> int:
     import uvicorn
 
@@ -428,7 +433,7 @@ def main(argv: list[str]) -> int:
         return 1
     name = args.model_name or args.config.get("model") or (args.config.get("registry") or {}).get("model")
     app = create_app(located.folder, version=located.version, reason=located.reason, name=name)
-    port = args.port or args.http_port or int(env.get("AIP_HTTP_PORT") or DEFAULT_PORT)
+    port = listen_port(args, env)
     print(f"[mlcompile.runtime] serving {app.state.model['name']} from {located.reason} on http://{args.host}:{port}", flush=True)
     uvicorn.run(app, host=args.host, port=port, log_level="warning")
     return 0
