@@ -88,7 +88,10 @@ def _model_folder(root: Path, depth: int = 3) -> Path | None:
     if archive.is_file():
         target = Path(tempfile.mkdtemp(prefix="mlcompile-model-"))
         with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python ≥ 3.11.4: no paths outside the target
+                tar.extractall(target, filter="data")
+            else:
+                tar.extractall(target)
         return _model_folder(target, depth)
     if depth == 0 or not root.is_dir():
         return None
