@@ -166,7 +166,7 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
 
     With several SPECs (or a quoted glob such as 'systems/*/mlcompile.yaml') each system goes
     to OUT/<system name>/<profile>/; all specs are checked before anything is written."""
-    from mlcompile.build import compile_systems, expand_spec_patterns, resolve_profiles, write_builds
+    from mlcompile.build import compile_systems, expand_spec_patterns, resolve_profiles, safe_folder_name, write_builds
     from mlcompile.errors import UsageError
 
     if not targets:
@@ -185,8 +185,9 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
     for compilation in compilations:
         _report(compilation.warnings, state)
     for compilation in compilations:
-        folder_of = Path(out_dir) / compilation.bundle.base.system.metadata.name if nested else Path(out_dir)
-        for folder, result in zip(write_builds(compilation.results, folder_of), compilation.results):
+        system_name = compilation.bundle.base.system.metadata.name
+        folder_of = Path(out_dir) / safe_folder_name(system_name, "system") if nested else Path(out_dir)
+        for folder, result in zip(write_builds(compilation.results, folder_of, on_wait=state.info), compilation.results):
             state.info(f"built {result.profile.name} ({result.profile.target.platform}): {folder}/ ({len(result.files)} files + manifest.json)")
     return EXIT_OK
 

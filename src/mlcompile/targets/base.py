@@ -17,7 +17,10 @@ if TYPE_CHECKING:  # annotations only: validating a spec needs no plan classes
     from mlcompile.plan.nodes import Origin, Plan
 
 T = TypeVar("T")
-_SAFE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+# ASCII letters, digits, '.', '_', '-' in '/'-separated parts: no absolute path, no '\\', no
+# NUL or newline (checked with fullmatch: `$` alone would accept a trailing newline).
+_SAFE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+MAX_PATH_PART = 255  # bytes in one file name on every common filesystem
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,15 @@ class OutputFile:
     content: bytes
 
     def __post_init__(self) -> None:
-        if not _SAFE_PATH.match(self.path) or any(part in (".", "..") for part in self.path.split("/")):
+        if not is_safe_relative_path(self.path):
             raise ValueError(f"unsafe output path {self.path!r}: relative, no '..', letters, digits, '.', '_', '-'")
+
+
+def is_safe_relative_path(path: str) -> bool:
+    """A relative POSIX path that stays where it is put: ASCII name characters only, no
+    empty, '.' or '..' part, each part short enough for any filesystem."""
+    parts = path.split("/")
+    return bool(_SAFE_PATH.fullmatch(path)) and all(part not in (".", "..") and len(part) <= MAX_PATH_PART for part in parts)
 
 
 @runtime_checkable
