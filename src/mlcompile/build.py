@@ -257,9 +257,10 @@ STAGING_PREFIX = ".mlcompile-build-"
 LOCK_FILE = ".mlcompile.lock"
 LOCK_TIMEOUT_ENV = "MLCOMPILE_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 300.0  # seconds a build waits for another one writing the same --out
-# Test-only fault injection point: with MLCOMPILE_TEST_PAUSE=<point> the build prints
-# "paused at <point>" on stderr and sleeps, so that a test can interrupt it at a known moment
-# (points: "written" = every file staged, nothing swapped; "swapped-1" = first profile swapped).
+# Test-only fault injection point: with MLCOMPILE_TEST_PAUSE=<point>[:<seconds>] the build
+# prints "paused at <point>" on stderr and sleeps (an hour, or the seconds given), so that a
+# test can interrupt it, or start a second build, at a known moment. Points: "written" (every
+# file staged, nothing swapped), "swapped-<n>" (n profile folders swapped in).
 TEST_PAUSE_ENV = "MLCOMPILE_TEST_PAUSE"
 
 
@@ -273,12 +274,13 @@ def safe_folder_name(name: str, what: str) -> str:
 
 
 def _pause_for_tests(point: str) -> None:
-    if os.environ.get(TEST_PAUSE_ENV) == point:
+    wanted, _, seconds = (os.environ.get(TEST_PAUSE_ENV) or "").partition(":")
+    if wanted == point:
         import sys
         import time
 
         print(f"paused at {point}", file=sys.stderr, flush=True)
-        time.sleep(3600)
+        time.sleep(float(seconds or 3600))
 
 
 class BuildLock:
