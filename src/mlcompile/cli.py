@@ -316,20 +316,33 @@ def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: 
         try:
             actions = backend.deploy(result.plan, folder, dry_run=dry_run)
         except DeployFailed as exc:
-            click.echo(f"deploy failed: {exc}", err=True)
-            if exc.applied:
-                click.echo("applied before the failure:", err=True)
-                for action in exc.applied:
-                    click.echo(f"  {action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""), err=True)
-            click.echo(
-                "not applied: everything after that; deploy again once the platform accepts it "
-                "(what was applied will report unchanged)", err=True,
-            )  # fmt: skip
+            _deploy_failure_summary(exc)
             return EXIT_DIFF
     verb = "would " if dry_run else ""
     for action in actions:
         click.echo(f"{verb}{action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""))
     return EXIT_OK
+
+
+def _deploy_failure_summary(exc: Any) -> None:
+    """What a failed deploy did and did not do, resource by resource: never half a change in
+    silence. `unchanged` resources were already in place; `not applied` ones were not changed."""
+    click.echo(f"deploy failed: {exc}", err=True)
+    if exc.applied:
+        click.echo("applied before the failure:", err=True)
+        for action in exc.applied:
+            click.echo(f"  {action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""), err=True)
+    else:
+        click.echo("applied before the failure: nothing", err=True)
+    if exc.not_applied is None:  # a target that cannot list its resources
+        click.echo("not applied: everything after that", err=True)
+    elif exc.not_applied:
+        click.echo("not applied:", err=True)
+        for resource in exc.not_applied:
+            click.echo(f"  {resource}", err=True)
+    else:
+        click.echo("not applied: nothing", err=True)
+    click.echo("deploy again once the platform accepts it: what was applied reports unchanged, the rest is applied", err=True)
 
 
 @main.command()
