@@ -13,7 +13,7 @@ Resource Manager, a moto server) and injects faults into chosen requests, by a s
 Everything else is forwarded unchanged (HTTPS on the client side with the stand-in's
 certificate when given one; the upstream may be plain HTTP). `inject(kind, method=…,
 path=…, times=…, skip=…)` scripts a fault: for requests whose method is `method` and whose path
-matches the regular expression `path` (search), skip the first `skip`, then inject into the next
+(without the query) matches the regular expression `path` (search), skip the first `skip`, then inject into the next
 `times` (None: every one after that — a persistent fault). `injected` counts what was
 injected per kind; `log` lists every request with what happened to it."""
 
@@ -48,6 +48,8 @@ class Rule:
     used: int = 0
 
     def claims(self, method: str, path: str) -> bool:
+        """Whether this rule injects into the request (`path` is matched without its query)."""
+        path = path.split("?", 1)[0]
         if (self.method is not None and method != self.method) or (self.path is not None and not self.path.search(path)):
             return False
         self.seen += 1

@@ -160,7 +160,7 @@ _TRANSIENT_TYPES = frozenset({
     "Timeout", "ReadTimeout", "ConnectTimeout", "ChunkedEncodingError",
     "EndpointConnectionError", "ConnectionClosedError",
     "ServiceRequestError", "ServiceResponseError", "ServiceRequestTimeoutError", "ServiceResponseTimeoutError",
-    "RemoteDisconnected", "IncompleteRead",
+    "RemoteDisconnected", "IncompleteRead", "ConnectionError",
 })  # fmt: skip
 _THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"})
 
@@ -274,6 +274,21 @@ def create_once(create: Callable[[], T], find: Callable[[], T | None], *, sleep:
                 raise
             sleep(backoff(attempt, exc, settings))
     raise AssertionError("unreachable")
+
+
+class RetryingClient:
+    """An SDK client whose calls are retried by `with_retries`, except creates (`create_*`,
+    `upload_*`: POSTs a blind retry could apply twice), which the caller sends through
+    `create_once`."""
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith(("create_", "upload_")):
+            return attribute
+        return lambda *args, **kwargs: with_retries(lambda: attribute(*args, **kwargs))
 
 
 @runtime_checkable
