@@ -13,7 +13,8 @@ Resource Manager, a moto server) and injects faults into chosen requests, by a s
 Everything else is forwarded unchanged (HTTPS on the client side with the stand-in's
 certificate when given one; the upstream may be plain HTTP). `inject(kind, method=…,
 path=…, times=…, skip=…)` scripts a fault: for requests whose method is `method` and whose path
-(without the query) matches the regular expression `path` (search), skip the first `skip`, then inject into the next
+(without the query) matches the regular expression `path` (search) — and, for AWS's JSON APIs,
+whose operation (X-Amz-Target) is `operation` — skip the first `skip`, then inject into the next
 `times` (None: every one after that — a persistent fault). `injected` counts what was
 injected per kind; `log` lists every request with what happened to it."""
 
@@ -44,13 +45,16 @@ class Rule:
     path: re.Pattern[str] | None
     times: int | None
     skip: int
+    operation: str | None = None
     seen: int = 0
     used: int = 0
 
-    def claims(self, method: str, path: str) -> bool:
+    def claims(self, method: str, path: str, operation: str) -> bool:
         """Whether this rule injects into the request (`path` is matched without its query)."""
         path = path.split("?", 1)[0]
         if (self.method is not None and method != self.method) or (self.path is not None and not self.path.search(path)):
+            return False
+        if self.operation is not None and operation != self.operation:
             return False
         self.seen += 1
         if self.seen <= self.skip or (self.times is not None and self.used >= self.times):
@@ -66,6 +70,7 @@ class FaultProxy:
         self.retry_after = retry_after
         self.rules: list[Rule] = []
         self.injected: Counter[str] = Counter()
+        self.timed_out = 0  # `timeout` faults the client gave up on before `delay` (it has a read timeout)
         self.log: list[tuple[str, str, str]] = []  # (method, path, "forwarded" or the fault)
         self._lock = threading.Lock()
         proxy = self
@@ -78,10 +83,13 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body()
-                fault = proxy._fault_for(self.command, self.path)
+                # AWS JSON APIs all POST to "/": the operation is in X-Amz-Target ("SageMaker.CreatePipeline")
+                operation = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
+                fault = proxy._fault_for(self.command, self.path, operation)
                 if fault in ("drop", "timeout"):
-                    if fault == "timeout":
-                        time.sleep(proxy.delay)
+                    if fault == "timeout" and proxy._client_hangs_up(self.connection):
+                        with proxy._lock:
+                            proxy.timed_out += 1
                     self.close_connection = True
                     return
                 if fault in ("429", "500", "503"):
@@ -131,24 +139,44 @@ class FaultProxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     # ------------------------------------------------------------------ script
-    def inject(self, kind: str, *, method: str | None = None, path: str | None = None, times: int | None = 1, skip: int = 0) -> FaultProxy:
+    def inject(
+        self, kind: str, *, method: str | None = None, path: str | None = None, operation: str | None = None, times: int | None = 1, skip: int = 0
+    ) -> FaultProxy:
         if kind not in KINDS:
             raise ValueError(f"unknown fault {kind!r}: one of {', '.join(KINDS)}")
         with self._lock:
-            self.rules.append(Rule(kind, method, re.compile(path) if path else None, times, skip))
+            self.rules.append(Rule(kind, method, re.compile(path) if path else None, times, skip, operation))
         return self
 
     def clear(self) -> None:
         with self._lock:
             self.rules.clear()
 
-    def _fault_for(self, method: str, path: str) -> str | None:
+    def _fault_for(self, method: str, path: str, operation: str = "") -> str | None:
         with self._lock:
-            fault = next((rule.kind for rule in self.rules if rule.claims(method, path)), None)
+            fault = next((rule.kind for rule in self.rules if rule.claims(method, path, operation)), None)
             if fault is not None:
                 self.injected[fault] += 1
             self.log.append((method, path, fault or "forwarded"))
             return fault
+
+    def _client_hangs_up(self, connection: socket.socket) -> bool:
+        """Wait up to `delay` seconds for the client to close the connection (its read timeout)."""
+        import select
+
+        deadline = time.monotonic() + self.delay
+        while (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([connection], [], [], left)
+            if readable:
+                try:
+                    if connection.recv(1) == b"":  # the connection is closed after this anyway
+                        return True
+                except ssl.SSLWantReadError:
+                    pass  # TLS bytes that were not yet a record
+                except OSError:
+                    return True
+                time.sleep(0.05)
+        return False
 
     # ------------------------------------------------------------------ forwarding
     def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
