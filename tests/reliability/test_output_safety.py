@@ -31,10 +31,11 @@ from mlcompile.build import STAGING_PREFIX, compile_system, resolve_profiles, wr
 from mlcompile.cli import main
 from mlcompile.errors import UsageError
 from mlcompile.targets.base import OutputFile, is_safe_relative_path
+from reliability.example_builds import reference_build
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "system"
-EXAMPLES = ("churn", "ranker-gpu", "batch-scoring")
+EXAMPLES = ("churn", "ranker-gpu", "batch-scoring")  # built by reliability/example_builds.py
 PROFILES = ("aws-prod", "azure-prod", "gcp-prod", "kfp-gke", "local")
 
 HOSTILE_NAMES = [
@@ -128,18 +129,17 @@ def test_a_hostile_profile_name_is_refused_where_it_is_written(churn: Path, host
 
 def test_every_path_every_target_writes_is_safe() -> None:
     """The names that reach file paths, for every example and every built-in target: each
-    manifest path is a safe relative path and each file lands inside its profile folder."""
-    profiles = resolve_profiles(str(ROOT / "examples/churn/mlcompile.yaml"), [str(ROOT / "targets" / f"{p}.yaml") for p in PROFILES])
-    seen = 0
-    for example in EXAMPLES:
-        compilation = compile_system(str(ROOT / "examples" / example / "mlcompile.yaml"), profiles, render=True, git_commit=None)
-        for result in compilation.results:
-            folder = Path("/build") / result.profile.name
-            for output in result.files:
-                assert is_safe_relative_path(output.path), output.path
-                assert os.path.normpath(folder / output.path).startswith(f"{folder}/"), output.path
-                seen += 1
-    assert seen > 100
+    manifest path is a safe relative path, each file is inside its profile folder, and the
+    folder holds exactly the files its manifest lists."""
+    out = reference_build()
+    folders = sorted(p for p in out.glob("*/*") if p.is_dir())
+    assert len(folders) == len(EXAMPLES) * len(PROFILES)
+    for folder in folders:
+        assert {p.name for p in folder.parent.iterdir()} == set(PROFILES)
+        for entry in json.loads((folder / "manifest.json").read_text())["files"]:
+            assert is_safe_relative_path(entry["path"]), entry["path"]
+            assert (folder / entry["path"]).resolve().is_relative_to(folder.resolve())
+    verify_manifests(out / "churn-prediction")
 
 
 # ---------------------------------------------------------------------------- the writer
