@@ -19,6 +19,7 @@ import click
 from mlcompile import __version__
 
 EXIT_OK, EXIT_DIFF, EXIT_USER_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130
 
 # pydantic looks for plugins by scanning the entry points of every installed distribution
 # the first time a model is built (~15 ms with the cloud SDKs installed); the CLI uses none.
@@ -63,7 +64,11 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
                 traceback.print_exception(exc.__cause__)
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
+        except KeyboardInterrupt:
+            # 130 like a shell (128 + SIGINT): not 1, which says a deploy failed or a diff was found
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:  # a bug in mlcompile, not in the user's input
             if state.verbosity > 0:

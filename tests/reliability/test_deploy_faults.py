@@ -411,3 +411,65 @@ def test_a_persistent_fault_midway_is_summarised_exactly_and_a_rerun_completes(t
             assert any(line == f"create {resource}" or line.startswith(f"create {resource}: ") for line in lines), (resource, again.stdout)
         assert platform.state() == state
         FIGURES["completed"] += 1
+
+
+# ---------------------------------------------------------------------------- the retry rules
+
+
+class _Answer(Exception):
+    def __init__(self, status: int, headers: dict[str, str] | None = None):
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.headers = headers or {}
+
+
+def test_retry_after_is_honoured_up_to_the_cap() -> None:
+    from mlcompile.targets.base import RetrySettings, backoff
+
+    settings = RetrySettings(attempts=5, first_delay=0.01, max_delay=8.0)
+    assert backoff(1, _Answer(429, {"Retry-After": "3"}), settings) == 3.0
+    assert backoff(1, _Answer(429, {"Retry-After": "60"}), settings) == 8.0
+    assert backoff(1, _Answer(503), settings) <= 0.01
+
+
+def test_a_create_whose_answer_was_lost_is_found_not_sent_again() -> None:
+    from mlcompile.targets.base import create_once
+
+    sent: list[str] = []
+    created: list[str] = []
+
+    def create() -> str:
+        sent.append("POST")
+        created.append("pipeline")  # applied by the platform…
+        raise ConnectionResetError("…and the answer lost")
+
+    assert create_once(create, lambda: created[0] if created else None, sleep=lambda _: None) == "pipeline"
+    assert sent == ["POST"] and created == ["pipeline"]
+
+
+def test_a_create_refused_outright_is_not_retried() -> None:
+    from mlcompile.targets.base import create_once
+
+    sent: list[str] = []
+
+    def create() -> None:
+        sent.append("POST")
+        raise _Answer(400)
+
+    with pytest.raises(_Answer):
+        create_once(create, lambda: None, sleep=lambda _: None)
+    assert sent == ["POST"]
+
+
+def test_what_the_sdks_raise_for_a_lost_connection_or_throttling_is_transient() -> None:
+    from mlcompile.targets.base import is_transient
+
+    botocore = pytest.importorskip("botocore.exceptions")
+    requests = pytest.importorskip("requests")
+    azure = pytest.importorskip("azure.core.exceptions")
+    throttled = botocore.ClientError({"Error": {"Code": "ThrottlingException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "CreatePipeline")
+    refused = botocore.ClientError({"Error": {"Code": "ValidationException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "CreatePipeline")
+    assert is_transient(throttled) and not is_transient(refused)
+    assert is_transient(botocore.ConnectionClosedError(endpoint_url="http://x"))
+    assert is_transient(requests.exceptions.ConnectionError("reset")) and is_transient(requests.exceptions.ReadTimeout("slow"))
+    assert is_transient(azure.ServiceResponseError("dropped"))

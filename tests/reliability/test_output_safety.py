@@ -267,8 +267,11 @@ def test_an_interrupted_build_leaves_whole_builds_behind(two_profiles: Path, tmp
 
     process = start_paused(build_command(two_profiles, out), point)
     process.send_signal(sig)
-    process.communicate(timeout=60)
-    assert process.returncode != 0
+    _, stderr = process.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert process.returncode == 130 and stderr.strip().endswith("interrupted"), stderr
+    else:
+        assert process.returncode == -signal.SIGKILL
 
     visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert visible == ["local", "local-b"], "no staging folder shows up as a build"
