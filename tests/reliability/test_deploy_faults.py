@@ -285,7 +285,10 @@ def azureml(tmp_path: Path) -> Iterator[Platform]:
             env.setenv("MLCOMPILE_AZUREML_ARM_ENDPOINT", proxy.url + "/")
             env.setenv("MLCOMPILE_AZUREML_CA_BUNDLE", str(certificate[0]))
             env.setenv("MLCOMPILE_AZUREML_ACCESS_TOKEN", "stand-in-token")
-            env.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+            # the SDK sets AZUREML_CURRENT_CLOUD to the stand-in's cloud: set (then unset) it here
+            # so that the monkeypatch restores the variable afterwards
+            env.setenv("AZUREML_CURRENT_CLOUD", "")
+            env.delenv("AZUREML_CURRENT_CLOUD")
             prefix = WORKSPACE.lower() + "/"
 
             def labels() -> set[str]:

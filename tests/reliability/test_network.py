@@ -128,3 +128,15 @@ def test_the_offline_runs_had_no_network_namespace_interface_but_loopback() -> N
     probe = "import socket; s = socket.socket(); s.settimeout(2); s.connect(('192.0.2.1', 80))"
     done = subprocess.run(["unshare", "-n", sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode != 0 and "Network is unreachable" in done.stderr
+
+
+def test_a_machine_set_up_for_another_azure_cloud_builds_offline_and_the_same(tmp_path: Path) -> None:
+    """azure-ai-ml looks the "current cloud" up on Azure Resource Manager when the environment
+    names one it does not know (as a sovereign-cloud CI runner does): a build ignores it."""
+    env = {**guarded_env(tmp_path), "AZUREML_CURRENT_CLOUD": "contoso-sovereign-cloud", "ARM_CLOUD_METADATA_URL": "https://management.contoso.example/metadata"}
+    command = [sys.executable, "-m", "mlcompile", "build", str(ROOT / "examples/churn/mlcompile.yaml"), "-t", str(ROOT / "targets/azure-prod.yaml"),
+               "-o", str(tmp_path / "out"), "--git-commit", "none", "-q"]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "attempts.log").exists(), (tmp_path / "attempts.log").read_text()
+    assert tree(tmp_path / "out/azure-prod") == tree(reference_build() / "churn-prediction/azure-prod")
