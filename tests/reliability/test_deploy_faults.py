@@ -55,8 +55,10 @@ def figures(request: pytest.FixtureRequest) -> Iterator[None]:
         f"deploy faults: {sum(FIGURES[k] for k in ('429', '500', '503', 'timeout', 'drop', 'drop-after'))} injected ({faults}); "
         f"{FIGURES['recovered']} deploys recovered, {FIGURES['summarised']} persistent failures summarised, {FIGURES['completed']} completed by a rerun"
     )
-    if reporter is not None:
-        reporter.write_line(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("\n" + line)
 
 
 @pytest.fixture(autouse=True)
