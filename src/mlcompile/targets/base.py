@@ -171,8 +171,9 @@ def _status_of(exc: BaseException) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     response = getattr(exc, "response", None)
-    if isinstance(getattr(response, "status_code", None), int):
-        return int(response.status_code)
+    status_code = getattr(response, "status_code", None)
+    if isinstance(status_code, int):
+        return status_code
     if isinstance(response, dict):  # botocore's ClientError
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return status if isinstance(status, int) else None
