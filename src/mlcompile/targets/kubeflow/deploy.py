@@ -99,9 +99,12 @@ def planned(plan: Plan, build_dir: Path) -> list[str]:
 
 
 def _short(exc: BaseException) -> str:
-    """The first line of an API error (kfp's carry the whole HTTP response)."""
+    """An API error in one line (kfp's ApiException carries the whole HTTP response)."""
+    status, reason = getattr(exc, "status", None), getattr(exc, "reason", None)
+    if isinstance(status, int) and reason:
+        return f"HTTP {status} {reason}"
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0] if text.startswith("(") else text
+    return text.splitlines()[0]
 
 
 def _found(**fields: Any) -> Any:
