@@ -478,3 +478,31 @@ def test_what_the_sdks_raise_for_a_lost_connection_or_throttling_is_transient() 
     assert is_transient(botocore.ConnectionClosedError(endpoint_url="http://x"))
     assert is_transient(requests.exceptions.ConnectionError("reset")) and is_transient(requests.exceptions.ReadTimeout("slow"))
     assert is_transient(azure.ServiceResponseError("dropped"))
+
+
+def test_half_a_replacement_is_reported_as_such(tmp_path: Path) -> None:
+    """A changed recurring run is replaced (delete, then create): when the create keeps
+    failing, the summary says the old one was deleted and the new one not created."""
+    (tmp_path / "kfp").mkdir()
+    with kubeflow(tmp_path / "kfp") as platform:
+        assert deploy(platform).code == 0
+        changed = tmp_path / "churn"
+        shutil.copytree(ROOT / "examples/churn", changed)
+        spec = changed / "mlcompile.yaml"
+        spec.write_text(spec.read_text().replace('schedule: "0 2 * * 1"', 'schedule: "0 4 * * 1"', 1))
+        platform.args[0] = str(spec)
+        platform.proxy.inject("503", method="POST", path=r"/recurringruns$", times=None)
+        failed = deploy(platform)
+        assert failed.code == 1, failed.stderr
+        applied, not_applied = failed.summary()
+        deleted = [resource for action, resource in applied if action == "delete"]
+        assert len(deleted) == 1 and deleted[0] in not_applied, failed.stderr
+        assert "its previous definition; the new one was not created" in failed.stderr
+        assert deleted[0] not in platform.labels(), "the stand-in agrees: that recurring run is gone"
+        FIGURES["503"] += platform.proxy.injected["503"]
+        FIGURES["summarised"] += 1
+        platform.proxy.clear()
+        again = deploy(platform)
+        assert again.code == 0, again.stderr
+        assert any(line.startswith(f"create {deleted[0]}: ") for line in again.stdout.splitlines()), again.stdout
+        FIGURES["completed"] += 1

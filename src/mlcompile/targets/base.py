@@ -109,8 +109,9 @@ class DeployFailed(Exception):
 
 
 def not_applied(planned: Sequence[str], applied: Sequence[DeployAction]) -> list[str]:
-    """The planned resources (in order) that no action applied or found in place."""
-    done = {action.resource for action in applied}
+    """The planned resources (in order) that no action applied or found in place (a resource
+    whose old definition was deleted but whose new one was not created is not applied)."""
+    done = {action.resource for action in applied if action.action != "delete"}
     return [resource for resource in planned if resource not in done]
 
 

@@ -184,27 +184,39 @@ def _recurring_runs(
         if same:
             actions.append(DeployAction(f"recurring run {name}", "unchanged", body["trigger"]["cron_schedule"]["cron"]))
             continue
-        for run in current:
-            _delete_recurring_run(client, run.recurring_run_id)
-        create_once(
-            lambda body=body, name=name, pipeline_id=pipeline_id, version_id=version_id: client.create_recurring_run(
-                experiment_id=experiment_id,
-                job_name=name,
-                description=body["description"],
-                cron_expression=body["trigger"]["cron_schedule"]["cron"],
-                max_concurrency=int(body["max_concurrency"]),
-                no_catchup=body["no_catchup"],
-                pipeline_id=pipeline_id,
-                version_id=version_id,
-                pipeline_root=body["runtime_config"]["pipeline_root"],
-                service_account=body.get("service_account"),
-            ),
-            lambda name=name, version_id=version_id: next(
-                (r for r in _runs_named(client, experiment_id, name)
-                 if r.pipeline_version_reference is not None and r.pipeline_version_reference.pipeline_version_id == version_id), None,
-            ),  # fmt: skip
-        )
+        deleted = 0
+        try:
+            for run in current:
+                _delete_recurring_run(client, run.recurring_run_id)
+                deleted += 1
+            _create_recurring_run(client, experiment_id, name, body, pipeline_id, version_id)
+        except Exception:
+            if deleted:  # half a replacement: say the old run is gone
+                actions.append(DeployAction(f"recurring run {name}", "delete", "its previous definition; the new one was not created"))
+            raise
         actions.append(DeployAction(f"recurring run {name}", "update" if current else "create", body["trigger"]["cron_schedule"]["cron"]))
+
+
+def _create_recurring_run(client: Any, experiment_id: Any, name: str, body: dict[str, Any], pipeline_id: str, version_id: str) -> None:
+    """Create a recurring run, retried without ever creating it twice."""
+    create_once(
+        lambda: client.create_recurring_run(
+            experiment_id=experiment_id,
+            job_name=name,
+            description=body["description"],
+            cron_expression=body["trigger"]["cron_schedule"]["cron"],
+            max_concurrency=int(body["max_concurrency"]),
+            no_catchup=body["no_catchup"],
+            pipeline_id=pipeline_id,
+            version_id=version_id,
+            pipeline_root=body["runtime_config"]["pipeline_root"],
+            service_account=body.get("service_account"),
+        ),
+        lambda: next(
+            (r for r in _runs_named(client, experiment_id, name)
+             if r.pipeline_version_reference is not None and r.pipeline_version_reference.pipeline_version_id == version_id), None,
+        ),  # fmt: skip
+    )
 
 
 def _delete_recurring_run(client: Any, run_id: str) -> None:

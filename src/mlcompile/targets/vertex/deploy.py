@@ -90,12 +90,19 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
             if same:
                 actions.append(DeployAction(f"schedule {schedule.display_name}", "unchanged", schedule.cron))
                 continue
-            for old in listed:
-                _delete(lambda old=old: schedule_client.delete_schedule(name=old.name, timeout=timeout))
-            create_once(
-                lambda schedule=schedule: schedule_client.create_schedule(parent=parent, schedule=schedule, timeout=timeout),
-                lambda schedule=schedule: next((s for s in schedules_named(schedule) if same_as(schedule, s)), None),
-            )
+            deleted = 0
+            try:
+                for old in listed:
+                    _delete(lambda old=old: schedule_client.delete_schedule(name=old.name, timeout=timeout))
+                    deleted += 1
+                create_once(
+                    lambda schedule=schedule: schedule_client.create_schedule(parent=parent, schedule=schedule, timeout=timeout),
+                    lambda schedule=schedule: next((s for s in schedules_named(schedule) if same_as(schedule, s)), None),
+                )
+            except Exception:
+                if deleted:  # half a replacement: say the old schedule is gone
+                    actions.append(DeployAction(f"schedule {schedule.display_name}", "delete", "its previous definition; the new one was not created"))
+                raise
             actions.append(DeployAction(f"schedule {schedule.display_name}", "update" if listed else "create", schedule.cron))
         pipeline_client = PipelineServiceClient(**options)
         for path in training:
