@@ -64,7 +64,12 @@ def render_json(diagnostics: Iterable[Diagnostic]) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest choice to a misspelt word, phrased as a hint, or None when nothing is close."""
-    match = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    word, candidates = str(word), sorted(set(choices))
+    # A ratio of 0.6 needs the word within 7/3 of a choice's length; longer words are skipped
+    # because difflib indexes every character of the word (a 4 MiB value took 180 MiB).
+    if not candidates or len(word) > 3 * max(len(c) for c in candidates):
+        return None
+    match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
 
 
