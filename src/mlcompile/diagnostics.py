@@ -16,6 +16,11 @@ Severity = Literal["error", "warning"]
 JsonPath = tuple[str | int, ...]
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """A key or value as shown in a message: a 4 MiB key is cut, not printed (twice)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def format_json_path(path: Sequence[str | int]) -> str:
     """``("features", "views", 0, "ttl")`` → ``features.views[0].ttl``; the root is ``$``."""
     text = ""
@@ -23,7 +28,8 @@ def format_json_path(path: Sequence[str | int]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else str(part)
+            # 200: far above any key a valid spec has (paths also name plan origins)
+            text += f".{shorten(part, 200)}" if text else shorten(str(part), 200)
     return text or "$"
 
 

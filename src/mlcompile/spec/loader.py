@@ -19,7 +19,7 @@ from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mlcompile.diagnostics import Diagnostic, JsonPath, format_json_path
+from mlcompile.diagnostics import Diagnostic, JsonPath, format_json_path, shorten
 from mlcompile.errors import SpecError
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -198,7 +198,8 @@ class _Builder:
         try:
             return self.constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError) as exc:
-            raise _LoadProblem(*_start(node), f"cannot read scalar {node.value!r}: {exc}", path=path) from None
+            shown = repr(node.value) if len(node.value) <= 40 else repr(node.value[:37] + "...")  # a 1,000,000-digit number
+            raise _LoadProblem(*_start(node), f"cannot read scalar {shown}: {exc}", path=path) from None
 
     def _mapping(self, node: MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -217,7 +218,7 @@ class _Builder:
                 self.problems.append(
                     _LoadProblem(
                         *_start(key_node),
-                        f"duplicate key '{key}' (first defined at line {line}, column {col})",
+                        f"duplicate key '{shorten(key)}' (first defined at line {line}, column {col})",
                         "YAML keeps only the last value of a repeated key; remove one of them",
                         child,
                     )
