@@ -9,8 +9,8 @@ valid:   each spec of tests/reliability/specgen.py's strategy is compiled in-pro
          profile of tests/toy_target/profiles on its own; every profile must build or be
          refused with located error diagnostics, never raise. Every K-th spec
          (--repeat-every) is built a second time and must give the same bytes.
-mutated: tests/test_fuzz.py's mutations of the toy spec (with any of its profiles) and its
-         raw documents (random bytes, truncations, YAML fragments, alias bombs) through
+mutated: tests/test_fuzz.py's mutations of the toy spec and of generated specs (with any of
+         the toy profiles) and its raw documents (random bytes, truncations, YAML fragments, alias bombs) through
          `mlcompile validate`, and mutated specs through `build` for the local target; every
          run must end in exit 0 or 2, never a traceback, and exit 2 with a located error.
 
@@ -132,7 +132,9 @@ def run_mutated(args: argparse.Namespace, work: Path, tally: Tally) -> None:
         (work / "profiles" / f"{name}.yaml").write_text(text)
     spec = work / "spec" / "mlcompile.yaml"
     counter = iter(range(10**9))
-    kinds = st.sampled_from(["validate", "validate", "raw", "build"])
+    import specgen
+
+    kinds = st.sampled_from(["validate", "generated", "raw", "build"])
 
     @settings(max_examples=args.count, deadline=None, database=None, derandomize=args.seed is None, suppress_health_check=list(HealthCheck))
     @given(kind=kinds, data=st.data())
@@ -140,6 +142,8 @@ def run_mutated(args: argparse.Namespace, work: Path, tally: Tally) -> None:
         index = next(counter)
         if kind == "raw":
             raw = data.draw(test_fuzz.raw_documents())
+        elif kind == "generated":  # a generated spec (specgen.py), mutated
+            raw = test_fuzz.dump(data.draw(test_fuzz.mutated(data.draw(specgen.valid_specs()))))
         else:
             raw = test_fuzz.dump(data.draw(test_fuzz.mutated(test_fuzz.SPEC_DATA)))
         spec.write_bytes(raw)
