@@ -75,3 +75,39 @@ def test_diagnostics_stay_short(results: dict) -> None:
     """A 4 MiB value is shown shortened: the report of a hostile file stays readable."""
     for (name, _role, _command), (run, _hostile, _folder) in results.items():
         assert len(run.stderr) < 20_000, f"{name}: {len(run.stderr):,} characters of diagnostics"
+
+
+# ------------------------------------------------------------------------------ the limits, in-process
+
+
+def test_a_large_legal_document_still_loads() -> None:
+    """Past 150,000 tokens the loader composes with its own node limit (libyaml's composer has
+    none); that limit is twice the value limit, so a document the value limit accepts —
+    here 99,990 list items, 200,000 tokens — still loads, through that slower path."""
+    from mlcompile.spec import loader
+
+    text = "a:\n" + "- 1\n" * (loader.MAX_VALUES - 10)
+    assert yaml_tokens(text) > loader.MAX_FAST_TOKENS
+    assert len(loader.load_yaml_text(text, "big.yaml").data["a"]) == loader.MAX_VALUES - 10
+
+
+def test_the_node_limit_is_located() -> None:
+    from mlcompile.errors import SpecError
+    from mlcompile.spec import loader
+
+    text = "a: 1\nb:\n" + "- x\n" * loader.MAX_NODES
+    with pytest.raises(SpecError) as refused:
+        loader.load_yaml_text(text, "flood.yaml")
+    (diagnostic,) = refused.value.diagnostics
+    assert diagnostic.message == f"document has more than {loader.MAX_VALUES} values"
+    assert (diagnostic.line, diagnostic.col) == (loader.MAX_NODES - 2, 3)  # the item past the limit: 5 nodes come before the items
+
+
+def yaml_tokens(text: str) -> int:
+    import yaml
+
+    scanner = yaml.CSafeLoader(text)
+    try:
+        return scanner.raw_scan()
+    finally:
+        scanner.dispose()
