@@ -2,7 +2,7 @@
 """The big fuzz run: generated valid specs built for every installed target, and mutated
 specs through `mlcompile validate` / `build`, counting what the CI-sized tests sample.
 
-    python bench/fuzz.py valid   [-n 10000] [--repeat-every 1] [--shard 0/1] [--seed 0]
+    python bench/fuzz.py valid   [-n 10000] [--repeat-every 1] [--shard 0/1] [--start 0] [--seed 0]
     python bench/fuzz.py mutated [-n 10000] [--seed 0]
 
 valid:   each spec of tests/reliability/specgen.py's strategy is compiled in-process for each
@@ -102,7 +102,7 @@ def run_valid(args: argparse.Namespace, work: Path, tally: Tally) -> None:
     @given(data=specgen.valid_specs())
     def each(data: dict) -> None:
         index = next(counter)
-        if index % shards != shard:
+        if index % shards != shard or index < args.start:
             return
         raw = specgen.dump(data)
         spec.write_bytes(raw)
@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--count", type=int, default=10_000, help="inputs to generate (default 10,000)")
     parser.add_argument("--repeat-every", type=int, default=1, help="build every K-th valid spec twice and compare the bytes (default: every spec)")
     parser.add_argument("--shard", default="0/1", help="i/n: build only every n-th spec of the stream, starting at the i-th")
+    parser.add_argument("--start", type=int, default=0, help="skip the specs before this index of the stream (to finish a shard's tail in parallel)")
     parser.add_argument("--seed", type=int, default=None, help="a hypothesis seed (default: derandomized, the same stream every run)")
     parser.add_argument("--progress", type=int, default=100, help="print a progress line every N inputs")
     parser.add_argument("--jsonl", help="append one JSON line per input to this file")
