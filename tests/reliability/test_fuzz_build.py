@@ -46,7 +46,7 @@ def profiles(workspace: Path) -> specgen.ProfileSet:
     return specgen.load_profile_set(workspace / "profiles")
 
 
-@fuzz_settings(150)
+@fuzz_settings(100)
 @given(data=specgen.valid_specs())
 def test_generated_specs_are_valid(workspace: Path, profiles: specgen.ProfileSet, data: dict[str, Any]) -> None:
     """The generator writes valid specs: `validate` without profiles has nothing to say."""
@@ -57,7 +57,7 @@ def test_generated_specs_are_valid(workspace: Path, profiles: specgen.ProfileSet
     assert result.exit_code == 0, result.stderr
 
 
-@fuzz_settings(12)  # ~0.8 s a spec for five targets, twice: MLCOMPILE_FUZZ_SCALE or bench/fuzz.py for more
+@fuzz_settings(10)  # ~0.8 s a spec for five targets, twice: MLCOMPILE_FUZZ_SCALE or bench/fuzz.py for more
 @given(data=specgen.valid_specs())
 def test_generated_specs_build_for_every_target(workspace: Path, profiles: specgen.ProfileSet, data: dict[str, Any]) -> None:
     spec = workspace / "spec" / "mlcompile.yaml"
@@ -115,7 +115,7 @@ def test_builds_do_not_depend_on_the_hash_seed(workspace: Path, profiles: specge
     assert seed_0 == seed_12345 == in_process
 
 
-@fuzz_settings(250)
+@fuzz_settings(200)
 @given(base=specgen.valid_specs(), data=st.data(), targets=TARGET_CHOICES)
 def test_mutated_generated_specs_end_in_exit_0_or_2(workspace: Path, profiles: specgen.ProfileSet, base: dict[str, Any], data: st.DataObject, targets: tuple[str, ...]) -> None:
     """tests/test_fuzz.py's mutations, applied to generated specs (many more shapes than the
