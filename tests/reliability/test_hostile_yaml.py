@@ -82,8 +82,7 @@ def test_diagnostics_stay_short(results: dict) -> None:
 
 def test_a_large_legal_document_still_loads() -> None:
     """Past 150,000 tokens the loader composes with its own node limit (libyaml's composer has
-    none); that limit is twice the value limit, so a document the value limit accepts —
-    here 99,990 list items, 200,000 tokens — still loads, through that slower path."""
+    none): a document just under it — 99,990 list items, 200,000 tokens — still loads."""
     from mlcompile.spec import loader
 
     text = "a:\n" + "- 1\n" * (loader.MAX_VALUES - 10)
@@ -99,7 +98,7 @@ def test_the_node_limit_is_located() -> None:
     with pytest.raises(SpecError) as refused:
         loader.load_yaml_text(text, "flood.yaml")
     (diagnostic,) = refused.value.diagnostics
-    assert diagnostic.message == f"document has more than {loader.MAX_VALUES} values"
+    assert diagnostic.message == f"document has more than {loader.MAX_VALUES} keys and values"
     assert (diagnostic.line, diagnostic.col) == (loader.MAX_NODES - 2, 3)  # the item past the limit: 5 nodes come before the items
 
 
