@@ -386,6 +386,16 @@ def digest(files: dict[str, bytes]) -> str:
     return h.hexdigest()
 
 
+def build_digests(specs: list[Path], profiles: ProfileSet) -> dict[str, tuple[str, list[str]]]:
+    """'<spec>:<profile>' -> (digest of the build, or '' when refused; its error diagnostics)."""
+    found = {}
+    for spec in specs:
+        for outcome in build_once(spec, profiles):
+            assert outcome.problem is None, f"{spec} for {outcome.profile}: {outcome.problem}"
+            found[f"{spec}:{outcome.profile}"] = (digest(outcome.files) if outcome.built else "", outcome.diagnostics)
+    return found
+
+
 def build_once_for_warmup(folder: Path, profiles: ProfileSet) -> float:
     """Seconds to build the toy spec for every profile: imports every target's SDK once, so
     that the time of the first generated spec is not the time of those imports."""
