@@ -16,6 +16,11 @@ Severity = Literal["error", "warning"]
 JsonPath = tuple[str | int, ...]
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """A key or value as shown in a message: a 4 MiB key is cut, not printed (twice)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def format_json_path(path: Sequence[str | int]) -> str:
     """``("features", "views", 0, "ttl")`` → ``features.views[0].ttl``; the root is ``$``."""
     text = ""
@@ -23,7 +28,8 @@ def format_json_path(path: Sequence[str | int]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else str(part)
+            # 200: far above any key a valid spec has (paths also name plan origins)
+            text += f".{shorten(part, 200)}" if text else shorten(str(part), 200)
     return text or "$"
 
 
@@ -64,7 +70,12 @@ def render_json(diagnostics: Iterable[Diagnostic]) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest choice to a misspelt word, phrased as a hint, or None when nothing is close."""
-    match = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    word, candidates = str(word), sorted(set(choices))
+    # A ratio of 0.6 needs the word within 7/3 of a choice's length; longer words are skipped
+    # because difflib indexes every character of the word (a 4 MiB value took 180 MiB).
+    if not candidates or len(word) > 3 * max(len(c) for c in candidates):
+        return None
+    match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
 
 

@@ -14,7 +14,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean
+from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, shorten
 from mlcompile.spec.loader import Document
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> JsonPath:
@@ -142,7 +142,7 @@ def _phrase(error: dict[str, Any], root: type[BaseModel], data: Any, path: JsonP
         hint = did_you_mean(str(name), model.model_fields) if model else None
         if model and not hint:
             hint = "allowed keys: " + ", ".join(model.model_fields)
-        return f"unknown key '{name}'", hint, True
+        return f"unknown key '{shorten(str(name))}'", hint, True
     if kind == "literal_error":
         choices = _expected_values(ctx.get("expected", ""))
         hint = did_you_mean(str(value), choices) if isinstance(value, str) else None

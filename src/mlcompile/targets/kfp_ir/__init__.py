@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from mlcompile.plan.nodes import Pipeline, Plan, Schedule, Step
@@ -236,7 +238,8 @@ def _cheap_container_checks() -> Iterator[None]:
 
 def _resources(task: Any, settings: StepSettings) -> None:
     task.set_cpu_request(_cpu(settings.cpu)).set_cpu_limit(_cpu(settings.cpu))
-    task.set_memory_request(settings.memory).set_memory_limit(settings.memory)
+    memory = _kfp_memory(settings.memory)
+    task.set_memory_request(memory).set_memory_limit(memory)
     if settings.accelerator_type and settings.accelerator_count:
         task.set_accelerator_type(settings.accelerator_type).set_accelerator_limit(settings.accelerator_count)
     if settings.retries:
@@ -248,6 +251,20 @@ def _resources(task: Any, settings: StepSettings) -> None:
 
 def _cpu(cpu: float) -> str:
     return str(int(cpu)) if float(cpu).is_integer() else f"{int(cpu * 1000)}m"
+
+
+_MEMORY_UNITS = (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024))
+
+
+def _kfp_memory(memory: str) -> str:
+    """A spec quantity as kfp's setters take it: they accept whole numbers only, while the
+    spec allows '7.5Gi'. A fraction becomes the largest unit that holds it whole ('7680Mi'),
+    else bytes, rounded up so that the task never gets less than asked."""
+    number, unit = memory[:-2], memory[-2:]
+    if number.isdigit():
+        return memory
+    size = math.ceil(Decimal(number) * dict(_MEMORY_UNITS)[unit])
+    return next((f"{size // factor}{name}" for name, factor in _MEMORY_UNITS if size % factor == 0), str(size))
 
 
 # How often a new-data sensor looks for new rows: neither KFP nor Vertex AI Pipelines start a
