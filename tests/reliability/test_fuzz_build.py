@@ -27,7 +27,7 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-import specgen
+from reliability import specgen
 from test_fuzz import TARGET_CHOICES, assert_clean, fuzz_settings, mutated, run_validate
 
 RUNNER_PROFILES = sorted(specgen.PROFILE_TEXTS)
@@ -79,7 +79,7 @@ BUILD_SCRIPT = """
 import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-import specgen
+from reliability import specgen
 from mlcompile.build import resolve_profiles
 profiles = resolve_profiles(sys.argv[3], [sys.argv[2]])
 print(json.dumps(specgen.build_digests([Path(p) for p in sys.argv[3:]], profiles), sort_keys=True))

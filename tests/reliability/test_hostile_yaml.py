@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from hostile_cases import CASES, LOCATED, MARKER, Case, Run, prepare, run_measured
+from reliability.hostile_cases import CASES, LOCATED, MARKER, Case, Run, prepare, run_measured
 
 MAX_RSS_MIB = 200
 HANG_SECONDS = 30
