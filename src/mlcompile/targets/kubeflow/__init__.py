@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
+from mlcompile.targets import feast_repo
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name
 from mlcompile.targets.kubeflow import facts, manifests
@@ -83,6 +84,7 @@ class KubeflowTarget:
                         f"Katib's grid search needs a step for float parameter '{p.name}', and the spec has none",
                         "use algorithm random or bayesian, or make the parameter categorical",
                     ))  # fmt: skip
+        problems += feast_repo.check(plan, NAME)
         return problems
 
     # ------------------------------------------------------------------ render
@@ -99,6 +101,7 @@ class KubeflowTarget:
                 files.append(OutputFile(f"training/{step.name}-experiment.yaml", job, _yaml(manifests.katib_experiment(plan, step))))
             elif job == "kubeflow.pytorch_job":
                 files.append(OutputFile(f"training/{step.name}-pytorchjob.yaml", job, _yaml(manifests.pytorch_job(plan, step))))
+        files += feast_repo.render(plan)
         if plan.online is not None:
             files.append(OutputFile("serving/inference-service.yaml", "kserve.inference_service", _yaml(manifests.inference_service(plan))))
         schedules = [*plan.schedules, *(s for _, s in new_data_sensors(plan))]
