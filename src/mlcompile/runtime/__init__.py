@@ -22,6 +22,12 @@ STEPS: dict[str, str] = {
     "alert": "mlcompile.runtime.monitoring:alert",
     "trigger_retraining": "mlcompile.runtime.monitoring:trigger_retraining",
 }
+# Steps a platform adds around the plan's (not plan step kinds): keeping a Feast online
+# store fresh (the local run's step, the kubeflow materialisation pipeline's task).
+PLATFORM_STEPS: dict[str, str] = {
+    "materialize_features": "mlcompile.runtime.feast_store:materialize_features",
+}
+RUNNABLE = {**STEPS, **PLATFORM_STEPS}
 
 # what the executor's fork server imports once before it forks the steps (see warm.py)
 PRELOAD = ("mlcompile.runtime.warm",)
@@ -32,7 +38,7 @@ def step_function(name: str):  # type: ignore[no-untyped-def]
     import importlib
 
     key = name.replace("-", "_")
-    if key not in STEPS:
+    if key not in RUNNABLE:
         raise KeyError(name)
-    module, _, function = STEPS[key].partition(":")
+    module, _, function = RUNNABLE[key].partition(":")
     return getattr(importlib.import_module(module), function)

@@ -27,7 +27,7 @@ def _pairs(values: list[str], what: str, parser: argparse.ArgumentParser) -> dic
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[str, str]]:
-    from mlcompile.runtime import STEPS
+    from mlcompile.runtime import RUNNABLE as STEPS
 
     parser = argparse.ArgumentParser(prog="python -m mlcompile.runtime", description="Run one of mlcompile's standard steps.")
     parser.add_argument("step", help="step name or kind: " + ", ".join(sorted(k.replace("_", "-") for k in STEPS)))
