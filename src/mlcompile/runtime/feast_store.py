@@ -17,7 +17,6 @@ from mlcompile.runtime.io import DataError
 
 DATA_DIR = "data"  # = targets.feast_repo.LOCAL_DATA_DIR: where the repo's FileSources point
 EVENT_TIMESTAMP = "event_timestamp"  # the entity dataframe's timestamp column Feast joins as of
-ROW = "__mlcompile_row"
 
 
 def repo_of(config: dict[str, Any]) -> Path | None:
@@ -75,30 +74,41 @@ def historical_features(repo: Path, events: Any, event_ts: str, specs: list[Feat
     """`events` with one column per feature spec, joined by Feast's `get_historical_features`
     as of `event_ts` (the newest row at or before the event and within the view's ttl), in
     the events' row order; values cast to their declared dtypes as the runtime's own join
-    does. Returns the frame and per-column coercion problems."""
+    does. Returns the frame and per-column coercion problems.
+
+    Feast is asked once per view, for the distinct (join keys, timestamp) pairs of that view:
+    its file offline store keeps one result row per view keys and timestamp, so events that
+    share them (several items shown in one search) would otherwise be dropped."""
+    import pandas as pd
+
     from mlcompile.runtime.features import to_utc
 
     feast = open_store(repo)
-    entity = events.copy()
-    entity[ROW] = range(len(entity))
-    entity[EVENT_TIMESTAMP] = to_utc(entity[event_ts], f"events, column {event_ts}").astype("datetime64[ns, UTC]")
-    if entity[EVENT_TIMESTAMP].isna().any():
-        raise DataError(f"{int(entity[EVENT_TIMESTAMP].isna().sum())} events have no timestamp in column {event_ts}")
-    keys = [k for k in dict.fromkeys(k for s in specs for k in _keys(feast, s.view))]
-    missing = [k for k in keys if k not in entity.columns]
-    if missing:
-        raise DataError(f"the features are joined on {', '.join(keys)}, but the events have no column {', '.join(missing)}")
-    refs = [f"{s.view}:{s.feature}" for s in specs]
-    joined = feast.get_historical_features(entity_df=entity[[ROW, EVENT_TIMESTAMP, *keys]], features=refs, full_feature_names=True).to_df()
-    joined = joined.set_index(ROW).reindex(range(len(entity)))
     frame = events.copy()
-    problems: dict[str, Any] = {}
+    stamps = to_utc(frame[event_ts], f"events, column {event_ts}").astype("datetime64[ns, UTC]")
+    if stamps.isna().any():
+        raise DataError(f"{int(stamps.isna().sum())} events have no timestamp in column {event_ts}")
+    by_view: dict[str, list[FeatureSpec]] = {}
     for spec in specs:
-        values = joined[f"{spec.view}__{spec.feature}"].set_axis(frame.index)
-        column, problem = cast(values, spec.dtype)
-        frame[spec.column] = column
-        if problem:
-            problems[spec.column] = problem
+        by_view.setdefault(spec.view, []).append(spec)
+    problems: dict[str, Any] = {}
+    for view, view_specs in by_view.items():
+        keys = _keys(feast, view)
+        missing = [k for k in keys if k not in frame.columns]
+        if missing:
+            raise DataError(f"view {view} is joined on {', '.join(keys)}, but the events have no column {', '.join(missing)}")
+        left = frame[keys].assign(**{EVENT_TIMESTAMP: stamps})
+        entity = left.dropna(subset=keys).drop_duplicates().reset_index(drop=True)
+        refs = [f"{view}:{s.feature}" for s in view_specs]
+        joined = feast.get_historical_features(entity_df=entity, features=refs, full_feature_names=True).to_df()
+        joined[EVENT_TIMESTAMP] = pd.to_datetime(joined[EVENT_TIMESTAMP], utc=True).astype("datetime64[ns, UTC]")
+        merged = left.reset_index(drop=True).merge(joined, on=[*keys, EVENT_TIMESTAMP], how="left", validate="many_to_one")
+        for spec in view_specs:
+            values = merged[f"{view}__{spec.feature}"].set_axis(frame.index)
+            column, problem = cast(values, spec.dtype)
+            frame[spec.column] = column
+            if problem:
+                problems[spec.column] = problem
     return frame, problems
 
 
