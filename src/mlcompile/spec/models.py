@@ -4,6 +4,7 @@ relate one field to another live in `checks.py`, so that all of them are reporte
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -383,6 +384,9 @@ class FeastStore(SpecModel):
         for key, value in self.options.items():
             if any(word in key for word in _CREDENTIAL_OPTION) and not (isinstance(value, str) and value.startswith("secret://")):
                 raise ValueError(f"options.{key} carries a credential: give a secret:// reference, not a literal")
+            # a connection string's password (Redis: "host:port,password=…") likewise
+            if isinstance(value, str) and re.search(r"password=(?!secret://)", value):
+                raise ValueError(f"options.{key} carries a password: write it password=secret://NAME, not a literal")
         return self
 
 

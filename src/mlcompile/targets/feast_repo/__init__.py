@@ -20,6 +20,7 @@ imported here: building needs no Feast; the files are checked with Feast in the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -218,10 +219,14 @@ def _store_block(types: dict[str, str], settings: dict[str, Any]) -> list[tuple[
     return pairs
 
 
+# a secret reference inside an option value (Redis puts the password in its connection string)
+SECRET_IN_VALUE = re.compile(r"secret://([A-Za-z0-9][A-Za-z0-9._/-]*)")
+
+
 def secret_to_env(value: Any) -> Any:
-    """`secret://redis-password` → `${MLCOMPILE_SECRET_REDIS_PASSWORD}`; other values as they are."""
-    if isinstance(value, str) and value.startswith("secret://"):
-        return "${" + secret_env(value[len("secret://") :]) + "}"
+    """Each `secret://NAME` in a value → `${MLCOMPILE_SECRET_NAME}`; other values as they are."""
+    if isinstance(value, str):
+        return SECRET_IN_VALUE.sub(lambda m: "${" + secret_env(m.group(1)) + "}", value)
     return value
 
 
@@ -233,8 +238,8 @@ def secrets_of(plan: Plan) -> list[str]:
     """Names of the secrets the repo's feature_store.yaml refers to (the pods that load it
     carry each as environment variable `secret_env(name)`)."""
     store = store_settings(plan)
-    values = [*store.offline.values(), *store.online.values()]
-    return sorted({v[len("secret://") :] for v in values if isinstance(v, str) and v.startswith("secret://")})
+    values = [v for v in (*store.offline.values(), *store.online.values()) if isinstance(v, str)]
+    return sorted({name for v in values for name in SECRET_IN_VALUE.findall(v)})
 
 
 def _scalar(value: Any) -> str:
