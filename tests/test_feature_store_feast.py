@@ -225,3 +225,161 @@ def test_a_literal_credential_in_the_store_options_is_refused(tmp_path: Path) ->
         KubeflowFeatureStore.model_validate({"online": {"kind": "redis", "options": {"connection_string": "redis:6379", "password": "hunter2"}}})
     with pytest.raises(ValueError, match="write it password=secret://NAME"):
         KubeflowFeatureStore.model_validate({"online": {"kind": "redis", "options": {"connection_string": "redis:6379,password=hunter2"}}})
+
+
+# ------------------------------------------------------------------ the local loop
+
+
+def _leaky_system(folder: Path) -> Path:
+    """Each customer has snapshots before its label (noise), one after it that shows the
+    label (what a join that sees the future would copy), and some customers have only a
+    snapshot older than the ttl (10 days) or one at exactly the label time."""
+    import random
+
+    rng = random.Random(3)
+    t0 = pd.Timestamp("2024-03-01T00:00:00Z")
+    day = pd.Timedelta(days=1)
+    iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    snapshots, labels = ["customer_id,event_ts,signal"], ["customer_id,label_ts,churned"]
+    for i in range(120):
+        label_ts = t0 + rng.randint(20, 40) * day
+        churned = int(rng.random() < 0.4)
+        for days_before in (rng.randint(1, 8), rng.randint(12, 19)):
+            snapshots.append(f"c{i:04d},{iso(label_ts - days_before * day)},{rng.random():.4f}")
+        snapshots.append(f"c{i:04d},{iso(label_ts + rng.randint(1, 5) * day)},{float(churned)}")
+        labels.append(f"c{i:04d},{iso(label_ts)},{churned}")
+    snapshots.append(f"stale,{iso(t0)},0.5")
+    labels.append(f"stale,{iso(t0 + 11 * day)},0")
+    snapshots.append(f"exact,{iso(t0 + 30 * day)},0.25")
+    labels.append(f"exact,{iso(t0 + 30 * day)},1")
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "snapshots.csv").write_text("\n".join(snapshots) + "\n")
+    (folder / "data" / "labels.csv").write_text("\n".join(labels) + "\n")
+    (folder / "targets").mkdir()
+    (folder / "targets" / "local.yaml").write_text("apiVersion: mlcompile/v1\nkind: Target\nmetadata: {name: local}\nplatform: local\n")
+    (folder / "mlcompile.yaml").write_text(
+        "apiVersion: mlcompile/v1\nkind: MLSystem\nmetadata: {name: leaky}\n"
+        "features:\n  entities: [{name: customer, join_keys: [customer_id]}]\n  sources:\n"
+        "    - {name: snapshots, uri: file://data/snapshots.csv, format: csv, timestamp_field: event_ts}\n"
+        "    - {name: labels, uri: file://data/labels.csv, format: csv, timestamp_field: label_ts}\n"
+        "  views:\n    - {name: activity, entities: [customer], source: snapshots, ttl: 10d, online: true, features: [{name: signal, dtype: float64}]}\n"
+        "training:\n  dataset: {features: ['activity:signal'], label: {source: labels, column: churned}}\n"
+        "  trainer: {sklearn: {estimator: sklearn.linear_model.LogisticRegression}}\n  evaluation: {metrics: [roc_auc]}\n"
+        "registry: {model: leaky-model}\n"
+    )
+    return folder / "mlcompile.yaml"
+
+
+def test_feast_training_set_is_point_in_time_correct_and_equals_the_runtime_join(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """extract-features through Feast's get_historical_features: no snapshot newer than the
+    label, none older than the ttl, the newest allowed one; row for row what the runtime's
+    own join (tests/test_runtime_pit.py) gives."""
+    from mlcompile.local.executor import write_feast_repo
+    from mlcompile.local.run import prepare
+    from mlcompile.runtime.contract import step_config
+    from mlcompile.runtime.data_steps import extract_features
+    from mlcompile.runtime.features import FeatureStore
+    from mlcompile.runtime.io import read_table, table_metadata
+
+    spec = _leaky_system(tmp_path / "leaky")
+    prepared = prepare(str(spec), str(spec.parent / "targets" / "local.yaml"))
+    monkeypatch.setenv("MLCOMPILE_SPEC_DIR", str(spec.parent))
+    repo = tmp_path / "feature_repo"
+    write_feast_repo(prepared.plan, repo)
+    config = step_config(prepared.plan, prepared.plan.training.step("extract-features"))
+    outputs = {name: str(tmp_path / "out" / f"{name}.parquet") for name in ("train", "test")}
+    result = extract_features({**config, "feast": {"repo": str(repo)}}, {}, outputs)
+    assert result["join"] == "feast" and table_metadata(outputs["train"])["join"] == "feast"
+    dataset = pd.concat([read_table(outputs["train"]), read_table(outputs["test"])])
+    snapshots = pd.read_csv(spec.parent / "data" / "snapshots.csv", parse_dates=["event_ts"])
+    for row in dataset.itertuples():
+        allowed = snapshots[(snapshots.customer_id == row.customer_id) & (snapshots.event_ts <= row.label_ts) & (snapshots.event_ts >= row.label_ts - pd.Timedelta(days=10))]
+        expected = allowed.sort_values("event_ts").signal.iloc[-1] if len(allowed) else None
+        assert (pd.isna(row.signal) and expected is None) or row.signal == expected, row
+    by_customer = dataset.set_index("customer_id")
+    assert pd.isna(by_customer.loc["stale", "signal"]) and by_customer.loc["exact", "signal"] == 0.25
+    regular = dataset[~dataset.customer_id.isin(["stale", "exact"])]
+    assert (regular.signal != regular.churned).mean() > 0.95  # nothing of the label got through
+    store = FeatureStore(config["features"])
+    labels = store.source("labels")
+    feast_join = dataset.set_index("customer_id").signal.sort_index()
+    runtime_join = store.join(labels, "label_ts", store.specs(["activity:signal"]))[0].set_index("customer_id").signal.sort_index()
+    pd.testing.assert_series_equal(feast_join, runtime_join, check_names=False)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MLflow's SQLAlchemy mappers, read in this process
+def test_training_serving_consistency_on_the_churn_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `mlcompile run`, `mlcompile serve` reads each customer's features from the
+    online store Feast materialised: equal to the newest offline values within each view's
+    ttl; a customer whose newest snapshot is older than a view's ttl reads None there."""
+    import json
+
+    from click.testing import CliRunner
+    from starlette.testclient import TestClient
+
+    from mlcompile.cli import main
+    from mlcompile.local.run import prepare
+    from mlcompile.local.serve import create_app
+    from mlcompile.runtime.features import FeatureStore
+    from mlcompile.runtime.online import reader_for
+
+    folder = tmp_path / "churn"
+    shutil.copytree(ROOT / "examples" / "churn", folder, ignore=shutil.ignore_patterns(".mlcompile", "scores"))
+    shutil.copytree(ROOT / "targets", folder / "targets")
+    activity = folder / "data" / "activity.csv"
+    # C999998's only snapshot is 60 days before the newest: past customer_activity's ttl (30d),
+    # within customer_profile's (90d)
+    activity.write_text(activity.read_text() + "C999998,2024-03-01T06:00:00Z,plus,400,7,321.5,2\n")
+    spec, profile = folder / "mlcompile.yaml", folder / "targets" / "local.yaml"
+    done = CliRunner().invoke(main, ["run", str(spec), "--target", str(profile), "--only", "training", "--format", "json"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    steps = {s["name"]: s for p in summary["pipelines"] for s in p["steps"]}
+    assert steps["materialize-features"]["status"] == "succeeded" and steps["extract-features"]["status"] == "succeeded"
+
+    prepared = prepare(str(spec), str(profile))
+    app = create_app(prepared)
+    assert app.state.online == "feast"
+    refs = prepared.plan.training.step("extract-features").params["features"]
+    # the offline truth, computed by the runtime's own join as of the data's newest snapshot
+    monkeypatch.setenv("MLCOMPILE_SPEC_DIR", str(folder))
+    store = FeatureStore(_features(prepared.plan))
+    snapshots = store.source("customer_activity_daily")
+    customers = sorted(set(snapshots.customer_id))
+    events = pd.DataFrame({"customer_id": customers, "as_of": snapshots.event_ts.max()})
+    specs = store.specs(refs)
+    offline, _ = store.join(events, "as_of", specs)
+    reader = reader_for({"kind": "feast", "repo": str(prepared.workdir / "feature_repo"), "entity_keys": ["customer_id"], "features": refs})
+    online = reader.read([{"customer_id": c} for c in customers], refs)
+    assert len(customers) > 200
+    for customer, row, expected in zip(customers, online, offline.itertuples()):
+        for spec_ in specs:
+            want = getattr(expected, spec_.column)
+            got = row[spec_.ref]
+            if got is None or pd.isna(want):
+                assert got is None and pd.isna(want), (customer, spec_.ref, got, want)
+            else:
+                assert got == (want if isinstance(want, str) else pytest.approx(want)), (customer, spec_.ref, got, want)
+    stale = online[customers.index("C999998")]
+    assert [stale[r] for r in refs if r.startswith("customer_activity:")] == [None, None, None]
+    assert stale["customer_profile:plan"] == "plus" and stale["customer_profile:tenure_days"] == 400
+
+    # the server: features by entity key give the prediction the offline values give
+    client = TestClient(app)
+    answer = client.post("/predict", json={"entities": [{"customer_id": customers[0]}, {"customer_id": "C999998"}]})
+    assert answer.status_code == 200, answer.text
+    first = offline.iloc[0]
+    instances = [{s.column: (None if pd.isna(first[s.column]) else first[s.column].item() if hasattr(first[s.column], "item") else first[s.column]) for s in specs}]
+    same = client.post("/predict", json={"instances": instances}).json()
+    assert answer.json()["scores"][0] == pytest.approx(same["scores"][0])
+    assert reader.read([{"customer_id": "nobody"}], refs) == [dict.fromkeys(refs)]  # an unknown entity: nothing stored
+    assert client.post("/predict", json={"entities": [{"id": 1}]}).status_code == 422
+
+
+def _features(plan) -> dict:
+    from mlcompile.plan.serialize import plan_to_data
+
+    features = plan_to_data(plan)["features"]
+    for item in (*features["sources"], *features["views"]):
+        item.pop("origin", None)
+    return features
