@@ -383,3 +383,46 @@ def _features(plan) -> dict:
     for item in (*features["sources"], *features["views"]):
         item.pop("origin", None)
     return features
+
+
+# ------------------------------------------------------------------ kubeflow: materialisation and serving
+
+
+def test_kubeflow_materialises_each_refresh_cadence_on_its_own_recurring_run() -> None:
+    """ranker-gpu has online views refreshed daily (user_engagement, ttl 7d) and hourly
+    (item_popularity, ttl 2d); query_context is offline and never materialised."""
+    import json
+
+    import yaml
+
+    files = build(ROOT / "examples" / "ranker-gpu" / "mlcompile.yaml", ROOT / "targets" / "kfp-gke.yaml")
+    crons = {p: json.loads(c)["trigger"]["cron_schedule"]["cron"] for p, (k, c) in files.items() if k == "kfp.recurring_run" and "materialize" in p}
+    assert crons == {"schedules/search-ranker-materialize-daily.json": "0 0 0 * * *", "schedules/search-ranker-materialize-hourly.json": "0 0 * * * *"}
+    spec = yaml.safe_load(files["pipelines/search-ranker-materialize-hourly.yaml"][1].decode().split("\n---\n")[0])
+    (executor,) = spec["deploymentSpec"]["executors"].values()
+    container = executor["container"]
+    assert container["command"] == ["python", "-m", "mlcompile.runtime", "materialize-features"]
+    config = json.loads(container["args"][container["args"].index("--config") + 1])
+    assert config["params"] == {"mode": "incremental", "views": ["item_popularity"]}
+    # the task carries the repository itself: the same bytes as the build's feature_repo/
+    assert config["feast"]["files"] == {p.split("/")[-1]: c.decode() for p, (k, c) in files.items() if k.startswith("feast.")}
+    assert config["features"]["views"]  # what the runtime step reads its sources with
+
+
+def test_kubeflow_serving_reads_features_by_entity_key_from_the_online_store() -> None:
+    import json
+
+    import yaml
+
+    files = build(ROOT / "examples" / "churn" / "mlcompile.yaml", ROOT / "targets" / "kfp-gke.yaml")
+    isvc = yaml.safe_load(files["serving/inference-service.yaml"][1])
+    env = {e["name"]: e for e in isvc["spec"]["predictor"]["containers"][0]["env"]}
+    online = json.loads(env["MLCOMPILE_ONLINE_FEATURES"]["value"])
+    assert online["kind"] == "feast" and online["entity_keys"] == ["customer_id"]
+    assert online["features"][0] == "customer_activity:orders_30d" and len(online["features"]) == 5
+    assert online["feature_store_yaml"] == files["feature_repo/feature_store.yaml"][1].decode()
+    assert env["MLCOMPILE_SECRET_FEAST_REDIS_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "feast-redis-password", "key": "value"}}
+    # ranker-gpu's model also reads an offline view (query_context): the request carries those
+    ranker = build(ROOT / "examples" / "ranker-gpu" / "mlcompile.yaml", ROOT / "targets" / "kfp-gke.yaml")
+    predictor = yaml.safe_load(ranker["serving/inference-service.yaml"][1])["spec"]["predictor"]
+    assert "env" not in predictor["containers"][0]

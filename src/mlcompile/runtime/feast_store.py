@@ -139,13 +139,31 @@ def materialize(repo: Path, store: FeatureStore, views: list[str]) -> dict[str, 
 
 
 def materialize_features(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
-    """Step `materialize-features`: stage and apply the repository, then materialise every
-    online view (`params.views`) into the online store."""
+    """Step `materialize-features`: apply the repository, then load every online view
+    (`params.views`) into the online store.
+
+    Two configs: `feast.repo` (the local run: a repository on this machine; its sources are
+    staged first and each view's ttl window up to the data's newest timestamp is loaded), or
+    `feast.files` (a cluster's scheduled task: the repository's files, written to a scratch
+    folder; Feast's `materialize-incremental` loads what is new since the last run, up to now)."""
+    feast = config.get("feast") or {}
+    params = config.get("params", {})
+    store = FeatureStore(config["features"])
+    views = list(params.get("views") or [n for n, v in store.views.items() if v.get("online")])
+    if feast.get("files"):
+        import tempfile
+        from datetime import datetime, timezone
+
+        repo = Path(tempfile.mkdtemp(prefix="mlcompile-feast-repo-"))
+        for name, text in feast["files"].items():
+            (repo / Path(name).name).write_text(text)
+        apply(repo)
+        end = datetime.now(timezone.utc)
+        open_store(repo).materialize_incremental(end_date=end, feature_views=views)
+        return {"views": views, "mode": "incremental", "end": end.isoformat()}
     repo = repo_of(config)
     if repo is None:
-        raise DataError("materialize-features needs a Feast repository (config `feast.repo`)")
-    store = FeatureStore(config["features"])
+        raise DataError("materialize-features needs a Feast repository (config `feast.repo` or `feast.files`)")
     stage_sources(store, repo)
     apply(repo)
-    views = list(config.get("params", {}).get("views") or [n for n, v in store.views.items() if v.get("online")])
     return {"repo": str(repo), "materialized": materialize(repo, store, views)}

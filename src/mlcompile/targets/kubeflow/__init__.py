@@ -12,7 +12,7 @@ from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets import feast_repo
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name
-from mlcompile.targets.kubeflow import facts, manifests
+from mlcompile.targets.kubeflow import facts, feature_store, manifests
 
 NAME = "kubeflow"
 # steps whose result depends only on their inputs: safe to take from KFP's cache
@@ -91,7 +91,8 @@ class KubeflowTarget:
     def render(self, plan: Plan) -> list[OutputFile]:
         files: list[OutputFile] = []
         root = plan.platform_settings["pipeline_root"]
-        pipelines = [*plan.pipelines(), *(p for p, _ in new_data_sensors(plan))]
+        materialization = feature_store.materialization(plan)
+        pipelines = [*plan.pipelines(), *(p for p, _ in new_data_sensors(plan)), *(p for p, _ in materialization)]
         for pipeline in pipelines:
             text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=root)
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
@@ -104,7 +105,7 @@ class KubeflowTarget:
         files += feast_repo.render(plan)
         if plan.online is not None:
             files.append(OutputFile("serving/inference-service.yaml", "kserve.inference_service", _yaml(manifests.inference_service(plan))))
-        schedules = [*plan.schedules, *(s for _, s in new_data_sensors(plan))]
+        schedules = [*plan.schedules, *(s for _, s in new_data_sensors(plan)), *(s for _, s in materialization)]
         for schedule in schedules:
             if schedule.timezone == facts.KFP_SCHEDULE_TIMEZONE:
                 files.append(OutputFile(f"schedules/{schedule.name}.json", "kfp.recurring_run", json_bytes(manifests.recurring_run(plan, schedule))))
@@ -139,6 +140,8 @@ class KubeflowTarget:
             env["MLCOMPILE_LABEL"] = str(step.params.get("label", ""))
             return StepSettings(step.image, list(step.command), None, r.cpu, r.memory, accelerator, r.accelerator_count, env=env, user_args=list(step.args), **common)
         config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan))
+        if step.kind == "materialize_features":
+            config["feast"] = feature_store.feast_config(plan)
         return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, **common)
 
     def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
@@ -156,6 +159,8 @@ class KubeflowTarget:
         secrets: dict[str, str] = {}
         if step.uses_user_container and launches_job(step, plan) is None:
             secrets.update({env: name for env, value in step.params.get("env", {}).items() if (name := secret_name(value))})
+        if step.kind == "materialize_features":  # the secrets the repo's feature_store.yaml names
+            secrets.update({feast_repo.secret_env(name): name for name in feast_repo.secrets_of(plan)})
         for alert in step.params.get("alerts", []):
             if (name := secret_name(alert.get("url", ""))) is not None:
                 secrets[secret_env_name(name)] = name
