@@ -426,3 +426,35 @@ def test_kubeflow_serving_reads_features_by_entity_key_from_the_online_store() -
     ranker = build(ROOT / "examples" / "ranker-gpu" / "mlcompile.yaml", ROOT / "targets" / "kfp-gke.yaml")
     predictor = yaml.safe_load(ranker["serving/inference-service.yaml"][1])["spec"]["predictor"]
     assert "env" not in predictor["containers"][0]
+
+
+def test_the_cluster_materialisation_step_and_the_serving_reader_from_feature_store_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the kubeflow task and serving container do, on this machine: the step gets the
+    repository's files in its config (`feast.files`), applies them and runs Feast's
+    materialize-incremental up to now; the reader, given only feature_store.yaml, finds the
+    definitions in the registry and reads the newest value within the ttl (None past it)."""
+    from mlcompile.local.run import prepare
+    from mlcompile.runtime.contract import step_config
+    from mlcompile.runtime.feast_store import materialize_features
+    from mlcompile.runtime.online import reader_for
+    from mlcompile.targets.kubeflow.feature_store import materialization
+
+    spec = _leaky_system(tmp_path / "leaky")
+    plan = prepare(str(spec), str(spec.parent / "targets" / "local.yaml")).plan
+    # the local build's repository, its data paths made absolute (a cluster's are gs:// URIs)
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    files = {Path(f.path).name: f.content.decode().replace('"data/', f'"{store_dir}/').replace("'data/", f"'{store_dir}/") for f in feast_repo.render(plan)}
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    pd.DataFrame({
+        "customer_id": ["fresh", "fresh", "stale"],
+        "event_ts": [now - pd.Timedelta(hours=5), now - pd.Timedelta(hours=1), now - pd.Timedelta(days=20)],
+        "signal": [0.1, 0.2, 0.9],
+    }).to_parquet(store_dir / "snapshots.parquet")  # fmt: skip
+    [(pipeline, _)] = materialization(plan)
+    step = pipeline.steps[0]
+    monkeypatch.setenv("MLCOMPILE_SPEC_DIR", str(spec.parent))
+    result = materialize_features({**step_config(plan, step), "feast": {"files": files}}, {}, {})
+    assert result["mode"] == "incremental" and result["views"] == ["activity"]
+    reader = reader_for({"kind": "feast", "feature_store_yaml": files["feature_store.yaml"], "entity_keys": ["customer_id"], "features": ["activity:signal"]})
+    assert reader.read([{"customer_id": "fresh"}, {"customer_id": "stale"}], ["activity:signal"]) == [{"activity:signal": 0.2}, {"activity:signal": None}]
