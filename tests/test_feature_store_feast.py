@@ -458,3 +458,12 @@ def test_the_cluster_materialisation_step_and_the_serving_reader_from_feature_st
     assert result["mode"] == "incremental" and result["views"] == ["activity"]
     reader = reader_for({"kind": "feast", "feature_store_yaml": files["feature_store.yaml"], "entity_keys": ["customer_id"], "features": ["activity:signal"]})
     assert reader.read([{"customer_id": "fresh"}, {"customer_id": "stale"}], ["activity:signal"]) == [{"activity:signal": 0.2}, {"activity:signal": None}]
+
+
+def test_a_pipeline_root_feast_cannot_keep_its_registry_under_needs_an_explicit_registry() -> None:
+    from mlcompile.spec.models import KubeflowSettings
+
+    base = {"host": "https://kfp.example", "namespace": "ml", "pipeline_root": "minio://mlpipeline/root"}
+    with pytest.raises(ValueError, match="set feature_store.registry to a gs:// or s3:// path"):
+        KubeflowSettings.model_validate(base)
+    KubeflowSettings.model_validate({**base, "feature_store": {"registry": "s3://ml-feast/registry.db"}})

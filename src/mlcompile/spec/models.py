@@ -427,6 +427,16 @@ class KubeflowSettings(SpecModel):
         default=None, description="Feast stores of the generated feature repository (default: file offline store, Redis at redis:6379)"
     )
 
+    @model_validator(mode="after")
+    def _feast_registry_has_a_home(self) -> KubeflowSettings:
+        # Feast's file registry lives on gs:// or s3://; by default beside the pipeline root
+        if (self.feature_store is None or self.feature_store.registry is None) and not self.pipeline_root.startswith(("gs://", "s3://")):
+            raise ValueError(
+                f"the Feast registry defaults to the pipeline root, and Feast cannot write {self.pipeline_root.split('://')[0]}://: "
+                "set feature_store.registry to a gs:// or s3:// path"
+            )
+        return self
+
 
 class VertexSettings(SpecModel):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", examples=["acme-ml"])

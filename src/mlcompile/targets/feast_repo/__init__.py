@@ -70,7 +70,7 @@ UNSUPPORTED_DTYPES: dict[str, dict[str, str]] = {
     },
 }
 
-# which Feast source class reads a source, per offline store: (URI scheme, format) → class
+# object stores whose parquet (or, with Spark, csv) files Feast's file and Spark stores read
 FILE_SCHEMES = ("gs", "s3", "abfss")
 
 
@@ -135,8 +135,8 @@ def default_registry(plan: Plan) -> str:
 
 def check(plan: Plan, target: str) -> list[Diagnostic]:
     """What the platform's Feast stores cannot hold of the spec's feature store, each at the
-    spec location: a source the offline store cannot read, a dtype it cannot hold, a
-    registry location Feast cannot write."""
+    spec location: a source the offline store cannot read, a dtype it cannot hold. (Where
+    the registry lives is the profile's business: checked by its model.)"""
     store = store_settings(plan)
     problems: list[Diagnostic] = []
     used = {v.source for v in plan.features.views}
@@ -157,12 +157,6 @@ def check(plan: Plan, target: str) -> list[Diagnostic]:
                     f"feature '{view.name}:{feature.name}' is {feature.dtype}: {refused[feature.dtype]}, the offline store of this profile",
                     "declare it int64 / float64 (or override the dtype for this profile)",
                 ))  # fmt: skip
-    if not store.local and not store.registry.startswith(("gs://", "s3://", "postgresql://", "mysql://")):
-        problems.append(unsupported(
-            plan.registry.origin, target,
-            f"Feast cannot keep its registry at {store.registry!r} (it writes gs://, s3:// or a SQL database)",
-            "set `kubeflow.feature_store.registry` in the profile to a gs:// or s3:// path, or a postgresql:// URL",
-        ))  # fmt: skip
     return problems
 
 
