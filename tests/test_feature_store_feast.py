@@ -308,11 +308,13 @@ def test_feast_training_set_is_point_in_time_correct_and_equals_the_runtime_join
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MLflow's SQLAlchemy mappers, read in this process
-def test_training_serving_consistency_on_the_churn_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("process_state")
+def test_training_serving_consistency_on_the_churn_example(tmp_path: Path) -> None:
     """After `mlcompile run`, `mlcompile serve` reads each customer's features from the
     online store Feast materialised: equal to the newest offline values within each view's
     ttl; a customer whose newest snapshot is older than a view's ttl reads None there."""
     import json
+    import os
 
     from click.testing import CliRunner
     from starlette.testclient import TestClient
@@ -342,7 +344,7 @@ def test_training_serving_consistency_on_the_churn_example(tmp_path: Path, monke
     assert app.state.online == "feast"
     refs = prepared.plan.training.step("extract-features").params["features"]
     # the offline truth, computed by the runtime's own join as of the data's newest snapshot
-    monkeypatch.setenv("MLCOMPILE_SPEC_DIR", str(folder))
+    os.environ["MLCOMPILE_SPEC_DIR"] = str(folder)  # (process_state restores the environment)
     store = FeatureStore(_features(prepared.plan))
     snapshots = store.source("customer_activity_daily")
     customers = sorted(set(snapshots.customer_id))
@@ -374,6 +376,23 @@ def test_training_serving_consistency_on_the_churn_example(tmp_path: Path, monke
     assert answer.json()["scores"][0] == pytest.approx(same["scores"][0])
     assert reader.read([{"customer_id": "nobody"}], refs) == [dict.fromkeys(refs)]  # an unknown entity: nothing stored
     assert client.post("/predict", json={"entities": [{"id": 1}]}).status_code == 422
+
+
+@pytest.fixture()
+def process_state():
+    """`mlcompile run` (in this process) and create_app point the environment and MLflow's
+    default tracking and registry URIs at the run's workdir: put them back afterwards, for
+    the tests that run after this one."""
+    import os
+
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    environ, registry, tracking = dict(os.environ), registry_utils._registry_uri, tracking_utils._tracking_uri
+    yield
+    os.environ.clear()
+    os.environ.update(environ)
+    registry_utils._registry_uri, tracking_utils._tracking_uri = registry, tracking
 
 
 def _features(plan) -> dict:

@@ -56,6 +56,8 @@ def apply(repo: Path) -> None:
     # Feast imports the definitions as modules named after their paths in the repository
     # (its CLI puts the repository on sys.path; so does this)
     sys.path.insert(0, str(repo))
+    for module in repo.glob("*.py"):  # another repository's module of the same name, imported earlier
+        sys.modules.pop(module.stem, None)
     try:
         apply_total(load_repo_config(repo, repo / "feature_store.yaml"), repo, skip_source_validation=False)
     finally:
