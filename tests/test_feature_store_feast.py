@@ -338,6 +338,8 @@ def test_training_serving_consistency_on_the_churn_example(tmp_path: Path) -> No
     summary = json.loads(done.stdout)
     steps = {s["name"]: s for p in summary["pipelines"] for s in p["steps"]}
     assert steps["materialize-features"]["status"] == "succeeded" and steps["extract-features"]["status"] == "succeeded"
+    windows = summary["feature_store"]["materialized"]
+    assert windows["customer_activity"] == {"start": "2024-03-31T06:00:00+00:00", "end": "2024-04-30T06:00:01+00:00"}  # ttl 30d up to the newest snapshot
 
     prepared = prepare(str(spec), str(profile))
     app = create_app(prepared)
