@@ -42,13 +42,15 @@ def test_churn_on_gcp_prod_names_vertex_machines_endpoint_schedules_and_files() 
         "  churn-prediction-retrain-on-new-data: new data in churn_labels starts churn-prediction-training",
         "  performance: roc_auc below 0.75",
         "  on a breach: retrain",
-        "Files the vertex target writes (17 + manifest.json)",
+        "Files the vertex target writes (24 + cost.json + manifest.json)",
     ]:
         assert expected in lines, f"missing line {expected!r} in:\n{out}"
-    kinds = {line.split()[0] for line in lines[lines.index("Files the vertex target writes (17 + manifest.json)") + 1 :] if line.strip()}
+    kinds = {line.split()[0] for line in lines[lines.index("Files the vertex target writes (24 + cost.json + manifest.json)") + 1 :] if line.strip()}
     assert kinds == {
         "kfp.pipeline_spec", "vertex.pipeline_job", "vertex.schedule", "vertex.custom_job",
         "vertex.upload_model_request", "vertex.create_endpoint_request", "vertex.deploy_model_request",
+        "vertex.create_feature_online_store_request", "vertex.create_feature_group_request",
+        "vertex.batch_create_features_request", "vertex.create_feature_view_request",
     }  # fmt: skip
 
 
@@ -63,7 +65,7 @@ def test_churn_on_local_shows_requests_not_machines() -> None:
         "  3. alert [alert] on 2 CPU, 8Gi, timeout 1h (mlcompile runtime; after check-drift, check-performance; only on a monitoring breach)",
         "  serves model churn-classifier on 2 CPU, 4Gi",
         "  request timeout 2s",
-        "Files the local target writes (3 + manifest.json)",
+        "Files the local target writes (3 + cost.json + manifest.json)",
         "  mlcompile.plan              1  e.g. plan.json",
         "  feast.repo                  1  e.g. feature_repo/churn_prediction_features.py",
     ]:

@@ -105,9 +105,10 @@ def test_toy_target_builds(toy_site: Path, project: Path) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["profile"] == "toy-dev" and manifest["platform"] == "toy"
     assert manifest["files"] == [
-        {"path": "toy-steps.json", "kind": "toy.steps", "sha256": hashlib.sha256((folder / "toy-steps.json").read_bytes()).hexdigest()}
-    ]
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "toy-steps.json"]
+        {"path": "cost.json", "kind": "mlcompile.cost_estimate", "sha256": hashlib.sha256((folder / "cost.json").read_bytes()).hexdigest()},
+        {"path": "toy-steps.json", "kind": "toy.steps", "sha256": hashlib.sha256((folder / "toy-steps.json").read_bytes()).hexdigest()},
+    ]  # cost.json is mlcompile's own, written for every target
+    assert sorted(p.name for p in folder.iterdir()) == ["cost.json", "manifest.json", "toy-steps.json"]
     steps = json.loads((folder / "toy-steps.json").read_text())
     assert steps["profile"] == "toy-dev"
     assert steps["settings"] == {"color": "blue", "workers": 2}  # the profile's `settings:` reach the target

@@ -56,7 +56,8 @@ def _manifest(folder: Path) -> dict[str, str]:
 
 
 def _load(kind: str, path: Path):
-    from azure.ai.ml import load_batch_endpoint, load_component, load_data, load_job, load_online_deployment, load_online_endpoint
+    from azure.ai.ml import load_batch_endpoint, load_component, load_data, load_feature_set, load_feature_store, load_feature_store_entity, load_job, load_online_deployment, load_online_endpoint
+    from azure.ai.ml.entities._feature_set.featureset_spec_metadata import FeaturesetSpecMetadata
     from azure.ai.ml.entities import PipelineComponentBatchDeployment
     from azure.ai.ml.entities._load_functions import load_schedule
 
@@ -72,6 +73,10 @@ def _load(kind: str, path: Path):
         "azureml.batch_deployment": lambda p: PipelineComponentBatchDeployment._load(yaml_path=p, data=__import__("yaml").safe_load(Path(p).read_text())),
         "azureml.schedule": load_schedule,
         "azureml.monitor_schedule": load_schedule,
+        "azureml.feature_store": load_feature_store,
+        "azureml.feature_store_entity": load_feature_store_entity,
+        "azureml.feature_set": load_feature_set,
+        "azureml.featureset_spec": FeaturesetSpecMetadata.load,  # also read through its feature set: tests/test_feature_store_azureml.py
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -85,6 +90,7 @@ def _load(kind: str, path: Path):
 KNOWN_KINDS = {
     "azureml.pipeline_job", "azureml.pipeline_component", "azureml.online_endpoint", "azureml.online_deployment",
     "azureml.batch_endpoint", "azureml.batch_deployment", "azureml.data", "azureml.schedule", "azureml.monitor_schedule", "azure.monitor_autoscale",
+    "azureml.feature_store", "azureml.feature_store_entity", "azureml.feature_set", "azureml.featureset_spec",
 }  # fmt: skip
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcompile import __version__
-from mlcompile.diagnostics import Diagnostic, errors_in
+from mlcompile.cost import COST_FILE, cost_file
+from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import MLCompileError, SpecError, TargetFailed, UsageError
 from mlcompile.spec.models import PLATFORM_NAMES
 from mlcompile.spec.models import Target as TargetModel
@@ -128,12 +129,15 @@ def git_commit_of(path: str | os.PathLike[str]) -> str | None:
     return commit if found.returncode == 0 and len(commit) == 40 else None
 
 
-def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_commit: str | None = "auto") -> Compilation:
+def compile_system(
+    spec: str, profile_set: ProfileSet, *, render: bool, git_commit: str | None = "auto", policy_severity: Severity = "error"
+) -> Compilation:
     """Validate the spec for every profile, lower it, let each target check (and render)
     it. All diagnostics of all profiles are gathered before anything is raised.
-    `git_commit` is recorded as lineage: "auto" asks git (when rendering), None omits it."""
+    `git_commit` is recorded as lineage: "auto" asks git (when rendering), None omits it.
+    `policy_severity="warning"` reports violations of the profiles' policies without failing."""
     profiles = profile_set.profiles
-    bundle = load_system(spec, profiles, profile_set.known_names)
+    bundle = load_system(spec, profiles, profile_set.known_names, policy_severity=policy_severity)
     commit = (git_commit_of(spec) if render else None) if git_commit == "auto" else git_commit
     diagnostics: list[Diagnostic] = list(bundle.warnings)
     results: list[Compiled] = []
@@ -161,8 +165,10 @@ def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_comm
         if render:
             result.files = _call_target(target, "render", plan)
             paths = [f.path for f in result.files]
-            if MANIFEST in paths or len(set(paths)) != len(paths):
+            if MANIFEST in paths or COST_FILE in paths or len(set(paths)) != len(paths):
                 raise UsageError(f"target '{target.name}' produced a duplicate or reserved file name: {sorted(paths)}")
+            # every build states what it may cost, whatever the target (docs/cost.md)
+            result.files.append(cost_file(plan))
             diagnostics += size_warnings(result.files, resolved.document, profile.name)
         results.append(result)
     if errors_in(diagnostics):
@@ -193,7 +199,9 @@ def size_warnings(files: Sequence[OutputFile], document: Document, profile: str)
     return found
 
 
-def compile_systems(specs: Sequence[str], profile_set: ProfileSet, *, render: bool, git_commit: str | None = "auto") -> list[Compilation]:
+def compile_systems(
+    specs: Sequence[str], profile_set: ProfileSet, *, render: bool, git_commit: str | None = "auto", policy_severity: Severity = "error"
+) -> list[Compilation]:
     """compile_system for each spec, in order; the diagnostics of every spec are gathered and
     raised together, so nothing is written unless all specs compiled."""
     import gc
@@ -202,7 +210,7 @@ def compile_systems(specs: Sequence[str], profile_set: ProfileSet, *, render: bo
     diagnostics: list[Diagnostic] = []
     for spec in specs:
         try:
-            compilations.append(compile_system(spec, profile_set, render=render, git_commit=git_commit))
+            compilations.append(compile_system(spec, profile_set, render=render, git_commit=git_commit, policy_severity=policy_severity))
         except SpecError as exc:
             diagnostics += exc.diagnostics
         if len(specs) > 1:
@@ -253,6 +261,13 @@ def manifest(result: Compiled) -> OutputFile:
     return OutputFile(MANIFEST, "mlcompile.manifest", json_bytes(data))
 
 
+def refuse_credential_leaks(results: Sequence[Compiled], out_dir: str | os.PathLike[str]) -> None:
+    """No file that looks like it holds a credential is written (see mlcompile.secrets)."""
+    from mlcompile.secrets import refuse_leaks
+
+    refuse_leaks(results, out_dir)
+
+
 def write_builds(results: Sequence[Compiled], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Write each profile to `out_dir/<profile>/` atomically: everything is written into a
     temporary folder inside `out_dir` (same filesystem), then each profile folder is swapped
@@ -260,6 +275,7 @@ def write_builds(results: Sequence[Compiled], out_dir: str | os.PathLike[str]) -
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
+    refuse_credential_leaks(results, out_dir)
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".mlcompile-build-", dir=out))
     written: list[Path] = []

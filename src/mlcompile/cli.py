@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -96,6 +96,16 @@ target_option = click.option(
 )  # fmt: skip
 
 
+warn_only_option = click.option(
+    "--warn-only", is_flag=True,
+    help="Report violations of a profile's policy as warnings instead of errors (other errors still fail).",
+)  # fmt: skip
+
+
+def _policy_severity(warn_only: bool) -> Literal["error", "warning"]:
+    return "warning" if warn_only else "error"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", "-V", prog_name="mlcompile")
 @click.option("-q", "--quiet", count=True, help="Print only errors.")
@@ -113,9 +123,10 @@ def main(ctx: click.Context, quiet: int, verbose: int) -> None:
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="SPEC...")
 @target_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@warn_only_option
 @click.pass_obj
 @_guarded
-def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], output_format: str) -> int:
+def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], output_format: str, warn_only: bool) -> int:
     """Check each SPEC (and the profiles) against the schema and every cross-reference rule."""
     from mlcompile.build import ProfileSet, compile_system, resolve_profiles
     from mlcompile.errors import SpecError
@@ -129,7 +140,7 @@ def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], ou
             diagnostics += exc.diagnostics
             profile_set = ProfileSet([], None)
         try:
-            compilation = compile_system(spec, profile_set, render=False)
+            compilation = compile_system(spec, profile_set, render=False, policy_severity=_policy_severity(warn_only))
         except SpecError as exc:
             diagnostics += exc.diagnostics
             continue
@@ -159,21 +170,24 @@ def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], ou
     "--git-commit", default="auto", show_default=True, metavar="auto|none|SHA",
     help="Commit recorded as lineage on every resource: asked from git, left out, or given.",
 )  # fmt: skip
+@warn_only_option
 @click.pass_obj
 @_guarded
-def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_dir: str, git_commit: str) -> int:
+def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_dir: str, git_commit: str, warn_only: bool) -> int:
     """Compile each SPEC for each --target profile into OUT/<profile>/ with a manifest.json.
 
     With several SPECs (or a quoted glob such as 'systems/*/mlcompile.yaml') each system goes
     to OUT/<system name>/<profile>/; all specs are checked before anything is written."""
-    from mlcompile.build import compile_systems, expand_spec_patterns, resolve_profiles, write_builds
+    from mlcompile.build import compile_systems, expand_spec_patterns, refuse_credential_leaks, resolve_profiles, write_builds
     from mlcompile.errors import UsageError
 
     if not targets:
         raise UsageError("build needs at least one --target PROFILE")
     paths, patterned = expand_spec_patterns(specs)
     profiles = resolve_profiles(paths[0], targets)  # --target is required: the same profiles for every spec
-    compilations = compile_systems(paths, profiles, render=True, git_commit=None if git_commit == "none" else git_commit)
+    compilations = compile_systems(
+        paths, profiles, render=True, git_commit=None if git_commit == "none" else git_commit, policy_severity=_policy_severity(warn_only)
+    )
     nested = len(paths) > 1 or patterned
     if nested:
         names: dict[str, str] = {}
@@ -184,8 +198,10 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
             names[name] = spec
     for compilation in compilations:
         _report(compilation.warnings, state)
-    for compilation in compilations:
-        folder_of = Path(out_dir) / compilation.bundle.base.system.metadata.name if nested else Path(out_dir)
+    folders = [Path(out_dir) / c.bundle.base.system.metadata.name if nested else Path(out_dir) for c in compilations]
+    for compilation, folder_of in zip(compilations, folders):  # every system, before anything is written
+        refuse_credential_leaks(compilation.results, folder_of)
+    for compilation, folder_of in zip(compilations, folders):
         for folder, result in zip(write_builds(compilation.results, folder_of), compilation.results):
             state.info(f"built {result.profile.name} ({result.profile.target.platform}): {folder}/ ({len(result.files)} files + manifest.json)")
     return EXIT_OK
@@ -289,9 +305,10 @@ def explain(state: _State, spec: str, target: str, files: bool) -> int:
 @click.option("--dry-run", is_flag=True, help="Show what would be created or updated; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--git-commit", default="auto", show_default=True, metavar="auto|none|SHA", help="Commit recorded as lineage.")
+@warn_only_option
 @click.pass_obj
 @_guarded
-def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: bool, yes: bool, git_commit: str) -> int:
+def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: bool, yes: bool, git_commit: str, warn_only: bool) -> int:
     """Build SPEC for PROFILE and create or update it on the platform through its SDK."""
     import tempfile
 
@@ -300,7 +317,10 @@ def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: 
     from mlcompile.targets.base import Deployable, DeployFailed
     from mlcompile.targets.registry import load_target
 
-    compilation = compile_system(spec, resolve_profiles(spec, (target,)), render=True, git_commit=None if git_commit == "none" else git_commit)
+    compilation = compile_system(
+        spec, resolve_profiles(spec, (target,)), render=True, git_commit=None if git_commit == "none" else git_commit,
+        policy_severity=_policy_severity(warn_only),
+    )  # fmt: skip
     _report(compilation.warnings, state)
     (result,) = compilation.results
     backend = load_target(result.profile.target.platform)
@@ -339,9 +359,12 @@ def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: 
 @click.option("--base-dir", type=click.Path(file_okay=False), help="Compare with an earlier `build --out` folder instead.")
 @click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything changed, 0 when nothing did (2 on errors).")
+@warn_only_option
 @click.pass_obj
 @_guarded
-def diff(state: _State, spec: str, targets: tuple[str, ...], base_ref: str | None, base_dir: str | None, output_format: str, exit_code: bool) -> int:
+def diff(
+    state: _State, spec: str, targets: tuple[str, ...], base_ref: str | None, base_dir: str | None, output_format: str, exit_code: bool, warn_only: bool
+) -> int:
     """Show what a change to SPEC or its profiles changes in every profile's build."""
     from mlcompile.build import discover_profiles, expand_profile_paths
     from mlcompile.diff import diff_builds
@@ -354,12 +377,12 @@ def diff(state: _State, spec: str, targets: tuple[str, ...], base_ref: str | Non
     profiles = expand_profile_paths(targets) or discover_profiles(spec) or []
     if not profiles:
         raise UsageError("diff needs --target PROFILE (or a targets/ folder beside the spec)")
-    head = build_working_tree(spec, profiles)
+    head = build_working_tree(spec, profiles, policy_severity=_policy_severity(warn_only))
     if base_dir:
         base, label = read_build_dir(base_dir, sorted(head)), base_dir
     else:
         label = base_ref or "HEAD"
-        base = build_git_ref(label, spec, profiles, sorted(head))
+        base = build_git_ref(label, spec, profiles, sorted(head), policy_severity=_policy_severity(warn_only))
     report = diff_builds(label, base, head)
     if output_format == "json":
         click.echo(to_json(report), nl=False)
@@ -381,14 +404,18 @@ def diff(state: _State, spec: str, targets: tuple[str, ...], base_ref: str | Non
 @click.option("--isolation", type=click.Choice(["fork", "subprocess"]), default="fork", show_default=True,
               help="fork: steps fork from a warm server; subprocess: each step is a fresh `python -m mlcompile.runtime`.")  # fmt: skip
 @click.option("--no-retrain", is_flag=True, help="Do not start the training pipeline when monitoring asks for retraining.")
+@warn_only_option
 @click.pass_obj
 @_guarded
-def run(state: _State, spec: str, target: str | None, only: tuple[str, ...], resume: bool, output_format: str, workdir: str | None, isolation: str, no_retrain: bool) -> int:
+def run(
+    state: _State, spec: str, target: str | None, only: tuple[str, ...], resume: bool, output_format: str, workdir: str | None, isolation: str,
+    no_retrain: bool, warn_only: bool,
+) -> int:  # fmt: skip
     """Run SPEC on this machine: training, batch scoring, monitoring (and retraining on a breach)."""
     from mlcompile.local.progress import render_summary, reporter_for
     from mlcompile.local.run import execute, prepare
 
-    prepared = prepare(spec, target, workdir)
+    prepared = prepare(spec, target, workdir, policy_severity=_policy_severity(warn_only))
     _report(prepared.warnings, state)
     summary = execute(prepared, only=only, resume=resume, mode=isolation, reporter=reporter_for(state.verbosity, output_format), retrain=not no_retrain)
     if output_format == "json":

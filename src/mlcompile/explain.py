@@ -177,9 +177,15 @@ def explain_plan(plan: Plan, files: Sequence[OutputFile] | None = None) -> str:
         lines.append(f"  on a breach: {monitor.on_breach}")
         lines.append("")
 
+    from mlcompile.cost import COST_KIND, explain_lines
+
+    lines += explain_lines(plan) + [""]
+
     if files is not None:
+        # cost.json and manifest.json are mlcompile's own, beside whatever the target writes
+        files = [f for f in files if f.kind != COST_KIND]
         kinds = Counter(f.kind for f in files)
-        lines.append(f"Files the {plan.platform} target writes ({len(files)} + manifest.json)")
+        lines.append(f"Files the {plan.platform} target writes ({len(files)} + cost.json + manifest.json)")
         width = max((len(kind) for kind in kinds), default=0)
         for kind, count in kinds.items():
             example = next(f.path for f in files if f.kind == kind)

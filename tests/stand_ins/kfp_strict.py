@@ -46,6 +46,10 @@ def parse_vertex(kind: str, body: dict[str, Any]) -> Any:
         "vertex.upload_model_request": gca.UploadModelRequest,
         "vertex.create_endpoint_request": gca.CreateEndpointRequest,
         "vertex.deploy_model_request": gca.DeployModelRequest,
+        "vertex.create_feature_online_store_request": gca.CreateFeatureOnlineStoreRequest,
+        "vertex.create_feature_group_request": gca.CreateFeatureGroupRequest,
+        "vertex.batch_create_features_request": gca.BatchCreateFeaturesRequest,
+        "vertex.create_feature_view_request": gca.CreateFeatureViewRequest,
     }[kind]
     return message.wrap(json_format.ParseDict(body, message.pb()()))
 

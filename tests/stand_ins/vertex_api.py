@@ -1,6 +1,6 @@
 """A stand-in for the Vertex AI REST API (v1) on 127.0.0.1, recording every call: pipeline jobs,
-schedules and endpoints, as `mlcompile deploy` reaches them through aiplatform's service
-clients with `api_endpoint` + REST transport."""
+schedules, endpoints and Feature Store resources, as `mlcompile deploy` reaches them through
+aiplatform's service clients with `api_endpoint` + REST transport."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class VertexStandIn(JsonService):
         self.final_state = "JOB_STATE_SUCCEEDED"  # what a job ends in (after one RUNNING poll)
         self.trials: list[dict[str, Any]] = []  # trials a tuning job reports when it ends
         self.models: dict[str, dict[str, Any]] = {}  # name -> model, with its versions
+        self.feature_store: dict[str, dict[str, Any]] = {}  # resource name -> online store, group, feature or view
         self._next = 0
         super().__init__()
         self.endpoint = self.url
@@ -75,7 +76,53 @@ class VertexStandIn(JsonService):
     def _error(code: int, status: str, message: str) -> tuple[int, Any]:
         return code, {"error": {"code": code, "status": status, "message": message}}
 
+    def _feature_store(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any] | None:
+        """Vertex AI Feature Store: online stores and their feature views (admin service), feature
+        groups and their features (registry service); creations answer with a finished operation."""
+        match = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+(?:/featureOnlineStores/[^/]+|/featureGroups/[^/]+)?)/(featureOnlineStores|featureViews|featureGroups|features)(?:/([^/:]+))?(:batchCreate)?", path)
+        if not match:
+            return None
+        parent, collection, ident, batch = match.groups()
+        kinds = {"featureOnlineStores": ("featureOnlineStoreId", "FeatureOnlineStore"), "featureViews": ("featureViewId", "FeatureView"), "featureGroups": ("featureGroupId", "FeatureGroup"), "features": ("featureId", "Feature")}
+        id_param, type_name = kinds[collection]
+        if batch and method == "POST":
+            created = []
+            for request in body["requests"]:
+                name = f"{parent}/features/{request['featureId']}"
+                self.feature_store[name] = created_item = {**request["feature"], "name": name}
+                created.append(created_item)
+            return 200, self._done(parent, "BatchCreateFeaturesResponse", {"features": created})
+        if method == "GET" and ident is None:
+            prefix = f"{parent}/{collection}/"
+            return 200, {collection: [v for k, v in sorted(self.feature_store.items()) if k.startswith(prefix) and "/" not in k[len(prefix):]]}
+        if method == "GET":
+            name = f"{parent}/{collection}/{ident}"
+            return (200, self.feature_store[name]) if name in self.feature_store else self._error(404, "NOT_FOUND", f"{name} not found")
+        if method == "POST" and ident is None:
+            name = f"{parent}/{collection}/{query[id_param]}"
+            if name in self.feature_store:
+                return self._error(409, "ALREADY_EXISTS", f"{name} already exists")
+            self.feature_store[name] = {**body, "name": name}
+            return 200, self._done(parent, type_name, self.feature_store[name])
+        if method == "PATCH" and ident is not None:
+            name = f"{parent}/{collection}/{ident}"
+            if name not in self.feature_store:
+                return self._error(404, "NOT_FOUND", f"{name} not found")
+            for field in query.get("updateMask", "").split(","):
+                key = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), field.split(".")[0])
+                if key in body:
+                    self.feature_store[name][key] = body[key]
+            return 200, self._done(parent, type_name, self.feature_store[name])
+        return self._error(404, "NOT_FOUND", f"stand-in has no {method} {path}")
+
+    def _done(self, parent: str, type_name: str, response: dict[str, Any]) -> dict[str, Any]:
+        self._next += 1
+        return {"name": f"{parent}/operations/{self._next}", "done": True, "response": {"@type": f"type.googleapis.com/google.cloud.aiplatform.v1.{type_name}", **response}}
+
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        answer = self._feature_store(method, path, query, body)
+        if answer is not None:
+            return answer
         model = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/models(?:/([^/:]+))?(:upload)?", path)
         if model:
             return self._model(method, *model.groups(), body)

@@ -7,6 +7,6 @@ percent — and file by file, with a unified diff behind. Each profile gets impa
 reviewer needs: retrains the model, changes serving, changes cost, changes a schedule, or
 touches only metadata."""
 
-from mlcompile.diff.engine import DiffReport, FieldChange, FileChange, ProfileDiff, ResourceChange, diff_builds
+from mlcompile.diff.engine import CostChange, DiffReport, FieldChange, FileChange, ProfileDiff, ResourceChange, diff_builds
 
-__all__ = ["DiffReport", "FieldChange", "FileChange", "ProfileDiff", "ResourceChange", "diff_builds"]
+__all__ = ["CostChange", "DiffReport", "FieldChange", "FileChange", "ProfileDiff", "ResourceChange", "diff_builds"]

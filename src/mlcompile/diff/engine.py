@@ -47,6 +47,19 @@ class ResourceChange:
 
 
 @dataclass(frozen=True)
+class CostChange:
+    """A change to a cost estimate (cost.json of each side): "pipeline NAME" (a run's upper
+    bound), "endpoint NAME" (per month, min to max replicas) or "schedule NAME" (per month)."""
+
+    item: str
+    old: str | None  # the estimate in words; None where the item did not exist
+    new: str | None
+
+    def render(self) -> str:
+        return f"{self.item}: {self.old or '(none)'} → {self.new or '(none)'}"
+
+
+@dataclass(frozen=True)
 class FileChange:
     path: str
     kind: str
@@ -63,6 +76,7 @@ class ProfileDiff:
     files: tuple[FileChange, ...]
     changed_steps: tuple[str, ...]  # "<pipeline>/<step>" of the working tree's plan
     changed: bool
+    costs: tuple[CostChange, ...] = ()  # estimates from list prices (mlcompile.cost.CAVEAT)
 
 
 @dataclass(frozen=True)
@@ -249,6 +263,32 @@ def _compare_files(old: BuildSide | None, new: BuildSide | None) -> list[FileCha
     return changes
 
 
+def _cost_items(side: BuildSide | None) -> dict[str, str] | None:
+    """The cost estimate of one side in words, or None when that build has no cost.json."""
+    from mlcompile.cost import COST_FILE, items
+
+    if side is None:
+        return {}
+    content = side.files.get(COST_FILE)
+    if content is None:
+        return None
+    try:
+        return items(json.loads(content))
+    except (ValueError, KeyError, TypeError):
+        return None  # a cost.json of another shape: its file diff still shows
+
+
+def _compare_costs(old: BuildSide | None, new: BuildSide | None) -> list[CostChange]:
+    before, after = _cost_items(old), _cost_items(new)
+    if before is None or after is None:
+        return []
+    return [
+        CostChange(item, before.get(item), after.get(item))
+        for item in sorted(set(before) | set(after))
+        if before.get(item) != after.get(item)
+    ]
+
+
 def diff_builds(base_label: str, base: Mapping[str, BuildSide], head: Mapping[str, BuildSide]) -> DiffReport:
     """Compare two sets of builds keyed by profile name."""
     profiles = []
@@ -261,12 +301,15 @@ def diff_builds(base_label: str, base: Mapping[str, BuildSide], head: Mapping[st
         else:
             resources, changed_steps = _compare_resources(old.plan if old else None, new.plan if new else None)
         files = _compare_files(old, new)
+        costs = _compare_costs(old, new)
         impacts = {impact for change in resources for impact in change.impacts}
+        platform = (new or old).platform  # type: ignore[union-attr]
+        if costs and platform != "local":  # nothing costs anything on this machine
+            impacts.add(COST)
         if impacts - {METADATA}:
             impacts.discard(METADATA)
         elif files and not resources:
             impacts.add(METADATA)  # only lineage (the spec's hash) or formatting moved
-        platform = (new or old).platform  # type: ignore[union-attr]
         profiles.append(
             ProfileDiff(
                 profile=name,
@@ -276,6 +319,7 @@ def diff_builds(base_label: str, base: Mapping[str, BuildSide], head: Mapping[st
                 files=tuple(files),
                 changed_steps=tuple(sorted(changed_steps)),
                 changed=bool(resources or files),
+                costs=tuple(costs),
             )
         )
     return DiffReport(base=base_label, changed=any(p.changed for p in profiles), profiles=tuple(profiles))

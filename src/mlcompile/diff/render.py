@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from mlcompile.cost import CAVEAT
 from mlcompile.diff.engine import DiffReport, ProfileDiff
 from mlcompile.plan.nodes import Plan
 
@@ -47,6 +48,9 @@ def to_text(report: DiffReport, *, unified: bool = True) -> str:
         lines += ["", _summary_line(profile)]
         for resource in profile.resources:
             lines.append(f"  {resource.render()}")
+        if profile.costs:
+            lines.append("  cost (estimates from list prices, not a quote):")
+            lines += [f"    {change.render()}" for change in profile.costs]
         for change in profile.files:
             lines.append(f"  file {change.path}: {change.change}")
         if unified:
@@ -87,6 +91,10 @@ def to_markdown(report: DiffReport, plans: dict[str, Plan] | None = None) -> str
         lines += ["", f"#### `{p.profile}` ({p.platform})", ""]
         for resource in p.resources:
             lines.append(f"- **{resource.resource}**: " + (resource.change if resource.change != "changed" else ", ".join(f"`{f.field}` {_md(f.old)} → {_md(f.new)}" for f in resource.fields)))
+        if p.costs:
+            lines += ["", "**Cost** (estimates):", ""]
+            lines += [f"- {c.item}: {c.old or '(none)'} → {c.new or '(none)'}" for c in p.costs]
+            lines += ["", f"<sub>{CAVEAT}</sub>"]
         if p.profile in plans:
             lines += ["", "<details><summary>training DAG (changed steps highlighted)</summary>", "", _mermaid(plans[p.profile], p.changed_steps), "", "</details>"]
         for change in p.files:

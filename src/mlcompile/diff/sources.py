@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mlcompile.build import Compilation, compile_system, resolve_profiles
+from mlcompile.diagnostics import Severity
 from mlcompile.diff.engine import BuildSide
 from mlcompile.errors import SpecError, UsageError
 from mlcompile.plan.serialize import plan_from_data
@@ -28,9 +29,9 @@ def sides_of(compilation: Compilation) -> dict[str, BuildSide]:
     return sides
 
 
-def build_working_tree(spec: str, targets: Sequence[str]) -> dict[str, BuildSide]:
+def build_working_tree(spec: str, targets: Sequence[str], policy_severity: Severity = "error") -> dict[str, BuildSide]:
     # Lineage's git commit is left out on both sides: it would differ on every commit.
-    return sides_of(compile_system(spec, resolve_profiles(spec, targets), render=True, git_commit=None))
+    return sides_of(compile_system(spec, resolve_profiles(spec, targets), render=True, git_commit=None, policy_severity=policy_severity))
 
 
 def _git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
@@ -40,7 +41,7 @@ def _git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
         raise UsageError(f"cannot run git: {exc}") from exc
 
 
-def build_git_ref(ref: str, spec: str, targets: Sequence[str], profile_names: Sequence[str]) -> dict[str, BuildSide]:
+def build_git_ref(ref: str, spec: str, targets: Sequence[str], profile_names: Sequence[str], policy_severity: Severity = "error") -> dict[str, BuildSide]:
     """Build the spec and profiles as they were at `ref`. A profile or spec that did not
     exist there builds as nothing (everything shows as added)."""
     spec_path = Path(spec).resolve()
@@ -71,7 +72,7 @@ def build_git_ref(ref: str, spec: str, targets: Sequence[str], profile_names: Se
         base_targets = [str(base_root / _relative(Path(t).resolve(), root)) for t in targets]
         present = [t for t in base_targets if Path(t).exists()]
         try:
-            return build_working_tree(str(base_spec), present) if present else {}
+            return build_working_tree(str(base_spec), present, policy_severity) if present else {}
         except SpecError as exc:
             raise SpecError([replace(d, file=f"{ref}:{_strip(d.file, base_root)}") for d in exc.diagnostics]) from None
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from mlcompile.diagnostics import Severity
 from mlcompile.errors import UsageError
 from mlcompile.local.executor import Executor, PipelineRun, Reporter
 from mlcompile.plan.nodes import Plan
@@ -21,7 +22,7 @@ class Prepared:
     warnings: list[Any]
 
 
-def prepare(spec: str, target: str | None, workdir: str | None = None) -> Prepared:
+def prepare(spec: str, target: str | None, workdir: str | None = None, policy_severity: Severity = "error") -> Prepared:
     from mlcompile.build import compile_system, git_commit_of, implicit_local_profile, resolve_profiles
 
     profiles = resolve_profiles(spec, (target,)) if target else implicit_local_profile()
@@ -35,7 +36,7 @@ def prepare(spec: str, target: str | None, workdir: str | None = None) -> Prepar
             f"profile '{profiles.profiles[0].name}' is for platform {platform}: `mlcompile run` runs on this machine (a platform: local profile); "
             f"use `mlcompile deploy` for {platform}"
         )
-    compilation = compile_system(spec, profiles, render=False, git_commit=None)
+    compilation = compile_system(spec, profiles, render=False, git_commit=None, policy_severity=policy_severity)
     result = compilation.results[0]
     plan = result.plan
     spec_dir = Path(spec).resolve().parent

@@ -22,12 +22,13 @@ STEPS: dict[str, str] = {
     "alert": "mlcompile.runtime.monitoring:alert",
     "trigger_retraining": "mlcompile.runtime.monitoring:trigger_retraining",
 }
-# Steps a platform adds around the plan's (not plan step kinds): keeping a Feast online
-# store fresh (the local run's step, the kubeflow materialisation pipeline's task).
-PLATFORM_STEPS: dict[str, str] = {
+# steps a target adds around the plan's pipelines (no plan step kind): SageMaker's scheduled
+# materialisation of online feature views; Feast's (the local run's step, the kubeflow
+# materialisation pipelines' task)
+TARGET_STEPS: dict[str, str] = {
+    "materialize": "mlcompile.runtime.materialize:materialize",
     "materialize_features": "mlcompile.runtime.feast_store:materialize_features",
 }
-RUNNABLE = {**STEPS, **PLATFORM_STEPS}
 
 # what the executor's fork server imports once before it forks the steps (see warm.py)
 PRELOAD = ("mlcompile.runtime.warm",)
@@ -38,7 +39,8 @@ def step_function(name: str):  # type: ignore[no-untyped-def]
     import importlib
 
     key = name.replace("-", "_")
-    if key not in RUNNABLE:
+    entry = STEPS.get(key) or TARGET_STEPS.get(key)
+    if entry is None:
         raise KeyError(name)
-    module, _, function = RUNNABLE[key].partition(":")
+    module, _, function = entry.partition(":")
     return getattr(importlib.import_module(module), function)

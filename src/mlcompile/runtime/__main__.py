@@ -27,10 +27,12 @@ def _pairs(values: list[str], what: str, parser: argparse.ArgumentParser) -> dic
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[str, str]]:
-    from mlcompile.runtime import RUNNABLE as STEPS
+    from mlcompile.runtime import STEPS, TARGET_STEPS
+
+    steps = {**STEPS, **TARGET_STEPS}
 
     parser = argparse.ArgumentParser(prog="python -m mlcompile.runtime", description="Run one of mlcompile's standard steps.")
-    parser.add_argument("step", help="step name or kind: " + ", ".join(sorted(k.replace("_", "-") for k in STEPS)))
+    parser.add_argument("step", help="step name or kind: " + ", ".join(sorted(k.replace("_", "-") for k in steps)))
     parser.add_argument("--config", required=True, help="the step config as JSON (or @FILE)")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=URI")
     parser.add_argument("--output", action="append", default=[], metavar="NAME=URI")
@@ -47,8 +49,8 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[st
         parser.error("--config must be a JSON object")
     step = args.step
     kind = str(config.get("kind") or step).replace("-", "_")
-    if kind not in STEPS:
-        parser.error(f"unknown step {step!r}; steps: {', '.join(sorted(k.replace('_', '-') for k in STEPS))}")
+    if kind not in steps:
+        parser.error(f"unknown step {step!r}; steps: {', '.join(sorted(k.replace('_', '-') for k in steps))}")
     return kind, config, _pairs(args.input, "--input", parser), _pairs(args.output, "--output", parser)
 
 

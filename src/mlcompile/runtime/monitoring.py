@@ -258,7 +258,8 @@ def _breaches(inputs: dict[str, str]) -> list[str]:
 
 def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
     """Send (locally: record and print) the spec's alerts. Webhooks are posted when their
-    secret is available as MLCOMPILE_SECRET_<NAME>; email is recorded, not sent."""
+    secret resolves (mlcompile.runtime.secrets; locally: MLCOMPILE_SECRET_<NAME>); email is
+    recorded, not sent. The webhook URL is a secret: it is never printed or recorded."""
     system = config.get("system")
     reasons = _breaches(inputs)
     message = f"[mlcompile] {system}: monitoring breach" + (f" ({'; '.join(reasons)})" if reasons else "")
@@ -266,11 +267,15 @@ def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str
     for channel in config["params"]["alerts"]:
         entry: dict[str, Any] = {"channel": channel["channel"]}
         if channel["channel"] == "webhook":
-            url = channel["url"]
+            url, unavailable = channel["url"], "no webhook URL"
             if url.startswith("secret://"):
-                env = "MLCOMPILE_SECRET_" + url[len("secret://") :].upper().replace("-", "_")
-                url = os.environ.get(env, "")
+                from mlcompile.runtime.secrets import SecretUnavailable, resolve
+
                 entry["secret"] = channel["url"]
+                try:
+                    url = resolve(url)
+                except SecretUnavailable as exc:
+                    url, unavailable = "", str(exc)
             if url:
                 try:
                     request = urllib.request.Request(url, data=json.dumps({"text": message}).encode(), headers={"Content-Type": "application/json"})
@@ -279,7 +284,7 @@ def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str
                 except Exception as exc:  # noqa: BLE001 - an alert failure must not hide the breach
                     entry["status"] = f"failed: {exc}"
             else:
-                entry["status"] = f"not sent: set {env} to the webhook URL"
+                entry["status"] = f"not sent: {unavailable}"
         else:
             entry.update(to=channel.get("to", []), status="recorded (email is sent by the cloud platforms)")
         print(f"alert {entry['channel']}: {entry['status']}")

@@ -205,18 +205,16 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
 
 
 def _resolve_env(env: dict[str, str]) -> dict[str, str]:
-    """The trainer's own env; `secret://name` values come from MLCOMPILE_SECRET_<NAME> here
-    (the cloud platforms resolve them through their secret managers)."""
+    """The trainer's own env; `secret://name` values are resolved here (mlcompile.runtime.secrets:
+    locally from MLCOMPILE_SECRET_<NAME>)."""
+    from mlcompile.runtime.secrets import SecretUnavailable, resolve
+
     resolved = {}
     for key, value in env.items():
-        if isinstance(value, str) and value.startswith("secret://"):
-            name = "MLCOMPILE_SECRET_" + value[len("secret://") :].upper().replace("-", "_")
-            if name in os.environ:
-                resolved[key] = os.environ[name]
-            else:
-                print(f"warning: {key}={value} is not set: export {name} to pass it to the trainer")
-        else:
-            resolved[key] = str(value)
+        try:
+            resolved[key] = resolve(str(value))
+        except SecretUnavailable as exc:
+            print(f"warning: {key}={value} is not passed to the trainer: {exc}")
     return resolved
 
 
@@ -240,9 +238,11 @@ def run_container_trainer(config: dict[str, Any], inputs: dict[str, str], output
         use_docker = shutil.which("docker") and os.environ.get("MLCOMPILE_CONTAINERS", "docker") != "host"
         if use_docker:
             mounts = sorted({str(Path(p).resolve().parent) for p in (inputs["train"], inputs.get("report") or inputs["train"])} | {str(model_dir), str(metrics_path.parent)})
-            argv = ["docker", "run", "--rm", *[a for m in mounts for a in ("-v", f"{m}:{m}")], *[a for k, v in env.items() for a in ("-e", f"{k}={v}")]]
+            # `-e NAME` without a value: docker copies it from our environment, so that no
+            # value (a resolved secret above all) shows in the command line or the log
+            argv = ["docker", "run", "--rm", *[a for m in mounts for a in ("-v", f"{m}:{m}")], *[a for k in env for a in ("-e", k)]]
             argv += [container["image"], *command]
-            run_env = dict(os.environ)
+            run_env = {**os.environ, **env}
         else:
             argv = [sys.executable if command and command[0] in ("python", "python3") else command[0], *command[1:]] if command else []
             if not argv:

@@ -5,12 +5,12 @@ file in one run."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean
+from mlcompile.secrets import check_document, looks_like_credential
 from mlcompile.spec.loader import SourceMap
 from mlcompile.spec.models import PLATFORM_NAMES, MLSystem, Target
 from mlcompile.spec.types import uri_scheme
@@ -21,22 +21,9 @@ SKLEARN_METRICS = (
     "mse", "precision", "r2", "recall", "rmse", "roc_auc",
 )  # fmt: skip
 
-# Words of an environment variable name (split on '_') that mark it as a credential;
-# whole words, so that TOKENIZERS_PARALLELISM or MAX_TOKENS are not mistaken for one.
-_CREDENTIAL_WORDS = frozenset({"PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "CREDENTIALS", "APIKEY"})
-_CREDENTIAL_PAIRS = frozenset({("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "KEY"), ("SECRET", "KEY"), ("ACCOUNT", "KEY")})
-
-
-def looks_like_credential(name: str) -> bool:
-    words = name.upper().split("_")
-    return bool(_CREDENTIAL_WORDS.intersection(words)) or any(pair in _CREDENTIAL_PAIRS for pair in zip(words, words[1:]))
-_LITERAL_SECRETS = (
-    (re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"), "a URI with a password in it"),
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key id"),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
-    (re.compile(r"hooks\.slack\.com/services/"), "a Slack webhook URL"),
-    (re.compile(r"\b(ghp|gho|github_pat)_[A-Za-z0-9_]{20,}"), "a GitHub token"),
-)
+# Settings that carry credentials (a trainer's environment, a third-party target's settings):
+# there a credential-named key takes only a secret:// reference, in overrides too.
+STRICT_SECRET_PATHS = (("training", "trainer", "container", "env"), ("settings",))
 
 
 class _Collector:
@@ -214,19 +201,7 @@ def check_system(system: MLSystem, source_map: SourceMap, *, profile_names: Iter
 
 def check_literal_secrets(data: Any, source_map: SourceMap, path: JsonPath = ()) -> list[Diagnostic]:
     """Credentials written as literals anywhere in a file (they belong in secret:// references)."""
-    found: list[Diagnostic] = []
-    if isinstance(data, dict):
-        for key, value in data.items():
-            found += check_literal_secrets(value, source_map, (*path, key))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            found += check_literal_secrets(value, source_map, (*path, index))
-    elif isinstance(data, str):
-        for pattern, what in _LITERAL_SECRETS:
-            if pattern.search(data):
-                found.append(source_map.diagnostic(path, f"looks like {what}: credentials must not be written in a spec", hint="store it in your secret manager and write secret://<name>"))
-                break
-    return found
+    return check_document(data, source_map, strict_paths=STRICT_SECRET_PATHS)
 
 
 def check_for_profile(system: MLSystem, source_map: SourceMap, target: Target) -> list[Diagnostic]:

@@ -438,12 +438,38 @@ class KubeflowSettings(SpecModel):
         return self
 
 
+class VertexFeatureStoreSettings(SpecModel):
+    """The Vertex AI Feature Store online store that serves the spec's online views."""
+
+    online_store_id: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,59}$",
+        description="FeatureOnlineStore id; default: the system name with '_' for '-' (one store per system)",
+    )
+    storage: Literal["bigtable", "optimized"] = Field(
+        default="bigtable",
+        description="bigtable: autoscaled Bigtable nodes, served through the regional API; optimized: Vertex AI's optimized store on its own public endpoint",
+    )
+    min_nodes: int = Field(default=1, ge=1, description="bigtable: fewest nodes autoscaling keeps")
+    max_nodes: int = Field(default=3, ge=1, description="bigtable: most nodes autoscaling adds")
+    cpu_utilization_target: int = Field(default=50, ge=10, le=80, description="bigtable: node CPU utilisation (percent) autoscaling aims for")
+
+    @model_validator(mode="after")
+    def _node_range(self) -> VertexFeatureStoreSettings:
+        if self.max_nodes < self.min_nodes:
+            raise ValueError(f"max_nodes ({self.max_nodes}) is below min_nodes ({self.min_nodes})")
+        return self
+
+
 class VertexSettings(SpecModel):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", examples=["acme-ml"])
     region: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$", examples=["us-central1", "europe-west4"])
     pipeline_root: str = Field(pattern=r"^gs://.+$", examples=["gs://acme-ml/pipelines"])
     service_account: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", examples=["pipelines@acme-ml.iam.gserviceaccount.com"])
     network: str | None = None
+    feature_store: VertexFeatureStoreSettings = Field(
+        default_factory=VertexFeatureStoreSettings, description="the online store of the spec's online feature views"
+    )
 
 
 class SageMakerSettings(SpecModel):
@@ -452,11 +478,43 @@ class SageMakerSettings(SpecModel):
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", examples=["acme-ml-artifacts"])
 
 
+class AzureMLFeatureStoreSettings(SpecModel):
+    """The Azure ML managed feature store that `features:` compiles into (a workspace of kind
+    FeatureStore). Every field is optional: without the block, the store is `<workspace>-fs` in
+    the profile's resource group, with no materialisation stores (views are defined, not
+    materialised; online views are then served from the request)."""
+
+    name: str | None = Field(default=None, min_length=3, max_length=33, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$",
+                             description="feature store name (default: <workspace>-fs)")  # fmt: skip
+    resource_group: str | None = Field(default=None, min_length=1, max_length=90, description="default: the profile's resource_group")
+    online_store: str | None = Field(
+        default=None,
+        pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Cache/[Rr]edis/[^/]+$",
+        description="ARM id of the Azure Cache for Redis that online views are materialised into",
+        examples=["/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml-rg/providers/Microsoft.Cache/Redis/acme-fs-online"],
+    )
+    offline_store: str | None = Field(
+        default=None,
+        pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Storage/storageAccounts/[^/]+/blobServices/default/containers/[^/]+$",
+        description="ARM id of the ADLS Gen2 container that views are materialised into for training",
+        examples=["/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml-rg/providers/Microsoft.Storage/storageAccounts/acmefs/blobServices/default/containers/offline"],
+    )
+    materialization_instance_type: str = Field(default="standard_e8s_v3", pattern=r"^[a-z0-9_]+$",
+                                                description="serverless Spark instance type of materialisation jobs")  # fmt: skip
+
+
 class AzureMLSettings(SpecModel):
     subscription_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$", examples=["00000000-0000-0000-0000-000000000000"])
     resource_group: str = Field(min_length=1, max_length=90)
     workspace: str = Field(min_length=3, max_length=33)
     compute: str = Field(min_length=2, max_length=32)
+    key_vault: str | None = Field(
+        default=None,
+        pattern=r"^([a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]|https://[a-z0-9.-]+/?)$",
+        description="Key Vault that holds the secret:// references (name or URL); default: the workspace's own",
+        examples=["acme-ml-kv"],
+    )
+    feature_store: AzureMLFeatureStoreSettings | None = Field(default=None, description="the managed feature store `features:` compiles into")
 
 
 class LocalSettings(SpecModel):
@@ -467,6 +525,48 @@ class TargetMetadata(SpecModel):
     name: Name
     description: str | None = None
     labels: Labels = Field(default_factory=dict)
+
+
+PolicyLabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+
+
+class Policy(SpecModel):
+    """What a system may ask for on this profile: the platform team's guardrails. Every rule
+    is optional. A violation is an error at the spec field that caused it (after overrides are
+    merged); `--warn-only` reports violations as warnings instead."""
+
+    allowed_accelerators: list[str] | None = Field(
+        default=None,
+        description="accelerator types (portable catalog names) that training, the online endpoint and batch scoring may use; [] allows none",
+        examples=[["nvidia-t4", "nvidia-l4"]],
+    )
+    max_accelerators_per_replica: int | None = Field(
+        default=None, ge=1, le=64, description="most accelerators one replica may ask for (resources.accelerator.count)"
+    )
+    max_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="most machines one workload may hold at once: training.resources.replicas, "
+        "tuning parallel_trials x training replicas, deployment.online.replicas.max",
+    )
+    max_cpu_per_replica: float | None = Field(default=None, gt=0, le=1024, description="most cores one replica may ask for (resources.cpu)")
+    max_memory_per_replica: Memory | None = Field(default=None, description="most memory one replica may ask for (resources.memory)")
+    spot_required: bool = Field(
+        default=False, description="training (and so every tuning trial) must run on spot / preemptible capacity: training.resources.spot: true"
+    )
+    registry_approval: Literal["manual", "any"] = Field(
+        default="any", description="manual: registry.approval: auto is refused, a person approves every version"
+    )
+    max_training_timeout: Duration | None = Field(
+        default=None, description="longest training.resources.timeout (the default timeout is 24h); each tuning trial has that timeout"
+    )
+    required_labels: list[PolicyLabelKey] = Field(
+        default_factory=list, description="keys metadata.labels must have, each with a non-empty value", examples=[["team", "cost-center"]]
+    )
+    endpoint_min_replicas: int | None = Field(
+        default=None, ge=1, le=1000, description="fewest replicas an online endpoint may scale down to (deployment.online.replicas.min)"
+    )
 
 
 class Target(SpecModel):
@@ -487,6 +587,7 @@ class Target(SpecModel):
     azureml: AzureMLSettings | None = None
     local: LocalSettings | None = None
     settings: dict[str, Any] | None = Field(default=None, description="settings of a third-party target's platform")
+    policy: Policy | None = Field(default=None, description="guardrails: what a system built for this profile may ask for")
 
     @property
     def name(self) -> str:

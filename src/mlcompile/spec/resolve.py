@@ -5,6 +5,7 @@ that profile's overrides, so that one `validate` run reports the problems of eve
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -13,12 +14,13 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from mlcompile.diagnostics import Diagnostic, errors_in
+from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import SpecError
 from mlcompile.spec.checks import check_for_profile, check_literal_secrets, check_system, check_target
 from mlcompile.spec.loader import Document, SourceMap, load_yaml_file
 from mlcompile.spec.models import MLSystem, Target
 from mlcompile.spec.overrides import apply_overrides
+from mlcompile.spec.policy import check_policy, check_policy_profile
 from mlcompile.spec.salvage import salvage
 from mlcompile.spec.structure import structural_diagnostics
 
@@ -102,6 +104,7 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
         from mlcompile.targets.registry import target_names
 
         diagnostics += check_target(target, document.source_map, target_names())
+        diagnostics += check_policy_profile(target, document.source_map)
     if errors_in(diagnostics) or target is None:
         raise SpecError(diagnostics)
     return Profile(target=target, document=document)
@@ -157,18 +160,22 @@ def discover_profiles(spec_path: str | os.PathLike[str]) -> list[str] | None:
     return sorted(str(p) for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def _validate_system(document: Document, profile_names: Sequence[str] | None, profile: Profile | None) -> tuple[MLSystem | None, list[Diagnostic]]:
-    def cross_references(system: MLSystem, source_map: SourceMap) -> list[Diagnostic]:
+def _validate_system(
+    document: Document, profile_names: Sequence[str] | None, profile: Profile | None, policy_severity: Severity = "error"
+) -> tuple[MLSystem | None, list[Diagnostic]]:
+    def cross_references(system: MLSystem, source_map: SourceMap, *, salvaged: bool = False) -> list[Diagnostic]:
         found = check_system(system, source_map, profile_names=profile_names)
         if profile is not None:
             found += check_for_profile(system, source_map, profile.target)
+            found += check_policy(system, document.data, source_map, profile.target, severity=policy_severity, salvaged=salvaged)
         return found
 
     system, diagnostics = validate_model(document, MLSystem)
     if system is not None:
         diagnostics += cross_references(system, document.source_map)
     else:  # still report the reference errors of the parts that did validate
-        diagnostics += salvage(document.data, MLSystem, document.source_map, cross_references)  # type: ignore[arg-type]
+        salvaged = functools.partial(cross_references, salvaged=True)
+        diagnostics += salvage(document.data, MLSystem, document.source_map, salvaged)  # type: ignore[arg-type]
     return system, diagnostics
 
 
@@ -176,10 +183,14 @@ def load_system(
     spec_path: str | os.PathLike[str],
     profiles: Sequence[Profile] | None = None,
     profile_names: Iterable[str] | None = None,
+    *,
+    policy_severity: Severity = "error",
 ) -> SystemBundle:
     """Validate the spec as written and as merged for each profile; every diagnostic of every
     variant is collected before anything is raised. `profile_names` (all known profiles,
-    not only those built) makes an override that names none of them an error."""
+    not only those built) makes an override that names none of them an error. Each profile's
+    policy is checked on the spec as merged for it; `policy_severity="warning"` (--warn-only)
+    reports its violations without failing."""
     document = load_yaml_file(spec_path, display_path(spec_path))
     problems = _kind_problem(document, "MLSystem")
     if problems:
@@ -191,7 +202,7 @@ def load_system(
     bundle_profiles: dict[str, ResolvedSystem] = {}
     for profile in profiles or ():
         merged = apply_overrides(document, profile.name)
-        merged_system, found = _validate_system(merged, names, profile)
+        merged_system, found = _validate_system(merged, names, profile, policy_severity)
         diagnostics += found
         if merged_system is not None:
             bundle_profiles[profile.name] = ResolvedSystem(merged_system, merged, profile)

@@ -13,6 +13,7 @@ per Azure ML resource (kinds in docs/targets/azureml.md):
     data/<system>-<source>.yml           azureml.data               batch-only: the monitor's production data
     schedules/<schedule>.yml             azureml.schedule           cron + time zone → a pipeline job
     schedules/<system>-model-monitor.yml azureml.monitor_schedule   data-drift signal, thresholds, e-mails
+    feature-store/…                      azureml.feature_store, …   the managed feature store (feature_store.py)
 
 Field by field, what is expressed where and what `check` refuses: docs/targets/azureml.md.
 The SDK is imported inside `render`/`deploy` only; `check` is plain Python."""

@@ -26,6 +26,11 @@ SCHEMAS = {
     "azureml.data": "https://azuremlschemas.azureedge.net/latest/data.schema.json",
     "azureml.schedule": "https://azuremlschemas.azureedge.net/latest/schedule.schema.json",
     "azureml.monitor_schedule": "https://azuremlschemas.azureedge.net/latest/monitorSchedule.schema.json",
+    # the managed feature store's files name these schema ids (Azure ML docs and samples)
+    "azureml.feature_store": "http://azureml/sdk-2-0/FeatureStore.json",
+    "azureml.feature_store_entity": "http://azureml/sdk-2-0/FeatureStoreEntity.json",
+    "azureml.feature_set": "http://azureml/sdk-2-0/FeatureSet.json",
+    "azureml.featureset_spec": "http://azureml/sdk-2-0/FeatureSetSpec.json",
 }
 
 

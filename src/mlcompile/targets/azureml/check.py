@@ -14,7 +14,9 @@ from dataclasses import replace
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Origin, Plan, Step
+from mlcompile.secrets import env_name
 from mlcompile.targets.azureml._timezones import IANA_TO_WINDOWS
+from mlcompile.targets.azureml.feature_store import check_feature_store
 from mlcompile.targets.base import unsupported
 
 TARGET = "azureml"
@@ -61,12 +63,7 @@ def check(plan: Plan) -> list[Diagnostic]:
                 "URI under overrides.<profile>.features.sources",
             )
 
-    for view in plan.features.views:
-        if view.online and plan.online is not None:
-            warn(at(view.origin, f"{view.origin.path}.online"),
-                 f"view '{view.name}' is not materialised to an online store: this target generates no Azure ML managed "
-                 "feature store; the online endpoint must receive the feature values in each request",
-                 "materialise the view with an Azure ML feature store (feature set with online materialisation) and look it up in the scoring container")  # fmt: skip
+    check_feature_store(plan, refuse, warn)
 
     if plan.batch is not None and not ENDPOINT_NAME.match(f"{plan.system}-batch"):
         refuse(at(plan.batch.steps[0].origin, "metadata.name"),
@@ -135,7 +132,8 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
                 warn(at(step.origin, f"training.trainer.container.env.{name}"),
                      f"Azure ML jobs cannot inject a Key Vault secret into an environment variable: {name} is passed as the "
                      f"reference {value!r}, which the container resolves from the workspace Key Vault (secret '{value[len('secret://'):]}')",
-                     "read the secret in the container with azure-keyvault-secrets and the job's managed identity")  # fmt: skip
+                     f"where it lives is in {env_name(value[len('secret://'):])}: read it in the container with "
+                     f"mlcompile.runtime.secrets.resolve(os.environ['{name}']) or Key Vault and the job's managed identity")  # fmt: skip
 
 
 def _check_tuning(plan: Plan, refuse, warn) -> None:  # type: ignore[no-untyped-def]

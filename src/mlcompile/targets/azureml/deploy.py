@@ -1,6 +1,7 @@
 """`mlcompile deploy` for Azure ML: the build's files, loaded with the SDK's own loaders,
 created or updated through `MLClient` (`begin_create_or_update`), in dependency order:
 
+0. the feature store's entities (feature sets: `deferred`, see `_feature_store`);
 1. online endpoint (created without traffic), its deployments, then the traffic split;
 2. batch endpoint, its pipeline-component deployment; the monitor's production data asset;
 3. job schedules (each creates its pipeline job on the cron) and the model monitor;
@@ -49,7 +50,8 @@ class _StaticToken:
         return AccessToken(self.token, int(time.time()) + 3600)
 
 
-def _client(plan: Plan) -> Any:
+def _client(plan: Plan, *, workspace: str | None = None, resource_group: str | None = None) -> Any:
+    """The MLClient of the profile's workspace, or of another workspace (the feature store)."""
     from azure.ai.ml import MLClient
 
     settings = plan.platform_settings
@@ -78,7 +80,7 @@ def _client(plan: Plan) -> Any:
         }
     if os.environ.get(ENV_CA):
         kwargs["connection_verify"] = os.environ[ENV_CA]
-    return MLClient(credential, settings["subscription_id"], settings["resource_group"], settings["workspace"], **kwargs)
+    return MLClient(credential, settings["subscription_id"], resource_group or settings["resource_group"], workspace or settings["workspace"], **kwargs)
 
 
 def _manifest(build_dir: Path) -> list[dict[str, str]]:
@@ -87,7 +89,7 @@ def _manifest(build_dir: Path) -> list[dict[str, str]]:
 
 def _load(kind: str, path: Path) -> Any:
     import yaml
-    from azure.ai.ml import load_batch_endpoint, load_data, load_online_deployment, load_online_endpoint
+    from azure.ai.ml import load_batch_endpoint, load_data, load_feature_store_entity, load_online_deployment, load_online_endpoint
     from azure.ai.ml.entities import PipelineComponentBatchDeployment
     from azure.ai.ml.entities._load_functions import load_schedule
 
@@ -100,6 +102,7 @@ def _load(kind: str, path: Path) -> Any:
         "azureml.data": load_data,
         "azureml.schedule": load_schedule,
         "azureml.monitor_schedule": load_schedule,
+        "azureml.feature_store_entity": load_feature_store_entity,
     }[kind]
     return loader(str(path))
 
@@ -115,6 +118,7 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
             by_kind.setdefault(entry["kind"], []).append((build_dir / entry["path"], entry["sha256"]))
         actions: list[DeployAction] = []
         try:
+            actions += _feature_store(plan, build_dir, by_kind, dry_run)  # before the deployments that read it
             actions += _online(client, by_kind, dry_run)
             actions += _batch(client, by_kind, dry_run)
             for path, sha in by_kind.get("azureml.data", []):
@@ -134,6 +138,33 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
                 actions.append(_autoscale(client, plan, path, sha, dry_run))
         except HttpResponseError as exc:
             raise DeployFailed(f"Azure ML refused the deployment: {exc.message or exc}", applied=actions) from exc
+    return actions
+
+
+def _feature_store(plan: Plan, build_dir: Path, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool) -> list[DeployAction]:
+    """Entities into the profile's feature store (which is provisioned with the workspace,
+    not by deploy). Feature sets are reported `deferred` with the command that applies
+    them: creating one uploads its spec folder to the feature store's storage account."""
+    from mlcompile.targets.azureml.feature_store import store_settings
+
+    entities = by_kind.get("azureml.feature_store_entity", [])
+    feature_sets = by_kind.get("azureml.feature_set", [])
+    if not entities and not feature_sets:
+        return []
+    store = store_settings(plan)
+    client = _client(plan, workspace=store["name"], resource_group=store["resource_group"])
+    actions = []
+    for path, sha in entities:
+        entity = _load("azureml.feature_store_entity", path)
+        actions.append(_apply(f"feature store entity {store['name']}/{entity.name}:{entity.version}", entity, sha,
+                              lambda e=entity: client.feature_store_entities.get(e.name, e.version),
+                              lambda e: client.feature_store_entities.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+    for path, _sha in feature_sets:
+        name = path.parent.name
+        command = (f"az ml feature-set create --file {path.relative_to(build_dir).as_posix()} "
+                   f"--feature-store-name {store['name']} --resource-group {store['resource_group']}")  # fmt: skip
+        actions.append(DeployAction(f"feature set {store['name']}/{name}", "deferred",
+                                    f"apply it with `{command}` (it uploads the spec folder to the feature store's storage, which deploy does not do)"))  # fmt: skip
     return actions
 
 

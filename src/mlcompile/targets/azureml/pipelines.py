@@ -33,6 +33,7 @@ from mlcompile.runtime.contract import (
     ENV_VALIDATION_REPORT,
     runtime_args,
 )
+from mlcompile.secrets import locator_env
 from mlcompile.targets.azureml._sdk import tags
 
 SERVERLESS = "azureml:serverless"
@@ -156,6 +157,11 @@ def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tup
     environment_variables = None
     if step.uses_user_container:
         environment_variables = {k: str(v) for k, v in sorted(step.params.get("env", {}).items())}
+    # MLCOMPILE_SECRET_<NAME> → the secret in Key Vault, read by the runtime with the job's
+    # identity (Azure ML jobs cannot inject a Key Vault secret into the environment)
+    secrets = locator_env("azureml", plan.platform_settings, step.params)
+    if secrets:
+        environment_variables = {**(environment_variables or {}), **secrets}
     return CommandComponent(
         name=node_name(f"{plan.system}-{step.name}"),
         version="1",

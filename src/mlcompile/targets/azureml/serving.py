@@ -4,9 +4,12 @@ component deployment."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mlcompile.plan.nodes import OnlineEndpoint, Plan
+from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
+from mlcompile.targets.azureml.feature_store import online_features_config
 from mlcompile.targets.azureml._sdk import entity_yaml, tags, yaml_bytes
 from mlcompile.targets.base import OutputFile, json_bytes
 
@@ -67,6 +70,11 @@ def render_online(plan: Plan) -> list[OutputFile]:
     labels = tags(plan)
     traffic = slots(online)
     files: list[OutputFile] = []
+    variables = {"MLCOMPILE_MODEL": online.model, "MLCOMPILE_SYSTEM": plan.system}
+    # the model's features, read from the feature store's online store by entity key
+    online_features = online_features_config(plan)
+    if online_features is not None:
+        variables[ONLINE_FEATURES_ENV] = json.dumps(online_features, sort_keys=True, separators=(",", ":"))
     endpoint = ManagedOnlineEndpoint(
         name=online.name,
         description=f"{plan.description or plan.system} (model {online.model}, rollout {online.strategy})",
@@ -84,7 +92,7 @@ def render_online(plan: Plan) -> list[OutputFile]:
             description=f"{'new version' if slot == 'green' else 'production version'} of {online.model}, {percent}% of traffic",
             model=f"azureml:{online.model}@latest",
             environment=Environment(image=plan.runtime_image, inference_config=INFERENCE_CONFIG),
-            environment_variables={"MLCOMPILE_MODEL": online.model, "MLCOMPILE_SYSTEM": plan.system},
+            environment_variables=dict(variables),
             instance_type=resources.machine.name if resources.machine else None,
             instance_count=online.min_replicas,
             scale_settings=DefaultScaleSettings(),

@@ -127,14 +127,14 @@ def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str],
     client = JobServiceClient(**options)
 
     def secret(name: str) -> str:
-        """MLCOMPILE_SECRET_<NAME> when the task has it, else Secret Manager (latest version)."""
-        env = "MLCOMPILE_SECRET_" + name.upper().replace("-", "_").replace(".", "_")
-        if env in os.environ:
-            return os.environ[env]
-        from google.cloud import secretmanager  # type: ignore[attr-defined]  # google-cloud-secret-manager
+        """MLCOMPILE_SECRET_<NAME> of the task (a Secret Manager locator the build wrote, or
+        a value), else Secret Manager's latest version in the profile's project."""
+        from mlcompile.runtime.secrets import fetch, resolve
+        from mlcompile.secrets import env_name, locator
 
-        found = secretmanager.SecretManagerServiceClient().access_secret_version(name=f"projects/{platform['project']}/secrets/{name}/versions/latest")
-        return str(found.payload.data.decode("utf-8"))
+        if env_name(name) in os.environ:
+            return resolve("secret://" + name)
+        return fetch(str(locator("vertex", platform, name)), name=name)
 
     body = substitute(job["body"], inputs, outputs, secret)
     if job["kind"] == "vertex.upload_model_request":
@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     job = config.get("platform_job")
     if not job:
         parser.error("the config has no platform_job")
+    from mlcompile.runtime.secrets import SecretUnavailable
+
     try:
         if job["kind"].startswith("vertex."):
             _vertex(config, job, inputs, outputs)
@@ -287,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise LaunchFailed(f"unknown platform job kind {job['kind']!r}")
     except LaunchFailed as exc:
+        print(f"error: {args.step}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except SecretUnavailable as exc:  # its message names the secret, never a value
         print(f"error: {args.step}: {exc}", file=sys.stderr, flush=True)
         return 1
     print(f"[mlcompile.launch] {args.step}: {job['kind']} succeeded", flush=True)

@@ -31,7 +31,9 @@ def launches_job(step: Step, plan: Plan) -> str | None:
 
 
 def secret_env_name(secret: str) -> str:
-    return SECRET_ENV_PREFIX + secret.upper().replace("-", "_").replace(".", "_")
+    from mlcompile.secrets import env_name
+
+    return env_name(secret)
 
 
 class KubeflowTarget:
@@ -159,11 +161,12 @@ class KubeflowTarget:
         secrets: dict[str, str] = {}
         if step.uses_user_container and launches_job(step, plan) is None:
             secrets.update({env: name for env, value in step.params.get("env", {}).items() if (name := secret_name(value))})
+        elif launches_job(step, plan) is None:  # a runtime step: every secret:// of its params
+            from mlcompile.secrets import refs_in
+
+            secrets.update({secret_env_name(name): name for name in refs_in(step.params)})
         if step.kind == "materialize_features":  # the secrets the repo's feature_store.yaml names
             secrets.update({feast_repo.secret_env(name): name for name in feast_repo.secrets_of(plan)})
-        for alert in step.params.get("alerts", []):
-            if (name := secret_name(alert.get("url", ""))) is not None:
-                secrets[secret_env_name(name)] = name
         for env, name in sorted(secrets.items()):
             kubernetes.use_secret_as_env(task, secret_name=name, secret_key_to_env={"value": env})
 

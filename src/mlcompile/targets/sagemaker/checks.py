@@ -8,7 +8,8 @@ Fields and where they go (docs/targets/sagemaker.md has the full table):
   group + RegisterModel; online → model / endpoint config / endpoint / autoscaling bodies;
   batch → batch pipeline; monitoring → monitoring pipeline (processing-job monitors running
   the runtime image) + alarm + rule; schedules → EventBridge Scheduler; triggers →
-  EventBridge rules; lineage → tags."""
+  EventBridge rules; lineage → tags; online feature views → feature groups + materialisation
+  pipelines on their refresh cadence (feature_store.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ import re
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Origin, Plan, Resources, Step
 from mlcompile.runtime.contract import ENV_HYPERPARAMETERS
+from mlcompile.secrets import env_name
 from mlcompile.targets.base import unsupported
+from mlcompile.targets.sagemaker import feature_store
 from mlcompile.targets.sagemaker.layout import HYPERPARAMETERS_FILE, breach_step
 from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron
 
@@ -76,6 +79,7 @@ def check(plan: Plan) -> list[Diagnostic]:
             source = next((s for s in plan.features.sources if s.name == trigger.source), None)
             if source is None or not source.uri.startswith("s3://"):
                 refuse(trigger.origin, f"new-data trigger on source '{trigger.source}': EventBridge sees new objects only in S3 buckets")
+    problems += feature_store.check(plan)
     return problems
 
 
@@ -110,7 +114,8 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
                 step.origin.below(f"env.{name}"),
                 f"SageMaker training jobs cannot bind a secret to an environment variable: {name} is passed as the reference "
                 f"{value!r}, which the container resolves from AWS Secrets Manager (secret '{str(value)[len(SECRET):]}', readable by the job's role)",
-                "read the secret in the container with boto3 secretsmanager.get_secret_value",
+                f"its ARN is in {env_name(str(value)[len(SECRET):])}: read it in the container with mlcompile.runtime.secrets.resolve(os.environ['{name}']) "
+                "or boto3 secretsmanager.get_secret_value",
             )
     for word in (*step.command, *step.args):
         if len(word) > MAX_CONTAINER_ARGUMENT:

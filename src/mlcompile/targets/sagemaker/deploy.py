@@ -3,10 +3,11 @@ SageMaker SDK), idempotently — each resource is described first, compared with
 and created, updated or left alone; a second deploy of the same build reports every
 resource `unchanged`.
 
-Order: step configs (S3, content-addressed), model package group, pipelines, schedule
-group + schedules, alarms, rules + their targets. The serving bodies (model, endpoint
-config, endpoint, autoscaling) are not deployed here: an endpoint exists once a version is
-approved, and the deploy-online step creates or rolls it (see docs/targets/sagemaker.md).
+Order: step configs (S3, content-addressed), model package group, feature groups of the
+online views, pipelines, schedule group + schedules, alarms, rules + their targets. The
+serving bodies (model, endpoint config, endpoint, autoscaling) are not deployed here: an
+endpoint exists once a version is approved, and the deploy-online step creates or rolls it
+(see docs/targets/sagemaker.md).
 
 Credentials and endpoints come from the usual AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, …);
 the region is the profile's."""
@@ -82,6 +83,7 @@ class _Deployer:
     def run(self) -> list[DeployAction]:
         self.configs()
         self.model_package_groups()
+        self.feature_groups()
         self.pipelines()
         self.schedules()
         self.alarms()
@@ -117,6 +119,51 @@ class _Deployer:
                 self.record(f"model package group {name}", "unchanged")
             except ClientError:
                 self.record(f"model package group {name}", "create", lambda: sagemaker.create_model_package_group(**body))
+
+    def feature_groups(self) -> None:
+        """Created first and compared on 'already exists' (one call when nothing is there yet).
+        A feature group takes new features and a new online ttl in place; a changed record
+        identifier, event time or feature type needs a new group (and a new materialisation),
+        which deploy does not do behind the user's back."""
+        from botocore.exceptions import ClientError
+
+        sagemaker = self.client("sagemaker")
+        for body in self.bodies("sagemaker.create_feature_group"):
+            name = body["FeatureGroupName"]
+            resource = f"feature group {name}"
+            if self.dry_run:
+                self.record(resource, "create", None, "dry run: not compared")
+                continue
+            try:
+                sagemaker.create_feature_group(**body)
+                self.record(resource, "create", None, f"online ttl {body['OnlineStoreConfig']['TtlDuration']['Value']} {body['OnlineStoreConfig']['TtlDuration']['Unit'].lower()}")
+                continue
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ResourceInUse":
+                    raise
+            current = sagemaker.describe_feature_group(FeatureGroupName=name)
+            existing = {d["FeatureName"]: d for d in current.get("FeatureDefinitions", [])}
+            wanted = {d["FeatureName"]: d for d in body["FeatureDefinitions"]}
+            changed = [n for n in wanted if n in existing and existing[n].get("FeatureType") != wanted[n]["FeatureType"]]
+            changed += [n for n in existing if n not in wanted]
+            keys = (current.get("RecordIdentifierFeatureName"), current.get("EventTimeFeatureName")) != (body["RecordIdentifierFeatureName"], body["EventTimeFeatureName"])
+            if keys or changed:
+                what = "its record identifier or event time" if keys else f"features {', '.join(sorted(changed))} (removed or retyped)"
+                raise DeployFailed(
+                    f"{resource} exists with different {what}: SageMaker cannot change that in place; delete the group (its online records are lost) and deploy again",
+                    applied=self.actions,
+                )
+            update: dict[str, Any] = {}
+            additions = [wanted[n] for n in wanted if n not in existing]
+            if additions:
+                update["FeatureAdditions"] = additions
+            ttl = current.get("OnlineStoreConfig", {}).get("TtlDuration")
+            if ttl is not None and not _subset(body["OnlineStoreConfig"]["TtlDuration"], ttl):
+                update["OnlineStoreConfig"] = {"TtlDuration": body["OnlineStoreConfig"]["TtlDuration"]}
+            if update:
+                self.record(resource, "update", lambda update=update, name=name: sagemaker.update_feature_group(FeatureGroupName=name, **update), ", ".join(sorted(update)))
+            else:
+                self.record(resource, "unchanged")
 
     def pipelines(self) -> None:
         from botocore.exceptions import ClientError

@@ -12,7 +12,7 @@ from typing import Any
 from mlcompile.errors import SpecError
 from mlcompile.plan.nodes import OnlineEndpoint, Pipeline, Plan, Step
 from mlcompile.targets.base import OutputFile, json_bytes, unsupported
-from mlcompile.targets.sagemaker import bodies
+from mlcompile.targets.sagemaker import bodies, feature_store
 from mlcompile.targets.sagemaker.layout import MAX_DEFINITION_CHARS, Layout
 
 PIPELINE_DEFINITION = "sagemaker.pipeline_definition"
@@ -69,6 +69,9 @@ def render(plan: Plan) -> list[OutputFile]:
             pipelines.append(deployer)
             extra[(deployer.name, "deploy-online")] = deploy_config
 
+    materialize = feature_store.materialize_pipelines(plan, layout)
+    pipelines += [pipeline for pipeline, _ in materialize]
+
     built = sdk.build(plan, layout, pipelines, extra)
     for pipeline in pipelines:
         definition = built.definitions[pipeline.name]
@@ -85,10 +88,13 @@ def render(plan: Plan) -> list[OutputFile]:
     for name, (kind, body) in sorted(serving.items()):
         add(f"serving/{name}.json", kind, body)
 
-    if plan.schedules:
+    schedules = [*plan.schedules, *(schedule for _, schedule in materialize)]
+    if schedules:
         add("schedules/group.json", "scheduler.create_schedule_group", bodies.schedule_group(plan, layout))
-        for schedule in plan.schedules:
+        for schedule in schedules:
             add(f"schedules/{schedule.name}.json", "scheduler.create_schedule", bodies.schedule(layout, schedule))
+    for view in feature_store.online_views(plan):
+        add(f"feature-store/{view.name}.json", "sagemaker.create_feature_group", feature_store.create_feature_group(plan, layout, view))
     for trigger in plan.triggers:
         if trigger.kind == "monitoring_breach":
             alarm = bodies.breach_alarm(plan, trigger)

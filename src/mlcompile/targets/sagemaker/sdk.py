@@ -30,7 +30,8 @@ from mlcompile.runtime.contract import (
     ENV_VALIDATION_REPORT,
     step_config,
 )
-from mlcompile.targets.sagemaker import bodies
+from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
+from mlcompile.targets.sagemaker import bodies, feature_store
 from mlcompile.targets.sagemaker.layout import (
     PROCESSING_INPUT,
     PROCESSING_OUTPUT,
@@ -165,6 +166,13 @@ class _PipelineBuilder:
             names = [n for n in names if self.pipeline.step(n).run_if is None]
         return [self.sdk_steps[n] for n in names] or None
 
+    def secret_env(self, step: Step) -> dict[str, str]:
+        """MLCOMPILE_SECRET_<NAME> → the Secrets Manager ARN of each secret:// the step uses:
+        resolved by the runtime with the job's role (SageMaker jobs cannot inject a secret)."""
+        from mlcompile.secrets import locator_env
+
+        return locator_env("sagemaker", self.plan.platform_settings, step.params)
+
     # ------------------------------------------------------------------ steps
     def processing(self, step: Step) -> Any:
         from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
@@ -193,6 +201,7 @@ class _PipelineBuilder:
             instance_type=resources.machine.name if resources.machine else None,
             entrypoint=list(step.command),
             max_runtime_in_seconds=resources.timeout_seconds,
+            env=self.secret_env(step) or None,
             tags=self.tags,
             sagemaker_session=self.session,
         )
@@ -219,6 +228,7 @@ class _PipelineBuilder:
         entry_point, arguments = list(step.command) or None, list(step.args) or None
         if step.uses_user_container:
             environment.update({str(k): str(v) for k, v in step.params.get("env", {}).items()})
+            environment.update(self.secret_env(step))
             environment.update(
                 {
                     ENV_TRAIN_DATA: paths.get("train", ""),
@@ -301,6 +311,9 @@ class _PipelineBuilder:
         environment = {"MLCOMPILE_SYSTEM": plan.system, "MLCOMPILE_MODEL": registry.model}
         if plan.online is not None and plan.online.resources.timeout_seconds is not None:
             environment[bodies.REQUEST_TIMEOUT_ENV] = str(plan.online.resources.timeout_seconds)
+        online_features = feature_store.online_features_env(plan, self.layout)
+        if online_features is not None:  # serving reads the model's features by entity key
+            environment[ONLINE_FEATURES_ENV] = online_features
         model = Model(image_uri=plan.runtime_image, model_data=self.producer_uri(model_ref), role=self.layout.role_arn, env=environment, sagemaker_session=self.session)
         statistics = Join(on="/", values=[self.producer_uri(metrics_ref), "metrics.json"])
         metadata = {"mlcompile-system": plan.system, "mlcompile-spec-sha256": plan.spec_sha256, "mlcompile-trainer-step": trainer}

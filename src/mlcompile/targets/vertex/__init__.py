@@ -1,6 +1,7 @@
 """The `vertex` target: Vertex AI Pipelines (KFP v2 IR compiled by the kfp SDK) plus Vertex AI
 request bodies built with google-cloud-aiplatform's types: PipelineJob, Schedule, CustomJob /
-HyperparameterTuningJob, Model Registry upload, Endpoint and DeployModel. See
+HyperparameterTuningJob, Model Registry upload, Endpoint and DeployModel, and the Feature
+Store resources of online feature views (feature_store.py). See
 docs/targets/vertex.md for every output file and kind."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents
+from mlcompile.targets.vertex import feature_store
 
 NAME = "vertex"
 CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
@@ -71,6 +73,7 @@ class VertexTarget:
                             f"Manager and puts its value in the job's environment, visible to whoever can read the job (target {NAME})",
                             "prefer reading the secret inside the trainer",
                         ))  # fmt: skip
+        problems += feature_store.check(plan)
         return problems
 
     # ------------------------------------------------------------------ render
@@ -97,7 +100,7 @@ class VertexTarget:
                 jobs[step.name] = {"kind": "vertex.upload_model_request", "body": register, "timeout_seconds": step.resources.timeout_seconds}
         pipeline_jobs: dict[str, dict[str, Any]] = {}
         for pipeline in [*plan.pipelines(), *(p for p, _ in sensors)]:
-            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs), lambda t, s, st: None, pipeline_root=settings["pipeline_root"])
+            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=settings["pipeline_root"])
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
             pipeline_jobs[pipeline.name] = self._pipeline_job(plan, text)
             files.append(OutputFile(f"vertex/pipeline-jobs/{pipeline.name}.json", "vertex.pipeline_job", json_bytes(pipeline_jobs[pipeline.name])))
@@ -105,6 +108,8 @@ class VertexTarget:
             body = bodies.schedule(plan, schedule.name, schedule.cron, schedule.timezone, pipeline_jobs[schedule.pipeline])
             files.append(OutputFile(f"vertex/schedules/{schedule.name}.json", "vertex.schedule", json_bytes(body)))
         files.append(OutputFile("vertex/model.json", "vertex.upload_model_request", json_bytes(bodies.model(plan))))
+        for path, kind, body in feature_store.bodies(plan):
+            files.append(OutputFile(path, kind, json_bytes(body)))
         if plan.online is not None:
             files.append(OutputFile("vertex/endpoint.json", "vertex.create_endpoint_request", json_bytes(bodies.endpoint(plan))))
             files.append(OutputFile("vertex/deploy-model.json", "vertex.deploy_model_request", json_bytes(bodies.deploy_model_request(plan))))
@@ -150,6 +155,15 @@ class VertexTarget:
         accelerator = r.machine.accelerator_platform_name if r.machine and r.accelerator_count else None
         config = runtime_config(plan, step, platform=bodies.platform_section(plan))
         return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, caching=caching)
+
+    def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
+        """MLCOMPILE_SECRET_<NAME> → the Secret Manager version of each secret:// the step
+        uses (alert webhooks, a trainer's env read by its launcher): resolved when the step
+        runs, with the pipeline's service account (Vertex AI injects no secret itself)."""
+        from mlcompile.secrets import locator_env
+
+        for env, where in sorted(locator_env(NAME, plan.platform_settings, step.params).items()):
+            task.set_env_variable(env, where)
 
     # ------------------------------------------------------------------ deploy
     def deploy(self, plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:

@@ -11,8 +11,10 @@ from google.protobuf import duration_pb2, json_format
 
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.runtime.contract import ENV_LABEL
+from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets.base import resource_labels
 from mlcompile.targets.kfp_ir import CONTAINER_ENV_OF, config_arg, runtime_config, secret_name
+from mlcompile.targets.vertex.feature_store import online_features_env
 
 SERVING_PORT = 8080
 SERVING_ALIAS = "production"  # the version an endpoint, batch job and champion gate use
@@ -145,6 +147,7 @@ def model(plan: Plan) -> dict[str, Any]:
     """The Model Registry entry the register step uploads each version into (model_id =
     the registry model's name, so every resource can name it; aliases per version)."""
     registry = plan.registry
+    online_features = online_features_env(plan)
     body = gca.Model(
         display_name=registry.model,
         description=described(plan),
@@ -159,6 +162,8 @@ def model(plan: Plan) -> dict[str, Any]:
             health_route="/health",
         ),
     )
+    if online_features is not None:  # serving reads the model's features by entity key
+        body.container_spec.env = [gca.EnvVar(name=ONLINE_FEATURES_ENV, value=online_features)]
     return {"parent": parent(plan), "modelId": registry.model, "model": to_json(body)}
 
 

@@ -1,7 +1,8 @@
 """`mlcompile deploy` for the vertex target, through google-cloud-aiplatform's service clients
 (REST transport): Schedules created (or replaced when their definition changed), the
 training PipelineJob submitted once per build (its job id carries the body's sha256, so a
-second deploy of the same build is `unchanged`), and the online Endpoint created when missing.
+second deploy of the same build is `unchanged`), the online Endpoint created when missing, and
+the Feature Store resources of online views created or brought in line (deploy_features.py).
 
 `aiplatform.PipelineJob.submit()` is not used: before calling
 `PipelineServiceClient.create_pipeline_job` (which this module calls directly, with the same
@@ -20,6 +21,7 @@ from typing import Any
 
 from mlcompile.plan.nodes import Plan
 from mlcompile.targets.base import DeployAction, DeployFailed
+from mlcompile.targets.vertex.deploy_features import deploy_feature_store
 
 ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
 
@@ -43,7 +45,9 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
     if dry_run:
         actions = [DeployAction(f"schedule {p.stem}", "create", "dry run: not compared") for p in schedules]
         actions += [DeployAction(f"pipeline job {job_id(p)}", "create", "dry run") for p in training]
-        return actions + [DeployAction(f"endpoint {json.loads(p.read_text())['endpointId']}", "create", "dry run") for p in endpoints]
+        actions += [DeployAction(f"endpoint {json.loads(p.read_text())['endpointId']}", "create", "dry run") for p in endpoints]
+        deploy_feature_store(lambda kind: _files(build_dir, kind), {}, True, actions)
+        return actions
     from google.api_core import exceptions
     from google.cloud.aiplatform_v1 import types as gca
     from google.cloud.aiplatform_v1.services.endpoint_service import EndpointServiceClient
@@ -93,6 +97,7 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
             except exceptions.NotFound:
                 endpoint_client.create_endpoint(request=request)
                 actions.append(DeployAction(f"endpoint {request.endpoint_id}", "create", "models are deployed to it by the pipeline"))
+        deploy_feature_store(lambda kind: _files(build_dir, kind), options, False, actions)
     except exceptions.GoogleAPICallError as exc:
         raise DeployFailed(f"Vertex AI ({endpoint}): {exc}", applied=actions) from exc
     return actions

@@ -1,0 +1,368 @@
+"""Cost estimates of a plan from the catalog's on-demand list prices (catalog/prices.yaml).
+
+What is estimated, and how (docs/cost.md says the same for readers):
+
+- A pipeline step costs its machine's hourly price × its replicas × its timeout in hours: the
+  timeout is the upper bound of a run.  A tuning step runs every trial to its timeout
+  (trials × per trial); running trials in parallel changes when, not how much, is paid.  A step
+  without a timeout has no upper bound, and neither has its pipeline.
+- A pipeline run is the sum of its steps, every step counted (a step skipped by a gate only
+  makes the run cheaper).
+- An online endpoint costs its hourly serving price × replicas × 730 hours a month
+  (8,760 hours a year / 12), from min to max replicas.
+- A schedule runs its pipeline as often as its cron fires over a fixed reference year
+  (2025-01-01 to 2026-01-01 in the schedule's time zone), divided by 12: the same answer on
+  every machine and every day.  Its monthly cost is that × the pipeline's run upper bound.
+- Sums are exact (Decimal) and rounded half-even to cents once, at the end.
+
+Kubeflow runs on the team's own cluster: no list price, the resources are stated instead.  A
+local run costs nothing.  A machine without a sourced price is "price unknown" — never a guess.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: importing the build needs no plan classes
+    from mlcompile.plan.nodes import Machine, Pipeline, Plan, Resources, Step
+
+COST_FILE = "cost.json"
+COST_KIND = "mlcompile.cost_estimate"
+COST_VERSION = "1"  # changes whenever the shape of cost.json does
+HOURS_PER_MONTH = Decimal(730)
+REFERENCE_YEAR = 2025
+CAVEAT = (
+    "Estimates from on-demand list prices in one region per platform (the catalog's prices.yaml), "
+    "not a quote: discounts, spot, storage, network and per-request charges are left out."
+)
+SELF_MANAGED = "self-managed cluster: no list price"
+NO_CHARGE = "runs on this machine: no charge"
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class HourlyPrice:
+    """The hourly price of one machine for one use; ``usd`` None when there is none, and why."""
+
+    usd: Decimal | None
+    note: str | None
+    sources: tuple[tuple[str, str, str | None], ...] = ()  # (source page, as of, via)
+
+
+def cents(amount: Decimal) -> Decimal:
+    return amount.quantize(_CENT, rounding=ROUND_HALF_EVEN)
+
+
+def _number(amount: Decimal | None) -> float | int | None:
+    """A JSON number: whole amounts as integers, the rest as the shortest float."""
+    if amount is None:
+        return None
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
+def money(amount: Decimal | float | None) -> str:
+    """$1,234.56 — always cents."""
+    if amount is None:
+        return "price unknown"
+    return f"${cents(Decimal(str(amount))):,.2f}"
+
+
+# ------------------------------------------------------------------------------ prices
+
+
+def hourly_price(platform: str, machine: Machine | None, use: str) -> HourlyPrice:
+    """What one ``machine`` costs an hour on ``platform`` for ``use`` (training or serving).
+
+    On Vertex AI a machine's GPUs are billed on top of the machine: machine + accelerator × count.
+    """
+    if platform == "local":
+        return HourlyPrice(Decimal(0), NO_CHARGE)
+    if platform == "kubeflow":
+        return HourlyPrice(None, SELF_MANAGED)
+    from mlcompile.catalog.prices import prices
+
+    table = prices().get(platform)
+    if table is None:
+        return HourlyPrice(None, f"no price list for platform {platform}")
+    if machine is None or not machine.name:
+        return HourlyPrice(None, "no machine type")
+    found = table.machines.get(machine.name, {}).get(use)
+    if found is None:
+        return HourlyPrice(None, f"price unknown: no {use} price for {machine.name} in {table.region}")
+    total, sources = found.usd_per_hour, [(found.source, found.as_of, found.via)]
+    if platform == "vertex" and machine.accelerator_platform_name and machine.accelerator_count:
+        gpu = table.accelerators.get(machine.accelerator_platform_name, {}).get(use)
+        if gpu is None:
+            return HourlyPrice(None, f"price unknown: no {use} price for {machine.accelerator_platform_name} in {table.region}")
+        total += gpu.usd_per_hour * machine.accelerator_count
+        sources.append((gpu.source, gpu.as_of, gpu.via))
+    return HourlyPrice(total, None, tuple(dict.fromkeys(sources)))
+
+
+def price_region(platform: str) -> str | None:
+    if platform not in ("vertex", "sagemaker", "azureml"):
+        return None
+    from mlcompile.catalog.prices import prices
+
+    return prices()[platform].region
+
+
+# ------------------------------------------------------------------------------ cron
+
+
+@functools.cache
+def runs_per_year(cron: str, timezone: str) -> int:
+    """How often ``cron`` fires in the reference year, counted in ``timezone``.
+
+    A day without a change of UTC offset fires (minutes × hours) times when cronsim matches the
+    day; the two or so days a year with a daylight-saving change are walked fire by fire, so a
+    time skipped in spring counts once (cronsim fires it in the next hour) and a repeated one
+    once.  Walking every fire of the year gives the same count, only much slower ("*/15" fires
+    35,040 times)."""
+    from datetime import date, timedelta
+    from zoneinfo import ZoneInfo
+
+    from cronsim import CronSim
+
+    zone = ZoneInfo(timezone)
+    day, end = date(REFERENCE_YEAR, 1, 1), date(REFERENCE_YEAR + 1, 1, 1)
+    sim = CronSim(cron, datetime(REFERENCE_YEAR, 1, 1, tzinfo=zone))
+    per_day = len(sim.minutes) * len(sim.hours)
+    count = 0
+    while day < end:
+        following = day + timedelta(days=1)
+        if day.month in sim.months and sim.match_day(day):
+            offsets = {datetime(d.year, d.month, d.day, h, m, tzinfo=zone).utcoffset()
+                       for d, h, m in ((day, 0, 0), (day, 23, 59), (following, 0, 0))}  # fmt: skip
+            if len(offsets) == 1:
+                count += per_day
+            else:
+                start = datetime(day.year, day.month, day.day, tzinfo=zone) - timedelta(minutes=1)
+                stop = datetime(following.year, following.month, following.day, tzinfo=zone)
+                for fire in CronSim(cron, start):  # yields fires after start
+                    if fire >= stop:
+                        break
+                    count += 1
+        day = following
+    return count
+
+
+def runs_per_month(cron: str, timezone: str) -> Decimal:
+    """Fires in the reference year / 12, exact (365 daily fires: 365/12)."""
+    return Decimal(runs_per_year(cron, timezone)) / 12
+
+
+# ------------------------------------------------------------------------------ estimate
+
+
+def _resources(resources: Resources) -> dict[str, Any]:
+    machine = resources.machine
+    return {
+        "machine": machine.name if machine is not None else None,
+        "accelerator": (machine.accelerator if machine is not None else None) or resources.accelerator,
+        "accelerator_count": machine.accelerator_count if machine is not None and machine.name else resources.accelerator_count,
+        "cpu": resources.cpu,
+        "memory": resources.memory,
+    }
+
+
+def _price_fields(price: HourlyPrice) -> dict[str, Any]:
+    return {
+        "price_per_hour": _number(price.usd),
+        "price_note": price.note,
+        "price_sources": [
+            {"source": source, "as_of": as_of, **({"via": via} if via else {})} for source, as_of, via in price.sources
+        ],
+    }
+
+
+def _step(plan: Plan, step: Step) -> tuple[dict[str, Any], Decimal | None, str | None]:
+    """A step's entry, its run upper bound, and why it has none."""
+    r = step.resources
+    price = hourly_price(plan.platform, r.machine, "training")
+    trials = plan.tuning.max_trials if step.kind == "tune" and plan.tuning is not None else 1
+    hours = None if r.timeout_seconds is None else Decimal(r.timeout_seconds) / 3600
+    why = None
+    if price.usd == 0:
+        bound: Decimal | None = Decimal(0)
+    elif price.usd is None:
+        bound, why = None, price.note
+    elif hours is None:
+        bound, why = None, "no timeout: no upper bound"
+    else:
+        bound = price.usd * r.replicas * hours * trials
+    entry = {
+        "step": step.name,
+        "kind": step.kind,
+        **_resources(r),
+        "count": r.replicas,
+        "trials": trials,
+        "timeout_hours": _number(hours),
+        **_price_fields(price),
+        "run_upper_bound": _number(None if bound is None else cents(bound)),
+    }
+    return entry, bound, why
+
+
+def _pipeline(plan: Plan, pipeline: Pipeline) -> tuple[dict[str, Any], Decimal | None]:
+    steps, total, missing = [], Decimal(0), []
+    for step in pipeline.steps:
+        entry, bound, why = _step(plan, step)
+        steps.append(entry)
+        if bound is None:
+            missing.append(f"{step.name}: {why}")
+        else:
+            total += bound
+    bound_total = None if missing else total
+    return (
+        {"pipeline": pipeline.name, "run_upper_bound": _number(None if bound_total is None else cents(bound_total)),
+         "unbounded": missing, "steps": steps},
+        bound_total,
+    )  # fmt: skip
+
+
+def estimate(plan: Plan) -> dict[str, Any]:
+    """The cost estimate of a plan: what cost.json holds."""
+    pipelines, bounds = [], {}
+    for pipeline in plan.pipelines():
+        entry, bound = _pipeline(plan, pipeline)
+        pipelines.append(entry)
+        bounds[pipeline.name] = bound
+    endpoints = []
+    if plan.online is not None:
+        e = plan.online
+        price = hourly_price(plan.platform, e.resources.machine, "serving")
+        low = None if price.usd is None else cents(price.usd * e.min_replicas * HOURS_PER_MONTH)
+        high = None if price.usd is None else cents(price.usd * e.max_replicas * HOURS_PER_MONTH)
+        endpoints.append({
+            "endpoint": e.name, **_resources(e.resources), "min_replicas": e.min_replicas, "max_replicas": e.max_replicas,
+            **_price_fields(price), "per_month_min": _number(low), "per_month_max": _number(high),
+        })  # fmt: skip
+    schedules = []
+    for schedule in plan.schedules:
+        per_year = runs_per_year(schedule.cron, schedule.timezone)
+        bound = bounds.get(schedule.pipeline)
+        monthly = None if bound is None else cents(bound * per_year / 12)
+        schedules.append({
+            "schedule": schedule.name, "pipeline": schedule.pipeline, "cron": schedule.cron, "timezone": schedule.timezone,
+            "runs_per_year": per_year, "runs_per_month": _number(cents(Decimal(per_year) / 12)),
+            "per_month_upper_bound": _number(monthly),
+        })  # fmt: skip
+    settings = plan.platform_settings or {}
+    return {
+        "cost_version": COST_VERSION,
+        "currency": "USD",
+        "platform": plan.platform,
+        "price_region": price_region(plan.platform),
+        "profile_region": settings.get("region"),
+        "caveat": CAVEAT,
+        "conventions": {
+            "training_run": "each step's hourly price × replicas × timeout hours (× trials when tuning); the timeout is the upper bound",
+            "endpoint_hours_per_month": int(HOURS_PER_MONTH),
+            "schedule_runs_per_month": f"cron fires from {REFERENCE_YEAR}-01-01 to {REFERENCE_YEAR + 1}-01-01 in the schedule's time zone, / 12",
+            "rounding": "exact sums, rounded half-even to cents",
+        },
+        "pipelines": pipelines,
+        "endpoints": endpoints,
+        "schedules": schedules,
+    }
+
+
+def cost_file(plan: Plan) -> Any:
+    """cost.json of a build."""
+    from mlcompile.targets.base import OutputFile, json_bytes
+
+    return OutputFile(COST_FILE, COST_KIND, json_bytes(estimate(plan)))
+
+
+# ------------------------------------------------------------------------------ words
+
+
+def _why_none(platform: str, reasons: list[str]) -> str:
+    if platform == "kubeflow":
+        return "no list price (self-managed cluster)"
+    if any(r.startswith("no timeout") for r in reasons):
+        return "no upper bound (a step has no timeout)"
+    return "price unknown"
+
+
+def pipeline_text(entry: dict[str, Any], platform: str) -> str:
+    if platform == "local":
+        return "no charge"
+    if entry.get("run_upper_bound") is not None:
+        return f"≤ {money(entry['run_upper_bound'])}"
+    return _why_none(platform, [u.split(": ", 1)[-1] for u in entry.get("unbounded", ())])
+
+
+def endpoint_text(entry: dict[str, Any], platform: str) -> str:
+    if platform == "local":
+        return "no charge"
+    low, high = entry.get("per_month_min"), entry.get("per_month_max")
+    if low is None or high is None:
+        return _why_none(platform, [])
+    return f"{money(low)}/month" if low == high else f"{money(low)}–{money(high)}/month"
+
+
+def schedule_text(entry: dict[str, Any], platform: str, pipeline: dict[str, Any] | None = None) -> str:
+    runs = f"{entry['runs_per_month']:g} runs/month"
+    if platform == "local":
+        return f"{runs}, no charge"
+    if entry.get("per_month_upper_bound") is None:
+        return f"{runs}, {pipeline_text(pipeline or {}, platform)}"
+    return f"{runs}, ≤ {money(entry['per_month_upper_bound'])}/month"
+
+
+def items(data: dict[str, Any]) -> dict[str, str]:
+    """cost.json as reviewable items: "pipeline NAME" / "endpoint NAME" / "schedule NAME" -> the
+    estimate in words ("≤ $12.00" a run, "$80.30–$240.90/month", "30.42 runs/month, ≤ …")."""
+    platform = data.get("platform", "")
+    pipelines = {p["pipeline"]: p for p in data.get("pipelines", ())}
+    found: dict[str, str] = {}
+    for name, entry in pipelines.items():
+        found[f"pipeline {name}"] = f"run {pipeline_text(entry, platform)}"
+    for entry in data.get("endpoints", ()):
+        found[f"endpoint {entry['endpoint']}"] = endpoint_text(entry, platform)
+    for entry in data.get("schedules", ()):
+        found[f"schedule {entry['schedule']}"] = schedule_text(entry, platform, pipelines.get(entry["pipeline"]))
+    return found
+
+
+def explain_lines(plan: Plan) -> list[str]:
+    """The "Cost estimate" section of `mlcompile explain`."""
+    data = estimate(plan)
+    platform = plan.platform
+    where = ""
+    if data["price_region"]:
+        where = f" (list prices for {data['price_region']}"
+        if data["profile_region"] and data["profile_region"] != data["price_region"]:
+            where += f"; this profile runs in {data['profile_region']}"
+        where += ")"
+    lines = [f"Cost estimate{where}"]
+    pipelines = {p["pipeline"]: p for p in data["pipelines"]}
+    unpriced: dict[str, None] = {}
+    for entry in data["pipelines"]:
+        lines.append(f"  {entry['pipeline']}: per run: {pipeline_text(entry, platform)}")
+        for step in entry["steps"]:
+            if step["price_per_hour"] is not None and step["run_upper_bound"] is None:
+                lines.append(f"    {step['step']} has no timeout: the run has no upper bound")
+            elif step["price_per_hour"] is None and step["machine"]:
+                unpriced[f"{step['machine']} (training)"] = None
+    for entry in data["endpoints"]:
+        lines.append(f"  endpoint {entry['endpoint']}: {endpoint_text(entry, platform)} "
+                     f"({entry['min_replicas']}..{entry['max_replicas']} replicas × {int(HOURS_PER_MONTH)} h)")
+        if entry["price_per_hour"] is None and entry["machine"]:
+            unpriced[f"{entry['machine']} (serving)"] = None
+    for entry in data["schedules"]:
+        lines.append(f"  schedule {entry['schedule']}: {schedule_text(entry, platform, pipelines.get(entry['pipeline']))}")
+    if unpriced:
+        lines.append(f"  no list price recorded for {', '.join(unpriced)}")
+    if platform == "kubeflow":
+        lines.append("  Kubeflow runs on your own cluster: cost.json states the resources each step asks, with no price.")
+    elif platform == "local":
+        lines.append("  Runs on this machine: no charge.")
+    lines.append(f"  {CAVEAT}")
+    return lines

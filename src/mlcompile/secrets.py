@@ -1,0 +1,332 @@
+"""Credentials must never be written where mlcompile reads or writes: specs and profiles
+are edited in pull requests, and builds are published as CI artifacts. This module holds
+what a credential looks like and the scanners that use it:
+
+* `check_document` walks a loaded spec or profile (every value, key and nested mapping,
+  overrides included) and reports each suspicious value at its place in the file;
+* `scan_text` finds the same things in generated text, by line and column, for the last
+  check of a build before anything is written (`check_outputs`).
+
+Patterns are specific on purpose (a prefix, a fixed length, a marker such as
+`AccountKey=`): a scanner that cries wolf on digests and example values gets switched off.
+Values under a credential-named key are judged more strictly: there, any long random-looking
+string is taken for a secret."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from mlcompile.diagnostics import Diagnostic, JsonPath
+
+if TYPE_CHECKING:
+    from mlcompile.spec.loader import SourceMap
+
+SECRET_SCHEME = "secret://"
+HINT = "store it in your secret manager and write secret://<name>"
+
+# Words of a key or environment variable name (split on '_', '-' and case changes) that mark
+# it as a credential; whole words, so that TOKENIZERS_PARALLELISM or MAX_TOKENS are not.
+_CREDENTIAL_WORDS = frozenset({"PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "CREDENTIALS", "APIKEY"})
+_CREDENTIAL_PAIRS = frozenset({("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "KEY"), ("SECRET", "KEY"), ("ACCOUNT", "KEY"), ("CLIENT", "SECRET")})
+_WORD_SPLIT = re.compile(r"[_\-.\s]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def words_of(name: str) -> list[str]:
+    return [w.upper() for w in _WORD_SPLIT.split(name) if w]
+
+
+def looks_like_credential(name: str) -> bool:
+    """Whether a key or variable name says it holds a credential (`DB_PASSWORD`, `apiKey`)."""
+    words = words_of(name)
+    return bool(_CREDENTIAL_WORDS.intersection(words)) or any(pair in _CREDENTIAL_PAIRS for pair in zip(words, words[1:]))
+
+
+@dataclass(frozen=True)
+class Pattern:
+    what: str  # "an AWS access key id": how a message names it
+    regex: re.Pattern[str]
+
+
+# A backslash may precede a quote: generated files embed JSON in strings (`\"key\": \"…\"`).
+_Q = r"\\?[\"']?"
+PATTERNS: tuple[Pattern, ...] = (
+    Pattern("a private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
+    Pattern("an AWS access key id", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}(?![A-Z0-9])")),
+    Pattern(
+        "an AWS secret access key",
+        re.compile(r"(?i)aws_?secret_?(?:access_?)?key" + _Q + r"\s*[:=]\s*" + _Q + r"(?-i:[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"),
+    ),
+    Pattern("a GCP service account key", re.compile(r"private_key_id" + _Q + r"\s*:\s*" + _Q + r"[0-9a-f]{40}\b")),
+    Pattern(
+        "a GCP service account key",
+        re.compile(r"type" + _Q + r"\s*:\s*" + _Q + r"service_account" + _Q + r"(?=[\s\S]{0,4000}private_key)"),
+    ),
+    Pattern("an Azure connection string key", re.compile(r"(?i)\b(?:AccountKey|SharedAccessKey)\s*=\s*[A-Za-z0-9+/]{20,}={0,2}")),
+    Pattern("an Azure SAS token", re.compile(r"[?&]sig=[A-Za-z0-9%+/]{30,}(?:%3D|=){0,2}")),
+    Pattern("an Azure AD client secret", re.compile(r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])")),
+    Pattern("a GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22,})\b")),
+    Pattern("a Slack token", re.compile(r"\bxox[abposr]-[0-9A-Za-z-]{10,}")),
+    Pattern("a Slack webhook URL", re.compile(r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/]+")),
+    Pattern("a JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
+    # [user]:password@ in a URL (Redis has no user: rediss://:KEY@host); `${VAR}` / `{{…}}`
+    # placeholders are not passwords
+    Pattern("a URI with a password in it", re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@\"'\\]*:(?![$%{])[^/\s@\"'\\]+@")),
+)
+
+# key: value / key=value where the key names a credential: the generated-text form of the
+# rule `check_document` applies to mappings
+_NAMED_VALUE = re.compile(
+    r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9_-]{1,60})" + _Q + r"\s*[:=]\s*" + _Q + r"([^\s\"'\\,;}\]]{16,})"
+)
+
+
+def _entropy(value: str) -> float:
+    counts: dict[str, int] = {}
+    for char in value:
+        counts[char] = counts.get(char, 0) + 1
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+def looks_random(value: str) -> bool:
+    """A long value with no spaces that mixes letters and digits and is near-random: what a
+    generated password, token or key looks like (and a word, path or URL does not)."""
+    if len(value) < 16 or any(c.isspace() for c in value) or "://" in value or value.startswith(("$", "{{", "/", "projects/", "arn:", *LOCATOR_SCHEMES)):
+        return False
+    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+        return False
+    return _entropy(value) >= 3.5
+
+
+def find(text: str) -> Pattern | None:
+    """The first pattern a single value matches."""
+    for pattern in PATTERNS:
+        if pattern.regex.search(text):
+            return pattern
+    return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    offset: int  # character offset of the match in the text
+    text: str  # the matched text
+    what: str
+
+
+def scan_text(text: str) -> list[Finding]:
+    """Every credential-looking string in a text, in order (one finding per place)."""
+    found: dict[int, Finding] = {}
+    spans: list[tuple[int, int]] = []
+    for pattern in PATTERNS:
+        for match in pattern.regex.finditer(text):
+            found.setdefault(match.start(), Finding(match.start(), match.group(0), pattern.what))
+            spans.append(match.span())
+    for match in _NAMED_VALUE.finditer(text):
+        key, value = match.group(1), match.group(2)
+        inside = any(start <= match.start(2) < end for start, end in spans)  # already named by a pattern
+        if not inside and looks_like_credential(key) and not value.startswith(SECRET_SCHEME) and looks_random(value):
+            found.setdefault(match.start(2), Finding(match.start(2), value, f"a secret value in '{key}'"))
+    return [found[k] for k in sorted(found)]
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+# ---------------------------------------------------------------------------- specs and profiles
+
+
+def _service_account(data: Mapping[Any, Any]) -> bool:
+    return data.get("type") == "service_account" and "private_key" in data
+
+
+def _walk(data: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, Any, str | None]]:
+    """(path, value, key it is under) of every scalar and mapping below `data`."""
+    if isinstance(data, Mapping):
+        yield path, data, None
+        for key, value in data.items():
+            if isinstance(value, (Mapping, list)):
+                yield from _walk(value, (*path, key))
+            else:
+                yield (*path, key), value, str(key)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            if isinstance(value, (Mapping, list)):
+                yield from _walk(value, (*path, index))
+            else:
+                yield (*path, index), value, None
+
+
+def check_document(data: Any, source_map: SourceMap, *, strict_paths: Sequence[JsonPath] = ()) -> list[Diagnostic]:
+    """Credentials written as literals anywhere in a loaded file. Below a run of keys of
+    `strict_paths` (settings that carry credentials, wherever they are nested: overrides
+    too), a credential-named key takes only a secret:// reference, whatever its value."""
+    found: list[Diagnostic] = []
+
+    def report(path: JsonPath, what: str, *, key: bool = False) -> None:
+        message = f"looks like {what}: credentials must not be written in a spec"
+        found.append(source_map.diagnostic(path, ("a key that " if key else "") + message, hint=HINT, key=key))
+
+    for path, value, key in _walk(data):
+        if isinstance(value, Mapping):
+            for name in value:
+                if isinstance(name, str) and (pattern := find(name)) is not None:
+                    report((*path, name), pattern.what, key=True)
+            if _service_account(value):
+                report((*path, "private_key"), "a GCP service account key")
+            continue
+        if not isinstance(value, str):
+            continue
+        findings = scan_text(value)  # `KEY=value` inside a longer string counts too
+        if findings:
+            report(path, findings[0].what)
+        elif key is not None and looks_like_credential(key) and not value.startswith(SECRET_SCHEME):
+            if any(_contains(path[:-1], tuple(p)) for p in strict_paths):
+                found.append(source_map.diagnostic(path, f"'{key}' looks like a credential: write it as a secret:// reference", hint=f"for example secret://{'-'.join(words_of(key)).lower()}"))
+            elif looks_random(value):
+                report(path, f"a secret value in '{key}'")
+    return found
+
+
+def _contains(path: JsonPath, part: JsonPath) -> bool:
+    return any(path[i : i + len(part)] == part for i in range(len(path) - len(part) + 1))
+
+
+# ---------------------------------------------------------------------------- generated output
+
+
+def check_outputs(profile: str, files: Iterable[Any], folder: str, origin: Any = None) -> list[Diagnostic]:
+    """Every credential-looking string in a profile's generated files, located in the file
+    as it would be written (`<folder>/<path>:LINE:COL`). `origin` (the spec's Document) lets
+    a finding name the spec value it came from, when the same text is written there."""
+    found: list[Diagnostic] = []
+    for output in files:
+        for finding, line, col in _scan_bytes(output.content):
+            hint = "mlcompile writes secret:// references, never their values: a target or spec value put this text here"
+            source = _traced(finding.text, origin)
+            if source:
+                hint = f"it comes from {source}; " + HINT
+            found.append(
+                Diagnostic(
+                    f"{folder}/{output.path}", line, col, "error", "",
+                    f"generated output looks like it holds {finding.what} (profile '{profile}'): the build was not written",
+                    hint,
+                )
+            )  # fmt: skip
+    return found
+
+
+@lru_cache(maxsize=256)
+def _scan_bytes(content: bytes) -> tuple[tuple[Finding, int, int], ...]:
+    """scan_text of a file's bytes, located; cached, since a build checks all its files
+    before writing any and write_builds checks them again."""
+    text = content.decode("utf-8", errors="replace")
+    return tuple((f, *line_col(text, f.offset)) for f in scan_text(text))
+
+
+def _traced(text: str, document: Any) -> str | None:
+    """`file:line:col (json path)` of the spec value that holds `text`, if one does."""
+    if document is None:
+        return None
+    from mlcompile.diagnostics import format_json_path
+
+    for path, value, _ in _walk(document.data):
+        if isinstance(value, str) and (text in value or (len(value) >= 8 and value in text)):
+            line, col = document.source_map.locate(path)
+            return f"{document.file}:{line}:{col} ({format_json_path(path)})"
+    return None
+
+
+def refuse_leaks(results: Iterable[Any], out_dir: Any) -> None:
+    """Raise SpecError (exit 2) when any generated file of `results` (build.Compiled) looks
+    like it holds a credential: the last line of defence, run before a build is written."""
+    import os
+
+    from mlcompile.errors import SpecError
+
+    found: list[Diagnostic] = []
+    for result in results:
+        files = list(result.files)
+        findings = check_outputs(result.profile.name, files, os.path.join(str(out_dir), result.profile.name))
+        if findings:  # rare: only then is the spec read again, to say where the text came from
+            findings = check_outputs(result.profile.name, files, os.path.join(str(out_dir), result.profile.name), _spec_of(result))
+        found += findings
+    if found:
+        raise SpecError(found)
+
+
+def _spec_of(result: Any) -> Any:
+    from mlcompile.errors import SpecError
+    from mlcompile.spec.loader import load_yaml_file
+
+    path = result.plan.registry.origin.file
+    try:
+        return load_yaml_file(path, path)
+    except (SpecError, OSError):
+        return None
+
+
+# ---------------------------------------------------------------------------- secret:// at build time
+#
+# A step that needs `secret://NAME` finds it through one environment variable,
+# MLCOMPILE_SECRET_<NAME> (`env_name`). Where the platform can inject a secret's value into
+# the environment (a Kubernetes Secret), the variable holds the value; elsewhere it holds a
+# locator (`locator`) that mlcompile.runtime.secrets resolves when the step runs:
+#
+#   secretmanager:projects/<project>/secrets/<name>/versions/latest        Vertex AI
+#   secretsmanager:arn:aws:secretsmanager:<region>:<account>:secret:<name>  SageMaker
+#   keyvault:https://<vault>.vault.azure.net/secrets/<name>               Azure ML (profile names the vault)
+#   keyvault:<name>                                                        Azure ML (the workspace's Key Vault)
+
+SECRET_ENV_PREFIX = "MLCOMPILE_SECRET_"
+LOCATOR_SCHEMES = ("secretmanager:", "secretsmanager:", "keyvault:")
+
+
+def secret_name(value: Any) -> str | None:
+    """`secret://NAME` → NAME (None for anything else)."""
+    return value[len(SECRET_SCHEME) :] if isinstance(value, str) and value.startswith(SECRET_SCHEME) else None
+
+
+def env_name(name: str) -> str:
+    """The environment variable that carries secret NAME (or its locator) to a step."""
+    return SECRET_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def refs_in(data: Any) -> list[str]:
+    """Names of every secret:// reference in a step's parameters, sorted, once each."""
+    found: set[str] = set()
+    for _, value, _ in _walk({"": data}):
+        if (name := secret_name(value)) is not None:
+            found.add(name)
+    return sorted(found)
+
+
+def locator(platform: str, settings: Mapping[str, Any], name: str) -> str | None:
+    """Where a platform's runtime reads secret NAME (None: the platform injects the value)."""
+    if platform == "vertex":
+        return f"secretmanager:projects/{settings['project']}/secrets/{name}/versions/latest"
+    if platform == "sagemaker":
+        account = str(settings["role_arn"]).split(":")[4]
+        return f"secretsmanager:arn:aws:secretsmanager:{settings['region']}:{account}:secret:{name}"
+    if platform == "azureml":
+        vault = settings.get("key_vault")
+        if not vault:
+            return f"keyvault:{name}"
+        url = vault if "://" in vault else f"https://{vault}.vault.azure.net"
+        return f"keyvault:{url.rstrip('/')}/secrets/{name}"
+    return None
+
+
+def locator_env(platform: str, settings: Mapping[str, Any], data: Any) -> dict[str, str]:
+    """MLCOMPILE_SECRET_<NAME> → locator for every secret:// in `data` (a step's params)."""
+    found = {}
+    for name in refs_in(data):
+        where = locator(platform, settings, name)
+        if where is not None:
+            found[env_name(name)] = where
+    return found

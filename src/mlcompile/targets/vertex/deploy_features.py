@@ -1,0 +1,112 @@
+"""`mlcompile deploy` of the Feature Store resources of a vertex build, in dependency order:
+the online store, each view's feature group and its features, then the feature views.
+
+Each is created when missing and left alone when it matches the build. What changes in place
+does: the store's Bigtable autoscaling, new features of a group, a feature view's sync
+cadence and features. What does not (a group's BigQuery source or entity columns, a store's
+storage type) is a deploy failure that says so: replacing those drops the served values,
+which deploy does not do behind the user's back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlcompile.targets.base import DeployAction, DeployFailed
+from mlcompile.targets.vertex.feature_store import KINDS
+
+
+def deploy_feature_store(files: Callable[[str], list[Path]], options: dict[str, Any], dry_run: bool, actions: list[DeployAction]) -> None:
+    stores, groups, features, views = (files(KINDS[k]) for k in ("online_store", "feature_group", "features", "feature_view"))
+    if dry_run:
+        for path in (*stores, *groups, *features, *views):
+            actions.append(DeployAction(f"{_label(path)}", "create", "dry run: not compared"))
+        return
+    from google.api_core import exceptions
+    from google.cloud.aiplatform_v1 import types as gca
+    from google.cloud.aiplatform_v1.services.feature_online_store_admin_service import FeatureOnlineStoreAdminServiceClient
+    from google.cloud.aiplatform_v1.services.feature_registry_service import FeatureRegistryServiceClient
+    from google.protobuf import field_mask_pb2, json_format
+
+    def parse(path: Path, message: Any) -> Any:
+        return message.wrap(json_format.ParseDict(json.loads(path.read_text()), message.pb()()))
+
+    admin = FeatureOnlineStoreAdminServiceClient(**options)
+    registry = FeatureRegistryServiceClient(**options)
+
+    for path in stores:
+        request = parse(path, gca.CreateFeatureOnlineStoreRequest)
+        name = f"{request.parent}/featureOnlineStores/{request.feature_online_store_id}"
+        resource = f"feature online store {request.feature_online_store_id}"
+        try:
+            current = admin.get_feature_online_store(name=name)
+        except exceptions.NotFound:
+            admin.create_feature_online_store(request=request).result()
+            actions.append(DeployAction(resource, "create", "bigtable" if "bigtable" in request.feature_online_store else "optimized"))
+            continue
+        wanted = request.feature_online_store
+        if ("bigtable" in wanted) != ("bigtable" in current):
+            raise DeployFailed(f"{resource} exists with another storage type: Vertex AI cannot change it in place; delete the store and deploy again", applied=actions)
+        if "bigtable" in wanted and current.bigtable.auto_scaling != wanted.bigtable.auto_scaling:
+            wanted.name = name
+            admin.update_feature_online_store(feature_online_store=wanted, update_mask=field_mask_pb2.FieldMask(paths=["bigtable.auto_scaling"])).result()
+            actions.append(DeployAction(resource, "update", "bigtable autoscaling"))
+        else:
+            actions.append(DeployAction(resource, "unchanged"))
+
+    for path in groups:
+        request = parse(path, gca.CreateFeatureGroupRequest)
+        name = f"{request.parent}/featureGroups/{request.feature_group_id}"
+        resource = f"feature group {request.feature_group_id}"
+        try:
+            current = registry.get_feature_group(name=name)
+        except exceptions.NotFound:
+            registry.create_feature_group(request=request).result()
+            actions.append(DeployAction(resource, "create", request.feature_group.big_query.big_query_source.input_uri))
+            continue
+        if current.big_query != request.feature_group.big_query:
+            raise DeployFailed(
+                f"{resource} exists over another BigQuery source, entity columns or timestamp column: delete the group and its feature views, and deploy again",
+                applied=actions,
+            )
+        actions.append(DeployAction(resource, "unchanged"))
+
+    for path in features:
+        request = parse(path, gca.BatchCreateFeaturesRequest)
+        group = request.parent.rsplit("/", 1)[1]
+        existing = {f.name.rsplit("/", 1)[1] for f in registry.list_features(parent=request.parent)}
+        missing = [r for r in request.requests if r.feature_id not in existing]
+        if missing:
+            registry.batch_create_features(request=gca.BatchCreateFeaturesRequest(parent=request.parent, requests=missing)).result()
+            actions.append(DeployAction(f"features of group {group}", "create" if not existing else "update", ", ".join(r.feature_id for r in missing)))
+        else:
+            actions.append(DeployAction(f"features of group {group}", "unchanged"))
+
+    for path in views:
+        request = parse(path, gca.CreateFeatureViewRequest)
+        name = f"{request.parent}/featureViews/{request.feature_view_id}"
+        resource = f"feature view {request.feature_view_id}"
+        try:
+            current = admin.get_feature_view(name=name)
+        except exceptions.NotFound:
+            admin.create_feature_view(request=request).result()
+            actions.append(DeployAction(resource, "create", request.feature_view.sync_config.cron))
+            continue
+        wanted = request.feature_view
+        paths = [p for p, same in (("sync_config", current.sync_config == wanted.sync_config), ("feature_registry_source", current.feature_registry_source == wanted.feature_registry_source)) if not same]
+        if paths:
+            wanted.name = name
+            admin.update_feature_view(feature_view=wanted, update_mask=field_mask_pb2.FieldMask(paths=paths)).result()
+            actions.append(DeployAction(resource, "update", wanted.sync_config.cron))
+        else:
+            actions.append(DeployAction(resource, "unchanged", wanted.sync_config.cron))
+
+
+def _label(path: Path) -> str:
+    body = json.loads(path.read_text())
+    for key, what in (("featureOnlineStoreId", "feature online store"), ("featureGroupId", "feature group"), ("featureViewId", "feature view")):
+        if key in body:
+            return f"{what} {body[key]}"
+    return f"features of group {body['parent'].rsplit('/', 1)[1]}"

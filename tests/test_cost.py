@@ -1,0 +1,397 @@
+"""Cost estimates: the arithmetic on known machines (expectations computed by hand), cron →
+runs per month, the price table's sourcing rules, and the estimates where people read them:
+cost.json in every build, `mlcompile explain` and `mlcompile diff`.
+
+Arithmetic tests run on a small price table of their own (PRICES below), so that they keep
+their hand-computed answers when the shipped figures are updated; the shipped table is checked
+for its sources and its coverage of the examples separately."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mlcompile import cost
+from mlcompile.build import compile_system, resolve_profiles
+from mlcompile.catalog import prices as price_module
+from mlcompile.catalog.prices import parse_prices, prices
+from mlcompile.catalog.resolve import _catalog
+from mlcompile.cli import main
+from mlcompile.plan.nodes import Machine, Plan
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden" / "diff"
+EXAMPLES = sorted(p.parent.name for p in ROOT.glob("examples/*/mlcompile.yaml"))
+CLOUD_PROFILES = {"gcp-prod": "vertex", "aws-prod": "sagemaker", "azure-prod": "azureml"}
+
+# Figures for the arithmetic only (not list prices): round numbers that make the hand
+# computations below easy to follow.
+PRICES = """
+vertex:
+  region: us-central1
+  machines:
+    n1-standard-4: {training: {usd_per_hour: "0.20", source: "https://example.com/vertex", as_of: "2025-01-01"}}
+    e2-standard-4: {training: {usd_per_hour: "0.15", source: "https://example.com/vertex", as_of: "2025-01-01"},
+                    serving: {usd_per_hour: "0.16", source: "https://example.com/vertex", as_of: "2025-01-01"}}
+  accelerators:
+    NVIDIA_TESLA_T4: {training: {usd_per_hour: "0.35", source: "https://example.com/vertex-gpu", as_of: "2025-01-01"}}
+sagemaker:
+  region: us-east-1
+  machines:
+    ml.m5.large: {training: {usd_per_hour: "0.115", source: "https://example.com/sm", as_of: "2025-01-01"},
+                  serving: {usd_per_hour: "0.115", source: "https://example.com/sm", as_of: "2025-01-01"}}
+    ml.m5.xlarge: {training: {usd_per_hour: "0.23", source: "https://example.com/sm", as_of: "2025-01-01"},
+                   serving: {usd_per_hour: "0.23", source: "https://example.com/sm", as_of: "2025-01-01"}}
+    ml.m5.2xlarge: {training: {usd_per_hour: "0.46", source: "https://example.com/sm", as_of: "2025-01-01"}}
+    ml.p4d.24xlarge: {training: {usd_per_hour: "37.688", source: "https://example.com/sm", as_of: "2025-01-01"}}
+azureml:
+  region: eastus
+  machines: {}
+"""
+
+
+@pytest.fixture
+def test_prices(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = parse_prices(yaml.safe_load(PRICES))
+    monkeypatch.setattr(price_module, "prices", lambda: table)
+
+
+def plan_of(example: str, profile: str) -> Plan:
+    spec = str(ROOT / "examples" / example / "mlcompile.yaml")
+    compilation = compile_system(spec, resolve_profiles(spec, [str(ROOT / "targets" / f"{profile}.yaml")]), render=False, git_commit=None)
+    return compilation.results[0].plan
+
+
+def with_step(plan: Plan, step_name: str, **resources: object) -> Plan:
+    """The plan with one training-pipeline step's resources replaced."""
+    steps = tuple(
+        dataclasses.replace(s, resources=dataclasses.replace(s.resources, **resources)) if s.name == step_name else s
+        for s in plan.training.steps
+    )
+    return dataclasses.replace(plan, training=dataclasses.replace(plan.training, steps=steps))
+
+
+def step_entry(data: dict, pipeline: str, step: str) -> dict:
+    found = next(p for p in data["pipelines"] if p["pipeline"] == pipeline)
+    return next(s for s in found["steps"] if s["step"] == step)
+
+
+# ------------------------------------------------------------------------ arithmetic
+
+
+def test_a_vertex_step_pays_for_the_machine_and_each_gpu_for_its_whole_timeout(test_prices: None) -> None:
+    t4 = Machine("n1-standard-4", "nvidia-t4", "NVIDIA_TESLA_T4", 1, 4, 15)
+    plan = with_step(plan_of("churn", "gcp-prod"), "train", machine=t4, accelerator="nvidia-t4", accelerator_count=1, timeout_seconds=2 * 3600)
+    step = step_entry(cost.estimate(plan), "churn-prediction-training", "train")
+    # (0.20 machine + 1 × 0.35 T4) × 1 replica × 2 h = 1.10
+    assert step["price_per_hour"] == 0.55
+    assert step["run_upper_bound"] == 1.1
+    assert [s["source"] for s in step["price_sources"]] == ["https://example.com/vertex", "https://example.com/vertex-gpu"]
+
+
+def test_two_gpus_on_vertex_are_billed_twice(test_prices: None) -> None:
+    t4x2 = Machine("n1-standard-4", "nvidia-t4", "NVIDIA_TESLA_T4", 2, 4, 15)
+    plan = with_step(plan_of("churn", "gcp-prod"), "train", machine=t4x2, timeout_seconds=3600)
+    # 0.20 + 2 × 0.35 = 0.90 an hour, for 1 h
+    assert step_entry(cost.estimate(plan), "churn-prediction-training", "train")["run_upper_bound"] == 0.9
+
+
+def test_a_pipeline_run_is_the_sum_of_its_steps_upper_bounds(test_prices: None) -> None:
+    data = cost.estimate(plan_of("churn", "aws-prod"))
+    training = next(p for p in data["pipelines"] if p["pipeline"] == "churn-prediction-training")
+    # five steps on ml.m5.large for 1 h each (5 × 0.115) and train on ml.m5.xlarge for 1 h (0.23):
+    # 0.805, which rounds half-even to 0.80
+    assert training["run_upper_bound"] == 0.8
+    assert training["unbounded"] == []
+
+
+def test_tuning_pays_every_trial_and_parallel_trials_change_nothing(test_prices: None) -> None:
+    plan = plan_of("ranker-gpu", "aws-prod")
+    tune = step_entry(cost.estimate(plan), "search-ranker-training", "tune")
+    # 24 trials × 2 replicas × 12 h × 37.688 = 21,708.288 → 21,708.29
+    assert (tune["trials"], tune["count"], tune["timeout_hours"], tune["machine"]) == (24, 2, 12, "ml.p4d.24xlarge")
+    assert tune["run_upper_bound"] == 21708.29
+    serial = dataclasses.replace(plan, tuning=dataclasses.replace(plan.tuning, parallel_trials=1))
+    assert step_entry(cost.estimate(serial), "search-ranker-training", "tune")["run_upper_bound"] == 21708.29
+
+
+def test_a_sagemaker_endpoint_costs_min_to_max_replicas_for_730_hours(test_prices: None) -> None:
+    plan = plan_of("churn", "aws-prod")
+    xlarge = dataclasses.replace(plan.online.resources.machine, name="ml.m5.xlarge")
+    online = dataclasses.replace(plan.online, min_replicas=1, max_replicas=5, resources=dataclasses.replace(plan.online.resources, machine=xlarge))
+    (endpoint,) = cost.estimate(dataclasses.replace(plan, online=online))["endpoints"]
+    # 0.23 × 730 h = 167.90 a replica-month: 1 → 167.90, 5 → 839.50
+    assert (endpoint["per_month_min"], endpoint["per_month_max"]) == (167.9, 839.5)
+    assert cost.endpoint_text(endpoint, "sagemaker") == "$167.90–$839.50/month"
+
+
+def test_a_schedule_costs_its_runs_per_month_times_the_run_upper_bound(test_prices: None) -> None:
+    data = cost.estimate(plan_of("churn", "aws-prod"))
+    schedule = next(s for s in data["schedules"] if s["schedule"] == "churn-prediction-retraining")
+    # "0 2 * * 1" UTC: 52 Mondays in 2025 → 52/12 runs a month; 0.805 a run × 52 / 12 = 3.488… → 3.49
+    # (the exact run bound, not the rounded 0.80, is multiplied)
+    assert (schedule["runs_per_year"], schedule["runs_per_month"]) == (52, 4.33)
+    assert schedule["per_month_upper_bound"] == 3.49
+
+
+def test_sums_are_exact_and_rounded_half_even_once_to_cents() -> None:
+    assert cost.cents(Decimal("0.125")) == Decimal("0.12")
+    assert cost.cents(Decimal("0.135")) == Decimal("0.14")
+    assert cost.money(Decimal("21708.288")) == "$21,708.29"
+
+
+def test_a_step_without_a_timeout_has_no_upper_bound_and_neither_has_its_pipeline(test_prices: None) -> None:
+    data = cost.estimate(plan_of("churn", "aws-prod"))
+    batch = next(p for p in data["pipelines"] if p["pipeline"] == "churn-prediction-batch-scoring")
+    assert batch["run_upper_bound"] is None
+    assert batch["unbounded"] == ["score-batch: no timeout: no upper bound"]
+    assert cost.pipeline_text(batch, "sagemaker") == "no upper bound (a step has no timeout)"
+
+
+def test_a_machine_without_a_sourced_price_is_price_unknown_never_a_guess(test_prices: None) -> None:
+    data = cost.estimate(plan_of("churn", "azure-prod"))
+    train = step_entry(data, "churn-prediction-training", "train")
+    assert (train["price_per_hour"], train["run_upper_bound"]) == (None, None)
+    assert train["price_note"] == "price unknown: no training price for Standard_D4s_v3 in eastus"
+    assert cost.endpoint_text(data["endpoints"][0], "azureml") == "price unknown"
+
+
+def test_kubeflow_states_the_resources_with_no_list_price() -> None:
+    data = cost.estimate(plan_of("ranker-gpu", "kfp-gke"))
+    tune = step_entry(data, "search-ranker-training", "tune")
+    assert (tune["machine"], tune["accelerator"], tune["accelerator_count"], tune["count"]) == (None, "nvidia-a100-40gb", 8, 2)
+    assert tune["price_per_hour"] is None and tune["price_note"] == "self-managed cluster: no list price"
+    assert cost.endpoint_text(data["endpoints"][0], "kubeflow") == "no list price (self-managed cluster)"
+
+
+def test_local_runs_cost_nothing() -> None:
+    data = cost.estimate(plan_of("churn", "local"))
+    assert {p["run_upper_bound"] for p in data["pipelines"]} == {0}
+    assert data["endpoints"][0]["per_month_max"] == 0
+    assert step_entry(data, "churn-prediction-training", "train")["price_note"] == "runs on this machine: no charge"
+
+
+# ------------------------------------------------------------------------ cron
+
+
+@pytest.mark.parametrize(
+    ("cron", "timezone", "per_year"),
+    [
+        ("0 3 * * *", "UTC", 365),  # daily
+        ("0 2 * * 0", "UTC", 52),  # 2025 has 52 Sundays
+        ("*/15 * * * *", "UTC", 365 * 24 * 4),
+        ("0 6 * * 1-5", "Europe/Berlin", 261),  # weekdays of 2025
+        ("0 0 1 * *", "Pacific/Auckland", 12),  # the reference year is counted in the schedule's zone
+        # daylight saving time: the hour lost on 30 March and the hour repeated on 26 October even out
+        ("0 * * * *", "Europe/Berlin", 365 * 24),
+        # a time skipped on 30 March fires at 03:00 instead; one repeated on 26 October fires once
+        ("30 2 * * *", "Europe/Berlin", 365),
+    ],
+)
+def test_runs_per_month_are_the_fires_of_the_reference_year_over_12(cron: str, timezone: str, per_year: int) -> None:
+    assert cost.runs_per_year(cron, timezone) == per_year
+    assert cost.runs_per_month(cron, timezone) == Decimal(per_year) / 12
+
+
+def _every_fire(cron: str, timezone: str) -> int:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from cronsim import CronSim
+
+    zone = ZoneInfo(timezone)
+    end, count = datetime(2026, 1, 1, tzinfo=zone), 0
+    for fire in CronSim(cron, datetime(2024, 12, 31, 23, 59, tzinfo=zone)):
+        if fire >= end:
+            return count
+        count += 1
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("cron", "timezone"),
+    [
+        ("*/20 0-3 * * *", "America/Santiago"),  # daylight saving changes at midnight
+        ("*/10 1-3 * 3,10 *", "Europe/London"),
+        ("*/30 * * * *", "Australia/Lord_Howe"),  # a 30-minute daylight-saving shift
+        ("0 2 1 * 0", "UTC"),  # day of month or day of week
+        ("0 0 L * *", "UTC"),
+    ],
+)
+def test_counting_day_by_day_equals_walking_every_fire(cron: str, timezone: str) -> None:
+    assert cost.runs_per_year(cron, timezone) == _every_fire(cron, timezone)
+
+
+def test_a_daily_schedule_runs_365_twelfths_a_month() -> None:
+    assert cost.runs_per_month("0 3 * * *", "UTC") == Decimal(365) / 12
+    assert cost.runs_per_month("0 2 * * 0", "UTC") == Decimal(52) / 12
+
+
+# ------------------------------------------------------------------------ the price table
+
+
+def test_every_shipped_price_cites_its_source_page_and_date() -> None:
+    figures = [(platform, name, use, price) for platform, table in prices().items()
+               for section in (table.machines, table.accelerators) for name, uses in section.items() for use, price in uses.items()]  # fmt: skip
+    assert figures, "the shipped table has no prices"
+    for platform, name, use, price in figures:
+        assert price.source.startswith("https://"), (platform, name, use)
+        assert len(price.as_of) == 10 and price.as_of[4] == "-", (platform, name, use)
+        assert price.usd_per_hour > 0
+
+
+@pytest.mark.parametrize(
+    ("figure", "problem"),
+    [
+        ({"usd_per_hour": "0.2", "as_of": "2025-01-01"}, "missing ['source']"),
+        ({"usd_per_hour": "0.2", "source": "https://example.com"}, "missing ['as_of']"),
+        ({"usd_per_hour": "0.2", "source": "", "as_of": "2025-01-01"}, "source must be the https:// address"),
+        ({"usd_per_hour": "0.2", "source": "https://example.com", "as_of": "last week"}, "as_of must be a date"),
+        ({"usd_per_hour": "-1", "source": "https://example.com", "as_of": "2025-01-01"}, "must be above 0"),
+    ],
+)
+def test_a_price_without_its_source_or_date_is_refused(figure: dict, problem: str) -> None:
+    data = yaml.safe_load(PRICES)
+    data["azureml"]["machines"] = {"Standard_D2s_v3": {"training": figure}}
+    with pytest.raises(ValueError, match=r"Standard_D2s_v3\.training") as raised:
+        parse_prices(data)
+    assert problem in str(raised.value)
+
+
+def test_priced_machines_are_machines_the_catalog_knows() -> None:
+    catalog = _catalog()
+    known = {name: set() for name in ("vertex", "sagemaker", "azureml")}
+    for platform, options in catalog.cpu.items():
+        known[platform] |= {o.name for o in options}
+    for accelerator in catalog.accelerators.values():
+        for platform, options in accelerator.options.items():
+            known[platform] |= {o.name for o in options}
+    enums = {a.enum for a in catalog.accelerators.values() if a.enum}
+    for platform, table in prices().items():
+        assert set(table.machines) <= known[platform], set(table.machines) - known[platform]
+        assert set(table.accelerators) <= enums
+
+
+# Machines the shipped examples resolve to on a cloud profile whose list price is not yet in
+# prices.yaml. Adding a sourced price means removing its line here; a machine the examples
+# start to use without a price fails until it is priced or listed.
+UNPRICED = {
+    ("vertex", "e2-standard-4", "training"), ("vertex", "e2-standard-8", "training"), ("vertex", "e2-standard-4", "serving"),
+    ("vertex", "a2-highgpu-8g", "training"), ("vertex", "NVIDIA_TESLA_A100", "training"),
+    ("vertex", "n1-standard-4", "serving"), ("vertex", "NVIDIA_TESLA_T4", "serving"),
+    ("sagemaker", "ml.m5.2xlarge", "training"), ("sagemaker", "ml.p4d.24xlarge", "training"),
+    ("azureml", "Standard_D2s_v3", "training"), ("azureml", "Standard_D4s_v3", "training"), ("azureml", "Standard_D8s_v3", "training"),
+    ("azureml", "Standard_D2s_v3", "serving"), ("azureml", "Standard_NC4as_T4_v3", "serving"),
+}  # fmt: skip
+
+
+def test_the_machines_the_examples_use_are_priced_or_listed_as_not_yet_priced() -> None:
+    missing = set()
+    for example in EXAMPLES:
+        for profile, platform in CLOUD_PROFILES.items():
+            plan = plan_of(example, profile)
+            used = [(s.resources.machine, "training") for p in plan.pipelines() for s in p.steps]
+            if plan.online is not None:
+                used.append((plan.online.resources.machine, "serving"))
+            table = prices()[platform]
+            for machine, use in used:
+                if use not in table.machines.get(machine.name, {}):
+                    missing.add((platform, machine.name, use))
+                gpu = machine.accelerator_platform_name
+                if platform == "vertex" and gpu and use not in table.accelerators.get(gpu, {}):
+                    missing.add((platform, gpu, use))
+    assert missing == UNPRICED
+
+
+# ------------------------------------------------------------------------ where estimates show
+
+
+def test_every_build_lists_cost_json_in_its_manifest(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["build", str(ROOT / "examples" / "churn" / "mlcompile.yaml"), "-t", str(ROOT / "targets" / "local.yaml"), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "local" / "manifest.json").read_text())
+    assert {"path": "cost.json", "kind": "mlcompile.cost_estimate"} in [{k: f[k] for k in ("path", "kind")} for f in manifest["files"]]
+    written = json.loads((tmp_path / "local" / "cost.json").read_text())
+    assert written["currency"] == "USD" and written["conventions"]["endpoint_hours_per_month"] == 730
+
+
+def test_explain_includes_the_estimates(test_prices: None) -> None:
+    result = CliRunner().invoke(main, ["explain", str(ROOT / "examples" / "churn" / "mlcompile.yaml"), "--target", str(ROOT / "targets" / "aws-prod.yaml")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for expected in [
+        "Cost estimate (list prices for us-east-1; this profile runs in eu-west-1)",
+        "  churn-prediction-training: per run: ≤ $0.80",
+        "  churn-prediction-batch-scoring: per run: no upper bound (a step has no timeout)",
+        "    score-batch has no timeout: the run has no upper bound",
+        "  endpoint churn-scorer: $167.90–$503.70/month (2..6 replicas × 730 h)",
+        "  schedule churn-prediction-retraining: 4.33 runs/month, ≤ $3.49/month",
+        f"  {cost.CAVEAT}",
+    ]:
+        assert expected in lines, f"missing {expected!r} in:\n{result.output}"
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args], cwd=repo, check=True, capture_output=True)
+
+
+@pytest.fixture
+def churn_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "examples" / "churn", root / "churn", ignore=shutil.ignore_patterns("data", ".mlcompile", "scores"))
+    shutil.copytree(ROOT / "targets", root / "targets")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "base")
+    monkeypatch.chdir(root)
+    return root
+
+
+def test_diff_shows_each_cost_delta_with_both_numbers_and_the_caveat(churn_repo: Path, test_prices: None, update_golden: bool) -> None:
+    spec = churn_repo / "churn" / "mlcompile.yaml"
+    text = spec.read_text()
+    spec.write_text(text.replace("resources: {cpu: 4, memory: 16Gi, timeout: 1h}", "resources: {cpu: 8, memory: 32Gi, timeout: 2h}")
+                    .replace("replicas: {min: 2, max: 6}", "replicas: {min: 3, max: 8}"))  # fmt: skip
+    args = ["diff", "churn/mlcompile.yaml", "--target", "targets/aws-prod.yaml"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    # train moves from ml.m5.xlarge for 1 h (0.23) to ml.m5.2xlarge for 2 h (0.92): a run 0.805 → 1.495,
+    # the endpoint 0.115 × 730 h a replica: 2..6 → 3..8 replicas
+    for expected in [
+        "  cost (estimates from list prices, not a quote):",
+        "    pipeline churn-prediction-training: run ≤ $0.80 → run ≤ $1.50",
+        "    endpoint churn-scorer: $167.90–$503.70/month → $251.85–$671.60/month",
+        "    schedule churn-prediction-retraining: 4.33 runs/month, ≤ $3.49/month → 4.33 runs/month, ≤ $6.48/month",
+    ]:
+        assert expected in lines, f"missing {expected!r} in:\n{result.stdout}"
+    assert "changes cost class" in result.stdout
+
+    report = json.loads(CliRunner().invoke(main, [*args, "--format", "json"]).stdout)
+    (profile,) = report["profiles"]
+    assert {"item": "endpoint churn-scorer", "old": "$167.90–$503.70/month", "new": "$251.85–$671.60/month"} in profile["costs"]
+
+    markdown = CliRunner().invoke(main, [*args, "--format", "markdown"]).stdout
+    assert "- endpoint churn-scorer: $167.90–$503.70/month → $251.85–$671.60/month" in markdown
+    assert cost.CAVEAT in markdown
+    # the golden holds the comment's cost section only: the rest follows the target's files
+    lines = markdown.splitlines(keepends=True)
+    start = lines.index("**Cost** (estimates):\n")
+    section = "".join(lines[start : lines.index(f"<sub>{cost.CAVEAT}</sub>\n", start) + 1])
+    golden = GOLDEN / "cost-delta.md"
+    if update_golden:
+        golden.write_text(section)
+    assert section == golden.read_text(), "regenerate (then review): pytest tests/test_cost.py --update-golden"
+
+
+def test_an_unchanged_build_has_no_cost_delta(churn_repo: Path, test_prices: None) -> None:
+    result = CliRunner().invoke(main, ["diff", "churn/mlcompile.yaml", "--target", "targets/aws-prod.yaml", "--format", "json"])
+    assert json.loads(result.stdout)["profiles"][0]["costs"] == []
