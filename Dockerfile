@@ -5,6 +5,7 @@
 #   docker build -t ghcr.io/acme/mlcompile-runtime:0.1.0 .
 #   docker build --build-arg CLOUD_FS="gcsfs" -t us-docker.pkg.dev/acme-ml-prod/ml/mlcompile-runtime:0.1.0 .
 #   docker run --rm ghcr.io/acme/mlcompile-runtime:0.1.0 python -m mlcompile.runtime --help
+#   docker run --rm -p 8080:8080 -v $PWD/model:/opt/ml/model ghcr.io/acme/mlcompile-runtime:0.1.0 serve
 #
 # CLOUD_FS: the fsspec filesystems the steps read artifacts and sources through
 # (gs:// gcsfs, s3:// s3fs, abfss:// adlfs); all three by default.
@@ -17,7 +18,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python -m venv /opt/mlcompile \
- && /opt/mlcompile/bin/pip install ".[local]" fsspec ${CLOUD_FS}
+ && /opt/mlcompile/bin/pip install ".[local]" fsspec ${CLOUD_FS} \
+ && printf '#!/bin/sh\nexec python -m mlcompile.runtime serve "$@"\n' > /opt/mlcompile/bin/serve \
+ && chmod 755 /opt/mlcompile/bin/serve
 
 FROM python:${PYTHON_VERSION}-slim
 # libgomp: OpenMP for scikit-learn's histogram gradient boosting
@@ -35,5 +38,8 @@ ENV PATH=/opt/mlcompile/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib
 USER mlcompile
 WORKDIR /home/mlcompile
-# No ENTRYPOINT: each platform sets the command (`python -m mlcompile.runtime <step> …`).
-CMD ["python", "-m", "mlcompile.runtime", "--help"]
+# No ENTRYPOINT: each platform sets the command (`python -m mlcompile.runtime <step> …`),
+# except two serving platforms: SageMaker runs `docker run <image> serve` (hence the `serve`
+# script on PATH, from the build stage) and an Azure ML online deployment runs the image's
+# own command (hence this CMD). See docs/serving.md.
+CMD ["python", "-m", "mlcompile.runtime", "serve"]

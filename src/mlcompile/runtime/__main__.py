@@ -1,4 +1,6 @@
-"""`python -m mlcompile.runtime <step> --config JSON --input NAME=URI --output NAME=URI`.
+"""`python -m mlcompile.runtime <step> --config JSON --input NAME=URI --output NAME=URI`, and
+`python -m mlcompile.runtime serve [--config JSON] [--model-dir DIR] [--port N]`: the online
+server the compiled serving definitions run (see `serve.py`; it runs until stopped).
 
 Exit status 0 on success, 1 when the step failed on its data (a readable message on
 stderr), 2 on a bad command line. With MLCOMPILE_STEP_RESULT set, the step's result (a
@@ -31,7 +33,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[st
 
     steps = {**STEPS, **TARGET_STEPS}
 
-    parser = argparse.ArgumentParser(prog="python -m mlcompile.runtime", description="Run one of mlcompile's standard steps.")
+    parser = argparse.ArgumentParser(prog="python -m mlcompile.runtime", description="Run one of mlcompile's standard steps (or `serve`: the online server, see `serve --help`).")
     parser.add_argument("step", help="step name or kind: " + ", ".join(sorted(k.replace("_", "-") for k in steps)))
     parser.add_argument("--config", required=True, help="the step config as JSON (or @FILE)")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=URI")
@@ -55,10 +57,15 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["serve"]:  # not a step: a server with the platform's own arguments
+        from mlcompile.runtime.serve import main as serve
+
+        return serve(args[1:])
     from mlcompile.runtime import step_function
     from mlcompile.runtime.io import DataError
 
-    kind, config, inputs, outputs = parse(list(sys.argv[1:] if argv is None else argv))
+    kind, config, inputs, outputs = parse(args)
     started = time.perf_counter()
     print(f"[mlcompile.runtime] {config.get('step', kind)} ({kind}) inputs={inputs} outputs={outputs}", flush=True)
     try:

@@ -224,7 +224,8 @@ def register(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, 
 
 def _log_mlflow_flavor(mlflow_client: Any, run_id: str, folder: Path) -> str | None:
     """Also log the pipeline as an MLflow sklearn model, so `mlflow models serve` and any
-    MLflow-aware tool can load the registered version. Best effort."""
+    MLflow-aware tool can load the registered version, with the model's model.json (the
+    runtime's server loads it from there). Best effort."""
     try:
         import joblib
         import mlflow.sklearn
@@ -234,6 +235,9 @@ def _log_mlflow_flavor(mlflow_client: Any, run_id: str, folder: Path) -> str | N
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model"
             mlflow.sklearn.save_model(model, str(path), pip_requirements=[f"scikit-learn=={sklearn.__version__}"], serialization_format="cloudpickle")
+            # the model's features, dtypes and keys: what `python -m mlcompile.runtime serve`
+            # needs beside the pickle where the registered version is all it gets (Azure ML)
+            (path / "model.json").write_bytes((folder / "model.json").read_bytes())
             mlflow_client.log_artifacts(run_id, str(path), "model")
         return f"runs:/{run_id}/model"
     except Exception as exc:  # noqa: BLE001 - the registry entry stands without the flavor
