@@ -19,6 +19,7 @@ import click
 from mlcompile import __version__
 
 EXIT_OK, EXIT_DIFF, EXIT_USER_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130
 
 # pydantic looks for plugins by scanning the entry points of every installed distribution
 # the first time a model is built (~15 ms with the cloud SDKs installed); the CLI uses none.
@@ -63,7 +64,11 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
                 traceback.print_exception(exc.__cause__)
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
+        except KeyboardInterrupt:
+            # 130 like a shell (128 + SIGINT): not 1, which says a deploy failed or a diff was found
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:  # a bug in mlcompile, not in the user's input
             if state.verbosity > 0:
@@ -178,7 +183,7 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
 
     With several SPECs (or a quoted glob such as 'systems/*/mlcompile.yaml') each system goes
     to OUT/<system name>/<profile>/; all specs are checked before anything is written."""
-    from mlcompile.build import compile_systems, expand_spec_patterns, refuse_credential_leaks, resolve_profiles, write_builds
+    from mlcompile.build import compile_systems, expand_spec_patterns, refuse_credential_leaks, resolve_profiles, safe_folder_name, write_builds
     from mlcompile.errors import UsageError
 
     if not targets:
@@ -198,11 +203,11 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
             names[name] = spec
     for compilation in compilations:
         _report(compilation.warnings, state)
-    folders = [Path(out_dir) / c.bundle.base.system.metadata.name if nested else Path(out_dir) for c in compilations]
+    folders = [Path(out_dir) / safe_folder_name(c.bundle.base.system.metadata.name, "system") if nested else Path(out_dir) for c in compilations]
     for compilation, folder_of in zip(compilations, folders):  # every system, before anything is written
         refuse_credential_leaks(compilation.results, folder_of)
     for compilation, folder_of in zip(compilations, folders):
-        for folder, result in zip(write_builds(compilation.results, folder_of), compilation.results):
+        for folder, result in zip(write_builds(compilation.results, folder_of, on_wait=state.info), compilation.results):
             state.info(f"built {result.profile.name} ({result.profile.target.platform}): {folder}/ ({len(result.files)} files + manifest.json)")
     return EXIT_OK
 
@@ -335,20 +340,33 @@ def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: 
         try:
             actions = backend.deploy(result.plan, folder, dry_run=dry_run)
         except DeployFailed as exc:
-            click.echo(f"deploy failed: {exc}", err=True)
-            if exc.applied:
-                click.echo("applied before the failure:", err=True)
-                for action in exc.applied:
-                    click.echo(f"  {action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""), err=True)
-            click.echo(
-                "not applied: everything after that; deploy again once the platform accepts it "
-                "(what was applied will report unchanged)", err=True,
-            )  # fmt: skip
+            _deploy_failure_summary(exc)
             return EXIT_DIFF
     verb = "would " if dry_run else ""
     for action in actions:
         click.echo(f"{verb}{action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""))
     return EXIT_OK
+
+
+def _deploy_failure_summary(exc: Any) -> None:
+    """What a failed deploy did and did not do, resource by resource: never half a change in
+    silence. `unchanged` resources were already in place; `not applied` ones were not changed."""
+    click.echo(f"deploy failed: {exc}", err=True)
+    if exc.applied:
+        click.echo("applied before the failure:", err=True)
+        for action in exc.applied:
+            click.echo(f"  {action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""), err=True)
+    else:
+        click.echo("applied before the failure: nothing", err=True)
+    if exc.not_applied is None:  # a target that cannot list its resources
+        click.echo("not applied: everything after that", err=True)
+    elif exc.not_applied:
+        click.echo("not applied:", err=True)
+        for resource in exc.not_applied:
+            click.echo(f"  {resource}", err=True)
+    else:
+        click.echo("not applied: nothing", err=True)
+    click.echo("deploy again once the platform accepts it: what was applied reports unchanged, the rest is applied", err=True)
 
 
 @main.command()

@@ -133,6 +133,10 @@ class VertexStandIn(JsonService):
         if not match:
             return self._error(404, "NOT_FOUND", f"stand-in has no {method} {path}")
         parent, collection, ident = match.groups()
+        if collection == "pipelineJobs" and method == "GET" and ident is not None:
+            if ident not in self.pipeline_jobs:
+                return self._error(404, "NOT_FOUND", f"PipelineJob {ident} not found")
+            return 200, self.pipeline_jobs[ident]
         if collection == "pipelineJobs" and method == "POST":
             job_id = query["pipelineJobId"]
             if job_id in self.pipeline_jobs:
@@ -157,6 +161,8 @@ class VertexStandIn(JsonService):
             return 200, self.endpoints[ident]
         if collection == "endpoints" and method == "POST":
             ident = query["endpointId"]
+            if ident in self.endpoints:
+                return self._error(409, "ALREADY_EXISTS", f"Endpoint {ident} already exists")
             self.endpoints[ident] = {**body, "name": f"{parent}/endpoints/{ident}"}
             return 200, self._operation(parent)
         return self._error(404, "NOT_FOUND", f"stand-in has no {method} {path}")

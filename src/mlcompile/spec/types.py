@@ -30,7 +30,8 @@ def _matching(pattern: str, what: str, example: str):
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if not compiled.match(value):
+        # fullmatch: with match, the patterns' `$` would accept a trailing newline ("churn\n")
+        if not compiled.fullmatch(value):
             raise ValueError(f"{value!r} is not {what} (for example {example})")
         return value
 
@@ -40,7 +41,7 @@ def _matching(pattern: str, what: str, example: str):
 def _name(value: str) -> str:
     if not 3 <= len(value) <= 40:
         raise ValueError(f"{value!r} must be 3 to 40 characters long")
-    if not re.match(DNS_LABEL, value):
+    if not re.fullmatch(DNS_LABEL, value):  # names become folders and file names: no trailing newline
         raise ValueError(f"{value!r} must be lowercase letters, digits and '-', starting and ending with a letter or digit")
     return value
 

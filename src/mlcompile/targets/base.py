@@ -17,7 +17,10 @@ if TYPE_CHECKING:  # annotations only: validating a spec needs no plan classes
     from mlcompile.plan.nodes import Origin, Plan
 
 T = TypeVar("T")
-_SAFE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+# ASCII letters, digits, '.', '_', '-' in '/'-separated parts: no absolute path, no '\\', no
+# NUL or newline (checked with fullmatch: `$` alone would accept a trailing newline).
+_SAFE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+MAX_PATH_PART = 255  # bytes in one file name on every common filesystem
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,15 @@ class OutputFile:
     content: bytes
 
     def __post_init__(self) -> None:
-        if not _SAFE_PATH.match(self.path) or any(part in (".", "..") for part in self.path.split("/")):
+        if not is_safe_relative_path(self.path):
             raise ValueError(f"unsafe output path {self.path!r}: relative, no '..', letters, digits, '.', '_', '-'")
+
+
+def is_safe_relative_path(path: str) -> bool:
+    """A relative POSIX path that stays where it is put: ASCII name characters only, no
+    empty, '.' or '..' part, each part short enough for any filesystem."""
+    parts = path.split("/")
+    return bool(_SAFE_PATH.fullmatch(path)) and all(part not in (".", "..") and len(part) <= MAX_PATH_PART for part in parts)
 
 
 @runtime_checkable
@@ -88,47 +98,199 @@ class DeployAction:
 
 class DeployFailed(Exception):
     """The platform refused or failed a deployment (exit status 1, not a user error).
-    `applied` lists what had been done before the failure, so that the summary can say
+    `applied` lists what had been done before the failure and `not_applied` the resources of
+    the build that were not (None when the target cannot tell), so that the summary says
     exactly what was and was not applied."""
 
-    def __init__(self, message: str, applied: Sequence[DeployAction] = ()):
+    def __init__(self, message: str, applied: Sequence[DeployAction] = (), not_applied: Sequence[str] | None = None):
         super().__init__(message)
         self.applied = list(applied)
+        self.not_applied = None if not_applied is None else list(not_applied)
+
+
+def not_applied(planned: Sequence[str], applied: Sequence[DeployAction]) -> list[str]:
+    """The planned resources (in order) that no action applied or found in place (a resource
+    whose old definition was deleted but whose new one was not created is not applied)."""
+    done = {action.resource for action in applied if action.action != "delete"}
+    return [resource for resource in planned if resource not in done]
+
+
+# Deploy's retry and timeout knobs (environment): attempts per call, the first backoff delay
+# and its cap (seconds; doubled per attempt, jittered, at least the server's Retry-After up to
+# the cap), and the read timeout of every request a platform client sends.
+ATTEMPTS_ENV = "MLCOMPILE_DEPLOY_ATTEMPTS"
+BACKOFF_ENV = "MLCOMPILE_DEPLOY_BACKOFF"
+MAX_BACKOFF_ENV = "MLCOMPILE_DEPLOY_MAX_BACKOFF"
+TIMEOUT_ENV = "MLCOMPILE_DEPLOY_TIMEOUT"
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    attempts: int = 5
+    first_delay: float = 0.5
+    max_delay: float = 8.0
+    timeout: float = 60.0  # seconds a platform may take to answer one request
+
+    @classmethod
+    def from_env(cls) -> RetrySettings:
+        import os
+
+        def number(name: str, default: float) -> float:
+            text = os.environ.get(name)
+            try:
+                return float(text) if text else default
+            except ValueError:
+                from mlcompile.errors import UsageError
+
+                raise UsageError(f"{name}={text!r} is not a number") from None
+
+        defaults = cls()
+        return cls(
+            attempts=max(1, int(number(ATTEMPTS_ENV, defaults.attempts))),
+            first_delay=max(0.0, number(BACKOFF_ENV, defaults.first_delay)),
+            max_delay=max(0.0, number(MAX_BACKOFF_ENV, defaults.max_delay)),
+            timeout=max(0.1, number(TIMEOUT_ENV, defaults.timeout)),
+        )
 
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# what the SDKs raise for a connection refused, dropped or timed out (urllib3, requests,
+# botocore, azure-core, http.client), matched by name: the SDKs are optional imports
+_TRANSIENT_TYPES = frozenset({
+    "ProtocolError", "MaxRetryError", "ReadTimeoutError", "ConnectTimeoutError", "NewConnectionError",
+    "Timeout", "ReadTimeout", "ConnectTimeout", "ChunkedEncodingError",
+    "EndpointConnectionError", "ConnectionClosedError",
+    "ServiceRequestError", "ServiceResponseError", "ServiceRequestTimeoutError", "ServiceResponseTimeoutError",
+    "RemoteDisconnected", "IncompleteRead", "ConnectionError",
+})  # fmt: skip
+_THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown"})
+
+
+def _status_of(exc: BaseException) -> int | None:
+    for attribute in ("status", "status_code", "code"):
+        value = getattr(exc, attribute, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    response = getattr(exc, "response", None)
+    status_code = getattr(response, "status_code", None)
+    if isinstance(status_code, int):
+        return status_code
+    if isinstance(response, dict):  # botocore's ClientError
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status if isinstance(status, int) else None
+    return None
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A failure worth retrying: throttling, a server error, a timeout or a dropped connection."""
-    for attribute in ("status", "status_code", "code"):
-        value = getattr(exc, attribute, None)
-        if isinstance(value, int) and value in TRANSIENT_STATUSES:
+    """A failure worth retrying: throttling, a server error, a timeout or a dropped connection
+    (also when an SDK wraps one of those in its own exception)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        status = _status_of(current)
+        if status is not None and status in TRANSIENT_STATUSES:
             return True
+        response = getattr(current, "response", None)
+        if isinstance(response, dict) and response.get("Error", {}).get("Code") in _THROTTLING_CODES:
+            return True
+        if status is not None:
+            return False  # the platform answered, and refused
+        if isinstance(current, (ConnectionError, TimeoutError)) or any(t.__name__ in _TRANSIENT_TYPES for t in type(current).__mro__):
+            return True
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return False
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked to wait (a Retry-After header in seconds), if it said."""
     response = getattr(exc, "response", None)
-    if isinstance(getattr(response, "status_code", None), int):
-        return response.status_code in TRANSIENT_STATUSES
-    return isinstance(exc, (ConnectionError, TimeoutError)) or type(exc).__name__ in ("ProtocolError", "MaxRetryError", "ReadTimeoutError")
+    headers = getattr(response, "headers", None) or getattr(exc, "headers", None)
+    if headers is None and isinstance(response, dict):
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders")
+    if not headers:
+        return None
+    try:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+    except AttributeError:
+        return None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def backoff(attempt: int, exc: BaseException, settings: RetrySettings) -> float:
+    """Delay before retry `attempt` + 1: exponential, jittered, at least Retry-After, capped."""
+    delay = settings.first_delay * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+    asked = retry_after(exc)
+    if asked is not None:
+        delay = max(delay, asked)
+    return min(settings.max_delay, delay)
 
 
 def with_retries(
     call: Callable[[], T],
     *,
-    attempts: int = 4,
-    first_delay: float = 0.5,
-    max_delay: float = 8.0,
+    attempts: int | None = None,
+    first_delay: float | None = None,
+    max_delay: float | None = None,
     transient: Callable[[BaseException], bool] = is_transient,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """`call()`, retried on transient failures with capped exponential backoff and jitter."""
-    for attempt in range(1, attempts + 1):
+    """`call()`, retried on transient failures with capped exponential backoff and jitter
+    (defaults: RetrySettings.from_env()). Only for calls that are safe to repeat: reads,
+    deletes and PUT-style upserts; a create goes through `create_once`."""
+    env = RetrySettings.from_env()
+    settings = RetrySettings(
+        attempts=env.attempts if attempts is None else attempts,
+        first_delay=env.first_delay if first_delay is None else first_delay,
+        max_delay=env.max_delay if max_delay is None else max_delay,
+        timeout=env.timeout,
+    )
+    for attempt in range(1, settings.attempts + 1):
         try:
             return call()
         except Exception as exc:
-            if attempt == attempts or not transient(exc):
+            if attempt == settings.attempts or not transient(exc):
                 raise
-            sleep(min(max_delay, first_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+            sleep(backoff(attempt, exc, settings))
     raise AssertionError("unreachable")
+
+
+def create_once(create: Callable[[], T], find: Callable[[], T | None], *, sleep: Callable[[float], None] = time.sleep) -> T:
+    """A create that is not idempotent (a POST), retried without ever creating twice: after a
+    transient failure — which may have reached the platform before the connection dropped or
+    timed out — look for the resource first (`find`, itself retried) and retry the create only
+    when it is not there."""
+    settings = RetrySettings.from_env()
+    for attempt in range(1, settings.attempts + 1):
+        try:
+            return create()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            found = with_retries(find, sleep=sleep)
+            if found is not None:
+                return found
+            if attempt == settings.attempts:
+                raise
+            sleep(backoff(attempt, exc, settings))
+    raise AssertionError("unreachable")
+
+
+class RetryingClient:
+    """An SDK client whose calls are retried by `with_retries`, except creates (`create_*`,
+    `upload_*`: POSTs a blind retry could apply twice), which the caller sends through
+    `create_once`."""
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith(("create_", "upload_")):
+            return attribute
+        return lambda *args, **kwargs: with_retries(lambda: attribute(*args, **kwargs))
 
 
 @runtime_checkable

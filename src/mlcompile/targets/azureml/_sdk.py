@@ -51,6 +51,22 @@ def quiet() -> Iterator[None]:
             os.environ["AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED"] = saved
 
 
+# azure-ai-ml resolves the "current cloud" named by these variables while it builds entities,
+# and downloads the cloud list from Azure Resource Manager when the name is not a built-in
+# one: a build must not touch the network, nor depend on the machine's cloud settings.
+CLOUD_VARIABLES = ("AZUREML_CURRENT_CLOUD", "ARM_CLOUD_METADATA_URL")
+
+
+@contextlib.contextmanager
+def offline_cloud() -> Iterator[None]:
+    """Render with the SDK's default cloud: the variables that name another one are set aside."""
+    saved = {name: os.environ.pop(name) for name in CLOUD_VARIABLES if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def plain(value: Any) -> Any:
     """OrderedDicts, tuples and enums of an SDK dump → plain JSON-like data; empty maps and
     None dropped (the SDK writes `properties: {}`, `tags: {}` and nulls for unset fields)."""

@@ -28,7 +28,7 @@ from typing import Any
 
 from mlcompile.plan.nodes import Plan
 from mlcompile.targets.azureml._sdk import quiet
-from mlcompile.targets.base import DeployAction, DeployFailed
+from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, not_applied
 
 FILE_TAG = "mlcompile-file-sha256"
 ENV_TOKEN = "MLCOMPILE_AZUREML_ACCESS_TOKEN"
@@ -63,6 +63,14 @@ def _client(plan: Plan, *, workspace: str | None = None, resource_group: str | N
 
         credential = DefaultAzureCredential()
     kwargs: dict[str, Any] = {"enable_telemetry": False, "show_progress": False}
+    # azure-core retries (GET, PUT, DELETE: every call deploy makes but listKeys-style POSTs)
+    # on throttling, 5xx, timeouts and dropped connections, honouring Retry-After; these are
+    # mlcompile's knobs, and a read timeout instead of azure-core's 300 s
+    retry = RetrySettings.from_env()
+    kwargs.update(
+        retry_total=retry.attempts - 1, retry_backoff_factor=retry.first_delay, retry_backoff_max=retry.max_delay,
+        connection_timeout=retry.timeout, read_timeout=retry.timeout,
+    )  # fmt: skip
     arm = os.environ.get(ENV_ARM)
     if arm:
         arm = arm.rstrip("/") + "/"
@@ -107,8 +115,36 @@ def _load(kind: str, path: Path) -> Any:
     return loader(str(path))
 
 
+def planned(plan: Plan, build_dir: Path) -> list[str]:
+    """Every resource a deploy of this build applies, in order (for the failure summary)."""
+    import yaml
+
+    def named(kind: str) -> list[dict[str, Any]]:
+        return [yaml.safe_load(path.read_text()) for path in _files_of(build_dir, kind)]
+
+    resources: list[str] = []
+    if _files_of(build_dir, "azureml.feature_store_entity"):
+        from mlcompile.targets.azureml.feature_store import store_settings
+
+        store = store_settings(plan)["name"]
+        resources += [f"feature store entity {store}/{e['name']}:{e.get('version', '1')}" for e in named("azureml.feature_store_entity")]
+    for endpoint in named("azureml.online_endpoint"):
+        resources.append(f"online endpoint {endpoint['name']}")
+        resources += [f"online deployment {endpoint['name']}/{d['name']}" for d in named("azureml.online_deployment") if d.get("endpoint_name") == endpoint["name"]]
+    for endpoint in named("azureml.batch_endpoint"):
+        resources.append(f"batch endpoint {endpoint['name']}")
+        resources += [f"batch deployment {endpoint['name']}/{d['name']}" for d in named("azureml.batch_deployment")]
+    resources += [f"data asset {d['name']}" for d in named("azureml.data")]
+    resources += [f"schedule {s['name']}" for kind in ("azureml.schedule", "azureml.monitor_schedule") for s in named(kind)]
+    return resources + [f"autoscale setting {json.loads(p.read_text())['name']}" for p in _files_of(build_dir, "azure.monitor_autoscale")]
+
+
+def _files_of(build_dir: Path, kind: str) -> list[Path]:
+    return [build_dir / e["path"] for e in _manifest(build_dir) if e["kind"] == kind]
+
+
 def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
-    from azure.core.exceptions import HttpResponseError
+    from azure.core.exceptions import AzureError, HttpResponseError
 
     with quiet():
         client = _client(plan)
@@ -119,8 +155,8 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
         actions: list[DeployAction] = []
         try:
             actions += _feature_store(plan, build_dir, by_kind, dry_run)  # before the deployments that read it
-            actions += _online(client, by_kind, dry_run)
-            actions += _batch(client, by_kind, dry_run)
+            _online(client, by_kind, dry_run, actions)
+            _batch(client, by_kind, dry_run, actions)
             for path, sha in by_kind.get("azureml.data", []):
                 data = _load("azureml.data", path)
                 actions.append(_data(client, data, sha, dry_run))
@@ -136,8 +172,9 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
                                           lambda e: client.schedules.begin_create_or_update(e).result(), dry_run))  # fmt: skip
             for path, sha in by_kind.get("azure.monitor_autoscale", []):
                 actions.append(_autoscale(client, plan, path, sha, dry_run))
-        except HttpResponseError as exc:
-            raise DeployFailed(f"Azure ML refused the deployment: {exc.message or exc}", applied=actions) from exc
+        except AzureError as exc:  # a refusal, or a connection that kept failing past the retries
+            what = "refused the deployment" if isinstance(exc, HttpResponseError) else "could not be reached"
+            raise DeployFailed(f"Azure ML {what}: {exc.message or exc}", applied=actions, not_applied=not_applied(planned(plan, build_dir), actions)) from exc
     return actions
 
 
@@ -216,34 +253,41 @@ def _apply(label: str, entity: Any, sha: str, get: Any, create: Any, dry_run: bo
     return DeployAction(label, "create" if existing is None else "update")
 
 
-def _online(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool) -> list[DeployAction]:
-    actions = []
+def _online(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool, actions: list[DeployAction]) -> None:
+    """Append to `actions` as each is applied: a failure midway still reports what was."""
     for path, sha in by_kind.get("azureml.online_endpoint", []):
         endpoint = _load("azureml.online_endpoint", path)
+        start = len(actions)  # the endpoint's action goes before its deployments'
         traffic = dict(endpoint.traffic or {})
         existing = _existing(lambda: client.online_endpoints.get(endpoint.name))
-        if existing is None and not dry_run:
-            # traffic can only name deployments that exist: create the endpoint without it first
-            endpoint.traffic = {}
-            client.online_endpoints.begin_create_or_update(endpoint).result()
-        for dep_path, dep_sha in by_kind.get("azureml.online_deployment", []):
-            deployment = _load("azureml.online_deployment", dep_path)
-            if deployment.endpoint_name != endpoint.name:
+        created_without_traffic = False
+        try:
+            if existing is None and not dry_run:
+                # traffic can only name deployments that exist: create the endpoint without it first
+                endpoint.traffic = {}
+                client.online_endpoints.begin_create_or_update(endpoint).result()
+                created_without_traffic = True
+            for dep_path, dep_sha in by_kind.get("azureml.online_deployment", []):
+                deployment = _load("azureml.online_deployment", dep_path)
+                if deployment.endpoint_name != endpoint.name:
+                    continue
+                actions.append(_apply(f"online deployment {endpoint.name}/{deployment.name}", deployment, dep_sha,
+                                      lambda d=deployment: client.online_deployments.get(d.name, endpoint.name),
+                                      lambda e: client.online_deployments.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+            endpoint.traffic = traffic
+            unchanged_tag = existing is not None and (existing.tags or {}).get(FILE_TAG) == sha and dict(existing.traffic or {}) == traffic
+            if unchanged_tag:
+                actions.insert(start, DeployAction(f"online endpoint {endpoint.name}", "unchanged"))
                 continue
-            actions.append(_apply(f"online deployment {endpoint.name}/{deployment.name}", deployment, dep_sha,
-                                  lambda d=deployment: client.online_deployments.get(d.name, endpoint.name),
-                                  lambda e: client.online_deployments.begin_create_or_update(e).result(), dry_run))  # fmt: skip
-        endpoint.traffic = traffic
-        unchanged_tag = existing is not None and (existing.tags or {}).get(FILE_TAG) == sha and dict(existing.traffic or {}) == traffic
-        if unchanged_tag:
-            actions.insert(0, DeployAction(f"online endpoint {endpoint.name}", "unchanged"))
-            continue
-        endpoint.tags = {**(endpoint.tags or {}), FILE_TAG: sha}
-        if not dry_run:
-            client.online_endpoints.begin_create_or_update(endpoint).result()
+            endpoint.tags = {**(endpoint.tags or {}), FILE_TAG: sha}
+            if not dry_run:
+                client.online_endpoints.begin_create_or_update(endpoint).result()
+        except Exception:
+            if created_without_traffic:
+                actions.insert(start, DeployAction(f"online endpoint {endpoint.name}", "create", "without traffic: the deploy failed before its traffic split was set"))
+            raise
         split = ", ".join(f"{slot} {percent}%" for slot, percent in sorted(traffic.items()))
-        actions.insert(0, DeployAction(f"online endpoint {endpoint.name}", "create" if existing is None else "update", f"traffic {split}"))
-    return actions
+        actions.insert(start, DeployAction(f"online endpoint {endpoint.name}", "create" if existing is None else "update", f"traffic {split}"))
 
 
 def _data(client: Any, data: Any, sha: str, dry_run: bool) -> DeployAction:
@@ -264,8 +308,7 @@ def _data(client: Any, data: Any, sha: str, dry_run: bool) -> DeployAction:
     return DeployAction(label, "create" if latest is None else "update", f"version {data.version}")
 
 
-def _batch(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool) -> list[DeployAction]:
-    actions = []
+def _batch(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool, actions: list[DeployAction]) -> None:
     for path, sha in by_kind.get("azureml.batch_endpoint", []):
         endpoint = _load("azureml.batch_endpoint", path)
         actions.append(_apply(f"batch endpoint {endpoint.name}", endpoint, sha, lambda: client.batch_endpoints.get(endpoint.name),
@@ -275,7 +318,6 @@ def _batch(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: boo
             actions.append(_apply(f"batch deployment {endpoint.name}/{deployment.name}", deployment, dep_sha,
                                   lambda d=deployment: client.batch_deployments.get(d.name, endpoint.name),
                                   lambda e: client.batch_deployments.begin_create_or_update(e).result(), dry_run))  # fmt: skip
-    return actions
 
 
 def _autoscale(client: Any, plan: Plan, path: Path, sha: str, dry_run: bool) -> DeployAction:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.azureml._sdk import entity_yaml, quiet
+from mlcompile.targets.azureml._sdk import entity_yaml, offline_cloud, quiet
 from mlcompile.targets.base import OutputFile
 
 
@@ -25,7 +25,7 @@ def render(plan: Plan) -> list[OutputFile]:
     # a small sensor pipeline on an hourly schedule (the same shape as on KFP and Vertex AI)
     sensors = new_data_sensors(plan)
     files: list[OutputFile] = []
-    with quiet():
+    with quiet(), offline_cloud():
         for pipeline in [*plan.pipelines(), *(p for p, _ in sensors)]:
             job = build_pipeline_job(plan, pipeline)
             files.append(OutputFile(pipeline_path(pipeline.name), "azureml.pipeline_job", entity_yaml(job, "azureml.pipeline_job", header(plan))))

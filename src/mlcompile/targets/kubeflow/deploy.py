@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed, with_retries
+from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, create_once, not_applied, with_retries
 
 
 def _manifest(build_dir: Path) -> list[dict[str, str]]:
@@ -45,6 +45,7 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
         import kfp
 
         client = kfp.Client(host=settings["host"], namespace=settings["namespace"])
+        _set_timeout(client, RetrySettings.from_env().timeout)
     if client is not None:
         client = _Retrying(client)
     try:
@@ -60,44 +61,113 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
                 continue
             pipeline_id = client.get_pipeline_id(pipeline)
             if pipeline_id is None:
-                created = client.upload_pipeline(str(path), pipeline_name=pipeline, description=f"mlcompile: {plan.system}")
+                created = create_once(
+                    lambda path=path, pipeline=pipeline: client.upload_pipeline(str(path), pipeline_name=pipeline, description=f"mlcompile: {plan.system}"),
+                    lambda pipeline=pipeline: _found(pipeline_id=client.get_pipeline_id(pipeline)),
+                )
                 pipeline_id = created.pipeline_id
-            existing = client.list_pipeline_versions(pipeline_id, page_size=100, filter=_name_filter(name))
-            found = [v for v in (existing.pipeline_versions or []) if v.display_name == name]
+            found = _versions_named(client, pipeline_id, name)
             if found:
                 versions[pipeline] = (pipeline_id, found[0].pipeline_version_id)
                 actions.append(DeployAction(f"pipeline {pipeline}", "unchanged", f"version {name}"))
                 continue
-            version = client.upload_pipeline_version(str(path), pipeline_version_name=name, pipeline_id=pipeline_id, description=f"spec sha256 {plan.spec_sha256}")
+            version = create_once(
+                lambda path=path, name=name, pipeline_id=pipeline_id: client.upload_pipeline_version(
+                    str(path), pipeline_version_name=name, pipeline_id=pipeline_id, description=f"spec sha256 {plan.spec_sha256}"
+                ),
+                lambda name=name, pipeline_id=pipeline_id: next(iter(_versions_named(client, pipeline_id, name)), None),
+            )
             versions[pipeline] = (pipeline_id, version.pipeline_version_id)
             actions.append(DeployAction(f"pipeline {pipeline}", "create", f"version {name}"))
-        actions += _recurring_runs(plan, build_dir, files, versions, client, dry_run)
+        _recurring_runs(plan, build_dir, files, versions, client, dry_run, actions)
     except DeployFailed:
         raise
     except Exception as exc:  # the KFP API refused: report, do not crash
-        raise DeployFailed(f"Kubeflow Pipelines at {settings['host']}: {exc}", applied=actions) from exc
+        raise DeployFailed(f"Kubeflow Pipelines at {settings['host']}: {_short(exc)}", applied=actions, not_applied=not_applied(planned(plan, build_dir), actions)) from exc
     for entry in files:
         if entry["kind"] == "kubernetes.cron_job":
             actions.append(DeployAction(f"cronjob {Path(entry['path']).stem}", "manual", f"kubectl apply -f {entry['path']} (not a KFP API object)"))
     return actions
 
 
+def planned(plan: Plan, build_dir: Path) -> list[str]:
+    """Every resource a deploy of this build applies, in order (for the failure summary)."""
+    files = _manifest(build_dir)
+    resources = [f"pipeline {Path(e['path']).stem}" for e in files if e["kind"] == "kfp.pipeline_spec"]
+    runs = [json.loads((build_dir / e["path"]).read_text())["display_name"] for e in files if e["kind"] == "kfp.recurring_run"]
+    return resources + ([f"experiment {plan.system}"] if runs else []) + [f"recurring run {name}" for name in runs]
+
+
+def _short(exc: BaseException) -> str:
+    """An API error in one line (kfp's ApiException carries the whole HTTP response)."""
+    status, reason = getattr(exc, "status", None), getattr(exc, "reason", None)
+    if isinstance(status, int) and reason:
+        return f"HTTP {status} {reason}"
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _found(**fields: Any) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**fields) if all(v is not None for v in fields.values()) else None
+
+
+def _versions_named(client: Any, pipeline_id: str, name: str) -> list[Any]:
+    existing = client.list_pipeline_versions(pipeline_id, page_size=100, filter=_name_filter(name))
+    return [v for v in (existing.pipeline_versions or []) if v.display_name == name]
+
+
+def _runs_named(client: Any, experiment_id: str, name: str) -> list[Any]:
+    listed = client.list_recurring_runs(experiment_id=experiment_id, page_size=100, filter=_name_filter(name))
+    return [r for r in (listed.recurring_runs or []) if r.display_name == name]
+
+
+def _set_timeout(client: Any, seconds: float) -> None:
+    """kfp.Client sends every request with no timeout at all (urllib3 waits forever on a
+    server that accepted the connection and never answers): give each one a read timeout."""
+    import urllib3
+
+    pool = client._pipelines_api.api_client.rest_client.pool_manager
+    request = pool.request
+
+    def with_timeout(*args: Any, timeout: Any = None, **kwargs: Any) -> Any:
+        return request(*args, timeout=timeout or urllib3.Timeout(connect=seconds, read=seconds), **kwargs)
+
+    pool.request = with_timeout
+
+
 def _name_filter(name: str) -> str:
     return json.dumps({"predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": name}]})
 
 
-def _recurring_runs(plan: Plan, build_dir: Path, files: list[dict[str, str]], versions: dict[str, tuple[str, str]], client: Any, dry_run: bool) -> list[DeployAction]:
-    actions: list[DeployAction] = []
+def _recurring_runs(
+    plan: Plan, build_dir: Path, files: list[dict[str, str]], versions: dict[str, tuple[str, str]], client: Any, dry_run: bool, actions: list[DeployAction]
+) -> None:
+    """Append to `actions` as each is applied: a failure midway still reports what was."""
     schedules = {s.name: s.pipeline for s in plan.schedules}
     runs = [e for e in files if e["kind"] == "kfp.recurring_run"]
     if not runs:
-        return actions
+        return
     experiment_id = None
-    if not dry_run:
+    namespace = plan.platform_settings["namespace"]
+
+    def find_experiment() -> Any:
         try:
-            experiment_id = client.get_experiment(experiment_name=plan.system, namespace=plan.platform_settings["namespace"]).experiment_id
-        except Exception:
-            experiment_id = client.create_experiment(plan.system, namespace=plan.platform_settings["namespace"]).experiment_id
+            return client.get_experiment(experiment_name=plan.system, namespace=namespace)
+        except ValueError:  # kfp: "No experiment is found with name …"
+            return None
+
+    if dry_run:
+        actions.append(DeployAction(f"experiment {plan.system}", "create", "dry run: not compared"))
+    else:
+        experiment = find_experiment()
+        action = "unchanged"
+        if experiment is None:
+            experiment = create_once(lambda: client.create_experiment(plan.system, namespace=namespace), find_experiment)
+            action = "create"
+        actions.append(DeployAction(f"experiment {plan.system}", action))
+        experiment_id = experiment.experiment_id
     for entry in runs:
         body = json.loads((build_dir / entry["path"]).read_text())
         name = body["display_name"]
@@ -106,8 +176,7 @@ def _recurring_runs(plan: Plan, build_dir: Path, files: list[dict[str, str]], ve
             actions.append(DeployAction(f"recurring run {name}", "create", body["trigger"]["cron_schedule"]["cron"]))
             continue
         pipeline_id, version_id = versions[pipeline]
-        listed = client.list_recurring_runs(experiment_id=experiment_id, page_size=100, filter=_name_filter(name))
-        current = [r for r in (listed.recurring_runs or []) if r.display_name == name]
+        current = _runs_named(client, experiment_id, name)
         same = [
             r for r in current
             if r.pipeline_version_reference is not None and r.pipeline_version_reference.pipeline_version_id == version_id and r.description == body["description"]
@@ -115,9 +184,23 @@ def _recurring_runs(plan: Plan, build_dir: Path, files: list[dict[str, str]], ve
         if same:
             actions.append(DeployAction(f"recurring run {name}", "unchanged", body["trigger"]["cron_schedule"]["cron"]))
             continue
-        for run in current:
-            client.delete_recurring_run(run.recurring_run_id)
-        client.create_recurring_run(
+        deleted = 0
+        try:
+            for run in current:
+                _delete_recurring_run(client, run.recurring_run_id)
+                deleted += 1
+            _create_recurring_run(client, experiment_id, name, body, pipeline_id, version_id)
+        except Exception:
+            if deleted:  # half a replacement: say the old run is gone
+                actions.append(DeployAction(f"recurring run {name}", "delete", "its previous definition; the new one was not created"))
+            raise
+        actions.append(DeployAction(f"recurring run {name}", "update" if current else "create", body["trigger"]["cron_schedule"]["cron"]))
+
+
+def _create_recurring_run(client: Any, experiment_id: Any, name: str, body: dict[str, Any], pipeline_id: str, version_id: str) -> None:
+    """Create a recurring run, retried without ever creating it twice."""
+    create_once(
+        lambda: client.create_recurring_run(
             experiment_id=experiment_id,
             job_name=name,
             description=body["description"],
@@ -128,20 +211,33 @@ def _recurring_runs(plan: Plan, build_dir: Path, files: list[dict[str, str]], ve
             version_id=version_id,
             pipeline_root=body["runtime_config"]["pipeline_root"],
             service_account=body.get("service_account"),
-        )
-        actions.append(DeployAction(f"recurring run {name}", "update" if current else "create", body["trigger"]["cron_schedule"]["cron"]))
-    return actions
+        ),
+        lambda: next(
+            (r for r in _runs_named(client, experiment_id, name)
+             if r.pipeline_version_reference is not None and r.pipeline_version_reference.pipeline_version_id == version_id), None,
+        ),  # fmt: skip
+    )
+
+
+def _delete_recurring_run(client: Any, run_id: str) -> None:
+    """Delete, retried; a run already gone (a retry after a delete whose answer was lost) is fine."""
+    try:
+        client.delete_recurring_run(run_id)
+    except Exception as exc:
+        if getattr(exc, "status", None) != 404:
+            raise
 
 
 class _Retrying:
     """The KFP client with each API call retried on throttling, server errors and dropped
-    connections (kfp.Client itself does not retry)."""
+    connections (kfp.Client itself does not retry). Creates and uploads are POSTs that a
+    blind retry could apply twice: they are sent once here, and retried by `create_once`."""
 
     def __init__(self, client: Any):
         self._client = client
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
-        if not callable(attribute):
+        if not callable(attribute) or name.startswith(("create_", "upload_")):
             return attribute
         return lambda *args, **kwargs: with_retries(lambda: attribute(*args, **kwargs))

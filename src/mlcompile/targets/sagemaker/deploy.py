@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed
+from mlcompile.targets.base import DeployAction, DeployFailed, RetryingClient, RetrySettings, create_once, not_applied
 from mlcompile.targets.sagemaker.layout import Layout
 from mlcompile.targets.sagemaker.render import PIPELINE_DEFINITION, STEP_CONFIG, compact
 
@@ -42,7 +42,42 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
     try:
         return deployer.run()
     except (ClientError, BotoCoreError) as exc:
-        raise DeployFailed(str(exc), applied=deployer.actions) from exc
+        raise DeployFailed(str(exc), applied=deployer.actions, not_applied=not_applied(planned(plan, build_dir), deployer.actions)) from exc
+
+
+def planned(plan: Plan, build_dir: Path) -> list[str]:
+    """Every resource a deploy of this build applies, in order (for the failure summary)."""
+    layout = Layout.of(plan)
+    by_kind: dict[str, list[tuple[str, Any]]] = {}
+    for entry in json.loads((build_dir / "manifest.json").read_text())["files"]:
+        by_kind.setdefault(entry["kind"], []).append((entry["path"], json.loads((build_dir / entry["path"]).read_text())))
+
+    def bodies(kind: str) -> list[Any]:
+        return [body for _, body in sorted(by_kind.get(kind, []), key=lambda item: item[0])]
+
+    resources = [f"step config {layout.config_uri(Path(path).stem)}" for path, _ in sorted(by_kind.get(STEP_CONFIG, []))]
+    resources += [f"model package group {b['ModelPackageGroupName']}" for b in bodies("sagemaker.create_model_package_group")]
+    resources += [f"feature group {b['FeatureGroupName']}" for b in bodies("sagemaker.create_feature_group")]
+    resources += [f"pipeline {b['PipelineName']}" for b in bodies("sagemaker.create_pipeline")]
+    resources += [f"schedule group {b['Name']}" for b in bodies("scheduler.create_schedule_group")]
+    resources += [f"schedule {b['Name']}" for b in bodies("scheduler.create_schedule")]
+    resources += [f"alarm {b['AlarmName']}" for b in bodies("cloudwatch.put_metric_alarm")]
+    targets = {b["Rule"] for b in bodies("events.put_targets")}
+    for body in bodies("events.put_rule"):
+        resources += [f"rule {body['Name']}"] + ([f"rule {body['Name']} targets"] if body["Name"] in targets else [])
+    return resources
+
+
+def _found(describe: Callable[[], Any]) -> Any:
+    """What `describe` answers, or None when the resource does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return describe()
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (400, 404) or "NotFound" in str(exc.response.get("Error", {}).get("Code")):
+            return None
+        raise
 
 
 def _subset(wanted: Any, actual: Any) -> bool:
@@ -66,10 +101,11 @@ class _Deployer:
         if service not in self.clients:
             from botocore.config import Config
 
-            # botocore's standard mode: capped exponential backoff on throttling and 5xx
-            self.clients[service] = self.session.client(
-                service, region_name=self.layout.region, config=Config(retries={"mode": "standard", "max_attempts": 5})
-            )
+            # retried by mlcompile (with_retries / create_once, MLCOMPILE_DEPLOY_* knobs), not by
+            # botocore: its blind retry of a create whose answer was lost would create it twice
+            settings = RetrySettings.from_env()
+            config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=settings.timeout, read_timeout=settings.timeout)
+            self.clients[service] = RetryingClient(self.session.client(service, region_name=self.layout.region, config=config))
         return self.clients[service]
 
     def record(self, resource: str, action: str, apply: Callable[[], Any] | None = None, detail: str = "") -> None:
@@ -118,7 +154,8 @@ class _Deployer:
                 sagemaker.describe_model_package_group(ModelPackageGroupName=name)
                 self.record(f"model package group {name}", "unchanged")
             except ClientError:
-                self.record(f"model package group {name}", "create", lambda: sagemaker.create_model_package_group(**body))
+                self.record(f"model package group {name}", "create", lambda: create_once(
+                    lambda: sagemaker.create_model_package_group(**body), lambda: _found(lambda: sagemaker.describe_model_package_group(ModelPackageGroupName=name))))  # fmt: skip
 
     def feature_groups(self) -> None:
         """Created first and compared on 'already exists' (one call when nothing is there yet).
@@ -176,7 +213,8 @@ class _Deployer:
             try:
                 current = sagemaker.describe_pipeline(PipelineName=name)
             except ClientError:
-                self.record(f"pipeline {name}", "create", lambda: sagemaker.create_pipeline(**body, PipelineDefinition=definition))
+                self.record(f"pipeline {name}", "create", lambda: create_once(
+                    lambda: sagemaker.create_pipeline(**body, PipelineDefinition=definition), lambda: _found(lambda: sagemaker.describe_pipeline(PipelineName=name))))  # fmt: skip
                 continue
             same = json.loads(current.get("PipelineDefinition") or "{}") == definitions[name] and _subset(
                 {k: v for k, v in body.items() if k not in ("PipelineName", "Tags")}, current
@@ -201,13 +239,16 @@ class _Deployer:
                 scheduler.get_schedule_group(Name=body["Name"])
                 self.record(f"schedule group {body['Name']}", "unchanged")
             except ClientError:
-                self.record(f"schedule group {body['Name']}", "create", lambda body=body: scheduler.create_schedule_group(**body))
+                self.record(f"schedule group {body['Name']}", "create", lambda body=body: create_once(
+                    lambda: scheduler.create_schedule_group(**body), lambda: _found(lambda: scheduler.get_schedule_group(Name=body["Name"]))))  # fmt: skip
         for body in self.bodies("scheduler.create_schedule"):
             resource = f"schedule {body['Name']}"
             try:
                 current = scheduler.get_schedule(Name=body["Name"], GroupName=body["GroupName"])
             except ClientError:
-                self.record(resource, "create", lambda body=body: scheduler.create_schedule(**body), body["ScheduleExpression"])
+                self.record(resource, "create", lambda body=body: create_once(
+                    lambda: scheduler.create_schedule(**body),
+                    lambda: _found(lambda: scheduler.get_schedule(Name=body["Name"], GroupName=body["GroupName"]))), body["ScheduleExpression"])  # fmt: skip
                 continue
             if _subset(body, current):
                 self.record(resource, "unchanged")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed
+from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, create_once, is_transient, not_applied, with_retries
 from mlcompile.targets.vertex.deploy_features import deploy_feature_store
 
 ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
@@ -34,6 +34,13 @@ def _files(build_dir: Path, kind: str) -> list[Path]:
 def job_id(path: Path) -> str:
     """PipelineJob ids: [a-z0-9-], at most 128 characters."""
     return f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+
+
+def planned(plan: Plan, build_dir: Path) -> list[str]:
+    """Every resource a deploy of this build applies, in order (for the failure summary)."""
+    schedules = [f"schedule {json.loads(p.read_text())['displayName']}" for p in _files(build_dir, "vertex.schedule")]
+    jobs = [f"pipeline job {job_id(p)}" for p in _files(build_dir, "vertex.pipeline_job") if p.stem == plan.training.name]
+    return schedules + jobs + [f"endpoint {json.loads(p.read_text())['endpointId']}" for p in _files(build_dir, "vertex.create_endpoint_request")]
 
 
 def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | None = None) -> list[DeployAction]:
@@ -66,38 +73,85 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
     def parse(path: Path, message: Any) -> Any:
         return message.wrap(json_format.ParseDict(json.loads(path.read_text()), message.pb()()))
 
+    # every request gets a deadline (MLCOMPILE_DEPLOY_TIMEOUT); reads, deletes and creates
+    # that carry their own id are retried as they are, other creates through create_once
+    timeout = RetrySettings.from_env().timeout
     actions: list[DeployAction] = []
     try:
         schedule_client = ScheduleServiceClient(**options)
+
+        def schedules_named(schedule: Any) -> list[Any]:
+            request = gca.ListSchedulesRequest(parent=parent, filter=f'display_name="{schedule.display_name}"')
+            return with_retries(lambda: list(schedule_client.list_schedules(request=request, timeout=timeout)))
+
+        def same_as(schedule: Any, found: Any) -> bool:
+            return bool(found.cron == schedule.cron and found.create_pipeline_job_request.pipeline_job == schedule.create_pipeline_job_request.pipeline_job)
+
         for path in schedules:
             schedule = parse(path, gca.Schedule)
-            listed = list(schedule_client.list_schedules(request=gca.ListSchedulesRequest(parent=parent, filter=f'display_name="{schedule.display_name}"')))
-            same = [s for s in listed if s.cron == schedule.cron and s.create_pipeline_job_request.pipeline_job == schedule.create_pipeline_job_request.pipeline_job]
+            listed = schedules_named(schedule)
+            same = [s for s in listed if same_as(schedule, s)]
             if same:
                 actions.append(DeployAction(f"schedule {schedule.display_name}", "unchanged", schedule.cron))
                 continue
-            for old in listed:
-                schedule_client.delete_schedule(name=old.name)
-            schedule_client.create_schedule(parent=parent, schedule=schedule)
+            deleted = 0
+            try:
+                for old in listed:
+                    _delete(lambda old=old: schedule_client.delete_schedule(name=old.name, timeout=timeout))
+                    deleted += 1
+                create_once(
+                    lambda schedule=schedule: schedule_client.create_schedule(parent=parent, schedule=schedule, timeout=timeout),
+                    lambda schedule=schedule: next((s for s in schedules_named(schedule) if same_as(schedule, s)), None),
+                )
+            except Exception:
+                if deleted:  # half a replacement: say the old schedule is gone
+                    actions.append(DeployAction(f"schedule {schedule.display_name}", "delete", "its previous definition; the new one was not created"))
+                raise
             actions.append(DeployAction(f"schedule {schedule.display_name}", "update" if listed else "create", schedule.cron))
         pipeline_client = PipelineServiceClient(**options)
         for path in training:
             identifier = job_id(path)
             try:
-                pipeline_client.create_pipeline_job(parent=parent, pipeline_job=parse(path, gca.PipelineJob), pipeline_job_id=identifier)
-                actions.append(DeployAction(f"pipeline job {identifier}", "create", "training run of this build"))
-            except exceptions.Conflict:  # ALREADY_EXISTS (HTTP 409)
+                with_retries(lambda identifier=identifier: pipeline_client.get_pipeline_job(name=f"{parent}/pipelineJobs/{identifier}", timeout=timeout))
                 actions.append(DeployAction(f"pipeline job {identifier}", "unchanged", "already submitted for this build"))
+                continue
+            except exceptions.NotFound:
+                pass
+            try:
+                # the job id makes a repeated create a 409: a retry cannot submit it twice
+                with_retries(lambda path=path, identifier=identifier: pipeline_client.create_pipeline_job(
+                    parent=parent, pipeline_job=parse(path, gca.PipelineJob), pipeline_job_id=identifier, timeout=timeout))  # fmt: skip
+            except exceptions.Conflict:  # ALREADY_EXISTS: it was missing above, so an attempt whose answer was lost created it
+                pass
+            actions.append(DeployAction(f"pipeline job {identifier}", "create", "training run of this build"))
         endpoint_client = EndpointServiceClient(**options)
         for path in endpoints:
             request = parse(path, gca.CreateEndpointRequest)
+            name = f"{parent}/endpoints/{request.endpoint_id}"
             try:
-                endpoint_client.get_endpoint(name=f"{parent}/endpoints/{request.endpoint_id}")
+                with_retries(lambda name=name: endpoint_client.get_endpoint(name=name, timeout=timeout))
                 actions.append(DeployAction(f"endpoint {request.endpoint_id}", "unchanged"))
             except exceptions.NotFound:
-                endpoint_client.create_endpoint(request=request)
+                try:
+                    # the endpoint id is in the request: a repeated create is refused, never a second endpoint
+                    with_retries(lambda request=request: endpoint_client.create_endpoint(request=request, timeout=timeout))
+                except exceptions.Conflict:  # missing above: an attempt whose answer was lost created it
+                    pass
                 actions.append(DeployAction(f"endpoint {request.endpoint_id}", "create", "models are deployed to it by the pipeline"))
         deploy_feature_store(lambda kind: _files(build_dir, kind), options, False, actions)
-    except exceptions.GoogleAPICallError as exc:
-        raise DeployFailed(f"Vertex AI ({endpoint}): {exc}", applied=actions) from exc
+    except Exception as exc:
+        if not (isinstance(exc, exceptions.GoogleAPICallError) or is_transient(exc)):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DeployFailed(f"Vertex AI ({endpoint}): {message}", applied=actions, not_applied=not_applied(planned(plan, build_dir), actions)) from exc
     return actions
+
+
+def _delete(call: Any) -> None:
+    """A delete, retried; one already done (a retry after a lost answer) is fine."""
+    from google.api_core import exceptions
+
+    try:
+        with_retries(call)
+    except exceptions.NotFound:
+        pass
