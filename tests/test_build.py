@@ -48,10 +48,14 @@ def test_build_writes_a_folder_per_profile_with_a_manifest_of_sha256s(workspace:
     manifest = json.loads((workspace / "out/local/manifest.json").read_text())
     assert manifest["profile"] == "local" and manifest["platform"] == "local"
     assert manifest["spec_sha256"] == hashlib.sha256((workspace / "mlcompile.yaml").read_bytes()).hexdigest()
+    digest = lambda path: hashlib.sha256((workspace / "out/local" / path).read_bytes()).hexdigest()  # noqa: E731
+    module = next(f["path"] for f in manifest["files"] if f["kind"] == "feast.repo")  # named after the system
     assert manifest["files"] == [
-        {"path": "cost.json", "kind": "mlcompile.cost_estimate", "sha256": hashlib.sha256((workspace / "out/local/cost.json").read_bytes()).hexdigest()},
-        {"path": "plan.json", "kind": "mlcompile.plan", "sha256": hashlib.sha256((workspace / "out/local/plan.json").read_bytes()).hexdigest()},
-    ]
+        {"path": "cost.json", "kind": "mlcompile.cost_estimate", "sha256": digest("cost.json")},
+        {"path": module, "kind": "feast.repo", "sha256": digest(module)},
+        {"path": "feature_repo/feature_store.yaml", "kind": "feast.feature_store_config", "sha256": digest("feature_repo/feature_store.yaml")},
+        {"path": "plan.json", "kind": "mlcompile.plan", "sha256": digest("plan.json")},
+    ]  # sorted by path
     assert sorted(p.name for p in (workspace / "out").iterdir()) == ["local"], "no staging folder is left behind"
 
 

@@ -65,8 +65,9 @@ def test_churn_on_local_shows_requests_not_machines() -> None:
         "  3. alert [alert] on 2 CPU, 8Gi, timeout 1h (mlcompile runtime; after check-drift, check-performance; only on a monitoring breach)",
         "  serves model churn-classifier on 2 CPU, 4Gi",
         "  request timeout 2s",
-        "Files the local target writes (1 + cost.json + manifest.json)",
-        "  mlcompile.plan  1  e.g. plan.json",
+        "Files the local target writes (3 + cost.json + manifest.json)",
+        "  mlcompile.plan              1  e.g. plan.json",
+        "  feast.repo                  1  e.g. feature_repo/churn_prediction_features.py",
     ]:
         assert expected in lines, f"missing line {expected!r} in:\n{out}"
 

@@ -41,8 +41,12 @@ def test_deploy_uploads_pipeline_versions_and_recurring_runs_then_changes_nothin
         assert "create pipeline churn-prediction-training: version churn-prediction-training-" in first.stdout
         assert "create recurring run churn-prediction-retraining: 0 0 2 * * 1" in first.stdout
         names = sorted(p["display_name"] for p in api.pipelines.values())
-        assert names == ["churn-prediction-batch-scoring", "churn-prediction-monitoring", "churn-prediction-retrain-on-new-data-sensor", "churn-prediction-training"]
+        assert names == [
+            "churn-prediction-batch-scoring", "churn-prediction-materialize-daily", "churn-prediction-monitoring",
+            "churn-prediction-retrain-on-new-data-sensor", "churn-prediction-training",
+        ]  # fmt: skip
         runs = {r["display_name"]: r for r in api.recurring_runs.values()}
+        assert runs["churn-prediction-materialize-daily"]["trigger"]["cron_schedule"]["cron"] == "0 0 0 * * *"  # the online views' refresh
         assert runs["churn-prediction-retraining"]["trigger"]["cron_schedule"]["cron"] == "0 0 2 * * 1"
         assert runs["churn-prediction-retraining"]["service_account"] == "kfp-pipeline-runner"
         uploaded = {v["display_name"]: api.uploads[k] for k, v in api.versions.items()}

@@ -8,6 +8,9 @@ Workdir layout (the profile's `local.workdir`, relative to the spec's folder):
     runs/<run id>/<pipeline>/<step>/   the step's outputs, log.txt, result.json
     runs/<run id>/summary.json
     state/<pipeline>/<step>.json       newest successful outputs + content fingerprint (resume, --only)
+    feature_repo/             the system's Feast repository (as `mlcompile build` renders it for
+                              the local target); data/ in it: the staged sources, the registry
+                              and the SQLite online store that `mlcompile serve` reads
     alerts.jsonl, triggers.jsonl       what the alert / trigger-retraining steps recorded
 """
 
@@ -26,6 +29,7 @@ from typing import Any
 
 from mlcompile.errors import UsageError
 from mlcompile.plan.nodes import Pipeline, Plan, Step
+from mlcompile.plan import nodes
 from mlcompile.runtime import PRELOAD
 from mlcompile.runtime.contract import step_config
 from mlcompile.runtime.io import fingerprint
@@ -36,7 +40,11 @@ EXTENSIONS = {"dataset": ".parquet", "model": "", "metrics": ".json", "report": 
 # evaluate, the serving version (production, else newest) for scoring and monitoring
 READS_PRODUCTION = frozenset({"evaluate"})
 READS_SERVING = frozenset({"score_batch", "check_drift", "check_performance"})
-READS_SOURCES = frozenset({"extract_features", "score_batch", "check_drift", "check_performance"})
+READS_SOURCES = frozenset({"extract_features", "score_batch", "check_drift", "check_performance", "materialize_features"})
+# steps that use the Feast repository when the run has one (config `feast.repo`)
+USES_FEAST = frozenset({"extract_features", "materialize_features"})
+FEAST_REPO = "feature_repo"
+MATERIALIZE_STEP = "materialize-features"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 LOG_TAIL = 25
 POLL_SECONDS = 0.01
@@ -139,6 +147,8 @@ class Executor:
         # oversubscription makes a small fit 10-50x slower on a busy machine); a forked step
         # applies it with threadpoolctl, since its libraries were loaded by the fork server.
         self.threads = str(max(1, (os.cpu_count() or 1) // self.parallel))
+        self.feast_repo = self.workdir / FEAST_REPO if feast_available() else None
+        self.training = with_materialization(plan) if self.feast_repo is not None else plan.training
         self.only = self._select(only)
         self._code_hash: str | None = None
         self.pipelines: list[PipelineRun] = []
@@ -147,7 +157,7 @@ class Executor:
 
     # ------------------------------------------------------------------ selection
     def _labelled(self) -> list[tuple[str, Pipeline]]:
-        found = [("training", self.plan.training)]
+        found = [("training", self.training)]
         if self.plan.batch is not None:
             found.append(("batch", self.plan.batch))
         if self.plan.monitoring_pipeline is not None:
@@ -245,6 +255,8 @@ class Executor:
         config = step_config(self.plan, step)
         if step.kind == "register":
             config["lineage"] = self.lineage
+        if step.kind in USES_FEAST and self.feast_repo is not None:
+            config["feast"] = {"repo": str(self.feast_repo)}
         if step.uses_user_container:
             config["container"] = {"image": step.image, "command": list(step.command), "args": list(step.args)}
         return config
@@ -253,6 +265,8 @@ class Executor:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         try:
+            if self.feast_repo is not None:
+                write_feast_repo(self.plan, self.feast_repo)
             if self.mode == "fork":  # once per run: the fork server imports the data stack (~1-3 s)
                 warm_up(PRELOAD)
             self.startup_seconds = time.perf_counter() - started
@@ -268,7 +282,7 @@ class Executor:
                     break
                 trigger = run.step("trigger-retraining")
                 if label == "monitoring" and trigger is not None and trigger.status == "succeeded" and self.retrain:
-                    self.run_pipeline("retraining", self.plan.training, "monitoring breach: trigger-retraining", every_step=True)
+                    self.run_pipeline("retraining", self.training, "monitoring breach: trigger-retraining", every_step=True)
         finally:
             self.reporter.close()
         self.seconds = time.perf_counter() - started
@@ -418,3 +432,53 @@ class Executor:
             r.reason = r.reason or f"exit status {code}"
             lines = Path(r.log).read_text(errors="replace").splitlines() if r.log and Path(r.log).exists() else []
             r.log_tail = lines[-LOG_TAIL:]
+
+
+def feast_available() -> bool:
+    """Whether the run's feature steps can use Feast (the `local` extra installs it); without
+    it they keep the runtime's own point-in-time join and serving joins offline."""
+    import importlib.util
+
+    return importlib.util.find_spec("feast") is not None
+
+
+def write_feast_repo(plan: Plan, repo: Path) -> None:
+    """The local target's Feast repository, as `mlcompile build` renders it, into the
+    workdir (its data/ folder — staged sources, registry, online store — is kept)."""
+    from mlcompile.targets import feast_repo
+
+    for output in feast_repo.render(plan):
+        destination = repo / Path(output.path).relative_to(feast_repo.REPO_DIR)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if not destination.exists() or destination.read_bytes() != output.content:
+            destination.write_bytes(output.content)
+    for stale in repo.glob("*.py"):  # a renamed system leaves no second definitions module
+        if stale.name != f"{feast_repo.module_name(plan)}.py":
+            stale.unlink()
+
+
+def with_materialization(plan: Plan) -> Pipeline:
+    """The training pipeline plus, when the spec has online views, the step that keeps the
+    online store fresh (`materialize-features`, after extract-features has applied the repo):
+    on one machine it runs with each training run, as a cluster's schedule would."""
+    online = [v for v in plan.features.views if v.online]
+    training = plan.training
+    if not online:
+        return training
+    extract = training.step("extract-features")
+    step = nodes.Step(
+        name=MATERIALIZE_STEP,
+        kind="materialize_features",  # type: ignore[arg-type]  # a platform step, not a plan kind
+        image=extract.image,
+        command=(*extract.command[:-1], MATERIALIZE_STEP),
+        args=(),
+        resources=extract.resources,
+        depends_on=("extract-features",),
+        inputs=(),
+        outputs=(),
+        params={"views": [v.name for v in online]},
+        run_if=None,
+        uses_user_container=False,
+        origin=online[0].origin,
+    )
+    return Pipeline(training.name, training.description, (*training.steps, step))

@@ -97,6 +97,14 @@ def summarize(executor: Executor) -> dict[str, Any]:
             **({"reasons": (trigger.result or {}).get("reasons", [])} if trigger and trigger.result else {}),
             **(_training(retraining) if retraining else {}),
         }
+    materialized = next((s for p in pipelines for s in p.steps if s.kind == "materialize_features" and s.result), None)
+    if executor.feast_repo is not None:  # where `mlcompile serve` reads online features from
+        summary["feature_store"] = {
+            "kind": "feast",
+            "repo": str(executor.feast_repo),
+            "online_store": str(executor.feast_repo / "data" / "online_store.db"),
+            "materialized": (materialized.result or {}).get("materialized") if materialized else None,
+        }
     failed = [(p.label, s) for p in pipelines for s in p.steps if s.status == "failed"]
     if failed:
         label, step = failed[0]

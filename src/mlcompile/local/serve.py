@@ -1,8 +1,11 @@
 """`mlcompile serve`: the registered model behind a small ASGI app (Starlette + uvicorn).
 
 A small app rather than `mlflow models serve`: the request may name entities instead of
-features, and then the features are looked up in the feature store's online views exactly
-as training joined them (point in time = the newest data, within each view's ttl).
+features, and then the features are read by entity key from the Feast online store that the
+run materialised (`<workdir>/feature_repo`, through `runtime.online`, as a cluster's serving
+container reads its own); without a materialised store (Feast not installed) they are
+joined from the sources as training joined them (point in time = the newest data, within
+each view's ttl).
 
     GET  /health                 {"status": "ok", "model": ..., "version": ...}
     GET  /metadata               model name, version, features, label, task
@@ -60,15 +63,18 @@ def create_app(prepared: Prepared, version: str | None = None) -> Any:
     specs = store.specs([f["ref"] for f in meta["features"]])
     online_views = {v for v, spec in store.views.items() if spec.get("online")}
     keys = list(meta.get("keys") or [])
+    reader = online_reader(prepared, keys, specs)
 
     def features_for(entities: list[dict[str, Any]]) -> Any:
         offline = sorted({s.view for s in specs} - online_views)
         if offline:
             raise DataError(f"views {', '.join(offline)} are not online: send the features as `instances`")
         events = pd.DataFrame(entities)
-        missing = [k for k in keys if k not in events.columns]
+        missing = [k for k in keys if k not in events.columns or events[k].isna().any()]
         if missing:
             raise DataError(f"each entity needs {', '.join(keys)} (missing {', '.join(missing)})")
+        if reader is not None:
+            return read_online(reader, entities, specs)
         newest = max(store.source(store.views[s.view]["source"])[store.sources[store.views[s.view]["source"]]["timestamp_field"]].max() for s in specs)
         events["__as_of"] = newest
         frame, _ = store.join(events, "__as_of", specs)
@@ -108,7 +114,33 @@ def create_app(prepared: Prepared, version: str | None = None) -> Any:
 
     app = Starlette(routes=[Route("/health", health), Route("/metadata", metadata), Route("/predict", predict_route, methods=["POST"])])
     app.state.serving = serving
+    app.state.online = "feast" if reader is not None else "sources"
     return app
+
+
+def online_reader(prepared: Prepared, keys: list[str], specs: list[Any]) -> Any:
+    """The reader of the run's Feast online store, when the run materialised one."""
+    from mlcompile.local.executor import FEAST_REPO
+    from mlcompile.runtime.online import reader_for
+
+    repo = prepared.workdir / FEAST_REPO
+    if not (repo / "data" / "registry.db").exists() or not specs:
+        return None
+    return reader_for({"kind": "feast", "repo": str(repo), "entity_keys": keys, "features": [s.ref for s in specs]})
+
+
+def read_online(reader: Any, entities: list[dict[str, Any]], specs: list[Any]) -> Any:
+    """The model's input frame from the online store: one row per entity, columns named and
+    typed as in training."""
+    import pandas as pd
+
+    from mlcompile.runtime.features import cast
+
+    rows = reader.read(entities, [s.ref for s in specs])
+    frame = pd.DataFrame(entities)
+    for spec in specs:
+        frame[spec.column] = cast(pd.Series([row[spec.ref] for row in rows], index=frame.index, dtype="object"), spec.dtype)[0]
+    return frame
 
 
 def serve_forever(prepared: Prepared, *, host: str, port: int, version: str | None, log: Callable[[str], None]) -> None:

@@ -23,9 +23,11 @@ STEPS: dict[str, str] = {
     "trigger_retraining": "mlcompile.runtime.monitoring:trigger_retraining",
 }
 # steps a target adds around the plan's pipelines (no plan step kind): SageMaker's scheduled
-# materialisation of online feature views
+# materialisation of online feature views; Feast's (the local run's step, the kubeflow
+# materialisation pipelines' task)
 TARGET_STEPS: dict[str, str] = {
     "materialize": "mlcompile.runtime.materialize:materialize",
+    "materialize_features": "mlcompile.runtime.feast_store:materialize_features",
 }
 
 # what the executor's fork server imports once before it forks the steps (see warm.py)

@@ -31,7 +31,7 @@ ENV_HYPERPARAMETERS = "MLCOMPILE_HYPERPARAMETERS"  # json object of this trial's
 CONTAINER_ENV = (ENV_TRAIN_DATA, ENV_TEST_DATA, ENV_VALIDATION_REPORT, ENV_MODEL_DIR, ENV_METRICS, ENV_LABEL, ENV_HYPERPARAMETERS)
 
 # Steps whose config includes the feature store section (they read sources).
-_READS_FEATURES = frozenset({"extract_features", "score_batch", "check_drift", "check_performance", "materialize"})
+_READS_FEATURES = frozenset({"extract_features", "score_batch", "check_drift", "check_performance", "materialize", "materialize_features"})
 
 
 def step_config(plan: Plan, step: Step) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlcompile.runtime import feast_store
 from mlcompile.runtime.features import FeatureStore
 from mlcompile.runtime.io import DataError, read_table, table_metadata, write_json, write_table
 
@@ -27,7 +28,13 @@ def extract_features(config: dict[str, Any], inputs: dict[str, str], outputs: di
     events = events[events[label].notna()][[c for c in dict.fromkeys([*keys, ts, label]) if c in events.columns]]
     if events.empty:
         raise DataError(f"label source {label_source} has no labelled rows")
-    dataset, problems = store.join(events, ts, specs)
+    repo = feast_store.repo_of(config)
+    if repo is not None:  # the Feast repository of the local run: its point-in-time join
+        feast_store.stage_sources(store, repo)
+        feast_store.apply(repo)
+        dataset, problems = feast_store.historical_features(repo, events, ts, specs)
+    else:
+        dataset, problems = store.join(events, ts, specs)
     dataset = dataset[[*keys, ts, *[s.column for s in specs], label]].reset_index(drop=True)
     split = params["split"]
     counts = dataset[label].value_counts()
@@ -42,11 +49,12 @@ def extract_features(config: dict[str, Any], inputs: dict[str, str], outputs: di
         "rows": {"total": int(len(dataset)), "train": int(len(train)), "test": int(len(test)), "unlabelled_dropped": unlabelled},
         "coercion": problems,
         "events_until": str(dataset[ts].max()),
+        "join": "feast" if repo is not None else "runtime",
     }
     write_table(outputs["train"], train.reset_index(drop=True), {**meta, "split": "train"})
     write_table(outputs["test"], test.reset_index(drop=True), {**meta, "split": "test"})
     missing = {s.column: round(float(dataset[s.column].isna().mean()), 4) for s in specs}
-    return {"rows": meta["rows"], "missing_fraction": missing, "coercion": problems}
+    return {"rows": meta["rows"], "missing_fraction": missing, "coercion": problems, "join": meta["join"]}
 
 
 # ---------------------------------------------------------------------- validate-data

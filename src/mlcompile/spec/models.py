@@ -4,6 +4,7 @@ relate one field to another live in `checks.py`, so that all of them are reporte
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -366,6 +367,53 @@ class KubeflowRegistry(SpecModel):
     uri: str = Field(pattern=r"^https?://.+$", examples=["http://mlflow.ml.svc:5000"])
 
 
+FeastOption = str | int | float | bool
+# option names that carry a credential: their values must be secret:// references
+_CREDENTIAL_OPTION = ("password", "secret", "token", "credential", "private_key", "key_id")
+
+
+class FeastStore(SpecModel):
+    options: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], FeastOption] = Field(
+        default_factory=dict,
+        description="the store's own settings, as in Feast's feature_store.yaml (credentials only as secret:// references)",
+        examples=[{"connection_string": "redis.feast.svc:6379", "password": "secret://feast-redis-password"}],
+    )
+
+    @model_validator(mode="after")
+    def _no_literal_credentials(self) -> FeastStore:
+        for key, value in self.options.items():
+            if any(word in key for word in _CREDENTIAL_OPTION) and not (isinstance(value, str) and value.startswith("secret://")):
+                raise ValueError(f"options.{key} carries a credential: give a secret:// reference, not a literal")
+            # a connection string's password (Redis: "host:port,password=…") likewise
+            if isinstance(value, str) and re.search(r"password=(?!secret://)", value):
+                raise ValueError(f"options.{key} carries a password: write it password=secret://NAME, not a literal")
+        return self
+
+
+class FeastOfflineStore(FeastStore):
+    kind: Literal["file", "bigquery", "redshift", "snowflake", "spark"] = Field(
+        default="file", description="Feast offline store: file (parquet on gs/s3/abfss), bigquery, redshift, snowflake, spark"
+    )
+
+
+class FeastOnlineStore(FeastStore):
+    kind: Literal["redis", "dynamodb", "bigtable", "datastore", "postgres", "snowflake"] = Field(
+        default="redis", description="Feast online store that serving reads features from"
+    )
+
+
+class KubeflowFeatureStore(SpecModel):
+    """The cluster's Feast feature store: where the generated feature repository keeps its
+    registry, reads its sources (offline) and materialises online views (online)."""
+
+    registry: str | None = Field(
+        default=None, pattern=r"^(gs|s3)://.+$", description="Feast registry file; default <pipeline_root>/feast/<project>/registry.db",
+        examples=["gs://acme-ml-kfp/feast/registry.db"],
+    )  # fmt: skip
+    offline: FeastOfflineStore = Field(default_factory=FeastOfflineStore)
+    online: FeastOnlineStore = Field(default_factory=lambda: FeastOnlineStore(options={"connection_string": "redis:6379"}))
+
+
 class KubeflowSettings(SpecModel):
     host: str = Field(pattern=r"^https?://.+$", examples=["https://kfp.example.internal"])
     namespace: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)
@@ -375,6 +423,19 @@ class KubeflowSettings(SpecModel):
         default="generic", description="cluster flavour: decides GPU node selectors and tolerations"
     )
     service_account: str | None = None
+    feature_store: KubeflowFeatureStore | None = Field(
+        default=None, description="Feast stores of the generated feature repository (default: file offline store, Redis at redis:6379)"
+    )
+
+    @model_validator(mode="after")
+    def _feast_registry_has_a_home(self) -> KubeflowSettings:
+        # Feast's file registry lives on gs:// or s3://; by default beside the pipeline root
+        if (self.feature_store is None or self.feature_store.registry is None) and not self.pipeline_root.startswith(("gs://", "s3://")):
+            raise ValueError(
+                f"the Feast registry defaults to the pipeline root, and Feast cannot write {self.pipeline_root.split('://')[0]}://: "
+                "set feature_store.registry to a gs:// or s3:// path"
+            )
+        return self
 
 
 class VertexFeatureStoreSettings(SpecModel):

@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
+from mlcompile.targets import feast_repo
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name
-from mlcompile.targets.kubeflow import facts, manifests
+from mlcompile.targets.kubeflow import facts, feature_store, manifests
 
 NAME = "kubeflow"
 # steps whose result depends only on their inputs: safe to take from KFP's cache
@@ -85,13 +86,15 @@ class KubeflowTarget:
                         f"Katib's grid search needs a step for float parameter '{p.name}', and the spec has none",
                         "use algorithm random or bayesian, or make the parameter categorical",
                     ))  # fmt: skip
+        problems += feast_repo.check(plan, NAME)
         return problems
 
     # ------------------------------------------------------------------ render
     def render(self, plan: Plan) -> list[OutputFile]:
         files: list[OutputFile] = []
         root = plan.platform_settings["pipeline_root"]
-        pipelines = [*plan.pipelines(), *(p for p, _ in new_data_sensors(plan))]
+        materialization = feature_store.materialization(plan)
+        pipelines = [*plan.pipelines(), *(p for p, _ in new_data_sensors(plan)), *(p for p, _ in materialization)]
         for pipeline in pipelines:
             text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=root)
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
@@ -101,9 +104,10 @@ class KubeflowTarget:
                 files.append(OutputFile(f"training/{step.name}-experiment.yaml", job, _yaml(manifests.katib_experiment(plan, step))))
             elif job == "kubeflow.pytorch_job":
                 files.append(OutputFile(f"training/{step.name}-pytorchjob.yaml", job, _yaml(manifests.pytorch_job(plan, step))))
+        files += feast_repo.render(plan)
         if plan.online is not None:
             files.append(OutputFile("serving/inference-service.yaml", "kserve.inference_service", _yaml(manifests.inference_service(plan))))
-        schedules = [*plan.schedules, *(s for _, s in new_data_sensors(plan))]
+        schedules = [*plan.schedules, *(s for _, s in new_data_sensors(plan)), *(s for _, s in materialization)]
         for schedule in schedules:
             if schedule.timezone == facts.KFP_SCHEDULE_TIMEZONE:
                 files.append(OutputFile(f"schedules/{schedule.name}.json", "kfp.recurring_run", json_bytes(manifests.recurring_run(plan, schedule))))
@@ -138,6 +142,8 @@ class KubeflowTarget:
             env["MLCOMPILE_LABEL"] = str(step.params.get("label", ""))
             return StepSettings(step.image, list(step.command), None, r.cpu, r.memory, accelerator, r.accelerator_count, env=env, user_args=list(step.args), **common)
         config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan))
+        if step.kind == "materialize_features":
+            config["feast"] = feature_store.feast_config(plan)
         return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, **common)
 
     def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
@@ -159,6 +165,8 @@ class KubeflowTarget:
             from mlcompile.secrets import refs_in
 
             secrets.update({secret_env_name(name): name for name in refs_in(step.params)})
+        if step.kind == "materialize_features":  # the secrets the repo's feature_store.yaml names
+            secrets.update({feast_repo.secret_env(name): name for name in feast_repo.secrets_of(plan)})
         for env, name in sorted(secrets.items()):
             kubernetes.use_secret_as_env(task, secret_name=name, secret_key_to_env={"value": env})
 

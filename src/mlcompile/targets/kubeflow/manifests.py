@@ -228,6 +228,11 @@ def inference_service(plan: Plan) -> dict[str, Any]:
         "ports": [{"containerPort": SERVING_PORT, "protocol": "TCP"}],
         "resources": container_resources(online.resources),
     }
+    from mlcompile.targets.kubeflow.feature_store import serving_env
+
+    env = serving_env(plan)  # features by entity key from the Feast online store
+    if env:
+        container["env"] = env
     predictor: dict[str, Any] = {"containers": [container], "minReplicas": online.min_replicas, "maxReplicas": online.max_replicas}
     if online.autoscaling_metric:
         predictor["scaleMetric"] = facts.KSERVE_SCALE_METRIC[online.autoscaling_metric]
