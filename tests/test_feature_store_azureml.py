@@ -10,6 +10,7 @@ import json
 import logging
 import socketserver
 import struct
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -20,7 +21,6 @@ import pytest
 
 pytest.importorskip("azure.ai.ml")
 
-from mlcompile.build import compile_system, resolve_profiles, write_builds  # noqa: E402
 from mlcompile.plan.nodes import Plan  # noqa: E402
 from mlcompile.runtime.online import ENV, config_from_env, reader_for  # noqa: E402
 from mlcompile.runtime.online.azureml import RedisClient, decode, lookup_key, make_reader  # noqa: E402
@@ -28,34 +28,17 @@ from mlcompile.targets.azureml import AzureMLTarget  # noqa: E402
 from mlcompile.targets.azureml.check import check  # noqa: E402
 from mlcompile.targets.azureml.feature_store import recurrence  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from test_target_azureml import EXAMPLES, PROFILE, _compile, builds  # noqa: E402,F401  (the shared module-scoped builds)
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning", "ignore:.*marshmallow.*")
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted(p.parent.name for p in ROOT.glob("examples/*/mlcompile.yaml"))
-PROFILE = "targets/azure-prod.yaml"
 # The documented table (docs/targets/azureml.md, "Feature store"): spec dtype → column type
 DTYPE_TABLE = {"int32": "integer", "int64": "long", "float32": "float", "float64": "double", "string": "string", "bool": "boolean", "timestamp": "datetime"}
 FEATURE_KINDS = {"azureml.feature_store", "azureml.feature_store_entity", "azureml.feature_set", "azureml.featureset_spec"}
 
 
-def _compile(example: str, monkeypatch: pytest.MonkeyPatch, render: bool = True):
-    monkeypatch.chdir(ROOT)
-    spec = f"examples/{example}/mlcompile.yaml"
-    return compile_system(spec, resolve_profiles(spec, [PROFILE]), render=render, git_commit=None)
-
-
-@pytest.fixture(scope="module")
-def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Plan, Path]]:
-    out: dict[str, tuple[Plan, Path]] = {}
-    mp = pytest.MonkeyPatch()
-    try:
-        for example in EXAMPLES:
-            compilation = _compile(example, mp)
-            (folder,) = write_builds(compilation.results, tmp_path_factory.mktemp(example))
-            out[example] = (compilation.results[0].plan, folder)
-    finally:
-        mp.undo()
-    return out
 
 
 def _quietly(call):  # type: ignore[no-untyped-def]

@@ -31,10 +31,10 @@ EXAMPLES = sorted(p.parent.name for p in ROOT.glob("examples/*/mlcompile.yaml"))
 PROFILE = "targets/azure-prod.yaml"
 
 
-def _compile(example: str, monkeypatch: pytest.MonkeyPatch):
+def _compile(example: str, monkeypatch: pytest.MonkeyPatch, render: bool = True):
     monkeypatch.chdir(ROOT)
     spec = f"examples/{example}/mlcompile.yaml"
-    return compile_system(spec, resolve_profiles(spec, [PROFILE]), render=True, git_commit=None)
+    return compile_system(spec, resolve_profiles(spec, [PROFILE]), render=render, git_commit=None)
 
 
 @pytest.fixture(scope="module")

@@ -38,3 +38,15 @@ def reader_for(config: dict[str, Any]) -> OnlineReader:
 def config_from_env(environ: dict[str, str] | None = None) -> dict[str, Any] | None:
     raw = (os.environ if environ is None else environ).get(ENV)
     return json.loads(raw) if raw else None
+
+
+def features_by_view(features: list[str], served_views: Any) -> dict[str, list[str]]:
+    """`view:feature` refs grouped by view, in request order; a view the store does not serve
+    online is the deployment's misconfiguration, not a missing value."""
+    by_view: dict[str, list[str]] = {}
+    for ref in features:
+        view, _, name = ref.partition(":")
+        if view not in served_views:
+            raise ValueError(f"feature {ref}: view {view} is not served online")
+        by_view.setdefault(view, []).append(name)
+    return by_view

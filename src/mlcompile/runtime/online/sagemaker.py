@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlcompile.runtime.online import features_by_view
+
 BATCH = 100  # identifiers per BatchGetRecord
 
 
@@ -42,12 +44,7 @@ class SageMakerReader:
         self.client = client
 
     def read(self, entities: list[dict[str, Any]], features: list[str]) -> list[dict[str, Any]]:
-        by_view: dict[str, list[str]] = {}
-        for ref in features:
-            view, _, name = ref.partition(":")
-            if view not in self.config["views"]:
-                raise ValueError(f"feature {ref}: view {view} is not served online")
-            by_view.setdefault(view, []).append(name)
+        by_view = features_by_view(features, self.config["views"])
         rows: list[dict[str, Any]] = [{} for _ in entities]
         for view, names in by_view.items():
             spec = self.config["views"][view]

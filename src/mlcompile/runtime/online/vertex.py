@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from mlcompile.runtime.online import features_by_view
+
 ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
 
 
@@ -73,12 +75,7 @@ class VertexReader:
         from google.api_core import exceptions
         from google.cloud.aiplatform_v1 import types as gca
 
-        by_view: dict[str, list[str]] = {}
-        for ref in features:
-            view, _, name = ref.partition(":")
-            if view not in self.config["views"]:
-                raise ValueError(f"feature {ref}: view {view} is not served online")
-            by_view.setdefault(view, []).append(name)
+        by_view = features_by_view(features, self.config["views"])
         rows: list[dict[str, Any]] = []
         for entity in entities:
             row: dict[str, Any] = {}

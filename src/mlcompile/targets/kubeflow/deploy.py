@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, create_once, not_applied, with_retries
+from mlcompile.targets.base import DeployAction, DeployFailed, RetryingClient, RetrySettings, create_once, not_applied
 
 
 def _manifest(build_dir: Path) -> list[dict[str, str]]:
@@ -47,7 +47,7 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
         client = kfp.Client(host=settings["host"], namespace=settings["namespace"])
         _set_timeout(client, RetrySettings.from_env().timeout)
     if client is not None:
-        client = _Retrying(client)
+        client = RetryingClient(client)  # kfp.Client itself does not retry
     try:
         versions: dict[str, tuple[str, str]] = {}
         for entry in files:
@@ -226,18 +226,3 @@ def _delete_recurring_run(client: Any, run_id: str) -> None:
     except Exception as exc:
         if getattr(exc, "status", None) != 404:
             raise
-
-
-class _Retrying:
-    """The KFP client with each API call retried on throttling, server errors and dropped
-    connections (kfp.Client itself does not retry). Creates and uploads are POSTs that a
-    blind retry could apply twice: they are sent once here, and retried by `create_once`."""
-
-    def __init__(self, client: Any):
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute) or name.startswith(("create_", "upload_")):
-            return attribute
-        return lambda *args, **kwargs: with_retries(lambda: attribute(*args, **kwargs))
