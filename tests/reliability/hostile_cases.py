@@ -158,12 +158,26 @@ class Run:
     timed_out: bool
 
 
+# The measured command is started by a small launcher rather than by the caller: on Linux a
+# forked child's ru_maxrss starts at its parent's resident size (kept across exec), so a child
+# of a large process (a long pytest session) would report the parent's memory as its own.
+LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_pid, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as figure:
+    figure.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
 def run_measured(command: list[str], cwd: Path, timeout: float = 30.0, env: dict[str, str] | None = None) -> Run:
-    """Run a fresh process; its wall time and peak RSS (ru_maxrss of the child alone, from
-    wait4), killed after `timeout` seconds."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run a fresh process; its wall time and peak RSS (ru_maxrss of that process alone, from
+    wait4 in a small launcher), killed after `timeout` seconds."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as figure:
         started = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, env=env, start_new_session=True)
+        launched = [sys.executable, "-c", LAUNCHER, figure.name, *command]
+        proc = subprocess.Popen(launched, cwd=cwd, stdout=out, stderr=err, env=env, start_new_session=True)
         timed_out = threading.Event()
 
         def kill() -> None:
@@ -185,7 +199,7 @@ def run_measured(command: list[str], cwd: Path, timeout: float = 30.0, env: dict
             out.read().decode("utf-8", "replace"),
             err.read().decode("utf-8", "replace"),
             seconds,
-            usage.ru_maxrss / 1024,  # KiB on Linux
+            int(figure.read() or usage.ru_maxrss) / 1024,  # KiB on Linux
             timed_out.is_set(),
         )
 

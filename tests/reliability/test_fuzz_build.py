@@ -79,7 +79,7 @@ BUILD_SCRIPT = """
 import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from reliability import specgen
+import specgen
 from mlcompile.build import resolve_profiles
 profiles = resolve_profiles(sys.argv[3], [sys.argv[2]])
 print(json.dumps(specgen.build_digests([Path(p) for p in sys.argv[3:]], profiles), sort_keys=True))
