@@ -325,6 +325,18 @@ def test_warn_only_build_writes_the_output_and_prints_every_violation(tmp_path: 
     assert (folder / "out" / "gcp-prod" / "manifest.json").is_file()
 
 
+def test_diff_under_warn_only_shows_the_violations_beside_its_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = project(tmp_path, {**PERMISSIVE, **STRICT})
+    mlcompile(folder, "build", "mlcompile.yaml", "--target", "targets/gcp-prod.yaml", "--out", "base", "--git-commit", "none", "--warn-only", monkeypatch=monkeypatch)
+
+    result = mlcompile(folder, "diff", "mlcompile.yaml", "--target", "targets/gcp-prod.yaml", "--base-dir", "base", "--warn-only", monkeypatch=monkeypatch)
+
+    assert result.exit_code == 0, result.stderr
+    warnings = policy_lines(result.stderr)
+    assert len(warnings) == len(STRICT_LINES) and all(": warning: " in line for line in warnings)
+    assert " policy " not in result.stdout  # the report itself is the diff alone
+
+
 def test_warn_only_turns_only_policy_violations_into_warnings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = project(tmp_path, {**PERMISSIVE, "max_cpu_per_replica": 4}, SPEC, ("registry:\n  model: churn-model\n", "registry:\n  model: churn-model\n  tags: [growth]\n"))
     result = mlcompile(folder, "validate", "mlcompile.yaml", "--warn-only", monkeypatch=monkeypatch)

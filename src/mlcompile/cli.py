@@ -395,7 +395,7 @@ def diff(
     profiles = expand_profile_paths(targets) or discover_profiles(spec) or []
     if not profiles:
         raise UsageError("diff needs --target PROFILE (or a targets/ folder beside the spec)")
-    head = build_working_tree(spec, profiles, policy_severity=_policy_severity(warn_only))
+    head = build_working_tree(spec, profiles, policy_severity=_policy_severity(warn_only), on_warnings=lambda warnings: _report(warnings, state))
     if base_dir:
         base, label = read_build_dir(base_dir, sorted(head)), base_dir
     else:

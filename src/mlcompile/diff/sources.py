@@ -7,12 +7,12 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from mlcompile.build import Compilation, compile_system, resolve_profiles
-from mlcompile.diagnostics import Severity
+from mlcompile.diagnostics import Diagnostic, Severity
 from mlcompile.diff.engine import BuildSide
 from mlcompile.errors import SpecError, UsageError
 from mlcompile.plan.serialize import plan_from_data
@@ -29,9 +29,14 @@ def sides_of(compilation: Compilation) -> dict[str, BuildSide]:
     return sides
 
 
-def build_working_tree(spec: str, targets: Sequence[str], policy_severity: Severity = "error") -> dict[str, BuildSide]:
+def build_working_tree(
+    spec: str, targets: Sequence[str], policy_severity: Severity = "error", on_warnings: Callable[[Sequence[Diagnostic]], None] | None = None
+) -> dict[str, BuildSide]:
     # Lineage's git commit is left out on both sides: it would differ on every commit.
-    return sides_of(compile_system(spec, resolve_profiles(spec, targets), render=True, git_commit=None, policy_severity=policy_severity))
+    compilation = compile_system(spec, resolve_profiles(spec, targets), render=True, git_commit=None, policy_severity=policy_severity)
+    if on_warnings is not None:  # the change under review: its warnings (policies under --warn-only) are the reviewer's business
+        on_warnings(compilation.warnings)
+    return sides_of(compilation)
 
 
 def _git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
