@@ -443,10 +443,14 @@ def test_kubeflow_serving_reads_features_by_entity_key_from_the_online_store() -
     assert online["features"][0] == "customer_activity:orders_30d" and len(online["features"]) == 5
     assert online["feature_store_yaml"] == files["feature_repo/feature_store.yaml"][1].decode()
     assert env["MLCOMPILE_SECRET_FEAST_REDIS_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "feast-redis-password", "key": "value"}}
-    # ranker-gpu's model also reads an offline view (query_context): the request carries those
+    assert online["request_features"] == []
+    # ranker-gpu's model also reads an offline view (query_context): the request carries those,
+    # the store serves the rest
     ranker = build(ROOT / "examples" / "ranker-gpu" / "mlcompile.yaml", ROOT / "targets" / "kfp-gke.yaml")
     predictor = yaml.safe_load(ranker["serving/inference-service.yaml"][1])["spec"]["predictor"]
-    assert "env" not in predictor["containers"][0]
+    mixed = json.loads({e["name"]: e for e in predictor["containers"][0]["env"]}["MLCOMPILE_ONLINE_FEATURES"]["value"])
+    assert mixed["request_features"] and all(r.startswith("query_context:") for r in mixed["request_features"])
+    assert mixed["features"] and not any(r.startswith("query_context:") for r in mixed["features"])
 
 
 def test_the_cluster_materialisation_step_and_the_serving_reader_from_feature_store_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -66,21 +66,23 @@ def feast_config(plan: Plan) -> dict[str, Any]:
 
 
 def online_features(plan: Plan) -> dict[str, Any] | None:
-    """`MLCOMPILE_ONLINE_FEATURES` of the serving container (runtime.online), when the model's
-    features are all in online views: kind feast, the repository's feature_store.yaml (its
-    registry names the definitions), the entity keys and the features in model input order."""
+    """`MLCOMPILE_ONLINE_FEATURES` of the serving container (runtime.online), when the model
+    reads at least one online view: kind feast, the repository's feature_store.yaml (its
+    registry names the definitions), the entity keys, the features the store serves (model
+    input order) and those of offline views, which each request carries itself."""
     refs = list(plan.training.step("extract-features").params.get("features", []))
     views = {v.name: v for v in plan.features.views}
-    used = [views[r.split(":", 1)[0]] for r in refs]
-    if not refs or not all(v.online for v in used):
+    online = [r for r in refs if views[r.split(":", 1)[0]].online]
+    if not online:
         return None
-    keys = list(dict.fromkeys(k for v in used for k in v.join_keys))
+    keys = list(dict.fromkeys(k for r in online for k in views[r.split(":", 1)[0]].join_keys))
     return {
         "kind": "feast",
         "feature_store_yaml": repo_files(plan)["feature_store.yaml"],
         "project": feast_repo.project_name(plan),
         "entity_keys": keys,
-        "features": refs,
+        "features": online,
+        "request_features": [r for r in refs if r not in online],
     }
 
 
