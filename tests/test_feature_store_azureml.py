@@ -404,3 +404,12 @@ def test_the_reader_speaks_redis_through_the_env_contract(redis_stand_in, monkey
     assert redis_stand_in.seen == ["AUTH", "SELECT", "HMGET", "HMGET"]
     with pytest.raises(RuntimeError, match="WRONGPASS"):
         RedisClient(f"redis://:wrong@127.0.0.1:{port}").hmget_many([("k", ["f"])])
+
+
+def test_the_redis_url_may_be_a_secret_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the URL holds the cache's access key: the deployment may name a secret instead
+    monkeypatch.setenv("MLCOMPILE_SECRET_FS_REDIS_URL", "rediss://:k3y@fs-cache.redis.cache.windows.net:6380/0")
+    reader = make_reader({"feature_sets": [], "features": [], "entity_keys": []},
+                         environ={"MLCOMPILE_AZUREML_REDIS_URL": "secret://fs-redis-url", "MLCOMPILE_AZUREML_FEATURE_STORE_ID": "fs-id"})  # fmt: skip
+    client = reader.client
+    assert (client.host, client.port, client.tls, client.password) == ("fs-cache.redis.cache.windows.net", 6380, True, "k3y")

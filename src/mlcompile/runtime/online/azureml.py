@@ -240,5 +240,16 @@ def make_reader(config: Mapping[str, Any], *, client: Any = None, environ: Mappi
         url = env.get(ENV_REDIS_URL)
         if not url:
             raise ValueError(f"{ENV_REDIS_URL} is not set: the online store's rediss:// URL with its access key")
-        client = RedisClient(url)
+        client = RedisClient(_resolved(url))
     return AzureMLOnlineReader(config, client, str(store_id))
+
+
+def _resolved(url: str) -> str:
+    """The URL carries the cache's access key, so it may be a secret: `secret://NAME` or a
+    secret-store locator (`keyvault:…`) is read at start like every other secret."""
+    from mlcompile.runtime.secrets import fetch, resolve
+    from mlcompile.secrets import LOCATOR_SCHEMES
+
+    if url.startswith(LOCATOR_SCHEMES):
+        return fetch(url, name=ENV_REDIS_URL)
+    return resolve(url)
