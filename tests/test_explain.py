@@ -41,6 +41,7 @@ def test_churn_on_gcp_prod_names_vertex_machines_endpoint_schedules_and_files() 
         "  churn-prediction-retrain-on-breach: a monitoring breach starts churn-prediction-training",
         "  churn-prediction-retrain-on-new-data: new data in churn_labels starts churn-prediction-training",
         "  performance: roc_auc below 0.75",
+        '  view customer_activity: 3 features by customer_id from customer_activity_daily, ttl 30d, online, materialised "0 0 * * *" UTC',
         "  on a breach: retrain",
         "Files the vertex target writes (24 + cost.json + manifest.json)",
     ]:

@@ -128,6 +128,10 @@ def explain_plan(plan: Plan, files: Sequence[OutputFile] | None = None) -> str:
     )
     for source in store.sources:
         lines.append(f"  source {source.name}: {source.uri} ({source.format}, time {source.timestamp_field})")
+    for view in store.views:
+        keys = ", ".join(view.join_keys)
+        served = f"online, materialised \"{view.refresh_cron}\" UTC" if view.online else "offline only"
+        lines.append(f"  view {view.name}: {len(view.features)} feature{'s' if len(view.features) != 1 else ''} by {keys} from {view.source}, ttl {duration(view.ttl_seconds)}, {served}")
     lines.append("")
 
     for pipeline in plan.pipelines():
