@@ -21,7 +21,7 @@ from typing import Any
 
 from mlcompile.plan.nodes import Plan
 from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, create_once, is_transient, not_applied, with_retries
-from mlcompile.targets.vertex.deploy_features import deploy_feature_store
+from mlcompile.targets.vertex.deploy_features import deploy_feature_store, planned_feature_store
 
 ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
 
@@ -40,7 +40,8 @@ def planned(plan: Plan, build_dir: Path) -> list[str]:
     """Every resource a deploy of this build applies, in order (for the failure summary)."""
     schedules = [f"schedule {json.loads(p.read_text())['displayName']}" for p in _files(build_dir, "vertex.schedule")]
     jobs = [f"pipeline job {job_id(p)}" for p in _files(build_dir, "vertex.pipeline_job") if p.stem == plan.training.name]
-    return schedules + jobs + [f"endpoint {json.loads(p.read_text())['endpointId']}" for p in _files(build_dir, "vertex.create_endpoint_request")]
+    endpoints = [f"endpoint {json.loads(p.read_text())['endpointId']}" for p in _files(build_dir, "vertex.create_endpoint_request")]
+    return schedules + jobs + endpoints + planned_feature_store(lambda kind: _files(build_dir, kind))
 
 
 def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | None = None) -> list[DeployAction]:

@@ -18,11 +18,19 @@ from mlcompile.targets.base import DeployAction, DeployFailed
 from mlcompile.targets.vertex.feature_store import KINDS
 
 
+def _in_order(files: Callable[[str], list[Path]]) -> tuple[list[Path], ...]:
+    return tuple(files(KINDS[k]) for k in ("online_store", "feature_group", "features", "feature_view"))
+
+
+def planned_feature_store(files: Callable[[str], list[Path]]) -> list[str]:
+    """The feature-store resources a deploy applies, in its order (for the failure summary)."""
+    return [_label(path) for group in _in_order(files) for path in group]
+
+
 def deploy_feature_store(files: Callable[[str], list[Path]], options: dict[str, Any], dry_run: bool, actions: list[DeployAction]) -> None:
-    stores, groups, features, views = (files(KINDS[k]) for k in ("online_store", "feature_group", "features", "feature_view"))
+    stores, groups, features, views = _in_order(files)
     if dry_run:
-        for path in (*stores, *groups, *features, *views):
-            actions.append(DeployAction(f"{_label(path)}", "create", "dry run: not compared"))
+        actions += [DeployAction(label, "create", "dry run: not compared") for label in planned_feature_store(files)]
         return
     from google.api_core import exceptions
     from google.cloud.aiplatform_v1 import types as gca
