@@ -6,7 +6,7 @@
 out="${MLCOMPILE_OUT:?}"
 mkdir -p "$out"
 if [ "${#TARGETS[@]}" -eq 0 ]; then
-  echo "::error title=mlcompile::deploy needs the profiles to deploy (input targets)"
+  say_error "deploy needs the profiles to deploy (MLCOMPILE_TARGETS, the action's input targets)"
   exit 2
 fi
 profiles=()
@@ -14,9 +14,7 @@ for target in "${TARGETS[@]}"; do
   if [ -d "$target" ]; then profiles+=("$target"/*.yaml "$target"/*.yml); else profiles+=("$target"); fi
 done
 
-mlcompile validate "${SPECS[@]}" "${TARGET_ARGS[@]}" --format github
-status=$?
-case "$status" in 0) ;; 2) exit 2 ;; *) internal_error validate "$status" ;; esac
+bash "$(dirname "$0")/validate.sh" || exit
 
 saved_plans=false  # deploy --out-plan FILE / --plan FILE: apply exactly the plan shown
 if has_option deploy --out-plan && has_option deploy --plan; then saved_plans=true; fi

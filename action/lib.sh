@@ -15,8 +15,13 @@ for word in ${MLCOMPILE_TARGETS:-}; do
   TARGETS+=("$word")
   TARGET_ARGS+=(--target "$word")
 done
+# An error for the run's page: an annotation on GitHub, a plain line elsewhere.
+say_error() {
+  if [ "${GITHUB_ACTIONS:-}" = true ]; then echo "::error title=mlcompile::$1"; else echo "error: $1"; fi
+}
+
 if [ "${#SPECS[@]}" -eq 0 ]; then
-  echo "::error title=mlcompile::no spec given (input specs)"
+  say_error "no spec given (MLCOMPILE_SPECS, the action's input specs)"
   exit 2
 fi
 
@@ -29,7 +34,7 @@ has_option() {
 # Exit 0 is success, 1 a verdict (changed / deploy refused), 2 an error in the user's files.
 # Anything else (3: a bug in mlcompile) fails the job and is never taken for "no changes".
 internal_error() {
-  echo "::error title=mlcompile::mlcompile $1 stopped with exit status $2: an internal error, not a verdict on the change (see the log above)"
+  say_error "mlcompile $1 stopped with exit status $2: an internal error, not a verdict on the change (see the log above)"
   exit "$2"
 }
 

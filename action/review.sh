@@ -10,6 +10,10 @@ out="${MLCOMPILE_OUT:?}"
 rm -rf "$out" && mkdir -p "$out"
 base="${MLCOMPILE_BASE:-origin/${MLCOMPILE_PULL_BASE:-main}}"
 
+# MLCOMPILE_COMMENT_PLATFORM: github (the action), gitlab or azure-devops (docs/ci/); each
+# reads its own CI variables for the API and the token (src/mlcompile/ci/comment.py).
+platform="${MLCOMPILE_COMMENT_PLATFORM:-github}"
+
 # The pull request's comment; on a fork's pull request the token cannot write, so the
 # comment is saved in the review artifact for the workflow_run job (docs/ci.md).
 comment() {
@@ -22,7 +26,7 @@ comment() {
     where=(--save-to "$out/comment")
     set_output comment-dir "$out/comment"
   fi
-  python3 "$COMMENT_TOOL" github --pull "$MLCOMPILE_PULL" "${where[@]}" "$@" || exit 2
+  python3 "$COMMENT_TOOL" "$platform" --pull "$MLCOMPILE_PULL" "${where[@]}" "$@" || exit 2
 }
 
 mlcompile validate "${SPECS[@]}" "${TARGET_ARGS[@]}" > "$out/validate.log" 2>&1
@@ -30,7 +34,11 @@ status=$?
 case "$status" in
   0) cat "$out/validate.log" ;;
   2)
-    mlcompile validate -q "${SPECS[@]}" "${TARGET_ARGS[@]}" --format github  # annotations on the files
+    if [ "${GITHUB_ACTIONS:-}" = true ]; then
+      mlcompile validate -q "${SPECS[@]}" "${TARGET_ARGS[@]}" --format github  # annotations on the files
+    else
+      cat "$out/validate.log"
+    fi
     comment --error-log "$out/validate.log" --heading "mlcompile: the specs or profiles have errors"
     exit 2 ;;
   *) cat "$out/validate.log"; internal_error validate "$status" ;;

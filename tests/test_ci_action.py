@@ -90,7 +90,7 @@ class Runner:
             env = {**os.environ, **GIT_ENV, **(extra_env or {})}
             env.update(GITHUB_ACTION_PATH=str(ROOT), GITHUB_WORKSPACE=str(self.workspace), GITHUB_REPOSITORY=REPOSITORY,
                        GITHUB_API_URL=self.api.url, GITHUB_OUTPUT=str(outputs), GITHUB_ENV=str(self.tmp / "github-env"),
-                       GITHUB_PATH=str(self.tmp / "github-path"), RUNNER_TEMP=str(runner_temp), RUNNER_OS="Linux")  # fmt: skip
+                       GITHUB_PATH=str(self.tmp / "github-path"), RUNNER_TEMP=str(runner_temp), RUNNER_OS="Linux", GITHUB_ACTIONS="true")  # fmt: skip
             env.update({name: _substitute(value, context) for name, value in step.get("env", {}).items()})
             done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=self.workspace, env=env, capture_output=True, text=True, timeout=300)
             log += done.stdout + done.stderr

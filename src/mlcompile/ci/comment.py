@@ -95,13 +95,13 @@ class GitHub:
 
 
 class GitLab:
-    """Notes of a merge request (API v4). The token is a project or group access token with
-    the `api` scope in MLCOMPILE_GITLAB_TOKEN (CI_JOB_TOKEN may not write notes)."""
+    """Notes of a merge request (API v4). CI_JOB_TOKEN cannot write notes (a GitLab
+    limitation): the token is a project access token with the `api` scope, in the masked
+    CI/CD variable MLCOMPILE_GITLAB_TOKEN."""
 
     def __init__(self, pull: str) -> None:
         self.base = f"{_env('CI_API_V4_URL').rstrip('/')}/projects/{_env('CI_PROJECT_ID')}/merge_requests/{pull}/notes"
-        token = os.environ.get("MLCOMPILE_GITLAB_TOKEN")
-        self.headers = {"PRIVATE-TOKEN": token} if token else {"JOB-TOKEN": _env("CI_JOB_TOKEN")}
+        self.headers = {"PRIVATE-TOKEN": _env("MLCOMPILE_GITLAB_TOKEN")}
 
     def find(self) -> Iterator[Found]:
         for page in range(1, 1000):
