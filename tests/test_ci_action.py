@@ -118,7 +118,7 @@ def pull_request(tmp_path: Path) -> Any:
     git(dev, "commit", "-qm", "churn")
     git(dev, "push", "-q", "origin", "main")
     git(dev, "checkout", "-q", "-b", "canary")
-    api = GitHubStandIn(REPOSITORY)
+    api = GitHubStandIn(REPOSITORY, token="ghs_stand_in")
     with api:
 
         def push(edit: Any, message: str) -> str:
@@ -223,3 +223,20 @@ def test_a_fork_pull_request_is_commented_by_the_workflow_run_job_for_the_review
     assert posted.returncode == 0, posted.stdout
     (comment,) = api.on(7)
     assert "`10%` → `25%`" in comment["body"]
+
+
+@pytest.mark.slow
+def test_deploy_shows_the_plan_then_applies_it(pull_request: Any) -> None:
+    from kfp_api import KfpStandIn
+
+    api, push, runner = pull_request
+    push(lambda text: text, "merged")
+    with KfpStandIn() as kfp:
+        profile = runner.workspace / "targets" / "kfp-gke.yaml"
+        profile.write_text(re.sub(r"host: \S+", f"host: {kfp.host}", profile.read_text()))
+        done = runner.run({"command": "deploy", "specs": SPEC, "targets": "targets/kfp-gke.yaml"}, {"event_name": "push"})
+        assert done.returncode == 0, done.stdout
+        plan, applied = done.stdout.split("::endgroup::")
+        assert "would create pipeline churn-prediction-training" in plan
+        assert "create pipeline churn-prediction-training" in applied and kfp.uploads
+    assert api.requests == []  # deploying comments nothing

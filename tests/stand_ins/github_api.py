@@ -1,7 +1,7 @@
 """A local stand-in for the part of GitHub's REST API a review job uses: the issue comments of
 pull requests (list, paged; create; update; delete) and a pull request's head commit.
 Answers as api.github.com does (201 on create, 204 on delete, 404 for what does not exist)
-and records every request, so a test can say what the job did to the pull request."""
+checks the token, and records every request, so a test can say what the job did to the pull request."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ class GitHubStandIn(JsonService):
     MAX_BODY = 65_536
     TOO_LONG = 422, {"message": "Validation Failed", "errors": [{"message": "body is too long (maximum is 65536 characters)"}]}
 
-    def __init__(self, repository: str, heads: dict[int, str] | None = None) -> None:
+    def __init__(self, repository: str, token: str, heads: dict[int, str] | None = None) -> None:
         super().__init__()
-        self.repository = repository
+        self.repository, self.token = repository, token
         self.heads = heads or {}  # pull request number → head commit
         self.comments: dict[int, dict[str, Any]] = {}  # id → comment, in creation order
         self.requests: list[tuple[str, str]] = []
@@ -36,6 +36,8 @@ class GitHubStandIn(JsonService):
 
     def respond(self, method: str, url: ParseResult, raw: bytes, content_type: str) -> tuple[int, Any]:
         self.requests.append((method, url.path))
+        if self.last_headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {"message": "Bad credentials"}
         prefix = f"/repos/{self.repository}"
         if not url.path.startswith(prefix + "/"):
             return 404, {"message": "Not Found"}
