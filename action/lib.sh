@@ -28,7 +28,9 @@ fi
 # Options that newer mlcompile releases add (diff --artifact, deploy --out-plan/--plan):
 # used when the installed mlcompile lists them in its help, so one action works with both.
 has_option() {
-  mlcompile "$1" --help 2>/dev/null | grep -q -e "$2[ ,=]"
+  local help  # read whole first: grep -q leaving a pipe early would fail it under pipefail
+  help="$(mlcompile "$1" --help 2>/dev/null)"
+  grep -q -e "$2[ ,=]" <<< "$help"
 }
 
 # Exit 0 is success, 1 a verdict (changed / deploy refused), 2 an error in the user's files.

@@ -85,6 +85,12 @@ def test_scripts_call_only_real_mlcompile_commands_and_options() -> None:
             assert re.search(rf"{re.escape(option)}\b", help_text), f"{words[1]} has no option {option}"
 
 
+def test_scripts_detect_the_options_the_installed_mlcompile_has() -> None:
+    probe = 'source action/lib.sh; has_option diff --exit-code && ! has_option diff --no-such-option && ! has_option deploy --plan-'
+    done = subprocess.run(["bash", "-c", probe], cwd=ROOT, env={**os.environ, "MLCOMPILE_SPECS": "x"}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_gitlab_and_azure_examples_run_the_actions_scripts_with_the_variables_they_read() -> None:
     read = {m for script in SCRIPTS for m in re.findall(r"\$\{?(MLCOMPILE_[A-Z_]+)", script.read_text())}
     read |= set(re.findall(r"\b(MLCOMPILE_[A-Z_]+)", (ROOT / "src" / "mlcompile" / "ci" / "comment.py").read_text()))
