@@ -89,7 +89,7 @@ class Runner:
                 continue
             env = {**os.environ, **GIT_ENV, **(extra_env or {})}
             env.update(GITHUB_ACTION_PATH=str(ROOT), GITHUB_WORKSPACE=str(self.workspace), GITHUB_REPOSITORY=REPOSITORY,
-                       GITHUB_API_URL=self.api.url, GITHUB_OUTPUT=str(outputs), GITHUB_ENV=str(self.tmp / "github-env"),
+                       GITHUB_API_URL=self.api.url, GITHUB_OUTPUT=str(outputs), GITHUB_ENV=str(self.tmp / "github-env"), GITHUB_STEP_SUMMARY=str(self.tmp / "summary.md"),
                        GITHUB_PATH=str(self.tmp / "github-path"), RUNNER_TEMP=str(runner_temp), RUNNER_OS="Linux", GITHUB_ACTIONS="true")  # fmt: skip
             env.update({name: _substitute(value, context) for name, value in step.get("env", {}).items()})
             done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=self.workspace, env=env, capture_output=True, text=True, timeout=300)
@@ -155,6 +155,7 @@ def test_a_pull_request_comment_follows_the_change_and_goes_when_nothing_changes
     human, ours = api.on(7)
     assert human["body"].startswith("LGTM") and ours["body"].startswith(MARKER)
     assert "canary" in ours["body"] and "`10%` → `25%`" in ours["body"]
+    assert "`10%` → `25%`" in (runner.tmp / "summary.md").read_text()  # also on the run's summary page
 
     push(canary(50), "canary 25 → 50")
     done = review(runner)
