@@ -163,6 +163,15 @@ def test_a_changed_profile_revalidates_the_specs_that_use_it(tmp_path: Path, cap
     assert re.search(r"^::error file=systems/churn/mlcompile.yaml,line=\d+,col=\d+,title=mlcompile::deployment.online.replicas.max: 6 replicas exceed", err, re.M)
 
 
+def test_with_profiles_named_in_the_hooks_args_a_changed_profile_revalidates_every_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = _policy_layout(tmp_path)
+    shutil.move(repo / "systems" / "churn" / "targets", repo / "targets")  # one targets/ at the root for every system
+    profile = repo / "targets" / "kfp-gke.yaml"
+    profile.write_text(profile.read_text().replace("max_replicas: 12", "max_replicas: 3"))
+    status, err = _run_entry(repo, "--target", "targets/", "targets/kfp-gke.yaml", capsys=capsys)
+    assert status == 2 and "6 replicas exceed policy max_replicas of profile kfp-gke (at most 3)" in err
+
+
 def test_pre_commit_hook_file_declares_both_hooks() -> None:
     hooks = {hook["id"]: hook for hook in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
     assert set(hooks) == {"mlcompile-validate", "mlcompile-validate-profiles"}
