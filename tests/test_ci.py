@@ -118,6 +118,19 @@ def test_github_annotations_escape_what_would_end_the_command() -> None:
     )
 
 
+def test_build_and_diff_print_their_errors_as_annotations_on_request(tmp_path: Path) -> None:
+    spec = tmp_path / "mlcompile.yaml"
+    spec.write_text((ROOT / "examples" / "churn" / "mlcompile.yaml").read_text().replace("approval: manual", "approval: manul"))
+    local = str(ROOT / "targets" / "local.yaml")
+    for command in (["build", str(spec), "--target", local, "--out", str(tmp_path / "out")], ["diff", str(spec), "--target", local]):
+        result = CliRunner().invoke(main, [*command, "--diagnostics", "github"])
+        assert result.exit_code == 2
+        assert re.search(rf"^::error file={re.escape(str(spec))},line=\d+,col=\d+,title=mlcompile::registry.approval: 'manul'", result.stderr, re.M)
+    assert not (tmp_path / "out").exists()
+    usage = CliRunner().invoke(main, ["build", str(spec), "--out", str(tmp_path / "out"), "--diagnostics", "github"])
+    assert usage.exit_code == 2 and usage.stderr == "::error title=mlcompile::error: build needs at least one --target PROFILE\n"
+
+
 def _policy_layout(tmp_path: Path) -> Path:
     """A repository in the documented layout: systems/churn/ holds the spec and its targets/."""
     repo = tmp_path / "repo"
