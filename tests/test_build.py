@@ -136,6 +136,13 @@ def test_graph_renders_mermaid_and_dot_of_every_pipeline(workspace: Path) -> Non
     assert '"churn_prediction_training__gate" -> "churn_prediction_training__register" [label="pass"];' in dot
 
 
+def test_graph_markdown_is_the_mermaid_flowchart_in_a_fence_ready_to_paste(workspace: Path) -> None:
+    _, mermaid = stdout_of("graph", "mlcompile.yaml")
+    code, markdown = stdout_of("graph", "mlcompile.yaml", "--format", "markdown")
+    assert code == 0
+    assert markdown == f"```mermaid\n{mermaid}```\n"
+
+
 def test_targets_lists_the_builtin_local_target_with_its_package() -> None:
     code, output = run("targets")
     assert code == 0
