@@ -253,7 +253,8 @@ def list_targets() -> int:
 @click.pass_obj
 @_guarded
 def init(state: _State, directory: str, name: str | None) -> int:
-    """Scaffold a spec, a local profile and sample data in an empty DIRECTORY."""
+    """Scaffold a spec, a local profile, sample data and a .gitignore in DIRECTORY (it may hold
+    other files; init refuses only to overwrite one)."""
     from mlcompile.scaffold import scaffold
 
     for path in scaffold(Path(directory), name):
