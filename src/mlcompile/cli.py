@@ -277,7 +277,8 @@ def list_targets() -> int:
 @click.pass_obj
 @_guarded
 def init(state: _State, directory: str, name: str | None) -> int:
-    """Scaffold a spec, a local profile and sample data in an empty DIRECTORY."""
+    """Scaffold a spec, a local profile, sample data and a .gitignore in DIRECTORY (it may hold
+    other files; init refuses only to overwrite one)."""
     from mlcompile.scaffold import scaffold
 
     for path in scaffold(Path(directory), name):
@@ -290,19 +291,21 @@ def init(state: _State, directory: str, name: str | None) -> int:
 @verbosity_options
 @spec_argument
 @click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to plan for (default: this machine).")
-@click.option("--format", "output_format", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["mermaid", "markdown", "dot"]), default="mermaid", show_default=True,
+              help="mermaid: the bare flowchart; markdown: the flowchart in a ```mermaid fence, ready to paste into a PR; dot: Graphviz.")
 @click.pass_obj
 @_guarded
 def graph(state: _State, spec: str, target: str | None, output_format: str) -> int:
     """Print the plan's DAGs (training, batch scoring, monitoring) as Mermaid or Graphviz dot."""
     from mlcompile.build import compile_system, implicit_local_profile, resolve_profiles
-    from mlcompile.graph import to_dot, to_mermaid
+    from mlcompile.graph import to_dot, to_markdown, to_mermaid
 
     profiles = resolve_profiles(spec, (target,)) if target else implicit_local_profile()
     compilation = compile_system(spec, profiles, render=False)
     _report(compilation.warnings, state)
     plan = compilation.results[0].plan
-    click.echo(to_mermaid(plan) if output_format == "mermaid" else to_dot(plan), nl=False)
+    render = {"mermaid": to_mermaid, "markdown": to_markdown, "dot": to_dot}[output_format]
+    click.echo(render(plan), nl=False)
     return EXIT_OK
 
 
