@@ -43,6 +43,16 @@ class Diagnostic:
     message: str
     hint: str | None = None
 
+    def __post_init__(self) -> None:
+        # a credential written in a spec is never shown again, whatever the message is about
+        # (a bad time zone, a name, a label key): every diagnostic is redacted as it is made
+        from mlcompile.secrets import redact
+
+        for name in ("path", "message", "hint"):
+            text = getattr(self, name)
+            if text:
+                object.__setattr__(self, name, redact(text))
+
     def render(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}"
         prefix = f"{self.path}: " if self.path else ""
