@@ -63,7 +63,7 @@ def _random_40(text: str) -> bool:
 # A backslash may precede a quote: generated files embed JSON in strings (`\"key\": \"…\"`).
 _Q = r"\\?[\"']?"
 # A URL's password may be a placeholder resolved elsewhere: ${VAR}, $VAR, {{ var }}, %(var)s
-_PLACEHOLDER = r"(?:\$\{[^}\s]*\}|\$[A-Z_][A-Z0-9_]*|\{\{[^}]*\}\}|%\([A-Za-z_]\w*\)s)(?=@)"
+_PLACEHOLDER = r"(?-i:\$\{[^}\s]*\}|\$[A-Z_][A-Z0-9_]*|\{\{[^}]*\}\}|%\([A-Za-z_]\w*\)s)(?=@)"
 # mlcompile's own rules: first, so that their names win where the maintained rule set (below,
 # `_maintained`) finds the same text; and for what that set lacks (Azure SAS and Entra
 # secrets, GCP key files and API keys, Hugging Face and OpenAI project keys, a bare AWS secret
@@ -98,22 +98,12 @@ PATTERNS: tuple[Pattern, ...] = (
 
 @lru_cache(maxsize=1)
 def _maintained() -> tuple[Pattern, ...]:
-    """The regular-expression rules of detect-secrets (Yelp's maintained scanner), each with
-    its plugin's own check of a match; its keyword and entropy heuristics are left out (the
-    credential-named-key rule below is mlcompile's, tuned on generated files), and so are
-    public IP addresses, which are no secret."""
-    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-    from detect_secrets.plugins.base import RegexBasedDetector
+    """The regular-expression rules of detect-secrets, Yelp's maintained scanner (copied in
+    mlcompile.secret_rules): its keyword and entropy heuristics are left out, since the
+    credential-named-key rule below is mlcompile's own, tuned on generated files."""
+    from mlcompile.secret_rules import RULES
 
-    rules = []
-    for secret_type, plugin in sorted(get_mapping_from_secret_type_to_class().items()):
-        if not issubclass(plugin, RegexBasedDetector) or secret_type.startswith("Public IP"):
-            continue
-        detector = plugin()
-        confirm = (lambda text, detector=detector: any(detector.analyze_string(text))) if "analyze_string" in vars(plugin) else None
-        what = ("an " if secret_type[0] in "AEIOU" else "a ") + secret_type
-        rules += [Pattern(what, regex, confirm) for regex in plugin.denylist]
-    return tuple(rules)
+    return tuple(Pattern(("an " if kind[0] in "AEIOU" else "a ") + kind, re.compile(pattern, flags)) for kind, pattern, flags in RULES)
 
 
 def rules() -> tuple[Pattern, ...]:

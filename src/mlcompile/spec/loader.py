@@ -19,7 +19,7 @@ from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mlcompile.diagnostics import Diagnostic, JsonPath, format_json_path, shorten
+from mlcompile.diagnostics import Diagnostic, JsonPath, format_json_path, quoted, shorten
 from mlcompile.errors import SpecError
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -214,8 +214,7 @@ class _Builder:
         try:
             return self.constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError) as exc:
-            shown = repr(node.value) if len(node.value) <= 40 else repr(node.value[:37] + "...")  # a 1,000,000-digit number
-            raise _LoadProblem(*_start(node), f"cannot read scalar {shown}: {exc}", path=path) from None
+            raise _LoadProblem(*_start(node), f"cannot read scalar {quoted(node.value)}: {exc}", path=path) from None  # a 1,000,000-digit number
 
     def _mapping(self, node: MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
