@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import re
+from re import _constants as sre_constants  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,8 +52,10 @@ def looks_like_credential(name: str) -> bool:
 class Pattern:
     what: str  # "an AWS access key id": how a message names it
     regex: re.Pattern[str]
-    # a further check of a match (the rule set's own, or an entropy floor), when one applies
+    # a further check of a match (an entropy floor), when one applies
     confirm: Callable[[str], bool] | None = None
+    # a rule that only matches on a line this finds is run on those lines alone
+    gate: re.Pattern[str] | None = None
 
 
 def _random_40(text: str) -> bool:
@@ -83,7 +87,8 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
     Pattern("a Google API key", re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])")),
     Pattern("a Hugging Face token", re.compile(r"(?<![A-Za-z0-9_])(?:hf_|api_org_)[A-Za-z0-9]{30,}(?![A-Za-z0-9_])")),
-    Pattern("an OpenAI API key", re.compile(r"(?<![A-Za-z0-9_-])sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}|(?<![A-Za-z0-9_-])sk-[A-Za-z0-9]{48}(?![A-Za-z0-9_-])")),
+    # the literal first: a pattern that starts with one is searched for by it, much faster
+    Pattern("an OpenAI API key", re.compile(r"sk-(?<![A-Za-z0-9_-]sk-)(?:(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{48}(?![A-Za-z0-9_-]))")),
     Pattern("an Azure connection string key", re.compile(r"(?i)\b(?:AccountKey|SharedAccessKey)\s*=\s*[A-Za-z0-9+/]{20,}={0,2}")),
     Pattern("an Azure SAS token", re.compile(r"(?i)[?&]sig=[A-Za-z0-9%+/]{30,}(?:%3D|=){0,2}")),
     Pattern("an Azure AD client secret", re.compile(r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])")),
@@ -103,12 +108,69 @@ def _maintained() -> tuple[Pattern, ...]:
     credential-named-key rule below is mlcompile's own, tuned on generated files."""
     from mlcompile.secret_rules import RULES
 
-    return tuple(Pattern(("an " if kind[0] in "AEIOU" else "a ") + kind, re.compile(pattern, flags)) for kind, pattern, flags in RULES)
+    return tuple(
+        Pattern(("an " if kind[0] in "AEIOU" else "a ") + kind, re.compile(pattern, flags), gate=_ASSIGNED if pattern.startswith(_ASSIGNMENT_RULE) else None)
+        for kind, pattern, flags in RULES
+    )
+
+
+# detect-secrets' `key = value` rules (its build_assignment_regex: Cloudant, IBM, SoftLayer)
+# try every position of a text and were two thirds of the scanning time of a build; each
+# assigns a token of at least 24 characters, so only lines that hold one are scanned by them
+_ASSIGNMENT_RULE = "(?:(?<=\\W)|(?<=^))"
+_ASSIGNED = re.compile(r"(?:[=:>\s])[\"']?[A-Za-z0-9_-]{24}")
+
+
+def _gated_lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each line that an assignment rule could match."""
+    spans: dict[int, int] = {}
+    for match in _ASSIGNED.finditer(text):
+        start = text.rfind("\n", 0, match.start()) + 1
+        if start not in spans:
+            end = text.find("\n", match.end())
+            spans[start] = len(text) if end < 0 else end
+    return sorted(spans.items())
 
 
 def rules() -> tuple[Pattern, ...]:
     """Every rule a value or generated file is scanned with, mlcompile's first."""
     return PATTERNS + _maintained()
+
+
+@lru_cache(maxsize=1)
+def _keyed_rules() -> tuple[tuple[Pattern, frozenset[str] | None], ...]:
+    """Each rule with the words one of which every match of it holds (lower-cased; None when
+    it has none): a rule none of whose words is in a text is not run on it. With some 60
+    rules, each a pass over the text, this makes a build's scan ~3x faster."""
+    return tuple((rule, _required(sre_parse.parse(rule.regex.pattern, rule.regex.flags))) for rule in rules())
+
+
+def _required(items: Any) -> frozenset[str] | None:
+    """Strings one of which (lower-cased) every match of a parsed pattern contains: the
+    longest run of literal characters, or a set of them that every alternative holds."""
+    best: frozenset[str] | None = None
+    run = ""
+
+    def consider(found: frozenset[str] | None) -> None:
+        nonlocal best
+        if found and min(map(len, found)) >= 2 and (best is None or min(map(len, found)) > min(map(len, best))):
+            best = found
+
+    for op, arg in [*items, (None, None)]:
+        if op is sre_constants.LITERAL:
+            run += chr(arg).lower()
+            continue
+        consider(frozenset({run}) if run else None)
+        run = ""
+        if op is sre_constants.SUBPATTERN:
+            consider(_required(arg[-1]))
+        elif op is sre_constants.BRANCH:
+            branches = [_required(branch) for branch in arg[1]]
+            if all(branches):
+                consider(frozenset().union(*branches))  # type: ignore[arg-type]
+        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT) and arg[0] >= 1:
+            consider(_required(arg[2]))
+    return best
 
 
 # key: value / key=value where the key names a credential: the generated-text form of the
@@ -153,8 +215,17 @@ def scan_text(text: str) -> list[Finding]:
             taken.append((start, end))
             found.append(Finding(start, text[start:end], what))
 
-    for pattern in rules():
-        for match in pattern.regex.finditer(text):
+    gated: list[tuple[int, int]] | None = None
+    lowered = text.lower()
+    for pattern, words in _keyed_rules():
+        if words is not None and not any(word in lowered for word in words):
+            continue
+        if pattern.gate is None:
+            matches = list(pattern.regex.finditer(text))
+        else:
+            gated = _gated_lines(text) if gated is None else gated
+            matches = [m for start, end in gated for m in pattern.regex.finditer(text, start, end)]
+        for match in matches:
             if match.end() > match.start() and (pattern.confirm is None or pattern.confirm(match.group(0))):
                 take(match.start(), match.end(), pattern.what)
     for match in _NAMED_VALUE.finditer(text):

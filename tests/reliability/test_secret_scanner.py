@@ -301,3 +301,25 @@ def test_an_aliased_secret_is_scanned_and_reported_once() -> None:
         secrets.scan_text = original  # type: ignore[assignment]
     assert [d.path for d in found] == ["a"]
     assert calls.count("AKIAIOSFODNN7EXAMPLE") == 1
+
+
+# ---------------------------------------------------------------------------- speed
+
+
+def _keyed_rules_hypothesis_can_draw() -> list[tuple[int, str]]:
+    """(index, what) of each rule whose pattern hypothesis can draw matches of (not those
+    with a lookaround, which from_regex does not support)."""
+    return [(i, rule.what) for i, (rule, words) in enumerate(secrets._keyed_rules()) if words and "(?<" not in rule.regex.pattern and "(?=" not in rule.regex.pattern and "(?!" not in rule.regex.pattern]
+
+
+@pytest.mark.parametrize(("index", "what"), _keyed_rules_hypothesis_can_draw())
+def test_a_rule_is_skipped_only_where_it_cannot_match(index: int, what: str) -> None:
+    """The scanner runs a rule only on texts holding one of its words: every match holds one."""
+    rule, words = secrets._keyed_rules()[index]
+
+    @settings(max_examples=10, deadline=None)
+    @given(st.from_regex(rule.regex, fullmatch=True))
+    def check(text: str) -> None:
+        assert any(word in text.lower() for word in words), (words, text)
+
+    check()
