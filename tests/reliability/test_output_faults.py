@@ -21,22 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mlcompile.cli import main
-
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURE = ROOT / "tests" / "fixtures" / "system"
-
-
-@pytest.fixture
-def system(tmp_path: Path) -> Path:
-    """The fixture system with two local profiles (local, local-b): built in about a second."""
-    shutil.copytree(FIXTURE, tmp_path / "system")
-    targets = tmp_path / "system/targets"
-    (targets / "gcp-prod.yaml").unlink()
-    spec = tmp_path / "system/mlcompile.yaml"
-    spec.write_text(spec.read_text().split("\noverrides:")[0] + "\n")
-    (targets / "local-b.yaml").write_text((targets / "local.yaml").read_text().replace("name: local", "name: local-b"))
-    return tmp_path / "system"
-
+from reliability.test_output_safety import two_profiles  # noqa: F401  (a fixture: the fixture system with profiles local, local-b)
 
 def build(system: Path, out: Path) -> Result:
     args = ["build", str(system / "mlcompile.yaml"), "-t", str(system / "targets"), "-o", str(out), "--git-commit", "none"]
@@ -61,13 +46,13 @@ def refused(result: Result) -> str:
 # ---------------------------------------------------------------------------- only our own folders
 
 
-def test_a_folder_of_the_users_named_like_a_profile_survives(system: Path, tmp_path: Path) -> None:
+def test_a_folder_of_the_users_named_like_a_profile_survives(two_profiles: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / "local").mkdir(parents=True)
     (out / "local/notes.txt").write_text("my notes\n")
     before = tree(out)
 
-    output = refused(build(system, out))
+    output = refused(build(two_profiles, out))
 
     assert f"{out}/local exists and is not an earlier build of profile 'local'" in output
     assert "nothing was written" in output
@@ -78,11 +63,11 @@ def test_a_folder_of_the_users_named_like_a_profile_survives(system: Path, tmp_p
     "plant",
     ["a file", "a symlink to a folder", "a dangling symlink", "a build of another profile", "a build with a file added", "a broken manifest"],
 )
-def test_anything_but_an_earlier_build_of_that_profile_is_refused(system: Path, tmp_path: Path, plant: str) -> None:
+def test_anything_but_an_earlier_build_of_that_profile_is_refused(two_profiles: Path, tmp_path: Path, plant: str) -> None:
     """`local-b` is always an earlier build; `local` is what the case plants. Neither profile
     is written: a refusal comes before anything is written, for every profile."""
     out = tmp_path / "out"
-    assert build(system, out).exit_code == 0
+    assert build(two_profiles, out).exit_code == 0
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "keep.txt").write_text("not mlcompile's")
@@ -103,19 +88,19 @@ def test_anything_but_an_earlier_build_of_that_profile_is_refused(system: Path, 
             local.symlink_to(elsewhere if plant == "a symlink to a folder" else tmp_path / "missing")
     before = tree(out)
 
-    output = refused(build(system, out))
+    output = refused(build(two_profiles, out))
 
     assert f"{out}/local exists and is not an earlier build of profile 'local'" in output
     assert tree(out) == before
     assert tree(elsewhere) == {"keep.txt": b"not mlcompile's"}
 
 
-def test_an_earlier_build_is_replaced(system: Path, tmp_path: Path) -> None:
+def test_an_earlier_build_is_replaced(two_profiles: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert build(system, out).exit_code == 0
-    (system / "mlcompile.yaml").write_text((system / "mlcompile.yaml").read_text().replace("labels: {team: growth}", "labels: {team: retention}"))
+    assert build(two_profiles, out).exit_code == 0
+    (two_profiles / "mlcompile.yaml").write_text((two_profiles / "mlcompile.yaml").read_text().replace("labels: {team: growth}", "labels: {team: retention}"))
     before = tree(out)
-    result = build(system, out)
+    result = build(two_profiles, out)
     assert result.exit_code == 0, result.output
     assert tree(out) != before
     assert sorted(p.name for p in out.iterdir()) == ["local", "local-b"]
@@ -126,18 +111,18 @@ def test_an_earlier_build_is_replaced(system: Path, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- faults of the machine
 
 
-def test_a_dangling_out_symlink_is_refused(system: Path, tmp_path: Path) -> None:
+def test_a_dangling_out_symlink_is_refused(two_profiles: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.symlink_to(tmp_path / "unmounted" / "builds")
-    output = refused(build(system, out))
+    output = refused(build(two_profiles, out))
     assert f"--out {out} is a symbolic link to {tmp_path}/unmounted/builds, which does not exist" in output
     assert not (tmp_path / "unmounted").exists()
 
 
-def test_a_folder_where_the_lock_file_goes(system: Path, tmp_path: Path) -> None:
+def test_a_folder_where_the_lock_file_goes(two_profiles: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / ".mlcompile.lock").mkdir(parents=True)
-    output = refused(build(system, out))
+    output = refused(build(two_profiles, out))
     assert f"error: cannot write the build into {out}: {out}/.mlcompile.lock: Is a directory" in output
     assert sorted(p.name for p in out.iterdir()) == [".mlcompile.lock"]
 
@@ -167,11 +152,11 @@ FAULTS = [
 
 @pytest.mark.parametrize(("what", "function", "code", "named"), FAULTS, ids=[f[0] for f in FAULTS])
 def test_a_fault_of_the_machine_is_exit_2_with_the_path_and_the_reason(
-    system: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str, function: str, code: int, named: bool
+    two_profiles: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str, function: str, code: int, named: bool
 ) -> None:
     out = tmp_path / "out"
-    assert build(system, out).exit_code == 0
-    (system / "mlcompile.yaml").write_text((system / "mlcompile.yaml").read_text().replace("labels: {team: growth}", "labels: {team: retention}"))
+    assert build(two_profiles, out).exit_code == 0
+    (two_profiles / "mlcompile.yaml").write_text((two_profiles / "mlcompile.yaml").read_text().replace("labels: {team: growth}", "labels: {team: retention}"))
     previous = tree(out)
     module, _, name = function.rpartition(".")
     owner = {"os": os, "pathlib.Path": pathlib.Path}[module]
@@ -181,7 +166,7 @@ def test_a_fault_of_the_machine_is_exit_2_with_the_path_and_the_reason(
     else:
         monkeypatch.setattr(owner, name, _fail_under(out, code, named)(getattr(owner, name)))
 
-    output = refused(build(system, out))
+    output = refused(build(two_profiles, out))
     monkeypatch.undo()
 
     assert f"error: cannot write the build into {out}: " in output
