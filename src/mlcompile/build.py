@@ -304,32 +304,30 @@ def output_errors(out: Path) -> Iterator[None]:
 
 def _is_previous_build(folder: Path, name: str) -> bool:
     """Whether `folder` is what a build of profile `name` wrote: a real folder whose
-    manifest.json is mlcompile's, for that profile, and lists every file in it."""
+    manifest.json is mlcompile's, for that profile. (Files added to a build since, such as a
+    tool's caches, go with it: the folder is the build's.)"""
     import json
 
     if folder.is_symlink() or not folder.is_dir():
         return False
     try:
         data = json.loads((folder / MANIFEST).read_bytes())
-        listed = {entry["path"] for entry in data["files"]} | {MANIFEST}
-        ours = "mlcompile_version" in data and data["profile"] == name
+        return isinstance(data["files"], list) and "mlcompile_version" in data and data["profile"] == name
     except (OSError, ValueError, TypeError, KeyError):
         return False
-    present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
-    return ours and present <= listed
 
 
 def refuse_foreign_folders(results: Sequence[Compiled], out_dir: str | os.PathLike[str]) -> None:
     """A build replaces `out/<profile>/` whole: only ever what an earlier build wrote there.
-    Anything else of that name (a file, a symlink, a folder without mlcompile's manifest, or
-    with files its manifest does not list) is the user's: refused, with exit status 2."""
+    Anything else of that name (a file, a symlink, a folder without mlcompile's manifest for
+    that profile) is the user's: refused, with exit status 2."""
     out = Path(out_dir)
     for result in results:
         folder = out / safe_folder_name(result.profile.name, "profile")
         if (folder.exists() or folder.is_symlink()) and not _is_previous_build(folder, result.profile.name):
             raise UsageError(
                 f"{folder} exists and is not an earlier build of profile '{result.profile.name}' "
-                f"(no mlcompile {MANIFEST} for it, or files its {MANIFEST} does not list): the build would replace it; "
+                f"(no mlcompile {MANIFEST} for that profile in it): the build would replace it; "
                 "nothing was written. Move it away, or build into another --out"
             )
 
