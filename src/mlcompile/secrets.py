@@ -145,6 +145,11 @@ def _keyed_rules() -> tuple[tuple[Pattern, frozenset[str] | None], ...]:
     return tuple((rule, _required(sre_parse.parse(rule.regex.pattern, rule.regex.flags))) for rule in rules())
 
 
+@lru_cache(maxsize=1)
+def _all_words() -> tuple[str, ...]:
+    return tuple(sorted({word for _, words in _keyed_rules() if words for word in words}))
+
+
 def _required(items: Any) -> frozenset[str] | None:
     """Strings one of which (lower-cased) every match of a parsed pattern contains: the
     longest run of literal characters, or a set of them that every alternative holds."""
@@ -217,8 +222,9 @@ def scan_text(text: str) -> list[Finding]:
 
     gated: list[tuple[int, int]] | None = None
     lowered = text.lower()
+    present = {word for word in _all_words() if word in lowered}  # each word looked for once
     for pattern, words in _keyed_rules():
-        if words is not None and not any(word in lowered for word in words):
+        if words is not None and words.isdisjoint(present):
             continue
         if pattern.gate is None:
             matches = list(pattern.regex.finditer(text))
@@ -251,13 +257,19 @@ def _redacted(secret: str) -> str:
 def remember(secret: str) -> None:
     """Redact `secret` from every later message (values shorter than 6 characters are words
     more often than secrets, and would cut other words apart)."""
-    if len(secret) >= 6:
+    if len(secret) >= 6 and secret not in _flagged:
         _flagged.add(secret)
+        _redacted_text.cache_clear()
 
 
 def redact(text: str) -> str:
     """`text` with every credential the scanner finds, and every value it flagged in a spec
     or profile, cut to a short prefix. Diagnostics pass every message through this."""
+    return _redacted_text(text)
+
+
+@lru_cache(maxsize=4096)  # a file's diagnostics repeat their hints and many of their messages
+def _redacted_text(text: str) -> str:
     for secret in sorted(_flagged, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, _redacted(secret))
