@@ -10,7 +10,8 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -288,6 +289,49 @@ def safe_folder_name(name: str, what: str) -> str:
     return name
 
 
+@contextmanager
+def output_errors(out: Path) -> Iterator[None]:
+    """An OSError while writing the build (a read-only or full disk, a folder where the lock
+    file goes, a permission) is the environment's, not a bug: exit status 2, with the path
+    and the reason."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else out
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"cannot write the build into {out}: {where}: {reason}") from exc
+
+
+def _is_previous_build(folder: Path, name: str) -> bool:
+    """Whether `folder` is what a build of profile `name` wrote: a real folder whose
+    manifest.json is mlcompile's, for that profile. (Files added to a build since, such as a
+    tool's caches, go with it: the folder is the build's.)"""
+    import json
+
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        data = json.loads((folder / MANIFEST).read_bytes())
+        return isinstance(data["files"], list) and "mlcompile_version" in data and data["profile"] == name
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+
+
+def refuse_foreign_folders(results: Sequence[Compiled], out_dir: str | os.PathLike[str]) -> None:
+    """A build replaces `out/<profile>/` whole: only ever what an earlier build wrote there.
+    Anything else of that name (a file, a symlink, a folder without mlcompile's manifest for
+    that profile) is the user's: refused, with exit status 2."""
+    out = Path(out_dir)
+    for result in results:
+        folder = out / safe_folder_name(result.profile.name, "profile")
+        if (folder.exists() or folder.is_symlink()) and not _is_previous_build(folder, result.profile.name):
+            raise UsageError(
+                f"{folder} exists and is not an earlier build of profile '{result.profile.name}' "
+                f"(no mlcompile {MANIFEST} for that profile in it): the build would replace it; "
+                "nothing was written. Move it away, or build into another --out"
+            )
+
+
 class _Resumed(Exception):
     """SIGUSR1 ended a test pause early."""
 
@@ -411,12 +455,21 @@ def write_builds(results: Sequence[Compiled], out_dir: str | os.PathLike[str], *
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
+    if out.is_symlink() and not out.exists():
+        raise UsageError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist")
     refuse_credential_leaks(results, out_dir)
+    with output_errors(out):
+        refuse_foreign_folders(results, out)
+        return _write(results, out, on_wait)
+
+
+def _write(results: Sequence[Compiled], out: Path, on_wait: Any) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     names = [safe_folder_name(result.profile.name, "profile") for result in results]
     written: list[Path] = []
     with BuildLock(out, on_wait):
         _recover(out)
+        refuse_foreign_folders(results, out)  # again under the lock: another build may have run
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
         root = staging.resolve()  # a symlinked --out resolves here too
         try:

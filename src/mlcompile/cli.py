@@ -58,6 +58,7 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
         from mlcompile.errors import MLCompileError, SpecError
+        from mlcompile.secrets import redact
 
         state: _State = click.get_current_context().find_object(_State) or _State()
         try:
@@ -70,7 +71,7 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
         except MLCompileError as exc:
             if state.verbosity > 0 and exc.__cause__ is not None:
                 traceback.print_exception(exc.__cause__)
-            _report_error(f"error: {exc}", state)
+            _report_error(redact(f"error: {exc}"), state)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             # 130 like a shell (128 + SIGINT): not 1, which says a deploy failed or a diff was found
@@ -79,13 +80,25 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:  # a bug in mlcompile, not in the user's input
+            if isinstance(exc, OSError) and _environmental(exc):
+                # a full or read-only disk, a missing folder, a permission: the machine's, not a bug
+                where = f"{exc.filename}: " if exc.filename is not None else ""
+                _report_error(redact(f"error: {where}{exc.strerror or exc}"), state)
+                sys.exit(EXIT_USER_ERROR)
             if state.verbosity > 0:
                 traceback.print_exc()
-            _report_error(f"internal error: {type(exc).__name__}: {exc} (please report it; -v shows the traceback)", state)
+            _report_error(redact(f"internal error: {type(exc).__name__}: {exc} (please report it; -v shows the traceback)"), state)
             sys.exit(EXIT_INTERNAL)
         sys.exit(code or EXIT_OK)
 
     return run
+
+
+def _environmental(exc: OSError) -> bool:
+    """An OSError about a path, or a full or read-only disk (whose write errors name none)."""
+    import errno
+
+    return exc.filename is not None or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def _adjust_verbosity(delta: int) -> Callable[[click.Context, click.Parameter, int], None]:
@@ -207,7 +220,10 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
 
     With several SPECs (or a quoted glob such as 'systems/*/mlcompile.yaml') each system goes
     to OUT/<system name>/<profile>/; all specs are checked before anything is written."""
-    from mlcompile.build import compile_systems, expand_spec_patterns, refuse_credential_leaks, resolve_profiles, safe_folder_name, write_builds
+    from mlcompile.build import (
+        compile_systems, expand_spec_patterns, output_errors, refuse_credential_leaks, refuse_foreign_folders, resolve_profiles, safe_folder_name,
+        write_builds,
+    )  # fmt: skip
     from mlcompile.errors import UsageError
 
     if not targets:
@@ -230,6 +246,8 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
     folders = [Path(out_dir) / safe_folder_name(c.bundle.base.system.metadata.name, "system") if nested else Path(out_dir) for c in compilations]
     for compilation, folder_of in zip(compilations, folders):  # every system, before anything is written
         refuse_credential_leaks(compilation.results, folder_of)
+        with output_errors(folder_of):
+            refuse_foreign_folders(compilation.results, folder_of)
     for compilation, folder_of in zip(compilations, folders):
         for folder, result in zip(write_builds(compilation.results, folder_of, on_wait=state.info), compilation.results):
             state.info(f"built {result.profile.name} ({result.profile.target.platform}): {folder}/ ({len(result.files)} files + manifest.json)")

@@ -21,6 +21,16 @@ def shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def quoted(value: object, limit: int = 40) -> str:
+    """An invalid value as a message shows it: quoted, credentials redacted first, then cut to
+    a short prefix (a password in a URI that fails another check is not echoed)."""
+    from mlcompile.secrets import redact
+
+    text = redact(value if isinstance(value, str) else repr(value))
+    shown = text if len(text) <= limit else text[: limit - 3] + "..."
+    return repr(shown) if isinstance(value, str) else shown
+
+
 def format_json_path(path: Sequence[str | int]) -> str:
     """``("features", "views", 0, "ttl")`` → ``features.views[0].ttl``; the root is ``$``."""
     text = ""
@@ -42,6 +52,16 @@ class Diagnostic:
     path: str
     message: str
     hint: str | None = None
+
+    def __post_init__(self) -> None:
+        # a credential written in a spec is never shown again, whatever the message is about
+        # (a bad time zone, a name, a label key): every diagnostic is redacted as it is made
+        from mlcompile.secrets import redact
+
+        for name in ("path", "message", "hint"):
+            text = getattr(self, name)
+            if text:
+                object.__setattr__(self, name, redact(text))
 
     def render(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}"

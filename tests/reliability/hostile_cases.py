@@ -107,6 +107,7 @@ def _w(write_size: Callable[[Path], None]) -> Callable[[Path, str], None]:
 
 CASES: tuple[Case, ...] = (
     Case("alias_bomb", "billion laughs: 9 anchors, each 9 aliases of the last (9^9 values)", _text(lambda k: HEAD.format(kind=k) + _bomb()), r"expands to more than \d+ values"),
+    Case("alias_large_scalar", "1 MB: a 500 KB scalar and 99,000 aliases of it (50 GB expanded, under the value limit)", _text(lambda k: HEAD.format(kind=k) + "big: &big " + "a" * 500_000 + "\ncopies: [" + ", ".join(["*big"] * 99_000) + "]\n"), r"expands to more than \d+ MiB of text"),
     Case("alias_recursive", "an anchor that contains an alias to itself", _text(lambda k: HEAD.format(kind=k) + "a: &a [1, *a]\n"), r"recursive YAML alias"),
     Case("merge_bomb", "merge keys (<<) merging the previous mapping 9 times, 12 levels", _text(lambda k: HEAD.format(kind=k) + _merge_bomb()), r"expands to more than \d+ values"),
     Case("deep_flow_list", f"{DEPTH:,} nested flow lists [[[…]]]", _text(lambda k: HEAD.format(kind=k) + "a: " + "[" * DEPTH + "]" * DEPTH + "\n"), r"nested more than \d+ levels"),

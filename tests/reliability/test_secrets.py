@@ -162,7 +162,8 @@ def test_a_key_that_is_a_credential_is_reported_at_the_key(tmp_path: Path, monke
     spec = spec.replace("  name: churn\n", "  name: churn\n  labels: {" + FAKES["an AWS access key id"] + ": x}\n")
     (work / "mlcompile.yaml").write_text(spec)
     stderr = _user_error(_invoke(["validate", "mlcompile.yaml"], work, monkeypatch))
-    assert "mlcompile.yaml:5:12: error: metadata.labels.AKIAIOSFODNN7EXAMPLE: a key that looks like an AWS access key id" in stderr
+    assert "mlcompile.yaml:5:12: error: metadata.labels.AKIA***: a key that looks like an AWS access key id" in stderr
+    assert "AKIAIOSFODNN7EXAMPLE" not in stderr, "the key is shown redacted, in every message about it"
 
 
 def test_a_random_value_under_a_credential_named_key_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

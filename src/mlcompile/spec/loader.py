@@ -19,12 +19,15 @@ from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mlcompile.diagnostics import Diagnostic, JsonPath, format_json_path, shorten
+from mlcompile.diagnostics import Diagnostic, JsonPath, format_json_path, quoted, shorten
 from mlcompile.errors import SpecError
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_VALUES = 100_000
+# text of keys and scalars once aliases are expanded: a file holds at most MAX_FILE_BYTES,
+# but 50,000 aliases of one 500 KB scalar expand to 25 GB that every later check reads
+MAX_EXPANDED_BYTES = 2 * MAX_FILE_BYTES
 # nodes as composed, keys included (a 5,000-feature spec has ~46,000): checked while
 # composing, before the nodes of a flood of tiny values fill memory (~300 bytes each)
 MAX_NODES = MAX_VALUES + 1
@@ -155,6 +158,7 @@ class _Builder:
         self.source_map = source_map
         self.constructor = SafeConstructor()
         self.values = 0
+        self.expanded = 0  # characters of keys and scalars built, aliases counted each time
         self.active: set[int] = set()
         self.problems: list[_LoadProblem] = []
 
@@ -167,13 +171,12 @@ class _Builder:
                 path[:1],
             )
         self.values += 1
+        if isinstance(node, ScalarNode):
+            self.expanded += len(node.value)
         if self.values > MAX_VALUES:
-            raise _LoadProblem(  # at the top-level key named: the node here is deep inside an anchor
-                *self.source_map.keys.get(path[:1], _start(node)),
-                f"document expands to more than {MAX_VALUES} values",
-                "YAML aliases (*name) that repeat large anchors multiply the document; write the values out",
-                path[:1],
-            )
+            raise self._expansion_problem(node, path, f"{MAX_VALUES} values")
+        if self.expanded > MAX_EXPANDED_BYTES:
+            raise self._expansion_problem(node, path, f"{MAX_EXPANDED_BYTES // 1048576} MiB of text")
         if id(node) in self.active:
             raise _LoadProblem(*_start(node), "recursive YAML alias", "an anchor cannot contain an alias to itself", path)
         self.source_map.values.setdefault(path, _start(node))
@@ -193,6 +196,14 @@ class _Builder:
             self.active.discard(id(node))
         raise _unsupported_tag(node, path)
 
+    def _expansion_problem(self, node: Node, path: JsonPath, limit: str) -> _LoadProblem:
+        return _LoadProblem(  # at the top-level key named: the node here is deep inside an anchor
+            *self.source_map.keys.get(path[:1], _start(node)),
+            f"document expands to more than {limit}",
+            "YAML aliases (*name) that repeat large anchors multiply the document; write the values out",
+            path[:1],
+        )
+
     def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
         if node.tag not in _SCALAR_TAGS:
             raise _unsupported_tag(node, path)
@@ -203,8 +214,7 @@ class _Builder:
         try:
             return self.constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError) as exc:
-            shown = repr(node.value) if len(node.value) <= 40 else repr(node.value[:37] + "...")  # a 1,000,000-digit number
-            raise _LoadProblem(*_start(node), f"cannot read scalar {shown}: {exc}", path=path) from None
+            raise _LoadProblem(*_start(node), f"cannot read scalar {quoted(node.value)}: {exc}", path=path) from None  # a 1,000,000-digit number
 
     def _mapping(self, node: MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -217,6 +227,7 @@ class _Builder:
             if not isinstance(key_node, ScalarNode) or key_node.tag not in _SCALAR_TAGS:
                 raise _LoadProblem(*_start(key_node), "mapping keys must be plain strings", path=path)
             key = key_node.value  # the key as written: `yes:` stays 'yes', and `0x_:` cannot fail to construct
+            self.expanded += len(key)
             child = (*path, key)
             if key in seen:
                 line, col = seen[key]

@@ -14,7 +14,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, shorten
+from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, quoted, shorten
 from mlcompile.spec.loader import Document
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> JsonPath:
@@ -115,8 +115,7 @@ def _examples(root: type[BaseModel], data: Any, path: JsonPath) -> list[Any]:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return quoted(value)
 
 
 def _expected_values(expected: str) -> list[str]:

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from mlcompile.diagnostics import quoted
+
 DNS_LABEL = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ITEM_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -32,7 +34,7 @@ def _matching(pattern: str, what: str, example: str):
     def check(value: str) -> str:
         # fullmatch: with match, the patterns' `$` would accept a trailing newline ("churn\n")
         if not compiled.fullmatch(value):
-            raise ValueError(f"{value!r} is not {what} (for example {example})")
+            raise ValueError(f"{_shorten(value)} is not {what} (for example {example})")
         return value
 
     return check
@@ -40,9 +42,9 @@ def _matching(pattern: str, what: str, example: str):
 
 def _name(value: str) -> str:
     if not 3 <= len(value) <= 40:
-        raise ValueError(f"{value!r} must be 3 to 40 characters long")
+        raise ValueError(f"{_shorten(value)} must be 3 to 40 characters long")
     if not re.fullmatch(DNS_LABEL, value):  # names become folders and file names: no trailing newline
-        raise ValueError(f"{value!r} must be lowercase letters, digits and '-', starting and ending with a letter or digit")
+        raise ValueError(f"{_shorten(value)} must be lowercase letters, digits and '-', starting and ending with a letter or digit")
     return value
 
 
@@ -61,7 +63,7 @@ def memory_gib(text: str) -> float:
 def _positive_duration(value: str) -> str:
     _matching(DURATION, "a duration", "'30d', '2h', '90m'")(value)
     if duration_seconds(value) == 0:
-        raise ValueError(f"{value!r} must be longer than zero")
+        raise ValueError(f"{_shorten(value)} must be longer than zero")
     return value
 
 
@@ -73,12 +75,12 @@ def _memory(value: str) -> str:
     if float(value[:-2]) * _MEMORY_UNITS[value[-2:]] > MAX_MEMORY_BYTES:
         raise ValueError(f"{_shorten(value)} is more than 1024Ti")
     if memory_bytes(value) == 0:
-        raise ValueError(f"{value!r} must be more than zero")
+        raise ValueError(f"{_shorten(value)} must be more than zero")
     return value
 
 
 def _shorten(value: str) -> str:
-    return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+    return quoted(value)
 
 
 def cron_problem(expression: str) -> str | None:
@@ -87,11 +89,11 @@ def cron_problem(expression: str) -> str | None:
 
     fields = expression.split()
     if len(fields) != 5:
-        return f"{expression!r} has {len(fields)} fields; a cron expression has 5 (minute hour day month weekday)"
+        return f"{_shorten(expression)} has {len(fields)} fields; a cron expression has 5 (minute hour day month weekday)"
     try:
         CronSim(expression, datetime(2025, 1, 1))
     except CronSimError as exc:
-        return f"{expression!r} is not a valid cron expression: {str(exc).lower()}"
+        return f"{_shorten(expression)} is not a valid cron expression: {str(exc).lower()}"
     return None
 
 
@@ -113,7 +115,7 @@ def timezone_names() -> frozenset[str]:
 
 def _timezone(value: str) -> str:
     if value != "UTC" and value not in _zones():
-        raise ValueError(f"{value!r} is not an IANA time zone (for example 'UTC', 'Europe/Berlin')")
+        raise ValueError(f"{_shorten(value)} is not an IANA time zone (for example 'UTC', 'Europe/Berlin')")
     return value
 
 
@@ -125,7 +127,7 @@ def _uri(value: str) -> str:
     scheme = uri_scheme(value)
     if scheme not in URI_SCHEMES or not value.split("://", 1)[1]:
         schemes = ", ".join(f"{s}://" for s in URI_SCHEMES)
-        raise ValueError(f"{value!r} is not a data URI; use one of {schemes}")
+        raise ValueError(f"{_shorten(value)} is not a data URI; use one of {schemes}")
     return value
 
 
