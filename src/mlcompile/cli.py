@@ -214,11 +214,11 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
 
 @main.command()
 @verbosity_options
-@click.option("--kind", type=click.Choice(["system", "target", "plan", "diff"]), default="system", show_default=True)
+@click.option("--kind", type=click.Choice(["system", "target", "plan", "diff", "deploy-plan"]), default="system", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
 @_guarded
 def schema(kind: str, output: str | None) -> int:
-    """Print the JSON Schema of a system spec, a target profile, plan.json or diff --format json."""
+    """Print the JSON Schema of a system spec, a target profile, plan.json, diff --format json or a saved deploy plan."""
     from mlcompile.schema import schema_text
 
     text = schema_text(kind)  # type: ignore[arg-type]
@@ -302,49 +302,127 @@ def explain(state: _State, spec: str, target: str, files: bool) -> int:
     return EXIT_OK
 
 
+deploy_target_option = click.option(
+    "--target", "-t", "target", type=click.Path(), metavar="PROFILE",
+    help="Profile to deploy (default: the one profile in targets/ beside the spec; with --plan: the plan's).",
+)  # fmt: skip
+deploy_options = [
+    click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False), help="Keep the build here (default: a temporary folder)."),
+    click.option("--git-commit", default=None, metavar="auto|none|SHA", help="Commit recorded as lineage (default auto; with --plan, the plan's)."),
+    warn_only_option,
+]
+
+
+def _with(options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @main.command()
 @verbosity_options
-@spec_argument
-@click.option("--target", "-t", "target", required=True, type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to deploy.")
-@click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False), help="Keep the build here (default: a temporary folder).")
-@click.option("--dry-run", is_flag=True, help="Show what would be created or updated; change nothing.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--git-commit", default="auto", show_default=True, metavar="auto|none|SHA", help="Commit recorded as lineage.")
-@warn_only_option
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@deploy_target_option
+@_with(deploy_options)
+@click.option("--dry-run", is_flag=True, help="Compare with what is on the platform and print the plan; change nothing.")
+@click.option("--out-plan", type=click.Path(dir_okay=False), metavar="FILE", help="With --dry-run: also write the plan to FILE (JSON), for --plan.")
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Apply exactly this reviewed plan; refused (exit 2) if the build or the platform changed since it was made.")  # fmt: skip
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (a --plan was reviewed: it never asks).")
 @click.pass_obj
 @_guarded
-def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: bool, yes: bool, git_commit: str, warn_only: bool) -> int:
-    """Build SPEC for PROFILE and create or update it on the platform through its SDK."""
+def deploy(
+    state: _State, spec: str | None, target: str | None, out_dir: str | None, git_commit: str | None, warn_only: bool, dry_run: bool,
+    out_plan: str | None, plan_file: str | None, yes: bool,
+) -> int:  # fmt: skip
+    """Build SPEC for PROFILE, compare it with what is on the platform, and create or update
+    what differs through the platform's SDK. `--dry-run --out-plan FILE` saves the comparison;
+    `deploy --plan FILE` applies exactly that, or refuses."""
+    from mlcompile.errors import UsageError
+
+    if plan_file and (dry_run or out_plan):
+        raise UsageError("--plan applies a saved plan; --dry-run and --out-plan make one: give one or the other")
+    if out_plan and not dry_run:
+        raise UsageError("--out-plan saves the plan of a --dry-run: add --dry-run (or use `mlcompile plan`)")
+    return _deploy(state, spec, target, out_dir, git_commit, warn_only, dry_run=dry_run, out_plan=out_plan, plan_file=plan_file, yes=yes)
+
+
+@main.command("plan")
+@verbosity_options
+@click.argument("spec", type=click.Path(dir_okay=False))
+@deploy_target_option
+@_with(deploy_options)
+@click.option("--out-plan", type=click.Path(dir_okay=False), metavar="FILE", help="Also write the plan to FILE (JSON), for `deploy --plan`.")
+@click.pass_obj
+@_guarded
+def plan_command(state: _State, spec: str, target: str | None, out_dir: str | None, git_commit: str | None, warn_only: bool, out_plan: str | None) -> int:
+    """The same as `deploy --dry-run`: compare SPEC's build for PROFILE with what is on the
+    platform and print, per resource, create / update / delete / unchanged."""
+    return _deploy(state, spec, target, out_dir, git_commit, warn_only, dry_run=True, out_plan=out_plan, plan_file=None, yes=False)
+
+
+def _deploy(
+    state: _State, spec: str | None, target: str | None, out_dir: str | None, git_commit: str | None, warn_only: bool, *,
+    dry_run: bool, out_plan: str | None, plan_file: str | None, yes: bool,
+) -> int:  # fmt: skip
     import tempfile
 
-    from mlcompile.build import compile_system, resolve_profiles, write_builds
+    from mlcompile import deploy_plan
+    from mlcompile.build import compile_system, select_profiles, write_builds
     from mlcompile.errors import UsageError
     from mlcompile.targets.base import Deployable, DeployFailed
     from mlcompile.targets.registry import load_target
 
+    saved = deploy_plan.read_plan(plan_file) if plan_file else None
+    if saved is not None:
+        if git_commit is not None:
+            raise UsageError("--git-commit cannot change a saved plan: it applies the build it was made from, with its commit")
+        for given, planned, what in ((spec, saved.spec, "spec"), (target, saved.target, "profile")):
+            if given is not None and os.path.realpath(given) != os.path.realpath(planned):
+                raise UsageError(f"{plan_file} was made for {what} {planned}, not {given}")
+        spec, target, commit = saved.spec, saved.target, saved.git_commit
+    else:
+        if spec is None:
+            raise UsageError("deploy needs SPEC (or --plan FILE)")
+        commit = None if git_commit == "none" else (git_commit or "auto")
     compilation = compile_system(
-        spec, resolve_profiles(spec, (target,)), render=True, git_commit=None if git_commit == "none" else git_commit,
-        policy_severity=_policy_severity(warn_only),
+        spec, select_profiles(spec, (target,) if target else (), "deploy"), render=True, git_commit=commit, policy_severity=_policy_severity(warn_only)
     )  # fmt: skip
     _report(compilation.warnings, state)
     (result,) = compilation.results
     backend = load_target(result.profile.target.platform)
     if not isinstance(backend, Deployable):
         raise UsageError(f"target '{backend.name}' cannot deploy; build it and submit the files with the platform's tools")
-    if not dry_run and not yes:
+    if saved is not None:
+        deploy_plan.check_build(saved, result.files, plan_file)  # type: ignore[arg-type]
+    elif not dry_run and not yes:
         if not sys.stdin.isatty():
             raise UsageError("deploy changes a live platform: pass --yes (or --dry-run) when not running interactively")
         click.confirm(f"deploy {result.plan.system} to {result.profile.name} ({result.profile.target.platform})?", abort=True)
     with tempfile.TemporaryDirectory(prefix="mlcompile-deploy-") as scratch:
         (folder,) = write_builds([result], out_dir or scratch)
         try:
+            if saved is not None:  # the platform must compare as it did when the plan was reviewed
+                deploy_plan.check_live(saved, backend.deploy(result.plan, folder, dry_run=True), plan_file)  # type: ignore[arg-type]
             actions = backend.deploy(result.plan, folder, dry_run=dry_run)
         except DeployFailed as exc:
             _deploy_failure_summary(exc)
             return EXIT_DIFF
-    verb = "would " if dry_run else ""
     for action in actions:
+        verb = "would " if dry_run and action.action in ("create", "update", "delete") else ""
         click.echo(f"{verb}{action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""))
+    counts = {name: sum(a.action == name for a in actions) for name in ("create", "update", "delete", "unchanged")}
+    state.info(("plan: " if dry_run else "applied: ") + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    if out_plan:
+        made = deploy_plan.make_plan(
+            system=result.plan.system, profile=result.profile.name, platform=result.profile.target.platform, spec=spec, target=result.profile.document.file,
+            git_commit=result.plan.lineage.git_commit, files=result.files, actions=actions,
+        )  # fmt: skip
+        deploy_plan.write_plan(made, out_plan)
+        state.info(f"wrote {out_plan}: apply it with `mlcompile deploy --plan {out_plan}`")
     return EXIT_OK
 
 
