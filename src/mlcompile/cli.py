@@ -97,7 +97,7 @@ def verbosity_options(command: Callable[..., Any]) -> Callable[..., Any]:
 spec_argument = click.argument("spec", type=click.Path(dir_okay=False))
 target_option = click.option(
     "--target", "-t", "targets", multiple=True, type=click.Path(), metavar="PROFILE",
-    help="Target profile file, or a folder of them (repeatable). Default for validate: targets/ beside the spec.",
+    help="Target profile file, or a folder of them (repeatable). Default: every profile in targets/ beside the spec.",
 )  # fmt: skip
 
 
@@ -133,14 +133,14 @@ def main(ctx: click.Context, quiet: int, verbose: int) -> None:
 @_guarded
 def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], output_format: str, warn_only: bool) -> int:
     """Check each SPEC (and the profiles) against the schema and every cross-reference rule."""
-    from mlcompile.build import ProfileSet, compile_system, resolve_profiles
+    from mlcompile.build import ProfileSet, compile_system, select_profiles
     from mlcompile.errors import SpecError
 
     diagnostics = []
     valid_lines = []
     for spec in specs:
         try:
-            profile_set = resolve_profiles(spec, targets)
+            profile_set = select_profiles(spec, targets, "validate")
         except SpecError as exc:  # still check the spec on its own, to report both at once
             diagnostics += exc.diagnostics
             profile_set = ProfileSet([], None)
@@ -183,13 +183,13 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
 
     With several SPECs (or a quoted glob such as 'systems/*/mlcompile.yaml') each system goes
     to OUT/<system name>/<profile>/; all specs are checked before anything is written."""
-    from mlcompile.build import compile_systems, expand_spec_patterns, refuse_credential_leaks, resolve_profiles, safe_folder_name, write_builds
+    from mlcompile.build import compile_systems, expand_spec_patterns, refuse_credential_leaks, safe_folder_name, select_profiles, write_builds
     from mlcompile.errors import UsageError
 
-    if not targets:
-        raise UsageError("build needs at least one --target PROFILE")
     paths, patterned = expand_spec_patterns(specs)
-    profiles = resolve_profiles(paths[0], targets)  # --target is required: the same profiles for every spec
+    profiles = select_profiles(paths[0], targets, "build")
+    if not targets and len({str(Path(p).parent.resolve()) for p in paths}) > 1:
+        raise UsageError("several specs in different folders build for the same profiles: pass them with --target")
     compilations = compile_systems(
         paths, profiles, render=True, git_commit=None if git_commit == "none" else git_commit, policy_severity=_policy_severity(warn_only)
     )
@@ -265,17 +265,17 @@ def init(state: _State, directory: str, name: str | None) -> int:
 @main.command()
 @verbosity_options
 @spec_argument
-@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to plan for (default: this machine).")
+@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE",
+              help="Profile to plan for (default: the local profile in targets/ beside the spec, else this machine).")  # fmt: skip
 @click.option("--format", "output_format", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 @click.pass_obj
 @_guarded
 def graph(state: _State, spec: str, target: str | None, output_format: str) -> int:
     """Print the plan's DAGs (training, batch scoring, monitoring) as Mermaid or Graphviz dot."""
-    from mlcompile.build import compile_system, implicit_local_profile, resolve_profiles
+    from mlcompile.build import compile_system, select_profiles
     from mlcompile.graph import to_dot, to_mermaid
 
-    profiles = resolve_profiles(spec, (target,)) if target else implicit_local_profile()
-    compilation = compile_system(spec, profiles, render=False)
+    compilation = compile_system(spec, select_profiles(spec, (target,) if target else (), "graph"), render=False)
     _report(compilation.warnings, state)
     plan = compilation.results[0].plan
     click.echo(to_mermaid(plan) if output_format == "mermaid" else to_dot(plan), nl=False)
@@ -285,17 +285,17 @@ def graph(state: _State, spec: str, target: str | None, output_format: str) -> i
 @main.command()
 @verbosity_options
 @spec_argument
-@click.option("--target", "-t", "target", required=True, type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to explain.")
+@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to explain (default: the one profile in targets/ beside the spec).")
 @click.option("--files/--no-files", default=True, show_default=True, help="Also list the kinds of file the target writes (renders the build).")
 @click.pass_obj
 @_guarded
 def explain(state: _State, spec: str, target: str, files: bool) -> int:
     """Say in words what SPEC becomes on PROFILE's platform: pipelines and their steps with
     machines, GPUs, replicas and timeouts; the endpoint; schedules, triggers, monitors, registry."""
-    from mlcompile.build import compile_system, resolve_profiles
+    from mlcompile.build import compile_system, select_profiles
     from mlcompile.explain import explain_plan
 
-    compilation = compile_system(spec, resolve_profiles(spec, (target,)), render=files, git_commit=None)
+    compilation = compile_system(spec, select_profiles(spec, (target,) if target else (), "explain"), render=files, git_commit=None)
     _report(compilation.warnings, state)
     (result,) = compilation.results
     click.echo(explain_plan(result.plan, result.files if files else None), nl=False)
@@ -462,7 +462,7 @@ def diff(
     state: _State, spec: str, targets: tuple[str, ...], base_ref: str | None, base_dir: str | None, output_format: str, exit_code: bool, warn_only: bool
 ) -> int:
     """Show what a change to SPEC or its profiles changes in every profile's build."""
-    from mlcompile.build import discover_profiles, expand_profile_paths
+    from mlcompile.build import select_profiles
     from mlcompile.diff import diff_builds
     from mlcompile.diff.render import to_json, to_markdown, to_text
     from mlcompile.diff.sources import build_git_ref, build_working_tree, read_build_dir
@@ -470,9 +470,7 @@ def diff(
 
     if base_ref and base_dir:
         raise UsageError("give --base or --base-dir, not both")
-    profiles = expand_profile_paths(targets) or discover_profiles(spec) or []
-    if not profiles:
-        raise UsageError("diff needs --target PROFILE (or a targets/ folder beside the spec)")
+    profiles = [p.document.file for p in select_profiles(spec, targets, "diff").profiles]
     head = build_working_tree(spec, profiles, policy_severity=_policy_severity(warn_only), on_warnings=lambda warnings: _report(warnings, state))
     if base_dir:
         base, label = read_build_dir(base_dir, sorted(head)), base_dir
@@ -492,7 +490,7 @@ def diff(
 @main.command()
 @verbosity_options
 @spec_argument
-@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: this machine, workdir .mlcompile).")
+@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine, workdir .mlcompile).")
 @click.option("--only", "only", multiple=True, metavar="STEP", help="Run only this step or pipeline (repeatable); earlier steps' newest outputs are reused.")
 @click.option("--resume", is_flag=True, help="Skip steps whose inputs, config and code are unchanged since they last succeeded.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -511,7 +509,7 @@ def run(
     from mlcompile.local.progress import render_summary, reporter_for
     from mlcompile.local.run import execute, prepare
 
-    prepared = prepare(spec, target, workdir, policy_severity=_policy_severity(warn_only))
+    prepared = prepare(spec, target, workdir, policy_severity=_policy_severity(warn_only), command="run")
     _report(prepared.warnings, state)
     summary = execute(prepared, only=only, resume=resume, mode=isolation, reporter=reporter_for(state.verbosity, output_format), retrain=not no_retrain)
     if output_format == "json":
@@ -524,7 +522,7 @@ def run(
 @main.command()
 @verbosity_options
 @spec_argument
-@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: this machine).")
+@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--version", "model_version", default=None, help="Serve this model version (default: alias production, else the newest).")
@@ -536,7 +534,7 @@ def serve(state: _State, spec: str, target: str | None, host: str, port: int, mo
     from mlcompile.local.run import prepare
     from mlcompile.local.serve import serve_forever
 
-    prepared = prepare(spec, target, workdir)
+    prepared = prepare(spec, target, workdir, command="serve")
     _report(prepared.warnings, state)
     serve_forever(prepared, host=host, port=port, version=model_version, log=state.info)
     return EXIT_OK
