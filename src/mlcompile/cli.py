@@ -414,8 +414,9 @@ def _deploy(
     for action in actions:
         verb = "would " if dry_run and action.action in ("create", "update", "delete") else ""
         click.echo(f"{verb}{action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""))
-    counts = {name: sum(a.action == name for a in actions) for name in ("create", "update", "delete", "unchanged")}
-    state.info(("plan: " if dry_run else "applied: ") + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    if dry_run:
+        counts = {name: sum(a.action == name for a in actions) for name in ("create", "update", "delete", "unchanged")}
+        state.info("plan: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
     if out_plan:
         made = deploy_plan.make_plan(
             system=result.plan.system, profile=result.profile.name, platform=result.profile.target.platform, spec=spec, target=result.profile.document.file,

@@ -57,11 +57,6 @@ class DeployPlan:
     summary: dict[str, int]  # resources per action
     changes: tuple[PlannedChange, ...]
 
-    @property
-    def pending(self) -> bool:
-        """Whether applying the plan changes anything."""
-        return any(c.action not in ("unchanged", "manual", "deferred") for c in self.changes)
-
 
 class PlanOutOfDate(UsageError):
     """A saved plan that no longer describes what deploy would do (exit status 2)."""
