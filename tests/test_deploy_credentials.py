@@ -5,6 +5,7 @@ never an internal error, never the SDK's own dump of every credential source it 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,20 @@ def test_no_credentials_is_one_line_and_exit_2_on_every_cloud_profile(no_credent
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith(f"error: {problem}") and login in line, line
     assert done.stdout == "", "nothing planned or applied"
+
+
+def test_credentials_the_api_refuses_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    """An expired or revoked token: the Kubeflow Pipelines API answers 401."""
+    pytest.importorskip("kfp")
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
+    from kfp_api import KfpStandIn
+    from test_target_kubeflow_deploy import profiles_pointing_at
+
+    with KfpStandIn() as api:
+        api.fail_always = [("GET", "/apis/v2beta1/pipelines", 401)]
+        profile = profiles_pointing_at(api.host, tmp_path)
+        done = CliRunner().invoke(main, ["deploy", "examples/churn/mlcompile.yaml", "--target", str(profile), "--dry-run", "--git-commit", "none"])
+    assert done.exit_code == 2, done.output
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: Kubeflow Pipelines at {api.host}: the API refused the credentials (HTTP 401") and "MLCOMPILE_KFP_TOKEN" in line, line

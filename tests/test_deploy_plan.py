@@ -114,6 +114,17 @@ def test_kubeflow_plan_is_refused_when_the_live_state_changed_since(tmp_path: Pa
         assert api.pipelines == {}
 
 
+def test_mlcompile_plan_is_deploy_dry_run(tmp_path: Path, churn: Path) -> None:
+    with KfpStandIn() as api:
+        profile = profiles_pointing_at(api.host, tmp_path)
+        saved = plan(churn, profile, tmp_path / "p.json")
+        done = mlcompile("plan", str(churn), "--target", str(profile), "--out-plan", str(tmp_path / "q.json"), "--git-commit", "none")
+        assert done.exit_code == 0, done.output
+        assert json.loads((tmp_path / "q.json").read_text()) == saved
+        assert done.stdout.splitlines() == [f"would create {c['resource']}" + (f": {c['detail']}" if c["detail"] else "") for c in saved["changes"]]
+        assert {method for method, _, _ in api.calls} == {"GET"}
+
+
 def test_a_plan_names_its_spec_and_profile_and_refuses_others(tmp_path: Path, churn: Path) -> None:
     with KfpStandIn() as api:
         profile = profiles_pointing_at(api.host, tmp_path)
