@@ -368,49 +368,25 @@ def _deploy(
     state: _State, spec: str | None, target: str | None, out_dir: str | None, git_commit: str | None, warn_only: bool, *,
     dry_run: bool, out_plan: str | None, plan_file: str | None, yes: bool,
 ) -> int:  # fmt: skip
-    import tempfile
-
-    from mlcompile import deploy_plan
-    from mlcompile.build import compile_system, select_profiles, write_builds
+    from mlcompile.deploying import failure_summary, run_deploy
     from mlcompile.errors import UsageError
-    from mlcompile.targets.base import Deployable, DeployFailed
-    from mlcompile.targets.registry import load_target
+    from mlcompile.targets.base import DeployFailed
 
-    saved = deploy_plan.read_plan(plan_file) if plan_file else None
-    if saved is not None:
-        if git_commit is not None:
-            raise UsageError("--git-commit cannot change a saved plan: it applies the build it was made from, with its commit")
-        for given, planned, what in ((spec, saved.spec, "spec"), (target, saved.target, "profile")):
-            if given is not None and os.path.realpath(given) != os.path.realpath(planned):
-                raise UsageError(f"{plan_file} was made for {what} {planned}, not {given}")
-        spec, target, commit = saved.spec, saved.target, saved.git_commit
-    else:
-        if spec is None:
-            raise UsageError("deploy needs SPEC (or --plan FILE)")
-        commit = None if git_commit == "none" else (git_commit or "auto")
-    compilation = compile_system(
-        spec, select_profiles(spec, (target,) if target else (), "deploy"), render=True, git_commit=commit, policy_severity=_policy_severity(warn_only)
-    )  # fmt: skip
-    _report(compilation.warnings, state)
-    (result,) = compilation.results
-    backend = load_target(result.profile.target.platform)
-    if not isinstance(backend, Deployable):
-        raise UsageError(f"target '{backend.name}' cannot deploy; build it and submit the files with the platform's tools")
-    if saved is not None:
-        deploy_plan.check_build(saved, result.files, plan_file)  # type: ignore[arg-type]
-    elif not dry_run and not yes:
+    def confirm(result: Any) -> None:
+        if yes:
+            return
         if not sys.stdin.isatty():
             raise UsageError("deploy changes a live platform: pass --yes (or --dry-run) when not running interactively")
         click.confirm(f"deploy {result.plan.system} to {result.profile.name} ({result.profile.target.platform})?", abort=True)
-    with tempfile.TemporaryDirectory(prefix="mlcompile-deploy-") as scratch:
-        (folder,) = write_builds([result], out_dir or scratch)
-        try:
-            if saved is not None:  # the platform must compare as it did when the plan was reviewed
-                deploy_plan.check_live(saved, backend.deploy(result.plan, folder, dry_run=True), plan_file)  # type: ignore[arg-type]
-            actions = backend.deploy(result.plan, folder, dry_run=dry_run)
-        except DeployFailed as exc:
-            _deploy_failure_summary(exc)
-            return EXIT_DIFF
+
+    try:
+        actions = run_deploy(
+            spec, target, out_dir=out_dir, git_commit=git_commit, policy_severity=_policy_severity(warn_only), dry_run=dry_run,
+            out_plan=out_plan, plan_file=plan_file, confirm=confirm, on_warnings=lambda warnings: _report(warnings, state),
+        )  # fmt: skip
+    except DeployFailed as exc:
+        click.echo("\n".join(failure_summary(exc)), err=True)
+        return EXIT_DIFF
     for action in actions:
         verb = "would " if dry_run and action.action in ("create", "update", "delete") else ""
         click.echo(f"{verb}{action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""))
@@ -418,34 +394,8 @@ def _deploy(
         counts = {name: sum(a.action == name for a in actions) for name in ("create", "update", "delete", "unchanged")}
         state.info("plan: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
     if out_plan:
-        made = deploy_plan.make_plan(
-            system=result.plan.system, profile=result.profile.name, platform=result.profile.target.platform, spec=spec, target=result.profile.document.file,
-            git_commit=result.plan.lineage.git_commit, files=result.files, actions=actions,
-        )  # fmt: skip
-        deploy_plan.write_plan(made, out_plan)
         state.info(f"wrote {out_plan}: apply it with `mlcompile deploy --plan {out_plan}`")
     return EXIT_OK
-
-
-def _deploy_failure_summary(exc: Any) -> None:
-    """What a failed deploy did and did not do, resource by resource: never half a change in
-    silence. `unchanged` resources were already in place; `not applied` ones were not changed."""
-    click.echo(f"deploy failed: {exc}", err=True)
-    if exc.applied:
-        click.echo("applied before the failure:", err=True)
-        for action in exc.applied:
-            click.echo(f"  {action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""), err=True)
-    else:
-        click.echo("applied before the failure: nothing", err=True)
-    if exc.not_applied is None:  # a target that cannot list its resources
-        click.echo("not applied: everything after that", err=True)
-    elif exc.not_applied:
-        click.echo("not applied:", err=True)
-        for resource in exc.not_applied:
-            click.echo(f"  {resource}", err=True)
-    else:
-        click.echo("not applied: nothing", err=True)
-    click.echo("deploy again once the platform accepts it: what was applied reports unchanged, the rest is applied", err=True)
 
 
 @main.command()

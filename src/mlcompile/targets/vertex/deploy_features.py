@@ -102,13 +102,13 @@ def deploy_feature_store(files: Callable[[str], list[Path]], options: dict[str, 
         except exceptions.NotFound:  # the group itself is still to be created
             existing = []
         missing = [r for r in request.requests if r.feature_id not in existing]
-        resource, live = f"features of group {group}", existing or None
+        resource, names = f"features of group {group}", existing or None
         if missing:
-            record(resource, "create" if not existing else "update", ", ".join(r.feature_id for r in missing), live,
+            record(resource, "create" if not existing else "update", ", ".join(r.feature_id for r in missing), names,
                    lambda request=request, missing=missing: registry.batch_create_features(
                        request=gca.BatchCreateFeaturesRequest(parent=request.parent, requests=missing)).result())  # fmt: skip
         else:
-            record(resource, "unchanged", "", live)
+            record(resource, "unchanged", "", names)
 
     for path in views:
         request = parse(path, gca.CreateFeatureViewRequest)
