@@ -112,9 +112,10 @@ def test_a_rebuild_replaces_the_profile_folder_whole(workspace: Path) -> None:
     assert not stale.exists()
 
 
-def test_build_needs_a_target(workspace: Path) -> None:
+def test_build_needs_a_target_when_no_profiles_are_beside_the_spec(workspace: Path) -> None:
+    shutil.rmtree(workspace / "targets")
     code, output = run("build", "mlcompile.yaml", "-o", "out")
-    assert code == 2 and "build needs at least one --target PROFILE" in output
+    assert code == 2 and "build needs a target profile: pass --target PROFILE, or keep the profiles in targets/" in output
 
 
 @pytest.mark.parametrize("path", ["../escape.json", "/etc/passwd", "a/../../b", "", "dir/"])

@@ -40,7 +40,7 @@ from mlcompile.docs_gen import PAGES
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 OFFLINE_COMMANDS = {"validate", "build", "graph", "diff", "explain", "init", "schema", "targets"}
-SKIPPED_COMMANDS = {"deploy", "run", "serve"}
+SKIPPED_COMMANDS = {"deploy", "plan", "run", "serve"}
 
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 _MARKER = re.compile(r"<!--\s*(not tested:\s*(?P<why>.*?)|exit=(?P<exit>\d+))\s*-->\s*$")

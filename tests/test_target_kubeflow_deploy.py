@@ -79,16 +79,19 @@ def test_a_changed_spec_uploads_a_new_version_and_replaces_its_recurring_run(tmp
         by_resource = {a.resource: a for a in actions}
         assert by_resource["recurring run churn-prediction-retraining"].action == "update"
         assert by_resource["recurring run churn-prediction-retraining"].detail == "0 0 4 * * 1"
-        assert by_resource["pipeline churn-prediction-training"].action == "create"  # new spec sha in its configs
+        # a new spec sha in its configs: a new version of the pipeline that exists
+        assert by_resource["pipeline churn-prediction-training"].action == "update"
+        assert by_resource["pipeline churn-prediction-training"].detail.startswith("new version churn-prediction-training-")
         runs = [r for r in api.recurring_runs.values() if r["display_name"] == "churn-prediction-retraining"]
         assert len(runs) == 1 and runs[0]["trigger"]["cron_schedule"]["cron"] == "0 0 4 * * 1"
 
 
-def test_dry_run_calls_nothing(tmp_path: Path) -> None:
+def test_dry_run_reads_the_platform_and_changes_nothing(tmp_path: Path) -> None:
     with KfpStandIn() as api:
         profile = profiles_pointing_at(api.host, tmp_path)
         command = ["mlcompile", "deploy", "examples/churn/mlcompile.yaml", "-t", str(profile), "--dry-run", "--git-commit", "none"]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert "would create pipeline churn-prediction-training" in done.stdout
-        assert api.calls == []
+        assert api.calls and {method for method, _, _ in api.calls} == {"GET"}
+        assert api.pipelines == {} and api.recurring_runs == {}

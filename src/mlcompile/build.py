@@ -32,7 +32,7 @@ from mlcompile.spec.resolve import (
 )
 from mlcompile.spec.loader import Document, SourceMap
 from mlcompile.targets.base import OutputFile, Target, is_safe_relative_path, json_bytes
-from mlcompile.targets.registry import describe_entry_point, load_target, target_names
+from mlcompile.targets.registry import describe_entry_point, install_hint, load_target, missing_modules, target_names
 
 if TYPE_CHECKING:
     from mlcompile.plan.nodes import Plan
@@ -82,6 +82,40 @@ def expand_profile_paths(targets: Sequence[str]) -> list[str]:
         else:
             paths.append(target)
     return paths
+
+
+# How each command uses profiles: how many it acts on, which of those found beside the spec
+# it can use, and what it does when there are none (see select_profiles).
+_ONE_PROFILE = {"explain", "deploy", "plan", "graph", "run", "serve"}
+_LOCAL_ONLY = {"graph", "run", "serve"}  # they look at, run or serve the system on this machine
+_SPEC_ALONE = {"validate"}
+
+
+def select_profiles(spec: str, targets: Sequence[str], command: str) -> ProfileSet:
+    """The one rule by which every command finds its target profiles (docs/spec.md, "Which
+    profiles a command uses"):
+
+    1. `--target` given: exactly those (a folder stands for every profile in it);
+    2. else the profiles in `targets/` beside the spec (graph, run and serve: its
+       `platform: local` ones);
+    3. none found: validate checks the spec alone; graph, run and serve use this machine
+       (an implicit local profile); build, diff, explain and deploy stop, saying so.
+
+    A command that acts on one profile (explain, deploy, graph, run, serve) stops when the
+    rule finds several, naming them."""
+    found = resolve_profiles(spec, targets)
+    if not targets and command in _LOCAL_ONLY:
+        found = ProfileSet([p for p in found.profiles if p.target.platform == "local"], found.known_names)
+    if not found.profiles:
+        if command in _LOCAL_ONLY:
+            return implicit_local_profile()
+        if command not in _SPEC_ALONE:
+            beside = Path(spec).parent / "targets"
+            raise UsageError(f"{command} needs a target profile: pass --target PROFILE, or keep the profiles in {beside}/")
+    if command in _ONE_PROFILE and len(found.profiles) > 1:
+        names = ", ".join(p.name for p in found.profiles)
+        raise UsageError(f"{command} acts on one profile and {len(found.profiles)} were found ({names}): choose one with --target PROFILE")
+    return found
 
 
 def resolve_profiles(spec: str, targets: Sequence[str]) -> ProfileSet:
@@ -231,6 +265,9 @@ def _call_target(target: Target, stage: str, plan: Plan) -> Any:
     except MLCompileError:
         raise
     except Exception as exc:
+        if isinstance(exc, ImportError) and exc.name and exc.name.partition(".")[0] != "mlcompile":
+            # an SDK the target imports without listing it in `requires`
+            raise UsageError(f"target '{target.name}' needs {exc.name}, which is not installed: {install_hint(target)}") from exc
         raise TargetFailed(target.name, describe_entry_point(target.name), f"{stage}()", exc) from exc
 
 
@@ -239,7 +276,13 @@ def _installed_target(profile: Profile, *, required: bool) -> Target | Diagnosti
     (an error when building, a warning when only validating: the spec was still checked)."""
     platform = profile.target.platform
     if platform in target_names():
-        return load_target(platform)
+        target = load_target(platform)
+        missing = missing_modules(target) if required else ()
+        if not missing:
+            return target
+        return profile.document.source_map.diagnostic(
+            ("platform",), f"target '{platform}' needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed", hint=install_hint(target)
+        )
     extra = f"pip install 'mlcompile[{platform}]'" if platform in PLATFORM_NAMES else "install the package that provides it"
     return profile.document.source_map.diagnostic(
         ("platform",),

@@ -118,7 +118,7 @@ def verbosity_options(command: Callable[..., Any]) -> Callable[..., Any]:
 spec_argument = click.argument("spec", type=click.Path(dir_okay=False))
 target_option = click.option(
     "--target", "-t", "targets", multiple=True, type=click.Path(), metavar="PROFILE",
-    help="Target profile file, or a folder of them (repeatable). Default for validate: targets/ beside the spec.",
+    help="Target profile file, or a folder of them (repeatable). Default: every profile in targets/ beside the spec.",
 )  # fmt: skip
 
 
@@ -169,14 +169,14 @@ def main(ctx: click.Context, quiet: int, verbose: int) -> None:
 @_guarded
 def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], output_format: str, warn_only: bool) -> int:
     """Check each SPEC (and the profiles) against the schema and every cross-reference rule."""
-    from mlcompile.build import ProfileSet, compile_system, resolve_profiles
+    from mlcompile.build import ProfileSet, compile_system, select_profiles
     from mlcompile.errors import SpecError
 
     diagnostics = []
     valid_lines = []
     for spec in specs:
         try:
-            profile_set = resolve_profiles(spec, targets)
+            profile_set = select_profiles(spec, targets, "validate")
         except SpecError as exc:  # still check the spec on its own, to report both at once
             diagnostics += exc.diagnostics
             profile_set = ProfileSet([], None)
@@ -221,15 +221,15 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
     With several SPECs (or a quoted glob such as 'systems/*/mlcompile.yaml') each system goes
     to OUT/<system name>/<profile>/; all specs are checked before anything is written."""
     from mlcompile.build import (
-        compile_systems, expand_spec_patterns, output_errors, refuse_credential_leaks, refuse_foreign_folders, resolve_profiles, safe_folder_name,
+        compile_systems, expand_spec_patterns, output_errors, refuse_credential_leaks, refuse_foreign_folders, safe_folder_name, select_profiles,
         write_builds,
     )  # fmt: skip
     from mlcompile.errors import UsageError
 
-    if not targets:
-        raise UsageError("build needs at least one --target PROFILE")
     paths, patterned = expand_spec_patterns(specs)
-    profiles = resolve_profiles(paths[0], targets)  # --target is required: the same profiles for every spec
+    profiles = select_profiles(paths[0], targets, "build")
+    if not targets and len({str(Path(p).parent.resolve()) for p in paths}) > 1:
+        raise UsageError("several specs in different folders build for the same profiles: pass them with --target")
     compilations = compile_systems(
         paths, profiles, render=True, git_commit=None if git_commit == "none" else git_commit, policy_severity=_policy_severity(warn_only)
     )
@@ -256,11 +256,11 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
 
 @main.command()
 @verbosity_options
-@click.option("--kind", type=click.Choice(["system", "target", "plan", "diff"]), default="system", show_default=True)
+@click.option("--kind", type=click.Choice(["system", "target", "plan", "diff", "deploy-plan"]), default="system", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
 @_guarded
 def schema(kind: str, output: str | None) -> int:
-    """Print the JSON Schema of a system spec, a target profile, plan.json or diff --format json."""
+    """Print the JSON Schema of a system spec, a target profile, plan.json, diff --format json or a saved deploy plan."""
     from mlcompile.schema import schema_text
 
     text = schema_text(kind)  # type: ignore[arg-type]
@@ -308,18 +308,18 @@ def init(state: _State, directory: str, name: str | None) -> int:
 @main.command()
 @verbosity_options
 @spec_argument
-@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to plan for (default: this machine).")
+@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE",
+              help="Profile to plan for (default: the local profile in targets/ beside the spec, else this machine).")  # fmt: skip
 @click.option("--format", "output_format", type=click.Choice(["mermaid", "markdown", "dot"]), default="mermaid", show_default=True,
               help="mermaid: the bare flowchart; markdown: the flowchart in a ```mermaid fence, ready to paste into a PR; dot: Graphviz.")
 @click.pass_obj
 @_guarded
 def graph(state: _State, spec: str, target: str | None, output_format: str) -> int:
     """Print the plan's DAGs (training, batch scoring, monitoring) as Mermaid or Graphviz dot."""
-    from mlcompile.build import compile_system, implicit_local_profile, resolve_profiles
+    from mlcompile.build import compile_system, select_profiles
     from mlcompile.graph import to_dot, to_markdown, to_mermaid
 
-    profiles = resolve_profiles(spec, (target,)) if target else implicit_local_profile()
-    compilation = compile_system(spec, profiles, render=False)
+    compilation = compile_system(spec, select_profiles(spec, (target,) if target else (), "graph"), render=False)
     _report(compilation.warnings, state)
     plan = compilation.results[0].plan
     render = {"mermaid": to_mermaid, "markdown": to_markdown, "dot": to_dot}[output_format]
@@ -330,88 +330,117 @@ def graph(state: _State, spec: str, target: str | None, output_format: str) -> i
 @main.command()
 @verbosity_options
 @spec_argument
-@click.option("--target", "-t", "target", required=True, type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to explain.")
+@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to explain (default: the one profile in targets/ beside the spec).")
 @click.option("--files/--no-files", default=True, show_default=True, help="Also list the kinds of file the target writes (renders the build).")
 @click.pass_obj
 @_guarded
 def explain(state: _State, spec: str, target: str, files: bool) -> int:
     """Say in words what SPEC becomes on PROFILE's platform: pipelines and their steps with
     machines, GPUs, replicas and timeouts; the endpoint; schedules, triggers, monitors, registry."""
-    from mlcompile.build import compile_system, resolve_profiles
+    from mlcompile.build import compile_system, select_profiles
     from mlcompile.explain import explain_plan
 
-    compilation = compile_system(spec, resolve_profiles(spec, (target,)), render=files, git_commit=None)
+    compilation = compile_system(spec, select_profiles(spec, (target,) if target else (), "explain"), render=files, git_commit=None)
     _report(compilation.warnings, state)
     (result,) = compilation.results
     click.echo(explain_plan(result.plan, result.files if files else None), nl=False)
     return EXIT_OK
 
 
+deploy_target_option = click.option(
+    "--target", "-t", "target", type=click.Path(), metavar="PROFILE",
+    help="Profile to deploy (default: the one profile in targets/ beside the spec; with --plan: the plan's).",
+)  # fmt: skip
+deploy_options = [
+    click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False), help="Keep the build here (default: a temporary folder)."),
+    click.option("--git-commit", default=None, metavar="auto|none|SHA", help="Commit recorded as lineage (default auto; with --plan, the plan's)."),
+    warn_only_option,
+]
+
+
+def _with(options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @main.command()
 @verbosity_options
-@spec_argument
-@click.option("--target", "-t", "target", required=True, type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to deploy.")
-@click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False), help="Keep the build here (default: a temporary folder).")
-@click.option("--dry-run", is_flag=True, help="Show what would be created or updated; change nothing.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--git-commit", default="auto", show_default=True, metavar="auto|none|SHA", help="Commit recorded as lineage.")
-@warn_only_option
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@deploy_target_option
+@_with(deploy_options)
+@click.option("--dry-run", is_flag=True, help="Compare with what is on the platform and print the plan; change nothing.")
+@click.option("--out-plan", type=click.Path(dir_okay=False), metavar="FILE", help="With --dry-run: also write the plan to FILE (JSON), for --plan.")
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Apply exactly this reviewed plan; refused (exit 2) if the build or the platform changed since it was made.")  # fmt: skip
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (a --plan was reviewed: it never asks).")
 @click.pass_obj
 @_guarded
-def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: bool, yes: bool, git_commit: str, warn_only: bool) -> int:
-    """Build SPEC for PROFILE and create or update it on the platform through its SDK."""
-    import tempfile
-
-    from mlcompile.build import compile_system, resolve_profiles, write_builds
+def deploy(
+    state: _State, spec: str | None, target: str | None, out_dir: str | None, git_commit: str | None, warn_only: bool, dry_run: bool,
+    out_plan: str | None, plan_file: str | None, yes: bool,
+) -> int:  # fmt: skip
+    """Build SPEC for PROFILE, compare it with what is on the platform, and create or update
+    what differs through the platform's SDK. `--dry-run --out-plan FILE` saves the comparison;
+    `deploy --plan FILE` applies exactly that, or refuses."""
     from mlcompile.errors import UsageError
-    from mlcompile.targets.base import Deployable, DeployFailed
-    from mlcompile.targets.registry import load_target
 
-    compilation = compile_system(
-        spec, resolve_profiles(spec, (target,)), render=True, git_commit=None if git_commit == "none" else git_commit,
-        policy_severity=_policy_severity(warn_only),
-    )  # fmt: skip
-    _report(compilation.warnings, state)
-    (result,) = compilation.results
-    backend = load_target(result.profile.target.platform)
-    if not isinstance(backend, Deployable):
-        raise UsageError(f"target '{backend.name}' cannot deploy; build it and submit the files with the platform's tools")
-    if not dry_run and not yes:
+    if plan_file and (dry_run or out_plan):
+        raise UsageError("--plan applies a saved plan; --dry-run and --out-plan make one: give one or the other")
+    if out_plan and not dry_run:
+        raise UsageError("--out-plan saves the plan of a --dry-run: add --dry-run (or use `mlcompile plan`)")
+    return _deploy(state, spec, target, out_dir, git_commit, warn_only, dry_run=dry_run, out_plan=out_plan, plan_file=plan_file, yes=yes)
+
+
+@main.command("plan")
+@verbosity_options
+@click.argument("spec", type=click.Path(dir_okay=False))
+@deploy_target_option
+@_with(deploy_options)
+@click.option("--out-plan", type=click.Path(dir_okay=False), metavar="FILE", help="Also write the plan to FILE (JSON), for `deploy --plan`.")
+@click.pass_obj
+@_guarded
+def plan_command(state: _State, spec: str, target: str | None, out_dir: str | None, git_commit: str | None, warn_only: bool, out_plan: str | None) -> int:
+    """The same as `deploy --dry-run`: compare SPEC's build for PROFILE with what is on the
+    platform and print, per resource, create / update / delete / unchanged."""
+    return _deploy(state, spec, target, out_dir, git_commit, warn_only, dry_run=True, out_plan=out_plan, plan_file=None, yes=False)
+
+
+def _deploy(
+    state: _State, spec: str | None, target: str | None, out_dir: str | None, git_commit: str | None, warn_only: bool, *,
+    dry_run: bool, out_plan: str | None, plan_file: str | None, yes: bool,
+) -> int:  # fmt: skip
+    from mlcompile.deploying import failure_summary, run_deploy
+    from mlcompile.errors import UsageError
+    from mlcompile.targets.base import DeployFailed
+
+    def confirm(result: Any) -> None:
+        if yes:
+            return
         if not sys.stdin.isatty():
             raise UsageError("deploy changes a live platform: pass --yes (or --dry-run) when not running interactively")
         click.confirm(f"deploy {result.plan.system} to {result.profile.name} ({result.profile.target.platform})?", abort=True)
-    with tempfile.TemporaryDirectory(prefix="mlcompile-deploy-") as scratch:
-        (folder,) = write_builds([result], out_dir or scratch)
-        try:
-            actions = backend.deploy(result.plan, folder, dry_run=dry_run)
-        except DeployFailed as exc:
-            _deploy_failure_summary(exc)
-            return EXIT_DIFF
-    verb = "would " if dry_run else ""
+
+    try:
+        actions = run_deploy(
+            spec, target, out_dir=out_dir, git_commit=git_commit, policy_severity=_policy_severity(warn_only), dry_run=dry_run,
+            out_plan=out_plan, plan_file=plan_file, confirm=confirm, on_warnings=lambda warnings: _report(warnings, state),
+        )  # fmt: skip
+    except DeployFailed as exc:
+        click.echo("\n".join(failure_summary(exc)), err=True)
+        return EXIT_DIFF
     for action in actions:
+        verb = "would " if dry_run and action.action in ("create", "update", "delete") else ""
         click.echo(f"{verb}{action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""))
+    if dry_run:
+        counts = {name: sum(a.action == name for a in actions) for name in ("create", "update", "delete", "unchanged")}
+        state.info("plan: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    if out_plan:
+        state.info(f"wrote {out_plan}: apply it with `mlcompile deploy --plan {out_plan}`")
     return EXIT_OK
-
-
-def _deploy_failure_summary(exc: Any) -> None:
-    """What a failed deploy did and did not do, resource by resource: never half a change in
-    silence. `unchanged` resources were already in place; `not applied` ones were not changed."""
-    click.echo(f"deploy failed: {exc}", err=True)
-    if exc.applied:
-        click.echo("applied before the failure:", err=True)
-        for action in exc.applied:
-            click.echo(f"  {action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""), err=True)
-    else:
-        click.echo("applied before the failure: nothing", err=True)
-    if exc.not_applied is None:  # a target that cannot list its resources
-        click.echo("not applied: everything after that", err=True)
-    elif exc.not_applied:
-        click.echo("not applied:", err=True)
-        for resource in exc.not_applied:
-            click.echo(f"  {resource}", err=True)
-    else:
-        click.echo("not applied: nothing", err=True)
-    click.echo("deploy again once the platform accepts it: what was applied reports unchanged, the rest is applied", err=True)
 
 
 @main.command()
@@ -430,7 +459,7 @@ def diff(
     state: _State, spec: str, targets: tuple[str, ...], base_ref: str | None, base_dir: str | None, output_format: str, exit_code: bool, warn_only: bool
 ) -> int:
     """Show what a change to SPEC or its profiles changes in every profile's build."""
-    from mlcompile.build import discover_profiles, expand_profile_paths
+    from mlcompile.build import select_profiles
     from mlcompile.diff import diff_builds
     from mlcompile.diff.render import to_json, to_markdown, to_text
     from mlcompile.diff.sources import build_git_ref, build_working_tree, read_build_dir
@@ -438,9 +467,7 @@ def diff(
 
     if base_ref and base_dir:
         raise UsageError("give --base or --base-dir, not both")
-    profiles = expand_profile_paths(targets) or discover_profiles(spec) or []
-    if not profiles:
-        raise UsageError("diff needs --target PROFILE (or a targets/ folder beside the spec)")
+    profiles = [p.document.file for p in select_profiles(spec, targets, "diff").profiles]
     head = build_working_tree(spec, profiles, policy_severity=_policy_severity(warn_only), on_warnings=lambda warnings: _report(warnings, state))
     if base_dir:
         base, label = read_build_dir(base_dir, sorted(head)), base_dir
@@ -460,7 +487,7 @@ def diff(
 @main.command()
 @verbosity_options
 @spec_argument
-@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: this machine, workdir .mlcompile).")
+@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine, workdir .mlcompile).")
 @click.option("--only", "only", multiple=True, metavar="STEP", help="Run only this step or pipeline (repeatable); earlier steps' newest outputs are reused.")
 @click.option("--resume", is_flag=True, help="Skip steps whose inputs, config and code are unchanged since they last succeeded.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -479,7 +506,7 @@ def run(
     from mlcompile.local.progress import render_summary, reporter_for
     from mlcompile.local.run import execute, prepare
 
-    prepared = prepare(spec, target, workdir, policy_severity=_policy_severity(warn_only))
+    prepared = prepare(spec, target, workdir, policy_severity=_policy_severity(warn_only), command="run")
     _report(prepared.warnings, state)
     summary = execute(prepared, only=only, resume=resume, mode=isolation, reporter=reporter_for(state.verbosity, output_format), retrain=not no_retrain)
     if output_format == "json":
@@ -492,7 +519,7 @@ def run(
 @main.command()
 @verbosity_options
 @spec_argument
-@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: this machine).")
+@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--version", "model_version", default=None, help="Serve this model version (default: alias production, else the newest).")
@@ -504,7 +531,7 @@ def serve(state: _State, spec: str, target: str | None, host: str, port: int, mo
     from mlcompile.local.run import prepare
     from mlcompile.local.serve import serve_forever
 
-    prepared = prepare(spec, target, workdir)
+    prepared = prepare(spec, target, workdir, command="serve")
     _report(prepared.warnings, state)
     serve_forever(prepared, host=host, port=port, version=model_version, log=state.info)
     return EXIT_OK

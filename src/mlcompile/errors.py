@@ -33,3 +33,12 @@ class TargetFailed(MLCompileError):
 
     def __init__(self, target: str, where: str, stage: str, cause: BaseException):
         super().__init__(f"target '{target}' ({where}) failed in {stage}: {type(cause).__name__}: {cause}; this is a bug in the target, please report it to its package")
+
+
+class CredentialsMissing(MLCompileError):
+    """A platform that cannot be reached for want of credentials (none found, expired, or
+    refused): one line naming the platform and how to log in, exit status 2 — a set-up
+    problem of the machine running mlcompile, neither a failed deployment nor a bug."""
+
+    def __init__(self, platform: str, problem: str, login: str):
+        super().__init__(f"{platform}: {problem}; {login}")

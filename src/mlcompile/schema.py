@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-Kind = Literal["system", "target", "plan", "diff"]
+Kind = Literal["system", "target", "plan", "diff", "deploy-plan"]
 SCHEMA_FILES: dict[str, str] = {
     "system": "mlcompile-v1.schema.json",
     "target": "target-v1.schema.json",
     "plan": "plan-v1.schema.json",
     "diff": "diff-v1.schema.json",
+    "deploy-plan": "deploy-plan-v1.schema.json",
 }
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # Where the schemas are published (docs/index.md, "Editor support"): one URL per file, the file
@@ -29,6 +30,10 @@ def json_schema(kind: Kind) -> dict[str, Any]:
         from mlcompile.plan.serialize import plan_schema
 
         schema = plan_schema()
+    elif kind == "deploy-plan":
+        from mlcompile.deploy_plan import deploy_plan_schema
+
+        schema = deploy_plan_schema()
     elif kind == "diff":
         from mlcompile.diff.render import diff_schema
 

@@ -22,14 +22,10 @@ class Prepared:
     warnings: list[Any]
 
 
-def prepare(spec: str, target: str | None, workdir: str | None = None, policy_severity: Severity = "error") -> Prepared:
-    from mlcompile.build import compile_system, git_commit_of, implicit_local_profile, resolve_profiles
+def prepare(spec: str, target: str | None, workdir: str | None = None, policy_severity: Severity = "error", command: str = "run") -> Prepared:
+    from mlcompile.build import compile_system, git_commit_of, select_profiles
 
-    profiles = resolve_profiles(spec, (target,)) if target else implicit_local_profile()
-    if not profiles.profiles:
-        raise UsageError("run needs a local profile: pass --target targets/local.yaml")
-    if len(profiles.profiles) != 1:
-        raise UsageError("run takes exactly one --target")
+    profiles = select_profiles(spec, (target,) if target else (), command)
     platform = profiles.profiles[0].target.platform
     if platform != "local":
         raise UsageError(

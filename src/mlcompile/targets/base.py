@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -89,11 +90,27 @@ def resource_labels(plan: Plan, *, max_value_length: int | None = None) -> dict[
 
 @dataclass(frozen=True)
 class DeployAction:
-    """One change `deploy` makes (or, with --dry-run, would make) on the platform."""
+    """One change `deploy` makes (or, with --dry-run, would make) on the platform.
+    `live` fingerprints what deploy read of the resource on the platform before deciding
+    (`live_fingerprint`): a saved plan is applied only while every fingerprint still holds."""
 
     resource: str  # e.g. "pipeline churn-prediction-training"
-    action: str  # create | update | unchanged | delete
+    action: str  # create | update | unchanged | delete | deferred | manual
     detail: str = ""
+    live: str = ""  # "absent", "sha256:…", or "" (a target that does not fingerprint)
+
+
+ABSENT = "absent"
+
+
+def live_fingerprint(state: Any) -> str:
+    """A short stable hash of the live state deploy compared a resource on — exactly the
+    fields its comparison reads, so that a run or a status change of the resource does not
+    count, while any change that could alter what deploy does does. None: the resource is absent."""
+    if state is None:
+        return ABSENT
+    text = json.dumps(state, sort_keys=True, default=str, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class DeployFailed(Exception):

@@ -75,9 +75,18 @@ def describe_targets() -> list[TargetInfo]:
         except UsageError:
             infos.append(TargetInfo(name, entry_point.value, distribution, None, ("<failed to load>",)))
             continue
-        missing = tuple(m for m in target.requires if not _importable(m))
-        infos.append(TargetInfo(name, entry_point.value, distribution, target.extra, missing))
+        infos.append(TargetInfo(name, entry_point.value, distribution, target.extra, missing_modules(target)))
     return infos
+
+
+def missing_modules(target: Target) -> tuple[str, ...]:
+    """The modules a target needs (`requires`) that are not installed, found without importing them."""
+    return tuple(m for m in target.requires if not _importable(m))
+
+
+def install_hint(target: Target) -> str:
+    """How to install what a target needs: its pip extra, else its own package."""
+    return f"pip install 'mlcompile[{target.extra}]'" if target.extra else f"install the package that provides target '{target.name}'"
 
 
 def _importable(module: str) -> bool:

@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
 from mlcompile.targets.azureml._sdk import quiet
-from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, not_applied
+from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, live_fingerprint, not_applied
 
 FILE_TAG = "mlcompile-file-sha256"
 ENV_TOKEN = "MLCOMPILE_AZUREML_ACCESS_TOKEN"
@@ -36,6 +37,7 @@ ENV_ARM = "MLCOMPILE_AZUREML_ARM_ENDPOINT"
 ENV_CA = "MLCOMPILE_AZUREML_CA_BUNDLE"
 CUSTOM_CLOUD = "mlcompile-custom-arm"
 AUTOSCALE_PROVIDER = "providers/Microsoft.Insights/autoscaleSettings"
+LOGIN = f"log in with `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (or {ENV_TOKEN} to a bearer token)"
 
 
 class _StaticToken:
@@ -172,7 +174,12 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
                                           lambda e: client.schedules.begin_create_or_update(e).result(), dry_run))  # fmt: skip
             for path, sha in by_kind.get("azure.monitor_autoscale", []):
                 actions.append(_autoscale(client, plan, path, sha, dry_run))
-        except AzureError as exc:  # a refusal, or a connection that kept failing past the retries
+        except Exception as exc:
+            if _credentials_refused(exc):  # DefaultAzureCredential's own message lists every source it tried: not shown
+                raise CredentialsMissing("Azure ML", "no valid credentials found (or the token was refused)", LOGIN) from exc
+            if not isinstance(exc, AzureError):
+                raise
+            # a refusal, or a connection that kept failing past the retries
             what = "refused the deployment" if isinstance(exc, HttpResponseError) else "could not be reached"
             raise DeployFailed(f"Azure ML {what}: {exc.message or exc}", applied=actions, not_applied=not_applied(planned(plan, build_dir), actions)) from exc
     return actions
@@ -223,6 +230,19 @@ def _missing_reference_data(client: Any, monitor: Any) -> str | None:
     return None
 
 
+def _credentials_refused(exc: BaseException | None) -> bool:
+    """No credential in the chain gave a token, or the platform refused it (HTTP 401), also
+    when the SDK wrapped that in its own exception."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ClientAuthenticationError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def _is_not_found(exc: BaseException | None) -> bool:
     from azure.core.exceptions import ResourceNotFoundError
 
@@ -245,12 +265,18 @@ def _existing(get: Any) -> Any:
 
 def _apply(label: str, entity: Any, sha: str, get: Any, create: Any, dry_run: bool) -> DeployAction:
     existing = _existing(get)
-    if existing is not None and (getattr(existing, "tags", None) or {}).get(FILE_TAG) == sha:
-        return DeployAction(label, "unchanged")
+    live = None if existing is None else _tag_of(existing)
+    if existing is not None and live == sha:
+        return DeployAction(label, "unchanged", "", live_fingerprint(live))
     entity.tags = {**(entity.tags or {}), FILE_TAG: sha}
     if not dry_run:
         create(entity)
-    return DeployAction(label, "create" if existing is None else "update")
+    return DeployAction(label, "create" if existing is None else "update", "", live_fingerprint(live))
+
+
+def _tag_of(existing: Any) -> str:
+    """What the comparison reads of a resource: the sha256 of the file it was deployed from."""
+    return str((getattr(existing, "tags", None) or {}).get(FILE_TAG, ""))
 
 
 def _online(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool, actions: list[DeployAction]) -> None:
@@ -275,9 +301,10 @@ def _online(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bo
                                       lambda d=deployment: client.online_deployments.get(d.name, endpoint.name),
                                       lambda e: client.online_deployments.begin_create_or_update(e).result(), dry_run))  # fmt: skip
             endpoint.traffic = traffic
+            live = live_fingerprint(None if existing is None else {"tag": _tag_of(existing), "traffic": dict(existing.traffic or {})})
             unchanged_tag = existing is not None and (existing.tags or {}).get(FILE_TAG) == sha and dict(existing.traffic or {}) == traffic
             if unchanged_tag:
-                actions.insert(start, DeployAction(f"online endpoint {endpoint.name}", "unchanged"))
+                actions.insert(start, DeployAction(f"online endpoint {endpoint.name}", "unchanged", "", live))
                 continue
             endpoint.tags = {**(endpoint.tags or {}), FILE_TAG: sha}
             if not dry_run:
@@ -287,7 +314,7 @@ def _online(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bo
                 actions.insert(start, DeployAction(f"online endpoint {endpoint.name}", "create", "without traffic: the deploy failed before its traffic split was set"))
             raise
         split = ", ".join(f"{slot} {percent}%" for slot, percent in sorted(traffic.items()))
-        actions.insert(start, DeployAction(f"online endpoint {endpoint.name}", "create" if existing is None else "update", f"traffic {split}"))
+        actions.insert(start, DeployAction(f"online endpoint {endpoint.name}", "create" if existing is None else "update", f"traffic {split}", live))
 
 
 def _data(client: Any, data: Any, sha: str, dry_run: bool) -> DeployAction:
@@ -299,13 +326,14 @@ def _data(client: Any, data: Any, sha: str, dry_run: bool) -> DeployAction:
         if not _is_not_found(exc):
             raise
         latest = None
+    live = live_fingerprint(None if latest is None else {"version": str(latest.version), "tag": _tag_of(latest)})
     if latest is not None and (latest.tags or {}).get(FILE_TAG) == sha:
-        return DeployAction(label, "unchanged")
+        return DeployAction(label, "unchanged", "", live)
     data.tags = {**(data.tags or {}), FILE_TAG: sha}
     data.version = str(int(latest.version) + 1) if latest is not None and str(latest.version).isdigit() else "1"
     if not dry_run:
         client.data.create_or_update(data)
-    return DeployAction(label, "create" if latest is None else "update", f"version {data.version}")
+    return DeployAction(label, "create" if latest is None else "update", f"version {data.version}", live)
 
 
 def _batch(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool, actions: list[DeployAction]) -> None:
@@ -335,12 +363,13 @@ def _autoscale(client: Any, plan: Plan, path: Path, sha: str, dry_run: bool) -> 
     label = f"autoscale setting {body['name']}"
     with pipeline.send_request(HttpRequest("GET", url)) as response:
         existing = response.json() if response.status_code == 200 else None
+    live = live_fingerprint(None if existing is None else str((existing.get("tags") or {}).get(FILE_TAG, "")))
     if existing is not None and (existing.get("tags") or {}).get(FILE_TAG) == sha:
-        return DeployAction(label, "unchanged")
+        return DeployAction(label, "unchanged", "", live)
     if not dry_run:
         workspace = client.workspaces.get(settings["workspace"])
         payload = {"location": workspace.location, "tags": {**body.get("tags", {}), FILE_TAG: sha}, "properties": body["properties"]}
         with pipeline.send_request(HttpRequest("PUT", url, json=payload)) as response:
             if response.status_code >= 300:
                 raise HttpResponseError(message=f"autoscale setting {body['name']}: HTTP {response.status_code} {response.text()}")
-    return DeployAction(label, "create" if existing is None else "update")
+    return DeployAction(label, "create" if existing is None else "update", "", live)

@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed, RetryingClient, RetrySettings, create_once, not_applied
+from mlcompile.targets.base import DeployAction, DeployFailed, RetryingClient, RetrySettings, create_once, live_fingerprint, not_applied
+
+TOKEN_ENV = "MLCOMPILE_KFP_TOKEN"
+LOGIN = (
+    f"set {TOKEN_ENV} to a bearer token the API accepts, KF_PIPELINES_SA_TOKEN_PATH to a service-account token file, "
+    f"or KF_PIPELINES_IAP_OAUTH2_CLIENT_ID behind Identity-Aware Proxy ({TOKEN_ENV}=none for an API without authentication)"
+)
 
 
 def _manifest(build_dir: Path) -> list[dict[str, str]]:
@@ -38,56 +46,86 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any = None) ->
 
 
 def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[DeployAction]:
+    """Read what is on the platform, resource by resource; with `dry_run` stop there (the
+    comparison is the plan), else create or update what differs."""
     files = _manifest(build_dir)
     settings = plan.platform_settings
     actions: list[DeployAction] = []
-    if client is None and not dry_run:
+    if client is None:
         import kfp
 
-        client = kfp.Client(host=settings["host"], namespace=settings["namespace"])
+        client = kfp.Client(host=settings["host"], namespace=settings["namespace"], **_credentials(settings["host"]))
         _set_timeout(client, RetrySettings.from_env().timeout)
-    if client is not None:
-        client = RetryingClient(client)  # kfp.Client itself does not retry
+    client = RetryingClient(client)  # kfp.Client itself does not retry
     try:
-        versions: dict[str, tuple[str, str]] = {}
+        versions: dict[str, tuple[str | None, str | None]] = {}
         for entry in files:
             if entry["kind"] != "kfp.pipeline_spec":
                 continue
             path = build_dir / entry["path"]
             pipeline = path.stem
             name = version_name(pipeline, path.read_bytes())
-            if dry_run:
-                actions.append(DeployAction(f"pipeline {pipeline}", "create", f"version {name} (dry run: not compared)"))
-                continue
             pipeline_id = client.get_pipeline_id(pipeline)
+            found = _versions_named(client, pipeline_id, name) if pipeline_id is not None else []
+            live = live_fingerprint(None if pipeline_id is None else {"pipeline_id": pipeline_id, "versions": sorted(v.pipeline_version_id for v in found)})
+            if found:
+                versions[pipeline] = (pipeline_id, found[0].pipeline_version_id)
+                actions.append(DeployAction(f"pipeline {pipeline}", "unchanged", f"version {name}", live))
+                continue
+            action, detail = ("create", f"version {name}") if pipeline_id is None else ("update", f"new version {name}")
+            if dry_run:
+                versions[pipeline] = (pipeline_id, None)
+                actions.append(DeployAction(f"pipeline {pipeline}", action, detail, live))
+                continue
             if pipeline_id is None:
                 created = create_once(
                     lambda path=path, pipeline=pipeline: client.upload_pipeline(str(path), pipeline_name=pipeline, description=f"mlcompile: {plan.system}"),
                     lambda pipeline=pipeline: _found(pipeline_id=client.get_pipeline_id(pipeline)),
                 )
                 pipeline_id = created.pipeline_id
-            found = _versions_named(client, pipeline_id, name)
-            if found:
-                versions[pipeline] = (pipeline_id, found[0].pipeline_version_id)
-                actions.append(DeployAction(f"pipeline {pipeline}", "unchanged", f"version {name}"))
-                continue
-            version = create_once(
+                found = _versions_named(client, pipeline_id, name)  # the upload made the first version
+            version = found[0] if found else create_once(
                 lambda path=path, name=name, pipeline_id=pipeline_id: client.upload_pipeline_version(
                     str(path), pipeline_version_name=name, pipeline_id=pipeline_id, description=f"spec sha256 {plan.spec_sha256}"
                 ),
                 lambda name=name, pipeline_id=pipeline_id: next(iter(_versions_named(client, pipeline_id, name)), None),
-            )
+            )  # fmt: skip
             versions[pipeline] = (pipeline_id, version.pipeline_version_id)
-            actions.append(DeployAction(f"pipeline {pipeline}", "create", f"version {name}"))
+            actions.append(DeployAction(f"pipeline {pipeline}", action, detail, live))
         _recurring_runs(plan, build_dir, files, versions, client, dry_run, actions)
-    except DeployFailed:
+    except (DeployFailed, CredentialsMissing):
         raise
     except Exception as exc:  # the KFP API refused: report, do not crash
+        if getattr(exc, "status", None) in (401, 403):
+            raise CredentialsMissing(f"Kubeflow Pipelines at {settings['host']}", f"the API refused the credentials ({_short(exc)})", LOGIN) from exc
         raise DeployFailed(f"Kubeflow Pipelines at {settings['host']}: {_short(exc)}", applied=actions, not_applied=not_applied(planned(plan, build_dir), actions)) from exc
     for entry in files:
         if entry["kind"] == "kubernetes.cron_job":
             actions.append(DeployAction(f"cronjob {Path(entry['path']).stem}", "manual", f"kubectl apply -f {entry['path']} (not a KFP API object)"))
     return actions
+
+
+def _credentials(host: str) -> dict[str, Any]:
+    """kfp.Client's credentials: a bearer token (MLCOMPILE_KFP_TOKEN), a service-account token
+    file (kfp's KF_PIPELINES_SA_TOKEN_PATH, or its in-cluster default), or IAP (kfp reads
+    KF_PIPELINES_IAP_OAUTH2_CLIENT_ID itself). A remote host with none of them is refused
+    before any request: an API behind authentication would only answer a login page.
+    MLCOMPILE_KFP_TOKEN=none sends none (an API without authentication)."""
+    from urllib.parse import urlparse
+
+    from kfp import client as kfp_client
+
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return {} if token == "none" else {"existing_token": token}
+    token_file = os.environ.get(kfp_client.KF_PIPELINES_SA_TOKEN_ENV) or kfp_client.KF_PIPELINES_SA_TOKEN_PATH
+    if os.path.isfile(token_file):
+        from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+        return {"credentials": ServiceAccountTokenVolumeCredentials(token_file)}
+    if os.environ.get("KF_PIPELINES_IAP_OAUTH2_CLIENT_ID") or urlparse(host).hostname in ("127.0.0.1", "localhost", "::1"):
+        return {}
+    raise CredentialsMissing(f"Kubeflow Pipelines at {host}", "no credentials found", LOGIN)
 
 
 def planned(plan: Plan, build_dir: Path) -> list[str]:
@@ -142,14 +180,13 @@ def _name_filter(name: str) -> str:
 
 
 def _recurring_runs(
-    plan: Plan, build_dir: Path, files: list[dict[str, str]], versions: dict[str, tuple[str, str]], client: Any, dry_run: bool, actions: list[DeployAction]
+    plan: Plan, build_dir: Path, files: list[dict[str, str]], versions: dict[str, tuple[str | None, str | None]], client: Any, dry_run: bool, actions: list[DeployAction]
 ) -> None:
     """Append to `actions` as each is applied: a failure midway still reports what was."""
     schedules = {s.name: s.pipeline for s in plan.schedules}
     runs = [e for e in files if e["kind"] == "kfp.recurring_run"]
     if not runs:
         return
-    experiment_id = None
     namespace = plan.platform_settings["namespace"]
 
     def find_experiment() -> Any:
@@ -158,31 +195,33 @@ def _recurring_runs(
         except ValueError:  # kfp: "No experiment is found with name …"
             return None
 
-    if dry_run:
-        actions.append(DeployAction(f"experiment {plan.system}", "create", "dry run: not compared"))
+    experiment = find_experiment()
+    live = live_fingerprint(None if experiment is None else {"experiment_id": experiment.experiment_id})
+    if experiment is not None:
+        actions.append(DeployAction(f"experiment {plan.system}", "unchanged", "", live))
+    elif dry_run:
+        actions.append(DeployAction(f"experiment {plan.system}", "create", "", live))
     else:
-        experiment = find_experiment()
-        action = "unchanged"
-        if experiment is None:
-            experiment = create_once(lambda: client.create_experiment(plan.system, namespace=namespace), find_experiment)
-            action = "create"
-        actions.append(DeployAction(f"experiment {plan.system}", action))
-        experiment_id = experiment.experiment_id
+        experiment = create_once(lambda: client.create_experiment(plan.system, namespace=namespace), find_experiment)
+        actions.append(DeployAction(f"experiment {plan.system}", "create", "", live))
+    experiment_id = experiment.experiment_id if experiment is not None else None
     for entry in runs:
         body = json.loads((build_dir / entry["path"]).read_text())
         name = body["display_name"]
+        cron = body["trigger"]["cron_schedule"]["cron"]
         pipeline = schedules.get(name, name)  # sensors run their own pipeline, named like the schedule
-        if dry_run:
-            actions.append(DeployAction(f"recurring run {name}", "create", body["trigger"]["cron_schedule"]["cron"]))
-            continue
         pipeline_id, version_id = versions[pipeline]
-        current = _runs_named(client, experiment_id, name)
+        current = _runs_named(client, experiment_id, name) if experiment_id is not None else []
+        live = live_fingerprint(sorted(_run_state(r) for r in current) or None)
         same = [
             r for r in current
             if r.pipeline_version_reference is not None and r.pipeline_version_reference.pipeline_version_id == version_id and r.description == body["description"]
         ]  # fmt: skip
         if same:
-            actions.append(DeployAction(f"recurring run {name}", "unchanged", body["trigger"]["cron_schedule"]["cron"]))
+            actions.append(DeployAction(f"recurring run {name}", "unchanged", cron, live))
+            continue
+        if dry_run:
+            actions.append(DeployAction(f"recurring run {name}", "update" if current else "create", cron, live))
             continue
         deleted = 0
         try:
@@ -194,7 +233,13 @@ def _recurring_runs(
             if deleted:  # half a replacement: say the old run is gone
                 actions.append(DeployAction(f"recurring run {name}", "delete", "its previous definition; the new one was not created"))
             raise
-        actions.append(DeployAction(f"recurring run {name}", "update" if current else "create", body["trigger"]["cron_schedule"]["cron"]))
+        actions.append(DeployAction(f"recurring run {name}", "update" if current else "create", cron, live))
+
+
+def _run_state(run: Any) -> list[Any]:
+    """What the comparison of a recurring run reads: its id, pipeline version and description."""
+    reference = run.pipeline_version_reference
+    return [run.recurring_run_id, reference.pipeline_version_id if reference is not None else None, run.description]
 
 
 def _create_recurring_run(client: Any, experiment_id: Any, name: str, body: dict[str, Any], pipeline_id: str, version_id: str) -> None:

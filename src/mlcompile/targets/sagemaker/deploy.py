@@ -19,12 +19,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed, RetryingClient, RetrySettings, create_once, not_applied
+from mlcompile.targets.base import DeployAction, DeployFailed, RetryingClient, RetrySettings, create_once, live_fingerprint, not_applied
 from mlcompile.targets.sagemaker.layout import Layout
 from mlcompile.targets.sagemaker.render import PIPELINE_DEFINITION, STEP_CONFIG, compact
 
 IGNORED_IN_COMPARISON = {"Tags", "ClientToken", "ClientRequestToken"}
+PLATFORM = "SageMaker (AWS)"
+LOGIN = "log in with `aws sso login` (AWS_PROFILE naming the profile), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+# what AWS answers for a key or session token that is wrong or expired (not a missing permission)
+CREDENTIAL_ERRORS = frozenset({
+    "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException", "InvalidAccessKeyId",
+    "InvalidToken", "RequestExpired", "AuthFailure", "InvalidSignatureException", "SignatureDoesNotMatch",
+})  # fmt: skip
 
 
 def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
@@ -40,9 +48,27 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
     session = boto3.Session(region_name=layout.region)
     deployer = _Deployer(session, layout, by_kind, dry_run)
     try:
+        if session.get_credentials() is None:
+            raise CredentialsMissing(PLATFORM, "no credentials found", LOGIN)
         return deployer.run()
     except (ClientError, BotoCoreError) as exc:
+        problem = _credentials_problem(exc)
+        if problem:
+            raise CredentialsMissing(PLATFORM, problem, LOGIN) from exc
         raise DeployFailed(str(exc), applied=deployer.actions, not_applied=not_applied(planned(plan, build_dir), deployer.actions)) from exc
+
+
+def _credentials_problem(exc: Exception) -> str | None:
+    """What is wrong with the credentials, when that is what `exc` says (else None)."""
+    from botocore import exceptions
+
+    if isinstance(exc, (exceptions.NoCredentialsError, exceptions.PartialCredentialsError)):
+        return "no complete credentials found"
+    if isinstance(exc, (exceptions.SSOError, exceptions.SSOTokenLoadError, exceptions.TokenRetrievalError)):
+        return "the SSO session has expired or was never started"
+    if isinstance(exc, exceptions.ClientError) and exc.response.get("Error", {}).get("Code") in CREDENTIAL_ERRORS:
+        return f"the credentials were refused ({exc.response['Error']['Code']})"
+    return None
 
 
 def planned(plan: Plan, build_dir: Path) -> list[str]:
@@ -80,6 +106,15 @@ def _found(describe: Callable[[], Any]) -> Any:
         raise
 
 
+def _compared(wanted: Any, actual: Any) -> Any:
+    """The live values the comparison with `wanted` reads: `actual` at the keys the build sets."""
+    if isinstance(wanted, dict) and isinstance(actual, dict):
+        return {k: _compared(v, actual.get(k)) for k, v in wanted.items() if k not in IGNORED_IN_COMPARISON}
+    if isinstance(wanted, list) and isinstance(actual, list):
+        return [_compared(w, a) for w, a in zip(wanted, actual)] + actual[len(wanted):]
+    return actual
+
+
 def _subset(wanted: Any, actual: Any) -> bool:
     """Every value the build sets is what the platform has (the platform may add defaults)."""
     if isinstance(wanted, dict):
@@ -108,10 +143,11 @@ class _Deployer:
             self.clients[service] = RetryingClient(self.session.client(service, region_name=self.layout.region, config=config))
         return self.clients[service]
 
-    def record(self, resource: str, action: str, apply: Callable[[], Any] | None = None, detail: str = "") -> None:
+    def record(self, resource: str, action: str, apply: Callable[[], Any] | None = None, detail: str = "", live: Any = None) -> None:
+        """`live`: what the comparison read of the resource (None: it is absent)."""
         if apply is not None and not self.dry_run:
             apply()
-        self.actions.append(DeployAction(resource, action, detail))
+        self.actions.append(DeployAction(resource, action, detail, live_fingerprint(live)))
 
     def bodies(self, kind: str) -> list[Any]:
         return [body for _, body in sorted(self.files.get(kind, []), key=lambda item: item[0])]
@@ -138,7 +174,7 @@ class _Deployer:
             body = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
             try:
                 s3.head_object(Bucket=bucket, Key=object_key)
-                self.record(f"step config {uri}", "unchanged")  # content-addressed: same key, same bytes
+                self.record(f"step config {uri}", "unchanged", live=uri)  # content-addressed: same key, same bytes
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
                     raise
@@ -152,7 +188,7 @@ class _Deployer:
             name = body["ModelPackageGroupName"]
             try:
                 sagemaker.describe_model_package_group(ModelPackageGroupName=name)
-                self.record(f"model package group {name}", "unchanged")
+                self.record(f"model package group {name}", "unchanged", live=name)
             except ClientError:
                 self.record(f"model package group {name}", "create", lambda: create_once(
                     lambda: sagemaker.create_model_package_group(**body), lambda: _found(lambda: sagemaker.describe_model_package_group(ModelPackageGroupName=name))))  # fmt: skip
@@ -168,17 +204,23 @@ class _Deployer:
         for body in self.bodies("sagemaker.create_feature_group"):
             name = body["FeatureGroupName"]
             resource = f"feature group {name}"
+            created = f"online ttl {body['OnlineStoreConfig']['TtlDuration']['Value']} {body['OnlineStoreConfig']['TtlDuration']['Unit'].lower()}"
             if self.dry_run:
-                self.record(resource, "create", None, "dry run: not compared")
-                continue
-            try:
-                sagemaker.create_feature_group(**body)
-                self.record(resource, "create", None, f"online ttl {body['OnlineStoreConfig']['TtlDuration']['Value']} {body['OnlineStoreConfig']['TtlDuration']['Unit'].lower()}")
-                continue
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ResourceInUse":
-                    raise
-            current = sagemaker.describe_feature_group(FeatureGroupName=name)
+                current = _found(lambda name=name: sagemaker.describe_feature_group(FeatureGroupName=name))
+                if current is None:
+                    self.record(resource, "create", None, created)
+                    continue
+            else:
+                try:
+                    sagemaker.create_feature_group(**body)
+                    self.record(resource, "create", None, created)
+                    continue
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") != "ResourceInUse":
+                        raise
+                current = sagemaker.describe_feature_group(FeatureGroupName=name)
+            live = {k: current.get(k) for k in ("RecordIdentifierFeatureName", "EventTimeFeatureName", "FeatureDefinitions")}
+            live["TtlDuration"] = current.get("OnlineStoreConfig", {}).get("TtlDuration")
             existing = {d["FeatureName"]: d for d in current.get("FeatureDefinitions", [])}
             wanted = {d["FeatureName"]: d for d in body["FeatureDefinitions"]}
             changed = [n for n in wanted if n in existing and existing[n].get("FeatureType") != wanted[n]["FeatureType"]]
@@ -198,9 +240,9 @@ class _Deployer:
             if ttl is not None and not _subset(body["OnlineStoreConfig"]["TtlDuration"], ttl):
                 update["OnlineStoreConfig"] = {"TtlDuration": body["OnlineStoreConfig"]["TtlDuration"]}
             if update:
-                self.record(resource, "update", lambda update=update, name=name: sagemaker.update_feature_group(FeatureGroupName=name, **update), ", ".join(sorted(update)))
+                self.record(resource, "update", lambda update=update, name=name: sagemaker.update_feature_group(FeatureGroupName=name, **update), ", ".join(sorted(update)), live)
             else:
-                self.record(resource, "unchanged")
+                self.record(resource, "unchanged", live=live)
 
     def pipelines(self) -> None:
         from botocore.exceptions import ClientError
@@ -216,11 +258,11 @@ class _Deployer:
                 self.record(f"pipeline {name}", "create", lambda: create_once(
                     lambda: sagemaker.create_pipeline(**body, PipelineDefinition=definition), lambda: _found(lambda: sagemaker.describe_pipeline(PipelineName=name))))  # fmt: skip
                 continue
-            same = json.loads(current.get("PipelineDefinition") or "{}") == definitions[name] and _subset(
-                {k: v for k, v in body.items() if k not in ("PipelineName", "Tags")}, current
-            )
+            settings = {k: v for k, v in body.items() if k not in ("PipelineName", "Tags")}
+            live = {"definition": json.loads(current.get("PipelineDefinition") or "{}"), **_compared(settings, current)}
+            same = live["definition"] == definitions[name] and _subset(settings, current)
             if same:
-                self.record(f"pipeline {name}", "unchanged")
+                self.record(f"pipeline {name}", "unchanged", live=live)
                 continue
             update = {k: v for k, v in body.items() if k not in ("Tags",)}
 
@@ -228,7 +270,7 @@ class _Deployer:
                 response = sagemaker.update_pipeline(**update, PipelineDefinition=definition)
                 sagemaker.add_tags(ResourceArn=response["PipelineArn"], Tags=body["Tags"])
 
-            self.record(f"pipeline {name}", "update", apply)
+            self.record(f"pipeline {name}", "update", apply, live=live)
 
     def schedules(self) -> None:
         from botocore.exceptions import ClientError
@@ -237,7 +279,7 @@ class _Deployer:
         for body in self.bodies("scheduler.create_schedule_group"):
             try:
                 scheduler.get_schedule_group(Name=body["Name"])
-                self.record(f"schedule group {body['Name']}", "unchanged")
+                self.record(f"schedule group {body['Name']}", "unchanged", live=body["Name"])
             except ClientError:
                 self.record(f"schedule group {body['Name']}", "create", lambda body=body: create_once(
                     lambda: scheduler.create_schedule_group(**body), lambda: _found(lambda: scheduler.get_schedule_group(Name=body["Name"]))))  # fmt: skip
@@ -250,20 +292,22 @@ class _Deployer:
                     lambda: scheduler.create_schedule(**body),
                     lambda: _found(lambda: scheduler.get_schedule(Name=body["Name"], GroupName=body["GroupName"]))), body["ScheduleExpression"])  # fmt: skip
                 continue
+            live = _compared(body, current)
             if _subset(body, current):
-                self.record(resource, "unchanged")
+                self.record(resource, "unchanged", live=live)
             else:
-                self.record(resource, "update", lambda body=body: scheduler.update_schedule(**body), body["ScheduleExpression"])
+                self.record(resource, "update", lambda body=body: scheduler.update_schedule(**body), body["ScheduleExpression"], live)
 
     def alarms(self) -> None:
         cloudwatch = self.client("cloudwatch")
         for body in self.bodies("cloudwatch.put_metric_alarm"):
             found = cloudwatch.describe_alarms(AlarmNames=[body["AlarmName"]]).get("MetricAlarms", [])
             resource = f"alarm {body['AlarmName']}"
+            live = _compared(body, found[0]) if found else None
             if found and _subset(body, found[0]):
-                self.record(resource, "unchanged")
+                self.record(resource, "unchanged", live=live)
             else:
-                self.record(resource, "update" if found else "create", lambda body=body: cloudwatch.put_metric_alarm(**body))
+                self.record(resource, "update" if found else "create", lambda body=body: cloudwatch.put_metric_alarm(**body), live=live)
 
     def rules(self) -> None:
         from botocore.exceptions import ClientError
@@ -280,18 +324,18 @@ class _Deployer:
             if current is None:
                 self.record(f"rule {name}", "create", lambda body=body: events.put_rule(**body), detail)
             else:
-                same = json.loads(current.get("EventPattern") or "{}") == json.loads(body["EventPattern"]) and all(
-                    current.get(k) == body[k] for k in ("State", "Description")
-                )
-                self.record(f"rule {name}", "unchanged" if same else "update", None if same else (lambda body=body: events.put_rule(**body)), detail)
+                live = {"EventPattern": json.loads(current.get("EventPattern") or "{}"), **{k: current.get(k) for k in ("State", "Description")}}
+                same = live == {"EventPattern": json.loads(body["EventPattern"]), **{k: body[k] for k in ("State", "Description")}}
+                self.record(f"rule {name}", "unchanged" if same else "update", None if same else (lambda body=body: events.put_rule(**body)), detail, live)
             targets = targets_of.get(name)
             if targets is None:
                 continue
             existing = events.list_targets_by_rule(Rule=name)["Targets"] if current is not None else []
+            live = _compared(targets["Targets"], existing) if existing else None
             if _subset(targets["Targets"], existing):
-                self.record(f"rule {name} targets", "unchanged")
+                self.record(f"rule {name} targets", "unchanged", live=live)
             else:
-                self.record(f"rule {name} targets", "update" if existing else "create", lambda targets=targets: events.put_targets(**targets))
+                self.record(f"rule {name} targets", "update" if existing else "create", lambda targets=targets: events.put_targets(**targets), live=live)
 
     def bucket_events_note(self, pattern: dict[str, Any]) -> str:
         """A rule on S3 events fires only when the bucket sends its events to EventBridge, a

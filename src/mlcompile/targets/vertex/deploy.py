@@ -19,11 +19,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, create_once, is_transient, not_applied, with_retries
+from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, create_once, is_transient, live_fingerprint, not_applied, with_retries
 from mlcompile.targets.vertex.deploy_features import deploy_feature_store, planned_feature_store
 
 ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
+LOGIN = "log in with `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
 
 
 def _files(build_dir: Path, kind: str) -> list[Path]:
@@ -45,18 +47,15 @@ def planned(plan: Plan, build_dir: Path) -> list[str]:
 
 
 def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | None = None) -> list[DeployAction]:
+    """Read each resource, compare it with the build; with `dry_run` stop there (the
+    comparison is the plan), else create or replace what differs."""
     settings = plan.platform_settings
     parent = f"projects/{settings['project']}/locations/{settings['region']}"
     schedules = _files(build_dir, "vertex.schedule")
     training = [p for p in _files(build_dir, "vertex.pipeline_job") if p.stem == plan.training.name]
     endpoints = _files(build_dir, "vertex.create_endpoint_request")
-    if dry_run:
-        actions = [DeployAction(f"schedule {p.stem}", "create", "dry run: not compared") for p in schedules]
-        actions += [DeployAction(f"pipeline job {job_id(p)}", "create", "dry run") for p in training]
-        actions += [DeployAction(f"endpoint {json.loads(p.read_text())['endpointId']}", "create", "dry run") for p in endpoints]
-        deploy_feature_store(lambda kind: _files(build_dir, kind), {}, True, actions)
-        return actions
     from google.api_core import exceptions
+    from google.auth import exceptions as auth_exceptions
     from google.cloud.aiplatform_v1 import types as gca
     from google.cloud.aiplatform_v1.services.endpoint_service import EndpointServiceClient
     from google.cloud.aiplatform_v1.services.pipeline_service import PipelineServiceClient
@@ -64,12 +63,7 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
     from google.protobuf import json_format
 
     endpoint = api_endpoint or os.environ.get(ENDPOINT_ENV) or f"{settings['region']}-aiplatform.googleapis.com"
-    credentials = None
-    if endpoint.startswith(("http://127.0.0.1", "http://localhost")):
-        from google.auth.credentials import AnonymousCredentials
-
-        credentials = AnonymousCredentials()
-    options: dict[str, Any] = {"credentials": credentials, "transport": "rest", "client_options": {"api_endpoint": endpoint}}
+    options: dict[str, Any] = {"credentials": _credentials(endpoint), "transport": "rest", "client_options": {"api_endpoint": endpoint}}
 
     def parse(path: Path, message: Any) -> Any:
         return message.wrap(json_format.ParseDict(json.loads(path.read_text()), message.pb()()))
@@ -91,9 +85,10 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
         for path in schedules:
             schedule = parse(path, gca.Schedule)
             listed = schedules_named(schedule)
+            live = live_fingerprint(sorted(_compared(s) for s in listed) or None)
             same = [s for s in listed if same_as(schedule, s)]
-            if same:
-                actions.append(DeployAction(f"schedule {schedule.display_name}", "unchanged", schedule.cron))
+            if same or dry_run:
+                actions.append(DeployAction(f"schedule {schedule.display_name}", "unchanged" if same else "update" if listed else "create", schedule.cron, live))
                 continue
             deleted = 0
             try:
@@ -108,44 +103,77 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
                 if deleted:  # half a replacement: say the old schedule is gone
                     actions.append(DeployAction(f"schedule {schedule.display_name}", "delete", "its previous definition; the new one was not created"))
                 raise
-            actions.append(DeployAction(f"schedule {schedule.display_name}", "update" if listed else "create", schedule.cron))
+            actions.append(DeployAction(f"schedule {schedule.display_name}", "update" if listed else "create", schedule.cron, live))
         pipeline_client = PipelineServiceClient(**options)
         for path in training:
             identifier = job_id(path)
             try:
-                with_retries(lambda identifier=identifier: pipeline_client.get_pipeline_job(name=f"{parent}/pipelineJobs/{identifier}", timeout=timeout))
-                actions.append(DeployAction(f"pipeline job {identifier}", "unchanged", "already submitted for this build"))
+                found = with_retries(lambda identifier=identifier: pipeline_client.get_pipeline_job(name=f"{parent}/pipelineJobs/{identifier}", timeout=timeout))
+                actions.append(DeployAction(f"pipeline job {identifier}", "unchanged", "already submitted for this build", live_fingerprint(found.name)))
                 continue
             except exceptions.NotFound:
                 pass
-            try:
-                # the job id makes a repeated create a 409: a retry cannot submit it twice
-                with_retries(lambda path=path, identifier=identifier: pipeline_client.create_pipeline_job(
-                    parent=parent, pipeline_job=parse(path, gca.PipelineJob), pipeline_job_id=identifier, timeout=timeout))  # fmt: skip
-            except exceptions.Conflict:  # ALREADY_EXISTS: it was missing above, so an attempt whose answer was lost created it
-                pass
-            actions.append(DeployAction(f"pipeline job {identifier}", "create", "training run of this build"))
+            if not dry_run:
+                try:
+                    # the job id makes a repeated create a 409: a retry cannot submit it twice
+                    with_retries(lambda path=path, identifier=identifier: pipeline_client.create_pipeline_job(
+                        parent=parent, pipeline_job=parse(path, gca.PipelineJob), pipeline_job_id=identifier, timeout=timeout))  # fmt: skip
+                except exceptions.Conflict:  # ALREADY_EXISTS: it was missing above, so an attempt whose answer was lost created it
+                    pass
+            actions.append(DeployAction(f"pipeline job {identifier}", "create", "training run of this build", live_fingerprint(None)))
         endpoint_client = EndpointServiceClient(**options)
         for path in endpoints:
             request = parse(path, gca.CreateEndpointRequest)
             name = f"{parent}/endpoints/{request.endpoint_id}"
             try:
-                with_retries(lambda name=name: endpoint_client.get_endpoint(name=name, timeout=timeout))
-                actions.append(DeployAction(f"endpoint {request.endpoint_id}", "unchanged"))
+                found = with_retries(lambda name=name: endpoint_client.get_endpoint(name=name, timeout=timeout))
+                actions.append(DeployAction(f"endpoint {request.endpoint_id}", "unchanged", "", live_fingerprint(found.name)))
+                continue
             except exceptions.NotFound:
+                pass
+            if not dry_run:
                 try:
                     # the endpoint id is in the request: a repeated create is refused, never a second endpoint
                     with_retries(lambda request=request: endpoint_client.create_endpoint(request=request, timeout=timeout))
                 except exceptions.Conflict:  # missing above: an attempt whose answer was lost created it
                     pass
-                actions.append(DeployAction(f"endpoint {request.endpoint_id}", "create", "models are deployed to it by the pipeline"))
-        deploy_feature_store(lambda kind: _files(build_dir, kind), options, False, actions)
+            actions.append(DeployAction(f"endpoint {request.endpoint_id}", "create", "models are deployed to it by the pipeline", live_fingerprint(None)))
+        deploy_feature_store(lambda kind: _files(build_dir, kind), options, dry_run, actions)
     except Exception as exc:
+        if isinstance(exc, (exceptions.Unauthenticated, auth_exceptions.RefreshError)):  # expired or revoked
+            raise CredentialsMissing("Vertex AI", f"the credentials were refused ({_first_line(exc)})", LOGIN) from exc
         if not (isinstance(exc, exceptions.GoogleAPICallError) or is_transient(exc)):
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DeployFailed(f"Vertex AI ({endpoint}): {message}", applied=actions, not_applied=not_applied(planned(plan, build_dir), actions)) from exc
+        raise DeployFailed(f"Vertex AI ({endpoint}): {_first_line(exc)}", applied=actions, not_applied=not_applied(planned(plan, build_dir), actions)) from exc
     return actions
+
+
+def _compared(schedule: Any) -> list[Any]:
+    """What the comparison of a schedule reads: its name, cron and pipeline job."""
+    job = schedule.create_pipeline_job_request.pipeline_job
+    return [schedule.name, schedule.cron, type(job).to_dict(job)]
+
+
+def _credentials(endpoint: str) -> Any:
+    """Application Default Credentials, looked up once before any request (a local stand-in
+    at http://127.0.0.1 gets anonymous ones); none found is a log-in problem, said in one line."""
+    from google.auth import exceptions as auth_exceptions
+
+    if endpoint.startswith(("http://127.0.0.1", "http://localhost")):
+        from google.auth.credentials import AnonymousCredentials
+
+        return AnonymousCredentials()
+    import google.auth
+
+    try:
+        credentials, _project = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except auth_exceptions.DefaultCredentialsError as exc:
+        raise CredentialsMissing("Vertex AI", "no Application Default Credentials found", LOGIN) from exc
+    return credentials
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _delete(call: Any) -> None:
