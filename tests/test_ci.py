@@ -128,7 +128,9 @@ def test_build_and_diff_print_their_errors_as_annotations_on_request(tmp_path: P
         assert re.search(rf"^::error file={re.escape(str(spec))},line=\d+,col=\d+,title=mlcompile::registry.approval: 'manul'", result.stderr, re.M)
     assert not (tmp_path / "out").exists()
     usage = CliRunner().invoke(main, ["build", str(spec), "--out", str(tmp_path / "out"), "--diagnostics", "github"])
-    assert usage.exit_code == 2 and usage.stderr == "::error title=mlcompile::error: build needs at least one --target PROFILE\n"
+    assert usage.exit_code == 2 and usage.stderr == (
+        f"::error title=mlcompile::error: build needs a target profile: pass --target PROFILE, or keep the profiles in {tmp_path}/targets/\n"
+    )
 
 
 def _policy_layout(tmp_path: Path) -> Path:
