@@ -588,6 +588,12 @@ class Target(SpecModel):
     local: LocalSettings | None = None
     settings: dict[str, Any] | None = Field(default=None, description="settings of a third-party target's platform")
     policy: Policy | None = Field(default=None, description="guardrails: what a system built for this profile may ask for")
+    estimator_packages: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")]] = Field(
+        default_factory=list,
+        description="Python packages (besides sklearn, xgboost, lightgbm) whose scikit-learn-compatible estimator classes "
+        "a scikit-learn trainer may name; the runtime imports nothing else",
+        examples=[["mycompany_models"]],
+    )
 
     @property
     def name(self) -> str:
