@@ -5,8 +5,8 @@ when they are installed), so that validating a spec never imports them.
     python -m mlcompile.catalog.estimators_gen           # rewrite the shipped catalog
     python -m mlcompile.catalog.estimators_gen --check   # exit 1 when it is stale
 
-tests/test_estimators.py regenerates it and compares bytes: a new scikit-learn release that
-adds, renames or removes a class or a parameter shows up there."""
+tests/test_estimators.py regenerates it (from the packages it records) and compares bytes: a
+new scikit-learn release that adds, renames or removes a class or a parameter shows up there."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import importlib
 import inspect
 import json
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -118,16 +119,22 @@ def scorers() -> dict[str, dict[str, Any]]:
     return table
 
 
-def generate() -> str:
+def generate(third_party: Iterable[str] | None = None) -> str:
+    """The catalog's text: scikit-learn's classes, and those of the `third_party` modules
+    (default: each of THIRD_PARTY that is installed; given, each must be)."""
     import sklearn
 
     estimators = sklearn_estimators()
     packages = {"scikit-learn": sklearn.__version__}
     modules = {"sklearn": "scikit-learn"}
     for module_name, distribution in THIRD_PARTY.items():
+        if third_party is not None and module_name not in third_party:
+            continue
         try:
             estimators.update(third_party_estimators(module_name))
         except ImportError:
+            if third_party is not None:
+                raise
             continue
         packages[distribution] = metadata.version(distribution)
         modules[module_name] = distribution

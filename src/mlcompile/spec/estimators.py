@@ -76,17 +76,22 @@ def check_estimator_package(c: _Collector, system: MLSystem, allowed: Sequence[s
 
 
 def _estimator_hint(path: str) -> str | None:
-    """The catalogued class meant: the same class name (a private module, a wrong module), or
-    the closest path, or the closest class name."""
+    """The catalogued class meant: the same class name (from a private or a wrong module), a
+    close class name, or a class of the (closest) module named. Class names, not whole paths,
+    are compared: short strings keep difflib quick (whole paths took ~0.1 s)."""
     import difflib
 
     paths = catalog.estimator_paths()
     by_class = {p.rsplit(".", 1)[-1].lower(): p for p in paths}
-    name = path.rsplit(".", 1)[-1].lower()
-    if name in by_class:
-        return f"did you mean '{by_class[name]}'?"
-    close = difflib.get_close_matches(name, list(by_class), n=1, cutoff=0.75)
-    return did_you_mean(path, paths) or (f"did you mean '{by_class[close[0]]}'?" if close else None)
+    module, _, name = path.rpartition(".")
+    close = difflib.get_close_matches(name.lower(), list(by_class), n=1, cutoff=0.75)
+    if close:
+        return f"did you mean '{by_class[close[0]]}'?"
+    modules = sorted({p.rsplit(".", 1)[0] for p in paths})
+    nearest = module if module in modules else next(iter(difflib.get_close_matches(module, modules, n=1, cutoff=0.6)), None)
+    classes = {p.rsplit(".", 1)[-1].lower(): p for p in paths if p.rsplit(".", 1)[0] == nearest}
+    close = difflib.get_close_matches(name.lower(), list(classes), n=1, cutoff=0.5)
+    return f"did you mean '{classes[close[0]]}'?" if close else None
 
 
 def _check_params(c: _Collector, estimator: str, entry: dict, names: list[tuple[str, tuple]], what: str) -> None:
