@@ -38,7 +38,8 @@ def check_sklearn_trainer(c: _Collector, system: MLSystem, estimator_packages: S
     entry = catalog.estimator(sklearn.estimator)
     kind = entry["kind"] if entry else None
     if entry is None and catalog.catalogued(sklearn.estimator):
-        c.error(ESTIMATOR, f"unknown estimator '{sklearn.estimator}'", _estimator_hint(sklearn.estimator))
+        hint = _estimator_hint(sklearn.estimator) or "sklearn.utils.discovery.all_estimators() lists the classes (mlcompile's catalog holds them)"
+        c.error(ESTIMATOR, f"unknown estimator '{sklearn.estimator}'", hint)
     elif entry is not None:
         if kind not in catalog.PREDICTING_KINDS:
             c.error(ESTIMATOR, f"'{sklearn.estimator}' is a {kind}: it does not predict, so there is nothing to evaluate",
@@ -55,7 +56,8 @@ def check_sklearn_trainer(c: _Collector, system: MLSystem, estimator_packages: S
 
 
 def check_estimator_package(c: _Collector, system: MLSystem, allowed: Sequence[str], where: str) -> None:
-    """Issue 19's arbitrary-code class: only estimator classes of allowed packages are named."""
+    """No arbitrary code: the trainer names an estimator class of an allowed package, never a
+    function such as subprocess.call."""
     sklearn = system.training.trainer.sklearn
     if sklearn is None:
         return
