@@ -171,3 +171,12 @@ def test_validate_reads_the_catalog_without_importing_scikit_learn(tmp_path: Pat
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout.split("\n")
     assert out[:2] == ["2", "[]"]
+
+
+def test_a_profile_cannot_allow_the_standard_library_as_an_estimator_package(tmp_path: Path) -> None:
+    profile = tmp_path / "aws-prod.yaml"
+    profile.write_text(yaml.safe_dump({**yaml.safe_load(PROFILE.read_text()), "estimator_packages": ["mycompany_models", "subprocess"]}))
+    with pytest.raises(SpecError) as raised:
+        load_profile(profile)
+    [diagnostic] = raised.value.diagnostics
+    assert diagnostic.path == "estimator_packages[1]" and diagnostic.message == "'subprocess' is Python's standard library: it holds no estimators"
