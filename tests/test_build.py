@@ -136,6 +136,13 @@ def test_graph_renders_mermaid_and_dot_of_every_pipeline(workspace: Path) -> Non
     assert '"churn_prediction_training__gate" -> "churn_prediction_training__register" [label="pass"];' in dot
 
 
+def test_graph_markdown_is_the_mermaid_flowchart_in_a_fence_ready_to_paste(workspace: Path) -> None:
+    _, mermaid = stdout_of("graph", "mlcompile.yaml")
+    code, markdown = stdout_of("graph", "mlcompile.yaml", "--format", "markdown")
+    assert code == 0
+    assert markdown == f"```mermaid\n{mermaid}```\n"
+
+
 def test_targets_lists_the_builtin_local_target_with_its_package() -> None:
     code, output = run("targets")
     assert code == 0
@@ -148,13 +155,35 @@ def test_init_scaffolds_a_system_that_validates_and_builds(tmp_path: Path, monke
     code, output = run("init", "fresh")
     assert code == 0, output
     assert (tmp_path / "fresh/mlcompile.yaml").read_text().startswith(
-        "# yaml-language-server: $schema=.mlcompile/schemas/mlcompile-v1.schema.json"
+        "# yaml-language-server: $schema=https://mlcompile.dev/schemas/mlcompile-v1.schema.json"
     )
     assert run("validate", "fresh/mlcompile.yaml")[0] == 0
     assert run("build", "fresh/mlcompile.yaml", "-t", "fresh/targets/local.yaml", "-o", "fresh/out")[0] == 0
 
 
-def test_init_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
-    (tmp_path / "keep.txt").write_text("mine")
+def test_init_writes_no_schema_copy_into_the_run_workdir_and_ignores_it_in_git(tmp_path: Path) -> None:
+    assert run("init", str(tmp_path))[0] == 0
+    assert not (tmp_path / ".mlcompile").exists()  # the workdir is scratch space, made by the first run
+    ignored = (tmp_path / ".gitignore").read_text().splitlines()
+    assert ".mlcompile/" in ignored and "build/" in ignored
+
+
+def test_init_accepts_a_folder_holding_other_files_and_keeps_them(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("# churn\n")
+    (tmp_path / ".gitignore").write_text("*.pyc")
     code, output = run("init", str(tmp_path))
-    assert code == 2 and "is not empty" in output
+    assert code == 0, output
+    assert (tmp_path / "README.md").read_text() == "# churn\n"
+    assert (tmp_path / ".gitignore").read_text().splitlines()[0] == "*.pyc"  # appended to, not replaced
+    assert {".mlcompile/", "build/"} <= set((tmp_path / ".gitignore").read_text().splitlines())
+    assert (tmp_path / "mlcompile.yaml").exists()
+
+
+def test_init_refuses_to_overwrite_a_file_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "mlcompile.yaml").write_text("mine")
+    (tmp_path / "targets").mkdir()
+    (tmp_path / "targets" / "local.yaml").write_text("mine too")
+    code, output = run("init", str(tmp_path))
+    assert code == 2 and "already has mlcompile.yaml, targets/local.yaml" in output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["local.yaml", "mlcompile.yaml", "targets"]
+    assert (tmp_path / "mlcompile.yaml").read_text() == "mine"

@@ -41,8 +41,12 @@ vertex:
     n1-standard-4: {training: {usd_per_hour: "0.20", source: "https://example.com/vertex", as_of: "2025-01-01"}}
     e2-standard-4: {training: {usd_per_hour: "0.15", source: "https://example.com/vertex", as_of: "2025-01-01"},
                     serving: {usd_per_hour: "0.16", source: "https://example.com/vertex", as_of: "2025-01-01"}}
+    a2-highgpu-8g: {training: {usd_per_hour: "1.00", source: "https://example.com/vertex", as_of: "2025-01-01"}}
+    a2-ultragpu-8g: {training: {usd_per_hour: "2.00", source: "https://example.com/vertex", as_of: "2025-01-01"}}
   accelerators:
     NVIDIA_TESLA_T4: {training: {usd_per_hour: "0.35", source: "https://example.com/vertex-gpu", as_of: "2025-01-01"}}
+    NVIDIA_TESLA_A100: {training: {usd_per_hour: "3.00", source: "https://example.com/vertex-gpu", as_of: "2025-01-01"}}
+    NVIDIA_A100_80GB: {training: {usd_per_hour: "4.00", source: "https://example.com/vertex-gpu", as_of: "2025-01-01"}}
 sagemaker:
   region: us-east-1
   machines:
@@ -368,19 +372,23 @@ def test_diff_shows_each_cost_delta_with_both_numbers_and_the_caveat(churn_repo:
     # the endpoint 0.115 × 730 h a replica: 2..6 → 3..8 replicas
     for expected in [
         "  cost (estimates from list prices, not a quote):",
-        "    pipeline churn-prediction-training: run ≤ $0.80 → run ≤ $1.50",
-        "    endpoint churn-scorer: $167.90–$503.70/month → $251.85–$671.60/month",
-        "    schedule churn-prediction-retraining: 4.33 runs/month, ≤ $3.49/month → 4.33 runs/month, ≤ $6.48/month",
+        "    pipeline churn-prediction-training: run ≤ $0.80 → run ≤ $1.50 (+$0.70 a run)",
+        "    endpoint churn-scorer: $167.90–$503.70/month → $251.85–$671.60/month (+$83.95 to +$167.90/month)",
+        "    schedule churn-prediction-retraining: 4.33 runs/month, ≤ $3.49/month → 4.33 runs/month, ≤ $6.48/month (+$2.99/month)",
+        "    total per training run: $0.80 a run → $1.50 a run (+$0.70 a run)",
     ]:
         assert expected in lines, f"missing {expected!r} in:\n{result.stdout}"
     assert "changes cost class" in result.stdout
 
     report = json.loads(CliRunner().invoke(main, [*args, "--format", "json"]).stdout)
     (profile,) = report["profiles"]
-    assert {"item": "endpoint churn-scorer", "old": "$167.90–$503.70/month", "new": "$251.85–$671.60/month"} in profile["costs"]
+    assert {"item": "endpoint churn-scorer", "old": "$167.90–$503.70/month", "new": "$251.85–$671.60/month",
+            "delta": "+$83.95 to +$167.90/month"} in profile["costs"]  # fmt: skip
+    # batch scoring has no timeout, so no month total: a total is never a partial sum
+    assert "total per month" not in {c["item"] for c in profile["costs"]}
 
     markdown = CliRunner().invoke(main, [*args, "--format", "markdown"]).stdout
-    assert "- endpoint churn-scorer: $167.90–$503.70/month → $251.85–$671.60/month" in markdown
+    assert "- endpoint churn-scorer: $167.90–$503.70/month → $251.85–$671.60/month (**+$83.95 to +$167.90/month**)" in markdown
     assert cost.CAVEAT in markdown
     # the golden holds the comment's cost section only: the rest follows the target's files
     lines = markdown.splitlines(keepends=True)
@@ -390,6 +398,27 @@ def test_diff_shows_each_cost_delta_with_both_numbers_and_the_caveat(churn_repo:
     if update_golden:
         golden.write_text(section)
     assert section == golden.read_text(), "regenerate (then review): pytest tests/test_cost.py --update-golden"
+
+
+def test_a100_40_to_80_gb_gives_the_dollar_delta_per_training_run_and_per_month(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                             test_prices: None) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "examples" / "ranker-gpu", root / "ranker", ignore=shutil.ignore_patterns("data", ".mlcompile"))
+    shutil.copytree(ROOT / "targets", root / "targets")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "base")
+    monkeypatch.chdir(root)
+    spec = root / "ranker" / "mlcompile.yaml"
+    spec.write_text(spec.read_text().replace("accelerator: {type: nvidia-a100-40gb, count: 8}", "accelerator: {type: nvidia-a100-80gb, count: 8}"))
+    result = CliRunner().invoke(main, ["diff", "ranker/mlcompile.yaml", "--target", "targets/gcp-prod.yaml", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    costs = {c["item"]: c for c in json.loads(result.stdout)["profiles"][0]["costs"]}
+    # tuning: 24 trials × 2 replicas × 12 h on a2-highgpu-8g (1.00 + 8 × 3.00 = 25.00 an hour),
+    # then a2-ultragpu-8g (2.00 + 8 × 4.00 = 34.00): 14,400 → 19,584, +5,184 a run; the
+    # retraining schedule fires 52 times in the reference year: +5,184 × 52 / 12 = +22,464 a month
+    assert costs["total per training run"]["delta"] == "+$5,184.00 a run"
+    assert costs["schedule search-ranker-retraining"]["delta"] == "+$22,464.00/month"
 
 
 def test_an_unchanged_build_has_no_cost_delta(churn_repo: Path, test_prices: None) -> None:

@@ -224,6 +224,18 @@ def run_with_repo_profiles(folder: Path) -> dict:
     return run(folder / "mlcompile.yaml")
 
 
+@pytest.mark.slow
+def test_init_project_trained_twice_on_the_same_data_registers_one_version(tmp_path: Path) -> None:
+    # the scaffold's estimator has a random_state: without one, each fit draws a new seed, the
+    # pickled model differs, and the registry takes the same training for a new version
+    assert CliRunner().invoke(main, ["init", str(tmp_path / "fresh")]).exit_code == 0
+    spec = tmp_path / "fresh" / "mlcompile.yaml"
+    first, second = run(spec, "--only", "training"), run(spec, "--only", "training")
+    assert first["model"]["version"] == "1" and not first["model"].get("existing")
+    assert second["model"]["version"] == "1" and second["model"]["existing"]
+    assert registry_versions(tmp_path / "fresh" / ".mlcompile", first["model"]["model"]) == [1]
+
+
 # ---------------------------------------------------------------------- the crafted system
 
 

@@ -72,6 +72,36 @@ def test_schema_rejects_bad_specs_at_the_same_path_the_cli_reports(mutate, path)
     assert path in paths
 
 
+def _properties(node: object, where: str = "") -> list[tuple[str, dict]]:
+    """Every property of every object schema inside ``node`` (definitions, nested, in anyOf)."""
+    found: list[tuple[str, dict]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                for name, prop in value.items():
+                    found.append((f"{where}.{name}", prop))
+                    found += _properties(prop, f"{where}.{name}")
+            else:
+                found += _properties(value, f"{where}/{key}" if key == "$defs" else (key if where.endswith("$defs") else where))
+    elif isinstance(node, list):
+        for item in node:
+            found += _properties(item, where)
+    return found
+
+
+@pytest.mark.parametrize("kind", ["system", "target"])
+def test_every_property_has_a_description_for_editor_hover_help(kind: str) -> None:
+    schema = json_schema(kind)
+    found = dict(_properties(schema))
+    assert len(found) > 60  # the walk reaches the definitions, not only the top level
+    assert [where for where, prop in found.items() if not prop.get("description")] == []
+
+
+@pytest.mark.parametrize("kind", sorted(SCHEMA_FILES))
+def test_schema_id_is_its_published_url(kind: str) -> None:
+    assert json_schema(kind)["$id"] == f"https://mlcompile.dev/schemas/{SCHEMA_FILES[kind]}"
+
+
 def test_accelerator_docs_are_generated_from_the_catalog() -> None:
     from mlcompile.catalog.docs import accelerators_markdown
 

@@ -288,14 +288,31 @@ def safe_folder_name(name: str, what: str) -> str:
     return name
 
 
+class _Resumed(Exception):
+    """SIGUSR1 ended a test pause early."""
+
+
+def _resume(*_: Any) -> None:
+    raise _Resumed
+
+
 def _pause_for_tests(point: str) -> None:
     wanted, _, seconds = (os.environ.get(TEST_PAUSE_ENV) or "").partition(":")
     if wanted == point:
+        import signal
         import sys
         import time
 
+        # SIGUSR1 resumes the build: a test that has seen what it waited for need not guess
+        # how long a loaded machine takes to get there.
+        previous = signal.signal(signal.SIGUSR1, _resume)
         print(f"paused at {point}", file=sys.stderr, flush=True)
-        time.sleep(float(seconds or 3600))
+        try:
+            time.sleep(float(seconds or 3600))
+        except _Resumed:
+            pass
+        finally:
+            signal.signal(signal.SIGUSR1, previous)
 
 
 class BuildLock:

@@ -29,6 +29,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 class _State:
     def __init__(self) -> None:
         self.verbosity = 0
+        self.diagnostics_format = "text"  # or "github": GitHub Actions annotations
 
     def info(self, message: str) -> None:
         if self.verbosity >= 0:
@@ -36,11 +37,18 @@ class _State:
 
 
 def _report(diagnostics: Sequence[Any], state: _State) -> None:
-    from mlcompile.diagnostics import render_text
+    from mlcompile.diagnostics import render_github, render_text
 
     shown = [d for d in diagnostics if d.severity == "error" or state.verbosity >= 0]
     if shown:
-        click.echo(render_text(shown), err=True)
+        click.echo((render_github if state.diagnostics_format == "github" else render_text)(shown), err=True)
+
+
+def _report_error(message: str, state: _State) -> None:
+    """An error with no place in a file; with --format github also an annotation of the run."""
+    from mlcompile.diagnostics import render_github_message
+
+    click.echo(render_github_message("error", message) if state.diagnostics_format == "github" else message, err=True)
 
 
 def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
@@ -62,7 +70,7 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
         except MLCompileError as exc:
             if state.verbosity > 0 and exc.__cause__ is not None:
                 traceback.print_exception(exc.__cause__)
-            click.echo(f"error: {exc}", err=True)
+            _report_error(f"error: {exc}", state)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             # 130 like a shell (128 + SIGINT): not 1, which says a deploy failed or a diff was found
@@ -73,7 +81,7 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
         except Exception as exc:  # a bug in mlcompile, not in the user's input
             if state.verbosity > 0:
                 traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (please report it; -v shows the traceback)", err=True)
+            _report_error(f"internal error: {type(exc).__name__}: {exc} (please report it; -v shows the traceback)", state)
             sys.exit(EXIT_INTERNAL)
         sys.exit(code or EXIT_OK)
 
@@ -107,6 +115,18 @@ warn_only_option = click.option(
 )  # fmt: skip
 
 
+def _set_diagnostics_format(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value == "github":
+        ctx.ensure_object(_State).diagnostics_format = "github"
+    return value
+
+
+diagnostics_option = click.option(
+    "--diagnostics", type=click.Choice(["text", "github"]), default="text", show_default=True, expose_value=False,
+    callback=_set_diagnostics_format, help="How errors are printed: text, or GitHub Actions annotations on the file and line.",
+)  # fmt: skip
+
+
 def _policy_severity(warn_only: bool) -> Literal["error", "warning"]:
     return "warning" if warn_only else "error"
 
@@ -127,7 +147,10 @@ def main(ctx: click.Context, quiet: int, verbose: int) -> None:
 @verbosity_options
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="SPEC...")
 @target_option
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+    callback=_set_diagnostics_format, help="github: errors as GitHub Actions annotations on the file and line.",
+)  # fmt: skip
 @warn_only_option
 @click.pass_obj
 @_guarded
@@ -176,6 +199,7 @@ def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], ou
     help="Commit recorded as lineage on every resource: asked from git, left out, or given.",
 )  # fmt: skip
 @warn_only_option
+@diagnostics_option
 @click.pass_obj
 @_guarded
 def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_dir: str, git_commit: str, warn_only: bool) -> int:
@@ -253,7 +277,8 @@ def list_targets() -> int:
 @click.pass_obj
 @_guarded
 def init(state: _State, directory: str, name: str | None) -> int:
-    """Scaffold a spec, a local profile and sample data in an empty DIRECTORY."""
+    """Scaffold a spec, a local profile, sample data and a .gitignore in DIRECTORY (it may hold
+    other files; init refuses only to overwrite one)."""
     from mlcompile.scaffold import scaffold
 
     for path in scaffold(Path(directory), name):
@@ -266,19 +291,21 @@ def init(state: _State, directory: str, name: str | None) -> int:
 @verbosity_options
 @spec_argument
 @click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to plan for (default: this machine).")
-@click.option("--format", "output_format", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["mermaid", "markdown", "dot"]), default="mermaid", show_default=True,
+              help="mermaid: the bare flowchart; markdown: the flowchart in a ```mermaid fence, ready to paste into a PR; dot: Graphviz.")
 @click.pass_obj
 @_guarded
 def graph(state: _State, spec: str, target: str | None, output_format: str) -> int:
     """Print the plan's DAGs (training, batch scoring, monitoring) as Mermaid or Graphviz dot."""
     from mlcompile.build import compile_system, implicit_local_profile, resolve_profiles
-    from mlcompile.graph import to_dot, to_mermaid
+    from mlcompile.graph import to_dot, to_markdown, to_mermaid
 
     profiles = resolve_profiles(spec, (target,)) if target else implicit_local_profile()
     compilation = compile_system(spec, profiles, render=False)
     _report(compilation.warnings, state)
     plan = compilation.results[0].plan
-    click.echo(to_mermaid(plan) if output_format == "mermaid" else to_dot(plan), nl=False)
+    render = {"mermaid": to_mermaid, "markdown": to_markdown, "dot": to_dot}[output_format]
+    click.echo(render(plan), nl=False)
     return EXIT_OK
 
 
@@ -378,6 +405,7 @@ def _deploy_failure_summary(exc: Any) -> None:
 @click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything changed, 0 when nothing did (2 on errors).")
 @warn_only_option
+@diagnostics_option
 @click.pass_obj
 @_guarded
 def diff(

@@ -331,6 +331,88 @@ def items(data: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+# ------------------------------------------------------------------------------ deltas
+
+TRAINING_RUN = "total per training run"
+PER_MONTH = "total per month"
+Span = tuple[Decimal | None, Decimal | None]  # low, high; None where there is no price
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _spans(data: dict[str, Any]) -> dict[str, Span]:
+    """Each item of cost.json as amounts, keyed like :func:`items`, plus the two totals a
+    reviewer weighs: a training run (the first pipeline, training) and a month (endpoints at
+    min..max replicas plus every schedule's runs)."""
+    found: dict[str, Span] = {}
+    for entry in data.get("pipelines", ()):
+        bound = _decimal(entry.get("run_upper_bound"))
+        found[f"pipeline {entry['pipeline']}"] = (bound, bound)
+    monthly: list[Span] = []
+    for entry in data.get("endpoints", ()):
+        span = (_decimal(entry.get("per_month_min")), _decimal(entry.get("per_month_max")))
+        found[f"endpoint {entry['endpoint']}"] = span
+        monthly.append(span)
+    for entry in data.get("schedules", ()):
+        bound = _decimal(entry.get("per_month_upper_bound"))
+        found[f"schedule {entry['schedule']}"] = (bound, bound)
+        monthly.append((bound, bound))
+    pipelines = data.get("pipelines", ())
+    if pipelines:
+        found[TRAINING_RUN] = found[f"pipeline {pipelines[0]['pipeline']}"]
+    if monthly:
+        lows, highs = [low for low, _ in monthly], [high for _, high in monthly]
+        found[PER_MONTH] = (None if None in lows else sum(lows, Decimal(0)), None if None in highs else sum(highs, Decimal(0)))  # type: ignore[arg-type]
+    return found
+
+
+def _signed(amount: Decimal) -> str:
+    amount = cents(amount)
+    return ("+" if amount > 0 else "−" if amount < 0 else "±") + money(abs(amount))
+
+
+def _delta(old: Span, new: Span, per: str) -> str | None:
+    """new − old in dollars; None when either side has no price or no upper bound (the
+    estimates in words say which)."""
+    if None in old or None in new:
+        return None
+    low, high = new[0] - old[0], new[1] - old[1]  # type: ignore[operator]
+    text = _signed(low) if cents(low) == cents(high) else f"{_signed(low)} to {_signed(high)}"
+    return f"{text} a run" if per == "run" else f"{text}/month"
+
+
+def _total_text(span: Span | None, per: str) -> str | None:
+    if span is None:
+        return None
+    low, high = span
+    if low is None or high is None:
+        return "no total (an item has no price or no upper bound)"
+    text = money(low) if cents(low) == cents(high) else f"{money(low)}–{money(high)}"
+    return f"{text} a run" if per == "run" else f"{text}/month"
+
+
+def changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str | None, str | None, str | None]]:
+    """What changed between two cost.json: (item, old in words, new in words, the difference in
+    dollars), then, when anything did, the difference per training run and per month."""
+    before_words, after_words = items(old), items(new)
+    before, after = _spans(old), _spans(new)
+    nothing: Span = (Decimal(0), Decimal(0))
+    rows = []
+    for item in sorted(set(before_words) | set(after_words)):
+        if before_words.get(item) == after_words.get(item):
+            continue
+        per = "run" if item.startswith("pipeline ") else "month"
+        rows.append((item, before_words.get(item), after_words.get(item), _delta(before.get(item, nothing), after.get(item, nothing), per)))
+    if rows and (new.get("platform") or old.get("platform")) != "local":
+        for total, per in ((TRAINING_RUN, "run"), (PER_MONTH, "month")):
+            old_total, new_total = _total_text(before.get(total), per), _total_text(after.get(total), per)
+            if old_total != new_total:
+                rows.append((total, old_total, new_total, _delta(before.get(total, nothing), after.get(total, nothing), per)))
+    return rows
+
+
 def explain_lines(plan: Plan) -> list[str]:
     """The "Cost estimate" section of `mlcompile explain`."""
     data = estimate(plan)

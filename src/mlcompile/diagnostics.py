@@ -68,6 +68,32 @@ def render_json(diagnostics: Iterable[Diagnostic]) -> str:
     return json.dumps([d.to_json() for d in diagnostics], indent=2, sort_keys=True)
 
 
+def _workflow_command_data(text: str) -> str:
+    # GitHub's escaping of a workflow command's message: a newline would end the command
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _workflow_command_property(text: str) -> str:
+    # a property value is also cut at ',' (next property) and ':' (end of properties)
+    return _workflow_command_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(diagnostics: Iterable[Diagnostic]) -> str:
+    """GitHub Actions workflow commands: each diagnostic becomes an annotation on its file and
+    line (`::error file=…,line=…,col=…::message`), shown in the run and on the pull request."""
+    lines = []
+    for d in diagnostics:
+        message = (f"{d.path}: " if d.path else "") + d.message + (f"\nhint: {d.hint}" if d.hint else "")
+        where = f"file={_workflow_command_property(d.file)},line={d.line},col={d.col},title=mlcompile"
+        lines.append(f"::{d.severity} {where}::{_workflow_command_data(message)}")
+    return "\n".join(lines)
+
+
+def render_github_message(severity: Severity, message: str) -> str:
+    """A problem that has no place in a file (a usage or platform error), as an annotation."""
+    return f"::{severity} title=mlcompile::{_workflow_command_data(message)}"
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest choice to a misspelt word, phrased as a hint, or None when nothing is close."""
     word, candidates = str(word), sorted(set(choices))

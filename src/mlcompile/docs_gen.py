@@ -287,7 +287,7 @@ def examples() -> str:
     """The DAG of every example under examples/, planned for this machine (as `mlcompile graph
     examples/<name>/mlcompile.yaml` prints it)."""
     from mlcompile.build import compile_system, implicit_local_profile
-    from mlcompile.graph import to_mermaid
+    from mlcompile.graph import to_markdown
 
     root = ROOT
     lines = [
@@ -306,7 +306,7 @@ def examples() -> str:
         lines += [f"## {spec.parent.name}", ""]
         if plan.description:
             lines += [f"`{relative}`: {plan.description.rstrip('.')}.", ""]
-        lines += ["```mermaid", to_mermaid(plan).rstrip("\n"), "```", ""]
+        lines += [to_markdown(plan)]
     return "\n".join(lines)
 
 

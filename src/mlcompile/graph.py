@@ -55,6 +55,12 @@ def to_mermaid(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_markdown(plan: Plan) -> str:
+    """The Mermaid flowchart in a ```mermaid fence: pasted into a pull request or a Markdown
+    page (GitHub, GitLab, MkDocs) as is, it renders as the diagram."""
+    return f"```mermaid\n{to_mermaid(plan)}```\n"
+
+
 def to_dot(plan: Plan) -> str:
     lines = [f'digraph "{plan.system}" {{', "  rankdir=TB;", '  node [shape=box, fontname="Helvetica"];']
     for pipeline in plan.pipelines():

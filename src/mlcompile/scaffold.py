@@ -1,5 +1,10 @@
-"""`mlcompile init`: a spec, a local profile, editor schemas and sample data that validate and
-build as they are, so that a first run succeeds before anything is edited."""
+"""`mlcompile init`: a spec, a local profile, sample data and a .gitignore that validate and
+build as they are, so that a first run succeeds before anything is edited.
+
+init writes into a folder that already holds other files (a README, a LICENSE, a git checkout)
+and refuses only when a file it would write is there, naming every one, before writing any.
+The spec and profile point editors at the published schemas (their `$id`), not at a copy: the
+`.mlcompile/` workdir is the local run's scratch space, which the written .gitignore excludes."""
 
 from __future__ import annotations
 
@@ -12,9 +17,13 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from mlcompile.errors import UsageError
-from mlcompile.schema import SCHEMA_FILES, schema_text
+from mlcompile.schema import schema_id
 
 CUSTOMERS = 400
+WORKDIR = ".mlcompile"
+# What a scaffolded project keeps out of git: the local runs' workdir (runs, artifacts, the
+# local registry) and build output.  An existing .gitignore gets the entries it lacks.
+IGNORED = (f"{WORKDIR}/", "build/")
 
 
 def _environment() -> Environment:
@@ -50,18 +59,33 @@ def sample_data(seed: int = 7) -> dict[str, str]:
     return {"data/activity.csv": activity.getvalue(), "data/labels.csv": labels.getvalue()}
 
 
+def _gitignore(directory: Path) -> str:
+    path = directory / ".gitignore"
+    current = path.read_text() if path.exists() else ""
+    present = {line.strip() for line in current.splitlines()}
+    missing = [entry for entry in IGNORED if entry not in present and entry.rstrip("/") not in present]
+    if not missing:
+        return current
+    header = "# mlcompile: local runs and build output\n"
+    separator = "" if not current or current.endswith("\n") else "\n"
+    return current + separator + ("\n" if current else "") + header + "".join(f"{entry}\n" for entry in missing)
+
+
 def scaffold(directory: Path, name: str | None = None) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    if any(directory.iterdir()):
-        raise UsageError(f"{directory} is not empty: init writes only into an empty folder")
+    """Write the project into ``directory`` (created when missing); nothing is written when any
+    file but .gitignore is already there."""
     system = _system_name(directory, name)
     environment = _environment()
     files: dict[str, str] = {
-        "mlcompile.yaml": environment.get_template("mlcompile.yaml.j2").render(name=system),
-        "targets/local.yaml": environment.get_template("local.yaml.j2").render(),
-        **{f".mlcompile/schemas/{SCHEMA_FILES[k]}": schema_text(k) for k in ("system", "target")},  # type: ignore[arg-type]
+        "mlcompile.yaml": environment.get_template("mlcompile.yaml.j2").render(name=system, schema=schema_id("system")),
+        "targets/local.yaml": environment.get_template("local.yaml.j2").render(schema=schema_id("target"), workdir=WORKDIR),
         **sample_data(),
     }
+    taken = sorted(relative for relative in files if (directory / relative).exists())
+    if taken:
+        raise UsageError(f"{directory} already has {', '.join(taken)}: init writes only files that do not exist yet; "
+                         "move them aside or init another folder")  # fmt: skip
+    files[".gitignore"] = _gitignore(directory)
     written = []
     for relative, text in files.items():
         path = directory / relative

@@ -14,6 +14,14 @@ SCHEMA_FILES: dict[str, str] = {
     "diff": "diff-v1.schema.json",
 }
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Where the schemas are published (docs/index.md, "Editor support"): one URL per file, the file
+# name carrying the spec version, so a v2 schema never replaces the v1 one under an editor.
+PUBLISHED_AT = "https://mlcompile.dev/schemas/"
+
+
+def schema_id(kind: Kind) -> str:
+    """The schema's `$id`: the URL it is published at."""
+    return PUBLISHED_AT + SCHEMA_FILES[kind]
 
 
 def json_schema(kind: Kind) -> dict[str, Any]:
@@ -29,7 +37,7 @@ def json_schema(kind: Kind) -> dict[str, Any]:
         from mlcompile.spec.models import MLSystem, Target
 
         schema = (MLSystem if kind == "system" else Target).model_json_schema()
-    return {"$schema": DRAFT, **schema}
+    return {"$schema": DRAFT, "$id": schema_id(kind), **schema}
 
 
 def schema_text(kind: Kind) -> str:

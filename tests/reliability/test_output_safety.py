@@ -304,11 +304,15 @@ def test_two_builds_into_one_folder_take_turns(two_profiles: Path, tmp_path: Pat
     subprocess.run(build_command(other, expected_b), check=True, capture_output=True)
 
     out = tmp_path / "out"
-    first = start_paused(build_command(two_profiles, out), "written:2")
-    second = subprocess.run(build_command(other, out), capture_output=True, text=True, timeout=120)
+    first = start_paused(build_command(two_profiles, out), "written")
+    second = subprocess.Popen(build_command(other, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert second.stderr is not None
+    waiting = next((line for line in second.stderr if "waiting for another mlcompile build writing into" in line), None)
+    first.send_signal(signal.SIGUSR1)  # A finishes only once B is seen waiting
+    _, rest = second.communicate(timeout=120)
     first.communicate(timeout=60)
-    assert first.returncode == 0 and second.returncode == 0, second.stderr
-    assert "waiting for another mlcompile build writing into" in second.stderr
+    assert waiting is not None, rest
+    assert first.returncode == 0 and second.returncode == 0, rest
     assert sorted(p.name for p in out.iterdir()) == ["local", "local-b"]
     assert tree(out) == tree(expected_b)
     verify_manifests(out)
@@ -316,12 +320,13 @@ def test_two_builds_into_one_folder_take_turns(two_profiles: Path, tmp_path: Pat
 
 def test_a_build_that_cannot_get_the_lock_gives_up_with_exit_2(two_profiles: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = start_paused(build_command(two_profiles, out), "written:3")
+    first = start_paused(build_command(two_profiles, out), "written")
     second = subprocess.run(build_command(two_profiles, out), capture_output=True, text=True, timeout=120, env={**os.environ, "MLCOMPILE_LOCK_TIMEOUT": "0.5"})
+    first.send_signal(signal.SIGUSR1)
+    first.communicate(timeout=60)
     assert second.returncode == 2
     assert f"error: another mlcompile build is writing into {out} (lock {out}/.mlcompile.lock); gave up after 0.5s" in second.stderr
     assert "Traceback" not in second.stderr
-    first.communicate(timeout=60)
     assert first.returncode == 0
     verify_manifests(out)
 

@@ -14,6 +14,7 @@ from urllib.parse import ParseResult, urlparse
 class JsonService:
     def __init__(self) -> None:
         service = self
+        self.last_headers: Any = {}
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
@@ -22,6 +23,7 @@ class JsonService:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                service.last_headers = self.headers  # (case-insensitive) for a stand-in that checks credentials
                 status, data = service.respond(self.command, urlparse(self.path), raw, self.headers.get("Content-Type", ""))
                 payload = json.dumps(data).encode()
                 self.send_response(status)

@@ -54,9 +54,10 @@ class CostChange:
     item: str
     old: str | None  # the estimate in words; None where the item did not exist
     new: str | None
+    delta: str | None = None  # new − old in dollars ("+$1,234.56 a run", "+$80.30/month"), or "price unknown"
 
     def render(self) -> str:
-        return f"{self.item}: {self.old or '(none)'} → {self.new or '(none)'}"
+        return f"{self.item}: {self.old or '(none)'} → {self.new or '(none)'}" + (f" ({self.delta})" if self.delta else "")
 
 
 @dataclass(frozen=True)
@@ -263,8 +264,8 @@ def _compare_files(old: BuildSide | None, new: BuildSide | None) -> list[FileCha
     return changes
 
 
-def _cost_items(side: BuildSide | None) -> dict[str, str] | None:
-    """The cost estimate of one side in words, or None when that build has no cost.json."""
+def _cost_data(side: BuildSide | None) -> dict[str, Any] | None:
+    """The cost estimate of one side, or None when that build has no cost.json."""
     from mlcompile.cost import COST_FILE, items
 
     if side is None:
@@ -273,20 +274,23 @@ def _cost_items(side: BuildSide | None) -> dict[str, str] | None:
     if content is None:
         return None
     try:
-        return items(json.loads(content))
-    except (ValueError, KeyError, TypeError):
-        return None  # a cost.json of another shape: its file diff still shows
+        data = json.loads(content)
+        items(data)  # a cost.json of another shape: its file diff still shows
+        return data if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _compare_costs(old: BuildSide | None, new: BuildSide | None) -> list[CostChange]:
-    before, after = _cost_items(old), _cost_items(new)
+    from mlcompile.cost import changes
+
+    before, after = _cost_data(old), _cost_data(new)
     if before is None or after is None:
         return []
-    return [
-        CostChange(item, before.get(item), after.get(item))
-        for item in sorted(set(before) | set(after))
-        if before.get(item) != after.get(item)
-    ]
+    try:
+        return [CostChange(*row) for row in changes(before, after)]
+    except (ValueError, KeyError, TypeError, ArithmeticError):
+        return []
 
 
 def diff_builds(base_label: str, base: Mapping[str, BuildSide], head: Mapping[str, BuildSide]) -> DiffReport:

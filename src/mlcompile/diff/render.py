@@ -93,7 +93,7 @@ def to_markdown(report: DiffReport, plans: dict[str, Plan] | None = None) -> str
             lines.append(f"- **{resource.resource}**: " + (resource.change if resource.change != "changed" else ", ".join(f"`{f.field}` {_md(f.old)} → {_md(f.new)}" for f in resource.fields)))
         if p.costs:
             lines += ["", "**Cost** (estimates):", ""]
-            lines += [f"- {c.item}: {c.old or '(none)'} → {c.new or '(none)'}" for c in p.costs]
+            lines += [f"- {c.item}: {c.old or '(none)'} → {c.new or '(none)'}" + (f" (**{c.delta}**)" if c.delta else "") for c in p.costs]
             lines += ["", f"<sub>{CAVEAT}</sub>"]
         if p.profile in plans:
             lines += ["", "<details><summary>training DAG (changed steps highlighted)</summary>", "", _mermaid(plans[p.profile], p.changed_steps), "", "</details>"]

@@ -41,8 +41,8 @@ class SpecModel(BaseModel):
 
 class Metadata(SpecModel):
     name: Name
-    description: str | None = None
-    owner: str | None = None
+    description: str | None = Field(default=None, description="one line saying what the system predicts")
+    owner: str | None = Field(default=None, description="who answers for the system (an e-mail address or team name)")
     labels: Labels = Field(default_factory=dict, description="propagated as labels/tags on every cloud resource")
 
 
@@ -50,64 +50,64 @@ class Metadata(SpecModel):
 
 
 class Entity(SpecModel):
-    name: ItemName
-    join_keys: list[ColumnName] = Field(min_length=1)
-    description: str | None = None
+    name: ItemName = Field(description="the entity's name, referred to by views")
+    join_keys: list[ColumnName] = Field(description="columns that identify one instance of the entity; features are joined on them", min_length=1)
+    description: str | None = Field(default=None, description="what one instance of the entity is")
 
 
 class Source(SpecModel):
-    name: ItemName
+    name: ItemName = Field(description="the source's name, referred to by views, labels and ground truth")
     uri: DataUri
-    format: Literal["table", "parquet", "csv"]
-    timestamp_field: ColumnName
-    description: str | None = None
+    format: Literal["table", "parquet", "csv"] = Field(description="table (BigQuery and other warehouse tables), parquet or csv")
+    timestamp_field: ColumnName = Field(description="column with each row's event time, used for point-in-time-correct joins")
+    description: str | None = Field(default=None, description="what the source holds")
 
 
 class FeatureSpec(SpecModel):
-    name: ColumnName
-    dtype: DType
-    description: str | None = None
+    name: ColumnName = Field(description="the feature's column in the view's source")
+    dtype: DType = Field(description="the feature's value type")
+    description: str | None = Field(default=None, description="what the feature measures")
 
 
 class View(SpecModel):
-    name: ItemName
-    entities: list[ItemName] = Field(min_length=1)
-    source: ItemName
-    ttl: Duration
-    online: bool = False
-    features: list[FeatureSpec] = Field(min_length=1)
-    description: str | None = None
+    name: ItemName = Field(description="the view's name; dataset features refer to <view>:<feature>")
+    entities: list[ItemName] = Field(description="entities the view's rows are keyed by", min_length=1)
+    source: ItemName = Field(description="the source the view reads")
+    ttl: Duration = Field(description="how old a row may be and still be joined: older values count as missing")
+    online: bool = Field(default=False, description="materialise the view to the online store for low-latency serving")
+    features: list[FeatureSpec] = Field(description="the view's features (columns of its source)", min_length=1)
+    description: str | None = Field(default=None, description="what the view describes")
 
 
 class Features(SpecModel):
-    entities: list[Entity] = Field(min_length=1)
-    sources: list[Source] = Field(min_length=1)
-    views: list[View] = Field(min_length=1)
+    entities: list[Entity] = Field(description="the things features describe (customer, item, …) and their join keys", min_length=1)
+    sources: list[Source] = Field(description="tables and files that features and labels are read from", min_length=1)
+    views: list[View] = Field(description="named groups of features read from one source and keyed by entities", min_length=1)
 
 
 # ---------------------------------------------------------------------------- training
 
 
 class SourceColumn(SpecModel):
-    source: ItemName
-    column: ColumnName
+    source: ItemName = Field(description="the source that holds the column")
+    column: ColumnName = Field(description="the column's name")
 
 
 class Split(SpecModel):
-    test_fraction: float = Field(gt=0, lt=1)
-    seed: int = 0
+    test_fraction: float = Field(description="share of the labelled rows held out to evaluate the model", gt=0, lt=1)
+    seed: int = Field(default=0, description="random seed of the split, so the same data splits the same way")
 
 
 class Dataset(SpecModel):
-    features: list[FeatureRef] = Field(min_length=1)
-    label: SourceColumn
-    split: Split = Field(default_factory=lambda: Split(test_fraction=0.2))
+    features: list[FeatureRef] = Field(description="the model's inputs, as <view>:<feature>", min_length=1)
+    label: SourceColumn = Field(description="the column the model predicts, point-in-time joined on the entity keys")
+    split: Split = Field(description="how the rows are split into training and test sets", default_factory=lambda: Split(test_fraction=0.2))
 
 
 class ContainerTrainer(SpecModel):
-    image: str = Field(min_length=1, pattern=r"^[^\s]+$")
-    command: list[str] = Field(default_factory=list)
-    args: list[str] = Field(default_factory=list)
+    image: str = Field(description="container image that runs your training code", min_length=1, pattern=r"^[^\s]+$")
+    command: list[str] = Field(description="entrypoint to run; empty keeps the image's own", default_factory=list)
+    args: list[str] = Field(description="arguments passed to the command", default_factory=list)
     env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
         default_factory=dict, description="environment variables; credentials only as secret:// references"
     )
@@ -126,9 +126,9 @@ def _finite(value: Any, where: str = "params") -> None:
 
 class SklearnTrainer(SpecModel):
     estimator: str = Field(
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$", description="dotted path", examples=["sklearn.ensemble.RandomForestClassifier"]
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$", description="dotted path of a scikit-learn compatible estimator class", examples=["sklearn.ensemble.RandomForestClassifier"]
     )
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(description="keyword arguments of the estimator's constructor", default_factory=dict)
 
     @model_validator(mode="after")
     def _finite_params(self) -> SklearnTrainer:
@@ -137,8 +137,8 @@ class SklearnTrainer(SpecModel):
 
 
 class Trainer(SpecModel):
-    container: ContainerTrainer | None = None
-    sklearn: SklearnTrainer | None = None
+    container: ContainerTrainer | None = Field(default=None, description="your own training code in a container image")
+    sklearn: SklearnTrainer | None = Field(default=None, description="a scikit-learn estimator that mlcompile trains, evaluates and registers itself")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Trainer:
@@ -154,56 +154,56 @@ class Accelerator(SpecModel):
 
 class ServingResources(SpecModel):
     cpu: float = Field(default=1, gt=0, le=1024, description="cores")
-    memory: Memory = "4Gi"
-    accelerator: Accelerator | None = None
+    memory: Memory = Field(default="4Gi", description="memory per replica, as a Kubernetes quantity (Ki, Mi, Gi, Ti)")
+    accelerator: Accelerator | None = Field(default=None, description="GPUs or TPUs per replica, by portable catalog name")
     spot: bool = Field(default=False, description="preemptible / spot / low-priority capacity")
     timeout: Duration | None = Field(default=None, description="training: run time limit; serving: request time limit")
 
 
 class Resources(ServingResources):
     replicas: int = Field(default=1, ge=1, le=1024, description=">1 = distributed training workers")
-    timeout: Duration = "24h"
+    timeout: Duration = Field(default="24h", description="run time limit of each training step; also the upper bound of cost estimates")
 
 
 class FloatParam(SpecModel):
-    type: Literal["float"]
-    min: float
-    max: float
-    scale: Literal["linear", "log"] = "linear"
+    type: Literal["float"] = Field(description="a real-valued parameter")
+    min: float = Field(description="smallest value tried")
+    max: float = Field(description="largest value tried")
+    scale: Literal["linear", "log"] = Field(default="linear", description="log: search the range on a logarithmic scale (learning rates)")
 
 
 class IntParam(SpecModel):
-    type: Literal["int"]
-    min: int
-    max: int
-    scale: Literal["linear", "log"] = "linear"
+    type: Literal["int"] = Field(description="an integer parameter")
+    min: int = Field(description="smallest value tried")
+    max: int = Field(description="largest value tried")
+    scale: Literal["linear", "log"] = Field(default="linear", description="log: search the range on a logarithmic scale")
 
 
 class CategoricalParam(SpecModel):
-    type: Literal["categorical"]
-    values: list[str | int | float | bool] = Field(min_length=1)
+    type: Literal["categorical"] = Field(description="a parameter with listed values")
+    values: list[str | int | float | bool] = Field(description="the values tried", min_length=1)
 
 
 SearchParam = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
 class Objective(SpecModel):
-    metric: str
-    goal: Literal["maximize", "minimize"]
+    metric: str = Field(description="the metric the search optimises; one of evaluation.metrics")
+    goal: Literal["maximize", "minimize"] = Field(description="whether a higher (maximize) or lower (minimize) value is better")
 
 
 class Tuning(SpecModel):
-    objective: Objective
-    max_trials: int = Field(ge=1, le=10_000)
-    parallel_trials: int = Field(default=1, ge=1, le=1_000)
-    algorithm: Literal["bayesian", "random", "grid"] = "bayesian"
-    params: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")], SearchParam] = Field(min_length=1)
+    objective: Objective = Field(description="the metric the search optimises and its direction")
+    max_trials: int = Field(description="trainings the search runs in all", ge=1, le=10_000)
+    parallel_trials: int = Field(description="trainings run at the same time", default=1, ge=1, le=1_000)
+    algorithm: Literal["bayesian", "random", "grid"] = Field(default="bayesian", description="how the next trial's parameters are chosen")
+    params: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")], SearchParam] = Field(description="the search space: parameter name → its range or values", min_length=1)
 
 
 class Gate(SpecModel):
-    metric: str
-    min: float | None = None
-    max: float | None = None
+    metric: str = Field(description="the metric the gate checks; one of evaluation.metrics")
+    min: float | None = Field(default=None, description="the model is registered only if the metric is at least this")
+    max: float | None = Field(default=None, description="the model is registered only if the metric is at most this")
     min_delta_vs_production: float | None = Field(default=None, description="champion/challenger")
 
     @model_validator(mode="after")
@@ -214,73 +214,73 @@ class Gate(SpecModel):
 
 
 class Evaluation(SpecModel):
-    metrics: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(min_length=1)
-    gates: list[Gate] = Field(default_factory=list)
+    metrics: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(description="metrics computed on the test set and recorded with each model", min_length=1)
+    gates: list[Gate] = Field(description="conditions every model must pass to be registered", default_factory=list)
 
 
 class Training(SpecModel):
-    dataset: Dataset
-    trainer: Trainer
-    resources: Resources = Field(default_factory=Resources)
-    tuning: Tuning | None = None
-    evaluation: Evaluation
+    dataset: Dataset = Field(description="features, label and split of the training data")
+    trainer: Trainer = Field(description="what trains the model: exactly one of container or sklearn")
+    resources: Resources = Field(description="machine, accelerators, replicas, spot capacity and timeout of training", default_factory=Resources)
+    tuning: Tuning | None = Field(default=None, description="optional hyperparameter search around the trainer")
+    evaluation: Evaluation = Field(description="metrics computed on the test set and the gates a model must pass")
 
 
 # ---------------------------------------------------------------------------- registry
 
 
 class Registry(SpecModel):
-    model: Name
-    approval: Literal["manual", "auto"] = "manual"
-    aliases: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]] = Field(default_factory=list)
-    tags: Labels = Field(default_factory=dict)
+    model: Name = Field(description="registered model (model package group) name")
+    approval: Literal["manual", "auto"] = Field(default="manual", description="manual: a person approves each version; auto: approved when it passes its gates")
+    aliases: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]] = Field(description="aliases applied to each new version", default_factory=list)
+    tags: Labels = Field(description="tags set on each registered version", default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- deployment
 
 
 class ReplicaRange(SpecModel):
-    min: int = Field(default=1, ge=0, le=1000)
-    max: int = Field(default=1, ge=1, le=1000)
+    min: int = Field(description="fewest replicas the endpoint scales down to", default=1, ge=0, le=1000)
+    max: int = Field(description="most replicas the endpoint scales up to", default=1, ge=1, le=1000)
 
 
 class Autoscaling(SpecModel):
-    metric: Literal["cpu", "gpu", "requests_per_replica"]
-    target: float = Field(gt=0)
+    metric: Literal["cpu", "gpu", "requests_per_replica"] = Field(description="what autoscaling watches: cpu or gpu utilisation, or requests per replica")
+    target: float = Field(description="value of the metric autoscaling keeps each replica at (percent for cpu and gpu)", gt=0)
 
 
 class Rollout(SpecModel):
-    strategy: Literal["replace", "canary", "blue_green"] = "replace"
-    canary_percent: int | None = Field(default=None, ge=1, le=99)
+    strategy: Literal["replace", "canary", "blue_green"] = Field(default="replace", description="how a new model replaces the serving one: replace, canary or blue_green")
+    canary_percent: int | None = Field(description="canary: share of traffic the new model gets first", default=None, ge=1, le=99)
 
 
 class OnlineDeployment(SpecModel):
-    endpoint: Name
-    resources: ServingResources = Field(default_factory=ServingResources)
-    replicas: ReplicaRange = Field(default_factory=ReplicaRange)
-    autoscaling: Autoscaling | None = None
-    rollout: Rollout = Field(default_factory=Rollout)
+    endpoint: Name = Field(description="the endpoint's name")
+    resources: ServingResources = Field(description="machine and accelerators of each replica", default_factory=ServingResources)
+    replicas: ReplicaRange = Field(description="fewest and most replicas", default_factory=ReplicaRange)
+    autoscaling: Autoscaling | None = Field(default=None, description="what scales the replicas between min and max")
+    rollout: Rollout = Field(description="how a new model version replaces the serving one", default_factory=Rollout)
 
 
 class SourceRef(SpecModel):
-    source: ItemName
+    source: ItemName = Field(description="name of a source in features.sources")
 
 
 class UriRef(SpecModel):
-    uri: DataUri
+    uri: DataUri = Field(description="where the scores are written")
 
 
 class BatchDeployment(SpecModel):
-    schedule: Cron
-    timezone: TimeZone = "UTC"
-    input: SourceRef
-    output: UriRef
-    resources: ServingResources = Field(default_factory=ServingResources)
+    schedule: Cron = Field(description="when batch scoring runs")
+    timezone: TimeZone = Field(default="UTC", description="time zone of the schedule")
+    input: SourceRef = Field(description="the source whose rows are scored")
+    output: UriRef = Field(description="where the scores are written")
+    resources: ServingResources = Field(description="machine and accelerators of the scoring job", default_factory=ServingResources)
 
 
 class Deployment(SpecModel):
-    online: OnlineDeployment | None = None
-    batch: BatchDeployment | None = None
+    online: OnlineDeployment | None = Field(default=None, description="a real-time endpoint that serves the registered model")
+    batch: BatchDeployment | None = Field(default=None, description="scheduled scoring of a source, written to a table or files")
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Deployment:
@@ -293,24 +293,24 @@ class Deployment(SpecModel):
 
 
 class Drift(SpecModel):
-    method: Literal["psi", "ks", "jensen_shannon", "wasserstein"] = "psi"
-    threshold: float = Field(gt=0)
-    features: Literal["all"] | list[FeatureRef] = "all"
+    method: Literal["psi", "ks", "jensen_shannon", "wasserstein"] = Field(default="psi", description="statistic that compares serving data with the training data")
+    threshold: float = Field(description="drift above this value on any watched feature is a breach", gt=0)
+    features: Literal["all"] | list[FeatureRef] = Field(default="all", description="the features watched: all, or a list of <view>:<feature>")
 
 
 class Performance(SpecModel):
-    metric: str
-    min: float
-    ground_truth: SourceColumn
+    metric: str = Field(description="the metric computed on labelled serving data; one of evaluation.metrics")
+    min: float = Field(description="a value below this is a breach")
+    ground_truth: SourceColumn = Field(description="the column that holds the true labels")
 
 
 class EmailAlert(SpecModel):
-    channel: Literal["email"]
-    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(min_length=1)
+    channel: Literal["email"] = Field(description="email")
+    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(description="addresses alerted on a breach", min_length=1)
 
 
 class WebhookAlert(SpecModel):
-    channel: Literal["webhook"]
+    channel: Literal["webhook"] = Field(description="webhook")
     url: SecretRef = Field(description="webhook URLs carry credentials: a secret:// reference")
 
 
@@ -318,20 +318,20 @@ Alert = Annotated[EmailAlert | WebhookAlert, Field(discriminator="channel")]
 
 
 class Monitoring(SpecModel):
-    schedule: Cron
-    timezone: TimeZone = "UTC"
-    baseline: Literal["training"] = "training"
-    drift: Drift | None = None
-    performance: Performance | None = None
-    alerts: list[Alert] = Field(default_factory=list)
-    on_breach: Literal["retrain", "alert"] = "alert"
+    schedule: Cron = Field(description="when monitoring runs")
+    timezone: TimeZone = Field(default="UTC", description="time zone of the schedule")
+    baseline: Literal["training"] = Field(default="training", description="the reference distribution: the training dataset")
+    drift: Drift | None = Field(default=None, description="feature drift check")
+    performance: Performance | None = Field(default=None, description="model quality check on labelled serving data")
+    alerts: list[Alert] = Field(description="who is told of a breach", default_factory=list)
+    on_breach: Literal["retrain", "alert"] = Field(default="alert", description="retrain: a breach starts the training pipeline; alert: only alerts")
 
 
 class Retraining(SpecModel):
-    schedule: Cron | None = None
-    timezone: TimeZone = "UTC"
-    on_drift: bool = False
-    on_new_data: SourceRef | None = None
+    schedule: Cron | None = Field(default=None, description="when the training pipeline runs on its own")
+    timezone: TimeZone = Field(default="UTC", description="time zone of the schedule")
+    on_drift: bool = Field(default=False, description="a monitoring breach starts the training pipeline")
+    on_new_data: SourceRef | None = Field(default=None, description="new data in this source starts the training pipeline")
 
 
 # ---------------------------------------------------------------------------- system
@@ -342,15 +342,15 @@ class MLSystem(SpecModel):
 
     model_config = ConfigDict(title="mlcompile system spec (MLSystem, v1)")
 
-    apiVersion: Literal["mlcompile/v1"]
-    kind: Literal["MLSystem"]
-    metadata: Metadata
-    features: Features
-    training: Training
-    registry: Registry
-    deployment: Deployment | None = None
-    monitoring: Monitoring | None = None
-    retraining: Retraining | None = None
+    apiVersion: Literal["mlcompile/v1"] = Field(description="the spec language version: exactly mlcompile/v1")
+    kind: Literal["MLSystem"] = Field(description="what the file is: MLSystem for a system spec")
+    metadata: Metadata = Field(description="name, description, owner and labels of the system")
+    features: Features = Field(description="the feature store section: entities, data sources and the feature views built on them")
+    training: Training = Field(description="how the model is trained: dataset, trainer, resources, optional tuning, evaluation and gates")
+    registry: Registry = Field(description="where each model that passes its gates is registered, and how a version is approved")
+    deployment: Deployment | None = Field(default=None, description="how the model serves: an online endpoint, scheduled batch scoring, or both")
+    monitoring: Monitoring | None = Field(default=None, description="scheduled drift and performance checks against the training data, with alerts")
+    retraining: Retraining | None = Field(default=None, description="what starts the training pipeline again: a schedule, a monitoring breach, new data")
     overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="deep-merged patches keyed by target profile name"
     )
@@ -364,8 +364,8 @@ class Images(SpecModel):
 
 
 class KubeflowRegistry(SpecModel):
-    kind: Literal["mlflow"] = "mlflow"
-    uri: str = Field(pattern=r"^https?://.+$", examples=["http://mlflow.ml.svc:5000"])
+    kind: Literal["mlflow"] = Field(default="mlflow", description="the model registry: mlflow")
+    uri: str = Field(description="tracking URI of the MLflow server", pattern=r"^https?://.+$", examples=["http://mlflow.ml.svc:5000"])
 
 
 FeastOption = str | int | float | bool
@@ -411,19 +411,19 @@ class KubeflowFeatureStore(SpecModel):
         default=None, pattern=r"^(gs|s3)://.+$", description="Feast registry file; default <pipeline_root>/feast/<project>/registry.db",
         examples=["gs://acme-ml-kfp/feast/registry.db"],
     )  # fmt: skip
-    offline: FeastOfflineStore = Field(default_factory=FeastOfflineStore)
-    online: FeastOnlineStore = Field(default_factory=lambda: FeastOnlineStore(options={"connection_string": "redis:6379"}))
+    offline: FeastOfflineStore = Field(description="the offline store training reads features from", default_factory=FeastOfflineStore)
+    online: FeastOnlineStore = Field(description="the online store serving reads features from", default_factory=lambda: FeastOnlineStore(options={"connection_string": "redis:6379"}))
 
 
 class KubeflowSettings(SpecModel):
-    host: str = Field(pattern=r"^https?://.+$", examples=["https://kfp.example.internal"])
-    namespace: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)
-    pipeline_root: str = Field(pattern=r"^(gs|s3|minio|abfss)://.+$", examples=["gs://bucket/pipelines", "s3://bucket/pipelines"])
-    registry: KubeflowRegistry | None = None
+    host: str = Field(description="URL of the Kubeflow Pipelines API", pattern=r"^https?://.+$", examples=["https://kfp.example.internal"])
+    namespace: str = Field(description="Kubernetes namespace runs are created in", pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)
+    pipeline_root: str = Field(description="where pipeline artifacts are written", pattern=r"^(gs|s3|minio|abfss)://.+$", examples=["gs://bucket/pipelines", "s3://bucket/pipelines"])
+    registry: KubeflowRegistry | None = Field(default=None, description="the MLflow model registry; default: none (models stay as pipeline artifacts)")
     cluster: Literal["gke", "eks", "aks", "generic"] = Field(
         default="generic", description="cluster flavour: decides GPU node selectors and tolerations"
     )
-    service_account: str | None = None
+    service_account: str | None = Field(default=None, description="Kubernetes service account the pipeline pods run as")
     feature_store: KubeflowFeatureStore | None = Field(
         default=None, description="Feast stores of the generated feature repository (default: file offline store, Redis at redis:6379)"
     )
@@ -463,20 +463,20 @@ class VertexFeatureStoreSettings(SpecModel):
 
 
 class VertexSettings(SpecModel):
-    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", examples=["acme-ml"])
-    region: str = Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$", examples=["us-central1", "europe-west4"])
-    pipeline_root: str = Field(pattern=r"^gs://.+$", examples=["gs://acme-ml/pipelines"])
-    service_account: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", examples=["pipelines@acme-ml.iam.gserviceaccount.com"])
-    network: str | None = None
+    project: str = Field(description="Google Cloud project id", pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", examples=["acme-ml"])
+    region: str = Field(description="Google Cloud region pipelines, models and endpoints are created in", pattern=r"^[a-z]+-[a-z]+[0-9]+$", examples=["us-central1", "europe-west4"])
+    pipeline_root: str = Field(description="Cloud Storage path where pipeline artifacts are written", pattern=r"^gs://.+$", examples=["gs://acme-ml/pipelines"])
+    service_account: str = Field(description="service account the pipelines run as", pattern=r"^[^@\s]+@[^@\s]+$", examples=["pipelines@acme-ml.iam.gserviceaccount.com"])
+    network: str | None = Field(default=None, description="VPC network to peer jobs with (projects/<number>/global/networks/<name>)")
     feature_store: VertexFeatureStoreSettings = Field(
         default_factory=VertexFeatureStoreSettings, description="the online store of the spec's online feature views"
     )
 
 
 class SageMakerSettings(SpecModel):
-    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", examples=["eu-west-1", "us-east-1"])
-    role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", examples=["arn:aws:iam::123456789012:role/SageMakerPipelines"])
-    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", examples=["acme-ml-artifacts"])
+    region: str = Field(description="AWS region pipelines, models and endpoints are created in", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", examples=["eu-west-1", "us-east-1"])
+    role_arn: str = Field(description="IAM role SageMaker runs the pipelines as", pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", examples=["arn:aws:iam::123456789012:role/SageMakerPipelines"])
+    bucket: str = Field(description="S3 bucket where pipeline artifacts are written", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", examples=["acme-ml-artifacts"])
 
 
 class AzureMLFeatureStoreSettings(SpecModel):
@@ -505,10 +505,10 @@ class AzureMLFeatureStoreSettings(SpecModel):
 
 
 class AzureMLSettings(SpecModel):
-    subscription_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$", examples=["00000000-0000-0000-0000-000000000000"])
-    resource_group: str = Field(min_length=1, max_length=90)
-    workspace: str = Field(min_length=3, max_length=33)
-    compute: str = Field(min_length=2, max_length=32)
+    subscription_id: str = Field(description="Azure subscription id", pattern=r"^[0-9a-fA-F-]{36}$", examples=["00000000-0000-0000-0000-000000000000"])
+    resource_group: str = Field(description="resource group of the workspace", min_length=1, max_length=90)
+    workspace: str = Field(description="Azure Machine Learning workspace name", min_length=3, max_length=33)
+    compute: str = Field(description="compute cluster that runs mlcompile's standard steps", min_length=2, max_length=32)
     key_vault: str | None = Field(
         default=None,
         pattern=r"^([a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]|https://[a-z0-9.-]+/?)$",
@@ -519,13 +519,13 @@ class AzureMLSettings(SpecModel):
 
 
 class LocalSettings(SpecModel):
-    workdir: str = ".mlcompile"
+    workdir: str = Field(default=".mlcompile", description="folder (relative to the spec) for runs, artifacts and the local registry")
 
 
 class TargetMetadata(SpecModel):
     name: Name
-    description: str | None = None
-    labels: Labels = Field(default_factory=dict)
+    description: str | None = Field(default=None, description="one line saying what the profile is for")
+    labels: Labels = Field(description="labels of the profile", default_factory=dict)
 
 
 PolicyLabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
@@ -582,18 +582,18 @@ class Target(SpecModel):
 
     model_config = ConfigDict(title="mlcompile target profile (Target, v1)")
 
-    apiVersion: Literal["mlcompile/v1"]
-    kind: Literal["Target"]
-    metadata: TargetMetadata
+    apiVersion: Literal["mlcompile/v1"] = Field(description="the spec language version: exactly mlcompile/v1")
+    kind: Literal["Target"] = Field(description="what the file is: Target for a target profile")
+    metadata: TargetMetadata = Field(description="name, description and labels of the profile")
     platform: Platform | Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,30}$")] = Field(
         description="kubeflow | vertex | sagemaker | azureml | local, or the name of an installed third-party target"
     )
-    images: Images | None = None
-    kubeflow: KubeflowSettings | None = None
-    vertex: VertexSettings | None = None
-    sagemaker: SageMakerSettings | None = None
-    azureml: AzureMLSettings | None = None
-    local: LocalSettings | None = None
+    images: Images | None = Field(default=None, description="container images the platform runs")
+    kubeflow: KubeflowSettings | None = Field(default=None, description="settings of platform: kubeflow")
+    vertex: VertexSettings | None = Field(default=None, description="settings of platform: vertex")
+    sagemaker: SageMakerSettings | None = Field(default=None, description="settings of platform: sagemaker")
+    azureml: AzureMLSettings | None = Field(default=None, description="settings of platform: azureml")
+    local: LocalSettings | None = Field(default=None, description="settings of platform: local")
     settings: dict[str, Any] | None = Field(default=None, description="settings of a third-party target's platform")
     policy: Policy | None = Field(default=None, description="guardrails: what a system built for this profile may ask for")
     estimator_packages: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"), AfterValidator(_not_stdlib)]] = Field(
