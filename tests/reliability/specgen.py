@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from mlcompile.build import ProfileSet, compile_system, manifest, resolve_profiles
 from mlcompile.errors import SpecError
+from mlcompile.catalog import estimators as catalog
 from mlcompile.spec.checks import SKLEARN_METRICS
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "toy_target" / "profiles"
@@ -120,10 +121,33 @@ def search_param(draw: st.DrawFn) -> dict[str, Any]:
     return {"type": kind, "min": low, "max": low + draw(st.floats(0.001, 100.0)), "scale": scale}
 
 
+def estimator_param_names(estimator: str) -> st.SearchStrategy[str]:
+    """Constructor parameters of a catalogued estimator (validate refuses others); any name
+    for one the catalog does not list (xgboost here, when it is not installed)."""
+    entry = catalog.estimator(estimator)
+    return st.sampled_from(sorted(n for n, kind in entry["params"].items() if kind != "required")) if entry else COLUMN
+
+
+def estimator_metrics(estimator: str) -> list[str]:
+    """The short names and some scorer names that score this kind of estimator."""
+    entry = catalog.estimator(estimator)
+    tasks = catalog.TASK_METRICS[entry["kind"]] if entry else ("classification", "regression", "clustering")
+    names = [*SKLEARN_METRICS, "f1_weighted", "neg_log_loss", "neg_mean_squared_error", "neg_max_error", "explained_variance", "adjusted_rand_score"]
+    return [n for n in names if catalog.metric(n).task in tasks]  # type: ignore[union-attr]
+
+
+def readable_bound(metric: str, value: float, bound: str) -> float:
+    """A negated loss (neg_*) is ≤ 0: a bound above that is refused as never / always met."""
+    known = catalog.metric(metric)
+    if known is None or not known.negated:
+        return value
+    return -abs(value) - (0.001 if bound == "max" else 0.0)
+
+
 @st.composite
-def sklearn_params(draw: st.DrawFn) -> dict[str, Any]:
+def sklearn_params(draw: st.DrawFn, estimator: str) -> dict[str, Any]:
     value = st.one_of(st.integers(-1000, 10**6), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none(), TEXT, st.lists(st.integers(0, 9), max_size=3))
-    return draw(st.dictionaries(COLUMN, value, max_size=4))
+    return draw(st.dictionaries(estimator_param_names(estimator), value, max_size=4))
 
 
 @st.composite
@@ -174,8 +198,9 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
 
     sklearn = draw(st.booleans())
     if sklearn:
-        trainer: dict[str, Any] = {"sklearn": {"estimator": draw(st.sampled_from(ESTIMATORS)), "params": draw(sklearn_params())}}
-        metrics = draw(st.lists(st.sampled_from(SKLEARN_METRICS), min_size=1, max_size=4, unique=True))
+        estimator = draw(st.sampled_from(ESTIMATORS))
+        trainer: dict[str, Any] = {"sklearn": {"estimator": estimator, "params": draw(sklearn_params(estimator))}}
+        metrics = draw(st.lists(st.sampled_from(estimator_metrics(estimator)), min_size=1, max_size=4, unique=True))
     else:
         container: dict[str, Any] = {"image": draw(st.sampled_from(["ghcr.io/acme/train:1", "ghcr.io/acme/train@sha256:" + "a" * 64, ECR_IMAGE]))}
         if draw(st.booleans()):
@@ -190,18 +215,21 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
     gates = []
     for _ in range(draw(st.integers(0, 3))):
         bound = draw(st.sampled_from(["min", "max", "min_delta_vs_production"]))
-        gates.append({"metric": draw(st.sampled_from(metrics)), bound: draw(st.floats(-1, 1))})
+        metric = draw(st.sampled_from(metrics))
+        gates.append({"metric": metric, bound: readable_bound(metric, draw(st.floats(-1, 1)), bound) if sklearn else draw(st.floats(-1, 1))})
     training: dict[str, Any] = {"dataset": dataset, "trainer": trainer, "evaluation": {"metrics": metrics, "gates": gates}}
     if draw(st.booleans()):
         training["resources"] = draw(training_resources())
     if draw(st.integers(0, 2)) == 0:
         max_trials = draw(st.integers(1, 50))
+        objective = draw(st.sampled_from(metrics))
+        known = catalog.metric(objective) if sklearn else None  # a scikit-learn trainer's goal follows its metric
         training["tuning"] = {
-            "objective": {"metric": draw(st.sampled_from(metrics)), "goal": draw(st.sampled_from(["maximize", "minimize"]))},
+            "objective": {"metric": objective, "goal": known.goal if known else draw(st.sampled_from(["maximize", "minimize"]))},
             "max_trials": max_trials,
             "parallel_trials": draw(st.integers(1, max_trials)),
             "algorithm": draw(st.sampled_from(["bayesian", "random", "grid"])),
-            "params": draw(st.dictionaries(COLUMN, search_param(), min_size=1, max_size=3)),
+            "params": draw(st.dictionaries(estimator_param_names(estimator) if sklearn else COLUMN, search_param(), min_size=1, max_size=3)),
         }
 
     registry: dict[str, Any] = {"model": draw(DNS_NAME), "approval": draw(st.sampled_from(["manual", "auto"]))}
@@ -259,9 +287,10 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
             features: Any = "all" if every and draw(st.booleans()) else draw(st.lists(st.sampled_from(pool), min_size=1, max_size=len(pool), unique=True))
             monitoring["drift"] = {"method": method, "threshold": draw(st.floats(0.001, 10.0)), "features": features}
         if parts in ("performance", "both"):
+            performance_metric = draw(st.sampled_from(metrics))
             monitoring["performance"] = {
-                "metric": draw(st.sampled_from(metrics)),
-                "min": draw(st.floats(-1, 1)),
+                "metric": performance_metric,
+                "min": readable_bound(performance_metric, draw(st.floats(-1, 1)), "min") if sklearn else draw(st.floats(-1, 1)),
                 "ground_truth": {"source": draw(st.sampled_from(source_names)), "column": label_column},
             }
         alerts = []

@@ -1,16 +1,11 @@
-"""Accelerator catalog: portable accelerator names and the machines each platform runs them on."""
+"""Accelerator catalog: portable accelerator names and the machines each platform runs them on.
 
-from mlcompile.catalog.resolve import (
-    CLUSTER_FLAVOURS,
-    PLATFORMS,
-    CatalogError,
-    Machine,
-    Resolution,
-    accelerator_names,
-    offered_accelerators,
-    resolve_machine,
-    suggest_accelerator,
-)
+Its names load on first use (PEP 562): `validate` imports the estimator catalog beside it
+(`mlcompile.catalog.estimators`) for every spec, and most specs never name an accelerator."""
+
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "CLUSTER_FLAVOURS",
@@ -23,3 +18,11 @@ __all__ = [
     "resolve_machine",
     "suggest_accelerator",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from mlcompile.catalog import resolve
+
+        return getattr(resolve, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -313,6 +313,8 @@ class _Lowering:
         params: dict[str, Any] = {"label": training.dataset.label.column}
         if training.trainer.sklearn is not None:
             params.update(estimator=training.trainer.sklearn.estimator, estimator_params=training.trainer.sklearn.params)
+            if self.target.estimator_packages:  # the runtime imports estimators of these packages only
+                params["estimator_packages"] = list(self.target.estimator_packages)
             step = self.step(
                 kind.replace("_", "-"), kind, ("training", "trainer"), depends_on=("validate-data",),
                 inputs=inputs, outputs=outputs, params=params, resources=resources,

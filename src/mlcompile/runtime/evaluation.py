@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from mlcompile.runtime.io import DataError, local_dir, read_json, read_table, write_json
-from mlcompile.runtime.model import FORMAT_SKLEARN, LOWER_IS_BETTER, compute_metrics, load_model
+from mlcompile.runtime.metrics import LOWER_IS_BETTER, compute_metrics
+from mlcompile.runtime.model import FORMAT_SKLEARN, load_model
 
 
 def evaluate(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:

@@ -4,7 +4,9 @@ features becomes model input, predictions, and the metrics gates and monitors co
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +19,26 @@ FORMAT_CONTAINER = "mlcompile.container/1"
 NUMERIC = ("int32", "int64", "float32", "float64", "bool", "timestamp")
 
 
-def load_estimator_class(path: str) -> Any:
+def load_estimator_class(path: str, packages: Sequence[str] = ()) -> Any:
+    """The estimator class a plan names, refused unless it is one: the plan may have been
+    edited since validate, so the package is checked before anything is imported, and the
+    object after: a class with fit, predict and get_params (as scikit-learn's BaseEstimator)."""
+    from mlcompile.catalog.estimators import DEFAULT_ESTIMATOR_PACKAGES, in_packages
+
+    allowed = (*DEFAULT_ESTIMATOR_PACKAGES, *packages)
     module_name, _, name = path.rpartition(".")
+    if not in_packages(module_name, allowed):
+        raise DataError(f"estimator {path}: not from a package estimators may come from ({', '.join(dict.fromkeys(allowed))}); nothing was imported")
     try:
         cls = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise DataError(f"estimator {path}: cannot import it ({exc})") from exc
+    if not (inspect.isclass(cls) and all(callable(getattr(cls, method, None)) for method in ("fit", "predict", "get_params"))):
+        raise DataError(f"estimator {path}: not a scikit-learn estimator class (a class with fit, predict and get_params)")
     return cls
 
 
-def build_model(estimator_path: str, params: dict[str, Any], features: list[dict[str, Any]]) -> Any:
+def build_model(estimator_path: str, params: dict[str, Any], features: list[dict[str, Any]], packages: Sequence[str] = ()) -> Any:
     """A Pipeline: string features ordinal-encoded (unknown and missing → -1), numeric
     features imputed only when the estimator cannot take NaN; then the estimator."""
     from sklearn.compose import ColumnTransformer
@@ -34,7 +46,7 @@ def build_model(estimator_path: str, params: dict[str, Any], features: list[dict
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
-    cls = load_estimator_class(estimator_path)
+    cls = load_estimator_class(estimator_path, packages)
     try:
         estimator = cls(**params)
     except TypeError as exc:
@@ -118,63 +130,3 @@ def predict(model: Any, meta: dict[str, Any], frame: Any) -> tuple[Any, Any]:
         scores = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
         return predictions, scores
     return predictions, predictions
-
-
-METRICS = (
-    "accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "average_precision", "log_loss",
-    "rmse", "mse", "mae", "r2", "mape",
-)  # fmt: skip
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mse", "mae", "mape"})
-
-
-def compute_metrics(names: list[str], model: Any, meta: dict[str, Any], frame: Any, label: str) -> dict[str, float]:
-    import numpy as np
-    from sklearn import metrics as m
-
-    y = frame[label].to_numpy()
-    X = model_frame(frame, meta["features"])
-    predictions = model.predict(X)
-    proba = model.predict_proba(X) if meta.get("task") == "classification" and hasattr(model, "predict_proba") else None
-    classes = list(getattr(model, "classes_", []))
-    binary = len(classes) == 2
-    average = "binary" if binary else "macro"
-    pos = classes[1] if binary else None
-    results: dict[str, float] = {}
-    for name in names:
-        if name == "accuracy":
-            value = m.accuracy_score(y, predictions)
-        elif name == "balanced_accuracy":
-            value = m.balanced_accuracy_score(y, predictions)
-        elif name in ("f1", "precision", "recall"):
-            fn = {"f1": m.f1_score, "precision": m.precision_score, "recall": m.recall_score}[name]
-            value = fn(y, predictions, average=average, pos_label=pos if binary else 1, zero_division=0)
-        elif name in ("roc_auc", "average_precision"):
-            if proba is None:
-                raise DataError(f"metric {name} needs class probabilities: the model has no predict_proba")
-            if len(set(y)) < 2:
-                value = float("nan")
-            elif binary:
-                fn = m.roc_auc_score if name == "roc_auc" else m.average_precision_score
-                value = fn(y == pos, proba[:, 1])
-            elif name == "roc_auc":
-                value = m.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
-            else:
-                value = m.average_precision_score(np.array([[c == v for c in classes] for v in y]), proba, average="macro")
-        elif name == "log_loss":
-            if proba is None:
-                raise DataError("metric log_loss needs class probabilities")
-            value = m.log_loss(y, proba, labels=classes)
-        elif name == "rmse":
-            value = float(np.sqrt(m.mean_squared_error(y, predictions)))
-        elif name == "mse":
-            value = m.mean_squared_error(y, predictions)
-        elif name == "mae":
-            value = m.mean_absolute_error(y, predictions)
-        elif name == "r2":
-            value = m.r2_score(y, predictions)
-        elif name == "mape":
-            value = m.mean_absolute_percentage_error(y, predictions)
-        else:
-            raise DataError(f"metric {name!r} is not computed by mlcompile's runtime (known: {', '.join(METRICS)}); a container trainer may report it")
-        results[name] = round(float(value), 6)
-    return results

@@ -21,7 +21,8 @@ from typing import Any
 
 from mlcompile.runtime.features import FeatureStore
 from mlcompile.runtime.io import DataError, read_json, read_table, write_bytes, write_json
-from mlcompile.runtime.model import FORMAT_SKLEARN, LOWER_IS_BETTER, compute_metrics, load_model
+from mlcompile.runtime.metrics import LOWER_IS_BETTER, compute_metrics
+from mlcompile.runtime.model import FORMAT_SKLEARN, load_model
 from mlcompile.runtime.registry import production_model
 
 BINS = 10

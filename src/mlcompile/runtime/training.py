@@ -21,7 +21,8 @@ from typing import Any
 
 from mlcompile.runtime import contract
 from mlcompile.runtime.io import DataError, fingerprint, local_dir, read_json, read_table, table_metadata, write_json, write_table
-from mlcompile.runtime.model import FORMAT_CONTAINER, FORMAT_SKLEARN, LOWER_IS_BETTER, build_model, compute_metrics, is_classifier, model_frame, save_model
+from mlcompile.runtime.metrics import LOWER_IS_BETTER, compute_metrics
+from mlcompile.runtime.model import FORMAT_CONTAINER, FORMAT_SKLEARN, build_model, is_classifier, model_frame, save_model
 
 CV_FOLDS = 3
 BASELINE_FILE = "baseline.parquet"  # the training features, kept with the model: the drift baseline
@@ -69,7 +70,7 @@ def train(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str
     label = params["label"]
     frame, meta = _dataset(inputs, label)
     estimator_params = dict(params.get("estimator_params") or {})
-    model = build_model(params["estimator"], estimator_params, meta["features"])
+    model = build_model(params["estimator"], estimator_params, meta["features"], params.get("estimator_packages", ()))
     started = time.perf_counter()
     model.fit(model_frame(frame, meta["features"]), frame[label].to_numpy())
     fit_seconds = time.perf_counter() - started
@@ -162,7 +163,8 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
     label = params["label"]
     frame, meta = _dataset(inputs, label)
     base = dict(params.get("estimator_params") or {})
-    probe = build_model(params["estimator"], base, meta["features"])
+    packages = params.get("estimator_packages", ())
+    probe = build_model(params["estimator"], base, meta["features"], packages)
     folds = (StratifiedKFold if is_classifier(probe) else KFold)(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
     X_all = frame.reset_index(drop=True)
     splits = list(folds.split(X_all, X_all[label]))
@@ -175,7 +177,7 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
         hyper = _suggest(trial, tuning["params"])
         scores = []
         for train_idx, valid_idx in splits:
-            model = build_model(params["estimator"], {**base, **hyper}, meta["features"])
+            model = build_model(params["estimator"], {**base, **hyper}, meta["features"], packages)
             part = X_all.iloc[train_idx]
             model.fit(model_frame(part, meta["features"]), part[label].to_numpy())
             scores.append(compute_metrics([metric], model, {"features": meta["features"], "task": "classification" if is_classifier(model) else "regression"}, X_all.iloc[valid_idx], label)[metric])
@@ -183,7 +185,7 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
 
     study.optimize(objective, n_trials=int(tuning["max_trials"]), n_jobs=max(1, int(tuning.get("parallel_trials", 1))))
     best_params = {**base, **study.best_params}
-    model = build_model(params["estimator"], best_params, meta["features"])
+    model = build_model(params["estimator"], best_params, meta["features"], packages)
     model.fit(model_frame(frame, meta["features"]), frame[label].to_numpy())
     with local_dir(outputs["model"], write=True) as folder:
         save_model(folder, model, {**_model_meta(config, inputs, meta, model, best_params), "tuning": {"best_value": study.best_value, "trials": len(study.trials)}})

@@ -9,17 +9,17 @@ from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlcompile.catalog.estimators import LEGACY_METRICS
 from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean
 from mlcompile.secrets import check_document, looks_like_credential
 from mlcompile.spec.loader import SourceMap
+from mlcompile.spec.estimators import check_estimator_package, check_sklearn_trainer
 from mlcompile.spec.models import PLATFORM_NAMES, MLSystem, Target
 from mlcompile.spec.types import uri_scheme
 
-# Metrics the runtime computes for scikit-learn trainers; a container trainer may report any.
-SKLEARN_METRICS = (
-    "accuracy", "average_precision", "balanced_accuracy", "f1", "log_loss", "mae", "mape",
-    "mse", "precision", "r2", "recall", "rmse", "roc_auc",
-)  # fmt: skip
+# The short metric names of the first releases; a scikit-learn trainer takes these and every
+# scikit-learn scorer name (spec/estimators.py), a container trainer any name.
+SKLEARN_METRICS = LEGACY_METRICS
 
 # Settings that carry credentials (a trainer's environment, a third-party target's settings):
 # there a credential-named key takes only a secret:// reference, in overrides too.
@@ -58,9 +58,12 @@ class _Collector:
         return False
 
 
-def check_system(system: MLSystem, source_map: SourceMap, *, profile_names: Iterable[str] | None = None) -> list[Diagnostic]:
+def check_system(
+    system: MLSystem, source_map: SourceMap, *, profile_names: Iterable[str] | None = None, estimator_packages: Sequence[str] | None = None
+) -> list[Diagnostic]:
     """Every cross-reference rule of the system spec. `profile_names`, when the profiles are
-    known, makes an override key that names no profile an error."""
+    known, makes an override key that names no profile an error; `estimator_packages` (the
+    packages any profile allows estimators from) refuses estimators of all other packages."""
     c = _Collector(source_map)
     features = system.features
     entities = [e.name for e in features.entities]
@@ -109,11 +112,7 @@ def check_system(system: MLSystem, source_map: SourceMap, *, profile_names: Iter
 
     metrics = training.evaluation.metrics
     c.unique(("training", "evaluation", "metrics"), metrics, "metric", field="")
-    if training.trainer.sklearn is not None:
-        for index, metric in enumerate(metrics):
-            if metric not in SKLEARN_METRICS:
-                hint = did_you_mean(metric, SKLEARN_METRICS) or "scikit-learn trainers report: " + ", ".join(SKLEARN_METRICS)
-                c.error(("training", "evaluation", "metrics", index), f"the runtime cannot compute metric '{metric}' for a scikit-learn trainer", hint)
+    check_sklearn_trainer(c, system, estimator_packages)
     for index, gate in enumerate(training.evaluation.gates):
         _metric_listed(c, ("training", "evaluation", "gates", index, "metric"), gate.metric, metrics)
     if training.tuning is not None:
@@ -207,6 +206,7 @@ def check_literal_secrets(data: Any, source_map: SourceMap, path: JsonPath = ())
 def check_for_profile(system: MLSystem, source_map: SourceMap, target: Target) -> list[Diagnostic]:
     """Rules that depend on where the spec is built: local files are readable only locally."""
     c = _Collector(source_map)
+    check_estimator_package(c, system, target.estimator_packages, f"profile '{target.name}'")
     if target.platform == "local":
         spec_dir = Path(source_map.file).parent
         for index, source in enumerate(system.features.sources):

@@ -5,9 +5,10 @@ relate one field to another live in `checks.py`, so that all of them are reporte
 from __future__ import annotations
 
 import re
+import sys
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from mlcompile.spec.types import (
     ColumnName,
@@ -569,6 +570,13 @@ class Policy(SpecModel):
     )
 
 
+def _not_stdlib(package: str) -> str:
+    # allowing `subprocess` or `os` would let a spec name subprocess.call as its "estimator"
+    if package.split(".", 1)[0] in (*sys.stdlib_module_names, "__main__"):
+        raise ValueError(f"'{package}' is Python's standard library: it holds no estimators")
+    return package
+
+
 class Target(SpecModel):
     """A target profile (`targets/<name>.yaml`): where the system runs."""
 
@@ -588,6 +596,12 @@ class Target(SpecModel):
     local: LocalSettings | None = Field(default=None, description="settings of platform: local")
     settings: dict[str, Any] | None = Field(default=None, description="settings of a third-party target's platform")
     policy: Policy | None = Field(default=None, description="guardrails: what a system built for this profile may ask for")
+    estimator_packages: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"), AfterValidator(_not_stdlib)]] = Field(
+        default_factory=list,
+        description="Python packages (besides sklearn, xgboost, lightgbm) whose scikit-learn-compatible estimator classes "
+        "a scikit-learn trainer may name; the runtime imports nothing else",
+        examples=[["mycompany_models"]],
+    )
 
     @property
     def name(self) -> str:

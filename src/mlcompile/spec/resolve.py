@@ -161,10 +161,14 @@ def discover_profiles(spec_path: str | os.PathLike[str]) -> list[str] | None:
 
 
 def _validate_system(
-    document: Document, profile_names: Sequence[str] | None, profile: Profile | None, policy_severity: Severity = "error"
+    document: Document,
+    profile_names: Sequence[str] | None,
+    profile: Profile | None,
+    policy_severity: Severity = "error",
+    estimator_packages: Sequence[str] | None = None,
 ) -> tuple[MLSystem | None, list[Diagnostic]]:
     def cross_references(system: MLSystem, source_map: SourceMap, *, salvaged: bool = False) -> list[Diagnostic]:
-        found = check_system(system, source_map, profile_names=profile_names)
+        found = check_system(system, source_map, profile_names=profile_names, estimator_packages=estimator_packages)
         if profile is not None:
             found += check_for_profile(system, source_map, profile.target)
             found += check_policy(system, document.data, source_map, profile.target, severity=policy_severity, salvaged=salvaged)
@@ -197,7 +201,9 @@ def load_system(
         raise SpecError(problems)
     names = sorted(set(profile_names) | {p.name for p in profiles or ()}) if profile_names is not None else None
     diagnostics = check_literal_secrets(document.data, document.source_map)
-    system, found = _validate_system(document, names, None)
+    # the spec as written may name an estimator of any package some profile allows
+    allowed = sorted({package for p in profiles or () for package in p.target.estimator_packages})
+    system, found = _validate_system(document, names, None, estimator_packages=allowed)
     diagnostics += found
     bundle_profiles: dict[str, ResolvedSystem] = {}
     for profile in profiles or ():
