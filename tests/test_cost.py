@@ -454,8 +454,9 @@ def test_diff_shows_each_cost_delta_with_both_numbers_and_the_caveat(churn_repo:
     assert section == golden.read_text(), "regenerate (then review): pytest tests/test_cost.py --update-golden"
 
 
-def test_a100_40_to_80_gb_gives_the_dollar_delta_per_training_run_and_per_month(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                             test_prices: None) -> None:
+@pytest.fixture
+def ranker_on_a100_80gb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository whose ranker-gpu spec moves tuning from 8× A100 40 GB (committed) to 80 GB."""
     root = tmp_path / "repo"
     shutil.copytree(ROOT / "examples" / "ranker-gpu", root / "ranker", ignore=shutil.ignore_patterns("data", ".mlcompile"))
     shutil.copytree(ROOT / "targets", root / "targets")
@@ -465,14 +466,30 @@ def test_a100_40_to_80_gb_gives_the_dollar_delta_per_training_run_and_per_month(
     monkeypatch.chdir(root)
     spec = root / "ranker" / "mlcompile.yaml"
     spec.write_text(spec.read_text().replace("accelerator: {type: nvidia-a100-40gb, count: 8}", "accelerator: {type: nvidia-a100-80gb, count: 8}"))
-    result = CliRunner().invoke(main, ["diff", "ranker/mlcompile.yaml", "--target", "targets/gcp-prod.yaml", "--format", "json"])
+    return root
+
+
+def cost_changes(profile: str) -> dict[str, dict[str, str]]:
+    result = CliRunner().invoke(main, ["diff", "ranker/mlcompile.yaml", "--target", f"targets/{profile}.yaml", "--format", "json"])
     assert result.exit_code == 0, result.output
-    costs = {c["item"]: c for c in json.loads(result.stdout)["profiles"][0]["costs"]}
+    return {c["item"]: c for c in json.loads(result.stdout)["profiles"][0]["costs"]}
+
+
+def test_a100_40_to_80_gb_gives_the_dollar_delta_per_training_run_and_per_month(ranker_on_a100_80gb: Path, test_prices: None) -> None:
+    costs = cost_changes("gcp-prod")
     # tuning: 24 trials × 2 replicas × 12 h on a2-highgpu-8g (1.00 + 8 × 3.00 = 25.00 an hour),
     # then a2-ultragpu-8g (2.00 + 8 × 4.00 = 34.00): 14,400 → 19,584, +5,184 a run; the
     # retraining schedule fires 52 times in the reference year: +5,184 × 52 / 12 = +22,464 a month
     assert costs["total per training run"]["delta"] == "+$5,184.00 a run"
     assert costs["schedule search-ranker-retraining"]["delta"] == "+$22,464.00/month"
+
+
+def test_the_shipped_table_prices_the_a100_change_on_azure_ml_in_dollars(ranker_on_a100_80gb: Path) -> None:
+    costs = cost_changes("azure-prod")
+    # ND96asr_v4 → ND96amsr_A100_v4, both sourced: an increase per run and per month, never "price unknown"
+    assert costs["total per training run"]["delta"].startswith("+$")
+    assert costs["total per month"]["delta"].startswith("+$")
+    assert "price unknown" not in json.dumps(costs)
 
 
 def test_an_unchanged_build_has_no_cost_delta(churn_repo: Path, test_prices: None) -> None:
