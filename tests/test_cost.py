@@ -347,9 +347,9 @@ NOT_YET_SOURCED: dict[str, tuple[str, set[str]]] = {
          "ml.p3.16xlarge", "ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge"},
     ),
     "azureml": (
-        "D16s_v3 and D32s_v3: the source table's rows not yet read; ND96isr_H100_v5: the source table lists "
-        "12 GPUs where the catalog and Azure's size page list 8, so its row is not trusted",
-        {"Standard_D16s_v3", "Standard_D32s_v3", "Standard_ND96isr_H100_v5"},
+        "the source table lists ND96isr_H100_v5 with 12 GPUs where the catalog and Azure's size page list 8, "
+        "so its row is not trusted",
+        {"Standard_ND96isr_H100_v5"},
     ),
 }  # fmt: skip
 
