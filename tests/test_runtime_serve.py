@@ -180,9 +180,10 @@ def test_sagemaker_invocations_read_each_customers_features_from_its_feature_gro
     response = client.post("/invocations", json={"entities": [{"customer_id": "C1"}, {"customer_id": "C2"}, {"customer_id": "C404"}]})
     assert response.status_code == 200, response.text
     body = response.json()
-    # C2's spend was never written and C404 is unknown: missing values, as training imputed them
-    assert body["predictions"] == expected(model_dir, C1, {**C2, "spend_30d": None}, {})
-    assert body["missing"] == [[], ["customer_activity:spend_30d"], [f["ref"] for f in FEATURES]]
+    # C2's spend was never written: missing, as training imputed it; the store knows nothing
+    # of C404: not scored (a prediction from imputed values only would look like an answer)
+    assert body["predictions"] == [*expected(model_dir, C1, {**C2, "spend_30d": None}), None] and body["scores"][2] is None
+    assert body["missing"] == [[], ["customer_activity:spend_30d"], [f["ref"] for f in FEATURES]] and body["unknown"] == [2]
     assert feature_groups.problems == [] and feature_groups.operations == ["BatchGetRecord", "BatchGetRecord"]  # one call per group
 
 
