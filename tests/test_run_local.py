@@ -357,7 +357,7 @@ def test_serve_answers_predictions(tmp_path: Path) -> None:
     status, by_entity = asgi_call(app, "POST", "/predict", {"entities": [{"customer_id": "c0001"}, {"customer_id": "nobody"}]})
     assert status == 200 and len(by_entity["predictions"]) == 2
     assert asgi_call(app, "POST", "/predict", {"rows": []})[0] == 400
-    assert asgi_call(app, "POST", "/predict", {"entities": [{"id": 1}]})[0] == 422
+    assert asgi_call(app, "POST", "/predict", {"entities": [{"id": 1}]})[0] == 400  # no entity key
 
 
 STAND_IN_RANKER = '''\
