@@ -180,27 +180,33 @@ def csv_rows(text: str, names: list[str]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------- values by type
 
 
-def typed(value: Any, dtype: str, where: str, text: bool = False) -> Any:
-    """`value` as the feature's dtype (None: missing), or a 422 naming `where`. JSON values
-    must have the JSON type of the dtype; CSV values (`text`) are parsed."""
-    if value is None:
-        return None
+def typed(value: Any, dtype: str, text: bool = False) -> Any:
+    """`value` as the feature's dtype (None: missing), or a 422 saying what was expected (the
+    caller names the row and field). JSON values must have the JSON type of the dtype; CSV
+    values (`text`) are parsed."""
+    kind = type(value)  # the common cases first: this runs for every value of every row
+    if kind is int and dtype in INT_RANGES and INT_RANGES[dtype][0] <= value <= INT_RANGES[dtype][1]:
+        return value
+    if kind is float and dtype in FLOAT_MAX and abs(value) <= FLOAT_MAX[dtype]:
+        return value
+    if kind is str and dtype == "string" or value is None:
+        return value
     if text and isinstance(value, str):
-        value = _parse_text(value, dtype, where)
+        value = _parse_text(value, dtype)
         if value is None:
             return None
     if isinstance(value, (dict, list)):
-        raise RequestError(f"{where}: expected a single {dtype} value, got {_show(value)}", 422)
+        raise RequestError(f"expected a single {dtype} value, got {_show(value)}", 422)
     if dtype in INT_RANGES:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         low, high = INT_RANGES[dtype]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise RequestError(f"{where}: expected an integer ({dtype}, {low}..{high}), got {_show(value)}", 422)
+            raise RequestError(f"expected an integer ({dtype}, {low}..{high}), got {_show(value)}", 422)
         return value
     if dtype in FLOAT_MAX:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RequestError(f"{where}: expected a number ({dtype}), got {_show(value)}", 422)
+            raise RequestError(f"expected a number ({dtype}), got {_show(value)}", 422)
         try:
             number = float(value)
         except OverflowError:
@@ -208,23 +214,23 @@ def typed(value: Any, dtype: str, where: str, text: bool = False) -> Any:
         if number != number:
             return None
         if abs(number) > FLOAT_MAX[dtype]:
-            raise RequestError(f"{where}: {_show(value)} is out of {dtype}'s range", 422)
+            raise RequestError(f"{_show(value)} is out of {dtype}'s range", 422)
         return number
     if dtype == "bool":
         if value in (0, 1) and not isinstance(value, float):
             return bool(value)
-        raise RequestError(f"{where}: expected true or false, got {_show(value)}", 422)
+        raise RequestError(f"expected true or false, got {_show(value)}", 422)
     if not isinstance(value, str):
-        raise RequestError(f"{where}: expected a string ({dtype}), got {_show(value)}", 422)
+        raise RequestError(f"expected a string ({dtype}), got {_show(value)}", 422)
     if dtype == "timestamp":
         try:
             datetime.fromisoformat(value)
         except ValueError:
-            raise RequestError(f"{where}: expected an ISO 8601 timestamp, got {_show(value)}", 422) from None
+            raise RequestError(f"expected an ISO 8601 timestamp, got {_show(value)}", 422) from None
     return value
 
 
-def _parse_text(value: str, dtype: str, where: str) -> Any:
+def _parse_text(value: str, dtype: str) -> Any:
     stripped = value.strip()
     try:
         if dtype in INT_RANGES:
@@ -232,11 +238,11 @@ def _parse_text(value: str, dtype: str, where: str) -> Any:
         if dtype in FLOAT_MAX:
             return float(stripped)
     except ValueError:
-        raise RequestError(f"{where}: expected a number ({dtype}), got {_show(value)}", 422) from None
+        raise RequestError(f"expected a number ({dtype}), got {_show(value)}", 422) from None
     if dtype == "bool":
         flag = {"true": True, "false": False, "1": True, "0": False}.get(stripped.lower())
         if flag is None:
-            raise RequestError(f"{where}: expected true or false, got {_show(value)}", 422)
+            raise RequestError(f"expected true or false, got {_show(value)}", 422)
         return flag
     return value
 

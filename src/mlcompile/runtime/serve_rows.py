@@ -71,7 +71,10 @@ class Assembler:
             for feature in self.features:
                 present, value = self._given(row, feature)
                 if present:
-                    values[feature["column"]] = typed(value, feature["dtype"], f"row {index}: {feature['column']}", text)
+                    try:
+                        values[feature["column"]] = typed(value, feature["dtype"], text)
+                    except RequestError as exc:
+                        raise RequestError(f"row {index}: {feature['column']}: {exc}", exc.status) from None
             sent.append(values)
         stored: list[dict[str, Any]] = [{} for _ in given]
         online = [f for f in self.features if f["ref"] in self.online_refs]
