@@ -44,14 +44,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ROW = {"orders_30d": 1, "spend_30d": 5.0, "support_tickets_30d": 6, "plan": "basic", "tenure_days": 20}
-FEATURES = [
-    {"ref": "customer_activity:orders_30d", "view": "customer_activity", "column": "orders_30d", "dtype": "int64"},
-    {"ref": "customer_activity:spend_30d", "view": "customer_activity", "column": "spend_30d", "dtype": "float64"},
-    {"ref": "customer_activity:support_tickets_30d", "view": "customer_activity", "column": "support_tickets_30d", "dtype": "int64"},
-    {"ref": "customer_profile:plan", "view": "customer_profile", "column": "plan", "dtype": "string"},
-    {"ref": "customer_profile:tenure_days", "view": "customer_profile", "column": "tenure_days", "dtype": "int64"},
-]
-
 FLOOR = '''
 import sys, joblib, pandas as pd, uvicorn
 from starlette.applications import Starlette
@@ -71,30 +63,11 @@ uvicorn.run(Starlette(routes=[Route("/predict", predict, methods=["POST"]), Rout
 
 
 def train(folder: Path) -> Path:
-    """The runtime's train step on 2,000 churn-like rows: the model folder."""
-    sys.path.insert(0, str(REPO / "src"))
-    import numpy as np
-    import pandas as pd
+    """The runtime's train step on 2,000 churn-like rows (the serving tests' data): the model folder."""
+    sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
+    from serve_support import train_churn_model
 
-    from mlcompile.runtime import step_function
-    from mlcompile.runtime.io import write_table
-
-    rng = np.random.default_rng(0)
-    n = 2000
-    frame = pd.DataFrame({
-        "customer_id": [f"C{i}" for i in range(n)], "event_ts": "2026-01-01T00:00:00Z",
-        "orders_30d": rng.integers(0, 12, n), "spend_30d": rng.gamma(2.0, 30.0, n), "support_tickets_30d": rng.integers(0, 8, n),
-        "plan": rng.choice(["basic", "plus", "pro"], n), "tenure_days": rng.integers(1, 1000, n),
-    })  # fmt: skip
-    risk = frame["support_tickets_30d"] * 0.6 - frame["orders_30d"] * 0.4 - frame["tenure_days"] / 300 + rng.normal(scale=0.5, size=n)
-    frame["churned"] = (risk > 0).astype(int)
-    meta = {"features": FEATURES, "label": "churned", "timestamp": "event_ts", "keys": ["customer_id"], "sources": {}, "rows": {}, "coercion": {}}
-    write_table(str(folder / "train.parquet"), frame, meta)
-    (folder / "report.json").write_text(json.dumps({"expectations": {}}))
-    params = {"label": "churned", "estimator": "sklearn.ensemble.RandomForestClassifier", "estimator_params": {"n_estimators": 50, "n_jobs": -1, "random_state": 0}}
-    step_function("train")({"system": "bench", "params": params}, {"train": str(folder / "train.parquet"), "report": str(folder / "report.json")},
-                           {"model": str(folder / "model"), "metrics": str(folder / "train.json")})  # fmt: skip
-    return folder / "model"
+    return train_churn_model(folder, "sklearn.ensemble.RandomForestClassifier", {"n_estimators": 50, "n_jobs": -1, "random_state": 0}, rows=2000, system="bench")
 
 
 def free_port() -> int:
@@ -103,8 +76,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(command: list[str], port: int, health: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(command: list[str], port: int, health: str, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+    # the server's output goes to a file: an unread pipe fills and blocks a server that logs
+    errors = open(log or os.devnull, "wb")  # noqa: SIM115 - the server's, closed when it ends
+    process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=errors, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -115,7 +90,7 @@ def start(command: list[str], port: int, health: str, env: dict[str, str] | None
         except OSError:
             pass
         if process.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
+            raise RuntimeError(f"{command[0]} exited: {log.read_text()[-2000:] if log else ''}")
         time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"{' '.join(command)} did not answer {health} within 120 s")
@@ -233,15 +208,15 @@ def main() -> int:
     ports = {"floor": free_port(), "mlcompile": free_port()}
     (scratch / "floor.py").write_text(FLOOR)
     servers = {
-        "floor": start([sys.executable, str(scratch / "floor.py"), str(model / "model.joblib"), str(ports["floor"])], ports["floor"], "/health"),
+        "floor": start([sys.executable, str(scratch / "floor.py"), str(model / "model.joblib"), str(ports["floor"])], ports["floor"], "/health", log=scratch / "floor.log"),
         "mlcompile": start([sys.executable, "-m", "mlcompile.runtime", "serve", "--model-dir", str(model), "--port", str(ports["mlcompile"]), "--host", "127.0.0.1"],
-                           ports["mlcompile"], "/health", env),  # fmt: skip
+                           ports["mlcompile"], "/health", env, scratch / "mlcompile.log"),  # fmt: skip
     }
     if args.mlserver:
         ports["mlserver"] = free_port()
         folder = mlserver_folder(model, scratch / "mlserver")
         servers["mlserver"] = start([args.mlserver, "start", str(folder)], ports["mlserver"], "/v2/health/ready",
-                                    {"MLSERVER_HTTP_PORT": str(ports["mlserver"]), "MLSERVER_GRPC_PORT": str(free_port()), "MLSERVER_METRICS_ENDPOINT": "", "MLSERVER_PARALLEL_WORKERS": "0"})  # fmt: skip
+                                    {"MLSERVER_HTTP_PORT": str(ports["mlserver"]), "MLSERVER_GRPC_PORT": str(free_port()), "MLSERVER_METRICS_ENDPOINT": "", "MLSERVER_PARALLEL_WORKERS": "0"}, scratch / "mlserver.log")  # fmt: skip
     report: dict[str, object] = {"model": "RandomForestClassifier(n_estimators=50), 5 features", "connections": args.connections, "seconds": args.seconds, "rounds": []}
     try:
         for _ in range(args.rounds):
