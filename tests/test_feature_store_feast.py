@@ -377,7 +377,7 @@ def test_training_serving_consistency_on_the_churn_example(tmp_path: Path) -> No
     same = client.post("/predict", json={"instances": instances}).json()
     assert answer.json()["scores"][0] == pytest.approx(same["scores"][0])
     assert reader.read([{"customer_id": "nobody"}], refs) == [dict.fromkeys(refs)]  # an unknown entity: nothing stored
-    assert client.post("/predict", json={"entities": [{"id": 1}]}).status_code == 422
+    assert client.post("/predict", json={"entities": [{"id": 1}]}).status_code == 400  # no entity key
 
 
 @pytest.fixture()

@@ -333,13 +333,13 @@ def test_only_needs_upstream_outputs(tmp_path: Path) -> None:
     assert "run it first" in step["reason"]
 
 
-def asgi_call(app, method: str, path: str, body: object = None) -> tuple[int, dict]:
+def asgi_call(app, method: str, path: str, body: object = None, content_type: str = "application/json") -> tuple[int, dict]:
     """One request straight into the ASGI app (no sockets, no HTTP client library)."""
     import asyncio
 
-    payload = b"" if body is None else json.dumps(body).encode()
+    payload = b"" if body is None else body.encode() if isinstance(body, str) else json.dumps(body).encode()
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http", "path": path,
-             "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": [(b"content-type", b"application/json")],
+             "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": [(b"content-type", content_type.encode())],
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
     sent: list[dict] = []
 
@@ -366,10 +366,19 @@ def test_serve_answers_predictions(tmp_path: Path) -> None:
     instances = [{"orders_30d": 0, "spend_30d": 0.0, "plan": "basic"}, {"orders_30d": 12, "spend_30d": 200.0, "plan": "pro"}]
     status, by_features = asgi_call(app, "POST", "/predict", {"instances": instances})
     assert status == 200 and by_features["predictions"] == [1, 0] and by_features["scores"][0] > by_features["scores"][1]
+    # the runtime's server: features named view:feature or sent as CSV give the same answer
+    refs = [f["ref"] for f in asgi_call(app, "GET", "/metadata")[1]["features"]]
+    by_ref = [{ref: row[ref.split(":")[1]] for ref in refs} for row in instances]
+    assert asgi_call(app, "POST", "/predict", {"instances": by_ref})[1]["predictions"] == [1, 0]
+    assert asgi_call(app, "POST", "/predict", "0,0.0,basic\n12,200.0,pro\n", content_type="text/csv")[1]["predictions"] == [1, 0]
+    # an entity the sources know nothing of is not scored, and the answer says so
     status, by_entity = asgi_call(app, "POST", "/predict", {"entities": [{"customer_id": "c0001"}, {"customer_id": "nobody"}]})
-    assert status == 200 and len(by_entity["predictions"]) == 2
+    assert status == 200 and by_entity["predictions"][1] is None and by_entity["unknown"] == [1]
     assert asgi_call(app, "POST", "/predict", {"rows": []})[0] == 400
-    assert asgi_call(app, "POST", "/predict", {"entities": [{"id": 1}]})[0] == 422
+    assert asgi_call(app, "POST", "/predict", {"instances": []})[0] == 400
+    # an instance lacking features is completed from the sources by its entity key, which it must carry
+    assert asgi_call(app, "POST", "/predict", {"instances": [{"orders_30d": 1}]}) == (400, {"error": "row 0: missing entity key customer_id (the online features are read by customer_id)"})
+    assert asgi_call(app, "POST", "/predict", {"entities": [{"id": 1}]})[0] == 400  # no entity key
 
 
 STAND_IN_RANKER = '''\

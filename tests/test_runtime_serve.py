@@ -33,19 +33,11 @@ with warnings.catch_warnings():  # starlette prefers httpx2 to the installed htt
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
-from mlcompile.runtime import step_function  # noqa: E402
-from mlcompile.runtime.io import write_table  # noqa: E402
 from mlcompile.runtime.model import load_model, predict  # noqa: E402
 from mlcompile.runtime.serve import create_app, listen_port, locate_model, parse  # noqa: E402
+from serve_support import FEATURES, train_churn_model  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "churn"
-FEATURES = [  # the churn example's model inputs, as the extract-features step records them
-    {"ref": "customer_activity:orders_30d", "view": "customer_activity", "column": "orders_30d", "dtype": "int64"},
-    {"ref": "customer_activity:spend_30d", "view": "customer_activity", "column": "spend_30d", "dtype": "float64"},
-    {"ref": "customer_activity:support_tickets_30d", "view": "customer_activity", "column": "support_tickets_30d", "dtype": "int64"},
-    {"ref": "customer_profile:plan", "view": "customer_profile", "column": "plan", "dtype": "string"},
-    {"ref": "customer_profile:tenure_days", "view": "customer_profile", "column": "tenure_days", "dtype": "int64"},
-]
 C1 = {"orders_30d": 1, "spend_30d": 5.0, "support_tickets_30d": 6, "plan": "basic", "tenure_days": 20}  # likely to churn
 C2 = {"orders_30d": 9, "spend_30d": 120.0, "support_tickets_30d": 0, "plan": "pro", "tenure_days": 900}  # likely to stay
 
@@ -53,23 +45,7 @@ C2 = {"orders_30d": 9, "spend_30d": 120.0, "support_tickets_30d": 0, "plan": "pr
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder as the runtime's train step writes it (model.json + model.joblib)."""
-    tmp = tmp_path_factory.mktemp("model")
-    rng = np.random.default_rng(0)
-    n = 300
-    frame = pd.DataFrame({
-        "customer_id": [f"C{i}" for i in range(n)], "event_ts": "2026-01-01T00:00:00Z",
-        "orders_30d": rng.integers(0, 12, n), "spend_30d": rng.gamma(2.0, 30.0, n), "support_tickets_30d": rng.integers(0, 8, n),
-        "plan": rng.choice(["basic", "plus", "pro"], n), "tenure_days": rng.integers(1, 1000, n),
-    })  # fmt: skip
-    risk = frame["support_tickets_30d"] * 0.6 - frame["orders_30d"] * 0.4 - frame["tenure_days"] / 300 + rng.normal(scale=0.5, size=n)
-    frame["churned"] = (risk > 0).astype(int)
-    meta = {"features": FEATURES, "label": "churned", "timestamp": "event_ts", "keys": ["customer_id"], "sources": {}, "rows": {}, "coercion": {}}
-    write_table(str(tmp / "train.parquet"), frame, meta)
-    (tmp / "report.json").write_text(json.dumps({"expectations": {}}))
-    params = {"label": "churned", "estimator": "sklearn.linear_model.LogisticRegression", "estimator_params": {"max_iter": 500}}
-    step_function("train")({"system": "churn-prediction", "params": params}, {"train": str(tmp / "train.parquet"), "report": str(tmp / "report.json")},
-                           {"model": str(tmp / "model"), "metrics": str(tmp / "train.json")})  # fmt: skip
-    return tmp / "model"
+    return train_churn_model(tmp_path_factory.mktemp("model"), "sklearn.linear_model.LogisticRegression", {"max_iter": 500}, rows=300)
 
 
 def expected(model_dir: Path, *rows: dict[str, Any]) -> list[Any]:
@@ -180,9 +156,10 @@ def test_sagemaker_invocations_read_each_customers_features_from_its_feature_gro
     response = client.post("/invocations", json={"entities": [{"customer_id": "C1"}, {"customer_id": "C2"}, {"customer_id": "C404"}]})
     assert response.status_code == 200, response.text
     body = response.json()
-    # C2's spend was never written and C404 is unknown: missing values, as training imputed them
-    assert body["predictions"] == expected(model_dir, C1, {**C2, "spend_30d": None}, {})
-    assert body["missing"] == [[], ["customer_activity:spend_30d"], [f["ref"] for f in FEATURES]]
+    # C2's spend was never written: missing, as training imputed it; the store knows nothing
+    # of C404: not scored (a prediction from imputed values only would look like an answer)
+    assert body["predictions"] == [*expected(model_dir, C1, {**C2, "spend_30d": None}), None] and body["scores"][2] is None
+    assert body["missing"] == [[], ["customer_activity:spend_30d"], [f["ref"] for f in FEATURES]] and body["unknown"] == [2]
     assert feature_groups.problems == [] and feature_groups.operations == ["BatchGetRecord", "BatchGetRecord"]  # one call per group
 
 

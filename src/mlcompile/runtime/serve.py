@@ -1,5 +1,6 @@
 """`python -m mlcompile.runtime serve`: a registered model behind the HTTP contract of the
-platform that runs the runtime image (the serving definitions each target compiles).
+platform that runs the runtime image (the serving definitions each target compiles), and the
+server `mlcompile serve` runs on this machine.
 
 One Starlette app answers every platform's routes — they do not collide — so the same image
 serves wherever it is deployed; the platform decides only the port and where the model is:
@@ -8,6 +9,7 @@ serves wherever it is deployed; the platform decides only the port and where the
     SageMaker   GET /ping                    POST /invocations                    8080               /opt/ml/model (SM_MODEL_DIR): model.tar.gz, unpacked by SageMaker
     Vertex AI   GET $AIP_HEALTH_ROUTE        POST $AIP_PREDICT_ROUTE              $AIP_HTTP_PORT     $AIP_STORAGE_URI (gs://, downloaded at start)
     KServe v1   GET /v1/models/<name>        POST /v1/models/<name>:predict       8080 (--http_port) /mnt/models (storageUri), else the registry
+    KServe v2   GET /v2/health/ready         POST /v2/models/<name>/infer         (Open Inference Protocol; GET /v2/models/<name>: metadata)
     Azure ML    GET /health                  POST /score                          8080               $AZUREML_MODEL_DIR
     any         GET /health, GET /metadata   POST /predict                        --port             --model-dir
 
@@ -18,13 +20,16 @@ version, as an Azure ML model asset holds it), or a folder holding exactly one s
 InferenceService: model name and MLflow tracking URI) names the registry: the version with
 alias `production` is served (the newest when none is approved yet, said so in /metadata).
 
-Requests (JSON; SageMaker's `text/csv` too: one instance a line, the model's features in
-order, no header):
+Requests — UTF-8 JSON (or SageMaker's `text/csv`: one instance a line, the model's features
+in order, no header), at most MLCOMPILE_MAX_BODY_BYTES (413 beyond, before it is read):
 
-    {"instances": [{"orders_30d": 3, "plan": "pro", ...}]}     features by column (or view:feature)
+    {"instances": [{"orders_30d": 3, "plan": "pro", ...}]}     features by column (or view:feature), or [3, "pro", ...] in input order
     {"entities": [{"customer_id": "C1"}]}                        features read from the online store
-    → {"predictions": [...], "scores": [...], "model": name, "version": v[, "missing": [[...], ...]]}
+    {"inputs": [{"name": "orders_30d", "shape": [1], "datatype": "INT64", "data": [3]}, ...]}   Open Inference Protocol v2
+    → {"predictions": [...], "scores": [...], "model": name, "version": v[, "missing": [[...], ...], "unknown": [i, ...]]}
+      (v2: {"model_name", "model_version", "id", "outputs": [predict, scores], "parameters"})
 
+Each value is checked against its feature's declared type (422 naming the row and field).
 With `MLCOMPILE_ONLINE_FEATURES` set (see `runtime/online`), each entity — or instance —
 is completed from the online store by its entity keys: the reader of the config's kind reads
 the config's `features`; the model's other features (features of offline views, the
@@ -32,8 +37,10 @@ config's `request_features`) come in the request. A value sent in the request wi
 store's. A row without its entity keys, or without a feature only the request can carry, is
 a 400 naming it; a feature the store has no value for (never written, expired) goes to the
 model as missing (the model's imputation, as in training) and is listed in the row's
-`missing`. Without the variable, instances carry every feature.
+`missing`; an entity the store has no value at all for is not scored (null prediction and
+score) and is listed in `unknown`. Without the variable, instances carry every feature.
 
+The model runs in worker threads: the health routes never wait for a prediction.
 `MLCOMPILE_REQUEST_TIMEOUT_SECONDS` bounds a prediction (504 beyond it); an online store
 that fails to answer (throttling, credentials, network) is a 503 saying so.
 
@@ -44,17 +51,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
 import json
 import os
 import tarfile
 import tempfile
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mlcompile.runtime.serve_protocol import (
+    DEFAULT_MAX_BODY, ENV_MAX_BODY, JSON_TYPES, RequestError, content_type, csv_rows, parse_json, read_body, rows_from_body,
+    text_of, v2_datatype, v2_output,
+)  # fmt: skip
+from mlcompile.runtime.serve_rows import Assembler, StoreError, model_input, proba_decides, score
+
+__all__ = ["RequestError", "StoreError", "create_app", "locate_model", "main"]
 
 DEFAULT_PORT = 8080
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
@@ -62,19 +75,9 @@ KSERVE_MODEL_DIR = "/mnt/models"
 ENV_TIMEOUT = "MLCOMPILE_REQUEST_TIMEOUT_SECONDS"
 ENV_MODEL = "MLCOMPILE_MODEL"
 
-
-class RequestError(ValueError):
-    """A request the server cannot answer as sent: a 400 with this message."""
-
-
-class StoreError(RuntimeError):
-    """The online feature store failed to answer: a 503 with this message."""
-
-
 # readers whose client may serve concurrent requests (boto3 and Google API clients are
 # thread-safe); any other reader (Azure ML's one Redis socket) reads one request at a time
 CONCURRENT_READERS = frozenset({"sagemaker", "vertex"})
-
 
 # ---------------------------------------------------------------------- where the model is
 
@@ -185,196 +188,158 @@ def _load(folder: Path) -> tuple[Any, dict[str, Any]]:
     return mlflow.sklearn.load_model(str(folder)), load_meta(folder)
 
 
-# ---------------------------------------------------------------------- assembling rows
 
-
-@dataclass
-class Assembler:
-    """Request rows → the model's input rows (by feature column), reading online features
-    when the deployment has an online config."""
-
-    features: list[dict[str, Any]]  # the model's, in input order: ref, column, dtype
-    online: dict[str, Any] | None = None
-    reader: Any = None
-    online_refs: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.online is not None:
-            served = set(self.online.get("features") or [])
-            self.online_refs = [f["ref"] for f in self.features if f["ref"] in served]
-
-    @property
-    def entity_keys(self) -> list[str]:
-        return list((self.online or {}).get("entity_keys") or [])
-
-    def request_features(self) -> list[dict[str, Any]]:
-        """The features the request must carry (none the online store serves)."""
-        return [f for f in self.features if f["ref"] not in self.online_refs]
-
-    @staticmethod
-    def _given(row: Mapping[str, Any], feature: Mapping[str, Any]) -> tuple[bool, Any]:
-        for name in (feature["column"], feature["ref"]):
-            if name in row:
-                return True, row[name]
-        return False, None
-
-    def rows(self, body: Any) -> tuple[list[dict[str, Any]], list[list[str]]]:
-        """(model input rows keyed by column, per row the features the store lacked)."""
-        if isinstance(body, dict) and isinstance(body.get("instances"), list):
-            given = body["instances"]
-        elif isinstance(body, dict) and isinstance(body.get("entities"), list):
-            given = body["entities"]
-            if self.online is None:
-                raise RequestError("this deployment reads no online features (MLCOMPILE_ONLINE_FEATURES is not set): send "
-                                   '{"instances": [{feature: value, ...}]} with every feature')  # fmt: skip
-        else:
-            raise RequestError('send {"instances": [{feature: value, ...}, ...]} or {"entities": [{key: value, ...}, ...]}')
-        if not given:
-            raise RequestError("no rows to predict")
-        for index, row in enumerate(given):
-            if not isinstance(row, dict):
-                raise RequestError(f"row {index}: expected a JSON object of feature (or entity key) values, got {json.dumps(row)[:80]}")
-        needed = self.request_features()
-        for index, row in enumerate(given):
-            absent = [f["column"] for f in needed if not self._given(row, f)[0]]
-            if absent:
-                why = "served by no online view" if self.online is not None else "no online store is configured"
-                raise RequestError(f"row {index}: missing feature{'s' if len(absent) > 1 else ''} {', '.join(absent)} ({why}: the request carries {'them' if len(absent) > 1 else 'it'})")
-        stored: list[dict[str, Any]] = [{} for _ in given]
-        wanted = [i for i, row in enumerate(given) if any(not self._given(row, f)[0] for f in self.features if f["ref"] in self.online_refs)]
-        if wanted:
-            keys = self.entity_keys
-            for index in wanted:
-                absent = [k for k in keys if given[index].get(k) is None]
-                if absent:
-                    raise RequestError(f"row {index}: missing entity key {', '.join(absent)} (the online features are read by {', '.join(keys)})")
-            entities = [{k: given[i][k] for k in keys} for i in wanted]
-            try:
-                read = self.reader.read(entities, self.online_refs)
-            except Exception as exc:  # noqa: BLE001 - throttling, credentials, network: the store's, not the request's
-                raise StoreError(f"online feature store ({(self.online or {}).get('kind')}): {type(exc).__name__}: {exc}") from exc
-            for index, values in zip(wanted, read):
-                stored[index] = values
-        rows: list[dict[str, Any]] = []
-        missing: list[list[str]] = []
-        for row, values in zip(given, stored):
-            out: dict[str, Any] = {}
-            lacking: list[str] = []
-            for feature in self.features:
-                sent, value = self._given(row, feature)
-                if not sent:
-                    value = values.get(feature["ref"])
-                    if value is None:
-                        lacking.append(feature["ref"])
-                out[feature["column"]] = value
-            rows.append(out)
-            missing.append(lacking)
-        return rows, missing
-
-
-def csv_body(text: str, features: list[dict[str, Any]]) -> dict[str, Any]:
-    """SageMaker's text/csv: one instance a line, the model's features in input order."""
-    instances = []
-    for number, values in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not values:
-            continue
-        if len(values) != len(features):
-            raise RequestError(f"csv line {number}: {len(values)} values, the model takes {len(features)} ({', '.join(f['column'] for f in features)})")
-        instances.append({f["column"]: (v if v != "" else None) for f, v in zip(features, values)})
-    return {"instances": instances}
+def for_serving(model: Any) -> Any:
+    """The model with one thread per prediction: a request holds a few rows, for which
+    `n_jobs=-1` costs more in starting a thread pool each call than the trees do (and
+    oversubscribes the cores across concurrent requests); the server's worker threads run
+    requests side by side instead."""
+    params = model.get_params() if hasattr(model, "get_params") else {}
+    one = {k: 1 for k, v in params.items() if (k == "n_jobs" or k.endswith("__n_jobs")) and v not in (None, 1)}
+    if one:
+        model.set_params(**one)
+    return model
 
 
 # ---------------------------------------------------------------------- the app
 
 
 def create_app(folder: Path, *, version: str = "", reason: str = "", name: str | None = None,
-               environ: Mapping[str, str] | None = None, reader: Any = None) -> Any:  # fmt: skip
-    """The app serving the model in `folder`. `reader` replaces the online store's reader
-    (tests); otherwise it is made, on the first request that needs it, from the config."""
-    import pandas as pd
+               environ: Mapping[str, str] | None = None, reader: Any = None, online: dict[str, Any] | None = None) -> Any:  # fmt: skip
+    """The app serving the model in `folder`. `online` replaces the environment's
+    MLCOMPILE_ONLINE_FEATURES and `reader` the store's reader (`mlcompile serve`, tests);
+    otherwise the reader is made, on the first request that needs it, from the config."""
     from starlette.applications import Starlette
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    from mlcompile import __version__
     from mlcompile.runtime.io import DataError
-    from mlcompile.runtime.model import predict
     from mlcompile.runtime.online import config_from_env, reader_for
 
     env = os.environ if environ is None else environ
     model, meta = _load(folder)
-    online = config_from_env(dict(env))
+    for_serving(model)
+    if online is None:
+        online = config_from_env(dict(env))
     model_name = name or env.get(ENV_MODEL) or meta.get("system") or "model"
-    assembler = Assembler(list(meta["features"]), online, reader)
+    features = list(meta["features"])
+    columns = [f["column"] for f in features]
+    assembler = Assembler(features, online, reader)
     if online is not None:
-        unknown = [r for r in online.get("features") or [] if r not in {f["ref"] for f in meta["features"]}]
+        unknown = [r for r in online.get("features") or [] if r not in {f["ref"] for f in features}]
         if unknown:
             print(f"warning: MLCOMPILE_ONLINE_FEATURES lists features the model does not take: {', '.join(unknown)}", flush=True)
     timeout = float(env[ENV_TIMEOUT]) if env.get(ENV_TIMEOUT) else None
+    limit = int(env.get(ENV_MAX_BODY) or DEFAULT_MAX_BODY)
+    by_proba = proba_decides(model)
 
     lock = threading.Lock()
     serial = online is not None and online.get("kind") not in CONCURRENT_READERS
 
-    def answer(body: Any) -> dict[str, Any]:
+    def answer(raw: bytes, media: str) -> dict[str, Any]:
+        """Runs in a worker thread: decoding, checking, store reads and the model."""
+        text = text_of(raw)
+        request_id = None
+        if media == "text/csv":
+            given, kind = csv_rows(text, columns), "instances"
+        else:
+            body = parse_json(text)
+            given, kind = rows_from_body(body, columns)
+            request_id = body.get("id") if kind == "v2" else None
         with lock:
             if assembler.reader is None and online is not None and assembler.online_refs:
                 try:
                     assembler.reader = reader_for(online)  # imports the one cloud SDK of this kind
                 except Exception as exc:  # noqa: BLE001 - e.g. the Redis URL is not set: say so on each request
                     raise StoreError(f"online feature store ({online.get('kind')}): {exc}") from exc
+        mode = "entities" if kind == "entities" else "instances"
         if serial:
             with lock:
-                rows, missing = assembler.rows(body)
+                assembled = assembler.assemble(given, mode, text=media == "text/csv")
         else:
-            rows, missing = assembler.rows(body)
-        frame = pd.DataFrame(rows, columns=[f["column"] for f in meta["features"]])
-        predictions, scores = predict(model, meta, frame)
-        result: dict[str, Any] = {
-            "predictions": [p.item() if hasattr(p, "item") else p for p in predictions],
-            "scores": [float(s) for s in scores],
-            "model": model_name,
-            "version": version,
-        }
-        if any(missing):
-            result["missing"] = missing
-        return result
-
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "model": model_name, "version": version})
-
-    async def metadata(request: Request) -> JSONResponse:
-        return JSONResponse({
-            "model": model_name, "version": version, "source": reason, "features": meta["features"], "keys": meta.get("keys") or [],
-            "label": meta.get("label"), "task": meta.get("task"), "classes": meta.get("classes"),
-            "online": None if online is None else {"kind": online.get("kind"), "entity_keys": assembler.entity_keys,
-                                                   "features": assembler.online_refs,
-                                                   "request_features": [f["ref"] for f in assembler.request_features()]},
-        })  # fmt: skip
+            assembled = assembler.assemble(given, mode, text=media == "text/csv")
+        predictions: list[Any] = [None] * len(given)
+        scores: list[Any] = [None] * len(given)
+        if assembled.rows:
+            scored = score(model, meta, model_input(assembled.rows, features), by_proba)
+            for index, prediction, value in zip(assembled.scored, *scored):
+                predictions[index], scores[index] = prediction, value
+        notes: dict[str, Any] = {}
+        if any(assembled.missing):
+            notes["missing"] = assembled.missing
+        if assembled.unknown:
+            notes["unknown"] = assembled.unknown
+        if kind == "v2":
+            return {"model_name": model_name, "model_version": version, "id": request_id,
+                    "outputs": [v2_output("predict", predictions), v2_output("scores", scores)], "parameters": notes}  # fmt: skip
+        return {"predictions": predictions, "scores": scores, "model": model_name, "version": version, **notes}
 
     async def predict_route(request: Request) -> Response:
-        raw = await request.body()
         try:
-            if request.headers.get("content-type", "").split(";")[0].strip() == "text/csv":
-                body: Any = csv_body(raw.decode("utf-8"), meta["features"])
-            else:
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    raise RequestError("the body is not JSON") from None
-            work = asyncio.to_thread(answer, body)
+            media = content_type(request.headers)
+            if media != "text/csv" and media not in JSON_TYPES and not media.endswith("+json"):
+                raise RequestError(f"content type {media}: send application/json (or text/csv)", 415)
+            raw = await read_body(request, limit)
+            work = asyncio.to_thread(answer, raw, media)
             result = await (asyncio.wait_for(work, timeout) if timeout else work)
         except RequestError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            # a refused body may still be arriving: close the connection rather than read it
+            return JSONResponse({"error": str(exc)}, status_code=exc.status, headers={"connection": "close"} if exc.status == 413 else None)
         except DataError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         except StoreError as exc:
             return JSONResponse({"error": str(exc)}, status_code=503)
         except asyncio.TimeoutError:
             return JSONResponse({"error": f"no prediction within {timeout:g} s ({ENV_TIMEOUT})"}, status_code=504)
+        except ClientDisconnect:
+            return Response(status_code=400)
         return JSONResponse(result)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "model": model_name, "version": version})
+
+    async def metadata(request: Request) -> JSONResponse:
+        return JSONResponse({
+            "model": model_name, "version": version, "source": reason, "features": features, "keys": meta.get("keys") or [],
+            "label": meta.get("label"), "task": meta.get("task"), "classes": meta.get("classes"),
+            "online": None if online is None else {"kind": online.get("kind"), "entity_keys": assembler.entity_keys,
+                                                   "features": assembler.online_refs,
+                                                   "request_features": [f["ref"] for f in assembler.request_features()]},
+        })  # fmt: skip
 
     async def kserve_ready(request: Request) -> JSONResponse:
         return JSONResponse({"name": request.path_params["name"], "ready": True})
+
+    # ---- Open Inference Protocol v2 (KServe, Triton, MLServer clients)
+    def v2_model(route: Any) -> Any:
+        async def checked(request: Request) -> Response:
+            if request.path_params["name"] != model_name:
+                return JSONResponse({"error": f"model {request.path_params['name']!r} is not served here (this server serves {model_name!r})"}, status_code=404)
+            return await route(request)
+
+        return checked
+
+    async def v2_server(request: Request) -> JSONResponse:
+        return JSONResponse({"name": "mlcompile", "version": __version__, "extensions": []})
+
+    async def v2_live(request: Request) -> JSONResponse:
+        return JSONResponse({"live": True})
+
+    async def v2_ready(request: Request) -> JSONResponse:
+        return JSONResponse({"ready": True})
+
+    async def v2_metadata(request: Request) -> JSONResponse:
+        return JSONResponse({
+            "name": model_name, "versions": [version] if version else [], "platform": "mlcompile-sklearn",
+            "inputs": [{"name": f["column"], "datatype": v2_datatype(f["dtype"]), "shape": [-1], "parameters": {"ref": f["ref"]}} for f in features],
+            "outputs": [{"name": "predict", "datatype": "BYTES" if meta.get("task") == "classification" else "FP64", "shape": [-1]},
+                        {"name": "scores", "datatype": "FP64", "shape": [-1]}],
+        })  # fmt: skip
+
+    async def v2_model_ready(request: Request) -> JSONResponse:
+        return JSONResponse({"name": model_name, "ready": True})
 
     health_route = env.get("AIP_HEALTH_ROUTE") or "/health"
     predict_path = env.get("AIP_PREDICT_ROUTE") or "/predict"
@@ -387,6 +352,13 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
         Route("/score", predict_route, methods=["POST"]),  # Azure ML (inference_config scoring_route)
         Route("/v1/models/{name}:predict", predict_route, methods=["POST"]),  # KServe v1
         Route("/v1/models/{name}", kserve_ready),
+        Route("/v2", v2_server),
+        Route("/v2/health/live", v2_live),
+        Route("/v2/health/ready", v2_ready),
+        Route("/v2/models/{name}", v2_model(v2_metadata)),
+        Route("/v2/models/{name}/ready", v2_model(v2_model_ready)),
+        Route("/v2/models/{name}/infer", v2_model(predict_route), methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", v2_model(predict_route), methods=["POST"]),
     ]
     if health_route not in ("/health", "/ping"):  # Vertex AI's routes, when the model names others
         routes.append(Route(health_route, health))
@@ -396,6 +368,17 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     app.state.model = {"name": model_name, "version": version, "source": reason, "folder": str(folder)}
     return app
 
+
+def run(app: Any, host: str, port: int) -> None:
+    """Serve `app` with uvicorn (its httptools parser and uvloop when installed)."""
+    import gc
+
+    import uvicorn
+
+    # the model and the data stack are loaded for good: keep the collector from walking them
+    # again and again as requests allocate (each full collection was milliseconds)
+    gc.freeze()
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 # ---------------------------------------------------------------------- command line
 
@@ -425,8 +408,6 @@ def listen_port(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    import uvicorn
-
     args = parse(argv)
     env = os.environ
     try:
@@ -438,5 +419,5 @@ def main(argv: list[str]) -> int:
     app = create_app(located.folder, version=located.version, reason=located.reason, name=name)
     port = listen_port(args, env)
     print(f"[mlcompile.runtime] serving {app.state.model['name']} from {located.reason} on http://{args.host}:{port}", flush=True)
-    uvicorn.run(app, host=args.host, port=port, log_level="warning")
+    run(app, args.host, port)
     return 0

@@ -1,0 +1,295 @@
+"""The prediction server (`python -m mlcompile.runtime serve`, which `mlcompile serve` also
+runs) facing careless and hostile requests: every body gets an answer that is not a 500,
+every value is checked against its feature's declared type, the body is bounded in size and
+nesting and must be UTF-8, the same row sent in any protocol (v1 by column or view:feature,
+a list in input order, CSV, Open Inference Protocol v2) gets the same prediction, and the
+health routes answer while a body is refused or a prediction is slow."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("starlette")
+uvicorn = pytest.importorskip("uvicorn")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+with warnings.catch_warnings():  # starlette prefers httpx2 to the installed httpx: nothing this file tests
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient  # noqa: E402
+
+from test_runtime_serve import C1, C2, FEATURES, Slow, expected, free_port, model_dir, sagemaker_online_env  # noqa: E402,F401
+
+from mlcompile.runtime.serve import create_app  # noqa: E402
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+COLUMNS = [f["column"] for f in FEATURES]
+
+
+@pytest.fixture(scope="module")
+def client(model_dir: Path) -> TestClient:
+    return TestClient(create_app(model_dir, name="churn-scorer", environ={"MLCOMPILE_MAX_BODY_BYTES": "65536"}), raise_server_exceptions=False)
+
+
+rows = st.fixed_dictionaries({
+    "orders_30d": st.integers(0, 50), "spend_30d": st.floats(0, 1e4, allow_nan=False), "support_tickets_30d": st.integers(0, 20),
+    "plan": st.sampled_from(["basic", "plus", "pro", "enterprise"]), "tenure_days": st.integers(0, 5000),
+})  # fmt: skip
+
+
+# ------------------------------------------------------------------ one row, any protocol, one answer
+
+
+@SETTINGS
+@given(row=rows)
+def test_a_row_gets_the_same_prediction_in_every_protocol(client: TestClient, model_dir: Path, row: dict[str, Any]) -> None:
+    """Named by column or view:feature, as a list in input order, as a CSV line or as v2
+    tensors: the model's own prediction for the row (the quick-start server once answered
+    view:feature names with a prediction on empty features)."""
+    want = expected(model_dir, row)
+    by_ref = {f["ref"]: row[f["column"]] for f in FEATURES}
+    answers = [
+        client.post("/predict", json={"instances": [row]}).json()["predictions"],
+        client.post("/predict", json={"instances": [by_ref]}).json()["predictions"],
+        client.post("/predict", json={"instances": [[row[c] for c in COLUMNS]]}).json()["predictions"],
+        client.post("/invocations", content=",".join(str(row[c]) for c in COLUMNS), headers={"content-type": "text/csv"}).json()["predictions"],
+    ]
+    tensors = [{"name": f["column"], "shape": [1], "datatype": "BYTES" if f["dtype"] == "string" else "FP64", "data": [row[f["column"]]]} for f in FEATURES]
+    v2 = client.post("/v2/models/churn-scorer/infer", json={"id": "r1", "inputs": tensors}).json()
+    answers.append(v2["outputs"][0]["data"])
+    matrix = {"name": "input-0", "shape": [1, len(COLUMNS)], "datatype": "BYTES", "data": [[row[c] for c in COLUMNS]]}
+    answers.append(client.post("/v2/models/churn-scorer/infer", json={"inputs": [matrix]}).json()["outputs"][0]["data"])
+    assert answers == [want] * len(answers)
+    assert v2["id"] == "r1" and v2["model_name"] == "churn-scorer" and v2["outputs"][1]["name"] == "scores"
+
+
+def test_the_open_inference_protocol_routes(client: TestClient) -> None:
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    assert client.get("/v2/models/churn-scorer/ready").json() == {"name": "churn-scorer", "ready": True}
+    metadata = client.get("/v2/models/churn-scorer").json()
+    assert [(i["name"], i["datatype"]) for i in metadata["inputs"]] == [(f["column"], {"int64": "INT64", "float64": "FP64", "string": "BYTES"}[f["dtype"]]) for f in FEATURES]
+    assert client.get("/v2/models/other").status_code == 404
+    assert client.post("/v2/models/other/infer", json={"inputs": []}).status_code == 404
+    ragged = [{"name": "orders_30d", "shape": [2], "datatype": "INT64", "data": [1]}]
+    assert client.post("/v2/models/churn-scorer/infer", json={"inputs": ragged}).status_code == 400
+
+
+# ------------------------------------------------------------------ what the request must carry
+
+
+@pytest.mark.parametrize("body", [{"instances": []}, [{}], [1], {"instances": [1]}, {"instances": {}}, {"rows": []}, "x", None, {"inputs": [{}]}])
+def test_bodies_of_the_wrong_shape_are_a_400_that_says_what_to_send(client: TestClient, body: Any) -> None:
+    response = client.post("/predict", json=body)
+    assert response.status_code == 400, response.text
+    assert "error" in response.json()
+
+
+def test_a_row_without_a_feature_is_a_400_naming_it(client: TestClient) -> None:
+    response = client.post("/predict", json={"instances": [C1, {k: v for k, v in C2.items() if k != "plan"}]})
+    assert response.status_code == 400 and response.json()["error"].startswith("row 1: missing feature plan")
+
+
+# ------------------------------------------------------------------ values against the declared types
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("orders_30d", "abc", "expected an integer (int64"), ("orders_30d", 2.5, "expected an integer"), ("orders_30d", True, "expected an integer"),
+    ("orders_30d", 10**30, "expected an integer (int64"), ("spend_30d", 10**400, "out of float64's range"), ("spend_30d", "5", "expected a number"),
+    ("plan", 3, "expected a string"), ("plan", {"a": 1}, "expected a single string value"), ("tenure_days", [1, 2], "expected a single int64 value"),
+])  # fmt: skip
+def test_a_value_of_the_wrong_type_is_a_422_naming_the_row_and_field(client: TestClient, field: str, value: Any, says: str) -> None:
+    response = client.post("/predict", json={"instances": [C1, {**C2, field: value}]})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith(f"row 1: {field}: ") and says in response.json()["error"]
+
+
+def test_csv_values_are_parsed_by_type_and_a_bad_one_is_a_422(client: TestClient, model_dir: Path) -> None:
+    line = ",".join(str(C2[c]) for c in COLUMNS)
+    assert client.post("/invocations", content=f"{line}\n{line.replace('9', 'x', 1)}", headers={"content-type": "text/csv"}).status_code == 422
+    blank = client.post("/invocations", content=line.replace("120.0", ""), headers={"content-type": "text/csv"})
+    assert blank.json()["predictions"] == expected(model_dir, {**C2, "spend_30d": None})  # an empty value is missing
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**30), 10**30) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@SETTINGS
+@given(body=json_values, field=st.sampled_from(COLUMNS), value=json_values)
+def test_no_json_body_is_a_500(client: TestClient, body: Any, field: str, value: Any) -> None:
+    """Any JSON at all, and any value in any feature of an otherwise good row: an answer or a
+    400/422, never a server error."""
+    assert client.post("/predict", json=body).status_code in (200, 400, 422)
+    response = client.post("/predict", json={"instances": [{**C1, field: value}]})
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 422:
+        assert field in response.json()["error"]
+
+
+# ------------------------------------------------------------------ the body: encoding, nesting, size
+
+
+def test_a_body_that_is_not_utf8_is_a_415(client: TestClient) -> None:
+    for raw, headers in ((json.dumps({"instances": [C1]}).encode("utf-16"), {"content-type": "application/json"}),
+                         (b'{"instances": [{"plan": "\xe9"}]}', {"content-type": "application/json"}),
+                         (json.dumps({"instances": [C1]}).encode(), {"content-type": "application/json; charset=latin-1"}),
+                         (b"1,2", {"content-type": "application/octet-stream"})):  # fmt: skip
+        response = client.post("/predict", content=raw, headers=headers)
+        assert response.status_code == 415, (raw[:20], response.text)
+
+
+@pytest.mark.parametrize("depth", [33, 1000, 30_000])
+def test_json_nested_deeper_than_any_protocol_is_a_400(client: TestClient, depth: int) -> None:
+    response = client.post("/predict", content="[" * depth + "]" * depth, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "nested more than 32 levels" in response.json()["error"]
+    # brackets inside strings are text, not nesting
+    assert client.post("/predict", json={"instances": [{**C1, "plan": "[" * 100}]}).status_code == 200
+
+
+def test_nan_and_infinity_literals_are_not_json(client: TestClient) -> None:
+    for literal in ("NaN", "Infinity", "-Infinity"):
+        response = client.post("/predict", content='{"instances": [{"spend_30d": %s}]}' % literal, headers={"content-type": "application/json"})
+        assert response.status_code == 400 and "not JSON" in response.json()["error"]
+
+
+async def _asgi(app: Any, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> tuple[int, int]:
+    """(status, chunks the app read) for one POST /predict straight into the app."""
+    read = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        read += 1
+        return {"type": "http.request", "body": chunks[read - 1], "more_body": read < len(chunks)}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http", "path": "/predict",
+             "raw_path": b"/predict", "query_string": b"", "root_path": "", "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
+    await app(scope, receive, send)
+    return next(m["status"] for m in sent if m["type"] == "http.response.start"), read
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read(client: TestClient) -> None:
+    import asyncio
+
+    app = client.app
+    chunks = [b"x" * 16384] * 64  # 1 MiB, against the fixture's 64 KiB limit
+    declared = [(b"content-type", b"application/json"), (b"content-length", str(16384 * 64).encode())]
+    assert asyncio.run(_asgi(app, declared, chunks)) == (413, 0)  # from Content-Length: nothing read
+    streamed = asyncio.run(_asgi(app, [(b"content-type", b"application/json")], chunks))  # chunked: no length
+    assert streamed == (413, 5)  # refused once past 64 KiB, the rest never read
+
+
+# ------------------------------------------------------------------ over HTTP: limits and health under load
+
+
+@contextmanager
+def serving(app: Any) -> Any:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive()
+        time.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def timed_health(port: int) -> float:
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        assert sock.recv(64).startswith(b"HTTP/1.1 200")
+    return time.monotonic() - start
+
+
+def post_huge(port: int, size: int, chunked: bool) -> tuple[bytes, float, int]:
+    """(status line, seconds to it, bytes the server took) for a POST of `size` bytes, sent
+    in 1 MiB pieces while the answer is awaited."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = "transfer-encoding: chunked" if chunked else f"content-length: {size}"
+    start = time.monotonic()
+    sock.sendall(f"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{head}\r\n\r\n".encode())
+    sent = 0
+
+    def push() -> None:
+        nonlocal sent
+        piece = b"[" * (1 << 20)
+        framed = b"%x\r\n" % len(piece) + piece + b"\r\n" if chunked else piece
+        try:
+            while sent < size:
+                sock.sendall(framed)
+                sent += len(piece)
+        except OSError:
+            pass  # the server closed the connection: what a refusal does
+
+    pusher = threading.Thread(target=push, daemon=True)
+    pusher.start()
+    status = sock.recv(64).split(b"\r\n")[0]
+    took = time.monotonic() - start
+    sock.close()
+    pusher.join(10)
+    return status, took, sent
+
+
+def test_a_200_mb_body_is_refused_within_a_second_while_health_answers(model_dir: Path) -> None:
+    with serving(create_app(model_dir, environ={})) as port:
+        for chunked in (False, True):
+            probes: list[float] = []
+            done = threading.Event()
+
+            def probe() -> None:
+                while not done.is_set():
+                    probes.append(timed_health(port))
+
+            prober = threading.Thread(target=probe)
+            prober.start()
+            status, took, sent = post_huge(port, 200 << 20, chunked)
+            done.set()
+            prober.join()
+            assert status == b"HTTP/1.1 413 Request Entity Too Large" and took < 1.0, (chunked, status, took)
+            assert sent < 100 << 20  # the server stopped taking it
+            assert probes and max(probes) < 0.1, probes
+
+
+def test_health_answers_while_predictions_are_slow(model_dir: Path) -> None:
+    """Predictions run in worker threads: a slow one (here the online store takes a second)
+    does not hold the health routes."""
+    app = create_app(model_dir, environ={"MLCOMPILE_ONLINE_FEATURES": sagemaker_online_env()}, reader=Slow())
+    with serving(app) as port:
+        body = json.dumps({"entities": [{"customer_id": "C1"}]}).encode()
+        slow = [threading.Thread(target=_post, args=(port, body)) for _ in range(3)]
+        for thread in slow:
+            thread.start()
+        time.sleep(0.2)
+        probes = [timed_health(port) for _ in range(5)]
+        for thread in slow:
+            thread.join()
+    assert max(probes) < 0.1, probes
+
+
+def _post(port: int, body: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        sock.recv(64)
