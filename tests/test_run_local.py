@@ -184,7 +184,9 @@ def test_churn_example_end_to_end(tmp_path: Path) -> None:
     # lineage on the registered version
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri="sqlite:///" + str(folder / ".mlcompile" / "mlflow.db"))
+    uri = "sqlite:///" + str(folder / ".mlcompile" / "mlflow.db")
+    # both URIs: a registry URI left set in this process (mlflow.set_registry_uri) would win otherwise
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     version = client.get_model_version("churn-classifier", "1")
     assert version.tags["mlcompile.spec_sha256"] and len(version.tags["mlcompile.data.train_sha256"]) == 64
     assert version.tags["mlcompile.data.source.customer_activity_daily.sha256"]
