@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 # keys that name an element of a list, in the order they are tried
 _IDENTITY_KEYS = ("name", "Name", "key", "Key", "id", "Id", "VariantName", "StepName", "MetricName", "type", "kind")
@@ -29,7 +29,7 @@ class KeyChange:
     path: str
     old: Any
     new: Any
-    change: str = "changed"  # added | removed | changed
+    change: Literal["added", "removed", "changed"] = "changed"
 
     def render(self) -> str:
         return f"{self.path}: {show(self.old) if self.change != 'added' else '(none)'} → {show(self.new) if self.change != 'removed' else '(none)'}"
