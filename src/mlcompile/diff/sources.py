@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from mlcompile.build import Compilation, compile_cached, resolve_profiles
 from mlcompile.diagnostics import Diagnostic, Severity
@@ -125,7 +126,8 @@ def read_build_dir(base_dir: str | os.PathLike[str], profile_names: Sequence[str
             platform=str(manifest.get("platform", "")), plan=None,
             lineage=LineageValues(*(_hex(manifest.get(key)) for key in ("spec_sha256", "profile_sha256", "git_commit"))),
         )  # fmt: skip
-        for index, entry in enumerate(manifest.get("files", [])):  # type: ignore[union-attr]
+        entries: list[Any] = manifest.get("files", [])
+        for index, entry in enumerate(entries):
             relative = entry.get("path") if isinstance(entry, dict) else None
             try:
                 if not isinstance(relative, str):
@@ -155,7 +157,7 @@ def _read_bytes(path: Path) -> bytes:
         raise UsageError(f"{path}: cannot read the build manifest: {exc.strerror or exc}") from None
 
 
-def _read_manifest(path: Path, raw: bytes) -> dict[str, object]:
+def _read_manifest(path: Path, raw: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except ValueError as exc:
