@@ -154,6 +154,21 @@ def test_several_unchanged_specs_build_nothing_and_fit_one_screen(monorepo: Path
     assert "**No changes** in any build (3 profiles of 3 systems compared" in output
 
 
+def test_several_specs_against_a_base_dir_of_several_systems(monorepo: Path) -> None:
+    build = ["build", "systems/*/mlcompile.yaml", "--target", "targets/local.yaml", "--git-commit", "none", "--out", "base"]
+    assert run(*build)[0] == 0
+    spec = monorepo / "systems" / "churn" / "mlcompile.yaml"
+    spec.write_text(spec.read_text().replace("canary_percent: 10", "canary_percent: 25"))
+    (monorepo / "systems" / "ads").mkdir()
+    (monorepo / "systems" / "ads" / "mlcompile.yaml").write_text(spec.read_text().replace("name: churn-prediction", "name: ads-prediction"))
+    code, output = run("diff", "systems/*/mlcompile.yaml", "--target", "targets/local.yaml", "--base-dir", "base", "--exit-code")
+    assert code == 1
+    assert "churn-prediction/local (local): 1 resource, 1 file changed — changes serving" in output, "a local build keeps its plan"
+    assert "  file plan.json: changed\n    $.online.canary_percent: 10 → 25\n" in output
+    assert "ads-prediction/local (local): 25 resources, 4 files changed" in output and "file plan.json: added" in output
+    assert "unchanged: billing-prediction/local, fraud-prediction/local" in output
+
+
 def test_build_with_a_cache_does_not_build_an_unchanged_system_again(monorepo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mlcompile.build as build
 

@@ -52,7 +52,9 @@ def diff_specs(request: DiffRequest) -> tuple[DiffReport, dict[str, Plan]]:
         head = build_working_tree(spec, profile_paths, request.policy_severity, request.on_warnings, cache_dir=request.cache_dir)
         system = next((side.plan.system for side in head.values() if side.plan is not None), Path(spec).parent.name)
         if request.base_dir:
-            base = read_build_dir(Path(request.base_dir) / system if several else request.base_dir, sorted(head))
+            folder = Path(request.base_dir) / system if several else Path(request.base_dir)
+            # a system new since the base build has no folder there: everything is added
+            base = read_build_dir(folder, sorted(head)) if folder.is_dir() or not several else {}
         else:
             base = build_git_ref(label, spec, profile_paths, request.policy_severity, cache_dir=request.cache_dir)
         report = diff_builds(label, base, head)
