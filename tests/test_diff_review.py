@@ -112,6 +112,25 @@ def test_a_comment_over_the_limit_keeps_its_summary_and_points_to_the_artifact(c
     assert artifact.count("\n") > comment.count("\n")
 
 
+def test_a_change_to_hundreds_of_systems_still_fits_one_comment(churn_repo: Path) -> None:
+    from dataclasses import replace
+
+    from mlcompile.diff.engine import DiffReport
+    from mlcompile.diff.systems import DiffRequest, diff_specs
+
+    spec = churn_repo / SPEC
+    spec.write_text(spec.read_text().replace("orders_30d", "orders_last_30_days").replace("canary_percent: 10}", "canary_percent: 25}"))
+    report, _ = diff_specs(DiffRequest([SPEC], ["targets/local.yaml"]))
+    (local,) = report.profiles
+    # the same real change in 300 systems (a profile every system uses changed)
+    many = DiffReport(report.base, True, tuple(replace(local, system=f"system-{i:03d}") for i in range(300)))
+    comment = to_markdown(many, artifact="diff-full.txt")
+    assert len(comment) < COMMENT_LIMIT
+    assert "| `system-000/local` | local |" in comment and "more changed profiles" in comment
+    assert comment.count("`canary 10% → 25%`") > 10, "resource changes before any file"
+    assert "Left out to stay under 60,000 characters" in comment and "the full diff is in `diff-full.txt`" in comment
+
+
 # ------------------------------------------------------------------ several systems
 
 

@@ -40,6 +40,7 @@ def to_json(report: DiffReport) -> str:
 COMMENT_LIMIT = 60_000
 TEXT_LINES_PER_FILE = 60  # key-path changes or diff lines of one file in text or a comment (the artifact has them all)
 MARKDOWN_LINES_PER_FILE = 30
+FIELDS_PER_RESOURCE = 8  # changed fields named on one resource's line of a comment
 ONE_SCREEN = 12  # profiles listed by name when nothing changed; more are counted
 
 
@@ -161,9 +162,16 @@ def _resource_lines(profile: ProfileDiff) -> list[str]:
     """One line per resource, naming the change in words: `canary 10% → 25%`."""
     lines = []
     for resource in profile.resources:
-        what = resource.change if resource.change != "changed" else ", ".join(f.render() for f in resource.fields)
-        lines.append(f"- **{resource.resource}**: {_code(what)}")
+        fields = [f.render() for f in resource.fields[:FIELDS_PER_RESOURCE]]
+        if len(resource.fields) > FIELDS_PER_RESOURCE:
+            fields.append(f"… {len(resource.fields) - FIELDS_PER_RESOURCE} more")
+        what = resource.change if resource.change != "changed" else ", ".join(fields)
+        lines.append(f"- **{resource.resource}**: {_code(_shorten(what))}")
     return lines
+
+
+def _shorten(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _cost_block(profile: ProfileDiff) -> list[str]:
@@ -199,7 +207,7 @@ def to_markdown(report: DiffReport, plans: dict[str, Plan] | None = None, *, art
     unchanged = len(report.profiles) - len(changed)
     head += [f"**{len(changed)} of {_compared(report)} changed**" + (f"; {unchanged} unchanged." if unchanged else "."), ""]
     head += ["| profile | platform | resources | files | impact |", "|---|---|---|---|---|"]
-    footer_room = 600  # the note on what was left out
+    footer_room = 600 + len(artifact or "")  # the note on what was left out
     budget = limit - footer_room
     out: list[str] = []
     size = 0
@@ -224,17 +232,15 @@ def to_markdown(report: DiffReport, plans: dict[str, Plan] | None = None, *, art
         add([row], "a summary row")
         shown_rows += 1
     if shown_rows < len(rows):
-        out.append(f"| … | {len(rows) - shown_rows} more changed profiles | | | |")
-    for profile in changed:
+        add([f"| … | {len(rows) - shown_rows} more changed profiles | | | |"], "a summary row")
+    for profile in changed:  # what a reviewer reads first: every resource change that fits
         label = _label(profile, several)
-        block = ["", f"#### {_code(label)} ({profile.platform})", "", *_resource_lines(profile), *_cost_block(profile)]
-        if not add(block, f"the resource changes of {label}"):
-            break
+        add(["", f"#### {_code(label)} ({profile.platform})", "", *_resource_lines(profile), *_cost_block(profile)], f"the resource changes of {label}")
     for profile in changed:
         label = _label(profile, several)
         key = f"{profile.system}/{profile.profile}" if several else profile.profile
-        if profile.files and not add(_files_block(profile, label, plans.get(key)), f"the file changes of {label}"):
-            continue
+        if profile.files:
+            add(_files_block(profile, label, plans.get(key)), f"the file changes of {label}")
     cut = any(len(_file_lines(f)) > MARKDOWN_LINES_PER_FILE for p in changed for f in p.files)
     if left_out or cut:
         where = f"the full diff is in {_code(artifact)}" if artifact else "`mlcompile diff --artifact FILE` writes the full diff"
