@@ -57,7 +57,8 @@ def test_a_canary_change_is_reported_in_serving_terms_with_exit_code_1(repo: Pat
     assert code == 1
     assert "local (local): 1 resource, 1 file changed — changes serving" in output
     assert "endpoint churn: canary 10% → 25%" in output
-    assert "-    \"canary_percent\": 10," in output and "+    \"canary_percent\": 25," in output
+    # the build's file, compared as data: the one key that moved, not a line diff
+    assert "  file plan.json: changed\n    $.online.canary_percent: 10 → 25\n" in output
 
 
 def test_without_exit_code_changes_still_exit_0(repo: Path) -> None:
@@ -86,11 +87,27 @@ def test_a_schedule_change_is_labelled_as_such(repo: Path) -> None:
     assert "schedule churn-prediction-retraining: cron 0 2 * * 0 → 30 1 * * 1" in output
 
 
-def test_a_comment_only_edit_touches_only_metadata(repo: Path) -> None:
+def test_a_comment_or_formatting_edit_of_the_spec_has_no_changes(repo: Path) -> None:
     spec = repo / "mlcompile.yaml"
-    spec.write_text(spec.read_text() + "# a reviewer's note\n")
+    text = spec.read_text()
+    # lines added above everything: every source location of the plan moves down; the spec's
+    # sha256 (lineage, in every file) changes — neither is a change to review
+    spec.write_text("# a reviewer's note\n\n" + text.replace("labels: {team: growth}", "labels:\n    team: 'growth'   # who to ask"))
     code, output = diff("--exit-code")
-    assert code == 1, "the spec's hash is lineage on every resource: the build did change"
+    assert code == 0, output
+    assert output.startswith("mlcompile diff against HEAD: No changes")
+
+
+def test_a_comment_in_a_profile_has_no_changes(repo: Path) -> None:
+    profile = repo / "targets" / "local.yaml"
+    profile.write_text("# owned by the platform team\n" + profile.read_text())
+    assert diff("--exit-code")[0] == 0
+
+
+def test_a_label_edit_touches_only_metadata(repo: Path) -> None:
+    edit(repo / "mlcompile.yaml", "labels: {team: growth}", "labels: {team: growth, tier: gold}")
+    code, output = diff("--exit-code")
+    assert code == 1, output
     assert "touches only metadata" in output
     assert "retrains" not in output and "serving" not in output
 
@@ -180,7 +197,9 @@ def test_every_target_reports_a_serving_and_schedule_change_in_its_own_files(exa
     assert resources["schedule churn-prediction-retraining"] == [{"field": "cron", "old": "0 2 * * 1", "new": "0 4 * * 1"}]
     changed_files = [f for f in report["files"] if f["change"] == "changed"]
     assert changed_files, "the platform's own files must show the change"
-    assert any("30" in f["unified"] for f in changed_files)
+    moved = [c for f in changed_files for c in f["changes"]]
+    assert any(c["new"] in (30, 70, "0 4 * * 1") or "30%" in str(c["new"]) for c in moved), moved
+    assert all(f["unified"] == "" for f in changed_files if f["path"].endswith((".json", ".yaml", ".yml"))), "data files diff by key path"
 
 
 def test_base_dir_of_a_cloud_build_compares_its_files(example_repo: Path) -> None:

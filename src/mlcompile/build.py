@@ -52,10 +52,14 @@ class Compiled:
 
 @dataclass
 class Compilation:
-    bundle: SystemBundle
+    bundle: SystemBundle | None  # None for a build read back from the cache (mlcompile.build_cache)
     profiles: list[Profile]
     results: list[Compiled]
     warnings: list[Diagnostic]
+
+    @property
+    def system(self) -> str:
+        return self.bundle.base.system.metadata.name if self.bundle is not None else self.results[0].plan.system
 
 
 def implicit_local_profile() -> ProfileSet:
@@ -234,18 +238,46 @@ def size_warnings(files: Sequence[OutputFile], document: Document, profile: str)
     return found
 
 
+def compile_cached(
+    spec: str, profile_set: ProfileSet, *, cache_dir: str | os.PathLike[str] | None, git_commit: str | None = "auto", policy_severity: Severity = "error"
+) -> Compilation:
+    """compile_system (rendered), or the build of the same inputs from the cache folder
+    (warnings were shown when it was built); a new build is stored there."""
+    if cache_dir is None or not profile_set.profiles:
+        return compile_system(spec, profile_set, render=True, git_commit=git_commit, policy_severity=policy_severity)
+    from mlcompile.build_cache import BuildCache, build_key
+
+    commit = git_commit_of(spec) if git_commit == "auto" else git_commit
+    try:
+        spec_bytes = Path(spec).read_bytes()
+    except OSError:  # let the loader say what is wrong with it
+        return compile_system(spec, profile_set, render=True, git_commit=commit, policy_severity=policy_severity)
+    cache, key = BuildCache(cache_dir), build_key(spec_bytes, profile_set, git_commit=commit, policy_severity=policy_severity)
+    cached = cache.get(key, profile_set)
+    if cached is not None:
+        return Compilation(None, list(profile_set.profiles), cached, [])
+    compilation = compile_system(spec, profile_set, render=True, git_commit=commit, policy_severity=policy_severity)
+    cache.put(key, compilation.results)
+    return compilation
+
+
 def compile_systems(
-    specs: Sequence[str], profile_set: ProfileSet, *, render: bool, git_commit: str | None = "auto", policy_severity: Severity = "error"
+    specs: Sequence[str], profile_set: ProfileSet, *, render: bool, git_commit: str | None = "auto", policy_severity: Severity = "error",
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> list[Compilation]:
     """compile_system for each spec, in order; the diagnostics of every spec are gathered and
-    raised together, so nothing is written unless all specs compiled."""
+    raised together, so nothing is written unless all specs compiled. With `cache_dir`, an
+    unchanged system is read from the cache instead of being built again."""
     import gc
 
     compilations: list[Compilation] = []
     diagnostics: list[Diagnostic] = []
     for spec in specs:
         try:
-            compilations.append(compile_system(spec, profile_set, render=render, git_commit=git_commit, policy_severity=policy_severity))
+            if render and cache_dir is not None:
+                compilations.append(compile_cached(spec, profile_set, cache_dir=cache_dir, git_commit=git_commit, policy_severity=policy_severity))
+            else:
+                compilations.append(compile_system(spec, profile_set, render=render, git_commit=git_commit, policy_severity=policy_severity))
         except SpecError as exc:
             diagnostics += exc.diagnostics
         if len(specs) > 1:
@@ -302,6 +334,8 @@ def manifest(result: Compiled) -> OutputFile:
         "platform": result.profile.target.platform,
         "files": [{"path": f.path, "kind": f.kind, "sha256": hashlib.sha256(f.content).hexdigest()} for f in files],
     }
+    if result.plan.lineage.git_commit:  # lineage in one place, for `diff --base-dir` to set aside
+        data["git_commit"] = result.plan.lineage.git_commit
     return OutputFile(MANIFEST, "mlcompile.manifest", json_bytes(data))
 
 

@@ -140,6 +140,12 @@ diagnostics_option = click.option(
 )  # fmt: skip
 
 
+cache_dir_option = click.option(
+    "--cache-dir", type=click.Path(file_okay=False), metavar="DIR",
+    help="Keep builds here by the hash of their inputs (spec, profiles, mlcompile): an unchanged system is not built again.",
+)  # fmt: skip
+
+
 def _policy_severity(warn_only: bool) -> Literal["error", "warning"]:
     return "warning" if warn_only else "error"
 
@@ -213,9 +219,10 @@ def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], ou
 )  # fmt: skip
 @warn_only_option
 @diagnostics_option
+@cache_dir_option
 @click.pass_obj
 @_guarded
-def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_dir: str, git_commit: str, warn_only: bool) -> int:
+def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_dir: str, git_commit: str, warn_only: bool, cache_dir: str | None) -> int:
     """Compile each SPEC for each --target profile into OUT/<profile>/ with a manifest.json.
 
     With several SPECs (or a quoted glob such as 'systems/*/mlcompile.yaml') each system goes
@@ -231,19 +238,20 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
     if not targets and len({str(Path(p).parent.resolve()) for p in paths}) > 1:
         raise UsageError("several specs in different folders build for the same profiles: pass them with --target")
     compilations = compile_systems(
-        paths, profiles, render=True, git_commit=None if git_commit == "none" else git_commit, policy_severity=_policy_severity(warn_only)
-    )
+        paths, profiles, render=True, git_commit=None if git_commit == "none" else git_commit, policy_severity=_policy_severity(warn_only),
+        cache_dir=cache_dir,
+    )  # fmt: skip
     nested = len(paths) > 1 or patterned
     if nested:
         names: dict[str, str] = {}
         for spec, compilation in zip(paths, compilations):
-            name = compilation.bundle.base.system.metadata.name
+            name = compilation.system
             if name in names:
                 raise UsageError(f"{names[name]} and {spec} both define system '{name}': their builds would share {out_dir}/{name}/")
             names[name] = spec
     for compilation in compilations:
         _report(compilation.warnings, state)
-    folders = [Path(out_dir) / safe_folder_name(c.bundle.base.system.metadata.name, "system") if nested else Path(out_dir) for c in compilations]
+    folders = [Path(out_dir) / safe_folder_name(c.system, "system") if nested else Path(out_dir) for c in compilations]
     for compilation, folder_of in zip(compilations, folders):  # every system, before anything is written
         refuse_credential_leaks(compilation.results, folder_of)
         with output_errors(folder_of):
@@ -445,43 +453,59 @@ def _deploy(
 
 @main.command()
 @verbosity_options
-@spec_argument
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="SPEC...")
 @target_option
 @click.option("--base", "base_ref", metavar="GIT_REF", help="Compare with the spec and profiles at this git revision (default HEAD).")
 @click.option("--base-dir", type=click.Path(file_okay=False), help="Compare with an earlier `build --out` folder instead.")
 @click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything changed, 0 when nothing did (2 on errors).")
+@click.option("--artifact", type=click.Path(dir_okay=False), metavar="FILE", help="Also write the full diff (nothing cut) to FILE, as text.")
 @warn_only_option
 @diagnostics_option
+@cache_dir_option
 @click.pass_obj
 @_guarded
 def diff(
-    state: _State, spec: str, targets: tuple[str, ...], base_ref: str | None, base_dir: str | None, output_format: str, exit_code: bool, warn_only: bool
-) -> int:
-    """Show what a change to SPEC or its profiles changes in every profile's build."""
-    from mlcompile.build import select_profiles
-    from mlcompile.diff import diff_builds
-    from mlcompile.diff.render import to_json, to_markdown, to_text
-    from mlcompile.diff.sources import build_git_ref, build_working_tree, read_build_dir
-    from mlcompile.errors import UsageError
+    state: _State, specs: tuple[str, ...], targets: tuple[str, ...], base_ref: str | None, base_dir: str | None, output_format: str, exit_code: bool,
+    artifact: str | None, warn_only: bool, cache_dir: str | None,
+) -> int:  # fmt: skip
+    """Show what a change to each SPEC or its profiles changes in every profile's build.
 
-    if base_ref and base_dir:
-        raise UsageError("give --base or --base-dir, not both")
-    profiles = [p.document.file for p in select_profiles(spec, targets, "diff").profiles]
-    head = build_working_tree(spec, profiles, policy_severity=_policy_severity(warn_only), on_warnings=lambda warnings: _report(warnings, state))
-    if base_dir:
-        base, label = read_build_dir(base_dir, sorted(head)), base_dir
-    else:
-        label = base_ref or "HEAD"
-        base = build_git_ref(label, spec, profiles, sorted(head), policy_severity=_policy_severity(warn_only))
-    report = diff_builds(label, base, head)
+    Lineage (the spec's sha256, the git commit) is not a change: an edit of comments or
+    formatting has no changes. Several SPECs or a quoted glob ('systems/*/mlcompile.yaml')
+    give one report; a system whose spec and profiles did not change is not built."""
+    from mlcompile.build import expand_spec_patterns
+    from mlcompile.diff.render import to_json, to_markdown, to_text
+    from mlcompile.diff.systems import DiffRequest, diff_specs
+
+    paths, _ = expand_spec_patterns(specs)
+    request = DiffRequest(
+        paths, targets, base_ref, base_dir, _policy_severity(warn_only), cache_dir, on_warnings=lambda warnings: _report(warnings, state)
+    )  # fmt: skip
+    report, plans = diff_specs(request)
+    if artifact:
+        _write_atomically(Path(artifact), to_text(report, full=True))
     if output_format == "json":
         click.echo(to_json(report), nl=False)
     elif output_format == "markdown":
-        click.echo(to_markdown(report, {name: side.plan for name, side in head.items() if side.plan is not None}), nl=False)
+        click.echo(to_markdown(report, plans, artifact=artifact), nl=False)
     else:
-        click.echo(to_text(report), nl=False)
+        click.echo(to_text(report, artifact=artifact), nl=False)
     return EXIT_DIFF if exit_code and report.changed else EXIT_OK
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    import tempfile
+
+    from mlcompile.errors import UsageError
+
+    try:
+        handle, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(staged, path)
+    except OSError as exc:
+        raise UsageError(f"--artifact {path}: cannot write it: {exc.strerror or exc}") from None
 
 
 @main.command()

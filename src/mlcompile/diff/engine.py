@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mlcompile.diff.lineage import LineageValues, pair_renamed, path_hashes, without_lineage
+from mlcompile.diff.structural import KeyChange, compare_files
 from mlcompile.plan.nodes import Plan, Step
 
 Change = Literal["added", "removed", "changed"]
@@ -18,10 +20,6 @@ COST = "changes cost class"
 SCHEDULE = "changes a schedule"
 METADATA = "touches only metadata"
 IMPACT_ORDER = (RETRAINS, SERVING, COST, SCHEDULE, METADATA)
-
-# Unified diffs longer than this are cut (the structural summary above them stays whole).
-MAX_UNIFIED_LINES = 400
-
 
 @dataclass(frozen=True)
 class FieldChange:
@@ -62,10 +60,15 @@ class CostChange:
 
 @dataclass(frozen=True)
 class FileChange:
+    """A file that differs once lineage is set aside. A JSON/YAML file that changed lists its
+    key-path changes (`changes`) and has no line diff; other files have a unified diff."""
+
     path: str
     kind: str
     change: Change
     unified: str
+    changes: tuple[KeyChange, ...] = ()
+    renamed_from: str | None = None  # a content-addressed name that moved with its content
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class ProfileDiff:
     changed_steps: tuple[str, ...]  # "<pipeline>/<step>" of the working tree's plan
     changed: bool
     costs: tuple[CostChange, ...] = ()  # estimates from list prices (mlcompile.cost.CAVEAT)
+    system: str = ""  # the spec's metadata.name (several specs: one report for all)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class BuildSide:
     plan: Plan | None
     files: dict[str, bytes] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
+    lineage: LineageValues = LineageValues()
 
 
 def _show(value: Any) -> str:
@@ -237,30 +242,49 @@ def _text(content: bytes) -> list[str] | None:
 
 
 def _unified(path: str, old: bytes | None, new: bytes | None) -> str:
+    """The whole unified diff (renderers cut it to fit their medium)."""
     old_lines = _text(old) if old is not None else []
     new_lines = _text(new) if new is not None else []
     if old_lines is None or new_lines is None:
         return f"binary file {path} differs\n"
     lines = list(difflib.unified_diff(old_lines, new_lines, f"a/{path}", f"b/{path}", lineterm="", n=3))
-    if len(lines) > MAX_UNIFIED_LINES:
-        lines = lines[:MAX_UNIFIED_LINES] + [f"… {len(lines) - MAX_UNIFIED_LINES} more lines"]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def comparable_files(old: BuildSide | None, new: BuildSide | None) -> tuple[dict[str, bytes], dict[str, bytes], dict[str, str]]:
+    """Both sides' files with lineage set aside, and the old side's content-addressed files
+    renamed to their new names (the third mapping: new path → the old side's own path)."""
+    before = {p: without_lineage(c, old.lineage) for p, c in old.files.items()} if old is not None else {}
+    after = {p: without_lineage(c, new.lineage) for p, c in new.files.items()} if new is not None else {}
+    renamed_from: dict[str, str] = {}
+    for _ in range(3):  # a renamed file's references may rename another: settle in a few rounds
+        pairs = pair_renamed({p: c for p, c in before.items() if p not in after}, {p: c for p, c in after.items() if p not in before})
+        if not pairs:
+            break
+        hashes = {o: n for old_path, new_path in pairs.items() for o, n in zip(path_hashes(old_path), path_hashes(new_path)) if o != n}
+        before = {pairs.get(p, p): without_lineage(c, LineageValues(), hashes) for p, c in before.items()}
+        renamed_from.update({new_path: renamed_from.pop(old_path, old_path) for old_path, new_path in pairs.items()})
+    return before, after, renamed_from
+
+
 def _compare_files(old: BuildSide | None, new: BuildSide | None) -> list[FileChange]:
-    before = old.files if old is not None else {}
-    after = new.files if new is not None else {}
+    before, after, renamed_from = comparable_files(old, new)
     kinds = {**(old.kinds if old else {}), **(new.kinds if new else {})}
     changes = []
     for path in sorted(set(before) | set(after)):
         if path == "manifest.json":
             continue  # restates the other files' hashes
+        kind = kinds.get(path, "")
         if path not in before:
-            changes.append(FileChange(path, kinds.get(path, ""), "added", _unified(path, None, after[path])))
+            changes.append(FileChange(path, kind, "added", _unified(path, None, after[path])))
         elif path not in after:
-            changes.append(FileChange(path, kinds.get(path, ""), "removed", _unified(path, before[path], None)))
+            changes.append(FileChange(path, kind, "removed", _unified(path, before[path], None)))
         elif before[path] != after[path]:
-            changes.append(FileChange(path, kinds.get(path, ""), "changed", _unified(path, before[path], after[path])))
+            keys = compare_files(path, before[path], after[path])
+            if keys == []:
+                continue  # the same data written differently (key order, quoting): not a change
+            unified = "" if keys is not None else _unified(path, before[path], after[path])
+            changes.append(FileChange(path, kind, "changed", unified, tuple(keys or ()), renamed_from.get(path)))
     return changes
 
 
