@@ -154,14 +154,14 @@ def test_a_pull_request_comment_follows_the_change_and_goes_when_nothing_changes
     assert runner.outputs["changed"] == "true"
     human, ours = api.on(7)
     assert human["body"].startswith("LGTM") and ours["body"].startswith(MARKER)
-    assert "canary" in ours["body"] and "`10%` → `25%`" in ours["body"]
-    assert "`10%` → `25%`" in (runner.tmp / "summary.md").read_text()  # also on the run's summary page
+    assert "canary 10% → 25%" in ours["body"]
+    assert "canary 10% → 25%" in (runner.tmp / "summary.md").read_text()  # also on the run's summary page
 
     push(canary(50), "canary 25 → 50")
     done = review(runner)
     assert done.returncode == 0, done.stdout
     (updated,) = [c for c in api.on(7) if c["body"].startswith(MARKER)]
-    assert updated["id"] == ours["id"] and "`10%` → `50%`" in updated["body"]  # edited in place, not a second comment
+    assert updated["id"] == ours["id"] and "canary 10% → 50%" in updated["body"]  # edited in place, not a second comment
 
     push(canary(10), "back to 10%: nothing changes")
     done = review(runner)
@@ -193,9 +193,9 @@ def test_an_internal_error_fails_the_job_and_is_never_taken_for_no_changes(pull_
     bug = tmp_path / "bug"
     bug.mkdir()
     (bug / "sitecustomize.py").write_text(
-        "import mlcompile.diff\n"
+        "import mlcompile.diff.systems\n"
         "def diff_builds(*args, **kwargs):\n    raise RuntimeError('a bug')\n"
-        "mlcompile.diff.diff_builds = diff_builds\n"
+        "mlcompile.diff.systems.diff_builds = diff_builds\n"
     )
     push(canary(30), "canary 30")
     done = review(runner, PYTHONPATH=os.pathsep.join([str(bug), os.environ.get("PYTHONPATH", "")]))
@@ -223,7 +223,7 @@ def test_a_fork_pull_request_is_commented_by_the_workflow_run_job_for_the_review
     posted = runner.run({"command": "comment"}, {"event": {"workflow_run": {"head_sha": head, "id": 1}}})
     assert posted.returncode == 0, posted.stdout
     (comment,) = api.on(7)
-    assert "`10%` → `25%`" in comment["body"]
+    assert "canary 10% → 25%" in comment["body"]
 
 
 @pytest.mark.slow
