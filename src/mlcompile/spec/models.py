@@ -32,7 +32,7 @@ Labels = dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")], Annotat
 
 class SpecModel(BaseModel):
     # allow_inf_nan=False: YAML's .nan/.inf are no thresholds, and plan.json must stay JSON
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, allow_inf_nan=False, defer_build=True)
 
 
 # ---------------------------------------------------------------------------- metadata
