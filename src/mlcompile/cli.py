@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -16,14 +17,13 @@ from typing import Any, Literal
 import click
 
 from mlcompile import __version__
-from mlcompile.pydantic_plugins import disable_plugins
 
 EXIT_OK, EXIT_DIFF, EXIT_USER_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
 
 # pydantic looks for plugins by scanning the entry points of every installed distribution
 # the first time a model is built (~15 ms with the cloud SDKs installed); the CLI uses none.
-disable_plugins()
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 class _State:
