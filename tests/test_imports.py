@@ -100,10 +100,10 @@ def test_help_and_version_are_lazy(args: list[str], tmp_path: Path) -> None:
 
 # what a bare `validate` (a spec, no profiles: editors and pre-commit on every save) must not
 # pay for at start: pydantic's plugin discovery and the targets' entry points
-# (importlib.metadata, which brings email, zipfile, csv), what only a build writes with
-# (shutil, tempfile, the cost report's decimal arithmetic), the plan, templates, JSON Schema
+# (importlib.metadata, which brings email, zipfile, csv), the cost report a build writes, the
+# plan, templates, JSON Schema
 COLD_VALIDATE_NEEDS_NONE = (
-    "importlib.metadata", "email", "zipfile", "csv", "shutil", "tempfile", "jinja2", "jsonschema",
+    "importlib.metadata", "email", "zipfile", "csv", "jinja2", "jsonschema",
     "mlcompile.cost", "mlcompile.plan", "mlcompile.targets.local",
 )  # fmt: skip
 
@@ -111,7 +111,7 @@ COLD_VALIDATE_NEEDS_NONE = (
 def test_a_bare_validate_imports_only_what_validating_needs(tmp_path: Path) -> None:
     # an example as bench/validate.py measures it. (A spec asking for accelerators also reads
     # the machine catalog, and one scheduling in a time zone reads tzdata through
-    # importlib.resources, which brings tempfile and zipfile: the other examples do.)
+    # importlib.resources, which brings zipfile: the other examples do.)
     shutil.copytree(EXAMPLES / "churn", tmp_path / "churn")
     codes, modules, stderr = modules_after(["validate", str(tmp_path / "churn" / "mlcompile.yaml")], cwd=tmp_path)
     assert codes == [0], stderr

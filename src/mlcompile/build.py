@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -392,8 +394,6 @@ def _exchange(staged: Path, final: Path) -> bool:
 def _recover(out: Path) -> None:
     """Finish what an interrupted build left (called under the lock, so no build is running):
     a profile folder moved aside but not replaced is moved back, and staging folders go."""
-    import shutil  # build-only imports stay out of validate's cold start
-
     for staging in sorted(out.glob(STAGING_PREFIX + "*")):
         for retired in sorted(staging.glob(".retired-*")):
             final = out / retired.name.removeprefix(".retired-")
@@ -409,8 +409,6 @@ def write_builds(results: Sequence[Compiled], out_dir: str | os.PathLike[str], *
     each profile folder is replaced in one step, so it is always one whole build. Two builds
     into the same `out_dir` take turns (BuildLock); the next build removes what an
     interrupted one left (its hidden `.mlcompile-build-*` staging folder)."""
-    import tempfile
-
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
