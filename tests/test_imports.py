@@ -6,6 +6,7 @@ reports `sys.modules`, so that modules imported by pytest or other tests cannot 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 HERE = Path(__file__).parent / "toy_target"
 SPEC_DIR = HERE / "fixture"
+EXAMPLES = Path(__file__).parent.parent / "examples"
 
 # SDKs of the cloud targets, and the runtime's data stack: none of them is needed to
 # validate a spec or to build it for the local platform.
@@ -94,3 +96,58 @@ def test_help_and_version_are_lazy(args: list[str], tmp_path: Path) -> None:
     leaked = {package: loaded(modules, package) for package in (*SCHEMA_STACK, *HEAVY) if loaded(modules, package)}
     assert not leaked, f"`mlcompile {' '.join(args)}` imported {leaked}"
     assert "mlcompile.spec.models" not in modules
+
+
+# what a bare `validate` (a spec, no profiles: editors and pre-commit on every save) must not
+# pay for at start: pydantic's plugin discovery and the targets' entry points
+# (importlib.metadata, which brings email, zipfile, csv), the cost report a build writes, the
+# plan, templates, JSON Schema
+COLD_VALIDATE_NEEDS_NONE = (
+    "importlib.metadata", "email", "zipfile", "csv", "jinja2", "jsonschema",
+    "mlcompile.cost", "mlcompile.plan", "mlcompile.targets.local",
+)  # fmt: skip
+
+
+def test_a_bare_validate_imports_only_what_validating_needs(tmp_path: Path) -> None:
+    # an example as bench/validate.py measures it. (A spec asking for accelerators also reads
+    # the machine catalog, and one scheduling in a time zone reads tzdata through
+    # importlib.resources, which brings zipfile: the other examples do.)
+    shutil.copytree(EXAMPLES / "churn", tmp_path / "churn")
+    codes, modules, stderr = modules_after(["validate", str(tmp_path / "churn" / "mlcompile.yaml")], cwd=tmp_path)
+    assert codes == [0], stderr
+    assert "no target profiles found" in stderr  # the case measured by bench/validate.py
+    leaked = {package: loaded(modules, package) for package in (*COLD_VALIDATE_NEEDS_NONE, *HEAVY) if loaded(modules, package)}
+    assert not leaked, f"a bare validate imported {leaked}"
+
+
+STAND_IN_DRIVER = textwrap.dedent(
+    """
+    import sys
+    import mlcompile.cli  # turns plugins off
+    import mlcompile.spec.models  # puts the stand-in loader in place
+    from pydantic import BaseModel
+    from pydantic_core import SchemaValidator
+
+    class Probe(BaseModel):
+        count: int
+
+    assert Probe.model_validate({"count": "3"}).count == 3
+    assert type(Probe.__pydantic_validator__) is SchemaValidator, type(Probe.__pydantic_validator__)
+    assert "importlib.metadata" not in sys.modules
+    """
+)
+
+
+def test_pydantic_builds_validators_with_the_stand_in_plugin_loader() -> None:
+    """pydantic still asks its loader only `get_plugins()`, and builds plain validators."""
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    proc = subprocess.run([sys.executable, "-c", STAND_IN_DRIVER], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_real_plugin_loader_finds_no_plugins_when_all_are_disabled() -> None:
+    """What the stand-in answers is what pydantic's own loader answers under the CLI's setting."""
+    env = {**os.environ, "PYDANTIC_DISABLE_PLUGINS": "__all__"}
+    probe = "from pydantic.plugin._loader import get_plugins; assert list(get_plugins()) == []"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from mlcompile.spec.pydantic_plugins import skip_lookup_when_disabled
 from mlcompile.spec.types import (
     ColumnName,
     Cron,
@@ -31,9 +32,14 @@ DType = Literal["int32", "int64", "float32", "float64", "string", "bool", "times
 Labels = dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")], Annotated[str, Field(max_length=63)]]
 
 
+skip_lookup_when_disabled()  # before the first validator is built
+
+
 class SpecModel(BaseModel):
-    # allow_inf_nan=False: YAML's .nan/.inf are no thresholds, and plan.json must stay JSON
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, allow_inf_nan=False)
+    # allow_inf_nan=False: YAML's .nan/.inf are no thresholds, and plan.json must stay JSON.
+    # defer_build: a model's validator is built when first used, so a validate without
+    # profiles never builds the Target's (five platforms' settings), nor each sub-model's own
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, allow_inf_nan=False, defer_build=True)
 
 
 # ---------------------------------------------------------------------------- metadata

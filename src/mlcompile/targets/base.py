@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -238,6 +237,8 @@ def retry_after(exc: BaseException) -> float | None:
 
 def backoff(attempt: int, exc: BaseException, settings: RetrySettings) -> float:
     """Delay before retry `attempt` + 1: exponential, jittered, at least Retry-After, capped."""
+    import random  # only deploys retry: kept out of validate's cold start
+
     delay = settings.first_delay * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
     asked = retry_after(exc)
     if asked is not None:

@@ -3,19 +3,25 @@ so that a third-party package adds a platform without touching mlcompile."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from mlcompile.errors import UsageError
 from mlcompile.targets.base import Target
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 GROUP = "mlcompile.targets"
 
 
 @cache
 def _entry_points() -> dict[str, EntryPoint]:
+    # imported here: a validate without profiles asks for no target, and importlib.metadata
+    # (with email, zipfile, csv) is a noticeable part of a cold start
+    from importlib.metadata import entry_points
+
     found: dict[str, EntryPoint] = {}
     for entry_point in sorted(entry_points(group=GROUP), key=lambda ep: (ep.name, ep.value)):
         found.setdefault(entry_point.name, entry_point)
@@ -90,6 +96,8 @@ def install_hint(target: Target) -> str:
 
 
 def _importable(module: str) -> bool:
+    import importlib.util
+
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
