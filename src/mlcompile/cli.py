@@ -43,6 +43,12 @@ def _report(diagnostics: Sequence[Any], state: _State) -> None:
         click.echo(render_text(shown), err=True)
 
 
+def _printable(text: object) -> str:
+    from mlcompile.diagnostics import escape_terminal
+
+    return escape_terminal(str(text))
+
+
 def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
     """Turn mlcompile's own errors into diagnostics and exit 2, and anything else into a
     one-line internal-error report (the traceback only with -v): never a traceback for bad input."""
@@ -62,7 +68,7 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
         except MLCompileError as exc:
             if state.verbosity > 0 and exc.__cause__ is not None:
                 traceback.print_exception(exc.__cause__)
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_printable(exc)}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             # 130 like a shell (128 + SIGINT): not 1, which says a deploy failed or a diff was found
@@ -73,7 +79,7 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
         except Exception as exc:  # a bug in mlcompile, not in the user's input
             if state.verbosity > 0:
                 traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (please report it; -v shows the traceback)", err=True)
+            click.echo(f"internal error: {type(exc).__name__}: {_printable(exc)} (please report it; -v shows the traceback)", err=True)
             sys.exit(EXIT_INTERNAL)
         sys.exit(code or EXIT_OK)
 
@@ -278,7 +284,7 @@ def graph(state: _State, spec: str, target: str | None, output_format: str) -> i
     compilation = compile_system(spec, profiles, render=False)
     _report(compilation.warnings, state)
     plan = compilation.results[0].plan
-    click.echo(to_mermaid(plan) if output_format == "mermaid" else to_dot(plan), nl=False)
+    click.echo(_printable(to_mermaid(plan) if output_format == "mermaid" else to_dot(plan)), nl=False)
     return EXIT_OK
 
 
@@ -298,7 +304,7 @@ def explain(state: _State, spec: str, target: str, files: bool) -> int:
     compilation = compile_system(spec, resolve_profiles(spec, (target,)), render=files, git_commit=None)
     _report(compilation.warnings, state)
     (result,) = compilation.results
-    click.echo(explain_plan(result.plan, result.files if files else None), nl=False)
+    click.echo(_printable(explain_plan(result.plan, result.files if files else None)), nl=False)
     return EXIT_OK
 
 
@@ -351,7 +357,7 @@ def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: 
 def _deploy_failure_summary(exc: Any) -> None:
     """What a failed deploy did and did not do, resource by resource: never half a change in
     silence. `unchanged` resources were already in place; `not applied` ones were not changed."""
-    click.echo(f"deploy failed: {exc}", err=True)
+    click.echo(f"deploy failed: {_printable(exc)}", err=True)
     if exc.applied:
         click.echo("applied before the failure:", err=True)
         for action in exc.applied:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -19,6 +21,33 @@ JsonPath = tuple[str | int, ...]
 def shorten(text: str, limit: int = 60) -> str:
     """A key or value as shown in a message: a 4 MiB key is cut, not printed (twice)."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Characters that change what a terminal shows rather than show themselves: C0/C1 controls
+# (ESC starts colour and cursor sequences, CR rewrites a line), Unicode format characters
+# (bidi overrides reorder text, zero-width ones hide it) and the line/paragraph separators.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+_MAYBE_UNSAFE = re.compile(r"[^\x20-\x7e\n\t]")
+
+
+def is_unsafe_character(char: str) -> bool:
+    return char not in "\n\t" and unicodedata.category(char) in _UNSAFE_CATEGORIES
+
+
+def escape_terminal(text: str, *, newlines: bool = False) -> str:
+    """User text as printed: every character that would act on the terminal (ESC, CR, bidi,
+    zero-width …) is shown as its escape (`\\x1b`, `\\u202e`), so a value cannot forge or hide
+    output. `newlines=True` escapes line feeds too (a value inside a one-line message)."""
+    if not _MAYBE_UNSAFE.search(text) and not (newlines and "\n" in text):
+        return text  # the common case: plain ASCII, returned as is
+    out = []
+    for char in text:
+        if is_unsafe_character(char) or (newlines and char == "\n"):
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def format_json_path(path: Sequence[str | int]) -> str:
@@ -44,11 +73,11 @@ class Diagnostic:
     hint: str | None = None
 
     def render(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}"
-        prefix = f"{self.path}: " if self.path else ""
-        text = f"{where}: {self.severity}: {prefix}{self.message}"
+        where = f"{escape_terminal(self.file, newlines=True)}:{self.line}:{self.col}"
+        prefix = f"{escape_terminal(self.path, newlines=True)}: " if self.path else ""
+        text = f"{where}: {self.severity}: {prefix}{escape_terminal(self.message, newlines=True)}"
         if self.hint:
-            text += f"\n  hint: {self.hint}"
+            text += f"\n  hint: {escape_terminal(self.hint, newlines=True)}"
         return text
 
     def to_json(self) -> dict[str, object]:
