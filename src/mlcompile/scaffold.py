@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from mlcompile import yaml_emit
 from mlcompile.errors import UsageError
 from mlcompile.schema import SCHEMA_FILES, schema_text
 
@@ -18,7 +19,9 @@ CUSTOMERS = 400
 
 
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("mlcompile", "templates/init"), undefined=StrictUndefined, keep_trailing_newline=True)
+    environment = Environment(loader=PackageLoader("mlcompile", "templates/init"), undefined=StrictUndefined, keep_trailing_newline=True)
+    environment.filters["yaml"] = yaml_emit.scalar
+    return environment
 
 
 def _system_name(directory: Path, name: str | None) -> str:
