@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from mlcompile.diagnostics import is_unsafe_character
+
 # libyaml's emitter when present: same bytes, faster on large specs
 _Base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -64,7 +66,7 @@ def dump(data: Any, *, sort_keys: bool = True, width: int = 1 << 16) -> str:
 
 def scalar(value: Any) -> str:
     """One value as an inline YAML scalar, for a template (`{{ value | yaml }}`): plain when
-    it cannot be misread, otherwise a double-quoted (JSON, pure ASCII) string."""
+    it cannot be misread, otherwise a double-quoted string."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -76,4 +78,20 @@ def scalar(value: Any) -> str:
     text = str(value)
     if _PLAIN.fullmatch(text) and not _needs_quotes(text):
         return text
-    return json.dumps(text)  # a JSON string is a YAML double-quoted scalar
+    return _double_quoted(text)
+
+
+def _double_quoted(text: str) -> str:
+    """A YAML double-quoted scalar: JSON's escapes for quotes, backslashes and controls, and
+    an escape for every character a terminal or reader could stumble on (YAML readers refuse
+    JSON's surrogate pairs, so characters beyond U+FFFF are written as `\\UXXXXXXXX`)."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in "\"\\" or code < 0x20:
+            out.append(json.dumps(char)[1:-1])
+        elif is_unsafe_character(char) or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
