@@ -519,6 +519,13 @@ class AzureMLSettings(SpecModel):
 
 class LocalSettings(SpecModel):
     workdir: str = ".mlcompile"
+    allowed_output_roots: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="folders outside the spec's folder that `mlcompile run` may write into (its workdir, batch scores), "
+        "absolute or relative to the spec's folder; by default a run writes only inside the spec's folder",
+        examples=[["/data/ml-runs"]],
+    )
 
 
 class TargetMetadata(SpecModel):
