@@ -326,6 +326,7 @@ def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: 
     from mlcompile.build import compile_system, resolve_profiles, write_builds
     from mlcompile.errors import UsageError
     from mlcompile.targets.base import Deployable, DeployFailed
+    from mlcompile.targets.deadline import DEADLINE_ENV, Clock, deadline_seconds, deploy_deadline
     from mlcompile.targets.registry import load_target
 
     compilation = compile_system(
@@ -343,10 +344,19 @@ def deploy(state: _State, spec: str, target: str, out_dir: str | None, dry_run: 
         click.confirm(f"deploy {result.plan.system} to {result.profile.name} ({result.profile.target.platform})?", abort=True)
     with tempfile.TemporaryDirectory(prefix="mlcompile-deploy-") as scratch:
         (folder,) = write_builds([result], out_dir or scratch)
+        clock = Clock()
         try:
-            actions = backend.deploy(result.plan, folder, dry_run=dry_run)
+            with deploy_deadline(deadline_seconds()) as clock:
+                actions = backend.deploy(result.plan, folder, dry_run=dry_run)
         except DeployFailed as exc:
+            if clock.passed:
+                exc = DeployFailed(f"gave up after {deadline_seconds():g}s ({DEADLINE_ENV}): {exc}", exc.applied, exc.not_applied)
             _deploy_failure_summary(exc)
+            return EXIT_DIFF
+        except Exception as exc:  # out of time where a target could not record what it applied
+            if not clock.passed:
+                raise
+            _deploy_failure_summary(DeployFailed(f"gave up after {deadline_seconds():g}s ({DEADLINE_ENV}): {exc}"))
             return EXIT_DIFF
     verb = "would " if dry_run else ""
     for action in actions:
