@@ -604,5 +604,9 @@ class Target(SpecModel):
         """The settings block of this profile's platform, as plain data."""
         if self.platform in PLATFORM_NAMES:
             block = getattr(self, self.platform)
-            return (block if block is not None else LocalSettings()).model_dump(mode="json")
+            data: dict[str, Any] = (block if block is not None else LocalSettings()).model_dump(mode="json")
+            if isinstance(block, LocalSettings) or block is None:
+                if not data.get("allowed_output_roots"):  # listed in the plan only when a profile allows any
+                    data.pop("allowed_output_roots", None)
+            return data
         return dict(self.settings or {})
