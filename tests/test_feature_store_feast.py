@@ -469,7 +469,7 @@ def test_the_cluster_materialisation_step_and_the_serving_reader_from_feature_st
     # the local build's repository, its data paths made absolute (a cluster's are gs:// URIs)
     store_dir = tmp_path / "store"
     store_dir.mkdir()
-    files = {Path(f.path).name: f.content.decode().replace('"data/', f'"{store_dir}/').replace("'data/", f"'{store_dir}/") for f in feast_repo.render(plan)}
+    files = {Path(f.path).name: f.content.decode().replace('"data/', f'"{store_dir}/').replace("'data/", f"'{store_dir}/").replace(": data/", f": {store_dir}/") for f in feast_repo.render(plan)}
     now = pd.Timestamp.now(tz="UTC").floor("s")
     pd.DataFrame({
         "customer_id": ["fresh", "fresh", "stale"],

@@ -51,6 +51,12 @@ def _report_error(message: str, state: _State) -> None:
     click.echo(render_github_message("error", message) if state.diagnostics_format == "github" else message, err=True)
 
 
+def _printable(text: object) -> str:
+    from mlcompile.diagnostics import escape_terminal
+
+    return escape_terminal(str(text))
+
+
 def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
     """Turn mlcompile's own errors into diagnostics and exit 2, and anything else into a
     one-line internal-error report (the traceback only with -v): never a traceback for bad input."""
@@ -71,7 +77,7 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
         except MLCompileError as exc:
             if state.verbosity > 0 and exc.__cause__ is not None:
                 traceback.print_exception(exc.__cause__)
-            _report_error(redact(f"error: {exc}"), state)
+            _report_error(redact(f"error: {_printable(exc)}"), state)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             # 130 like a shell (128 + SIGINT): not 1, which says a deploy failed or a diff was found
@@ -83,11 +89,11 @@ def _guarded(command: Callable[..., int | None]) -> Callable[..., None]:
             if isinstance(exc, OSError) and _environmental(exc):
                 # a full or read-only disk, a missing folder, a permission: the machine's, not a bug
                 where = f"{exc.filename}: " if exc.filename is not None else ""
-                _report_error(redact(f"error: {where}{exc.strerror or exc}"), state)
+                _report_error(redact(f"error: {_printable(where)}{exc.strerror or exc}"), state)
                 sys.exit(EXIT_USER_ERROR)
             if state.verbosity > 0:
                 traceback.print_exc()
-            _report_error(redact(f"internal error: {type(exc).__name__}: {exc} (please report it; -v shows the traceback)"), state)
+            _report_error(redact(f"internal error: {type(exc).__name__}: {_printable(exc)} (please report it; -v shows the traceback)"), state)
             sys.exit(EXIT_INTERNAL)
         sys.exit(code or EXIT_OK)
 
@@ -331,7 +337,7 @@ def graph(state: _State, spec: str, target: str | None, output_format: str) -> i
     _report(compilation.warnings, state)
     plan = compilation.results[0].plan
     render = {"mermaid": to_mermaid, "markdown": to_markdown, "dot": to_dot}[output_format]
-    click.echo(render(plan), nl=False)
+    click.echo(_printable(render(plan)), nl=False)
     return EXIT_OK
 
 
@@ -351,7 +357,7 @@ def explain(state: _State, spec: str, target: str, files: bool) -> int:
     compilation = compile_system(spec, select_profiles(spec, (target,) if target else (), "explain"), render=files, git_commit=None)
     _report(compilation.warnings, state)
     (result,) = compilation.results
-    click.echo(explain_plan(result.plan, result.files if files else None), nl=False)
+    click.echo(_printable(explain_plan(result.plan, result.files if files else None)), nl=False)
     return EXIT_OK
 
 

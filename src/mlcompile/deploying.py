@@ -14,6 +14,7 @@ from mlcompile.build import Compiled, compile_system, select_profiles, write_bui
 from mlcompile.diagnostics import Diagnostic, Severity
 from mlcompile.errors import UsageError
 from mlcompile.targets.base import Deployable, DeployAction, DeployFailed
+from mlcompile.targets.deadline import DEADLINE_ENV, Clock, deadline_seconds, deploy_deadline
 from mlcompile.targets.registry import load_target
 
 
@@ -49,9 +50,20 @@ def run_deploy(
         confirm(result)
     with tempfile.TemporaryDirectory(prefix="mlcompile-deploy-") as scratch:
         (folder,) = write_builds([result], out_dir or scratch)
-        if saved is not None:  # the platform must compare as it did when the plan was reviewed
-            deploy_plan.check_live(saved, backend.deploy(result.plan, folder, dry_run=True), str(plan_file))
-        actions = backend.deploy(result.plan, folder, dry_run=dry_run)
+        clock = Clock()
+        try:
+            with deploy_deadline(deadline_seconds()) as clock:
+                if saved is not None:  # the platform must compare as it did when the plan was reviewed
+                    deploy_plan.check_live(saved, backend.deploy(result.plan, folder, dry_run=True), str(plan_file))
+                actions = backend.deploy(result.plan, folder, dry_run=dry_run)
+        except DeployFailed as exc:
+            if clock.passed:
+                raise DeployFailed(f"gave up after {deadline_seconds():g}s ({DEADLINE_ENV}): {exc}", exc.applied, exc.not_applied) from exc
+            raise
+        except Exception as exc:  # out of time where a target could not record what it applied
+            if not clock.passed:
+                raise
+            raise DeployFailed(f"gave up after {deadline_seconds():g}s ({DEADLINE_ENV}): {exc}") from exc
     if out_plan:
         made = deploy_plan.make_plan(
             system=result.plan.system, profile=result.profile.name, platform=result.profile.target.platform, spec=spec,
@@ -68,7 +80,9 @@ def failure_summary(exc: DeployFailed) -> list[str]:
     def line(action: DeployAction) -> str:
         return f"  {action.action} {action.resource}" + (f": {action.detail}" if action.detail else "")
 
-    lines = [f"deploy failed: {exc}"]
+    from mlcompile.diagnostics import escape_terminal
+
+    lines = [f"deploy failed: {escape_terminal(str(exc))}"]
     lines += ["applied before the failure:", *map(line, exc.applied)] if exc.applied else ["applied before the failure: nothing"]
     if exc.not_applied is None:  # a target that cannot list its resources
         lines.append("not applied: everything after that")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -29,6 +31,33 @@ def quoted(value: object, limit: int = 40) -> str:
     text = redact(value if isinstance(value, str) else repr(value))
     shown = text if len(text) <= limit else text[: limit - 3] + "..."
     return repr(shown) if isinstance(value, str) else shown
+
+
+# Characters that change what a terminal shows rather than show themselves: C0/C1 controls
+# (ESC starts colour and cursor sequences, CR rewrites a line), Unicode format characters
+# (bidi overrides reorder text, zero-width ones hide it) and the line/paragraph separators.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+_MAYBE_UNSAFE = re.compile(r"[^\x20-\x7e\n\t]")
+
+
+def is_unsafe_character(char: str) -> bool:
+    return char not in "\n\t" and unicodedata.category(char) in _UNSAFE_CATEGORIES
+
+
+def escape_terminal(text: str, *, newlines: bool = False) -> str:
+    """User text as printed: every character that would act on the terminal (ESC, CR, bidi,
+    zero-width …) is shown as its escape (`\\x1b`, `\\u202e`), so a value cannot forge or hide
+    output. `newlines=True` escapes line feeds too (a value inside a one-line message)."""
+    if not _MAYBE_UNSAFE.search(text) and not (newlines and "\n" in text):
+        return text  # the common case: plain ASCII, returned as is
+    out = []
+    for char in text:
+        if is_unsafe_character(char) or (newlines and char == "\n"):
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def format_json_path(path: Sequence[str | int]) -> str:
@@ -64,11 +93,11 @@ class Diagnostic:
                 object.__setattr__(self, name, redact(text))
 
     def render(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}"
-        prefix = f"{self.path}: " if self.path else ""
-        text = f"{where}: {self.severity}: {prefix}{self.message}"
+        where = f"{escape_terminal(self.file, newlines=True)}:{self.line}:{self.col}"
+        prefix = f"{escape_terminal(self.path, newlines=True)}: " if self.path else ""
+        text = f"{where}: {self.severity}: {prefix}{escape_terminal(self.message, newlines=True)}"
         if self.hint:
-            text += f"\n  hint: {self.hint}"
+            text += f"\n  hint: {escape_terminal(self.hint, newlines=True)}"
         return text
 
     def to_json(self) -> dict[str, object]:
@@ -105,13 +134,13 @@ def render_github(diagnostics: Iterable[Diagnostic]) -> str:
     for d in diagnostics:
         message = (f"{d.path}: " if d.path else "") + d.message + (f"\nhint: {d.hint}" if d.hint else "")
         where = f"file={_workflow_command_property(d.file)},line={d.line},col={d.col},title=mlcompile"
-        lines.append(f"::{d.severity} {where}::{_workflow_command_data(message)}")
+        lines.append(f"::{d.severity} {where}::{_workflow_command_data(escape_terminal(message))}")
     return "\n".join(lines)
 
 
 def render_github_message(severity: Severity, message: str) -> str:
     """A problem that has no place in a file (a usage or platform error), as an annotation."""
-    return f"::{severity} title=mlcompile::{_workflow_command_data(message)}"
+    return f"::{severity} title=mlcompile::{_workflow_command_data(escape_terminal(message))}"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

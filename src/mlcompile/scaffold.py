@@ -16,6 +16,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from mlcompile import yaml_emit
 from mlcompile.errors import UsageError
 from mlcompile.schema import schema_id
 
@@ -27,7 +28,9 @@ IGNORED = (f"{WORKDIR}/", "build/")
 
 
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("mlcompile", "templates/init"), undefined=StrictUndefined, keep_trailing_newline=True)
+    environment = Environment(loader=PackageLoader("mlcompile", "templates/init"), undefined=StrictUndefined, keep_trailing_newline=True)
+    environment.filters["yaml"] = yaml_emit.scalar
+    return environment
 
 
 def _system_name(directory: Path, name: str | None) -> str:

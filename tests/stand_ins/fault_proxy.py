@@ -8,7 +8,13 @@ Resource Manager, a moto server) and injects faults into chosen requests, by a s
 * `drop` — the connection closes without an answer (the request does not reach the stand-in);
 * `drop-after` — the request *reaches* the stand-in and is applied, then the connection closes
   without the answer: the client cannot tell whether it was applied (the case that turns a
-  blind retry of a POST into a duplicate).
+  blind retry of a POST into a duplicate);
+* `retry-after-huge` — 429 with `Retry-After: 100000` (about 28 hours; the request does not
+  reach the stand-in): a client that sleeps what it is told hangs;
+* `slow-body` — the request reaches the stand-in; its answer's status and headers are sent at
+  once, then the body one byte every `drip` seconds (less than a read timeout, so no read ever
+  times out): only a limit on the whole answer ends the wait. `abandoned` counts the answers a
+  client gave up on before their end.
 
 Everything else is forwarded unchanged (HTTPS on the client side with the stand-in's
 certificate when given one; the upstream may be plain HTTP). `inject(kind, method=…,
@@ -34,7 +40,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-KINDS = ("429", "500", "503", "timeout", "drop", "drop-after")
+KINDS = ("429", "500", "503", "timeout", "drop", "drop-after", "retry-after-huge", "slow-body")
+HUGE_RETRY_AFTER = 100_000
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
 
 
@@ -64,13 +71,15 @@ class Rule:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, *, certificate: tuple[Path, Path] | None = None, delay: float = 3.0, retry_after: int = 1):
+    def __init__(self, upstream: str, *, certificate: tuple[Path, Path] | None = None, delay: float = 3.0, retry_after: int = 1, drip: float = 0.5):
         self.upstream = urlsplit(upstream.rstrip("/"))
         self.delay = delay  # how long a `timeout` fault keeps the client waiting
         self.retry_after = retry_after
         self.rules: list[Rule] = []
         self.injected: Counter[str] = Counter()
         self.timed_out = 0  # `timeout` faults the client gave up on before `delay` (it has a read timeout)
+        self.drip = drip  # seconds between two bytes of a `slow-body` answer
+        self.abandoned = 0  # `slow-body` answers the client hung up on before their last byte
         self.log: list[tuple[str, str, str]] = []  # (method, path, "forwarded" or the fault)
         self._lock = threading.Lock()
         proxy = self
@@ -92,15 +101,36 @@ class FaultProxy:
                             proxy.timed_out += 1
                     self.close_connection = True
                     return
-                if fault in ("429", "500", "503"):
-                    self._answer(int(fault), {"Content-Type": "application/json", **({"Retry-After": str(proxy.retry_after)} if fault == "429" else {})},
-                                 json.dumps({"error": {"code": int(fault), "message": f"injected {fault}", "status": "UNAVAILABLE"}}).encode())  # fmt: skip
+                if fault in ("429", "500", "503", "retry-after-huge"):
+                    status = 429 if fault == "retry-after-huge" else int(fault)
+                    wait = {"429": proxy.retry_after, "retry-after-huge": HUGE_RETRY_AFTER}.get(fault)
+                    self._answer(status, {"Content-Type": "application/json", **({"Retry-After": str(wait)} if wait else {})},
+                                 json.dumps({"error": {"code": status, "message": f"injected {fault}", "status": "UNAVAILABLE"}}).encode())  # fmt: skip
                     return
                 status, headers, payload = proxy._forward(self.command, self.path, dict(self.headers.items()), body)
                 if fault == "drop-after":
                     self.close_connection = True
                     return
+                if fault == "slow-body":
+                    self._trickle(status, headers, payload)
+                    return
                 self._answer(status, headers, payload)
+
+            def _trickle(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+                self.close_connection = True
+                try:
+                    self._answer(status, headers, b"", length=len(payload))  # status and headers at once, the body to follow
+                except OSError:
+                    return
+                for index in range(len(payload)):
+                    time.sleep(proxy.drip)
+                    try:
+                        self.wfile.write(payload[index : index + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client hung up: it has a limit on the whole answer
+                        with proxy._lock:
+                            proxy.abandoned += 1
+                        return
 
             def _body(self) -> bytes:
                 if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -116,12 +146,12 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 return self.rfile.read(length) if length else b""
 
-            def _answer(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+            def _answer(self, status: int, headers: dict[str, str], payload: bytes, length: int | None = None) -> None:
                 self.send_response(status)
                 for name, value in headers.items():
                     if name.lower() not in _HOP_BY_HOP:
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Content-Length", str(len(payload) if length is None else length))
                 self.end_headers()
                 self.wfile.write(payload)
 

@@ -32,7 +32,7 @@ from mlcompile.plan.nodes import Pipeline, Plan, Step
 from mlcompile.plan import nodes
 from mlcompile.runtime import PRELOAD
 from mlcompile.runtime.contract import step_config
-from mlcompile.runtime.io import fingerprint
+from mlcompile.runtime.io import fingerprint, write_bytes
 from mlcompile.local.workers import StepProcess, warm_up
 
 EXTENSIONS = {"dataset": ".parquet", "model": "", "metrics": ".json", "report": ".json", "decision": ".json"}
@@ -227,11 +227,14 @@ class Executor:
         return self.workdir / "state" / pipeline.name / f"{step.name}.json"
 
     def _load_state(self, pipeline: Pipeline, step: Step) -> dict[str, Any] | None:
-        path = self._state_path(pipeline, step)
-        if not path.exists():
+        """The step's last success, or None ("not done") when there is none or it cannot be
+        read: a state file cut short by a crash or a full disk only costs a rerun of the step."""
+        try:
+            state = json.loads(self._state_path(pipeline, step).read_bytes())
+        except (OSError, ValueError):  # missing, unreadable, truncated or not UTF-8/JSON
             return None
-        state = json.loads(path.read_text())
-        if not all(Path(p).exists() for p in state.get("outputs", {}).values()):
+        outputs = state.get("outputs") if isinstance(state, dict) else None
+        if not isinstance(outputs, dict) or not all(isinstance(p, str) and Path(p).exists() for p in outputs.values()):
             return None
         return state
 
@@ -424,9 +427,9 @@ class Executor:
             r.result = json.loads(result_path.read_text()).get("result") if result_path.exists() else None
             outputs[step.name] = r.outputs
             state = {"fingerprint": fp, "outputs": r.outputs, "result": r.result, "run_id": self.run_id}
-            path = self._state_path(pipeline, step)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(state, indent=2, sort_keys=True, default=str))
+            # atomically (a temporary file renamed over the old one): a run killed here leaves
+            # the previous state or the new one, never half a file
+            write_bytes(str(self._state_path(pipeline, step)), json.dumps(state, indent=2, sort_keys=True, default=str).encode())
         else:
             r.status = "failed"
             r.reason = r.reason or f"exit status {code}"

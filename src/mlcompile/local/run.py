@@ -36,10 +36,19 @@ def prepare(spec: str, target: str | None, workdir: str | None = None, policy_se
     result = compilation.results[0]
     plan = result.plan
     spec_dir = Path(spec).resolve().parent
+    from mlcompile.errors import SpecError
+    from mlcompile.local.preflight import check_local_sources
+
+    problems = check_local_sources(plan, spec_dir)
     configured = workdir or (plan.platform_settings or {}).get("workdir") or ".mlcompile"
     path = Path(configured)
     if not path.is_absolute():
         path = spec_dir / path
+    from mlcompile.local.output_roots import check_output_paths
+
+    problems += check_output_paths(plan, profiles.profiles[0], spec_dir, path, workdir_from_profile=workdir is None)
+    if problems:
+        raise SpecError(problems)
     lineage = {
         "profile_sha256": plan.lineage.profile_sha256,
         "git_commit": git_commit_of(spec),

@@ -38,6 +38,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[st
     parser.add_argument("--config", required=True, help="the step config as JSON (or @FILE)")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=URI")
     parser.add_argument("--output", action="append", default=[], metavar="NAME=URI")
+    parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="one tuning trial's value of a search parameter (the platform runs the trials)")
     args = parser.parse_args(argv)
     text = args.config
     if text.startswith("@"):
@@ -53,6 +54,13 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[st
     kind = str(config.get("kind") or step).replace("-", "_")
     if kind not in steps:
         parser.error(f"unknown step {step!r}; steps: {', '.join(sorted(k.replace('_', '-') for k in steps))}")
+    if args.hp:
+        from mlcompile.runtime.training import TrialValueError, fix_trial
+
+        try:
+            config = fix_trial(config, _pairs(args.hp, "--hp", parser))
+        except TrialValueError as exc:
+            parser.error(str(exc))
     return kind, config, _pairs(args.input, "--input", parser), _pairs(args.output, "--output", parser)
 
 

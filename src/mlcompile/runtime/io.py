@@ -92,7 +92,10 @@ def write_bytes(uri: str, content: bytes) -> None:
     path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(content)
+    with open(tmp, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())  # on disk before the rename: a crash leaves old or new, never empty
     os.replace(tmp, path)
 
 

@@ -124,6 +124,40 @@ def _suggest(trial: Any, space: list[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
+class TrialValueError(ValueError):
+    """A `--hp NAME=VALUE` that names no search parameter or is not one of its values."""
+
+
+def _trial_value(param: dict[str, Any], text: str) -> Any:
+    name = param["name"]
+    if param["type"] == "categorical":
+        for choice in param["values"]:  # the choice itself, with its type (1 stays an int)
+            if str(choice) == text or (isinstance(choice, bool) and text.lower() == str(choice).lower()):
+                return choice
+        raise TrialValueError(f"--hp {name}={text!r}: not one of its choices {param['values']}")
+    try:
+        number = float(text)
+    except ValueError:
+        raise TrialValueError(f"--hp {name}={text!r}: not a number") from None
+    if param["type"] == "int":
+        if number != round(number):
+            raise TrialValueError(f"--hp {name}={text!r}: not an integer")
+        return int(round(number))
+    return number
+
+
+def fix_trial(config: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """The config of one trial a platform's sweep chose: each search parameter fixed to its
+    `--hp` value, one trial. Values arrive as separate arguments, never as JSON built by a shell."""
+    tuning = config.get("tuning") or {}
+    space = {p["name"]: p for p in tuning.get("params", [])}
+    unknown = sorted(set(values) - set(space))
+    if unknown:
+        raise TrialValueError(f"--hp {', '.join(unknown)}: no such search parameter (known: {', '.join(sorted(space)) or 'none'})")
+    fixed = [{"name": name, "type": "categorical", "values": [_trial_value(p, values[name])]} if name in values else p for name, p in space.items()]
+    return {**config, "tuning": {**tuning, "params": fixed, "max_trials": 1, "parallel_trials": 1, "algorithm": "random"}}
+
+
 def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
     import optuna
 

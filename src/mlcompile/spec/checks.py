@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.catalog.estimators import LEGACY_METRICS
-from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean
+from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, escape_terminal, is_unsafe_character
 from mlcompile.secrets import check_document, looks_like_credential
 from mlcompile.spec.loader import SourceMap
 from mlcompile.spec.estimators import check_estimator_package, check_sklearn_trainer
@@ -20,6 +20,11 @@ from mlcompile.spec.types import uri_scheme
 # The short metric names of the first releases; a scikit-learn trainer takes these and every
 # scikit-learn scorer name (spec/estimators.py), a container trainer any name.
 SKLEARN_METRICS = LEGACY_METRICS
+
+# Characters a tuning choice may not hold: platforms paste each sampled choice into the
+# trial's command (Azure ML, into a shell script) or into its JSON-encoded definition
+# (Katib), where a quote, backslash, `$` or backquote would end the string it sits in.
+UNSAFE_CHOICE_CHARACTERS = frozenset("'\"\\$`")
 
 # Settings that carry credentials (a trainer's environment, a third-party target's settings):
 # there a credential-named key takes only a secret:// reference, in overrides too.
@@ -122,6 +127,8 @@ def check_system(
             c.error(("training", "tuning", "parallel_trials"), f"{tuning.parallel_trials} parallel trials exceed max_trials {tuning.max_trials}")
         for name, param in tuning.params.items():
             path = ("training", "tuning", "params", name)
+            if param.type == "categorical":
+                _check_choices(c, (*path, "values"), param.values)  # type: ignore[union-attr]
             if param.type in ("float", "int"):
                 if param.min >= param.max:  # type: ignore[union-attr]
                     c.error((*path, "max"), f"max {param.max} must be greater than min {param.min}")  # type: ignore[union-attr]
@@ -201,6 +208,45 @@ def check_system(
 def check_literal_secrets(data: Any, source_map: SourceMap, path: JsonPath = ()) -> list[Diagnostic]:
     """Credentials written as literals anywhere in a file (they belong in secret:// references)."""
     return check_document(data, source_map, strict_paths=STRICT_SECRET_PATHS)
+
+
+def check_characters(data: Any, source_map: SourceMap, path: JsonPath = ()) -> list[Diagnostic]:
+    """Control and invisible characters (NUL, ESC, CR, bidi overrides, zero-width …) in any
+    key or string of a file: no field needs them, generated files and platforms choke on
+    them, and a terminal acts on them. Tabs and line feeds (block scalars) are fine."""
+    found: list[Diagnostic] = []
+
+    def check(where: JsonPath, text: str, *, key: bool = False) -> None:
+        at = next((i for i, char in enumerate(text) if is_unsafe_character(char)), None)
+        if at is not None:
+            what = "key" if key else "value"
+            found.append(source_map.diagnostic(
+                where, f"the {what} holds the control character {escape_terminal(text[at])} at position {at + 1}",
+                hint="remove it: names, URIs and settings are printable text (tabs and line breaks are allowed)", key=key,
+            ))  # fmt: skip
+
+    def walk(value: Any, where: JsonPath) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str):
+                    check((*where, key), key, key=True)
+                walk(item, (*where, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*where, index))
+        elif isinstance(value, str):
+            check(where, value)
+
+    walk(data, path)
+    return found
+
+
+def _check_choices(c: _Collector, path: JsonPath, values: Sequence[Any]) -> None:
+    for index, value in enumerate(values):
+        bad = sorted(set(value) & UNSAFE_CHOICE_CHARACTERS) if isinstance(value, str) else []
+        if bad:
+            c.error((*path, index), f"a tuning choice cannot hold {' or '.join(repr(b) for b in bad)}: platforms paste each choice into the trial's command line or definition",
+                    "use letters, digits, spaces and punctuation other than quotes, backslash, $ and `")  # fmt: skip
 
 
 def check_for_profile(system: MLSystem, source_map: SourceMap, target: Target) -> list[Diagnostic]:

@@ -526,6 +526,13 @@ class AzureMLSettings(SpecModel):
 
 class LocalSettings(SpecModel):
     workdir: str = Field(default=".mlcompile", description="folder (relative to the spec) for runs, artifacts and the local registry")
+    allowed_output_roots: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="folders outside the spec's folder that `mlcompile run` may write into (its workdir, batch scores), "
+        "absolute or relative to the spec's folder; by default a run writes only inside the spec's folder",
+        examples=[["/data/ml-runs"]],
+    )
 
 
 class TargetMetadata(SpecModel):
@@ -617,5 +624,9 @@ class Target(SpecModel):
         """The settings block of this profile's platform, as plain data."""
         if self.platform in PLATFORM_NAMES:
             block = getattr(self, self.platform)
-            return (block if block is not None else LocalSettings()).model_dump(mode="json")
+            data: dict[str, Any] = (block if block is not None else LocalSettings()).model_dump(mode="json")
+            if isinstance(block, LocalSettings) or block is None:
+                if not data.get("allowed_output_roots"):  # listed in the plan only when a profile allows any
+                    data.pop("allowed_output_roots", None)
+            return data
         return dict(self.settings or {})

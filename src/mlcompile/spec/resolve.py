@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import SpecError
-from mlcompile.spec.checks import check_for_profile, check_literal_secrets, check_system, check_target
+from mlcompile.spec.checks import check_characters, check_for_profile, check_literal_secrets, check_system, check_target
 from mlcompile.spec.loader import Document, SourceMap, load_yaml_file
 from mlcompile.spec.models import MLSystem, Target
 from mlcompile.spec.overrides import apply_overrides
@@ -100,6 +100,7 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
         raise SpecError(problems)
     target, diagnostics = validate_model(document, Target)
     diagnostics += check_literal_secrets(document.data, document.source_map)
+    diagnostics += check_characters(document.data, document.source_map)
     if target is not None:
         from mlcompile.targets.registry import target_names
 
@@ -201,6 +202,7 @@ def load_system(
         raise SpecError(problems)
     names = sorted(set(profile_names) | {p.name for p in profiles or ()}) if profile_names is not None else None
     diagnostics = check_literal_secrets(document.data, document.source_map)
+    diagnostics += check_characters(document.data, document.source_map)
     # the spec as written may name an estimator of any package some profile allows
     allowed = sorted({package for p in profiles or () for package in p.target.estimator_packages})
     system, found = _validate_system(document, names, None, estimator_packages=allowed)

@@ -200,6 +200,10 @@ def _status_of(exc: BaseException) -> int | None:
 def is_transient(exc: BaseException) -> bool:
     """A failure worth retrying: throttling, a server error, a timeout or a dropped connection
     (also when an SDK wraps one of those in its own exception)."""
+    from mlcompile.targets.deadline import deadline_passed
+
+    if deadline_passed():
+        return False  # out of time: nothing is worth another attempt
     seen = 0
     current: BaseException | None = exc
     while current is not None and seen < 5:
@@ -265,9 +269,12 @@ def with_retries(
         max_delay=env.max_delay if max_delay is None else max_delay,
         timeout=env.timeout,
     )
+    from mlcompile.targets.deadline import call_limit
+
     for attempt in range(1, settings.attempts + 1):
         try:
-            return call()
+            with call_limit(settings.timeout):  # the whole answer, however slowly it arrives
+                return call()
         except Exception as exc:
             if attempt == settings.attempts or not transient(exc):
                 raise
@@ -280,10 +287,13 @@ def create_once(create: Callable[[], T], find: Callable[[], T | None], *, sleep:
     transient failure — which may have reached the platform before the connection dropped or
     timed out — look for the resource first (`find`, itself retried) and retry the create only
     when it is not there."""
+    from mlcompile.targets.deadline import call_limit
+
     settings = RetrySettings.from_env()
     for attempt in range(1, settings.attempts + 1):
         try:
-            return create()
+            with call_limit(settings.timeout):
+                return create()
         except Exception as exc:
             if not is_transient(exc):
                 raise

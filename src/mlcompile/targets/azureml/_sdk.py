@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from mlcompile import yaml_emit
+
 # The `$schema` of each file kind: lets editors (the Azure ML VS Code extension) validate
 # the files, and `az ml … create -f` ignores it.
 SCHEMAS = {
@@ -96,24 +98,11 @@ def tags(plan: Any) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]  # libyaml's emitter: same bytes, faster
-    pass
-
-
-def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    # multi-line strings as literal blocks: readable commands, stable bytes
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-
 def yaml_bytes(data: Mapping[str, Any], kind: str, header: str) -> bytes:
     """Deterministic YAML: `$schema` first, then keys sorted, no line wrapping."""
     body = dict(plain(data))
     body.pop("$schema", None)
-    text = yaml.dump(body, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1 << 16)
+    text = yaml_emit.dump(body)
     schema = SCHEMAS.get(kind)
     prefix = f"$schema: {schema}\n" if schema else ""
     return (f"# {header}\n" + prefix + text).encode()

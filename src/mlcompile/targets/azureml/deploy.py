@@ -66,11 +66,12 @@ def _client(plan: Plan, *, workspace: str | None = None, resource_group: str | N
         credential = DefaultAzureCredential()
     kwargs: dict[str, Any] = {"enable_telemetry": False, "show_progress": False}
     # azure-core retries (GET, PUT, DELETE: every call deploy makes but listKeys-style POSTs)
-    # on throttling, 5xx, timeouts and dropped connections, honouring Retry-After; these are
-    # mlcompile's knobs, and a read timeout instead of azure-core's 300 s
+    # on throttling, 5xx, timeouts and dropped connections, honouring Retry-After up to
+    # mlcompile's cap; these are mlcompile's knobs, a read timeout instead of azure-core's
+    # 300 s, and a limit on each whole answer (one trickled in byte by byte included)
     retry = RetrySettings.from_env()
     kwargs.update(
-        retry_total=retry.attempts - 1, retry_backoff_factor=retry.first_delay, retry_backoff_max=retry.max_delay,
+        retry_policy=_capped_retry_policy(retry), per_retry_policies=[_answer_limit_policy(retry.timeout)],
         connection_timeout=retry.timeout, read_timeout=retry.timeout,
     )  # fmt: skip
     arm = os.environ.get(ENV_ARM)
@@ -91,6 +92,32 @@ def _client(plan: Plan, *, workspace: str | None = None, resource_group: str | N
     if os.environ.get(ENV_CA):
         kwargs["connection_verify"] = os.environ[ENV_CA]
     return MLClient(credential, settings["subscription_id"], resource_group or settings["resource_group"], workspace or settings["workspace"], **kwargs)
+
+
+def _capped_retry_policy(retry: RetrySettings) -> Any:
+    """azure-core's RetryPolicy sleeps whatever Retry-After the server sends (100000 s
+    included): this one waits at most mlcompile's longest backoff."""
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class CappedRetryPolicy(RetryPolicy):  # type: ignore[misc]
+        def get_retry_after(self, response: Any) -> float | None:
+            asked = super().get_retry_after(response)
+            return None if asked is None else min(asked, retry.max_delay)
+
+    return CappedRetryPolicy(retry_total=retry.attempts - 1, retry_backoff_factor=retry.first_delay, retry_backoff_max=retry.max_delay)
+
+
+def _answer_limit_policy(seconds: float) -> Any:
+    from azure.core.pipeline.policies import HTTPPolicy
+
+    from mlcompile.targets.deadline import call_limit
+
+    class AnswerLimitPolicy(HTTPPolicy):  # type: ignore[misc]
+        def send(self, request: Any) -> Any:
+            with call_limit(seconds):
+                return self.next.send(request)
+
+    return AnswerLimitPolicy()
 
 
 def _manifest(build_dir: Path) -> list[dict[str, str]]:

@@ -93,13 +93,23 @@ def _search_input_type(param: SearchParam) -> str:
 
 
 def _hyperparameters_env(plan: Plan) -> str:
-    """`MLCOMPILE_HYPERPARAMETERS='{"lr": ${{inputs.lr}}, …}'`: the trial's values as JSON."""
+    """`MLCOMPILE_HYPERPARAMETERS='{"lr": ${{inputs.lr}}, …}'`: the trial's values as JSON, for a
+    container trainer (the contract it reads). Azure ML pastes each sampled value into the
+    command, a shell script: numbers are numbers, and validate refuses choices holding a
+    quote, backslash, `$` or backquote, so no value can leave its JSON string or this word."""
     assert plan.tuning is not None
     fields = []
     for param in plan.tuning.params:
         value = "${{inputs.%s}}" % node_name(param.name)
         fields.append(f'"{param.name}": ' + (f'"{value}"' if _search_input_type(param) == "string" else value))
     return f"{ENV_HYPERPARAMETERS}=" + shlex.quote("{" + ", ".join(fields) + "}")
+
+
+def _hyperparameter_args(plan: Plan) -> list[str]:
+    """`--hp NAME=${{inputs.NAME}}` per search parameter, for a runtime step: each value is its
+    own argument and the runtime types it from the step config (no JSON built in the shell)."""
+    assert plan.tuning is not None
+    return [a for p in plan.tuning.params for a in ("--hp", f"{p.name}=${{{{inputs.{node_name(p.name)}}}}}")]
 
 
 def _guarded(command: str, step: Step, decisions: list[str]) -> str:
@@ -112,9 +122,8 @@ def _guarded(command: str, step: Step, decisions: list[str]) -> str:
 
 def _command(plan: Plan, step: Step, inputs: dict[str, str], outputs: dict[str, str], tuned: bool) -> str:
     if not step.uses_user_container:
-        args = [*step.command, *runtime_args(plan, step, inputs, outputs)]
-        command = " ".join(shlex.quote(a) for a in args)
-        return f"{_hyperparameters_env(plan)} {command}" if tuned else command
+        args = [*step.command, *runtime_args(plan, step, inputs, outputs), *(_hyperparameter_args(plan) if tuned else ())]
+        return " ".join(shlex.quote(a) for a in args)
     env = [f"{CONTAINER_INPUT_ENV[n]}={shlex.quote(v)}" for n, v in sorted(inputs.items()) if n in CONTAINER_INPUT_ENV]
     env += [f"{CONTAINER_OUTPUT_ENV[n]}={shlex.quote(v)}" for n, v in sorted(outputs.items()) if n in CONTAINER_OUTPUT_ENV]
     env.append(f"{ENV_LABEL}={shlex.quote(str(step.params.get('label', '')))}")

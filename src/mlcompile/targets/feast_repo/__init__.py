@@ -27,6 +27,7 @@ from typing import Any
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import DataSource, Plan
+from mlcompile import yaml_emit
 from mlcompile.targets.base import OutputFile, unsupported
 
 REPO_DIR = "feature_repo"
@@ -209,9 +210,9 @@ def render(plan: Plan) -> list[OutputFile]:
 
 def _store_block(types: dict[str, str], settings: dict[str, Any]) -> list[tuple[str, str]]:
     """(key, YAML scalar) pairs of a store block: Feast's type first, then the options sorted."""
-    pairs = [("type", _scalar(types[settings["kind"]]))]
+    pairs = [("type", yaml_emit.scalar(types[settings["kind"]]))]
     for key in sorted(k for k in settings if k != "kind"):
-        pairs.append((key, _scalar(secret_to_env(settings[key]))))
+        pairs.append((key, yaml_emit.scalar(secret_to_env(settings[key]))))
     return pairs
 
 
@@ -236,16 +237,6 @@ def secrets_of(plan: Plan) -> list[str]:
     store = store_settings(plan)
     values = [v for v in (*store.offline.values(), *store.online.values()) if isinstance(v, str)]
     return sorted({name for v in values for name in SECRET_IN_VALUE.findall(v)})
-
-
-def _scalar(value: Any) -> str:
-    import json
-
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))  # a JSON string is a YAML double-quoted scalar
 
 
 def _identifier(prefix: str, name: str) -> str:
@@ -323,4 +314,5 @@ def _environment() -> Any:
 def _template(name: str) -> Any:
     env = _environment()
     env.filters.setdefault("py", repr)
+    env.filters.setdefault("yaml", yaml_emit.scalar)
     return env.get_template(name)

@@ -179,10 +179,6 @@ class KubeflowTarget:
 
 def _yaml(data: Any) -> bytes:
     """Deterministic YAML; no anchors/aliases (Kubernetes tooling reads them, humans don't)."""
-    import yaml
+    from mlcompile import yaml_emit
 
-    class Dumper(yaml.SafeDumper):
-        def ignore_aliases(self, data: Any) -> bool:
-            return True
-
-    return yaml.dump(data, Dumper=Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=4096).encode()
+    return yaml_emit.dump(data, width=4096).encode()

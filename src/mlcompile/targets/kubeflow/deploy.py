@@ -163,13 +163,16 @@ def _runs_named(client: Any, experiment_id: str, name: str) -> list[Any]:
 
 def _set_timeout(client: Any, seconds: float) -> None:
     """kfp.Client sends every request with no timeout at all (urllib3 waits forever on a
-    server that accepted the connection and never answers): give each one a read timeout."""
+    server that accepted the connection and never answers): give each one a read timeout.
+    And no retries of urllib3's own: by default it sleeps whatever Retry-After a 429 or 503
+    asks (100000 s included); mlcompile retries, with its cap."""
     import urllib3
 
     pool = client._pipelines_api.api_client.rest_client.pool_manager
     request = pool.request
 
     def with_timeout(*args: Any, timeout: Any = None, **kwargs: Any) -> Any:
+        kwargs["retries"] = False
         return request(*args, timeout=timeout or urllib3.Timeout(connect=seconds, read=seconds), **kwargs)
 
     pool.request = with_timeout

@@ -120,10 +120,10 @@ class VertexTarget:
         import os
         import tempfile
 
-        import yaml
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import aiplatform
 
+        from mlcompile import yaml_emit
         from mlcompile.targets.vertex import bodies
 
         settings = plan.platform_settings
@@ -132,8 +132,7 @@ class VertexTarget:
         with tempfile.TemporaryDirectory(prefix="mlcompile-vertex-") as scratch:
             path = os.path.join(scratch, "pipeline.yaml")
             with open(path, "w", encoding="utf-8") as handle:
-                # libyaml's emitter when present: specs of thousands of features are large
-                yaml.dump(spec, handle, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=True)
+                handle.write(yaml_emit.dump(spec))
             job = aiplatform.PipelineJob(
                 display_name=spec["pipelineInfo"]["name"], template_path=path, pipeline_root=settings["pipeline_root"], labels=bodies.labels(plan)
             )
