@@ -134,13 +134,13 @@ def render_github(diagnostics: Iterable[Diagnostic]) -> str:
     for d in diagnostics:
         message = (f"{d.path}: " if d.path else "") + d.message + (f"\nhint: {d.hint}" if d.hint else "")
         where = f"file={_workflow_command_property(d.file)},line={d.line},col={d.col},title=mlcompile"
-        lines.append(f"::{d.severity} {where}::{_workflow_command_data(escape_terminal(message))}")
+        lines.append(f"::{d.severity} {where}::{_workflow_command_data(message)}")
     return "\n".join(lines)
 
 
 def render_github_message(severity: Severity, message: str) -> str:
     """A problem that has no place in a file (a usage or platform error), as an annotation."""
-    return f"::{severity} title=mlcompile::{_workflow_command_data(escape_terminal(message))}"
+    return f"::{severity} title=mlcompile::{_workflow_command_data(message)}"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
