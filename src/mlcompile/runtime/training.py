@@ -227,6 +227,9 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
     result = {
         "best_params": study.best_params,
         "best_value": round(float(study.best_value), 6),
+        # the objective under its own name: what a platform's tuner reads from a trial
+        # (Katib: from this file; Azure ML's sweep: from the run's MLflow metrics)
+        metric: round(float(study.best_value), 6),
         "objective": metric,
         "goal": goal,
         "cv_folds": CV_FOLDS,

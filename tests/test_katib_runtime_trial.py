@@ -1,0 +1,103 @@
+"""A Katib trial of a scikit-learn (runtime) tuning step trains with the values Katib chose,
+and Katib can read the objective back.
+
+The Experiment is built from the churn example with a search space, its trial spec is
+substituted the way Katib does (`json.Marshal` of the spec, then each
+`${trialParameters.X}` and `${trialSpec.Name}` replaced) and the launcher fills the artifact
+placeholders; the trial's command then runs for real and the saved model must hold the
+trial's values. The metrics file is read with the Experiment's own collector filter."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlcompile.build import compile_system, resolve_profiles, write_builds
+from mlcompile.runtime.io import write_table
+from mlcompile.targets.kfp_ir.launch import substitute
+
+np = pytest.importorskip("numpy")
+pd = pytest.importorskip("pandas")
+for _module in ("sklearn", "pyarrow", "optuna"):
+    pytest.importorskip(_module)
+
+ROOT = Path(__file__).resolve().parents[1]
+TUNING = (
+    "  tuning:\n    objective: {metric: roc_auc, goal: maximize}\n    max_trials: 8\n    algorithm: random\n    params:\n"
+    "      learning_rate: {type: float, min: 0.001, max: 0.3, scale: log}\n"
+    "      max_leaf_nodes: {type: int, min: 8, max: 64}\n"
+    "      loss: {type: categorical, values: [log_loss]}\n"
+)
+SAMPLED = {"learningRate": "0.0123", "maxLeafNodes": "9", "loss": "log_loss"}
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("katib")
+    shutil.copytree(ROOT / "examples/churn", folder / "spec")
+    spec = folder / "spec/mlcompile.yaml"
+    spec.write_text(spec.read_text().replace("  evaluation:\n", TUNING + "  evaluation:\n", 1))
+    compilation = compile_system(str(spec), resolve_profiles(str(spec), [str(ROOT / "targets/kfp-gke.yaml")]), render=True, git_commit=None)
+    (built,) = write_builds(compilation.results, folder / "out")
+    return yaml.safe_load((built / "training/tune-experiment.yaml").read_text())
+
+
+def _training_set(folder: Path) -> dict[str, str]:
+    rng = np.random.default_rng(0)
+    meta = {
+        "features": [{"ref": "v:x", "view": "v", "column": "x", "dtype": "float64"}, {"ref": "v:c", "view": "v", "column": "c", "dtype": "string"}],
+        "label": "churned", "timestamp": "ts", "keys": ["k"], "sources": {}, "rows": {}, "coercion": {},
+    }  # fmt: skip
+    paths = {}
+    for name, n in (("train", 150), ("test", 50)):
+        x = rng.normal(size=n)
+        frame = pd.DataFrame({"k": [f"e{i}" for i in range(n)], "ts": "2025-01-01T00:00:00Z", "x": x, "c": rng.choice(["a", "b"], size=n), "churned": (x > 0).astype(int)})
+        paths[name] = str(folder / f"{name}.parquet")
+        write_table(paths[name], frame, meta)
+    (folder / "report.json").write_text("{}")
+    paths["report"] = str(folder / "report.json")
+    return paths
+
+
+def test_every_trial_parameter_is_used_by_the_trial_spec(experiment: dict) -> None:
+    # Katib's webhook refuses a trialParameter the trial spec never references (and vice versa)
+    template = experiment["spec"]["trialTemplate"]
+    text = json.dumps(template["trialSpec"])
+    assert sorted(p["name"] for p in template["trialParameters"]) == sorted(set(re.findall(r"\$\{trialParameters\.([^}]+)\}", text)))
+
+
+def test_a_runtime_trial_trains_with_the_values_katib_chose(experiment: dict, tmp_path: Path) -> None:
+    template = experiment["spec"]["trialTemplate"]
+    source = experiment["spec"]["metricsCollectorSpec"]["source"]
+    katib_file = source["fileSystemPath"]["path"]
+    text = json.dumps(template["trialSpec"])
+    for name, value in {**SAMPLED, "trialSpec.Name": "churn-tune-x7k2"}.items():
+        text = text.replace("${%s}" % (name if "." in name else f"trialParameters.{name}"), value)
+    text = text.replace(katib_file, str(tmp_path / "katib-metrics.json"))  # the sidecar's file, here
+    trial = json.loads(text)
+    (container,) = trial["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == template["primaryContainerName"]
+    paths = _training_set(tmp_path)
+    command = substitute([*container["command"], *container["args"]], paths, {"model": str(tmp_path / "model")}, lambda name: "")
+    assert command[:3] == ["python", "-m", "mlcompile.runtime"]
+    done = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+
+    saved = json.loads((tmp_path / "model/trials/churn-tune-x7k2/model.json").read_text())
+    assert saved["params"]["learning_rate"] == pytest.approx(0.0123)
+    assert saved["params"]["max_leaf_nodes"] == 9 and isinstance(saved["params"]["max_leaf_nodes"], int)
+    assert saved["params"]["loss"] == "log_loss"
+
+    # Katib's text collector: lines naming the metric, each match of the filter a (name, value)
+    metric = experiment["spec"]["objective"]["objectiveMetricName"]
+    (pattern,) = source["filter"]["metricsFormat"]
+    lines = (tmp_path / "katib-metrics.json").read_text().splitlines()
+    observed = [value for line in lines if metric in line for name, value in re.findall(pattern, line) if name == metric]
+    assert len(observed) == 1 and 0.5 <= float(observed[0]) <= 1.0
