@@ -101,3 +101,14 @@ def test_a_runtime_trial_trains_with_the_values_katib_chose(experiment: dict, tm
     lines = (tmp_path / "katib-metrics.json").read_text().splitlines()
     observed = [value for line in lines if metric in line for name, value in re.findall(pattern, line) if name == metric]
     assert len(observed) == 1 and 0.5 <= float(observed[0]) <= 1.0
+
+
+@pytest.mark.parametrize("written", ['{"ndcg_at_10": 0.4712, "map_at_10": 0.31}', '{\n  "map_at_10": 0.31,\n  "ndcg_at_10": 4.712e-01\n}', '{"ndcg_at_10": "0.4712"}'])
+def test_katib_observes_a_container_metrics_file_as_the_contract_writes_it(written: str) -> None:
+    # the contract: MLCOMPILE_METRICS holds a JSON object {metric: number}, on one line or indented
+    experiment = yaml.safe_load((ROOT / "tests/golden/ranker-gpu/kfp-gke/training/tune-experiment.yaml").read_text())
+    source = experiment["spec"]["metricsCollectorSpec"]["source"]
+    assert source["fileSystemPath"]["format"] == "TEXT"
+    (pattern,) = source["filter"]["metricsFormat"]
+    observed = [value for line in written.splitlines() if "ndcg_at_10" in line for name, value in re.findall(pattern, line) if name == "ndcg_at_10"]
+    assert [float(v) for v in observed] == [0.4712]
