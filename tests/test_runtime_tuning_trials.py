@@ -1,11 +1,14 @@
-"""A Katib trial of a scikit-learn (runtime) tuning step trains with the values Katib chose,
-and Katib can read the objective back.
+"""A tuning trial of a scikit-learn (runtime) step, as Katib and Azure ML's sweep run it,
+trains with the values the platform chose and reports the objective where the platform
+reads it.
 
-The Experiment is built from the churn example with a search space, its trial spec is
-substituted the way Katib does (`json.Marshal` of the spec, then each
+The churn example with a search space is built for kfp-gke and azure-prod. Katib's trial
+spec is substituted the way Katib does (`json.Marshal` of the spec, then each
 `${trialParameters.X}` and `${trialSpec.Name}` replaced) and the launcher fills the artifact
-placeholders; the trial's command then runs for real and the saved model must hold the
-trial's values. The metrics file is read with the Experiment's own collector filter."""
+placeholders; Azure ML's trial command (read back with azure-ai-ml's `load_job`) gets each
+`${{inputs.X}}` pasted in and runs in bash. Each trial command then runs for real: the
+saved model must hold the trial's values, Katib's collector filter must find the objective
+in its file, and the MLflow run Azure ML opens for the trial must hold the objective."""
 
 from __future__ import annotations
 
@@ -39,14 +42,26 @@ SAMPLED = {"learningRate": "0.0123", "maxLeafNodes": "9", "loss": "log_loss"}
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    folder = tmp_path_factory.mktemp("katib")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("tuned")
     shutil.copytree(ROOT / "examples/churn", folder / "spec")
     spec = folder / "spec/mlcompile.yaml"
     spec.write_text(spec.read_text().replace("  evaluation:\n", TUNING + "  evaluation:\n", 1))
-    compilation = compile_system(str(spec), resolve_profiles(str(spec), [str(ROOT / "targets/kfp-gke.yaml")]), render=True, git_commit=None)
-    (built,) = write_builds(compilation.results, folder / "out")
-    return yaml.safe_load((built / "training/tune-experiment.yaml").read_text())
+    profiles = [str(ROOT / f"targets/{name}.yaml") for name in ("kfp-gke", "azure-prod")]
+    compilation = compile_system(str(spec), resolve_profiles(str(spec), profiles), render=True, git_commit=None)
+    return {p.name: p for p in write_builds(compilation.results, folder / "out")}
+
+
+@pytest.fixture(scope="module")
+def experiment(builds: dict[str, Path]) -> dict:
+    return yaml.safe_load((builds["kfp-gke"] / "training/tune-experiment.yaml").read_text())
+
+
+def _assert_trained_with_the_trial_values(model_dir: Path) -> None:
+    saved = json.loads((model_dir / "model.json").read_text())
+    assert saved["params"]["learning_rate"] == pytest.approx(0.0123)
+    assert saved["params"]["max_leaf_nodes"] == 9 and isinstance(saved["params"]["max_leaf_nodes"], int)
+    assert saved["params"]["loss"] == "log_loss"
 
 
 def _training_set(folder: Path) -> dict[str, str]:
@@ -90,10 +105,7 @@ def test_a_runtime_trial_trains_with_the_values_katib_chose(experiment: dict, tm
     done = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
 
-    saved = json.loads((tmp_path / "model/trials/churn-tune-x7k2/model.json").read_text())
-    assert saved["params"]["learning_rate"] == pytest.approx(0.0123)
-    assert saved["params"]["max_leaf_nodes"] == 9 and isinstance(saved["params"]["max_leaf_nodes"], int)
-    assert saved["params"]["loss"] == "log_loss"
+    _assert_trained_with_the_trial_values(tmp_path / "model/trials/churn-tune-x7k2")
 
     # Katib's text collector: lines naming the metric, each match of the filter a (name, value)
     metric = experiment["spec"]["objective"]["objectiveMetricName"]
@@ -112,3 +124,37 @@ def test_katib_observes_a_container_metrics_file_as_the_contract_writes_it(writt
     (pattern,) = source["filter"]["metricsFormat"]
     observed = [value for line in written.splitlines() if "ndcg_at_10" in line for name, value in re.findall(pattern, line) if name == "ndcg_at_10"]
     assert [float(v) for v in observed] == [0.4712]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_an_azure_sweep_trial_trains_with_its_values_and_logs_the_objective_to_its_run(builds: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("azure.ai.ml")
+    mlflow = pytest.importorskip("mlflow")
+    from azure.ai.ml import load_job
+
+    job = load_job(builds["azure-prod"] / "pipelines/churn-prediction-training.yml")
+    sweep = job.jobs["tune"]
+    assert sweep.objective.primary_metric == "roc_auc"
+    command = sweep.trial.command
+    paths = _training_set(tmp_path)
+    # Azure ML pastes inputs, outputs and each sampled value into the command (quniform
+    # hands an integer parameter over as a float)
+    sampled = {"learning_rate": "0.0123", "max_leaf_nodes": "9.0", "loss": "log_loss"}
+    artifacts = {**{f"inputs.{k}": v for k, v in paths.items()}, "outputs.model": str(tmp_path / "model"), "outputs.metrics": str(tmp_path / "metrics.json")}
+    for name, value in {**{f"inputs.{k}": v for k, v in sampled.items()}, **artifacts}.items():
+        command = command.replace("${{%s}}" % name, value)
+    assert "${{" not in command
+    # the run Azure ML opens for the trial, and the environment it gives the process
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    run = client.create_run(client.create_experiment("churn-prediction", artifact_location=(tmp_path / "artifacts").as_uri()))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+    script = f'python() {{ "{sys.executable}" "$@"; }}\n{command}\n'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+
+    _assert_trained_with_the_trial_values(tmp_path / "model")
+    logged = client.get_run(run.info.run_id).data.metrics
+    assert 0.5 <= logged["roc_auc"] <= 1.0
+    assert logged["roc_auc"] == pytest.approx(json.loads((tmp_path / "metrics.json").read_text())["roc_auc"])
