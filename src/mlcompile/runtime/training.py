@@ -227,6 +227,9 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
     result = {
         "best_params": study.best_params,
         "best_value": round(float(study.best_value), 6),
+        # the objective under its own name: what a platform's tuner reads from a trial
+        # (Katib: from this file; Azure ML's sweep: from the run's MLflow metrics)
+        metric: round(float(study.best_value), 6),
         "objective": metric,
         "goal": goal,
         "cv_folds": CV_FOLDS,
@@ -234,7 +237,19 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
         "lower_is_better": metric in LOWER_IS_BETTER,
     }
     write_json(outputs["metrics"], result)
+    _log_objective(metric, result[metric])
     return {k: v for k, v in result.items() if k != "trials"} | {"trials": len(study.trials)}
+
+
+def _log_objective(metric: str, value: float) -> None:
+    """Log the objective to the MLflow run the platform opened for this process, if any:
+    Azure ML's sweep ranks its trials by the metric each trial's run logged (MLFLOW_RUN_ID is
+    set in every Azure ML job). Elsewhere no run is open and nothing is logged."""
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        return
+    import mlflow
+
+    mlflow.log_metric(metric, value)
 
 
 # ---------------------------------------------------------------------- container trainer

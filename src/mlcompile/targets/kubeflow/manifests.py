@@ -8,12 +8,16 @@ import json
 from typing import Any
 
 from mlcompile.plan.nodes import Plan, Resources, Schedule, Step
-from mlcompile.runtime.contract import ENV_HYPERPARAMETERS, ENV_LABEL
+from mlcompile.runtime.contract import CONTAINER_ENV, ENV_HYPERPARAMETERS, ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, runtime_args
 from mlcompile.targets.base import resource_labels
 from mlcompile.targets.kfp_ir import CONTAINER_ENV_OF, config_arg, secret_name
 from mlcompile.targets.kubeflow import facts
 
 KATIB_METRICS_FILE = "/var/log/katib/metrics.json"
+# Katib's JSON file format takes one object per line and only string values ("0.91"); the
+# contract's metrics file is any JSON object with numbers, so Katib reads it as text with
+# this filter: `"name": 0.91` (or "0.91"), on any line. Two groups: name, value (Go RE2).
+KATIB_JSON_METRIC = r'"([A-Za-z0-9_.-]+)"\s*:\s*"?([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)'
 SERVING_PORT = 8080
 
 
@@ -143,18 +147,22 @@ def batch_job(plan: Plan, step: Step, extra_env: dict[str, str]) -> dict[str, An
 def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
     tuning = plan.tuning
     assert tuning is not None
-    hyper = ", ".join(
-        f'"{p.name}": ' + (f'"${{trialParameters.{_trial_name(p.name)}}}"' if p.type == "categorical" else f"${{trialParameters.{_trial_name(p.name)}}}")
-        for p in tuning.params
-    )
+    value = {p.name: f"${{trialParameters.{_trial_name(p.name)}}}" for p in tuning.params}
     # each trial writes its model to its own folder (Katib substitutes ${trialSpec.Name}); the
     # launcher copies the best trial's (status.currentOptimalTrial) to the task's model output
     # and writes its observed metrics to the task's metrics output
-    extra = {
-        ENV_HYPERPARAMETERS: "{" + hyper + "}",
-        "MLCOMPILE_METRICS": KATIB_METRICS_FILE,
-        "MLCOMPILE_MODEL_DIR": "{{outputs.model}}/trials/${trialSpec.Name}",
-    }
+    trial_model = "{{outputs.model}}/trials/${trialSpec.Name}"
+    if step.uses_user_container:
+        hyper = ", ".join(f'"{p.name}": ' + (f'"{value[p.name]}"' if p.type == "categorical" else value[p.name]) for p in tuning.params)
+        extra = {ENV_HYPERPARAMETERS: "{" + hyper + "}", ENV_METRICS: KATIB_METRICS_FILE, ENV_MODEL_DIR: trial_model}
+        args: list[str] | None = None
+    else:
+        # mlcompile's runtime runs the one trial Katib chose: each value as its own `--hp`
+        # argument (the runtime types it from the step config), the same as Azure ML's sweep
+        extra = {}
+        inputs = {r.name: f"{{{{inputs.{r.name}}}}}" for r in step.inputs}
+        args = [*runtime_args(plan, step, inputs, {"model": trial_model, "metrics": KATIB_METRICS_FILE})]
+        args += [a for p in tuning.params for a in ("--hp", f"{p.name}={value[p.name]}")]
     if step.resources.replicas > 1:
         trial = pytorch_job(plan, step, extra)
         trial.pop("metadata")
@@ -166,6 +174,11 @@ def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
         primary = "training"
         success = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
         failure = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+    if args is not None:
+        for container in _containers(trial):
+            container["args"] = args
+            env = [e for e in container.pop("env") if e["name"] not in CONTAINER_ENV]
+            container.update({"env": env} if env else {})
     parameters = []
     for p in tuning.params:
         space: dict[str, Any]
@@ -188,7 +201,7 @@ def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
             "maxFailedTrialCount": tuning.max_trials,
             "metricsCollectorSpec": {
                 "collector": {"kind": "File"},
-                "source": {"fileSystemPath": {"path": KATIB_METRICS_FILE, "kind": "File", "format": "JSON"}},
+                "source": {"fileSystemPath": {"path": KATIB_METRICS_FILE, "kind": "File", "format": "TEXT"}, "filter": {"metricsFormat": [KATIB_JSON_METRIC]}},
             },
             "parameters": parameters,
             "trialTemplate": {
@@ -200,6 +213,12 @@ def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
             },
         },
     }
+
+
+def _containers(job: dict[str, Any]) -> list[dict[str, Any]]:
+    if job["kind"] == "PyTorchJob":
+        return [c for replica in job["spec"]["pytorchReplicaSpecs"].values() for c in replica["template"]["spec"]["containers"]]
+    return list(job["spec"]["template"]["spec"]["containers"])
 
 
 def _trial_name(name: str) -> str:
