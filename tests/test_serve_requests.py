@@ -85,6 +85,51 @@ def test_the_open_inference_protocol_routes(client: TestClient) -> None:
     assert client.post("/v2/models/churn-scorer/infer", json={"inputs": ragged}).status_code == 400
 
 
+def test_the_v2_metadata_declares_the_datatypes_the_answers_carry(client: TestClient) -> None:
+    """A client that reads a model's metadata to decode its outputs (Triton's, MLServer's
+    codecs) gets what it was told: the metadata once said BYTES for 0/1 class labels that
+    every answer sent as INT64."""
+    declared = {o["name"]: o["datatype"] for o in client.get("/v2/models/churn-scorer").json()["outputs"]}
+    tensors = [{"name": c, "shape": [2], "datatype": "BYTES", "data": [C1[c], C2[c]]} for c in COLUMNS]
+    answered = {o["name"]: o["datatype"] for o in client.post("/v2/models/churn-scorer/infer", json={"inputs": tensors}).json()["outputs"]}
+    assert answered == declared == {"predict": "INT64", "scores": "FP64"}
+
+
+def test_a_v2_answer_holds_the_outputs_asked_for_and_no_null_id(client: TestClient, model_dir: Path) -> None:
+    """The protocol's `outputs` selects tensors; `id` and `model_version` are strings when
+    present, so a request without an id gets an answer without one (not `"id": null`)."""
+    tensors = [{"name": c, "shape": [1], "datatype": "BYTES", "data": [C1[c]]} for c in COLUMNS]
+    answer = client.post("/v2/models/churn-scorer/infer", json={"inputs": tensors, "outputs": [{"name": "predict"}]}).json()
+    assert "id" not in answer and "model_version" not in answer
+    assert answer["outputs"] == [{"name": "predict", "shape": [1], "datatype": "INT64", "data": expected(model_dir, C1)}]
+    scores = client.post("/v2/models/churn-scorer/infer", json={"inputs": tensors, "outputs": [{"name": "scores"}]}).json()
+    assert [o["name"] for o in scores["outputs"]] == ["scores"]
+    refused = client.post("/v2/models/churn-scorer/infer", json={"inputs": tensors, "outputs": [{"name": "probabilities"}]})
+    assert refused.status_code == 400 and "probabilities" in refused.json()["error"]
+
+
+def test_kserve_v1_rows_may_be_sent_as_inputs(client: TestClient, model_dir: Path) -> None:
+    """KServe v1 reads `{"inputs": [...]}` as another name for the instances: rows by
+    feature or in input order get the same answer as under `instances`."""
+    want = expected(model_dir, C1, C2)
+    for rows in ([C1, C2], [[C1[c] for c in COLUMNS], [C2[c] for c in COLUMNS]]):
+        answer = client.post("/v1/models/churn-scorer:predict", json={"inputs": rows})
+        assert answer.status_code == 200 and answer.json()["predictions"] == want
+
+
+@pytest.mark.parametrize("accept, status", [
+    ("text/csv", 406), ("application/jsonlines", 406), ("application/json;q=0, text/csv", 406),
+    ("application/json", 200), ("*/*", 200), ("text/html, */*;q=0.8", 200), ("application/vnd.api+json", 200),
+])  # fmt: skip
+def test_an_accept_header_that_rules_json_out_is_a_406(client: TestClient, accept: str, status: int) -> None:
+    """SageMaker passes the caller's Accept on: a caller asking for CSV is told the server
+    answers JSON only, rather than handed JSON to parse as CSV."""
+    answer = client.post("/invocations", content=",".join(str(C1[c]) for c in COLUMNS), headers={"content-type": "text/csv", "accept": accept})
+    assert answer.status_code == status
+    if status == 406:
+        assert "application/json" in answer.json()["error"]
+
+
 # ------------------------------------------------------------------ what the request must carry
 
 

@@ -62,8 +62,8 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.runtime.serve_protocol import (
-    DEFAULT_MAX_BODY, ENV_MAX_BODY, JSON_TYPES, RequestError, content_type, csv_rows, parse_json, read_body, rows_from_body,
-    text_of, v2_datatype, v2_output,
+    DEFAULT_MAX_BODY, ENV_MAX_BODY, JSON_TYPES, RequestError, accepts_json, content_type, csv_rows, parse_json, read_body,
+    rows_from_body, text_of, v2_datatype, v2_output, v2_requested, v2_values_datatype,
 )  # fmt: skip
 from mlcompile.runtime.serve_rows import Assembler, StoreError, model_input, proba_decides, score
 
@@ -241,13 +241,14 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     def answer(raw: bytes, media: str) -> dict[str, Any]:
         """Runs in a worker thread: decoding, checking, store reads and the model."""
         text = text_of(raw)
-        request_id = None
+        body: Any = None
         if media == "text/csv":
             given, kind = csv_rows(text, columns), "instances"
         else:
             body = parse_json(text)
             given, kind = rows_from_body(body, columns)
-            request_id = body.get("id") if kind == "v2" else None
+            if kind == "v2":
+                wanted = v2_requested(body)
         with lock:
             if assembler.reader is None and online is not None and assembler.online_refs:
                 try:
@@ -272,12 +273,15 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
         if assembled.unknown:
             notes["unknown"] = assembled.unknown
         if kind == "v2":
-            return {"model_name": model_name, "model_version": version, "id": request_id,
-                    "outputs": [v2_output("predict", predictions), v2_output("scores", scores)], "parameters": notes}  # fmt: skip
+            outputs = {"predict": predictions, "scores": scores}
+            response = {"model_name": model_name, "model_version": version, "id": body.get("id"),
+                      "outputs": [v2_output(name, outputs[name]) for name in wanted], "parameters": notes}  # fmt: skip
+            return {k: v for k, v in response.items() if v not in (None, "")}  # the protocol's id and version are strings, or absent
         return {"predictions": predictions, "scores": scores, "model": model_name, "version": version, **notes}
 
     async def predict_route(request: Request) -> Response:
         try:
+            accepts_json(request.headers)
             media = content_type(request.headers)
             if media != "text/csv" and media not in JSON_TYPES and not media.endswith("+json"):
                 raise RequestError(f"content type {media}: send application/json (or text/csv)", 415)
@@ -334,9 +338,12 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
         return JSONResponse({
             "name": model_name, "versions": [version] if version else [], "platform": "mlcompile-sklearn",
             "inputs": [{"name": f["column"], "datatype": v2_datatype(f["dtype"]), "shape": [-1], "parameters": {"ref": f["ref"]}} for f in features],
-            "outputs": [{"name": "predict", "datatype": "BYTES" if meta.get("task") == "classification" else "FP64", "shape": [-1]},
+            "outputs": [{"name": "predict", "datatype": predict_datatype, "shape": [-1]},
                         {"name": "scores", "datatype": "FP64", "shape": [-1]}],
         })  # fmt: skip
+
+    # the datatype the predict output has in every answer: the classes' (INT64 for 0/1 labels)
+    predict_datatype = v2_values_datatype(list(meta.get("classes") or ["?"])) if meta.get("task") == "classification" else "FP64"
 
     async def v2_model_ready(request: Request) -> JSONResponse:
         return JSONResponse({"name": model_name, "ready": True})
