@@ -108,6 +108,28 @@ def test_a_v2_answer_holds_the_outputs_asked_for_and_no_null_id(client: TestClie
     assert refused.status_code == 400 and "probabilities" in refused.json()["error"]
 
 
+def test_the_v2_routes_of_a_version_answer_for_the_served_version_only(model_dir: Path) -> None:
+    """The protocol's model routes with `/versions/<v>`: metadata and readiness of the
+    version served, and a 404 for another version rather than its answer from this one."""
+    versioned = TestClient(create_app(model_dir, name="churn-scorer", version="3"), raise_server_exceptions=False)
+    assert versioned.get("/v2/models/churn-scorer/versions/3").json()["versions"] == ["3"]
+    assert versioned.get("/v2/models/churn-scorer/versions/3/ready").json() == {"name": "churn-scorer", "ready": True}
+    tensors = [{"name": c, "shape": [1], "datatype": "BYTES", "data": [C1[c]]} for c in COLUMNS]
+    assert versioned.post("/v2/models/churn-scorer/versions/3/infer", json={"inputs": tensors}).json()["model_version"] == "3"
+    other = versioned.post("/v2/models/churn-scorer/versions/9/infer", json={"inputs": tensors})
+    assert other.status_code == 404 and "version '9'" in other.json()["error"]
+
+
+def test_an_unknown_route_or_method_is_a_json_error(client: TestClient) -> None:
+    """Clients parse every error body as {"error": ...} (the Open Inference Protocol's
+    form, and the one this server's own refusals take), a 404 or 405 included."""
+    wrong_method = client.get("/invocations")
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["allow"]
+    assert wrong_method.json()["error"].startswith("Method Not Allowed")
+    no_route = client.post("/v2/repository/index")
+    assert no_route.status_code == 404 and no_route.json()["error"].startswith("Not Found")
+
+
 def test_kserve_v1_rows_may_be_sent_as_inputs(client: TestClient, model_dir: Path) -> None:
     """KServe v1 reads `{"inputs": [...]}` as another name for the instances: rows by
     feature or in input order get the same answer as under `instances`."""

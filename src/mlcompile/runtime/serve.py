@@ -210,6 +210,7 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     MLCOMPILE_ONLINE_FEATURES and `reader` the store's reader (`mlcompile serve`, tests);
     otherwise the reader is made, on the first request that needs it, from the config."""
     from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
@@ -301,6 +302,14 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
             return Response(status_code=400)
         return JSONResponse(result)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """An unknown route or method answers in the platforms' error form, {"error": ...}
+        (the Open Inference Protocol's), which clients parse, rather than as plain text."""
+        assert isinstance(exc, HTTPException)
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}"}, status_code=exc.status_code, headers=exc.headers)
+
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "model": model_name, "version": version})
 
@@ -321,6 +330,9 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
         async def checked(request: Request) -> Response:
             if request.path_params["name"] != model_name:
                 return JSONResponse({"error": f"model {request.path_params['name']!r} is not served here (this server serves {model_name!r})"}, status_code=404)
+            asked = request.path_params.get("version")
+            if asked is not None and version and asked != version:
+                return JSONResponse({"error": f"model {model_name!r} version {asked!r} is not served here (this server serves version {version!r})"}, status_code=404)
             return await route(request)
 
         return checked
@@ -365,13 +377,15 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
         Route("/v2/models/{name}", v2_model(v2_metadata)),
         Route("/v2/models/{name}/ready", v2_model(v2_model_ready)),
         Route("/v2/models/{name}/infer", v2_model(predict_route), methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}", v2_model(v2_metadata)),
+        Route("/v2/models/{name}/versions/{version}/ready", v2_model(v2_model_ready)),
         Route("/v2/models/{name}/versions/{version}/infer", v2_model(predict_route), methods=["POST"]),
     ]
     if health_route not in ("/health", "/ping"):  # Vertex AI's routes, when the model names others
         routes.append(Route(health_route, health))
     if predict_path not in ("/predict", "/invocations", "/score"):
         routes.append(Route(predict_path, predict_route, methods=["POST"]))
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.model = {"name": model_name, "version": version, "source": reason, "folder": str(folder)}
     return app
 
