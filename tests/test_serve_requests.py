@@ -260,7 +260,27 @@ def test_a_body_over_the_limit_is_a_413_before_it_is_read(client: TestClient) ->
     declared = [(b"content-type", b"application/json"), (b"content-length", str(16384 * 64).encode())]
     assert asyncio.run(_asgi(app, declared, chunks)) == (413, 0)  # from Content-Length: nothing read
     streamed = asyncio.run(_asgi(app, [(b"content-type", b"application/json")], chunks))  # chunked: no length
-    assert streamed == (413, 5)  # refused once past 64 KiB, the rest never read
+    assert streamed == (413, 9)  # over 64 KiB at the 5th chunk, read on to twice the limit, the rest never read
+    near = chunks[:6]  # 96 KiB: over the limit, within twice it: read to its end, then refused
+    assert asyncio.run(_asgi(app, [(b"content-type", b"application/json"), (b"content-length", b"98304")], near)) == (413, 6)
+
+
+def test_a_client_that_sends_its_whole_body_first_reads_the_413(model_dir: Path) -> None:
+    """urllib (like requests, and the platforms' proxies) writes the whole body before it
+    reads the answer: a body a little over the limit must not be cut off under it (a
+    connection reset instead of the 413 it could act on)."""
+    import urllib.error
+    import urllib.request
+
+    limit = 4 << 20  # a body bigger than the sockets' buffers hold, or the kernel would take it all anyway
+    with serving(create_app(model_dir, environ={"MLCOMPILE_MAX_BODY_BYTES": str(limit)})) as port:
+        body = json.dumps({"instances": [C1] * 75_000}).encode()  # about 7.5 MiB
+        assert limit < len(body) <= 2 * limit
+        for headers in ({"content-type": "application/json"}, {"content-type": "application/json", "transfer-encoding": "chunked"}):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body if "transfer-encoding" not in headers else iter([body]), headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 413 and str(limit) in json.loads(refused.value.read())["error"]
 
 
 # ------------------------------------------------------------------ over HTTP: limits and health under load

@@ -21,7 +21,7 @@ InferenceService: model name and MLflow tracking URI) names the registry: the ve
 alias `production` is served (the newest when none is approved yet, said so in /metadata).
 
 Requests — UTF-8 JSON (or SageMaker's `text/csv`: one instance a line, the model's features
-in order, no header), at most MLCOMPILE_MAX_BODY_BYTES (413 beyond, before it is read):
+in order, no header), at most MLCOMPILE_MAX_BODY_BYTES (413 beyond; see read_body):
 
     {"instances": [{"orders_30d": 3, "plan": "pro", ...}]}     features by column (or view:feature), or [3, "pro", ...] in input order
     {"entities": [{"customer_id": "C1"}]}                        features read from the online store
@@ -291,7 +291,7 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
             result = await (asyncio.wait_for(work, timeout) if timeout else work)
         except RequestError as exc:
             # a refused body may still be arriving: close the connection rather than read it
-            return JSONResponse({"error": str(exc)}, status_code=exc.status, headers={"connection": "close"} if exc.status == 413 else None)
+            return JSONResponse({"error": str(exc)}, status_code=exc.status, headers={"connection": "close"} if exc.close else None)
         except DataError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         except StoreError as exc:

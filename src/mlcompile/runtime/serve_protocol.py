@@ -21,6 +21,7 @@ from typing import Any
 
 ENV_MAX_BODY = "MLCOMPILE_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY = 8 * 1024 * 1024  # above SageMaker's 6 MB invocation payload limit
+DRAIN_FACTOR = 2  # a body up to this many times the limit is read and dropped before its 413 (read_body)
 MAX_DEPTH = 32  # the deepest request a protocol here shapes is 4 levels (v2: inputs → tensor → data → row)
 JSON_TYPES = frozenset({"", "application/json", "application/x-www-form-urlencoded", "text/plain"})  # curl -d sends the second
 INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
@@ -35,6 +36,7 @@ class RequestError(ValueError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+        self.close = False  # answer, then close the connection: the rest of the body is not read
 
 
 # ---------------------------------------------------------------------- the body
@@ -51,19 +53,35 @@ def content_type(headers: Mapping[str, str]) -> str:
 
 
 async def read_body(request: Any, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit`: from its
-    Content-Length before anything is read, else while it streams in."""
+    """The body, or a 413 once it is known to exceed `limit`. Most clients (urllib, requests,
+    a proxy's HTTP client) send the whole body before they read the answer, and see a
+    connection reset, not the 413, when the server closes with the body unread: a body up to
+    DRAIN_FACTOR times the limit is therefore read to its end and dropped before the 413 is
+    answered; a bigger one is refused at once (from its Content-Length before anything is
+    read, else once past DRAIN_FACTOR times the limit) and the connection closed."""
     declared = request.headers.get("content-length")
+    refusal = None
     if declared is not None:
         if not declared.strip().isdigit():
             raise RequestError(f"Content-Length {declared[:20]!r} is not a number")
         if int(declared) > limit:
-            raise RequestError(f"the body is {int(declared)} bytes; this server takes at most {limit} ({ENV_MAX_BODY})", 413)
+            refusal = RequestError(f"the body is {int(declared)} bytes; this server takes at most {limit} ({ENV_MAX_BODY})", 413)
+            if int(declared) > DRAIN_FACTOR * limit:
+                refusal.close = True
+                raise refusal
     body = bytearray()
+    taken = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(f"the body exceeds {limit} bytes, the most this server takes ({ENV_MAX_BODY})", 413)
+        taken += len(chunk)
+        if refusal is None and taken > limit:
+            refusal = RequestError(f"the body exceeds {limit} bytes, the most this server takes ({ENV_MAX_BODY})", 413)
+        if refusal is None:
+            body += chunk
+        elif taken > DRAIN_FACTOR * limit:
+            refusal.close = True
+            raise refusal
+    if refusal is not None:
+        raise refusal
     return bytes(body)
 
 
