@@ -276,7 +276,9 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
         if kind == "v2":
             outputs = {"predict": predictions, "scores": scores}
             response = {"model_name": model_name, "model_version": version, "id": body.get("id"),
-                      "outputs": [v2_output(name, outputs[name]) for name in wanted], "parameters": notes}  # fmt: skip
+                      "outputs": [v2_output(name, outputs[name]) for name in wanted],
+                        # the protocol's parameter values are strings, numbers or booleans: the lists go as JSON text
+                        "parameters": {key: json.dumps(value) for key, value in notes.items()}}  # fmt: skip
             return {k: v for k, v in response.items() if v not in (None, "")}  # the protocol's id and version are strings, or absent
         return {"predictions": predictions, "scores": scores, "model": model_name, "version": version, **notes}
 
