@@ -296,11 +296,11 @@ def v2_requested(body: Mapping[str, Any]) -> list[str]:
     asked = body.get("outputs")
     if asked is None:
         return list(V2_OUTPUTS)
-    names = [o.get("name") if isinstance(o, dict) else o for o in asked] if isinstance(asked, list) else [asked]
+    names: list[Any] = [o.get("name") if isinstance(o, dict) else o for o in asked] if isinstance(asked, list) else [asked]
     unknown = [n for n in names if n not in V2_OUTPUTS]
     if unknown:
         raise RequestError(f"output {_show(unknown[0])}: this model's outputs are {', '.join(V2_OUTPUTS)}")
-    return list(dict.fromkeys(names))
+    return [name for name in V2_OUTPUTS if name in names]  # in the model's order, each once
 
 
 def v2_datatype(dtype: str) -> str:
