@@ -120,6 +120,15 @@ def test_the_v2_routes_of_a_version_answer_for_the_served_version_only(model_dir
     assert other.status_code == 404 and "version '9'" in other.json()["error"]
 
 
+def test_binary_tensors_are_a_415_that_says_to_send_json(client: TestClient) -> None:
+    """tritonclient sends binary tensor data unless told otherwise; this server reads JSON
+    tensors only (its /v2 lists no extension) and says how to ask for them."""
+    binary = client.post("/v2/models/churn-scorer/infer", content=b'{"inputs": []}\x00\x00', headers={
+        "content-type": "application/octet-stream", "inference-header-content-length": "14"})  # fmt: skip
+    assert binary.status_code == 415 and "binary_data=False" in binary.json()["error"]
+    assert client.get("/v2").json()["extensions"] == []
+
+
 def test_an_unknown_route_or_method_is_a_json_error(client: TestClient) -> None:
     """Clients parse every error body as {"error": ...} (the Open Inference Protocol's
     form, and the one this server's own refusals take), a 404 or 405 included."""

@@ -287,6 +287,8 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
             accepts_json(request.headers)
             media = content_type(request.headers)
             if media != "text/csv" and media not in JSON_TYPES and not media.endswith("+json"):
+                if "inference-header-content-length" in request.headers:  # tritonclient's default
+                    raise RequestError("the Open Inference Protocol's binary tensor data extension is not supported: send JSON tensors (tritonclient: binary_data=False)", 415)
                 raise RequestError(f"content type {media}: send application/json (or text/csv)", 415)
             raw = await read_body(request, limit)
             work = asyncio.to_thread(answer, raw, media)
