@@ -275,11 +275,11 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
             notes["unknown"] = assembled.unknown
         if kind == "v2":
             outputs = {"predict": predictions, "scores": scores}
+            # the protocol's parameter values are strings, numbers or booleans: the lists go as JSON text
             response = {"model_name": model_name, "model_version": version, "id": body.get("id"),
-                      "outputs": [v2_output(name, outputs[name]) for name in wanted],
-                        # the protocol's parameter values are strings, numbers or booleans: the lists go as JSON text
+                        "outputs": [v2_output(name, outputs[name]) for name in wanted],
                         "parameters": {key: json.dumps(value) for key, value in notes.items()}}  # fmt: skip
-            return {k: v for k, v in response.items() if v not in (None, "")}  # the protocol's id and version are strings, or absent
+            return {k: v for k, v in response.items() if v not in (None, "")}  # id and version are strings, or absent
         return {"predictions": predictions, "scores": scores, "model": model_name, "version": version, **notes}
 
     async def predict_route(request: Request) -> Response:
@@ -294,7 +294,7 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
             work = asyncio.to_thread(answer, raw, media)
             result = await (asyncio.wait_for(work, timeout) if timeout else work)
         except RequestError as exc:
-            # a refused body may still be arriving: close the connection rather than read it
+            # a body refused unread (read_body) may still be arriving: close rather than read it
             return JSONResponse({"error": str(exc)}, status_code=exc.status, headers={"connection": "close"} if exc.close else None)
         except DataError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
@@ -350,6 +350,9 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     async def v2_ready(request: Request) -> JSONResponse:
         return JSONResponse({"ready": True})
 
+    # the datatype the predict output has in every answer: the classes' (INT64 for 0/1 labels)
+    predict_datatype = v2_values_datatype(list(meta.get("classes") or ["?"])) if meta.get("task") == "classification" else "FP64"
+
     async def v2_metadata(request: Request) -> JSONResponse:
         return JSONResponse({
             "name": model_name, "versions": [version] if version else [], "platform": "mlcompile-sklearn",
@@ -357,9 +360,6 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
             "outputs": [{"name": "predict", "datatype": predict_datatype, "shape": [-1]},
                         {"name": "scores", "datatype": "FP64", "shape": [-1]}],
         })  # fmt: skip
-
-    # the datatype the predict output has in every answer: the classes' (INT64 for 0/1 labels)
-    predict_datatype = v2_values_datatype(list(meta.get("classes") or ["?"])) if meta.get("task") == "classification" else "FP64"
 
     async def v2_model_ready(request: Request) -> JSONResponse:
         return JSONResponse({"name": model_name, "ready": True})
