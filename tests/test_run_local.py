@@ -356,7 +356,7 @@ def asgi_call(app, method: str, path: str, body: object = None, content_type: st
     return status, json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
 
 
-def test_serve_answers_predictions(tmp_path: Path) -> None:
+def test_serve_answers_predictions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlcompile.local.run import prepare
     from mlcompile.local.serve import create_app
 
@@ -381,6 +381,10 @@ def test_serve_answers_predictions(tmp_path: Path) -> None:
     # an instance lacking features is completed from the sources by its entity key, which it must carry
     assert asgi_call(app, "POST", "/predict", {"instances": [{"orders_30d": 1}]}) == (400, {"error": "row 0: missing entity key customer_id (the online features are read by customer_id)"})
     assert asgi_call(app, "POST", "/predict", {"entities": [{"id": 1}]})[0] == 400  # no entity key
+    # the limits of the runtime's server are set as for it, through the environment
+    monkeypatch.setenv("MLCOMPILE_MAX_BODY_BYTES", "64")
+    bounded = create_app(prepare(str(spec), str(spec.parent / "targets" / "local.yaml")))
+    assert asgi_call(bounded, "POST", "/predict", {"instances": instances})[0] == 413
 
 
 STAND_IN_RANKER = '''\

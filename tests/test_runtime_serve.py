@@ -163,6 +163,20 @@ def test_sagemaker_invocations_read_each_customers_features_from_its_feature_gro
     assert feature_groups.problems == [] and feature_groups.operations == ["BatchGetRecord", "BatchGetRecord"]  # one call per group
 
 
+def test_v2_answers_carry_missing_and_unknown_as_protocol_parameters(model_dir: Path, feature_groups: Any) -> None:
+    """The Open Inference Protocol's parameter values are strings, numbers or booleans (a
+    client converting the answer to its gRPC form refuses anything else): what the store
+    lacked goes as JSON text, the same lists the v1 answer holds."""
+    client = TestClient(create_app(model_dir, name="churn-classifier"))
+    keys = {"name": "customer_id", "shape": [3], "datatype": "BYTES", "data": ["C1", "C2", "C404"]}
+    answer = client.post("/v2/models/churn-classifier/infer", json={"inputs": [keys]}).json()
+    parameters = answer["parameters"]
+    assert all(isinstance(value, (str, int, float, bool)) for value in parameters.values()), parameters
+    assert json.loads(parameters["missing"]) == [[], ["customer_activity:spend_30d"], [f["ref"] for f in FEATURES]]
+    assert json.loads(parameters["unknown"]) == [2]
+    assert answer["outputs"][0]["data"] == [*expected(model_dir, C1, {**C2, "spend_30d": None}), None]
+
+
 def test_sagemaker_rows_without_the_entity_key_are_a_400_that_names_it(model_dir: Path, feature_groups: Any) -> None:
     client = TestClient(create_app(model_dir))
     response = client.post("/invocations", json={"entities": [{"customer_id": "C1"}, {"id": "C2"}]})

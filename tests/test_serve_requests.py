@@ -85,6 +85,82 @@ def test_the_open_inference_protocol_routes(client: TestClient) -> None:
     assert client.post("/v2/models/churn-scorer/infer", json={"inputs": ragged}).status_code == 400
 
 
+def test_the_v2_metadata_declares_the_datatypes_the_answers_carry(client: TestClient) -> None:
+    """A client that reads a model's metadata to decode its outputs (Triton's, MLServer's
+    codecs) gets what it was told: the metadata once said BYTES for 0/1 class labels that
+    every answer sent as INT64."""
+    declared = {o["name"]: o["datatype"] for o in client.get("/v2/models/churn-scorer").json()["outputs"]}
+    tensors = [{"name": c, "shape": [2], "datatype": "BYTES", "data": [C1[c], C2[c]]} for c in COLUMNS]
+    answered = {o["name"]: o["datatype"] for o in client.post("/v2/models/churn-scorer/infer", json={"inputs": tensors}).json()["outputs"]}
+    assert answered == declared == {"predict": "INT64", "scores": "FP64"}
+
+
+def test_a_v2_answer_holds_the_outputs_asked_for_and_no_null_id(client: TestClient, model_dir: Path) -> None:
+    """The protocol's `outputs` selects tensors; `id` and `model_version` are strings when
+    present, so a request without an id gets an answer without one (not `"id": null`)."""
+    tensors = [{"name": c, "shape": [1], "datatype": "BYTES", "data": [C1[c]]} for c in COLUMNS]
+    answer = client.post("/v2/models/churn-scorer/infer", json={"inputs": tensors, "outputs": [{"name": "predict"}]}).json()
+    assert "id" not in answer and "model_version" not in answer
+    assert answer["outputs"] == [{"name": "predict", "shape": [1], "datatype": "INT64", "data": expected(model_dir, C1)}]
+    scores = client.post("/v2/models/churn-scorer/infer", json={"inputs": tensors, "outputs": [{"name": "scores"}]}).json()
+    assert [o["name"] for o in scores["outputs"]] == ["scores"]
+    refused = client.post("/v2/models/churn-scorer/infer", json={"inputs": tensors, "outputs": [{"name": "probabilities"}]})
+    assert refused.status_code == 400 and "probabilities" in refused.json()["error"]
+
+
+def test_the_v2_routes_of_a_version_answer_for_the_served_version_only(model_dir: Path) -> None:
+    """The protocol's model routes with `/versions/<v>`: metadata and readiness of the
+    version served, and a 404 for another version rather than its answer from this one."""
+    versioned = TestClient(create_app(model_dir, name="churn-scorer", version="3"), raise_server_exceptions=False)
+    assert versioned.get("/v2/models/churn-scorer/versions/3").json()["versions"] == ["3"]
+    assert versioned.get("/v2/models/churn-scorer/versions/3/ready").json() == {"name": "churn-scorer", "ready": True}
+    tensors = [{"name": c, "shape": [1], "datatype": "BYTES", "data": [C1[c]]} for c in COLUMNS]
+    assert versioned.post("/v2/models/churn-scorer/versions/3/infer", json={"inputs": tensors}).json()["model_version"] == "3"
+    other = versioned.post("/v2/models/churn-scorer/versions/9/infer", json={"inputs": tensors})
+    assert other.status_code == 404 and "version '9'" in other.json()["error"]
+
+
+def test_binary_tensors_are_a_415_that_says_to_send_json(client: TestClient) -> None:
+    """tritonclient sends binary tensor data unless told otherwise; this server reads JSON
+    tensors only (its /v2 lists no extension) and says how to ask for them."""
+    binary = client.post("/v2/models/churn-scorer/infer", content=b'{"inputs": []}\x00\x00', headers={
+        "content-type": "application/octet-stream", "inference-header-content-length": "14"})  # fmt: skip
+    assert binary.status_code == 415 and "binary_data=False" in binary.json()["error"]
+    assert client.get("/v2").json()["extensions"] == []
+
+
+def test_an_unknown_route_or_method_is_a_json_error(client: TestClient) -> None:
+    """Clients parse every error body as {"error": ...} (the Open Inference Protocol's
+    form, and the one this server's own refusals take), a 404 or 405 included."""
+    wrong_method = client.get("/invocations")
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["allow"]
+    assert wrong_method.json()["error"].startswith("Method Not Allowed")
+    no_route = client.post("/v2/repository/index")
+    assert no_route.status_code == 404 and no_route.json()["error"].startswith("Not Found")
+
+
+def test_kserve_v1_rows_may_be_sent_as_inputs(client: TestClient, model_dir: Path) -> None:
+    """KServe v1 reads `{"inputs": [...]}` as another name for the instances: rows by
+    feature or in input order get the same answer as under `instances`."""
+    want = expected(model_dir, C1, C2)
+    for rows in ([C1, C2], [[C1[c] for c in COLUMNS], [C2[c] for c in COLUMNS]]):
+        answer = client.post("/v1/models/churn-scorer:predict", json={"inputs": rows})
+        assert answer.status_code == 200 and answer.json()["predictions"] == want
+
+
+@pytest.mark.parametrize("accept, status", [
+    ("text/csv", 406), ("application/jsonlines", 406), ("application/json;q=0, text/csv", 406),
+    ("application/json", 200), ("*/*", 200), ("text/html, */*;q=0.8", 200), ("application/vnd.api+json", 200),
+])  # fmt: skip
+def test_an_accept_header_that_rules_json_out_is_a_406(client: TestClient, accept: str, status: int) -> None:
+    """SageMaker passes the caller's Accept on: a caller asking for CSV is told the server
+    answers JSON only, rather than handed JSON to parse as CSV."""
+    answer = client.post("/invocations", content=",".join(str(C1[c]) for c in COLUMNS), headers={"content-type": "text/csv", "accept": accept})
+    assert answer.status_code == status
+    if status == 406:
+        assert "application/json" in answer.json()["error"]
+
+
 # ------------------------------------------------------------------ what the request must carry
 
 
@@ -193,7 +269,27 @@ def test_a_body_over_the_limit_is_a_413_before_it_is_read(client: TestClient) ->
     declared = [(b"content-type", b"application/json"), (b"content-length", str(16384 * 64).encode())]
     assert asyncio.run(_asgi(app, declared, chunks)) == (413, 0)  # from Content-Length: nothing read
     streamed = asyncio.run(_asgi(app, [(b"content-type", b"application/json")], chunks))  # chunked: no length
-    assert streamed == (413, 5)  # refused once past 64 KiB, the rest never read
+    assert streamed == (413, 9)  # over 64 KiB at the 5th chunk, read on to twice the limit, the rest never read
+    near = chunks[:6]  # 96 KiB: over the limit, within twice it: read to its end, then refused
+    assert asyncio.run(_asgi(app, [(b"content-type", b"application/json"), (b"content-length", b"98304")], near)) == (413, 6)
+
+
+def test_a_client_that_sends_its_whole_body_first_reads_the_413(model_dir: Path) -> None:
+    """urllib (like requests, and the platforms' proxies) writes the whole body before it
+    reads the answer: a body a little over the limit must not be cut off under it (a
+    connection reset instead of the 413 it could act on)."""
+    import urllib.error
+    import urllib.request
+
+    limit = 4 << 20  # a body bigger than the sockets' buffers hold, or the kernel would take it all anyway
+    with serving(create_app(model_dir, environ={"MLCOMPILE_MAX_BODY_BYTES": str(limit)})) as port:
+        body = json.dumps({"instances": [C1] * 75_000}).encode()  # about 7.5 MiB
+        assert limit < len(body) <= 2 * limit
+        for headers in ({"content-type": "application/json"}, {"content-type": "application/json", "transfer-encoding": "chunked"}):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body if "transfer-encoding" not in headers else iter([body]), headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 413 and str(limit) in json.loads(refused.value.read())["error"]
 
 
 # ------------------------------------------------------------------ over HTTP: limits and health under load

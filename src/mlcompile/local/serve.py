@@ -74,8 +74,9 @@ class SourcesReader:
 def create_app(prepared: Prepared, version: str | None = None) -> Any:
     from mlcompile.runtime.features import FeatureStore
     from mlcompile.runtime.model import load_meta
-    from mlcompile.runtime.serve import _model_folder
+    from mlcompile.runtime.serve import ENV_TIMEOUT, _model_folder
     from mlcompile.runtime.serve import create_app as runtime_app
+    from mlcompile.runtime.serve_protocol import ENV_MAX_BODY
 
     config = _environment(prepared)
     serving = serving_model(prepared, config, version)
@@ -92,7 +93,10 @@ def create_app(prepared: Prepared, version: str | None = None) -> Any:
     else:
         kind, served = "none", []
     online = {"kind": kind, "entity_keys": keys, "features": served} if served else None
-    app = runtime_app(folder, version=serving.version, reason=serving.reason, name=serving.name, environ={}, reader=reader, online=online)
+    # the server's limits as set in this shell; not the platforms' variables (model, online
+    # features, routes), which this command decides
+    limits = {name: os.environ[name] for name in (ENV_MAX_BODY, ENV_TIMEOUT) if os.environ.get(name)}
+    app = runtime_app(folder, version=serving.version, reason=serving.reason, name=serving.name, environ=limits, reader=reader, online=online)
     app.state.serving = serving
     app.state.online = kind
     return app

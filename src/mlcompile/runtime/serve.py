@@ -21,7 +21,7 @@ InferenceService: model name and MLflow tracking URI) names the registry: the ve
 alias `production` is served (the newest when none is approved yet, said so in /metadata).
 
 Requests — UTF-8 JSON (or SageMaker's `text/csv`: one instance a line, the model's features
-in order, no header), at most MLCOMPILE_MAX_BODY_BYTES (413 beyond, before it is read):
+in order, no header), at most MLCOMPILE_MAX_BODY_BYTES (413 beyond; see read_body):
 
     {"instances": [{"orders_30d": 3, "plan": "pro", ...}]}     features by column (or view:feature), or [3, "pro", ...] in input order
     {"entities": [{"customer_id": "C1"}]}                        features read from the online store
@@ -62,8 +62,8 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.runtime.serve_protocol import (
-    DEFAULT_MAX_BODY, ENV_MAX_BODY, JSON_TYPES, RequestError, content_type, csv_rows, parse_json, read_body, rows_from_body,
-    text_of, v2_datatype, v2_output,
+    DEFAULT_MAX_BODY, ENV_MAX_BODY, JSON_TYPES, RequestError, accepts_json, content_type, csv_rows, parse_json, read_body,
+    rows_from_body, text_of, v2_datatype, v2_output, v2_requested, v2_values_datatype,
 )  # fmt: skip
 from mlcompile.runtime.serve_rows import Assembler, StoreError, model_input, proba_decides, score
 
@@ -210,6 +210,7 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     MLCOMPILE_ONLINE_FEATURES and `reader` the store's reader (`mlcompile serve`, tests);
     otherwise the reader is made, on the first request that needs it, from the config."""
     from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
@@ -241,13 +242,14 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     def answer(raw: bytes, media: str) -> dict[str, Any]:
         """Runs in a worker thread: decoding, checking, store reads and the model."""
         text = text_of(raw)
-        request_id = None
+        body: Any = None
         if media == "text/csv":
             given, kind = csv_rows(text, columns), "instances"
         else:
             body = parse_json(text)
             given, kind = rows_from_body(body, columns)
-            request_id = body.get("id") if kind == "v2" else None
+            if kind == "v2":
+                wanted = v2_requested(body)
         with lock:
             if assembler.reader is None and online is not None and assembler.online_refs:
                 try:
@@ -272,21 +274,28 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
         if assembled.unknown:
             notes["unknown"] = assembled.unknown
         if kind == "v2":
-            return {"model_name": model_name, "model_version": version, "id": request_id,
-                    "outputs": [v2_output("predict", predictions), v2_output("scores", scores)], "parameters": notes}  # fmt: skip
+            outputs = {"predict": predictions, "scores": scores}
+            # the protocol's parameter values are strings, numbers or booleans: the lists go as JSON text
+            response = {"model_name": model_name, "model_version": version, "id": body.get("id"),
+                        "outputs": [v2_output(name, outputs[name]) for name in wanted],
+                        "parameters": {key: json.dumps(value) for key, value in notes.items()}}  # fmt: skip
+            return {k: v for k, v in response.items() if v not in (None, "")}  # id and version are strings, or absent
         return {"predictions": predictions, "scores": scores, "model": model_name, "version": version, **notes}
 
     async def predict_route(request: Request) -> Response:
         try:
+            accepts_json(request.headers)
             media = content_type(request.headers)
             if media != "text/csv" and media not in JSON_TYPES and not media.endswith("+json"):
+                if "inference-header-content-length" in request.headers:  # tritonclient's default
+                    raise RequestError("the Open Inference Protocol's binary tensor data extension is not supported: send JSON tensors (tritonclient: binary_data=False)", 415)
                 raise RequestError(f"content type {media}: send application/json (or text/csv)", 415)
             raw = await read_body(request, limit)
             work = asyncio.to_thread(answer, raw, media)
             result = await (asyncio.wait_for(work, timeout) if timeout else work)
         except RequestError as exc:
-            # a refused body may still be arriving: close the connection rather than read it
-            return JSONResponse({"error": str(exc)}, status_code=exc.status, headers={"connection": "close"} if exc.status == 413 else None)
+            # a body refused unread (read_body) may still be arriving: close rather than read it
+            return JSONResponse({"error": str(exc)}, status_code=exc.status, headers={"connection": "close"} if exc.close else None)
         except DataError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         except StoreError as exc:
@@ -296,6 +305,14 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
         except ClientDisconnect:
             return Response(status_code=400)
         return JSONResponse(result)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """An unknown route or method answers in the platforms' error form, {"error": ...}
+        (the Open Inference Protocol's), which clients parse, rather than as plain text."""
+        assert isinstance(exc, HTTPException)
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}"}, status_code=exc.status_code, headers=exc.headers)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "model": model_name, "version": version})
@@ -317,6 +334,9 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
         async def checked(request: Request) -> Response:
             if request.path_params["name"] != model_name:
                 return JSONResponse({"error": f"model {request.path_params['name']!r} is not served here (this server serves {model_name!r})"}, status_code=404)
+            asked = request.path_params.get("version")
+            if asked is not None and version and asked != version:
+                return JSONResponse({"error": f"model {model_name!r} version {asked!r} is not served here (this server serves version {version!r})"}, status_code=404)
             return await route(request)
 
         return checked
@@ -330,11 +350,14 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     async def v2_ready(request: Request) -> JSONResponse:
         return JSONResponse({"ready": True})
 
+    # the datatype the predict output has in every answer: the classes' (INT64 for 0/1 labels)
+    predict_datatype = v2_values_datatype(list(meta.get("classes") or ["?"])) if meta.get("task") == "classification" else "FP64"
+
     async def v2_metadata(request: Request) -> JSONResponse:
         return JSONResponse({
             "name": model_name, "versions": [version] if version else [], "platform": "mlcompile-sklearn",
             "inputs": [{"name": f["column"], "datatype": v2_datatype(f["dtype"]), "shape": [-1], "parameters": {"ref": f["ref"]}} for f in features],
-            "outputs": [{"name": "predict", "datatype": "BYTES" if meta.get("task") == "classification" else "FP64", "shape": [-1]},
+            "outputs": [{"name": "predict", "datatype": predict_datatype, "shape": [-1]},
                         {"name": "scores", "datatype": "FP64", "shape": [-1]}],
         })  # fmt: skip
 
@@ -358,13 +381,15 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
         Route("/v2/models/{name}", v2_model(v2_metadata)),
         Route("/v2/models/{name}/ready", v2_model(v2_model_ready)),
         Route("/v2/models/{name}/infer", v2_model(predict_route), methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}", v2_model(v2_metadata)),
+        Route("/v2/models/{name}/versions/{version}/ready", v2_model(v2_model_ready)),
         Route("/v2/models/{name}/versions/{version}/infer", v2_model(predict_route), methods=["POST"]),
     ]
     if health_route not in ("/health", "/ping"):  # Vertex AI's routes, when the model names others
         routes.append(Route(health_route, health))
     if predict_path not in ("/predict", "/invocations", "/score"):
         routes.append(Route(predict_path, predict_route, methods=["POST"]))
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.model = {"name": model_name, "version": version, "source": reason, "folder": str(folder)}
     return app
 

@@ -4,8 +4,9 @@ v1, Vertex AI, SageMaker, Azure ML), `entities`, KServe's Open Inference Protoco
 CSV — and each feature value checked against the type the spec declares.
 
 Every refusal is a `RequestError` carrying its HTTP status and a message that names the row
-and the field: 400 (not a request this server reads), 413 (too large), 415 (not UTF-8 or not
-a content type it reads), 422 (a value of the wrong type for its feature)."""
+and the field: 400 (not a request this server reads), 406 (an Accept header that rules JSON
+out), 413 (too large), 415 (not UTF-8 or not a content type it reads), 422 (a value of the
+wrong type for its feature)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from typing import Any
 
 ENV_MAX_BODY = "MLCOMPILE_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY = 8 * 1024 * 1024  # above SageMaker's 6 MB invocation payload limit
+DRAIN_FACTOR = 2  # a body up to this many times the limit is read and dropped before its 413 (read_body)
 MAX_DEPTH = 32  # the deepest request a protocol here shapes is 4 levels (v2: inputs → tensor → data → row)
 JSON_TYPES = frozenset({"", "application/json", "application/x-www-form-urlencoded", "text/plain"})  # curl -d sends the second
 INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 FLOAT_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308}
+V2_OUTPUTS = ("predict", "scores")  # every answer's tensors, in this order
 V2_DATATYPES = {"int32": "INT32", "int64": "INT64", "float32": "FP32", "float64": "FP64", "bool": "BOOL"}  # others: BYTES
 
 
@@ -33,6 +36,7 @@ class RequestError(ValueError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+        self.close = False  # answer, then close the connection: the rest of the body is not read
 
 
 # ---------------------------------------------------------------------- the body
@@ -49,20 +53,52 @@ def content_type(headers: Mapping[str, str]) -> str:
 
 
 async def read_body(request: Any, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit`: from its
-    Content-Length before anything is read, else while it streams in."""
+    """The body, or a 413 once it is known to exceed `limit`. Most clients (urllib, requests,
+    a proxy's HTTP client) send the whole body before they read the answer, and see a
+    connection reset, not the 413, when the server closes with the body unread: a body up to
+    DRAIN_FACTOR times the limit is therefore read to its end and dropped before the 413 is
+    answered; a bigger one is refused at once (from its Content-Length before anything is
+    read, else once past DRAIN_FACTOR times the limit) and the connection closed."""
     declared = request.headers.get("content-length")
+    refusal = None
     if declared is not None:
         if not declared.strip().isdigit():
             raise RequestError(f"Content-Length {declared[:20]!r} is not a number")
         if int(declared) > limit:
-            raise RequestError(f"the body is {int(declared)} bytes; this server takes at most {limit} ({ENV_MAX_BODY})", 413)
+            refusal = RequestError(f"the body is {int(declared)} bytes; this server takes at most {limit} ({ENV_MAX_BODY})", 413)
+            if int(declared) > DRAIN_FACTOR * limit:
+                refusal.close = True
+                raise refusal
     body = bytearray()
+    taken = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(f"the body exceeds {limit} bytes, the most this server takes ({ENV_MAX_BODY})", 413)
+        taken += len(chunk)
+        if refusal is None and taken > limit:
+            refusal = RequestError(f"the body exceeds {limit} bytes, the most this server takes ({ENV_MAX_BODY})", 413)
+        if refusal is None:
+            body += chunk
+        elif taken > DRAIN_FACTOR * limit:
+            refusal.close = True
+            raise refusal
+    if refusal is not None:
+        raise refusal
     return bytes(body)
+
+
+def accepts_json(headers: Mapping[str, str]) -> None:
+    """Refuse (406) a request whose Accept header rules JSON out (SageMaker's `Accept:
+    text/csv`): every answer is JSON, and a client that asked for another type would misread it."""
+    value = headers.get("accept", "").strip()
+    if not value:
+        return
+    for item in value.split(","):
+        media, _, parameters = item.partition(";")
+        media = media.strip().lower()
+        if re.search(r"(^|;)\s*q\s*=\s*0(\.0*)?\s*(;|$)", parameters):
+            continue
+        if media in ("*/*", "application/*", "application/json") or media.endswith("+json"):
+            return
+    raise RequestError(f"Accept {value[:80]}: this server answers application/json only", 406)
 
 
 def text_of(raw: bytes) -> str:
@@ -123,7 +159,9 @@ def rows_from_body(body: Any, names: list[str]) -> tuple[list[Any], str]:
         raise RequestError('send a JSON object: {"instances": [{feature: value, ...}, ...]}, {"entities": [{key: value, ...}, ...]} '
                            'or an Open Inference Protocol request {"inputs": [...]}, not ' + _show(body))  # fmt: skip
     if "inputs" in body and "instances" not in body:
-        return v2_rows(body, names), "v2"
+        if _is_v2(body["inputs"]):
+            return v2_rows(body, names), "v2"
+        body = {"instances": body["inputs"]}  # KServe v1's other name for the instances
     kind = "instances" if "instances" in body else "entities" if "entities" in body else None
     if kind is None or not isinstance(body[kind], list):
         raise RequestError('send {"instances": [{feature: value, ...}, ...]} or {"entities": [{key: value, ...}, ...]}')
@@ -136,6 +174,12 @@ def rows_from_body(body: Any, names: list[str]) -> tuple[list[Any], str]:
         elif not isinstance(row, dict):
             raise RequestError(f"row {index}: expected a JSON object of feature (or entity key) values, got {_show(row)}")
     return rows, kind
+
+
+def _is_v2(inputs: Any) -> bool:
+    """An Open Inference Protocol `inputs` (tensors, each with a datatype or a shape), rather
+    than KServe v1's rows under that name."""
+    return not isinstance(inputs, list) or any(isinstance(t, dict) and ("datatype" in t or "shape" in t) for t in inputs)
 
 
 def v2_rows(body: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
@@ -247,18 +291,33 @@ def _parse_text(value: str, dtype: str) -> Any:
     return value
 
 
+def v2_requested(body: Mapping[str, Any]) -> list[str]:
+    """The outputs an Open Inference Protocol request asks for (all when it names none)."""
+    asked = body.get("outputs")
+    if asked is None:
+        return list(V2_OUTPUTS)
+    names: list[Any] = [o.get("name") if isinstance(o, dict) else o for o in asked] if isinstance(asked, list) else [asked]
+    unknown = [n for n in names if n not in V2_OUTPUTS]
+    if unknown:
+        raise RequestError(f"output {_show(unknown[0])}: this model's outputs are {', '.join(V2_OUTPUTS)}")
+    return [name for name in V2_OUTPUTS if name in names]  # in the model's order, each once
+
+
 def v2_datatype(dtype: str) -> str:
     return V2_DATATYPES.get(dtype, "BYTES")
 
 
 def v2_output(name: str, values: list[Any]) -> dict[str, Any]:
+    return {"name": name, "shape": [len(values)], "datatype": v2_values_datatype(values), "data": values}
+
+
+def v2_values_datatype(values: list[Any]) -> str:
+    """The v2 datatype of these values (a model's classes, or its answers)."""
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, bool) for v in present):
-        datatype = "BOOL"
-    elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        datatype = "INT64"
-    elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        datatype = "FP64"
-    else:
-        datatype = "BYTES"
-    return {"name": name, "shape": [len(values)], "datatype": datatype, "data": values}
+        return "BOOL"
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "INT64"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return "FP64"
+    return "BYTES"
