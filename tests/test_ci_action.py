@@ -241,3 +241,20 @@ def test_deploy_shows_the_plan_then_applies_it(pull_request: Any) -> None:
         assert "would create pipeline churn-prediction-training" in plan
         assert "create pipeline churn-prediction-training" in applied and kfp.uploads
     assert api.requests == []  # deploying comments nothing
+
+
+@pytest.mark.slow
+def test_deploy_signs_in_to_kubeflow_pipelines_with_the_kfp_token_input(pull_request: Any) -> None:
+    """A kube config (gke-cluster, kubeconfig) does not sign in to the KFP API: deploy sends
+    the token given as the `kfp-token` input (a secret) as its bearer token."""
+    from kfp_api import KfpStandIn
+
+    api, push, runner = pull_request
+    push(lambda text: text, "merged")
+    with KfpStandIn() as kfp:
+        profile = runner.workspace / "targets" / "kfp-gke.yaml"
+        profile.write_text(re.sub(r"host: \S+", f"host: {kfp.host}", profile.read_text()))
+        inputs = {"command": "deploy", "specs": SPEC, "targets": "targets/kfp-gke.yaml", "dry-run": "true", "kfp-token": "kfp-t0ken"}
+        done = runner.run(inputs, {"event_name": "push"}, {"MLCOMPILE_KFP_TOKEN": ""})
+        assert done.returncode == 0, done.stdout
+        assert kfp.last_headers.get("Authorization") == "Bearer kfp-t0ken"
