@@ -147,7 +147,7 @@ def _flat(prefix: str, value: Any) -> dict[str, Any]:
     names the value that moved rather than showing the whole mapping on both sides."""
     if not isinstance(value, Mapping) or not value:
         return {prefix: value}
-    return {name: leaf for key, item in sorted(value.items()) for name, leaf in _flat(f"{prefix}.{key}", item).items()}
+    return {name: leaf for key, item in sorted(value.items(), key=lambda kv: str(kv[0])) for name, leaf in _flat(f"{prefix}.{key}", item).items()}
 
 
 def plan_resources(plan: Plan) -> dict[str, tuple[dict[str, Any], tuple[str, ...]]]:
