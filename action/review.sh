@@ -47,26 +47,22 @@ esac
 artifact_flag=""  # diff --artifact FILE: the full diff when the markdown is cut to fit a comment
 if has_option diff --artifact; then artifact_flag="--artifact"; fi
 
-changed=false
-: > "$out/diff.md"
-index=0
-for spec in "${SPECS[@]}"; do
-  index=$((index + 1))
-  extra=()
-  if [ -n "$artifact_flag" ]; then extra=("$artifact_flag" "$out/diff-$index-full.md"); fi
-  mlcompile diff "$spec" "${TARGET_ARGS[@]}" --base "$base" --format markdown --exit-code "${extra[@]}" \
-    > "$out/diff-$index.md" 2> "$out/diff-$index.log"
-  status=$?
-  cat "$out/diff-$index.log" >&2
-  case "$status" in
-    0) echo "$spec: no changes against $base" ;;
-    1) changed=true; cat "$out/diff-$index.md" >> "$out/diff.md" ;;
-    2)
-      comment --error-log "$out/diff-$index.log" --heading "mlcompile could not diff $spec against $base"
-      exit 2 ;;
-    *) internal_error diff "$status" ;;
-  esac
-done
+# All specs in one `mlcompile diff`: one report, sized as a whole to fit a comment (reports
+# appended one per spec could pass GitHub's limit and be cut inside a <details>).
+extra=()
+if [ -n "$artifact_flag" ]; then extra=("$artifact_flag" "$out/diff-full.txt"); fi
+mlcompile diff "${SPECS[@]}" "${TARGET_ARGS[@]}" --base "$base" --format markdown --exit-code "${extra[@]}" \
+  > "$out/diff.md" 2> "$out/diff.log"
+status=$?
+cat "$out/diff.log" >&2
+case "$status" in
+  0) changed=false; echo "no changes against $base" ;;
+  1) changed=true ;;
+  2)
+    comment --error-log "$out/diff.log" --heading "mlcompile could not diff the specs against $base"
+    exit 2 ;;
+  *) internal_error diff "$status" ;;
+esac
 
 set_output changed "$changed"
 if [ "$changed" = true ]; then

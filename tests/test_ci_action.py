@@ -241,3 +241,44 @@ def test_deploy_shows_the_plan_then_applies_it(pull_request: Any) -> None:
         assert "would create pipeline churn-prediction-training" in plan
         assert "create pipeline churn-prediction-training" in applied and kfp.uploads
     assert api.requests == []  # deploying comments nothing
+
+
+@pytest.mark.slow
+def test_deploy_signs_in_to_kubeflow_pipelines_with_the_kfp_token_input(pull_request: Any) -> None:
+    """A kube config (gke-cluster, kubeconfig) does not sign in to the KFP API: deploy sends
+    the token given as the `kfp-token` input (a secret) as its bearer token."""
+    from kfp_api import KfpStandIn
+
+    api, push, runner = pull_request
+    push(lambda text: text, "merged")
+    with KfpStandIn() as kfp:
+        profile = runner.workspace / "targets" / "kfp-gke.yaml"
+        profile.write_text(re.sub(r"host: \S+", f"host: {kfp.host}", profile.read_text()))
+        inputs = {"command": "deploy", "specs": SPEC, "targets": "targets/kfp-gke.yaml", "dry-run": "true", "kfp-token": "kfp-t0ken"}
+        done = runner.run(inputs, {"event_name": "push"}, {"MLCOMPILE_KFP_TOKEN": ""})
+        assert done.returncode == 0, done.stdout
+        assert kfp.last_headers.get("Authorization") == "Bearer kfp-t0ken"
+
+
+def test_several_specs_are_one_report_in_one_comment(pull_request: Any) -> None:
+    """A glob of specs is diffed as one report, so the comment is sized as a whole (below
+    GitHub's limit, every <details> closed) instead of reports appended one after another."""
+    api, push, runner = pull_request
+    dev, other = runner.tmp / "dev", "examples/churn-eu/mlcompile.yaml"
+    git(dev, "checkout", "-q", "main")
+    (dev / other).parent.mkdir(parents=True)
+    (dev / other).write_text((dev / SPEC).read_text().replace("name: churn-prediction", "name: churn-eu", 1))
+    git(dev, "add", "-A")
+    git(dev, "commit", "-qm", "churn-eu")
+    git(dev, "push", "-q", "origin", "main")
+    git(dev, "checkout", "-q", "canary")
+    git(dev, "merge", "-q", "main")
+    (dev / other).write_text(canary(25)((dev / other).read_text()))
+    push(canary(25), "canary 10 → 25 in both systems")
+    done = runner.run({"command": "review", "specs": "examples/*/mlcompile.yaml", "targets": "targets/local.yaml"},
+                      {"base_ref": "main", "event": {"pull_request": {"number": 7, "head": {"repo": {"full_name": REPOSITORY}}}}})
+    assert done.returncode == 0, done.stdout
+    (comment,) = api.on(7)
+    assert comment["body"].count(MARKER) == 1
+    assert "**2 of 2 profiles of 2 systems changed**" in comment["body"]
+    assert "`churn-eu/local`" in comment["body"] and "`churn-prediction/local`" in comment["body"]

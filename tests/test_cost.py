@@ -137,6 +137,20 @@ def test_a_sagemaker_endpoint_costs_min_to_max_replicas_for_730_hours(test_price
     assert cost.endpoint_text(endpoint, "sagemaker") == "$167.90–$839.50/month"
 
 
+def test_an_azure_ml_canary_or_blue_green_endpoint_pays_for_both_deployments(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = yaml.safe_load(PRICES)
+    data["azureml"]["machines"] = {"Standard_D2s_v3": {"serving": {"usd_per_hour": "0.10", "source": "https://example.com/az", "as_of": "2025-01-01"}}}
+    table = parse_prices(data)
+    monkeypatch.setattr(price_module, "prices", lambda: table)
+    plan = plan_of("churn", "azure-prod")  # canary: deployments blue and green, each of 2..6 instances
+    (endpoint,) = cost.estimate(plan)["endpoints"]
+    # 0.10 × 730 h = 73.00 an instance-month; 2 deployments × 2 → 292.00, 2 deployments × 6 → 876.00
+    assert (endpoint["per_month_min"], endpoint["per_month_max"], endpoint["deployments"]) == (292.0, 876.0, 2)
+    replaced = dataclasses.replace(plan, online=dataclasses.replace(plan.online, strategy="replace", canary_percent=None))
+    (single,) = cost.estimate(replaced)["endpoints"]
+    assert (single["per_month_min"], single["per_month_max"], single.get("deployments")) == (146.0, 438.0, None)
+
+
 def test_a_schedule_costs_its_runs_per_month_times_the_run_upper_bound(test_prices: None) -> None:
     data = cost.estimate(plan_of("churn", "aws-prod"))
     schedule = next(s for s in data["schedules"] if s["schedule"] == "churn-prediction-retraining")

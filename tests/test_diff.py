@@ -215,3 +215,23 @@ def test_base_dir_of_a_cloud_build_compares_its_files(example_repo: Path) -> Non
     changed = runner.invoke(main, args)
     assert changed.exit_code == 1
     assert "file vertex/deploy-model.json: changed" in changed.stdout or "deploy-model" in changed.stdout
+
+
+def test_a_trainer_parameter_change_names_that_parameter_not_the_whole_mapping(example_repo: Path) -> None:
+    edit(example_repo / "churn" / "mlcompile.yaml", "max_iter: 300", "max_iter: 400")
+    changed = CliRunner().invoke(main, ["diff", "churn/mlcompile.yaml", "--target", "targets/local.yaml", "--exit-code", "--format", "json"])
+    assert changed.exit_code == 1, changed.output
+    (report,) = json.loads(changed.stdout)["profiles"]
+    resources = {r["resource"]: r["fields"] for r in report["resources"]}
+    assert resources["step churn-prediction-training/train"] == [{"field": "params.estimator_params.max_iter", "old": 300, "new": 400}]
+
+
+def test_a_long_string_that_changed_late_shows_where_it_differs() -> None:
+    from mlcompile.diff.structural import KeyChange
+
+    head = "python -m mlcompile.runtime train --config " + "x" * 300
+    line = KeyChange("$.jobs.train.component.command", head + '"max_iter":300}', head + '"max_iter":400}').render()
+    old, new = line.split(": ", 1)[1].split(" → ")
+    assert old != new, line  # a cut that keeps only the common start would show the same text twice
+    assert '"max_iter\\":300}' in old and '"max_iter\\":400}' in new
+    assert len(line) < 500

@@ -225,6 +225,13 @@ def _pipeline(plan: Plan, pipeline: Pipeline) -> tuple[dict[str, Any], Decimal |
     )  # fmt: skip
 
 
+def _deployments(platform: str, strategy: str | None) -> int:
+    """Deployments an online endpoint keeps running, each with its own replicas. On Azure ML a
+    canary or blue/green rollout is two managed deployments (blue and green, each with the
+    endpoint's instance count and autoscaling: targets/azureml/serving.py), both billed."""
+    return 2 if platform == "azureml" and strategy in ("canary", "blue_green") else 1
+
+
 def estimate(plan: Plan) -> dict[str, Any]:
     """The cost estimate of a plan: what cost.json holds."""
     pipelines, bounds = [], {}
@@ -236,10 +243,12 @@ def estimate(plan: Plan) -> dict[str, Any]:
     if plan.online is not None:
         e = plan.online
         price = hourly_price(plan.platform, e.resources.machine, "serving")
-        low = None if price.usd is None else cents(price.usd * e.min_replicas * HOURS_PER_MONTH)
-        high = None if price.usd is None else cents(price.usd * e.max_replicas * HOURS_PER_MONTH)
+        deployments = _deployments(plan.platform, e.strategy)
+        low = None if price.usd is None else cents(price.usd * e.min_replicas * deployments * HOURS_PER_MONTH)
+        high = None if price.usd is None else cents(price.usd * e.max_replicas * deployments * HOURS_PER_MONTH)
         endpoints.append({
             "endpoint": e.name, **_resources(e.resources), "min_replicas": e.min_replicas, "max_replicas": e.max_replicas,
+            **({"deployments": deployments} if deployments > 1 else {}),
             **_price_fields(price), "per_month_min": _number(low), "per_month_max": _number(high),
         })  # fmt: skip
     schedules = []
@@ -435,7 +444,8 @@ def explain_lines(plan: Plan) -> list[str]:
                 unpriced[f"{step['machine']} (training)"] = None
     for entry in data["endpoints"]:
         lines.append(f"  endpoint {entry['endpoint']}: {endpoint_text(entry, platform)} "
-                     f"({entry['min_replicas']}..{entry['max_replicas']} replicas × {int(HOURS_PER_MONTH)} h)")
+                     f"({entry['min_replicas']}..{entry['max_replicas']} replicas"
+                     + (f" × {entry['deployments']} deployments" if entry.get("deployments", 1) > 1 else "") + f" × {int(HOURS_PER_MONTH)} h)")
         if entry["price_per_hour"] is None and entry["machine"]:
             unpriced[f"{entry['machine']} (serving)"] = None
     for entry in data["schedules"]:

@@ -138,9 +138,16 @@ def _step_view(step: Step) -> dict[str, Any]:
     }
     if r.machine is not None and r.machine.node_selector:
         view["node selector"] = ", ".join(f"{k}={v}" for k, v in sorted(r.machine.node_selector.items()))
-    for key, value in sorted(step.params.items()):
-        view[f"params.{key}"] = value
+    view.update(_flat("params", step.params))
     return view
+
+
+def _flat(prefix: str, value: Any) -> dict[str, Any]:
+    """A mapping as one field per leaf (`params.estimator_params.max_iter`), so that a change
+    names the value that moved rather than showing the whole mapping on both sides."""
+    if not isinstance(value, Mapping) or not value:
+        return {prefix: value}
+    return {name: leaf for key, item in sorted(value.items(), key=lambda kv: str(kv[0])) for name, leaf in _flat(f"{prefix}.{key}", item).items()}
 
 
 def plan_resources(plan: Plan) -> dict[str, tuple[dict[str, Any], tuple[str, ...]]]:

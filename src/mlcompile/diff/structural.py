@@ -10,6 +10,7 @@ their position, so that one entry added does not show every later entry as chang
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,11 +33,30 @@ class KeyChange:
     change: Literal["added", "removed", "changed"] = "changed"
 
     def render(self) -> str:
-        return f"{self.path}: {show(self.old) if self.change != 'added' else '(none)'} → {show(self.new) if self.change != 'removed' else '(none)'}"
+        if self.change != "changed":
+            return f"{self.path}: {show(self.old) if self.change == 'removed' else '(none)'} → {show(self.new) if self.change == 'added' else '(none)'}"
+        old, new = _encoded(self.old), _encoded(self.new)
+        # two long values cut at the same place would read the same: both are shown from a
+        # little before the first character where they differ
+        start = max(0, len(os.path.commonprefix([old, new])) - _CONTEXT) if len(old) > _LIMIT and len(new) > _LIMIT else 0
+        return f"{self.path}: {_window(old, start)} → {_window(new, start)}"
 
 
-def show(value: Any, limit: int = 160) -> str:
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False) if not isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+_LIMIT = 160  # characters of one value on a change's line
+_CONTEXT = 40  # characters kept before the first difference of two long values
+
+
+def _encoded(value: Any) -> str:
+    return json.dumps(value, sort_keys=not isinstance(value, str), ensure_ascii=False)
+
+
+def _window(text: str, start: int) -> str:
+    cut = text[start : start + _LIMIT - (1 if start else 0)]
+    return ("…" if start else "") + (cut if start + len(cut) >= len(text) else cut[:-1] + "…")
+
+
+def show(value: Any, limit: int = _LIMIT) -> str:
+    text = _encoded(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
