@@ -257,7 +257,10 @@ def test_errors_that_are_not_diagnostics_are_redacted_too(tmp_path: Path, monkey
     work = _workspace(tmp_path)
     result = _invoke(["build", "https://etl:hunter2x@db/*.yaml", "-t", "targets", "-o", "out"], work, monkeypatch)
     assert result.exit_code == 2, result.output
-    assert "error: no spec matches 'http***db/*.yaml'" in result.output
+    # The prefix kept depends on which span is flagged (the scanner's match, or a value an
+    # earlier spec in this process flagged); either way the credential is gone.
+    assert "hunter2x" not in result.output
+    assert re.search(r"error: no spec matches 'h[a-z]{0,3}\*\*\*", result.output), result.output
 
 
 # ---------------------------------------------------------------------------- aliases
