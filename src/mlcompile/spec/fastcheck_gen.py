@@ -21,8 +21,8 @@ from typing import Annotated, Any, Literal, Union
 import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
+from mlcompile.generated_files import write_or_check
 from mlcompile.spec import values
 from mlcompile.spec.models import MLSystem
 
@@ -58,8 +58,9 @@ def _check(func: Any, where: str) -> list[str]:
     `values.matching` check fully matches."""
     if func.__module__ == values.__name__ and func.__name__ == "check":
         return ["fullmatch", inspect.getclosurevars(func).nonlocals["compiled"].pattern]
-    if func.__module__ == values.__name__ and getattr(values, func.__name__, None) is func:
-        return ["call", func.__name__]
+    name: str = func.__name__
+    if func.__module__ == values.__name__ and getattr(values, name, None) is func:
+        return ["call", name]
     raise TypeError(f"{where}: the check {func!r} is not a function of spec/values.py")
 
 
@@ -117,7 +118,7 @@ def _model(model: type[BaseModel], models: dict[str, Any]) -> None:
     for name, field in model.model_fields.items():
         if field.alias is not None and field.alias != name:
             raise TypeError(f"{model.__name__}.{name}: aliases have no table form")
-        entry = {"type": _type(field.annotation, field.metadata, f"{model.__name__}.{name}", models)}
+        entry: dict[str, Any] = {"type": _type(field.annotation, field.metadata, f"{model.__name__}.{name}", models)}
         if field.is_required():
             entry["required"] = True
         else:
@@ -136,16 +137,7 @@ def generate() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = generate()
-    if "--check" in argv:
-        if not TABLE_FILE.exists() or TABLE_FILE.read_text() != text:
-            print(f"{TABLE_FILE} is stale: run python -m mlcompile.spec.fastcheck_gen", file=sys.stderr)
-            return 1
-        return 0
-    TABLE_FILE.write_text(text)
-    print(f"wrote {TABLE_FILE}")
-    return 0
-
+    return write_or_check(TABLE_FILE, generate(), "python -m mlcompile.spec.fastcheck_gen", argv)
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
