@@ -87,7 +87,7 @@ def _text(kind: dict[str, Any], value: Any) -> str:
         else:
             try:
                 getattr(values, what)(value)
-            except ValueError:
+            except Exception:  # whatever it is, the full path meets it as before
                 raise _NotAccepted from None
     return value
 
