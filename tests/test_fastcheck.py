@@ -144,7 +144,7 @@ def test_a_changed_spec_is_refused_or_read_as_the_models_read_it(path: str, valu
 def run_validate(args: list[str], *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
     with monkeypatch.context() as patch:
         if not fast:
-            patch.setattr(cli, "_validate_alone", lambda specs: None)
+            patch.setattr(fastcheck, "validate_specs_alone", lambda specs: None)
         result = CliRunner().invoke(cli.main, args)
     return result.exit_code, result.stdout, result.stderr
 
@@ -155,7 +155,7 @@ def test_validate_says_the_same_on_either_path(output_format: str, tmp_path: Pat
     for spec in EXAMPLES:
         shutil.copytree(spec.parent, tmp_path / spec.parent.name, ignore=shutil.ignore_patterns("data", ".mlcompile"))
         specs.append(str(tmp_path / spec.parent.name / "mlcompile.yaml"))
-    assert cli._validate_alone(specs) is not None  # the examples take the fast path
+    assert fastcheck.validate_specs_alone(specs) is not None  # the examples take the fast path
     args = ["validate", *specs, "--format", output_format]
     fast, full = run_validate(args, fast=True, monkeypatch=monkeypatch), run_validate(args, fast=False, monkeypatch=monkeypatch)
     assert fast == full

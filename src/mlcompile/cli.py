@@ -168,27 +168,10 @@ def main(ctx: click.Context, quiet: int, verbose: int) -> None:
     state.verbosity = verbose - quiet
 
 
-NO_PROFILES = " (no target profiles found; pass --target to check builds)"
-
-
-def _validate_alone(specs: Sequence[str]) -> tuple[list[Any], list[str]] | None:
-    """Specs without profiles (no --target, no targets/ beside them) that are valid: checked
-    without pydantic (spec/fastcheck.py), the editor's and pre-commit's case. None as soon as
-    one needs the full path, which then reports every spec as before."""
-    from mlcompile.spec.fastcheck import validate_alone
-
-    diagnostics = []
-    for spec in specs:
-        warnings = validate_alone(spec)
-        if warnings is None:
-            return None
-        diagnostics += warnings
-    return diagnostics, [f"{spec}: valid{NO_PROFILES}" for spec in specs]
-
-
 def _validate_with_profiles(specs: Sequence[str], targets: Sequence[str], warn_only: bool) -> tuple[list[Any], list[str]]:
     from mlcompile.build import ProfileSet, compile_system, select_profiles
     from mlcompile.errors import SpecError
+    from mlcompile.spec.fastcheck import NO_PROFILES
 
     diagnostics = []
     valid_lines = []
@@ -224,7 +207,9 @@ def _validate_with_profiles(specs: Sequence[str], targets: Sequence[str], warn_o
 @_guarded
 def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], output_format: str, warn_only: bool) -> int:
     """Check each SPEC (and the profiles) against the schema and every cross-reference rule."""
-    quick = None if targets else _validate_alone(specs)
+    from mlcompile.spec.fastcheck import validate_specs_alone  # without pydantic
+
+    quick = None if targets else validate_specs_alone(specs)
     if quick is not None:
         diagnostics, valid_lines = quick
     else:

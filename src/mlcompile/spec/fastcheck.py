@@ -20,6 +20,7 @@ import functools
 import json
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,6 +32,7 @@ from mlcompile.spec.checks import check_characters, check_literal_secrets, check
 from mlcompile.spec.loader import display_path, kind_problem, load_yaml_file
 
 TABLE_FILE = Path(__file__).with_name("fastcheck.json")
+NO_PROFILES = " (no target profiles found; pass --target to check builds)"
 
 
 class View(SimpleNamespace):
@@ -213,3 +215,16 @@ def validate_alone(spec: str) -> list[Diagnostic] | None:
     if errors_in(diagnostics):
         return None
     return [d for d in diagnostics if d.severity == "warning"]
+
+
+def validate_specs_alone(specs: Sequence[str]) -> tuple[list[Diagnostic], list[str]] | None:
+    """`mlcompile validate SPEC...` without --target when every spec is valid on its own:
+    the warnings and the lines it prints. None as soon as one spec needs the full path, which
+    then reports every spec as before."""
+    diagnostics = []
+    for spec in specs:
+        warnings = validate_alone(spec)
+        if warnings is None:
+            return None
+        diagnostics += warnings
+    return diagnostics, [f"{spec}: valid{NO_PROFILES}" for spec in specs]
