@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -131,6 +132,8 @@ MUTATIONS = [
     ("features.views.0.online", "yes"),
     ("registry.tags", {"owner": "x" * 64}),
     ("overrides", {"gcp-prod": {"training": {"resources": {"cpu": float("inf")}}}}),
+    ("deployment.online.rollout", {"strategy": "canary", "canary_percent": 10**30}),  # bounds of an optional field
+    ("monitoring.alerts", [{"channel": {"email": 1}, "to": ["a@b.c"]}]),  # a tag that is no string
 ]
 
 
@@ -139,6 +142,41 @@ def test_a_changed_spec_is_refused_or_read_as_the_models_read_it(path: str, valu
     data = churn()
     data.setdefault("monitoring", {"schedule": "0 4 * * *"})
     same_as_the_models(put(data, path, value))
+
+
+# leaves of the examples are replaced by these, keys dropped or added, at random
+ODD_VALUES = [
+    None, 0, 1, -1, 2.5, 10**30, float("inf"), float("nan"), True, False, "", "x", "abc", "churn\n", "é", "1", "0h", "3h",
+    "16Gi", "0 3 * * *", "UTC", "Europe/Berlin", "secret://x", "gs://b/x", "bq://p.d.t", "all", "canary", "table", [], {}, ["a"], {"a": 1},
+]  # fmt: skip
+
+
+def leaf_paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [path]
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, item in items:
+        found += leaf_paths(item, (*path, key))
+    return found
+
+
+def test_random_changes_to_the_examples_are_refused_or_read_as_the_models_read_them() -> None:
+    chance = random.Random(21)
+    examples = [load_yaml_file(spec).data for spec in EXAMPLES]
+    for _ in range(600):
+        data = copy.deepcopy(chance.choice(examples))
+        for _ in range(chance.randint(1, 3)):
+            *parents, key = chance.choice(leaf_paths(data)[1:])
+            node: Any = data
+            for parent in parents:
+                node = node[parent]
+            change = chance.random()
+            if change < 0.6 or not isinstance(node, dict):
+                node[key] = copy.deepcopy(chance.choice(ODD_VALUES))
+            elif change < 0.8:
+                del node[key]
+            else:
+                node[chance.choice(["extra", "min", "max", "type", "channel", "container"])] = copy.deepcopy(chance.choice(ODD_VALUES))
+        same_as_the_models(data)
 
 
 def run_validate(args: list[str], *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:

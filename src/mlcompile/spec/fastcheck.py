@@ -133,7 +133,7 @@ def _checked(kind: dict[str, Any], value: Any) -> Any:
         _bounded(kind, value)
         return {_checked(kind["keys"], key): _checked(kind["values"], item) for key, item in value.items()}
     if name == "tagged":
-        _require(type(value) is dict and value.get(kind["tag"]) in kind["choices"])
+        _require(type(value) is dict and type(value.get(kind["tag"])) is str and value[kind["tag"]] in kind["choices"])
         return _model(kind["choices"][value[kind["tag"]]], value)
     if name == "model":
         return _model(kind["name"], value)
@@ -188,7 +188,7 @@ def view_of(data: Any) -> View | None:
     try:
         _require(_finite(data))
         return _model(_table()["root"], data)
-    except (_NotAccepted, RecursionError):
+    except Exception:  # _NotAccepted, or anything unforeseen: the full path decides
         return None
 
 

@@ -82,7 +82,8 @@ def _type(annotation: Any, metadata: list[Any], where: str, models: dict[str, An
     elif origin in (Union, types.UnionType) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
         inner = rest[0] if len(rest) == 1 else Union[tuple(rest)]  # noqa: UP007
-        kind = {"kind": "optional", "of": _type(inner, [], where, models)}
+        # a field's constraints (`int | None = Field(ge=1)`) hold for its value when it has one
+        return {"kind": "optional", "of": _type(inner, metadata, where, models)}
     elif origin in (Union, types.UnionType) and discriminator is not None:
         choices = {}
         for arg in args:
@@ -100,6 +101,8 @@ def _type(annotation: Any, metadata: list[Any], where: str, models: dict[str, An
         raise TypeError(f"{where}: no table form for the type {annotation!r}")
     if discriminator is not None and kind["kind"] != "tagged":
         raise TypeError(f"{where}: a discriminator on {annotation!r}")
+    if found and kind["kind"] not in ("str", "int", "float", "list", "dict"):
+        raise TypeError(f"{where}: no table form for {sorted(found)} on {annotation!r}")
     return {**kind, **found}
 
 
