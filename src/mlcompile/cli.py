@@ -168,21 +168,10 @@ def main(ctx: click.Context, quiet: int, verbose: int) -> None:
     state.verbosity = verbose - quiet
 
 
-@main.command()
-@verbosity_options
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="SPEC...")
-@target_option
-@click.option(
-    "--format", "output_format", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
-    callback=_set_diagnostics_format, help="github: errors as GitHub Actions annotations on the file and line.",
-)  # fmt: skip
-@warn_only_option
-@click.pass_obj
-@_guarded
-def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], output_format: str, warn_only: bool) -> int:
-    """Check each SPEC (and the profiles) against the schema and every cross-reference rule."""
+def _validate_with_profiles(specs: Sequence[str], targets: Sequence[str], warn_only: bool) -> tuple[list[Any], list[str]]:
     from mlcompile.build import ProfileSet, compile_system, select_profiles
     from mlcompile.errors import SpecError
+    from mlcompile.spec.fastcheck import NO_PROFILES
 
     diagnostics = []
     valid_lines = []
@@ -201,12 +190,37 @@ def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], ou
         if any(d.severity == "error" for d in diagnostics):
             continue
         names = ", ".join(p.name for p in compilation.profiles)
-        valid_lines.append(f"{spec}: valid" + (f" for {names}" if names else " (no target profiles found; pass --target to check builds)"))
+        valid_lines.append(f"{spec}: valid" + (f" for {names}" if names else NO_PROFILES))
+    return diagnostics, valid_lines
+
+
+@main.command()
+@verbosity_options
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="SPEC...")
+@target_option
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+    callback=_set_diagnostics_format, help="github: errors as GitHub Actions annotations on the file and line.",
+)  # fmt: skip
+@warn_only_option
+@click.pass_obj
+@_guarded
+def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], output_format: str, warn_only: bool) -> int:
+    """Check each SPEC (and the profiles) against the schema and every cross-reference rule."""
+    from mlcompile.spec.fastcheck import validate_specs_alone  # without pydantic
+
+    quick = None if targets else validate_specs_alone(specs)
+    if quick is not None:
+        diagnostics, valid_lines = quick
+    else:
+        diagnostics, valid_lines = _validate_with_profiles(specs, targets, warn_only)
     failed = any(d.severity == "error" for d in diagnostics)
     if output_format == "json":
         click.echo(json.dumps({"valid": not failed, "diagnostics": [d.to_json() for d in diagnostics]}, indent=2, sort_keys=True))
         return EXIT_USER_ERROR if failed else EXIT_OK
     if failed:
+        from mlcompile.errors import SpecError
+
         raise SpecError(diagnostics)
     _report(diagnostics, state)
     for line in valid_lines:

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcompile.catalog.estimators import LEGACY_METRICS
 from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, escape_terminal, is_unsafe_character
 from mlcompile.secrets import check_document, looks_like_credential
 from mlcompile.spec.loader import SourceMap
 from mlcompile.spec.estimators import check_estimator_package, check_sklearn_trainer
-from mlcompile.spec.models import PLATFORM_NAMES, MLSystem, Target
-from mlcompile.spec.types import uri_scheme
+from mlcompile.spec.values import uri_scheme
+
+if TYPE_CHECKING:  # the rules read the models' fields only: `validate` may hand them views (spec/fastcheck.py)
+    from mlcompile.spec.models import MLSystem, Target
 
 # The short metric names of the first releases; a scikit-learn trainer takes these and every
 # scikit-learn scorer name (spec/estimators.py), a container trainer any name.
@@ -274,6 +276,8 @@ def check_for_profile(system: MLSystem, source_map: SourceMap, target: Target) -
 
 def check_target(target: Target, source_map: SourceMap, available_platforms: Iterable[str]) -> list[Diagnostic]:
     c = _Collector(source_map)
+    from mlcompile.spec.models import PLATFORM_NAMES
+
     available = sorted(set(available_platforms) | set(PLATFORM_NAMES))
     builtin = target.platform in PLATFORM_NAMES
     if target.platform not in available:
