@@ -280,6 +280,20 @@ def test_spot_on_a_generic_cluster_is_refused_at_the_spot_field(tmp_path: Path) 
     assert errors == ["training.resources.spot: spot capacity cannot be requested on a 'generic' cluster: Kubernetes has no standard spot node label (target kubeflow)"]
 
 
+def test_on_a_generic_cluster_an_a100_trainer_and_a_t4_endpoint_land_on_their_own_gpu_models(tmp_path: Path) -> None:
+    def gpus(spec: dict) -> None:
+        spec["training"]["resources"]["accelerator"] = {"type": "nvidia-a100-40gb", "count": 1}
+        spec["deployment"]["online"]["resources"]["accelerator"] = {"type": "nvidia-t4", "count": 1}
+
+    files = build(*variant(tmp_path, gpus, lambda p: p["kubeflow"].update(cluster="generic")))
+    platform = documents(files["pipelines/churn-prediction-training.yaml"][1])[1]
+    train = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
+    assert train["nodeSelector"]["labels"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}
+    predictor = yaml.safe_load(files["serving/inference-service.yaml"][1])["spec"]["predictor"]
+    assert predictor["nodeSelector"] == {"nvidia.com/gpu.product": "Tesla-T4"}
+    assert predictor["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
 def test_gpu_autoscaling_is_refused_on_kserve(tmp_path: Path) -> None:
     def gpu(spec: dict) -> None:
         spec["deployment"]["online"]["autoscaling"] = {"metric": "gpu", "target": 70}

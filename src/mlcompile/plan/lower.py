@@ -56,6 +56,10 @@ class _Lowering:
             count = spec.accelerator.count if spec.accelerator else 0
             timeout = duration_seconds(spec.timeout) if spec.timeout else None
         machine = self.machine(accelerator, count, cpu, memory, path)
+        if machine is not None and accelerator:
+            # one count from here on: what the catalog resolved (a TPU slice's chips, the
+            # machine's GPUs), which the lowering warned about when it differs from the ask
+            count = machine.accelerator_count
         if self.platform == "local" and spec is not None:
             self._local_warnings(path, accelerator, replicas, spot)
         return nodes.Resources(
