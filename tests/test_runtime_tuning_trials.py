@@ -4,7 +4,8 @@ reads it.
 
 The churn example with a search space is built for kfp-gke and azure-prod. Katib's trial
 spec is substituted the way Katib does (`json.Marshal` of the spec, then each
-`${trialParameters.X}` and `${trialSpec.Name}` replaced) and the launcher fills the artifact
+`${trialParameters.X}` replaced by its reference's value: a search parameter's sampled value,
+or for a `${trialSpec.Name}` reference the trial's name) and the launcher fills the artifact
 placeholders; Azure ML's trial command (read back with azure-ai-ml's `load_job`) gets each
 `${{inputs.X}}` pasted in and runs in bash. Each trial command then runs for real: the
 saved model must hold the trial's values, Katib's collector filter must find the objective
@@ -93,8 +94,11 @@ def test_a_runtime_trial_trains_with_the_values_katib_chose(experiment: dict, tm
     source = experiment["spec"]["metricsCollectorSpec"]["source"]
     katib_file = source["fileSystemPath"]["path"]
     text = json.dumps(template["trialSpec"])
-    for name, value in {**SAMPLED, "trialSpec.Name": "churn-tune-x7k2"}.items():
-        text = text.replace("${%s}" % (name if "." in name else f"trialParameters.{name}"), value)
+    metadata = {"${trialSpec.Name}": "churn-tune-x7k2"}  # the metadata references Katib resolves
+    for parameter in template["trialParameters"]:
+        value = metadata.get(parameter["reference"]) or SAMPLED[parameter["name"]]
+        text = text.replace("${trialParameters.%s}" % parameter["name"], value)
+    assert "${" not in text  # Katib substitutes nothing else: any other ${...} stays literal
     text = text.replace(katib_file, str(tmp_path / "katib-metrics.json"))  # the sidecar's file, here
     trial = json.loads(text)
     (container,) = trial["spec"]["template"]["spec"]["containers"]
@@ -113,6 +117,10 @@ def test_a_runtime_trial_trains_with_the_values_katib_chose(experiment: dict, tm
     lines = (tmp_path / "katib-metrics.json").read_text().splitlines()
     observed = [value for line in lines if metric in line for name, value in re.findall(pattern, line) if name == metric]
     assert len(observed) == 1 and 0.5 <= float(observed[0]) <= 1.0
+    # and each secondary metric Katib records (additionalMetricNames), scored on the same folds
+    for extra in experiment["spec"]["objective"]["additionalMetricNames"]:
+        found = [value for line in lines for name, value in re.findall(pattern, line) if name == extra]
+        assert len(found) == 1 and 0.0 <= float(found[0]) <= 1.0, (extra, lines)
 
 
 @pytest.mark.parametrize("written", ['{"ndcg_at_10": 0.4712, "map_at_10": 0.31}', '{\n  "map_at_10": 0.31,\n  "ndcg_at_10": 4.712e-01\n}', '{"ndcg_at_10": "0.4712"}'])

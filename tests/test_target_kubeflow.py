@@ -134,7 +134,7 @@ def test_distributed_gpu_tuning_is_a_katib_experiment_over_a_pytorchjob_on_gke_s
     spec = experiment["spec"]
     assert spec["algorithm"] == {"algorithmName": "bayesianoptimization"}
     assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (24, 3)
-    assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "ndcg_at_10"}
+    assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "ndcg_at_10", "additionalMetricNames": ["map_at_10"]}
     params = {p["name"]: p for p in spec["parameters"]}
     assert params["learning_rate"] == {"name": "learning_rate", "parameterType": "double", "feasibleSpace": {"min": "1e-05", "max": "0.001", "distribution": "logUniform"}}
     assert params["loss"]["feasibleSpace"]["list"] == ["lambdarank", "listnet", "softmax_ce"]
@@ -150,7 +150,33 @@ def test_distributed_gpu_tuning_is_a_katib_experiment_over_a_pytorchjob_on_gke_s
     env = {e.name: e for e in pod.containers[0].env}
     assert env["HF_TOKEN"].value_from.secret_key_ref.name == "search-hf-read-token"
     assert "${trialParameters.learningRate}" in env["MLCOMPILE_HYPERPARAMETERS"].value
-    assert env["MLCOMPILE_MODEL_DIR"].value == "{{outputs.model}}/trials/${trialSpec.Name}"  # one folder per trial
+    assert env["MLCOMPILE_MODEL_DIR"].value == "{{outputs.model}}/trials/${trialParameters.trialName}"  # one folder per trial
+
+
+def katib_placeholders(value: Any) -> set[str]:
+    """Every ${...} a trial template holds: Katib replaces ${trialParameters.NAME} only."""
+    import re
+
+    return set(re.findall(r"\$\{([^}]*)\}", json.dumps(value)))
+
+
+def test_katib_trials_get_their_own_folder_through_a_trial_parameter_bound_to_the_trial_name(builds: dict) -> None:
+    template = yaml.safe_load(builds["ranker-gpu"]["training/tune-experiment.yaml"][1])["spec"]["trialTemplate"]
+    defined = {p["name"]: p["reference"] for p in template["trialParameters"]}
+    assert defined["trialName"] == "${trialSpec.Name}"  # the metadata reference Katib resolves per trial
+    used = katib_placeholders(template["trialSpec"])
+    assert used and all(u.startswith("trialParameters.") for u in used), used
+    assert {u.removeprefix("trialParameters.") for u in used} == set(defined)
+
+
+def test_katib_collects_the_secondary_metrics_from_the_master_pod_of_trial_pods_without_istio(builds: dict) -> None:
+    spec = yaml.safe_load(builds["ranker-gpu"]["training/tune-experiment.yaml"][1])["spec"]
+    assert spec["objective"]["additionalMetricNames"] == ["map_at_10"]
+    template = spec["trialTemplate"]
+    assert template["primaryPodLabels"] == {"training.kubeflow.org/job-role": "master"}  # the operator labels the Master pod so
+    assert template["successCondition"] == 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
+    for replica in template["trialSpec"]["spec"]["pytorchReplicaSpecs"].values():
+        assert replica["template"]["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
 
 
 def test_the_tuning_launcher_may_wait_for_every_wave_of_trials(builds: dict) -> None:
@@ -397,6 +423,8 @@ def test_tuning_a_single_replica_trainer_uses_a_job_as_katib_trial(tmp_path: Pat
     experiment = yaml.safe_load(files["training/tune-experiment.yaml"][1])
     trial = experiment["spec"]["trialTemplate"]["trialSpec"]
     assert trial["kind"] == "Job" and experiment["spec"]["trialTemplate"]["primaryContainerName"] == "training"
+    assert "primaryPodLabels" not in experiment["spec"]["trialTemplate"]  # a Job's one pod is the primary
+    assert trial["spec"]["template"]["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
     kfp_strict.check_model(trial, "V1Job")
     assert trial["spec"]["activeDeadlineSeconds"] == 43200
 
