@@ -158,6 +158,11 @@ class KubeflowTarget:
         timeout = job_timeout(plan, step) if launches_job(step, plan) else step.resources.timeout_seconds
         if timeout:
             kubernetes.set_timeout(task, timeout)
+        if launches_job(step, plan) is not None:  # the launcher makes its pod the job's owner
+            from mlcompile.targets.kfp_ir.launch import ENV_POD_NAME, ENV_POD_UID
+
+            kubernetes.use_field_path_as_env(task, ENV_POD_NAME, "metadata.name")
+            kubernetes.use_field_path_as_env(task, ENV_POD_UID, "metadata.uid")
         secrets: dict[str, str] = {}
         if step.uses_user_container and launches_job(step, plan) is None:
             secrets.update({env: name for env, value in step.params.get("env", {}).items() if (name := secret_name(value))})
