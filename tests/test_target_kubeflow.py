@@ -418,6 +418,14 @@ def test_a_single_replica_container_trainer_runs_in_the_kfp_task_with_its_gpus_a
     assert spec["retryPolicy"]["maxRetryCount"] == 3  # spot: a preemption is retried
 
 
+def test_a_search_parameter_that_would_shadow_the_trial_name_is_refused(tmp_path: Path) -> None:
+    def shadow(spec: dict) -> None:
+        spec["training"]["tuning"]["params"]["trial_name"] = {"type": "categorical", "values": ["a", "b"]}
+
+    errors = refusals(*variant(tmp_path, shadow, example="ranker-gpu"))
+    assert errors == ["training.tuning.params.trial_name: search parameter 'trial_name' becomes Katib trial parameter 'trialName', which carries the trial's name (target kubeflow)"]
+
+
 def test_tuning_a_single_replica_trainer_uses_a_job_as_katib_trial(tmp_path: Path) -> None:
     files = built_variant(tmp_path, lambda s: s["training"]["resources"].update(replicas=1))
     experiment = yaml.safe_load(files["training/tune-experiment.yaml"][1])

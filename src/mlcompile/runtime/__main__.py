@@ -33,7 +33,8 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[st
 
     steps = {**STEPS, **TARGET_STEPS}
 
-    parser = argparse.ArgumentParser(prog="python -m mlcompile.runtime", description="Run one of mlcompile's standard steps (or `serve`: the online server, see `serve --help`).")
+    # no abbreviations: a Vertex AI trial's --NAME=VALUE must never be taken for --input & co.
+    parser = argparse.ArgumentParser(prog="python -m mlcompile.runtime", description="Run one of mlcompile's standard steps (or `serve`: the online server, see `serve --help`).", allow_abbrev=False)
     parser.add_argument("step", help="step name or kind: " + ", ".join(sorted(k.replace("_", "-") for k in steps)))
     parser.add_argument("--config", required=True, help="the step config as JSON (or @FILE)")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=URI")

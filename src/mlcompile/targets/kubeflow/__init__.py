@@ -86,6 +86,13 @@ class KubeflowTarget:
                         f"Katib's grid search needs a step for float parameter '{p.name}', and the spec has none",
                         "use algorithm random or bayesian, or make the parameter categorical",
                     ))  # fmt: skip
+        for p in tuning.params if tuning is not None else ():
+            if manifests.trial_parameter_name(p.name) == manifests.KATIB_TRIAL_NAME:
+                problems.append(unsupported(
+                    tuning.origin.below("params", p.name), NAME,
+                    f"search parameter '{p.name}' becomes Katib trial parameter '{manifests.KATIB_TRIAL_NAME}', which carries the trial's name",
+                    "rename the parameter",
+                ))  # fmt: skip
         problems += feast_repo.check(plan, NAME)
         return problems
 

@@ -157,7 +157,7 @@ def batch_job(plan: Plan, step: Step, extra_env: dict[str, str]) -> dict[str, An
 def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
     tuning = plan.tuning
     assert tuning is not None
-    value = {p.name: f"${{trialParameters.{_trial_name(p.name)}}}" for p in tuning.params}
+    value = {p.name: f"${{trialParameters.{trial_parameter_name(p.name)}}}" for p in tuning.params}
     # each trial writes its model to its own folder (the trial's name, a trial parameter); the
     # launcher copies the best trial's (status.currentOptimalTrial) to the task's model output
     # and writes its observed metrics to the task's metrics output
@@ -206,7 +206,7 @@ def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
     objective: dict[str, Any] = {"type": tuning.goal, "objectiveMetricName": tuning.metric}
     if additional_metrics(plan):
         objective["additionalMetricNames"] = additional_metrics(plan)
-    trial_parameters = [{"name": _trial_name(p.name), "reference": p.name, "description": f"hyperparameter {p.name}"} for p in tuning.params]
+    trial_parameters = [{"name": trial_parameter_name(p.name), "reference": p.name, "description": f"hyperparameter {p.name}"} for p in tuning.params]
     trial_parameters.append({"name": KATIB_TRIAL_NAME, "reference": "${trialSpec.Name}", "description": "the trial's name: its model folder"})
     template: dict[str, Any] = {"primaryContainerName": primary}
     if primary_pods:
@@ -242,7 +242,7 @@ def _containers(job: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for template in _pod_templates(job) for c in template["spec"]["containers"]]
 
 
-def _trial_name(name: str) -> str:
+def trial_parameter_name(name: str) -> str:
     head, *rest = name.replace("-", "_").replace(".", "_").split("_")
     return head + "".join(part.title() for part in rest)
 
