@@ -320,6 +320,31 @@ def test_on_a_generic_cluster_an_a100_trainer_and_a_t4_endpoint_land_on_their_ow
     assert predictor["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 
+def test_a_generic_profile_names_its_own_gpu_part_where_it_differs_from_the_catalogs(tmp_path: Path) -> None:
+    def gpus(spec: dict) -> None:
+        spec["training"]["resources"]["accelerator"] = {"type": "nvidia-a100-40gb", "count": 1}
+
+    def pcie(profile: dict) -> None:
+        profile["kubeflow"].update(cluster="generic", gpu_products={"nvidia-a100-40gb": "NVIDIA-A100-PCIE-40GB"})
+
+    files = build(*variant(tmp_path, gpus, pcie))
+    platform = documents(files["pipelines/churn-prediction-training.yaml"][1])[1]
+    assert platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]["nodeSelector"]["labels"] == {"nvidia.com/gpu.product": "NVIDIA-A100-PCIE-40GB"}
+
+
+@pytest.mark.parametrize(("products", "cluster", "says"), [
+    ({"nvidia-a100": "NVIDIA-A100-PCIE-40GB"}, "generic", "gpu_products names 'nvidia-a100', not an NVIDIA GPU of the catalog"),
+    ({"tpu-v5e": "x"}, "generic", "gpu_products names 'tpu-v5e', not an NVIDIA GPU of the catalog"),
+    ({"nvidia-t4": "Tesla-T4"}, "gke", "gpu_products applies to generic clusters"),
+])  # fmt: skip
+def test_gpu_products_must_name_catalog_gpus_of_a_generic_cluster(tmp_path: Path, products: dict, cluster: str, says: str) -> None:
+    spec, profile = variant(tmp_path, None, lambda p: p["kubeflow"].update(cluster=cluster, gpu_products=products))
+    with pytest.raises(SpecError) as caught:
+        build(spec, profile)
+    (error,) = [d for d in caught.value.diagnostics if d.severity == "error"]
+    assert says in error.message and error.file.endswith("kfp-gke.yaml")
+
+
 def test_gpu_autoscaling_is_refused_on_kserve(tmp_path: Path) -> None:
     def gpu(spec: dict) -> None:
         spec["deployment"]["online"]["autoscaling"] = {"metric": "gpu", "target": 70}
