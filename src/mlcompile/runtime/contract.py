@@ -55,7 +55,19 @@ def step_config(plan: Plan, step: Step) -> dict[str, Any]:
         config["gates"] = [{"metric": g.metric, "comparison": g.comparison, "threshold": g.threshold} for g in plan.gates]
     if step.kind == "tune" and plan.tuning is not None:
         config["tuning"] = plan_to_data(plan)["tuning"]
+        config["tuning"]["additional_metrics"] = additional_metrics(plan)
     return config
+
+
+def additional_metrics(plan: Plan) -> list[str]:
+    """The evaluation metrics besides the tuning objective: each trial reports them too, and
+    the platform's tuner records them per trial (Katib additionalMetricNames), so the best
+    trial's secondary scores (e.g. roc_auc beside f1) reach the task's metrics output."""
+    if plan.tuning is None:
+        return []
+    evaluate = next((s for s in plan.training.steps if s.kind == "evaluate"), None)
+    metrics = evaluate.params.get("metrics", []) if evaluate is not None else []
+    return [m for m in metrics if m != plan.tuning.metric]
 
 
 def config_json(plan: Plan, step: Step) -> str:

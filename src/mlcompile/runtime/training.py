@@ -207,15 +207,23 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
     if unknown:
         raise DataError(f"tuning params {', '.join(sorted(unknown))} are not parameters of {params['estimator']}")
 
+    # the evaluation's other metrics are scored on the same folds: a platform's tuner records
+    # them per trial beside the objective (Katib additionalMetricNames)
+    scored = [metric, *(m for m in tuning.get("additional_metrics", []) if m != metric)]
+
     def objective(trial: Any) -> float:
         hyper = _suggest(trial, tuning["params"])
-        scores = []
+        scores: dict[str, list[float]] = {m: [] for m in scored}
         for train_idx, valid_idx in splits:
             model = build_model(params["estimator"], {**base, **hyper}, meta["features"], packages)
             part = X_all.iloc[train_idx]
             model.fit(model_frame(part, meta["features"]), part[label].to_numpy())
-            scores.append(compute_metrics([metric], model, {"features": meta["features"], "task": "classification" if is_classifier(model) else "regression"}, X_all.iloc[valid_idx], label)[metric])
-        return float(sum(scores) / len(scores))
+            fold = compute_metrics(scored, model, {"features": meta["features"], "task": "classification" if is_classifier(model) else "regression"}, X_all.iloc[valid_idx], label)
+            for name in scored:
+                scores[name].append(float(fold[name]))
+        means = {name: round(sum(values) / len(values), 6) for name, values in scores.items()}
+        trial.set_user_attr("metrics", means)
+        return float(sum(scores[metric]) / len(scores[metric]))
 
     study.optimize(objective, n_trials=int(tuning["max_trials"]), n_jobs=max(1, int(tuning.get("parallel_trials", 1))))
     best_params = {**base, **study.best_params}
@@ -225,6 +233,7 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
         save_model(folder, model, {**_model_meta(config, inputs, meta, model, best_params), "tuning": {"best_value": study.best_value, "trials": len(study.trials)}})
         _save_baseline(folder, frame, meta, label)
     result = {
+        **study.best_trial.user_attrs.get("metrics", {}),
         "best_params": study.best_params,
         "best_value": round(float(study.best_value), 6),
         # the objective under its own name: what a platform's tuner reads from a trial

@@ -429,10 +429,30 @@ class KubeflowSettings(SpecModel):
     cluster: Literal["gke", "eks", "aks", "generic"] = Field(
         default="generic", description="cluster flavour: decides GPU node selectors and tolerations"
     )
+    gpu_products: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]] = Field(
+        default_factory=dict,
+        description="generic clusters: the nvidia.com/gpu.product node label (GPU Feature Discovery) of an accelerator where this "
+        "cluster's differs from the catalog's (which names the SXM parts), e.g. PCIe A100s",
+        examples=[{"nvidia-a100-40gb": "NVIDIA-A100-PCIE-40GB"}],
+    )
     service_account: str | None = Field(default=None, description="Kubernetes service account the pipeline pods run as")
     feature_store: KubeflowFeatureStore | None = Field(
         default=None, description="Feast stores of the generated feature repository (default: file offline store, Redis at redis:6379)"
     )
+
+    @model_validator(mode="after")
+    def _gpu_products_name_gpus_of_a_generic_cluster(self) -> KubeflowSettings:
+        if not self.gpu_products:
+            return self
+        if self.cluster != "generic":
+            raise ValueError(f"gpu_products applies to generic clusters (GPU Feature Discovery labels); a {self.cluster} cluster's GPU labels come from the catalog")
+        from mlcompile.catalog import offered_accelerators
+
+        gpus = [name for name in offered_accelerators("kubeflow") if name.startswith("nvidia-")]
+        unknown = sorted(set(self.gpu_products) - set(gpus))
+        if unknown:
+            raise ValueError(f"gpu_products names {', '.join(repr(u) for u in unknown)}, not an NVIDIA GPU of the catalog ({', '.join(gpus)})")
+        return self
 
     @model_validator(mode="after")
     def _feast_registry_has_a_home(self) -> KubeflowSettings:

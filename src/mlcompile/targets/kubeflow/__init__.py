@@ -86,6 +86,13 @@ class KubeflowTarget:
                         f"Katib's grid search needs a step for float parameter '{p.name}', and the spec has none",
                         "use algorithm random or bayesian, or make the parameter categorical",
                     ))  # fmt: skip
+        for p in tuning.params if tuning is not None else ():
+            if manifests.trial_parameter_name(p.name) == manifests.KATIB_TRIAL_NAME:
+                problems.append(unsupported(
+                    tuning.origin.below("params", p.name), NAME,
+                    f"search parameter '{p.name}' becomes Katib trial parameter '{manifests.KATIB_TRIAL_NAME}', which carries the trial's name",
+                    "rename the parameter",
+                ))  # fmt: skip
         problems += feast_repo.check(plan, NAME)
         return problems
 
@@ -158,6 +165,11 @@ class KubeflowTarget:
         timeout = job_timeout(plan, step) if launches_job(step, plan) else step.resources.timeout_seconds
         if timeout:
             kubernetes.set_timeout(task, timeout)
+        if launches_job(step, plan) is not None:  # the launcher makes its pod the job's owner
+            from mlcompile.targets.kfp_ir.launch import ENV_POD_NAME, ENV_POD_UID
+
+            kubernetes.use_field_path_as_env(task, ENV_POD_NAME, "metadata.name")
+            kubernetes.use_field_path_as_env(task, ENV_POD_UID, "metadata.uid")
         secrets: dict[str, str] = {}
         if step.uses_user_container and launches_job(step, plan) is None:
             secrets.update({env: name for env, value in step.params.get("env", {}).items() if (name := secret_name(value))})

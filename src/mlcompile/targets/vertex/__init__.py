@@ -61,7 +61,8 @@ class VertexTarget:
                 "MLCOMPILE_HYPERPARAMETERS), reads the trial's metric from cloudml-hypertune, and gives each trial its own "
                 f"AIP_MODEL_DIR (target {NAME})",
                 "in the container: parse --NAME=VALUE arguments when MLCOMPILE_HYPERPARAMETERS is unset, report the objective "
-                "with hypertune, and write the model to $AIP_MODEL_DIR when it is set",
+                "with hypertune, and, as MLCOMPILE_MODEL_DIR and MLCOMPILE_METRICS are unset in a trial, write the model to "
+                "$AIP_MODEL_DIR and the metrics JSON to metrics.json in its parent folder",
             ))  # fmt: skip
         for step in plan.training.steps:
             if step.uses_user_container:
