@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 from mlcompile.runtime.io import DataError
@@ -79,7 +80,7 @@ def _kserve(serving: dict[str, Any], version: Version) -> dict[str, Any]:
     try:
         kube_config.load_incluster_config()
     except kube_config.ConfigException:
-        kube_config.load_kube_config()
+        kube_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     api = k8s.CustomObjectsApi()
     group, api_version, plural = KSERVE
     namespace, name = serving["namespace"], serving["name"]
