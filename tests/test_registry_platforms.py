@@ -49,6 +49,11 @@ def churn_vertex() -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
+def churn_kfp() -> dict[str, bytes]:
+    return built("churn", "kfp-gke")
+
+
+@pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_churn_model(tmp_path_factory.mktemp("churn"), "sklearn.linear_model.LogisticRegression", {"max_iter": 200}, 300)
 
@@ -153,11 +158,11 @@ def test_a_register_step_reuses_the_version_of_the_same_model_on_vertex(churn_ve
 # ---------------------------------------------------------------------- KServe
 
 
-def test_kserve_approval_pins_the_version_in_a_new_revision_with_the_canary_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kserve_approval_pins_the_version_in_a_new_revision_with_the_canary_share(churn_kfp: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlcompile.runtime.registry import Version
     from mlcompile.runtime.rollout import roll_out
 
-    files = built("churn", "kfp-gke")
+    files = churn_kfp
     isvc = yaml.safe_load(files["serving/inference-service.yaml"])
     deploy = step_config(files, "churn-prediction-deploy", "deploy-online")
     assert deploy["serving"] == {"kind": "kserve", "name": "churn-scorer", "namespace": isvc["metadata"]["namespace"], "canary_percent": 10}
@@ -175,11 +180,53 @@ def test_kserve_approval_pins_the_version_in_a_new_revision_with_the_canary_shar
     check_model({k: v for k, v in stored.items() if k != "status"}, "V1beta1InferenceService")
 
 
-def test_kserve_v2_routes_use_the_inference_service_name(tmp_path: Path) -> None:
+def test_kserve_v2_routes_use_the_inference_service_name(churn_kfp: dict[str, bytes]) -> None:
     from mlcompile.runtime.serve import parse, served_name
 
-    isvc = yaml.safe_load(built("churn", "kfp-gke")["serving/inference-service.yaml"])
+    isvc = yaml.safe_load(churn_kfp["serving/inference-service.yaml"])
     container = isvc["spec"]["predictor"]["containers"][0]
     args = parse(container["args"])
     assert served_name(args, {}) == isvc["metadata"]["name"] == "churn-scorer"
     assert served_name(parse(container["args"][:2]), {"K_SERVICE": "churn-scorer-predictor"}) == "churn-scorer"  # Knative's service name
+
+
+# ---------------------------------------------------------------------- MLflow (Kubeflow): approved versions only
+
+
+@pytest.fixture
+def mlflow_registry(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A Kubeflow-style registry (an MLflow server's URI in the config) holding version 1 of
+    churn-classifier under manual approval: registered, not approved."""
+    pytest.importorskip("mlflow")
+    from mlcompile.runtime.registry import register
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.delenv("MLCOMPILE_TRY_UNAPPROVED", raising=False)
+    monkeypatch.setenv("MLCOMPILE_ARTIFACT_ROOT", str(tmp_path / "artifacts"))
+    (tmp_path / "metrics.json").write_text(json.dumps({"metrics": {"roc_auc": 0.8}}))
+    registry = {"model": "churn-classifier", "tracking_uri": uri}
+    params = {"model": "churn-classifier", "approval": "manual", "aliases": ["candidate"]}
+    register({"system": "churn-prediction", "params": params, "registry": registry}, {"model": str(trained), "metrics": str(tmp_path / "metrics.json")}, {})
+    return {"registry": registry, "platform": {"name": "kubeflow"}}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MLflow's SQLAlchemy mappers, read in this process
+def test_before_any_approval_nothing_serves_or_scores_and_a_revision_serves_the_version_it_pins(mlflow_registry: dict[str, Any]) -> None:
+    from mlcompile.runtime.registry import production_model
+    from mlcompile.runtime.serve import locate_model
+
+    with pytest.raises(RuntimeError, match="no approved version of churn-classifier in the mlflow registry"):
+        locate_model(None, mlflow_registry, {})  # the predictor never becomes ready
+    assert production_model(mlflow_registry, "churn-classifier") is None
+    batch = {**mlflow_registry, "params": {"model": "churn-classifier", "source": "activity", "output_uri": None}, "features": {}}
+    with pytest.raises(DataError, match="no approved version of churn-classifier.*batch scoring uses only the approved version"):
+        step_function("score_batch")(batch, {}, {})
+    # a KServe revision serves the version it pins; once approved, the production version serves
+    from mlcompile.runtime.registry import backend
+
+    assert locate_model(None, mlflow_registry, {"MLCOMPILE_MODEL_VERSION": "1"}).version == "1"
+    backend(mlflow_registry).set_aliases("churn-classifier", "1", ["production"])  # a person approves
+    located = locate_model(None, mlflow_registry, {})
+    assert located.version == "1" and "alias 'production'" in located.reason
+    with pytest.raises(RuntimeError, match="churn-classifier has no version 7"):
+        locate_model(None, mlflow_registry, {"MLCOMPILE_MODEL_VERSION": "7"})
