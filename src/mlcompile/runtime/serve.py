@@ -9,7 +9,7 @@ serves wherever it is deployed; the platform decides only the port and where the
     SageMaker   GET /ping                    POST /invocations                    8080               /opt/ml/model (SM_MODEL_DIR): model.tar.gz, unpacked by SageMaker
     Vertex AI   GET $AIP_HEALTH_ROUTE        POST $AIP_PREDICT_ROUTE              $AIP_HTTP_PORT     $AIP_STORAGE_URI (gs://, downloaded at start)
     KServe v1   GET /v1/models/<name>        POST /v1/models/<name>:predict       8080 (--http_port) /mnt/models (storageUri), else the registry
-    KServe v2   GET /v2/health/ready         POST /v2/models/<name>/infer         (Open Inference Protocol; GET /v2/models/<name>: metadata)
+    KServe v2   GET /v2/health/ready         POST /v2/models/<name>/infer         (Open Inference Protocol; <name>: the InferenceService's, --model_name)
     Azure ML    GET /health                  POST /score                          8080               $AZUREML_MODEL_DIR
     any         GET /health, GET /metadata   POST /predict                        --port             --model-dir
 
@@ -17,8 +17,9 @@ The model folder is one the runtime's train step writes (`model.json` + `model.j
 the MLflow sklearn flavor the register step logs with the same `model.json` (the registered
 version, as an Azure ML model asset holds it), or a folder holding exactly one such folder
 (Azure ML and MLflow put the files one level down), or a `model.tar.gz` of one. Without any of these, the `--config` registry section (KServe's
-InferenceService: model name and MLflow tracking URI) names the registry: the version with
-alias `production` is served (the newest when none is approved yet, said so in /metadata).
+InferenceService: model name and MLflow tracking URI) names the registry: the version the
+revision pins (MLCOMPILE_MODEL_VERSION, which deploy-online sets), else the version with alias
+`production`; with none approved the server does not start (the pod never becomes ready).
 
 Requests — UTF-8 JSON (or SageMaker's `text/csv`: one instance a line, the model's features
 in order, no header), at most MLCOMPILE_MAX_BODY_BYTES (413 beyond; see read_body):
