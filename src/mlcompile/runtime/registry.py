@@ -180,6 +180,11 @@ def lineage_tags(config: Mapping[str, Any], meta: Mapping[str, Any], model_sha25
     return tags
 
 
+def _where(registry: Registry) -> dict[str, str]:
+    """Which registry a result speaks of: its kind, and MLflow's tracking URI or Vertex AI's location."""
+    return {"registry": registry.kind, ("tracking_uri" if registry.kind == "mlflow" else "location"): registry.location}
+
+
 def register(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
     params = config["params"]
     registry = backend(config)
@@ -198,14 +203,13 @@ def register(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, 
             registry.set_aliases(name, existing.version, aliases)
             print(f"{name} version {existing.version} is this very model (sha256 {model_sha256[:12]}): not registered again")
             return {"model": name, "version": existing.version, "aliases": aliases, "run_id": existing.run_id, "approval": existing.tags.get(TAG_APPROVAL),
-                    "registry": registry.kind, "tracking_uri": registry.location, "existing": True}  # fmt: skip
+                    **_where(registry), "existing": True}  # fmt: skip
         approval = "approved" if params.get("approval", "manual") == "auto" else "pending"
         tags = {**lineage_tags(config, meta, model_sha256), TAG_APPROVAL: approval, **{k: str(v) for k, v in (params.get("tags") or {}).items()}}
         version = registry.create(NewVersion(config, name, folder, inputs["model"], meta, tags, metrics, evaluation))
     registry.set_aliases(name, version.version, aliases)
     print(f"registered {name} version {version.version} in {registry.kind} (aliases: {', '.join(aliases) or '-'}; approval {approval})")
-    return {"model": name, "version": version.version, "aliases": aliases, "run_id": version.run_id, "approval": approval,
-            "registry": registry.kind, "tracking_uri": registry.location}  # fmt: skip
+    return {"model": name, "version": version.version, "aliases": aliases, "run_id": version.run_id, "approval": approval, **_where(registry)}
 
 
 def deploy_online(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
