@@ -122,8 +122,17 @@ def test_on_vertex_the_champion_batch_scoring_and_deploy_read_what_register_uplo
         result = step_function("deploy_online")(deploy, {}, {})
         assert result["version"] == "2" and result["traffic"] == {result["deployed_model_id"]: 10, first: 90}  # canary 10%
         endpoint = api.endpoints["churn-scorer"]
-    assert [(d["id"], d["modelVersionId"]) for d in endpoint["deployedModels"]] == [(first, "1"), (result["deployed_model_id"], "2")]
-    assert endpoint["trafficSplit"] == result["traffic"]
+        assert [(d["id"], d["modelVersionId"]) for d in endpoint["deployedModels"]] == [(first, "1"), (result["deployed_model_id"], "2")]
+        assert endpoint["trafficSplit"] == result["traffic"]
+        assert step_function("deploy_online")(deploy, {}, {})["note"] == "already deployed"  # run again: nothing changes
+        # version 3 approved while version 2 is the canary: 3 takes the canary share from 1, and 2 is undeployed
+        shutil.copytree(trained, tmp_path / "third")
+        (tmp_path / "third" / "note.txt").write_text("a third training")
+        register_on_vertex(register, tmp_path / "third", tmp_path, 0.84)
+        approve(api, "3")
+        third = step_function("deploy_online")(deploy, {}, {})
+    assert third["traffic"] == {third["deployed_model_id"]: 10, first: 90}
+    assert [(d["id"], d["modelVersionId"]) for d in endpoint["deployedModels"]] == [(first, "1"), (third["deployed_model_id"], "3")]
 
 
 def test_deploy_model_json_has_a_split_that_adds_up_to_100(churn_vertex: dict[str, bytes]) -> None:

@@ -133,6 +133,20 @@ class VertexStandIn(JsonService):
         response = {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.DeployModelResponse", "deployedModel": deployed}
         return 200, {"name": f"{parent}/endpoints/{ident}/operations/{self._next}", "done": True, "response": response}
 
+    def _undeploy(self, parent: str, ident: str, body: Any) -> tuple[int, Any]:
+        """endpoints.undeployModel: refused while the model takes traffic (as Vertex AI does)."""
+        endpoint = self.endpoints.get(ident)
+        if endpoint is None:
+            return self._error(404, "NOT_FOUND", f"Endpoint {ident} not found")
+        gone = body["deployedModelId"]
+        if endpoint.get("trafficSplit", {}).get(gone):
+            return self._error(400, "FAILED_PRECONDITION", f"deployed model {gone} still takes traffic")
+        endpoint["deployedModels"] = [d for d in endpoint.get("deployedModels", []) if d["id"] != gone]
+        endpoint["trafficSplit"] = {k: v for k, v in endpoint.get("trafficSplit", {}).items() if k != gone}
+        self._next += 1
+        response = {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.UndeployModelResponse"}
+        return 200, {"name": f"{parent}/endpoints/{ident}/operations/{self._next}", "done": True, "response": response}
+
     def _job(self, method: str, parent: str, collection: str, ident: str | None, cancel: str | None, body: Any) -> tuple[int, Any]:
         if method == "POST" and ident is None:
             self._next += 1
@@ -208,9 +222,10 @@ class VertexStandIn(JsonService):
         model = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/models(?:/([^/:]+))?(:upload|:listVersions|:mergeVersionAliases)?", path)
         if model:
             return self._model(method, *model.groups(), query, body)
-        deploy = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/endpoints/([^/:]+):deployModel", path)
+        deploy = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/endpoints/([^/:]+):(deployModel|undeployModel)", path)
         if deploy and method == "POST":
-            return self._deploy(*deploy.groups(), body)
+            parent, ident, verb = deploy.groups()
+            return self._deploy(parent, ident, body) if verb == "deployModel" else self._undeploy(parent, ident, body)
         job = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/(customJobs|hyperparameterTuningJobs)(?:/([^/:]+))?(:cancel)?", path)
         if job:
             return self._job(method, *job.groups(), body)

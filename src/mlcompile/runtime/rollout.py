@@ -67,6 +67,11 @@ def _vertex(config: dict[str, Any], version: Version) -> dict[str, Any]:
     result = client.deploy_model(request=request).result(timeout=3600)
     new_id = result.deployed_model.id
     traffic = {(new_id if k == "0" else k): v for k, v in split.items()}
+    # a deployed model keeps its replicas (and its bill) with no traffic: an older canary the
+    # new split leaves out is undeployed
+    for deployed in endpoint.deployed_models:
+        if deployed.id not in traffic:
+            client.undeploy_model(endpoint=template["endpoint"], deployed_model_id=deployed.id).result(timeout=3600)
     return {"traffic": traffic, "deployed_model_id": new_id, "note": f"deployed to {template['endpoint']} (traffic {traffic})"}
 
 
