@@ -37,12 +37,11 @@ def serving_model(prepared: Prepared, config: dict[str, Any], version: str | Non
     """The registered version asked for, else the serving (production, else newest) one."""
     from mlcompile.errors import UsageError
     from mlcompile.runtime.io import DataError
-    from mlcompile.runtime.registry import ENV_TRY_UNAPPROVED, production_model
+    from mlcompile.runtime.registry import production_model
 
     name = prepared.plan.registry.model
-    os.environ[ENV_TRY_UNAPPROVED] = "1"  # on this machine, the newest version before any approval (said so)
-    try:
-        serving = production_model(config, name, version)
+    try:  # on this machine, the newest version before any approval (said so)
+        serving = production_model(config, name, version, try_unapproved=True)
     except DataError as exc:
         raise UsageError(str(exc)) from exc
     if serving is None:

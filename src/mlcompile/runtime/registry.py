@@ -114,7 +114,7 @@ def _newest(versions: list[Version]) -> Version | None:
     return max(versions, key=lambda v: int(v.version)) if versions else None
 
 
-def production_model(config: Mapping[str, Any], model: str, version_id: str | None = None) -> ServingModel | None:
+def production_model(config: Mapping[str, Any], model: str, version_id: str | None = None, *, try_unapproved: bool | None = None) -> ServingModel | None:
     """The approved version (alias `production`) — or the version `version_id` when one is
     pinned (a KServe revision, `mlcompile serve --version`) — downloaded to a temporary
     folder; None when no version is approved (or there is no registry). The local runner
@@ -132,7 +132,7 @@ def production_model(config: Mapping[str, Any], model: str, version_id: str | No
     alias: str | None = PRODUCTION
     reason = f"alias '{PRODUCTION}'"
     if version is None:
-        if os.environ.get(ENV_TRY_UNAPPROVED) != "1":
+        if not (os.environ.get(ENV_TRY_UNAPPROVED) == "1" if try_unapproved is None else try_unapproved):
             return None
         version = _newest(registry.versions(model))
         if version is None:
