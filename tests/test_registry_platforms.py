@@ -7,6 +7,7 @@ KServe the approval pins the version in a new revision with the canary share."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,6 @@ def test_on_vertex_the_champion_batch_scoring_and_deploy_read_what_register_uplo
 
         # a second version registered while version 1 serves: the champion stays version 1
         retrained = tmp_path / "retrained"
-        import shutil
-
         shutil.copytree(trained, retrained)
         (retrained / "note.txt").write_text("another training")
         register_on_vertex(register, retrained, tmp_path, 0.83)
@@ -167,20 +166,32 @@ def test_a_register_step_reuses_the_version_of_the_same_model_on_vertex(churn_ve
 # ---------------------------------------------------------------------- KServe
 
 
-def test_kserve_approval_pins_the_version_in_a_new_revision_with_the_canary_share(churn_kfp: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlcompile.runtime.registry import Version
-    from mlcompile.runtime.rollout import roll_out
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MLflow's SQLAlchemy mappers, read in this process
+def test_kserve_approval_pins_the_version_in_a_new_revision_with_the_canary_share(churn_kfp: dict[str, bytes], mlflow_registry: dict[str, Any], trained: Path,
+                                                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from mlcompile.runtime.registry import backend, register
 
-    files = churn_kfp
-    isvc = yaml.safe_load(files["serving/inference-service.yaml"])
-    deploy = step_config(files, "churn-prediction-deploy", "deploy-online")
+    isvc = yaml.safe_load(churn_kfp["serving/inference-service.yaml"])
+    key = f"{isvc['metadata']['namespace']}/inferenceservices/churn-scorer"
+    deploy = step_config(churn_kfp, "churn-prediction-deploy", "deploy-online")
     assert deploy["serving"] == {"kind": "kserve", "name": "churn-scorer", "namespace": isvc["metadata"]["namespace"], "canary_percent": 10}
+    deploy["registry"]["tracking_uri"] = mlflow_registry["registry"]["tracking_uri"]  # the MLflow server, here a local file
+    registry = backend(mlflow_registry)
     with KubeStandIn() as api:
         monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path)))
-        api.objects[f"{isvc['metadata']['namespace']}/inferenceservices/churn-scorer"] = {**isvc, "status": {"components": {"predictor": {"latestReadyRevision": "churn-scorer-predictor-00001"}}}}
-        first = roll_out(deploy, None, Version("churn-classifier", "1"))  # type: ignore[arg-type]
-        second = roll_out(deploy, None, Version("churn-classifier", "2"))  # type: ignore[arg-type]
-        stored = api.objects[f"{isvc['metadata']['namespace']}/inferenceservices/churn-scorer"]
+        # applied once from the build; its first revision serves (unpinned)
+        api.objects[key] = {**isvc, "status": {"components": {"predictor": {"latestReadyRevision": "churn-scorer-predictor-00001"}}}}
+        with pytest.raises(DataError, match="no approved version of churn-classifier"):
+            step_function("deploy_online")(deploy, {}, {})  # the deploy pipeline before any approval
+        registry.set_aliases("churn-classifier", "1", ["production"])  # a person approves version 1
+        first = step_function("deploy_online")(deploy, {}, {})
+        shutil.copytree(trained, tmp_path / "retrained")
+        (tmp_path / "retrained" / "note.txt").write_text("another training")
+        params = {"model": "churn-classifier", "approval": "manual", "aliases": ["candidate"]}
+        register({"system": "churn-prediction", "params": params, "registry": mlflow_registry["registry"]}, {"model": str(tmp_path / "retrained"), "metrics": str(tmp_path / "metrics.json")}, {})
+        registry.set_aliases("churn-classifier", "2", ["production"])  # then version 2
+        second = step_function("deploy_online")(deploy, {}, {})
+        stored = api.objects[key]
     assert first["traffic"] == {"1": 10, "previous revision": 90} and second["traffic"] == {"2": 10, "1": 90}
     predictor = stored["spec"]["predictor"]
     assert {"name": "MLCOMPILE_MODEL_VERSION", "value": "2"} in predictor["containers"][0]["env"] and predictor["canaryTrafficPercent"] == 10

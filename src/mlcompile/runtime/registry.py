@@ -232,6 +232,6 @@ def deploy_online(config: dict[str, Any], inputs: dict[str, str], outputs: dict[
         raise DataError(not_approved(config, name))
     registry.set_aliases(name, target.version, [PRODUCTION])
     registry.set_tag(name, target.version, TAG_ENDPOINT, params["endpoint"])
-    rollout = roll_out(config, registry, target)
+    rollout = roll_out(config, target)
     print(f"endpoint {params['endpoint']}: {name} version {target.version} is '{PRODUCTION}'" + (f"; {rollout['note']}" if rollout.get("note") else ""))
     return {"endpoint": params["endpoint"], "model": name, "version": target.version, "alias": PRODUCTION, "registry": registry.kind, **rollout}

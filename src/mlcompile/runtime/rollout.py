@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 from mlcompile.runtime.io import DataError
 
 if TYPE_CHECKING:
-    from mlcompile.runtime.registry import Registry, Version
+    from mlcompile.runtime.registry import Version
 
 ENV_MODEL_VERSION = "MLCOMPILE_MODEL_VERSION"  # the registry version a KServe predictor serves
 SERVING_KEY = "{serving}"  # deploy-model.json: the deployed model serving when the version is deployed
 KSERVE = ("serving.kserve.io", "v1beta1", "inferenceservices")
 
 
-def roll_out(config: dict[str, Any], registry: Registry, version: Version) -> dict[str, Any]:
+def roll_out(config: dict[str, Any], version: Version) -> dict[str, Any]:
     if config.get("deploy_model"):
         return _vertex(config, version)
     if (config.get("serving") or {}).get("kind") == "kserve":
