@@ -74,6 +74,7 @@ def approve(api: VertexStandIn, version: str) -> None:
     ModelServiceClient(**client_options({"region": "us-central1"})).merge_version_aliases(name=f"{MODEL}@{version}", version_aliases=["production"])
 
 
+@pytest.mark.slow  # trains a model and registers three versions through the Vertex stand-in
 def test_on_vertex_the_champion_batch_scoring_and_deploy_read_what_register_uploaded(churn_vertex: dict[str, bytes], trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlcompile.runtime.evaluation import _production_metrics
     from mlcompile.runtime.registry import production_model
@@ -166,6 +167,7 @@ def test_a_register_step_reuses_the_version_of_the_same_model_on_vertex(churn_ve
 # ---------------------------------------------------------------------- KServe
 
 
+@pytest.mark.slow  # an MLflow registry with two versions (~10 s here)
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MLflow's SQLAlchemy mappers, read in this process
 def test_kserve_approval_pins_the_version_in_a_new_revision_with_the_canary_share(churn_kfp: dict[str, bytes], mlflow_registry: dict[str, Any], trained: Path,
                                                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
@@ -230,6 +232,7 @@ def mlflow_registry(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     return {"registry": registry, "platform": {"name": "kubeflow"}}
 
 
+@pytest.mark.slow  # an MLflow registry (~10 s here)
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MLflow's SQLAlchemy mappers, read in this process
 def test_before_any_approval_nothing_serves_or_scores_and_a_revision_serves_the_version_it_pins(mlflow_registry: dict[str, Any]) -> None:
     from mlcompile.runtime.registry import production_model
