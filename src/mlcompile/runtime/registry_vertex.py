@@ -65,7 +65,7 @@ class VertexRegistry:
 
     def _version(self, found: Any) -> Version:
         tags = {str(k): str(v) for k, v in (_record(found).get("tags") or {}).items()}
-        return Version(found.display_name or found.name.rsplit("/", 1)[-1], str(found.version_id), tuple(found.version_aliases), tags, None, found.artifact_uri or None)
+        return Version(found.name.rsplit("/", 1)[-1].split("@")[0], str(found.version_id), tuple(found.version_aliases), tags, None, found.artifact_uri or None)
 
     def _get(self, resource: str) -> Any:
         from google.api_core import exceptions
