@@ -212,27 +212,39 @@ def test_the_launcher_task_learns_its_pod_name_and_uid_from_the_downward_api() -
     assert {e["name"]: e["fieldPath"] for e in platform["fieldPathAsEnv"]} == {"MLCOMPILE_POD_NAME": "metadata.name", "MLCOMPILE_POD_UID": "metadata.uid"}
 
 
+def model_and_metrics(folder: Path, content: str) -> dict[str, str]:
+    """A task's model folder (what the trainer wrote) and evaluation metrics, as the register task reads them."""
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "model.json").write_text(json.dumps({"format": "mlcompile.container/1", "note": content}))
+    (folder / "metrics.json").write_text(json.dumps({"metrics": {"roc_auc": 0.8}}))
+    return {"model": str(folder / "model"), "metrics": str(folder / "metrics.json")}
+
+
 def test_vertex_registration_uploads_a_model_then_new_versions_with_aliases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     command, config = task("churn", "gcp-prod", "churn-prediction-training", "register")
     assert command == ["python", "-m", "mlcompile.targets.kfp_ir.launch", "register"]
     with VertexStandIn() as api:
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
-        for _ in range(2):
-            assert run(config, "register", {"model": "/gcs/acme/run/train/model", "metrics": "/gcs/acme/run/evaluate/metrics"}, {}) == 0
+        for run_number in range(2):
+            assert run(config, "register", model_and_metrics(tmp_path / f"run{run_number}", f"training {run_number}"), {}) == 0
         (name,) = api.models
         first, second = api.models[name]["versions"]
     assert name == "projects/acme-ml-prod/locations/us-central1/models/churn-classifier"
     assert first["request"]["modelId"] == "churn-classifier" and "parentModel" not in first["request"]
     assert second["request"]["parentModel"] == name  # a new version of the same model
-    assert first["request"]["model"]["artifactUri"] == "gs://acme/run/train/model"
-    assert first["aliases"] == ["candidate"]  # approval manual: production is a human's move
+    assert first["request"]["model"]["artifactUri"] == str(tmp_path / "run0" / "model")
+    # approval manual: production is a human's move; an alias names one version, the newest candidate
+    assert (first["aliases"], second["aliases"]) == ([], ["candidate"])
     assert first["request"]["model"]["labels"]["mlcompile-system"] == "churn-prediction"
+    from mlcompile.runtime.registry_vertex import _artifact_uri
+
+    assert _artifact_uri("/gcs/acme/run/train/model") == "gs://acme/run/train/model"  # a KFP task's mount of the bucket
 
 
 def test_vertex_registration_with_auto_approval_also_marks_production(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     command, config = task("batch-scoring", "gcp-prod", "invoice-late-payment-training", "register")
     with VertexStandIn() as api:
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
-        assert run(config, "register", {"model": "/gcs/acme/m", "metrics": "/gcs/acme/x"}, {}) == 0
+        assert run(config, "register", model_and_metrics(tmp_path, "one training"), {}) == 0
         ((name, model),) = api.models.items()
     assert model["versions"][0]["aliases"] == ["candidate", "production"]

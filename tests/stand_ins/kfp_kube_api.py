@@ -1,6 +1,7 @@
 """A stand-in for the Kubernetes API server on 127.0.0.1 (custom objects only), recording
 calls: enough for the kubeflow launcher to create a PyTorchJob or Katib Experiment, watch its
-conditions and read the optimal trial. A kubeconfig pointing at it is written for the client."""
+conditions and read the optimal trial, and for deploy-online to read and replace an
+InferenceService. A kubeconfig pointing at it is written for the client."""
 
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ class KubeStandIn(JsonService):
         key = f"{namespace}/{plural}/{name}"
         if key not in self.objects:
             return 404, {"kind": "Status", "code": 404, "message": f"{key} not found"}
+        if method == "PUT":  # a replace: the whole object, as the client read and changed it
+            if body["metadata"].get("name") != name:
+                return 400, {"kind": "Status", "code": 400, "message": "the body's name does not match the URL"}
+            self.objects[key] = body
+            return 200, body
         if method == "DELETE":
             self.objects.pop(key)
             return 200, {"kind": "Status", "status": "Success"}

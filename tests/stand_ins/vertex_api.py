@@ -1,5 +1,5 @@
 """A stand-in for the Vertex AI REST API (v1) on 127.0.0.1, recording every call: pipeline jobs,
-schedules, endpoints and Feature Store resources, as `mlcompile deploy` reaches them through
+schedules, endpoints (and DeployModel), the Model Registry (versions, aliases) and Feature Store resources, as `mlcompile deploy` reaches them through
 aiplatform's service clients with `api_endpoint` + REST transport."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from json_service import JsonService
 
@@ -38,19 +38,114 @@ class VertexStandIn(JsonService):
         self._next += 1
         return {"name": f"{parent}/operations/{self._next}", "done": True}
 
-    def _model(self, method: str, parent: str, ident: str | None, upload: str | None, body: Any) -> tuple[int, Any]:
-        if method == "GET" and ident is not None:
-            name = f"{parent}/models/{ident}"
-            return (200, self.models[name]) if name in self.models else self._error(404, "NOT_FOUND", f"{name} not found")
-        if method == "POST" and upload:
+    def _model(self, method: str, parent: str, ident: str | None, verb: str | None, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        """The Model Registry: uploads (a model, or a new version of it with parentModel), get by
+        `model`, `model@version` or `model@alias`, listVersions, mergeVersionAliases (an alias
+        names one version: adding it to one takes it from the others) and version updates
+        (labels, version_description)."""
+        if method == "POST" and verb == ":upload":
             name = body.get("parentModel") or f"{parent}/models/{body['modelId']}"
+            if body.get("parentModel") and name not in self.models:
+                return self._error(404, "NOT_FOUND", f"{name} not found")
             entry = self.models.setdefault(name, {**body["model"], "name": name, "versions": []})
-            entry["versions"].append({"request": body, "aliases": body["model"].get("versionAliases", [])})
-            version = str(len(entry["versions"]))
+            version = str(len(entry["versions"]) + 1)
+            aliases = list(body["model"].get("versionAliases", []))
+            resource = {**body["model"], "name": name, "versionId": version, "versionAliases": aliases}
+            entry["versions"].append({"request": body, "aliases": aliases, "model": resource})
+            for alias in aliases:
+                self._take_alias(entry, alias, version)
             response = {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse", "model": name, "modelVersionId": version}
             self._next += 1
             return 200, {"name": f"{parent}/operations/{self._next}", "done": True, "response": response}
-        return self._error(404, "NOT_FOUND", f"stand-in has no {method} models")
+        if ident is None:
+            return self._error(404, "NOT_FOUND", f"stand-in has no {method} models")
+        model_id, _, selector = ident.partition("@")
+        name = f"{parent}/models/{model_id}"
+        entry = self.models.get(name)
+        if entry is None:
+            return self._error(404, "NOT_FOUND", f"{name} not found")
+        if method == "GET" and verb == ":listVersions":
+            return 200, {"models": [self._resource(v) for v in entry["versions"]]}
+        found = self._select(entry, selector)
+        if found is None:
+            return self._error(404, "NOT_FOUND", f"{ident}: no such version or alias")
+        if method == "GET" and verb is None:
+            return 200, self._resource(found)
+        if method == "POST" and verb == ":mergeVersionAliases":
+            for alias in body.get("versionAliases", []):
+                if alias.startswith("-"):
+                    found["aliases"] = [a for a in found["aliases"] if a != alias[1:]]
+                else:
+                    self._take_alias(entry, alias, found["model"]["versionId"])
+            return 200, self._resource(found)
+        if method == "PATCH" and verb is None:
+            if not selector:
+                return self._error(400, "FAILED_PRECONDITION", "the stand-in updates versions only (name@version)")
+            for field in query.get("updateMask", "").split(","):
+                key = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), field)
+                if key in ("labels", "versionDescription"):
+                    found["model"][key] = body.get(key)
+            return 200, self._resource(found)
+        return self._error(404, "NOT_FOUND", f"stand-in has no {method} models/{ident}{verb or ''}")
+
+    @staticmethod
+    def _select(entry: dict[str, Any], selector: str) -> dict[str, Any] | None:
+        versions = entry["versions"]
+        if not selector or selector == "default":
+            return versions[0] if versions else None
+        if selector.isdigit():
+            return versions[int(selector) - 1] if 0 < int(selector) <= len(versions) else None
+        return next((v for v in versions if selector in v["aliases"]), None)
+
+    @staticmethod
+    def _take_alias(entry: dict[str, Any], alias: str, version: str) -> None:
+        for item in entry["versions"]:
+            kept = [a for a in item["aliases"] if a != alias]
+            item["aliases"] = [*kept, alias] if item["model"]["versionId"] == version else kept
+
+    @staticmethod
+    def _resource(version: dict[str, Any]) -> dict[str, Any]:
+        return {**version["model"], "versionAliases": list(version["aliases"])}
+
+    def _deploy(self, parent: str, ident: str, body: Any) -> tuple[int, Any]:
+        """endpoints.deployModel: the split must add up to 100 (DeployModel's rule); "0" is the
+        model being deployed; every deployed model the split leaves out takes no traffic."""
+        if ident not in self.endpoints:
+            return self._error(404, "NOT_FOUND", f"Endpoint {ident} not found")
+        endpoint = self.endpoints[ident]
+        split = {k: int(v) for k, v in (body.get("trafficSplit") or {"0": 100}).items()}
+        if sum(split.values()) != 100:
+            return self._error(400, "INVALID_ARGUMENT", f"traffic_split must sum to 100, got {sum(split.values())}")
+        deployed = dict(body["deployedModel"])
+        model, _, selector = deployed["model"].partition("@")
+        entry = self.models.get(model)
+        version = self._select(entry, selector) if entry else None
+        if version is None:
+            return self._error(404, "NOT_FOUND", f"{deployed['model']} not found")
+        known = {d["id"] for d in endpoint.get("deployedModels", [])}
+        unknown = [k for k in split if k != "0" and k not in known]
+        if unknown:
+            return self._error(400, "INVALID_ARGUMENT", f"traffic_split names deployed models the endpoint does not have: {unknown}")
+        self._next += 1
+        deployed.update(id=str(1000 + self._next), model=model, modelVersionId=version["model"]["versionId"])
+        endpoint.setdefault("deployedModels", []).append(deployed)
+        endpoint["trafficSplit"] = {(deployed["id"] if k == "0" else k): v for k, v in split.items()}
+        response = {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.DeployModelResponse", "deployedModel": deployed}
+        return 200, {"name": f"{parent}/endpoints/{ident}/operations/{self._next}", "done": True, "response": response}
+
+    def _undeploy(self, parent: str, ident: str, body: Any) -> tuple[int, Any]:
+        """endpoints.undeployModel: refused while the model takes traffic (as Vertex AI does)."""
+        endpoint = self.endpoints.get(ident)
+        if endpoint is None:
+            return self._error(404, "NOT_FOUND", f"Endpoint {ident} not found")
+        gone = body["deployedModelId"]
+        if endpoint.get("trafficSplit", {}).get(gone):
+            return self._error(400, "FAILED_PRECONDITION", f"deployed model {gone} still takes traffic")
+        endpoint["deployedModels"] = [d for d in endpoint.get("deployedModels", []) if d["id"] != gone]
+        endpoint["trafficSplit"] = {k: v for k, v in endpoint.get("trafficSplit", {}).items() if k != gone}
+        self._next += 1
+        response = {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.UndeployModelResponse"}
+        return 200, {"name": f"{parent}/endpoints/{ident}/operations/{self._next}", "done": True, "response": response}
 
     def _job(self, method: str, parent: str, collection: str, ident: str | None, cancel: str | None, body: Any) -> tuple[int, Any]:
         if method == "POST" and ident is None:
@@ -123,9 +218,14 @@ class VertexStandIn(JsonService):
         answer = self._feature_store(method, path, query, body)
         if answer is not None:
             return answer
-        model = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/models(?:/([^/:]+))?(:upload)?", path)
+        path = unquote(path)  # model@alias, model@version
+        model = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/models(?:/([^/:]+))?(:upload|:listVersions|:mergeVersionAliases)?", path)
         if model:
-            return self._model(method, *model.groups(), body)
+            return self._model(method, *model.groups(), query, body)
+        deploy = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/endpoints/([^/:]+):(deployModel|undeployModel)", path)
+        if deploy and method == "POST":
+            parent, ident, verb = deploy.groups()
+            return self._deploy(parent, ident, body) if verb == "deployModel" else self._undeploy(parent, ident, body)
         job = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/(customJobs|hyperparameterTuningJobs)(?:/([^/:]+))?(:cancel)?", path)
         if job:
             return self._job(method, *job.groups(), body)

@@ -41,7 +41,7 @@ def _production_metrics(config: dict[str, Any], names: list[str], test: Any, lab
     if not model_name:
         return None, "no registry model named in the config"
     try:
-        champion = production_model(config, model_name, fallback_latest=False)
+        champion = production_model(config, model_name)
     except DataError as exc:
         return None, str(exc)
     if champion is None:

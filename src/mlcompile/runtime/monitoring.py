@@ -23,7 +23,7 @@ from mlcompile.runtime.features import FeatureStore
 from mlcompile.runtime.io import DataError, read_json, read_table, write_bytes, write_json
 from mlcompile.runtime.metrics import LOWER_IS_BETTER, compute_metrics
 from mlcompile.runtime.model import FORMAT_SKLEARN, load_model
-from mlcompile.runtime.registry import production_model
+from mlcompile.runtime.registry import not_approved, production_model
 
 BINS = 10
 MIN_ROWS = 30  # fewer values than this on either side say nothing about a distribution
@@ -79,9 +79,9 @@ def check_drift(config: dict[str, Any], inputs: dict[str, str], outputs: dict[st
 
     params = config["params"]
     model_name = (config.get("registry") or {}).get("model")
-    serving = production_model(config, model_name, fallback_latest=True) if model_name else None
+    serving = production_model(config, model_name) if model_name else None
     if serving is None:
-        raise DataError(f"no registered version of {model_name}: its training data is the drift baseline; run the training pipeline first")
+        raise DataError(f"{not_approved(config, model_name)} (its training data is the drift baseline)")
     baseline = read_table(str(serving.folder / "baseline.parquet"))
     store = FeatureStore(config["features"])
     specs = store.specs(list(params["features"]))
@@ -190,9 +190,9 @@ def check_performance(config: dict[str, Any], inputs: dict[str, str], outputs: d
 
     params = config["params"]
     model_name = (config.get("registry") or {}).get("model")
-    serving = production_model(config, model_name, fallback_latest=True) if model_name else None
+    serving = production_model(config, model_name) if model_name else None
     if serving is None:
-        raise DataError(f"no registered version of {model_name} to monitor: run the training pipeline first")
+        raise DataError(f"{not_approved(config, model_name)}: nothing serves to monitor")
     metric, minimum = params["metric"], float(params["min"])
     info = json.loads((serving.folder / "model.json").read_text())
     if info.get("format") != FORMAT_SKLEARN:

@@ -174,7 +174,7 @@ def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str],
 
     body = json.loads(json.dumps(substitute(job["body"], inputs, outputs, secret)).replace(PIPELINE_JOB_ID, uuid.uuid4().hex))
     if job["kind"] == "vertex.upload_model_request":
-        _vertex_register(config, body, options)
+        _vertex_register(config, body, inputs, outputs)
         return
     done = {"JOB_STATE_SUCCEEDED": "succeeded"}
     failed = {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
@@ -231,29 +231,17 @@ def _read_metrics(uri: str) -> dict[str, float]:
     return {k: float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} if isinstance(data, dict) else {}
 
 
-def _vertex_register(config: dict[str, Any], body: dict[str, Any], options: dict[str, Any]) -> None:
-    """Upload the model version into the Vertex AI Model Registry: a new version of the model
-    when it exists (parent_model), else the model itself (model_id); the spec's aliases, plus
-    `production` when approval is auto (with manual approval a human moves it)."""
-    from google.api_core import exceptions
-    from google.cloud.aiplatform_v1 import types as gca
-    from google.cloud.aiplatform_v1.services.model_service import ModelServiceClient
-    from google.protobuf import json_format
+def _vertex_register(config: dict[str, Any], body: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> None:
+    """Register the model version in the Vertex AI Model Registry: the runtime's register step
+    with the profile's registry (the same one evaluate, batch scoring, monitoring and
+    deploy-online read), uploading from the build's request (serving container, labels)."""
+    from mlcompile.runtime.io import DataError
+    from mlcompile.runtime.registry import register
 
-    client = ModelServiceClient(**options)
-    model = gca.Model.wrap(json_format.ParseDict(body["model"], gca.Model.pb()()))
-    if (config.get("registry") or {}).get("approval") == "auto" and "production" not in model.version_aliases:
-        model.version_aliases.append("production")
-    name = f"{body['parent']}/models/{body['modelId']}"
-    request = gca.UploadModelRequest(parent=body["parent"], model=model)
     try:
-        client.get_model(name=name)
-        request.parent_model = name
-    except exceptions.NotFound:
-        request.model_id = body["modelId"]
-    operation = client.upload_model(request=request)
-    result = operation.result(timeout=1800)
-    print(f"[mlcompile.launch] registered {result.model} version {result.model_version_id} (aliases: {', '.join(model.version_aliases)})", flush=True)
+        register({**config, "platform_job": {**config["platform_job"], "body": body}}, inputs, outputs)
+    except DataError as exc:
+        raise LaunchFailed(str(exc)) from exc
 
 
 # ---------------------------------------------------------------------- kubeflow

@@ -11,7 +11,7 @@ from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets import feast_repo
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
-from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name
+from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, approval_pipelines, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name
 from mlcompile.targets.kubeflow import facts, feature_store, manifests
 
 NAME = "kubeflow"
@@ -101,7 +101,7 @@ class KubeflowTarget:
         files: list[OutputFile] = []
         root = plan.platform_settings["pipeline_root"]
         materialization = feature_store.materialization(plan)
-        pipelines = [*plan.pipelines(), *(p for p, _ in new_data_sensors(plan)), *(p for p, _ in materialization)]
+        pipelines = [*plan.pipelines(), *(p for p, _ in new_data_sensors(plan)), *(p for p, _ in materialization), *approval_pipelines(plan)]
         for pipeline in pipelines:
             text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=root)
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
@@ -151,6 +151,8 @@ class KubeflowTarget:
         config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan))
         if step.kind == "materialize_features":
             config["feast"] = feature_store.feast_config(plan)
+        if step.kind == "deploy_online" and plan.online is not None:  # a new KServe revision pinned to the approved version
+            config["serving"] = manifests.rollout(plan)
         return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, **common)
 
     def _decorate(self, plan: Plan, task: Any, step: Step) -> None:

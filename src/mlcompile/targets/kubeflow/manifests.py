@@ -252,6 +252,15 @@ def _number(value: float | None, kind: str) -> str:
     return str(int(value)) if kind == "int" else repr(float(value))
 
 
+def rollout(plan: Plan) -> dict[str, Any]:
+    """What deploy-online needs to roll a version out on the InferenceService: its name and
+    namespace and the share a new revision takes (None: all of it)."""
+    online = plan.online
+    assert online is not None
+    share = {"replace": None, "canary": online.canary_percent, "blue_green": 0}[online.strategy]
+    return {"kind": "kserve", "name": online.name, "namespace": settings(plan)["namespace"], "canary_percent": share}
+
+
 def inference_service(plan: Plan) -> dict[str, Any]:
     online = plan.online
     assert online is not None
@@ -264,7 +273,8 @@ def inference_service(plan: Plan) -> dict[str, Any]:
         "name": "kserve-container",
         "image": plan.runtime_image,
         "command": ["python", "-m", "mlcompile.runtime", "serve"],
-        "args": ["--config", config_arg(config)],
+        # the Open Inference Protocol's model name is the InferenceService's: /v2/models/<name>/infer
+        "args": ["--config", config_arg(config), "--model_name", online.name],
         "ports": [{"containerPort": SERVING_PORT, "protocol": "TCP"}],
         "resources": container_resources(online.resources),
     }

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
+from mlcompile.targets.kfp_ir import approval_pipelines
 from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents
 from mlcompile.targets.vertex import feature_store
 
@@ -84,8 +85,9 @@ class VertexTarget:
         files: list[OutputFile] = []
         settings = plan.platform_settings
         sensors = new_data_sensors(plan)
+        pipelines = [*plan.pipelines(), *(p for p, _ in sensors), *approval_pipelines(plan)]
         jobs: dict[str, dict[str, Any]] = {}
-        for pipeline in [*plan.pipelines(), *(p for p, _ in sensors)]:
+        for pipeline in pipelines:
             for step in pipeline.steps:
                 kind = launches_job(step, plan)
                 if kind is not None:
@@ -100,7 +102,7 @@ class VertexTarget:
             if step.kind == "register":
                 jobs[step.name] = {"kind": "vertex.upload_model_request", "body": register, "timeout_seconds": step.resources.timeout_seconds}
         pipeline_jobs: dict[str, dict[str, Any]] = {}
-        for pipeline in [*plan.pipelines(), *(p for p, _ in sensors)]:
+        for pipeline in pipelines:
             text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=settings["pipeline_root"])
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
             pipeline_jobs[pipeline.name] = self._pipeline_job(plan, text)
@@ -154,6 +156,8 @@ class VertexTarget:
             return StepSettings(plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=caching)
         accelerator = r.machine.accelerator_platform_name if r.machine and r.accelerator_count else None
         config = runtime_config(plan, step, platform=bodies.platform_section(plan))
+        if step.kind == "deploy_online" and plan.online is not None:  # deployModel with the approved version
+            config["deploy_model"] = bodies.deploy_model_request(plan)
         return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, caching=caching)
 
     def _decorate(self, plan: Plan, task: Any, step: Step) -> None:

@@ -12,6 +12,7 @@ from google.protobuf import duration_pb2, json_format
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.runtime.contract import ENV_LABEL
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
+from mlcompile.runtime.rollout import SERVING_KEY
 from mlcompile.targets.base import resource_labels
 from mlcompile.targets.kfp_ir import CONTAINER_ENV_OF, config_arg, runtime_config, secret_name
 from mlcompile.targets.vertex.feature_store import online_features_env
@@ -215,7 +216,11 @@ def deploy_model_request(plan: Plan) -> dict[str, Any]:
     deployed = gca.DeployedModel(model=model_resource(plan, "{version}"), display_name=f"{online.model}-{{version}}", dedicated_resources=resources)
     if settings(plan).get("service_account"):
         deployed.service_account = settings(plan)["service_account"]
-    request = gca.DeployModelRequest(endpoint=f"{parent(plan)}/endpoints/{online.name}", deployed_model=deployed, traffic_split={"0": traffic_percent(plan)})
+    # DeployModel's split must add up to 100: "0" is the model being deployed; SERVING_KEY
+    # stands for the deployed model serving then, which deploy-online looks up at deploy time
+    share = traffic_percent(plan)
+    split = {"0": share, SERVING_KEY: 100 - share} if share < 100 else {"0": 100}
+    request = gca.DeployModelRequest(endpoint=f"{parent(plan)}/endpoints/{online.name}", deployed_model=deployed, traffic_split=split)
     return to_json(request)
 
 
