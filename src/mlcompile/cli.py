@@ -535,7 +535,7 @@ def run(
 ) -> int:  # fmt: skip
     """Run SPEC on this machine: training, batch scoring, monitoring (and retraining on a breach)."""
     if emulate:
-        return _run_emulated(state, spec, target, workdir, output_format)
+        return _run_emulated(state, spec, target, workdir, output_format, isolation)
     from mlcompile.local.progress import render_summary, reporter_for
     from mlcompile.local.run import execute, prepare
 
@@ -549,13 +549,13 @@ def run(
     return EXIT_DIFF if summary["status"] == "failed" else EXIT_OK
 
 
-def _run_emulated(state: _State, spec: str, target: str | None, workdir: str | None, output_format: str) -> int:
+def _run_emulated(state: _State, spec: str, target: str | None, workdir: str | None, output_format: str, isolation: str) -> int:
     from mlcompile.emulate.system import emulate
     from mlcompile.errors import UsageError
 
     if not target:
         raise UsageError("--emulate needs --target PROFILE (a kubeflow or vertex profile)")
-    summary = emulate(spec, target, workdir, log=state.info if output_format == "text" else lambda message: None)
+    summary = emulate(spec, target, workdir, isolation=isolation, log=state.info if output_format == "text" else lambda message: None)
     if output_format == "json":
         click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
     else:
