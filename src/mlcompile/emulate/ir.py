@@ -114,7 +114,7 @@ class _Run:
             if key in given:
                 values[key] = _coerce(given[key], definition.get("parameterType", "STRING"))
             elif "defaultValue" in definition:
-                values[key] = definition["defaultValue"]
+                values[key] = _coerce(definition["defaultValue"], definition.get("parameterType", "STRING"))
             elif not definition.get("isOptional"):
                 raise PipelineError(f"pipeline {self.name} needs parameter {key!r} (no default)")
         return {"parameters": values, "artifacts": {}}
@@ -213,6 +213,8 @@ class _Run:
     # -- executors ------------------------------------------------------------------------
     def execute(self, name: str, component: dict[str, Any], inputs: dict[str, Any]) -> TaskResult:
         label = component.get("executorLabel", "")
+        declared = component.get("inputDefinitions", {}).get("parameters", {})
+        inputs = {**inputs, "parameters": {k: _coerce(v, declared.get(k, {}).get("parameterType", "")) for k, v in inputs["parameters"].items()}}
         container = self.executors.get(label, {}).get("container")
         if container is None:
             raise PipelineError(f"task {name}: executor {label!r} is not a container (importers and resolvers are not emulated)")
@@ -405,4 +407,9 @@ def _parse(text: str, kind: str) -> Any:
 
 
 def _coerce(value: Any, kind: str) -> Any:
-    return _parse(value, kind) if isinstance(value, str) and kind != "STRING" else value
+    """A value as its declared type (the IR stores every number as a double: 3 is 3.0)."""
+    if isinstance(value, str) and kind not in ("STRING", ""):
+        return _parse(value, kind)
+    if kind == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

@@ -97,3 +97,17 @@ def service_url(url: str) -> str:
     if local is None:
         return url
     return urlunsplit(urlsplit(url)._replace(scheme="http", netloc=local))
+
+
+def uri_of(path: str | Path, root: Path) -> str:
+    """The cloud URI of a path under the emulation root (the inverse of local_path), or the
+    path itself when it is elsewhere: what a launcher passes on to a platform job."""
+    try:
+        relative = Path(path).resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return str(path)
+    folder, *rest = relative.parts or ("",)
+    if folder == "bigquery" and len(rest) == 1 and rest[0].endswith(".parquet"):
+        return "bq://" + rest[0][: -len(".parquet")]
+    scheme = {"gcs": "gs", "s3": "s3", "abfss": "abfss", "hdfs": "hdfs"}.get(folder)
+    return f"{scheme}://" + "/".join(rest) if scheme and rest else str(path)
