@@ -97,3 +97,12 @@ def test_a_vertex_profile_accepts_a_gs_batch_output(tmp_path: Path) -> None:
     spec = _churn_with_batch_output(tmp_path, "gs://acme-growth-lake/churn/scores.parquet")
     compilation = compile_system(str(spec), resolve_profiles(str(spec), [str(REPO / "targets/gcp-prod.yaml")]), render=False)
     assert not [w for w in compilation.warnings if "Vertex AI jobs cannot" in w.message]
+
+
+def test_the_launcher_passes_emulated_artifact_paths_on_as_their_cloud_uris(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlcompile.targets.kfp_ir.launch import uri_of
+
+    monkeypatch.setenv(storage.EMULATE_ROOT_ENV, str(tmp_path))
+    assert uri_of(str(tmp_path / "gcs/root/run/train/model")) == "gs://root/run/train/model"
+    assert uri_of("/gcs/root/run/train/model") == "gs://root/run/train/model"
+    assert uri_of("/elsewhere/model") == "/elsewhere/model"
