@@ -518,7 +518,7 @@ def _write_atomically(path: Path, text: str) -> None:
 @verbosity_options
 @spec_argument
 @click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine, workdir .mlcompile).")
-@click.option("--only", "only", multiple=True, metavar="STEP", help="Run only this step or pipeline (repeatable); earlier steps' newest outputs are reused.")
+@click.option("--only", "only", multiple=True, metavar="STEP", help="Run only this step or pipeline (repeatable); earlier steps' newest outputs are reused. With --emulate: training, batch-scoring or monitoring.")
 @click.option("--resume", is_flag=True, help="Skip steps whose inputs, config and code are unchanged since they last succeeded.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False), help="Override the profile's local.workdir.")
@@ -535,7 +535,7 @@ def run(
 ) -> int:  # fmt: skip
     """Run SPEC on this machine: training, batch scoring, monitoring (and retraining on a breach)."""
     if emulate:
-        return _run_emulated(state, spec, target, workdir, output_format, isolation)
+        return _run_emulated(state, spec, target, workdir, output_format, isolation, only)
     from mlcompile.local.progress import render_summary, reporter_for
     from mlcompile.local.run import execute, prepare
 
@@ -549,13 +549,13 @@ def run(
     return EXIT_DIFF if summary["status"] == "failed" else EXIT_OK
 
 
-def _run_emulated(state: _State, spec: str, target: str | None, workdir: str | None, output_format: str, isolation: str) -> int:
+def _run_emulated(state: _State, spec: str, target: str | None, workdir: str | None, output_format: str, isolation: str, only: tuple[str, ...]) -> int:
     from mlcompile.emulate.system import emulate
     from mlcompile.errors import UsageError
 
     if not target:
         raise UsageError("--emulate needs --target PROFILE (a kubeflow or vertex profile)")
-    summary = emulate(spec, target, workdir, isolation=isolation, log=state.info if output_format == "text" else lambda message: None)
+    summary = emulate(spec, target, workdir, only=only, isolation=isolation, log=state.info if output_format == "text" else lambda message: None)
     if output_format == "json":
         click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
     else:

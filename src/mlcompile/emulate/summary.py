@@ -35,6 +35,7 @@ def summarize(session: Any) -> dict[str, Any]:
         "failures": [
             {"pipeline": r.name, "task": t.name, "reason": t.reason, "log": str(t.log) if t.log else None} for r in session.results for t in r.failed()
         ],
+        "gate": {"passed": _gate(by_kind["training"])},
         "registered": registered,
         "deployed": deployed,
         "batch": {"rows": _batch_rows(session, by_kind["batch-scoring"])},
@@ -86,6 +87,14 @@ def _batch_rows(session: Any, batch: PipelineResult | None) -> int | None:
     import pyarrow.parquet as pq
 
     return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def _gate(training: PipelineResult | None) -> bool | None:
+    """The evaluation gates' decision (None when the training pipeline has no gate or did not
+    reach it)."""
+    gate = training.tasks.get("gate") if training else None
+    decision = gate.parameters.get("decision") if gate else None
+    return decision if isinstance(decision, bool) else None
 
 
 def _breach(monitoring: PipelineResult | None) -> bool | None:

@@ -77,10 +77,11 @@ class Session:
 
 
 def emulate(
-    spec: str, target: str, workdir: str | None, *, isolation: str = "fork", log: Callable[[str], None] = lambda message: None
+    spec: str, target: str, workdir: str | None, *, only: tuple[str, ...] = (), isolation: str = "fork", log: Callable[[str], None] = lambda message: None
 ) -> dict[str, Any]:
-    """Build, run training, batch scoring and monitoring, and summarise. `isolation`
-    "subprocess" starts a fresh interpreter per runtime container; "fork" forks it warm."""
+    """Build, run training, batch scoring and monitoring (or the pipelines `only` names: a
+    kind such as `training`, or a pipeline's name), and summarise. `isolation` "subprocess"
+    starts a fresh interpreter per runtime container; "fork" forks it warm."""
     from mlcompile.build import compile_system, select_profiles, write_builds
     from mlcompile.emulate.summary import summarize
 
@@ -95,6 +96,10 @@ def emulate(
     plan = compiled.plan
     if plan.platform not in PLATFORMS:
         raise UsageError(f"--emulate runs Kubeflow and Vertex AI builds; profile '{plan.profile}' is {plan.platform} (use `mlcompile run` without --emulate for local)")
+    kinds = [kind for kind in ORDER if not only or kind in only or f"{plan.system}-{kind}" in only]
+    unknown = sorted(set(only) - set(ORDER) - {f"{plan.system}-{kind}" for kind in ORDER})
+    if unknown:
+        raise UsageError(f"--only {', '.join(unknown)}: with --emulate, name pipelines: {', '.join(ORDER)}")
     spec_dir = Path(spec).resolve().parent
     work = Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile
     if work.exists():
@@ -110,7 +115,7 @@ def emulate(
         stage_fixtures(session, compilation.bundle)
         mlflow_ready()
         stack.enter_context(_platform_services(session))
-        for kind in ORDER:
+        for kind in kinds:
             path = session.pipeline_file(kind)
             if path is not None:
                 try:
