@@ -11,6 +11,9 @@
       growth-ml-alerts-webhook: http://127.0.0.1:9/hook
     parameters:                  # pipeline parameters, by pipeline name
       churn-prediction-training: {}
+    restage:                     # fixtures swapped in before a later pipeline (e.g. drifted data)
+      monitoring:
+        customer_activity_daily: data/activity_drifted.csv
 
 A source with no fixture falls back on the spec's own (profile-less) URI when that is a local
 file, so a spec that runs locally runs emulated with no config at all."""
@@ -24,6 +27,7 @@ from typing import Any
 from mlcompile.errors import UsageError
 
 FILE_NAME = "emulate.yaml"
+RESTAGE_KINDS = ("batch-scoring", "monitoring")
 
 
 @dataclass
@@ -34,6 +38,7 @@ class EmulationConfig:
     fixtures: dict[str, Path] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    restage: dict[str, dict[str, Path]] = field(default_factory=dict)  # pipeline kind -> fixtures
 
 
 def load_config(spec_dir: Path, path: Path | None = None) -> EmulationConfig:
@@ -48,9 +53,10 @@ def load_config(spec_dir: Path, path: Path | None = None) -> EmulationConfig:
         raise UsageError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping with images, fixtures, secrets, parameters")
-    unknown = sorted(set(data) - {"images", "fixtures", "secrets", "parameters"})
+    keys = ("images", "fixtures", "secrets", "parameters", "restage")
+    unknown = sorted(set(data) - set(keys))
     if unknown:
-        raise UsageError(f"{path}: unknown key {', '.join(unknown)} (images, fixtures, secrets, parameters)")
+        raise UsageError(f"{path}: unknown key {', '.join(unknown)} ({', '.join(keys)})")
     config = EmulationConfig(path.parent)
     for image, entry in _mapping(data, "images", path).items():
         entry = entry if isinstance(entry, dict) else {"command": entry}
@@ -63,6 +69,10 @@ def load_config(spec_dir: Path, path: Path | None = None) -> EmulationConfig:
     config.fixtures = {str(key): (path.parent / str(value)).resolve() for key, value in _mapping(data, "fixtures", path).items()}
     config.secrets = {str(key): str(value) for key, value in _mapping(data, "secrets", path).items()}
     config.parameters = {str(key): dict(value or {}) for key, value in _mapping(data, "parameters", path).items()}
+    for kind, fixtures in _mapping(data, "restage", path).items():
+        if kind not in RESTAGE_KINDS or not isinstance(fixtures, dict):
+            raise UsageError(f"{path}: restage.{kind}: a mapping of fixtures under one of {', '.join(RESTAGE_KINDS)}")
+        config.restage[kind] = {str(key): (path.parent / str(value)).resolve() for key, value in fixtures.items()}
     return config
 
 

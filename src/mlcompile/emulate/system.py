@@ -117,6 +117,8 @@ def emulate(
         stack.enter_context(_platform_services(session))
         for kind in kinds:
             path = session.pipeline_file(kind)
+            if kind in config.restage:
+                stage_fixtures(session, compilation.bundle, config.restage[kind], fallback=False)
             if path is not None:
                 try:
                     session.run_pipeline_file(path)
@@ -127,14 +129,18 @@ def emulate(
     return summary
 
 
-def stage_fixtures(session: Session, bundle: Any) -> None:
+def stage_fixtures(session: Session, bundle: Any, fixtures: dict[str, Path] | None = None, *, fallback: bool = True) -> None:
     """Put each cloud source's fixture where its URI is emulated (format converted as the
-    source's format asks: a csv fixture becomes parquet for a parquet or BigQuery source)."""
+    source's format asks: a csv fixture becomes parquet for a parquet or BigQuery source).
+    `fallback`: a source with no fixture takes the spec's own local file."""
+    fixtures = session.config.fixtures if fixtures is None else fixtures
     local = {source.name: source.uri for source in bundle.base.system.features.sources} if bundle is not None else {}
     for source in session.plan.features.sources:
         if not storage.is_cloud(source.uri):
             continue
-        fixture = session.config.fixtures.get(source.uri) or session.config.fixtures.get(source.name)
+        fixture = fixtures.get(source.uri) or fixtures.get(source.name)
+        if fixture is None and not fallback:
+            continue
         if fixture is None and local.get(source.name, "").startswith("file://"):
             fixture = Path(session.env["MLCOMPILE_SPEC_DIR"]) / local[source.name][len("file://") :]
         if fixture is None:
@@ -142,6 +148,8 @@ def stage_fixtures(session: Session, bundle: Any) -> None:
         if not fixture.exists():
             raise UsageError(f"fixture {fixture} for source '{source.name}' does not exist")
         destination = storage.local_path(source.uri, session.root)
+        if destination.is_dir():
+            shutil.rmtree(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
         wants_parquet = source.format in ("parquet", "table")
         if wants_parquet and fixture.suffix.lower() in (".csv", ".gz"):
