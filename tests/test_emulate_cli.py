@@ -63,6 +63,16 @@ def test_an_unknown_key_in_the_emulation_config_is_refused(tmp_path: Path) -> No
     assert done.returncode == 2 and "unknown key image" in done.stderr
 
 
+def test_a_workdir_holding_other_files_is_not_emptied(tmp_path: Path) -> None:
+    spec = _churn(tmp_path)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    done = _run(spec, "--target", "targets/kfp-gke.yaml", "--workdir", str(precious))
+    assert done.returncode == 2 and "holds other files" in done.stderr
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
 def test_only_names_pipelines(tmp_path: Path) -> None:
     done = _run(_churn(tmp_path), "--target", "targets/kfp-gke.yaml", "--only", "train")
     assert done.returncode == 2 and "training, batch-scoring, monitoring" in done.stderr

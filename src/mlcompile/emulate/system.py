@@ -30,6 +30,7 @@ PLATFORMS = ("kubeflow", "vertex")
 # the pipelines a platform's schedules start, in the order a first day would see them
 ORDER = ("training", "batch-scoring", "monitoring")
 MLFLOW_START_SECONDS = 60.0
+WORKDIR_MARKER = ".mlcompile-emulate"
 
 
 @dataclass
@@ -86,11 +87,6 @@ def emulate(
     from mlcompile.emulate.summary import summarize
 
     started = time.monotonic()
-    if isolation == "fork":  # the fork server's imports (~10 s of CPU) overlap the build and MLflow's start
-        from mlcompile.local.workers import warm_up
-        from mlcompile.runtime import PRELOAD
-
-        threading.Thread(target=warm_up, args=(PRELOAD,), daemon=True).start()
     compilation = compile_system(spec, select_profiles(spec, [target], "run"), render=True, git_commit=None)
     compiled = compilation.results[0]
     plan = compiled.plan
@@ -101,24 +97,27 @@ def emulate(
     if unknown:
         raise UsageError(f"--only {', '.join(unknown)}: with --emulate, name pipelines: {', '.join(ORDER)}")
     spec_dir = Path(spec).resolve().parent
-    work = Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile
-    if work.exists():
-        shutil.rmtree(work)  # every emulated run starts from empty buckets and an empty registry
-    work.mkdir(parents=True)
-    write_builds([compiled], work / "build")
     config = load_config(spec_dir)
+    first = fixtures_for(plan, compilation.bundle, spec_dir, config.fixtures)
+    later = {kind: fixtures_for(plan, compilation.bundle, spec_dir, config.restage[kind], fallback=False) for kind in kinds if kind in config.restage}
+    work = _fresh_workdir(Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile)
+    if isolation == "fork":  # the fork server's imports (~10 s of CPU) overlap writing, fixtures and MLflow's start
+        from mlcompile.local.workers import warm_up
+        from mlcompile.runtime import PRELOAD
+
+        threading.Thread(target=warm_up, args=(PRELOAD,), daemon=True).start()
+    write_builds([compiled], work / "build")
     images = Images(plan.runtime_image, config.commands, config.workdirs, warm=isolation == "fork")
     session = Session(plan.system, plan.profile, plan.platform, plan, work / "build" / plan.profile, work / "storage", work, images, config, log=log)
     session.env["MLCOMPILE_SPEC_DIR"] = str(spec_dir)
     with contextlib.ExitStack() as stack:
         mlflow_ready = stack.enter_context(_mlflow(session))
-        stage_fixtures(session, compilation.bundle)
+        stage_fixtures(session, first)
         mlflow_ready()
         stack.enter_context(_platform_services(session))
         for kind in kinds:
             path = session.pipeline_file(kind)
-            if kind in config.restage:
-                stage_fixtures(session, compilation.bundle, config.restage[kind], fallback=False)
+            stage_fixtures(session, later.get(kind, []))
             if path is not None:
                 try:
                     session.run_pipeline_file(path)
@@ -129,30 +128,48 @@ def emulate(
     return summary
 
 
-def stage_fixtures(session: Session, bundle: Any, fixtures: dict[str, Path] | None = None, *, fallback: bool = True) -> None:
-    """Put each cloud source's fixture where its URI is emulated (format converted as the
-    source's format asks: a csv fixture becomes parquet for a parquet or BigQuery source).
-    `fallback`: a source with no fixture takes the spec's own local file."""
-    fixtures = session.config.fixtures if fixtures is None else fixtures
+def _fresh_workdir(work: Path) -> Path:
+    """Every emulated run starts from empty buckets and an empty registry: the previous
+    run's folder is removed, and only a folder an emulated run made (its marker file)."""
+    if work.exists() and any(work.iterdir()) and not (work / WORKDIR_MARKER).is_file():
+        raise UsageError(f"--workdir {work} holds other files: name a new or empty folder (an emulated run empties its workdir)")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / WORKDIR_MARKER).write_text("an emulated run's folder: `mlcompile run --emulate` empties it on the next run\n")
+    return work
+
+
+def fixtures_for(plan: Any, bundle: Any, spec_dir: Path, fixtures: dict[str, Path], *, fallback: bool = True) -> list[tuple[Any, Path]]:
+    """Each cloud source and the local file that stands for it (by URI, then by name; with
+    `fallback`, a source with none takes the spec's own local file). Checked before anything runs."""
     local = {source.name: source.uri for source in bundle.base.system.features.sources} if bundle is not None else {}
-    for source in session.plan.features.sources:
+    found = []
+    for source in plan.features.sources:
         if not storage.is_cloud(source.uri):
             continue
         fixture = fixtures.get(source.uri) or fixtures.get(source.name)
         if fixture is None and not fallback:
             continue
         if fixture is None and local.get(source.name, "").startswith("file://"):
-            fixture = Path(session.env["MLCOMPILE_SPEC_DIR"]) / local[source.name][len("file://") :]
+            fixture = spec_dir / local[source.name][len("file://") :]
         if fixture is None:
             raise UsageError(f"source '{source.name}' ({source.uri}) has no fixture: name a local file for it under `fixtures:` in emulate.yaml")
         if not fixture.exists():
             raise UsageError(f"fixture {fixture} for source '{source.name}' does not exist")
+        found.append((source, fixture))
+    return found
+
+
+def stage_fixtures(session: Session, fixtures: list[tuple[Any, Path]]) -> None:
+    """Put each fixture where its source's URI is emulated, converted as the source's format
+    asks: a csv fixture becomes parquet for a parquet or BigQuery source."""
+    for source, fixture in fixtures:
         destination = storage.local_path(source.uri, session.root)
         if destination.is_dir():
             shutil.rmtree(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        wants_parquet = source.format in ("parquet", "table")
-        if wants_parquet and fixture.suffix.lower() in (".csv", ".gz"):
+        if source.format in ("parquet", "table") and fixture.suffix.lower() in (".csv", ".gz"):
             import pandas as pd
 
             pd.read_csv(fixture, low_memory=False).to_parquet(destination, index=False)
