@@ -204,3 +204,27 @@ def test_conditions_follow_cel(condition: str, values: dict, expected: bool) -> 
 def test_a_condition_on_a_missing_input_is_an_error_not_false() -> None:
     with pytest.raises(cel.ConditionError, match="no input parameter 'x'"):
         cel.evaluate("inputs.parameter_values['x'] == true", {})
+
+
+@dsl.container_component
+def wait_for_peer(mine: str, theirs: str):
+    # finishes only once the other task has started: passes only when both run at once
+    script = (
+        "import os, sys, time; open(sys.argv[1], 'w').close(); deadline = time.time() + 20\n"
+        "while not os.path.exists(sys.argv[2]) and time.time() < deadline: time.sleep(0.05)\n"
+        "sys.exit(0 if os.path.exists(sys.argv[2]) else 1)"
+    )
+    return dsl.ContainerSpec(image=RUNTIME, command=["python", "-c", script], args=[mine, theirs])
+
+
+def test_independent_tasks_run_at_the_same_time_when_parallelism_allows(tmp_path: Path) -> None:
+    left, right = str(tmp_path / "left"), str(tmp_path / "right")
+
+    @dsl.pipeline(name="pair")
+    def pair():
+        wait_for_peer(mine=left, theirs=right)
+        wait_for_peer(mine=right, theirs=left)
+
+    ir, platform = _compile(pair, tmp_path)
+    result = run_pipeline(ir, parameters={}, context=_context(tmp_path, parallelism=2), platform=platform)
+    assert result.status == SUCCEEDED, [t.reason for t in result.tasks.values()]

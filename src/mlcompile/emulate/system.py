@@ -31,6 +31,7 @@ PLATFORMS = ("kubeflow", "vertex")
 ORDER = ("training", "batch-scoring", "monitoring")
 MLFLOW_START_SECONDS = 60.0
 WORKDIR_MARKER = ".mlcompile-emulate"
+PARALLELISM = 4  # independent tasks at once, as the platform starts them
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Session:
         if self.hosts:
             env[storage.HOSTS_ENV] = json.dumps(self.hosts, sort_keys=True)
         namespace = str(self.plan.platform_settings.get("namespace") or "default")
-        return EmulationContext(self.images, self.root, self.work / "runs", env, self.config.secrets, namespace=namespace)
+        return EmulationContext(self.images, self.root, self.work / "runs", env, self.config.secrets, namespace=namespace, parallelism=PARALLELISM)
 
     def run_pipeline_file(self, path: Path, parameters: dict[str, Any] | None = None) -> PipelineResult:
         """Run one built pipeline (also how a stand-in's runs API starts a submitted run)."""
