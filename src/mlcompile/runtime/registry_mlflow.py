@@ -21,8 +21,11 @@ ENV_ARTIFACT_ROOT = "MLCOMPILE_ARTIFACT_ROOT"
 
 
 def tracking_uri(config: Any = None) -> str | None:
+    from mlcompile.emulate.storage import service_url
+
     registry = (config or {}).get("registry") or {}
-    return registry.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = registry.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    return service_url(uri) if uri else None  # under the emulator: its local MLflow
 
 
 def client(uri: str) -> Any:
