@@ -1,6 +1,6 @@
-"""The HTTP plumbing every local stand-in of a platform API shares: a threaded JSON server
-on 127.0.0.1 (an ephemeral port), started and stopped as a context manager. A stand-in
-implements `respond` — what its service answers — and records what it was asked."""
+"""The HTTP plumbing every emulated platform API (and every test stand-in) shares: a threaded
+JSON server on 127.0.0.1 (an ephemeral port), started and stopped as a context manager. A
+service implements `respond`: what it answers to a request."""
 
 from __future__ import annotations
 
@@ -9,6 +9,26 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import ParseResult, urlparse
+
+
+class ApiError(Exception):
+    """A request the platform refuses: its HTTP status, canonical status name and message."""
+
+    def __init__(self, code: int, status: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.status, self.message = code, status, message
+
+    def google(self) -> tuple[int, Any]:
+        """As Google's REST APIs answer an error."""
+        return self.code, {"error": {"code": self.code, "status": self.status, "message": self.message}}
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError(400, "INVALID_ARGUMENT", message)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "NOT_FOUND", f"{what} not found")
 
 
 class JsonService:
