@@ -131,9 +131,10 @@ class VertexService(JsonService):
                 if job_id in self.pipeline_jobs:
                     raise ApiError(409, "ALREADY_EXISTS", f"PipelineJob {job_id} already exists")
                 self.pipeline_jobs[job_id] = {**body, "name": f"{parent}/pipelineJobs/{job_id}", "state": "PIPELINE_STATE_PENDING", "createTime": now()}
+                created = copy.deepcopy(self.pipeline_jobs[job_id])
             if self.execution is not None and self.execution.run_pipeline is not None:
                 in_background(lambda: self._run_pipeline(job_id))
-            return copy.deepcopy(self.pipeline_jobs[job_id])
+            return created
         if method == "GET" and ident is None:
             return {"pipelineJobs": [copy.deepcopy(j) for _, j in sorted(self.pipeline_jobs.items())]}
         if ident not in self.pipeline_jobs:

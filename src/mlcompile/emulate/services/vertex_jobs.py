@@ -19,6 +19,12 @@ from mlcompile.emulate.services.search import Parameter, SearchSpaceError, assig
 HYPERTUNE_FILE_ENV = "CLOUD_ML_HP_METRIC_FILE"  # where cloudml-hypertune writes (default /tmp/hypertune/output.metrics)
 TF_TASK_TYPES = ("chief", "worker", "ps", "evaluator")  # TF_CONFIG's names of worker pools 0..3
 _ALGORITHMS = {"GRID_SEARCH": "grid"}  # RANDOM_SEARCH and the default (Bayesian) draw at random
+# the REST transport sends enums as their numbers (aiplatform_v1's StudySpec enums)
+_ENUMS = {
+    "algorithm": {0: "ALGORITHM_UNSPECIFIED", 2: "GRID_SEARCH", 3: "RANDOM_SEARCH"},
+    "scaleType": {0: "SCALE_TYPE_UNSPECIFIED", 1: "UNIT_LINEAR_SCALE", 2: "UNIT_LOG_SCALE", 3: "UNIT_REVERSE_LOG_SCALE"},
+    "goal": {0: "GOAL_TYPE_UNSPECIFIED", 1: "MAXIMIZE", 2: "MINIMIZE"},
+}
 _ENDED = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"}
 
 
@@ -30,10 +36,15 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def enum(message: dict[str, Any], field: str) -> str:
+    value = message.get(field, 0)
+    return _ENUMS[field].get(value, str(value)) if isinstance(value, int) else str(value)
+
+
 def study_parameters(study: dict[str, Any]) -> list[Parameter]:
     parameters = []
     for spec in study.get("parameters") or []:
-        log = spec.get("scaleType") == "UNIT_LOG_SCALE"
+        log = enum(spec, "scaleType") == "UNIT_LOG_SCALE"
         name = spec["parameterId"]
         if "doubleValueSpec" in spec:
             bounds = spec["doubleValueSpec"]
@@ -47,7 +58,7 @@ def study_parameters(study: dict[str, Any]) -> list[Parameter]:
             parameters.append(Parameter(name, "discrete", values=tuple(float(v) for v in spec["discreteValueSpec"]["values"])))
         else:
             raise JobRequestError(f"parameter {name}: no value spec")
-        if "doubleValueSpec" in spec and study.get("algorithm") == "GRID_SEARCH":
+        if "doubleValueSpec" in spec and enum(study, "algorithm") == "GRID_SEARCH":
             raise JobRequestError(f"parameter {name}: GRID_SEARCH supports only integer, discrete and categorical parameters")
     return parameters
 
@@ -79,8 +90,9 @@ class VertexJobs:
             self._next += 1
             name = f"{parent}/{collection}/{self._next}"
             self.jobs[name] = {**body, "name": name, "state": "JOB_STATE_PENDING", "createTime": now(), "updateTime": now()}
+            created = copy.deepcopy(self.jobs[name])
         in_background(lambda: self._execute(name, collection))
-        return self.get(name)
+        return created
 
     def get(self, name: str) -> dict[str, Any]:
         with self._lock:
@@ -180,7 +192,7 @@ class VertexJobs:
         parameters = study_parameters(study)
         count = int(job.get("maxTrialCount") or 1)
         allowed_failures = int(job.get("maxFailedTrialCount") or 0) or count
-        search = assignments(parameters, _ALGORITHMS.get(study.get("algorithm", ""), "random"), seed=name)
+        search = assignments(parameters, _ALGORITHMS.get(enum(study, "algorithm"), "random"), seed=name)
         planned = [point for _, point in zip(range(count), search)]
         self._update(name, trials=[])
 
@@ -197,8 +209,8 @@ class VertexJobs:
             measured = None if error else read_hypertune(_metric_file(job["trialJobSpec"], folder, self.execution), metric_ids)
             with self._lock:
                 entry["endTime"] = now()
-                if error:
-                    entry["state"] = "FAILED"
+                if error:  # Vertex's trials have no failed state: a trial that fails is infeasible
+                    entry["state"] = "INFEASIBLE"
                     entry["infeasibleReason"] = error
                 elif measured is None:
                     entry["state"] = "INFEASIBLE"
