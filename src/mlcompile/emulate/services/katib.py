@@ -209,6 +209,7 @@ class _Experiment:
         collector = (self.spec.get("metricsCollectorSpec") or {}).get("collector", {}).get("kind", "StdOut")
         file_path = ((self.spec.get("metricsCollectorSpec") or {}).get("source") or {}).get("fileSystemPath", {}).get("path")
         rewrites = {file_path: str(folder / "metrics" / Path(file_path).name)} if collector == "File" and file_path else {}
+        (folder / "metrics").mkdir(exist_ok=True)  # Katib mounts the metrics file's folder into the pod
         job = trial_job(template, name, self.namespace, assignment, rewrites)
         self.trials[name] = {"state": "Running", "assignment": assignment, "values": {}}
         self._trial_object(name, job, assignment)
