@@ -129,6 +129,7 @@ class KfpService(JsonService):
             wanted = query.get("experiment_id")
             with self._lock:
                 found = [copy.deepcopy(r) for r in self.runs.values() if wanted is None or r.get("experiment_id") == wanted]
+            found.sort(key=lambda r: r["created_at"], reverse=query.get("sort_by", "").endswith(" desc"))
             return 200, {"runs": found, "total_size": len(found)}
         if run_id not in self.runs:
             return not_found(f"run {run_id}")

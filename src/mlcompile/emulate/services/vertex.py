@@ -1,7 +1,8 @@
 """The Vertex AI REST API (v1) on 127.0.0.1, as aiplatform's service clients call it with
 `api_endpoint` and the REST transport: CustomJobs and HyperparameterTuningJobs (executed),
 the Model Registry, Endpoints, PipelineJobs (run by the emulator's pipeline interpreter),
-Schedules (kept) and Feature Store resources (kept). Long-running operations finish at once."""
+Schedules, Feature Store resources and (Cloud Monitoring, v3) notification channels and alert
+policies, kept as created. Long-running operations finish at once."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import threading
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from mlcompile.emulate.services import vertex_feature_store
+from mlcompile.emulate.services import cloud_monitoring, vertex_feature_store
 from mlcompile.emulate.services.execution import Execution, in_background
 from mlcompile.emulate.services.http import ApiError, JsonService, invalid, not_found
 from mlcompile.emulate.services.vertex_jobs import JobRequestError, VertexJobs, now
@@ -43,6 +44,7 @@ class VertexService(JsonService):
         self.pipeline_jobs: dict[str, dict[str, Any]] = {}  # job id -> PipelineJob
         self.schedules: dict[str, dict[str, Any]] = {}
         self.feature_store: dict[str, dict[str, Any]] = {}
+        self.monitoring: dict[str, dict[str, Any]] = {}  # Cloud Monitoring: notification channels and alert policies
         self.operations: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._next = 0
@@ -62,6 +64,11 @@ class VertexService(JsonService):
         except JobRequestError as error:
             return invalid(str(error)).google()
 
+    def _number(self) -> int:
+        with self._lock:
+            self._next += 1
+            return self._next
+
     def done(self, parent: str, type_name: str | None, response: dict[str, Any] | None = None) -> dict[str, Any]:
         """A finished long-running operation (kept, so polling it answers too)."""
         with self._lock:
@@ -75,6 +82,8 @@ class VertexService(JsonService):
 
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         answer = vertex_feature_store.route(self.feature_store, self.done, method, path, query, body)
+        if answer is None:
+            answer = cloud_monitoring.route(self.monitoring, self._number, method, path, query, body)
         if answer is not None:
             return 200, answer
         for pattern, handler in ((_MODEL, self._model), (_JOB, self._job), (_ENDPOINT, self._endpoint), (_SCHEDULE, self._schedule)):
@@ -101,6 +110,8 @@ class VertexService(JsonService):
             return self.registry.version(name)
         if method == "POST" and verb == "mergeVersionAliases":
             return self.registry.merge_aliases(name, list(body.get("versionAliases") or []))
+        if method == "PATCH" and verb is None:
+            return self.registry.update_version(name, body, [f for f in query.get("updateMask", "").split(",") if f])
         raise not_found(f"{method} models")
 
     # ------------------------------------------------------------------ jobs
@@ -136,7 +147,9 @@ class VertexService(JsonService):
                 in_background(lambda: self._run_pipeline(job_id))
             return created
         if method == "GET" and ident is None:
-            return {"pipelineJobs": [copy.deepcopy(j) for _, j in sorted(self.pipeline_jobs.items())]}
+            wanted = display_filter(query)
+            with self._lock:
+                return {"pipelineJobs": [copy.deepcopy(j) for _, j in sorted(self.pipeline_jobs.items()) if wanted is None or j.get("displayName") == wanted]}
         if ident not in self.pipeline_jobs:
             raise not_found(f"PipelineJob {ident}")
         job = self.pipeline_jobs[ident]

@@ -107,6 +107,19 @@ class VertexRegistry:
             self._move_aliases(entry, resource, aliases)
             return copy.deepcopy(resource)
 
+    def update_version(self, reference: str, body: dict[str, Any], mask: list[str]) -> dict[str, Any]:
+        """UpdateModel of one version (`models/ID@VERSION`): its labels and descriptions."""
+        target = self.version(reference)
+        with self._lock:
+            resource = next(v["resource"] for v in self.models[target["name"]]["versions"] if v["resource"]["versionId"] == target["versionId"])
+            for field in mask:
+                key = "".join(part.title() if i else part for i, part in enumerate(field.split("_")))
+                if key not in ("labels", "versionDescription", "description", "displayName"):
+                    raise invalid(f"update_mask: {field} cannot be updated")
+                resource[key] = body.get(key)
+            resource["versionUpdateTime"] = now()
+            return copy.deepcopy(resource)
+
     # ------------------------------------------------------------------ endpoints
     def create_endpoint(self, parent: str, ident: str | None, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
