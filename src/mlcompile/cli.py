@@ -525,14 +525,17 @@ def _write_atomically(path: Path, text: str) -> None:
 @click.option("--isolation", type=click.Choice(["fork", "subprocess"]), default="fork", show_default=True,
               help="fork: steps fork from a warm server; subprocess: each step is a fresh `python -m mlcompile.runtime`.")  # fmt: skip
 @click.option("--no-retrain", is_flag=True, help="Do not start the training pipeline when monitoring asks for retraining.")
+@click.option("--emulate", is_flag=True, help="Build for a Kubeflow or Vertex AI profile and run the built pipelines here as that platform would (docs/emulate.md).")
 @warn_only_option
 @click.pass_obj
 @_guarded
 def run(
     state: _State, spec: str, target: str | None, only: tuple[str, ...], resume: bool, output_format: str, workdir: str | None, isolation: str,
-    no_retrain: bool, warn_only: bool,
+    no_retrain: bool, emulate: bool, warn_only: bool,
 ) -> int:  # fmt: skip
     """Run SPEC on this machine: training, batch scoring, monitoring (and retraining on a breach)."""
+    if emulate:
+        return _run_emulated(state, spec, target, workdir, output_format, isolation)
     from mlcompile.local.progress import render_summary, reporter_for
     from mlcompile.local.run import execute, prepare
 
@@ -543,6 +546,23 @@ def run(
         click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
     elif state.verbosity >= 0 or summary["status"] != "succeeded":
         click.echo(render_summary(summary))
+    return EXIT_DIFF if summary["status"] == "failed" else EXIT_OK
+
+
+def _run_emulated(state: _State, spec: str, target: str | None, workdir: str | None, output_format: str, isolation: str) -> int:
+    from mlcompile.emulate.system import emulate
+    from mlcompile.errors import UsageError
+
+    if not target:
+        raise UsageError("--emulate needs --target PROFILE (a kubeflow or vertex profile)")
+    summary = emulate(spec, target, workdir, isolation=isolation, log=state.info if output_format == "text" else lambda message: None)
+    if output_format == "json":
+        click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    else:
+        for name, status in summary["pipelines"].items():
+            click.echo(f"{name}: {status}")
+        for failure in summary["failures"]:
+            click.echo(f"  failed: {failure['pipeline']}/{failure['task']}: {failure['reason']} (log: {failure['log']})")
     return EXIT_DIFF if summary["status"] == "failed" else EXIT_OK
 
 

@@ -3,7 +3,12 @@
 The profile's runtime image is this package, so it runs as this interpreter. Any other image
 is a user's: the emulation config names the local command that stands for the image's
 ENTRYPOINT (and optionally its WORKDIR). Docker's rules decide the command line: a
-container `command` replaces the entrypoint, `args` follow it."""
+container `command` replaces the entrypoint, `args` follow it.
+
+With `Images.warm`, a runtime-image container whose command is `python -m MODULE` is forked
+from a server that imported the data stack once (mlcompile.local.workers' fork server): the
+same module runs as `__main__` with the same argv, environment, folder and log, in its own
+process, without ~2 s of imports per step."""
 
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ class Images:
     commands: Mapping[str, Sequence[str]] = field(default_factory=dict)
     # user image -> the local folder standing for the image's WORKDIR (default: the task's cwd)
     workdirs: Mapping[str, Path] = field(default_factory=dict)
+    # runtime image: fork `python -m MODULE` from a warm server instead of a fresh interpreter
+    warm: bool = False
 
     def is_runtime(self, image: str) -> bool:
         return image == self.runtime
@@ -72,6 +79,10 @@ def run_container(
     workdir.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **{key: str(value) for key, value in env.items()}}
+    if images.warm and images.is_runtime(image) and len(line) > 2 and line[0] == sys.executable and line[1] == "-m":
+        with open(log, "ab") as sink:
+            sink.write(("$ " + " ".join(line) + "\n").encode())
+        return _run_warm(line[2], line[3:], full_env, workdir, log, timeout)
     with open(log, "ab") as sink:
         sink.write(("$ " + " ".join(line) + "\n").encode())
         sink.flush()
@@ -91,3 +102,53 @@ def run_container(
                 process.wait()
             sink.write(f"timed out after {timeout:g}s\n".encode())
             return 124
+
+
+def _run_warm(module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float | None) -> int:
+    from mlcompile.local.workers import fork_context
+    from mlcompile.runtime import PRELOAD
+
+    process = fork_context(PRELOAD).Process(target=_module_child, args=(module, args, env, str(log), str(cwd)), daemon=False)
+    process.start()
+    process.join(timeout)
+    if process.is_alive():
+        process.terminate()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        with open(log, "ab") as sink:
+            sink.write(f"timed out after {timeout:g}s\n".encode())
+        return 124
+    return process.exitcode if process.exitcode is not None and process.exitcode >= 0 else 128 - (process.exitcode or 0)
+
+
+def _module_child(module: str, args: list[str], env: dict[str, str], log_path: str, cwd: str) -> None:
+    """`python -m module args…` inside a forked child: output to the log, exit with its status."""
+    import runpy
+
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    sys.argv = [module, *args]
+    code: int = 0
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the traceback goes to the container's log, like a crash
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    raise SystemExit(code)

@@ -64,3 +64,50 @@ def mapped(uri: str) -> Path | None:
     if uri.startswith(GCS_MOUNT) or uri.startswith("bq://") or uri.partition("://")[0] in _FOLDERS:
         return local_path(uri, root)
     return None
+
+
+# -- services -----------------------------------------------------------------------------
+# In-cluster services (an MLflow at http://mlflow.ml.svc:5000) are served on 127.0.0.1 by the
+# emulator; HOSTS_ENV maps each host:port a build names to the local one, as cluster DNS would.
+HOSTS_ENV = "MLCOMPILE_EMULATE_HOSTS"
+
+
+def is_cloud(uri: str) -> bool:
+    return uri.startswith("bq://") or uri.partition("://")[0] in _FOLDERS
+
+
+def netloc(url: str) -> str:
+    """host:port of an http(s) URL (the scheme's default port made explicit)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+def service_url(url: str) -> str:
+    """`url` with its host:port replaced by the emulator's local one (unchanged outside it)."""
+    import json
+    from urllib.parse import urlsplit, urlunsplit
+
+    hosts = json.loads(os.environ.get(HOSTS_ENV) or "{}")
+    if not hosts or not url.startswith(("http://", "https://")):
+        return url
+    local = hosts.get(netloc(url))
+    if local is None:
+        return url
+    return urlunsplit(urlsplit(url)._replace(scheme="http", netloc=local))
+
+
+def uri_of(path: str | Path, root: Path) -> str:
+    """The cloud URI of a path under the emulation root (the inverse of local_path), or the
+    path itself when it is elsewhere: what a launcher passes on to a platform job."""
+    try:
+        relative = Path(path).resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return str(path)
+    folder, *rest = relative.parts or ("",)
+    if folder == "bigquery" and len(rest) == 1 and rest[0].endswith(".parquet"):
+        return "bq://" + rest[0][: -len(".parquet")]
+    scheme = {"gcs": "gs", "s3": "s3", "abfss": "abfss", "hdfs": "hdfs"}.get(folder)
+    return f"{scheme}://" + "/".join(rest) if scheme and rest else str(path)

@@ -38,8 +38,11 @@ class ServingModel:
 
 
 def tracking_uri(config: dict[str, Any] | None = None) -> str | None:
+    from mlcompile.emulate.storage import service_url
+
     registry = (config or {}).get("registry") or {}
-    return registry.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = registry.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    return service_url(uri) if uri else None  # under the emulator: its local MLflow
 
 
 def client(config: dict[str, Any] | None = None) -> Any:

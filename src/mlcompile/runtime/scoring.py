@@ -45,7 +45,7 @@ def score_batch(config: dict[str, Any], inputs: dict[str, str], outputs: dict[st
     written = []
     output_uri = params.get("output_uri")
     if output_uri:
-        if output_uri.startswith(("bq://", "table://")):
+        if output_uri.startswith("table://"):
             print(f"warning: {output_uri} is written by the cloud platforms; the scores are in the step's artifact")
         else:
             write_table(output_uri if is_remote(output_uri) else str(local_path(output_uri)), frame)
