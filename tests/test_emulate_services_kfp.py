@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from emulate_services_support import emulation, wait_for  # noqa: E402
 
+from mlcompile.emulate.services.execution import PipelineRun  # noqa: E402
 from mlcompile.emulate.services.kfp import KfpService  # noqa: E402
 
 pytestmark = pytest.mark.emulate
@@ -37,9 +38,9 @@ def package(tmp_path: Path) -> Path:
 def test_runs_created_through_the_kfp_client_are_executed(tmp_path: Path) -> None:
     ran: list[tuple[str, dict[str, Any]]] = []
 
-    def run_pipeline(ir: dict[str, Any], parameters: dict[str, Any], name: str) -> str | None:
-        ran.append((ir["pipelineInfo"]["name"], parameters))
-        return None if parameters["rows"] > 0 else "step train failed: no rows"
+    def run_pipeline(run: PipelineRun) -> str | None:
+        ran.append((run.ir["pipelineInfo"]["name"], run.parameters))
+        return None if run.parameters["rows"] > 0 else "step train failed: no rows"
 
     pipeline_file = package(tmp_path)
     with KfpService(emulation(tmp_path, run_pipeline=run_pipeline)) as api:

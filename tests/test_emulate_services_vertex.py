@@ -15,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from emulate_services_support import REPLICA, TRAINER_IMAGE, emulation, wait_for  # noqa: E402
 
+from mlcompile.emulate.services.execution import PipelineRun  # noqa: E402
 from mlcompile.emulate.services.vertex import VertexService  # noqa: E402
 
 pytestmark = pytest.mark.emulate
@@ -149,9 +150,9 @@ def test_an_endpoint_takes_a_traffic_split_only_when_it_sums_to_100(tmp_path: Pa
 def test_a_pipeline_job_runs_through_the_pipeline_interpreter(tmp_path: Path) -> None:
     ran: list[tuple[str, dict[str, Any], str]] = []
 
-    def run_pipeline(spec: dict[str, Any], parameters: dict[str, Any], name: str) -> str | None:
-        ran.append((spec["pipelineInfo"]["name"], parameters, name))
-        return None if parameters["ok"] else "step train failed"
+    def run_pipeline(run: PipelineRun) -> str | None:
+        ran.append((run.ir["pipelineInfo"]["name"], run.parameters, run.name))
+        return None if run.parameters["ok"] else "step train failed"
 
     with VertexService(emulation(tmp_path, run_pipeline=run_pipeline)) as api:
         pipelines = client(aiplatform_v1.PipelineServiceClient, api)

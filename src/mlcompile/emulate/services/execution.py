@@ -8,17 +8,31 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlcompile.emulate.containers import Images, UnmappedImage, run_container
 from mlcompile.emulate.storage import EMULATE_ROOT_ENV, GCS_MOUNT, local_path
 
-# (pipeline IR, parameter values, name of the run) -> "succeeded" or a failure message
-RunPipeline = Callable[[dict[str, Any], dict[str, Any], str], str]
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """A pipeline run submitted through a platform API: its IR (and kfp's platform-config
+    document), the parameter values it was given, and the platform's name for the run."""
+
+    ir: dict[str, Any]
+    parameters: dict[str, Any]
+    name: str
+    platform: dict[str, Any] = field(default_factory=dict)
+
+
+# runs a submitted pipeline to its end: None when it succeeded, else what failed
+RunPipeline = Callable[[PipelineRun], "str | None"]
 # a `/gcs/b/k` path inside an argument or variable (gcsfuse's mount on Vertex and in KFP tasks)
 _MOUNTED = re.compile(r"(?<![\w./-])" + re.escape(GCS_MOUNT) + r"[^\s,;'\"=]+")
 
@@ -29,6 +43,27 @@ class Execution:
     root: Path  # the emulation root: buckets, tables and the services' own job folders
     run_pipeline: RunPipeline | None = None
     container_timeout: float | None = None
+    env: dict[str, str] = field(default_factory=dict)  # every container gets these (service endpoints, ...)
+    secrets: Mapping[str, str] = field(default_factory=dict)  # Kubernetes secret name -> value
+    _work: list[threading.Thread] = field(default_factory=list, repr=False)
+
+    def background(self, work: Callable[[], None]) -> None:
+        """Run a job's or run's controller on its own thread (tracked, see `wait`)."""
+        thread = threading.Thread(target=work, daemon=True)
+        self._work.append(thread)
+        thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for every job and run started so far (and those they start); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            running = [t for t in self._work if t.is_alive()]
+            if not running:
+                return True
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            running[0].join(remaining)
 
     def folder(self, *parts: str) -> Path:
         """A job's, trial's or replica's own working folder (its logs and scratch files)."""
@@ -46,7 +81,7 @@ class Execution:
         """Run one container in `folder`; returns its exit status (127: it could not start) and
         its log (stdout and stderr)."""
         log = folder / f"{name}.log"
-        environment = {k: self.localize(str(v)) for k, v in env.items()}
+        environment = {k: self.localize(str(v)) for k, v in {**self.env, **env}.items()}
         environment[EMULATE_ROOT_ENV] = str(self.root)
         try:
             status = run_container(
@@ -84,8 +119,3 @@ def run_all(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
         thread.join()
     return results
 
-
-def in_background(work: Callable[[], None]) -> threading.Thread:
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    return thread

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import ParseResult, urlparse
 
@@ -34,6 +35,8 @@ def not_found(what: str) -> ApiError:
 class JsonService:
     def __init__(self) -> None:
         service = self
+        # told the kind of state that changed ("registered", "deployed", "retraining")
+        self.on_change: Callable[[str], None] = lambda kind: None
         self.last_headers: Any = {}
 
         class Handler(BaseHTTPRequestHandler):

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 import yaml
 
-from mlcompile.emulate.services.execution import Execution, in_background
+from mlcompile.emulate.services.execution import Execution, PipelineRun
 from mlcompile.emulate.services.http import JsonService
 from mlcompile.emulate.services.vertex_jobs import now
 
@@ -25,9 +25,12 @@ def not_found(what: str) -> tuple[int, Any]:
     return 404, {"error": f"{what} not found", "message": f"{what} not found", "code": 5}
 
 
-def pipeline_ir(spec: dict[str, Any]) -> dict[str, Any]:
-    """The pipeline spec of a run's `pipeline_spec` (kfp.Client nests it beside a platform spec)."""
-    return spec["pipeline_spec"] if "pipeline_spec" in spec else spec
+def pipeline_documents(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The IR and platform config of a run's `pipeline_spec` (kfp.Client nests the two when
+    the package has a platform config)."""
+    if "pipeline_spec" in spec:
+        return spec["pipeline_spec"], spec.get("platform_spec") or {}
+    return spec, {}
 
 
 class KfpService(JsonService):
@@ -144,9 +147,11 @@ class KfpService(JsonService):
     def _create_run(self, body: dict[str, Any]) -> tuple[int, Any]:
         reference = body.get("pipeline_version_reference") or {}
         if body.get("pipeline_spec"):
-            spec = pipeline_ir(body["pipeline_spec"])
+            spec, platform = pipeline_documents(body["pipeline_spec"])
         elif reference.get("pipeline_version_id") in self.uploads:
-            spec = next(yaml.safe_load_all(self.uploads[reference["pipeline_version_id"]]))
+            documents = [d for d in yaml.safe_load_all(self.uploads[reference["pipeline_version_id"]]) if d]
+            spec = next((d for d in documents if "pipelineInfo" in d), documents[0] if documents else {})
+            platform = next((d for d in documents if "platforms" in d), {})
         else:
             return 400, {"error": "a run needs pipeline_spec or an uploaded pipeline_version_reference", "code": 3}
         run_id = str(uuid.uuid4())
@@ -154,17 +159,18 @@ class KfpService(JsonService):
             self.runs[run_id] = {**body, "run_id": run_id, "state": "PENDING", "created_at": now(), "scheduled_at": now()}
             created = copy.deepcopy(self.runs[run_id])
         if self.execution is not None and self.execution.run_pipeline is not None:
-            in_background(lambda: self._execute(run_id, spec))
+            self.execution.background(lambda: self._execute(run_id, spec, platform))
+        self.on_change("retraining")
         return 200, created
 
-    def _execute(self, run_id: str, spec: dict[str, Any]) -> None:
+    def _execute(self, run_id: str, spec: dict[str, Any], platform: dict[str, Any]) -> None:
         assert self.execution is not None and self.execution.run_pipeline is not None
         with self._lock:
             run = self.runs[run_id]
             run["state"] = "RUNNING"
             parameters = dict((run.get("runtime_config") or {}).get("parameters") or {})
         try:
-            error = self.execution.run_pipeline(spec, parameters, run_id)
+            error = self.execution.run_pipeline(PipelineRun(spec, parameters, run_id, platform))
         except Exception as exc:  # the run must end, whatever the interpreter did
             error = f"the emulator could not run the pipeline: {exc!r}"
         with self._lock:
@@ -175,3 +181,4 @@ class KfpService(JsonService):
             else:
                 run["state"] = "SUCCEEDED"
             run["finished_at"] = now()
+        self.on_change("retraining")

@@ -57,6 +57,7 @@ def reconcile(service: KubeService, key: str, obj: dict[str, Any]) -> None:
         status.update(url=url, address={"url": f"http://{name}.{namespace}.svc.cluster.local"}, components={"predictor": predictor}, conditions=ready, observedGeneration=generation)
 
     service.store.set_status(key, uid, update)
+    service.on_change("deployed")
 
 
 def serving(service: KubeService, key: str) -> list[tuple[dict[str, Any], int]]:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 import yaml
 
 from mlcompile.emulate.services import katib, kserve, pytorchjob
-from mlcompile.emulate.services.execution import Execution, in_background
+from mlcompile.emulate.services.execution import Execution
 from mlcompile.emulate.services.http import JsonService
 from mlcompile.emulate.services.vertex_jobs import now
 
@@ -196,8 +196,8 @@ class KubeService(JsonService):
             controller = self.controllers.get((group, plural))
             if controller is not None:
                 run, background = controller
-                if background:
-                    in_background(lambda: run(self, key, created))
+                if background and self.execution is not None:
+                    self.execution.background(lambda: run(self, key, created))
                 else:
                     run(self, key, created)
             return 201, self.store.get(key)

@@ -1,7 +1,7 @@
 """A pod's main container, run as the emulator runs containers: its image, command, args,
-working directory and literal environment (`valueFrom` entries need a cluster's Secrets and
-ConfigMaps, which the emulation does not have: the variable is set only when this process has
-it), plus what the controller running the pod adds."""
+working directory and environment (a `secretKeyRef` reads the emulation's secret of that name;
+other `valueFrom` entries need a cluster's ConfigMaps or fields: the variable is set only when
+this process has it), plus what the controller running the pod adds."""
 
 from __future__ import annotations
 
@@ -24,8 +24,11 @@ def run_pod(execution: Execution, pod: Mapping[str, Any], name: str | None, env:
     container = container_of(pod, name)
     environment: dict[str, str] = {}
     for entry in container.get("env") or []:
+        secret = ((entry.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
         if "value" in entry:
             environment[entry["name"]] = str(entry["value"])
+        elif secret in execution.secrets:
+            environment[entry["name"]] = execution.secrets[secret]
         elif entry["name"] in os.environ:
             environment[entry["name"]] = os.environ[entry["name"]]
     environment.update(env)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from mlcompile.emulate.services import cloud_monitoring, vertex_feature_store
-from mlcompile.emulate.services.execution import Execution, in_background
+from mlcompile.emulate.services.execution import Execution, PipelineRun
 from mlcompile.emulate.services.http import ApiError, JsonService, invalid, not_found
 from mlcompile.emulate.services.vertex_jobs import JobRequestError, VertexJobs, now
 from mlcompile.emulate.services.vertex_registry import VertexRegistry
@@ -101,7 +101,9 @@ class VertexService(JsonService):
     def _model(self, method: str, parent: str, ident: str | None, verb: str | None, *, query: dict[str, str], body: Any) -> Any:
         name = f"{parent}/models/{ident}"
         if method == "POST" and verb == "upload" and ident is None:
-            return self.done(parent, "UploadModelResponse", self.registry.upload(parent, body))
+            operation = self.done(parent, "UploadModelResponse", self.registry.upload(parent, body))
+            self.on_change("registered")
+            return operation
         if method == "GET" and ident is None:
             return {"models": self.registry.list_models(parent, display_filter(query))}
         if method == "GET" and verb == "listVersions":
@@ -109,7 +111,9 @@ class VertexService(JsonService):
         if method == "GET" and verb is None:
             return self.registry.version(name)
         if method == "POST" and verb == "mergeVersionAliases":
-            return self.registry.merge_aliases(name, list(body.get("versionAliases") or []))
+            merged = self.registry.merge_aliases(name, list(body.get("versionAliases") or []))
+            self.on_change("registered")
+            return merged
         if method == "PATCH" and verb is None:
             return self.registry.update_version(name, body, [f for f in query.get("updateMask", "").split(",") if f])
         raise not_found(f"{method} models")
@@ -144,7 +148,8 @@ class VertexService(JsonService):
                 self.pipeline_jobs[job_id] = {**body, "name": f"{parent}/pipelineJobs/{job_id}", "state": "PIPELINE_STATE_PENDING", "createTime": now()}
                 created = copy.deepcopy(self.pipeline_jobs[job_id])
             if self.execution is not None and self.execution.run_pipeline is not None:
-                in_background(lambda: self._run_pipeline(job_id))
+                self.execution.background(lambda: self._run_pipeline(job_id))
+            self.on_change("retraining")
             return created
         if method == "GET" and ident is None:
             wanted = display_filter(query)
@@ -169,7 +174,7 @@ class VertexService(JsonService):
             spec, runtime = copy.deepcopy(job.get("pipelineSpec") or {}), job.get("runtimeConfig") or {}
         parameters = dict(runtime.get("parameterValues") or runtime.get("parameters") or {})
         try:
-            error = self.execution.run_pipeline(spec, parameters, job_id)
+            error = self.execution.run_pipeline(PipelineRun(spec, parameters, job_id))
         except Exception as exc:  # the job must end, whatever the interpreter did
             error = f"the emulator could not run the pipeline: {exc!r}"
         with self._lock:
@@ -180,6 +185,7 @@ class VertexService(JsonService):
             else:
                 job["state"] = "PIPELINE_STATE_SUCCEEDED"
             job["endTime"] = now()
+        self.on_change("retraining")
 
     # ------------------------------------------------------------------ endpoints
     def _endpoint(self, method: str, parent: str, ident: str | None, verb: str | None, *, query: dict[str, str], body: Any) -> Any:
@@ -191,12 +197,15 @@ class VertexService(JsonService):
         if method == "GET":
             return self.registry.endpoint(ident)
         if method == "PATCH":
-            return self.registry.update_endpoint(ident, body, [f for f in query.get("updateMask", "").split(",") if f])
-        if method == "POST" and verb == "deployModel":
-            return self.done(parent, "DeployModelResponse", self.registry.deploy(ident, body))
-        if method == "POST" and verb == "undeployModel":
-            return self.done(parent, "UndeployModelResponse", self.registry.undeploy(ident, body))
-        raise not_found(f"{method} endpoints/{ident}")
+            answer = self.registry.update_endpoint(ident, body, [f for f in query.get("updateMask", "").split(",") if f])
+        elif method == "POST" and verb == "deployModel":
+            answer = self.done(parent, "DeployModelResponse", self.registry.deploy(ident, body))
+        elif method == "POST" and verb == "undeployModel":
+            answer = self.done(parent, "UndeployModelResponse", self.registry.undeploy(ident, body))
+        else:
+            raise not_found(f"{method} endpoints/{ident}")
+        self.on_change("deployed")
+        return answer
 
     # ------------------------------------------------------------------ schedules
     def _schedule(self, method: str, parent: str, ident: str | None, *, query: dict[str, str], body: Any) -> Any:

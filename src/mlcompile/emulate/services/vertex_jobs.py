@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlcompile.emulate.services.execution import Execution, free_port, in_background, run_all
+from mlcompile.emulate.services.execution import Execution, free_port, run_all
 from mlcompile.emulate.services.search import Parameter, SearchSpaceError, assignments
 
 HYPERTUNE_FILE_ENV = "CLOUD_ML_HP_METRIC_FILE"  # where cloudml-hypertune writes (default /tmp/hypertune/output.metrics)
@@ -91,7 +91,7 @@ class VertexJobs:
             name = f"{parent}/{collection}/{self._next}"
             self.jobs[name] = {**body, "name": name, "state": "JOB_STATE_PENDING", "createTime": now(), "updateTime": now()}
             created = copy.deepcopy(self.jobs[name])
-        in_background(lambda: self._execute(name, collection))
+        self.execution.background(lambda: self._execute(name, collection))
         return created
 
     def get(self, name: str) -> dict[str, Any]:
