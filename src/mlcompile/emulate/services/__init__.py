@@ -19,6 +19,7 @@ from mlcompile.emulate.services.vertex import VertexService
 VERTEX_ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"  # what the launcher and runtime call instead of Google's
 MODEL_VERSION_ENV = "MLCOMPILE_MODEL_VERSION"  # the registry version a KServe predictor serves
 DRAIN_SECONDS = 300.0  # how long the end of a run waits for jobs and runs still going
+POLL_ENV, POLL_SECONDS = "MLCOMPILE_LAUNCH_POLL_SECONDS", "0.5"  # the launcher polls a local job often
 
 
 @dataclass
@@ -62,6 +63,7 @@ def serve(session: Any) -> Iterator[Services]:
     execution = Execution(session.images, session.root, run_pipeline=pipeline_runner(session), secrets=dict(session.config.secrets))
     services = Services(execution)
     with contextlib.ExitStack() as stack:
+        session.env.setdefault(POLL_ENV, POLL_SECONDS)
         if session.platform == "vertex":
             services.vertex = stack.enter_context(VertexService(execution))
             session.env[VERTEX_ENDPOINT_ENV] = services.vertex.url
