@@ -88,7 +88,8 @@ def test_a_tuning_job_runs_its_trials_and_scores_them_from_hypertune(tmp_path: P
 
 
 def test_a_trial_that_reports_no_metric_is_infeasible(tmp_path: Path) -> None:
-    study = {"metrics": [{"metric_id": "auc", "goal": "MAXIMIZE"}], "parameters": [{"parameter_id": "lr", "double_value_spec": {"min_value": 0.1, "max_value": 0.5}}]}
+    # a bound of 0 is left out of the request's JSON (proto3's default)
+    study = {"metrics": [{"metric_id": "auc", "goal": "MAXIMIZE"}], "parameters": [{"parameter_id": "lr", "double_value_spec": {"min_value": 0.0, "max_value": 0.5}}]}
     trial_spec = {"worker_pool_specs": [pool(1)], "base_output_directory": {"output_uri_prefix": "gs://acme-runs/tune"}}
     body = {"display_name": "tune", "study_spec": study, "max_trial_count": 2, "parallel_trial_count": 1, "trial_job_spec": trial_spec}
     with VertexService(emulation(tmp_path)) as api:
@@ -96,7 +97,7 @@ def test_a_trial_that_reports_no_metric_is_infeasible(tmp_path: Path) -> None:
         created = jobs.create_hyperparameter_tuning_job(parent=PARENT, hyperparameter_tuning_job=body)
         job = wait_for(lambda: jobs.get_hyperparameter_tuning_job(name=created.name), lambda j: j.state.name in ENDED)
     assert job.state.name == "JOB_STATE_FAILED" and {t.state.name for t in job.trials} == {"INFEASIBLE"}
-    assert all(0.1 <= t.parameters[0].value <= 0.5 for t in job.trials)  # random draws within the range
+    assert all(0.0 <= t.parameters[0].value <= 0.5 for t in job.trials)  # random draws within the range
     assert "reported none of auc" in job.error.message
 
 

@@ -46,12 +46,13 @@ def study_parameters(study: dict[str, Any]) -> list[Parameter]:
     for spec in study.get("parameters") or []:
         log = enum(spec, "scaleType") == "UNIT_LOG_SCALE"
         name = spec["parameterId"]
+        # JSON leaves out a bound that is 0 (proto3's default)
         if "doubleValueSpec" in spec:
             bounds = spec["doubleValueSpec"]
-            parameters.append(Parameter(name, "double", float(bounds["minValue"]), float(bounds["maxValue"]), log=log))
+            parameters.append(Parameter(name, "double", float(bounds.get("minValue", 0)), float(bounds.get("maxValue", 0)), log=log))
         elif "integerValueSpec" in spec:
             bounds = spec["integerValueSpec"]
-            parameters.append(Parameter(name, "int", int(bounds["minValue"]), int(bounds["maxValue"]), log=log))
+            parameters.append(Parameter(name, "int", int(bounds.get("minValue", 0)), int(bounds.get("maxValue", 0)), log=log))
         elif "categoricalValueSpec" in spec:
             parameters.append(Parameter(name, "categorical", values=tuple(spec["categoricalValueSpec"]["values"])))
         elif "discreteValueSpec" in spec:
