@@ -7,11 +7,13 @@ job and run they start executes on this machine through the emulator (see docs/e
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from mlcompile.emulate.services.execution import Execution, PipelineRun
+from mlcompile.emulate.services.http import JsonService
 from mlcompile.emulate.services.kfp import KfpService
 from mlcompile.emulate.services.kube import KubeService
 from mlcompile.emulate.services.vertex import VertexService
@@ -76,7 +78,7 @@ def serve(session: Any) -> Iterator[Services]:
                 session.hosts[storage.netloc(str(host))] = storage.netloc(services.kfp.url)
         for service in (services.vertex, services.kube, services.kfp):
             if service is not None:
-                service.on_change = lambda kind, service=service: _observe(session, service, kind)
+                service.on_change = functools.partial(_observe, session, service)
         execution.env.update(session.context().env)
         try:
             yield services
@@ -84,7 +86,7 @@ def serve(session: Any) -> Iterator[Services]:
             execution.wait(DRAIN_SECONDS)
 
 
-def _observe(session: Any, service: Any, kind: str) -> None:
+def _observe(session: Any, service: JsonService, kind: str) -> None:
     facts = _facts(session, service, kind)
     if facts is not None:
         session.facts[kind] = facts

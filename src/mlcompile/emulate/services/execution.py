@@ -47,6 +47,15 @@ class Execution:
     secrets: Mapping[str, str] = field(default_factory=dict)  # Kubernetes secret name -> value
     _work: list[threading.Thread] = field(default_factory=list, repr=False)
 
+    def pipeline(self, request: PipelineRun) -> str | None:
+        """Run a submitted pipeline to its end: None when it succeeded, else what failed (a
+        defect of the interpreter fails the run rather than leaving it running forever)."""
+        assert self.run_pipeline is not None
+        try:
+            return self.run_pipeline(request)
+        except Exception as exc:
+            return f"the emulator could not run the pipeline: {exc!r}"
+
     def background(self, work: Callable[[], None]) -> None:
         """Run a job's or run's controller on its own thread (tracked, see `wait`)."""
         thread = threading.Thread(target=work, daemon=True)

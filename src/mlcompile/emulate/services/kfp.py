@@ -164,15 +164,12 @@ class KfpService(JsonService):
         return 200, created
 
     def _execute(self, run_id: str, spec: dict[str, Any], platform: dict[str, Any]) -> None:
-        assert self.execution is not None and self.execution.run_pipeline is not None
+        assert self.execution is not None
         with self._lock:
             run = self.runs[run_id]
             run["state"] = "RUNNING"
             parameters = dict((run.get("runtime_config") or {}).get("parameters") or {})
-        try:
-            error = self.execution.run_pipeline(PipelineRun(spec, parameters, run_id, platform))
-        except Exception as exc:  # the run must end, whatever the interpreter did
-            error = f"the emulator could not run the pipeline: {exc!r}"
+        error = self.execution.pipeline(PipelineRun(spec, parameters, run_id, platform))
         with self._lock:
             if run["state"] == "CANCELING":
                 run["state"] = "CANCELED"

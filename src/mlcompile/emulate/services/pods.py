@@ -27,7 +27,7 @@ def run_pod(execution: Execution, pod: Mapping[str, Any], name: str | None, env:
         secret = ((entry.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
         if "value" in entry:
             environment[entry["name"]] = str(entry["value"])
-        elif secret in execution.secrets:
+        elif secret is not None and secret in execution.secrets:
             environment[entry["name"]] = execution.secrets[secret]
         elif entry["name"] in os.environ:
             environment[entry["name"]] = os.environ[entry["name"]]
