@@ -151,7 +151,7 @@ def test_vertex_registration_uploads_a_model_then_new_versions_with_aliases(tmp_
     assert second["request"]["parentModel"] == name  # a new version of the same model
     assert first["request"]["model"]["artifactUri"] == "gs://acme/run/train/model"
     assert first["request"]["model"]["versionAliases"] == ["candidate"]  # approval manual: production is a human's move
-    assert (first["resource"]["versionAliases"], second["resource"]["versionAliases"]) == (["default"], ["candidate"])  # an alias names one version
+    assert (first["aliases"], second["aliases"]) == (["default"], ["candidate"])  # an alias names one version; the first is the default
     assert first["request"]["model"]["labels"]["mlcompile-system"] == "churn-prediction"
 
 
@@ -161,4 +161,4 @@ def test_vertex_registration_with_auto_approval_also_marks_production(tmp_path: 
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
         assert run(config, "register", {"model": "/gcs/acme/m", "metrics": "/gcs/acme/x"}, {}) == 0
         ((name, model),) = api.models.items()
-    assert model["versions"][0]["resource"]["versionAliases"] == ["candidate", "production", "default"]
+    assert model["versions"][0]["aliases"] == ["candidate", "production", "default"]

@@ -107,8 +107,8 @@ def _facts(session: Any, service: Any, kind: str) -> dict[str, Any] | None:
         entry = next((m for n, m in service.models.items() if n.endswith(f"/models/{plan.registry.model}")), None)
         if entry is None or not entry["versions"]:
             return None
-        newest = entry["versions"][-1]["resource"]
-        return {"model": plan.registry.model, "version": newest["versionId"], "registry": "vertex", "aliases": list(newest["versionAliases"])}
+        newest = entry["versions"][-1]
+        return {"model": plan.registry.model, "version": newest["model"]["versionId"], "registry": "vertex", "aliases": list(newest["aliases"])}
     if kind != "deployed" or plan.online is None:
         return None
     traffic: dict[str, int] = {}

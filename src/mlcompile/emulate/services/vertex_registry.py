@@ -17,7 +17,7 @@ DEFAULT_ALIAS = "default"
 
 class VertexRegistry:
     def __init__(self) -> None:
-        # model name -> {"name", "versions": [{"request": upload request, "resource": Model}]}
+        # model name -> {"name", "versions": [{"request": upload, "model": Model, "aliases": [...]}]}
         self.models: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, dict[str, Any]] = {}  # endpoint id -> Endpoint
         self._lock = threading.RLock()
@@ -46,10 +46,16 @@ class VertexRegistry:
                 aliases.append(DEFAULT_ALIAS)
             self._check_aliases(aliases)
             stamp = now()
-            resource = {**body["model"], "name": name, "versionId": version, "versionAliases": [], "createTime": stamp, "updateTime": stamp, "versionCreateTime": stamp, "versionUpdateTime": stamp}
-            entry["versions"].append({"request": body, "resource": resource})
-            self._move_aliases(entry, resource, aliases)
+            model = {**body["model"], "name": name, "versionId": version, "createTime": stamp, "updateTime": stamp, "versionCreateTime": stamp, "versionUpdateTime": stamp}
+            model.pop("versionAliases", None)
+            entry["versions"].append({"request": body, "model": model, "aliases": []})
+            self._move_aliases(entry, entry["versions"][-1], aliases)
             return {"model": name, "modelVersionId": version}
+
+    @staticmethod
+    def resource(version: dict[str, Any]) -> dict[str, Any]:
+        """A version as the API answers it: the Model with its version aliases."""
+        return copy.deepcopy({**version["model"], "versionAliases": version["aliases"]})
 
     @staticmethod
     def _check_aliases(aliases: list[str]) -> None:
@@ -66,14 +72,14 @@ class VertexRegistry:
             if alias.startswith("-"):
                 if alias[1:] == DEFAULT_ALIAS:
                     raise invalid("the default alias cannot be removed; add it to another version instead")
-                target["versionAliases"] = [a for a in target["versionAliases"] if a != alias[1:]]
+                target["aliases"] = [a for a in target["aliases"] if a != alias[1:]]
                 continue
             for version in entry["versions"]:
-                version["resource"]["versionAliases"] = [a for a in version["resource"]["versionAliases"] if a != alias]
-            target["versionAliases"].append(alias)
-            target["versionUpdateTime"] = now()
+                version["aliases"] = [a for a in version["aliases"] if a != alias]
+            target["aliases"].append(alias)
+            target["model"]["versionUpdateTime"] = now()
 
-    def version(self, reference: str) -> dict[str, Any]:
+    def _record(self, reference: str) -> dict[str, Any]:
         """The version `models/ID`, `models/ID@VERSION` or `models/ID@ALIAS` names (no suffix:
         the default version)."""
         name, _, wanted = reference.partition("@")
@@ -81,16 +87,19 @@ class VertexRegistry:
             if name not in self.models:
                 raise not_found(f"Model {name}")
             for version in self.models[name]["versions"]:
-                resource = version["resource"]
-                if wanted == resource["versionId"] or (wanted or DEFAULT_ALIAS) in resource["versionAliases"]:
-                    return copy.deepcopy(resource)
+                if wanted == version["model"]["versionId"] or (wanted or DEFAULT_ALIAS) in version["aliases"]:
+                    return version
         raise not_found(f"Model {reference}")
+
+    def version(self, reference: str) -> dict[str, Any]:
+        with self._lock:
+            return self.resource(self._record(reference))
 
     def list_versions(self, name: str) -> list[dict[str, Any]]:
         with self._lock:
             if name not in self.models:
                 raise not_found(f"Model {name}")
-            return [copy.deepcopy(v["resource"]) for v in self.models[name]["versions"]]
+            return [self.resource(v) for v in self.models[name]["versions"]]
 
     def list_models(self, parent: str, display_name: str | None) -> list[dict[str, Any]]:
         with self._lock:
@@ -100,25 +109,23 @@ class VertexRegistry:
 
     def merge_aliases(self, reference: str, aliases: list[str]) -> dict[str, Any]:
         self._check_aliases(aliases)
-        target = self.version(reference)
         with self._lock:
-            entry = self.models[target["name"]]
-            resource = next(v["resource"] for v in entry["versions"] if v["resource"]["versionId"] == target["versionId"])
-            self._move_aliases(entry, resource, aliases)
-            return copy.deepcopy(resource)
+            target = self._record(reference)
+            self._move_aliases(self.models[target["model"]["name"]], target, aliases)
+            return self.resource(target)
 
     def update_version(self, reference: str, body: dict[str, Any], mask: list[str]) -> dict[str, Any]:
         """UpdateModel of one version (`models/ID@VERSION`): its labels and descriptions."""
-        target = self.version(reference)
         with self._lock:
-            resource = next(v["resource"] for v in self.models[target["name"]]["versions"] if v["resource"]["versionId"] == target["versionId"])
+            target = self._record(reference)
+            resource = target["model"]
             for field in mask:
                 key = "".join(part.title() if i else part for i, part in enumerate(field.split("_")))
                 if key not in ("labels", "versionDescription", "description", "displayName"):
                     raise invalid(f"update_mask: {field} cannot be updated")
                 resource[key] = body.get(key)
             resource["versionUpdateTime"] = now()
-            return copy.deepcopy(resource)
+            return self.resource(target)
 
     # ------------------------------------------------------------------ endpoints
     def create_endpoint(self, parent: str, ident: str | None, body: dict[str, Any]) -> dict[str, Any]:
