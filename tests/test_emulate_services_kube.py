@@ -150,3 +150,16 @@ def test_an_inference_service_splits_traffic_by_its_canary_percent(tmp_path: Pat
         assert traffic(objects) == [("scorer-predictor-00002", 100)]
         revisions = [r["predictor"]["model"]["storageUri"] for r in api.revisions[f"{NS}/inferenceservices/scorer"]]
     assert revisions == ["gs://acme/models/1", "gs://acme/models/2"]
+
+
+def test_a_deleted_experiment_starts_no_more_trials(tmp_path: Path) -> None:
+    body = experiment([{"name": "MODEL_URI", "value": "gs://acme/katib/model"}], [], parallelTrialCount=1)
+    body["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] = ["python", "-c", "import time; time.sleep(1.5)"]
+    with KubeService(emulation(tmp_path)) as api:
+        objects = custom_objects(api, tmp_path)
+        objects.create_namespaced_custom_object("kubeflow.org", "v1beta1", NS, "experiments", body)
+        wait_for(lambda: objects.list_namespaced_custom_object("kubeflow.org", "v1beta1", NS, "trials")["items"], bool)
+        objects.delete_namespaced_custom_object("kubeflow.org", "v1beta1", NS, "experiments", "tune")
+        assert api.execution is not None and api.execution.wait(30)
+        trials = objects.list_namespaced_custom_object("kubeflow.org", "v1beta1", NS, "trials")["items"]
+    assert len(trials) == 1

@@ -165,3 +165,17 @@ def test_a_pipeline_job_runs_through_the_pipeline_interpreter(tmp_path: Path) ->
     assert [j.state.name for j in ended] == ["PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED"]
     assert ended[1].error.message == "step train failed"
     assert sorted(ran, key=lambda r: r[2]) == [("churn-training", {"ok": False}, "retrain-false"), ("churn-training", {"ok": True}, "retrain-true")]
+
+
+def test_a_cancelled_tuning_job_starts_no_more_trials(tmp_path: Path) -> None:
+    study = {"metrics": [{"metric_id": "auc", "goal": "MAXIMIZE"}], "parameters": [{"parameter_id": "lr", "discrete_value_spec": {"values": [0.1, 0.3, 0.5]}}]}
+    slow = pool(1, command=["python", "-c", "import time; time.sleep(1.5)"])
+    body = {"display_name": "tune", "study_spec": study, "max_trial_count": 3, "parallel_trial_count": 1, "trial_job_spec": {"worker_pool_specs": [slow]}}
+    with VertexService(emulation(tmp_path)) as api:
+        jobs = client(aiplatform_v1.JobServiceClient, api)
+        created = jobs.create_hyperparameter_tuning_job(parent=PARENT, hyperparameter_tuning_job=body)
+        wait_for(lambda: jobs.get_hyperparameter_tuning_job(name=created.name), lambda j: len(j.trials) == 1)
+        jobs.cancel_hyperparameter_tuning_job(name=created.name)
+        assert jobs.get_hyperparameter_tuning_job(name=created.name).state.name == "JOB_STATE_CANCELLING"
+        job = wait_for(lambda: jobs.get_hyperparameter_tuning_job(name=created.name), lambda j: j.state.name in ENDED)
+    assert job.state.name == "JOB_STATE_CANCELLED" and len(job.trials) == 1

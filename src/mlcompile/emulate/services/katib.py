@@ -14,6 +14,7 @@ import json
 import random
 import re
 import string
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,6 +140,7 @@ class _Experiment:
         self.goal = float(objective["goal"]) if objective.get("goal") is not None else None
         self.trials: dict[str, dict[str, Any]] = {}  # name -> {"state", "assignment", "values"}
         self.stop_reason: str | None = None
+        self._lock = threading.RLock()  # trials run on several threads
 
     def alive(self) -> bool:
         return self.service.store.set_status(self.key, self.uid, lambda s: None)
@@ -151,8 +153,9 @@ class _Experiment:
         return strategy(scored, key=lambda item: strategy(item[1]["values"][self.metric]))
 
     def publish(self, final: tuple[str, str, str] | None = None) -> None:
-        states = {n: t["state"] for n, t in self.trials.items()}
-        best = self.best()
+        with self._lock:
+            states = {n: t["state"] for n, t in self.trials.items()}
+            best = self.best()
 
         def update(status: dict[str, Any]) -> None:
             status.setdefault("startTime", now())
@@ -211,7 +214,8 @@ class _Experiment:
         rewrites = {file_path: str(folder / "metrics" / Path(file_path).name)} if collector == "File" and file_path else {}
         (folder / "metrics").mkdir(exist_ok=True)  # Katib mounts the metrics file's folder into the pod
         job = trial_job(template, name, self.namespace, assignment, rewrites)
-        self.trials[name] = {"state": "Running", "assignment": assignment, "values": {}}
+        with self._lock:
+            self.trials[name] = {"state": "Running", "assignment": assignment, "values": {}}
         self._trial_object(name, job, assignment)
         self.publish()
         try:
@@ -224,7 +228,8 @@ class _Experiment:
             lines = [line for line in source.read_text(encoding="utf-8", errors="replace").splitlines() if not line.startswith("$ ")]
         values = collect(self.spec.get("metricsCollectorSpec") or {}, lines, self.names)
         state = "Failed" if error else ("Succeeded" if values.get(self.metric) else "MetricsUnavailable")
-        self.trials[name].update(state=state, values=values)
+        with self._lock:
+            self.trials[name].update(state=state, values=values)
         self._trial_status(name, state, error, values)
         if state == "Succeeded" and self.goal is not None:
             value = values[self.metric][-1]
