@@ -98,3 +98,25 @@ def test_a_kubeflow_run_gets_the_kubernetes_and_kfp_apis(tmp_path: Path) -> None
     assert emulated.facts["deployed"] == {"endpoint": "scorer", "version": "2", "traffic": {"2": 10, "1": 90}}  # the approved version takes the canary share
     assert emulated.facts["retraining"] == {"submitted": submitted.run_id, "state": "succeeded"}
     assert [(r.name, r.status) for r in emulated.results] == [("churn-training", "SUCCEEDED")]
+
+
+def test_a_vertex_run_starts_where_deploy_leaves_the_platform(tmp_path: Path) -> None:
+    from mlcompile.build import compile_system, select_profiles, write_builds
+
+    root = Path(__file__).resolve().parents[1]
+    spec = str(root / "examples" / "churn" / "mlcompile.yaml")
+    compiled = compile_system(spec, select_profiles(spec, [str(root / "targets" / "gcp-prod.yaml")], "run"), render=True, git_commit=None).results[0]
+    (build,) = write_builds([compiled], tmp_path / "build")
+    emulated = session(tmp_path, **compiled.plan.platform_settings)
+    emulated.plan.training = compiled.plan.training
+    emulated.build, emulated.system = build, compiled.plan.system
+    emulated.run_pipeline_file = lambda path, parameters=None: SimpleNamespace(status="SUCCEEDED")  # the emulator's own run
+    with serve(emulated) as services:
+        endpoints = aiplatform_v1.EndpointServiceClient(client_options={"api_endpoint": services.vertex.url}, credentials=AnonymousCredentials(), transport="rest")
+        parent = f"projects/{compiled.plan.platform_settings['project']}/locations/{compiled.plan.platform_settings['region']}"
+        assert endpoints.get_endpoint(name=f"{parent}/endpoints/churn-scorer").display_name == "churn-scorer"  # the deploy step deploys to it
+        (training,) = services.vertex.pipeline_jobs.values()  # deploy's training job: the emulator's first training run
+        assert training["state"] == "PIPELINE_STATE_PENDING"
+        emulated.run_pipeline_file(build / "pipelines" / f"{compiled.plan.training.name}.yaml")
+        assert training["state"] == "PIPELINE_STATE_SUCCEEDED"
+        assert "retraining" not in emulated.facts  # nothing was submitted through the API

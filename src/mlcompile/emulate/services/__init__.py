@@ -16,6 +16,7 @@ from mlcompile.emulate.services.execution import Execution, PipelineRun
 from mlcompile.emulate.services.http import JsonService
 from mlcompile.emulate.services.kfp import KfpService
 from mlcompile.emulate.services.kube import KubeService
+from mlcompile.emulate.services.provision import follow, provision_vertex
 from mlcompile.emulate.services.vertex import VertexService
 
 VERTEX_ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"  # what the launcher and runtime call instead of Google's
@@ -69,6 +70,9 @@ def serve(session: Any) -> Iterator[Services]:
         if session.platform == "vertex":
             services.vertex = stack.enter_context(VertexService(execution))
             session.env[VERTEX_ENDPOINT_ENV] = services.vertex.url
+            if getattr(session, "build", None) is not None:  # what deploy leaves: endpoints, the training job
+                original = follow(session, services.vertex, provision_vertex(session, services.vertex))
+                stack.callback(setattr, session, "run_pipeline_file", original)
         else:
             services.kube = stack.enter_context(KubeService(execution))
             services.kfp = stack.enter_context(KfpService(execution))
@@ -101,8 +105,8 @@ def _facts(session: Any, service: Any, kind: str) -> dict[str, Any] | None:
         if runs is not None:  # the KFP API
             first = min(runs.values(), key=lambda r: r["created_at"])
             return {"submitted": first["run_id"], "state": first["state"].lower()}
-        job = min(service.pipeline_jobs.values(), key=lambda j: j["createTime"])
-        return {"submitted": job["name"].rsplit("/", 1)[1], "state": job["state"].removeprefix("PIPELINE_STATE_").lower()}
+        job = service.pipeline_jobs[service.submitted[0]]
+        return {"submitted": service.submitted[0], "state": job["state"].removeprefix("PIPELINE_STATE_").lower()}
     if isinstance(service, VertexService) and kind == "registered":
         entry = next((m for n, m in service.models.items() if n.endswith(f"/models/{plan.registry.model}")), None)
         if entry is None or not entry["versions"]:

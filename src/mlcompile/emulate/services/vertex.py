@@ -42,6 +42,7 @@ class VertexService(JsonService):
         self.jobs: dict[str, dict[str, Any]] = {}
         self._jobs = VertexJobs(execution, self.jobs) if execution is not None else None
         self.pipeline_jobs: dict[str, dict[str, Any]] = {}  # job id -> PipelineJob
+        self.submitted: list[str] = []  # ids of the PipelineJobs created through the API, in order
         self.schedules: dict[str, dict[str, Any]] = {}
         self.feature_store: dict[str, dict[str, Any]] = {}
         self.monitoring: dict[str, dict[str, Any]] = {}  # Cloud Monitoring: notification channels and alert policies
@@ -146,6 +147,7 @@ class VertexService(JsonService):
                 if job_id in self.pipeline_jobs:
                     raise ApiError(409, "ALREADY_EXISTS", f"PipelineJob {job_id} already exists")
                 self.pipeline_jobs[job_id] = {**body, "name": f"{parent}/pipelineJobs/{job_id}", "state": "PIPELINE_STATE_PENDING", "createTime": now()}
+                self.submitted.append(job_id)
                 created = copy.deepcopy(self.pipeline_jobs[job_id])
             if self.execution is not None and self.execution.run_pipeline is not None:
                 self.execution.background(lambda: self._run_pipeline(job_id))
