@@ -79,7 +79,7 @@ def _context(tmp_path: Path, **extra) -> EmulationContext:
     return EmulationContext(Images(RUNTIME), tmp_path / "root", tmp_path / "work", **extra)
 
 
-def _seen(result, root: Path) -> dict[str, str]:
+def _seen(result) -> dict[str, str]:
     return {name: task.parameters["seen"] for name, task in result.tasks.items() if "seen" in task.parameters}
 
 
@@ -88,7 +88,7 @@ def test_the_default_parameters_pick_the_if_branch_and_pass_the_artifact_by_path
     result = run_pipeline(ir, parameters={}, context=_context(tmp_path), platform=platform, run_id="run-1")
     assert result.status == SUCCEEDED
     uri = "gs://bucket/root/run-1/write/out"  # KFP's layout: <pipeline root>/<run>/<task>/<output>
-    assert _seen(result, tmp_path) == {"read": f"two:hi:{uri}"}
+    assert _seen(result) == {"read": f"two:hi:{uri}"}
     assert storage.local_path(uri, tmp_path / "root").read_text() == "hi"
     assert result.tasks["condition-3"].status == SKIPPED and result.tasks["condition-4"].status == SKIPPED
     assert "read-2" not in result.tasks and "read-3" not in result.tasks
@@ -99,7 +99,7 @@ def test_elif_and_else_run_exactly_one_branch(tmp_path: Path, sides: int, branch
     ir, platform = _compile(dice, tmp_path)
     result = run_pipeline(ir, parameters={"sides": sides, "greeting": "yo"}, context=_context(tmp_path), platform=platform, run_id="r")
     assert result.status == SUCCEEDED
-    assert _seen(result, tmp_path) == {branch: f"{label}:yo:gs://bucket/root/r/write/out"}
+    assert _seen(result) == {branch: f"{label}:yo:gs://bucket/root/r/write/out"}
 
 
 def test_a_failing_task_fails_the_run_and_its_dependents_are_not_triggered(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ boolean literals, `== != < <= > >=`, `!`, `&&`, `||` and parentheses."""
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|(?P<string>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
@@ -58,19 +58,17 @@ class _Parser:
         return token
 
     def disjunction(self) -> Any:
-        value = self.conjunction()
-        while self.peek() == "||":
-            self.take()
-            right = self.conjunction()
-            value = self._bool(value) or self._bool(right)
-        return value
+        return self._chain("||", self.conjunction, lambda left, right: left or right)
 
     def conjunction(self) -> Any:
-        value = self.comparison()
-        while self.peek() == "&&":
+        return self._chain("&&", self.comparison, lambda left, right: left and right)
+
+    def _chain(self, operator: str, operand: Callable[[], Any], combine: Callable[[bool, bool], bool]) -> Any:
+        value = operand()
+        while self.peek() == operator:
             self.take()
-            right = self.comparison()
-            value = self._bool(value) and self._bool(right)
+            right = operand()  # CEL evaluates both sides; an error on either is an error
+            value = combine(self._bool(value), self._bool(right))
         return value
 
     def comparison(self) -> Any:

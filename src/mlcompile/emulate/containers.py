@@ -94,12 +94,7 @@ def run_container(
         try:
             return process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
             sink.write(f"timed out after {timeout:g}s\n".encode())
             return 124
 
@@ -127,17 +122,9 @@ def _module_child(module: str, args: list[str], env: dict[str, str], log_path: s
     """`python -m module args…` inside a forked child: output to the log, exit with its status."""
     import runpy
 
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(cwd)
-    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    from mlcompile.local.workers import enter_forked_child
+
+    enter_forked_child(env, log_path, cwd)
     sys.argv = [module, *args]
     code: int = 0
     try:
@@ -152,3 +139,13 @@ def _module_child(module: str, args: list[str], env: dict[str, str], log_path: s
     sys.stdout.flush()
     sys.stderr.flush()
     raise SystemExit(code)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, ten seconds to finish (a platform's grace period), then SIGKILL."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -75,7 +75,7 @@ def load_documents(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
     ir = next((doc for doc in documents if "pipelineInfo" in doc), None)
     if ir is None:
         raise PipelineError("no pipeline spec (pipelineInfo) in the file")
-    platform = next((doc for doc in documents if "platforms" in doc), {})
+    platform: dict[str, Any] = next((doc for doc in documents if "platforms" in doc), {})
     return ir, platform
 
 
@@ -87,7 +87,7 @@ def run_pipeline(
     run = _Run(ir, platform or {}, context, name, run_id)
     started = time.monotonic()
     inputs = run.pipeline_inputs(parameters)
-    run.dag(ir["root"], inputs, {})
+    run.dag(ir["root"], inputs)
     status = FAILED if any(task.status == FAILED for task in run.results.values()) else SUCCEEDED
     return PipelineResult(name, run_id, status, run.results, time.monotonic() - started)
 
@@ -121,42 +121,29 @@ class _Run:
 
     def task_inputs(self, spec: dict[str, Any], scope: dict[str, Any], done: dict[str, TaskResult]) -> dict[str, Any] | str:
         """The task's parameter values and artifacts, or the name of a producer that gave none."""
-        parameters: dict[str, Any] = {}
-        artifacts: dict[str, dict[str, Any]] = {}
-        for key, source in spec.get("inputs", {}).get("parameters", {}).items():
-            if "componentInputParameter" in source:
-                name = source["componentInputParameter"]
-                if name not in scope["parameters"]:
-                    return f"input {name}"
-                parameters[key] = scope["parameters"][name]
-            elif "taskOutputParameter" in source:
-                ref = source["taskOutputParameter"]
-                producer = done.get(ref["producerTask"])
-                if producer is None or ref["outputParameterKey"] not in producer.parameters:
-                    return ref["producerTask"]
-                parameters[key] = producer.parameters[ref["outputParameterKey"]]
-            elif "runtimeValue" in source:
-                parameters[key] = source["runtimeValue"].get("constant")
-            else:
-                raise PipelineError(f"input parameter {key}: unsupported source {sorted(source)}")
-        for key, source in spec.get("inputs", {}).get("artifacts", {}).items():
-            if "componentInputArtifact" in source:
-                name = source["componentInputArtifact"]
-                if name not in scope["artifacts"]:
-                    return f"input {name}"
-                artifacts[key] = scope["artifacts"][name]
-            elif "taskOutputArtifact" in source:
-                ref = source["taskOutputArtifact"]
-                producer = done.get(ref["producerTask"])
-                if producer is None or ref["outputArtifactKey"] not in producer.artifacts:
-                    return ref["producerTask"]
-                artifacts[key] = producer.artifacts[ref["outputArtifactKey"]]
-            else:
-                raise PipelineError(f"input artifact {key}: unsupported source {sorted(source)}")
-        return {"parameters": parameters, "artifacts": artifacts}
+        found: dict[str, dict[str, Any]] = {"parameters": {}, "artifacts": {}}
+        for kind, singular in (("parameters", "Parameter"), ("artifacts", "Artifact")):
+            for key, source in spec.get("inputs", {}).get(kind, {}).items():
+                if f"componentInput{singular}" in source:
+                    name = source[f"componentInput{singular}"]
+                    if name not in scope[kind]:
+                        return f"input {name}"
+                    found[kind][key] = scope[kind][name]
+                elif f"taskOutput{singular}" in source:
+                    ref = source[f"taskOutput{singular}"]
+                    producer = done.get(ref["producerTask"])
+                    produced = getattr(producer, kind, {})
+                    if ref[f"output{singular}Key"] not in produced:
+                        return ref["producerTask"]
+                    found[kind][key] = produced[ref[f"output{singular}Key"]]
+                elif kind == "parameters" and "runtimeValue" in source:
+                    found[kind][key] = source["runtimeValue"].get("constant")
+                else:
+                    raise PipelineError(f"input {singular.lower()} {key}: unsupported source {sorted(source)}")
+        return found
 
     # -- DAGs -----------------------------------------------------------------------------
-    def dag(self, component: dict[str, Any], scope: dict[str, Any], outer: dict[str, TaskResult]) -> dict[str, TaskResult]:
+    def dag(self, component: dict[str, Any], scope: dict[str, Any]) -> dict[str, TaskResult]:
         tasks = component["dag"]["tasks"]
         graph = {name: set(spec.get("dependentTasks", [])) | _producers(spec) for name, spec in tasks.items()}
         try:
@@ -194,7 +181,7 @@ class _Run:
 
     def sub_dag(self, name: str, component: dict[str, Any], inputs: dict[str, Any]) -> TaskResult:
         started = time.monotonic()
-        inner = self.dag(component, inputs, {})
+        inner = self.dag(component, inputs)
         status = FAILED if any(task.status == FAILED for task in inner.values()) else SUCCEEDED
         result = TaskResult(name, status, seconds=time.monotonic() - started, reason="" if status == SUCCEEDED else "a task inside failed")
         outputs = component["dag"].get("outputs", {})

@@ -269,7 +269,19 @@ def check_for_profile(system: MLSystem, source_map: SourceMap, target: Target) -
                 f"a file:// URI cannot be read on {target.platform} (profile '{target.name}')",
                 f"replace it under overrides.{target.name} with a URI the platform reads",
             )
+        elif target.platform == "vertex" and uri_scheme(uri) not in VERTEX_SCHEMES:
+            # a Vertex job runs with Google credentials only: no AWS or Azure keys reach it
+            what = "write the batch scores to" if path[0] == "deployment" else "read"
+            report = c.error if path[0] == "deployment" else c.warning
+            report(
+                path,
+                f"Vertex AI jobs cannot {what} {uri} (profile '{target.name}'): they hold Google Cloud credentials only",
+                f"use a gs:// or bq:// URI under overrides.{target.name}",
+            )
     return c.diagnostics
+
+
+VERTEX_SCHEMES = ("gs", "bq")
 
 
 def check_target(target: Target, source_map: SourceMap, available_platforms: Iterable[str]) -> list[Diagnostic]:
