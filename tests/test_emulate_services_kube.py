@@ -149,7 +149,12 @@ def test_an_inference_service_splits_traffic_by_its_canary_percent(tmp_path: Pat
         objects.patch_namespaced_custom_object("serving.kserve.io", "v1beta1", NS, "inferenceservices", "scorer", promoted)
         assert traffic(objects) == [("scorer-predictor-00002", 100)]
         revisions = [r["predictor"]["model"]["storageUri"] for r in api.revisions[f"{NS}/inferenceservices/scorer"]]
+        stale = objects.get_namespaced_custom_object("serving.kserve.io", "v1beta1", NS, "inferenceservices", "scorer")
+        objects.patch_namespaced_custom_object("serving.kserve.io", "v1beta1", NS, "inferenceservices", "scorer", {"metadata": {"labels": {"team": "growth"}}})
+        with pytest.raises(kubernetes.client.ApiException) as conflict:  # a replace of what someone else changed since
+            objects.replace_namespaced_custom_object("serving.kserve.io", "v1beta1", NS, "inferenceservices", "scorer", stale)
     assert revisions == ["gs://acme/models/1", "gs://acme/models/2"]
+    assert conflict.value.status == 409
 
 
 def test_a_deleted_experiment_starts_no_more_trials(tmp_path: Path) -> None:

@@ -211,8 +211,11 @@ class KubeService(JsonService):
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": plural, "uid": removed["metadata"].get("uid")}}
         if method in ("PUT", "PATCH"):
             current = self.store.get(key)
-            if method == "PUT" and (body.get("metadata") or {}).get("name") != name:
-                raise KubeError(400, "BadRequest", f"the name of the object ({(body.get('metadata') or {}).get('name')}) does not match the name on the URL ({name})")
+            given = body.get("metadata") or {} if isinstance(body, dict) else {}
+            if method == "PUT" and given.get("name") != name:
+                raise KubeError(400, "BadRequest", f"the name of the object ({given.get('name')}) does not match the name on the URL ({name})")
+            if given.get("resourceVersion") and given["resourceVersion"] != current["metadata"]["resourceVersion"]:
+                raise KubeError(409, "Conflict", f"Operation cannot be fulfilled on {plural} \"{name}\": the object has been modified; please apply your changes to the latest version and try again")
             if method == "PATCH":
                 body = json_patch(current, body) if "json-patch" in content_type else merge_patch(current, body)
             updated = self.store.replace(key, body, status_only=bool(status))
