@@ -89,7 +89,7 @@ def test_on_vertex_the_champion_batch_scoring_and_deploy_read_what_register_uplo
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
         register_on_vertex(register, trained, tmp_path, 0.81)
         versions = api.models[MODEL]["versions"]
-        assert [v["aliases"] for v in versions] == [["candidate"]]  # approval manual
+        assert [sorted(v["aliases"]) for v in versions] == [["candidate", "default"]]  # approval manual; Vertex's first version is the default
         uploaded = versions[0]["model"]
         assert uploaded["artifactUri"] == str(trained) and uploaded["labels"]["mlcompile-approval"] == "pending"
         assert json.loads(uploaded["versionDescription"])["metrics"] == {"roc_auc": 0.81}
@@ -182,7 +182,10 @@ def test_kserve_approval_pins_the_version_in_a_new_revision_with_the_canary_shar
     with KubeStandIn() as api:
         monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path)))
         # applied once from the build; its first revision serves (unpinned)
-        api.objects[key] = {**isvc, "status": {"components": {"predictor": {"latestReadyRevision": "churn-scorer-predictor-00001"}}}}
+        from kubernetes import client, config
+
+        config.load_kube_config(str(tmp_path / "kubeconfig"))
+        client.CustomObjectsApi().create_namespaced_custom_object("serving.kserve.io", "v1beta1", isvc["metadata"]["namespace"], "inferenceservices", isvc)
         with pytest.raises(DataError, match="no approved version of churn-classifier"):
             step_function("deploy_online")(deploy, {}, {})  # the deploy pipeline before any approval
         registry.set_aliases("churn-classifier", "1", ["production"])  # a person approves version 1

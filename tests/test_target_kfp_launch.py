@@ -233,8 +233,9 @@ def test_vertex_registration_uploads_a_model_then_new_versions_with_aliases(tmp_
     assert first["request"]["modelId"] == "churn-classifier" and "parentModel" not in first["request"]
     assert second["request"]["parentModel"] == name  # a new version of the same model
     assert first["request"]["model"]["artifactUri"] == str(tmp_path / "run0" / "model")
-    # approval manual: production is a human's move; an alias names one version, the newest candidate
-    assert (first["aliases"], second["aliases"]) == ([], ["candidate"])
+    # approval manual: production is a human's move; an alias names one version, the newest
+    # candidate; Vertex gives the first version of a model the alias "default"
+    assert (first["aliases"], second["aliases"]) == (["default"], ["candidate"])
     assert first["request"]["model"]["labels"]["mlcompile-system"] == "churn-prediction"
     from mlcompile.runtime.registry_vertex import _artifact_uri
 
@@ -247,4 +248,4 @@ def test_vertex_registration_with_auto_approval_also_marks_production(tmp_path: 
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
         assert run(config, "register", model_and_metrics(tmp_path, "one training"), {}) == 0
         ((name, model),) = api.models.items()
-    assert model["versions"][0]["aliases"] == ["candidate", "production"]
+    assert sorted(model["versions"][0]["aliases"]) == ["candidate", "default", "production"]
