@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlcompile.runtime.io import DataError, fingerprint, local_dir, read_json
+from mlcompile.runtime.container_model import model_folder, registrable
+from mlcompile.runtime.io import DataError, fingerprint, read_json
+from mlcompile.runtime.model import load_meta
 
 PRODUCTION = "production"
 MODEL_ARTIFACT = "mlcompile-model"
@@ -160,8 +162,8 @@ def register(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, 
     evaluation = read_json(inputs["metrics"])
     metrics = evaluation.get("metrics", evaluation)
     lineage = config.get("lineage") or {}
-    with local_dir(inputs["model"], write=False) as folder:
-        meta = json.loads((folder / "model.json").read_text())
+    with model_folder(inputs["model"]) as trained, registrable(trained, config, inputs, metrics) as folder:
+        meta = load_meta(folder)
         model_sha256 = fingerprint(str(folder)) or ""
         existing = _version_of_model(mlflow_client, name, model_sha256)
         if existing is not None:  # the same model (a resumed or repeated run): no new version
