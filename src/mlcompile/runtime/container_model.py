@@ -100,7 +100,8 @@ def describe(folder: Path, description: Mapping[str, Any] | None = None, environ
         description = json.loads(text) if text else None
     if not description:
         raise DataError(f"{folder}: not a model folder (no {MANIFEST}), and nothing describes it as a container-trained model")
-    return dict(description)
+    features = [f if isinstance(f, Mapping) else {"ref": f[0], "view": f[0].split(":", 1)[0], "column": f[1], "dtype": f[2]} for f in description.get("features", [])]
+    return {**description, "features": features}  # (contract.serving_env's compact form expanded)
 
 
 def own_manifest(folder: Path) -> dict[str, Any] | None:

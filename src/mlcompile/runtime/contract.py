@@ -109,3 +109,17 @@ def runtime_args(plan: Plan, step: Step, inputs: Mapping[str, str], outputs: Map
     for name in sorted(outputs):
         args += ["--output", f"{name}={outputs[name]}"]
     return args
+
+
+def serving_env(plan: Plan) -> dict[str, str]:
+    """The serving container's MLCOMPILE_MODEL_MANIFEST: the description of a container-trained
+    model, where the platform serves the folder its trainer wrote (a Vertex AI model's
+    artifactUri, a SageMaker model.tar.gz); compact (features as [ref, column, dtype]), since an
+    environment value is short on some platforms (SageMaker: 1,024 characters). Empty for
+    mlcompile's own models."""
+    described = container_model(plan)
+    if described is None:
+        return {}
+    compact = {**described, "features": [[f["ref"], f["column"], f["dtype"]] for f in described["features"]]}
+    compact.pop("spec_sha256", None)
+    return {ENV_MODEL_MANIFEST: json.dumps(compact, sort_keys=True, separators=(",", ":"))}

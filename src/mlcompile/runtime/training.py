@@ -284,6 +284,7 @@ def run_container_trainer(config: dict[str, Any], inputs: dict[str, str], output
         metrics_path = Path(tempfile.mkdtemp(prefix="mlcompile-metrics-")) / "metrics.json"
         env = {
             contract.ENV_TRAIN_DATA: inputs["train"],
+            contract.ENV_TEST_DATA: inputs.get("test", ""),
             contract.ENV_VALIDATION_REPORT: inputs.get("report", ""),
             contract.ENV_MODEL_DIR: str(model_dir),
             contract.ENV_METRICS: str(metrics_path),
@@ -294,7 +295,7 @@ def run_container_trainer(config: dict[str, Any], inputs: dict[str, str], output
         command = [*container.get("command", []), *container.get("args", [])]
         use_docker = shutil.which("docker") and os.environ.get("MLCOMPILE_CONTAINERS", "docker") != "host"
         if use_docker:
-            mounts = sorted({str(Path(p).resolve().parent) for p in (inputs["train"], inputs.get("report") or inputs["train"])} | {str(model_dir), str(metrics_path.parent)})
+            mounts = sorted({str(Path(p).resolve().parent) for p in (inputs["train"], inputs.get("test") or inputs["train"], inputs.get("report") or inputs["train"])} | {str(model_dir), str(metrics_path.parent)})
             # `-e NAME` without a value: docker copies it from our environment, so that no
             # value (a resolved secret above all) shows in the command line or the log
             argv = ["docker", "run", "--rm", *[a for m in mounts for a in ("-v", f"{m}:{m}")], *[a for k in env for a in ("-e", k)]]

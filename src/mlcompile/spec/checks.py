@@ -137,6 +137,7 @@ def check_system(
     _check_accelerator(c, ("training", "resources", "accelerator", "type"), training.resources.accelerator)
     _check_container_env(c, system)
     _check_model_scoring(c, system)
+    _check_runtime_metrics(c, system)
 
     deployment = system.deployment
     if deployment is not None:
@@ -345,3 +346,21 @@ def _check_model_scoring(c: _Collector, system: MLSystem) -> None:
     for path, wanted, what in needs:
         if wanted:
             c.error(path, f"{what} scores rows with the model, but the container trainer gives no predict entry point to score them with", hint)
+
+
+def _check_runtime_metrics(c: _Collector, system: MLSystem) -> None:
+    """Metrics the runtime computes from a container-trained model's predictions (performance
+    monitoring, metrics_from: runtime) must be ones it can compute: scikit-learn's scorers."""
+    if system.training.trainer.container is None:
+        return
+    from mlcompile.catalog.estimators import metric
+
+    hint = "the runtime computes scikit-learn's scorers (sklearn.metrics.get_scorer_names()) and mse, rmse, mae, mape, log_loss"
+    evaluation = system.training.evaluation
+    if evaluation.metrics_from == "runtime":
+        for index, name in enumerate(evaluation.metrics):
+            if metric(name) is None:
+                c.error(("training", "evaluation", "metrics", index), f"metrics_from: runtime, but the runtime cannot compute '{name}' from the model's predictions", hint)
+    performance = system.monitoring.performance if system.monitoring is not None else None
+    if performance is not None and metric(performance.metric) is None:
+        c.error(("monitoring", "performance", "metric"), f"performance monitoring computes '{performance.metric}' from the model's predictions, and the runtime cannot compute it", hint)
