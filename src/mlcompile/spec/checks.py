@@ -362,5 +362,5 @@ def _check_runtime_metrics(c: _Collector, system: MLSystem) -> None:
             if metric(name) is None:
                 c.error(("training", "evaluation", "metrics", index), f"metrics_from: runtime, but the runtime cannot compute '{name}' from the model's predictions", hint)
     performance = system.monitoring.performance if system.monitoring is not None else None
-    if performance is not None and metric(performance.metric) is None:
+    if performance is not None and performance.metric in evaluation.metrics and metric(performance.metric) is None:  # an unlisted one is reported as such
         c.error(("monitoring", "performance", "metric"), f"performance monitoring computes '{performance.metric}' from the model's predictions, and the runtime cannot compute it", hint)
