@@ -135,12 +135,12 @@ class PredictEntryPoint:
     request, in the model's folder, and kept running; requests take turns."""
 
     def __init__(self, folder: Path, meta: Mapping[str, Any]):
+        self._process: subprocess.Popen[str] | None = None
         entry = meta.get("predict") or {}
         if not entry.get("command"):
             raise DataError(f"{folder}: a model trained by container {meta.get('image')} has no predict entry point "
                             "(training.trainer.container.predict): mlcompile cannot score rows with it")  # fmt: skip
         self.folder, self.argv = folder, _argv(entry)
-        self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
 
     def _started(self) -> subprocess.Popen[str]:
