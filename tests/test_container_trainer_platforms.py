@@ -151,3 +151,29 @@ def test_the_models_predict_entry_point_answers_json_lines(tmp_path: Path, data:
         model.close()
     assert len(predictions) == len(scores) == 42 and set(predictions) <= {0, 1} and all(0 <= s <= 1 for s in scores)
     assert predictions == [int(s >= 0.5) for s in scores]
+
+
+def test_the_example_runs_end_to_end_on_this_machine_and_serves_through_its_predict_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlcompile run` of the example (2 of its 4 trials, to stay quick): the trainer runs on the
+    host through the contract, the gates read its reported metrics, batch scoring and drift use
+    the registered version, and `mlcompile serve`'s app answers through predict.py."""
+    from test_run_local import asgi_call, run, statuses
+
+    from mlcompile.local.run import prepare
+    from mlcompile.local.serve import create_app
+
+    folder = tmp_path / "card-fraud"
+    shutil.copytree(TRAINER.parents[1], folder, ignore=shutil.ignore_patterns(".mlcompile", "scores"))
+    shutil.copytree(TRAINER.parents[3] / "targets", folder / "targets")
+    spec = folder / "mlcompile.yaml"
+    spec.write_text(spec.read_text().replace("max_trials: 4", "max_trials: 2"))
+    monkeypatch.setenv("MLCOMPILE_CONTAINERS", "host")
+    summary = run(spec)
+    assert summary["status"] == "succeeded", summary.get("failed_step")
+    assert set(statuses(summary, "training").values()) == {"succeeded"}
+    assert set(summary["metrics"]) == {"roc_auc", "average_precision", "accuracy"} and summary["metrics"]["roc_auc"] > 0.75
+    assert summary["model"]["approval"] == "pending" and summary["batch"]["rows"] == 300
+    assert summary["drift"]["method"] == "psi" and len(summary["drift"]["features"]) == 7
+    app = create_app(prepare(str(spec), str(folder / "targets" / "local.yaml")))
+    status, answer = asgi_call(app, "POST", "/predict", {"entities": [{"card_id": "K00001"}, {"card_id": "K00000"}]})
+    assert status == 200 and len(answer["predictions"]) == 2 and all(0 <= s <= 1 for s in answer["scores"])

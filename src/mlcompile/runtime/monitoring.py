@@ -82,6 +82,8 @@ def check_drift(config: dict[str, Any], inputs: dict[str, str], outputs: dict[st
     serving = production_model(config, model_name, fallback_latest=True) if model_name else None
     if serving is None:
         raise DataError(f"no registered version of {model_name}: its training data is the drift baseline; run the training pipeline first")
+    if not (serving.folder / "baseline.parquet").is_file():
+        raise DataError(f"{serving.name} version {serving.version} keeps no drift baseline (baseline.parquet, the training features register keeps with the model): register it with mlcompile's register step")
     baseline = read_table(str(serving.folder / "baseline.parquet"))
     store = FeatureStore(config["features"])
     specs = store.specs(list(params["features"]))
