@@ -156,6 +156,28 @@ def test_a_failing_or_chatty_predict_entry_point_is_a_clear_error(trained: Path,
         predict(model, meta, frame)
 
 
+def test_the_predict_entry_point_gets_its_model_folder_however_the_folder_was_named(trained: Path, plan: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative model folder (mlcompile serve --model-dir model/) still reaches the program,
+    which runs inside it, as a path it can open."""
+    from mlcompile.runtime.model import load_model, predict
+
+    (trained / "threshold.txt").write_text("0.0")
+    (trained / "predict.py").write_text(
+        "import json, os, pathlib, sys\n"
+        "cut = float((pathlib.Path(os.environ['MLCOMPILE_MODEL_DIR']) / 'threshold.txt').read_text())\n"
+        "for line in sys.stdin:\n"
+        "    rows = json.loads(line)['instances']\n"
+        "    print(json.dumps({'predictions': [int(r['txn_count_7d'] > cut) for r in rows]}), flush=True)\n"
+    )
+    monkeypatch.chdir(trained.parent)
+    model, meta = load_model(Path(trained.name), container_model(plan))
+    try:
+        predictions, scores = predict(model, meta, pd.DataFrame([{f["column"]: 1 for f in meta["features"]}]))
+    finally:
+        model.close()
+    assert predictions == [1] and scores == [1]  # a regressor-like answer: its score is its prediction
+
+
 def test_serving_a_trainers_folder_described_by_the_serving_environment(trained: Path, plan: Any) -> None:
     """Vertex AI and SageMaker serve the folder the trainer wrote: the serving container's
     MLCOMPILE_MODEL_MANIFEST (from the build) describes it, and the runtime's server answers."""

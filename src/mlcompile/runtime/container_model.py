@@ -140,7 +140,7 @@ class PredictEntryPoint:
         if not entry.get("command"):
             raise DataError(f"{folder}: a model trained by container {meta.get('image')} has no predict entry point "
                             "(training.trainer.container.predict): mlcompile cannot score rows with it")  # fmt: skip
-        self.folder, self.argv = folder, _argv(entry)
+        self.folder, self.argv = folder.resolve(), _argv(entry)  # absolute: the program runs inside it
         self._lock = threading.Lock()
 
     def _started(self) -> subprocess.Popen[str]:
