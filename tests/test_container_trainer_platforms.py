@@ -157,18 +157,17 @@ def test_the_example_runs_end_to_end_on_this_machine_and_serves_through_its_pred
     """`mlcompile run` of the example (2 of its 4 trials, to stay quick): the trainer runs on the
     host through the contract, the gates read its reported metrics, batch scoring and drift use
     the registered version, and `mlcompile serve`'s app answers through predict.py."""
-    from test_run_local import asgi_call, run, statuses
+    from test_run_local import asgi_call, run_with_repo_profiles, statuses
 
     from mlcompile.local.run import prepare
     from mlcompile.local.serve import create_app
 
     folder = tmp_path / "card-fraud"
     shutil.copytree(TRAINER.parents[1], folder, ignore=shutil.ignore_patterns(".mlcompile", "scores"))
-    shutil.copytree(TRAINER.parents[3] / "targets", folder / "targets")
     spec = folder / "mlcompile.yaml"
     spec.write_text(spec.read_text().replace("max_trials: 4", "max_trials: 2"))
     monkeypatch.setenv("MLCOMPILE_CONTAINERS", "host")
-    summary = run(spec)
+    summary = run_with_repo_profiles(folder)
     assert summary["status"] == "succeeded", summary.get("failed_step")
     assert set(statuses(summary, "training").values()) == {"succeeded"}
     assert set(summary["metrics"]) == {"roc_auc", "average_precision", "accuracy"} and summary["metrics"]["roc_auc"] > 0.75
