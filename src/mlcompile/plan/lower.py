@@ -239,9 +239,11 @@ class _Lowering:
         trainer = steps[-1].name
         evaluation = training.evaluation
         # A scikit-learn model is scored by the runtime on the held-out set; a container's
-        # model is opaque to it, so the metrics the container computed on that same held-out
-        # set (MLCOMPILE_TEST_DATA → MLCOMPILE_METRICS) are checked and passed on instead.
+        # model by default is not: the metrics the container computed on that same held-out
+        # set (MLCOMPILE_TEST_DATA → MLCOMPILE_METRICS, the `reported` input) are checked and
+        # passed on instead, unless metrics_from: runtime scores it through its predict entry point.
         user_container = training.trainer.container is not None
+        metrics_from = evaluation.metrics_from or ("reported" if user_container else "runtime")
         steps.append(
             self.step(
                 "evaluate",
@@ -257,7 +259,7 @@ class _Lowering:
                 params={
                     "metrics": list(evaluation.metrics),
                     "label": dataset.label.column,
-                    "metrics_from": "trainer" if user_container else "runtime",
+                    "metrics_from": metrics_from,
                 },
             )
         )
@@ -279,7 +281,9 @@ class _Lowering:
                 "register",
                 ("registry",),
                 depends_on=("gate",),
-                inputs=(ref("model", trainer, "model"), ref("metrics", "evaluate", "metrics")),
+                # a container's model folder holds what its trainer wrote: register adds the
+                # runtime's description of it and the drift baseline, from the training set
+                inputs=(ref("model", trainer, "model"), ref("metrics", "evaluate", "metrics"), *((ref("train", "extract-features", "train"),) if user_container else ())),
                 params={
                     "model": registry.model,
                     "approval": registry.approval,
@@ -331,6 +335,8 @@ class _Lowering:
         container = training.trainer.container
         assert container is not None
         params["env"] = dict(sorted(container.env.items()))
+        if container.predict is not None:
+            params["predict"] = container.predict.model_dump()
         return nodes.Step(
             name=kind,
             kind=kind,

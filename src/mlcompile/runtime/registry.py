@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlcompile.runtime.io import DataError, fingerprint, local_dir, read_json
+from mlcompile.runtime.container_model import model_folder, registrable
+from mlcompile.runtime.io import DataError, fingerprint, read_json
+from mlcompile.runtime.model import load_meta
 
 PRODUCTION = "production"
 ENV_PIPELINE_RUN = "MLCOMPILE_PIPELINE_RUN"
@@ -194,8 +196,8 @@ def register(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, 
     evaluation = read_json(inputs["metrics"])
     metrics = evaluation.get("metrics", evaluation)
     aliases = new_aliases(params)
-    with local_dir(inputs["model"], write=False) as folder:
-        meta = json.loads((folder / "model.json").read_text())
+    with model_folder(inputs["model"]) as trained, registrable(trained, config, inputs, metrics) as folder:
+        meta = load_meta(folder)
         model_sha256 = fingerprint(str(folder)) or ""
         same = [v for v in registry.versions(name) if model_sha256 and v.tags.get(TAG_MODEL_SHA256) == model_sha256]
         existing = _newest(same)

@@ -30,7 +30,7 @@ def score_batch(config: dict[str, Any], inputs: dict[str, str], outputs: dict[st
     if serving is None:
         raise DataError(f"{not_approved(config, params['model'])}: batch scoring uses only the approved version")
     print(f"scoring with {serving.name} version {serving.version} ({serving.reason})")
-    model, meta = load_model(serving.folder)
+    model, meta = load_model(serving.folder, config.get("model"))  # a container-trained one: through its predict entry point
     store = FeatureStore(config["features"])
     frame, problems = score_frame(store, params["source"], meta)
     errors, warnings = check_frame(frame, meta.get("expectations") or {}, {"coercion": problems}, "batch input")

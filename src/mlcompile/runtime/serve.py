@@ -54,7 +54,6 @@ import argparse
 import asyncio
 import json
 import os
-import tarfile
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -62,6 +61,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlcompile.runtime.container_model import unpack
+from mlcompile.runtime.contract import ENV_MODEL_MANIFEST
 from mlcompile.runtime.serve_protocol import (
     DEFAULT_MAX_BODY, ENV_MAX_BODY, JSON_TYPES, RequestError, accepts_json, content_type, csv_rows, parse_json, read_body,
     rows_from_body, text_of, v2_datatype, v2_output, v2_requested, v2_values_datatype,
@@ -90,13 +91,7 @@ def _model_folder(root: Path, depth: int = 3) -> Path | None:
         return root
     archive = root / "model.tar.gz"
     if archive.is_file():
-        target = Path(tempfile.mkdtemp(prefix="mlcompile-model-"))
-        with tarfile.open(archive) as tar:
-            if hasattr(tarfile, "data_filter"):  # Python ≥ 3.11.4: no paths outside the target
-                tar.extractall(target, filter="data")
-            else:
-                tar.extractall(target)
-        return _model_folder(target, depth)
+        return _model_folder(unpack(archive), depth)
     if depth == 0 or not root.is_dir():
         return None
     found = [f for child in sorted(root.iterdir()) if child.is_dir() and (f := _model_folder(child, depth - 1)) is not None]
@@ -155,6 +150,8 @@ def locate_model(model_dir: str | None, config: Mapping[str, Any], environ: Mapp
                 raise RuntimeError(f"{why}={where}: no such folder")
             continue
         folder = _model_folder(root)
+        if folder is None and environ.get(ENV_MODEL_MANIFEST):  # what a container trainer wrote, described by the build
+            folder = unpack(root / "model.tar.gz") if (root / "model.tar.gz").is_file() else root
         if folder is None:
             raise RuntimeError(f"{why}={where}: no mlcompile model in it (a folder with model.json)")
         return Located(folder, _version_of(folder, environ), f"{why} ({where})")
@@ -182,14 +179,15 @@ def _version_of(folder: Path, environ: Mapping[str, str]) -> str:
     return parts[-1] if len(parts) >= 2 and parts[-1].isdigit() else environ.get("MLCOMPILE_MODEL_VERSION", "")
 
 
-def _load(folder: Path) -> tuple[Any, dict[str, Any]]:
+def _load(folder: Path, environ: Mapping[str, str]) -> tuple[Any, dict[str, Any]]:
     """The train step's folder (model.joblib), or the MLflow sklearn flavor the register step
     logs beside it with the same model.json (what an Azure ML model asset made from the
-    registered version holds)."""
+    registered version holds), or a container-trained model (its predict entry point)."""
     from mlcompile.runtime.model import MODEL_FILE, load_meta, load_model
 
     if (folder / MODEL_FILE).exists() or not (folder / "MLmodel").exists():
-        return load_model(folder)
+        manifest = environ.get(ENV_MODEL_MANIFEST)
+        return load_model(folder, json.loads(manifest) if manifest else None)
     import mlflow.sklearn
 
     return mlflow.sklearn.load_model(str(folder)), load_meta(folder)
@@ -227,7 +225,7 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     from mlcompile.runtime.online import config_from_env, reader_for
 
     env = os.environ if environ is None else environ
-    model, meta = _load(folder)
+    model, meta = _load(folder, env)
     for_serving(model)
     if online is None:
         online = config_from_env(dict(env))

@@ -138,6 +138,8 @@ def check_system(
                     c.error((*path, "min"), "a log scale needs min > 0")
     _check_accelerator(c, ("training", "resources", "accelerator", "type"), training.resources.accelerator)
     _check_container_env(c, system)
+    _check_model_scoring(c, system)
+    _check_runtime_metrics(c, system)
 
     deployment = system.deployment
     if deployment is not None:
@@ -335,3 +337,46 @@ def _check_container_env(c: _Collector, system: MLSystem) -> None:
                 f"'{name}' looks like a credential: write it as a secret:// reference",
                 "for example secret://" + name.lower().replace("_", "-"),
             )
+
+
+def _check_model_scoring(c: _Collector, system: MLSystem) -> None:
+    """Whatever scores rows with a container-trained model (the endpoint, batch scoring,
+    performance monitoring, evaluation by the runtime) runs its predict entry point: without
+    one, the endpoint would crash-loop and every batch and monitoring run would fail."""
+    trainer = system.training.trainer
+    metrics_from = system.training.evaluation.metrics_from
+    if trainer.sklearn is not None:
+        if metrics_from == "reported":
+            c.error(("training", "evaluation", "metrics_from"), "a scikit-learn trainer reports no metrics: mlcompile computes them on the test set", "remove metrics_from (or set it to runtime)")
+        return
+    if trainer.container is None or trainer.container.predict is not None:
+        return
+    hint = "add training.trainer.container.predict: {command: [python, predict.py]}, the program that scores rows with the model your trainer wrote (see docs/spec.md)"
+    deployment = system.deployment
+    needs = [
+        (("deployment", "online"), deployment is not None and deployment.online is not None, "an online endpoint"),
+        (("deployment", "batch"), deployment is not None and deployment.batch is not None, "batch scoring"),
+        (("monitoring", "performance"), system.monitoring is not None and system.monitoring.performance is not None, "performance monitoring"),
+        (("training", "evaluation", "metrics_from"), metrics_from == "runtime", "metrics_from: runtime"),
+    ]
+    for path, wanted, what in needs:
+        if wanted:
+            c.error(path, f"{what} scores rows with the model, but the container trainer gives no predict entry point to score them with", hint)
+
+
+def _check_runtime_metrics(c: _Collector, system: MLSystem) -> None:
+    """Metrics the runtime computes from a container-trained model's predictions (performance
+    monitoring, metrics_from: runtime) must be ones it can compute: scikit-learn's scorers."""
+    if system.training.trainer.container is None:
+        return
+    from mlcompile.catalog.estimators import metric
+
+    hint = "the runtime computes scikit-learn's scorers (sklearn.metrics.get_scorer_names()) and mse, rmse, mae, mape, log_loss"
+    evaluation = system.training.evaluation
+    if evaluation.metrics_from == "runtime":
+        for index, name in enumerate(evaluation.metrics):
+            if metric(name) is None:
+                c.error(("training", "evaluation", "metrics", index), f"metrics_from: runtime, but the runtime cannot compute '{name}' from the model's predictions", hint)
+    performance = system.monitoring.performance if system.monitoring is not None else None
+    if performance is not None and performance.metric in evaluation.metrics and metric(performance.metric) is None:  # an unlisted one is reported as such
+        c.error(("monitoring", "performance", "metric"), f"performance monitoring computes '{performance.metric}' from the model's predictions, and the runtime cannot compute it", hint)

@@ -9,6 +9,7 @@ from typing import Any
 
 from mlcompile.plan.nodes import Plan, Resources, Schedule, Step
 from mlcompile.runtime.contract import CONTAINER_ENV, ENV_HYPERPARAMETERS, ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, additional_metrics, runtime_args
+from mlcompile.runtime.contract import serving_env as model_env
 from mlcompile.targets.base import resource_labels
 from mlcompile.targets.kfp_ir import CONTAINER_ENV_OF, config_arg, secret_name
 from mlcompile.targets.kubeflow import facts
@@ -281,6 +282,7 @@ def inference_service(plan: Plan) -> dict[str, Any]:
     from mlcompile.targets.kubeflow.feature_store import serving_env
 
     env = serving_env(plan)  # features by entity key from the Feast online store
+    env += [{"name": k, "value": v} for k, v in model_env(plan).items()]  # a container-trained model's description
     if env:
         container["env"] = env
     predictor: dict[str, Any] = {"containers": [container], "minReplicas": online.min_replicas, "maxReplicas": online.max_replicas}

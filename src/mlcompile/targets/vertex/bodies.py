@@ -10,7 +10,7 @@ from google.cloud.aiplatform_v1 import types as gca
 from google.protobuf import duration_pb2, json_format
 
 from mlcompile.plan.nodes import Plan, Step
-from mlcompile.runtime.contract import ENV_LABEL
+from mlcompile.runtime.contract import ENV_LABEL, serving_env
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.runtime.rollout import SERVING_KEY
 from mlcompile.targets.base import resource_labels
@@ -178,8 +178,9 @@ def model(plan: Plan) -> dict[str, Any]:
             health_route="/health",
         ),
     )
-    if online_features is not None:  # serving reads the model's features by entity key
-        body.container_spec.env = [gca.EnvVar(name=ONLINE_FEATURES_ENV, value=online_features)]
+    env = {**({ONLINE_FEATURES_ENV: online_features} if online_features is not None else {}), **serving_env(plan)}
+    if env:  # the model's features by entity key; a container-trained model's description
+        body.container_spec.env = [gca.EnvVar(name=k, value=v) for k, v in env.items()]
     return {"parent": parent(plan), "modelId": registry.model, "model": to_json(body)}
 
 
