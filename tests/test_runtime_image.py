@@ -102,9 +102,13 @@ def distribution_of(module: str) -> str | None:
             break
     if not spec.origin or spec.origin in ("built-in", "frozen", "namespace"):
         return None
-    for root in sys.path:
-        if root and spec.origin.startswith(str(Path(root).resolve()) + "/"):
-            return _file_owners().get(str(Path(spec.origin).resolve().relative_to(Path(root).resolve())))
+    origin = Path(spec.origin).resolve()
+    # the deepest entry of sys.path holding the file: a venv inside the checkout sits below
+    # the checkout's own entry, and only the site-packages folder's relative path is in RECORD
+    roots = sorted((Path(r).resolve() for r in sys.path if r), key=lambda p: len(p.parts), reverse=True)
+    for root in roots:
+        if origin.is_relative_to(root):
+            return _file_owners().get(str(origin.relative_to(root)))
     return None
 
 
