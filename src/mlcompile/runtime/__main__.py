@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 ENV_STEP_RESULT = "MLCOMPILE_STEP_RESULT"
+ENV_PIPELINE_RUN = "MLCOMPILE_PIPELINE_RUN"  # the lineage variable mlcompile.runtime.registry reads
 
 
 def _pairs(values: list[str], what: str, parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -39,7 +40,10 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[st
     parser.add_argument("--input", action="append", default=[], metavar="NAME=URI")
     parser.add_argument("--output", action="append", default=[], metavar="NAME=URI")
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="one tuning trial's value of a search parameter (the platform runs the trials)")
+    parser.add_argument("--pipeline-run", default=None, metavar="ID", help=f"the pipeline run this step belongs to (as {ENV_PIPELINE_RUN}; lineage)")
     args = parser.parse_args(argv)
+    if args.pipeline_run:
+        os.environ[ENV_PIPELINE_RUN] = args.pipeline_run
     text = args.config
     if text.startswith("@"):
         with open(text[1:], encoding="utf-8") as handle:

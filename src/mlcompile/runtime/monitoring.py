@@ -1,4 +1,4 @@
-"""check-drift, check-performance, alert, trigger-retraining; the HTML drift report.
+"""check-drift, check-performance, alert; the HTML drift report (trigger-retraining: retraining.py).
 
 Drift compares the feature store's current state (per view: each entity's newest row within
 the view's ttl of the source's newest timestamp) with the baseline kept with the serving
@@ -233,7 +233,7 @@ def check_performance(config: dict[str, Any], inputs: dict[str, str], outputs: d
     return {k: v for k, v in decision.items() if k != "decision"}
 
 
-def _record(kind: str, payload: dict[str, Any]) -> str | None:
+def record(kind: str, payload: dict[str, Any]) -> str | None:
     workdir = os.environ.get(ENV_WORKDIR)
     if not workdir:
         return None
@@ -244,7 +244,7 @@ def _record(kind: str, payload: dict[str, Any]) -> str | None:
     return str(path)
 
 
-def _breaches(inputs: dict[str, str]) -> list[str]:
+def breaches(inputs: dict[str, str]) -> list[str]:
     found = []
     for name, uri in sorted(inputs.items()):
         try:
@@ -262,7 +262,7 @@ def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str
     secret resolves (mlcompile.runtime.secrets; locally: MLCOMPILE_SECRET_<NAME>); email is
     recorded, not sent. The webhook URL is a secret: it is never printed or recorded."""
     system = config.get("system")
-    reasons = _breaches(inputs)
+    reasons = breaches(inputs)
     message = f"[mlcompile] {system}: monitoring breach" + (f" ({'; '.join(reasons)})" if reasons else "")
     sent = []
     for channel in config["params"]["alerts"]:
@@ -290,16 +290,6 @@ def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str
             entry.update(to=channel.get("to", []), status="recorded (email is sent by the cloud platforms)")
         print(f"alert {entry['channel']}: {entry['status']}")
         sent.append(entry)
-    log = _record("alerts", {"time": time.time(), "system": system, "message": message, "channels": sent})
+    log = record("alerts", {"time": time.time(), "system": system, "message": message, "channels": sent})
     print(message)
     return {"message": message, "channels": sent, "log": log}
-
-
-def trigger_retraining(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
-    """Ask for a new run of the training pipeline. Under `mlcompile run` the executor starts
-    it when this step succeeds; the request is also recorded in the workdir."""
-    pipeline = config["params"]["pipeline"]
-    reasons = _breaches(inputs)
-    log = _record("triggers", {"time": time.time(), "pipeline": pipeline, "reasons": reasons})
-    print(f"retraining requested: {pipeline}" + (f" ({'; '.join(reasons)})" if reasons else ""))
-    return {"pipeline": pipeline, "reasons": reasons, "log": log}

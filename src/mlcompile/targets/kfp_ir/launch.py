@@ -21,7 +21,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from mlcompile.targets.kfp_ir import lineage
+
 MOUNTS = {"/gcs/": "gs://", "/s3/": "s3://", "/minio/": "minio://"}
+EXECUTOR_OUTPUT = "$executor_output"  # key of the ExecutorOutput path among a task's outputs
+VERTEX_MODEL = "vertex_model"  # the register task's google.VertexModel output (vertex target)
 POLL_SECONDS = float(os.environ.get("MLCOMPILE_LAUNCH_POLL_SECONDS", "30"))
 _PLACEHOLDER = re.compile(r"\{\{(?:(inputs|outputs)\.|(secret):)([A-Za-z0-9_.-]+)\}\}")
 
@@ -138,7 +142,7 @@ def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str],
 
     body = substitute(job["body"], inputs, outputs, secret)
     if job["kind"] == "vertex.upload_model_request":
-        _vertex_register(config, body, options)
+        _vertex_register(config, body, options, outputs, endpoint)
         return
     done = {"JOB_STATE_SUCCEEDED": "succeeded"}
     failed = {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
@@ -179,7 +183,7 @@ def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str],
     _write_metrics(outputs, {m.metric_id: m.value for m in best.final_measurement.metrics})
 
 
-def _vertex_register(config: dict[str, Any], body: dict[str, Any], options: dict[str, Any]) -> None:
+def _vertex_register(config: dict[str, Any], body: dict[str, Any], options: dict[str, Any], outputs: dict[str, str], endpoint: str) -> None:
     """Upload the model version into the Vertex AI Model Registry: a new version of the model
     when it exists (parent_model), else the model itself (model_id); the spec's aliases, plus
     `production` when approval is auto (with manual approval a human moves it)."""
@@ -190,6 +194,7 @@ def _vertex_register(config: dict[str, Any], body: dict[str, Any], options: dict
 
     client = ModelServiceClient(**options)
     model = gca.Model.wrap(json_format.ParseDict(body["model"], gca.Model.pb()()))
+    model.labels.update(lineage.run_labels(config))
     if (config.get("registry") or {}).get("approval") == "auto" and "production" not in model.version_aliases:
         model.version_aliases.append("production")
     name = f"{body['parent']}/models/{body['modelId']}"
@@ -202,6 +207,8 @@ def _vertex_register(config: dict[str, Any], body: dict[str, Any], options: dict
     operation = client.upload_model(request=request)
     result = operation.result(timeout=1800)
     print(f"[mlcompile.launch] registered {result.model} version {result.model_version_id} (aliases: {', '.join(model.version_aliases)})", flush=True)
+    if EXECUTOR_OUTPUT in outputs:
+        lineage.write_vertex_model(outputs[EXECUTOR_OUTPUT], VERTEX_MODEL, result.model, result.model_version_id, endpoint)
 
 
 # ---------------------------------------------------------------------- kubeflow
@@ -272,10 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--input", action="append", default=[])
     parser.add_argument("--output", action="append", default=[])
+    parser.add_argument("--pipeline-run", default=None, help="the pipeline run of this task (lineage)")
+    parser.add_argument("--executor-output", default=None, help="where to write the task's ExecutorOutput (artifact metadata)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     config = json.loads(args.config)
     inputs = dict(v.split("=", 1) for v in args.input)
     outputs = dict(v.split("=", 1) for v in args.output)
+    if args.pipeline_run:
+        os.environ[lineage.ENV_PIPELINE_RUN] = args.pipeline_run
+    if args.executor_output:
+        outputs[EXECUTOR_OUTPUT] = args.executor_output
     job = config.get("platform_job")
     if not job:
         parser.error("the config has no platform_job")

@@ -12,11 +12,15 @@ from typing import Any, ClassVar
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
-from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents
+from mlcompile.targets.kfp_ir import (
+    LAUNCH, RUN_ID_VERTEX, StepSettings, compile_pipeline, extra_outputs, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents, watermark_uri,
+)  # fmt: skip
 from mlcompile.targets.vertex import feature_store
 
 NAME = "vertex"
 CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
+# the register task's output linking the run to the uploaded version in Vertex ML Metadata
+VERTEX_MODEL_OUTPUT = "vertex_model"
 
 
 def launches_job(step: Step, plan: Plan) -> str | None:
@@ -100,7 +104,7 @@ class VertexTarget:
                 jobs[step.name] = {"kind": "vertex.upload_model_request", "body": register, "timeout_seconds": step.resources.timeout_seconds}
         pipeline_jobs: dict[str, dict[str, Any]] = {}
         for pipeline in [*plan.pipelines(), *(p for p, _ in sensors)]:
-            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=settings["pipeline_root"])
+            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs, pipeline_jobs), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=settings["pipeline_root"])
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
             pipeline_jobs[pipeline.name] = self._pipeline_job(plan, text)
             files.append(OutputFile(f"vertex/pipeline-jobs/{pipeline.name}.json", "vertex.pipeline_job", json_bytes(pipeline_jobs[pipeline.name])))
@@ -142,7 +146,7 @@ class VertexTarget:
             resource.network = settings["network"]
         return bodies.to_json(resource)
 
-    def _settings(self, plan: Plan, step: Step, jobs: dict[str, dict[str, Any]]) -> StepSettings:
+    def _settings(self, plan: Plan, step: Step, jobs: dict[str, dict[str, Any]], pipeline_jobs: dict[str, dict[str, Any]]) -> StepSettings:
         from mlcompile.targets.vertex import bodies
 
         r = step.resources
@@ -150,10 +154,34 @@ class VertexTarget:
         if step.name in jobs:
             standard = plan.training.steps[0].resources
             config = runtime_config(plan, step, platform=bodies.platform_section(plan), platform_job=jobs[step.name])
-            return StepSettings(plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=caching)
+            registers = jobs[step.name]["kind"] == "vertex.upload_model_request"
+            return StepSettings(
+                plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=caching, pipeline_run=RUN_ID_VERTEX,
+                extra_outputs={VERTEX_MODEL_OUTPUT: "google.VertexModel"} if registers else {}, executor_output=registers,
+            )  # fmt: skip
         accelerator = r.machine.accelerator_platform_name if r.machine and r.accelerator_count else None
         config = runtime_config(plan, step, platform=bodies.platform_section(plan))
-        return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, caching=caching)
+        if step.kind == "trigger_retraining":
+            config["platform_run"] = self._platform_run(plan, step, pipeline_jobs)
+        return StepSettings(
+            step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, caching=caching, pipeline_run=RUN_ID_VERTEX,
+            extra_outputs=extra_outputs(step),
+        )  # fmt: skip
+
+    def _platform_run(self, plan: Plan, step: Step, pipeline_jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """How the runtime starts the training pipeline through PipelineJobs.create: with the
+        pipeline spec of the training PipelineJob that `deploy` submits for this build (its id
+        is known here: the body's sha256), so a retraining runs exactly this build's pipeline."""
+        from mlcompile.targets.base import json_bytes
+        from mlcompile.targets.vertex import bodies
+        from mlcompile.targets.vertex.deploy import job_id_of
+
+        pipeline = step.params["pipeline"]
+        template = f"{bodies.parent(plan)}/pipelineJobs/{job_id_of(pipeline, json_bytes(pipeline_jobs[pipeline]))}"
+        run = {"kind": "vertex.pipeline_job", "pipeline": pipeline, "template": template}
+        if step.params.get("when") == "new_data":
+            run["watermark"] = watermark_uri(plan, plan.platform_settings["pipeline_root"], step.params["source"])
+        return run
 
     def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
         """MLCOMPILE_SECRET_<NAME> → the Secret Manager version of each secret:// the step

@@ -35,7 +35,12 @@ def _files(build_dir: Path, kind: str) -> list[Path]:
 
 def job_id(path: Path) -> str:
     """PipelineJob ids: [a-z0-9-], at most 128 characters."""
-    return f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+    return job_id_of(path.stem, path.read_bytes())
+
+
+def job_id_of(pipeline: str, body: bytes) -> str:
+    """The id deploy submits a pipeline's PipelineJob body under (the body's sha256 prefix)."""
+    return f"{pipeline}-{hashlib.sha256(body).hexdigest()[:12]}"
 
 
 def planned(plan: Plan, build_dir: Path) -> list[str]:
