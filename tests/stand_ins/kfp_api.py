@@ -1,6 +1,7 @@
 """A stand-in for the Kubeflow Pipelines REST API (v2beta1) on 127.0.0.1, recording every call:
-enough of pipelines, pipeline versions (upload), experiments and recurring runs for
-`kfp.Client` as `mlcompile deploy` uses it."""
+enough of pipelines, pipeline versions (upload), experiments, recurring runs and runs for
+`kfp.Client` as `mlcompile deploy` and the runtime's trigger-retraining use it. A new run is
+PENDING until a test moves its `state`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class KfpStandIn(JsonService):
         self.versions: dict[str, dict[str, Any]] = {}
         self.experiments: dict[str, dict[str, Any]] = {}
         self.recurring_runs: dict[str, dict[str, Any]] = {}
+        self.runs: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, bytes] = {}
         # fault injection: statuses answered to the next requests (before routing), and
         # (method, path prefix, status) answered to every matching request
@@ -101,6 +103,14 @@ class KfpStandIn(JsonService):
             rid = str(uuid.uuid4())
             self.recurring_runs[rid] = {**body, "recurring_run_id": rid}
             return 200, self.recurring_runs[rid]
+        if method == "GET" and path == "/apis/v2beta1/runs":
+            found = [r for r in self.runs.values() if query.get("experiment_id") in (None, r["experiment_id"])]
+            found.sort(key=lambda r: r["created_at"], reverse=query.get("sort_by", "").endswith(" desc"))
+            return 200, {"runs": found, "total_size": len(found)}
+        if method == "POST" and path == "/apis/v2beta1/runs":
+            rid = str(uuid.uuid4())
+            self.runs[rid] = {**body, "run_id": rid, "state": "PENDING", "created_at": f"2026-01-01T00:00:{len(self.runs):02d}Z"}
+            return 200, self.runs[rid]
         match = re.fullmatch(r"/apis/v2beta1/recurringruns/([^/]+)", path)
         if method == "DELETE" and match:
             self.recurring_runs.pop(match.group(1), None)

@@ -1,6 +1,7 @@
 """A stand-in for the Vertex AI REST API (v1) on 127.0.0.1, recording every call: pipeline jobs,
 schedules, endpoints and Feature Store resources, as `mlcompile deploy` reaches them through
-aiplatform's service clients with `api_endpoint` + REST transport."""
+aiplatform's service clients with `api_endpoint` + REST transport. A new pipeline job is
+PIPELINE_STATE_PENDING until a test moves its `state`."""
 
 from __future__ import annotations
 
@@ -137,11 +138,15 @@ class VertexStandIn(JsonService):
             if ident not in self.pipeline_jobs:
                 return self._error(404, "NOT_FOUND", f"PipelineJob {ident} not found")
             return 200, self.pipeline_jobs[ident]
+        if collection == "pipelineJobs" and method == "GET":
+            wanted = re.fullmatch(r'display_name="(.*)"', query.get("filter", ""))
+            found = [j for j in self.pipeline_jobs.values() if wanted is None or j.get("displayName") == wanted.group(1)]
+            return 200, {"pipelineJobs": found}
         if collection == "pipelineJobs" and method == "POST":
             job_id = query["pipelineJobId"]
             if job_id in self.pipeline_jobs:
                 return self._error(409, "ALREADY_EXISTS", f"PipelineJob {job_id} already exists")
-            self.pipeline_jobs[job_id] = {**body, "name": f"{parent}/pipelineJobs/{job_id}"}
+            self.pipeline_jobs[job_id] = {**body, "name": f"{parent}/pipelineJobs/{job_id}", "state": "PIPELINE_STATE_PENDING"}
             return 200, self.pipeline_jobs[job_id]
         if collection == "schedules" and method == "GET" and ident is None:
             wanted = re.fullmatch(r'display_name="(.*)"', query.get("filter", ""))

@@ -137,9 +137,12 @@ class VertexPipelineJobs:
         self.client = PipelineServiceClient(**options)
 
     def active_run(self) -> str | None:
+        from google.cloud.aiplatform_v1 import types as gca
+
         from mlcompile.targets.base import with_retries
 
-        jobs = with_retries(lambda: list(self.client.list_pipeline_jobs(parent=self.parent, filter=f'display_name="{self.run["pipeline"]}"')))
+        request = gca.ListPipelineJobsRequest(parent=self.parent, filter=f'display_name="{self.run["pipeline"]}"')
+        jobs = with_retries(lambda: list(self.client.list_pipeline_jobs(request=request)))
         for job in jobs:
             if job.state.name in VERTEX_ACTIVE:
                 return str(job.name.rsplit("/", 1)[-1])

@@ -1,0 +1,177 @@
+"""The feedback loop on Kubeflow and Vertex AI: the compiled trigger-retraining task, run with
+the configuration the build gives it, submits the training pipeline through the platform's
+API (local stand-ins of the KFP REST API and the Vertex AI API, reached by kfp.Client and
+aiplatform's service clients), skips while a training run is active, and records the run id
+as its `retraining` output; the new-data sensor submits only past its watermark."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytest.importorskip("kfp")
+pytest.importorskip("google.cloud.aiplatform")
+pd = pytest.importorskip("pandas")
+pytest.importorskip("pyarrow")
+sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
+from kfp_api import KfpStandIn  # noqa: E402
+from vertex_api import VertexStandIn  # noqa: E402
+
+from mlcompile.build import compile_system, resolve_profiles, write_builds  # noqa: E402
+from mlcompile.plan.nodes import Plan  # noqa: E402
+from mlcompile.runtime.__main__ import main as run_step  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "examples" / "churn" / "mlcompile.yaml"
+TRAINING = "churn-prediction-training"
+SENSOR = "churn-prediction-retrain-on-new-data-sensor"
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Plan, Path]]:
+    """The churn example built for kfp-gke and gcp-prod: profile → (plan, build folder)."""
+    profiles = [str(ROOT / "targets" / f"{name}.yaml") for name in ("kfp-gke", "gcp-prod")]
+    compilation = compile_system(str(SPEC), resolve_profiles(str(SPEC), profiles), render=True, git_commit="0123456789abcdef0123456789abcdef01234567")
+    folders = write_builds(compilation.results, tmp_path_factory.mktemp("builds"))
+    return {result.plan.profile: (result.plan, folder) for result, folder in zip(compilation.results, folders)}
+
+
+def task_args(folder: Path, pipeline: str, task: str) -> list[str]:
+    """The args of a task's container in the compiled IR."""
+    spec = next(d for d in yaml.safe_load_all((folder / "pipelines" / f"{pipeline}.yaml").read_text()) if d)
+    return list(spec["deploymentSpec"]["executors"][f"exec-{task}"]["container"]["args"])
+
+
+def task_config(folder: Path, pipeline: str, task: str) -> dict[str, Any]:
+    args = task_args(folder, pipeline, task)
+    return json.loads(args[args.index("--config") + 1])
+
+
+def trigger(config: dict[str, Any], out: Path) -> dict[str, Any] | None:
+    """Run trigger-retraining as the task does; its `retraining` output (None when it failed)."""
+    if out.exists():
+        out.unlink()
+    status = run_step(["trigger-retraining", "--config", json.dumps(config), "--output", f"retraining={out}"])
+    return json.loads(out.read_text()) if status == 0 else None
+
+
+def deploy_kubeflow(plan: Plan, folder: Path, api: KfpStandIn) -> None:
+    import kfp
+
+    from mlcompile.targets.kubeflow.deploy import deploy
+
+    deploy(plan, folder, dry_run=False, client=kfp.Client(host=api.host))
+
+
+def test_a_breach_on_kubeflow_starts_a_run_of_the_builds_training_version(builds: dict[str, tuple[Plan, Path]], tmp_path: Path) -> None:
+    plan, folder = builds["kfp-gke"]
+    config = task_config(folder, "churn-prediction-monitoring", "trigger-retraining")
+    with KfpStandIn() as api:
+        deploy_kubeflow(plan, folder, api)
+        config["platform"]["host"] = api.host
+        first = trigger(config, tmp_path / "retraining.json")
+        assert first is not None and first["submitted"] in api.runs
+        run = api.runs[first["submitted"]]
+        version = api.versions[run["pipeline_version_reference"]["pipeline_version_id"]]
+        assert version["display_name"] == config["platform_run"]["version"] and version["display_name"].startswith(f"{TRAINING}-")
+        assert api.pipelines[version["pipeline_id"]]["display_name"] == TRAINING
+        assert api.experiments[run["experiment_id"]]["display_name"] == "churn-prediction"
+        assert run["service_account"] == "kfp-pipeline-runner"
+        assert run["runtime_config"]["pipeline_root"] == "gs://acme-ml-kfp/pipeline-root"
+
+        again = trigger(config, tmp_path / "retraining.json")  # the first run is still PENDING
+        assert again is not None and again["submitted"] is None and again["active"] == first["submitted"]
+        assert len(api.runs) == 1
+
+        api.runs[first["submitted"]]["state"] = "SUCCEEDED"
+        after = trigger(config, tmp_path / "retraining.json")
+        assert after is not None and after["submitted"] not in (None, first["submitted"]) and len(api.runs) == 2
+
+
+def test_a_breach_on_vertex_creates_a_pipeline_job_from_the_deployed_training_job(builds: dict[str, tuple[Plan, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlcompile.targets.vertex.deploy import deploy
+
+    plan, folder = builds["gcp-prod"]
+    config = task_config(folder, "churn-prediction-monitoring", "trigger-retraining")
+    with VertexStandIn() as api:
+        deploy(plan, folder, dry_run=False, api_endpoint=api.endpoint)
+        monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
+        ((deployed_id, deployed),) = api.pipeline_jobs.items()
+        assert config["platform_run"]["template"] == deployed["name"]
+
+        busy = trigger(config, tmp_path / "retraining.json")  # deploy's training run has not finished
+        assert busy is not None and busy["submitted"] is None and busy["active"] == deployed_id and len(api.pipeline_jobs) == 1
+
+        deployed["state"] = "PIPELINE_STATE_SUCCEEDED"
+        done = trigger(config, tmp_path / "retraining.json")
+        assert done is not None and done["submitted"] in api.pipeline_jobs and done["submitted"].startswith(f"{TRAINING}-breach-")
+        job = api.pipeline_jobs[done["submitted"]]
+        assert job["pipelineSpec"] == deployed["pipelineSpec"] and job["runtimeConfig"] == deployed["runtimeConfig"]
+        assert job["serviceAccount"] == "vertex-pipelines@acme-ml-prod.iam.gserviceaccount.com"
+        assert job["displayName"] == TRAINING and job["labels"]["mlcompile-trigger"] == "breach"
+
+
+def test_a_trigger_before_deploy_fails_and_says_so(builds: dict[str, tuple[Plan, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, folder = builds["kfp-gke"]
+    config = task_config(folder, "churn-prediction-monitoring", "trigger-retraining")
+    with KfpStandIn() as api:
+        config["platform"]["host"] = api.host
+        assert trigger(config, tmp_path / "retraining.json") is None
+    assert f"pipeline {TRAINING} is not on Kubeflow Pipelines: deploy this build" in capsys.readouterr().err
+
+
+def labels_frame(config: dict[str, Any], days: int) -> Any:
+    (source,) = config["features"]["sources"]
+    stamps = pd.date_range("2026-01-01", periods=days, freq="D", tz="UTC")
+    return pd.DataFrame({source["timestamp_field"]: stamps, "customer_id": [f"c{i}" for i in range(days)], "churned": [i % 2 for i in range(days)]})
+
+
+@pytest.mark.parametrize("profile", ["kfp-gke", "gcp-prod"])
+def test_the_new_data_sensor_submits_only_past_its_watermark_and_advances_it_after_a_submit(
+    builds: dict[str, tuple[Plan, Path]], profile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan, folder = builds[profile]
+    config = task_config(folder, SENSOR, "trigger-retraining")
+    assert config["platform_run"]["watermark"].endswith("/churn-prediction/watermarks/churn_labels.json")
+    source, watermark = tmp_path / "churn_labels.parquet", tmp_path / "watermark.json"
+    config["features"]["sources"][0].update(uri=str(source), format="parquet")
+    config["platform_run"]["watermark"] = str(watermark)
+    labels_frame(config, 30).to_parquet(source)
+    out = tmp_path / "retraining.json"
+    with KfpStandIn() as kfp_api, VertexStandIn() as vertex_api:
+        if profile == "kfp-gke":
+            deploy_kubeflow(plan, folder, kfp_api)
+            config["platform"]["host"] = kfp_api.host
+            submitted: dict[str, Any] = kfp_api.runs
+        else:
+            from mlcompile.targets.vertex.deploy import deploy
+
+            deploy(plan, folder, dry_run=False, api_endpoint=vertex_api.endpoint)
+            monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", vertex_api.endpoint)
+            for job in vertex_api.pipeline_jobs.values():
+                job["state"] = "PIPELINE_STATE_SUCCEEDED"
+            submitted = vertex_api.pipeline_jobs
+        before = len(submitted)
+
+        first = trigger(config, out)  # first look: the watermark, no run
+        assert first is not None and first["submitted"] is None and json.loads(watermark.read_text())["rows"] == 30
+        unchanged = trigger(config, out)  # the same rows an hour later
+        assert unchanged is not None and unchanged["submitted"] is None and len(submitted) == before
+
+        labels_frame(config, 31).to_parquet(source)  # a new day of labels
+        if profile == "kfp-gke":
+            kfp_api.fail_always.append(("POST", "/apis/v2beta1/runs", 400))
+            assert trigger(config, out) is None  # refused: the watermark stays, the next tick retries
+            assert json.loads(watermark.read_text())["rows"] == 30
+            kfp_api.fail_always.clear()
+        new = trigger(config, out)
+        assert new is not None and new["submitted"] in submitted and len(submitted) == before + 1
+        seen = json.loads(watermark.read_text())
+        assert seen["rows"] == 31 and seen["max_timestamp"].startswith("2026-01-31")
+        quiet = trigger(config, out)
+        assert quiet is not None and quiet["submitted"] is None and len(submitted) == before + 1
