@@ -1,8 +1,11 @@
-"""The feedback loop on Kubeflow and Vertex AI: the compiled trigger-retraining task, run with
-the configuration the build gives it, submits the training pipeline through the platform's
-API (local stand-ins of the KFP REST API and the Vertex AI API, reached by kfp.Client and
-aiplatform's service clients), skips while a training run is active, and records the run id
-as its `retraining` output; the new-data sensor submits only past its watermark."""
+"""The feedback loop and lineage on Kubeflow and Vertex AI, each compiled task run with the
+configuration the build gives it against local stand-ins of the KFP REST API and the Vertex AI
+API (reached by kfp.Client and aiplatform's service clients):
+- trigger-retraining submits the training pipeline through the platform's API, skips while a
+  training run is active, and records the run id as its `retraining` output;
+- the new-data sensor submits only past its watermark, and advances it only after a submit;
+- registration records the pipeline run, profile sha256 and git commit, and on Vertex AI the
+  register task outputs the google.VertexModel artifact of the uploaded version."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from mlcompile.plan.nodes import Plan  # noqa: E402
 from mlcompile.runtime.__main__ import main as run_step  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SPEC = ROOT / "examples" / "churn" / "mlcompile.yaml"
 TRAINING = "churn-prediction-training"
 SENSOR = "churn-prediction-retrain-on-new-data-sensor"
@@ -36,7 +40,7 @@ SENSOR = "churn-prediction-retrain-on-new-data-sensor"
 def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Plan, Path]]:
     """The churn example built for kfp-gke and gcp-prod: profile → (plan, build folder)."""
     profiles = [str(ROOT / "targets" / f"{name}.yaml") for name in ("kfp-gke", "gcp-prod")]
-    compilation = compile_system(str(SPEC), resolve_profiles(str(SPEC), profiles), render=True, git_commit="0123456789abcdef0123456789abcdef01234567")
+    compilation = compile_system(str(SPEC), resolve_profiles(str(SPEC), profiles), render=True, git_commit=COMMIT)
     folders = write_builds(compilation.results, tmp_path_factory.mktemp("builds"))
     return {result.plan.profile: (result.plan, folder) for result, folder in zip(compilation.results, folders)}
 
@@ -175,3 +179,69 @@ def test_the_new_data_sensor_submits_only_past_its_watermark_and_advances_it_aft
         assert seen["rows"] == 31 and seen["max_timestamp"].startswith("2026-01-31")
         quiet = trigger(config, out)
         assert quiet is not None and quiet["submitted"] is None and len(submitted) == before + 1
+
+
+
+def trained_model(tmp_path: Path) -> dict[str, str]:
+    """A small model and its evaluation, as the train and evaluate tasks leave them."""
+    import numpy as np
+
+    from mlcompile.runtime import step_function
+    from mlcompile.runtime.io import write_table
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=120)
+    frame = pd.DataFrame({"k": [f"e{i}" for i in range(120)], "ts": "2026-01-01T00:00:00Z", "x": x, "y": (x > 0).astype(int)})
+    meta = {"features": [{"ref": "v:x", "view": "v", "column": "x", "dtype": "float64"}], "label": "y", "timestamp": "ts", "keys": ["k"], "sources": {}, "rows": {}, "coercion": {}}
+    write_table(str(tmp_path / "train.parquet"), frame, meta)
+    (tmp_path / "report.json").write_text(json.dumps({"expectations": {}}))
+    params = {"label": "y", "estimator": "sklearn.linear_model.LogisticRegression", "estimator_params": {}}
+    paths = {"model": str(tmp_path / "model"), "metrics": str(tmp_path / "evaluation.json")}
+    step_function("train")({"params": params}, {"train": str(tmp_path / "train.parquet"), "report": str(tmp_path / "report.json")}, {"model": paths["model"], "metrics": str(tmp_path / "t.json")})
+    step_function("evaluate")({"params": {"metrics": ["roc_auc"], "label": "y"}}, {"model": paths["model"], "test": str(tmp_path / "train.parquet")}, {"metrics": paths["metrics"]})
+    return paths
+
+
+def test_kubeflow_registration_tags_the_version_with_the_run_profile_and_commit(builds: dict[str, tuple[Plan, Path]], tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    pytest.importorskip("sklearn")
+    from mlflow import MlflowClient
+
+    plan, folder = builds["kfp-gke"]
+    args = task_args(folder, TRAINING, "register")
+    assert args[args.index("--pipeline-run") + 1] == "{{$.pipeline_job_uuid}}"  # KFP puts the run id there
+    config = task_config(folder, TRAINING, "register")
+    config["registry"]["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    model = trained_model(tmp_path)
+    argv = ["register", "--config", json.dumps(config), "--input", f"model={model['model']}", "--input", f"metrics={model['metrics']}"]
+    assert run_step([*argv, "--pipeline-run", "8d5c1f0e-run"]) == 0
+    (version,) = MlflowClient(tracking_uri=config["registry"]["tracking_uri"]).search_model_versions("name='churn-classifier'")
+    assert version.tags["mlcompile.pipeline_run"] == "8d5c1f0e-run"
+    assert version.tags["mlcompile.profile_sha256"] == plan.lineage.profile_sha256 and len(plan.lineage.profile_sha256) == 64
+    assert version.tags["mlcompile.git_commit"] == COMMIT
+
+
+def test_vertex_registration_labels_the_version_and_outputs_its_google_vertex_model(builds: dict[str, tuple[Plan, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlcompile.targets.kfp_ir import launch
+
+    plan, folder = builds["gcp-prod"]
+    spec = next(d for d in yaml.safe_load_all((folder / "pipelines" / f"{TRAINING}.yaml").read_text()) if d)
+    outputs = spec["components"]["comp-register"]["outputDefinitions"]["artifacts"]
+    assert outputs["vertex_model"]["artifactType"] == {"schemaTitle": "google.VertexModel", "schemaVersion": "0.0.1"}
+    args = task_args(folder, TRAINING, "register")
+    assert args[args.index("--pipeline-run") + 1] == "{{$.pipeline_job_name}}"  # the PipelineJob id on Vertex AI
+    assert args[args.index("--executor-output") + 1] == "{{$.outputs.output_file}}"
+    config = task_config(folder, TRAINING, "register")
+    executor_output = tmp_path / "executor_output.json"
+    with VertexStandIn() as api:
+        monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
+        argv = ["register", "--config", json.dumps(config), "--input", "model=/gcs/acme/run/train/model", "--input", "metrics=/gcs/acme/run/evaluate/metrics"]
+        argv += ["--output", f"vertex_model={tmp_path / 'vertex_model'}", "--pipeline-run", "churn-prediction-training-20260101", "--executor-output", str(executor_output)]
+        assert launch.main(argv) == 0
+        ((name, model),) = api.models.items()
+    labels = model["versions"][0]["request"]["model"]["labels"]
+    assert labels["mlcompile-pipeline-run"] == "churn-prediction-training-20260101"
+    assert labels["mlcompile-profile-sha256"] == plan.lineage.profile_sha256[:63] and labels["mlcompile-git-commit"] == COMMIT
+    (artifact,) = json.loads(executor_output.read_text())["artifacts"]["vertex_model"]["artifacts"]
+    assert artifact["metadata"] == {"resourceName": f"{name}@1"}
+    assert artifact["uri"] == f"{api.endpoint}/v1/{name}@1"
