@@ -245,3 +245,40 @@ def test_vertex_registration_labels_the_version_and_outputs_its_google_vertex_mo
     (artifact,) = json.loads(executor_output.read_text())["artifacts"]["vertex_model"]["artifacts"]
     assert artifact["metadata"] == {"resourceName": f"{name}@1"}
     assert artifact["uri"] == f"{api.endpoint}/v1/{name}@1"
+
+
+def test_vertex_email_alerts_become_cloud_monitoring_channels_and_a_policy_on_the_alert_steps_log_line(
+    builds: dict[str, tuple[Plan, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monitoring_v3 = pytest.importorskip("google.cloud.monitoring_v3")
+    from google.protobuf import json_format
+
+    from mlcompile.runtime import step_function
+    from mlcompile.targets.vertex.deploy import deploy
+
+    plan, folder = builds["gcp-prod"]
+    with VertexStandIn() as api:
+        actions = deploy(plan, folder, dry_run=False, api_endpoint=api.endpoint)
+        assert {a.resource: a.action for a in actions if "alert" in a.resource or "notification" in a.resource} == {
+            "notification channel growth-ml@acme.example": "create", "notification channel retention-analytics@acme.example": "create",
+            "alert policy churn-prediction: monitoring breach": "create",
+        }  # fmt: skip
+        again = deploy(plan, folder, dry_run=False, api_endpoint=api.endpoint)
+        assert all(a.action == "unchanged" for a in again if "alert" in a.resource or "notification" in a.resource)
+        created = dict(api.monitoring)
+    channels = {n: b for n, b in created.items() if "/notificationChannels/" in n}
+    (policy,) = (b for n, b in created.items() if "/alertPolicies/" in n)
+    for body in channels.values():  # Cloud Monitoring's own types accept every field as sent
+        assert monitoring_v3.NotificationChannel.wrap(json_format.ParseDict(body, monitoring_v3.NotificationChannel.pb()())).type_ == "email"
+    parsed = json_format.ParseDict(policy, monitoring_v3.AlertPolicy.pb()())
+    assert sorted(parsed.notification_channels) == sorted(channels)
+    assert {b["labels"]["email_address"] for b in channels.values()} == {"growth-ml@acme.example", "retention-analytics@acme.example"}
+
+    config = task_config(folder, "churn-prediction-monitoring", "alert")
+    drift = tmp_path / "drift.json"
+    drift.write_text(json.dumps({"breach": True, "check": "drift", "drifted": ["orders_30d"]}))
+    config["params"]["alerts"] = [a for a in config["params"]["alerts"] if a["channel"] == "email"]
+    result = step_function("alert")(config, {"check-drift": str(drift)}, {})
+    assert result["channels"][0]["status"].startswith("sent by Cloud Monitoring")
+    phrase = parsed.conditions[0].condition_matched_log.filter.strip('"')  # Logging matches the quoted text anywhere in the entry
+    assert any(phrase in line for line in capsys.readouterr().out.splitlines())

@@ -1,7 +1,8 @@
 """A stand-in for the Vertex AI REST API (v1) on 127.0.0.1, recording every call: pipeline jobs,
 schedules, endpoints and Feature Store resources, as `mlcompile deploy` reaches them through
 aiplatform's service clients with `api_endpoint` + REST transport. A new pipeline job is
-PIPELINE_STATE_PENDING until a test moves its `state`."""
+PIPELINE_STATE_PENDING until a test moves its `state`. It also serves the Cloud Monitoring
+API (v3) notification channels and alert policies that a deploy creates beside them."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class VertexStandIn(JsonService):
         self.trials: list[dict[str, Any]] = []  # trials a tuning job reports when it ends
         self.models: dict[str, dict[str, Any]] = {}  # name -> model, with its versions
         self.feature_store: dict[str, dict[str, Any]] = {}  # resource name -> online store, group, feature or view
+        self.monitoring: dict[str, dict[str, Any]] = {}  # Cloud Monitoring: notification channels and alert policies by name
         self._next = 0
         super().__init__()
         self.endpoint = self.url
@@ -120,8 +122,32 @@ class VertexStandIn(JsonService):
         self._next += 1
         return {"name": f"{parent}/operations/{self._next}", "done": True, "response": {"@type": f"type.googleapis.com/google.cloud.aiplatform.v1.{type_name}", **response}}
 
+    def _cloud_monitoring(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any] | None:
+        match = re.fullmatch(r"/v3/(projects/[^/]+)/(notificationChannels|alertPolicies)(?:/([^/]+))?", path)
+        if not match:
+            return None
+        parent, collection, ident = match.groups()
+        prefix = f"{parent}/{collection}/"
+        if method == "GET" and ident is None:
+            wanted = dict(re.findall(r'(labels\.email_address|display_name)="([^"]*)"', query.get("filter", "")))
+
+            def field(item: dict[str, Any], key: str) -> Any:
+                return item.get("labels", {}).get("email_address") if key == "labels.email_address" else item.get("displayName")
+
+            found = [v for k, v in sorted(self.monitoring.items()) if k.startswith(prefix) and all(field(v, key) == value for key, value in wanted.items())]
+            return 200, {collection: found}
+        if method == "POST" and ident is None:
+            self._next += 1
+            name = f"{prefix}{self._next}"
+            self.monitoring[name] = {**body, "name": name}
+            return 200, self.monitoring[name]
+        if method == "PATCH" and f"{prefix}{ident}" in self.monitoring:
+            self.monitoring[f"{prefix}{ident}"] = {**body, "name": f"{prefix}{ident}"}
+            return 200, self.monitoring[f"{prefix}{ident}"]
+        return self._error(404, "NOT_FOUND", f"stand-in has no {method} {path}")
+
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
-        answer = self._feature_store(method, path, query, body)
+        answer = self._cloud_monitoring(method, path, query, body) or self._feature_store(method, path, query, body)
         if answer is not None:
             return answer
         model = re.fullmatch(r"/v1/(projects/[^/]+/locations/[^/]+)/models(?:/([^/:]+))?(:upload)?", path)

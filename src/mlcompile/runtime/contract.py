@@ -30,6 +30,11 @@ ENV_LABEL = "MLCOMPILE_LABEL"  # name of the label column
 ENV_HYPERPARAMETERS = "MLCOMPILE_HYPERPARAMETERS"  # json object of this trial's parameters (tuning)
 CONTAINER_ENV = (ENV_TRAIN_DATA, ENV_TEST_DATA, ENV_VALIDATION_REPORT, ENV_MODEL_DIR, ENV_METRICS, ENV_LABEL, ENV_HYPERPARAMETERS)
 
+# The line the alert step logs on a breach (`<marker> system=<system>: <message>`): Vertex AI
+# sends a pipeline task's output to Cloud Logging, where the build's log-match alert policy
+# looks for it and mails the spec's email recipients.
+BREACH_LOG_MARKER = "mlcompile-alert monitoring-breach"
+
 # Steps whose config includes the feature store section (they read sources).
 _READS_FEATURES = frozenset({"extract_features", "score_batch", "check_drift", "check_performance", "materialize", "materialize_features"})
 

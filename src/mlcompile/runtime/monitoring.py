@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mlcompile.runtime.contract import BREACH_LOG_MARKER
 from mlcompile.runtime.features import FeatureStore
 from mlcompile.runtime.io import DataError, read_json, read_table, write_bytes, write_json
 from mlcompile.runtime.metrics import LOWER_IS_BETTER, compute_metrics
@@ -259,8 +260,11 @@ def breaches(inputs: dict[str, str]) -> list[str]:
 
 def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
     """Send (locally: record and print) the spec's alerts. Webhooks are posted when their
-    secret resolves (mlcompile.runtime.secrets; locally: MLCOMPILE_SECRET_<NAME>); email is
-    recorded, not sent. The webhook URL is a secret: it is never printed or recorded."""
+    secret resolves (mlcompile.runtime.secrets; locally: MLCOMPILE_SECRET_<NAME>). Email is
+    the platform's to send: the step logs the breach on a line starting with
+    BREACH_LOG_MARKER, which the Vertex AI build's Cloud Monitoring alert policy mails to the
+    recipients; elsewhere it is recorded. The webhook URL is a secret: it is never printed
+    or recorded."""
     system = config.get("system")
     reasons = breaches(inputs)
     message = f"[mlcompile] {system}: monitoring breach" + (f" ({'; '.join(reasons)})" if reasons else "")
@@ -287,9 +291,10 @@ def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str
             else:
                 entry["status"] = f"not sent: {unavailable}"
         else:
-            entry.update(to=channel.get("to", []), status="recorded (email is sent by the cloud platforms)")
+            by_platform = (config.get("platform") or {}).get("name") == "vertex"
+            entry.update(to=channel.get("to", []), status=f"sent by Cloud Monitoring (alert policy '{system}: monitoring breach' on the line below)" if by_platform else "recorded (email is sent by the cloud platforms)")
         print(f"alert {entry['channel']}: {entry['status']}")
         sent.append(entry)
     log = record("alerts", {"time": time.time(), "system": system, "message": message, "channels": sent})
-    print(message)
+    print(f"{BREACH_LOG_MARKER} system={system}: {message}")
     return {"message": message, "channels": sent, "log": log}

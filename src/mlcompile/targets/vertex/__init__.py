@@ -15,7 +15,7 @@ from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsuppo
 from mlcompile.targets.kfp_ir import (
     LAUNCH, RUN_ID_VERTEX, StepSettings, compile_pipeline, extra_outputs, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents, watermark_uri,
 )  # fmt: skip
-from mlcompile.targets.vertex import feature_store
+from mlcompile.targets.vertex import alerting, feature_store
 
 NAME = "vertex"
 CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
@@ -37,7 +37,7 @@ def launches_job(step: Step, plan: Plan) -> str | None:
 class VertexTarget:
     name: ClassVar[str] = NAME
     extra: ClassVar[str | None] = "vertex"
-    requires: ClassVar[tuple[str, ...]] = ("kfp", "google.cloud.aiplatform")
+    requires: ClassVar[tuple[str, ...]] = ("kfp", "google.cloud.aiplatform", "google.cloud.monitoring_v3")
 
     # ------------------------------------------------------------------ check
     def check(self, plan: Plan) -> list[Diagnostic]:
@@ -112,7 +112,7 @@ class VertexTarget:
             body = bodies.schedule(plan, schedule.name, schedule.cron, schedule.timezone, pipeline_jobs[schedule.pipeline])
             files.append(OutputFile(f"vertex/schedules/{schedule.name}.json", "vertex.schedule", json_bytes(body)))
         files.append(OutputFile("vertex/model.json", "vertex.upload_model_request", json_bytes(bodies.model(plan))))
-        for path, kind, body in feature_store.bodies(plan):
+        for path, kind, body in [*feature_store.bodies(plan), *alerting.bodies(plan)]:
             files.append(OutputFile(path, kind, json_bytes(body)))
         if plan.online is not None:
             files.append(OutputFile("vertex/endpoint.json", "vertex.create_endpoint_request", json_bytes(bodies.endpoint(plan))))
