@@ -261,7 +261,7 @@ def test_vertex_email_alerts_become_cloud_monitoring_channels_and_a_policy_on_th
         actions = deploy(plan, folder, dry_run=False, api_endpoint=api.endpoint)
         assert {a.resource: a.action for a in actions if "alert" in a.resource or "notification" in a.resource} == {
             "notification channel growth-ml@acme.example": "create", "notification channel retention-analytics@acme.example": "create",
-            "alert policy churn-prediction: monitoring breach": "create",
+            "alert policy churn-prediction monitoring breach": "create",
         }  # fmt: skip
         again = deploy(plan, folder, dry_run=False, api_endpoint=api.endpoint)
         assert all(a.action == "unchanged" for a in again if "alert" in a.resource or "notification" in a.resource)
@@ -282,3 +282,47 @@ def test_vertex_email_alerts_become_cloud_monitoring_channels_and_a_policy_on_th
     assert result["channels"][0]["status"].startswith("sent by Cloud Monitoring")
     phrase = parsed.conditions[0].condition_matched_log.filter.strip('"')  # Logging matches the quoted text anywhere in the entry
     assert any(phrase in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_kubeflow_email_alerts_are_posted_to_the_clusters_alertmanager_and_routed_to_the_recipients(
+    builds: dict[str, tuple[Plan, Path]], tmp_path: Path
+) -> None:
+    from alertmanager_api import AlertmanagerStandIn
+
+    from mlcompile.runtime import step_function
+
+    _, folder = builds["kfp-gke"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert {"path": "monitoring/alertmanager-config.yaml", "kind": "prometheus_operator.alertmanager_config"}.items() <= next(
+        f for f in manifest["files"] if f["path"] == "monitoring/alertmanager-config.yaml"
+    ).items()
+    routing = yaml.safe_load((folder / "monitoring" / "alertmanager-config.yaml").read_text())
+    assert (routing["apiVersion"], routing["kind"], routing["metadata"]["namespace"]) == ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig", "ml-pipelines")
+    config = task_config(folder, "churn-prediction-monitoring", "alert")
+    config["params"]["alerts"] = [a for a in config["params"]["alerts"] if a["channel"] == "email"]
+    drift = tmp_path / "drift.json"
+    drift.write_text(json.dumps({"breach": True, "check": "drift", "drifted": ["orders_30d"]}))
+    with AlertmanagerStandIn([routing]) as alertmanager:
+        config["platform"]["alertmanager"]["url"] = alertmanager.url
+        result = step_function("alert")(config, {"check-drift": str(drift)}, {})
+    assert result["channels"][0]["status"].startswith("posted to the Alertmanager")
+    (posted,) = alertmanager.alerts
+    assert posted["annotations"]["summary"].startswith("[mlcompile] churn-prediction: monitoring breach")
+    assert alertmanager.mailed == ["growth-ml@acme.example", "retention-analytics@acme.example"]
+
+
+def test_an_email_alert_on_a_kubeflow_profile_without_alertmanager_is_refused_at_validate(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mlcompile.cli import main
+
+    import shutil
+
+    shutil.copytree(ROOT / "targets", tmp_path / "targets")
+    profile = yaml.safe_load((tmp_path / "targets" / "kfp-gke.yaml").read_text())
+    del profile["kubeflow"]["alertmanager"]
+    (tmp_path / "targets" / "kfp-gke.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    done = CliRunner().invoke(main, ["validate", str(SPEC), "--target", str(tmp_path / "targets" / "kfp-gke.yaml")])
+    assert done.exit_code == 2, done.output
+    assert "mlcompile.yaml:115:3: error: monitoring.alerts.0: a Kubeflow cluster sends no email by itself" in done.output
+    assert "hint: name the cluster's Alertmanager in the profile (`kubeflow.alertmanager:" in done.output

@@ -34,6 +34,9 @@ CONTAINER_ENV = (ENV_TRAIN_DATA, ENV_TEST_DATA, ENV_VALIDATION_REPORT, ENV_MODEL
 # sends a pipeline task's output to Cloud Logging, where the build's log-match alert policy
 # looks for it and mails the spec's email recipients.
 BREACH_LOG_MARKER = "mlcompile-alert monitoring-breach"
+# The alert it posts to a Kubeflow cluster's Alertmanager, which the build's AlertmanagerConfig
+# routes to the email recipients (labels: alertname, mlcompile_system, namespace).
+BREACH_ALERT_NAME = "MlcompileMonitoringBreach"
 
 # Steps whose config includes the feature store section (they read sources).
 _READS_FEATURES = frozenset({"extract_features", "score_batch", "check_drift", "check_performance", "materialize", "materialize_features"})

@@ -258,13 +258,36 @@ def breaches(inputs: dict[str, str]) -> list[str]:
     return found
 
 
+def _post_json(url: str, data: Any) -> None:
+    request = urllib.request.Request(url, data=json.dumps(data).encode(), headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def _email(config: dict[str, Any], message: str, reasons: list[str]) -> str:
+    """Who sends an email alert: Cloud Monitoring on Vertex AI (its alert policy matches the
+    line `alert` logs), the cluster's Alertmanager on Kubeflow (posted here; the build's
+    AlertmanagerConfig routes it to the recipients); locally nobody: it is recorded."""
+    platform = config.get("platform") or {}
+    if platform.get("name") == "vertex":
+        return f"sent by Cloud Monitoring (alert policy '{config.get('system')} monitoring breach' on the line below)"
+    alertmanager = platform.get("alertmanager")
+    if not alertmanager:
+        return "recorded (email is sent by the cloud platforms)"
+    alert = {"labels": {**alertmanager["labels"], "namespace": platform.get("namespace", ""), "severity": "warning"},
+             "annotations": {"summary": message, "description": "; ".join(reasons) or "a monitoring check breached"}}  # fmt: skip
+    url = f"{alertmanager['url'].rstrip('/')}/api/v2/alerts"
+    try:
+        _post_json(url, [alert])
+    except Exception as exc:  # noqa: BLE001 - an alert failure must not hide the breach
+        return f"failed: the Alertmanager at {url}: {exc}"
+    return f"posted to the Alertmanager at {url} (its route mails the recipients)"
+
+
 def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
     """Send (locally: record and print) the spec's alerts. Webhooks are posted when their
     secret resolves (mlcompile.runtime.secrets; locally: MLCOMPILE_SECRET_<NAME>). Email is
-    the platform's to send: the step logs the breach on a line starting with
-    BREACH_LOG_MARKER, which the Vertex AI build's Cloud Monitoring alert policy mails to the
-    recipients; elsewhere it is recorded. The webhook URL is a secret: it is never printed
-    or recorded."""
+    the platform's to send (`_email`). The webhook URL is a secret: it is never printed or
+    recorded."""
     system = config.get("system")
     reasons = breaches(inputs)
     message = f"[mlcompile] {system}: monitoring breach" + (f" ({'; '.join(reasons)})" if reasons else "")
@@ -283,16 +306,14 @@ def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str
                     url, unavailable = "", str(exc)
             if url:
                 try:
-                    request = urllib.request.Request(url, data=json.dumps({"text": message}).encode(), headers={"Content-Type": "application/json"})
-                    urllib.request.urlopen(request, timeout=5).close()
+                    _post_json(url, {"text": message})
                     entry["status"] = "sent"
                 except Exception as exc:  # noqa: BLE001 - an alert failure must not hide the breach
                     entry["status"] = f"failed: {exc}"
             else:
                 entry["status"] = f"not sent: {unavailable}"
         else:
-            by_platform = (config.get("platform") or {}).get("name") == "vertex"
-            entry.update(to=channel.get("to", []), status=f"sent by Cloud Monitoring (alert policy '{system}: monitoring breach' on the line below)" if by_platform else "recorded (email is sent by the cloud platforms)")
+            entry.update(to=channel.get("to", []), status=_email(config, message, reasons))
         print(f"alert {entry['channel']}: {entry['status']}")
         sent.append(entry)
     log = record("alerts", {"time": time.time(), "system": system, "message": message, "channels": sent})

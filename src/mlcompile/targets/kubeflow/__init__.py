@@ -14,7 +14,7 @@ from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsuppo
 from mlcompile.targets.kfp_ir import (
     LAUNCH, RUN_ID_KUBEFLOW, StepSettings, compile_pipeline, extra_outputs, job_timeout, new_data_sensors, runtime_config, secret_name, watermark_uri,
 )  # fmt: skip
-from mlcompile.targets.kubeflow import facts, feature_store, manifests
+from mlcompile.targets.kubeflow import alerting, facts, feature_store, manifests
 from mlcompile.targets.kubeflow.deploy import version_name
 
 NAME = "kubeflow"
@@ -90,6 +90,7 @@ class KubeflowTarget:
                         "use algorithm random or bayesian, or make the parameter categorical",
                     ))  # fmt: skip
         problems += feast_repo.check(plan, NAME)
+        problems += alerting.check(plan, NAME)
         return problems
 
     # ------------------------------------------------------------------ render
@@ -114,6 +115,9 @@ class KubeflowTarget:
         files += feast_repo.render(plan)
         if plan.online is not None:
             files.append(OutputFile("serving/inference-service.yaml", "kserve.inference_service", _yaml(manifests.inference_service(plan))))
+        routing = alerting.alertmanager_config(plan)
+        if routing is not None:
+            files.append(OutputFile(alerting.PATH, alerting.KIND, _yaml(routing)))
         schedules = [*plan.schedules, *(s for _, s in new_data_sensors(plan)), *(s for _, s in materialization)]
         for schedule in schedules:
             if schedule.timezone == facts.KFP_SCHEDULE_TIMEZONE:
@@ -161,6 +165,8 @@ class KubeflowTarget:
         config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan))
         if step.kind == "materialize_features":
             config["feast"] = feature_store.feast_config(plan)
+        if step.kind == "alert" and plan.platform_settings.get("alertmanager"):
+            config["platform"]["alertmanager"] = {**plan.platform_settings["alertmanager"], "labels": alerting.route_labels(plan)}
         if step.kind == "trigger_retraining":
             config["platform_run"] = self._platform_run(plan, step.params["pipeline"], versions)
             if step.params.get("when") == "new_data":

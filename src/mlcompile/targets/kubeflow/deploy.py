@@ -97,6 +97,8 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
     for entry in files:
         if entry["kind"] == "kubernetes.cron_job":
             actions.append(DeployAction(f"cronjob {Path(entry['path']).stem}", "manual", f"kubectl apply -f {entry['path']} (not a KFP API object)"))
+        if entry["kind"] == "prometheus_operator.alertmanager_config":
+            actions.append(DeployAction("alertmanager config", "manual", f"kubectl apply -f {entry['path']} (routes email alerts; not a KFP API object)"))
     return actions
 
 

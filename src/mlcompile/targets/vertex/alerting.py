@@ -49,10 +49,10 @@ def bodies(plan: Plan) -> list[tuple[str, str, dict[str, Any]]]:
     policy_type = monitoring_v3.AlertPolicy
     files = []
     for index, address in enumerate(addresses, start=1):
-        channel = monitoring_v3.NotificationChannel(type_="email", display_name=f"{plan.system} alerts: {address}", labels={"email_address": address}, user_labels=labels(plan))
+        channel = monitoring_v3.NotificationChannel(type_="email", display_name=f"{plan.system} alerts to {address}", labels={"email_address": address}, user_labels=labels(plan))
         files.append((f"vertex/alerting/notification-channel-{index}.json", CHANNEL_KIND, to_json(channel)))
     policy = policy_type(
-        display_name=f"{plan.system}: monitoring breach",
+        display_name=f"{plan.system} monitoring breach",
         documentation=policy_type.Documentation(
             content=f"The monitoring pipeline `{plan.system}-monitoring` found a breach (drift or performance): its alert step logged it. "
             f"Open the pipeline run's check-drift / check-performance outputs for the details.",
