@@ -24,6 +24,10 @@ KFP_ACTIVE = frozenset({"PENDING", "RUNNING", "PAUSED", "CANCELING"})
 VERTEX_ACTIVE = frozenset({"PIPELINE_STATE_QUEUED", "PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING", "PIPELINE_STATE_PAUSED", "PIPELINE_STATE_CANCELLING"})
 
 
+KFP_HOST_ENV = "MLCOMPILE_KFP_HOST"
+VERTEX_ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
+
+
 class SubmitFailed(Exception):
     pass
 
@@ -61,8 +65,11 @@ class KfpRuns:
         platform = config["platform"]
         self.run = config["platform_run"]
         self.namespace = platform.get("namespace")
+        # inside the cluster the API is often reached at its service (http://ml-pipeline.kubeflow:8888)
+        # rather than at the profile's external host
+        host = os.environ.get(KFP_HOST_ENV) or platform["host"]
         with contextlib.redirect_stdout(io.StringIO()):  # kfp.Client prints links on stdout
-            self.client = RetryingClient(kfp_client(platform["host"], self.namespace))
+            self.client = RetryingClient(kfp_client(host, self.namespace))
 
     def _experiment(self, create: bool) -> str | None:
         try:
@@ -128,7 +135,7 @@ class VertexPipelineJobs:
         platform = config["platform"]
         self.run = config["platform_run"]
         self.parent = f"projects/{platform['project']}/locations/{platform['region']}"
-        endpoint = os.environ.get("MLCOMPILE_VERTEX_API_ENDPOINT") or f"{platform['region']}-aiplatform.googleapis.com"
+        endpoint = os.environ.get(VERTEX_ENDPOINT_ENV) or f"{platform['region']}-aiplatform.googleapis.com"
         options: dict[str, Any] = {"client_options": {"api_endpoint": endpoint}}
         if endpoint.startswith(("http://127.0.0.1", "http://localhost")):
             from google.auth.credentials import AnonymousCredentials
