@@ -35,7 +35,9 @@ def source_watermark(config: dict[str, Any], source: str) -> dict[str, Any]:
 def has_new_rows(current: dict[str, Any], seen: dict[str, Any]) -> bool:
     """Rows newer than the watermark's newest timestamp, or more rows than it counted (late
     rows with old timestamps are new data too)."""
-    if current["max_timestamp"] is not None and (seen.get("max_timestamp") is None or current["max_timestamp"] > seen["max_timestamp"]):
+    import pandas as pd
+
+    if current["max_timestamp"] is not None and (seen.get("max_timestamp") is None or pd.Timestamp(current["max_timestamp"]) > pd.Timestamp(seen["max_timestamp"])):
         return True
     return int(current["rows"]) > int(seen.get("rows") or 0)
 
