@@ -15,8 +15,9 @@ import sys
 import time
 from typing import Any
 
+from mlcompile.runtime.contract import ENV_PIPELINE_RUN
+
 ENV_STEP_RESULT = "MLCOMPILE_STEP_RESULT"
-ENV_PIPELINE_RUN = "MLCOMPILE_PIPELINE_RUN"  # the lineage variable mlcompile.runtime.registry reads
 
 
 def _pairs(values: list[str], what: str, parser: argparse.ArgumentParser) -> dict[str, str]:

@@ -30,6 +30,11 @@ ENV_LABEL = "MLCOMPILE_LABEL"  # name of the label column
 ENV_HYPERPARAMETERS = "MLCOMPILE_HYPERPARAMETERS"  # json object of this trial's parameters (tuning)
 CONTAINER_ENV = (ENV_TRAIN_DATA, ENV_TEST_DATA, ENV_VALIDATION_REPORT, ENV_MODEL_DIR, ENV_METRICS, ENV_LABEL, ENV_HYPERPARAMETERS)
 
+# The pipeline run a step belongs to: lineage (the registry tags each version with it). The
+# executor sets it locally; in a compiled pipeline the task passes `--pipeline-run` with the
+# platform's run-id placeholder and the runtime sets it from there.
+ENV_PIPELINE_RUN = "MLCOMPILE_PIPELINE_RUN"
+
 # The line the alert step logs on a breach (`<marker> system=<system>: <message>`): Vertex AI
 # sends a pipeline task's output to Cloud Logging, where the build's log-match alert policy
 # looks for it and mails the spec's email recipients.

@@ -10,7 +10,7 @@ import os
 import re
 from typing import Any
 
-ENV_PIPELINE_RUN = "MLCOMPILE_PIPELINE_RUN"
+from mlcompile.runtime.contract import ENV_PIPELINE_RUN
 LABEL_VALUE = re.compile(r"[^a-z0-9_-]")
 
 
