@@ -3,22 +3,22 @@
 # pipeline step runs as `python -m mlcompile.runtime <step> --config … --input … --output …`.
 #
 #   docker build -t ghcr.io/acme/mlcompile-runtime:0.1.0 .
-#   docker build --build-arg CLOUD_FS="gcsfs" -t us-docker.pkg.dev/acme-ml-prod/ml/mlcompile-runtime:0.1.0 .
 #   docker run --rm ghcr.io/acme/mlcompile-runtime:0.1.0 python -m mlcompile.runtime --help
 #   docker run --rm -p 8080:8080 -v $PWD/model:/opt/ml/model ghcr.io/acme/mlcompile-runtime:0.1.0 serve
 #
-# CLOUD_FS: the fsspec filesystems the steps read artifacts and sources through
-# (gs:// gcsfs, s3:// s3fs, abfss:// adlfs); all three by default.
+# One image for every platform: the `runtime` extra (pyproject.toml) installs the embedded
+# runtime and what its steps and the platform-job launcher import there (kubernetes, the
+# Vertex AI SDK, boto3, azure-identity, azureml-mlflow, and the gs:// s3:// abfss://
+# filesystems); tests/test_runtime_image.py keeps that list complete.
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS build
-ARG CLOUD_FS="gcsfs s3fs adlfs"
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python -m venv /opt/mlcompile \
- && /opt/mlcompile/bin/pip install ".[local]" fsspec ${CLOUD_FS} \
+ && /opt/mlcompile/bin/pip install ".[runtime]" \
  && printf '#!/bin/sh\nexec python -m mlcompile.runtime serve "$@"\n' > /opt/mlcompile/bin/serve \
  && chmod 755 /opt/mlcompile/bin/serve
 

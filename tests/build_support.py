@@ -8,7 +8,7 @@ from pathlib import Path
 from mlcompile.build import compile_system, resolve_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ("churn", "ranker-gpu", "batch-scoring")
+EXAMPLES = ("churn", "ranker-gpu", "batch-scoring", "container-trainer")
 
 
 def build(spec: str | Path, profile: str | Path, git_commit: str | None = None) -> dict[str, tuple[str, bytes]]:

@@ -341,10 +341,24 @@ def test_aks_tolerates_the_documented_taint_and_warns_about_the_model():
     assert len(r.warnings) == 1 and r.warnings[0].startswith("aks nodes carry no gpu-model label")
 
 
-def test_generic_cluster_gets_only_the_resource_limit():
+def test_generic_cluster_pins_the_gpu_model_by_its_gpu_feature_discovery_label():
+    # an A100 and a T4 must not both become "any nvidia.com/gpu node": GFD (NVIDIA GPU
+    # Operator) labels nodes nvidia.com/gpu.product=<nvidia-smi product name, '-' for spaces>
     r = resolve_machine("kubeflow", accelerator="nvidia-a100-40gb", count=2)
-    assert r.machine.node_selector == () and r.machine.tolerations == () and r.warnings == ()
+    assert r.machine.node_selector == (("nvidia.com/gpu.product", "NVIDIA-A100-SXM4-40GB"),)
+    assert r.machine.tolerations == () and r.warnings == ()
     assert (r.machine.accelerator_platform_name, r.machine.accelerator_count) == ("nvidia.com/gpu", 2)
+    products = {name: dict(resolve("kubeflow", name).node_selector)["nvidia.com/gpu.product"]
+                for name in offered_accelerators("kubeflow") if name.startswith("nvidia-")}
+    assert products == {
+        "nvidia-t4": "Tesla-T4", "nvidia-l4": "NVIDIA-L4", "nvidia-a10g": "NVIDIA-A10G",
+        "nvidia-v100": "Tesla-V100-SXM2-16GB", "nvidia-a100-40gb": "NVIDIA-A100-SXM4-40GB",
+        "nvidia-a100-80gb": "NVIDIA-A100-SXM4-80GB", "nvidia-h100-80gb": "NVIDIA-H100-80GB-HBM3",
+    }
+
+
+def test_generic_cluster_refuses_an_accelerator_without_a_product_label():
+    assert error("kubeflow", "tpu-v5e").message == "generic clusters have no tpu-v5e nodes"
 
 
 def test_flavour_without_the_accelerator():

@@ -99,10 +99,11 @@ def test_help_and_version_are_lazy(args: list[str], tmp_path: Path) -> None:
 
 
 # what a bare `validate` (a spec, no profiles: editors and pre-commit on every save) must not
-# pay for at start: pydantic's plugin discovery and the targets' entry points
-# (importlib.metadata, which brings email, zipfile, csv), the cost report a build writes, the
-# plan, templates, JSON Schema
+# pay for at start: pydantic and the spec's models (spec/fastcheck.py checks a valid spec
+# without them), the targets' entry points (importlib.metadata, which brings email, zipfile,
+# csv), the cost report a build writes, the plan, templates, JSON Schema
 COLD_VALIDATE_NEEDS_NONE = (
+    "pydantic", "pydantic_core", "mlcompile.spec.models",
     "importlib.metadata", "email", "zipfile", "csv", "jinja2", "jsonschema",
     "mlcompile.cost", "mlcompile.plan", "mlcompile.targets.local",
 )  # fmt: skip

@@ -28,6 +28,7 @@ from vertex_api import VertexStandIn  # noqa: E402
 from mlcompile.build import compile_system, resolve_profiles, write_builds  # noqa: E402
 from mlcompile.plan.nodes import Plan  # noqa: E402
 from mlcompile.runtime.__main__ import main as run_step  # noqa: E402
+from mlcompile.runtime.contract import ENV_PIPELINE_RUN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -202,8 +203,9 @@ def trained_model(tmp_path: Path) -> dict[str, str]:
     return paths
 
 
-def test_kubeflow_registration_tags_the_version_with_the_run_profile_and_commit(builds: dict[str, tuple[Plan, Path]], tmp_path: Path) -> None:
+def test_kubeflow_registration_tags_the_version_with_the_run_profile_and_commit(builds: dict[str, tuple[Plan, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("mlflow")
+    monkeypatch.setenv(ENV_PIPELINE_RUN, "")  # --pipeline-run sets it in this process: monkeypatch unsets it after the test
     pytest.importorskip("sklearn")
     from mlflow import MlflowClient
 
@@ -233,9 +235,13 @@ def test_vertex_registration_labels_the_version_and_outputs_its_google_vertex_mo
     assert args[args.index("--executor-output") + 1] == "{{$.outputs.output_file}}"
     config = task_config(folder, TRAINING, "register")
     executor_output = tmp_path / "executor_output.json"
+    monkeypatch.setenv(ENV_PIPELINE_RUN, "")  # --pipeline-run sets it in this process: monkeypatch unsets it after the test
     with VertexStandIn() as api:
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
-        argv = ["register", "--config", json.dumps(config), "--input", "model=/gcs/acme/run/train/model", "--input", "metrics=/gcs/acme/run/evaluate/metrics"]
+        (tmp_path / "model").mkdir()  # what the trainer wrote, and the evaluation the register step reads
+        (tmp_path / "model" / "model.json").write_text(json.dumps({"format": "mlcompile.container/1"}))
+        (tmp_path / "metrics.json").write_text(json.dumps({"metrics": {"roc_auc": 0.8}}))
+        argv = ["register", "--config", json.dumps(config), "--input", f"model={tmp_path / 'model'}", "--input", f"metrics={tmp_path / 'metrics.json'}"]
         argv += ["--output", f"vertex_model={tmp_path / 'vertex_model'}", "--pipeline-run", "churn-prediction-training-20260101", "--executor-output", str(executor_output)]
         assert launch.main(argv) == 0
         ((name, model),) = api.models.items()
@@ -326,3 +332,22 @@ def test_an_email_alert_on_a_kubeflow_profile_without_alertmanager_is_refused_at
     assert done.exit_code == 2, done.output
     assert "mlcompile.yaml:115:3: error: monitoring.alerts.0: a Kubeflow cluster sends no email by itself" in done.output
     assert "hint: name the cluster's Alertmanager in the profile (`kubeflow.alertmanager:" in done.output
+
+
+def test_the_emulators_summary_names_the_run_the_trigger_step_submitted(tmp_path: Path) -> None:
+    """`retraining.submitted` comes from the trigger task's `retraining` output artifact (what
+    the platform's UI shows for the task), unless a platform service reported the run itself."""
+    from types import SimpleNamespace
+
+    from mlcompile.emulate.ir import SUCCEEDED, PipelineResult, TaskResult
+    from mlcompile.emulate.summary import summarize
+
+    (tmp_path / "gcs" / "acme" / "run").mkdir(parents=True)
+    (tmp_path / "gcs" / "acme" / "run" / "retraining").write_text(json.dumps({"pipeline": "churn-prediction-training", "submitted": "run-42", "status": "submitted run run-42"}))
+    trigger = TaskResult("trigger-retraining", SUCCEEDED, artifacts={"retraining": {"uri": "gs://acme/run/retraining", "metadata": {}}})
+    monitoring = PipelineResult("churn-prediction-monitoring", "m-1", SUCCEEDED, {"trigger-retraining": trigger})
+    plan = SimpleNamespace(registry=SimpleNamespace(model="churn-classifier"), online=None)
+    session = SimpleNamespace(system="churn-prediction", profile="gcp-prod", platform="vertex", plan=plan, facts={}, results=[monitoring], root=tmp_path, work=tmp_path)
+    assert summarize(session)["retraining"] == {"requested": True, "submitted": "run-42"}
+    session.facts["retraining"] = {"submitted": "projects/p/locations/l/pipelineJobs/retrain-1", "state": "pending"}
+    assert summarize(session)["retraining"]["submitted"] == "projects/p/locations/l/pipelineJobs/retrain-1"

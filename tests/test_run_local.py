@@ -425,9 +425,9 @@ json.dump({"ndcg_at_10": float(np.mean([ndcg(g) for g in groups])), "map_at_10":
 def test_ranker_example_with_a_stand_in_container_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The ranker's trainer is a container (PyTorch, 2 x 8 A100): here a stand-in package with
     the same `python -m ranker.launch` command runs on the host through the env-var contract,
-    inside Optuna's search (3 of the spec's 24 trials, to stay fast). mlcompile cannot score a
-    model it does not know: the gates use the metrics the trainer reported, drift uses the
-    training data kept with the model, and the performance check says it was not computed."""
+    inside Optuna's search (3 of the spec's 24 trials, to stay fast). The gates use the metrics
+    the trainer reported, drift uses the training data the runtime keeps with the model, and
+    there is no performance check (NDCG@10 is no metric the runtime computes)."""
     folder = tmp_path / "ranker"
     shutil.copytree(EXAMPLES / "ranker-gpu", folder, ignore=shutil.ignore_patterns(".mlcompile"))
     (folder / "ranker").mkdir()
@@ -442,7 +442,7 @@ def test_ranker_example_with_a_stand_in_container_trainer(tmp_path: Path, monkey
     assert summary["training"]["trainer"]["trials"] == 3 and set(summary["metrics"]) == {"ndcg_at_10", "map_at_10"}
     assert summary["model"]["model"] == "search-ranker" and summary["model"]["approval"] == "pending"
     assert summary["drift"]["method"] == "jensen_shannon" and len(summary["drift"]["features"]) == 12
-    assert summary["performance"]["value"] is None and "cannot score" in summary["performance"]["note"]
+    assert summary.get("performance") is None
 
 
 def test_run_refuses_a_cloud_profile(tmp_path: Path) -> None:

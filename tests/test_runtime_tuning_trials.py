@@ -4,7 +4,8 @@ reads it.
 
 The churn example with a search space is built for kfp-gke and azure-prod. Katib's trial
 spec is substituted the way Katib does (`json.Marshal` of the spec, then each
-`${trialParameters.X}` and `${trialSpec.Name}` replaced) and the launcher fills the artifact
+`${trialParameters.X}` replaced by its reference's value: a search parameter's sampled value,
+or for a `${trialSpec.Name}` reference the trial's name) and the launcher fills the artifact
 placeholders; Azure ML's trial command (read back with azure-ai-ml's `load_job`) gets each
 `${{inputs.X}}` pasted in and runs in bash. Each trial command then runs for real: the
 saved model must hold the trial's values, Katib's collector filter must find the objective
@@ -13,6 +14,7 @@ in its file, and the MLflow run Azure ML opens for the trial must hold the objec
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -41,13 +43,23 @@ TUNING = (
 SAMPLED = {"learningRate": "0.0123", "maxLeafNodes": "9", "loss": "log_loss"}
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("tuned")
     shutil.copytree(ROOT / "examples/churn", folder / "spec")
     spec = folder / "spec/mlcompile.yaml"
     spec.write_text(spec.read_text().replace("  evaluation:\n", TUNING + "  evaluation:\n", 1))
-    profiles = [str(ROOT / f"targets/{name}.yaml") for name in ("kfp-gke", "azure-prod")]
+    names = ("kfp-gke", "azure-prod", "gcp-prod") if _has("google.cloud.aiplatform") else ("kfp-gke", "azure-prod")
+    profiles = [str(ROOT / f"targets/{name}.yaml") for name in names]
     compilation = compile_system(str(spec), resolve_profiles(str(spec), profiles), render=True, git_commit=None)
     return {p.name: p for p in write_builds(compilation.results, folder / "out")}
 
@@ -93,8 +105,11 @@ def test_a_runtime_trial_trains_with_the_values_katib_chose(experiment: dict, tm
     source = experiment["spec"]["metricsCollectorSpec"]["source"]
     katib_file = source["fileSystemPath"]["path"]
     text = json.dumps(template["trialSpec"])
-    for name, value in {**SAMPLED, "trialSpec.Name": "churn-tune-x7k2"}.items():
-        text = text.replace("${%s}" % (name if "." in name else f"trialParameters.{name}"), value)
+    metadata = {"${trialSpec.Name}": "churn-tune-x7k2"}  # the metadata references Katib resolves
+    for parameter in template["trialParameters"]:
+        value = metadata.get(parameter["reference"]) or SAMPLED[parameter["name"]]
+        text = text.replace("${trialParameters.%s}" % parameter["name"], value)
+    assert "${" not in text  # Katib substitutes nothing else: any other ${...} stays literal
     text = text.replace(katib_file, str(tmp_path / "katib-metrics.json"))  # the sidecar's file, here
     trial = json.loads(text)
     (container,) = trial["spec"]["template"]["spec"]["containers"]
@@ -113,6 +128,10 @@ def test_a_runtime_trial_trains_with_the_values_katib_chose(experiment: dict, tm
     lines = (tmp_path / "katib-metrics.json").read_text().splitlines()
     observed = [value for line in lines if metric in line for name, value in re.findall(pattern, line) if name == metric]
     assert len(observed) == 1 and 0.5 <= float(observed[0]) <= 1.0
+    # and each secondary metric Katib records (additionalMetricNames), scored on the same folds
+    for extra in experiment["spec"]["objective"]["additionalMetricNames"]:
+        found = [value for line in lines for name, value in re.findall(pattern, line) if name == extra]
+        assert len(found) == 1 and 0.0 <= float(found[0]) <= 1.0, (extra, lines)
 
 
 @pytest.mark.parametrize("written", ['{"ndcg_at_10": 0.4712, "map_at_10": 0.31}', '{\n  "map_at_10": 0.31,\n  "ndcg_at_10": 4.712e-01\n}', '{"ndcg_at_10": "0.4712"}'])
@@ -158,3 +177,38 @@ def test_an_azure_sweep_trial_trains_with_its_values_and_logs_the_objective_to_i
     logged = client.get_run(run.info.run_id).data.metrics
     assert 0.5 <= logged["roc_auc"] <= 1.0
     assert logged["roc_auc"] == pytest.approx(json.loads((tmp_path / "metrics.json").read_text())["roc_auc"])
+
+
+def test_a_vertex_trial_takes_its_values_as_arguments_writes_to_its_own_folder_and_reports_to_hypertune(builds: dict[str, Path], tmp_path: Path) -> None:
+    # Vertex AI runs the trial job's container with the study's values appended as --NAME=VALUE,
+    # gives the trial its own AIP_MODEL_DIR and reads the objective from cloudml-hypertune's file
+    if "gcp-prod" not in builds:
+        pytest.skip("needs google-cloud-aiplatform")
+    body = json.loads((builds["gcp-prod"] / "vertex/jobs/tune-hyperparameter-tuning-job.json").read_text())
+    (pool,) = body["trialJobSpec"]["workerPoolSpecs"]
+    container = pool["containerSpec"]
+    assert body["studySpec"]["metrics"] == [{"metricId": "roc_auc", "goal": "MAXIMIZE"}]
+    paths = _training_set(tmp_path)
+    args = substitute(container["args"], paths, {}, lambda name: "")  # no shared model/metrics output in a trial
+    trial_args = ["--learning_rate=0.0123", "--max_leaf_nodes=9", "--loss=log_loss"]
+    trial_dir = tmp_path / "base" / "7"
+    env = {**os.environ, "AIP_MODEL_DIR": str(trial_dir / "model"), "CLOUD_ML_TRIAL_ID": "7", "CLOUD_ML_HP_METRIC_FILE": str(tmp_path / "hypertune" / "output.metrics")}
+    done = subprocess.run([sys.executable, *container["command"][1:], *args, *trial_args], capture_output=True, text=True, timeout=300, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+
+    _assert_trained_with_the_trial_values(trial_dir / "model")
+    written = json.loads((trial_dir / "metrics.json").read_text())
+    assert {"roc_auc", "accuracy", "f1"} <= set(written)  # the secondary metrics the launcher copies from the best trial
+    (line,) = (tmp_path / "hypertune" / "output.metrics").read_text().splitlines()
+    reported = json.loads(line)
+    assert reported["trial"] == "7" and float(reported["roc_auc"]) == pytest.approx(written["roc_auc"])
+
+
+def test_a_vertex_trial_argument_that_names_no_search_parameter_is_refused(builds: dict[str, Path], tmp_path: Path) -> None:
+    if "gcp-prod" not in builds:
+        pytest.skip("needs google-cloud-aiplatform")
+    body = json.loads((builds["gcp-prod"] / "vertex/jobs/tune-hyperparameter-tuning-job.json").read_text())
+    container = body["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"]
+    args = substitute(container["args"], _training_set(tmp_path), {}, lambda name: "")
+    done = subprocess.run([sys.executable, *container["command"][1:], *args, "--depth=3"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "unrecognized argument '--depth=3'" in done.stderr

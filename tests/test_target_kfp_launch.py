@@ -68,7 +68,8 @@ def test_katib_experiment_is_created_waited_for_and_its_best_trial_becomes_the_m
     pod = created["spec"]["trialTemplate"]["trialSpec"]["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["MLCOMPILE_TRAIN_DATA"] == "gs://b/run/train"  # a KFP mount path, as a URI
-    assert env["MLCOMPILE_MODEL_DIR"] == f"{model}/trials/${{trialSpec.Name}}"
+    assert env["MLCOMPILE_MODEL_DIR"] == f"{model}/trials/${{trialParameters.trialName}}"
+    assert "ownerReferences" not in created["metadata"]  # no pod identity in the environment
     assert (model / "weights.bin").read_bytes() == b"best"
     assert json.loads(metrics.read_text()) == {"ndcg_at_10": 0.512}
 
@@ -119,6 +120,8 @@ def test_vertex_tuning_copies_the_best_trials_model_and_metrics(tmp_path: Path, 
     for trial in ("1", "2"):
         (base / trial / "model").mkdir(parents=True)
         (base / trial / "model" / "weights.bin").write_bytes(f"trial {trial}".encode())
+        # the trial's metrics file, beside its AIP_MODEL_DIR: where the secondary metrics are
+        (base / trial / "metrics.json").write_text(json.dumps({"ndcg_at_10": 0.4, "map_at_10": 0.2 + int(trial) / 10}))
     model, metrics = tmp_path / "model", tmp_path / "metrics"
     monkeypatch.setenv("MLCOMPILE_SECRET_SEARCH_HF_READ_TOKEN", "hf-test-token")  # else Secret Manager
     with VertexStandIn() as api:
@@ -133,8 +136,88 @@ def test_vertex_tuning_copies_the_best_trials_model_and_metrics(tmp_path: Path, 
     assert "/hyperparameterTuningJobs/" in name and job["maxTrialCount"] == 24
     env = {e["name"]: e["value"] for e in job["trialJobSpec"]["workerPoolSpecs"][0]["containerSpec"]["env"]}
     assert env["HF_TOKEN"] == "hf-test-token" and env["MLCOMPILE_TRAIN_DATA"] == "gs://b/t"
+    # trials share no output: each writes to the AIP_MODEL_DIR Vertex AI gives it
+    assert "MLCOMPILE_MODEL_DIR" not in env and "MLCOMPILE_METRICS" not in env
     assert (model / "weights.bin").read_bytes() == b"trial 2"  # maximize ndcg_at_10
-    assert json.loads(metrics.read_text()) == {"ndcg_at_10": 0.47}
+    # the study's measurement of the objective, and the best trial's secondary metric
+    assert json.loads(metrics.read_text()) == {"ndcg_at_10": 0.47, "map_at_10": 0.4}
+
+
+def test_each_launch_of_a_vertex_job_writes_under_its_own_run_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    command, config = task("churn", "gcp-prod", "churn-prediction-training", "train")
+    built = config["platform_job"]["body"]["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"]
+    assert built == "gs://acme-ml-prod-pipelines/root/churn-prediction/jobs/{{$.pipeline_job_uuid}}/train"  # KFP fills in the run's id
+    with VertexStandIn() as api:
+        monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
+        for _ in range(2):  # a runner that left the placeholder: each launch still gets its own folder
+            assert run(config, "train", {"train": "/gcs/b/t", "report": "/gcs/b/r", "test": "/gcs/b/s"}, {"model": "/gcs/b/m", "metrics": "/gcs/b/x"}) == 0
+        prefixes = [job["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"] for job in api.jobs.values()]
+    assert len(set(prefixes)) == 2 and not any("{{" in p for p in prefixes)
+
+
+def _terminate_soon() -> None:
+    import os
+    import signal
+    import threading
+
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+
+
+def test_a_cancelled_run_deletes_the_katib_experiment_it_launched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    command, config = task("ranker-gpu", "kfp-gke", "search-ranker-training", "tune")
+    monkeypatch.setattr(launch, "POLL_SECONDS", 0.05)
+    with KubeStandIn() as api:
+        monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path)))
+        api.final = "Running"
+        _terminate_soon()
+        status = run(config, "tune", {"train": "t", "report": "r", "test": "s"}, {"model": str(tmp_path / "m"), "metrics": str(tmp_path / "x")})
+        assert status == 143 and api.objects == {}
+        assert any(method == "DELETE" and "/experiments/search-ranker-tune-" in path for method, path in api.calls)
+    assert "terminated" in capsys.readouterr().err
+
+
+def test_a_cancelled_run_cancels_the_vertex_tuning_job_it_launched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    command, config = task("ranker-gpu", "gcp-prod", "search-ranker-training", "tune")
+    monkeypatch.setattr(launch, "POLL_SECONDS", 0.05)
+    monkeypatch.setenv("MLCOMPILE_SECRET_SEARCH_HF_READ_TOKEN", "hf-test-token")
+    with VertexStandIn() as api:
+        monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
+        api.final_state = "RUNNING_FOREVER"
+        _terminate_soon()
+        assert run(config, "tune", {"train": "/gcs/b/t", "report": "/gcs/b/r", "test": "/gcs/b/s"}, {"model": str(tmp_path / "m"), "metrics": str(tmp_path / "x")}) == 143
+        ((name, job),) = api.jobs.items()
+    assert "/hyperparameterTuningJobs/" in name and job["state"] == "JOB_STATE_CANCELLED"
+
+
+def test_the_experiment_is_owned_by_the_launcher_pod_so_kubernetes_collects_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    command, config = task("ranker-gpu", "kfp-gke", "search-ranker-training", "tune")
+    monkeypatch.setenv("MLCOMPILE_POD_NAME", "search-ranker-training-x7k2-system-container-impl-123")
+    monkeypatch.setenv("MLCOMPILE_POD_UID", "5f0c1c9e-0000-4000-8000-000000000001")
+    with KubeStandIn() as api:
+        monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path)))
+        api.optimal_trial = {"bestTrialName": "t-1", "observation": {"metrics": [{"name": "ndcg_at_10", "latest": "0.5"}]}}
+        (tmp_path / "m" / "trials" / "t-1").mkdir(parents=True)
+        assert run(config, "tune", {"train": "t", "report": "r", "test": "s"}, {"model": str(tmp_path / "m"), "metrics": str(tmp_path / "x")}) == 0
+        ((key, created),) = api.objects.items()
+    assert created["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Pod", "name": "search-ranker-training-x7k2-system-container-impl-123", "uid": "5f0c1c9e-0000-4000-8000-000000000001"}
+    ]
+
+
+def test_the_launcher_task_learns_its_pod_name_and_uid_from_the_downward_api() -> None:
+    spec_path = ROOT / "examples/ranker-gpu/mlcompile.yaml"
+    result = compile_system(str(spec_path), resolve_profiles(str(spec_path), [str(ROOT / "targets/kfp-gke.yaml")]), render=True, git_commit=None).results[0]
+    content = next(f.content for f in result.files if f.path == "pipelines/search-ranker-training.yaml")
+    platform = [d for d in yaml.safe_load_all(content) if d][1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-tune"]
+    assert {e["name"]: e["fieldPath"] for e in platform["fieldPathAsEnv"]} == {"MLCOMPILE_POD_NAME": "metadata.name", "MLCOMPILE_POD_UID": "metadata.uid"}
+
+
+def model_and_metrics(folder: Path, content: str) -> dict[str, str]:
+    """A task's model folder (what the trainer wrote) and evaluation metrics, as the register task reads them."""
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "model.json").write_text(json.dumps({"format": "mlcompile.container/1", "note": content}))
+    (folder / "metrics.json").write_text(json.dumps({"metrics": {"roc_auc": 0.8}}))
+    return {"model": str(folder / "model"), "metrics": str(folder / "metrics.json")}
 
 
 def test_vertex_registration_uploads_a_model_then_new_versions_with_aliases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,22 +225,27 @@ def test_vertex_registration_uploads_a_model_then_new_versions_with_aliases(tmp_
     assert command == ["python", "-m", "mlcompile.targets.kfp_ir.launch", "register"]
     with VertexStandIn() as api:
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
-        for _ in range(2):
-            assert run(config, "register", {"model": "/gcs/acme/run/train/model", "metrics": "/gcs/acme/run/evaluate/metrics"}, {}) == 0
+        for run_number in range(2):
+            assert run(config, "register", model_and_metrics(tmp_path / f"run{run_number}", f"training {run_number}"), {}) == 0
         (name,) = api.models
         first, second = api.models[name]["versions"]
     assert name == "projects/acme-ml-prod/locations/us-central1/models/churn-classifier"
     assert first["request"]["modelId"] == "churn-classifier" and "parentModel" not in first["request"]
     assert second["request"]["parentModel"] == name  # a new version of the same model
-    assert first["request"]["model"]["artifactUri"] == "gs://acme/run/train/model"
-    assert first["aliases"] == ["candidate"]  # approval manual: production is a human's move
+    assert first["request"]["model"]["artifactUri"] == str(tmp_path / "run0" / "model")
+    # approval manual: production is a human's move; an alias names one version, the newest
+    # candidate; Vertex gives the first version of a model the alias "default"
+    assert (first["aliases"], second["aliases"]) == (["default"], ["candidate"])
     assert first["request"]["model"]["labels"]["mlcompile-system"] == "churn-prediction"
+    from mlcompile.runtime.registry_vertex import _artifact_uri
+
+    assert _artifact_uri("/gcs/acme/run/train/model") == "gs://acme/run/train/model"  # a KFP task's mount of the bucket
 
 
 def test_vertex_registration_with_auto_approval_also_marks_production(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     command, config = task("batch-scoring", "gcp-prod", "invoice-late-payment-training", "register")
     with VertexStandIn() as api:
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
-        assert run(config, "register", {"model": "/gcs/acme/m", "metrics": "/gcs/acme/x"}, {}) == 0
+        assert run(config, "register", model_and_metrics(tmp_path, "one training"), {}) == 0
         ((name, model),) = api.models.items()
-    assert model["versions"][0]["aliases"] == ["candidate", "production"]
+    assert sorted(model["versions"][0]["aliases"]) == ["candidate", "default", "production"]

@@ -136,7 +136,7 @@ def test_distributed_gpu_tuning_is_a_katib_experiment_over_a_pytorchjob_on_gke_s
     spec = experiment["spec"]
     assert spec["algorithm"] == {"algorithmName": "bayesianoptimization"}
     assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (24, 3)
-    assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "ndcg_at_10"}
+    assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "ndcg_at_10", "additionalMetricNames": ["map_at_10"]}
     params = {p["name"]: p for p in spec["parameters"]}
     assert params["learning_rate"] == {"name": "learning_rate", "parameterType": "double", "feasibleSpace": {"min": "1e-05", "max": "0.001", "distribution": "logUniform"}}
     assert params["loss"]["feasibleSpace"]["list"] == ["lambdarank", "listnet", "softmax_ce"]
@@ -152,7 +152,33 @@ def test_distributed_gpu_tuning_is_a_katib_experiment_over_a_pytorchjob_on_gke_s
     env = {e.name: e for e in pod.containers[0].env}
     assert env["HF_TOKEN"].value_from.secret_key_ref.name == "search-hf-read-token"
     assert "${trialParameters.learningRate}" in env["MLCOMPILE_HYPERPARAMETERS"].value
-    assert env["MLCOMPILE_MODEL_DIR"].value == "{{outputs.model}}/trials/${trialSpec.Name}"  # one folder per trial
+    assert env["MLCOMPILE_MODEL_DIR"].value == "{{outputs.model}}/trials/${trialParameters.trialName}"  # one folder per trial
+
+
+def katib_placeholders(value: Any) -> set[str]:
+    """Every ${...} a trial template holds: Katib replaces ${trialParameters.NAME} only."""
+    import re
+
+    return set(re.findall(r"\$\{([^}]*)\}", json.dumps(value)))
+
+
+def test_katib_trials_get_their_own_folder_through_a_trial_parameter_bound_to_the_trial_name(builds: dict) -> None:
+    template = yaml.safe_load(builds["ranker-gpu"]["training/tune-experiment.yaml"][1])["spec"]["trialTemplate"]
+    defined = {p["name"]: p["reference"] for p in template["trialParameters"]}
+    assert defined["trialName"] == "${trialSpec.Name}"  # the metadata reference Katib resolves per trial
+    used = katib_placeholders(template["trialSpec"])
+    assert used and all(u.startswith("trialParameters.") for u in used), used
+    assert {u.removeprefix("trialParameters.") for u in used} == set(defined)
+
+
+def test_katib_collects_the_secondary_metrics_from_the_master_pod_of_trial_pods_without_istio(builds: dict) -> None:
+    spec = yaml.safe_load(builds["ranker-gpu"]["training/tune-experiment.yaml"][1])["spec"]
+    assert spec["objective"]["additionalMetricNames"] == ["map_at_10"]
+    template = spec["trialTemplate"]
+    assert template["primaryPodLabels"] == {"training.kubeflow.org/job-role": "master"}  # the operator labels the Master pod so
+    assert template["successCondition"] == 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
+    for replica in template["trialSpec"]["spec"]["pytorchReplicaSpecs"].values():
+        assert replica["template"]["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
 
 
 def test_the_tuning_launcher_may_wait_for_every_wave_of_trials(builds: dict) -> None:
@@ -282,6 +308,45 @@ def test_spot_on_a_generic_cluster_is_refused_at_the_spot_field(tmp_path: Path) 
     assert errors == ["training.resources.spot: spot capacity cannot be requested on a 'generic' cluster: Kubernetes has no standard spot node label (target kubeflow)"]
 
 
+def test_on_a_generic_cluster_an_a100_trainer_and_a_t4_endpoint_land_on_their_own_gpu_models(tmp_path: Path) -> None:
+    def gpus(spec: dict) -> None:
+        spec["training"]["resources"]["accelerator"] = {"type": "nvidia-a100-40gb", "count": 1}
+        spec["deployment"]["online"]["resources"]["accelerator"] = {"type": "nvidia-t4", "count": 1}
+
+    files = build(*variant(tmp_path, gpus, lambda p: p["kubeflow"].update(cluster="generic")))
+    platform = documents(files["pipelines/churn-prediction-training.yaml"][1])[1]
+    train = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
+    assert train["nodeSelector"]["labels"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}
+    predictor = yaml.safe_load(files["serving/inference-service.yaml"][1])["spec"]["predictor"]
+    assert predictor["nodeSelector"] == {"nvidia.com/gpu.product": "Tesla-T4"}
+    assert predictor["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_a_generic_profile_names_its_own_gpu_part_where_it_differs_from_the_catalogs(tmp_path: Path) -> None:
+    def gpus(spec: dict) -> None:
+        spec["training"]["resources"]["accelerator"] = {"type": "nvidia-a100-40gb", "count": 1}
+
+    def pcie(profile: dict) -> None:
+        profile["kubeflow"].update(cluster="generic", gpu_products={"nvidia-a100-40gb": "NVIDIA-A100-PCIE-40GB"})
+
+    files = build(*variant(tmp_path, gpus, pcie))
+    platform = documents(files["pipelines/churn-prediction-training.yaml"][1])[1]
+    assert platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]["nodeSelector"]["labels"] == {"nvidia.com/gpu.product": "NVIDIA-A100-PCIE-40GB"}
+
+
+@pytest.mark.parametrize(("products", "cluster", "says"), [
+    ({"nvidia-a100": "NVIDIA-A100-PCIE-40GB"}, "generic", "gpu_products names 'nvidia-a100', not an NVIDIA GPU of the catalog"),
+    ({"tpu-v5e": "x"}, "generic", "gpu_products names 'tpu-v5e', not an NVIDIA GPU of the catalog"),
+    ({"nvidia-t4": "Tesla-T4"}, "gke", "gpu_products applies to generic clusters"),
+])  # fmt: skip
+def test_gpu_products_must_name_catalog_gpus_of_a_generic_cluster(tmp_path: Path, products: dict, cluster: str, says: str) -> None:
+    spec, profile = variant(tmp_path, None, lambda p: p["kubeflow"].update(cluster=cluster, gpu_products=products))
+    with pytest.raises(SpecError) as caught:
+        build(spec, profile)
+    (error,) = [d for d in caught.value.diagnostics if d.severity == "error"]
+    assert says in error.message and error.file.endswith("kfp-gke.yaml")
+
+
 def test_gpu_autoscaling_is_refused_on_kserve(tmp_path: Path) -> None:
     def gpu(spec: dict) -> None:
         spec["deployment"]["online"]["autoscaling"] = {"metric": "gpu", "target": 70}
@@ -380,11 +445,21 @@ def test_a_single_replica_container_trainer_runs_in_the_kfp_task_with_its_gpus_a
     assert spec["retryPolicy"]["maxRetryCount"] == 3  # spot: a preemption is retried
 
 
+def test_a_search_parameter_that_would_shadow_the_trial_name_is_refused(tmp_path: Path) -> None:
+    def shadow(spec: dict) -> None:
+        spec["training"]["tuning"]["params"]["trial_name"] = {"type": "categorical", "values": ["a", "b"]}
+
+    errors = refusals(*variant(tmp_path, shadow, example="ranker-gpu"))
+    assert errors == ["training.tuning.params.trial_name: search parameter 'trial_name' becomes Katib trial parameter 'trialName', which carries the trial's name (target kubeflow)"]
+
+
 def test_tuning_a_single_replica_trainer_uses_a_job_as_katib_trial(tmp_path: Path) -> None:
     files = built_variant(tmp_path, lambda s: s["training"]["resources"].update(replicas=1))
     experiment = yaml.safe_load(files["training/tune-experiment.yaml"][1])
     trial = experiment["spec"]["trialTemplate"]["trialSpec"]
     assert trial["kind"] == "Job" and experiment["spec"]["trialTemplate"]["primaryContainerName"] == "training"
+    assert "primaryPodLabels" not in experiment["spec"]["trialTemplate"]  # a Job's one pod is the primary
+    assert trial["spec"]["template"]["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
     kfp_strict.check_model(trial, "V1Job")
     assert trial["spec"]["activeDeadlineSeconds"] == 43200
 

@@ -42,9 +42,9 @@ def test_deploy_uploads_pipeline_versions_and_recurring_runs_then_changes_nothin
         assert "create recurring run churn-prediction-retraining: 0 0 2 * * 1" in first.stdout
         names = sorted(p["display_name"] for p in api.pipelines.values())
         assert names == [
-            "churn-prediction-batch-scoring", "churn-prediction-materialize-daily", "churn-prediction-monitoring",
+            "churn-prediction-batch-scoring", "churn-prediction-deploy", "churn-prediction-materialize-daily", "churn-prediction-monitoring",
             "churn-prediction-retrain-on-new-data-sensor", "churn-prediction-training",
-        ]  # fmt: skip
+        ]  # fmt: skip  (deploy: run by an approver after moving the production alias)
         runs = {r["display_name"]: r for r in api.recurring_runs.values()}
         assert runs["churn-prediction-materialize-daily"]["trigger"]["cron_schedule"]["cron"] == "0 0 0 * * *"  # the online views' refresh
         assert runs["churn-prediction-retraining"]["trigger"]["cron_schedule"]["cron"] == "0 0 2 * * 1"

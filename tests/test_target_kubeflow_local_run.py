@@ -2,7 +2,8 @@
 kfp.local.SubprocessRunner(use_venv=False), without network: extract features, validate,
 train, evaluate, gate and — because the gates pass — register in MLflow; then the monitoring
 pipeline checks drift and performance against it and, on a breach, alerts and asks for
-retraining (dsl.If / dsl.Elif evaluated by kfp.local)."""
+retraining (dsl.If / dsl.Elif evaluated by kfp.local) — after version 1 is approved, as
+monitoring watches only the approved version."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def test_churn_training_pipeline_runs_with_kfp_local_and_registers_the_model(tmp
     assert done.returncode == 0, "\n".join(failures) or (done.stdout[-4000:] + done.stderr[-4000:])
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["tasks"] == ["evaluate", "extract-features", "gate", "register", "train", "validate-data"]
-    assert summary["models"] == {"churn-classifier": {"aliases": {"candidate": 1}, "versions": 1}}
+    # registered under manual approval; the run approves it before monitoring, which watches only an approved version
+    assert summary["models"] == {"churn-classifier": {"aliases": {"candidate": 1, "production": 1}, "versions": 1}}
     assert "pipelines/churn-prediction-training.yaml" in summary["compiled"]
     # the monitoring pipeline too: both checks run; on a breach alert and retraining run together
     monitoring = set(summary["monitoring"])

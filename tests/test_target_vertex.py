@@ -112,7 +112,8 @@ def test_sklearn_trainer_runs_as_a_custom_job_on_the_catalog_machine(builds: dic
 
 def test_endpoint_deploys_with_canary_split_autoscaling_and_request_timeout(builds: dict) -> None:
     request = body(builds["churn"], "vertex/deploy-model.json")
-    assert dict(request.traffic_split) == {"0": 10}
+    # DeployModel's split adds up to 100: the deployed model serving then ({serving}, filled in at deploy time) keeps 90
+    assert dict(request.traffic_split) == {"0": 10, "{serving}": 90}
     resources = request.deployed_model.dedicated_resources
     assert (resources.min_replica_count, resources.max_replica_count) == (2, 6)
     (metric,) = resources.autoscaling_metric_specs
@@ -126,7 +127,7 @@ def test_gpu_endpoint_is_a_t4_blue_green_deployment_scaled_on_request_count(buil
     request = body(builds["ranker-gpu"], "vertex/deploy-model.json")
     spec = request.deployed_model.dedicated_resources.machine_spec
     assert (spec.machine_type, spec.accelerator_type.name, spec.accelerator_count) == ("n1-standard-4", "NVIDIA_TESLA_T4", 1)
-    assert dict(request.traffic_split) == {"0": 0}  # green takes no traffic until promoted
+    assert dict(request.traffic_split) == {"0": 0, "{serving}": 100}  # green takes no traffic until promoted
     (metric,) = request.deployed_model.dedicated_resources.autoscaling_metric_specs
     assert (metric.metric_name, metric.target) == ("aiplatform.googleapis.com/prediction/online/request_count", 2400)  # 40/s = 2400/min
 

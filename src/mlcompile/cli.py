@@ -168,21 +168,10 @@ def main(ctx: click.Context, quiet: int, verbose: int) -> None:
     state.verbosity = verbose - quiet
 
 
-@main.command()
-@verbosity_options
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="SPEC...")
-@target_option
-@click.option(
-    "--format", "output_format", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
-    callback=_set_diagnostics_format, help="github: errors as GitHub Actions annotations on the file and line.",
-)  # fmt: skip
-@warn_only_option
-@click.pass_obj
-@_guarded
-def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], output_format: str, warn_only: bool) -> int:
-    """Check each SPEC (and the profiles) against the schema and every cross-reference rule."""
+def _validate_with_profiles(specs: Sequence[str], targets: Sequence[str], warn_only: bool) -> tuple[list[Any], list[str]]:
     from mlcompile.build import ProfileSet, compile_system, select_profiles
     from mlcompile.errors import SpecError
+    from mlcompile.spec.fastcheck import NO_PROFILES
 
     diagnostics = []
     valid_lines = []
@@ -201,12 +190,37 @@ def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], ou
         if any(d.severity == "error" for d in diagnostics):
             continue
         names = ", ".join(p.name for p in compilation.profiles)
-        valid_lines.append(f"{spec}: valid" + (f" for {names}" if names else " (no target profiles found; pass --target to check builds)"))
+        valid_lines.append(f"{spec}: valid" + (f" for {names}" if names else NO_PROFILES))
+    return diagnostics, valid_lines
+
+
+@main.command()
+@verbosity_options
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="SPEC...")
+@target_option
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+    callback=_set_diagnostics_format, help="github: errors as GitHub Actions annotations on the file and line.",
+)  # fmt: skip
+@warn_only_option
+@click.pass_obj
+@_guarded
+def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], output_format: str, warn_only: bool) -> int:
+    """Check each SPEC (and the profiles) against the schema and every cross-reference rule."""
+    from mlcompile.spec.fastcheck import validate_specs_alone  # without pydantic
+
+    quick = None if targets else validate_specs_alone(specs)
+    if quick is not None:
+        diagnostics, valid_lines = quick
+    else:
+        diagnostics, valid_lines = _validate_with_profiles(specs, targets, warn_only)
     failed = any(d.severity == "error" for d in diagnostics)
     if output_format == "json":
         click.echo(json.dumps({"valid": not failed, "diagnostics": [d.to_json() for d in diagnostics]}, indent=2, sort_keys=True))
         return EXIT_USER_ERROR if failed else EXIT_OK
     if failed:
+        from mlcompile.errors import SpecError
+
         raise SpecError(diagnostics)
     _report(diagnostics, state)
     for line in valid_lines:
@@ -518,21 +532,24 @@ def _write_atomically(path: Path, text: str) -> None:
 @verbosity_options
 @spec_argument
 @click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine, workdir .mlcompile).")
-@click.option("--only", "only", multiple=True, metavar="STEP", help="Run only this step or pipeline (repeatable); earlier steps' newest outputs are reused.")
+@click.option("--only", "only", multiple=True, metavar="STEP", help="Run only this step or pipeline (repeatable); earlier steps' newest outputs are reused. With --emulate: training, batch-scoring or monitoring.")
 @click.option("--resume", is_flag=True, help="Skip steps whose inputs, config and code are unchanged since they last succeeded.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False), help="Override the profile's local.workdir.")
 @click.option("--isolation", type=click.Choice(["fork", "subprocess"]), default="fork", show_default=True,
               help="fork: steps fork from a warm server; subprocess: each step is a fresh `python -m mlcompile.runtime`.")  # fmt: skip
 @click.option("--no-retrain", is_flag=True, help="Do not start the training pipeline when monitoring asks for retraining.")
+@click.option("--emulate", is_flag=True, help="Build for a Kubeflow or Vertex AI profile and run the built pipelines here as that platform would (docs/emulate.md).")
 @warn_only_option
 @click.pass_obj
 @_guarded
 def run(
     state: _State, spec: str, target: str | None, only: tuple[str, ...], resume: bool, output_format: str, workdir: str | None, isolation: str,
-    no_retrain: bool, warn_only: bool,
+    no_retrain: bool, emulate: bool, warn_only: bool,
 ) -> int:  # fmt: skip
     """Run SPEC on this machine: training, batch scoring, monitoring (and retraining on a breach)."""
+    if emulate:
+        return _run_emulated(state, spec, target, workdir, output_format, isolation, only)
     from mlcompile.local.progress import render_summary, reporter_for
     from mlcompile.local.run import execute, prepare
 
@@ -543,6 +560,23 @@ def run(
         click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
     elif state.verbosity >= 0 or summary["status"] != "succeeded":
         click.echo(render_summary(summary))
+    return EXIT_DIFF if summary["status"] == "failed" else EXIT_OK
+
+
+def _run_emulated(state: _State, spec: str, target: str | None, workdir: str | None, output_format: str, isolation: str, only: tuple[str, ...]) -> int:
+    from mlcompile.emulate.system import emulate
+    from mlcompile.errors import UsageError
+
+    if not target:
+        raise UsageError("--emulate needs --target PROFILE (a kubeflow or vertex profile)")
+    summary = emulate(spec, target, workdir, only=only, isolation=isolation, log=state.info if output_format == "text" else lambda message: None)
+    if output_format == "json":
+        click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    else:
+        for name, status in summary["pipelines"].items():
+            click.echo(f"{name}: {status}")
+        for failure in summary["failures"]:
+            click.echo(f"  failed: {failure['pipeline']}/{failure['task']}: {failure['reason']} (log: {failure['log']})")
     return EXIT_DIFF if summary["status"] == "failed" else EXIT_OK
 
 

@@ -164,7 +164,7 @@ def _resources(resources: Resources) -> dict[str, Any]:
     return {
         "machine": machine.name if machine is not None else None,
         "accelerator": (machine.accelerator if machine is not None else None) or resources.accelerator,
-        "accelerator_count": machine.accelerator_count if machine is not None and machine.name else resources.accelerator_count,
+        "accelerator_count": resources.accelerator_count,
         "cpu": resources.cpu,
         "memory": resources.memory,
     }

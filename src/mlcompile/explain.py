@@ -60,8 +60,6 @@ def _accelerator(resources: Resources, machine: Machine | None) -> str:
 
 def _resources_text(resources: Resources, *, timeout: bool = True) -> str:
     parts = [machine_text(resources)]
-    if resources.accelerator and resources.machine is not None and resources.machine.accelerator_count > resources.accelerator_count:
-        parts.append(f"{resources.accelerator_count}x {resources.accelerator} asked")
     if resources.replicas > 1:
         parts.append(f"{resources.replicas} replicas")
     if resources.spot:

@@ -210,6 +210,7 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             env_values = st.one_of(st.sampled_from(["fast", "1", "secret://train-token", ""]), TEXT)
             container["env"] = draw(st.dictionaries(COLUMN.filter(lambda k: k.upper() == k), env_values, max_size=3))
+        container["predict"] = {"command": ["python", "predict.py"]}  # what serving, batch and monitoring score with
         trainer = {"container": container}
         metrics = draw(_unique(st.one_of(st.sampled_from(SKLEARN_METRICS), METRIC), 1, 4))
     gates = []
@@ -278,7 +279,8 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
     watched = False
     if deployment and draw(st.booleans()):
         monitoring: dict[str, Any] = {"schedule": draw(st.sampled_from(CRONS)), "timezone": draw(st.sampled_from(TIMEZONES))}
-        parts = draw(st.sampled_from(["drift", "performance", "both"]))
+        scored = [m for m in metrics if sklearn or catalog.metric(m) is not None]  # performance is computed by the runtime
+        parts = draw(st.sampled_from(["drift", "performance", "both"] if scored else ["drift"]))
         if parts in ("drift", "both"):
             methods = ["psi", "jensen_shannon"] + (["ks", "wasserstein"] if numeric_refs else [])
             method = draw(st.sampled_from(methods))
@@ -287,7 +289,7 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
             features: Any = "all" if every and draw(st.booleans()) else draw(st.lists(st.sampled_from(pool), min_size=1, max_size=len(pool), unique=True))
             monitoring["drift"] = {"method": method, "threshold": draw(st.floats(0.001, 10.0)), "features": features}
         if parts in ("performance", "both"):
-            performance_metric = draw(st.sampled_from(metrics))
+            performance_metric = draw(st.sampled_from(scored))
             monitoring["performance"] = {
                 "metric": performance_metric,
                 "min": readable_bound(performance_metric, draw(st.floats(-1, 1)), "min") if sklearn else draw(st.floats(-1, 1)),

@@ -242,7 +242,13 @@ def build_command(system: Path, out: Path, spec: str = "mlcompile.yaml") -> list
 
 def start_paused(command: list[str], point: str) -> subprocess.Popen[str]:
     """Start a build that stops at `point` (MLCOMPILE_TEST_PAUSE) and wait until it is there."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "MLCOMPILE_TEST_PAUSE": point})
+    # A shell that starts a job in the background (`.ci/run &`) leaves SIGINT ignored in
+    # everything below it, and Python then keeps ignoring it: give the build the default back
+    # so that it sees Ctrl-C as a user's terminal would send it.
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "MLCOMPILE_TEST_PAUSE": point},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert process.stderr is not None
     for line in process.stderr:
         if line.startswith("paused at "):

@@ -1,66 +1,34 @@
-"""A stand-in for the Kubernetes API server on 127.0.0.1 (custom objects only), recording
-calls: enough for the kubeflow launcher to create a PyTorchJob or Katib Experiment, watch its
-conditions and read the optimal trial. A kubeconfig pointing at it is written for the client."""
+"""A stand-in for the Kubernetes API server on 127.0.0.1, recording calls: the emulator's
+API server (custom objects, a kubeconfig pointing at it) with jobs that run nothing and end
+as a test scripts them: after one poll, in `final`, a Katib Experiment with `optimal_trial`."""
 
 from __future__ import annotations
 
-import json
-import re
-from pathlib import Path
 from typing import Any
 
-import yaml
-from json_service import JsonService
+from mlcompile.emulate.services.kube import KubeService
 
 
-class KubeStandIn(JsonService):
+class KubeStandIn(KubeService):
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
-        self.objects: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
-        self.final = "Succeeded"  # or Failed
+        self.final = "Succeeded"  # or Failed, or Running
         self.optimal_trial: dict[str, Any] = {}
         super().__init__()
-        self.host = self.url
 
     def respond(self, method: str, url: Any, raw: bytes, content_type: str) -> tuple[int, Any]:
-        path = url.path + (f"?{url.query}" if url.query else "")
-        self.calls.append((method, path))
-        return self.route(method, url.path, json.loads(raw) if raw else None)
+        self.calls.append((method, url.path + (f"?{url.query}" if url.query else "")))
+        return super().respond(method, url, raw, content_type)
 
-    def kubeconfig(self, folder: Path) -> Path:
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "stand-in", "cluster": {"server": self.host}}],
-            "users": [{"name": "tester", "user": {"token": "not-a-secret"}}],
-            "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "tester"}}],
-            "current-context": "stand-in",
-        }
-        path = folder / "kubeconfig"
-        path.write_text(yaml.safe_dump(config))
-        return path
-
-
-    def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
-        match = re.fullmatch(r"/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/]+)(?:/([^/]+))?", path)
-        if not match:
-            return 404, {"kind": "Status", "code": 404, "message": f"no {path}"}
-        _, _, namespace, plural, name = match.groups()
-        if method == "POST" and name is None:
-            key = f"{namespace}/{plural}/{body['metadata']['name']}"
-            self.objects[key] = body
-            return 201, body
-        key = f"{namespace}/{plural}/{name}"
-        if key not in self.objects:
-            return 404, {"kind": "Status", "code": 404, "message": f"{key} not found"}
-        if method == "DELETE":
-            self.objects.pop(key)
-            return 200, {"kind": "Status", "status": "Success"}
-        self.polls[key] = self.polls.get(key, 0) + 1
-        obj = dict(self.objects[key])
-        if self.polls[key] > 1 and self.final != "Running":
-            obj["status"] = {"conditions": [{"type": "Created", "status": "True"}, {"type": self.final, "status": "True", "message": f"job {self.final.lower()}"}]}
-            if plural == "experiments" and self.final == "Succeeded":
-                obj["status"]["currentOptimalTrial"] = self.optimal_trial
-        return 200, obj
+    def route(self, method: str, path: str, query: dict[str, str], body: Any, content_type: str) -> tuple[int, Any]:
+        status, answer = super().route(method, path, query, body, content_type)
+        namespace_plural_name = path.split("/namespaces/", 1)[-1]
+        if method != "GET" or namespace_plural_name.count("/") != 2:
+            return status, answer
+        self.polls[namespace_plural_name] = self.polls.get(namespace_plural_name, 0) + 1
+        if self.polls[namespace_plural_name] > 1 and self.final != "Running":
+            answer["status"] = {"conditions": [{"type": "Created", "status": "True"}, {"type": self.final, "status": "True", "message": f"job {self.final.lower()}"}]}
+            if "/experiments/" in path and self.final == "Succeeded":
+                answer["status"]["currentOptimalTrial"] = self.optimal_trial
+        return status, answer

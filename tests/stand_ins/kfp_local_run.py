@@ -35,14 +35,16 @@ def main(example: str, workdir: str) -> None:
     fn = local_pipeline(plan, plan.training, tracking_uri=tracking, spec_dir=str(work / example), scratch=work)
     fn()
     monitoring = None
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     if plan.monitoring_pipeline is not None and "--monitoring" in sys.argv:
+        # monitoring watches the approved version only: a person approves version 1 first
+        client.set_registered_model_alias(plan.registry.model, "production", "1")
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(work / "monitoring-root"))
         local_pipeline(plan, plan.monitoring_pipeline, tracking_uri=tracking, spec_dir=str(work / example), scratch=work)()
         (mrun,) = [p for p in (work / "monitoring-root").iterdir() if p.is_dir()]
         monitoring = sorted(p.name for p in mrun.iterdir())
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     models = {m.name: {"aliases": dict(m.aliases), "versions": len(client.search_model_versions(f"name='{m.name}'"))} for m in client.search_registered_models()}
     (run,) = [p for p in (work / "pipeline-root").iterdir() if p.is_dir()]
     tasks = sorted(p.name for p in run.iterdir() if (p / "executor_output.json").exists() or any(p.iterdir()))

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mlcompile.generated_files import write_or_check
+
 CATALOG_FILE = Path(__file__).with_name("estimators.json")
 # Distributions whose scikit-learn API classes are catalogued when installed: import name → distribution
 THIRD_PARTY = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
@@ -157,16 +159,7 @@ def generate(third_party: Iterable[str] | None = None) -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = generate()
-    if "--check" in argv:
-        if CATALOG_FILE.read_text() != text:
-            print(f"{CATALOG_FILE} is stale: run python -m mlcompile.catalog.estimators_gen", file=sys.stderr)
-            return 1
-        return 0
-    CATALOG_FILE.write_text(text)
-    print(f"wrote {CATALOG_FILE}")
-    return 0
-
+    return write_or_check(CATALOG_FILE, generate(), "python -m mlcompile.catalog.estimators_gen", argv)
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

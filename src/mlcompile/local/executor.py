@@ -197,6 +197,7 @@ class Executor:
             "MLCOMPILE_SPEC_DIR": str(self.spec_dir),
             "MLCOMPILE_WORKDIR": str(self.workdir),
             "MLCOMPILE_PIPELINE_RUN": f"{self.run_id}-{label}",
+            "MLCOMPILE_TRY_UNAPPROVED": "1",  # a try-out on this machine scores the newest version before any approval (said so)
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
             "DO_NOT_TRACK": "true",

@@ -36,17 +36,14 @@ def _environment(prepared: Prepared) -> dict[str, Any]:
 def serving_model(prepared: Prepared, config: dict[str, Any], version: str | None) -> Any:
     """The registered version asked for, else the serving (production, else newest) one."""
     from mlcompile.errors import UsageError
-    from mlcompile.runtime.registry import ServingModel, client, download_model, production_model
+    from mlcompile.runtime.io import DataError
+    from mlcompile.runtime.registry import production_model
 
     name = prepared.plan.registry.model
-    if version is not None:
-        import tempfile
-        from pathlib import Path
-
-        mlflow_client = client(config)
-        found = mlflow_client.get_model_version(name, version)
-        return ServingModel(name, str(version), None, f"version {version} as asked", download_model(mlflow_client, found, Path(tempfile.mkdtemp())), found.run_id)
-    serving = production_model(config, name, fallback_latest=True)
+    try:  # on this machine, the newest version before any approval (said so)
+        serving = production_model(config, name, version, try_unapproved=True)
+    except DataError as exc:
+        raise UsageError(str(exc)) from exc
     if serving is None:
         raise UsageError(f"no registered version of {name}: run `mlcompile run` first")
     return serving

@@ -18,19 +18,25 @@ from typing import Any
 _context: Any = None
 
 
-def _child(argv: list[str], env: dict[str, str], log_path: str, cwd: str) -> None:
-    """Entry of a forked step process: logs to `log_path`, exits with the step's status."""
+def enter_forked_child(env: dict[str, str], log_path: str, cwd: str) -> None:
+    """Make a process forked from the fork server look like a fresh one: its output to
+    `log_path`, the caller's environment (not the fork server's from its start), `cwd`."""
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    os.environ.clear()  # the executor's environment now, not the fork server's from its start
+    os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+
+
+def _child(argv: list[str], env: dict[str, str], log_path: str, cwd: str) -> None:
+    """Entry of a forked step process: logs to `log_path`, exits with the step's status."""
+    enter_forked_child(env, log_path, cwd)
     threads = env.get("OMP_NUM_THREADS", "")
     if threads.isdigit():  # OpenMP/BLAS read their env when the fork server loaded them: set it now
         try:

@@ -22,6 +22,7 @@ RUNTIME_COMMAND = ("python", "-m", "mlcompile.runtime")
 STANDARD_STEP_CPU = 2.0
 STANDARD_STEP_MEMORY = "8Gi"
 STANDARD_STEP_TIMEOUT = 3600
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # GPU Feature Discovery's, on generic clusters
 
 
 class _Lowering:
@@ -56,6 +57,10 @@ class _Lowering:
             count = spec.accelerator.count if spec.accelerator else 0
             timeout = duration_seconds(spec.timeout) if spec.timeout else None
         machine = self.machine(accelerator, count, cpu, memory, path)
+        if machine is not None and accelerator:
+            # one count from here on: what the catalog resolved (a TPU slice's chips, the
+            # machine's GPUs), which the lowering warned about when it differs from the ask
+            count = machine.accelerator_count
         if self.platform == "local" and spec is not None:
             self._local_warnings(path, accelerator, replicas, spot)
         return nodes.Resources(
@@ -100,6 +105,9 @@ class _Lowering:
         for warning in resolution.warnings:
             self.diagnostic((*path, "accelerator") if accelerator else path, warning, severity="warning")
         found = resolution.machine
+        selector = dict(found.node_selector)
+        if GPU_PRODUCT_LABEL in selector and accelerator in self.settings.get("gpu_products", {}):
+            selector[GPU_PRODUCT_LABEL] = self.settings["gpu_products"][accelerator]  # this cluster's part (profile)
         machine = nodes.Machine(
             name=found.name,
             accelerator=found.accelerator,
@@ -107,7 +115,7 @@ class _Lowering:
             accelerator_count=found.accelerator_count,
             vcpus=found.vcpus,
             memory_gib=found.memory_gib,
-            node_selector=dict(found.node_selector),
+            node_selector=selector,
             tolerations=[dict(t) for t in found.tolerations],
         )
         self._machines[key] = machine
@@ -231,9 +239,11 @@ class _Lowering:
         trainer = steps[-1].name
         evaluation = training.evaluation
         # A scikit-learn model is scored by the runtime on the held-out set; a container's
-        # model is opaque to it, so the metrics the container computed on that same held-out
-        # set (MLCOMPILE_TEST_DATA → MLCOMPILE_METRICS) are checked and passed on instead.
+        # model by default is not: the metrics the container computed on that same held-out
+        # set (MLCOMPILE_TEST_DATA → MLCOMPILE_METRICS, the `reported` input) are checked and
+        # passed on instead, unless metrics_from: runtime scores it through its predict entry point.
         user_container = training.trainer.container is not None
+        metrics_from = evaluation.metrics_from or ("reported" if user_container else "runtime")
         steps.append(
             self.step(
                 "evaluate",
@@ -249,7 +259,7 @@ class _Lowering:
                 params={
                     "metrics": list(evaluation.metrics),
                     "label": dataset.label.column,
-                    "metrics_from": "trainer" if user_container else "runtime",
+                    "metrics_from": metrics_from,
                 },
             )
         )
@@ -271,7 +281,9 @@ class _Lowering:
                 "register",
                 ("registry",),
                 depends_on=("gate",),
-                inputs=(ref("model", trainer, "model"), ref("metrics", "evaluate", "metrics")),
+                # a container's model folder holds what its trainer wrote: register adds the
+                # runtime's description of it and the drift baseline, from the training set
+                inputs=(ref("model", trainer, "model"), ref("metrics", "evaluate", "metrics"), *((ref("train", "extract-features", "train"),) if user_container else ())),
                 params={
                     "model": registry.model,
                     "approval": registry.approval,
@@ -323,6 +335,8 @@ class _Lowering:
         container = training.trainer.container
         assert container is not None
         params["env"] = dict(sorted(container.env.items()))
+        if container.predict is not None:
+            params["predict"] = container.predict.model_dump()
         return nodes.Step(
             name=kind,
             kind=kind,

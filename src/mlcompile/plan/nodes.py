@@ -63,6 +63,10 @@ class Machine:
 
 @dataclass(frozen=True)
 class Resources:
+    """What one replica gets. `accelerator_count` is the resolved count (the catalog's:
+    the machine's GPUs, a TPU slice's chips), the same as `machine.accelerator_count`;
+    every target reads it, so no consumer can ask for the spec's unrounded count."""
+
     cpu: float
     memory: str
     memory_bytes: int

@@ -35,14 +35,15 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[st
 
     steps = {**STEPS, **TARGET_STEPS}
 
-    parser = argparse.ArgumentParser(prog="python -m mlcompile.runtime", description="Run one of mlcompile's standard steps (or `serve`: the online server, see `serve --help`).")
+    # no abbreviations: a Vertex AI trial's --NAME=VALUE must never be taken for --input & co.
+    parser = argparse.ArgumentParser(prog="python -m mlcompile.runtime", description="Run one of mlcompile's standard steps (or `serve`: the online server, see `serve --help`).", allow_abbrev=False)
     parser.add_argument("step", help="step name or kind: " + ", ".join(sorted(k.replace("_", "-") for k in steps)))
     parser.add_argument("--config", required=True, help="the step config as JSON (or @FILE)")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=URI")
     parser.add_argument("--output", action="append", default=[], metavar="NAME=URI")
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="one tuning trial's value of a search parameter (the platform runs the trials)")
     parser.add_argument("--pipeline-run", default=None, metavar="ID", help=f"the pipeline run this step belongs to (as {ENV_PIPELINE_RUN}; lineage)")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if args.pipeline_run:
         os.environ[ENV_PIPELINE_RUN] = args.pipeline_run
     text = args.config
@@ -59,14 +60,24 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[st
     kind = str(config.get("kind") or step).replace("-", "_")
     if kind not in steps:
         parser.error(f"unknown step {step!r}; steps: {', '.join(sorted(k.replace('_', '-') for k in steps))}")
-    if args.hp:
+    hp = _pairs(args.hp, "--hp", parser)
+    outputs = _pairs(args.output, "--output", parser)
+    if extra:  # a Vertex AI tuning trial: the study's values as --NAME=VALUE after our arguments
+        from mlcompile.runtime import vertex_trial
+
+        try:
+            hp.update(vertex_trial.trial_values(extra, config))
+        except ValueError as exc:
+            parser.error(str(exc))
+        outputs = vertex_trial.trial_outputs(outputs)
+    if hp:
         from mlcompile.runtime.training import TrialValueError, fix_trial
 
         try:
-            config = fix_trial(config, _pairs(args.hp, "--hp", parser))
+            config = fix_trial(config, hp)
         except TrialValueError as exc:
             parser.error(str(exc))
-    return kind, config, _pairs(args.input, "--input", parser), _pairs(args.output, "--output", parser)
+    return kind, config, _pairs(args.input, "--input", parser), outputs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     seconds = time.perf_counter() - started
     print(f"[mlcompile.runtime] done in {seconds:.2f}s", flush=True)
+    if kind == "tune" and os.environ.get("CLOUD_ML_TRIAL_ID"):
+        from mlcompile.runtime import vertex_trial
+
+        vertex_trial.report_objective(config, result)
     target = os.environ.get(ENV_STEP_RESULT)
     if target:
         from mlcompile.runtime.io import write_json

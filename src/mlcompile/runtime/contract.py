@@ -43,6 +43,14 @@ BREACH_LOG_MARKER = "mlcompile-alert monitoring-breach"
 # routes to the email recipients (labels: alertname, mlcompile_system, namespace).
 BREACH_ALERT_NAME = "MlcompileMonitoringBreach"
 
+# A container-trained model is described by the runtime, not by its trainer: the plan knows
+# its features, keys, label and predict entry point. Steps that read a model get that
+# description in their config (`model`); a serving container, in this variable (json).
+ENV_MODEL_MANIFEST = "MLCOMPILE_MODEL_MANIFEST"
+FORMAT_CONTAINER = "mlcompile.container/1"
+# Steps that read a model folder (what the trainer wrote, or a registered version).
+_READS_MODEL = frozenset({"train", "tune", "evaluate", "register", "deploy_online", "score_batch", "check_drift", "check_performance"})
+
 # Steps whose config includes the feature store section (they read sources).
 _READS_FEATURES = frozenset({"extract_features", "score_batch", "check_drift", "check_performance", "materialize", "materialize_features"})
 
@@ -68,7 +76,48 @@ def step_config(plan: Plan, step: Step) -> dict[str, Any]:
         config["gates"] = [{"metric": g.metric, "comparison": g.comparison, "threshold": g.threshold} for g in plan.gates]
     if step.kind == "tune" and plan.tuning is not None:
         config["tuning"] = plan_to_data(plan)["tuning"]
+        config["tuning"]["additional_metrics"] = additional_metrics(plan)
+    if step.kind in _READS_MODEL:
+        described = container_model(plan)
+        if described is not None:
+            config["model"] = described
     return config
+
+
+def container_model(plan: Plan) -> dict[str, Any] | None:
+    """What the runtime knows of a model a user's container trained (None for mlcompile's own
+    models, which describe themselves): image, predict entry point, label, and the features and
+    entity keys of the training set, named as extract-features names its columns."""
+    from mlcompile.plan.serialize import plan_to_data
+    from mlcompile.runtime.features import FeatureStore
+
+    trainer = next((s for s in plan.training.steps if s.uses_user_container), None)
+    if trainer is None:
+        return None
+    dataset = plan.training.step("extract-features").params
+    store = FeatureStore(plan_to_data(plan)["features"])
+    specs = store.specs(list(dataset["features"]))
+    return {
+        "format": FORMAT_CONTAINER,
+        "system": plan.system,
+        "image": trainer.image,
+        "predict": trainer.params.get("predict"),
+        "label": dataset["label"]["column"],
+        "features": [{"ref": s.ref, "view": s.view, "column": s.column, "dtype": s.dtype} for s in specs],
+        "keys": store.keys_of(specs),
+        "spec_sha256": plan.spec_sha256,
+    }
+
+
+def additional_metrics(plan: Plan) -> list[str]:
+    """The evaluation metrics besides the tuning objective: each trial reports them too, and
+    the platform's tuner records them per trial (Katib additionalMetricNames), so the best
+    trial's secondary scores (e.g. roc_auc beside f1) reach the task's metrics output."""
+    if plan.tuning is None:
+        return []
+    evaluate = next((s for s in plan.training.steps if s.kind == "evaluate"), None)
+    metrics = evaluate.params.get("metrics", []) if evaluate is not None else []
+    return [m for m in metrics if m != plan.tuning.metric]
 
 
 def config_json(plan: Plan, step: Step) -> str:
@@ -85,3 +134,17 @@ def runtime_args(plan: Plan, step: Step, inputs: Mapping[str, str], outputs: Map
     for name in sorted(outputs):
         args += ["--output", f"{name}={outputs[name]}"]
     return args
+
+
+def serving_env(plan: Plan) -> dict[str, str]:
+    """The serving container's MLCOMPILE_MODEL_MANIFEST: the description of a container-trained
+    model, where the platform serves the folder its trainer wrote (a Vertex AI model's
+    artifactUri, a SageMaker model.tar.gz); compact (features as [ref, column, dtype]), since an
+    environment value is short on some platforms (SageMaker: 1,024 characters). Empty for
+    mlcompile's own models."""
+    described = container_model(plan)
+    if described is None:
+        return {}
+    compact = {**described, "features": [[f["ref"], f["column"], f["dtype"]] for f in described["features"]]}
+    compact.pop("spec_sha256", None)
+    return {ENV_MODEL_MANIFEST: json.dumps(compact, sort_keys=True, separators=(",", ":"))}

@@ -2,7 +2,12 @@
 other fsspec protocol) in the cloud when fsspec and its filesystem package are installed.
 
 Relative `file://` URIs are relative to the spec's folder, which the caller names through
-`MLCOMPILE_SPEC_DIR` (the executor sets it; a cloud pipeline never sees a relative URI)."""
+`MLCOMPILE_SPEC_DIR` (the executor sets it; a cloud pipeline never sees a relative URI).
+
+BigQuery tables (`bq://project.dataset.table`) are read and written through
+google-cloud-bigquery when it is installed. Under the emulator (`MLCOMPILE_EMULATE_ROOT` set,
+see docs/emulate.md) cloud URIs are folders under that root: gs://b/k is ROOT/gcs/b/k and a
+BigQuery table is a parquet file, so a step runs unchanged on this machine."""
 
 from __future__ import annotations
 
@@ -24,11 +29,38 @@ class DataError(Exception):
 
 
 def is_remote(uri: str) -> bool:
-    return "://" in uri and not uri.startswith("file://")
+    return "://" in uri and not uri.startswith("file://") and _emulated(uri) is None
+
+
+def _emulated(uri: str) -> Path | None:
+    from mlcompile.emulate.storage import UnmappedURI, mapped
+
+    try:
+        return mapped(uri)
+    except UnmappedURI as exc:
+        raise DataError(str(exc)) from exc
+
+
+def _bigquery_table(uri: str) -> str | None:
+    """`project.dataset.table` of a bq:// URI read from BigQuery itself (not emulated)."""
+    if not uri.startswith("bq://") or _emulated(uri) is not None:
+        return None
+    return uri[len("bq://") :].strip("/")
+
+
+def _bigquery(uri: str) -> Any:
+    try:
+        from google.cloud import bigquery
+    except ImportError as exc:  # pragma: no cover - depends on the image
+        raise DataError(f"{uri}: reading BigQuery tables needs google-cloud-bigquery (pip install 'mlcompile[gcp]')") from exc
+    return bigquery
 
 
 def local_path(uri: str, base_dir: str | None = None) -> Path:
     """The local path of a `file://` URI or plain path (relative ones against the spec's folder)."""
+    emulated = _emulated(uri)
+    if emulated is not None:
+        return emulated
     if uri.startswith("file://"):
         rest = uri[len("file://") :]
         path = Path(rest)
@@ -49,9 +81,8 @@ def _fsspec(uri: str) -> Any:
 
 
 def check_readable_scheme(uri: str) -> None:
-    for scheme in ("bq://", "table://"):
-        if uri.startswith(scheme):
-            raise DataError(f"{uri}: {scheme} tables are read by the cloud platforms; the local runtime reads file://, parquet and csv URIs")
+    if uri.startswith("table://"):
+        raise DataError(f"{uri}: table:// tables are read by the cloud platforms; the local runtime reads file://, bq://, parquet and csv URIs")
 
 
 @contextmanager
@@ -112,6 +143,16 @@ def read_table(uri: str, fmt: str | None = None) -> Any:
     import pandas as pd
 
     check_readable_scheme(uri)
+    table_id = _bigquery_table(uri)
+    if table_id is not None:
+        try:
+            return _bigquery(uri).Client().list_rows(table_id).to_arrow().to_pandas()
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(f"{uri}: cannot read the BigQuery table: {type(exc).__name__}: {exc}") from exc
+    if uri.startswith("bq://"):  # emulated: the table is a parquet file
+        fmt = "parquet"
     fmt = fmt or ("csv" if uri.lower().endswith((".csv", ".csv.gz")) else "parquet")
     try:
         if not is_remote(uri):
@@ -134,7 +175,17 @@ def read_table(uri: str, fmt: str | None = None) -> Any:
 
 def write_table(uri: str, frame: Any, metadata: dict[str, Any] | None = None) -> None:
     """Write a DataFrame as parquet (or csv when the URI ends in .csv); `metadata` travels in
-    the parquet file's key-value metadata under `mlcompile`."""
+    the parquet file's key-value metadata under `mlcompile`. A bq:// URI replaces the table's
+    rows (WRITE_TRUNCATE), like a parquet file is replaced."""
+    table_id = _bigquery_table(uri)
+    if table_id is not None:
+        bigquery = _bigquery(uri)
+        try:
+            job_config = bigquery.LoadJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
+            bigquery.Client().load_table_from_dataframe(frame, table_id, job_config=job_config).result()
+        except Exception as exc:
+            raise DataError(f"{uri}: cannot write the BigQuery table: {type(exc).__name__}: {exc}") from exc
+        return
     if uri.lower().endswith(".csv"):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "out.csv"

@@ -59,3 +59,14 @@ def compute_metrics(names: list[str], model: Any, meta: dict[str, Any], frame: A
                 raise DataError(f"metric {name}: scikit-learn cannot compute it for this model and test set: {exc}") from exc
         results[name] = round(float(value), 6)
     return results
+
+
+def model_metrics(names: list[str], model: Any, meta: dict[str, Any], frame: Any, label: str) -> dict[str, float]:
+    """`compute_metrics` of any model `model.load_model` gives: a container-trained one answers
+    through its predict entry point, and its answers are scored as scikit-learn scores them."""
+    if not hasattr(model, "predict_scored"):
+        return compute_metrics(names, model, meta, frame, label)
+    from mlcompile.runtime.container_model import frozen_estimator
+
+    predictions, scores = model.predict_scored(model_frame(frame, meta["features"]))
+    return compute_metrics(names, frozen_estimator(predictions, scores, frame[label].to_numpy()), {**meta, "features": []}, frame, label)

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mlcompile.runtime.contract import FORMAT_CONTAINER
 from mlcompile.runtime.io import DataError
 
 MODEL_FILE = "model.joblib"
 META_FILE = "model.json"
 FORMAT_SKLEARN = "mlcompile.sklearn/1"
-FORMAT_CONTAINER = "mlcompile.container/1"
 NUMERIC = ("int32", "int64", "float32", "float64", "bool", "timestamp")
 
 
@@ -104,17 +104,24 @@ def save_model(folder: Path, model: Any, meta: dict[str, Any]) -> None:
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def load_meta(folder: Path) -> dict[str, Any]:
-    path = folder / META_FILE
-    if not path.exists():
-        raise DataError(f"{folder}: not a model folder (no {META_FILE})")
-    return json.loads(path.read_text())
+def load_meta(folder: Path, description: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The folder's model.json, or for a container-trained model's folder the description the
+    step config (`description`) or MLCOMPILE_MODEL_MANIFEST gives (`container_model.describe`)."""
+    from mlcompile.runtime.container_model import describe
+
+    return describe(folder, description)
 
 
-def load_model(folder: Path) -> tuple[Any, dict[str, Any]]:
+def load_model(folder: Path, description: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """(model, meta): a scikit-learn pipeline, or a container-trained model scored through its
+    predict entry point (refused, saying so, when it has none)."""
     import joblib
 
-    meta = load_meta(folder)
+    meta = load_meta(folder, description)
+    if meta.get("format") == FORMAT_CONTAINER:
+        from mlcompile.runtime.container_model import PredictEntryPoint
+
+        return PredictEntryPoint(folder, meta), meta
     if meta.get("format") != FORMAT_SKLEARN:
         raise DataError(f"{folder}: a {meta.get('format')} model cannot be scored by mlcompile's runtime")
     return joblib.load(folder / MODEL_FILE), meta
@@ -122,8 +129,12 @@ def load_model(folder: Path) -> tuple[Any, dict[str, Any]]:
 
 def predict(model: Any, meta: dict[str, Any], frame: Any) -> tuple[Any, Any]:
     """(predictions, scores): scores are the positive-class probability for binary
-    classifiers, the class probabilities' max for multiclass, the prediction for regressors."""
+    classifiers, the class probabilities' max for multiclass, the prediction for regressors
+    (a container-trained model: what its predict entry point answers)."""
     X = model_frame(frame, meta["features"])
+    if meta.get("format") == FORMAT_CONTAINER:
+        predictions, scores = model.predict_scored(X)
+        return predictions, predictions if scores is None else scores
     predictions = model.predict(X)
     if meta.get("task") == "classification" and hasattr(model, "predict_proba"):
         proba = model.predict_proba(X)

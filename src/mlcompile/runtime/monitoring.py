@@ -22,9 +22,9 @@ from typing import Any
 from mlcompile.runtime.contract import BREACH_LOG_MARKER
 from mlcompile.runtime.features import FeatureStore
 from mlcompile.runtime.io import DataError, read_json, read_table, write_bytes, write_json
-from mlcompile.runtime.metrics import LOWER_IS_BETTER, compute_metrics
-from mlcompile.runtime.model import FORMAT_SKLEARN, load_model
-from mlcompile.runtime.registry import production_model
+from mlcompile.runtime.metrics import LOWER_IS_BETTER, model_metrics
+from mlcompile.runtime.model import load_model
+from mlcompile.runtime.registry import not_approved, production_model
 
 BINS = 10
 MIN_ROWS = 30  # fewer values than this on either side say nothing about a distribution
@@ -80,9 +80,11 @@ def check_drift(config: dict[str, Any], inputs: dict[str, str], outputs: dict[st
 
     params = config["params"]
     model_name = (config.get("registry") or {}).get("model")
-    serving = production_model(config, model_name, fallback_latest=True) if model_name else None
+    serving = production_model(config, model_name) if model_name else None
     if serving is None:
-        raise DataError(f"no registered version of {model_name}: its training data is the drift baseline; run the training pipeline first")
+        raise DataError(f"{not_approved(config, model_name)} (its training data is the drift baseline)")
+    if not (serving.folder / "baseline.parquet").is_file():
+        raise DataError(f"{serving.name} version {serving.version} keeps no drift baseline (baseline.parquet, the training features register keeps with the model): register it with mlcompile's register step")
     baseline = read_table(str(serving.folder / "baseline.parquet"))
     store = FeatureStore(config["features"])
     specs = store.specs(list(params["features"]))
@@ -191,19 +193,11 @@ def check_performance(config: dict[str, Any], inputs: dict[str, str], outputs: d
 
     params = config["params"]
     model_name = (config.get("registry") or {}).get("model")
-    serving = production_model(config, model_name, fallback_latest=True) if model_name else None
+    serving = production_model(config, model_name) if model_name else None
     if serving is None:
-        raise DataError(f"no registered version of {model_name} to monitor: run the training pipeline first")
+        raise DataError(f"{not_approved(config, model_name)}: nothing serves to monitor")
     metric, minimum = params["metric"], float(params["min"])
-    info = json.loads((serving.folder / "model.json").read_text())
-    if info.get("format") != FORMAT_SKLEARN:
-        note = f"version {serving.version} is a {info.get('format')} model: mlcompile cannot score it, so its {metric} against ground truth was not computed here"
-        decision = {"decision": False, "breach": False, "check": "performance", "metric": metric, "value": None, "min": minimum, "rows": 0, "note": note,
-                    "model": {"name": serving.name, "version": serving.version, "selection": serving.reason}}  # fmt: skip
-        write_json(outputs["performance"], decision)
-        print(f"warning: {note}")
-        return {k: v for k, v in decision.items() if k != "decision"}
-    model, meta = load_model(serving.folder)
+    model, meta = load_model(serving.folder, config.get("model"))  # a container-trained one: through its predict entry point
     store = FeatureStore(config["features"])
     truth_source, column = params["ground_truth"]["source"], params["ground_truth"]["column"]
     events = store.source(truth_source)
@@ -216,7 +210,7 @@ def check_performance(config: dict[str, Any], inputs: dict[str, str], outputs: d
     frame, _ = store.join(events[[*[k for k in keys if k in events.columns], ts, column]], ts, store.specs([f["ref"] for f in meta["features"]]))
     if frame.empty:
         raise DataError(f"ground truth source {truth_source} has no labelled events in the last {window} days")
-    value = compute_metrics([metric], model, meta, frame, column)[metric]
+    value = model_metrics([metric], model, meta, frame, column)[metric]
     breach = bool(value > minimum) if metric in LOWER_IS_BETTER else bool(value < minimum)
     decision = {
         "decision": breach,

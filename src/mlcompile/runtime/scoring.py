@@ -8,7 +8,7 @@ from mlcompile.runtime.data_steps import check_frame
 from mlcompile.runtime.features import FeatureStore
 from mlcompile.runtime.io import DataError, is_remote, local_path, write_table
 from mlcompile.runtime.model import load_model, predict
-from mlcompile.runtime.registry import production_model
+from mlcompile.runtime.registry import not_approved, production_model
 
 
 def score_frame(store: FeatureStore, source: str, meta: dict[str, Any]) -> Any:
@@ -26,11 +26,11 @@ def score_frame(store: FeatureStore, source: str, meta: dict[str, Any]) -> Any:
 
 def score_batch(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
     params = config["params"]
-    serving = production_model(config, params["model"], fallback_latest=True)
+    serving = production_model(config, params["model"])
     if serving is None:
-        raise DataError(f"no registered version of {params['model']} to score with: run the training pipeline first")
+        raise DataError(f"{not_approved(config, params['model'])}: batch scoring uses only the approved version")
     print(f"scoring with {serving.name} version {serving.version} ({serving.reason})")
-    model, meta = load_model(serving.folder)
+    model, meta = load_model(serving.folder, config.get("model"))  # a container-trained one: through its predict entry point
     store = FeatureStore(config["features"])
     frame, problems = score_frame(store, params["source"], meta)
     errors, warnings = check_frame(frame, meta.get("expectations") or {}, {"coercion": problems}, "batch input")
@@ -45,7 +45,7 @@ def score_batch(config: dict[str, Any], inputs: dict[str, str], outputs: dict[st
     written = []
     output_uri = params.get("output_uri")
     if output_uri:
-        if output_uri.startswith(("bq://", "table://")):
+        if output_uri.startswith("table://"):
             print(f"warning: {output_uri} is written by the cloud platforms; the scores are in the step's artifact")
         else:
             write_table(output_uri if is_remote(output_uri) else str(local_path(output_uri)), frame)

@@ -9,7 +9,7 @@ serves wherever it is deployed; the platform decides only the port and where the
     SageMaker   GET /ping                    POST /invocations                    8080               /opt/ml/model (SM_MODEL_DIR): model.tar.gz, unpacked by SageMaker
     Vertex AI   GET $AIP_HEALTH_ROUTE        POST $AIP_PREDICT_ROUTE              $AIP_HTTP_PORT     $AIP_STORAGE_URI (gs://, downloaded at start)
     KServe v1   GET /v1/models/<name>        POST /v1/models/<name>:predict       8080 (--http_port) /mnt/models (storageUri), else the registry
-    KServe v2   GET /v2/health/ready         POST /v2/models/<name>/infer         (Open Inference Protocol; GET /v2/models/<name>: metadata)
+    KServe v2   GET /v2/health/ready         POST /v2/models/<name>/infer         (Open Inference Protocol; <name>: the InferenceService's, --model_name)
     Azure ML    GET /health                  POST /score                          8080               $AZUREML_MODEL_DIR
     any         GET /health, GET /metadata   POST /predict                        --port             --model-dir
 
@@ -17,8 +17,9 @@ The model folder is one the runtime's train step writes (`model.json` + `model.j
 the MLflow sklearn flavor the register step logs with the same `model.json` (the registered
 version, as an Azure ML model asset holds it), or a folder holding exactly one such folder
 (Azure ML and MLflow put the files one level down), or a `model.tar.gz` of one. Without any of these, the `--config` registry section (KServe's
-InferenceService: model name and MLflow tracking URI) names the registry: the version with
-alias `production` is served (the newest when none is approved yet, said so in /metadata).
+InferenceService: model name and MLflow tracking URI) names the registry: the version the
+revision pins (MLCOMPILE_MODEL_VERSION, which deploy-online sets), else the version with alias
+`production`; with none approved the server does not start (the pod never becomes ready).
 
 Requests — UTF-8 JSON (or SageMaker's `text/csv`: one instance a line, the model's features
 in order, no header), at most MLCOMPILE_MAX_BODY_BYTES (413 beyond; see read_body):
@@ -53,7 +54,6 @@ import argparse
 import asyncio
 import json
 import os
-import tarfile
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -61,6 +61,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlcompile.runtime.container_model import unpack
+from mlcompile.runtime.contract import ENV_MODEL_MANIFEST
 from mlcompile.runtime.serve_protocol import (
     DEFAULT_MAX_BODY, ENV_MAX_BODY, JSON_TYPES, RequestError, accepts_json, content_type, csv_rows, parse_json, read_body,
     rows_from_body, text_of, v2_datatype, v2_output, v2_requested, v2_values_datatype,
@@ -89,13 +91,7 @@ def _model_folder(root: Path, depth: int = 3) -> Path | None:
         return root
     archive = root / "model.tar.gz"
     if archive.is_file():
-        target = Path(tempfile.mkdtemp(prefix="mlcompile-model-"))
-        with tarfile.open(archive) as tar:
-            if hasattr(tarfile, "data_filter"):  # Python ≥ 3.11.4: no paths outside the target
-                tar.extractall(target, filter="data")
-            else:
-                tar.extractall(target)
-        return _model_folder(target, depth)
+        return _model_folder(unpack(archive), depth)
     if depth == 0 or not root.is_dir():
         return None
     found = [f for child in sorted(root.iterdir()) if child.is_dir() and (f := _model_folder(child, depth - 1)) is not None]
@@ -154,17 +150,25 @@ def locate_model(model_dir: str | None, config: Mapping[str, Any], environ: Mapp
                 raise RuntimeError(f"{why}={where}: no such folder")
             continue
         folder = _model_folder(root)
+        if folder is None and environ.get(ENV_MODEL_MANIFEST):  # what a container trainer wrote, described by the build
+            folder = unpack(root / "model.tar.gz") if (root / "model.tar.gz").is_file() else root
         if folder is None:
             raise RuntimeError(f"{why}={where}: no mlcompile model in it (a folder with model.json)")
         return Located(folder, _version_of(folder, environ), f"{why} ({where})")
     registry = dict(config.get("registry") or {})
     name = registry.get("model") or config.get("model") or environ.get(ENV_MODEL)
     if name:
-        from mlcompile.runtime.registry import production_model
+        from mlcompile.runtime.io import DataError
+        from mlcompile.runtime.registry import not_approved, production_model
 
-        serving = production_model({"registry": registry}, name, fallback_latest=True)
-        if serving is not None:
-            return Located(_model_folder(serving.folder) or serving.folder, serving.version, f"registry {name}: {serving.reason}")
+        where = {"registry": registry, "platform": config.get("platform")}
+        try:  # the version a KServe revision pins (deploy-online sets it), else the approved one
+            serving = production_model(where, name, environ.get("MLCOMPILE_MODEL_VERSION"))
+        except DataError as exc:
+            raise RuntimeError(str(exc)) from exc
+        if serving is None:  # never an unapproved version: the server does not become ready
+            raise RuntimeError(f"{not_approved(where, name)}; the server starts once one is")
+        return Located(_model_folder(serving.folder) or serving.folder, serving.version, f"registry {name}: {serving.reason}")
     raise RuntimeError("no model to serve: pass --model-dir, or run where the platform puts the model "
                        f"(AIP_STORAGE_URI, AZUREML_MODEL_DIR, {SAGEMAKER_MODEL_DIR}, {KSERVE_MODEL_DIR}), or name a registry in --config")  # fmt: skip
 
@@ -175,14 +179,15 @@ def _version_of(folder: Path, environ: Mapping[str, str]) -> str:
     return parts[-1] if len(parts) >= 2 and parts[-1].isdigit() else environ.get("MLCOMPILE_MODEL_VERSION", "")
 
 
-def _load(folder: Path) -> tuple[Any, dict[str, Any]]:
+def _load(folder: Path, environ: Mapping[str, str]) -> tuple[Any, dict[str, Any]]:
     """The train step's folder (model.joblib), or the MLflow sklearn flavor the register step
     logs beside it with the same model.json (what an Azure ML model asset made from the
-    registered version holds)."""
+    registered version holds), or a container-trained model (its predict entry point)."""
     from mlcompile.runtime.model import MODEL_FILE, load_meta, load_model
 
     if (folder / MODEL_FILE).exists() or not (folder / "MLmodel").exists():
-        return load_model(folder)
+        manifest = environ.get(ENV_MODEL_MANIFEST)
+        return load_model(folder, json.loads(manifest) if manifest else None)
     import mlflow.sklearn
 
     return mlflow.sklearn.load_model(str(folder)), load_meta(folder)
@@ -220,7 +225,7 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     from mlcompile.runtime.online import config_from_env, reader_for
 
     env = os.environ if environ is None else environ
-    model, meta = _load(folder)
+    model, meta = _load(folder, env)
     for_serving(model)
     if online is None:
         online = config_from_env(dict(env))
@@ -432,6 +437,19 @@ def listen_port(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return int(args.port or args.http_port or environ.get("AIP_HTTP_PORT") or DEFAULT_PORT)
 
 
+def served_name(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """The name clients address the model by. On KServe that is the InferenceService's (the
+    Open Inference Protocol's /v2/models/<name>/infer): --model_name, else Knative's
+    K_SERVICE (`<isvc>-predictor`); elsewhere the registry model's."""
+    if args.model_name:
+        return str(args.model_name)
+    service = environ.get("K_SERVICE", "")
+    for suffix in ("-predictor-default", "-predictor"):
+        if service.endswith(suffix):
+            return service[: -len(suffix)]
+    return args.config.get("model") or (args.config.get("registry") or {}).get("model")
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
     env = os.environ
@@ -440,7 +458,7 @@ def main(argv: list[str]) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", flush=True)
         return 1
-    name = args.model_name or args.config.get("model") or (args.config.get("registry") or {}).get("model")
+    name = served_name(args, env)
     app = create_app(located.folder, version=located.version, reason=located.reason, name=name)
     port = listen_port(args, env)
     print(f"[mlcompile.runtime] serving {app.state.model['name']} from {located.reason} on http://{args.host}:{port}", flush=True)

@@ -173,6 +173,11 @@ def score(model: Any, meta: dict[str, Any], X: Any, by_proba: bool) -> tuple[lis
     """(predictions, scores) as `runtime.model.predict` gives them, as plain Python values."""
     import numpy as np
 
+    if hasattr(model, "predict_scored"):  # a container-trained model: its predict entry point answers
+        predictions, scores = model.predict_scored(X)
+        if scores is None:  # a regressor's score is its prediction
+            scores = [float(p) if isinstance(p, (int, float)) else float("nan") for p in predictions]
+        return list(predictions), scores
     if meta.get("task") == "classification" and hasattr(model, "predict_proba"):
         proba = model.predict_proba(X)
         predictions = model.classes_.take(np.argmax(proba, axis=1)) if by_proba else model.predict(X)

@@ -22,7 +22,9 @@ from typing import Any
 from mlcompile.runtime import contract
 from mlcompile.runtime.io import DataError, fingerprint, local_dir, read_json, read_table, table_metadata, write_json, write_table
 from mlcompile.runtime.metrics import LOWER_IS_BETTER, compute_metrics
-from mlcompile.runtime.model import FORMAT_CONTAINER, FORMAT_SKLEARN, build_model, is_classifier, model_frame, save_model
+from mlcompile.runtime.container_model import MANIFEST, write_manifest
+from mlcompile.runtime.contract import FORMAT_CONTAINER
+from mlcompile.runtime.model import FORMAT_SKLEARN, build_model, is_classifier, model_frame, save_model
 
 CV_FOLDS = 3
 BASELINE_FILE = "baseline.parquet"  # the training features, kept with the model: the drift baseline
@@ -173,6 +175,7 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
     if config.get("container"):
         scratch = Path(tempfile.mkdtemp(prefix="mlcompile-trials-"))
         trial_models: dict[int, Path] = {}
+        trial_metrics: dict[int, dict[str, Any]] = {}
 
         def objective(trial: Any) -> float:
             hyper = _suggest(trial, tuning["params"])
@@ -181,6 +184,7 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
             if metric not in metrics:
                 raise DataError(f"trial {trial.number}: the container reported no {metric!r} in $MLCOMPILE_METRICS (got {sorted(metrics)})")
             trial_models[trial.number] = Path(outs["model"])
+            trial_metrics[trial.number] = metrics
             return float(metrics[metric])
 
         study.optimize(objective, n_trials=int(tuning["max_trials"]), n_jobs=max(1, int(tuning.get("parallel_trials", 1))))
@@ -188,7 +192,9 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
         with local_dir(outputs["model"], write=True) as folder:
             shutil.copytree(trial_models[best.number], folder, dirs_exist_ok=True)
         result = {"best_params": best.params, "best_value": best.value, "objective": metric, "trials": len(study.trials)}
-        write_json(outputs["metrics"], result)
+        # the metrics output is what the best trial reported (evaluate's `reported` input), as
+        # a platform's tuner hands on its best trial's files
+        write_json(outputs["metrics"], {**trial_metrics[best.number], "tuning": result})
         shutil.rmtree(scratch, ignore_errors=True)
         return result
 
@@ -207,15 +213,23 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
     if unknown:
         raise DataError(f"tuning params {', '.join(sorted(unknown))} are not parameters of {params['estimator']}")
 
+    # the evaluation's other metrics are scored on the same folds: a platform's tuner records
+    # them per trial beside the objective (Katib additionalMetricNames)
+    scored = [metric, *(m for m in tuning.get("additional_metrics", []) if m != metric)]
+
     def objective(trial: Any) -> float:
         hyper = _suggest(trial, tuning["params"])
-        scores = []
+        scores: dict[str, list[float]] = {m: [] for m in scored}
         for train_idx, valid_idx in splits:
             model = build_model(params["estimator"], {**base, **hyper}, meta["features"], packages)
             part = X_all.iloc[train_idx]
             model.fit(model_frame(part, meta["features"]), part[label].to_numpy())
-            scores.append(compute_metrics([metric], model, {"features": meta["features"], "task": "classification" if is_classifier(model) else "regression"}, X_all.iloc[valid_idx], label)[metric])
-        return float(sum(scores) / len(scores))
+            fold = compute_metrics(scored, model, {"features": meta["features"], "task": "classification" if is_classifier(model) else "regression"}, X_all.iloc[valid_idx], label)
+            for name in scored:
+                scores[name].append(float(fold[name]))
+        means = {name: round(sum(values) / len(values), 6) for name, values in scores.items()}
+        trial.set_user_attr("metrics", means)
+        return float(sum(scores[metric]) / len(scores[metric]))
 
     study.optimize(objective, n_trials=int(tuning["max_trials"]), n_jobs=max(1, int(tuning.get("parallel_trials", 1))))
     best_params = {**base, **study.best_params}
@@ -225,6 +239,7 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
         save_model(folder, model, {**_model_meta(config, inputs, meta, model, best_params), "tuning": {"best_value": study.best_value, "trials": len(study.trials)}})
         _save_baseline(folder, frame, meta, label)
     result = {
+        **study.best_trial.user_attrs.get("metrics", {}),
         "best_params": study.best_params,
         "best_value": round(float(study.best_value), 6),
         # the objective under its own name: what a platform's tuner reads from a trial
@@ -278,6 +293,7 @@ def run_container_trainer(config: dict[str, Any], inputs: dict[str, str], output
         metrics_path = Path(tempfile.mkdtemp(prefix="mlcompile-metrics-")) / "metrics.json"
         env = {
             contract.ENV_TRAIN_DATA: inputs["train"],
+            contract.ENV_TEST_DATA: inputs.get("test", ""),
             contract.ENV_VALIDATION_REPORT: inputs.get("report", ""),
             contract.ENV_MODEL_DIR: str(model_dir),
             contract.ENV_METRICS: str(metrics_path),
@@ -288,7 +304,7 @@ def run_container_trainer(config: dict[str, Any], inputs: dict[str, str], output
         command = [*container.get("command", []), *container.get("args", [])]
         use_docker = shutil.which("docker") and os.environ.get("MLCOMPILE_CONTAINERS", "docker") != "host"
         if use_docker:
-            mounts = sorted({str(Path(p).resolve().parent) for p in (inputs["train"], inputs.get("report") or inputs["train"])} | {str(model_dir), str(metrics_path.parent)})
+            mounts = sorted({str(Path(p).resolve().parent) for p in (inputs["train"], inputs.get("test") or inputs["train"], inputs.get("report") or inputs["train"])} | {str(model_dir), str(metrics_path.parent)})
             # `-e NAME` without a value: docker copies it from our environment, so that no
             # value (a resolved secret above all) shows in the command line or the log
             argv = ["docker", "run", "--rm", *[a for m in mounts for a in ("-v", f"{m}:{m}")], *[a for k in env for a in ("-e", k)]]
@@ -306,18 +322,31 @@ def run_container_trainer(config: dict[str, Any], inputs: dict[str, str], output
         metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
         if not isinstance(metrics, dict):
             raise DataError(f"the trainer wrote {type(metrics).__name__} to $MLCOMPILE_METRICS; expected a JSON object {{metric: value}}")
-        label = config["params"]["label"]
-        dataset = table_metadata(inputs["train"])
-        meta = {
-            "format": FORMAT_CONTAINER, "image": container["image"], "label": label, "metrics": metrics,
-            "hyperparameters": hyperparameters, "system": config.get("system"), "spec_sha256": config.get("spec_sha256"),
-            "features": dataset.get("features", []), "keys": dataset.get("keys", []), "timestamp": dataset.get("timestamp"),
-            "data": {"train_sha256": fingerprint(inputs["train"]), "sources": dataset.get("sources", {}), "events_until": dataset.get("events_until"), "rows": dataset.get("rows")},
-        }  # fmt: skip
-        (model_dir / "mlcompile-container.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
-        if not (model_dir / "model.json").exists():
-            (model_dir / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
-        if dataset.get("features") and not (model_dir / BASELINE_FILE).exists():  # the drift baseline, as for sklearn models
-            _save_baseline(model_dir, read_table(inputs["train"]), dataset, label)
+        if not (model_dir / MANIFEST).exists():
+            write_manifest(model_dir, describe_trained(config, inputs, metrics, hyperparameters))
+        add_baseline(model_dir, inputs["train"], config["params"]["label"])
     write_json(outputs["metrics"], metrics)
     return metrics
+
+
+def describe_trained(config: dict[str, Any], inputs: dict[str, str], metrics: dict[str, Any], hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """The runtime's model.json of a container-trained model: the plan's description (config
+    `model`: predict entry point, features, keys), what the trainer reported, and the lineage of
+    its training set."""
+    dataset = table_metadata(inputs["train"])
+    container = config.get("container") or {}
+    described = config.get("model") or {"format": FORMAT_CONTAINER, "image": container.get("image"), "system": config.get("system"), "spec_sha256": config.get("spec_sha256")}
+    return {
+        **described, "label": config["params"]["label"], "metrics": metrics, "hyperparameters": hyperparameters,
+        "features": dataset.get("features") or described.get("features", []), "keys": dataset.get("keys") or described.get("keys", []),
+        "timestamp": dataset.get("timestamp"),
+        "data": {"train_sha256": fingerprint(inputs["train"]), "sources": dataset.get("sources", {}), "events_until": dataset.get("events_until"), "rows": dataset.get("rows")},
+    }  # fmt: skip
+
+
+def add_baseline(folder: Path, train_uri: str, label: str) -> None:
+    """The drift baseline of a model folder that has none (a container's), as mlcompile's own
+    models keep it: a sample of the training features."""
+    dataset = table_metadata(train_uri)
+    if dataset.get("features") and not (folder / BASELINE_FILE).exists():
+        _save_baseline(folder, read_table(train_uri), dataset, label)

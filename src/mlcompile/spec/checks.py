@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcompile.catalog.estimators import LEGACY_METRICS
 from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, escape_terminal, is_unsafe_character
 from mlcompile.secrets import check_document, looks_like_credential
 from mlcompile.spec.loader import SourceMap
 from mlcompile.spec.estimators import check_estimator_package, check_sklearn_trainer
-from mlcompile.spec.models import PLATFORM_NAMES, MLSystem, Target
-from mlcompile.spec.types import uri_scheme
+from mlcompile.spec.values import uri_scheme
+
+if TYPE_CHECKING:  # the rules read the models' fields only: `validate` may hand them views (spec/fastcheck.py)
+    from mlcompile.spec.models import MLSystem, Target
 
 # The short metric names of the first releases; a scikit-learn trainer takes these and every
 # scikit-learn scorer name (spec/estimators.py), a container trainer any name.
@@ -136,6 +138,8 @@ def check_system(
                     c.error((*path, "min"), "a log scale needs min > 0")
     _check_accelerator(c, ("training", "resources", "accelerator", "type"), training.resources.accelerator)
     _check_container_env(c, system)
+    _check_model_scoring(c, system)
+    _check_runtime_metrics(c, system)
 
     deployment = system.deployment
     if deployment is not None:
@@ -269,11 +273,25 @@ def check_for_profile(system: MLSystem, source_map: SourceMap, target: Target) -
                 f"a file:// URI cannot be read on {target.platform} (profile '{target.name}')",
                 f"replace it under overrides.{target.name} with a URI the platform reads",
             )
+        elif target.platform == "vertex" and uri_scheme(uri) not in VERTEX_SCHEMES:
+            # a Vertex job runs with Google credentials only: no AWS or Azure keys reach it
+            what = "write the batch scores to" if path[0] == "deployment" else "read"
+            report = c.error if path[0] == "deployment" else c.warning
+            report(
+                path,
+                f"Vertex AI jobs cannot {what} {uri} (profile '{target.name}'): they hold Google Cloud credentials only",
+                f"use a gs:// or bq:// URI under overrides.{target.name}",
+            )
     return c.diagnostics
+
+
+VERTEX_SCHEMES = ("gs", "bq")
 
 
 def check_target(target: Target, source_map: SourceMap, available_platforms: Iterable[str]) -> list[Diagnostic]:
     c = _Collector(source_map)
+    from mlcompile.spec.models import PLATFORM_NAMES
+
     available = sorted(set(available_platforms) | set(PLATFORM_NAMES))
     builtin = target.platform in PLATFORM_NAMES
     if target.platform not in available:
@@ -319,3 +337,46 @@ def _check_container_env(c: _Collector, system: MLSystem) -> None:
                 f"'{name}' looks like a credential: write it as a secret:// reference",
                 "for example secret://" + name.lower().replace("_", "-"),
             )
+
+
+def _check_model_scoring(c: _Collector, system: MLSystem) -> None:
+    """Whatever scores rows with a container-trained model (the endpoint, batch scoring,
+    performance monitoring, evaluation by the runtime) runs its predict entry point: without
+    one, the endpoint would crash-loop and every batch and monitoring run would fail."""
+    trainer = system.training.trainer
+    metrics_from = system.training.evaluation.metrics_from
+    if trainer.sklearn is not None:
+        if metrics_from == "reported":
+            c.error(("training", "evaluation", "metrics_from"), "a scikit-learn trainer reports no metrics: mlcompile computes them on the test set", "remove metrics_from (or set it to runtime)")
+        return
+    if trainer.container is None or trainer.container.predict is not None:
+        return
+    hint = "add training.trainer.container.predict: {command: [python, predict.py]}, the program that scores rows with the model your trainer wrote (see docs/spec.md)"
+    deployment = system.deployment
+    needs = [
+        (("deployment", "online"), deployment is not None and deployment.online is not None, "an online endpoint"),
+        (("deployment", "batch"), deployment is not None and deployment.batch is not None, "batch scoring"),
+        (("monitoring", "performance"), system.monitoring is not None and system.monitoring.performance is not None, "performance monitoring"),
+        (("training", "evaluation", "metrics_from"), metrics_from == "runtime", "metrics_from: runtime"),
+    ]
+    for path, wanted, what in needs:
+        if wanted:
+            c.error(path, f"{what} scores rows with the model, but the container trainer gives no predict entry point to score them with", hint)
+
+
+def _check_runtime_metrics(c: _Collector, system: MLSystem) -> None:
+    """Metrics the runtime computes from a container-trained model's predictions (performance
+    monitoring, metrics_from: runtime) must be ones it can compute: scikit-learn's scorers."""
+    if system.training.trainer.container is None:
+        return
+    from mlcompile.catalog.estimators import metric
+
+    hint = "the runtime computes scikit-learn's scorers (sklearn.metrics.get_scorer_names()) and mse, rmse, mae, mape, log_loss"
+    evaluation = system.training.evaluation
+    if evaluation.metrics_from == "runtime":
+        for index, name in enumerate(evaluation.metrics):
+            if metric(name) is None:
+                c.error(("training", "evaluation", "metrics", index), f"metrics_from: runtime, but the runtime cannot compute '{name}' from the model's predictions", hint)
+    performance = system.monitoring.performance if system.monitoring is not None else None
+    if performance is not None and performance.metric in evaluation.metrics and metric(performance.metric) is None:  # an unlisted one is reported as such
+        c.error(("monitoring", "performance", "metric"), f"performance monitoring computes '{performance.metric}' from the model's predictions, and the runtime cannot compute it", hint)

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from mlcompile.catalog import estimators as catalog
 from mlcompile.diagnostics import did_you_mean
-from mlcompile.spec.models import MLSystem
 
 if TYPE_CHECKING:
     from mlcompile.spec.checks import _Collector
+    from mlcompile.spec.models import MLSystem
 
 ESTIMATOR = ("training", "trainer", "sklearn", "estimator")
 PARAMS = ("training", "trainer", "sklearn", "params")

@@ -409,3 +409,31 @@ def load_yaml_text(text: str, file: str, *, sha256: str | None = None, python_co
         kind = kinds.get(type(data), f"a {type(data).__name__}")
         raise _fail(file, 1, 1, f"the top level must be a mapping of keys to values, not {kind}")
     return Document(file=file, data=data, source_map=source_map, sha256=digest)
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """Paths in messages: relative to the working directory when below it, as typed otherwise."""
+    text = os.fspath(path)
+    if os.path.isabs(text):
+        try:
+            relative = os.path.relpath(text)
+        except ValueError:
+            return text
+        return text if relative.startswith("..") else relative
+    return os.path.normpath(text)
+
+
+def kind_problem(document: Document, expected: str) -> list[Diagnostic]:
+    """A located error when a profile is given where the spec belongs, or the other way round."""
+    kind = document.data.get("kind")
+    if kind is not None and kind != expected and kind in ("MLSystem", "Target"):
+        return [document.source_map.diagnostic(("kind",), f"this is {_article(kind)} {kind} file, but {_article(expected)} {expected} was expected", hint=_swap_hint(expected))]
+    return []
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].upper() in "AEIMOU" else "a"
+
+
+def _swap_hint(expected: str) -> str:
+    return "pass the system spec first and profiles with --target" if expected == "MLSystem" else "profiles go after --target; the spec is the first argument"

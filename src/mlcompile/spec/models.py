@@ -110,12 +110,29 @@ class Dataset(SpecModel):
     split: Split = Field(description="how the rows are split into training and test sets", default_factory=lambda: Split(test_fraction=0.2))
 
 
+class PredictEntry(SpecModel):
+    command: list[str] = Field(
+        min_length=1,
+        description="program that scores rows with a model this trainer wrote, run in the model's folder by mlcompile's runtime "
+        "(online serving, batch scoring, performance monitoring, evaluation with metrics_from: runtime): it reads one JSON "
+        "object {\"instances\": [{feature: value}, ...]} a line on stdin and answers each with one line "
+        "{\"predictions\": [...], \"scores\": [...]} on stdout",
+        examples=[["python", "predict.py"]],
+    )
+    args: list[str] = Field(description="arguments passed to the command", default_factory=list)
+
+
 class ContainerTrainer(SpecModel):
     image: str = Field(description="container image that runs your training code", min_length=1, pattern=r"^[^\s]+$")
     command: list[str] = Field(description="entrypoint to run; empty keeps the image's own", default_factory=list)
     args: list[str] = Field(description="arguments passed to the command", default_factory=list)
     env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
         default_factory=dict, description="environment variables; credentials only as secret:// references"
+    )
+    predict: PredictEntry | None = Field(
+        default=None,
+        description="the predict entry point of the models this trainer writes; online and batch deployments, performance "
+        "monitoring and metrics_from: runtime need it",
     )
 
 
@@ -222,6 +239,12 @@ class Gate(SpecModel):
 class Evaluation(SpecModel):
     metrics: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(description="metrics computed on the test set and recorded with each model", min_length=1)
     gates: list[Gate] = Field(description="conditions every model must pass to be registered", default_factory=list)
+    metrics_from: Literal["reported", "runtime"] | None = Field(
+        default=None,
+        description="who computes the metrics on the test set: reported = the container trainer (its MLCOMPILE_METRICS file; "
+        "the default for container trainers), runtime = mlcompile, through the model's predict entry point (the default, "
+        "and the only choice, for scikit-learn trainers)",
+    )
 
 
 class Training(SpecModel):
@@ -435,6 +458,12 @@ class KubeflowSettings(SpecModel):
     cluster: Literal["gke", "eks", "aks", "generic"] = Field(
         default="generic", description="cluster flavour: decides GPU node selectors and tolerations"
     )
+    gpu_products: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]] = Field(
+        default_factory=dict,
+        description="generic clusters: the nvidia.com/gpu.product node label (GPU Feature Discovery) of an accelerator where this "
+        "cluster's differs from the catalog's (which names the SXM parts), e.g. PCIe A100s",
+        examples=[{"nvidia-a100-40gb": "NVIDIA-A100-PCIE-40GB"}],
+    )
     service_account: str | None = Field(default=None, description="Kubernetes service account the pipeline pods run as")
     feature_store: KubeflowFeatureStore | None = Field(
         default=None, description="Feast stores of the generated feature repository (default: file offline store, Redis at redis:6379)"
@@ -442,6 +471,20 @@ class KubeflowSettings(SpecModel):
     alertmanager: KubeflowAlertmanager | None = Field(
         default=None, description="the cluster's Alertmanager: email alerts are posted to it and routed to the recipients by a generated AlertmanagerConfig"
     )
+
+    @model_validator(mode="after")
+    def _gpu_products_name_gpus_of_a_generic_cluster(self) -> KubeflowSettings:
+        if not self.gpu_products:
+            return self
+        if self.cluster != "generic":
+            raise ValueError(f"gpu_products applies to generic clusters (GPU Feature Discovery labels); a {self.cluster} cluster's GPU labels come from the catalog")
+        from mlcompile.catalog import offered_accelerators
+
+        gpus = [name for name in offered_accelerators("kubeflow") if name.startswith("nvidia-")]
+        unknown = sorted(set(self.gpu_products) - set(gpus))
+        if unknown:
+            raise ValueError(f"gpu_products names {', '.join(repr(u) for u in unknown)}, not an NVIDIA GPU of the catalog ({', '.join(gpus)})")
+        return self
 
     @model_validator(mode="after")
     def _feast_registry_has_a_home(self) -> KubeflowSettings:

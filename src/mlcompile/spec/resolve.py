@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import SpecError
 from mlcompile.spec.checks import check_characters, check_for_profile, check_literal_secrets, check_system, check_target
-from mlcompile.spec.loader import Document, SourceMap, load_yaml_file
+from mlcompile.spec.loader import Document, SourceMap, display_path, kind_problem, load_yaml_file
 from mlcompile.spec.models import MLSystem, Target
 from mlcompile.spec.overrides import apply_overrides
 from mlcompile.spec.policy import check_policy, check_policy_profile
@@ -59,18 +59,6 @@ class SystemBundle:
     warnings: list[Diagnostic] = field(default_factory=list)
 
 
-def display_path(path: str | os.PathLike[str]) -> str:
-    """Paths in messages: relative to the working directory when below it, as typed otherwise."""
-    text = os.fspath(path)
-    if os.path.isabs(text):
-        try:
-            relative = os.path.relpath(text)
-        except ValueError:
-            return text
-        return text if relative.startswith("..") else relative
-    return os.path.normpath(text)
-
-
 def validate_model(document: Document, model: type[M]) -> tuple[M | None, list[Diagnostic]]:
     try:
         return model.model_validate(document.data), []
@@ -78,24 +66,9 @@ def validate_model(document: Document, model: type[M]) -> tuple[M | None, list[D
         return None, structural_diagnostics(document, model, exc)
 
 
-def _kind_problem(document: Document, expected: str) -> list[Diagnostic]:
-    kind = document.data.get("kind")
-    if kind is not None and kind != expected and kind in ("MLSystem", "Target"):
-        return [document.source_map.diagnostic(("kind",), f"this is {_article(kind)} {kind} file, but {_article(expected)} {expected} was expected", hint=_swap_hint(expected))]
-    return []
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].upper() in "AEIMOU" else "a"
-
-
-def _swap_hint(expected: str) -> str:
-    return "pass the system spec first and profiles with --target" if expected == "MLSystem" else "profiles go after --target; the spec is the first argument"
-
-
 def load_profile(path: str | os.PathLike[str]) -> Profile:
     document = load_yaml_file(path, display_path(path))
-    problems = _kind_problem(document, "Target")
+    problems = kind_problem(document, "Target")
     if problems:
         raise SpecError(problems)
     target, diagnostics = validate_model(document, Target)
@@ -197,7 +170,7 @@ def load_system(
     policy is checked on the spec as merged for it; `policy_severity="warning"` (--warn-only)
     reports its violations without failing."""
     document = load_yaml_file(spec_path, display_path(spec_path))
-    problems = _kind_problem(document, "MLSystem")
+    problems = kind_problem(document, "MLSystem")
     if problems:
         raise SpecError(problems)
     names = sorted(set(profile_names) | {p.name for p in profiles or ()}) if profile_names is not None else None

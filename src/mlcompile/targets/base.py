@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 from mlcompile.diagnostics import Diagnostic
 
 if TYPE_CHECKING:  # annotations only: validating a spec needs no plan classes
-    from mlcompile.plan.nodes import Origin, Plan
+    from mlcompile.plan.nodes import OnlineEndpoint, Origin, Pipeline, Plan
 
 T = TypeVar("T")
 # ASCII letters, digits, '.', '_', '-' in '/'-separated parts: no absolute path, no '\\', no
@@ -330,3 +330,28 @@ class Deployable(Protocol):
         twice reports every resource `unchanged` the second time. Raise DeployFailed when the
         platform refuses."""
         ...
+
+
+def deploy_pipeline(plan: Plan, online: OnlineEndpoint) -> Pipeline:
+    """With manual approval the training pipeline stops at registration; approving a version
+    starts this one (SageMaker: an EventBridge rule; Kubeflow and Vertex AI: the approver
+    submits it after moving the `production` alias), which rolls the endpoint to it."""
+    from mlcompile.plan.nodes import Pipeline, Step
+
+    standard = plan.training.steps[0].resources
+    step = Step(
+        name="deploy-online",
+        kind="deploy_online",
+        image=plan.runtime_image,
+        command=("python", "-m", "mlcompile.runtime", "deploy-online"),
+        args=(),
+        resources=standard,
+        depends_on=(),
+        inputs=(),
+        outputs=(),
+        params={"endpoint": online.name, "model": plan.registry.model},
+        run_if=None,
+        uses_user_container=False,
+        origin=online.origin,
+    )
+    return Pipeline(f"{plan.system}-deploy", f"deploys approved versions of {plan.registry.model} to endpoint {online.name}", (step,))

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from mlcompile.plan.nodes import OnlineEndpoint, Plan
+from mlcompile.runtime.contract import serving_env
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets.azureml.feature_store import online_features_config
 from mlcompile.targets.azureml._sdk import entity_yaml, tags, yaml_bytes
@@ -75,6 +76,7 @@ def render_online(plan: Plan) -> list[OutputFile]:
     online_features = online_features_config(plan)
     if online_features is not None:
         variables[ONLINE_FEATURES_ENV] = json.dumps(online_features, sort_keys=True, separators=(",", ":"))
+    variables.update(serving_env(plan))  # a container-trained model's description
     endpoint = ManagedOnlineEndpoint(
         name=online.name,
         description=f"{plan.description or plan.system} (model {online.model}, rollout {online.strategy})",

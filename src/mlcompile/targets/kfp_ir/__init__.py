@@ -74,6 +74,16 @@ class StepSettings:
     executor_output: bool = False
 
 
+def approval_pipelines(plan: Plan) -> list[Pipeline]:
+    """With `approval: manual` and an online endpoint: `<system>-deploy`, the pipeline an
+    approver runs after giving a version the alias `production` (its deploy-online step rolls
+    the endpoint to that version). With `approval: auto` the training pipeline deploys."""
+    from mlcompile.targets.base import deploy_pipeline
+
+    online = plan.online
+    return [deploy_pipeline(plan, online)] if online is not None and online.requires_approval else []
+
+
 def runtime_config(plan: Plan, step: Step, *, tracking_uri: str | None = None, **extra: Any) -> dict[str, Any]:
     """The runtime contract's config of a step plus platform sections (`platform`,
     `platform_job`, `platform_run`), which the runtime reads when it must talk to the platform;

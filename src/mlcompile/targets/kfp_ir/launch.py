@@ -7,7 +7,12 @@ It replaces `{{inputs.NAME}}` / `{{outputs.NAME}}` in the job with the artifacts
 `{{secret:NAME}}` with the secret's value (vertex: Secret Manager), creates the job, waits at
 most `timeout_seconds` (then cancels it and fails), and for tuning copies the best trial's
 model and metrics to the task's outputs. Needs the platform's SDK in the runtime image:
-`kubernetes` (kubeflow) or `google-cloud-aiplatform` (vertex)."""
+`kubernetes` (kubeflow) or `google-cloud-aiplatform` (vertex).
+
+What it creates does not outlive the run: on SIGTERM (a cancelled run stops its pods) it
+cancels the Vertex AI job or deletes the Kubernetes object before exiting, and a Katib
+Experiment or PyTorchJob is owned by the launcher's pod (ownerReferences, from the pod name
+and uid the task gets through the downward API) so Kubernetes collects it with the pod."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import time
 import uuid
@@ -28,17 +34,50 @@ EXECUTOR_OUTPUT = "$executor_output"  # key of the ExecutorOutput path among a t
 VERTEX_MODEL = "vertex_model"  # the register task's google.VertexModel output (vertex target)
 POLL_SECONDS = float(os.environ.get("MLCOMPILE_LAUNCH_POLL_SECONDS", "30"))
 _PLACEHOLDER = re.compile(r"\{\{(?:(inputs|outputs)\.|(secret):)([A-Za-z0-9_.-]+)\}\}")
+# KFP's pipeline-job-id placeholder (vertex bodies: per-run output folders); a runner that
+# left it unfilled gets a fresh id, so that two launches still never share a folder
+PIPELINE_JOB_ID = "{{$.pipeline_job_uuid}}"
+# the launcher pod's identity (downward API env the kubeflow target sets on the task)
+ENV_POD_NAME = "MLCOMPILE_POD_NAME"
+ENV_POD_UID = "MLCOMPILE_POD_UID"
+TRIAL_METRICS_FILE = "metrics.json"  # a Vertex trial's metrics, beside its AIP_MODEL_DIR
+_cleanups: list[Callable[[], None]] = []  # how to stop what this process created
 
 
 class LaunchFailed(Exception):
     pass
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: the run was cancelled (BaseException: no `except Exception` swallows it)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def _created(cleanup: Callable[[], None]) -> None:
+    """Remember how to stop a job this process just created (run on SIGTERM)."""
+    _cleanups.append(cleanup)
+
+
+def _clean_up() -> None:
+    while _cleanups:
+        cleanup = _cleanups.pop()
+        try:
+            cleanup()
+        except Exception as exc:  # noqa: BLE001 - already gone, or the API is unreachable: say so, go on
+            print(f"[mlcompile.launch] could not stop a job on termination: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
 def uri_of(path: str) -> str:
     for mount, scheme in MOUNTS.items():
         if path.startswith(mount):
             return scheme + path[len(mount) :]
-    return path
+    from mlcompile.emulate.storage import emulate_root, uri_of as emulated_uri
+
+    root = emulate_root()  # under the emulator the mount is a folder of the emulation root
+    return emulated_uri(path, root) if root is not None else path
 
 
 def substitute(value: Any, inputs: dict[str, str], outputs: dict[str, str], secret: Callable[[str], str]) -> Any:
@@ -140,14 +179,15 @@ def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str],
             return resolve("secret://" + name)
         return fetch(str(locator("vertex", platform, name)), name=name)
 
-    body = substitute(job["body"], inputs, outputs, secret)
+    body = json.loads(json.dumps(substitute(job["body"], inputs, outputs, secret)).replace(PIPELINE_JOB_ID, uuid.uuid4().hex))
     if job["kind"] == "vertex.upload_model_request":
-        _vertex_register(config, body, options, outputs, endpoint)
+        _vertex_register(config, body, inputs, outputs, endpoint)
         return
     done = {"JOB_STATE_SUCCEEDED": "succeeded"}
     failed = {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
     if job["kind"] == "vertex.custom_job":
         created = client.create_custom_job(parent=parent, custom_job=gca.CustomJob.wrap(json_format.ParseDict(body, gca.CustomJob.pb()())))
+        _created(lambda: client.cancel_custom_job(name=created.name))
 
         def poll() -> str | None:
             state = client.get_custom_job(name=created.name).state.name
@@ -157,6 +197,7 @@ def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str],
         return
     hpt = gca.HyperparameterTuningJob.wrap(json_format.ParseDict(body, gca.HyperparameterTuningJob.pb()()))
     created = client.create_hyperparameter_tuning_job(parent=parent, hyperparameter_tuning_job=hpt)
+    _created(lambda: client.cancel_hyperparameter_tuning_job(name=created.name))
     final: dict[str, Any] = {}
 
     def poll_tuning() -> str | None:
@@ -180,35 +221,39 @@ def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str],
     base = hpt.trial_job_spec.base_output_directory.output_uri_prefix.rstrip("/")
     if "model" in outputs:
         _copy(f"{base}/{best.id}/model", outputs["model"])  # AIP_MODEL_DIR of that trial
-    _write_metrics(outputs, {m.metric_id: m.value for m in best.final_measurement.metrics})
+    # a study measures one metric; the trial's own metrics file has the secondary ones
+    metrics = _read_metrics(f"{base}/{best.id}/{TRIAL_METRICS_FILE}")
+    _write_metrics(outputs, {**metrics, **{m.metric_id: m.value for m in best.final_measurement.metrics}})
 
 
-def _vertex_register(config: dict[str, Any], body: dict[str, Any], options: dict[str, Any], outputs: dict[str, str], endpoint: str) -> None:
-    """Upload the model version into the Vertex AI Model Registry: a new version of the model
-    when it exists (parent_model), else the model itself (model_id); the spec's aliases, plus
-    `production` when approval is auto (with manual approval a human moves it)."""
-    from google.api_core import exceptions
-    from google.cloud.aiplatform_v1 import types as gca
-    from google.cloud.aiplatform_v1.services.model_service import ModelServiceClient
-    from google.protobuf import json_format
+def _read_metrics(uri: str) -> dict[str, float]:
+    """The numbers of a trial's metrics file ({} when the trial wrote none)."""
+    import fsspec
 
-    client = ModelServiceClient(**options)
-    model = gca.Model.wrap(json_format.ParseDict(body["model"], gca.Model.pb()()))
-    model.labels.update(lineage.run_labels(config))
-    if (config.get("registry") or {}).get("approval") == "auto" and "production" not in model.version_aliases:
-        model.version_aliases.append("production")
-    name = f"{body['parent']}/models/{body['modelId']}"
-    request = gca.UploadModelRequest(parent=body["parent"], model=model)
     try:
-        client.get_model(name=name)
-        request.parent_model = name
-    except exceptions.NotFound:
-        request.model_id = body["modelId"]
-    operation = client.upload_model(request=request)
-    result = operation.result(timeout=1800)
-    print(f"[mlcompile.launch] registered {result.model} version {result.model_version_id} (aliases: {', '.join(model.version_aliases)})", flush=True)
+        with fsspec.open(uri, "r", encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} if isinstance(data, dict) else {}
+
+
+def _vertex_register(config: dict[str, Any], body: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], endpoint: str) -> None:
+    """Register the model version in the Vertex AI Model Registry: the runtime's register step
+    with the profile's registry (the same one evaluate, batch scoring, monitoring and
+    deploy-online read), uploading from the build's request (serving container, labels) plus
+    this run's lineage labels; the task's google.VertexModel output names the version."""
+    from mlcompile.runtime.io import DataError
+    from mlcompile.runtime.registry import register
+
+    model = {**body["model"], "labels": {**(body["model"].get("labels") or {}), **lineage.run_labels(config)}}
+    try:
+        result = register({**config, "platform_job": {**config["platform_job"], "body": {**body, "model": model}}}, inputs, outputs)
+    except DataError as exc:
+        raise LaunchFailed(str(exc)) from exc
     if EXECUTOR_OUTPUT in outputs:
-        lineage.write_vertex_model(outputs[EXECUTOR_OUTPUT], VERTEX_MODEL, result.model, result.model_version_id, endpoint)
+        name = f"{result['location']}/models/{result['model']}"
+        lineage.write_vertex_model(outputs[EXECUTOR_OUTPUT], VERTEX_MODEL, name, result["version"], endpoint)
 
 
 # ---------------------------------------------------------------------- kubeflow
@@ -234,7 +279,12 @@ def _kubeflow(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str
     namespace = manifest["metadata"]["namespace"]
     name = f"{manifest['metadata']['name']}-{uuid.uuid4().hex[:8]}"[:63]
     manifest["metadata"]["name"] = name
+    if os.environ.get(ENV_POD_NAME) and os.environ.get(ENV_POD_UID):
+        # owned by the launcher's pod: deleting the run's pods garbage-collects the job
+        owner = {"apiVersion": "v1", "kind": "Pod", "name": os.environ[ENV_POD_NAME], "uid": os.environ[ENV_POD_UID]}
+        manifest["metadata"]["ownerReferences"] = [owner]
     api.create_namespaced_custom_object(group, version, namespace, plural, manifest)
+    _created(lambda: api.delete_namespaced_custom_object(group, version, namespace, plural, name))
     current: dict[str, Any] = {}
 
     def poll() -> str | None:
@@ -294,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the config has no platform_job")
     from mlcompile.runtime.secrets import SecretUnavailable
 
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if job["kind"].startswith("vertex."):
             _vertex(config, job, inputs, outputs)
@@ -307,6 +358,13 @@ def main(argv: list[str] | None = None) -> int:
     except SecretUnavailable as exc:  # its message names the secret, never a value
         print(f"error: {args.step}: {exc}", file=sys.stderr, flush=True)
         return 1
+    except Terminated:
+        print(f"error: {args.step}: terminated (the run was cancelled): stopping the {job['kind']} it launched", file=sys.stderr, flush=True)
+        _clean_up()
+        return 128 + signal.SIGTERM
+    finally:
+        _cleanups.clear()
+        signal.signal(signal.SIGTERM, previous)
     print(f"[mlcompile.launch] {args.step}: {job['kind']} succeeded", flush=True)
     return 0
 

@@ -12,7 +12,7 @@ from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets import feast_repo
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import (
-    LAUNCH, RUN_ID_KUBEFLOW, StepSettings, compile_pipeline, extra_outputs, job_timeout, new_data_sensors, runtime_config, secret_name, watermark_uri,
+    LAUNCH, RUN_ID_KUBEFLOW, StepSettings, approval_pipelines, compile_pipeline, extra_outputs, job_timeout, new_data_sensors, runtime_config, secret_name, watermark_uri,
 )  # fmt: skip
 from mlcompile.targets.kubeflow import alerting, facts, feature_store, manifests
 from mlcompile.targets.kubeflow.deploy import version_name
@@ -89,6 +89,13 @@ class KubeflowTarget:
                         f"Katib's grid search needs a step for float parameter '{p.name}', and the spec has none",
                         "use algorithm random or bayesian, or make the parameter categorical",
                     ))  # fmt: skip
+        for p in tuning.params if tuning is not None else ():
+            if manifests.trial_parameter_name(p.name) == manifests.KATIB_TRIAL_NAME:
+                problems.append(unsupported(
+                    tuning.origin.below("params", p.name), NAME,
+                    f"search parameter '{p.name}' becomes Katib trial parameter '{manifests.KATIB_TRIAL_NAME}', which carries the trial's name",
+                    "rename the parameter",
+                ))  # fmt: skip
         problems += feast_repo.check(plan, NAME)
         problems += alerting.check(plan, NAME)
         return problems
@@ -98,7 +105,7 @@ class KubeflowTarget:
         files: list[OutputFile] = []
         root = plan.platform_settings["pipeline_root"]
         materialization = feature_store.materialization(plan)
-        pipelines = [*plan.pipelines(), *(p for p, _ in new_data_sensors(plan)), *(p for p, _ in materialization)]
+        pipelines = [*plan.pipelines(), *(p for p, _ in new_data_sensors(plan)), *(p for p, _ in materialization), *approval_pipelines(plan)]
         # pipeline → the version `deploy` uploads it as: what trigger-retraining and the
         # CronJobs start (training is compiled first, so the steps that start it can name it)
         versions: dict[str, str] = {}
@@ -171,6 +178,8 @@ class KubeflowTarget:
             config["platform_run"] = self._platform_run(plan, step.params["pipeline"], versions)
             if step.params.get("when") == "new_data":
                 config["platform_run"]["watermark"] = watermark_uri(plan, plan.platform_settings["pipeline_root"], step.params["source"])
+        if step.kind == "deploy_online" and plan.online is not None:  # a new KServe revision pinned to the approved version
+            config["serving"] = manifests.rollout(plan)
         return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, extra_outputs=extra_outputs(step), **common)
 
     def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
@@ -185,6 +194,11 @@ class KubeflowTarget:
         timeout = job_timeout(plan, step) if launches_job(step, plan) else step.resources.timeout_seconds
         if timeout:
             kubernetes.set_timeout(task, timeout)
+        if launches_job(step, plan) is not None:  # the launcher makes its pod the job's owner
+            from mlcompile.targets.kfp_ir.launch import ENV_POD_NAME, ENV_POD_UID
+
+            kubernetes.use_field_path_as_env(task, ENV_POD_NAME, "metadata.name")
+            kubernetes.use_field_path_as_env(task, ENV_POD_UID, "metadata.uid")
         secrets: dict[str, str] = {}
         if step.uses_user_container and launches_job(step, plan) is None:
             secrets.update({env: name for env, value in step.params.get("env", {}).items() if (name := secret_name(value))})

@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from mlcompile.plan.nodes import Plan, Resources, Schedule, Step
-from mlcompile.runtime.contract import CONTAINER_ENV, ENV_HYPERPARAMETERS, ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, runtime_args
+from mlcompile.runtime.contract import CONTAINER_ENV, ENV_HYPERPARAMETERS, ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, additional_metrics, runtime_args
+from mlcompile.runtime.contract import serving_env as model_env
 from mlcompile.targets.base import resource_labels
 from mlcompile.targets.kfp_ir import CONTAINER_ENV_OF, config_arg, secret_name
 from mlcompile.targets.kubeflow import facts
@@ -19,6 +20,16 @@ KATIB_METRICS_FILE = "/var/log/katib/metrics.json"
 # this filter: `"name": 0.91` (or "0.91"), on any line. Two groups: name, value (Go RE2).
 KATIB_JSON_METRIC = r'"([A-Za-z0-9_.-]+)"\s*:\s*"?([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)'
 SERVING_PORT = 8080
+# Katib substitutes only ${trialParameters.NAME} in a trial template; the trial's own name
+# reaches it through a trial parameter whose reference is the metadata ${trialSpec.Name}
+# (https://www.kubeflow.org/docs/components/katib/user-guides/trial-template/)
+KATIB_TRIAL_NAME = "trialName"
+# Istio's sidecar never exits, so a trial pod with one never completes and Katib's metrics
+# collector never reads its file: trial pods run without it (Katib's documented setting)
+NO_ISTIO_SIDECAR = {"sidecar.istio.io/inject": "false"}
+# the Training Operator labels a PyTorchJob's master pod so; Katib collects the metrics of
+# that pod only (Katib's own default primaryPodLabels for Kubeflow training jobs)
+KATIB_PYTORCH_PRIMARY = {"training.kubeflow.org/job-role": "master"}
 
 
 def settings(plan: Plan) -> dict[str, Any]:
@@ -147,11 +158,11 @@ def batch_job(plan: Plan, step: Step, extra_env: dict[str, str]) -> dict[str, An
 def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
     tuning = plan.tuning
     assert tuning is not None
-    value = {p.name: f"${{trialParameters.{_trial_name(p.name)}}}" for p in tuning.params}
-    # each trial writes its model to its own folder (Katib substitutes ${trialSpec.Name}); the
+    value = {p.name: f"${{trialParameters.{trial_parameter_name(p.name)}}}" for p in tuning.params}
+    # each trial writes its model to its own folder (the trial's name, a trial parameter); the
     # launcher copies the best trial's (status.currentOptimalTrial) to the task's model output
     # and writes its observed metrics to the task's metrics output
-    trial_model = "{{outputs.model}}/trials/${trialSpec.Name}"
+    trial_model = f"{{{{outputs.model}}}}/trials/${{trialParameters.{KATIB_TRIAL_NAME}}}"
     if step.uses_user_container:
         hyper = ", ".join(f'"{p.name}": ' + (f'"{value[p.name]}"' if p.type == "categorical" else value[p.name]) for p in tuning.params)
         extra = {ENV_HYPERPARAMETERS: "{" + hyper + "}", ENV_METRICS: KATIB_METRICS_FILE, ENV_MODEL_DIR: trial_model}
@@ -163,10 +174,12 @@ def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
         inputs = {r.name: f"{{{{inputs.{r.name}}}}}" for r in step.inputs}
         args = [*runtime_args(plan, step, inputs, {"model": trial_model, "metrics": KATIB_METRICS_FILE})]
         args += [a for p in tuning.params for a in ("--hp", f"{p.name}={value[p.name]}")]
+    primary_pods: dict[str, str] | None = None
     if step.resources.replicas > 1:
         trial = pytorch_job(plan, step, extra)
         trial.pop("metadata")
         primary = "pytorch"
+        primary_pods = dict(KATIB_PYTORCH_PRIMARY)
         success = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
         failure = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
     else:
@@ -179,6 +192,8 @@ def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
             container["args"] = args
             env = [e for e in container.pop("env") if e["name"] not in CONTAINER_ENV]
             container.update({"env": env} if env else {})
+    for template in _pod_templates(trial):
+        template["metadata"]["annotations"] = dict(NO_ISTIO_SIDECAR)
     parameters = []
     for p in tuning.params:
         space: dict[str, Any]
@@ -189,12 +204,21 @@ def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
             if p.scale == "log":
                 space["distribution"] = "logUniform"
         parameters.append({"name": p.name, "parameterType": facts.KATIB_PARAMETER_TYPE[p.type], "feasibleSpace": space})
+    objective: dict[str, Any] = {"type": tuning.goal, "objectiveMetricName": tuning.metric}
+    if additional_metrics(plan):
+        objective["additionalMetricNames"] = additional_metrics(plan)
+    trial_parameters = [{"name": trial_parameter_name(p.name), "reference": p.name, "description": f"hyperparameter {p.name}"} for p in tuning.params]
+    trial_parameters.append({"name": KATIB_TRIAL_NAME, "reference": "${trialSpec.Name}", "description": "the trial's name: its model folder"})
+    template: dict[str, Any] = {"primaryContainerName": primary}
+    if primary_pods:
+        template["primaryPodLabels"] = primary_pods
+    template.update({"trialParameters": trial_parameters, "trialSpec": trial, "successCondition": success, "failureCondition": failure})
     return {
         "apiVersion": "kubeflow.org/v1beta1",
         "kind": "Experiment",
         "metadata": metadata(plan, f"{plan.system}-{step.name}"),
         "spec": {
-            "objective": {"type": tuning.goal, "objectiveMetricName": tuning.metric},
+            "objective": objective,
             "algorithm": {"algorithmName": facts.KATIB_ALGORITHM[tuning.algorithm]},
             "maxTrialCount": tuning.max_trials,
             "parallelTrialCount": tuning.parallel_trials,
@@ -204,24 +228,22 @@ def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
                 "source": {"fileSystemPath": {"path": KATIB_METRICS_FILE, "kind": "File", "format": "TEXT"}, "filter": {"metricsFormat": [KATIB_JSON_METRIC]}},
             },
             "parameters": parameters,
-            "trialTemplate": {
-                "primaryContainerName": primary,
-                "trialParameters": [{"name": _trial_name(p.name), "reference": p.name, "description": f"hyperparameter {p.name}"} for p in tuning.params],
-                "trialSpec": trial,
-                "successCondition": success,
-                "failureCondition": failure,
-            },
+            "trialTemplate": template,
         },
     }
 
 
-def _containers(job: dict[str, Any]) -> list[dict[str, Any]]:
+def _pod_templates(job: dict[str, Any]) -> list[dict[str, Any]]:
     if job["kind"] == "PyTorchJob":
-        return [c for replica in job["spec"]["pytorchReplicaSpecs"].values() for c in replica["template"]["spec"]["containers"]]
-    return list(job["spec"]["template"]["spec"]["containers"])
+        return [replica["template"] for replica in job["spec"]["pytorchReplicaSpecs"].values()]
+    return [job["spec"]["template"]]
 
 
-def _trial_name(name: str) -> str:
+def _containers(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for template in _pod_templates(job) for c in template["spec"]["containers"]]
+
+
+def trial_parameter_name(name: str) -> str:
     head, *rest = name.replace("-", "_").replace(".", "_").split("_")
     return head + "".join(part.title() for part in rest)
 
@@ -229,6 +251,15 @@ def _trial_name(name: str) -> str:
 def _number(value: float | None, kind: str) -> str:
     assert value is not None
     return str(int(value)) if kind == "int" else repr(float(value))
+
+
+def rollout(plan: Plan) -> dict[str, Any]:
+    """What deploy-online needs to roll a version out on the InferenceService: its name and
+    namespace and the share a new revision takes (None: all of it)."""
+    online = plan.online
+    assert online is not None
+    share = {"replace": None, "canary": online.canary_percent, "blue_green": 0}[online.strategy]
+    return {"kind": "kserve", "name": online.name, "namespace": settings(plan)["namespace"], "canary_percent": share}
 
 
 def inference_service(plan: Plan) -> dict[str, Any]:
@@ -243,13 +274,15 @@ def inference_service(plan: Plan) -> dict[str, Any]:
         "name": "kserve-container",
         "image": plan.runtime_image,
         "command": ["python", "-m", "mlcompile.runtime", "serve"],
-        "args": ["--config", config_arg(config)],
+        # the Open Inference Protocol's model name is the InferenceService's: /v2/models/<name>/infer
+        "args": ["--config", config_arg(config), "--model_name", online.name],
         "ports": [{"containerPort": SERVING_PORT, "protocol": "TCP"}],
         "resources": container_resources(online.resources),
     }
     from mlcompile.targets.kubeflow.feature_store import serving_env
 
     env = serving_env(plan)  # features by entity key from the Feast online store
+    env += [{"name": k, "value": v} for k, v in model_env(plan).items()]  # a container-trained model's description
     if env:
         container["env"] = env
     predictor: dict[str, Any] = {"containers": [container], "minReplicas": online.min_replicas, "maxReplicas": online.max_replicas}

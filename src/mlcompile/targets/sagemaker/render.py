@@ -10,35 +10,13 @@ import json
 from typing import Any
 
 from mlcompile.errors import SpecError
-from mlcompile.plan.nodes import OnlineEndpoint, Pipeline, Plan, Step
-from mlcompile.targets.base import OutputFile, json_bytes, unsupported
+from mlcompile.plan.nodes import Plan
+from mlcompile.targets.base import OutputFile, deploy_pipeline, json_bytes, unsupported
 from mlcompile.targets.sagemaker import bodies, feature_store
 from mlcompile.targets.sagemaker.layout import MAX_DEFINITION_CHARS, Layout
 
 PIPELINE_DEFINITION = "sagemaker.pipeline_definition"
 STEP_CONFIG = "mlcompile.step_config"
-
-
-def deploy_pipeline(plan: Plan, online: OnlineEndpoint) -> Pipeline:
-    """With manual approval the training pipeline stops at registration; approving a version
-    starts this one (EventBridge rule), which rolls the endpoint to it."""
-    standard = plan.training.steps[0].resources
-    step = Step(
-        name="deploy-online",
-        kind="deploy_online",
-        image=plan.runtime_image,
-        command=("python", "-m", "mlcompile.runtime", "deploy-online"),
-        args=(),
-        resources=standard,
-        depends_on=(),
-        inputs=(),
-        outputs=(),
-        params={"endpoint": online.name, "model": plan.registry.model},
-        run_if=None,
-        uses_user_container=False,
-        origin=online.origin,
-    )
-    return Pipeline(f"{plan.system}-deploy", f"deploys approved versions of {plan.registry.model} to endpoint {online.name}", (step,))
 
 
 def compact(definition: dict[str, Any]) -> str:

@@ -26,8 +26,10 @@ from mlcompile.runtime.contract import (
     ENV_LABEL,
     ENV_METRICS,
     ENV_MODEL_DIR,
+    ENV_TEST_DATA,
     ENV_TRAIN_DATA,
     ENV_VALIDATION_REPORT,
+    serving_env,
     step_config,
 )
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
@@ -232,6 +234,7 @@ class _PipelineBuilder:
             environment.update(
                 {
                     ENV_TRAIN_DATA: paths.get("train", ""),
+                    ENV_TEST_DATA: paths.get("test", ""),  # the held-out set its reported metrics are computed on
                     ENV_VALIDATION_REPORT: paths.get("report", ""),
                     ENV_MODEL_DIR: outputs.get("model", TRAINING_MODEL),
                     ENV_METRICS: outputs.get("metrics", f"{TRAINING_MODEL}/metrics.json"),
@@ -314,6 +317,7 @@ class _PipelineBuilder:
         online_features = feature_store.online_features_env(plan, self.layout)
         if online_features is not None:  # serving reads the model's features by entity key
             environment[ONLINE_FEATURES_ENV] = online_features
+        environment.update(serving_env(plan))  # a container-trained model's description: model.tar.gz holds what its trainer wrote
         model = Model(image_uri=plan.runtime_image, model_data=self.producer_uri(model_ref), role=self.layout.role_arn, env=environment, sagemaker_session=self.session)
         statistics = Join(on="/", values=[self.producer_uri(metrics_ref), "metrics.json"])
         metadata = {"mlcompile-system": plan.system, "mlcompile-spec-sha256": plan.spec_sha256, "mlcompile-trainer-step": trainer}

@@ -13,7 +13,7 @@ from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import (
-    LAUNCH, RUN_ID_VERTEX, StepSettings, compile_pipeline, extra_outputs, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents, watermark_uri,
+    LAUNCH, RUN_ID_VERTEX, StepSettings, approval_pipelines, compile_pipeline, extra_outputs, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents, watermark_uri,
 )  # fmt: skip
 from mlcompile.targets.vertex import alerting, feature_store
 
@@ -65,7 +65,8 @@ class VertexTarget:
                 "MLCOMPILE_HYPERPARAMETERS), reads the trial's metric from cloudml-hypertune, and gives each trial its own "
                 f"AIP_MODEL_DIR (target {NAME})",
                 "in the container: parse --NAME=VALUE arguments when MLCOMPILE_HYPERPARAMETERS is unset, report the objective "
-                "with hypertune, and write the model to $AIP_MODEL_DIR when it is set",
+                "with hypertune, and, as MLCOMPILE_MODEL_DIR and MLCOMPILE_METRICS are unset in a trial, write the model to "
+                "$AIP_MODEL_DIR and the metrics JSON to metrics.json in its parent folder",
             ))  # fmt: skip
         for step in plan.training.steps:
             if step.uses_user_container:
@@ -87,8 +88,9 @@ class VertexTarget:
         files: list[OutputFile] = []
         settings = plan.platform_settings
         sensors = new_data_sensors(plan)
+        pipelines = [*plan.pipelines(), *(p for p, _ in sensors), *approval_pipelines(plan)]
         jobs: dict[str, dict[str, Any]] = {}
-        for pipeline in [*plan.pipelines(), *(p for p, _ in sensors)]:
+        for pipeline in pipelines:
             for step in pipeline.steps:
                 kind = launches_job(step, plan)
                 if kind is not None:
@@ -103,7 +105,7 @@ class VertexTarget:
             if step.kind == "register":
                 jobs[step.name] = {"kind": "vertex.upload_model_request", "body": register, "timeout_seconds": step.resources.timeout_seconds}
         pipeline_jobs: dict[str, dict[str, Any]] = {}
-        for pipeline in [*plan.pipelines(), *(p for p, _ in sensors)]:
+        for pipeline in pipelines:
             text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs, pipeline_jobs), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=settings["pipeline_root"])
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
             pipeline_jobs[pipeline.name] = self._pipeline_job(plan, text)
@@ -163,6 +165,8 @@ class VertexTarget:
         config = runtime_config(plan, step, platform=bodies.platform_section(plan))
         if step.kind == "trigger_retraining":
             config["platform_run"] = self._platform_run(plan, step, pipeline_jobs)
+        if step.kind == "deploy_online" and plan.online is not None:  # deployModel with the approved version
+            config["deploy_model"] = bodies.deploy_model_request(plan)
         return StepSettings(
             step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, caching=caching, pipeline_run=RUN_ID_VERTEX,
             extra_outputs=extra_outputs(step),

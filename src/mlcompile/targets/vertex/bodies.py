@@ -10,13 +10,23 @@ from google.cloud.aiplatform_v1 import types as gca
 from google.protobuf import duration_pb2, json_format
 
 from mlcompile.plan.nodes import Plan, Step
-from mlcompile.runtime.contract import ENV_LABEL
+from mlcompile.runtime.contract import ENV_LABEL, serving_env
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
+from mlcompile.runtime.rollout import SERVING_KEY
 from mlcompile.targets.base import resource_labels
 from mlcompile.targets.kfp_ir import CONTAINER_ENV_OF, config_arg, runtime_config, secret_name
 from mlcompile.targets.vertex.feature_store import online_features_env
 
 SERVING_PORT = 8080
+# The pipeline job's id (KFP's PIPELINE_JOB_ID_PLACEHOLDER, filled in by the pipeline backend
+# in the launching task's arguments): each run's jobs write under their own folder, so two
+# runs of one pipeline never share AIP_MODEL_DIR or a tuning job's trial folders.
+PIPELINE_JOB_ID = "{{$.pipeline_job_uuid}}"
+# Outputs a tuning trial must not share: Vertex AI gives each trial its own AIP_MODEL_DIR
+# (<baseOutputDirectory>/<trial id>/model); the trial writes its model there and its metrics
+# file beside it, and the launcher copies the best trial's to the task's outputs.
+TRIAL_OUTPUTS = ("model", "metrics")
+TRIAL_METRICS_FILE = "metrics.json"
 SERVING_ALIAS = "production"  # the version an endpoint, batch job and champion gate use
 ALGORITHM = {"bayesian": gca.StudySpec.Algorithm.ALGORITHM_UNSPECIFIED, "random": gca.StudySpec.Algorithm.RANDOM_SEARCH, "grid": gca.StudySpec.Algorithm.GRID_SEARCH}
 # the spec's autoscaling metrics → Vertex AI AutoscalingMetricSpec.metric_name
@@ -58,7 +68,7 @@ def machine_spec(step_resources: Any) -> gca.MachineSpec:
     spec = gca.MachineSpec(machine_type=machine.name)
     if step_resources.accelerator_count and machine.accelerator_platform_name:
         spec.accelerator_type = gca.AcceleratorType[machine.accelerator_platform_name]
-        spec.accelerator_count = machine.accelerator_count
+        spec.accelerator_count = step_resources.accelerator_count
     return spec
 
 
@@ -67,14 +77,16 @@ def platform_section(plan: Plan) -> dict[str, Any]:
     return {"name": "vertex", **{k: settings(plan)[k] for k in keys if settings(plan).get(k)}, "secrets": {"kind": "secret-manager"}, "model": model_resource(plan, "{alias}")}
 
 
-def job_container(plan: Plan, step: Step) -> gca.ContainerSpec:
+def job_container(plan: Plan, step: Step, *, trial: bool = False) -> gca.ContainerSpec:
     """The container a CustomJob runs: the user's trainer (env contract) or the runtime
     step itself. `{{inputs.NAME}}`/`{{outputs.NAME}}` are replaced by the launching
-    pipeline task with the task's artifact URIs; `{{secret:NAME}}` by Secret Manager's value."""
+    pipeline task with the task's artifact URIs; `{{secret:NAME}}` by Secret Manager's value.
+    A tuning `trial` gets no shared model/metrics output: it writes to its own AIP_MODEL_DIR."""
+    outputs = [o for o in step.outputs if not (trial and o.name in TRIAL_OUTPUTS)]
     if step.uses_user_container:
         env = {k: (f"{{{{secret:{s}}}}}" if (s := secret_name(v)) else v) for k, v in step.params.get("env", {}).items()}
         env.update({CONTAINER_ENV_OF[r.name]: f"{{{{inputs.{r.name}}}}}" for r in step.inputs if r.name in CONTAINER_ENV_OF})
-        env.update({CONTAINER_ENV_OF[o.name]: f"{{{{outputs.{o.name}}}}}" for o in step.outputs if o.name in CONTAINER_ENV_OF})
+        env.update({CONTAINER_ENV_OF[o.name]: f"{{{{outputs.{o.name}}}}}" for o in outputs if o.name in CONTAINER_ENV_OF})
         env[ENV_LABEL] = str(step.params.get("label", ""))
         return gca.ContainerSpec(
             image_uri=step.image, command=list(step.command), args=list(step.args), env=[gca.EnvVar(name=k, value=v) for k, v in sorted(env.items())]
@@ -82,16 +94,16 @@ def job_container(plan: Plan, step: Step) -> gca.ContainerSpec:
     args = ["--config", config_arg(runtime_config(plan, step, platform=platform_section(plan)))]
     for ref in sorted(step.inputs, key=lambda r: r.name):
         args += ["--input", f"{ref.name}={{{{inputs.{ref.name}}}}}"]
-    for out in sorted(step.outputs, key=lambda o: o.name):
+    for out in sorted(outputs, key=lambda o: o.name):
         args += ["--output", f"{out.name}={{{{outputs.{out.name}}}}}"]
     return gca.ContainerSpec(image_uri=step.image, command=list(step.command), args=args)
 
 
-def custom_job_spec(plan: Plan, step: Step) -> gca.CustomJobSpec:
+def custom_job_spec(plan: Plan, step: Step, *, trial: bool = False) -> gca.CustomJobSpec:
     """Worker pool 0 is the chief (one replica); pool 1 holds the other replicas-1 workers
     (Vertex sets CLUSTER_SPEC/TF_CONFIG for them)."""
     r = step.resources
-    container = job_container(plan, step)
+    container = job_container(plan, step, trial=trial)
     pools = [gca.WorkerPoolSpec(machine_spec=machine_spec(r), replica_count=1, container_spec=container)]
     if r.replicas > 1:
         pools.append(gca.WorkerPoolSpec(machine_spec=machine_spec(r), replica_count=r.replicas - 1, container_spec=container))
@@ -102,11 +114,15 @@ def custom_job_spec(plan: Plan, step: Step) -> gca.CustomJobSpec:
         worker_pool_specs=pools,
         scheduling=scheduling,
         service_account=settings(plan)["service_account"],
-        base_output_directory=gca.GcsDestination(output_uri_prefix=f"{settings(plan)['pipeline_root']}/{plan.system}/{step.name}"),
+        base_output_directory=gca.GcsDestination(output_uri_prefix=base_output_directory(plan, step)),
     )
     if settings(plan).get("network"):
         spec.network = settings(plan)["network"]
     return spec
+
+
+def base_output_directory(plan: Plan, step: Step) -> str:
+    return f"{settings(plan)['pipeline_root']}/{plan.system}/jobs/{PIPELINE_JOB_ID}/{step.name}"
 
 
 def custom_job(plan: Plan, step: Step) -> dict[str, Any]:
@@ -133,7 +149,7 @@ def hyperparameter_tuning_job(plan: Plan, step: Step) -> dict[str, Any]:
         max_trial_count=tuning.max_trials,
         parallel_trial_count=tuning.parallel_trials,
         max_failed_trial_count=tuning.max_trials,
-        trial_job_spec=custom_job_spec(plan, step),
+        trial_job_spec=custom_job_spec(plan, step, trial=True),
         labels=labels(plan),
     )
     return to_json(job)
@@ -162,8 +178,9 @@ def model(plan: Plan) -> dict[str, Any]:
             health_route="/health",
         ),
     )
-    if online_features is not None:  # serving reads the model's features by entity key
-        body.container_spec.env = [gca.EnvVar(name=ONLINE_FEATURES_ENV, value=online_features)]
+    env = {**({ONLINE_FEATURES_ENV: online_features} if online_features is not None else {}), **serving_env(plan)}
+    if env:  # the model's features by entity key; a container-trained model's description
+        body.container_spec.env = [gca.EnvVar(name=k, value=v) for k, v in env.items()]
     return {"parent": parent(plan), "modelId": registry.model, "model": to_json(body)}
 
 
@@ -200,7 +217,11 @@ def deploy_model_request(plan: Plan) -> dict[str, Any]:
     deployed = gca.DeployedModel(model=model_resource(plan, "{version}"), display_name=f"{online.model}-{{version}}", dedicated_resources=resources)
     if settings(plan).get("service_account"):
         deployed.service_account = settings(plan)["service_account"]
-    request = gca.DeployModelRequest(endpoint=f"{parent(plan)}/endpoints/{online.name}", deployed_model=deployed, traffic_split={"0": traffic_percent(plan)})
+    # DeployModel's split must add up to 100: "0" is the model being deployed; SERVING_KEY
+    # stands for the deployed model serving then, which deploy-online looks up at deploy time
+    share = traffic_percent(plan)
+    split = {"0": share, SERVING_KEY: 100 - share} if share < 100 else {"0": 100}
+    request = gca.DeployModelRequest(endpoint=f"{parent(plan)}/endpoints/{online.name}", deployed_model=deployed, traffic_split=split)
     return to_json(request)
 
 

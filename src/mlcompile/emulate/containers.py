@@ -1,0 +1,151 @@
+"""Containers as local subprocesses.
+
+The profile's runtime image is this package, so it runs as this interpreter. Any other image
+is a user's: the emulation config names the local command that stands for the image's
+ENTRYPOINT (and optionally its WORKDIR). Docker's rules decide the command line: a
+container `command` replaces the entrypoint, `args` follow it.
+
+With `Images.warm`, a runtime-image container whose command is `python -m MODULE` is forked
+from a server that imported the data stack once (mlcompile.local.workers' fork server): the
+same module runs as `__main__` with the same argv, environment, folder and log, in its own
+process, without ~2 s of imports per step."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+PYTHON_NAMES = frozenset({"python", "python3"})
+
+
+class UnmappedImage(Exception):
+    """A user image the emulation config does not name: nothing local can stand for it."""
+
+
+@dataclass(frozen=True)
+class Images:
+    runtime: str
+    # user image -> the local command prefix standing for the image's ENTRYPOINT
+    commands: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # user image -> the local folder standing for the image's WORKDIR (default: the task's cwd)
+    workdirs: Mapping[str, Path] = field(default_factory=dict)
+    # runtime image: fork `python -m MODULE` from a warm server instead of a fresh interpreter
+    warm: bool = False
+
+    def is_runtime(self, image: str) -> bool:
+        return image == self.runtime
+
+    def check(self, image: str) -> None:
+        if not self.is_runtime(image) and image not in self.commands:
+            raise UnmappedImage(
+                f"image {image!r} has no local command: name one under `images:` in the emulation config "
+                f"(e.g. `{image}: {{command: [python, train.py], workdir: trainer}}`; see docs/emulate.md)"
+            )
+
+
+def argv(images: Images, image: str, command: Sequence[str], args: Sequence[str]) -> list[str]:
+    """The local command line for a container: bare `python` is this interpreter (the runtime
+    image's packages are this environment's)."""
+    images.check(image)
+    head = list(command) if command else list(images.commands.get(image, ()))
+    line = head + list(args)
+    if not line:
+        raise UnmappedImage(f"image {image!r}: the container names no command and the emulation config gives none")
+    if line[0] in PYTHON_NAMES:
+        line[0] = sys.executable
+    return line
+
+
+def run_container(
+    images: Images,
+    image: str,
+    command: Sequence[str],
+    args: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    log: Path,
+    *,
+    timeout: float | None = None,
+) -> int:
+    """Run one container to completion; its stdout and stderr go to `log` (appended). `env` is
+    laid over this process's environment (PATH and the interpreter's own settings stay).
+    Returns the exit status (124 on timeout, like coreutils' timeout)."""
+    line = argv(images, image, command, args)
+    workdir = Path(images.workdirs.get(image, cwd))
+    workdir.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **{key: str(value) for key, value in env.items()}}
+    if images.warm and images.is_runtime(image) and len(line) > 2 and line[0] == sys.executable and line[1] == "-m":
+        with open(log, "ab") as sink:
+            sink.write(("$ " + " ".join(line) + "\n").encode())
+        return _run_warm(line[2], line[3:], full_env, workdir, log, timeout)
+    with open(log, "ab") as sink:
+        sink.write(("$ " + " ".join(line) + "\n").encode())
+        sink.flush()
+        try:
+            process = subprocess.Popen(line, cwd=workdir, env=full_env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            sink.write(f"cannot start {line[0]}: {exc}\n".encode())
+            return 127
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop(process)
+            sink.write(f"timed out after {timeout:g}s\n".encode())
+            return 124
+
+
+def _run_warm(module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float | None) -> int:
+    from mlcompile.local.workers import fork_context
+    from mlcompile.runtime import PRELOAD
+
+    process = fork_context(PRELOAD).Process(target=_module_child, args=(module, args, env, str(log), str(cwd)), daemon=False)
+    process.start()
+    process.join(timeout)
+    if process.is_alive():
+        process.terminate()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        with open(log, "ab") as sink:
+            sink.write(f"timed out after {timeout:g}s\n".encode())
+        return 124
+    return process.exitcode if process.exitcode is not None and process.exitcode >= 0 else 128 - (process.exitcode or 0)
+
+
+def _module_child(module: str, args: list[str], env: dict[str, str], log_path: str, cwd: str) -> None:
+    """`python -m module args…` inside a forked child: output to the log, exit with its status."""
+    import runpy
+
+    from mlcompile.local.workers import enter_forked_child
+
+    enter_forked_child(env, log_path, cwd)
+    sys.argv = [module, *args]
+    code: int = 0
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the traceback goes to the container's log, like a crash
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, ten seconds to finish (a platform's grace period), then SIGKILL."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
