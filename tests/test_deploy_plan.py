@@ -121,7 +121,8 @@ def test_mlcompile_plan_is_deploy_dry_run(tmp_path: Path, churn: Path) -> None:
         done = mlcompile("plan", str(churn), "--target", str(profile), "--out-plan", str(tmp_path / "q.json"), "--git-commit", "none")
         assert done.exit_code == 0, done.output
         assert json.loads((tmp_path / "q.json").read_text()) == saved
-        assert done.stdout.splitlines() == [f"would create {c['resource']}" + (f": {c['detail']}" if c["detail"] else "") for c in saved["changes"]]
+        verbs = {"create": "would create", "manual": "manual"}  # manual: applied with kubectl (the AlertmanagerConfig)
+        assert done.stdout.splitlines() == [f"{verbs[c['action']]} {c['resource']}" + (f": {c['detail']}" if c["detail"] else "") for c in saved["changes"]]
         assert {method for method, _, _ in api.calls} == {"GET"}
 
 

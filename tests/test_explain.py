@@ -43,15 +43,16 @@ def test_churn_on_gcp_prod_names_vertex_machines_endpoint_schedules_and_files() 
         "  performance: roc_auc below 0.75",
         '  view customer_activity: 3 features by customer_id from customer_activity_daily, ttl 30d, online, materialised "0 0 * * *" UTC',
         "  on a breach: retrain",
-        "Files the vertex target writes (26 + cost.json + manifest.json)",  # with the <system>-deploy pipeline and its PipelineJob
+        "Files the vertex target writes (29 + cost.json + manifest.json)",  # with the <system>-deploy pipeline and its PipelineJob, the Cloud Monitoring alerting files
     ]:
         assert expected in lines, f"missing line {expected!r} in:\n{out}"
-    kinds = {line.split()[0] for line in lines[lines.index("Files the vertex target writes (26 + cost.json + manifest.json)") + 1 :] if line.strip()}
+    kinds = {line.split()[0] for line in lines[lines.index("Files the vertex target writes (29 + cost.json + manifest.json)") + 1 :] if line.strip()}
     assert kinds == {
         "kfp.pipeline_spec", "vertex.pipeline_job", "vertex.schedule", "vertex.custom_job",
         "vertex.upload_model_request", "vertex.create_endpoint_request", "vertex.deploy_model_request",
         "vertex.create_feature_online_store_request", "vertex.create_feature_group_request",
         "vertex.batch_create_features_request", "vertex.create_feature_view_request",
+        "monitoring.notification_channel", "monitoring.alert_policy",  # email alerts: Cloud Monitoring sends them
     }  # fmt: skip
 
 

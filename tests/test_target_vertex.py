@@ -53,7 +53,7 @@ def test_every_file_parses_strictly_into_its_sdk_type(example: str, builds: dict
         elif kind == "mlcompile.cost_estimate":
             assert json.loads(content)["platform"] == "vertex"  # mlcompile's own format (tests/test_cost.py)
         else:
-            assert kind.startswith("vertex."), path
+            assert kind.startswith(("vertex.", "monitoring.")), path
             kfp_strict.parse_vertex(kind, json.loads(content))
     assert {"kfp.pipeline_spec", "vertex.pipeline_job", "vertex.schedule", "vertex.upload_model_request"} <= kinds
 

@@ -34,9 +34,16 @@ def parse_pipeline_spec(text: str) -> tuple[Any, Any | None]:
 
 
 def parse_vertex(kind: str, body: dict[str, Any]) -> Any:
-    """A vertex.* body into its google.cloud.aiplatform_v1 type (unknown fields rejected)."""
+    """A vertex.* body into its google.cloud.aiplatform_v1 type, a monitoring.* body (the email
+    alerting of a vertex build) into its google.cloud.monitoring_v3 type (unknown fields rejected)."""
     from google.cloud.aiplatform_v1 import types as gca
     from google.protobuf import json_format
+
+    if kind.startswith("monitoring."):
+        from google.cloud import monitoring_v3
+
+        alerting = {"monitoring.notification_channel": monitoring_v3.NotificationChannel, "monitoring.alert_policy": monitoring_v3.AlertPolicy}[kind]
+        return alerting.wrap(json_format.ParseDict(body, alerting.pb()()))
 
     message = {
         "vertex.pipeline_job": gca.PipelineJob,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mlcompile.diff.lineage import LineageValues, pair_renamed, path_hashes, without_lineage
+from mlcompile.diff.lineage import LineageValues, pair_renamed, path_hashes, with_file_digests, without_lineage
 from mlcompile.diff.structural import KeyChange, compare_files
 from mlcompile.plan.nodes import Plan, Step
 
@@ -261,8 +261,8 @@ def _unified(path: str, old: bytes | None, new: bytes | None) -> str:
 def comparable_files(old: BuildSide | None, new: BuildSide | None) -> tuple[dict[str, bytes], dict[str, bytes], dict[str, str]]:
     """Both sides' files with lineage set aside, and the old side's content-addressed files
     renamed to their new names (the third mapping: new path → the old side's own path)."""
-    before = {p: without_lineage(c, old.lineage) for p, c in old.files.items()} if old is not None else {}
-    after = {p: without_lineage(c, new.lineage) for p, c in new.files.items()} if new is not None else {}
+    before = {p: without_lineage(c, with_file_digests(old.lineage, old.files)) for p, c in old.files.items()} if old is not None else {}
+    after = {p: without_lineage(c, with_file_digests(new.lineage, new.files)) for p, c in new.files.items()} if new is not None else {}
     renamed_from: dict[str, str] = {}
     for _ in range(3):  # a renamed file's references may rename another: settle in a few rounds
         pairs = pair_renamed({p: c for p, c in before.items() if p not in after}, {p: c for p, c in after.items() if p not in before})

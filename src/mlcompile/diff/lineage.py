@@ -6,7 +6,9 @@ added to the spec changes them all — and content-addressed file names built ov
 
 Before two builds are compared, each side's lineage values (and any prefix of them of eight hex
 digits or more, as label-length limits cut them) are replaced by a placeholder, and files whose
-names differ only by a content hash are paired up again. What is left is what a reviewer needs:
+names differ only by a content hash are paired up again. So are references from one file to
+another by the other's sha256 (the pipeline version or PipelineJob id a monitoring pipeline
+retrains with): the referenced file's own comparison shows whether it really changed. What is left is what a reviewer needs:
 the changes a deploy would make for a reason other than provenance."""
 
 from __future__ import annotations
@@ -27,10 +29,20 @@ class LineageValues:
     spec_sha256: str | None = None
     profile_sha256: str | None = None
     git_commit: str | None = None
+    files: tuple[tuple[str, str], ...] = ()  # (sha256, path) of each file of the build
 
     def placeholders(self) -> dict[str, bytes]:
         found = {"spec-sha256": self.spec_sha256, "profile-sha256": self.profile_sha256, "git-commit": self.git_commit}
-        return {value.lower(): f"<{label}>".encode() for label, value in found.items() if value and len(value) >= MIN_PREFIX}
+        values = {value.lower(): f"<{label}>".encode() for label, value in found.items() if value and len(value) >= MIN_PREFIX}
+        return {**{digest: f"<sha256 of {path}>".encode() for digest, path in self.files}, **values}
+
+
+def with_file_digests(lineage: LineageValues, files: Mapping[str, bytes]) -> LineageValues:
+    """`lineage` plus the sha256 of each file, so that references to a file by its hash are set aside too."""
+    import dataclasses
+    import hashlib
+
+    return dataclasses.replace(lineage, files=tuple((hashlib.sha256(content).hexdigest(), path) for path, content in sorted(files.items())))
 
 
 def without_lineage(content: bytes, lineage: LineageValues, renames: Mapping[str, str] | None = None) -> bytes:

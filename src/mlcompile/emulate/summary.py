@@ -22,7 +22,7 @@ def summarize(session: Any) -> dict[str, Any]:
     registered.update(facts.get("registered") or {})
     deployed = {"endpoint": session.plan.online.name if session.plan.online else None, "version": None, "traffic": None}
     deployed.update(facts.get("deployed") or {})
-    retraining = {"requested": _ran(by_kind["monitoring"], "trigger-retraining"), "submitted": None}
+    retraining = {"requested": _ran(by_kind["monitoring"], "trigger-retraining"), "submitted": _submitted(session)}
     retraining.update(facts.get("retraining") or {})
     return {
         "system": session.system,
@@ -74,6 +74,32 @@ def _mlflow_version(session: Any, training: PipelineResult | None) -> dict[str, 
     if versions:
         found["version"] = str(max(int(v["version"]) for v in versions))
     return found
+
+
+def _submitted(session: Any) -> str | None:
+    """The run a trigger-retraining task submitted, from its `retraining` output artifact
+    (what the platform's UI shows for the task); None when none submitted one."""
+    for result in session.results:
+        for task in result.tasks.values():
+            artifact = task.artifacts.get("retraining") if task.name.startswith("trigger-retraining") and task.status == SUCCEEDED else None
+            path = _local(session, artifact["uri"]) if artifact else None
+            if path is None or not path.is_file():
+                continue
+            try:
+                submitted = json.loads(path.read_text()).get("submitted")
+            except (ValueError, AttributeError):
+                continue
+            if submitted:
+                return str(submitted)
+    return None
+
+
+def _local(session: Any, uri: str) -> Any:
+    if uri.startswith("file://"):
+        from pathlib import Path
+
+        return Path(uri[len("file://") :])
+    return storage.local_path(uri, session.root) if storage.is_cloud(uri) else None
 
 
 def _batch_rows(session: Any, batch: PipelineResult | None) -> int | None:

@@ -20,7 +20,7 @@ STEPS: dict[str, str] = {
     "check_drift": "mlcompile.runtime.monitoring:check_drift",
     "check_performance": "mlcompile.runtime.monitoring:check_performance",
     "alert": "mlcompile.runtime.monitoring:alert",
-    "trigger_retraining": "mlcompile.runtime.monitoring:trigger_retraining",
+    "trigger_retraining": "mlcompile.runtime.retraining:trigger_retraining",
 }
 # steps a target adds around the plan's pipelines (no plan step kind): SageMaker's scheduled
 # materialisation of online feature views; Feast's (the local run's step, the kubeflow

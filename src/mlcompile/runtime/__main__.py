@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Any
 
+from mlcompile.runtime.contract import ENV_PIPELINE_RUN
+
 ENV_STEP_RESULT = "MLCOMPILE_STEP_RESULT"
 
 
@@ -40,7 +42,10 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[st
     parser.add_argument("--input", action="append", default=[], metavar="NAME=URI")
     parser.add_argument("--output", action="append", default=[], metavar="NAME=URI")
     parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="one tuning trial's value of a search parameter (the platform runs the trials)")
+    parser.add_argument("--pipeline-run", default=None, metavar="ID", help=f"the pipeline run this step belongs to (as {ENV_PIPELINE_RUN}; lineage)")
     args, extra = parser.parse_known_args(argv)
+    if args.pipeline_run:
+        os.environ[ENV_PIPELINE_RUN] = args.pipeline_run
     text = args.config
     if text.startswith("@"):
         with open(text[1:], encoding="utf-8") as handle:

@@ -30,6 +30,19 @@ ENV_LABEL = "MLCOMPILE_LABEL"  # name of the label column
 ENV_HYPERPARAMETERS = "MLCOMPILE_HYPERPARAMETERS"  # json object of this trial's parameters (tuning)
 CONTAINER_ENV = (ENV_TRAIN_DATA, ENV_TEST_DATA, ENV_VALIDATION_REPORT, ENV_MODEL_DIR, ENV_METRICS, ENV_LABEL, ENV_HYPERPARAMETERS)
 
+# The pipeline run a step belongs to: lineage (the registry tags each version with it). The
+# executor sets it locally; in a compiled pipeline the task passes `--pipeline-run` with the
+# platform's run-id placeholder and the runtime sets it from there.
+ENV_PIPELINE_RUN = "MLCOMPILE_PIPELINE_RUN"
+
+# The line the alert step logs on a breach (`<marker> system=<system>: <message>`): Vertex AI
+# sends a pipeline task's output to Cloud Logging, where the build's log-match alert policy
+# looks for it and mails the spec's email recipients.
+BREACH_LOG_MARKER = "mlcompile-alert monitoring-breach"
+# The alert it posts to a Kubeflow cluster's Alertmanager, which the build's AlertmanagerConfig
+# routes to the email recipients (labels: alertname, mlcompile_system, namespace).
+BREACH_ALERT_NAME = "MlcompileMonitoringBreach"
+
 # A container-trained model is described by the runtime, not by its trainer: the plan knows
 # its features, keys, label and predict entry point. Steps that read a model get that
 # description in their config (`model`); a serving container, in this variable (json).

@@ -1,4 +1,4 @@
-"""check-drift, check-performance, alert, trigger-retraining; the HTML drift report.
+"""check-drift, check-performance, alert; the HTML drift report (trigger-retraining: retraining.py).
 
 Drift compares the feature store's current state (per view: each entity's newest row within
 the view's ttl of the source's newest timestamp) with the baseline kept with the serving
@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mlcompile.runtime.contract import BREACH_LOG_MARKER
 from mlcompile.runtime.features import FeatureStore
 from mlcompile.runtime.io import DataError, read_json, read_table, write_bytes, write_json
 from mlcompile.runtime.metrics import LOWER_IS_BETTER, model_metrics
@@ -227,7 +228,7 @@ def check_performance(config: dict[str, Any], inputs: dict[str, str], outputs: d
     return {k: v for k, v in decision.items() if k != "decision"}
 
 
-def _record(kind: str, payload: dict[str, Any]) -> str | None:
+def record(kind: str, payload: dict[str, Any]) -> str | None:
     workdir = os.environ.get(ENV_WORKDIR)
     if not workdir:
         return None
@@ -238,7 +239,7 @@ def _record(kind: str, payload: dict[str, Any]) -> str | None:
     return str(path)
 
 
-def _breaches(inputs: dict[str, str]) -> list[str]:
+def breaches(inputs: dict[str, str]) -> list[str]:
     found = []
     for name, uri in sorted(inputs.items()):
         try:
@@ -251,12 +252,38 @@ def _breaches(inputs: dict[str, str]) -> list[str]:
     return found
 
 
+def _post_json(url: str, data: Any) -> None:
+    request = urllib.request.Request(url, data=json.dumps(data).encode(), headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def _email(config: dict[str, Any], message: str, reasons: list[str]) -> str:
+    """Who sends an email alert: Cloud Monitoring on Vertex AI (its alert policy matches the
+    line `alert` logs), the cluster's Alertmanager on Kubeflow (posted here; the build's
+    AlertmanagerConfig routes it to the recipients); locally nobody: it is recorded."""
+    platform = config.get("platform") or {}
+    if platform.get("name") == "vertex":
+        return f"sent by Cloud Monitoring (alert policy '{config.get('system')} monitoring breach' on the line below)"
+    alertmanager = platform.get("alertmanager")
+    if not alertmanager:
+        return "recorded (email is sent by the cloud platforms)"
+    alert = {"labels": {**alertmanager["labels"], "namespace": platform.get("namespace", ""), "severity": "warning"},
+             "annotations": {"summary": message, "description": "; ".join(reasons) or "a monitoring check breached"}}  # fmt: skip
+    url = f"{alertmanager['url'].rstrip('/')}/api/v2/alerts"
+    try:
+        _post_json(url, [alert])
+    except Exception as exc:  # noqa: BLE001 - an alert failure must not hide the breach
+        return f"failed: the Alertmanager at {url}: {exc}"
+    return f"posted to the Alertmanager at {url} (its route mails the recipients)"
+
+
 def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
     """Send (locally: record and print) the spec's alerts. Webhooks are posted when their
-    secret resolves (mlcompile.runtime.secrets; locally: MLCOMPILE_SECRET_<NAME>); email is
-    recorded, not sent. The webhook URL is a secret: it is never printed or recorded."""
+    secret resolves (mlcompile.runtime.secrets; locally: MLCOMPILE_SECRET_<NAME>). Email is
+    the platform's to send (`_email`). The webhook URL is a secret: it is never printed or
+    recorded."""
     system = config.get("system")
-    reasons = _breaches(inputs)
+    reasons = breaches(inputs)
     message = f"[mlcompile] {system}: monitoring breach" + (f" ({'; '.join(reasons)})" if reasons else "")
     sent = []
     for channel in config["params"]["alerts"]:
@@ -273,27 +300,16 @@ def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str
                     url, unavailable = "", str(exc)
             if url:
                 try:
-                    request = urllib.request.Request(url, data=json.dumps({"text": message}).encode(), headers={"Content-Type": "application/json"})
-                    urllib.request.urlopen(request, timeout=5).close()
+                    _post_json(url, {"text": message})
                     entry["status"] = "sent"
                 except Exception as exc:  # noqa: BLE001 - an alert failure must not hide the breach
                     entry["status"] = f"failed: {exc}"
             else:
                 entry["status"] = f"not sent: {unavailable}"
         else:
-            entry.update(to=channel.get("to", []), status="recorded (email is sent by the cloud platforms)")
+            entry.update(to=channel.get("to", []), status=_email(config, message, reasons))
         print(f"alert {entry['channel']}: {entry['status']}")
         sent.append(entry)
-    log = _record("alerts", {"time": time.time(), "system": system, "message": message, "channels": sent})
-    print(message)
+    log = record("alerts", {"time": time.time(), "system": system, "message": message, "channels": sent})
+    print(f"{BREACH_LOG_MARKER} system={system}: {message}")
     return {"message": message, "channels": sent, "log": log}
-
-
-def trigger_retraining(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> dict[str, Any]:
-    """Ask for a new run of the training pipeline. Under `mlcompile run` the executor starts
-    it when this step succeeds; the request is also recorded in the workdir."""
-    pipeline = config["params"]["pipeline"]
-    reasons = _breaches(inputs)
-    log = _record("triggers", {"time": time.time(), "pipeline": pipeline, "reasons": reasons})
-    print(f"retraining requested: {pipeline}" + (f" ({'; '.join(reasons)})" if reasons else ""))
-    return {"pipeline": pipeline, "reasons": reasons, "log": log}

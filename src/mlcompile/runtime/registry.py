@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlcompile.runtime.container_model import model_folder, registrable
+from mlcompile.runtime.contract import ENV_PIPELINE_RUN
 from mlcompile.runtime.io import DataError, fingerprint, read_json
 from mlcompile.runtime.model import load_meta
 
 PRODUCTION = "production"
-ENV_PIPELINE_RUN = "MLCOMPILE_PIPELINE_RUN"
 ENV_TRY_UNAPPROVED = "MLCOMPILE_TRY_UNAPPROVED"  # the local runner: serve the newest version before any approval
 TAG_APPROVAL = "mlcompile.approval"
 TAG_PIPELINE_RUN = "mlcompile.pipeline_run"

@@ -444,6 +444,12 @@ class KubeflowFeatureStore(SpecModel):
     online: FeastOnlineStore = Field(description="the online store serving reads features from", default_factory=lambda: FeastOnlineStore(options={"connection_string": "redis:6379"}))
 
 
+class KubeflowAlertmanager(SpecModel):
+    """The cluster's Alertmanager (prometheus-operator), which mails the spec's email alerts."""
+
+    url: str = Field(description="URL of the Alertmanager API the alert step posts to", pattern=r"^https?://.+$", examples=["http://alertmanager-operated.monitoring.svc:9093"])
+
+
 class KubeflowSettings(SpecModel):
     host: str = Field(description="URL of the Kubeflow Pipelines API", pattern=r"^https?://.+$", examples=["https://kfp.example.internal"])
     namespace: str = Field(description="Kubernetes namespace runs are created in", pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)
@@ -461,6 +467,9 @@ class KubeflowSettings(SpecModel):
     service_account: str | None = Field(default=None, description="Kubernetes service account the pipeline pods run as")
     feature_store: KubeflowFeatureStore | None = Field(
         default=None, description="Feast stores of the generated feature repository (default: file offline store, Redis at redis:6379)"
+    )
+    alertmanager: KubeflowAlertmanager | None = Field(
+        default=None, description="the cluster's Alertmanager: email alerts are posted to it and routed to the recipients by a generated AlertmanagerConfig"
     )
 
     @model_validator(mode="after")

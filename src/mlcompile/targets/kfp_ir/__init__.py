@@ -39,6 +39,17 @@ CONTAINER_ENV_OF = {"train": ENV_TRAIN_DATA, "test": ENV_TEST_DATA, "report": EN
 assert set(CONTAINER_ENV_OF.values()) <= set(CONTAINER_ENV)
 RUN_STEP = "mlcompile.targets.kfp_ir.run_step"  # a runtime step with decision outputs
 LAUNCH = "mlcompile.targets.kfp_ir.launch"  # a step that runs as a platform job
+# The pipeline run a task belongs to, as each platform resolves it in a container's args (KFP
+# resolves placeholders in command and args only, never in environment variables): the run id
+# the KFP API knows (`{{$.pipeline_job_uuid}}`), the PipelineJob id on Vertex AI
+# (`{{$.pipeline_job_name}}`). Recorded as the registered model's `pipeline_run` lineage.
+RUN_ID_KUBEFLOW = "{{$.pipeline_job_uuid}}"
+RUN_ID_VERTEX = "{{$.pipeline_job_name}}"
+# Where a container writes its ExecutorOutput (artifact metadata such as a google.VertexModel's
+# resourceName): kfp's PIPELINE_TASK_EXECUTOR_OUTPUT_PATH_PLACEHOLDER.
+EXECUTOR_OUTPUT = "{{$.outputs.output_file}}"
+# The output a trigger-retraining task records what it submitted in: {"submitted": run id or null, …}
+RETRAINING_OUTPUT = "retraining"
 
 
 @dataclass
@@ -56,6 +67,11 @@ class StepSettings:
     caching: bool = True
     env: dict[str, str] = field(default_factory=dict)
     user_args: list[str] = field(default_factory=list)  # a user container's own args
+    pipeline_run: str | None = None  # the platform's run-id placeholder (runtime steps)
+    # outputs the platform adds to the plan step's: name → artifact schema title
+    # (e.g. "google.VertexModel"); `executor_output` passes EXECUTOR_OUTPUT for their metadata
+    extra_outputs: dict[str, str] = field(default_factory=dict)
+    executor_output: bool = False
 
 
 def approval_pipelines(plan: Plan) -> list[Pipeline]:
@@ -70,13 +86,34 @@ def approval_pipelines(plan: Plan) -> list[Pipeline]:
 
 def runtime_config(plan: Plan, step: Step, *, tracking_uri: str | None = None, **extra: Any) -> dict[str, Any]:
     """The runtime contract's config of a step plus platform sections (`platform`,
-    `platform_job`), which the runtime reads when it must talk to the platform;
-    `tracking_uri` is the MLflow server the runtime's registry steps use."""
+    `platform_job`, `platform_run`), which the runtime reads when it must talk to the platform;
+    `tracking_uri` is the MLflow server the runtime's registry steps use. A register step also
+    gets the build's lineage (profile sha256, git commit) to tag the version with; a new-data
+    sensor gets the definition of the source it watches."""
     config = step_config(plan, step)
     if tracking_uri:
         config["registry"] = {**config["registry"], "tracking_uri": tracking_uri}
+    if step.kind == "register":
+        config["lineage"] = {"profile_sha256": plan.lineage.profile_sha256, "git_commit": plan.lineage.git_commit}
+    if step.kind == "trigger_retraining" and step.params.get("when") == "new_data":
+        from mlcompile.plan.serialize import plan_to_data
+
+        sources = [{k: v for k, v in s.items() if k != "origin"} for s in plan_to_data(plan)["features"]["sources"] if s["name"] == step.params["source"]]
+        config["features"] = {"sources": sources, "views": []}
     config.update({k: v for k, v in extra.items() if v is not None})
     return config
+
+
+def extra_outputs(step: Step) -> dict[str, str]:
+    """Outputs a step has in the KFP IR beyond the plan's: trigger-retraining records the run
+    it submitted (what the platform's UI and lineage show for the task)."""
+    return {RETRAINING_OUTPUT: "system.Artifact"} if step.kind == "trigger_retraining" else {}
+
+
+def watermark_uri(plan: Plan, pipeline_root: str, sensor: str) -> str:
+    """Where a new-data sensor keeps what it last saw of its source (under the pipeline root:
+    durable, and readable and writable by the pipeline's service account)."""
+    return f"{pipeline_root.rstrip('/')}/{plan.system}/watermarks/{sensor}.json"
 
 
 def config_arg(config: Mapping[str, Any]) -> str:
@@ -89,6 +126,7 @@ def _make_component(step: Step, settings: StepSettings) -> Any:
     artifacts = {name: getattr(dsl, cls) for name, cls in ARTIFACT_CLASSES.items()}
     inputs = {ref.name: artifacts[_input_type(step, ref.name)] for ref in step.inputs}
     outputs = {a.name: artifacts[a.type] for a in step.outputs if a.type != "decision"}
+    outputs.update({name: _artifact_class(title) for name, title in settings.extra_outputs.items()})
     decisions = [a.name for a in step.outputs if a.type == "decision"]
     names = [*inputs, *outputs, *decisions]
 
@@ -106,6 +144,10 @@ def _make_component(step: Step, settings: StepSettings) -> Any:
                 args += ["--input", f"{name}={in_paths[name]}"]
             for name in sorted(out_paths):
                 args += ["--output", f"{name}={out_paths[name]}"]
+            if settings.pipeline_run:
+                args += ["--pipeline-run", settings.pipeline_run]
+            if settings.executor_output:
+                args += ["--executor-output", EXECUTOR_OUTPUT]
             return dsl.ContainerSpec(image=settings.image, command=command, args=args)
         # A user's container trainer: the contract is environment variables; KFP resolves
         # placeholders in command and args only, so a POSIX shell exports them first.
@@ -123,6 +165,17 @@ def _make_component(step: Step, settings: StepSettings) -> Any:
     body.__name__ = step.name.replace("-", "_")
     body.__doc__ = f"mlcompile step {step.name} ({step.kind})"
     return dsl.container_component(body)
+
+
+def _artifact_class(schema_title: str) -> Any:
+    """The kfp artifact class of a schema title: kfp's own (system.*), or a subclass carrying
+    another schema (google.VertexModel, as google_cloud_pipeline_components declares it)."""
+    from kfp import dsl
+
+    own = next((cls for cls in vars(dsl).values() if isinstance(cls, type) and issubclass(cls, dsl.Artifact) and cls.schema_title == schema_title), None)
+    if own is not None:
+        return own
+    return type(schema_title.rsplit(".", 1)[-1], (dsl.Artifact,), {"schema_title": schema_title, "schema_version": "0.0.1"})
 
 
 def _input_type(step: Step, name: str) -> str:

@@ -27,7 +27,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from mlcompile.targets.kfp_ir import lineage
+
 MOUNTS = {"/gcs/": "gs://", "/s3/": "s3://", "/minio/": "minio://"}
+EXECUTOR_OUTPUT = "$executor_output"  # key of the ExecutorOutput path among a task's outputs
+VERTEX_MODEL = "vertex_model"  # the register task's google.VertexModel output (vertex target)
 POLL_SECONDS = float(os.environ.get("MLCOMPILE_LAUNCH_POLL_SECONDS", "30"))
 _PLACEHOLDER = re.compile(r"\{\{(?:(inputs|outputs)\.|(secret):)([A-Za-z0-9_.-]+)\}\}")
 # KFP's pipeline-job-id placeholder (vertex bodies: per-run output folders); a runner that
@@ -177,7 +181,7 @@ def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str],
 
     body = json.loads(json.dumps(substitute(job["body"], inputs, outputs, secret)).replace(PIPELINE_JOB_ID, uuid.uuid4().hex))
     if job["kind"] == "vertex.upload_model_request":
-        _vertex_register(config, body, inputs, outputs)
+        _vertex_register(config, body, inputs, outputs, endpoint)
         return
     done = {"JOB_STATE_SUCCEEDED": "succeeded"}
     failed = {"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
@@ -234,17 +238,22 @@ def _read_metrics(uri: str) -> dict[str, float]:
     return {k: float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} if isinstance(data, dict) else {}
 
 
-def _vertex_register(config: dict[str, Any], body: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> None:
+def _vertex_register(config: dict[str, Any], body: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], endpoint: str) -> None:
     """Register the model version in the Vertex AI Model Registry: the runtime's register step
     with the profile's registry (the same one evaluate, batch scoring, monitoring and
-    deploy-online read), uploading from the build's request (serving container, labels)."""
+    deploy-online read), uploading from the build's request (serving container, labels) plus
+    this run's lineage labels; the task's google.VertexModel output names the version."""
     from mlcompile.runtime.io import DataError
     from mlcompile.runtime.registry import register
 
+    model = {**body["model"], "labels": {**(body["model"].get("labels") or {}), **lineage.run_labels(config)}}
     try:
-        register({**config, "platform_job": {**config["platform_job"], "body": body}}, inputs, outputs)
+        result = register({**config, "platform_job": {**config["platform_job"], "body": {**body, "model": model}}}, inputs, outputs)
     except DataError as exc:
         raise LaunchFailed(str(exc)) from exc
+    if EXECUTOR_OUTPUT in outputs:
+        name = f"{result['location']}/models/{result['model']}"
+        lineage.write_vertex_model(outputs[EXECUTOR_OUTPUT], VERTEX_MODEL, name, result["version"], endpoint)
 
 
 # ---------------------------------------------------------------------- kubeflow
@@ -320,10 +329,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--input", action="append", default=[])
     parser.add_argument("--output", action="append", default=[])
+    parser.add_argument("--pipeline-run", default=None, help="the pipeline run of this task (lineage)")
+    parser.add_argument("--executor-output", default=None, help="where to write the task's ExecutorOutput (artifact metadata)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     config = json.loads(args.config)
     inputs = dict(v.split("=", 1) for v in args.input)
     outputs = dict(v.split("=", 1) for v in args.output)
+    if args.pipeline_run:
+        os.environ[lineage.ENV_PIPELINE_RUN] = args.pipeline_run
+    if args.executor_output:
+        outputs[EXECUTOR_OUTPUT] = args.executor_output
     job = config.get("platform_job")
     if not job:
         parser.error("the config has no platform_job")

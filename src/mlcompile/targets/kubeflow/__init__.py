@@ -11,8 +11,11 @@ from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets import feast_repo
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
-from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, approval_pipelines, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name
-from mlcompile.targets.kubeflow import facts, feature_store, manifests
+from mlcompile.targets.kfp_ir import (
+    LAUNCH, RUN_ID_KUBEFLOW, StepSettings, approval_pipelines, compile_pipeline, extra_outputs, job_timeout, new_data_sensors, runtime_config, secret_name, watermark_uri,
+)  # fmt: skip
+from mlcompile.targets.kubeflow import alerting, facts, feature_store, manifests
+from mlcompile.targets.kubeflow.deploy import version_name
 
 NAME = "kubeflow"
 # steps whose result depends only on their inputs: safe to take from KFP's cache
@@ -94,6 +97,7 @@ class KubeflowTarget:
                     "rename the parameter",
                 ))  # fmt: skip
         problems += feast_repo.check(plan, NAME)
+        problems += alerting.check(plan, NAME)
         return problems
 
     # ------------------------------------------------------------------ render
@@ -102,9 +106,13 @@ class KubeflowTarget:
         root = plan.platform_settings["pipeline_root"]
         materialization = feature_store.materialization(plan)
         pipelines = [*plan.pipelines(), *(p for p, _ in new_data_sensors(plan)), *(p for p, _ in materialization), *approval_pipelines(plan)]
+        # pipeline → the version `deploy` uploads it as: what trigger-retraining and the
+        # CronJobs start (training is compiled first, so the steps that start it can name it)
+        versions: dict[str, str] = {}
         for pipeline in pipelines:
-            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=root)
+            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, versions), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=root)
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
+            versions[pipeline.name] = version_name(pipeline.name, text.encode())
         for step in plan.training.steps:
             job = launches_job(step, plan)
             if job == "katib.experiment":
@@ -114,12 +122,16 @@ class KubeflowTarget:
         files += feast_repo.render(plan)
         if plan.online is not None:
             files.append(OutputFile("serving/inference-service.yaml", "kserve.inference_service", _yaml(manifests.inference_service(plan))))
+        routing = alerting.alertmanager_config(plan)
+        if routing is not None:
+            files.append(OutputFile(alerting.PATH, alerting.KIND, _yaml(routing)))
         schedules = [*plan.schedules, *(s for _, s in new_data_sensors(plan)), *(s for _, s in materialization)]
         for schedule in schedules:
             if schedule.timezone == facts.KFP_SCHEDULE_TIMEZONE:
                 files.append(OutputFile(f"schedules/{schedule.name}.json", "kfp.recurring_run", json_bytes(manifests.recurring_run(plan, schedule))))
             else:
-                files.append(OutputFile(f"schedules/{schedule.name}-cronjob.yaml", "kubernetes.cron_job", _yaml(manifests.cron_job(plan, schedule))))
+                cron_job = manifests.cron_job(plan, schedule, self._platform_run(plan, schedule.pipeline, versions))
+                files.append(OutputFile(f"schedules/{schedule.name}-cronjob.yaml", "kubernetes.cron_job", _yaml(cron_job)))
         return files
 
     def _platform(self, plan: Plan) -> dict[str, Any]:
@@ -127,21 +139,30 @@ class KubeflowTarget:
         section = {k: settings[k] for k in ("host", "namespace", "pipeline_root", "registry") if settings.get(k) is not None}
         return {"name": NAME, **section, "secrets": {"kind": "env", "prefix": SECRET_ENV_PREFIX}}
 
+    def _platform_run(self, plan: Plan, pipeline: str, versions: dict[str, str]) -> dict[str, Any]:
+        """How the runtime starts `pipeline` through the KFP runs API: the pipeline version this
+        build uploads, in the system's experiment and the profile's namespace."""
+        settings = plan.platform_settings
+        run = {"kind": "kfp.run", "pipeline": pipeline, "version": versions[pipeline], "experiment": plan.system, "pipeline_root": settings["pipeline_root"]}
+        if settings.get("service_account"):
+            run["service_account"] = settings["service_account"]
+        return run
+
     def _tracking_uri(self, plan: Plan) -> str | None:
         registry = plan.platform_settings.get("registry") or {}
         return registry.get("uri") if registry.get("kind") == "mlflow" else None
 
-    def _settings(self, plan: Plan, step: Step) -> StepSettings:
+    def _settings(self, plan: Plan, step: Step, versions: dict[str, str]) -> StepSettings:
         job = launches_job(step, plan)
         r = step.resources
-        common: dict[str, Any] = {"retries": facts.SPOT_RETRIES if r.spot else 0, "caching": step.kind in CACHEABLE}
+        common: dict[str, Any] = {"retries": facts.SPOT_RETRIES if r.spot else 0, "caching": step.kind in CACHEABLE, "pipeline_run": RUN_ID_KUBEFLOW}
         if job is not None:
             # the pipeline task is a small launcher (runtime image, standard resources) that
             # creates the job from its manifest, waits for it and collects its outputs
             manifest = manifests.katib_experiment(plan, step) if job == "katib.experiment" else manifests.pytorch_job(plan, step)
             standard = plan.training.steps[0].resources
             config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan), platform_job={"kind": job, "manifest": manifest, "timeout_seconds": job_timeout(plan, step)})
-            return StepSettings(plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=common["caching"])
+            return StepSettings(plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=common["caching"], pipeline_run=RUN_ID_KUBEFLOW)
         machine = r.machine
         accelerator = machine.accelerator_platform_name if machine and r.accelerator_count else None
         if step.uses_user_container:
@@ -151,9 +172,15 @@ class KubeflowTarget:
         config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan))
         if step.kind == "materialize_features":
             config["feast"] = feature_store.feast_config(plan)
+        if step.kind == "alert" and plan.platform_settings.get("alertmanager"):
+            config["platform"]["alertmanager"] = {**plan.platform_settings["alertmanager"], "labels": alerting.route_labels(plan)}
+        if step.kind == "trigger_retraining":
+            config["platform_run"] = self._platform_run(plan, step.params["pipeline"], versions)
+            if step.params.get("when") == "new_data":
+                config["platform_run"]["watermark"] = watermark_uri(plan, plan.platform_settings["pipeline_root"], step.params["source"])
         if step.kind == "deploy_online" and plan.online is not None:  # a new KServe revision pinned to the approved version
             config["serving"] = manifests.rollout(plan)
-        return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, **common)
+        return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, extra_outputs=extra_outputs(step), **common)
 
     def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
         from kfp import kubernetes

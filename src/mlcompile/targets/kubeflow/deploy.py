@@ -51,12 +51,7 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
     files = _manifest(build_dir)
     settings = plan.platform_settings
     actions: list[DeployAction] = []
-    if client is None:
-        import kfp
-
-        client = kfp.Client(host=settings["host"], namespace=settings["namespace"], **_credentials(settings["host"]))
-        _set_timeout(client, RetrySettings.from_env().timeout)
-    client = RetryingClient(client)  # kfp.Client itself does not retry
+    client = RetryingClient(client or kfp_client(settings["host"], settings["namespace"]))  # kfp.Client itself does not retry
     try:
         versions: dict[str, tuple[str | None, str | None]] = {}
         for entry in files:
@@ -102,7 +97,18 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
     for entry in files:
         if entry["kind"] == "kubernetes.cron_job":
             actions.append(DeployAction(f"cronjob {Path(entry['path']).stem}", "manual", f"kubectl apply -f {entry['path']} (not a KFP API object)"))
+        if entry["kind"] == "prometheus_operator.alertmanager_config":
+            actions.append(DeployAction("alertmanager config", "manual", f"kubectl apply -f {entry['path']} (routes email alerts; not a KFP API object)"))
     return actions
+
+
+def kfp_client(host: str, namespace: str) -> Any:
+    """A kfp.Client with the credentials `_credentials` finds and a read timeout on every request."""
+    import kfp
+
+    client = kfp.Client(host=host, namespace=namespace, **_credentials(host))
+    _set_timeout(client, RetrySettings.from_env().timeout)
+    return client
 
 
 def _credentials(host: str) -> dict[str, Any]:

@@ -331,9 +331,10 @@ def recurring_run(plan: Plan, schedule: Schedule) -> dict[str, Any]:
     return body
 
 
-def cron_job(plan: Plan, schedule: Schedule) -> dict[str, Any]:
+def cron_job(plan: Plan, schedule: Schedule, platform_run: dict[str, Any]) -> dict[str, Any]:
     """A schedule in a time zone other than the KFP controller's: a CronJob (spec.timeZone)
-    whose pod starts the pipeline through the KFP API (runtime step trigger-retraining)."""
+    whose pod starts the pipeline through the KFP API (runtime step trigger-retraining, with
+    `platform_run`: the pipeline version this build uploads)."""
     config = {
         "system": plan.system,
         "step": "start-run",
@@ -341,6 +342,7 @@ def cron_job(plan: Plan, schedule: Schedule) -> dict[str, Any]:
         "params": {"pipeline": schedule.pipeline, "when": "schedule", "schedule": schedule.name},
         "spec_sha256": plan.spec_sha256,
         "platform": {"name": "kubeflow", "host": settings(plan)["host"], "namespace": settings(plan)["namespace"]},
+        "platform_run": platform_run,
     }
     container = {
         "name": "start-run",

@@ -12,12 +12,15 @@ from typing import Any, ClassVar
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
-from mlcompile.targets.kfp_ir import approval_pipelines
-from mlcompile.targets.kfp_ir import LAUNCH, StepSettings, compile_pipeline, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents
-from mlcompile.targets.vertex import feature_store
+from mlcompile.targets.kfp_ir import (
+    LAUNCH, RUN_ID_VERTEX, StepSettings, approval_pipelines, compile_pipeline, extra_outputs, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents, watermark_uri,
+)  # fmt: skip
+from mlcompile.targets.vertex import alerting, feature_store
 
 NAME = "vertex"
 CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
+# the register task's output linking the run to the uploaded version in Vertex ML Metadata
+VERTEX_MODEL_OUTPUT = "vertex_model"
 
 
 def launches_job(step: Step, plan: Plan) -> str | None:
@@ -34,7 +37,7 @@ def launches_job(step: Step, plan: Plan) -> str | None:
 class VertexTarget:
     name: ClassVar[str] = NAME
     extra: ClassVar[str | None] = "vertex"
-    requires: ClassVar[tuple[str, ...]] = ("kfp", "google.cloud.aiplatform")
+    requires: ClassVar[tuple[str, ...]] = ("kfp", "google.cloud.aiplatform", "google.cloud.monitoring_v3")
 
     # ------------------------------------------------------------------ check
     def check(self, plan: Plan) -> list[Diagnostic]:
@@ -103,7 +106,7 @@ class VertexTarget:
                 jobs[step.name] = {"kind": "vertex.upload_model_request", "body": register, "timeout_seconds": step.resources.timeout_seconds}
         pipeline_jobs: dict[str, dict[str, Any]] = {}
         for pipeline in pipelines:
-            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=settings["pipeline_root"])
+            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs, pipeline_jobs), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=settings["pipeline_root"])
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
             pipeline_jobs[pipeline.name] = self._pipeline_job(plan, text)
             files.append(OutputFile(f"vertex/pipeline-jobs/{pipeline.name}.json", "vertex.pipeline_job", json_bytes(pipeline_jobs[pipeline.name])))
@@ -111,7 +114,7 @@ class VertexTarget:
             body = bodies.schedule(plan, schedule.name, schedule.cron, schedule.timezone, pipeline_jobs[schedule.pipeline])
             files.append(OutputFile(f"vertex/schedules/{schedule.name}.json", "vertex.schedule", json_bytes(body)))
         files.append(OutputFile("vertex/model.json", "vertex.upload_model_request", json_bytes(bodies.model(plan))))
-        for path, kind, body in feature_store.bodies(plan):
+        for path, kind, body in [*feature_store.bodies(plan), *alerting.bodies(plan)]:
             files.append(OutputFile(path, kind, json_bytes(body)))
         if plan.online is not None:
             files.append(OutputFile("vertex/endpoint.json", "vertex.create_endpoint_request", json_bytes(bodies.endpoint(plan))))
@@ -145,7 +148,7 @@ class VertexTarget:
             resource.network = settings["network"]
         return bodies.to_json(resource)
 
-    def _settings(self, plan: Plan, step: Step, jobs: dict[str, dict[str, Any]]) -> StepSettings:
+    def _settings(self, plan: Plan, step: Step, jobs: dict[str, dict[str, Any]], pipeline_jobs: dict[str, dict[str, Any]]) -> StepSettings:
         from mlcompile.targets.vertex import bodies
 
         r = step.resources
@@ -153,12 +156,36 @@ class VertexTarget:
         if step.name in jobs:
             standard = plan.training.steps[0].resources
             config = runtime_config(plan, step, platform=bodies.platform_section(plan), platform_job=jobs[step.name])
-            return StepSettings(plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=caching)
+            registers = jobs[step.name]["kind"] == "vertex.upload_model_request"
+            return StepSettings(
+                plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=caching, pipeline_run=RUN_ID_VERTEX,
+                extra_outputs={VERTEX_MODEL_OUTPUT: "google.VertexModel"} if registers else {}, executor_output=registers,
+            )  # fmt: skip
         accelerator = r.machine.accelerator_platform_name if r.machine and r.accelerator_count else None
         config = runtime_config(plan, step, platform=bodies.platform_section(plan))
+        if step.kind == "trigger_retraining":
+            config["platform_run"] = self._platform_run(plan, step, pipeline_jobs)
         if step.kind == "deploy_online" and plan.online is not None:  # deployModel with the approved version
             config["deploy_model"] = bodies.deploy_model_request(plan)
-        return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, caching=caching)
+        return StepSettings(
+            step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, caching=caching, pipeline_run=RUN_ID_VERTEX,
+            extra_outputs=extra_outputs(step),
+        )  # fmt: skip
+
+    def _platform_run(self, plan: Plan, step: Step, pipeline_jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """How the runtime starts the training pipeline through PipelineJobs.create: with the
+        pipeline spec of the training PipelineJob that `deploy` submits for this build (its id
+        is known here: the body's sha256), so a retraining runs exactly this build's pipeline."""
+        from mlcompile.targets.base import json_bytes
+        from mlcompile.targets.vertex import bodies
+        from mlcompile.targets.vertex.deploy import job_id_of
+
+        pipeline = step.params["pipeline"]
+        template = f"{bodies.parent(plan)}/pipelineJobs/{job_id_of(pipeline, json_bytes(pipeline_jobs[pipeline]))}"
+        run = {"kind": "vertex.pipeline_job", "pipeline": pipeline, "template": template}
+        if step.params.get("when") == "new_data":
+            run["watermark"] = watermark_uri(plan, plan.platform_settings["pipeline_root"], step.params["source"])
+        return run
 
     def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
         """MLCOMPILE_SECRET_<NAME> → the Secret Manager version of each secret:// the step

@@ -22,6 +22,7 @@ from typing import Any
 from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
 from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, create_once, is_transient, live_fingerprint, not_applied, with_retries
+from mlcompile.targets.vertex.deploy_alerts import deploy_alerting, planned_alerting
 from mlcompile.targets.vertex.deploy_features import deploy_feature_store, planned_feature_store
 
 ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
@@ -35,7 +36,12 @@ def _files(build_dir: Path, kind: str) -> list[Path]:
 
 def job_id(path: Path) -> str:
     """PipelineJob ids: [a-z0-9-], at most 128 characters."""
-    return f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+    return job_id_of(path.stem, path.read_bytes())
+
+
+def job_id_of(pipeline: str, body: bytes) -> str:
+    """The id deploy submits a pipeline's PipelineJob body under (the body's sha256 prefix)."""
+    return f"{pipeline}-{hashlib.sha256(body).hexdigest()[:12]}"
 
 
 def planned(plan: Plan, build_dir: Path) -> list[str]:
@@ -43,7 +49,7 @@ def planned(plan: Plan, build_dir: Path) -> list[str]:
     schedules = [f"schedule {json.loads(p.read_text())['displayName']}" for p in _files(build_dir, "vertex.schedule")]
     jobs = [f"pipeline job {job_id(p)}" for p in _files(build_dir, "vertex.pipeline_job") if p.stem == plan.training.name]
     endpoints = [f"endpoint {json.loads(p.read_text())['endpointId']}" for p in _files(build_dir, "vertex.create_endpoint_request")]
-    return schedules + jobs + endpoints + planned_feature_store(lambda kind: _files(build_dir, kind))
+    return schedules + jobs + endpoints + planned_feature_store(lambda kind: _files(build_dir, kind)) + planned_alerting(lambda kind: _files(build_dir, kind))
 
 
 def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | None = None) -> list[DeployAction]:
@@ -139,6 +145,7 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
                     pass
             actions.append(DeployAction(f"endpoint {request.endpoint_id}", "create", "models are deployed to it by the pipeline", live_fingerprint(None)))
         deploy_feature_store(lambda kind: _files(build_dir, kind), options, dry_run, actions)
+        deploy_alerting(lambda kind: _files(build_dir, kind), settings["project"], endpoint, options["credentials"], dry_run, actions)
     except Exception as exc:
         if isinstance(exc, (exceptions.Unauthenticated, auth_exceptions.RefreshError)):  # expired or revoked
             raise CredentialsMissing("Vertex AI", f"the credentials were refused ({_first_line(exc)})", LOGIN) from exc
