@@ -32,10 +32,13 @@ def test_the_kubeflow_build_trains_registers_scores_and_monitors(tmp_path: Path)
     summary = json.loads(done.stdout)
     assert summary["pipelines"] == {
         "churn-prediction-training": "succeeded",
+        "churn-prediction-deploy": "succeeded",  # after the emulator approved version 1 (approval: manual)
         "churn-prediction-batch-scoring": "succeeded",
         "churn-prediction-monitoring": "succeeded",
     }
     assert summary["registered"] == {"model": "churn-classifier", "version": "1", "registry": "http://mlflow.ml.svc:5000"}
+    assert summary["approved"] == {"version": "1", "by": "emulator"}
+    assert summary["deployed"] == {"endpoint": "churn-scorer", "version": "1", "traffic": {"1": 100}}  # the first version takes all
     customers = {line.split(",")[0] for line in (REPO / "examples/churn/data/activity.csv").read_text().splitlines()[1:]}
     assert summary["batch"]["rows"] == len(customers)  # each customer scored once, on the latest snapshot
     assert summary["monitoring"]["breach"] is False  # scoring data drawn like the training data
@@ -47,9 +50,17 @@ def test_the_kubeflow_build_trains_registers_scores_and_monitors(tmp_path: Path)
     print(f"emulated kfp-gke run: {seconds:.1f} s")
 
 
-def test_a_vertex_profile_runs_its_first_steps_from_bigquery_fixtures(tmp_path: Path) -> None:
-    done, _ = _emulate("gcp-prod", tmp_path / "emulate")
+def test_the_vertex_build_trains_from_bigquery_fixtures_registers_deploys_scores_and_monitors(tmp_path: Path) -> None:
+    done, seconds = _emulate("gcp-prod", tmp_path / "emulate")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads(done.stdout)
+    assert set(summary["pipelines"].values()) == {"succeeded"} and "churn-prediction-deploy" in summary["pipelines"]
+    assert summary["registered"]["registry"] == "vertex" and summary["registered"]["version"] == "1"
+    assert "production" in summary["registered"]["aliases"] and summary["approved"] == {"version": "1", "by": "emulator"}
+    # the Vertex AI endpoint's trafficSplit, read from the emulated Endpoints API
+    assert summary["deployed"] == {"endpoint": "churn-scorer", "version": "1", "traffic": {"1": 100}}
+    assert summary["batch"]["rows"] > 0 and summary["monitoring"] == {"breach": False}
+    print(f"emulated gcp-prod run: {seconds:.1f} s")
     tasks = summary["tasks"]["churn-prediction-training"]
     # extract-features read the bq:// tables (parquet fixtures under bigquery/)
     assert tasks["extract-features"] == "succeeded" and tasks["validate-data"] == "succeeded"

@@ -171,6 +171,7 @@ def test_a_register_step_reuses_the_version_of_the_same_model_on_vertex(churn_ve
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # MLflow's SQLAlchemy mappers, read in this process
 def test_kserve_approval_pins_the_version_in_a_new_revision_with_the_canary_share(churn_kfp: dict[str, bytes], mlflow_registry: dict[str, Any], trained: Path,
                                                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from mlcompile.emulate.services.kserve import serving
     from mlcompile.runtime.registry import backend, register
 
     isvc = yaml.safe_load(churn_kfp["serving/inference-service.yaml"])
@@ -197,7 +198,9 @@ def test_kserve_approval_pins_the_version_in_a_new_revision_with_the_canary_shar
         registry.set_aliases("churn-classifier", "2", ["production"])  # then version 2
         second = step_function("deploy_online")(deploy, {}, {})
         stored = api.objects[key]
-    assert first["traffic"] == {"1": 10, "previous revision": 90} and second["traffic"] == {"2": 10, "1": 90}
+        routed = {next(e["value"] for e in p["containers"][0]["env"] if e["name"] == "MLCOMPILE_MODEL_VERSION"): percent for p, percent in serving(api, key)}
+    assert first["traffic"] == {"1": 100} and second["traffic"] == {"2": 10, "1": 90}
+    assert routed == second["traffic"]  # what KServe routes: the canary beside the rolled-out version 1
     predictor = stored["spec"]["predictor"]
     assert {"name": "MLCOMPILE_MODEL_VERSION", "value": "2"} in predictor["containers"][0]["env"] and predictor["canaryTrafficPercent"] == 10
     from kfp_strict import check_model

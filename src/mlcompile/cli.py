@@ -540,16 +540,18 @@ def _write_atomically(path: Path, text: str) -> None:
               help="fork: steps fork from a warm server; subprocess: each step is a fresh `python -m mlcompile.runtime`.")  # fmt: skip
 @click.option("--no-retrain", is_flag=True, help="Do not start the training pipeline when monitoring asks for retraining.")
 @click.option("--emulate", is_flag=True, help="Build for a Kubeflow or Vertex AI profile and run the built pipelines here as that platform would (docs/emulate.md).")
+@click.option("--runs", type=click.IntRange(1, 10), default=1, show_default=True, help="With --emulate: run training this many times (each new version approved and deployed).")
+@click.option("--no-approve", is_flag=True, help="With --emulate: leave registered versions pending approval (nothing is deployed, batch and monitoring are skipped).")
 @warn_only_option
 @click.pass_obj
 @_guarded
 def run(
     state: _State, spec: str, target: str | None, only: tuple[str, ...], resume: bool, output_format: str, workdir: str | None, isolation: str,
-    no_retrain: bool, emulate: bool, warn_only: bool,
+    no_retrain: bool, emulate: bool, runs: int, no_approve: bool, warn_only: bool,
 ) -> int:  # fmt: skip
     """Run SPEC on this machine: training, batch scoring, monitoring (and retraining on a breach)."""
     if emulate:
-        return _run_emulated(state, spec, target, workdir, output_format, isolation, only)
+        return _run_emulated(state, spec, target, workdir, output_format, isolation, only, runs=runs, approve=not no_approve)
     from mlcompile.local.progress import render_summary, reporter_for
     from mlcompile.local.run import execute, prepare
 
@@ -563,13 +565,15 @@ def run(
     return EXIT_DIFF if summary["status"] == "failed" else EXIT_OK
 
 
-def _run_emulated(state: _State, spec: str, target: str | None, workdir: str | None, output_format: str, isolation: str, only: tuple[str, ...]) -> int:
+def _run_emulated(
+    state: _State, spec: str, target: str | None, workdir: str | None, output_format: str, isolation: str, only: tuple[str, ...], *, runs: int, approve: bool
+) -> int:
     from mlcompile.emulate.system import emulate
     from mlcompile.errors import UsageError
 
     if not target:
         raise UsageError("--emulate needs --target PROFILE (a kubeflow or vertex profile)")
-    summary = emulate(spec, target, workdir, only=only, isolation=isolation, log=state.info if output_format == "text" else lambda message: None)
+    summary = emulate(spec, target, workdir, only=only, isolation=isolation, runs=runs, approve=approve, log=state.info if output_format == "text" else lambda message: None)
     if output_format == "json":
         click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
     else:
@@ -577,6 +581,8 @@ def _run_emulated(state: _State, spec: str, target: str | None, workdir: str | N
             click.echo(f"{name}: {status}")
         for failure in summary["failures"]:
             click.echo(f"  failed: {failure['pipeline']}/{failure['task']}: {failure['reason']} (log: {failure['log']})")
+        for name, reason in summary["skipped"].items():
+            click.echo(f"  skipped: {name}: {reason}")
     return EXIT_DIFF if summary["status"] == "failed" else EXIT_OK
 
 

@@ -12,6 +12,8 @@
     parameters:                  # pipeline parameters, by pipeline name
       churn-prediction-training: {}
     restage:                     # fixtures swapped in before a later pipeline (e.g. drifted data)
+      training:                  # before the second training run (`--runs 2`): new data, a new version
+        customer_activity_daily: data/activity_v2.csv
       monitoring:
         customer_activity_daily: data/activity_drifted.csv
 
@@ -27,7 +29,7 @@ from typing import Any
 from mlcompile.errors import UsageError
 
 FILE_NAME = "emulate.yaml"
-RESTAGE_KINDS = ("batch-scoring", "monitoring")
+RESTAGE_KINDS = ("training", "batch-scoring", "monitoring")  # training: before its second run (--runs)
 
 
 @dataclass

@@ -22,6 +22,8 @@ def summarize(session: Any) -> dict[str, Any]:
     registered.update(facts.get("registered") or {})
     deployed = {"endpoint": session.plan.online.name if session.plan.online else None, "version": None, "traffic": None}
     deployed.update(facts.get("deployed") or {})
+    skipped = dict(getattr(session, "skipped", {}))
+    batch_reason = skipped.get(f"{session.system}-batch-scoring")
     retraining = {"requested": _ran(by_kind["monitoring"], "trigger-retraining"), "submitted": _submitted(session)}
     retraining.update(facts.get("retraining") or {})
     return {
@@ -30,15 +32,17 @@ def summarize(session: Any) -> dict[str, Any]:
         "platform": session.platform,
         "status": "failed" if any(r.status == FAILED for r in session.results) else "succeeded",
         "workdir": str(session.work),
-        "pipelines": {r.name: r.status.lower() for r in session.results},
+        "pipelines": {**{r.name: r.status.lower() for r in session.results}, **{name: "skipped" for name in skipped}},
+        "skipped": skipped,
         "tasks": {r.name: {t.name: t.status.lower() for t in r.tasks.values()} for r in session.results},
         "failures": [
             {"pipeline": r.name, "task": t.name, "reason": t.reason, "log": str(t.log) if t.log else None} for r in session.results for t in r.failed()
         ],
         "gate": {"passed": _gate(by_kind["training"])},
         "registered": registered,
+        "approved": facts.get("approved"),
         "deployed": deployed,
-        "batch": {"rows": _batch_rows(session, by_kind["batch-scoring"])},
+        "batch": {"rows": _batch_rows(session, by_kind["batch-scoring"]), **({"reason": batch_reason} if batch_reason else {})},
         "monitoring": {"breach": _breach(by_kind["monitoring"])},
         "retraining": retraining,
     }

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 from mlcompile.emulate import storage
 from mlcompile.emulate.config import EmulationConfig, load_config
 from mlcompile.emulate.containers import Images, stop
+from mlcompile.emulate.lifecycle import train_and_approve, unapproved_reason
 from mlcompile.emulate.ir import EmulationContext, PipelineError, PipelineResult, load_documents, run_pipeline
 from mlcompile.errors import UsageError
 
@@ -50,6 +51,7 @@ class Session:
     env: dict[str, str] = field(default_factory=dict)  # added to every container's environment
     hosts: dict[str, str] = field(default_factory=dict)  # host:port in the build -> 127.0.0.1:port
     results: list[PipelineResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # pipeline not started -> why
     facts: dict[str, Any] = field(default_factory=dict)  # what stand-ins observed, for the summary
     log: Callable[[str], None] = lambda message: None
 
@@ -79,11 +81,22 @@ class Session:
 
 
 def emulate(
-    spec: str, target: str, workdir: str | None, *, only: tuple[str, ...] = (), isolation: str = "fork", log: Callable[[str], None] = lambda message: None
+    spec: str,
+    target: str,
+    workdir: str | None,
+    *,
+    only: tuple[str, ...] = (),
+    isolation: str = "fork",
+    runs: int = 1,
+    approve: bool = True,
+    log: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     """Build, run training, batch scoring and monitoring (or the pipelines `only` names: a
     kind such as `training`, or a pipeline's name), and summarise. `isolation` "subprocess"
-    starts a fresh interpreter per runtime container; "fork" forks it warm."""
+    starts a fresh interpreter per runtime container; "fork" forks it warm. Training runs
+    `runs` times; under manual approval each new version is approved and deployed through
+    the platform's API (unless not `approve`: it stays pending, and batch scoring and
+    monitoring are skipped for want of an approved version)."""
     from mlcompile.build import compile_system, select_profiles, write_builds
     from mlcompile.emulate.summary import summarize
 
@@ -118,12 +131,20 @@ def emulate(
         stack.enter_context(_platform_services(session))
         for kind in kinds:
             path = session.pipeline_file(kind)
-            stage_fixtures(session, later.get(kind, []))
-            if path is not None:
-                try:
+            if kind != "training":  # training's are for its later runs
+                stage_fixtures(session, later.get(kind, []))
+            if path is None:
+                continue
+            try:
+                if kind == "training":
+                    train_and_approve(session, path, runs, approve, rerun=lambda: stage_fixtures(session, later.get("training", [])))
+                elif (reason := unapproved_reason(session)) is not None:
+                    session.skipped[f"{plan.system}-{kind}"] = reason
+                    session.log(f"pipeline {plan.system}-{kind}: skipped ({reason})")
+                else:
                     session.run_pipeline_file(path)
-                except PipelineError as exc:
-                    raise UsageError(f"{path}: {exc}") from None
+            except PipelineError as exc:
+                raise UsageError(f"{path}: {exc}") from None
         summary = summarize(session)
     summary["seconds"] = round(time.monotonic() - started, 1)
     return summary

@@ -101,9 +101,10 @@ def _kserve(serving: dict[str, Any], version: Version) -> dict[str, Any]:
         return {"traffic": {version.version: 100}, "note": f"InferenceService {name} already serves version {version.version}"}
     container["env"] = [*env, {"name": ENV_MODEL_VERSION, "value": version.version}]
     canary = serving.get("canary_percent")
-    # a service with no ready revision has nothing to split with: the new one takes all
-    serving_now = ((isvc.get("status") or {}).get("components") or {}).get("predictor", {}).get("latestReadyRevision")
-    share = 100 if canary is None or not (previous or serving_now) else int(canary)
+    # the first pinned version takes all: the revision before it (as `mlcompile deploy` applied
+    # it) pins no version, so there is no serving version to compare a canary with; and a canary
+    # share on it would leave that unpinned revision the rolled-out one for every later version
+    share = 100 if canary is None or previous is None else int(canary)
     if share == 100:
         predictor.pop("canaryTrafficPercent", None)
     else:

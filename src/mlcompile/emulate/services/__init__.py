@@ -10,8 +10,10 @@ import contextlib
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from mlcompile.emulate.lifecycle import apply_inference_service
 from mlcompile.emulate.services.execution import Execution, PipelineRun
 from mlcompile.emulate.services.http import JsonService
 from mlcompile.emulate.services.kfp import KfpService
@@ -83,6 +85,8 @@ def serve(session: Any) -> Iterator[Services]:
         for service in (services.vertex, services.kube, services.kfp):
             if service is not None:
                 service.on_change = functools.partial(_observe, session, service)
+        if services.kube is not None and getattr(session, "build", None) is not None:  # what deploy leaves: the InferenceService
+            apply_inference_service(session.build, Path(session.env["KUBECONFIG"]))
         execution.env.update(session.context().env)
         try:
             yield services
