@@ -43,8 +43,12 @@ def log(message: str) -> None:
 
 
 def local(uri: str) -> str:
-    """A path this process can open: Vertex AI mounts Cloud Storage at /gcs (gcsfuse)."""
-    return "/gcs/" + uri[len("gs://") :] if uri.startswith("gs://") else uri.removeprefix("file://")
+    """A path this process can open: Vertex AI mounts Cloud Storage at /gcs (gcsfuse); under
+    mlcompile's emulator (`--emulate`) the mount is the folder MLCOMPILE_EMULATE_ROOT/gcs."""
+    if not uri.startswith("gs://"):
+        return uri.removeprefix("file://")
+    mount = Path(os.environ["MLCOMPILE_EMULATE_ROOT"], "gcs") if os.environ.get("MLCOMPILE_EMULATE_ROOT") else Path("/gcs")
+    return str(mount / uri[len("gs://") :])
 
 
 def hyperparameters(argv: list[str]) -> dict[str, str]:

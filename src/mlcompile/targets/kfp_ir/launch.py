@@ -117,7 +117,11 @@ def _wait(poll: Callable[[], str | None], cancel: Callable[[], None], timeout: i
 
 def _copy(source: str, destination: str) -> None:
     """Copy a file or folder from a URI to a task's local output path (fsspec), e.g. the best
-    trial's model; KFP uploads (or, on Vertex, gcsfuse writes) the local path to its URI."""
+    trial's model; KFP uploads (or, on Vertex, gcsfuse writes) the local path to its URI.
+    Under the emulator cloud URIs are folders of the emulation root, like every runtime read."""
+    from mlcompile.emulate.storage import mapped
+
+    source, destination = (str(mapped(uri) or uri) for uri in (source, destination))
     if "://" not in source and "://" not in destination:  # both local (or mounted) paths
         import shutil
 
