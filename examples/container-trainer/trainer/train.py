@@ -12,7 +12,9 @@ container, so the same program runs unchanged everywhere:
   model folder       MLCOMPILE_MODEL_DIR             AIP_MODEL_DIR (gs:// is   MLCOMPILE_MODEL_DIR  /opt/ml/model (SM_MODEL_DIR)         MLCOMPILE_MODEL_DIR
                                                      /gcs/… in the job)
   metrics            MLCOMPILE_METRICS (json)        (same) + cloudml-         (same) + `name=value` metrics.json in the model folder    (same) + MLflow
-                                                     hypertune file            stdout lines         + `name=value` log lines (regex)     (MLFLOW_RUN_ID)
+                                                     hypertune file; trial:    stdout lines         + `name=value` log lines (regex)     (MLFLOW_RUN_ID)
+                                                     metrics.json beside
+                                                     AIP_MODEL_DIR
 
 It writes the model (a scikit-learn pipeline, `fraud-model.joblib`) and `predict.py`, the
 model's predict entry point, into the model folder: mlcompile's runtime runs it there to serve
@@ -105,7 +107,11 @@ def model_dir() -> Path:
 
 
 def metrics_path(folder: Path) -> Path:
-    return Path(local(os.environ["MLCOMPILE_METRICS"])) if os.environ.get("MLCOMPILE_METRICS") else folder / "metrics.json"
+    """MLCOMPILE_METRICS; in a Vertex AI trial (no MLCOMPILE_METRICS) metrics.json beside
+    AIP_MODEL_DIR, where mlcompile's launcher reads the best trial's; SageMaker: in the model."""
+    if os.environ.get("MLCOMPILE_METRICS"):
+        return Path(local(os.environ["MLCOMPILE_METRICS"]))
+    return (folder.parent if os.environ.get("AIP_MODEL_DIR") else folder) / "metrics.json"
 
 
 def build(features: list[str], categorical: list[str], params: dict[str, str]):  # noqa: ANN201 - a scikit-learn pipeline

@@ -234,8 +234,10 @@ def _read_metrics(uri: str) -> dict[str, float]:
     """The numbers of a trial's metrics file ({} when the trial wrote none)."""
     import fsspec
 
+    from mlcompile.emulate.storage import mapped
+
     try:
-        with fsspec.open(uri, "r", encoding="utf-8") as handle:
+        with fsspec.open(str(mapped(uri) or uri), "r", encoding="utf-8") as handle:
             data = json.load(handle)
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
