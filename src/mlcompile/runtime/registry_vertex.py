@@ -125,6 +125,7 @@ class VertexRegistry:
         template = ((self.config.get("platform_job") or {}).get("body") or {}).get("model") or {"displayName": new.model}
         model = gca.Model.wrap(json_format.ParseDict(template, gca.Model.pb()()))
         model.artifact_uri = _artifact_uri(new.uri)
+        _complete(model.artifact_uri, new.folder)
         model.version_aliases.clear()  # set after the upload, as for a version registered again
         model.version_description = json.dumps({"tags": new.tags, "metrics": {k: v for k, v in new.metrics.items() if isinstance(v, (int, float))}}, sort_keys=True)
         model.labels.update({label(k): label(v) for k, v in new.tags.items() if k in LABELLED and v})
@@ -136,6 +137,23 @@ class VertexRegistry:
         result = self.client.upload_model(request=request).result(timeout=1800)
         print(f"uploaded {result.model} version {result.model_version_id}", flush=True)
         return Version(new.model, str(result.model_version_id), (), dict(new.tags), None, model.artifact_uri)
+
+
+def _complete(uri: str, folder: Path) -> None:
+    """Write the model.json and drift baseline that register staged for a container-trained
+    model into the uploaded folder: Vertex AI keeps the folder at the artifact URI, and the
+    endpoint, batch scoring and drift monitoring read the version from there."""
+    import shutil
+
+    from mlcompile.runtime.container_model import MANIFEST
+    from mlcompile.runtime.training import BASELINE_FILE
+
+    with local_dir(uri, write=True) as target:
+        if target.resolve() == folder.resolve():
+            return
+        for name in (MANIFEST, BASELINE_FILE):
+            if (folder / name).is_file():
+                shutil.copy2(folder / name, target / name)
 
 
 def _artifact_uri(uri: str) -> str:
