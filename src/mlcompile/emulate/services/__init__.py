@@ -18,7 +18,7 @@ from mlcompile.emulate.services.execution import Execution, PipelineRun
 from mlcompile.emulate.services.http import JsonService
 from mlcompile.emulate.services.kfp import KfpService
 from mlcompile.emulate.services.kube import KubeService
-from mlcompile.emulate.services.provision import follow, provision_vertex
+from mlcompile.emulate.services.provision import follow, provision_kubeflow, provision_vertex
 from mlcompile.emulate.services.vertex import VertexService
 
 VERTEX_ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"  # what the launcher and runtime call instead of Google's
@@ -85,8 +85,9 @@ def serve(session: Any) -> Iterator[Services]:
         for service in (services.vertex, services.kube, services.kfp):
             if service is not None:
                 service.on_change = functools.partial(_observe, session, service)
-        if services.kube is not None and getattr(session, "build", None) is not None:  # what deploy leaves: the InferenceService
+        if services.kube is not None and getattr(session, "build", None) is not None:  # what deploy leaves: the InferenceService, the pipelines
             apply_inference_service(session.build, Path(session.env["KUBECONFIG"]))
+            provision_kubeflow(session, services.kfp.url)
         execution.env.update(session.context().env)
         try:
             yield services
@@ -108,9 +109,9 @@ def _facts(session: Any, service: Any, kind: str) -> dict[str, Any] | None:
         runs = getattr(service, "runs", None)
         if runs is not None:  # the KFP API
             first = min(runs.values(), key=lambda r: r["created_at"])
-            return {"submitted": first["run_id"], "state": first["state"].lower()}
+            return {"submitted": first["run_id"], "status": first["state"].lower()}
         job = service.pipeline_jobs[service.submitted[0]]
-        return {"submitted": service.submitted[0], "state": job["state"].removeprefix("PIPELINE_STATE_").lower()}
+        return {"submitted": service.submitted[0], "status": job["state"].removeprefix("PIPELINE_STATE_").lower()}
     if isinstance(service, VertexService) and kind == "registered":
         entry = next((m for n, m in service.models.items() if n.endswith(f"/models/{plan.registry.model}")), None)
         if entry is None or not entry["versions"]:
