@@ -22,6 +22,7 @@ from mlcompile.emulate.services.provision import follow, provision_kubeflow, pro
 from mlcompile.emulate.services.vertex import VertexService
 
 VERTEX_ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"  # what the launcher and runtime call instead of Google's
+SECRET_MANAGER_ENV = "MLCOMPILE_SECRETMANAGER_ENDPOINT"  # what runtime.secrets reads Secret Manager at
 MODEL_VERSION_ENV = "MLCOMPILE_MODEL_VERSION"  # the registry version a KServe predictor serves
 DRAIN_SECONDS = 300.0  # how long the end of a run waits for jobs and runs still going
 POLL_ENV, POLL_SECONDS = "MLCOMPILE_LAUNCH_POLL_SECONDS", "0.5"  # the launcher polls a local job often
@@ -72,6 +73,7 @@ def serve(session: Any) -> Iterator[Services]:
         if session.platform == "vertex":
             services.vertex = stack.enter_context(VertexService(execution))
             session.env[VERTEX_ENDPOINT_ENV] = services.vertex.url
+            session.env[SECRET_MANAGER_ENV] = services.vertex.url  # served beside it
             if getattr(session, "build", None) is not None:  # what deploy leaves: endpoints, the training job
                 original = follow(session, services.vertex, provision_vertex(session, services.vertex))
                 stack.callback(setattr, session, "run_pipeline_file", original)
