@@ -73,7 +73,7 @@ def test_the_steps_reach_the_services_and_the_summary_learns_what_they_saw(tmp_p
     assert "AssertionError" in result.tasks["train"].log.read_text()  # rows=0 reached the container
     assert emulated.facts["registered"] == {"model": "churn", "version": "1", "registry": "vertex", "aliases": ["candidate", "default"]}
     assert emulated.facts["deployed"] == {"endpoint": "scorer", "version": "1", "traffic": {"1": 100}}
-    assert emulated.facts["retraining"] == {"submitted": "retrain-1", "state": "failed"}
+    assert emulated.facts["retraining"] == {"submitted": "retrain-1", "status": "failed"}
 
 
 def test_a_kubeflow_run_gets_the_kubernetes_and_kfp_apis(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_a_kubeflow_run_gets_the_kubernetes_and_kfp_apis(tmp_path: Path) -> None
         submitted = kfp.Client(host=services.kfp.url).create_run_from_pipeline_package(str(tmp_path / "training.yaml"), arguments={"rows": 3}, run_name="retrain")
         assert services.wait(60)
     assert emulated.facts["deployed"] == {"endpoint": "scorer", "version": "2", "traffic": {"2": 10, "1": 90}}  # the approved version takes the canary share
-    assert emulated.facts["retraining"] == {"submitted": submitted.run_id, "state": "succeeded"}
+    assert emulated.facts["retraining"] == {"submitted": submitted.run_id, "status": "succeeded"}
     assert [(r.name, r.status) for r in emulated.results] == [("churn-training", "SUCCEEDED")]
 
 

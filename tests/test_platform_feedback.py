@@ -348,6 +348,7 @@ def test_the_emulators_summary_names_the_run_the_trigger_step_submitted(tmp_path
     monitoring = PipelineResult("churn-prediction-monitoring", "m-1", SUCCEEDED, {"trigger-retraining": trigger})
     plan = SimpleNamespace(registry=SimpleNamespace(model="churn-classifier"), online=None)
     session = SimpleNamespace(system="churn-prediction", profile="gcp-prod", platform="vertex", plan=plan, facts={}, results=[monitoring], root=tmp_path, work=tmp_path)
-    assert summarize(session)["retraining"] == {"requested": True, "submitted": "run-42"}
-    session.facts["retraining"] = {"submitted": "projects/p/locations/l/pipelineJobs/retrain-1", "state": "pending"}
+    # the submitted run has not run here: its status, gate and version are unknown
+    assert summarize(session)["retraining"] == {"requested": True, "submitted": "run-42", "status": None, "gate": None, "version": None, "tasks": None}
+    session.facts["retraining"] = {"submitted": "projects/p/locations/l/pipelineJobs/retrain-1", "status": "pending"}
     assert summarize(session)["retraining"]["submitted"] == "projects/p/locations/l/pipelineJobs/retrain-1"

@@ -15,16 +15,26 @@ from mlcompile.emulate.ir import FAILED, SUCCEEDED, PipelineResult
 
 
 def summarize(session: Any) -> dict[str, Any]:
-    by_kind = {kind: _result(session, kind) for kind in ("training", "batch-scoring", "monitoring")}
     facts = session.facts
+    submitted = (facts.get("retraining") or {}).get("submitted") or _submitted(session)
+    retrained = next((r for r in session.results if submitted and (r.run_id == submitted or submitted.endswith(f"/{r.run_id}"))), None)
+    scheduled = [r for r in session.results if r is not retrained]  # what the emulator started itself
+    by_kind = {kind: _result(scheduled, f"{session.system}-{kind}") for kind in ("training", "batch-scoring", "monitoring")}
     registered = {"model": session.plan.registry.model, "version": None, "registry": None}
-    registered.update(_mlflow_version(session, by_kind["training"]))
+    registered.update(_mlflow_version(session, [r for r in session.results if r.name == f"{session.system}-training"]))
     registered.update(facts.get("registered") or {})
     deployed = {"endpoint": session.plan.online.name if session.plan.online else None, "version": None, "traffic": None}
     deployed.update(facts.get("deployed") or {})
     skipped = dict(getattr(session, "skipped", {}))
     batch_reason = skipped.get(f"{session.system}-batch-scoring")
-    retraining = {"requested": _ran(by_kind["monitoring"], "trigger-retraining"), "submitted": _submitted(session)}
+    retraining = {
+        "requested": _ran(by_kind["monitoring"], "trigger-retraining"),
+        "submitted": submitted,
+        "status": retrained.status.lower() if retrained else None,
+        "gate": _gate(retrained),
+        "version": registered["version"] if _ran(retrained, "register") else None,  # what the retraining run registered
+        "tasks": {t.name: t.status.lower() for t in retrained.tasks.values()} if retrained else None,
+    }
     retraining.update(facts.get("retraining") or {})
     return {
         "system": session.system,
@@ -32,9 +42,9 @@ def summarize(session: Any) -> dict[str, Any]:
         "platform": session.platform,
         "status": "failed" if any(r.status == FAILED for r in session.results) else "succeeded",
         "workdir": str(session.work),
-        "pipelines": {**{r.name: r.status.lower() for r in session.results}, **{name: "skipped" for name in skipped}},
+        "pipelines": {**{r.name: r.status.lower() for r in scheduled}, **{name: "skipped" for name in skipped}},
         "skipped": skipped,
-        "tasks": {r.name: {t.name: t.status.lower() for t in r.tasks.values()} for r in session.results},
+        "tasks": {r.name: {t.name: t.status.lower() for t in r.tasks.values()} for r in scheduled},
         "failures": [
             {"pipeline": r.name, "task": t.name, "reason": t.reason, "log": str(t.log) if t.log else None} for r in session.results for t in r.failed()
         ],
@@ -48,9 +58,8 @@ def summarize(session: Any) -> dict[str, Any]:
     }
 
 
-def _result(session: Any, kind: str) -> PipelineResult | None:
-    name = f"{session.system}-{kind}"
-    return next((r for r in session.results if r.name == name), None)
+def _result(results: list[PipelineResult], name: str) -> PipelineResult | None:
+    return next((r for r in results if r.name == name), None)
 
 
 def _ran(result: PipelineResult | None, task_prefix: str) -> bool | None:
@@ -59,15 +68,14 @@ def _ran(result: PipelineResult | None, task_prefix: str) -> bool | None:
     return any(t.name.startswith(task_prefix) and t.status == SUCCEEDED for t in result.tasks.values())
 
 
-def _mlflow_version(session: Any, training: PipelineResult | None) -> dict[str, Any]:
-    """The newest version of the model in the emulated MLflow, if this run's register step
-    registered one."""
+def _mlflow_version(session: Any, trainings: list[PipelineResult]) -> dict[str, Any]:
+    """The newest version of the model in the emulated MLflow, if a training run's register
+    step registered one."""
     mlflow = session.facts.get("mlflow")
     if mlflow is None:
         return {}
     found: dict[str, Any] = {"registry": mlflow["uri"]}
-    register = training.tasks.get("register") if training else None
-    if register is None or register.status != SUCCEEDED:
+    if not any(_ran(training, "register") for training in trainings):
         return found
     query = urllib.parse.urlencode({"filter": f"name='{session.plan.registry.model}'", "max_results": 1000})
     try:

@@ -33,6 +33,7 @@ ORDER = ("training", "batch-scoring", "monitoring")
 MLFLOW_START_SECONDS = 60.0
 WORKDIR_MARKER = ".mlcompile-emulate"
 PARALLELISM = 4  # independent tasks at once, as the platform starts them
+SUBMITTED_RUN_SECONDS = 600.0  # how long the summary waits for runs submitted through the platform's API
 
 
 @dataclass
@@ -128,7 +129,7 @@ def emulate(
         mlflow_ready = stack.enter_context(_mlflow(session))
         stage_fixtures(session, first)
         mlflow_ready()
-        stack.enter_context(_platform_services(session))
+        services = stack.enter_context(_platform_services(session))
         for kind in kinds:
             path = session.pipeline_file(kind)
             if kind != "training":  # training's are for its later runs
@@ -145,6 +146,8 @@ def emulate(
                     session.run_pipeline_file(path)
             except PipelineError as exc:
                 raise UsageError(f"{path}: {exc}") from None
+        if services is not None:  # a run submitted through the platform's API (retraining) ends before the summary
+            services.wait(SUBMITTED_RUN_SECONDS)
         summary = summarize(session)
     summary["seconds"] = round(time.monotonic() - started, 1)
     return summary
@@ -246,7 +249,8 @@ def _first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
 
 
 @contextlib.contextmanager
-def _platform_services(session: Session) -> Iterator[None]:
+def _platform_services(session: Session) -> Iterator[Any]:
+    """The platform API stand-ins (mlcompile.emulate.services.Services), or None without them."""
     import importlib
 
     try:
@@ -254,7 +258,7 @@ def _platform_services(session: Session) -> Iterator[None]:
     except ModuleNotFoundError as exc:
         if exc.name != "mlcompile.emulate.services":
             raise  # the stand-ins are there but need something missing: say so
-        yield
+        yield None
         return
-    with services.serve(session):
-        yield
+    with services.serve(session) as served:
+        yield served

@@ -18,10 +18,11 @@ from mlcompile.emulate.services.execution import Execution, PipelineRun
 from mlcompile.emulate.services.http import JsonService
 from mlcompile.emulate.services.kfp import KfpService
 from mlcompile.emulate.services.kube import KubeService
-from mlcompile.emulate.services.provision import follow, provision_vertex
+from mlcompile.emulate.services.provision import follow, provision_kubeflow, provision_vertex
 from mlcompile.emulate.services.vertex import VertexService
 
 VERTEX_ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"  # what the launcher and runtime call instead of Google's
+SECRET_MANAGER_ENV = "MLCOMPILE_SECRETMANAGER_ENDPOINT"  # what runtime.secrets reads Secret Manager at
 MODEL_VERSION_ENV = "MLCOMPILE_MODEL_VERSION"  # the registry version a KServe predictor serves
 DRAIN_SECONDS = 300.0  # how long the end of a run waits for jobs and runs still going
 POLL_ENV, POLL_SECONDS = "MLCOMPILE_LAUNCH_POLL_SECONDS", "0.5"  # the launcher polls a local job often
@@ -72,6 +73,7 @@ def serve(session: Any) -> Iterator[Services]:
         if session.platform == "vertex":
             services.vertex = stack.enter_context(VertexService(execution))
             session.env[VERTEX_ENDPOINT_ENV] = services.vertex.url
+            session.env[SECRET_MANAGER_ENV] = services.vertex.url  # served beside it
             if getattr(session, "build", None) is not None:  # what deploy leaves: endpoints, the training job
                 original = follow(session, services.vertex, provision_vertex(session, services.vertex))
                 stack.callback(setattr, session, "run_pipeline_file", original)
@@ -85,8 +87,9 @@ def serve(session: Any) -> Iterator[Services]:
         for service in (services.vertex, services.kube, services.kfp):
             if service is not None:
                 service.on_change = functools.partial(_observe, session, service)
-        if services.kube is not None and getattr(session, "build", None) is not None:  # what deploy leaves: the InferenceService
+        if services.kube is not None and getattr(session, "build", None) is not None:  # what deploy leaves: the InferenceService, the pipelines
             apply_inference_service(session.build, Path(session.env["KUBECONFIG"]))
+            provision_kubeflow(session, services.kfp.url)
         execution.env.update(session.context().env)
         try:
             yield services
@@ -108,9 +111,9 @@ def _facts(session: Any, service: Any, kind: str) -> dict[str, Any] | None:
         runs = getattr(service, "runs", None)
         if runs is not None:  # the KFP API
             first = min(runs.values(), key=lambda r: r["created_at"])
-            return {"submitted": first["run_id"], "state": first["state"].lower()}
+            return {"submitted": first["run_id"], "status": first["state"].lower()}
         job = service.pipeline_jobs[service.submitted[0]]
-        return {"submitted": service.submitted[0], "state": job["state"].removeprefix("PIPELINE_STATE_").lower()}
+        return {"submitted": service.submitted[0], "status": job["state"].removeprefix("PIPELINE_STATE_").lower()}
     if isinstance(service, VertexService) and kind == "registered":
         entry = next((m for n, m in service.models.items() if n.endswith(f"/models/{plan.registry.model}")), None)
         if entry is None or not entry["versions"]:

@@ -1,8 +1,14 @@
-"""What `mlcompile deploy` leaves on Vertex AI before the first run, made in the emulated
-Vertex AI API from the build's files: the online endpoints (the deploy step deploys models to
-them) and the training PipelineJob deploy submits. That job is the emulator's own run of the
-training pipeline: its state follows that run, and a retraining submission copies it, as it
-copies the deployed job on Vertex."""
+"""What `mlcompile deploy` leaves on the platform before the first run, made through the
+emulated APIs from the build's files.
+
+Vertex AI: the online endpoints (the deploy step deploys models to them) and the training
+PipelineJob deploy submits. That job is the emulator's own run of the training pipeline: its
+state follows that run, and a retraining submission copies it, as it copies the deployed job
+on Vertex.
+
+Kubeflow: `mlcompile deploy` itself, with kfp.Client against the emulated KFP API: every
+pipeline uploaded as the version named after its file's sha256 (the version a retraining
+submission runs), the system's experiment and its recurring runs (kept, not fired)."""
 
 from __future__ import annotations
 
@@ -38,6 +44,23 @@ def provision_vertex(session: Any, vertex: VertexService) -> dict[str, str]:
         vertex.pipeline_jobs[ident] = {**body, "name": f"{parent}/pipelineJobs/{ident}", "state": "PIPELINE_STATE_PENDING", "createTime": now()}
         jobs[path.stem] = ident
     return jobs
+
+
+def provision_kubeflow(session: Any, host: str) -> None:
+    """Deploy the build to the emulated KFP API as `mlcompile deploy` does."""
+    import contextlib
+    import io
+    import warnings
+
+    import kfp
+
+    from mlcompile.targets.kubeflow.deploy import deploy
+
+    # kfp.Client prints links on stdout and warns about old servers
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        client = kfp.Client(host=host, namespace=session.plan.platform_settings.get("namespace"))
+    deploy(session.plan, session.build, dry_run=False, client=client)
 
 
 def follow(session: Any, vertex: VertexService, jobs: dict[str, str]) -> Any:

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from mlcompile.emulate.services import cloud_monitoring, vertex_feature_store
+from mlcompile.emulate.services import cloud_monitoring, secret_manager, vertex_feature_store
 from mlcompile.emulate.services.execution import Execution, PipelineRun
 from mlcompile.emulate.services.http import ApiError, JsonService, invalid, not_found
 from mlcompile.emulate.services.vertex_jobs import JobRequestError, VertexJobs, now
@@ -85,6 +85,8 @@ class VertexService(JsonService):
         answer = vertex_feature_store.route(self.feature_store, self.done, method, path, query, body)
         if answer is None:
             answer = cloud_monitoring.route(self.monitoring, self._number, method, path, query, body)
+        if answer is None:
+            answer = secret_manager.route(self.execution.secrets if self.execution else {}, method, path)
         if answer is not None:
             return 200, answer
         for pattern, handler in ((_MODEL, self._model), (_JOB, self._job), (_ENDPOINT, self._endpoint), (_SCHEDULE, self._schedule)):

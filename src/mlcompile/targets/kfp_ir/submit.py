@@ -65,9 +65,11 @@ class KfpRuns:
         platform = config["platform"]
         self.run = config["platform_run"]
         self.namespace = platform.get("namespace")
+        from mlcompile.emulate.storage import service_url
+
         # inside the cluster the API is often reached at its service (http://ml-pipeline.kubeflow:8888)
-        # rather than at the profile's external host
-        host = os.environ.get(KFP_HOST_ENV) or platform["host"]
+        # rather than at the profile's external host; under the emulator, at its local stand-in
+        host = os.environ.get(KFP_HOST_ENV) or service_url(platform["host"])
         with contextlib.redirect_stdout(io.StringIO()):  # kfp.Client prints links on stdout
             self.client = RetryingClient(kfp_client(host, self.namespace))
 
