@@ -228,3 +228,23 @@ def test_independent_tasks_run_at_the_same_time_when_parallelism_allows(tmp_path
     ir, platform = _compile(pair, tmp_path)
     result = run_pipeline(ir, parameters={}, context=_context(tmp_path, parallelism=2), platform=platform)
     assert result.status == SUCCEEDED, [t.reason for t in result.tasks.values()]
+
+
+def test_a_container_does_not_inherit_the_hosts_mlcompile_or_mlflow_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry URI or "try unapproved" left in the user's shell would change what a step
+    does; on the cluster nothing sets them, so an emulated container does not see them either.
+    What the emulation itself passes (`env`) still arrives."""
+    import sys
+
+    from mlcompile.emulate.containers import run_container
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    monkeypatch.setenv("MLCOMPILE_TRY_UNAPPROVED", "1")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    out = tmp_path / "env.json"
+    code = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
+    status = run_container(Images(runtime="runtime"), "runtime", ["python", "-c", code], [str(out)], {"MLCOMPILE_EMULATE_ROOT": str(tmp_path)}, tmp_path, tmp_path / "log.txt")
+    assert status == 0, (tmp_path / "log.txt").read_text()
+    seen = json.loads(out.read_text())
+    assert "MLFLOW_TRACKING_URI" not in seen and "MLCOMPILE_TRY_UNAPPROVED" not in seen
+    assert seen["MLCOMPILE_EMULATE_ROOT"] == str(tmp_path) and seen["LANG"] == "C.UTF-8"

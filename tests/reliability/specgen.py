@@ -52,7 +52,9 @@ ESTIMATORS = [
 CRONS = ["0 3 * * *", "*/15 * * * *", "0 0 1 * *", "30 6 * * 1-5", "0 2 * * 0", "0 * * * *", "5 4 1 1 *", "0 0 1 * 1"]
 TIMEZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney", "Pacific/Chatham", "America/Los_Angeles"]
 DURATIONS = ["30s", "90s", "5m", "30m", "1h", "2h", "12h", "1d", "7d", "30d", "365d"]
-TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=40)
+# printable text as validate accepts it: no surrogates, and none of the control, format
+# (soft hyphen, zero-width, bidi) or line/paragraph separators validate refuses in any field
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Cf", "Zl", "Zp")), max_size=40)
 
 
 def _word(first: str, rest: str, max_size: int) -> st.SearchStrategy[str]:

@@ -60,6 +60,17 @@ def argv(images: Images, image: str, command: Sequence[str], args: Sequence[str]
     return line
 
 
+# What a container on the platform never sees of the shell that started the emulation: the
+# runtime's own settings and MLflow's (a registry URI, a pinned version, "try unapproved"
+# left in a user's shell would change what a step does; on the cluster nothing sets them).
+_HOST_ONLY_PREFIXES = ("MLCOMPILE_", "MLFLOW_")
+
+
+def host_environment() -> dict[str, str]:
+    """This process's environment less what only the host has set for mlcompile or MLflow."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(_HOST_ONLY_PREFIXES)}
+
+
 def run_container(
     images: Images,
     image: str,
@@ -72,13 +83,14 @@ def run_container(
     timeout: float | None = None,
 ) -> int:
     """Run one container to completion; its stdout and stderr go to `log` (appended). `env` is
-    laid over this process's environment (PATH and the interpreter's own settings stay).
+    laid over this process's environment (PATH and the interpreter's own settings stay; the
+    host's MLCOMPILE_* and MLFLOW_* settings do not).
     Returns the exit status (124 on timeout, like coreutils' timeout)."""
     line = argv(images, image, command, args)
     workdir = Path(images.workdirs.get(image, cwd))
     workdir.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, **{key: str(value) for key, value in env.items()}}
+    full_env = {**host_environment(), **{key: str(value) for key, value in env.items()}}
     if images.warm and images.is_runtime(image) and len(line) > 2 and line[0] == sys.executable and line[1] == "-m":
         with open(log, "ab") as sink:
             sink.write(("$ " + " ".join(line) + "\n").encode())
