@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlcompile.emulate.containers import host_environment
 
 pytestmark = pytest.mark.emulate
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ def _churn(tmp_path: Path, *, replace: tuple[str, str] | None = None, config: st
 
 
 def _run(spec: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
     command = [sys.executable, "-m", "mlcompile", "run", spec.name, "--emulate", "--workdir", str(spec.parent / "emulated"), *args]
     return subprocess.run(command, cwd=spec.parent, env=env, capture_output=True, text=True, timeout=600)
 

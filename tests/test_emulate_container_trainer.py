@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlcompile.targets.kfp_ir.launch import _copy, _read_metrics
+from mlcompile.emulate.containers import host_environment
 
 pytestmark = pytest.mark.emulate
 
@@ -22,7 +23,7 @@ CARDS = {line.split(",")[0] for line in (REPO / "examples/container-trainer/data
 
 
 def _emulate(profile: str, workdir: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
     command = [sys.executable, "-m", "mlcompile", "run", str(SPEC), "--target", str(REPO / f"targets/{profile}.yaml"), "--emulate"]
     done = subprocess.run([*command, "--format", "json", "--workdir", str(workdir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

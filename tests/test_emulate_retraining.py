@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mlcompile.emulate.containers import host_environment
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow]
 
@@ -70,7 +71,7 @@ def _drifted_churn(tmp_path: Path, webhook_url: str) -> Path:
 
 
 def _emulate(spec: Path, profile: str, workdir: Path) -> tuple[dict, float]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
     command = [sys.executable, "-m", "mlcompile", "run", str(spec), "--target", str(REPO / f"targets/{profile}.yaml"), "--emulate"]
     started = time.monotonic()
     done = subprocess.run(

@@ -53,7 +53,9 @@ class Registry:
     def _mlflow(self) -> Any:
         from mlflow.tracking import MlflowClient
 
-        return MlflowClient(tracking_uri=self.session.facts["mlflow"]["local"])
+        local = self.session.facts["mlflow"]["local"]
+        # the registry too: left to itself it follows MLFLOW_TRACKING_URI of whoever started us
+        return MlflowClient(tracking_uri=local, registry_uri=local)
 
     def _vertex(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
