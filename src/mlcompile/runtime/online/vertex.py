@@ -24,7 +24,9 @@ from mlcompile.runtime.online import features_by_view
 ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
 
 
-def _options(endpoint: str) -> dict[str, Any]:
+def service_options(endpoint: str) -> dict[str, Any]:
+    """Keyword arguments of an aiplatform_v1 service client for `endpoint`: gRPC to Google's,
+    REST with anonymous credentials to a local stand-in (the emulator's)."""
     options: dict[str, Any] = {"client_options": {"api_endpoint": endpoint}}
     if endpoint.startswith(("http://127.0.0.1", "http://localhost")):
         from google.auth.credentials import AnonymousCredentials
@@ -42,7 +44,7 @@ def endpoint_of(config: dict[str, Any]) -> str:
         return regional
     from google.cloud.aiplatform_v1.services.feature_online_store_admin_service import FeatureOnlineStoreAdminServiceClient
 
-    store = FeatureOnlineStoreAdminServiceClient(**_options(regional)).get_feature_online_store(name=config["online_store"])
+    store = FeatureOnlineStoreAdminServiceClient(**service_options(regional)).get_feature_online_store(name=config["online_store"])
     return store.dedicated_serving_endpoint.public_endpoint_domain_name or regional
 
 
@@ -68,7 +70,7 @@ class VertexReader:
         if client is None:
             from google.cloud.aiplatform_v1.services.feature_online_store_service import FeatureOnlineStoreServiceClient
 
-            client = FeatureOnlineStoreServiceClient(**_options(endpoint_of(config)))
+            client = FeatureOnlineStoreServiceClient(**service_options(endpoint_of(config)))
         self.client = client
 
     def read(self, entities: list[dict[str, Any]], features: list[str]) -> list[dict[str, Any]]:

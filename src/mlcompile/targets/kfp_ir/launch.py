@@ -165,12 +165,10 @@ def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str],
 
     platform = config["platform"]
     parent = f"projects/{platform['project']}/locations/{platform['region']}"
-    endpoint = os.environ.get("MLCOMPILE_VERTEX_API_ENDPOINT") or f"{platform['region']}-aiplatform.googleapis.com"
-    options: dict[str, Any] = {"client_options": {"api_endpoint": endpoint}}
-    if endpoint.startswith(("http://127.0.0.1", "http://localhost")):
-        from google.auth.credentials import AnonymousCredentials
+    from mlcompile.runtime.online.vertex import service_options
 
-        options.update(credentials=AnonymousCredentials(), transport="rest")
+    endpoint = os.environ.get("MLCOMPILE_VERTEX_API_ENDPOINT") or f"{platform['region']}-aiplatform.googleapis.com"
+    options = service_options(endpoint)
     client = JobServiceClient(**options)
 
     def secret(name: str) -> str:

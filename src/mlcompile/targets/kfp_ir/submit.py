@@ -137,12 +137,10 @@ class VertexPipelineJobs:
         platform = config["platform"]
         self.run = config["platform_run"]
         self.parent = f"projects/{platform['project']}/locations/{platform['region']}"
-        endpoint = os.environ.get(VERTEX_ENDPOINT_ENV) or f"{platform['region']}-aiplatform.googleapis.com"
-        options: dict[str, Any] = {"client_options": {"api_endpoint": endpoint}}
-        if endpoint.startswith(("http://127.0.0.1", "http://localhost")):
-            from google.auth.credentials import AnonymousCredentials
+        from mlcompile.runtime.online.vertex import service_options
 
-            options.update(credentials=AnonymousCredentials(), transport="rest")
+        endpoint = os.environ.get(VERTEX_ENDPOINT_ENV) or f"{platform['region']}-aiplatform.googleapis.com"
+        options = service_options(endpoint)
         self.client = PipelineServiceClient(**options)
 
     def active_run(self) -> str | None:
