@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 from decimal import Decimal
@@ -179,7 +180,21 @@ def test_a_machine_without_a_sourced_price_is_price_unknown_never_a_guess(test_p
     train = step_entry(data, "churn-prediction-training", "train")
     assert (train["price_per_hour"], train["run_upper_bound"]) == (None, None)
     assert train["price_note"] == "price unknown: no training price for Standard_D4s_v3 in eastus"
-    assert cost.endpoint_text(data["endpoints"][0], "azureml") == "price unknown"
+    assert cost.endpoint_text(data["endpoints"][0], "azureml") == "price unknown (no serving price for Standard_D2s_v3 in eastus)"
+    training = next(p for p in data["pipelines"] if p["pipeline"] == "churn-prediction-training")
+    assert cost.pipeline_text(training, "azureml") == (
+        "price unknown (no training price for Standard_D2s_v3 in eastus; no training price for Standard_D4s_v3 in eastus)"
+    )
+
+
+def test_a_vertex_step_names_which_of_its_machine_and_gpu_has_no_price(test_prices: None) -> None:
+    plan = plan_of("churn", "gcp-prod")
+    v100 = Machine("n1-standard-4", "nvidia-v100", "NVIDIA_TESLA_V100", 1, 4, 15)
+    only_gpu = step_entry(cost.estimate(with_step(plan, "train", machine=v100)), "churn-prediction-training", "train")
+    assert only_gpu["price_note"] == "price unknown: no training price for NVIDIA_TESLA_V100 in us-central1"
+    both = dataclasses.replace(v100, name="n1-standard-8")
+    neither = step_entry(cost.estimate(with_step(plan, "train", machine=both)), "churn-prediction-training", "train")
+    assert neither["price_note"] == "price unknown: no training price for n1-standard-8 or NVIDIA_TESLA_V100 in us-central1"
 
 
 def test_kubeflow_states_the_resources_with_no_list_price() -> None:
@@ -302,9 +317,8 @@ def test_priced_machines_are_machines_the_catalog_knows() -> None:
 # prices.yaml. Adding a sourced price means removing its line here; a machine the examples
 # start to use without a price fails until it is priced or listed.
 UNPRICED = {
-    ("vertex", "e2-standard-4", "training"), ("vertex", "e2-standard-8", "training"), ("vertex", "e2-standard-4", "serving"),
-    ("vertex", "a2-highgpu-8g", "training"), ("vertex", "NVIDIA_TESLA_A100", "training"),
-    ("vertex", "n1-standard-4", "serving"), ("vertex", "NVIDIA_TESLA_T4", "serving"),
+    ("vertex", "e2-standard-8", "training"), ("vertex", "e2-standard-4", "serving"),
+    ("vertex", "a2-highgpu-8g", "training"), ("vertex", "NVIDIA_TESLA_A100", "training"), ("vertex", "NVIDIA_TESLA_T4", "serving"),
     ("sagemaker", "ml.m5.2xlarge", "training"), ("sagemaker", "ml.p4d.24xlarge", "training"),
 }  # fmt: skip
 
@@ -334,36 +348,39 @@ def test_azure_ml_machines_the_examples_use_all_have_a_price() -> None:
         assert [e["price_note"] for e in entries if e["price_per_hour"] is None] == [], example
 
 
-# Catalog machines (not retired) still lacking a sourced training or serving price, per platform,
-# with the reason. The coverage test fails when one of them gets priced and is still listed, or
-# when a catalog machine lacks a price and is not listed: the list is the table's to-do.
-NOT_YET_SOURCED: dict[str, tuple[str, set[str]]] = {
+# Catalog machines (not retired) and Vertex accelerators still lacking a sourced price, per
+# platform: name -> the uses without a figure, and why. The coverage test fails when a listed
+# use gets priced and is still listed, or when a catalog machine lacks a price and is not
+# listed: the list is the table's to-do.
+BOTH = frozenset(USES)
+NOT_YET_SOURCED: dict[str, tuple[str, dict[str, frozenset[str]]]] = {
     "vertex": (
-        "Vertex AI bills its own custom-training and prediction prices, not Compute Engine's; no dated copy of "
-        "the Vertex table beyond n1-standard-4 and NVIDIA_H100_80GB training was found",
-        {"e2-standard-4", "e2-standard-8", "e2-standard-16", "e2-standard-32", "n1-standard-4", "n1-standard-8",
-         "n1-standard-16", "n1-standard-32", "n1-standard-64", "n1-standard-96", "g2-standard-4", "g2-standard-8",
-         "g2-standard-12", "g2-standard-16", "g2-standard-24", "g2-standard-32", "g2-standard-48", "g2-standard-96",
-         "a2-highgpu-1g", "a2-highgpu-2g", "a2-highgpu-4g", "a2-highgpu-8g", "a2-megagpu-16g", "a2-ultragpu-1g",
-         "a2-ultragpu-2g", "a2-ultragpu-4g", "a2-ultragpu-8g", "a3-highgpu-1g", "a3-highgpu-2g", "a3-highgpu-4g",
-         "a3-highgpu-8g", "ct5lp-hightpu-1t", "ct5lp-hightpu-4t", "ct5lp-hightpu-8t",
-         "NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB",
-         "NVIDIA_H100_80GB", "TPU_V5_LITEPOD"},
+        "Vertex AI bills its own custom-training and prediction prices, not Compute Engine's; no dated "
+        "transcription of the Vertex AI pricing page's rows for these machines, accelerators and uses was found",
+        {"e2-standard-4": frozenset({"serving"}), "NVIDIA_H100_80GB": frozenset({"serving"})} | dict.fromkeys(
+            ["e2-standard-8", "e2-standard-16", "e2-standard-32", "n1-standard-8", "n1-standard-16", "n1-standard-32",
+             "n1-standard-64", "n1-standard-96", "g2-standard-4", "g2-standard-8", "g2-standard-12", "g2-standard-16",
+             "g2-standard-24", "g2-standard-32", "g2-standard-48", "g2-standard-96", "a2-highgpu-1g", "a2-highgpu-2g",
+             "a2-highgpu-4g", "a2-highgpu-8g", "a2-megagpu-16g", "a2-ultragpu-1g", "a2-ultragpu-2g", "a2-ultragpu-4g",
+             "a2-ultragpu-8g", "a3-highgpu-1g", "a3-highgpu-2g", "a3-highgpu-4g", "a3-highgpu-8g", "ct5lp-hightpu-1t",
+             "ct5lp-hightpu-4t", "ct5lp-hightpu-8t", "NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100",
+             "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "TPU_V5_LITEPOD"], BOTH),
     ),
     "sagemaker": (
-        "SageMaker bills ml.* instances above the EC2 price of the same type; no dated copy of the AmazonSageMaker "
-        "price list for these types (and uses) was found",
-        {"ml.m5.xlarge", "ml.m5.2xlarge", "ml.m5.4xlarge", "ml.m5.12xlarge", "ml.m5.24xlarge",
-         "ml.g4dn.2xlarge", "ml.g4dn.4xlarge", "ml.g4dn.8xlarge", "ml.g4dn.12xlarge", "ml.g4dn.16xlarge",
-         "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g5.4xlarge", "ml.g5.8xlarge", "ml.g5.12xlarge", "ml.g5.16xlarge",
-         "ml.g5.24xlarge", "ml.g5.48xlarge", "ml.g6.xlarge", "ml.g6.2xlarge", "ml.g6.4xlarge", "ml.g6.8xlarge",
-         "ml.g6.12xlarge", "ml.g6.16xlarge", "ml.g6.24xlarge", "ml.g6.48xlarge", "ml.p3.2xlarge", "ml.p3.8xlarge",
-         "ml.p3.16xlarge", "ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge"},
+        "SageMaker bills ml.* instances above the EC2 price of the same type; no dated transcription of the "
+        "AmazonSageMaker price list for us-east-1 was found for these types and uses",
+        {"ml.m5.2xlarge": frozenset({"training"}), "ml.g5.2xlarge": frozenset({"serving"})} | dict.fromkeys(
+            ["ml.m5.4xlarge", "ml.m5.12xlarge", "ml.m5.24xlarge", "ml.g4dn.2xlarge", "ml.g4dn.4xlarge",
+             "ml.g4dn.8xlarge", "ml.g4dn.12xlarge", "ml.g4dn.16xlarge", "ml.g5.xlarge", "ml.g5.4xlarge", "ml.g5.8xlarge",
+             "ml.g5.12xlarge", "ml.g5.16xlarge", "ml.g5.24xlarge", "ml.g5.48xlarge", "ml.g6.xlarge", "ml.g6.2xlarge",
+             "ml.g6.4xlarge", "ml.g6.8xlarge", "ml.g6.12xlarge", "ml.g6.16xlarge", "ml.g6.24xlarge", "ml.g6.48xlarge",
+             "ml.p3.2xlarge", "ml.p3.8xlarge", "ml.p3.16xlarge", "ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge"],
+            BOTH),
     ),
     "azureml": (
         "the source table lists ND96isr_H100_v5 with 12 GPUs where the catalog and Azure's size page list 8, "
         "so its row is not trusted",
-        {"Standard_ND96isr_H100_v5"},
+        {"Standard_ND96isr_H100_v5": BOTH},
     ),
 }  # fmt: skip
 
@@ -372,15 +389,17 @@ def test_every_catalog_machine_has_a_training_and_serving_price_or_is_listed_wit
     catalog = _catalog()
     for platform, (reason, listed) in NOT_YET_SOURCED.items():
         assert reason
+        table = prices()[platform]
         names = {o.name for o in catalog.cpu.get(platform, ()) if o.retired is None}
         for accelerator in catalog.accelerators.values():
             names |= {o.name for o in accelerator.options.get(platform, ()) if o.retired is None}
-        table = prices()[platform]
-        missing = {name for name in names if set(USES) - set(table.machines.get(name, {}))}
+        missing = {name: BOTH - set(table.machines.get(name, {})) for name in names}
         if platform == "vertex":
             enums = {a.enum for a in catalog.accelerators.values() if a.enum and "vertex" in a.options}
-            missing |= {enum for enum in enums if set(USES) - set(table.accelerators.get(enum, {}))}
-        assert missing == listed, (platform, "priced but listed:", listed - missing, "unpriced, not listed:", missing - listed)
+            missing |= {enum: BOTH - set(table.accelerators.get(enum, {})) for enum in enums}
+        missing = {name: uses for name, uses in missing.items() if uses}
+        assert missing == listed, (platform, "priced but listed:", {n: u - missing.get(n, set()) for n, u in listed.items() if u - missing.get(n, set())},
+                                   "unpriced, not listed:", {n: u - listed.get(n, set()) for n, u in missing.items() if u - listed.get(n, set())})  # fmt: skip
 
 
 # ------------------------------------------------------------------------ where estimates show
@@ -409,6 +428,25 @@ def test_explain_includes_the_estimates(test_prices: None) -> None:
         f"  {cost.CAVEAT}",
     ]:
         assert expected in lines, f"missing {expected!r} in:\n{result.output}"
+
+
+PROFILES = sorted(p.stem for p in ROOT.glob("targets/*.yaml"))
+GIVES_A_FIGURE_OR_SAYS_WHY = re.compile(
+    r"\$[\d,]+\.\d\d|no charge|no list price \(self-managed cluster\)|no upper bound \(a step has no timeout\)"
+    r"|price unknown \(no (training|serving) price for \S+( or \S+)? in [\w-]+(; [^)]+)?\)"
+)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_explain_estimate_of_a_shipped_profile_gives_a_figure_or_says_what_has_no_price(profile: str) -> None:
+    for example in EXAMPLES:
+        lines = cost.explain_lines(plan_of(example, profile))
+        estimates = [line for line in lines if line.startswith("  ") and not line.startswith("    ") and line.strip() != cost.CAVEAT
+                     and not line.strip().startswith(("Kubeflow runs on your own cluster", "Runs on this machine"))]  # fmt: skip
+        assert estimates, (example, profile)
+        for line in estimates:
+            assert GIVES_A_FIGURE_OR_SAYS_WHY.search(line), f"{example} on {profile}: {line!r}"
+            assert "price unknown" not in line or "price unknown (no " in line, f"{example} on {profile}: {line!r}"
 
 
 def git(repo: Path, *args: str) -> None:
@@ -444,6 +482,10 @@ def test_diff_shows_each_cost_delta_with_both_numbers_and_the_caveat(churn_repo:
         "    endpoint churn-scorer: $167.90–$503.70/month → $251.85–$671.60/month (+$83.95 to +$167.90/month)",
         "    schedule churn-prediction-retraining: 4.33 runs/month, ≤ $3.49/month → 4.33 runs/month, ≤ $6.48/month (+$2.99/month)",
         "    total per training run: $0.80 a run → $1.50 a run (+$0.70 a run)",
+        # batch scoring has no timeout, so neither side has a month total; the month changes by
+        # the changed items' differences, the untouched batch scoring costing the same on both
+        # sides: +83.95 + 2.99 = +86.94 at the fewest replicas, +167.90 + 2.99 = +170.89 at the most
+        "    change per month: +$86.94 to +$170.89/month",
     ]:
         assert expected in lines, f"missing {expected!r} in:\n{result.stdout}"
     assert "changes cost class" in result.stdout
@@ -454,9 +496,11 @@ def test_diff_shows_each_cost_delta_with_both_numbers_and_the_caveat(churn_repo:
             "delta": "+$83.95 to +$167.90/month"} in profile["costs"]  # fmt: skip
     # batch scoring has no timeout, so no month total: a total is never a partial sum
     assert "total per month" not in {c["item"] for c in profile["costs"]}
+    assert {"item": "change per month", "old": None, "new": None, "delta": "+$86.94 to +$170.89/month"} in profile["costs"]
 
     markdown = CliRunner().invoke(main, [*args, "--format", "markdown"]).stdout
     assert "- endpoint churn-scorer: $167.90–$503.70/month → $251.85–$671.60/month (**+$83.95 to +$167.90/month**)" in markdown
+    assert "- change per month: **+$86.94 to +$170.89/month**" in markdown
     assert cost.CAVEAT in markdown
     # the golden holds the comment's cost section only: the rest follows the target's files
     lines = markdown.splitlines(keepends=True)
@@ -504,6 +548,19 @@ def test_the_shipped_table_prices_the_a100_change_on_azure_ml_in_dollars(ranker_
     assert costs["total per training run"]["delta"].startswith("+$")
     assert costs["total per month"]["delta"].startswith("+$")
     assert "price unknown" not in json.dumps(costs)
+
+
+def test_a_change_per_month_needs_a_dollar_difference_for_every_changed_monthly_item(test_prices: None) -> None:
+    plan = plan_of("churn", "aws-prod")
+    online = plan.online
+    more = dataclasses.replace(plan, online=dataclasses.replace(online, max_replicas=8))
+    rows = {item: delta for item, _, _, delta in cost.changes(cost.estimate(plan), cost.estimate(more))}
+    # ml.m5.large serves at 0.115 × 730 h = 83.95 a replica-month: 2 more at the top, none at the bottom
+    assert rows["change per month"] == "±$0.00 to +$167.90/month"
+    unpriced = dataclasses.replace(online.resources.machine, name="ml.m5.4xlarge")
+    moved = dataclasses.replace(plan, online=dataclasses.replace(online, resources=dataclasses.replace(online.resources, machine=unpriced)))
+    rows = {item: delta for item, _, _, delta in cost.changes(cost.estimate(plan), cost.estimate(moved))}
+    assert rows == {"endpoint churn-scorer": None}  # no difference in dollars: no change per month either
 
 
 def test_an_unchanged_build_has_no_cost_delta(churn_repo: Path, test_prices: None) -> None:

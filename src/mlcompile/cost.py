@@ -90,16 +90,15 @@ def hourly_price(platform: str, machine: Machine | None, use: str) -> HourlyPric
         return HourlyPrice(None, f"no price list for platform {platform}")
     if machine is None or not machine.name:
         return HourlyPrice(None, "no machine type")
-    found = table.machines.get(machine.name, {}).get(use)
-    if found is None:
-        return HourlyPrice(None, f"price unknown: no {use} price for {machine.name} in {table.region}")
-    total, sources = found.usd_per_hour, [(found.source, found.as_of, found.via)]
+    parts = [(machine.name, table.machines.get(machine.name, {}).get(use), 1)]
     if platform == "vertex" and machine.accelerator_platform_name and machine.accelerator_count:
-        gpu = table.accelerators.get(machine.accelerator_platform_name, {}).get(use)
-        if gpu is None:
-            return HourlyPrice(None, f"price unknown: no {use} price for {machine.accelerator_platform_name} in {table.region}")
-        total += gpu.usd_per_hour * machine.accelerator_count
-        sources.append((gpu.source, gpu.as_of, gpu.via))
+        gpu = machine.accelerator_platform_name
+        parts.append((gpu, table.accelerators.get(gpu, {}).get(use), machine.accelerator_count))
+    missing = [name for name, found, _ in parts if found is None]
+    if missing:
+        return HourlyPrice(None, f"price unknown: no {use} price for {' or '.join(missing)} in {table.region}")
+    total = sum((found.usd_per_hour * count for _, found, count in parts), Decimal(0))
+    sources = [(found.source, found.as_of, found.via) for _, found, _ in parts]
     return HourlyPrice(total, None, tuple(dict.fromkeys(sources)))
 
 
@@ -292,11 +291,18 @@ def cost_file(plan: Plan) -> Any:
 
 
 def _why_none(platform: str, reasons: list[str]) -> str:
+    """Why an estimate has no figure, in words that name what is missing: the machine and use
+    without a sourced price ("price unknown (no serving price for e2-standard-4 in
+    us-central1)"), a step without a timeout, or a self-managed cluster."""
     if platform == "kubeflow":
         return "no list price (self-managed cluster)"
-    if any(r.startswith("no timeout") for r in reasons):
-        return "no upper bound (a step has no timeout)"
-    return "price unknown"
+    unknown = "price unknown: "
+    unpriced = sorted({r.removeprefix(unknown) for r in reasons if r.startswith(unknown)})
+    unbounded = any(r.startswith("no timeout") for r in reasons)
+    words = [f"price unknown ({'; '.join(unpriced)})"] if unpriced else []
+    if unbounded:
+        words.append("no upper bound (a step has no timeout)")
+    return "; ".join(words) or "price unknown"
 
 
 def pipeline_text(entry: dict[str, Any], platform: str) -> str:
@@ -312,7 +318,7 @@ def endpoint_text(entry: dict[str, Any], platform: str) -> str:
         return "no charge"
     low, high = entry.get("per_month_min"), entry.get("per_month_max")
     if low is None or high is None:
-        return _why_none(platform, [])
+        return _why_none(platform, [entry.get("price_note") or ""])
     return f"{money(low)}/month" if low == high else f"{money(low)}–{money(high)}/month"
 
 
@@ -344,6 +350,7 @@ def items(data: dict[str, Any]) -> dict[str, str]:
 
 TRAINING_RUN = "total per training run"
 PER_MONTH = "total per month"
+MONTH_CHANGE = "change per month"
 Span = tuple[Decimal | None, Decimal | None]  # low, high; None where there is no price
 
 
@@ -402,9 +409,26 @@ def _total_text(span: Span | None, per: str) -> str | None:
     return f"{text} a run" if per == "run" else f"{text}/month"
 
 
+def _month_change(rows: list[tuple[str, str | None, str | None, str | None]], before: dict[str, Span], after: dict[str, Span]) -> str | None:
+    """The difference a change makes to a month when the month itself has no total (an item
+    without a price or an upper bound): the sum of the changed monthly items' differences. Exact,
+    because an item this change leaves alone costs the same on both sides; None when a changed
+    item has no difference in dollars, or the month has totals to compare."""
+    if None not in before.get(PER_MONTH, (None,)) and None not in after.get(PER_MONTH, (None,)):
+        return None
+    monthly = [row for row in rows if row[0].startswith(("endpoint ", "schedule "))]
+    if not monthly or not all(delta for *_, delta in monthly):
+        return None
+    nothing: Span = (Decimal(0), Decimal(0))
+    low = sum((after.get(item, nothing)[0] - before.get(item, nothing)[0] for item, *_ in monthly), Decimal(0))  # type: ignore[operator]
+    high = sum((after.get(item, nothing)[1] - before.get(item, nothing)[1] for item, *_ in monthly), Decimal(0))  # type: ignore[operator]
+    return _delta(nothing, (low, high), "month")
+
+
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str | None, str | None, str | None]]:
     """What changed between two cost.json: (item, old in words, new in words, the difference in
-    dollars), then, when anything did, the difference per training run and per month."""
+    dollars), then, when anything did, the difference per training run and per month (a month
+    without a total on either side gets its "change per month" instead: no words, a difference)."""
     before_words, after_words = items(old), items(new)
     before, after = _spans(old), _spans(new)
     nothing: Span = (Decimal(0), Decimal(0))
@@ -415,10 +439,13 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str | N
         per = "run" if item.startswith("pipeline ") else "month"
         rows.append((item, before_words.get(item), after_words.get(item), _delta(before.get(item, nothing), after.get(item, nothing), per)))
     if rows and (new.get("platform") or old.get("platform")) != "local":
+        month_change = _month_change(rows, before, after)
         for total, per in ((TRAINING_RUN, "run"), (PER_MONTH, "month")):
             old_total, new_total = _total_text(before.get(total), per), _total_text(after.get(total), per)
             if old_total != new_total:
                 rows.append((total, old_total, new_total, _delta(before.get(total, nothing), after.get(total, nothing), per)))
+        if month_change:
+            rows.append((MONTH_CHANGE, None, None, month_change))
     return rows
 
 
@@ -434,24 +461,18 @@ def explain_lines(plan: Plan) -> list[str]:
         where += ")"
     lines = [f"Cost estimate{where}"]
     pipelines = {p["pipeline"]: p for p in data["pipelines"]}
-    unpriced: dict[str, None] = {}
     for entry in data["pipelines"]:
         lines.append(f"  {entry['pipeline']}: per run: {pipeline_text(entry, platform)}")
         for step in entry["steps"]:
             if step["price_per_hour"] is not None and step["run_upper_bound"] is None:
                 lines.append(f"    {step['step']} has no timeout: the run has no upper bound")
-            elif step["price_per_hour"] is None and step["machine"]:
-                unpriced[f"{step['machine']} (training)"] = None
     for entry in data["endpoints"]:
-        lines.append(f"  endpoint {entry['endpoint']}: {endpoint_text(entry, platform)} "
-                     f"({entry['min_replicas']}..{entry['max_replicas']} replicas"
-                     + (f" × {entry['deployments']} deployments" if entry.get("deployments", 1) > 1 else "") + f" × {int(HOURS_PER_MONTH)} h)")
-        if entry["price_per_hour"] is None and entry["machine"]:
-            unpriced[f"{entry['machine']} (serving)"] = None
+        sizing = (f"{entry['min_replicas']}..{entry['max_replicas']} replicas"
+                  + (f" × {entry['deployments']} deployments" if entry.get("deployments", 1) > 1 else "") + f" × {int(HOURS_PER_MONTH)} h")
+        text = endpoint_text(entry, platform)
+        lines.append(f"  endpoint {entry['endpoint']}: " + (f"{text} ({sizing})" if entry["price_per_hour"] is not None else f"{text}; {sizing}"))
     for entry in data["schedules"]:
         lines.append(f"  schedule {entry['schedule']}: {schedule_text(entry, platform, pipelines.get(entry['pipeline']))}")
-    if unpriced:
-        lines.append(f"  no list price recorded for {', '.join(unpriced)}")
     if platform == "kubeflow":
         lines.append("  Kubeflow runs on your own cluster: cost.json states the resources each step asks, with no price.")
     elif platform == "local":

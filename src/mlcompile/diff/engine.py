@@ -54,8 +54,12 @@ class CostChange:
     new: str | None
     delta: str | None = None  # new − old in dollars ("+$1,234.56 a run", "+$80.30/month"), or "price unknown"
 
-    def render(self) -> str:
-        return f"{self.item}: {self.old or '(none)'} → {self.new or '(none)'}" + (f" ({self.delta})" if self.delta else "")
+    def render(self, emphasis: str = "") -> str:
+        """One line; ``emphasis`` wraps the difference (``**`` in Markdown)."""
+        delta = f"{emphasis}{self.delta}{emphasis}"
+        if self.old is None and self.new is None:  # a difference only ("change per month")
+            return f"{self.item}: {delta}"
+        return f"{self.item}: {self.old or '(none)'} → {self.new or '(none)'}" + (f" ({delta})" if self.delta else "")
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,7 @@ def _shorten(text: str, limit: int = 400) -> str:
 def _cost_block(profile: ProfileDiff) -> list[str]:
     if not profile.costs:
         return []
-    return ["", "**Cost** (estimates):", "", *(f"- {c.item}: {c.old or '(none)'} → {c.new or '(none)'}" + (f" (**{c.delta}**)" if c.delta else "") for c in profile.costs), "", f"<sub>{CAVEAT}</sub>"]
+    return ["", "**Cost** (estimates):", "", *(f"- {c.render('**')}" for c in profile.costs), "", f"<sub>{CAVEAT}</sub>"]
 
 
 def _files_block(profile: ProfileDiff, label: str, plan: Plan | None) -> list[str]:
