@@ -47,7 +47,9 @@ class ResourceChange:
 @dataclass(frozen=True)
 class CostChange:
     """A change to a cost estimate (cost.json of each side): "pipeline NAME" (a run's upper
-    bound), "endpoint NAME" (per month, min to max replicas) or "schedule NAME" (per month)."""
+    bound), "endpoint NAME" (per month, min to max replicas) or "schedule NAME" (per month), the
+    totals "total per training run" and "total per month", or "change per month" (the month's
+    difference when neither side has a month total: no old or new, a delta only)."""
 
     item: str
     old: str | None  # the estimate in words; None where the item did not exist
