@@ -1,10 +1,10 @@
-"""`mlcompile run --emulate` runs the churn example's Kubeflow build end to end on this
-machine: the built pipelines, the gs:// lake as folders, MLflow served locally."""
+"""`mlcompile run --emulate` runs the churn example's Kubeflow and Vertex AI builds end to end on
+this machine: the built pipelines, the gs:// lake as folders, MLflow served locally. The drift
+breach and its retraining are in test_emulate_retraining.py."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,19 +27,28 @@ def _emulate(profile: str, workdir: Path, spec: Path = REPO / "examples/churn/ml
     return done, time.monotonic() - started
 
 
-def test_the_kubeflow_build_trains_registers_scores_and_monitors(tmp_path: Path) -> None:
-    done, seconds = _emulate("kfp-gke", tmp_path / "emulate")
+def test_the_kubeflow_build_trains_twice_and_the_second_approved_version_takes_the_canary_share(tmp_path: Path) -> None:
+    """Two days of the Kubeflow system in one emulated run (`--runs 2`): the second training reads
+    a restaged snapshot (new data, the same market), so it registers a second version as good as
+    the first; approving it rolls it out as KServe's canary beside version 1."""
+    import pandas as pd
+
+    folder = tmp_path / "churn"
+    shutil.copytree(REPO / "examples/churn", folder, ignore=shutil.ignore_patterns(".mlcompile"))
+    activity = pd.read_csv(folder / "data/activity.csv")
+    activity["spend_30d"] = activity["spend_30d"] + 0.001
+    activity.to_csv(folder / "data/activity_v2.csv", index=False)
+    (folder / "emulate.yaml").write_text("restage: {training: {customer_activity_daily: data/activity_v2.csv}}\n")
+    done, seconds = _emulate("kfp-gke", tmp_path / "emulate", folder / "mlcompile.yaml", "--runs", "2")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads(done.stdout)
-    assert summary["pipelines"] == {
-        "churn-prediction-training": "succeeded",
-        "churn-prediction-deploy": "succeeded",  # after the emulator approved version 1 (approval: manual)
-        "churn-prediction-batch-scoring": "succeeded",
-        "churn-prediction-monitoring": "succeeded",
-    }
-    assert summary["registered"] == {"model": "churn-classifier", "version": "1", "registry": "http://mlflow.ml.svc:5000"}
-    assert summary["approved"] == {"version": "1", "by": "emulator"}
-    assert summary["deployed"] == {"endpoint": "churn-scorer", "version": "1", "traffic": {"1": 100}}  # the first version takes all
+    assert summary["pipelines"] == dict.fromkeys(
+        ["churn-prediction-training", "churn-prediction-deploy", "churn-prediction-batch-scoring", "churn-prediction-monitoring"], "succeeded"
+    )
+    assert summary["registered"] == {"model": "churn-classifier", "version": "2", "registry": "http://mlflow.ml.svc:5000"}
+    assert summary["approved"] == {"version": "2", "by": "emulator"}  # the emulator approved each version (approval: manual)
+    # read from the InferenceService KServe reconciled: version 2 on the canary, version 1 on the rest
+    assert summary["deployed"] == {"endpoint": "churn-scorer", "version": "2", "traffic": {"2": 10, "1": 90}}
     customers = {line.split(",")[0] for line in (REPO / "examples/churn/data/activity.csv").read_text().splitlines()[1:]}
     assert summary["batch"]["rows"] == len(customers)  # each customer scored once, on the latest snapshot
     assert summary["monitoring"]["breach"] is False  # scoring data drawn like the training data
@@ -48,7 +57,7 @@ def test_the_kubeflow_build_trains_registers_scores_and_monitors(tmp_path: Path)
     # the steps read the built files: the training data came through the emulated gs:// lake
     lake = tmp_path / "emulate/storage/gcs/acme-growth-lake/crm/customer_activity_daily.parquet"
     assert lake.is_file()
-    print(f"emulated kfp-gke run: {seconds:.1f} s")
+    print(f"emulated kfp-gke run, two trainings: {seconds:.1f} s")
 
 
 def test_the_vertex_build_trains_from_bigquery_fixtures_registers_deploys_scores_and_monitors(tmp_path: Path) -> None:
@@ -66,25 +75,3 @@ def test_the_vertex_build_trains_from_bigquery_fixtures_registers_deploys_scores
     # extract-features read the bq:// tables (parquet fixtures under bigquery/)
     assert tasks["extract-features"] == "succeeded" and tasks["validate-data"] == "succeeded"
     assert (tmp_path / "emulate/storage/bigquery/acme-growth-prod.crm.churn_labels.parquet").is_file()
-
-
-def test_drifted_data_breaches_alerts_and_asks_for_retraining(tmp_path: Path) -> None:
-    import pandas as pd
-
-    folder = tmp_path / "churn"
-    shutil.copytree(REPO / "examples/churn", folder, ignore=shutil.ignore_patterns(".mlcompile"))
-    activity = pd.read_csv(folder / "data/activity.csv")
-    activity["spend_30d"] = activity["spend_30d"] * 6 + 500  # a market the model never saw
-    activity["orders_30d"] = activity["orders_30d"] + 20
-    activity.to_csv(folder / "data/activity_drifted.csv", index=False)
-    (folder / "emulate.yaml").write_text(
-        "secrets: {growth-ml-alerts-webhook: 'http://127.0.0.1:9/alerts'}\n"
-        "restage: {monitoring: {customer_activity_daily: data/activity_drifted.csv}}\n"
-    )
-    done, _ = _emulate("kfp-gke", tmp_path / "emulate", folder / "mlcompile.yaml", "--only", "training", "--only", "monitoring")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    summary = json.loads(done.stdout)
-    assert summary["monitoring"] == {"breach": True}
-    assert summary["retraining"]["requested"] is True
-    tasks = summary["tasks"]["churn-prediction-monitoring"]
-    assert tasks["condition-2"] == "succeeded" and tasks["alert"] == "succeeded" and tasks["trigger-retraining"] == "succeeded"

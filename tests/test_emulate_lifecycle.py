@@ -1,6 +1,6 @@
 """The emulated system's life after `mlcompile deploy`, through the platform's APIs: a person
-approves each registered version (the `production` alias), runs the deploy pipeline, and the
-endpoint serves it with the canary split; batch scoring and monitoring need an approved
+approves each registered version (the `production` alias) and runs the deploy pipeline (the
+canary split of a second version is in test_emulate_churn.py); batch scoring and monitoring need an approved
 version; a failing gate registers nothing."""
 
 from __future__ import annotations
@@ -22,27 +22,6 @@ def _churn(tmp_path: Path, emulate_yaml: str = "") -> Path:
     if emulate_yaml:
         (folder / "emulate.yaml").write_text(emulate_yaml)
     return folder
-
-
-def test_a_second_approved_version_takes_the_canary_share_beside_the_first(tmp_path: Path) -> None:
-    import pandas as pd
-
-    folder = _churn(tmp_path, "restage: {training: {customer_activity_daily: data/activity_v2.csv}}\n")
-    activity = pd.read_csv(folder / "data/activity.csv")
-    activity["spend_30d"] = activity["spend_30d"] + 0.001  # new data, the same market: a new model as good
-    activity.to_csv(folder / "data/activity_v2.csv", index=False)
-    done, seconds = _emulate("kfp-gke", tmp_path / "emulate", folder / "mlcompile.yaml", "--runs", "2")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    summary = json.loads(done.stdout)
-    assert summary["pipelines"] == dict.fromkeys(
-        ["churn-prediction-training", "churn-prediction-deploy", "churn-prediction-batch-scoring", "churn-prediction-monitoring"], "succeeded"
-    )
-    assert summary["registered"] == {"model": "churn-classifier", "version": "2", "registry": "http://mlflow.ml.svc:5000"}
-    assert summary["approved"] == {"version": "2", "by": "emulator"}
-    # read from the InferenceService KServe reconciled: version 2 on the canary, version 1 on the rest
-    assert summary["deployed"] == {"endpoint": "churn-scorer", "version": "2", "traffic": {"2": 10, "1": 90}}
-    assert summary["batch"]["rows"] > 0 and summary["monitoring"] == {"breach": False}
-    print(f"emulated kfp-gke run, two trainings: {seconds:.1f} s")
 
 
 def test_without_approval_nothing_is_deployed_and_batch_waits_for_an_approved_version(tmp_path: Path) -> None:
