@@ -146,7 +146,8 @@ def test_runtime_steps_read_their_config_from_s3(builds: dict[str, Path]) -> Non
     config_input = next(i for i in extract["ProcessingInputs"] if i["InputName"] == "config")
     assert config_input["S3Input"]["S3Uri"] == f"s3://{BUCKET}/mlcompile/churn-prediction/configs/{key}.json"
     plan, _ = plan_of("churn")
-    assert load(folder, f"configs/{key}.json") == step_config(plan, plan.training.step("extract-features"))
+    platform = {"platform": {"name": "sagemaker", "region": "eu-west-1", "bucket": BUCKET}}  # the runtime's registry: SageMaker's
+    assert load(folder, f"configs/{key}.json") == {**step_config(plan, plan.training.step("extract-features")), **platform}
     assert arguments[2:] == ["--output", "test=/opt/ml/processing/output/test/test.parquet", "--output", "train=/opt/ml/processing/output/train/train.parquet"]
     assert extract["ProcessingResources"]["ClusterConfig"] == {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
 
@@ -245,7 +246,7 @@ def test_canary_endpoint_with_cpu_autoscaling(builds: dict[str, Path]) -> None:
     assert config["DataCaptureConfig"]["DestinationS3Uri"] == f"s3://{BUCKET}/mlcompile/churn-prediction/data-capture/churn-scorer"
     endpoint = load(folder, "serving/endpoint.json")
     routing = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
-    assert routing == {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}, "WaitIntervalInSeconds": 600}
+    assert routing == {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 600}
     assert endpoint["DeploymentConfig"]["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "churn-scorer-rollback"}]}
     target = load(folder, "serving/scalable-target.json")
     assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == ("endpoint/churn-scorer/variant/AllTraffic", 2, 6)
@@ -382,8 +383,19 @@ def problems(plan: Any) -> dict[str, str]:
 
 
 def test_examples_pass_the_checks() -> None:
-    for example in ("churn", "batch-scoring"):
-        assert problems(plan_of(example)[0]) == {}
+    assert problems(plan_of("batch-scoring")[0]) == {}
+    assert list(problems(plan_of("churn")[0])) == ["warning:deployment.online.rollout.canary_percent"]  # below
+
+
+def test_a_canary_is_whole_instances_and_a_share_far_from_the_specs_is_warned_about(builds: dict[str, Path]) -> None:
+    """SageMaker's canary moves whole instances: churn's 10 % canary on replicas.min 2 is one
+    instance, half the traffic — the endpoint says so (INSTANCE_COUNT, not a percent SageMaker
+    would round up anyway) and the check warns at the spec's line."""
+    routing = load(builds["churn"], "serving/endpoint.json")["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["CanarySize"] == {"Type": "INSTANCE_COUNT", "Value": 1}
+    (warning,) = [d for d in SageMakerTarget().check(plan_of("churn")[0]) if d.severity == "warning"]
+    assert "gets 1 of 2 instances, about 50% of the traffic" in warning.message
+    assert "raise replicas.min to at least 10" in (warning.hint or "")
 
 
 def test_tuning_a_container_with_a_command_is_refused_where_it_is_written(tmp_path: Path) -> None:
@@ -490,7 +502,7 @@ def test_checking_imports_no_cloud_sdk() -> None:
         "from test_target_sagemaker_support import plan_of\n"
         "from mlcompile.targets.registry import load_target\n"
         "target = load_target('sagemaker')\n"
-        "assert target.check(plan_of('churn')[0]) == []\n"
+        "assert [d for d in target.check(plan_of('churn')[0]) if d.severity == 'error'] == []\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sagemaker', 'boto3', 'botocore')))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT / "tests", capture_output=True, text=True, timeout=120)

@@ -21,6 +21,7 @@ from mlcompile.runtime.contract import ENV_HYPERPARAMETERS
 from mlcompile.secrets import env_name
 from mlcompile.targets.base import unsupported
 from mlcompile.targets.sagemaker import feature_store
+from mlcompile.targets.sagemaker.bodies import canary_instances, canary_traffic_percent
 from mlcompile.targets.sagemaker.layout import HYPERPARAMETERS_FILE, breach_step
 from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron
 
@@ -32,6 +33,7 @@ MAX_ENDPOINT_TIMEOUT_SECONDS = 60  # real-time endpoints answer within 60 s, not
 MAX_TUNING_RANGES = 30  # hyperparameter ranges per tuning job
 MAX_CONTAINER_ARGUMENT = 256  # characters per ContainerEntrypoint / ContainerArguments entry
 SECRET = "secret://"
+CANARY_TOLERANCE_PERCENT = 5  # a canary whose instances carry a share this far from the spec's is warned about
 
 
 def check(plan: Plan) -> list[Diagnostic]:
@@ -61,7 +63,7 @@ def check(plan: Plan) -> list[Diagnostic]:
         for step in pipeline.steps:
             _check_step(plan, step, refuse, warn)
     _check_tuning(plan, refuse)
-    _check_online(plan, refuse)
+    _check_online(plan, refuse, warn)
     if plan.batch is not None:
         score = plan.batch.steps[0]
         output = str(score.params.get("output_uri", ""))
@@ -150,7 +152,7 @@ def _check_tuning(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
             refuse(tuning.origin.below(f"params.{param.name}.min"), f"log scale needs min > 0 (got {param.min})")
 
 
-def _check_online(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
+def _check_online(plan: Plan, refuse, warn) -> None:  # type: ignore[no-untyped-def]
     online = plan.online
     if online is None:
         return
@@ -163,5 +165,14 @@ def _check_online(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
         refuse(online.origin.below("replicas.min"), "a SageMaker real-time endpoint variant runs at least one instance", "set replicas.min: 1")
     if online.max_replicas > online.min_replicas and online.autoscaling_metric is None:
         refuse(online.origin.below("replicas.max"), f"replicas {online.min_replicas}..{online.max_replicas} without autoscaling: Application Auto Scaling needs a target-tracking metric", "add autoscaling: {metric, target}, or set max = min")
+    if online.strategy == "canary":
+        share = canary_traffic_percent(online)
+        if abs(share - (online.canary_percent or 0)) > CANARY_TOLERANCE_PERCENT:
+            warn(
+                online.origin.below("rollout.canary_percent"),
+                f"canary_percent {online.canary_percent} on {online.min_replicas} instance(s): SageMaker moves whole instances, so the canary gets "
+                f"{canary_instances(online)} of {online.min_replicas} instances, about {share:.0f}% of the traffic",
+                f"raise replicas.min to at least {-(-100 // max(online.canary_percent or 1, 1))} for a {online.canary_percent}% canary, or set canary_percent to {share:.0f}",
+            )
     if online.autoscaling_metric == "gpu" and not (resources.machine and resources.machine.accelerator_count):
         refuse(online.origin.below("autoscaling.metric"), "autoscaling on gpu utilisation needs a GPU instance")

@@ -100,6 +100,11 @@ class Layout:
     def data_capture_uri(self) -> str:
         return f"{self.prefix}/data-capture"
 
+    def platform_section(self) -> dict[str, str]:
+        """What a runtime step's config says of the platform: its registry is the SageMaker
+        Model Registry of this region (runtime/registry_sagemaker.py)."""
+        return {"name": "sagemaker", "region": self.region, "bucket": self.bucket}
+
     def config_uri(self, key: str) -> str:
         return f"{self.prefix}/configs/{key}.json"
 

@@ -139,7 +139,7 @@ class _PipelineBuilder:
 
     def config_input(self, step: Step) -> tuple[str, str]:
         """(S3 URI, key) of the step's runtime config, uploaded by deploy."""
-        config = step_config(self.plan, self.step_params(step))
+        config = {**step_config(self.plan, self.step_params(step)), "platform": self.layout.platform_section()}
         key = config_key(config)
         self.configs[key] = config
         return self.layout.config_uri(key), key
@@ -334,10 +334,24 @@ class _PipelineBuilder:
             model_package_group_name=registry.model,
             approval_status="Approved" if registry.approval == "auto" else "PendingManualApproval",
             model_metrics=ModelMetrics(model_statistics=MetricsSource(s3_uri=statistics, content_type="application/json")),
+            drift_check_baselines=self.drift_baseline(trainer),
             customer_metadata_properties=metadata,
             description=f"{registry.model} trained by {self.pipeline.name}",
         )
         return ModelStep(step.name, step_args=arguments)
+
+    def drift_baseline(self, trainer: str) -> Any:
+        """The training set as the version's data-quality baseline: drift checks of a
+        container-trained version sample it (mlcompile's own models keep a sample inside)."""
+        from sagemaker.drift_check_baselines import DriftCheckBaselines
+        from sagemaker.model_metrics import MetricsSource
+        from sagemaker.workflow.functions import Join
+
+        train = next((r for r in self.pipeline.step(trainer).inputs if r.name == "train"), None)
+        if train is None:
+            return None
+        uri = Join(on="/", values=[self.producer_uri(train), input_file(train, self.pipeline.step(train.step))])
+        return DriftCheckBaselines(model_data_statistics=MetricsSource(s3_uri=uri, content_type="application/x-parquet"))
 
     def gates(self, evaluate: str, gate_step: str, then: list[Any]) -> list[Any]:
         """One ConditionStep per gate, chained: each passes on to the next, the last to
