@@ -77,14 +77,15 @@ def test_a_build_lists_every_file_with_its_kind(builds: dict[str, Path]) -> None
     assert kinds["rules/churn-prediction-retrain-on-breach.targets.json"] == "events.put_targets"
     assert {k for p, k in kinds.items() if p.startswith("configs/")} == {"mlcompile.step_config"}
     assert kinds["feature-store/customer_activity.json"] == "sagemaker.create_feature_group"
-    # training, batch scoring, monitoring, deploy-on-approval (manual approval), and one
-    # materialisation pipeline per online feature view
+    # training, batch scoring, monitoring, deploy-on-approval (manual approval), one
+    # materialisation pipeline per online feature view, and the new-data sensor
     assert sorted(p for p, k in kinds.items() if k == "sagemaker.pipeline_definition") == [
         "pipelines/churn-prediction-batch-scoring.definition.json",
         "pipelines/churn-prediction-deploy.definition.json",
         "pipelines/churn-prediction-materialize-customer-activity.definition.json",
         "pipelines/churn-prediction-materialize-customer-profile.definition.json",
         "pipelines/churn-prediction-monitoring.definition.json",
+        "pipelines/churn-prediction-retrain-on-new-data-sensor.definition.json",
         "pipelines/churn-prediction-training.definition.json",
     ]
 

@@ -339,7 +339,7 @@ class _Deployer:
 
     def bucket_events_note(self, pattern: dict[str, Any]) -> str:
         """A rule on S3 events fires only when the bucket sends its events to EventBridge, a
-        bucket setting `deploy` does not change: say so when it is off."""
+        bucket setting `deploy` does not change: say so, and whether it is on."""
         from botocore.exceptions import ClientError
 
         if pattern.get("source") != ["aws.s3"]:
@@ -350,5 +350,5 @@ class _Deployer:
         except ClientError as exc:
             return f"could not read the event settings of bucket {bucket} ({exc.response.get('Error', {}).get('Code', exc)}): it must send events to EventBridge"
         if "EventBridgeConfiguration" in settings:
-            return ""
+            return f"bucket {bucket} sends its events to EventBridge, as this rule needs (keep it on)"
         return f"bucket {bucket} does not send events to EventBridge yet: turn on 'Amazon EventBridge' in its event notifications"
