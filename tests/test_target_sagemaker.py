@@ -174,6 +174,8 @@ def test_tuning_distributed_spot_training_on_a100(builds: dict[str, Path]) -> No
     assert {"Name": "warmup_steps", "MinValue": "100", "MaxValue": "2000", "ScalingType": "Logarithmic"} in ranges["IntegerParameterRanges"]
     assert ranges["CategoricalParameterRanges"] == [{"Name": "loss", "Values": ["lambdarank", "listnet", "softmax_ce"]}]
     assert "ndcg_at_10" in {d["Name"] for d in job["AlgorithmSpecification"]["MetricDefinitions"]}  # with the other evaluation metrics
+    # spot trials checkpoint under one prefix (mlcompile's entry gives each trial a folder in it)
+    assert job["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/mlcompile/search-ranker/checkpoints/tune", "LocalPath": "/opt/ml/checkpoints"}
     # the image's ENTRYPOINT (mlcompile's entry) gets the command and the static args here
     assert "ContainerEntrypoint" not in job["AlgorithmSpecification"]
     assert job["StaticHyperParameters"] == {

@@ -292,8 +292,10 @@ class _PipelineBuilder:
             max_run=max_run,
             use_spot_instances=spot,
             max_wait=max_run * SPOT_WAIT_FACTOR if spot else None,
-            checkpoint_s3_uri=f"{self.layout.checkpoints_uri}/{step.name}" if spot and tuning is None else None,
-            checkpoint_local_path=TRAINING_CHECKPOINTS if spot and tuning is None else None,
+            # a tuning job's trials share this prefix: mlcompile's entry gives each its own folder
+            # under it (MLCOMPILE_CHECKPOINT_DIR = LocalPath/<training job name>)
+            checkpoint_s3_uri=f"{self.layout.checkpoints_uri}/{step.name}" if spot else None,
+            checkpoint_local_path=TRAINING_CHECKPOINTS if spot else None,
             output_path=self.layout.models_uri,
             container_entry_point=entry_point,
             container_arguments=arguments,
