@@ -78,6 +78,12 @@ def render(plan: Plan) -> list[OutputFile]:
             add(f"schedules/{schedule.name}.json", "scheduler.create_schedule", bodies.schedule(layout, schedule))
     for view in feature_store.online_views(plan):
         add(f"feature-store/{view.name}.json", "sagemaker.create_feature_group", feature_store.create_feature_group(plan, layout, view))
+    if bodies.email_recipients(plan):  # email alerts: an alarm on the alert step notifies an SNS topic
+        add("alerts/topic.json", "sns.create_topic", bodies.alert_topic(plan))
+        for index, subscription in enumerate(bodies.alert_subscriptions(plan, layout), 1):
+            add(f"alerts/subscription-{index}.json", "sns.subscribe", subscription)
+        alarm = bodies.alert_alarm(plan, layout)
+        add(f"alarms/{alarm['AlarmName']}.json", "cloudwatch.put_metric_alarm", alarm)
     for trigger in plan.triggers:
         if trigger.kind == "monitoring_breach":
             alarm = bodies.breach_alarm(plan, trigger)
