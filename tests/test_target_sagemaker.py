@@ -28,6 +28,7 @@ from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron  # noq
 
 BUCKET = "acme-ml-artifacts-eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerPipelinesExecution"
+SCHEDULERS = "arn:aws:iam::123456789012:role/EventBridgeStartPipelines"
 RUNTIME = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlcompile-runtime:0.1.0"
 
 
@@ -246,7 +247,21 @@ def test_manual_approval_deploys_when_a_version_is_approved(builds: dict[str, Pa
     }
     targets = load(builds["churn"], "rules/churn-prediction-deploy-on-approval.targets.json")
     assert targets["Targets"][0]["Arn"] == "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/churn-prediction-deploy"
-    assert targets["Targets"][0]["RoleArn"] == ROLE
+    assert targets["Targets"][0]["RoleArn"] == SCHEDULERS  # may only start pipelines
+
+
+def test_each_duty_runs_as_its_own_role(builds: dict[str, Path]) -> None:
+    """The profile's roles per duty: the pipelines (and their jobs) as role_arn, the endpoint's
+    model as the serving role — which cannot start pipelines —, schedules and rules as the
+    schedulers' role, feature groups' offline store as the feature store's."""
+    folder = builds["churn"]
+    assert load(folder, "pipelines/churn-prediction-training.json")["RoleArn"] == ROLE
+    training = steps_of(load(folder, "pipelines/churn-prediction-training.definition.json"))
+    assert training["extract-features"]["Arguments"]["RoleArn"] == ROLE
+    assert load(folder, "serving/model.json")["ExecutionRoleArn"] == "arn:aws:iam::123456789012:role/SageMakerEndpointServing"
+    assert load(folder, "schedules/churn-prediction-retraining.json")["Target"]["RoleArn"] == SCHEDULERS
+    assert {t["RoleArn"] for t in load(folder, "rules/churn-prediction-retrain-on-breach.targets.json")["Targets"]} == {SCHEDULERS}
+    assert load(folder, "feature-store/customer_activity.json")["RoleArn"] == "arn:aws:iam::123456789012:role/SageMakerFeatureStoreOffline"
 
 
 def test_canary_endpoint_with_cpu_autoscaling(builds: dict[str, Path]) -> None:
@@ -333,8 +348,9 @@ def test_a_breach_starts_training_through_an_alarm_and_a_rule(builds: dict[str, 
     assert json.loads(rule["EventPattern"])["detail"] == {"alarmName": ["churn-prediction-monitoring-breach"], "state": {"value": ["ALARM"]}}
     targets = load(folder, "rules/churn-prediction-retrain-on-breach.targets.json")["Targets"]
     assert targets[0]["Arn"] == "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/churn-prediction-training"
-    # on_breach: alert (batch-scoring, ranker-gpu): no alarm, no retraining rule
-    assert not list((builds["batch-scoring"]).glob("alarms/*"))
+    # on_breach: alert (batch-scoring, ranker-gpu): no breach alarm, no retraining rule (only the email alerts' alarm)
+    assert [p.name for p in builds["batch-scoring"].glob("alarms/*")] == ["invoice-late-payment-monitoring-alert.json"]
+    assert not list(builds["batch-scoring"].glob("rules/*retrain*"))
 
 
 def test_new_labels_start_training(builds: dict[str, Path]) -> None:
@@ -356,8 +372,8 @@ def test_every_resource_carries_the_lineage_tags(builds: dict[str, Path]) -> Non
             for step in steps_of(body).values():
                 if step["Type"] not in ("Condition", "Fail"):
                     assert expected.items() <= tag_map(step["Arguments"]["Tags"]).items(), (entry["path"], step["Name"])
-        elif entry["kind"] in ("scheduler.create_schedule", "events.put_targets", "application-autoscaling.put_scaling_policy", "mlcompile.step_config"):
-            continue  # not taggable: schedules are tagged through their group, rules and scalable targets carry the tags
+        elif entry["kind"] in ("scheduler.create_schedule", "events.put_targets", "application-autoscaling.put_scaling_policy", "mlcompile.step_config", "sns.subscribe"):
+            continue  # not taggable: schedules are tagged through their group, rules, scalable targets and topics carry the tags
         elif entry["kind"] == "application-autoscaling.register_scalable_target":
             assert expected.items() <= body["Tags"].items()
         else:

@@ -73,7 +73,7 @@ def serving(plan: Plan, layout: Layout) -> dict[str, tuple[str, dict[str, Any]]]
         {
             "ModelName": versioned,
             "PrimaryContainer": {"ModelPackageName": MODEL_PACKAGE_ARN},
-            "ExecutionRoleArn": layout.role_arn,
+            "ExecutionRoleArn": layout.serving_role,
             "Tags": tags(plan),
         },
     )
@@ -210,7 +210,7 @@ def _target_tracking(online: OnlineEndpoint) -> dict[str, Any]:
 
 
 def _pipeline_target(layout: Layout, pipeline: str) -> dict[str, Any]:
-    return {"Arn": layout.pipeline_arn(pipeline), "RoleArn": layout.role_arn, "SageMakerPipelineParameters": {"PipelineParameterList": []}}
+    return {"Arn": layout.pipeline_arn(pipeline), "RoleArn": layout.scheduler_role, "SageMakerPipelineParameters": {"PipelineParameterList": []}}
 
 
 def schedule_group(plan: Plan, layout: Layout) -> dict[str, Any]:

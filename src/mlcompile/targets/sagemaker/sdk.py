@@ -353,7 +353,7 @@ class _PipelineBuilder:
         if online_features is not None:  # serving reads the model's features by entity key
             environment[ONLINE_FEATURES_ENV] = online_features
         environment.update(serving_env(plan))  # a container-trained model's description: model.tar.gz holds what its trainer wrote
-        model = Model(image_uri=plan.runtime_image, model_data=self.producer_uri(model_ref), role=self.layout.role_arn, env=environment, sagemaker_session=self.session)
+        model = Model(image_uri=plan.runtime_image, model_data=self.producer_uri(model_ref), role=self.layout.serving_role, env=environment, sagemaker_session=self.session)
         statistics = Join(on="/", values=[self.producer_uri(metrics_ref), "metrics.json"])
         metadata = {"mlcompile-system": plan.system, "mlcompile-spec-sha256": plan.spec_sha256, "mlcompile-trainer-step": trainer}
         if registry.aliases:
