@@ -149,13 +149,24 @@ def serving(plan: Plan, layout: Layout) -> dict[str, tuple[str, dict[str, Any]]]
     return bodies
 
 
+def canary_instances(online: OnlineEndpoint) -> int:
+    """How many of the fleet's `replicas.min` instances the canary gets: SageMaker shifts whole
+    instances (at least one), so the spec's percent is rounded to instances — 10 % of 2
+    instances is 1 instance, half the traffic (checks.py warns when that is far from the spec)."""
+    return max(1, min(online.min_replicas, round(online.min_replicas * (online.canary_percent or 0) / 100)))
+
+
+def canary_traffic_percent(online: OnlineEndpoint) -> float:
+    return 100 * canary_instances(online) / max(online.min_replicas, 1)
+
+
 def _rollout(online: OnlineEndpoint) -> dict[str, Any]:
-    """canary: a share of capacity first, then the rest; blue_green: all at once, the old
-    fleet kept for rollback; replace: all at once, the old fleet terminated at once."""
+    """canary: some instances first (`canary_instances`), then the rest; blue_green: all at
+    once, the old fleet kept for rollback; replace: all at once, the old fleet terminated at once."""
     if online.strategy == "canary":
         routing = {
             "Type": "CANARY",
-            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": online.canary_percent},
+            "CanarySize": {"Type": "INSTANCE_COUNT", "Value": canary_instances(online)},
             "WaitIntervalInSeconds": CANARY_WAIT_SECONDS,
         }
         wait = BLUE_GREEN_TERMINATION_WAIT_SECONDS

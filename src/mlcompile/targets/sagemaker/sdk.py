@@ -29,21 +29,26 @@ from mlcompile.runtime.contract import (
     ENV_TEST_DATA,
     ENV_TRAIN_DATA,
     ENV_VALIDATION_REPORT,
+    additional_metrics,
     serving_env,
     step_config,
 )
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets.sagemaker import bodies, feature_store
 from mlcompile.targets.sagemaker.layout import (
+    COMMAND_HYPERPARAMETER,
     PROCESSING_INPUT,
     PROCESSING_OUTPUT,
+    TRAINER_ENTRY,
     TRAINING_CHECKPOINTS,
     TRAINING_INPUT,
     TRAINING_MODEL,
     Layout,
     artifact_file,
     config_key,
+    flag_values,
     input_file,
+    metric_definition,
 )
 
 SDK_REQUIREMENT = "sagemaker>=2.250,<3"
@@ -139,7 +144,7 @@ class _PipelineBuilder:
 
     def config_input(self, step: Step) -> tuple[str, str]:
         """(S3 URI, key) of the step's runtime config, uploaded by deploy."""
-        config = step_config(self.plan, self.step_params(step))
+        config = {**step_config(self.plan, self.step_params(step)), "platform": self.layout.platform_section()}
         key = config_key(config)
         self.configs[key] = config
         return self.layout.config_uri(key), key
@@ -250,7 +255,18 @@ class _PipelineBuilder:
             for name in sorted(outputs):
                 arguments += ["--output", f"{name}={outputs[name]}"]
         tuning = self.plan.tuning if step.kind == "tune" else None
-        metric_definitions = [_metric_definition(m) for m in sorted({tuning.metric} if tuning else set())] or None
+        hyperparameters: dict[str, str] | None = None
+        if step.uses_user_container and tuning is not None:
+            # a tuning job runs the image's ENTRYPOINT (mlcompile's entry, see checks): the
+            # command and static args reach it as hyperparameters, beside each trial's values
+            hyperparameters = dict(flag_values(step.args) or {})
+            if step.command:
+                hyperparameters[COMMAND_HYPERPARAMETER] = json.dumps(list(step.command))
+            entry_point, arguments = None, None
+        elif step.uses_user_container and resources.replicas > 1 and step.command:
+            entry_point = [*TRAINER_ENTRY, "--", *step.command]  # gives each instance its rank (resourceconfig.json)
+        names = {tuning.metric, *additional_metrics(self.plan)} if tuning else set()
+        metric_definitions = [metric_definition(m) for m in sorted(names)] or None
         spot = resources.spot
         estimator = Estimator(
             image_uri=step.image,
@@ -267,6 +283,7 @@ class _PipelineBuilder:
             container_arguments=arguments,
             environment=environment or None,
             metric_definitions=metric_definitions,
+            hyperparameters=hyperparameters or None,
             tags=self.tags,
             disable_profiler=True,
             debugger_hook_config=False,
@@ -334,10 +351,24 @@ class _PipelineBuilder:
             model_package_group_name=registry.model,
             approval_status="Approved" if registry.approval == "auto" else "PendingManualApproval",
             model_metrics=ModelMetrics(model_statistics=MetricsSource(s3_uri=statistics, content_type="application/json")),
+            drift_check_baselines=self.drift_baseline(trainer),
             customer_metadata_properties=metadata,
             description=f"{registry.model} trained by {self.pipeline.name}",
         )
         return ModelStep(step.name, step_args=arguments)
+
+    def drift_baseline(self, trainer: str) -> Any:
+        """The training set as the version's data-quality baseline: drift checks of a
+        container-trained version sample it (mlcompile's own models keep a sample inside)."""
+        from sagemaker.drift_check_baselines import DriftCheckBaselines
+        from sagemaker.model_metrics import MetricsSource
+        from sagemaker.workflow.functions import Join
+
+        train = next((r for r in self.pipeline.step(trainer).inputs if r.name == "train"), None)
+        if train is None:
+            return None
+        uri = Join(on="/", values=[self.producer_uri(train), input_file(train, self.pipeline.step(train.step))])
+        return DriftCheckBaselines(model_data_statistics=MetricsSource(s3_uri=uri, content_type="application/x-parquet"))
 
     def gates(self, evaluate: str, gate_step: str, then: list[Any]) -> list[Any]:
         """One ConditionStep per gate, chained: each passes on to the next, the last to
@@ -423,11 +454,6 @@ class _PipelineBuilder:
         definition = json.loads(pipeline.definition())
         _tag_model_packages(definition["Steps"], self.tags)
         return definition
-
-
-def _metric_definition(metric: str) -> dict[str, str]:
-    """How SageMaker reads a metric from the training log: a line `<metric>=<value>`."""
-    return {"Name": metric, "Regex": f"{metric}=([-+]?[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?)"}
 
 
 def _gate_names(gates: tuple[Gate, ...]) -> list[str]:
