@@ -81,8 +81,9 @@ def emulate(
 
 
 def provision(session: Session, platform: Platform, aws: dict[str, str]) -> None:
-    """What `mlcompile deploy` leaves in the account (the profile's bucket exists before it),
-    and the step configs it uploaded copied into the emulated S3."""
+    """What `mlcompile deploy` leaves in the account (the profile's bucket and the emulation
+    config's secrets exist before it), and the step configs it uploaded copied into the
+    emulated S3."""
     from mlcompile.targets.sagemaker.deploy import deploy
     from mlcompile.targets.sagemaker.layout import Layout
 
@@ -93,6 +94,9 @@ def provision(session: Session, platform: Platform, aws: dict[str, str]) -> None
         actions = deploy(session.plan, session.build, dry_run=False)
     for action in actions:
         session.log(f"deploy: {action.action} {action.resource}" + (f": {action.detail}" if action.detail else ""))
+    secrets = platform.client("secretsmanager")
+    for name, value in sorted(session.config.secrets.items()):  # what the team stored before deploying
+        secrets.create_secret(Name=name, SecretString=value)
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=layout.bucket):
         for item in page.get("Contents", []):
@@ -159,14 +163,14 @@ def facts(session: Session, platform: Platform) -> dict[str, Any]:
     found: dict[str, Any] = {}
     package = newest(platform, plan.registry.model)
     if package is not None:
-        found["registered"] = {"model": plan.registry.model, "version": str(package["ModelPackageVersion"]), "registry": "sagemaker", "status": package.get("ModelApprovalStatus")}
+        found["registered"] = {"model": plan.registry.model, "version": str(package["ModelPackageVersion"]), "registry": "sagemaker"}
     if plan.online is not None:
         served = endpoint_versions(platform, plan.online.name)
         if served is not None:
             found["deployed"] = served
     retrained = next((d for d in platform.delivered if d["event"] == "CloudWatch Alarm State Change" and d.get("execution")), None)
     if retrained is not None:
-        found["retraining"] = {"submitted": retrained["execution"], "status": retrained["status"].lower(), "rule": retrained["rule"]}
+        found["retraining"] = {"submitted": retrained["execution"], "status": retrained["status"].lower()}
     return found
 
 
@@ -190,5 +194,5 @@ def endpoint_versions(platform: Platform, endpoint: str) -> dict[str, Any] | Non
     total = sum(weights.values()) or 1.0
     traffic = {version: round(100 * weight / total) for version, weight in weights.items()}
     serving = max(traffic, key=lambda v: (traffic[v], v)) if traffic else None
-    return {"endpoint": endpoint, "version": serving, "traffic": traffic, "config": described["EndpointConfigName"]}
+    return {"endpoint": endpoint, "version": serving, "traffic": traffic}
 
