@@ -3,7 +3,8 @@ EventBridge, EventBridge Scheduler, CloudWatch), with moto corrected where it do
 as AWS does:
 
 - DescribeFeatureGroup of a group that does not exist is `ResourceNotFound` (moto: a 500);
-- UpdateEndpoint (moto has none): the endpoint moves to the new endpoint config;
+- UpdateEndpoint (moto has none): the endpoint moves to the new endpoint config, and its
+  DeploymentConfig is kept for the emulator (ROLLOUTS: a canary's traffic split);
 - TestEventPattern (moto answers nothing): moto's own matcher, the one its PutEvents uses.
 
 Every boto3 client of the emulator and of the steps reaches it through AWS_ENDPOINT_URL and
@@ -18,6 +19,9 @@ from collections.abc import Iterator
 from typing import Any
 
 PATCHED = False
+# (region, endpoint) -> the last UpdateEndpoint's {from, to, deployment}: what the endpoint's
+# blue/green deployment is doing (moto keeps no deployment)
+ROLLOUTS: dict[tuple[str, str], dict[str, Any]] = {}
 
 
 def patch_moto() -> None:
@@ -50,6 +54,7 @@ def patch_moto() -> None:
         except KeyError:
             raise ValidationError(message=f"Could not find endpoint configuration \"{config_name}\".") from None
         endpoint = backend.endpoints[name]
+        ROLLOUTS[(backend.region_name, name)] = {"from": endpoint.endpoint_config_name, "to": config_name, "deployment": self._get_param("DeploymentConfig") or {}}
         endpoint.endpoint_config_name = config_name
         endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
         endpoint.data_capture_config = config.get("DataCaptureConfig")

@@ -64,7 +64,7 @@ class Platform:
         execution = Execution(definition, pipeline, arn, parameters or {}, self.context, register=self.register, parallelism=min(limit, self.parallelism), on_step=lambda step, status: self._step_metric(pipeline, step, status))
         result = execution.run()
         for task in result.tasks.values():
-            self.log(f"  {task.name}: {task.status.lower()}" + (f" ({task.reason})" if task.reason else ""))
+            self.log(f"  {task.name}: {task.status.lower()} in {task.seconds:.1f} s" + (f" ({task.reason})" if task.reason else ""))
         self.log(f"pipeline {pipeline}: {result.status.lower()} in {result.seconds:.1f} s")
         self.on_result(result, cause)
         self.settle()

@@ -175,7 +175,8 @@ def facts(session: Session, platform: Platform) -> dict[str, Any]:
 
 
 def endpoint_versions(platform: Platform, endpoint: str) -> dict[str, Any] | None:
-    """The model package version behind each production variant, and its share of traffic."""
+    """The model package version the endpoint serves and each version's share of traffic. An
+    endpoint updated with a blue/green CANARY deployment is reported in its canary phase."""
     from botocore.exceptions import ClientError
 
     sagemaker = platform.client("sagemaker")
@@ -183,16 +184,48 @@ def endpoint_versions(platform: Platform, endpoint: str) -> dict[str, Any] | Non
         described = sagemaker.describe_endpoint(EndpointName=endpoint)
     except ClientError:
         return None
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+    weights, instances = config_versions(platform, described["EndpointConfigName"])
+    total = sum(weights.values()) or 1.0
+    traffic = {version: round(100 * weight / total) for version, weight in weights.items()}
+    rollout = account.ROLLOUTS.get((platform.region, endpoint))
+    share = canary_share(rollout["deployment"], instances) if rollout and rollout["to"] == described["EndpointConfigName"] else 100
+    if share < 100:
+        before, _ = config_versions(platform, rollout["from"])  # type: ignore[index]
+        old_total = sum(before.values()) or 1.0
+        traffic = {version: round(share * weight / total) for version, weight in weights.items()}
+        for version, weight in before.items():
+            traffic[version] = traffic.get(version, 0) + round((100 - share) * weight / old_total)
+    serving = max(weights, key=lambda v: (weights[v], v)) if weights else None
+    return {"endpoint": endpoint, "version": serving, "traffic": traffic}
+
+
+def config_versions(platform: Platform, config_name: str) -> tuple[dict[str, float], int]:
+    """Each model package version of an endpoint config with its variants' weight, and the
+    config's instance count."""
+    sagemaker = platform.client("sagemaker")
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
     weights: dict[str, float] = {}
+    instances = 0
     for variant in config["ProductionVariants"]:
         model = sagemaker.describe_model(ModelName=variant["ModelName"])
         containers = [model.get("PrimaryContainer") or {}, *(model.get("Containers") or [])]
         package = next((c["ModelPackageName"] for c in containers if c.get("ModelPackageName")), None)
         version = package.rsplit("/", 1)[-1] if package else variant["ModelName"]
         weights[version] = weights.get(version, 0.0) + float(variant.get("InitialVariantWeight", 1.0))
-    total = sum(weights.values()) or 1.0
-    traffic = {version: round(100 * weight / total) for version, weight in weights.items()}
-    serving = max(traffic, key=lambda v: (traffic[v], v)) if traffic else None
-    return {"endpoint": endpoint, "version": serving, "traffic": traffic}
+        instances += int(variant.get("InitialInstanceCount", 1))
+    return weights, instances
 
+
+def canary_share(deployment: dict[str, Any], instances: int) -> int:
+    """The new fleet's percent of traffic in a blue/green CANARY step: SageMaker brings up
+    whole instances (a CAPACITY_PERCENT size rounds up to one at least), and traffic spreads
+    over instances, so the canary's share is its instances over the fleet's."""
+    import math
+
+    routing = (deployment.get("BlueGreenUpdatePolicy") or {}).get("TrafficRoutingConfiguration") or {}
+    if routing.get("Type") != "CANARY" or instances <= 0:
+        return 100
+    size = routing.get("CanarySize") or {}
+    value = float(size.get("Value", 1))
+    canary = int(value) if size.get("Type") == "INSTANCE_COUNT" else max(1, math.ceil(instances * value / 100))
+    return min(100, round(100 * canary / instances))
