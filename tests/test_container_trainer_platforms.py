@@ -99,7 +99,7 @@ def test_sagemaker_channels_hyperparameters_file_and_log_regex(tmp_path: Path, d
         shutil.copy(data[channel], opt_ml / "input" / "data" / channel / f"{channel}.parquet")
     (opt_ml / "input" / "config").mkdir(parents=True)
     (opt_ml / "input" / "config" / "hyperparameters.json").write_text(json.dumps({"learning_rate": "0.2", "max_leaf_nodes": "7", "l2_regularization": "0.0", "label": "is_fraud"}))
-    done = run_trainer({"SM_BASE_DIR": str(opt_ml)})
+    done = run_trainer({"SM_BASE_DIR": str(opt_ml)}, ["train"])  # SageMaker runs `docker run IMAGE train`
     assert done.returncode == 0, done.stderr
     metrics = json.loads((opt_ml / "model" / "metrics.json").read_text())
     definition = metric_definition("roc_auc")
