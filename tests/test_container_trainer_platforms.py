@@ -91,7 +91,7 @@ def test_sagemaker_channels_hyperparameters_file_and_log_regex(tmp_path: Path, d
     strings) in /opt/ml/input/config/hyperparameters.json, the model in /opt/ml/model with the
     metrics beside it, and the objective matched in the log by the metric definition the
     build gives the tuning job."""
-    from mlcompile.targets.sagemaker.sdk import _metric_definition
+    from mlcompile.targets.sagemaker.layout import metric_definition
 
     opt_ml = tmp_path / "opt" / "ml"
     for channel in ("train", "test"):
@@ -99,10 +99,10 @@ def test_sagemaker_channels_hyperparameters_file_and_log_regex(tmp_path: Path, d
         shutil.copy(data[channel], opt_ml / "input" / "data" / channel / f"{channel}.parquet")
     (opt_ml / "input" / "config").mkdir(parents=True)
     (opt_ml / "input" / "config" / "hyperparameters.json").write_text(json.dumps({"learning_rate": "0.2", "max_leaf_nodes": "7", "l2_regularization": "0.0", "label": "is_fraud"}))
-    done = run_trainer({"SM_BASE_DIR": str(opt_ml)})
+    done = run_trainer({"SM_BASE_DIR": str(opt_ml)}, ["train"])  # SageMaker runs `docker run IMAGE train`
     assert done.returncode == 0, done.stderr
     metrics = json.loads((opt_ml / "model" / "metrics.json").read_text())
-    definition = _metric_definition("roc_auc")
+    definition = metric_definition("roc_auc")
     (found,) = re.findall(definition["Regex"], done.stdout)
     assert float(found[0]) == pytest.approx(metrics["roc_auc"], abs=1e-6)
     assert (fitted(opt_ml / "model")["learning_rate"], fitted(opt_ml / "model")["max_leaf_nodes"]) == (0.2, 7)

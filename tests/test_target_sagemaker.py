@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("sagemaker")
 
-from test_target_sagemaker_support import ROOT, all_builds, example_text, plan_of, plan_of_text, ranker_tuned, write  # noqa: E402
+from test_target_sagemaker_support import ROOT, all_builds, example_text, plan_of, plan_of_text, write  # noqa: E402
 
 from mlcompile.errors import SpecError  # noqa: E402
 from mlcompile.runtime.contract import step_config  # noqa: E402
@@ -28,6 +28,7 @@ from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron  # noq
 
 BUCKET = "acme-ml-artifacts-eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerPipelinesExecution"
+SCHEDULERS = "arn:aws:iam::123456789012:role/EventBridgeStartPipelines"
 RUNTIME = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlcompile-runtime:0.1.0"
 
 
@@ -77,14 +78,15 @@ def test_a_build_lists_every_file_with_its_kind(builds: dict[str, Path]) -> None
     assert kinds["rules/churn-prediction-retrain-on-breach.targets.json"] == "events.put_targets"
     assert {k for p, k in kinds.items() if p.startswith("configs/")} == {"mlcompile.step_config"}
     assert kinds["feature-store/customer_activity.json"] == "sagemaker.create_feature_group"
-    # training, batch scoring, monitoring, deploy-on-approval (manual approval), and one
-    # materialisation pipeline per online feature view
+    # training, batch scoring, monitoring, deploy-on-approval (manual approval), one
+    # materialisation pipeline per online feature view, and the new-data sensor
     assert sorted(p for p, k in kinds.items() if k == "sagemaker.pipeline_definition") == [
         "pipelines/churn-prediction-batch-scoring.definition.json",
         "pipelines/churn-prediction-deploy.definition.json",
         "pipelines/churn-prediction-materialize-customer-activity.definition.json",
         "pipelines/churn-prediction-materialize-customer-profile.definition.json",
         "pipelines/churn-prediction-monitoring.definition.json",
+        "pipelines/churn-prediction-retrain-on-new-data-sensor.definition.json",
         "pipelines/churn-prediction-training.definition.json",
     ]
 
@@ -146,7 +148,8 @@ def test_runtime_steps_read_their_config_from_s3(builds: dict[str, Path]) -> Non
     config_input = next(i for i in extract["ProcessingInputs"] if i["InputName"] == "config")
     assert config_input["S3Input"]["S3Uri"] == f"s3://{BUCKET}/mlcompile/churn-prediction/configs/{key}.json"
     plan, _ = plan_of("churn")
-    assert load(folder, f"configs/{key}.json") == step_config(plan, plan.training.step("extract-features"))
+    platform = {"platform": {"name": "sagemaker", "region": "eu-west-1", "bucket": BUCKET}}  # the runtime's registry: SageMaker's
+    assert load(folder, f"configs/{key}.json") == {**step_config(plan, plan.training.step("extract-features")), **platform}
     assert arguments[2:] == ["--output", "test=/opt/ml/processing/output/test/test.parquet", "--output", "train=/opt/ml/processing/output/train/train.parquet"]
     assert extract["ProcessingResources"]["ClusterConfig"] == {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
 
@@ -171,7 +174,14 @@ def test_tuning_distributed_spot_training_on_a100(builds: dict[str, Path]) -> No
     assert {"Name": "learning_rate", "MinValue": "1e-05", "MaxValue": "0.001", "ScalingType": "Logarithmic"} in ranges["ContinuousParameterRanges"]
     assert {"Name": "warmup_steps", "MinValue": "100", "MaxValue": "2000", "ScalingType": "Logarithmic"} in ranges["IntegerParameterRanges"]
     assert ranges["CategoricalParameterRanges"] == [{"Name": "loss", "Values": ["lambdarank", "listnet", "softmax_ce"]}]
-    assert job["AlgorithmSpecification"]["MetricDefinitions"][0]["Name"] == "ndcg_at_10"
+    assert "ndcg_at_10" in {d["Name"] for d in job["AlgorithmSpecification"]["MetricDefinitions"]}  # with the other evaluation metrics
+    # spot trials checkpoint under one prefix (mlcompile's entry gives each trial a folder in it)
+    assert job["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/mlcompile/search-ranker/checkpoints/tune", "LocalPath": "/opt/ml/checkpoints"}
+    # the image's ENTRYPOINT (mlcompile's entry) gets the command and the static args here
+    assert "ContainerEntrypoint" not in job["AlgorithmSpecification"]
+    assert job["StaticHyperParameters"] == {
+        "epochs": "6", "precision": "bf16", "per-device-batch-size": "256", "checkpoint-every": "500", "mlcompile_command": '["python", "-m", "ranker.launch"]',
+    }  # fmt: skip
     # the best trial's model is evaluated and registered
     evaluate = steps_of(load(builds["ranker-tuned"], "pipelines/search-ranker-training.definition.json"))["evaluate"]["Arguments"]
     model_input = next(i for i in evaluate["ProcessingInputs"] if i["InputName"] == "model")["S3Input"]["S3Uri"]["Std:Join"]
@@ -185,13 +195,17 @@ def test_spot_training_checkpoints_to_s3(tmp_path: Path) -> None:
     start = text.index("  tuning_removed:")
     end = text.index("  evaluation:")
     plan, profile = plan_of_text(text[:start] + text[end:], tmp_path)
-    plan = ranker_tuned(plan)
+    plan = plan
     folder = write(plan, profile, tmp_path / "out")
     train = steps_of(load(folder, "pipelines/search-ranker-training.definition.json"))["train"]["Arguments"]
     assert train["ResourceConfig"] == {"InstanceCount": 2, "InstanceType": "ml.p4d.24xlarge", "VolumeSizeInGB": 30}
     assert train["EnableManagedSpotTraining"] is True
     assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": 43200, "MaxWaitTimeInSeconds": 86400}
     assert train["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/mlcompile/search-ranker/checkpoints/train", "LocalPath": "/opt/ml/checkpoints"}
+    # two instances: mlcompile's entry starts the command on each with its rank
+    specification = train["AlgorithmSpecification"]
+    assert specification["ContainerEntrypoint"] == ["python", "-m", "mlcompile.runtime.sagemaker_entry", "--", "python", "-m", "ranker.launch"]
+    assert specification["ContainerArguments"][:2] == ["--epochs", "6"]
 
 
 def test_registration_follows_the_approval_policy(builds: dict[str, Path]) -> None:
@@ -233,7 +247,21 @@ def test_manual_approval_deploys_when_a_version_is_approved(builds: dict[str, Pa
     }
     targets = load(builds["churn"], "rules/churn-prediction-deploy-on-approval.targets.json")
     assert targets["Targets"][0]["Arn"] == "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/churn-prediction-deploy"
-    assert targets["Targets"][0]["RoleArn"] == ROLE
+    assert targets["Targets"][0]["RoleArn"] == SCHEDULERS  # may only start pipelines
+
+
+def test_each_duty_runs_as_its_own_role(builds: dict[str, Path]) -> None:
+    """The profile's roles per duty: the pipelines (and their jobs) as role_arn, the endpoint's
+    model as the serving role — which cannot start pipelines —, schedules and rules as the
+    schedulers' role, feature groups' offline store as the feature store's."""
+    folder = builds["churn"]
+    assert load(folder, "pipelines/churn-prediction-training.json")["RoleArn"] == ROLE
+    training = steps_of(load(folder, "pipelines/churn-prediction-training.definition.json"))
+    assert training["extract-features"]["Arguments"]["RoleArn"] == ROLE
+    assert load(folder, "serving/model.json")["ExecutionRoleArn"] == "arn:aws:iam::123456789012:role/SageMakerEndpointServing"
+    assert load(folder, "schedules/churn-prediction-retraining.json")["Target"]["RoleArn"] == SCHEDULERS
+    assert {t["RoleArn"] for t in load(folder, "rules/churn-prediction-retrain-on-breach.targets.json")["Targets"]} == {SCHEDULERS}
+    assert load(folder, "feature-store/customer_activity.json")["RoleArn"] == "arn:aws:iam::123456789012:role/SageMakerFeatureStoreOffline"
 
 
 def test_canary_endpoint_with_cpu_autoscaling(builds: dict[str, Path]) -> None:
@@ -245,7 +273,7 @@ def test_canary_endpoint_with_cpu_autoscaling(builds: dict[str, Path]) -> None:
     assert config["DataCaptureConfig"]["DestinationS3Uri"] == f"s3://{BUCKET}/mlcompile/churn-prediction/data-capture/churn-scorer"
     endpoint = load(folder, "serving/endpoint.json")
     routing = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
-    assert routing == {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}, "WaitIntervalInSeconds": 600}
+    assert routing == {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 600}
     assert endpoint["DeploymentConfig"]["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "churn-scorer-rollback"}]}
     target = load(folder, "serving/scalable-target.json")
     assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == ("endpoint/churn-scorer/variant/AllTraffic", 2, 6)
@@ -320,8 +348,9 @@ def test_a_breach_starts_training_through_an_alarm_and_a_rule(builds: dict[str, 
     assert json.loads(rule["EventPattern"])["detail"] == {"alarmName": ["churn-prediction-monitoring-breach"], "state": {"value": ["ALARM"]}}
     targets = load(folder, "rules/churn-prediction-retrain-on-breach.targets.json")["Targets"]
     assert targets[0]["Arn"] == "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/churn-prediction-training"
-    # on_breach: alert (batch-scoring, ranker-gpu): no alarm, no retraining rule
-    assert not list((builds["batch-scoring"]).glob("alarms/*"))
+    # on_breach: alert (batch-scoring, ranker-gpu): no breach alarm, no retraining rule (only the email alerts' alarm)
+    assert [p.name for p in builds["batch-scoring"].glob("alarms/*")] == ["invoice-late-payment-monitoring-alert.json"]
+    assert not list(builds["batch-scoring"].glob("rules/*retrain*"))
 
 
 def test_new_labels_start_training(builds: dict[str, Path]) -> None:
@@ -343,8 +372,8 @@ def test_every_resource_carries_the_lineage_tags(builds: dict[str, Path]) -> Non
             for step in steps_of(body).values():
                 if step["Type"] not in ("Condition", "Fail"):
                     assert expected.items() <= tag_map(step["Arguments"]["Tags"]).items(), (entry["path"], step["Name"])
-        elif entry["kind"] in ("scheduler.create_schedule", "events.put_targets", "application-autoscaling.put_scaling_policy", "mlcompile.step_config"):
-            continue  # not taggable: schedules are tagged through their group, rules and scalable targets carry the tags
+        elif entry["kind"] in ("scheduler.create_schedule", "events.put_targets", "application-autoscaling.put_scaling_policy", "mlcompile.step_config", "sns.subscribe"):
+            continue  # not taggable: schedules are tagged through their group, rules, scalable targets and topics carry the tags
         elif entry["kind"] == "application-autoscaling.register_scalable_target":
             assert expected.items() <= body["Tags"].items()
         else:
@@ -382,27 +411,48 @@ def problems(plan: Any) -> dict[str, str]:
 
 
 def test_examples_pass_the_checks() -> None:
-    for example in ("churn", "batch-scoring"):
-        assert problems(plan_of(example)[0]) == {}
+    assert problems(plan_of("batch-scoring")[0]) == {}
+    assert list(problems(plan_of("churn")[0])) == ["warning:deployment.online.rollout.canary_percent"]  # below
 
 
-def test_tuning_a_container_with_a_command_is_refused_where_it_is_written(tmp_path: Path) -> None:
-    """A tuning job runs the image's ENTRYPOINT: command/args cannot reach the trials (the
-    example bakes its command into the ECR image for aws-prod; without that override it is refused)."""
-    text = example_text("ranker-gpu", (", command: [], args: []}}", "}}"))
-    plan, _ = plan_of_text(text, tmp_path)
+def test_a_canary_is_whole_instances_and_a_share_far_from_the_specs_is_warned_about(builds: dict[str, Path]) -> None:
+    """SageMaker's canary moves whole instances: churn's 10 % canary on replicas.min 2 is one
+    instance, half the traffic — the endpoint says so (INSTANCE_COUNT, not a percent SageMaker
+    would round up anyway) and the check warns at the spec's line."""
+    routing = load(builds["churn"], "serving/endpoint.json")["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["CanarySize"] == {"Type": "INSTANCE_COUNT", "Value": 1}
+    (warning,) = [d for d in SageMakerTarget().check(plan_of("churn")[0]) if d.severity == "warning"]
+    assert "gets 1 of 2 instances, about 50% of the traffic" in warning.message
+    assert "raise replicas.min to at least 10" in (warning.hint or "")
+
+
+def test_a_tuned_containers_command_runs_through_mlcompiles_entry_which_the_image_must_start(tmp_path: Path) -> None:
+    """A tuning job runs the image's ENTRYPOINT: the build says, at the command's line, that it
+    must be mlcompile's SageMaker entry, which runs the command from the hyperparameters."""
+    plan, _ = plan_of("ranker-gpu")
     diagnostics = SageMakerTarget().check(plan)
-    errors = {d.path: d for d in diagnostics if d.severity == "error"}
-    assert set(errors) == {"training.trainer.container.command", "training.trainer.container.args"}
-    command = errors["training.trainer.container.command"]
-    # located at the trainer's container block (the plan keeps one location per step)
-    written_at = next(n for n, line in enumerate(text.splitlines(), 1) if line.strip().startswith("image: ghcr.io/acme/search-ranker"))
-    assert (Path(command.file).name, command.line) == ("mlcompile.yaml", written_at)
-    assert "HyperParameterAlgorithmSpecification has no ContainerEntrypoint" in command.message
-    assert "set command: [] for profile 'aws-prod'" in (command.hint or "")
-    warnings = {d.path: d.message for d in diagnostics if d.severity == "warning"}
-    assert "secret://search-hf-read-token" in warnings["training.trainer.container.env.HF_TOKEN"]
-    assert "/opt/ml/input/config/hyperparameters.json" in warnings["training.trainer.container"]
+    assert [d for d in diagnostics if d.severity == "error"] == []
+    warnings = {d.path: d for d in diagnostics if d.severity == "warning"}
+    assert "secret://search-hf-read-token" in warnings["training.trainer.container.env.HF_TOKEN"].message
+    entry = warnings["training.trainer.container.command"]
+    assert "must be mlcompile's SageMaker entry (`python -m mlcompile.runtime.sagemaker_entry`)" in entry.message
+    assert 'ENTRYPOINT ["python", "-m", "mlcompile.runtime.sagemaker_entry"]' in (entry.hint or "")
+
+
+def test_tuning_refuses_positional_args_and_rankless_instances_where_they_are_written(tmp_path: Path) -> None:
+    """Static args travel as named hyperparameters; two instances per trial get their rank only
+    from mlcompile's entry, which needs the command."""
+    text = example_text("ranker-gpu", ('args: [--epochs, "6",', 'args: [warmup, --epochs, "6",'))
+    errors = {d.path: d for d in SageMakerTarget().check(plan_of_text(text, tmp_path)[0]) if d.severity == "error"}
+    assert list(errors) == ["training.trainer.container.args"]
+    assert "include a positional argument" in errors["training.trainer.container.args"].message
+    text = example_text("ranker-gpu", ("search-ranker-train:2.3.0}}", "search-ranker-train:2.3.0, command: [], args: []}}"))
+    errors = {d.path: d for d in SageMakerTarget().check(plan_of_text(text, tmp_path)[0]) if d.severity == "error"}
+    assert list(errors) == ["training.resources.replicas"]
+    assert "SageMaker tells each instance only its host name (resourceconfig.json)" in errors["training.resources.replicas"].message
+    lines = text.splitlines()
+    block = next(n for n, line in enumerate(lines, 1) if line == "  resources:")
+    assert block < errors["training.resources.replicas"].line <= lines.index("    replicas: 2") + 1  # in training.resources
 
 
 @pytest.mark.parametrize(
@@ -433,7 +483,7 @@ def test_grid_search_over_numbers_and_log_scale_from_zero_are_refused() -> None:
     plan, _ = plan_of("ranker-gpu")
     assert plan.tuning is not None
     params = tuple(dataclasses.replace(p, scale="log") if p.name == "dropout" else p for p in plan.tuning.params)
-    plan = dataclasses.replace(ranker_tuned(plan), tuning=dataclasses.replace(plan.tuning, algorithm="grid", params=params))
+    plan = dataclasses.replace(plan, tuning=dataclasses.replace(plan.tuning, algorithm="grid", params=params))
     found = problems(plan)
     assert "dropout, learning_rate, num_layers, warmup_steps are numeric" in found["error:training.tuning.algorithm"]
     assert "log scale needs min > 0 (got 0.0)" in found["error:training.tuning.params.dropout.min"]
@@ -490,7 +540,7 @@ def test_checking_imports_no_cloud_sdk() -> None:
         "from test_target_sagemaker_support import plan_of\n"
         "from mlcompile.targets.registry import load_target\n"
         "target = load_target('sagemaker')\n"
-        "assert target.check(plan_of('churn')[0]) == []\n"
+        "assert [d for d in target.check(plan_of('churn')[0]) if d.severity == 'error'] == []\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sagemaker', 'boto3', 'botocore')))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT / "tests", capture_output=True, text=True, timeout=120)
@@ -514,7 +564,7 @@ def test_replace_rollout_and_gpu_autoscaling() -> None:
     plan, _ = plan_of("ranker-gpu")
     assert plan.online is not None
     online = dataclasses.replace(plan.online, strategy="replace", autoscaling_metric="gpu", autoscaling_target=70.0)
-    files = {f.path: json.loads(f.content) for f in SageMakerTarget().render(dataclasses.replace(ranker_tuned(plan), online=online))}
+    files = {f.path: json.loads(f.content) for f in SageMakerTarget().render(dataclasses.replace(plan, online=online))}
     update = files["serving/endpoint.json"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]
     assert update == {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}, "TerminationWaitInSeconds": 0}
     scaling = files["serving/scaling-policy.json"]["TargetTrackingScalingPolicyConfiguration"]

@@ -1,10 +1,9 @@
 """Shared helpers of the SageMaker target tests (no tests here): plans of the examples for
-the aws-prod profile, the tuned ranker variant, and builds written the way `mlcompile build`
+the aws-prod profile, and builds written the way `mlcompile build`
 writes them."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -32,13 +31,6 @@ def plan_of(example: str, profile: str = PROFILE) -> tuple[Plan, object]:
         os.chdir(cwd)
 
 
-def ranker_tuned(plan: Plan) -> Plan:
-    """ranker-gpu as it builds on SageMaker once its image starts the launcher by itself
-    (overrides.aws-prod.training.trainer.container: {command: [], args: []})."""
-    steps = tuple(dataclasses.replace(s, command=(), args=()) if s.kind == "tune" else s for s in plan.training.steps)
-    return dataclasses.replace(plan, training=dataclasses.replace(plan.training, steps=steps))
-
-
 def write(plan: Plan, profile: object, out: Path) -> Path:
     from mlcompile.targets.sagemaker import SageMakerTarget
 
@@ -53,7 +45,7 @@ def all_builds(out: Path) -> dict[str, Path]:
         plan, profile = plan_of(example)
         builds[example] = write(plan, profile, out / example)
     plan, profile = plan_of("ranker-gpu")
-    builds["ranker-tuned"] = write(ranker_tuned(plan), profile, out / "ranker-tuned")
+    builds["ranker-tuned"] = write(plan, profile, out / "ranker-tuned")
     return builds
 
 

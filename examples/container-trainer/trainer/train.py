@@ -62,6 +62,8 @@ def hyperparameters(argv: list[str]) -> dict[str, str]:
         values.update({k: str(v) for k, v in json.loads(config.read_text()).items()})
     if os.environ.get("MLCOMPILE_HYPERPARAMETERS"):
         values.update({k: str(v) for k, v in json.loads(os.environ["MLCOMPILE_HYPERPARAMETERS"]).items()})
+    if argv[:1] == ["train"]:  # SageMaker starts a training image as `docker run IMAGE train`
+        argv = argv[1:]
     parser = argparse.ArgumentParser(prog="train.py")
     parser.add_argument("--label", default=None)
     known, rest = parser.parse_known_args(argv)

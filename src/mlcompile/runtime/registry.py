@@ -5,6 +5,8 @@
 - The Vertex AI Model Registry (`registry_vertex.py`): every step of a `vertex` profile
   (its config's `platform.name`), so the champion gate, batch scoring, monitoring and
   deploy-online read the versions the register step uploaded.
+- The SageMaker Model Registry (`registry_sagemaker.py`): every step of a `sagemaker`
+  profile; `production` is the newest Approved model package of the group.
 
 Aliases: each new version gets the spec's `registry.aliases` (e.g. `candidate`);
 `production` marks the approved version, the one that serves. With `approval: auto` a
@@ -100,12 +102,16 @@ def platform_name(config: Mapping[str, Any] | None) -> str | None:
 
 
 def backend(config: Mapping[str, Any] | None) -> Registry | None:
-    """The profile's registry: Vertex AI's on a vertex profile, else MLflow when a tracking
+    """The profile's registry: Vertex AI's or SageMaker's on those profiles, else MLflow when a tracking
     URI is known; None without any (a step then runs with no champion to compare with)."""
     if platform_name(config) == "vertex":
         from mlcompile.runtime.registry_vertex import VertexRegistry
 
         return VertexRegistry(config or {})
+    if platform_name(config) == "sagemaker":
+        from mlcompile.runtime.registry_sagemaker import SageMakerRegistry
+
+        return SageMakerRegistry(config or {})
     from mlcompile.runtime.registry_mlflow import MlflowRegistry, tracking_uri
 
     uri = tracking_uri(config)
@@ -149,7 +155,8 @@ def not_approved(config: Mapping[str, Any], model: str) -> str:
     """Why nothing serves yet: the message batch scoring, monitoring and serving give."""
     registry = backend(config)
     where = f" in the {registry.kind} registry" if registry is not None else ""
-    return f"no approved version of {model}{where}: approve one by giving it the alias '{PRODUCTION}'"
+    how = getattr(registry, "how_to_approve", None) or f"giving it the alias '{PRODUCTION}'"
+    return f"no approved version of {model}{where}: approve one by {how}"
 
 
 def new_aliases(params: Mapping[str, Any]) -> list[str]:

@@ -7,6 +7,8 @@
 - KServe (`serving` of the config): the InferenceService is updated to the version
   (MLCOMPILE_MODEL_VERSION of its predictor) with the rollout's canaryTrafficPercent, so
   KServe creates a new revision and splits traffic between it and the previous one.
+- SageMaker (`params.sagemaker.serving`: the build's serving requests): model, endpoint
+  config and endpoint of the approved model package (endpoint_sagemaker.py).
 - Elsewhere (a local run) the `production` alias is the endpoint."""
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ def roll_out(config: dict[str, Any], version: Version) -> dict[str, Any]:
         return _vertex(config, version)
     if (config.get("serving") or {}).get("kind") == "kserve":
         return _kserve(config["serving"], version)
+    if ((config.get("params") or {}).get("sagemaker") or {}).get("serving"):
+        from mlcompile.runtime.endpoint_sagemaker import roll_out as sagemaker
+
+        return sagemaker(config, version)
     return {"traffic": {version.version: 100}}
 
 

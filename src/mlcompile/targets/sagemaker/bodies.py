@@ -73,7 +73,7 @@ def serving(plan: Plan, layout: Layout) -> dict[str, tuple[str, dict[str, Any]]]
         {
             "ModelName": versioned,
             "PrimaryContainer": {"ModelPackageName": MODEL_PACKAGE_ARN},
-            "ExecutionRoleArn": layout.role_arn,
+            "ExecutionRoleArn": layout.serving_role,
             "Tags": tags(plan),
         },
     )
@@ -149,13 +149,24 @@ def serving(plan: Plan, layout: Layout) -> dict[str, tuple[str, dict[str, Any]]]
     return bodies
 
 
+def canary_instances(online: OnlineEndpoint) -> int:
+    """How many of the fleet's `replicas.min` instances the canary gets: SageMaker shifts whole
+    instances (at least one), so the spec's percent is rounded to instances — 10 % of 2
+    instances is 1 instance, half the traffic (checks.py warns when that is far from the spec)."""
+    return max(1, min(online.min_replicas, round(online.min_replicas * (online.canary_percent or 0) / 100)))
+
+
+def canary_traffic_percent(online: OnlineEndpoint) -> float:
+    return 100 * canary_instances(online) / max(online.min_replicas, 1)
+
+
 def _rollout(online: OnlineEndpoint) -> dict[str, Any]:
-    """canary: a share of capacity first, then the rest; blue_green: all at once, the old
-    fleet kept for rollback; replace: all at once, the old fleet terminated at once."""
+    """canary: some instances first (`canary_instances`), then the rest; blue_green: all at
+    once, the old fleet kept for rollback; replace: all at once, the old fleet terminated at once."""
     if online.strategy == "canary":
         routing = {
             "Type": "CANARY",
-            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": online.canary_percent},
+            "CanarySize": {"Type": "INSTANCE_COUNT", "Value": canary_instances(online)},
             "WaitIntervalInSeconds": CANARY_WAIT_SECONDS,
         }
         wait = BLUE_GREEN_TERMINATION_WAIT_SECONDS
@@ -199,7 +210,7 @@ def _target_tracking(online: OnlineEndpoint) -> dict[str, Any]:
 
 
 def _pipeline_target(layout: Layout, pipeline: str) -> dict[str, Any]:
-    return {"Arn": layout.pipeline_arn(pipeline), "RoleArn": layout.role_arn, "SageMakerPipelineParameters": {"PipelineParameterList": []}}
+    return {"Arn": layout.pipeline_arn(pipeline), "RoleArn": layout.scheduler_role, "SageMakerPipelineParameters": {"PipelineParameterList": []}}
 
 
 def schedule_group(plan: Plan, layout: Layout) -> dict[str, Any]:
@@ -220,15 +231,13 @@ def schedule(layout: Layout, item: Schedule) -> dict[str, Any]:
     }
 
 
-def breach_alarm(plan: Plan, trigger: Trigger) -> dict[str, Any]:
-    """In ALARM when the monitoring pipeline's trigger-retraining step (or, without it, the
-    alert step) succeeded — it runs only when a check found a breach (SageMaker Pipelines'
-    own step metric)."""
-    step = breach_step(plan)
-    assert plan.monitoring_pipeline is not None and step is not None
+def _step_succeeded_alarm(plan: Plan, name: str, step: str, description: str) -> dict[str, Any]:
+    """In ALARM when the monitoring pipeline's `step` succeeded: it runs only when a check
+    found a breach (SageMaker Pipelines' own step metric)."""
+    assert plan.monitoring_pipeline is not None
     return {
-        "AlarmName": f"{plan.system}-monitoring-breach",
-        "AlarmDescription": f"monitoring of {plan.system} found drift or a performance drop: starts {trigger.pipeline}",
+        "AlarmName": name,
+        "AlarmDescription": description,
         "Namespace": PIPELINE_METRICS_NAMESPACE,
         "MetricName": BREACH_METRIC,
         "Dimensions": [{"Name": "PipelineName", "Value": plan.monitoring_pipeline.name}, {"Name": "StepName", "Value": step}],
@@ -240,6 +249,44 @@ def breach_alarm(plan: Plan, trigger: Trigger) -> dict[str, Any]:
         "TreatMissingData": "notBreaching",
         "Tags": tags(plan),
     }
+
+
+def breach_alarm(plan: Plan, trigger: Trigger) -> dict[str, Any]:
+    """Watches the trigger-retraining step (or, without it, the alert step); a rule starts training on it."""
+    step = breach_step(plan)
+    assert step is not None
+    return _step_succeeded_alarm(plan, f"{plan.system}-monitoring-breach", step, f"monitoring of {plan.system} found drift or a performance drop: starts {trigger.pipeline}")
+
+
+def email_recipients(plan: Plan) -> list[str]:
+    """Every address of the monitoring's email alerts, in the spec's order, once."""
+    if plan.monitoring is None:
+        return []
+    addresses = [str(a) for alert in plan.monitoring.alerts if alert.get("channel") == "email" for a in alert.get("to") or []]
+    return list(dict.fromkeys(addresses))
+
+
+def alert_topic_name(plan: Plan) -> str:
+    """`<system>-alerts`, under 35 characters: in its ARN `<12-digit account>:<name>`, 35
+    name characters would read as a Telegram bot token to the build's secret scanner."""
+    return fit(f"{plan.system}-alerts", 34)
+
+
+def alert_topic(plan: Plan) -> dict[str, Any]:
+    """The SNS topic email alerts go through (its email subscriptions: `alert_subscriptions`)."""
+    return {"Name": alert_topic_name(plan), "Attributes": {"DisplayName": f"mlcompile {plan.system}"[:100]}, "Tags": tags(plan)}
+
+
+def alert_subscriptions(plan: Plan, layout: Layout) -> list[dict[str, Any]]:
+    topic = layout.arn("sns", alert_topic_name(plan))
+    return [{"TopicArn": topic, "Protocol": "email", "Endpoint": address, "ReturnSubscriptionArn": True} for address in email_recipients(plan)]
+
+
+def alert_alarm(plan: Plan, layout: Layout) -> dict[str, Any]:
+    """Watches the alert step; its action publishes to the alert topic, which mails the spec's recipients."""
+    description = f"monitoring of {plan.system} found drift or a performance drop: mails {', '.join(email_recipients(plan))}"
+    alarm = _step_succeeded_alarm(plan, f"{plan.system}-monitoring-alert", "alert", description)
+    return {**alarm, "ActionsEnabled": True, "AlarmActions": [layout.arn("sns", alert_topic_name(plan))]}
 
 
 def rule(plan: Plan, name: str, description: str, pattern: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from mlcompile.runtime.contract import ENV_HYPERPARAMETERS
 from mlcompile.secrets import env_name
 from mlcompile.targets.base import unsupported
 from mlcompile.targets.sagemaker import feature_store
-from mlcompile.targets.sagemaker.layout import HYPERPARAMETERS_FILE, breach_step
+from mlcompile.targets.sagemaker.bodies import canary_instances, canary_traffic_percent
+from mlcompile.targets.sagemaker.layout import COMMAND_HYPERPARAMETER, HYPERPARAMETERS_FILE, TRAINER_ENTRY, breach_step, flag_values
 from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron
 
 TARGET = "sagemaker"
@@ -32,6 +33,7 @@ MAX_ENDPOINT_TIMEOUT_SECONDS = 60  # real-time endpoints answer within 60 s, not
 MAX_TUNING_RANGES = 30  # hyperparameter ranges per tuning job
 MAX_CONTAINER_ARGUMENT = 256  # characters per ContainerEntrypoint / ContainerArguments entry
 SECRET = "secret://"
+CANARY_TOLERANCE_PERCENT = 5  # a canary whose instances carry a share this far from the spec's is warned about
 
 
 def check(plan: Plan) -> list[Diagnostic]:
@@ -61,7 +63,7 @@ def check(plan: Plan) -> list[Diagnostic]:
         for step in pipeline.steps:
             _check_step(plan, step, refuse, warn)
     _check_tuning(plan, refuse)
-    _check_online(plan, refuse)
+    _check_online(plan, refuse, warn)
     if plan.batch is not None:
         score = plan.batch.steps[0]
         output = str(score.params.get("output_uri", ""))
@@ -121,18 +123,49 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
         if len(word) > MAX_CONTAINER_ARGUMENT:
             refuse(step.origin.below("args"), f"a command/args entry is {len(word)} characters: SageMaker takes at most {MAX_CONTAINER_ARGUMENT}")
     if step.kind == "tune":
-        warn(
-            step.origin,
-            f"each tuning trial's parameters reach the container in {HYPERPARAMETERS_FILE} (SageMaker's place, every value a string), not in {ENV_HYPERPARAMETERS}: a tuning job cannot vary environment variables per trial",
-            f"read {HYPERPARAMETERS_FILE} when {ENV_HYPERPARAMETERS} is unset",
+        _check_tuned_container(plan, step, refuse, warn)
+    elif resources.replicas > 1 and not step.command:
+        refuse(
+            origin.below("replicas"),
+            f"{resources.replicas} instances with the image's own ENTRYPOINT: SageMaker tells each instance only its host name (resourceconfig.json), and mlcompile's entry "
+            "that turns it into RANK, WORLD_SIZE and MASTER_ADDR needs the trainer's command to start it",
+            f"set training.trainer.container.command for profile '{plan.profile}' (the build runs it through {' '.join(TRAINER_ENTRY)})",
         )
-        for field, words in (("command", step.command), ("args", step.args)):
-            if words:
-                refuse(
-                    step.origin.below(field),
-                    f"{field} {list(words)} cannot be applied: a SageMaker hyperparameter tuning job runs the training image's own ENTRYPOINT (HyperParameterAlgorithmSpecification has no ContainerEntrypoint/ContainerArguments)",
-                    f"bake the command into the image's ENTRYPOINT and set {field}: [] for profile '{plan.profile}' (overrides), or drop tuning there",
-                )
+
+
+def _check_tuned_container(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[no-untyped-def]
+    """A tuning job runs the training image's own ENTRYPOINT (HyperParameterAlgorithmSpecification
+    has no ContainerEntrypoint/ContainerArguments) and hands the trial's values over only in
+    hyperparameters.json: the build puts the command and the static args there too."""
+    entry = " ".join(TRAINER_ENTRY)
+    if step.args and flag_values(step.args) is None:
+        refuse(
+            step.origin.below("args"),
+            f"args {list(step.args)} cannot reach a SageMaker tuning trial: they travel as StaticHyperParameters, which are named values (--name value), and these include a positional argument",
+            "write every argument as --name value (or --name=value)",
+        )
+    if step.command:
+        warn(
+            step.origin.below("command"),
+            f"a SageMaker tuning job runs the training image's own ENTRYPOINT, which must be mlcompile's SageMaker entry (`{entry}`): it runs {list(step.command)} "
+            f"(the hyperparameter {COMMAND_HYPERPARAMETER}) with the static args and the trial's values as --NAME=VALUE arguments and in {ENV_HYPERPARAMETERS}, "
+            "and prints the metrics the trainer writes to MLCOMPILE_METRICS as the name=value lines the tuning job reads",
+            f'build the ECR image with ENTRYPOINT ["python", "-m", "mlcompile.runtime.sagemaker_entry"] (or copy that one file into the image), or set command: [] for profile \'{plan.profile}\' '
+            "when the image's ENTRYPOINT is the trainer itself",
+        )
+        return
+    if step.resources.replicas > 1:
+        refuse(
+            step.resources.origin.below("replicas"),
+            f"{step.resources.replicas} instances per trial with the image's own ENTRYPOINT as the trainer: SageMaker tells each instance only its host name (resourceconfig.json)",
+            f"give the trainer's command (the image's ENTRYPOINT then being `{entry}`, which sets RANK, WORLD_SIZE and MASTER_ADDR), or set replicas: 1",
+        )
+    warn(
+        step.origin,
+        f"each tuning trial's parameters reach the container in {HYPERPARAMETERS_FILE} (SageMaker's place, every value a string, with the static args), not in {ENV_HYPERPARAMETERS}, "
+        "and the objective is read from its log: the trainer prints `<metric>=<value>`",
+        f"read {HYPERPARAMETERS_FILE} when {ENV_HYPERPARAMETERS} is unset, or give the command and make the image's ENTRYPOINT `{entry}`, which does both",
+    )
 
 
 def _check_tuning(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
@@ -150,7 +183,7 @@ def _check_tuning(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
             refuse(tuning.origin.below(f"params.{param.name}.min"), f"log scale needs min > 0 (got {param.min})")
 
 
-def _check_online(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
+def _check_online(plan: Plan, refuse, warn) -> None:  # type: ignore[no-untyped-def]
     online = plan.online
     if online is None:
         return
@@ -163,5 +196,14 @@ def _check_online(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
         refuse(online.origin.below("replicas.min"), "a SageMaker real-time endpoint variant runs at least one instance", "set replicas.min: 1")
     if online.max_replicas > online.min_replicas and online.autoscaling_metric is None:
         refuse(online.origin.below("replicas.max"), f"replicas {online.min_replicas}..{online.max_replicas} without autoscaling: Application Auto Scaling needs a target-tracking metric", "add autoscaling: {metric, target}, or set max = min")
+    if online.strategy == "canary":
+        share = canary_traffic_percent(online)
+        if abs(share - (online.canary_percent or 0)) > CANARY_TOLERANCE_PERCENT:
+            warn(
+                online.origin.below("rollout.canary_percent"),
+                f"canary_percent {online.canary_percent} on {online.min_replicas} instance(s): SageMaker moves whole instances, so the canary gets "
+                f"{canary_instances(online)} of {online.min_replicas} instances, about {share:.0f}% of the traffic",
+                f"raise replicas.min to at least {-(-100 // max(online.canary_percent or 1, 1))} for a {online.canary_percent}% canary, or set canary_percent to {share:.0f}",
+            )
     if online.autoscaling_metric == "gpu" and not (resources.machine and resources.machine.accelerator_count):
         refuse(online.origin.below("autoscaling.metric"), "autoscaling on gpu utilisation needs a GPU instance")

@@ -11,6 +11,11 @@ from typing import Any
 
 from mlcompile.plan.nodes import ArtifactRef, Plan, Step
 
+# mlcompile's entry for container trainers (runtime/sagemaker_entry.py): a tuning image's
+# ENTRYPOINT, or a multi-instance job's ContainerEntrypoint before `--` and the command.
+TRAINER_ENTRY = ("python", "-m", "mlcompile.runtime.sagemaker_entry")
+COMMAND_HYPERPARAMETER = "mlcompile_command"
+
 # Where SageMaker mounts things inside its containers.
 PROCESSING_INPUT = "/opt/ml/processing/input"
 PROCESSING_OUTPUT = "/opt/ml/processing/output"
@@ -50,6 +55,34 @@ def fit(name: str, limit: int) -> str:
     return f"{name[: limit - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
+def metric_definition(metric: str) -> dict[str, str]:
+    """How SageMaker reads a metric from the training log: a line `<metric>=<value>` (what
+    mlcompile's SageMaker entry prints of the trainer's metrics file)."""
+    return {"Name": metric, "Regex": f"{metric}=([-+]?[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?)"}
+
+
+def flag_values(args: tuple[str, ...] | list[str]) -> dict[str, str] | None:
+    """`--name value` / `--name=value` / `--switch` arguments as hyperparameters ({name: value},
+    a switch "true"); None when an argument is no flag (positional arguments have no name)."""
+    values: dict[str, str] = {}
+    words = list(args)
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if not word.startswith("--") or len(word) == 2:
+            return None
+        name, sep, value = word[2:].partition("=")
+        if not sep:
+            following = words[index + 1] if index + 1 < len(words) else None
+            if following is not None and not following.startswith("--"):
+                value, index = following, index + 1
+            else:
+                value = "true"
+        values[name] = value
+        index += 1
+    return values
+
+
 def artifact_file(name: str, type_: str) -> str:
     return _FILE_OF_TYPE[type_].format(name=name)
 
@@ -57,14 +90,20 @@ def artifact_file(name: str, type_: str) -> str:
 @dataclass(frozen=True)
 class Layout:
     region: str
-    role_arn: str
+    role_arn: str  # the pipelines' role: their jobs run as it
     bucket: str
     system: str
+    serving_role: str = ""  # the endpoint's model: no right to start pipelines
+    scheduler_role: str = ""  # schedules and rules: StartPipelineExecution only
+    feature_store_role: str = ""  # the feature groups' offline store
 
     @classmethod
     def of(cls, plan: Plan) -> Layout:
         settings = plan.platform_settings
-        return cls(settings["region"], settings["role_arn"], settings["bucket"], plan.system)
+        roles = settings.get("roles") or {}
+        role = settings["role_arn"]
+        return cls(settings["region"], role, settings["bucket"], plan.system,
+                   roles.get("serving") or role, roles.get("schedulers") or role, roles.get("feature_store") or role)  # fmt: skip
 
     @property
     def partition(self) -> str:
@@ -99,6 +138,11 @@ class Layout:
     @property
     def data_capture_uri(self) -> str:
         return f"{self.prefix}/data-capture"
+
+    def platform_section(self) -> dict[str, str]:
+        """What a runtime step's config says of the platform: its registry is the SageMaker
+        Model Registry of this region (runtime/registry_sagemaker.py)."""
+        return {"name": "sagemaker", "region": self.region, "bucket": self.bucket}
 
     def config_uri(self, key: str) -> str:
         return f"{self.prefix}/configs/{key}.json"

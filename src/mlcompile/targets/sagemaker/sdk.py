@@ -29,21 +29,26 @@ from mlcompile.runtime.contract import (
     ENV_TEST_DATA,
     ENV_TRAIN_DATA,
     ENV_VALIDATION_REPORT,
+    additional_metrics,
     serving_env,
     step_config,
 )
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets.sagemaker import bodies, feature_store
 from mlcompile.targets.sagemaker.layout import (
+    COMMAND_HYPERPARAMETER,
     PROCESSING_INPUT,
     PROCESSING_OUTPUT,
+    TRAINER_ENTRY,
     TRAINING_CHECKPOINTS,
     TRAINING_INPUT,
     TRAINING_MODEL,
     Layout,
     artifact_file,
     config_key,
+    flag_values,
     input_file,
+    metric_definition,
 )
 
 SDK_REQUIREMENT = "sagemaker>=2.250,<3"
@@ -139,10 +144,22 @@ class _PipelineBuilder:
 
     def config_input(self, step: Step) -> tuple[str, str]:
         """(S3 URI, key) of the step's runtime config, uploaded by deploy."""
-        config = step_config(self.plan, self.step_params(step))
+        config = {**step_config(self.plan, self.step_params(step)), "platform": self.layout.platform_section()}
+        if step.kind == "trigger_retraining" and step.params.get("when") == "new_data":
+            config.update(self.sensor_run(step))
         key = config_key(config)
         self.configs[key] = config
         return self.layout.config_uri(key), key
+
+    def sensor_run(self, step: Step) -> dict[str, Any]:
+        """A new-data sensor's config: its source, the training pipeline it starts, itself (its
+        executions are debounced) and its watermark."""
+        from mlcompile.plan.serialize import plan_to_data
+
+        source = step.params["source"]
+        sources = [{k: v for k, v in s.items() if k != "origin"} for s in plan_to_data(self.plan)["features"]["sources"] if s["name"] == source]
+        run = {"kind": "sagemaker.pipeline_execution", "pipeline": step.params["pipeline"], "sensor": self.pipeline.name, "watermark": f"{self.layout.prefix}/watermarks/{self.pipeline.name}.json"}
+        return {"features": {"sources": sources, "views": []}, "platform_run": run}
 
     def output_uri(self, step: Step, output: str) -> Any:
         from sagemaker.workflow.execution_variables import ExecutionVariables
@@ -183,7 +200,11 @@ class _PipelineBuilder:
 
         config_uri, key = self.config_input(step)
         inputs = [ProcessingInput(input_name="config", source=config_uri, destination=f"{PROCESSING_INPUT}/config")]
-        args = ["--config", f"@{PROCESSING_INPUT}/config/{key}.json"]
+        args: list[Any] = ["--config", f"@{PROCESSING_INPUT}/config/{key}.json"]
+        if step.kind == "trigger_retraining":  # which execution it is: a sensor's are debounced
+            from sagemaker.workflow.execution_variables import ExecutionVariables
+
+            args += ["--pipeline-run", ExecutionVariables.PIPELINE_EXECUTION_ARN]
         for ref in sorted(step.inputs, key=lambda r: r.name):
             inputs.append(ProcessingInput(input_name=ref.name, source=self.producer_uri(ref), destination=f"{PROCESSING_INPUT}/{ref.name}"))
             args += ["--input", f"{ref.name}={PROCESSING_INPUT}/{ref.name}/{input_file(ref, self.pipeline.step(ref.step))}"]
@@ -250,7 +271,18 @@ class _PipelineBuilder:
             for name in sorted(outputs):
                 arguments += ["--output", f"{name}={outputs[name]}"]
         tuning = self.plan.tuning if step.kind == "tune" else None
-        metric_definitions = [_metric_definition(m) for m in sorted({tuning.metric} if tuning else set())] or None
+        hyperparameters: dict[str, str] | None = None
+        if step.uses_user_container and tuning is not None:
+            # a tuning job runs the image's ENTRYPOINT (mlcompile's entry, see checks): the
+            # command and static args reach it as hyperparameters, beside each trial's values
+            hyperparameters = dict(flag_values(step.args) or {})
+            if step.command:
+                hyperparameters[COMMAND_HYPERPARAMETER] = json.dumps(list(step.command))
+            entry_point, arguments = None, None
+        elif step.uses_user_container and resources.replicas > 1 and step.command:
+            entry_point = [*TRAINER_ENTRY, "--", *step.command]  # gives each instance its rank (resourceconfig.json)
+        names = {tuning.metric, *additional_metrics(self.plan)} if tuning else set()
+        metric_definitions = [metric_definition(m) for m in sorted(names)] or None
         spot = resources.spot
         estimator = Estimator(
             image_uri=step.image,
@@ -260,13 +292,16 @@ class _PipelineBuilder:
             max_run=max_run,
             use_spot_instances=spot,
             max_wait=max_run * SPOT_WAIT_FACTOR if spot else None,
-            checkpoint_s3_uri=f"{self.layout.checkpoints_uri}/{step.name}" if spot and tuning is None else None,
-            checkpoint_local_path=TRAINING_CHECKPOINTS if spot and tuning is None else None,
+            # a tuning job's trials share this prefix: mlcompile's entry gives each its own folder
+            # under it (MLCOMPILE_CHECKPOINT_DIR = LocalPath/<training job name>)
+            checkpoint_s3_uri=f"{self.layout.checkpoints_uri}/{step.name}" if spot else None,
+            checkpoint_local_path=TRAINING_CHECKPOINTS if spot else None,
             output_path=self.layout.models_uri,
             container_entry_point=entry_point,
             container_arguments=arguments,
             environment=environment or None,
             metric_definitions=metric_definitions,
+            hyperparameters=hyperparameters or None,
             tags=self.tags,
             disable_profiler=True,
             debugger_hook_config=False,
@@ -318,7 +353,7 @@ class _PipelineBuilder:
         if online_features is not None:  # serving reads the model's features by entity key
             environment[ONLINE_FEATURES_ENV] = online_features
         environment.update(serving_env(plan))  # a container-trained model's description: model.tar.gz holds what its trainer wrote
-        model = Model(image_uri=plan.runtime_image, model_data=self.producer_uri(model_ref), role=self.layout.role_arn, env=environment, sagemaker_session=self.session)
+        model = Model(image_uri=plan.runtime_image, model_data=self.producer_uri(model_ref), role=self.layout.serving_role, env=environment, sagemaker_session=self.session)
         statistics = Join(on="/", values=[self.producer_uri(metrics_ref), "metrics.json"])
         metadata = {"mlcompile-system": plan.system, "mlcompile-spec-sha256": plan.spec_sha256, "mlcompile-trainer-step": trainer}
         if registry.aliases:
@@ -334,10 +369,24 @@ class _PipelineBuilder:
             model_package_group_name=registry.model,
             approval_status="Approved" if registry.approval == "auto" else "PendingManualApproval",
             model_metrics=ModelMetrics(model_statistics=MetricsSource(s3_uri=statistics, content_type="application/json")),
+            drift_check_baselines=self.drift_baseline(trainer),
             customer_metadata_properties=metadata,
             description=f"{registry.model} trained by {self.pipeline.name}",
         )
         return ModelStep(step.name, step_args=arguments)
+
+    def drift_baseline(self, trainer: str) -> Any:
+        """The training set as the version's data-quality baseline: drift checks of a
+        container-trained version sample it (mlcompile's own models keep a sample inside)."""
+        from sagemaker.drift_check_baselines import DriftCheckBaselines
+        from sagemaker.model_metrics import MetricsSource
+        from sagemaker.workflow.functions import Join
+
+        train = next((r for r in self.pipeline.step(trainer).inputs if r.name == "train"), None)
+        if train is None:
+            return None
+        uri = Join(on="/", values=[self.producer_uri(train), input_file(train, self.pipeline.step(train.step))])
+        return DriftCheckBaselines(model_data_statistics=MetricsSource(s3_uri=uri, content_type="application/x-parquet"))
 
     def gates(self, evaluate: str, gate_step: str, then: list[Any]) -> list[Any]:
         """One ConditionStep per gate, chained: each passes on to the next, the last to
@@ -423,11 +472,6 @@ class _PipelineBuilder:
         definition = json.loads(pipeline.definition())
         _tag_model_packages(definition["Steps"], self.tags)
         return definition
-
-
-def _metric_definition(metric: str) -> dict[str, str]:
-    """How SageMaker reads a metric from the training log: a line `<metric>=<value>`."""
-    return {"Name": metric, "Regex": f"{metric}=([-+]?[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?)"}
 
 
 def _gate_names(gates: tuple[Gate, ...]) -> list[str]:

@@ -1,0 +1,133 @@
+"""The emulated AWS account: moto's server in this process on 127.0.0.1 (SageMaker, S3,
+EventBridge, EventBridge Scheduler, CloudWatch), with moto corrected where it does not answer
+as AWS does:
+
+- DescribeFeatureGroup of a group that does not exist is `ResourceNotFound` (moto: a 500);
+- UpdateEndpoint (moto has none): the endpoint moves to the new endpoint config, and its
+  DeploymentConfig is kept for the emulator (ROLLOUTS: a canary's traffic split);
+- TestEventPattern (moto answers nothing): moto's own matcher, the one its PutEvents uses.
+
+Every boto3 client of the emulator and of the steps reaches it through AWS_ENDPOINT_URL and
+test credentials (`environment()`); `mlcompile deploy` of the build is what provisions it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+PATCHED = False
+# (region, endpoint) -> the last UpdateEndpoint's {from, to, deployment}: what the endpoint's
+# blue/green deployment is doing (moto keeps no deployment)
+ROLLOUTS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def patch_moto() -> None:
+    """Make moto answer as AWS does where the emulated system relies on it (idempotent)."""
+    global PATCHED
+    if PATCHED:
+        return
+    from moto.core.responses import ActionResult
+    from moto.events.models import EventPattern
+    from moto.events.responses import EventsHandler
+    from moto.sagemaker.exceptions import ResourceNotFound, ValidationError
+    from moto.sagemaker.models import SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    describe = SageMakerModelBackend.describe_feature_group
+
+    def describe_feature_group(self: SageMakerModelBackend, feature_group_name: str) -> Any:
+        try:
+            return describe(self, feature_group_name)
+        except KeyError:
+            raise ResourceNotFound(f"Resource Not Found: Amazon SageMaker can't find a FeatureGroup with name {feature_group_name}") from None
+
+    def update_endpoint(self: SageMakerResponse) -> Any:
+        name, config_name = self._get_param("EndpointName"), self._get_param("EndpointConfigName")
+        backend = self.sagemaker_backend
+        if name not in backend.endpoints:
+            raise ValidationError(message=f"Could not find endpoint \"{name}\".")
+        try:
+            config = backend.describe_endpoint_config(config_name)
+        except KeyError:
+            raise ValidationError(message=f"Could not find endpoint configuration \"{config_name}\".") from None
+        endpoint = backend.endpoints[name]
+        ROLLOUTS[(backend.region_name, name)] = {"from": endpoint.endpoint_config_name, "to": config_name, "deployment": self._get_param("DeploymentConfig") or {}}
+        endpoint.endpoint_config_name = config_name
+        endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
+        endpoint.data_capture_config = config.get("DataCaptureConfig")
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    def test_event_pattern(self: EventsHandler) -> Any:
+        import json
+
+        pattern, event = self._get_param("EventPattern"), self._get_param("Event")
+        try:
+            matched = EventPattern.load(pattern).matches_event(json.loads(event))
+        except (ValueError, TypeError, KeyError) as exc:
+            return self.error("InvalidEventPatternException", str(exc))
+        return self._create_response({"Result": bool(matched)})
+
+    EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign]
+    SageMakerModelBackend.describe_feature_group = describe_feature_group  # type: ignore[method-assign]
+    SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+    PATCHED = True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def environment(url: str, region: str) -> dict[str, str]:
+    """What points boto3 (the emulator's and every step's) at the emulated account."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+@contextlib.contextmanager
+def moto_account() -> Iterator[str]:
+    """moto's server on a free port of 127.0.0.1; yields its URL."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    patch_moto()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def pointed_at(env: dict[str, str]) -> Iterator[None]:
+    """This process's boto3 clients (mlcompile deploy's) use `env` while inside."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def client(service: str, url: str, region: str) -> Any:
+    import boto3
+
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region).client(service, endpoint_url=url)

@@ -1,0 +1,133 @@
+"""`mlcompile run … --target targets/aws-prod.yaml --emulate` runs the SageMaker build of each
+example end to end on this machine: `mlcompile deploy` into moto, the pipeline definitions
+interpreted with the /opt/ml container layout, the approval through UpdateModelPackage, the
+EventBridge rules and the CloudWatch alarm deciding what starts next. One emulated run per
+example (module-scoped), its wall time printed."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlcompile.emulate.containers import host_environment
+
+pytestmark = [pytest.mark.emulate, pytest.mark.slow, pytest.mark.timeout(1800)]  # the first test runs both systems
+pytest.importorskip("moto")
+
+REPO = Path(__file__).resolve().parents[1]
+# the shape of every platform's summary (emulate/summary.py)
+SUMMARY_KEYS = {"system", "profile", "platform", "status", "workdir", "pipelines", "skipped", "tasks", "failures", "gate", "registered", "approved", "deployed", "batch", "monitoring", "retraining", "seconds"}
+RETRAINING_KEYS = {"requested", "submitted", "status", "gate", "version", "tasks"}
+
+
+def emulate(spec: Path, workdir: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
+    command = [sys.executable, "-m", "mlcompile", "run", str(spec), "--target", str(REPO / "targets/aws-prod.yaml"), "--emulate", "--format", "json", "--workdir", str(workdir)]
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    return done, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[tuple[str, list[bytes]]]:
+    """The team's chat webhook the alert step posts to (its URL a Secrets Manager secret)."""
+    received: list[bytes] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory: pytest.TempPathFactory, webhook: tuple[str, list[bytes]]) -> dict[str, Any]:
+    """The churn example with its activity source drifted before monitoring (orders and spend
+    far from what the model was trained on)."""
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("sagemaker-churn")
+    spec_dir = root / "churn"
+    shutil.copytree(REPO / "examples/churn", spec_dir, ignore=shutil.ignore_patterns(".mlcompile"))
+    frame = pd.read_csv(spec_dir / "data/activity.csv")
+    frame["orders_30d"] = frame["orders_30d"] * 3 + 2
+    frame["spend_30d"] = (frame["spend_30d"] * 2.5 + 40).round(2)
+    frame.to_csv(spec_dir / "data/activity_drifted.csv", index=False)
+    (spec_dir / "emulate.yaml").write_text(f"secrets:\n  growth-ml-alerts-webhook: {webhook[0]}\nrestage:\n  monitoring:\n    customer_activity_daily: data/activity_drifted.csv\n")
+    done, seconds = emulate(spec_dir / "mlcompile.yaml", root / "emulate")
+    print(f"emulated aws-prod run of churn (drifted monitoring data): {seconds:.1f} s")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {"summary": json.loads(done.stdout), "work": root / "emulate", "alerts": webhook[1]}
+
+
+@pytest.fixture(scope="module")
+def card_fraud(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("sagemaker-card-fraud") / "emulate"
+    done, seconds = emulate(REPO / "examples/container-trainer/mlcompile.yaml", work)
+    print(f"emulated aws-prod run of container-trainer: {seconds:.1f} s")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {"summary": json.loads(done.stdout), "work": work}
+
+
+def test_the_summary_has_the_kubeflow_and_vertex_summarys_keys(churn: dict[str, Any], card_fraud: dict[str, Any]) -> None:
+    for summary in (churn["summary"], card_fraud["summary"]):
+        assert set(summary) == SUMMARY_KEYS and summary["platform"] == "sagemaker"
+        assert set(summary["registered"]) == {"model", "version", "registry"}
+        assert set(summary["deployed"]) == {"endpoint", "version", "traffic"}
+        assert set(summary["retraining"]) == RETRAINING_KEYS
+        assert summary["status"] == "succeeded" and summary["failures"] == []
+
+
+def test_training_registers_the_approval_deploys_it_and_batch_scores_with_it(churn: dict[str, Any]) -> None:
+    summary = churn["summary"]
+    assert summary["gate"] == {"passed": True}
+    assert summary["approved"] == {"version": "1", "by": "emulator"}  # UpdateModelPackage Approved
+    assert summary["pipelines"]["churn-prediction-deploy"] == "succeeded"  # started by the deploy-on-approval rule
+    assert summary["deployed"] == {"endpoint": "churn-scorer", "version": "1", "traffic": {"1": 100}}  # the first version takes all
+    customers = {line.split(",")[0] for line in (REPO / "examples/churn/data/activity.csv").read_text().splitlines()[1:]}
+    assert summary["batch"]["rows"] == len(customers)
+    # the model left the training job as SageMaker packs it
+    assert list((churn["work"] / "storage/s3/acme-ml-artifacts-eu-west-1/mlcompile/churn-prediction/models").glob("*/output/model.tar.gz"))
+
+
+def test_drift_breaches_the_alarm_whose_rule_starts_retraining_and_the_champion_keeps_serving(churn: dict[str, Any]) -> None:
+    summary = churn["summary"]
+    assert summary["monitoring"] == {"breach": True}
+    assert summary["tasks"]["churn-prediction-monitoring"]["alert"] == "succeeded"
+    assert churn["alerts"] and b"churn-prediction" in churn["alerts"][0]  # the webhook URL came from Secrets Manager
+    retraining = summary["retraining"]
+    assert retraining["requested"] is True and retraining["status"] == "succeeded"
+    assert retraining["submitted"].startswith("arn:aws:sagemaker:eu-west-1:123456789012:pipeline/churn-prediction-training/execution/")
+    assert retraining["version"] == "2" == summary["registered"]["version"]  # pending approval
+    assert summary["deployed"]["version"] == "1"  # the approved version still serves
+
+
+def test_tuning_trials_get_string_hyperparameters_and_the_best_trial_is_registered_and_served(card_fraud: dict[str, Any]) -> None:
+    summary = card_fraud["summary"]
+    assert summary["tasks"]["card-fraud-training"]["tune"] == "succeeded"
+    trials = sorted((card_fraud["work"] / "jobs").glob("*-tune-*/algo-1/opt/ml/input/config/hyperparameters.json"))
+    assert len(trials) == 4  # MaxNumberOfTrainingJobs of the spec's tuning
+    for trial in trials:
+        values = json.loads(trial.read_text())
+        assert all(isinstance(value, str) for value in values.values()) and 7 <= int(values["max_leaf_nodes"]) <= 31
+    assert summary["registered"]["version"] == "1" and summary["deployed"]["version"] == "1"
+    assert summary["batch"]["rows"] and summary["monitoring"]["breach"] is False

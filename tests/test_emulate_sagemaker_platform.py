@@ -1,0 +1,112 @@
+"""What the SageMaker emulator does between API calls, against moto on 127.0.0.1: a step's end
+is a CloudWatch metric, an alarm on it changes state and EventBridge starts the rule's pipeline
+(retraining on a breach); approving a model package (UpdateModelPackage) starts the
+deploy-on-approval rule's pipeline; and the moto answers the emulator corrects (TestEventPattern,
+UpdateEndpoint). Pipelines here are one Condition step, so nothing runs a container."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlcompile.emulate.containers import Images
+from mlcompile.emulate.ir import PipelineResult
+from mlcompile.emulate.sagemaker.account import client, moto_account
+from mlcompile.emulate.sagemaker.jobs import JobContext
+from mlcompile.emulate.sagemaker.platform import Platform
+
+pytest.importorskip("moto")
+
+REGION = "eu-west-1"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerPipelinesExecution"
+ONE_STEP = {"Version": "2020-12-01", "Steps": [{"Name": "trigger-retraining", "Type": "Condition", "Arguments": {"Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1}], "IfSteps": [], "ElseSteps": []}}]}
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with moto_account() as found:
+        yield found
+
+
+@pytest.fixture
+def platform(url: str, tmp_path: Path) -> Platform:
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).read()
+    context = JobContext(Images("runtime:1"), tmp_path / "storage", tmp_path / "work", region=REGION)
+    results: list[PipelineResult] = []
+    found = Platform(url, REGION, "123456789012", context, log=lambda message: None, on_result=lambda result, cause: results.append(result))
+    found.results = results  # type: ignore[attr-defined]
+    sagemaker = found.client("sagemaker")
+    for name in ("monitoring", "training", "deploy"):
+        sagemaker.create_pipeline(PipelineName=name, PipelineDefinition=json.dumps(ONE_STEP), RoleArn=ROLE)
+    return found
+
+
+def rule(platform: Platform, name: str, pattern: dict[str, Any], pipeline: str) -> None:
+    events = platform.client("events")
+    events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+    events.put_targets(Rule=name, Targets=[{"Id": pipeline, "Arn": f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/{pipeline}", "RoleArn": ROLE, "SageMakerPipelineParameters": {"PipelineParameterList": []}}])
+
+
+def test_a_step_metric_breaching_an_alarm_starts_the_rules_pipeline(platform: Platform) -> None:
+    platform.client("cloudwatch").put_metric_alarm(
+        AlarmName="breach", Namespace="AWS/Sagemaker/ModelBuildingPipeline", MetricName="StepSucceeded", Statistic="Sum", Period=300, EvaluationPeriods=1,
+        Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching",
+        Dimensions=[{"Name": "PipelineName", "Value": "monitoring"}, {"Name": "StepName", "Value": "trigger-retraining"}],
+    )  # fmt: skip
+    rule(platform, "retrain-on-breach", {"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"], "detail": {"alarmName": ["breach"], "state": {"value": ["ALARM"]}}}, "training")
+    platform.start("monitoring")
+    started = [d for d in platform.delivered if d["pipeline"]]
+    assert [(d["rule"], d["pipeline"], d["status"]) for d in started] == [("retrain-on-breach", "training", "SUCCEEDED")]
+    assert [r.name for r in platform.results] == ["monitoring", "training"]  # type: ignore[attr-defined]
+    executions = platform.client("sagemaker").list_pipeline_executions(PipelineName="training")["PipelineExecutionSummaries"]
+    assert [e["PipelineExecutionArn"] for e in executions] == [started[0]["execution"]]
+    assert platform.client("cloudwatch").describe_alarms(AlarmNames=["breach"])["MetricAlarms"][0]["StateValue"] == "ALARM"
+
+
+def test_no_metric_is_no_breach_when_missing_data_is_not_breaching(platform: Platform) -> None:
+    platform.client("cloudwatch").put_metric_alarm(
+        AlarmName="quiet", Namespace="AWS/Sagemaker/ModelBuildingPipeline", MetricName="StepSucceeded", Statistic="Sum", Period=300, EvaluationPeriods=1,
+        Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching", Dimensions=[{"Name": "PipelineName", "Value": "elsewhere"}],
+    )  # fmt: skip
+    rule(platform, "retrain-on-breach", {"source": ["aws.cloudwatch"], "detail": {"state": {"value": ["ALARM"]}}}, "training")
+    platform.start("monitoring")
+    assert [r.name for r in platform.results] == ["monitoring"]  # type: ignore[attr-defined]
+
+
+def test_approving_a_package_starts_the_deploy_on_approval_rules_pipeline(platform: Platform) -> None:
+    sagemaker = platform.client("sagemaker")
+    sagemaker.create_model_package_group(ModelPackageGroupName="churn")
+    rule(platform, "deploy-on-approval", {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"], "detail": {"ModelPackageGroupName": ["churn"], "ModelApprovalStatus": ["Approved"]}}, "deploy")
+    arn = platform.register({"ModelPackageGroupName": "churn", "ModelApprovalStatus": "PendingManualApproval", "InferenceSpecification": {"Containers": [{"Image": "runtime:1"}], "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]}})["ModelPackageArn"]
+    platform.settle()
+    assert platform.results == []  # type: ignore[attr-defined]  # pending: the rule does not match
+    platform.approve(arn)
+    assert [r.name for r in platform.results] == ["deploy"]  # type: ignore[attr-defined]
+    assert [d["event"] for d in platform.delivered] == ["SageMaker Model Package State Change"] * 2
+
+
+def test_test_event_pattern_answers_with_moto_matcher(url: str) -> None:
+    events = client("events", url, REGION)
+    pattern = json.dumps({"detail": {"state": {"value": ["ALARM"]}}})
+    event = {"id": "1", "source": "aws.cloudwatch", "detail-type": "x", "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": REGION, "resources": [], "detail": {"state": {"value": "ALARM"}}}
+    assert events.test_event_pattern(EventPattern=pattern, Event=json.dumps(event))["Result"] is True
+    event["detail"] = {"state": {"value": "OK"}}
+    assert events.test_event_pattern(EventPattern=pattern, Event=json.dumps(event))["Result"] is False
+
+
+def test_update_endpoint_moves_the_endpoint_to_the_new_config(url: str) -> None:
+    sagemaker = client("sagemaker", url, REGION)
+    for version in ("1", "2"):
+        sagemaker.create_model(ModelName=f"m-v{version}", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "runtime:1"})
+        sagemaker.create_endpoint_config(EndpointConfigName=f"c-v{version}", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": f"m-v{version}", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sagemaker.create_endpoint(EndpointName="e", EndpointConfigName="c-v1")
+    sagemaker.update_endpoint(EndpointName="e", EndpointConfigName="c-v2")
+    described = sagemaker.describe_endpoint(EndpointName="e")
+    assert described["EndpointConfigName"] == "c-v2"
+    assert [v["VariantName"] for v in described["ProductionVariants"]] == ["AllTraffic"]
