@@ -51,8 +51,8 @@ TRAINING_DATA_ASSET = "{system}-training-data"
 # decision ends in a traceback (exit 1): the step fails, it is never taken for "skipped"
 SKIP = 3
 GUARD = (
-    "import json,sys; d=[json.load(open(p))['decision'] for p in sys.argv[1:]]; "
-    "assert d and all(isinstance(v, bool) for v in d), f'not a true/false decision: {d}'; "
+    'import json,sys; d=[json.load(open(p))["decision"] for p in sys.argv[1:]]; '
+    'assert d and all(isinstance(v, bool) for v in d), "not a true/false decision"; '
     f"sys.exit(0 if any(d) else {SKIP})"
 )
 
