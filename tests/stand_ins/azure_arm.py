@@ -108,7 +108,7 @@ def _normalise(value: Any) -> Any:
 
 def _is_collection(key: str) -> bool:
     last = key.rsplit("/", 1)[-1]
-    return last in {"versions", "deployments", "onlineendpoints", "batchendpoints", "schedules", "computes", "datastores", "models", "environments", "components", "data"}
+    return last in {"versions", "deployments", "onlineendpoints", "batchendpoints", "schedules", "computes", "datastores", "models", "environments", "components", "data", "jobs"}
 
 
 def _not_found(path: str) -> dict[str, Any]:
@@ -200,3 +200,15 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         for call in store.calls:
             print(call.method, call.path)
+
+
+def bearer_token(url: str) -> str:
+    """A bearer token shaped as Entra ID issues one (a JWT, unsigned): azure-ai-ml reads its
+    audience (the Resource Manager URL) and ids before it submits a job."""
+    import base64
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    claims = {"aud": url.rstrip("/"), "tid": "00000000-0000-0000-0000-0000000000e1", "oid": "00000000-0000-0000-0000-0000000000e2"}
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c3RhbmQtaW4"
