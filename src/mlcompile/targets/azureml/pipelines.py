@@ -103,16 +103,20 @@ def _search_input_type(param: SearchParam) -> str:
 
 
 def _hyperparameters_env(plan: Plan) -> str:
-    """`MLCOMPILE_HYPERPARAMETERS='{"lr": ${{inputs.lr}}, …}'`: the trial's values as JSON, for a
-    container trainer (the contract it reads). Azure ML pastes each sampled value into the
-    command, a shell script: numbers are numbers, and validate refuses choices holding a
-    quote, backslash, `$` or backquote, so no value can leave its JSON string or this word."""
+    """`MLCOMPILE_HYPERPARAMETERS="$(printf '{"lr": %s, "depth": %.0f}' '${{inputs.lr}}' …)"`:
+    the trial's values as JSON, for a container trainer (the contract it reads). Azure ML
+    pastes each sampled value into the command as text, and its `q*` distributions give
+    integer parameters as floats (`12.0`): printf's `%.0f` makes them JSON integers again.
+    Validate refuses choices holding a quote, backslash, `$` or backquote, so no value can
+    leave its JSON string or its shell word."""
     assert plan.tuning is not None
-    fields = []
+    formats, values = [], []
     for param in plan.tuning.params:
-        value = "${{inputs.%s}}" % node_name(param.name)
-        fields.append(f'"{param.name}": ' + (f'"{value}"' if _search_input_type(param) == "string" else value))
-    return f"{ENV_HYPERPARAMETERS}=" + shlex.quote("{" + ", ".join(fields) + "}")
+        kind = _search_input_type(param)
+        formats.append(f'"{param.name}": ' + {"string": '"%s"', "integer": "%.0f"}.get(kind, "%s"))
+        values.append(shlex.quote("${{inputs.%s}}" % node_name(param.name)))
+    template = shlex.quote("{" + ", ".join(formats) + "}")
+    return f'{ENV_HYPERPARAMETERS}="$(printf {template} {" ".join(values)})"'
 
 
 def _hyperparameter_args(plan: Plan) -> list[str]:
