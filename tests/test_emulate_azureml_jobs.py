@@ -1,0 +1,191 @@
+"""The Azure ML pipeline job interpreter of the emulator, one behaviour at a time: binding
+substitution in commands (optional blocks included), folder and file outputs, the jobs graph
+from `${{parent.jobs…}}` bindings, sweep sampling and ranking by MLflow-logged metrics, and
+the PyTorch distribution's environment. Steps are small bash commands; MLflow is a SQLite store."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from mlcompile.emulate.azureml import sweep
+from mlcompile.emulate.azureml.bindings import BindingError, substitute, upstream
+from mlcompile.emulate.azureml.jobs import run_job
+from mlcompile.emulate.azureml.steps import JobContext, argv_of, distributed_env
+from mlcompile.emulate.azureml.workspace import AzureWorkspace
+from mlcompile.emulate.containers import Images
+from mlcompile.emulate.ir import FAILED, NOT_TRIGGERED, SUCCEEDED
+from mlcompile.emulate.services.azure_arm import ArmStandIn
+
+IMAGE = "example.azurecr.io/steps:1"
+
+
+# -- substitution ---------------------------------------------------------------------------
+DECLARED = {"inputs": {"data": {"type": "uri_folder"}, "rate": {"type": "number"}, "extra": {"type": "string", "optional": True}}, "outputs": {"model": {"type": "uri_folder"}}}
+
+
+def test_placeholders_become_paths_and_values() -> None:
+    line = substitute("train --data ${{inputs.data}} --rate ${{ inputs.rate }} --out ${{outputs.model}}", {"data": "/mnt/d", "rate": "0.1"}, {"model": "/mnt/m"}, DECLARED)
+    assert line == "train --data /mnt/d --rate 0.1 --out /mnt/m"
+
+
+def test_an_optional_block_disappears_without_its_input_and_stays_with_it() -> None:
+    command = "train --data ${{inputs.data}} $[[--extra ${{inputs.extra}}]] --out ${{outputs.model}}"
+    assert substitute(command, {"data": "/d"}, {"model": "/m"}, DECLARED) == "train --data /d  --out /m"
+    assert substitute(command, {"data": "/d", "extra": "x"}, {"model": "/m"}, DECLARED) == "train --data /d --extra x --out /m"
+
+
+def test_a_placeholder_the_component_does_not_declare_fails_validation() -> None:
+    with pytest.raises(BindingError, match="does not declare"):
+        substitute("train ${{inputs.nope}}", {}, {}, DECLARED)
+    with pytest.raises(BindingError, match="required"):
+        substitute("train ${{inputs.data}}", {}, {}, DECLARED)
+
+
+def test_the_jobs_graph_comes_from_parent_jobs_bindings() -> None:
+    node = {"inputs": {"a": {"path": "${{parent.jobs.prep.outputs.train}}"}, "b": "${{parent.jobs.split.outputs.test}}", "c": 3, "d": {"path": "${{parent.inputs.raw}}"}}}
+    assert upstream(node) == {"prep", "split"}
+
+
+def test_a_plain_command_runs_as_its_own_argv_and_shell_syntax_under_bash() -> None:
+    assert argv_of("""python -m mlcompile.runtime gate --config '{"a": "$x; y"}'""") == ["python", "-m", "mlcompile.runtime", "gate", "--config", '{"a": "$x; y"}']
+    assert argv_of("A=1 python train.py")[:2] == ["bash", "-c"]
+    assert argv_of("if true; then echo; fi")[:2] == ["bash", "-c"]
+    assert argv_of('echo "$HOME"')[:2] == ["bash", "-c"]
+
+
+# -- distribution ---------------------------------------------------------------------------
+def test_pytorch_distribution_gives_each_process_its_rank() -> None:
+    envs = distributed_env({"type": "pytorch", "process_count_per_instance": 2}, instance_count=2)
+    assert [(e["NODE_RANK"], e["RANK"], e["LOCAL_RANK"]) for e in envs] == [("0", "0", "0"), ("0", "1", "1"), ("1", "2", "0"), ("1", "3", "1")]
+    assert {e["WORLD_SIZE"] for e in envs} == {"4"} and len({e["MASTER_PORT"] for e in envs}) == 1
+    assert {e["MASTER_ADDR"] for e in envs} == {"127.0.0.1"}
+    assert distributed_env(None, 1) == [{}]
+    with pytest.raises(BindingError, match="mpi"):
+        distributed_env({"type": "mpi"}, 2)
+
+
+# -- sweep ----------------------------------------------------------------------------------
+SPACE = {
+    "lr": {"type": "loguniform", "min_value": -4.6, "max_value": -1.2},
+    "leaves": {"type": "quniform", "min_value": 7, "max_value": 31, "q": 1},
+    "kind": {"type": "choice", "values": ["a", "b"]},
+}
+
+
+def test_random_sampling_stays_in_the_space_and_keeps_hyperdrive_types() -> None:
+    trials = sweep.sample(SPACE, "random", 20, seed=1)
+    assert len(trials) == 20
+    for values in trials:
+        assert 0.01 <= values["lr"] <= 0.302
+        assert isinstance(values["leaves"], float) and values["leaves"].is_integer() and 7 <= values["leaves"] <= 31
+        assert values["kind"] in ("a", "b")
+    assert sweep.sample(SPACE, "random", 5, seed=1) == trials[:5], "one seed, one sequence"
+
+
+def test_grid_sampling_takes_choices_only() -> None:
+    assert sweep.sample({"a": {"type": "choice", "values": [1, 2]}, "b": {"type": "choice", "values": ["x"]}}, "grid", 10) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    with pytest.raises(sweep.SearchSpaceError):
+        sweep.sample(SPACE, "grid", 4)
+
+
+def test_bandit_policy_cancels_a_trial_outside_the_slack_and_the_best_trial_wins() -> None:
+    done = [sweep.Trial(0, {}, "completed", 0.9, [0.9]), sweep.Trial(1, {}, "completed", 0.5, [0.5])]
+    late = sweep.Trial(2, {}, "completed", 0.6, [0.6])
+    assert sweep.terminated(late, done, {"type": "bandit", "slack_amount": 0.1}, "maximize").startswith("bandit")
+    assert sweep.terminated(late, done, {"type": "bandit", "slack_amount": 0.5}, "maximize") == ""
+    assert sweep.terminated(late, done, {"type": "bandit", "slack_amount": 0.1, "delay_evaluation": 5}, "maximize") == ""
+    assert sweep.best_trial(done, "maximize").number == 0 and sweep.best_trial(done, "minimize").number == 1
+
+
+# -- pipelines ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for the module (its schema is made once)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def context(tmp_path: Path, tracking: str) -> JobContext:
+    arm = ArmStandIn()
+    workspace = AzureWorkspace("sub", "rg", "ws", tmp_path / "root", tracking, arm)
+    return JobContext(Images(IMAGE), tmp_path / "root", tmp_path / "runs", workspace)
+
+
+def component(command: str, inputs: dict | None = None, outputs: dict | None = None, name: str = "step") -> dict:
+    return {"command": command, "display_name": name, "environment": {"image": IMAGE}, "inputs": inputs or {}, "outputs": outputs or {}, "type": "command"}
+
+
+def test_outputs_are_ready_before_the_command_and_flow_to_the_next_job(context: JobContext) -> None:
+    job = {
+        "type": "pipeline", "experiment_name": "unit", "display_name": "flow",
+        "outputs": {"shared": {"type": "uri_folder", "name": "flow-training-data"}},
+        "jobs": {
+            "write": {"type": "command", "outputs": {"folder": "${{parent.outputs.shared}}"},
+                      "component": component("test -d ${{outputs.folder}} && test -d $(dirname ${{outputs.note}}) && echo hi > ${{outputs.folder}}/part.txt && echo '{\"decision\": true}' > ${{outputs.note}}",
+                                             outputs={"folder": {"type": "uri_folder"}, "note": {"type": "uri_file"}}, name="write")},
+            "read": {"type": "command", "inputs": {"data": {"path": "${{parent.jobs.write.outputs.folder}}"}, "n": 3}, "environment_variables": {"GREETING": "hello"},
+                     "component": component('test "$(cat ${{inputs.data}}/part.txt)" = hi && test ${{inputs.n}} = 3 && test "$GREETING" = hello && test -n "$MLFLOW_RUN_ID"',
+                                            inputs={"data": {"type": "uri_folder"}, "n": {"type": "integer"}}, name="read")},
+        },
+    }  # fmt: skip
+    result = run_job(job, context)
+    assert result.status == SUCCEEDED, {t.name: (t.reason, t.log and t.log.read_text()) for t in result.tasks.values()}
+    assert list(result.tasks) == ["write", "read"]
+    assert result.tasks["write"].parameters["note"] is True
+    assert context.workspace.asset_path("azureml:flow-training-data@latest").joinpath("part.txt").read_text() == "hi\n"
+
+
+def test_a_failed_job_cancels_what_has_not_started(context: JobContext) -> None:
+    job = {"type": "pipeline", "jobs": {
+        "first": {"type": "command", "component": component("exit 3", name="first")},
+        "second": {"type": "command", "inputs": {"x": "${{parent.jobs.first.outputs.out}}"}, "component": component("true", inputs={"x": {"type": "uri_folder"}}, name="second")},
+    }}  # fmt: skip
+    result = run_job(job, context)
+    assert result.status == FAILED
+    assert result.tasks["first"].reason == "exit status 3"
+    assert result.tasks["second"].status == NOT_TRIGGERED
+
+
+def test_a_uri_file_output_the_command_did_not_write_fails_the_job(context: JobContext) -> None:
+    job = {"type": "pipeline", "jobs": {"only": {"type": "command", "component": component("true", outputs={"metrics": {"type": "uri_file"}}, name="only")}}}
+    result = run_job(job, context)
+    assert result.tasks["only"].status == FAILED and "was not written" in result.tasks["only"].reason
+
+
+def test_a_sweep_ranks_trials_by_their_mlflow_metric_and_passes_on_the_best_outputs(context: JobContext, tmp_path: Path) -> None:
+    # each trial logs `score` = its x to the MLflow run Azure ML opened for it, and writes x to its output
+    log = "import mlflow,sys; mlflow.log_metric('score', float(sys.argv[1])); open(sys.argv[2] + '/x', 'w').write(sys.argv[1])"
+    script = tmp_path / "trial.py"
+    script.write_text(log)
+    job = {"type": "pipeline", "experiment_name": "unit", "jobs": {"tune": {
+        "type": "sweep", "sampling_algorithm": "grid", "objective": {"goal": "maximize", "primary_metric": "score"},
+        "search_space": {"x": {"type": "choice", "values": [0.2, 0.7, 0.4]}},
+        "limits": {"max_total_trials": 3, "max_concurrent_trials": 2},
+        "trial": component(f"python {script} ${{{{inputs.x}}}} ${{{{outputs.model}}}}", inputs={"x": {"type": "number"}}, outputs={"model": {"type": "uri_folder"}}, name="tune"),
+    }}}  # fmt: skip
+    result = run_job(job, context)
+    tune = result.tasks["tune"]
+    assert tune.status == SUCCEEDED, tune.reason
+    assert tune.parameters["best_parameters"] == {"x": 0.7} and tune.parameters["score"] == 0.7
+    assert Path(tune.artifacts["model"]["path"], "x").read_text() == "0.7"
+    assert sorted(t["score"] for t in tune.parameters["trials"].values()) == [0.2, 0.4, 0.7]
+
+
+def test_a_sweep_whose_trials_log_no_metric_fails(context: JobContext) -> None:
+    job = {"type": "pipeline", "jobs": {"tune": {
+        "type": "sweep", "objective": {"goal": "maximize", "primary_metric": "auc"}, "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+        "limits": {"max_total_trials": 2}, "trial": component("echo auc=${{inputs.x}}", inputs={"x": {"type": "number"}}, name="tune"),
+    }}}  # fmt: skip
+    tune = run_job(job, context).tasks["tune"]
+    assert tune.status == FAILED and "logged no 'auc' metric" in tune.reason
+
+
+def test_random_is_not_used_by_the_interpreter_globally() -> None:
+    state = random.getstate()
+    sweep.sample(SPACE, "random", 3, seed=5)
+    assert random.getstate() == state
+    assert json.dumps(sweep.sample(SPACE, "bayesian", 2, seed=5))  # sampled like random
