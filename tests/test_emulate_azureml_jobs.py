@@ -1,12 +1,15 @@
 """The Azure ML pipeline job interpreter of the emulator, one behaviour at a time: binding
 substitution in commands (optional blocks included), folder and file outputs, the jobs graph
 from `${{parent.jobs…}}` bindings, sweep sampling and ranking by MLflow-logged metrics, and
-the PyTorch distribution's environment. Steps are small bash commands; MLflow is a SQLite store."""
+the PyTorch distribution's environment. Steps are small bash commands; MLflow is the emulator's tracking server."""
 
 from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,10 +105,17 @@ def test_bandit_policy_cancels_a_trial_outside_the_slack_and_the_best_trial_wins
 
 
 # -- pipelines ------------------------------------------------------------------------------
+# the tests below share the emulator's MLflow server (~15 s to start under load)
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One MLflow store for the module (its schema is made once)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The emulator's MLflow tracking server, one for the module."""
+    process = subprocess.Popen([sys.executable, "-m", "mlcompile.emulate.mlflow_server", str(tmp_path_factory.mktemp("mlflow"))], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert process.stdout is not None
+    line = process.stdout.readline().decode()
+    assert line.startswith("port "), line
+    yield f"http://127.0.0.1:{line.split()[1]}"
+    process.terminate()
+    process.wait(10)
 
 
 @pytest.fixture
@@ -119,6 +129,7 @@ def component(command: str, inputs: dict | None = None, outputs: dict | None = N
     return {"command": command, "display_name": name, "environment": {"image": IMAGE}, "inputs": inputs or {}, "outputs": outputs or {}, "type": "command"}
 
 
+@pytest.mark.slow
 def test_outputs_are_ready_before_the_command_and_flow_to_the_next_job(context: JobContext) -> None:
     job = {
         "type": "pipeline", "experiment_name": "unit", "display_name": "flow",
@@ -139,6 +150,7 @@ def test_outputs_are_ready_before_the_command_and_flow_to_the_next_job(context: 
     assert context.workspace.asset_path("azureml:flow-training-data@latest").joinpath("part.txt").read_text() == "hi\n"
 
 
+@pytest.mark.slow
 def test_a_failed_job_cancels_what_has_not_started(context: JobContext) -> None:
     job = {"type": "pipeline", "jobs": {
         "first": {"type": "command", "component": component("exit 3", name="first")},
@@ -150,15 +162,23 @@ def test_a_failed_job_cancels_what_has_not_started(context: JobContext) -> None:
     assert result.tasks["second"].status == NOT_TRIGGERED
 
 
+@pytest.mark.slow
 def test_a_uri_file_output_the_command_did_not_write_fails_the_job(context: JobContext) -> None:
     job = {"type": "pipeline", "jobs": {"only": {"type": "command", "component": component("true", outputs={"metrics": {"type": "uri_file"}}, name="only")}}}
     result = run_job(job, context)
     assert result.tasks["only"].status == FAILED and "was not written" in result.tasks["only"].reason
 
 
+@pytest.mark.slow
 def test_a_sweep_ranks_trials_by_their_mlflow_metric_and_passes_on_the_best_outputs(context: JobContext, tmp_path: Path) -> None:
-    # each trial logs `score` = its x to the MLflow run Azure ML opened for it, and writes x to its output
-    log = "import mlflow,sys; mlflow.log_metric('score', float(sys.argv[1])); open(sys.argv[2] + '/x', 'w').write(sys.argv[1])"
+    # each trial logs `score` = its x to the MLflow run Azure ML opened for it (MLflow's REST
+    # API, as mlflow.log_metric does), and writes x to its output
+    log = """import json, os, sys, time, urllib.request
+body = {"run_id": os.environ["MLFLOW_RUN_ID"], "key": "score", "value": float(sys.argv[1]), "timestamp": int(time.time() * 1000), "step": 0}
+request = urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric", json.dumps(body).encode(), {"Content-Type": "application/json"})
+urllib.request.urlopen(request).read()
+open(sys.argv[2] + "/x", "w").write(sys.argv[1])
+"""
     script = tmp_path / "trial.py"
     script.write_text(log)
     job = {"type": "pipeline", "experiment_name": "unit", "jobs": {"tune": {
@@ -175,6 +195,7 @@ def test_a_sweep_ranks_trials_by_their_mlflow_metric_and_passes_on_the_best_outp
     assert sorted(t["score"] for t in tune.parameters["trials"].values()) == [0.2, 0.4, 0.7]
 
 
+@pytest.mark.slow
 def test_a_sweep_whose_trials_log_no_metric_fails(context: JobContext) -> None:
     job = {"type": "pipeline", "jobs": {"tune": {
         "type": "sweep", "objective": {"goal": "maximize", "primary_metric": "auc"}, "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},

@@ -90,30 +90,54 @@ class AzureWorkspace:
         self.arm.handle("PUT", f"{container}/versions/{version}", {}, body)
         return version
 
-    # -- MLflow ---------------------------------------------------------------------------
-    def client(self) -> Any:
-        from mlflow.tracking import MlflowClient
+    # -- MLflow (its REST API: the emulator itself does not import mlflow) ----------------
+    def mlflow(self, method: str, route: str, body: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        import json
+        import urllib.error
+        import urllib.parse
+        import urllib.request
 
-        return MlflowClient(tracking_uri=self.tracking, registry_uri=self.tracking)
+        url = f"{self.tracking}/api/2.0/mlflow/{route}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data, {"Content-Type": "application/json"}, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return dict(json.loads(response.read() or b"{}"))
+        except urllib.error.HTTPError as exc:
+            answer = exc.read().decode(errors="replace")
+            if exc.code == 404 or "RESOURCE_DOES_NOT_EXIST" in answer:
+                raise LookupError(answer) from None
+            raise PipelineError(f"the workspace's MLflow refused {method} {route}: {answer[:300]}") from None
 
     def _experiment(self, name: str) -> str:
         with self._lock:
             if name not in self._experiments:
-                client = self.client()
-                found = client.get_experiment_by_name(name)
-                self._experiments[name] = found.experiment_id if found else client.create_experiment(name)
+                try:
+                    found = self.mlflow("GET", "experiments/get-by-name", query={"experiment_name": name})["experiment"]["experiment_id"]
+                except LookupError:
+                    found = self.mlflow("POST", "experiments/create", {"name": name})["experiment_id"]
+                self._experiments[name] = str(found)
             return self._experiments[name]
 
     def start_run(self, experiment: str, name: str, parent: str | None = None, tags: Mapping[str, str] | None = None) -> str:
+        import time
+
         all_tags = {**(tags or {}), **({"mlflow.parentRunId": parent} if parent else {})}
         shown = all_tags.pop("mlflow.runName", name)  # the studio's display name
-        return str(self.client().create_run(self._experiment(experiment), tags=all_tags, run_name=shown).info.run_id)
+        body = {"experiment_id": self._experiment(experiment), "run_name": shown, "start_time": int(time.time() * 1000), "tags": [{"key": k, "value": v} for k, v in all_tags.items()]}
+        return str(self.mlflow("POST", "runs/create", body)["run"]["info"]["run_id"])
 
     def end_run(self, run_id: str, succeeded: bool) -> None:
-        self.client().set_terminated(run_id, "FINISHED" if succeeded else "FAILED")
+        import time
+
+        self.mlflow("POST", "runs/update", {"run_id": run_id, "status": "FINISHED" if succeeded else "FAILED", "end_time": int(time.time() * 1000)})
 
     def metric_history(self, run_id: str, key: str) -> list[float]:
-        return [float(m.value) for m in sorted(self.client().get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))]
+        try:
+            metrics = self.mlflow("GET", "metrics/get-history", query={"run_id": run_id, "metric_key": key}).get("metrics", [])
+        except LookupError:
+            return []
+        return [float(m["value"]) for m in sorted(metrics, key=lambda m: (int(m.get("step", 0)), int(m.get("timestamp", 0))))]
 
     def job_env(self, experiment: str, run_id: str) -> dict[str, str]:
         return {
