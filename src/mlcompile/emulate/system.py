@@ -105,6 +105,10 @@ def emulate(
     compilation = compile_system(spec, select_profiles(spec, [target], "run"), render=True, git_commit=None)
     compiled = compilation.results[0]
     plan = compiled.plan
+    if plan.platform == "azureml":  # its own interpreter and workspace stand-in
+        from mlcompile.emulate.azureml.system import emulate as emulate_azureml
+
+        return emulate_azureml(spec, compilation, workdir, only=only, isolation=isolation, runs=runs, approve=approve, log=log, started=started)
     if plan.platform not in PLATFORMS:
         raise UsageError(f"--emulate runs Kubeflow and Vertex AI builds; profile '{plan.profile}' is {plan.platform} (use `mlcompile run` without --emulate for local)")
     kinds = [kind for kind in ORDER if not only or kind in only or f"{plan.system}-{kind}" in only]

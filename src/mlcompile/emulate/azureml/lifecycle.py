@@ -1,0 +1,143 @@
+"""The life of an emulated Azure ML system, done through Azure ML's own APIs as a person and
+the service would: `mlcompile deploy` (targets.azureml.deploy: MLClient against the workspace
+stand-in) before the first scheduled run and again after each approval; the approval of a
+registered version (`MLClient.models.create_or_update` of the version with `stage:
+Production`, the studio's "stage" field); and what the summary reports of the workspace:
+the online endpoint's deployments, the model version each serves and its share of traffic."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+from mlcompile.emulate.azureml.registry import PRODUCTION_ALIAS, PRODUCTION_STAGE
+from mlcompile.emulate.ir import FAILED, SUCCEEDED, PipelineResult, TaskResult
+
+APPROVER = "emulator"
+
+
+@contextlib.contextmanager
+def client_environment(services: Any) -> Iterator[None]:
+    """This process's environment pointed at the workspace stand-in while MLClient is used
+    here (deploy, approval), as a person's shell would be; restored afterwards."""
+    saved = {key: os.environ.get(key) for key in services.client_env()}
+    os.environ.update(services.client_env())
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def deploy(session: Any, services: Any, why: str) -> None:
+    """`mlcompile deploy` of the build, as a person runs it; what it could not apply fails
+    the emulated run (pipeline `<system>-deploy` in the summary) and is logged."""
+    import time
+
+    from mlcompile.targets.azureml.deploy import deploy as azure_deploy
+    from mlcompile.targets.base import DeployFailed
+
+    started = time.monotonic()
+    name = f"{session.system}-deploy"
+    try:
+        with client_environment(services):
+            actions = azure_deploy(session.plan, session.build, dry_run=False)
+        tasks = {a.resource: TaskResult(a.resource, SUCCEEDED, reason=f"{a.action}" + (f": {a.detail}" if a.detail else "")) for a in actions}
+        status = SUCCEEDED
+    except DeployFailed as exc:
+        tasks = {a.resource: TaskResult(a.resource, SUCCEEDED, reason=a.action) for a in exc.applied}
+        tasks["deploy"] = TaskResult("deploy", FAILED, reason=str(exc))
+        status = FAILED
+    result = PipelineResult(name, f"{name}-{len(session.results)}", status, tasks, time.monotonic() - started)
+    session.results.append(result)
+    session.log(f"mlcompile deploy ({why}): {status.lower()}" + ("" if status == SUCCEEDED else f": {tasks['deploy'].reason}"))
+    observe_endpoint(session, services)
+
+
+class Registry:
+    """The workspace's models, as a person reads and approves them: newest and approved
+    versions through MLflow's registry (the workspace's MLflow), approval through MLClient."""
+
+    def __init__(self, session: Any, services: Any) -> None:
+        self.session, self.services, self.model = session, services, session.plan.registry.model
+
+    def newest(self) -> str | None:
+        found = self.services.workspace.mlflow("GET", "model-versions/search", query={"filter": f"name='{self.model}'", "max_results": 1000}).get("model_versions", [])
+        return str(max(int(v["version"]) for v in found)) if found else None
+
+    def approved(self) -> str | None:
+        try:
+            return str(self.services.workspace.mlflow("GET", "registered-models/alias", query={"name": self.model, "alias": PRODUCTION_ALIAS})["model_version"]["version"])
+        except LookupError:
+            return None
+
+    def approve(self, version: str) -> None:
+        from mlcompile.targets.azureml._sdk import quiet
+        from mlcompile.targets.azureml.deploy import _client
+
+        with client_environment(self.services), quiet():
+            client = _client(self.session.plan)
+            model = client.models.get(self.model, version=version)
+            model.stage = PRODUCTION_STAGE
+            client.models.create_or_update(model)
+
+
+def train_and_approve(session: Any, services: Any, training: Path, runs: int, approve: bool, rerun: Callable[[], None] = lambda: None) -> None:
+    """Run the training pipeline `runs` times; after each run that registered a new
+    version, under `approval: manual`, approve it (unless not `approve`); then deploy, as a
+    person rolls out the approved version."""
+    registry = Registry(session, services)
+    manual = session.plan.registry.approval == "manual"
+    for run in range(runs):
+        if run == 1:
+            rerun()
+        before = registry.newest()
+        session.run_pipeline_file(training)
+        version = registry.newest()
+        if version is None or version == before:
+            continue  # the gate kept it out: nothing new to approve or roll out
+        if manual and not approve:
+            session.log(f"{registry.model} version {version}: left pending approval (--no-approve)")
+            continue
+        if manual:
+            registry.approve(version)
+            session.facts["approved"] = {"version": version, "by": APPROVER}
+            session.log(f"{registry.model} version {version}: approved (stage {PRODUCTION_STAGE}, through MLClient)")
+        deploy(session, services, f"rolls out version {version}")
+
+
+def unapproved_reason(session: Any, services: Any) -> str | None:
+    if session.plan.registry.approval != "manual":
+        return None
+    registry = Registry(session, services)
+    if registry.approved() is not None:
+        return None
+    return f"no approved version of {registry.model}: approve one by setting its stage to {PRODUCTION_STAGE}"
+
+
+def observe_endpoint(session: Any, services: Any) -> None:
+    """The online endpoint as the workspace holds it: each deployment's model version and
+    the endpoint's traffic split, summed by version (facts `deployed`)."""
+    online = session.plan.online
+    if online is None:
+        return
+    base = f"{services.workspace.path}/onlineEndpoints/{online.name}"
+    endpoint = services.arm.get(base)
+    if endpoint is None:
+        return
+    traffic: dict[str, int] = {}
+    newest = None
+    for slot, percent in sorted(((endpoint.get("properties") or {}).get("traffic") or {}).items()):
+        deployment = services.arm.get(f"{base}/deployments/{slot}") or {}
+        model = str((deployment.get("properties") or {}).get("model") or "")
+        version = model.rstrip("/").rsplit("/versions/", 1)[-1] if "/versions/" in model else (model or "none")
+        traffic[version] = traffic.get(version, 0) + int(percent)
+        if percent and (newest is None or (version.isdigit() and newest.isdigit() and int(version) > int(newest))):
+            newest = version
+    session.facts["deployed"] = {"endpoint": online.name, "version": newest, "traffic": {v: p for v, p in traffic.items() if p}}
