@@ -11,87 +11,41 @@ created or updated through `MLClient` (`begin_create_or_update`), in dependency 
 Idempotent: every resource is tagged `mlcompile-file-sha256` with the sha256 of its file in
 the build; a resource whose tag already matches is reported `unchanged` and not sent.
 
-Configuration (environment):
-* credentials: `DefaultAzureCredential` (az login, managed identity, AZURE_* variables);
-  `MLCOMPILE_AZUREML_ACCESS_TOKEN` uses that bearer token instead (CI, stand-ins);
-* `MLCOMPILE_AZUREML_ARM_ENDPOINT`: the Resource Manager URL (default Azure public cloud), for
-  sovereign clouds and local stand-ins; `MLCOMPILE_AZUREML_CA_BUNDLE`: a CA file to trust."""
+Configuration (environment): credentials, the Resource Manager URL and a CA bundle, as
+mlcompile.runtime.azureml_client reads them (MLCOMPILE_AZUREML_ACCESS_TOKEN,
+MLCOMPILE_AZUREML_ARM_ENDPOINT, MLCOMPILE_AZUREML_CA_BUNDLE)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import time
 from pathlib import Path
 from typing import Any
 
 from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
+from mlcompile.runtime.azureml_client import ENV_TOKEN
 from mlcompile.targets.azureml._sdk import quiet
 from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, live_fingerprint, not_applied
 
 FILE_TAG = "mlcompile-file-sha256"
-ENV_TOKEN = "MLCOMPILE_AZUREML_ACCESS_TOKEN"
-ENV_ARM = "MLCOMPILE_AZUREML_ARM_ENDPOINT"
-ENV_CA = "MLCOMPILE_AZUREML_CA_BUNDLE"
-CUSTOM_CLOUD = "mlcompile-custom-arm"
 AUTOSCALE_PROVIDER = "providers/Microsoft.Insights/autoscaleSettings"
 LOGIN = f"log in with `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (or {ENV_TOKEN} to a bearer token)"
 
 
-class _StaticToken:
-    """A credential that hands out one bearer token (azure-core's TokenCredential shape)."""
-
-    def __init__(self, token: str):
-        self.token = token
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.credentials import AccessToken
-
-        return AccessToken(self.token, int(time.time()) + 3600)
-
-
 def _client(plan: Plan, *, workspace: str | None = None, resource_group: str | None = None) -> Any:
     """The MLClient of the profile's workspace, or of another workspace (the feature store)."""
-    from azure.ai.ml import MLClient
+    from mlcompile.runtime.azureml_client import ml_client
 
-    settings = plan.platform_settings
-    token = os.environ.get(ENV_TOKEN)
-    if token:
-        credential: Any = _StaticToken(token)
-    else:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
-    kwargs: dict[str, Any] = {"enable_telemetry": False, "show_progress": False}
     # azure-core retries (GET, PUT, DELETE: every call deploy makes but listKeys-style POSTs)
     # on throttling, 5xx, timeouts and dropped connections, honouring Retry-After up to
     # mlcompile's cap; these are mlcompile's knobs, a read timeout instead of azure-core's
     # 300 s, and a limit on each whole answer (one trickled in byte by byte included)
     retry = RetrySettings.from_env()
-    kwargs.update(
+    return ml_client(
+        plan.platform_settings, workspace=workspace, resource_group=resource_group,
         retry_policy=_capped_retry_policy(retry), per_retry_policies=[_answer_limit_policy(retry.timeout)],
         connection_timeout=retry.timeout, read_timeout=retry.timeout,
     )  # fmt: skip
-    arm = os.environ.get(ENV_ARM)
-    if arm:
-        arm = arm.rstrip("/") + "/"
-        # EndpointURLS keys of azure.ai.ml._azure_environments; all must be present, or the
-        # SDK falls back to downloading cloud metadata from management.azure.com
-        # the SDK keeps clouds in a process-wide table it never overwrites: one name per URL
-        kwargs["cloud"] = f"{CUSTOM_CLOUD}-{hashlib.sha256(arm.encode()).hexdigest()[:12]}"
-        kwargs["cloud_metadata"] = {
-            "azure_portal": arm,
-            "resource_manager": arm,
-            "active_directory": arm,
-            "aml_resource_id": arm,
-            "storage_endpoint": "core.windows.net",
-            "registry_discovery_endpoint": arm,
-        }
-    if os.environ.get(ENV_CA):
-        kwargs["connection_verify"] = os.environ[ENV_CA]
-    return MLClient(credential, settings["subscription_id"], resource_group or settings["resource_group"], workspace or settings["workspace"], **kwargs)
 
 
 def _capped_retry_policy(retry: RetrySettings) -> Any:

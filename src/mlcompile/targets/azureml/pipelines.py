@@ -12,14 +12,17 @@ Where each step runs:
 Gates: Azure ML's if/else node is private (refused by the public `load_job`). A decision
 is the runtime's JSON file (`{"decision": true, …}`, a `uri_file` output); a step that runs
 only if a decision holds (`run_if`) takes the decision files as inputs and its command is
-wrapped in a guard that runs the step when one of them is true and otherwise ends the node
-successfully with "skipped" (the run stays green when a candidate is rejected)."""
+wrapped in a guard that runs the step when one of them is true, ends the node successfully
+with "skipped" when every one says false (the run stays green when a candidate is rejected),
+and fails the node when a decision is missing or malformed (never a green run that silently
+registered nothing)."""
 
 from __future__ import annotations
 
 import math
 import re
 import shlex
+from dataclasses import replace
 from typing import Any
 
 from mlcompile.plan.nodes import Pipeline, Plan, SearchParam, Step
@@ -43,8 +46,15 @@ IO_TYPES = {"dataset": "uri_folder", "model": "uri_folder", "metrics": "uri_file
 CONTAINER_INPUT_ENV = {"train": ENV_TRAIN_DATA, "test": ENV_TEST_DATA, "report": ENV_VALIDATION_REPORT}
 CONTAINER_OUTPUT_ENV = {"model": ENV_MODEL_DIR, "metrics": ENV_METRICS}
 TRAINING_DATA_ASSET = "{system}-training-data"
-# run_if: run the step when any of the decision files given as arguments says true
-GUARD = 'import json,sys; sys.exit(0 if any(json.load(open(p)).get("decision") for p in sys.argv[1:]) else 1)'
+# run_if: exit 0 (run the step) when any of the decision files given as arguments says true,
+# SKIP when every one of them says false; a missing file or one without a true/false
+# decision ends in a traceback (exit 1): the step fails, it is never taken for "skipped"
+SKIP = 3
+GUARD = (
+    'import json,sys; d=[json.load(open(p))["decision"] for p in sys.argv[1:]]; '
+    'assert d and all(isinstance(v, bool) for v in d), "not a true/false decision"; '
+    f"sys.exit(0 if any(d) else {SKIP})"
+)
 
 
 def node_name(name: str) -> str:
@@ -112,15 +122,31 @@ def _hyperparameter_args(plan: Plan) -> list[str]:
     return [a for p in plan.tuning.params for a in ("--hp", f"{p.name}=${{{{inputs.{node_name(p.name)}}}}}")]
 
 
+def output_binding(name: str, artifact_type: str, io_type: str) -> str:
+    """What the runtime is told to write an output to. Azure ML substitutes `${{outputs.x}}`
+    of a `uri_folder` output with a folder that exists before the command runs: a table goes
+    into it as `<name>.parquet` (every reader of a dataset takes a file or a folder of them);
+    a model is that folder; a `uri_file` output is the file itself."""
+    placeholder = "${{outputs.%s}}" % name
+    if artifact_type == "dataset" and io_type == "uri_folder":
+        return f"{placeholder}/{name}.parquet"
+    return placeholder
+
+
 def _guarded(command: str, step: Step, decisions: list[str]) -> str:
     if not decisions:
         return command
     test = " ".join(["python", "-c", shlex.quote(GUARD), *(shlex.quote(d) for d in decisions)])
     skipped = shlex.quote(f"{step.name}: skipped, run_if {step.run_if} is false")
-    return f"if {test}; then {command}; else echo {skipped}; fi"
+    broken = shlex.quote(f"{step.name}: failed, the decision of run_if {step.run_if} is missing or unreadable")
+    return f"{test}; case $? in 0) {command};; {SKIP}) echo {skipped};; *) echo {broken} >&2; exit 1;; esac"
 
 
 def _command(plan: Plan, step: Step, inputs: dict[str, str], outputs: dict[str, str], tuned: bool) -> str:
+    if step.kind == "score_batch":
+        # Azure ML writes the scores output to the batch output URI (the node's output path):
+        # the step writes only its output, never that URI a second time by itself
+        step = replace(step, params={k: v for k, v in step.params.items() if k != "output_uri"})
     if not step.uses_user_container:
         args = [*step.command, *runtime_args(plan, step, inputs, outputs), *(_hyperparameter_args(plan) if tuned else ())]
         return " ".join(shlex.quote(a) for a in args)
@@ -156,7 +182,7 @@ def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tup
         if step.kind == "score_batch" and artifact.name == "scores":
             io_type = scores_type(step)
         outputs[artifact.name] = Output(type=io_type)
-        bindings_out[artifact.name] = "${{outputs.%s}}" % artifact.name
+        bindings_out[artifact.name] = output_binding(artifact.name, artifact.type, io_type)
     if done:
         outputs["done"] = Output(type="uri_folder")
     distributed: dict[str, Any] = {}

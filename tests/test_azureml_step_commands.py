@@ -1,0 +1,104 @@
+"""The commands of a built Azure ML pipeline job, run as Azure ML runs them (the job loaded
+with azure-ai-ml's `load_job`, placeholders replaced by mounted paths: see
+tests/azureml_steps_support.py): each step reads what the previous one wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("azure.ai.ml")
+
+from azureml_steps_support import ROOT, build, load_pipeline, run_node, stage_source  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning", "ignore:.*marshmallow.*")]
+
+LAKE = "abfss://crm@acmegrowthlake.dfs.core.windows.net"
+
+
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build("churn", tmp_path_factory.mktemp("churn-build"))
+
+
+@pytest.fixture(scope="module")
+def emulate_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("emulate-root")
+    stage_source(root, f"{LAKE}/customer_activity_daily.parquet", ROOT / "examples/churn/data/activity.csv")
+    stage_source(root, f"{LAKE}/churn_labels.parquet", ROOT / "examples/churn/data/labels.csv")
+    return root
+
+
+@pytest.fixture(scope="module")
+def features(churn: Path, emulate_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """extract-features of the training pipeline, run once for the tests below."""
+    job = load_pipeline(churn, "churn-prediction-training")
+    workdir = tmp_path_factory.mktemp("training")
+    run = run_node(job, "extract_features", {}, workdir, {"MLCOMPILE_EMULATE_ROOT": str(emulate_root)})
+    return job, workdir, run
+
+
+def test_extract_features_writes_tables_into_its_uri_folder_outputs(features) -> None:
+    _, _, run = features
+    assert run.code == 0, run.stderr
+    assert (run.outputs["train"] / "train.parquet").is_file()
+    assert (run.outputs["test"] / "test.parquet").is_file()
+
+
+@pytest.fixture(scope="module")
+def trained(features, emulate_root: Path):
+    """validate-data, train and evaluate on what extract-features wrote."""
+    job, workdir, extracted = features
+    assert extracted.code == 0, extracted.stderr
+    env = {"MLCOMPILE_EMULATE_ROOT": str(emulate_root)}
+    data = {"train": extracted.outputs["train"], "test": extracted.outputs["test"]}
+    validated = run_node(job, "validate_data", data, workdir, env)
+    assert validated.code == 0, validated.stderr
+    train = run_node(job, "train", {**data, "report": validated.outputs["report"]}, workdir, env)
+    assert train.code == 0, train.stderr
+    evaluated = run_node(job, "evaluate", {"model": train.outputs["model"], "test": data["test"]}, workdir, env)
+    assert evaluated.code == 0, evaluated.stderr
+    return job, workdir, train.outputs["model"], evaluated.outputs["metrics"]
+
+
+def test_readers_take_the_dataset_folders(trained) -> None:
+    _, _, model_folder, _ = trained
+    model = json.loads((model_folder / "model.json").read_text())
+    # the dataset's metadata (rows, sources) was read from the folder's parquet file
+    assert model["data"]["rows"]["train"] > 0 and set(model["data"]["sources"]) == {"customer_activity_daily", "churn_labels"}, model["data"]
+
+
+def _register(trained, decision: Path | None, tmp_path: Path):
+    job, _, model_folder, metrics = trained
+    inputs = {"model": model_folder, "metrics": metrics, "decision": decision if decision is not None else tmp_path / "never-written"}
+    return run_node(job, "register", inputs, tmp_path, {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+
+
+def test_register_runs_when_the_gate_passed(trained, tmp_path: Path) -> None:
+    decision = tmp_path / "decision"
+    decision.write_text(json.dumps({"decision": True}))
+    run = _register(trained, decision, tmp_path)
+    assert run.code == 0, run.stderr
+    assert "registered churn-classifier version 1" in run.stdout
+
+
+def test_register_is_skipped_only_when_the_gate_says_failed(trained, tmp_path: Path) -> None:
+    decision = tmp_path / "decision"
+    decision.write_text(json.dumps({"decision": False, "passed": False}))
+    run = _register(trained, decision, tmp_path)
+    assert run.code == 0, run.stderr
+    assert "register: skipped, run_if gate is false" in run.stdout
+
+
+@pytest.mark.parametrize("content", [None, "{not json", json.dumps({"passed": True}), json.dumps({"decision": "yes"})], ids=["missing", "not-json", "no-decision", "not-boolean"])
+def test_a_missing_or_malformed_decision_fails_the_step(trained, tmp_path: Path, content: str | None) -> None:
+    decision = None
+    if content is not None:
+        decision = tmp_path / "decision"
+        decision.write_text(content)
+    run = _register(trained, decision, tmp_path)
+    assert run.code != 0, run.stdout
+    assert "skipped" not in run.stdout
+    assert "register: failed, the decision of run_if gate is missing or unreadable" in run.stderr
