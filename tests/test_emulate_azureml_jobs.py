@@ -20,8 +20,10 @@ from mlcompile.emulate.azureml.jobs import run_job
 from mlcompile.emulate.azureml.steps import JobContext, argv_of, distributed_env
 from mlcompile.emulate.azureml.workspace import AzureWorkspace
 from mlcompile.emulate.containers import Images
-from mlcompile.emulate.ir import FAILED, NOT_TRIGGERED, SUCCEEDED
+from mlcompile.emulate.ir import FAILED, NOT_TRIGGERED, SKIPPED, SUCCEEDED
 from mlcompile.emulate.services.azure_arm import ArmStandIn
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
 
 IMAGE = "example.azurecr.io/steps:1"
 
@@ -163,6 +165,19 @@ def test_a_failed_job_cancels_what_has_not_started(context: JobContext) -> None:
 
 
 @pytest.mark.slow
+def test_a_step_its_run_if_guard_skipped_counts_as_skipped_and_its_dependents_run(context: JobContext) -> None:
+    job = {"type": "pipeline", "jobs": {
+        "register": {"type": "command", "component": component("case 3 in 0) exit 9;; 3) echo 'register: skipped, run_if gate is false';; esac", name="register")},
+        "after": {"type": "command", "inputs": {"x": "${{parent.jobs.register.outputs.out}}"},
+                  "component": component("test -d ${{inputs.x}}", inputs={"x": {"type": "uri_folder"}}, outputs={}, name="after")},
+    }}  # fmt: skip
+    job["jobs"]["register"]["component"]["outputs"] = {"out": {"type": "uri_folder"}}
+    result = run_job(job, context)
+    assert result.tasks["register"].status == SKIPPED and result.tasks["register"].reason.startswith("run_if gate is false")
+    assert result.tasks["after"].status == SUCCEEDED and result.status == SUCCEEDED
+
+
+@pytest.mark.slow
 def test_a_uri_file_output_the_command_did_not_write_fails_the_job(context: JobContext) -> None:
     job = {"type": "pipeline", "jobs": {"only": {"type": "command", "component": component("true", outputs={"metrics": {"type": "uri_file"}}, name="only")}}}
     result = run_job(job, context)
@@ -210,3 +225,43 @@ def test_random_is_not_used_by_the_interpreter_globally() -> None:
     sweep.sample(SPACE, "random", 3, seed=5)
     assert random.getstate() == state
     assert json.dumps(sweep.sample(SPACE, "bayesian", 2, seed=5))  # sampled like random
+
+
+@pytest.mark.slow
+def test_a_pipeline_job_submitted_with_mlclient_runs_in_the_workspace(context: JobContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from azure.ai.ml import load_job
+
+    from mlcompile.emulate.azureml.services import token
+    from mlcompile.emulate.azureml.submitted import SubmittedJobs
+    from mlcompile.emulate.services.azure_arm import serve, tls_certificate
+    from mlcompile.runtime.azureml_client import ENV_ARM, ENV_CA, ENV_TOKEN, ml_client
+
+    workspace = context.workspace
+    arm = workspace.arm
+    arm.seed(workspace.path, {"location": "westeurope", "properties": {"workspaceId": "w", "discoveryUrl": ""}})
+    arm.seed(f"{workspace.path}/computes/cpu", {"location": "westeurope", "properties": {"computeType": "AmlCompute", "properties": {}}})
+    certificate = tls_certificate(tmp_path)
+    server, url = serve(arm, certificate=certificate)
+    session = SimpleNamespace(log=lambda message: None, facts={}, run_job=lambda job, name=None: run_job(job, context, name=name))
+    jobs = SubmittedJobs(session, workspace)
+    arm.intercept = jobs.answer
+    for key, value in {ENV_ARM: url, ENV_CA: str(certificate[0]), ENV_TOKEN: token(url)}.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "job.yml").write_text(
+        "type: pipeline\ndisplay_name: submitted\nexperiment_name: unit\nsettings: {default_compute: azureml:cpu}\njobs:\n"
+        "  write:\n    type: command\n    outputs: {out: {type: uri_folder}}\n"
+        f"    environment: {{image: {IMAGE}}}\n    command: echo 42 > ${{{{outputs.out}}}}/answer\n"
+        "  read:\n    type: command\n    inputs: {data: '${{parent.jobs.write.outputs.out}}'}\n"
+        f"    environment: {{image: {IMAGE}}}\n    command: test \"$(cat ${{{{inputs.data}}}}/answer)\" = 42\n"
+    )
+    try:
+        client = ml_client({"subscription_id": "sub", "resource_group": "rg", "workspace": "ws"})
+        created = client.jobs.create_or_update(load_job(tmp_path / "job.yml"))
+        assert jobs.wait(120)
+        assert client.jobs.get(created.name).status == "Completed"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert session.facts["retraining"] == {"submitted": created.name, "status": "completed"}

@@ -24,7 +24,7 @@ from typing import Any
 from mlcompile.emulate.azureml import sweep as sweeps
 from mlcompile.emulate.azureml.bindings import BindingError, binding, upstream
 from mlcompile.emulate.azureml.steps import Data, JobContext, data_input, declared_type, prepare_output, run_command
-from mlcompile.emulate.ir import FAILED, NOT_TRIGGERED, SUCCEEDED, PipelineError, PipelineResult, TaskResult
+from mlcompile.emulate.ir import FAILED, NOT_TRIGGERED, SKIPPED, SUCCEEDED, PipelineError, PipelineResult, TaskResult
 
 CANCELED = NOT_TRIGGERED  # the summary's word for a job that never started
 
@@ -93,7 +93,7 @@ class _PipelineRun:
                 for node in order:
                     if node in done or node in running.values() or not graph[node] <= set(done):
                         continue
-                    blocked = [d for d in sorted(graph[node]) if done[d].status != SUCCEEDED]
+                    blocked = [d for d in sorted(graph[node]) if done[d].status in (FAILED, CANCELED)]
                     if blocked or (failed and self.stop_at_failure):
                         why = f"upstream {', '.join(blocked)} did not succeed" if blocked else "canceled: the pipeline stops at its first failed job (continue_on_step_failure: false)"
                         done[node] = TaskResult(self.label(node), CANCELED, reason=why)
@@ -134,7 +134,7 @@ class _PipelineRun:
             result, outputs = self.sweep(node, label, spec, component, inputs)
         else:
             return TaskResult(label, FAILED, reason=f"job type {kind!r} is not emulated (command and sweep are)")
-        if result.status == SUCCEEDED:
+        if result.status in (SUCCEEDED, SKIPPED):  # a guarded step that skipped its work still completed
             self.outputs[node] = outputs
             self.publish(spec, outputs)
         return result

@@ -36,8 +36,8 @@ def client_environment(services: Any) -> Iterator[None]:
 
 
 def deploy(session: Any, services: Any, why: str) -> None:
-    """`mlcompile deploy` of the build, as a person runs it; what it could not apply fails
-    the emulated run (pipeline `<system>-deploy` in the summary) and is logged."""
+    """`mlcompile deploy` of the build, as a person runs it; a deploy that fails fails the
+    emulated run (pipeline `<system>-deploy` in the summary, its failure listed)."""
     import time
 
     from mlcompile.targets.azureml.deploy import deploy as azure_deploy
@@ -54,8 +54,8 @@ def deploy(session: Any, services: Any, why: str) -> None:
         tasks = {a.resource: TaskResult(a.resource, SUCCEEDED, reason=a.action) for a in exc.applied}
         tasks["deploy"] = TaskResult("deploy", FAILED, reason=str(exc))
         status = FAILED
-    result = PipelineResult(name, f"{name}-{len(session.results)}", status, tasks, time.monotonic() - started)
-    session.results.append(result)
+    if status == FAILED:  # what could not be applied fails the emulated run (the summary's failures)
+        session.results.append(PipelineResult(name, f"{name}-{len(session.results)}", status, tasks, time.monotonic() - started))
     session.log(f"mlcompile deploy ({why}): {status.lower()}" + ("" if status == SUCCEEDED else f": {tasks['deploy'].reason}"))
     observe_endpoint(session, services)
 

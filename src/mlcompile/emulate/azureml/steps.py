@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 from mlcompile.emulate import storage
 from mlcompile.emulate.azureml.bindings import DATA_TYPES, BindingError, literal, substitute
 from mlcompile.emulate.containers import PYTHON_NAMES, Images, UnmappedImage, run_container
-from mlcompile.emulate.ir import FAILED, SUCCEEDED, TaskResult
+from mlcompile.emulate.ir import FAILED, SKIPPED, SUCCEEDED, TaskResult
 from mlcompile.emulate.services.execution import free_port, run_all
 
 MASTER_ADDR = "127.0.0.1"  # every instance of a distributed job runs on this machine
@@ -205,6 +206,10 @@ def run_command(
     if code:
         result.reason = "timed out (limits.timeout)" if code == 124 and timeout else f"exit status {code}" + (f" (process {codes.index(code)})" if len(codes) > 1 else "")
         return result
+    guard = _guard_skipped(name, result.log)
+    if guard:
+        result.status, result.reason = SKIPPED, guard
+        return result
     for key, data in outputs.items():
         if data.type == "uri_file" and not data.path.is_file():  # type: ignore[union-attr]
             result.status, result.reason = FAILED, f"output {key} (uri_file) was not written: {data.path}"
@@ -214,6 +219,17 @@ def run_command(
         if decision is not None:
             result.parameters[key] = decision
     return result
+
+
+def _guard_skipped(name: str, log: Path | None) -> str:
+    """A step whose `run_if` guard (a shell `case` in its command: Azure ML has no public
+    condition node) chose not to run it: the job completes, and its last line says so. The
+    summary counts it skipped, as KFP's condition would be."""
+    if log is None or not log.is_file():
+        return ""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    match = re.fullmatch(rf"{re.escape(name)}: skipped, (run_if .+ is false)", lines[-1].strip()) if lines else None
+    return f"{match.group(1)} (its command's guard)" if match else ""
 
 
 def _decision(data: Data) -> bool | None:
