@@ -6,12 +6,10 @@ end. One emulated run per example (module-scoped fixtures): every test below rea
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,9 @@ from pathlib import Path
 import pytest
 
 from mlcompile.emulate.containers import host_environment
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_emulate_retraining import drift, webhook_server  # noqa: E402
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow]
 
@@ -39,37 +40,18 @@ def _emulate(spec: Path, workdir: Path) -> tuple[subprocess.CompletedProcess[str
 
 @pytest.fixture(scope="module")
 def webhook() -> Iterator[tuple[str, list[bytes]]]:
-    """The team's chat webhook the churn alert step posts to (its URL a secret)."""
-    received: list[bytes] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
-    server.shutdown()
+    with webhook_server() as hook:
+        yield hook
 
 
 @pytest.fixture(scope="module")
 def churn(tmp_path_factory: pytest.TempPathFactory, webhook: tuple[str, list[bytes]]) -> dict:
     """The churn example with its activity source drifted before monitoring (orders x3, spend
     x2.5: PSI far above 0.2), so that one run goes through breach and retraining too."""
-    import pandas as pd
-
     folder = tmp_path_factory.mktemp("azure-churn")
     spec_dir = folder / "churn"
     shutil.copytree(REPO / "examples/churn", spec_dir, ignore=shutil.ignore_patterns(".mlcompile"))
-    frame = pd.read_csv(spec_dir / "data/activity.csv")
-    frame["orders_30d"] = frame["orders_30d"] * 3 + 2
-    frame["spend_30d"] = (frame["spend_30d"] * 2.5 + 40).round(2)
-    frame.to_csv(spec_dir / "data/activity_drifted.csv", index=False)
+    drift(spec_dir / "data/activity.csv", spec_dir / "data/activity_drifted.csv")
     (spec_dir / "emulate.yaml").write_text(
         f"secrets:\n  growth-ml-alerts-webhook: {webhook[0]}\nrestage:\n  monitoring:\n    customer_activity_daily: data/activity_drifted.csv\n"
     )

@@ -7,9 +7,7 @@ the online endpoint's deployments, the model version each serves and its share o
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,20 +17,12 @@ from mlcompile.emulate.ir import FAILED, SUCCEEDED, PipelineResult, TaskResult
 APPROVER = "emulator"
 
 
-@contextlib.contextmanager
-def client_environment(services: Any) -> Iterator[None]:
+def client_environment(services: Any) -> Any:
     """This process's environment pointed at the workspace stand-in while MLClient is used
     here (deploy, approval), as a person's shell would be; restored afterwards."""
-    saved = {key: os.environ.get(key) for key in services.client_env()}
-    os.environ.update(services.client_env())
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    from unittest import mock
+
+    return mock.patch.dict(os.environ, services.client_env())
 
 
 def deploy(session: Any, services: Any, why: str) -> None:

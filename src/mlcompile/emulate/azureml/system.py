@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mlcompile.emulate import storage
 from mlcompile.emulate.azureml import jobs as pipeline_jobs
 from mlcompile.emulate.azureml import lifecycle
 from mlcompile.emulate.azureml.steps import JobContext
-from mlcompile.emulate.config import load_config
 from mlcompile.emulate.containers import Images
 from mlcompile.emulate.ir import PipelineError, PipelineResult
-from mlcompile.emulate.system import ORDER, PARALLELISM, SUBMITTED_RUN_SECONDS, Session, _fresh_workdir, fixtures_for, stage_fixtures
+from mlcompile.emulate.system import PARALLELISM, SUBMITTED_RUN_SECONDS, Session, stage_fixtures
 from mlcompile.errors import UsageError
 
 
@@ -38,12 +36,7 @@ class AzureSession(Session):
         return path if path.is_file() else None
 
     def job_context(self) -> JobContext:
-        env = dict(self.env)
-        if self.hosts:
-            import json
-
-            env[storage.HOSTS_ENV] = json.dumps(self.hosts, sort_keys=True)
-        return JobContext(self.images, self.root, self.work / "runs", self.services.workspace, env)
+        return JobContext(self.images, self.root, self.work / "runs", self.services.workspace, dict(self.context().env))
 
     def run_job(self, job: dict[str, Any], name: str | None = None) -> PipelineResult:
         label = job.get("display_name") or name or "pipeline"
@@ -65,31 +58,15 @@ class AzureSession(Session):
         return self.run_job(job)
 
 
-def emulate(spec: str, compilation: Any, workdir: str | None, *, only: tuple[str, ...], isolation: str, runs: int, approve: bool, log: Callable[[str], None], started: float) -> dict[str, Any]:
-    from mlcompile.build import write_builds
+def run(
+    plan: Any, spec_dir: Path, work: Path, images: Images, config: Any, kinds: list[str], first: list[Any], later: dict[str, list[Any]],
+    *, runs: int, approve: bool, log: Callable[[str], None], started: float,
+) -> dict[str, Any]:  # fmt: skip
+    """The emulated run of a built Azure ML profile (emulate.system.emulate prepared the
+    workdir, the build, the fixtures and the images), summarised."""
     from mlcompile.emulate.azureml.services import serve
     from mlcompile.emulate.summary import summarize
 
-    compiled = compilation.results[0]
-    plan = compiled.plan
-    kinds = [kind for kind in ORDER if not only or kind in only or f"{plan.system}-{kind}" in only]
-    unknown = sorted(set(only) - set(ORDER) - {f"{plan.system}-{kind}" for kind in ORDER})
-    if unknown:
-        raise UsageError(f"--only {', '.join(unknown)}: with --emulate, name pipelines: {', '.join(ORDER)}")
-    spec_dir = Path(spec).resolve().parent
-    config = load_config(spec_dir)
-    first = fixtures_for(plan, compilation.bundle, spec_dir, config.fixtures)
-    later = {kind: fixtures_for(plan, compilation.bundle, spec_dir, config.restage[kind], fallback=False) for kind in kinds if kind in config.restage}
-    work = _fresh_workdir(Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile)
-    if isolation == "fork":  # the fork server's imports overlap the workspace's start
-        import threading
-
-        from mlcompile.local.workers import warm_up
-        from mlcompile.runtime import PRELOAD
-
-        threading.Thread(target=warm_up, args=(PRELOAD,), daemon=True).start()
-    write_builds([compiled], work / "build")
-    images = Images(plan.runtime_image, config.commands, config.workdirs, warm=isolation == "fork")
     session = AzureSession(plan.system, plan.profile, plan.platform, plan, work / "build" / plan.profile, work / "storage", work, images, config, log=log)
     session.env["MLCOMPILE_SPEC_DIR"] = str(spec_dir)
     with contextlib.ExitStack() as stack:
