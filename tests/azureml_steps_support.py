@@ -63,6 +63,7 @@ def stage_source(emulate_root: Path, uri: str, csv: Path) -> None:
 
 def run_node(job: Any, node: str, inputs: dict[str, Path], workdir: Path, env: dict[str, str] | None = None) -> NodeRun:
     """Run `node` of the loaded pipeline job with `inputs` (input name → local path)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     component = job.jobs[node].component
     outputs: dict[str, Path] = {}
     for name, output in (component.outputs or {}).items():
@@ -76,7 +77,8 @@ def run_node(job: Any, node: str, inputs: dict[str, Path], workdir: Path, env: d
 
     command = PLACEHOLDER.sub(substitute, component.command)
     run_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(ROOT / "src")}
-    for name in [k for k in run_env if k.startswith(("MLFLOW_", "MLCOMPILE_"))]:
+    # a job does not inherit this process's settings (the SDK's current cloud among them)
+    for name in [k for k in run_env if k.startswith(("MLFLOW_", "MLCOMPILE_", "AZUREML_"))]:
         del run_env[name]
     run_env.update(env or {})
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=run_env, cwd=workdir, timeout=300)

@@ -122,6 +122,23 @@ def _hyperparameter_args(plan: Plan) -> list[str]:
     return [a for p in plan.tuning.params for a in ("--hp", f"{p.name}=${{{{inputs.{node_name(p.name)}}}}}")]
 
 
+def platform_config(plan: Plan, step: Step) -> dict[str, Any] | None:
+    """The step's runtime config with the sections of the steps that talk to Azure ML itself
+    (None: the plain config): `platform` (the workspace) and, for deploy-online, `serving`
+    (how to roll the endpoint to a version, see mlcompile.runtime.rollout_azureml)."""
+    if step.kind not in ("deploy_online",):
+        return None
+    from mlcompile.runtime.contract import step_config
+    from mlcompile.targets.azureml.serving import rollout_section
+
+    settings = plan.platform_settings
+    config = step_config(plan, step)
+    config["platform"] = {"name": "azureml", **{key: settings[key] for key in ("subscription_id", "resource_group", "workspace")}}
+    if step.kind == "deploy_online":
+        config["serving"] = rollout_section(plan)
+    return config
+
+
 def output_binding(name: str, artifact_type: str, io_type: str) -> str:
     """What the runtime is told to write an output to. Azure ML substitutes `${{outputs.x}}`
     of a `uri_folder` output with a folder that exists before the command runs: a table goes
@@ -148,7 +165,7 @@ def _command(plan: Plan, step: Step, inputs: dict[str, str], outputs: dict[str, 
         # the step writes only its output, never that URI a second time by itself
         step = replace(step, params={k: v for k, v in step.params.items() if k != "output_uri"})
     if not step.uses_user_container:
-        args = [*step.command, *runtime_args(plan, step, inputs, outputs), *(_hyperparameter_args(plan) if tuned else ())]
+        args = [*step.command, *runtime_args(plan, step, inputs, outputs, platform_config(plan, step)), *(_hyperparameter_args(plan) if tuned else ())]
         return " ".join(shlex.quote(a) for a in args)
     env = [f"{CONTAINER_INPUT_ENV[n]}={shlex.quote(v)}" for n, v in sorted(inputs.items()) if n in CONTAINER_INPUT_ENV]
     env += [f"{CONTAINER_OUTPUT_ENV[n]}={shlex.quote(v)}" for n, v in sorted(outputs.items()) if n in CONTAINER_OUTPUT_ENV]

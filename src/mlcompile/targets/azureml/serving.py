@@ -33,15 +33,12 @@ AUTOSCALE_API_VERSION = "2022-10-01"
 BATCH_DEPLOYMENT = "default"
 
 
-def slots(online: OnlineEndpoint) -> dict[str, int]:
-    """Deployment slot → traffic percent. `blue` is the version in production, `green` the
-    new one: canary sends it canary_percent, blue/green none until the switch."""
-    if online.strategy == "canary":
-        percent = online.canary_percent or 0
-        return {"blue": 100 - percent, "green": percent}
-    if online.strategy == "blue_green":
-        return {"blue": 100, "green": 0}
-    return {"blue": 100}
+def slots(online: OnlineEndpoint) -> list[str]:
+    """Deployment slots of the endpoint. The rollout (deploy-online) puts an approved version
+    in the slot that does not serve: with a canary it gets canary_percent of the traffic and
+    the serving slot keeps the rest; blue/green switches all traffic to it once it is up (the
+    other slot stays as the way back); `replace` updates the one slot in place."""
+    return ["blue", "green"] if online.strategy in ("canary", "blue_green") else ["blue"]
 
 
 def deployment_path(online: OnlineEndpoint, slot: str) -> str:
@@ -52,60 +49,84 @@ def batch_endpoint_name(plan: Plan) -> str:
     return f"{plan.system}-batch"
 
 
-def render_online(plan: Plan) -> list[OutputFile]:
-    from azure.ai.ml.entities import (
-        DataCollector,
-        DefaultScaleSettings,
-        DeploymentCollection,
-        Environment,
-        ManagedOnlineDeployment,
-        ManagedOnlineEndpoint,
-        OnlineRequestSettings,
-    )
+def _deployment(plan: Plan, online: OnlineEndpoint, slot: str) -> Any:
+    """One slot's managed online deployment, without a model: which registered version a slot
+    serves is the rollout's to set (deploy-online, when a version is approved), never the
+    build's; `mlcompile deploy` keeps the version a deployment serves."""
+    from azure.ai.ml.entities import DataCollector, DefaultScaleSettings, DeploymentCollection, Environment, ManagedOnlineDeployment, OnlineRequestSettings
 
-    from mlcompile.targets.azureml.render import header
-
-    online = plan.online
-    if online is None:
-        return []
-    labels = tags(plan)
-    traffic = slots(online)
-    files: list[OutputFile] = []
     variables = {"MLCOMPILE_MODEL": online.model, "MLCOMPILE_SYSTEM": plan.system}
     # the model's features, read from the feature store's online store by entity key
     online_features = online_features_config(plan)
     if online_features is not None:
         variables[ONLINE_FEATURES_ENV] = json.dumps(online_features, sort_keys=True, separators=(",", ":"))
     variables.update(serving_env(plan))  # a container-trained model's description
+    resources = online.resources
+    timeout_ms = resources.timeout_seconds * 1000 if resources.timeout_seconds else None
+    return ManagedOnlineDeployment(
+        name=slot,
+        endpoint_name=online.name,
+        description=f"slot {slot} of {online.name} ({online.strategy} rollout): serves the version of {online.model} deploy-online puts here",
+        environment=Environment(image=plan.runtime_image, inference_config=INFERENCE_CONFIG),
+        environment_variables=variables,
+        instance_type=resources.machine.name if resources.machine else None,
+        instance_count=online.min_replicas,
+        scale_settings=DefaultScaleSettings(),
+        request_settings=OnlineRequestSettings(request_timeout_ms=timeout_ms) if timeout_ms else None,
+        # the model monitor reads what the deployment collects
+        data_collector=DataCollector(collections={"model_inputs": DeploymentCollection(enabled="true"), "model_outputs": DeploymentCollection(enabled="true")})
+        if plan.monitoring is not None
+        else None,
+        tags={**tags(plan), "mlcompile-slot": slot},
+    )
+
+
+def deployment_files(plan: Plan) -> dict[str, bytes]:
+    """Slot → the bytes of its deployment file."""
+    from mlcompile.targets.azureml.render import header
+
+    online = plan.online
+    assert online is not None
+    return {slot: entity_yaml(_deployment(plan, online, slot), "azureml.online_deployment", header(plan)) for slot in slots(online)}
+
+
+def rollout_section(plan: Plan) -> dict[str, Any]:
+    """What deploy-online needs to roll the endpoint to an approved version (the `serving`
+    section of its config, see mlcompile.runtime.rollout_azureml): each slot's deployment as
+    its file says, with the file's sha256 (so `mlcompile deploy` finds it unchanged)."""
+    import hashlib
+
+    import yaml
+
+    online = plan.online
+    assert online is not None
+    deployments = {}
+    for slot, content in deployment_files(plan).items():
+        body = yaml.safe_load(content)
+        body.pop("$schema", None)
+        deployments[slot] = {"file_sha256": hashlib.sha256(content).hexdigest(), "body": body}
+    return {"kind": "azureml", "endpoint": online.name, "strategy": online.strategy, "canary_percent": online.canary_percent, "slots": slots(online), "deployments": deployments}
+
+
+def render_online(plan: Plan) -> list[OutputFile]:
+    from azure.ai.ml.entities import ManagedOnlineEndpoint
+
+    from mlcompile.targets.azureml.render import header
+
+    online = plan.online
+    if online is None:
+        return []
+    # no traffic here: it names deployments, which exist once a version is rolled out, and
+    # the rollout owns the split (`mlcompile deploy` leaves it as it is)
     endpoint = ManagedOnlineEndpoint(
         name=online.name,
         description=f"{plan.description or plan.system} (model {online.model}, rollout {online.strategy})",
         auth_mode="key",
-        tags=labels,
-        traffic=traffic,
+        tags=tags(plan),
     )
-    files.append(OutputFile(f"endpoints/{online.name}.yml", "azureml.online_endpoint", entity_yaml(endpoint, "azureml.online_endpoint", header(plan))))
-    resources = online.resources
-    timeout_ms = resources.timeout_seconds * 1000 if resources.timeout_seconds else None
-    for slot, percent in traffic.items():
-        deployment = ManagedOnlineDeployment(
-            name=slot,
-            endpoint_name=online.name,
-            description=f"{'new version' if slot == 'green' else 'production version'} of {online.model}, {percent}% of traffic",
-            model=f"azureml:{online.model}@latest",
-            environment=Environment(image=plan.runtime_image, inference_config=INFERENCE_CONFIG),
-            environment_variables=dict(variables),
-            instance_type=resources.machine.name if resources.machine else None,
-            instance_count=online.min_replicas,
-            scale_settings=DefaultScaleSettings(),
-            request_settings=OnlineRequestSettings(request_timeout_ms=timeout_ms) if timeout_ms else None,
-            # the model monitor reads what the deployment collects
-            data_collector=DataCollector(collections={"model_inputs": DeploymentCollection(enabled="true"), "model_outputs": DeploymentCollection(enabled="true")})
-            if plan.monitoring is not None
-            else None,
-            tags={**labels, "mlcompile-slot": slot},
-        )
-        files.append(OutputFile(deployment_path(online, slot), "azureml.online_deployment", entity_yaml(deployment, "azureml.online_deployment", header(plan))))
+    files = [OutputFile(f"endpoints/{online.name}.yml", "azureml.online_endpoint", entity_yaml(endpoint, "azureml.online_endpoint", header(plan)))]
+    for slot, content in deployment_files(plan).items():
+        files.append(OutputFile(deployment_path(online, slot), "azureml.online_deployment", content))
         if online.autoscaling_metric is not None:
             files.append(OutputFile(f"endpoints/{online.name}-{slot}-autoscale.json", "azure.monitor_autoscale", json_bytes(autoscale_setting(plan, online, slot))))
     return files
