@@ -1,9 +1,10 @@
 """The life of an emulated Azure ML system, done through Azure ML's own APIs as a person and
 the service would: `mlcompile deploy` (targets.azureml.deploy: MLClient against the workspace
-stand-in) before the first scheduled run and again after each approval; the approval of a
-registered version (`MLClient.models.create_or_update` of the version with `stage:
-Production`, the studio's "stage" field); and what the summary reports of the workspace:
-the online endpoint's deployments, the model version each serves and its share of traffic."""
+stand-in) before the first scheduled run; the approval of a registered version (the MLflow
+alias `production`, set with MLflow's client against the workspace's tracking server, as
+docs/targets/azureml.md tells an approver) and the `<system>-deploy` pipeline job the approver
+then submits; and what the summary reports of the workspace: the online endpoint's
+deployments, the model version each serves and its share of traffic."""
 
 from __future__ import annotations
 
@@ -27,14 +28,14 @@ def client_environment(services: Any) -> Any:
 
 def deploy(session: Any, services: Any, why: str) -> None:
     """`mlcompile deploy` of the build, as a person runs it; a deploy that fails fails the
-    emulated run (pipeline `<system>-deploy` in the summary, its failure listed)."""
+    emulated run (`mlcompile-deploy` in the summary, its failure listed)."""
     import time
 
     from mlcompile.targets.azureml.deploy import deploy as azure_deploy
     from mlcompile.targets.base import DeployFailed
 
     started = time.monotonic()
-    name = f"{session.system}-deploy"
+    name = "mlcompile-deploy"
     try:
         with client_environment(services):
             actions = azure_deploy(session.plan, session.build, dry_run=False)
@@ -47,12 +48,11 @@ def deploy(session: Any, services: Any, why: str) -> None:
     if status == FAILED:  # what could not be applied fails the emulated run (the summary's failures)
         session.results.append(PipelineResult(name, f"{name}-{len(session.results)}", status, tasks, time.monotonic() - started))
     session.log(f"mlcompile deploy ({why}): {status.lower()}" + ("" if status == SUCCEEDED else f": {tasks['deploy'].reason}"))
-    observe_endpoint(session, services)
 
 
 class Registry:
-    """The workspace's models, as a person reads and approves them: newest and approved
-    versions through MLflow's registry (the workspace's MLflow), approval through MLClient."""
+    """The workspace's models, as a person reads and approves them: through MLflow's
+    registry API on the workspace's tracking server."""
 
     def __init__(self, session: Any, services: Any) -> None:
         self.session, self.services, self.model = session, services, session.plan.registry.model
@@ -68,20 +68,13 @@ class Registry:
             return None
 
     def approve(self, version: str) -> None:
-        from mlcompile.targets.azureml._sdk import quiet
-        from mlcompile.targets.azureml.deploy import _client
-
-        with client_environment(self.services), quiet():
-            client = _client(self.session.plan)
-            model = client.models.get(self.model, version=version)
-            model.stage = PRODUCTION_STAGE
-            client.models.create_or_update(model)
+        self.services.workspace.mlflow("POST", "registered-models/alias", {"name": self.model, "alias": PRODUCTION_ALIAS, "version": version})
 
 
 def train_and_approve(session: Any, services: Any, training: Path, runs: int, approve: bool, rerun: Callable[[], None] = lambda: None) -> None:
     """Run the training pipeline `runs` times; after each run that registered a new
-    version, under `approval: manual`, approve it (unless not `approve`); then deploy, as a
-    person rolls out the approved version."""
+    version, under `approval: manual`, approve it (unless not `approve`) and run the
+    `<system>-deploy` pipeline job, as the approver submits it."""
     registry = Registry(session, services)
     manual = session.plan.registry.approval == "manual"
     for run in range(runs):
@@ -95,11 +88,14 @@ def train_and_approve(session: Any, services: Any, training: Path, runs: int, ap
         if manual and not approve:
             session.log(f"{registry.model} version {version}: left pending approval (--no-approve)")
             continue
-        if manual:
-            registry.approve(version)
-            session.facts["approved"] = {"version": version, "by": APPROVER}
-            session.log(f"{registry.model} version {version}: approved (stage {PRODUCTION_STAGE}, through MLClient)")
-        deploy(session, services, f"rolls out version {version}")
+        if not manual:
+            continue  # the training pipeline's own deploy-online rolled it out
+        registry.approve(version)
+        session.facts["approved"] = {"version": version, "by": APPROVER}
+        session.log(f"{registry.model} version {version}: approved (alias '{PRODUCTION_ALIAS}')")
+        rollout = session.pipeline_file("deploy")
+        if rollout is not None:
+            session.run_pipeline_file(rollout)
 
 
 def unapproved_reason(session: Any, services: Any) -> str | None:
@@ -108,7 +104,7 @@ def unapproved_reason(session: Any, services: Any) -> str | None:
     registry = Registry(session, services)
     if registry.approved() is not None:
         return None
-    return f"no approved version of {registry.model}: approve one by setting its stage to {PRODUCTION_STAGE}"
+    return f"no approved version of {registry.model}: approve one by giving it the alias '{PRODUCTION_ALIAS}' (its stage {PRODUCTION_STAGE})"
 
 
 def observe_endpoint(session: Any, services: Any) -> None:

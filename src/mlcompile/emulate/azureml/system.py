@@ -4,7 +4,7 @@ run them, against the workspace stand-in (services.py):
 
 1. `mlcompile deploy`, as a person runs it before the schedules start (lifecycle.deploy);
 2. the training pipeline (the retraining schedule's job), `runs` times; under manual
-   approval each new version is approved through MLClient and deployed again;
+   approval each new version is approved and the `<system>-deploy` job rolls it out;
 3. batch scoring, then monitoring (their schedules' jobs), when a version is approved;
 4. what monitoring submitted through MLClient (retraining) runs to its end;
 
@@ -95,6 +95,7 @@ def run(
             except PipelineError as exc:
                 raise UsageError(f"{path}: {exc}") from None
         services.wait(SUBMITTED_RUN_SECONDS)  # a job submitted through MLClient (retraining) ends before the summary
+        lifecycle.observe_endpoint(session, services)
         summary = summarize(session)
     summary["seconds"] = round(time.monotonic() - started, 1)
     return summary
