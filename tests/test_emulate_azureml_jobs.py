@@ -233,9 +233,8 @@ def test_a_pipeline_job_submitted_with_mlclient_runs_in_the_workspace(context: J
 
     from azure.ai.ml import load_job
 
-    from mlcompile.emulate.azureml.services import token
     from mlcompile.emulate.azureml.submitted import SubmittedJobs
-    from mlcompile.emulate.services.azure_arm import serve, tls_certificate
+    from mlcompile.emulate.services.azure_arm import bearer_token, serve, tls_certificate
     from mlcompile.runtime.azureml_client import ENV_ARM, ENV_CA, ENV_TOKEN, ml_client
 
     workspace = context.workspace
@@ -247,7 +246,7 @@ def test_a_pipeline_job_submitted_with_mlclient_runs_in_the_workspace(context: J
     session = SimpleNamespace(log=lambda message: None, facts={}, run_job=lambda job, name=None: run_job(job, context, name=name))
     jobs = SubmittedJobs(session, workspace)
     arm.intercept = jobs.answer
-    for key, value in {ENV_ARM: url, ENV_CA: str(certificate[0]), ENV_TOKEN: token(url)}.items():
+    for key, value in {ENV_ARM: url, ENV_CA: str(certificate[0]), ENV_TOKEN: bearer_token(url)}.items():
         monkeypatch.setenv(key, value)
     (tmp_path / "job.yml").write_text(
         "type: pipeline\ndisplay_name: submitted\nexperiment_name: unit\nsettings: {default_compute: azureml:cpu}\njobs:\n"

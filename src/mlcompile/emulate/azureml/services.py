@@ -18,7 +18,7 @@ from mlcompile.emulate.azureml.registry import ModelRegistry
 from mlcompile.emulate.azureml.submitted import SubmittedJobs
 from mlcompile.emulate.azureml.workspace import DATASTORE, AzureWorkspace
 from mlcompile.emulate.containers import stop
-from mlcompile.emulate.services.azure_arm import ArmStandIn, serve as serve_arm, tls_certificate
+from mlcompile.emulate.services.azure_arm import ArmStandIn, bearer_token, serve as serve_arm, tls_certificate
 from mlcompile.errors import UsageError
 
 ARM_ENV, CA_ENV, TOKEN_ENV = "MLCOMPILE_AZUREML_ARM_ENDPOINT", "MLCOMPILE_AZUREML_CA_BUNDLE", "MLCOMPILE_AZUREML_ACCESS_TOKEN"  # targets.azureml.deploy's
@@ -35,23 +35,10 @@ class AzureServices:
 
     def client_env(self) -> dict[str, str]:
         """What points MLClient (deploy, the steps, a person) at the workspace stand-in."""
-        return {ARM_ENV: self.url, CA_ENV: str(self.certificate), TOKEN_ENV: token(self.url)}
+        return {ARM_ENV: self.url, CA_ENV: str(self.certificate), TOKEN_ENV: bearer_token(self.url)}
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.jobs.wait(timeout)
-
-
-def token(url: str) -> str:
-    """A bearer token as Entra ID issues one (a JWT; unsigned here): azure-ai-ml reads its
-    audience before it submits a job, and wants the workspace's resource (the ARM URL)."""
-    import base64
-    import json
-
-    def part(data: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    claims = {"aud": url.rstrip("/"), "tid": "00000000-0000-0000-0000-00000000e001", "oid": "00000000-0000-0000-0000-00000000e002"}
-    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.ZW11bGF0ZWQ"
 
 
 @contextlib.contextmanager

@@ -128,6 +128,18 @@ def _not_found(path: str) -> dict[str, Any]:
     return {"error": {"code": "ResourceNotFound", "message": f"The resource '{path}' was not found (stand-in)."}}
 
 
+def bearer_token(url: str) -> str:
+    """A bearer token shaped as Entra ID issues one (a JWT, unsigned): azure-ai-ml reads its
+    audience (the Resource Manager URL) and ids before it submits a job."""
+    import base64
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    claims = {"aud": url.rstrip("/"), "tid": "00000000-0000-0000-0000-0000000000e1", "oid": "00000000-0000-0000-0000-0000000000e2"}
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c3RhbmQtaW4"
+
+
 def tls_certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate (and key) for 127.0.0.1/localhost, valid one day."""
     import datetime
