@@ -264,3 +264,22 @@ def test_a_pipeline_job_submitted_with_mlclient_runs_in_the_workspace(context: J
         server.shutdown()
         server.server_close()
     assert session.facts["retraining"] == {"submitted": created.name, "status": "completed"}
+
+
+@pytest.mark.sdk
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.glob("golden/*/azure-prod/pipelines/*.yml")), ids=lambda p: p.name)
+def test_every_built_pipeline_job_loads_and_its_commands_substitute(path: Path) -> None:
+    """What the interpreter reads of each golden azure-prod pipeline: azure-ai-ml's load_job
+    accepts it, its bindings name jobs of the pipeline, and every command's placeholders name
+    declared inputs and outputs (each given a value, optional ones too)."""
+    from mlcompile.emulate.azureml.jobs import load
+
+    job = load(path)
+    for name, node in job["jobs"].items():
+        assert upstream(node) <= set(job["jobs"]), name
+        component = node.get("trial") if node["type"] == "sweep" else node["component"]
+        values = {side: {key: f"/mnt/{side}/{key}" for key in component.get(side) or {}} for side in ("inputs", "outputs")}
+        line = substitute(component["command"], values["inputs"], values["outputs"], component)
+        assert "${{" not in line and "$[[" not in line, name
+        if node.get("distribution"):
+            assert distributed_env(node["distribution"], int(node.get("resources", {}).get("instance_count", 1)))
