@@ -283,3 +283,33 @@ def test_every_built_pipeline_job_loads_and_its_commands_substitute(path: Path) 
         assert "${{" not in line and "$[[" not in line, name
         if node.get("distribution"):
             assert distributed_env(node["distribution"], int(node.get("resources", {}).get("instance_count", 1)))
+
+
+def test_a_job_reads_a_keyvault_secret_with_its_compute_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runtime.secrets on an emulated Azure ML job: DefaultAzureCredential gets a token from the
+    compute's managed identity endpoint (MSI_ENDPOINT), the workspace names its Key Vault, and
+    the vault answers the emulation config's secret."""
+    from mlcompile.emulate.azureml.identity import JobIdentity
+    from mlcompile.emulate.services.azure_arm import serve, tls_certificate
+    from mlcompile.runtime.secrets import SecretUnavailable, resolve
+
+    arm = ArmStandIn()
+    workspace = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
+    arm.seed(workspace, {"properties": {"keyVault": "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-ws"}})
+    certificate = tls_certificate(tmp_path)
+    server, url = serve(arm, certificate=certificate)
+    identity = JobIdentity(url, {"team-webhook": "http://hooks.example/team"}, "kv-ws")
+    arm.intercept = identity.answer
+    for key, value in {**identity.env(str(certificate[0])), "AZUREML_ARM_SUBSCRIPTION": "sub", "AZUREML_ARM_RESOURCEGROUP": "rg", "AZUREML_ARM_WORKSPACE_NAME": "ws",
+                       "MLCOMPILE_SECRET_TEAM_WEBHOOK": "keyvault:team-webhook", "MLCOMPILE_SECRET_OTHER": "keyvault:other"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    for variable in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "IDENTITY_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    try:
+        assert resolve("secret://team-webhook") == "http://hooks.example/team"
+        with pytest.raises(SecretUnavailable, match="404"):
+            resolve("secret://other")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert any(call.path == "/msi/token" for call in arm.calls)

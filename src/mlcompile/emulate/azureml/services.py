@@ -2,8 +2,9 @@
 mlcompile.emulate.services.azure_arm) that `MLClient` reaches through
 MLCOMPILE_AZUREML_ARM_ENDPOINT — every resource `mlcompile deploy` creates, the models API
 over the MLflow registry (registry.py), pipeline jobs submitted with
-`MLClient.jobs.create_or_update` run by the interpreter (submitted.py) — and the workspace's
-MLflow tracking server. Steps get what points them there (session.env)."""
+`MLClient.jobs.create_or_update` run by the interpreter (submitted.py), the compute's managed
+identity and the workspace's Key Vault (identity.py) — and the workspace's MLflow tracking
+server. Steps get what points them there (session.env)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mlcompile.emulate.azureml.identity import JobIdentity
 from mlcompile.emulate.azureml.registry import ModelRegistry
 from mlcompile.emulate.azureml.submitted import SubmittedJobs
 from mlcompile.emulate.azureml.workspace import DATASTORE, AzureWorkspace
@@ -54,15 +56,18 @@ def serve(session: Any) -> Iterator[AzureServices]:
         stack.callback(server.server_close)
         stack.callback(server.shutdown)
         workspace = AzureWorkspace(str(settings["subscription_id"]), str(settings["resource_group"]), str(settings["workspace"]), session.root, tracking, arm, str(settings.get("region") or "westeurope"))
-        arm.seed(workspace.path, {"location": workspace.region, "properties": {"workspaceId": "00000000-0000-0000-0000-00000000e001", "discoveryUrl": "", "mlFlowTrackingUri": workspace.tracking_uri}})
+        vault = f"/subscriptions/{workspace.subscription}/resourceGroups/{workspace.resource_group}/providers/Microsoft.KeyVault/vaults/kv-{workspace.name}"
+        arm.seed(workspace.path, {"location": workspace.region, "properties": {"workspaceId": "00000000-0000-0000-0000-00000000e001", "discoveryUrl": "", "mlFlowTrackingUri": workspace.tracking_uri, "keyVault": vault}})
         for compute in computes(session.build, settings):  # provisioned with the workspace (the profile's infrastructure)
             arm.seed(f"{workspace.path}/computes/{compute}", {"location": workspace.region, "properties": {"computeType": "AmlCompute", "properties": {}}})
         arm.seed(f"{workspace.path}/datastores/{DATASTORE}", {"properties": {"datastoreType": "AzureBlob", "accountName": "emulated", "containerName": "azureml", "isDefault": True}})
         registry = ModelRegistry(workspace)
         jobs = SubmittedJobs(session, workspace)
-        arm.intercept = lambda method, path, query, body: registry.answer(method, path, query, body) or jobs.answer(method, path, query, body)
+        identity = JobIdentity(url, session.config.secrets, vault)
+        arm.intercept = lambda *request: registry.answer(*request) or jobs.answer(*request) or identity.answer(*request)
         services = AzureServices(arm, url, workspace, jobs, certificate[0])
         session.env.update(services.client_env())
+        session.env.update(identity.env(str(certificate[0])))
         session.facts["mlflow"] = {"uri": workspace.tracking_uri, "local": tracking}
         session.log(f"workspace {workspace.name}: ARM stand-in at {url}, MLflow at {tracking}")
         try:
