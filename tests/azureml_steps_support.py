@@ -64,7 +64,8 @@ def stage_source(emulate_root: Path, uri: str, csv: Path) -> None:
 def run_node(job: Any, node: str, inputs: dict[str, Path], workdir: Path, env: dict[str, str] | None = None) -> NodeRun:
     """Run `node` of the loaded pipeline job with `inputs` (input name → local path)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    component = job.jobs[node].component
+    found = job.jobs[node]
+    component = found.trial if hasattr(found, "trial") else found.component  # a sweep node: one trial
     outputs: dict[str, Path] = {}
     for name, output in (component.outputs or {}).items():
         folder = workdir / node / name

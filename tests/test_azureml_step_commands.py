@@ -102,3 +102,23 @@ def test_a_missing_or_malformed_decision_fails_the_step(trained, tmp_path: Path,
     assert run.code != 0, run.stdout
     assert "skipped" not in run.stdout
     assert "register: failed, the decision of run_if gate is missing or unreadable" in run.stderr
+
+
+def test_a_sweep_trial_gives_a_container_integer_parameters_as_integers(tmp_path: Path) -> None:
+    """Azure ML's quniform samples an integer parameter as a float (`12.0`) and pastes it into
+    the trial's command: the container trainer still reads `"max_leaf_nodes": 12`."""
+    import os
+    import stat
+
+    job = load_pipeline(build("container-trainer", tmp_path / "build"), "card-fraud-training")
+    stub = tmp_path / "bin" / "python"  # stands for the trainer: records what it was given
+    stub.parent.mkdir()
+    stub.write_text(f'#!/bin/sh\nprintf %s "$MLCOMPILE_HYPERPARAMETERS" > {tmp_path / "hyperparameters.json"}\n')
+    stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    sampled = {"l2_regularization": "1.25", "learning_rate": "0.0512", "max_leaf_nodes": "12.0"}
+    data = {name: tmp_path / name for name in ("train", "test", "report")}
+    run = run_node(job, "tune", {**data, **sampled}, tmp_path / "trial", {"PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}"})
+    assert run.code == 0, run.stderr
+    values = json.loads((tmp_path / "hyperparameters.json").read_text())
+    assert values == {"l2_regularization": 1.25, "learning_rate": 0.0512, "max_leaf_nodes": 12}
+    assert isinstance(values["max_leaf_nodes"], int)

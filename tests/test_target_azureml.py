@@ -441,3 +441,18 @@ def test_a_refusal_is_a_located_build_error(tmp_path: Path) -> None:
     assert error.startswith(str(tmp_path / "mlcompile.yaml") + ":") or error.startswith("mlcompile.yaml:")
     assert "features.sources[0].uri" in error and "s3://" in error and "(target azureml)" in error
     assert not (tmp_path / "out" / "azure-prod").exists()
+
+
+def test_an_autoscale_rule_on_endpoint_requests_counts_only_its_deployment(builds) -> None:
+    """RequestsPerMinute is an endpoint metric: each slot's rule filters it by the slot's
+    `deployment` dimension, so a canary does not scale on the traffic its neighbour serves."""
+    plan, folder = builds["ranker-gpu"]
+    assert plan.online is not None and plan.online.autoscaling_metric == "requests_per_replica"
+    for path in sorted(folder.glob("endpoints/*-autoscale.json")):
+        setting = json.loads(path.read_text())
+        slot = setting["properties"]["targetResourceUri"].rsplit("/", 1)[-1]
+        for rule in setting["properties"]["profiles"][0]["rules"]:
+            trigger = rule["metricTrigger"]
+            assert trigger["metricName"] == "RequestsPerMinute"
+            assert trigger["metricNamespace"] == "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+            assert trigger["dimensions"] == [{"DimensionName": "deployment", "Operator": "Equals", "Values": [slot]}]

@@ -18,7 +18,7 @@ from click.testing import CliRunner  # noqa: E402
 from mlcompile.cli import main  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
-from azure_arm import ArmStandIn, serve, tls_certificate  # noqa: E402
+from azure_arm import ArmStandIn, bearer_token, serve, tls_certificate  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
 
@@ -31,13 +31,15 @@ WORKSPACE = f"/subscriptions/{SUB}/resourceGroups/rg-ml-prod-weu/providers/Micro
 def arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     store = ArmStandIn()
     store.seed(WORKSPACE, {"location": "westeurope", "properties": {"workspaceId": "00000000-0000-0000-0000-000000000001", "discoveryUrl": ""}})
-    # a new workspace: no model version exists yet (the training pipeline registers the first)
+    # a new workspace: no model version exists yet (the training pipeline registers the first);
+    # its compute cluster is provisioned with it (targets/azure-prod.yaml)
+    store.seed(f"{WORKSPACE}/computes/cpu-cluster-d8s", {"location": "westeurope", "properties": {"computeType": "AmlCompute", "properties": {"vmSize": "Standard_D8s_v3", "scaleSettings": {"maxNodeCount": 4, "minNodeCount": 0}}}})
     for system in ("churn-prediction", "search-ranker", "invoice-late-payment"):  # as if the training pipeline had run once
         seed_training_data(store, system)
     server, url = serve(store, certificate=tls_certificate(tmp_path))
     monkeypatch.setenv("MLCOMPILE_AZUREML_ARM_ENDPOINT", url)
     monkeypatch.setenv("MLCOMPILE_AZUREML_CA_BUNDLE", str(tmp_path / "stand-in.crt"))
-    monkeypatch.setenv("MLCOMPILE_AZUREML_ACCESS_TOKEN", "stand-in-token")
+    monkeypatch.setenv("MLCOMPILE_AZUREML_ACCESS_TOKEN", bearer_token(url))
     monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
     _loopback_only(monkeypatch)
     yield store
@@ -259,3 +261,85 @@ def test_an_approval_rolls_out_the_approved_version_with_its_canary(arm: ArmStan
     assert "unchanged online deployment churn-scorer/blue" in output and "unchanged online deployment churn-scorer/green" in output, output
     assert "create schedule churn-prediction-model-monitor" in output and "create autoscale setting churn-scorer-green-autoscale" in output, output
     assert _serving(arm) == ({"blue": "1", "green": "2"}, {"blue": 90, "green": 10})
+
+
+def _arm_env() -> dict[str, str]:
+    import os
+
+    return {name: os.environ[name] for name in ("MLCOMPILE_AZUREML_ARM_ENDPOINT", "MLCOMPILE_AZUREML_CA_BUNDLE", "MLCOMPILE_AZUREML_ACCESS_TOKEN")}
+
+
+def _decisions(tmp_path: Path, **values: bool) -> dict[str, Path]:
+    found = {}
+    for name, value in values.items():
+        found[name] = tmp_path / f"{name}.json"
+        found[name].write_text(json.dumps({"decision": value}))
+    return found
+
+
+def _training_jobs(arm: ArmStandIn) -> list[dict]:
+    return [c.body for c in arm.calls if c.method == "PUT" and "/jobs/" in c.path and (c.body or {}).get("properties", {}).get("jobType") == "Pipeline"]
+
+
+@pytest.mark.slow
+def test_a_breach_submits_the_training_pipeline_through_mlclient(arm: ArmStandIn, tmp_path: Path) -> None:
+    """trigger-retraining used to print only: it now submits the build's training pipeline job
+    (MLClient.jobs.create_or_update) — and not a second one while one is still running."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from azureml_steps_support import build, load_pipeline, run_node
+
+    built = build("churn", tmp_path / "build")
+    monitoring = load_pipeline(built, "churn-prediction-monitoring")
+    run = run_node(monitoring, "trigger_retraining", _decisions(tmp_path, drift=True, performance=False), tmp_path / "first", _arm_env())
+    assert run.code == 0, run.stderr
+    (submitted,) = _training_jobs(arm)
+    assert submitted["properties"]["displayName"] == "churn-prediction-training"
+    assert submitted["properties"]["experimentName"] == "churn-prediction"
+    assert submitted["properties"]["tags"]["mlcompile-trigger"] == "breach"
+    assert set(submitted["properties"]["jobs"]) == {"extract_features", "validate_data", "train", "evaluate", "gate", "register"}
+    name = next(c.path for c in arm.calls if c.method == "PUT" and c.body is submitted).rsplit("/", 1)[-1]
+    assert f"submitted run {name}" in run.stdout
+
+    # the submitted job is still running (as the stand-in stored it): the next breach waits
+    arm.resources[f"{WORKSPACE}/jobs/{name}".lower()]["properties"]["status"] = "Running"
+    again = run_node(monitoring, "trigger_retraining", _decisions(tmp_path, drift=True, performance=True), tmp_path / "again", _arm_env())
+    assert again.code == 0, again.stderr
+    assert f"not submitted: run {name} of the pipeline is still active" in again.stdout
+    assert len(_training_jobs(arm)) == 1
+
+
+@pytest.mark.slow
+def test_the_new_data_sensor_watches_its_source_with_a_watermark(arm: ArmStandIn, tmp_path: Path) -> None:
+    """The sensor reads its source: the first tick records a watermark, a tick without new
+    rows submits nothing, new rows submit the training pipeline and move the watermark."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import pandas as pd
+
+    from azureml_steps_support import build, load_pipeline, run_node, stage_source
+
+    from mlcompile.emulate.storage import local_path
+
+    built = build("churn", tmp_path / "build")
+    sensor = load_pipeline(built, "churn-prediction-retrain-on-new-data-sensor")
+    root = tmp_path / "root"
+    labels = "abfss://crm@acmegrowthlake.dfs.core.windows.net/churn_labels.parquet"
+    stage_source(root, labels, ROOT / "examples/churn/data/labels.csv")
+    env = {**_arm_env(), "MLCOMPILE_EMULATE_ROOT": str(root)}
+
+    first = run_node(sensor, "trigger_retraining", {}, tmp_path / "first", env)
+    assert first.code == 0, first.stderr
+    assert "watermark recorded" in first.stdout and not _training_jobs(arm)
+    watermarks = list((root / "azureml" / "workspaceblobstore").rglob("*.json"))
+    assert [w.name for w in watermarks] == ["churn_labels.json"]
+
+    quiet = run_node(sensor, "trigger_retraining", {}, tmp_path / "quiet", env)
+    assert "no new rows in source churn_labels" in quiet.stdout and not _training_jobs(arm)
+
+    frame = pd.read_parquet(local_path(labels, root))
+    newer = frame.tail(5).assign(label_ts="2099-01-01T00:00:00Z")
+    pd.concat([frame, newer]).to_parquet(local_path(labels, root), index=False)
+    moved = run_node(sensor, "trigger_retraining", {}, tmp_path / "moved", env)
+    assert moved.code == 0, moved.stderr
+    (submitted,) = _training_jobs(arm)
+    assert submitted["properties"]["tags"]["mlcompile-trigger"] == "new-data"
+    assert json.loads(watermarks[0].read_text())["rows"] == len(frame) + 5

@@ -103,16 +103,20 @@ def _search_input_type(param: SearchParam) -> str:
 
 
 def _hyperparameters_env(plan: Plan) -> str:
-    """`MLCOMPILE_HYPERPARAMETERS='{"lr": ${{inputs.lr}}, …}'`: the trial's values as JSON, for a
-    container trainer (the contract it reads). Azure ML pastes each sampled value into the
-    command, a shell script: numbers are numbers, and validate refuses choices holding a
-    quote, backslash, `$` or backquote, so no value can leave its JSON string or this word."""
+    """`MLCOMPILE_HYPERPARAMETERS="$(printf '{"lr": %s, "depth": %.0f}' '${{inputs.lr}}' …)"`:
+    the trial's values as JSON, for a container trainer (the contract it reads). Azure ML
+    pastes each sampled value into the command as text, and its `q*` distributions give
+    integer parameters as floats (`12.0`): printf's `%.0f` makes them JSON integers again.
+    Validate refuses choices holding a quote, backslash, `$` or backquote, so no value can
+    leave its JSON string or its shell word."""
     assert plan.tuning is not None
-    fields = []
+    formats, values = [], []
     for param in plan.tuning.params:
-        value = "${{inputs.%s}}" % node_name(param.name)
-        fields.append(f'"{param.name}": ' + (f'"{value}"' if _search_input_type(param) == "string" else value))
-    return f"{ENV_HYPERPARAMETERS}=" + shlex.quote("{" + ", ".join(fields) + "}")
+        kind = _search_input_type(param)
+        formats.append(f'"{param.name}": ' + {"string": '"%s"', "integer": "%.0f"}.get(kind, "%s"))
+        values.append(shlex.quote("${{inputs.%s}}" % node_name(param.name)))
+    template = shlex.quote("{" + ", ".join(formats) + "}")
+    return f'{ENV_HYPERPARAMETERS}="$(printf {template} {" ".join(values)})"'
 
 
 def _hyperparameter_args(plan: Plan) -> list[str]:
@@ -126,17 +130,49 @@ def platform_config(plan: Plan, step: Step) -> dict[str, Any] | None:
     """The step's runtime config with the sections of the steps that talk to Azure ML itself
     (None: the plain config): `platform` (the workspace) and, for deploy-online, `serving`
     (how to roll the endpoint to a version, see mlcompile.runtime.rollout_azureml)."""
-    if step.kind not in ("deploy_online",):
+    if step.kind not in ("deploy_online", "trigger_retraining"):
         return None
-    from mlcompile.runtime.contract import step_config
-    from mlcompile.targets.azureml.serving import rollout_section
+    from mlcompile.targets.kfp_ir import runtime_config
 
     settings = plan.platform_settings
-    config = step_config(plan, step)
-    config["platform"] = {"name": "azureml", **{key: settings[key] for key in ("subscription_id", "resource_group", "workspace")}}
+    platform = {"name": "azureml", **{key: settings[key] for key in ("subscription_id", "resource_group", "workspace")}}
     if step.kind == "deploy_online":
-        config["serving"] = rollout_section(plan)
-    return config
+        from mlcompile.targets.azureml.serving import rollout_section
+
+        return runtime_config(plan, step, platform=platform, serving=rollout_section(plan))
+    return runtime_config(plan, step, platform=platform, platform_run=_platform_run(plan, step))
+
+
+def _platform_run(plan: Plan, step: Step) -> dict[str, Any]:
+    """How trigger-retraining starts the training pipeline (mlcompile.runtime.retraining_azureml):
+    with this build's training pipeline job; a new-data sensor keeps its watermark in the
+    workspace's default datastore."""
+    import base64
+    import json
+    import zlib
+
+    from mlcompile.targets.azureml._sdk import plain
+
+    pipeline = step.params["pipeline"]
+    training = next(p for p in plan.pipelines() if p.name == pipeline)
+    job = json.dumps(plain(build_pipeline_job(plan, training)._to_dict()), sort_keys=True, separators=(",", ":"))
+    # compressed and base64-encoded: Azure ML would substitute the `${{inputs.…}}` of the
+    # job's own commands if they appeared in this step's command line
+    encoded = base64.b64encode(zlib.compress(job.encode(), 9)).decode()
+    run: dict[str, Any] = {"kind": "azureml.pipeline_job", "pipeline": pipeline, "experiment": plan.system, "job_zlib_base64": encoded}
+    if step.params.get("when") == "new_data":
+        run["watermark"] = watermark_uri(plan, str(step.params["source"]))
+    return run
+
+
+def watermark_uri(plan: Plan, source: str) -> str:
+    """Where a new-data sensor keeps what it last saw of its source: the workspace's default
+    blob datastore (durable; the pipelines' identity reads and writes it)."""
+    settings = plan.platform_settings
+    return (
+        f"azureml://subscriptions/{settings['subscription_id']}/resourcegroups/{settings['resource_group']}/workspaces/{settings['workspace']}"
+        f"/datastores/workspaceblobstore/paths/mlcompile/{plan.system}/watermarks/{source}.json"
+    )
 
 
 def output_binding(name: str, artifact_type: str, io_type: str) -> str:
@@ -159,13 +195,13 @@ def _guarded(command: str, step: Step, decisions: list[str]) -> str:
     return f"{test}; case $? in 0) {command};; {SKIP}) echo {skipped};; *) echo {broken} >&2; exit 1;; esac"
 
 
-def _command(plan: Plan, step: Step, inputs: dict[str, str], outputs: dict[str, str], tuned: bool) -> str:
+def _command(plan: Plan, step: Step, inputs: dict[str, str], outputs: dict[str, str], tuned: bool, config: dict[str, Any] | None) -> str:
     if step.kind == "score_batch":
         # Azure ML writes the scores output to the batch output URI (the node's output path):
         # the step writes only its output, never that URI a second time by itself
         step = replace(step, params={k: v for k, v in step.params.items() if k != "output_uri"})
     if not step.uses_user_container:
-        args = [*step.command, *runtime_args(plan, step, inputs, outputs, platform_config(plan, step)), *(_hyperparameter_args(plan) if tuned else ())]
+        args = [*step.command, *runtime_args(plan, step, inputs, outputs, config), *(_hyperparameter_args(plan) if tuned else ())]
         return " ".join(shlex.quote(a) for a in args)
     env = [f"{CONTAINER_INPUT_ENV[n]}={shlex.quote(v)}" for n, v in sorted(inputs.items()) if n in CONTAINER_INPUT_ENV]
     env += [f"{CONTAINER_OUTPUT_ENV[n]}={shlex.quote(v)}" for n, v in sorted(outputs.items()) if n in CONTAINER_OUTPUT_ENV]
@@ -175,7 +211,7 @@ def _command(plan: Plan, step: Step, inputs: dict[str, str], outputs: dict[str, 
     return " ".join([*env, *(shlex.quote(a) for a in (*step.command, *step.args))])
 
 
-def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tuple[str, str]], after: list[str], done: bool, tuned: bool) -> Any:
+def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tuple[str, str]], after: list[str], done: bool, tuned: bool, config: dict[str, Any] | None) -> Any:
     from azure.ai.ml import Input, Output, PyTorchDistribution
     from azure.ai.ml.entities import CommandComponent, Environment
 
@@ -219,7 +255,7 @@ def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tup
         version="1",
         display_name=step.name,
         description=f"mlcompile step {step.name} ({step.kind}) of {pipeline.name}",
-        command=_guarded(_command(plan, step, bindings_in, bindings_out, tuned), step, ["${{inputs.%s}}" % name for name in sorted(gating)]),
+        command=_guarded(_command(plan, step, bindings_in, bindings_out, tuned, config), step, ["${{inputs.%s}}" % name for name in sorted(gating)]),
         environment=Environment(image=step.image),
         environment_variables=environment_variables,
         inputs=inputs or None,
@@ -286,6 +322,9 @@ def build_pipeline_job(plan: Plan, pipeline: Pipeline, *, on_cluster: bool = Fal
 
     compute = str(plan.platform_settings["compute"])
     depended_on_for_order = {dep for s in pipeline.steps for dep in _ordering_only(pipeline, s, _gating_inputs(pipeline, s))}
+    # before the pipeline's body: a pipeline job built inside it (trigger-retraining carries
+    # the training one) would become one of its nodes
+    configs = {step.name: platform_config(plan, step) for step in pipeline.steps}
 
     def body() -> dict[str, Any]:
         nodes: dict[str, Any] = {}
@@ -294,7 +333,7 @@ def build_pipeline_job(plan: Plan, pipeline: Pipeline, *, on_cluster: bool = Fal
             gating = _gating_inputs(pipeline, step)
             after = _ordering_only(pipeline, step, gating)
             tuned = step.kind == "tune" and plan.tuning is not None
-            component = _component(plan, pipeline, step, gating, after, step.name in depended_on_for_order, tuned)
+            component = _component(plan, pipeline, step, gating, after, step.name in depended_on_for_order, tuned, configs[step.name])
             kwargs: dict[str, Any] = {ref.name: nodes[ref.step].outputs[ref.artifact] for ref in step.inputs}
             kwargs.update({name: nodes[producer].outputs[output] for name, (producer, output) in gating.items()})
             kwargs.update({f"after_{node_name(dep)}": nodes[dep].outputs["done"] for dep in after})

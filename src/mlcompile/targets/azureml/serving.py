@@ -30,6 +30,7 @@ AUTOSCALE_METRICS = {
     "requests_per_replica": ("RequestsPerMinute", "endpoint", 60.0),
 }
 AUTOSCALE_API_VERSION = "2022-10-01"
+ENDPOINT_METRIC_NAMESPACE = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
 BATCH_DEPLOYMENT = "default"
 
 
@@ -150,20 +151,23 @@ def autoscale_setting(plan: Plan, online: OnlineEndpoint, slot: str) -> dict[str
     per_instance = online.autoscaling_metric == "requests_per_replica"
 
     def rule(direction: str, operator: str, value: float) -> dict[str, Any]:
-        return {
-            "metricTrigger": {
-                "metricName": metric,
-                "metricResourceUri": endpoint_id if scope == "endpoint" else deployment_id,
-                "timeGrain": "PT1M",
-                "statistic": "Average",
-                "timeWindow": "PT5M",
-                "timeAggregation": "Average",
-                "operator": operator,
-                "threshold": value,
-                "dividePerInstance": per_instance,
-            },
-            "scaleAction": {"direction": direction, "type": "ChangeCount", "value": "1", "cooldown": "PT5M"},
+        trigger: dict[str, Any] = {
+            "metricName": metric,
+            "metricResourceUri": endpoint_id if scope == "endpoint" else deployment_id,
+            "timeGrain": "PT1M",
+            "statistic": "Average",
+            "timeWindow": "PT5M",
+            "timeAggregation": "Average",
+            "operator": operator,
+            "threshold": value,
+            "dividePerInstance": per_instance,
         }
+        if scope == "endpoint":
+            # an endpoint metric counts every slot's requests: only this deployment's scale it
+            # (a 10% canary must not scale on the 90% its neighbour serves)
+            trigger["metricNamespace"] = ENDPOINT_METRIC_NAMESPACE
+            trigger["dimensions"] = [{"DimensionName": "deployment", "Operator": "Equals", "Values": [slot]}]
+        return {"metricTrigger": trigger, "scaleAction": {"direction": direction, "type": "ChangeCount", "value": "1", "cooldown": "PT5M"}}
 
     return {
         "type": "Microsoft.Insights/autoscaleSettings",
