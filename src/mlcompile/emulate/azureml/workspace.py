@@ -53,14 +53,11 @@ class AzureWorkspace:
 
     def local(self, uri: str) -> Path:
         """The local path of a data URI (azureml:// datastore paths, cloud URIs, local paths)."""
-        if uri.startswith("azureml://"):
-            tail = uri.split("/datastores/", 1)[-1] if "/datastores/" in uri else ""
-            datastore, _, rest = tail.partition("/paths/")
-            if not datastore or not rest:
-                raise PipelineError(f"{uri}: not a datastore path (azureml://datastores/<name>/paths/<path>)")
-            return self.datastore_path(rest, datastore=datastore)[1]
-        if storage.is_cloud(uri):
-            return storage.local_path(uri, self.root)
+        if uri.startswith("azureml://") or storage.is_cloud(uri):
+            try:
+                return storage.local_path(uri, self.root)
+            except storage.UnmappedURI as exc:
+                raise PipelineError(str(exc)) from None
         return Path(uri.removeprefix("file://"))
 
     def asset_path(self, reference: str) -> Path:
