@@ -263,7 +263,7 @@ def test_a_pipeline_job_submitted_with_mlclient_runs_in_the_workspace(context: J
     finally:
         server.shutdown()
         server.server_close()
-    assert session.facts["retraining"] == {"submitted": created.name, "status": "completed"}
+    assert session.facts["retraining"] == {"submitted": created.name, "status": "succeeded"}
 
 
 @pytest.mark.sdk

@@ -77,16 +77,15 @@ class SubmittedJobs:
 
     def _run(self, name: str, job: dict[str, Any], first: bool) -> None:
         try:
-            result = self.session.run_job(job, name=name)
-            status = "Completed" if result.status == "SUCCEEDED" else "Failed"
+            succeeded = self.session.run_job(job, name=name).status == "SUCCEEDED"
         except Exception as exc:  # a defect of the interpreter fails the job rather than leaving it running
             self.session.log(f"job {name}: the emulator could not run it: {exc!r}")
-            status = "Failed"
+            succeeded = False
         with self.lock:
             if self.jobs[name]["properties"]["status"] != "Canceled":
-                self.jobs[name]["properties"]["status"] = status
-        if first:
-            self.session.facts["retraining"] = {"submitted": name, "status": status.lower()}
+                self.jobs[name]["properties"]["status"] = "Completed" if succeeded else "Failed"
+        if first:  # in the summary's words, as for every platform
+            self.session.facts["retraining"] = {"submitted": name, "status": "succeeded" if succeeded else "failed"}
 
     def wait(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
