@@ -34,8 +34,8 @@ def local_path(uri: str, root: Path) -> Path:
             raise UnmappedURI(f"{uri}: a BigQuery table is bq://project.dataset.table")
         return root / "bigquery" / f"{table}.parquet"
     scheme, sep, rest = uri.partition("://")
-    if scheme == "azureml" and "/datastores/" in rest:  # an Azure ML datastore path
-        datastore, _, path = rest.split("/datastores/", 1)[1].partition("/paths/")
+    if scheme == "azureml" and "/datastores/" in f"/{rest}":  # an Azure ML datastore path (short or long form)
+        datastore, _, path = f"/{rest}".split("/datastores/", 1)[1].partition("/paths/")
         return root / "azureml" / datastore / _relative(path, uri)
     if not sep or scheme not in _FOLDERS:
         raise UnmappedURI(f"{uri}: no emulated storage for {scheme or 'this'}:// URIs")

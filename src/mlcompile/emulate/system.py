@@ -105,8 +105,8 @@ def emulate(
     compilation = compile_system(spec, select_profiles(spec, [target], "run"), render=True, git_commit=None)
     compiled = compilation.results[0]
     plan = compiled.plan
-    if plan.platform not in PLATFORMS:
-        raise UsageError(f"--emulate runs Kubeflow and Vertex AI builds; profile '{plan.profile}' is {plan.platform} (use `mlcompile run` without --emulate for local)")
+    if plan.platform not in (*PLATFORMS, "azureml"):
+        raise UsageError(f"--emulate runs Kubeflow, Vertex AI and Azure ML builds; profile '{plan.profile}' is {plan.platform} (use `mlcompile run` without --emulate for local)")
     kinds = [kind for kind in ORDER if not only or kind in only or f"{plan.system}-{kind}" in only]
     unknown = sorted(set(only) - set(ORDER) - {f"{plan.system}-{kind}" for kind in ORDER})
     if unknown:
@@ -123,6 +123,10 @@ def emulate(
         threading.Thread(target=warm_up, args=(PRELOAD,), daemon=True).start()
     write_builds([compiled], work / "build")
     images = Images(plan.runtime_image, config.commands, config.workdirs, warm=isolation == "fork")
+    if plan.platform == "azureml":  # its own interpreter of pipeline jobs and workspace stand-in
+        from mlcompile.emulate.azureml.system import run
+
+        return run(plan, spec_dir, work, images, config, kinds, first, later, runs=runs, approve=approve, log=log, started=started)
     session = Session(plan.system, plan.profile, plan.platform, plan, work / "build" / plan.profile, work / "storage", work, images, config, log=log)
     session.env["MLCOMPILE_SPEC_DIR"] = str(spec_dir)
     with contextlib.ExitStack() as stack:
