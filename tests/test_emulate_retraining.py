@@ -7,6 +7,7 @@ before it writes the summary, which reports the run's id, status, gate and new v
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -37,9 +38,9 @@ def drift(activity: Path, drifted: Path) -> None:
     frame.to_csv(drifted, index=False)
 
 
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[bytes]]]:
-    """The team's chat webhook the alert step posts to (its URL a Kubernetes secret)."""
+@contextlib.contextmanager
+def webhook_server() -> Iterator[tuple[str, list[bytes]]]:
+    """The team's chat webhook the alert step posts to (its URL a secret), and what it received."""
     received: list[bytes] = []
 
     class Hook(http.server.BaseHTTPRequestHandler):
@@ -57,6 +58,12 @@ def webhook() -> Iterator[tuple[str, list[bytes]]]:
         yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[bytes]]]:
+    with webhook_server() as hook:
+        yield hook
 
 
 def _drifted_churn(tmp_path: Path, webhook_url: str) -> Path:

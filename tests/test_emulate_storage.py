@@ -36,6 +36,17 @@ def test_cloud_uris_are_folders_under_the_root_and_back(tmp_path: Path, uri: str
     assert storage.uri_of(path, tmp_path) == ("gs://" + uri[len("/gcs/") :] if uri.startswith("/gcs/") else uri)
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "azureml://datastores/workspaceblobstore/paths/azureml/run-1/train/",  # the short form: Azure ML's default output paths
+        "azureml://subscriptions/s/resourcegroups/r/workspaces/w/datastores/workspaceblobstore/paths/azureml/run-1/train/",
+    ],
+)
+def test_azure_ml_datastore_paths_are_folders_of_their_datastore(tmp_path: Path, uri: str) -> None:
+    assert storage.local_path(uri, tmp_path) == tmp_path / "azureml/workspaceblobstore/azureml/run-1/train"
+
+
 @pytest.mark.parametrize("uri", ["gs://bucket/../etc", "bq://p.d.t/x", "http://host/x", "gs://"])
 def test_uris_that_would_escape_or_name_nothing_are_refused(tmp_path: Path, uri: str) -> None:
     with pytest.raises(storage.UnmappedURI):

@@ -144,13 +144,23 @@ def test_training_pipeline_carries_the_spec(example: str, builds) -> None:
     # the gate's decision guards registration
     register = job.jobs["register"]
     assert register.inputs["decision"].path == "${{parent.jobs.gate.outputs.decision}}"
-    assert register.component.command.startswith("if python -c ")
+    assert register.component.command.startswith("python -c ") and "; case $? in 0) python -m mlcompile.runtime register " in register.component.command
     gate_config = _config_of(job.jobs["gate"].component.command)
     assert [(g["metric"], g["comparison"], g["threshold"]) for g in gate_config["gates"]] == [(g.metric, g.comparison, g.threshold) for g in plan.gates]
     assert _config_of(register.component.command)["params"]["aliases"] == list(plan.registry.aliases)
     assert job.outputs["training_data"].name == f"{plan.system}-training-data"
     if trainer.resources.timeout_seconds and trainer.kind == "train":
         assert node.limits.timeout == trainer.resources.timeout_seconds
+
+
+def _approval(plan: Plan) -> list:
+    from mlcompile.targets.kfp_ir import approval_pipelines
+
+    return approval_pipelines(plan)
+
+
+def _manifest_sha(folder: Path, path: str) -> str:
+    return next(f["sha256"] for f in json.loads((folder / "manifest.json").read_text())["files"] if f["path"] == path)
 
 
 def _bare(reference: str) -> str:
@@ -199,16 +209,22 @@ def test_serving_carries_instance_type_scale_and_traffic(example: str, builds) -
         assert not list(folder.glob("endpoints/*online*"))
         return
     endpoint = _load("azureml.online_endpoint", folder / f"endpoints/{online.name}.yml")
-    expected = {"canary": {"blue": 100 - (online.canary_percent or 0), "green": online.canary_percent}, "blue_green": {"blue": 100, "green": 0}, "replace": {"blue": 100}}[online.strategy]
-    assert endpoint.traffic == expected
+    # the rollout (deploy-online) sets which version each slot serves and the traffic split
+    assert not endpoint.traffic
     assert endpoint.tags["mlcompile-spec-sha256"] == plan.spec_sha256
+    expected = {"canary": ["blue", "green"], "blue_green": ["blue", "green"], "replace": ["blue"]}[online.strategy]
+    deploy_step = next(s for p in (plan.training, *_approval(plan)) for s in p.steps if s.kind == "deploy_online")
+    pipeline = plan.training.name if deploy_step in plan.training.steps else f"{plan.system}-deploy"
+    rollout = _config_of(_load("azureml.pipeline_job", folder / f"pipelines/{pipeline}.yml").jobs["deploy_online"].component.command)["serving"]
+    assert (rollout["strategy"], rollout["canary_percent"], rollout["slots"]) == (online.strategy, online.canary_percent, expected)
     for slot in expected:
         deployment = _load("azureml.online_deployment", folder / f"endpoints/{online.name}-{slot}.yml")
         assert deployment.endpoint_name == online.name
         assert deployment.instance_type == online.resources.machine.name
         assert deployment.instance_count == online.min_replicas
         assert deployment.request_settings.request_timeout_ms == online.resources.timeout_seconds * 1000
-        assert deployment.model == f"{online.model}@latest"
+        assert deployment.model is None
+        assert rollout["deployments"][slot]["file_sha256"] == _manifest_sha(folder, f"endpoints/{online.name}-{slot}.yml")
         autoscale = json.loads((folder / f"endpoints/{online.name}-{slot}-autoscale.json").read_text())
         capacity = autoscale["properties"]["profiles"][0]["capacity"]
         assert capacity == {"minimum": str(online.min_replicas), "maximum": str(online.max_replicas), "default": str(online.min_replicas)}
@@ -267,7 +283,7 @@ def test_model_monitor_carries_drift_signal_and_thresholds(example: str, builds)
     if monitoring.on_breach == "retrain":
         node = pipeline.jobs["trigger_retraining"]
         assert set(node.inputs) == {s.name.removeprefix("check-") for s in plan.monitoring_pipeline.steps if s.kind in ("check_drift", "check_performance")}
-        assert _config_of(node.component.command.split("; then ", 1)[1].split("; else ", 1)[0])["params"]["pipeline"] == plan.training.name
+        assert _config_of(node.component.command.split("; case $? in 0) ", 1)[1].split(";; ", 1)[0])["params"]["pipeline"] == plan.training.name
 
 
 def _build_bytes(example: str, out: Path, env: dict[str, str] | None = None) -> dict[str, bytes]:
@@ -425,3 +441,52 @@ def test_a_refusal_is_a_located_build_error(tmp_path: Path) -> None:
     assert error.startswith(str(tmp_path / "mlcompile.yaml") + ":") or error.startswith("mlcompile.yaml:")
     assert "features.sources[0].uri" in error and "s3://" in error and "(target azureml)" in error
     assert not (tmp_path / "out" / "azure-prod").exists()
+
+
+def test_an_autoscale_rule_on_endpoint_requests_counts_only_its_deployment(builds) -> None:
+    """RequestsPerMinute is an endpoint metric: each slot's rule filters it by the slot's
+    `deployment` dimension, so a canary does not scale on the traffic its neighbour serves."""
+    plan, folder = builds["ranker-gpu"]
+    assert plan.online is not None and plan.online.autoscaling_metric == "requests_per_replica"
+    for path in sorted(folder.glob("endpoints/*-autoscale.json")):
+        setting = json.loads(path.read_text())
+        slot = setting["properties"]["targetResourceUri"].rsplit("/", 1)[-1]
+        for rule in setting["properties"]["profiles"][0]["rules"]:
+            trigger = rule["metricTrigger"]
+            assert trigger["metricName"] == "RequestsPerMinute"
+            assert trigger["metricNamespace"] == "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+            assert trigger["dimensions"] == [{"DimensionName": "deployment", "Operator": "Equals", "Values": [slot]}]
+
+
+def test_each_duty_runs_as_the_profiles_identity_for_it(builds) -> None:
+    """azureml.identities: pipeline steps run as `pipelines`, the steps that submit jobs as
+    `schedules`, the endpoint as `serving`, materialisation as `feature_store`."""
+    plan, folder = builds["churn"]
+    duties = plan.platform_settings["identities"]
+    for path in sorted(folder.glob("pipelines/*.yml")):
+        job = _load("azureml.pipeline_job", path)
+        for name, node in job.jobs.items():
+            duty = "schedules" if name == "trigger_retraining" else "pipelines"
+            assert node.identity.client_id == duties[duty]["client_id"], (path.name, name)
+    endpoint = _load("azureml.online_endpoint", folder / "endpoints/churn-scorer.yml")
+    assert endpoint.identity.type == "user_assigned"
+    assert [i.resource_id for i in endpoint.identity.user_assigned_identities] == [duties["serving"]["resource_id"]]
+    deployment = _load("azureml.online_deployment", folder / "endpoints/churn-scorer-blue.yml")
+    assert deployment.environment_variables["DEFAULT_IDENTITY_CLIENT_ID"] == duties["serving"]["client_id"]
+    store = _load("azureml.feature_store", folder / "feature-store/feature-store.yaml")
+    assert store.materialization_identity.resource_id == duties["feature_store"]["resource_id"]
+
+
+def test_a_serving_identity_that_can_submit_jobs_is_refused(tmp_path: Path) -> None:
+    profile = (ROOT / PROFILE).read_text()
+    serving = next(line for line in profile.splitlines() if line.strip().startswith("serving: {resource_id"))
+    pipelines = next(line for line in profile.splitlines() if line.strip().startswith("pipelines: {resource_id"))
+    (tmp_path / "azure-prod.yaml").write_text(profile.replace(serving, pipelines.replace("pipelines:", "serving:")))
+    result = subprocess.run(
+        [sys.executable, "-m", "mlcompile", "validate", str(ROOT / "examples/churn/mlcompile.yaml"), "--target", str(tmp_path / "azure-prod.yaml")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    error = next(line for line in result.stderr.splitlines() if ": error: " in line)
+    assert error.startswith(("azure-prod.yaml:", str(tmp_path / "azure-prod.yaml") + ":")) and "azureml.identities" in error
+    assert "must not be able to submit jobs" in error

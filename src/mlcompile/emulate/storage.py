@@ -4,6 +4,7 @@
     bq://p.d.t         -> ROOT/bigquery/p.d.t.parquet
     s3://b/k           -> ROOT/s3/b/k
     abfss://c@a.../k   -> ROOT/abfss/c@a.../k
+    azureml://…/datastores/d/paths/k -> ROOT/azureml/d/k  (an Azure ML datastore path)
 
 The runtime resolves URIs through this mapping when `MLCOMPILE_EMULATE_ROOT` is set; the
 emulator sets it for every step it runs."""
@@ -33,6 +34,9 @@ def local_path(uri: str, root: Path) -> Path:
             raise UnmappedURI(f"{uri}: a BigQuery table is bq://project.dataset.table")
         return root / "bigquery" / f"{table}.parquet"
     scheme, sep, rest = uri.partition("://")
+    if scheme == "azureml" and "/datastores/" in f"/{rest}":  # an Azure ML datastore path (short or long form)
+        datastore, _, path = f"/{rest}".split("/datastores/", 1)[1].partition("/paths/")
+        return root / "azureml" / datastore / _relative(path, uri)
     if not sep or scheme not in _FOLDERS:
         raise UnmappedURI(f"{uri}: no emulated storage for {scheme or 'this'}:// URIs")
     return root / _FOLDERS[scheme] / _relative(rest, uri)
@@ -61,7 +65,7 @@ def mapped(uri: str) -> Path | None:
     root = emulate_root()
     if root is None:
         return None
-    if uri.startswith(GCS_MOUNT) or uri.startswith("bq://") or uri.partition("://")[0] in _FOLDERS:
+    if uri.startswith(GCS_MOUNT) or uri.startswith("bq://") or uri.partition("://")[0] in _FOLDERS or uri.startswith("azureml://"):
         return local_path(uri, root)
     return None
 

@@ -109,8 +109,8 @@ def emulate(
         from mlcompile.emulate.sagemaker.system import emulate as emulate_sagemaker
 
         return emulate_sagemaker(spec, compilation, workdir, only=only, isolation=isolation, runs=runs, approve=approve, log=log, started=started)
-    if plan.platform not in PLATFORMS:
-        raise UsageError(f"--emulate runs Kubeflow and Vertex AI builds; profile '{plan.profile}' is {plan.platform} (use `mlcompile run` without --emulate for local)")
+    if plan.platform not in (*PLATFORMS, "azureml"):
+        raise UsageError(f"--emulate runs Kubeflow, Vertex AI, SageMaker and Azure ML builds; profile '{plan.profile}' is {plan.platform} (use `mlcompile run` without --emulate for local)")
     kinds = [kind for kind in ORDER if not only or kind in only or f"{plan.system}-{kind}" in only]
     unknown = sorted(set(only) - set(ORDER) - {f"{plan.system}-{kind}" for kind in ORDER})
     if unknown:
@@ -127,6 +127,10 @@ def emulate(
         threading.Thread(target=warm_up, args=(PRELOAD,), daemon=True).start()
     write_builds([compiled], work / "build")
     images = Images(plan.runtime_image, config.commands, config.workdirs, warm=isolation == "fork")
+    if plan.platform == "azureml":  # its own interpreter of pipeline jobs and workspace stand-in
+        from mlcompile.emulate.azureml.system import run
+
+        return run(plan, spec_dir, work, images, config, kinds, first, later, runs=runs, approve=approve, log=log, started=started)
     session = Session(plan.system, plan.profile, plan.platform, plan, work / "build" / plan.profile, work / "storage", work, images, config, log=log)
     session.env["MLCOMPILE_SPEC_DIR"] = str(spec_dir)
     with contextlib.ExitStack() as stack:

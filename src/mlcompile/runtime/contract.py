@@ -125,10 +125,11 @@ def config_json(plan: Plan, step: Step) -> str:
     return json.dumps(step_config(plan, step), sort_keys=True, separators=(",", ":"))
 
 
-def runtime_args(plan: Plan, step: Step, inputs: Mapping[str, str], outputs: Mapping[str, str]) -> list[str]:
+def runtime_args(plan: Plan, step: Step, inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Any] | None = None) -> list[str]:
     """Arguments after `python -m mlcompile.runtime <step>`; inputs/outputs map artifact
-    names to URIs or to the platform's placeholders for them."""
-    args = ["--config", config_json(plan, step)]
+    names to URIs or to the platform's placeholders for them; `config` replaces the step's
+    config (a target that adds platform sections to it)."""
+    args = ["--config", config_json(plan, step) if config is None else json.dumps(config, sort_keys=True, separators=(",", ":"))]
     for name in sorted(inputs):
         args += ["--input", f"{name}={inputs[name]}"]
     for name in sorted(outputs):

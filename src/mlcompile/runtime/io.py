@@ -217,15 +217,23 @@ def write_table(uri: str, frame: Any, metadata: dict[str, Any] | None = None) ->
 
 
 def table_metadata(uri: str) -> dict[str, Any]:
-    """The `mlcompile` key-value metadata of a parquet file written by `write_table`."""
+    """The `mlcompile` key-value metadata of a parquet file written by `write_table`, or of the
+    first parquet file of a folder (a dataset handed over as a folder, e.g. Azure ML's
+    `uri_folder`)."""
     import pyarrow.parquet as pq
 
     try:
         if is_remote(uri):
-            with open_uri(uri, "rb") as handle:
+            fs, path = _fsspec(uri).core.url_to_fs(uri)
+            if fs.isdir(path):
+                path = sorted(fs.glob(path.rstrip("/") + "/*.parquet"))[0]
+            with fs.open(path, "rb") as handle:
                 schema = pq.read_schema(handle)
         else:
-            schema = pq.read_schema(str(local_path(uri)))
+            path = local_path(uri)
+            if path.is_dir():
+                path = sorted(path.glob("*.parquet"))[0]
+            schema = pq.read_schema(str(path))
     except Exception:
         return {}
     raw = (schema.metadata or {}).get(b"mlcompile")

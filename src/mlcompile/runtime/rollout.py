@@ -9,6 +9,8 @@
   KServe creates a new revision and splits traffic between it and the previous one.
 - SageMaker (`params.sagemaker.serving`: the build's serving requests): model, endpoint
   config and endpoint of the approved model package (endpoint_sagemaker.py).
+- Azure ML (`serving.kind: azureml`): the managed online endpoint's free slot gets a
+  deployment of the version and the traffic moves per rollout (rollout_azureml.py).
 - Elsewhere (a local run) the `production` alias is the endpoint."""
 
 from __future__ import annotations
@@ -30,12 +32,17 @@ KSERVE = ("serving.kserve.io", "v1beta1", "inferenceservices")
 def roll_out(config: dict[str, Any], version: Version) -> dict[str, Any]:
     if config.get("deploy_model"):
         return _vertex(config, version)
-    if (config.get("serving") or {}).get("kind") == "kserve":
+    kind = (config.get("serving") or {}).get("kind")
+    if kind == "kserve":
         return _kserve(config["serving"], version)
     if ((config.get("params") or {}).get("sagemaker") or {}).get("serving"):
         from mlcompile.runtime.endpoint_sagemaker import roll_out as sagemaker
 
         return sagemaker(config, version)
+    if kind == "azureml":
+        from mlcompile.runtime.rollout_azureml import roll_out as azureml
+
+        return azureml(config, version)
     return {"traffic": {version.version: 100}}
 
 

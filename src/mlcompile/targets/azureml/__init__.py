@@ -3,10 +3,11 @@
 A build is the YAML that `az ml … create -f` and the SDK's `load_*` functions read, one file
 per Azure ML resource (kinds in docs/targets/azureml.md):
 
-    pipelines/<pipeline>.yml             azureml.pipeline_job       training, batch scoring, monitoring, new-data sensors
+    pipelines/<pipeline>.yml             azureml.pipeline_job       training, batch scoring, monitoring, new-data sensors,
+                                                                    <system>-deploy (approval: manual): rolls out the approved version
     components/<batch pipeline>.yml      azureml.pipeline_component what the batch deployment runs
-    endpoints/<endpoint>.yml             azureml.online_endpoint    traffic split
-    endpoints/<endpoint>-<slot>.yml      azureml.online_deployment  blue / green
+    endpoints/<endpoint>.yml             azureml.online_endpoint    (traffic: set by the rollout)
+    endpoints/<endpoint>-<slot>.yml      azureml.online_deployment  blue / green (model: set by the rollout)
     endpoints/<endpoint>-<slot>-autoscale.json  azure.monitor_autoscale  min/max replicas, the scaling rule
     endpoints/<system>-batch.yml         azureml.batch_endpoint
     endpoints/<system>-batch-default.yml azureml.batch_deployment

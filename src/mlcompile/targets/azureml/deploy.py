@@ -2,96 +2,56 @@
 created or updated through `MLClient` (`begin_create_or_update`), in dependency order:
 
 0. the feature store's entities (feature sets: `deferred`, see `_feature_store`);
-1. online endpoint (created without traffic), its deployments, then the traffic split;
-2. batch endpoint, its pipeline-component deployment; the monitor's production data asset;
-3. job schedules (each creates its pipeline job on the cron) and the model monitor;
-4. the Azure Monitor autoscale setting of each online deployment (an ARM PUT through the
-   client's authenticated pipeline: azure-ai-ml has no operation for it).
+1. batch endpoint, its pipeline-component deployment; the monitor's production data asset;
+2. job schedules (each creates its pipeline job on the cron; the training one registers the
+   first version) and the model monitor;
+3. the online endpoint, and its deployments that exist: a deployment serves a registry
+   version, which the rollout sets (deploy-online: the training pipeline with approval
+   auto, the `<system>-deploy` pipeline after a manual approval), so a deployment that does
+   not exist yet — on a new workspace, every one — is reported `deferred` with what creates
+   it, and one that exists keeps its version and its endpoint's traffic split;
+4. the Azure Monitor autoscale setting of each online deployment that exists (an ARM PUT
+   through the client's authenticated pipeline: azure-ai-ml has no operation for it).
 
 Idempotent: every resource is tagged `mlcompile-file-sha256` with the sha256 of its file in
 the build; a resource whose tag already matches is reported `unchanged` and not sent.
 
-Configuration (environment):
-* credentials: `DefaultAzureCredential` (az login, managed identity, AZURE_* variables);
-  `MLCOMPILE_AZUREML_ACCESS_TOKEN` uses that bearer token instead (CI, stand-ins);
-* `MLCOMPILE_AZUREML_ARM_ENDPOINT`: the Resource Manager URL (default Azure public cloud), for
-  sovereign clouds and local stand-ins; `MLCOMPILE_AZUREML_CA_BUNDLE`: a CA file to trust."""
+Configuration (environment): credentials, the Resource Manager URL and a CA bundle, as
+mlcompile.runtime.azureml_client reads them (MLCOMPILE_AZUREML_ACCESS_TOKEN,
+MLCOMPILE_AZUREML_ARM_ENDPOINT, MLCOMPILE_AZUREML_CA_BUNDLE)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import time
 from pathlib import Path
 from typing import Any
 
 from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
+from mlcompile.runtime.azureml_client import ENV_TOKEN
+from mlcompile.runtime.rollout_azureml import TAG_MODEL_VERSION
 from mlcompile.targets.azureml._sdk import quiet
 from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, live_fingerprint, not_applied
 
 FILE_TAG = "mlcompile-file-sha256"
-ENV_TOKEN = "MLCOMPILE_AZUREML_ACCESS_TOKEN"
-ENV_ARM = "MLCOMPILE_AZUREML_ARM_ENDPOINT"
-ENV_CA = "MLCOMPILE_AZUREML_CA_BUNDLE"
-CUSTOM_CLOUD = "mlcompile-custom-arm"
 AUTOSCALE_PROVIDER = "providers/Microsoft.Insights/autoscaleSettings"
 LOGIN = f"log in with `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (or {ENV_TOKEN} to a bearer token)"
 
 
-class _StaticToken:
-    """A credential that hands out one bearer token (azure-core's TokenCredential shape)."""
-
-    def __init__(self, token: str):
-        self.token = token
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.credentials import AccessToken
-
-        return AccessToken(self.token, int(time.time()) + 3600)
-
-
 def _client(plan: Plan, *, workspace: str | None = None, resource_group: str | None = None) -> Any:
     """The MLClient of the profile's workspace, or of another workspace (the feature store)."""
-    from azure.ai.ml import MLClient
+    from mlcompile.runtime.azureml_client import ml_client
 
-    settings = plan.platform_settings
-    token = os.environ.get(ENV_TOKEN)
-    if token:
-        credential: Any = _StaticToken(token)
-    else:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
-    kwargs: dict[str, Any] = {"enable_telemetry": False, "show_progress": False}
     # azure-core retries (GET, PUT, DELETE: every call deploy makes but listKeys-style POSTs)
     # on throttling, 5xx, timeouts and dropped connections, honouring Retry-After up to
     # mlcompile's cap; these are mlcompile's knobs, a read timeout instead of azure-core's
     # 300 s, and a limit on each whole answer (one trickled in byte by byte included)
     retry = RetrySettings.from_env()
-    kwargs.update(
+    return ml_client(
+        plan.platform_settings, workspace=workspace, resource_group=resource_group,
         retry_policy=_capped_retry_policy(retry), per_retry_policies=[_answer_limit_policy(retry.timeout)],
         connection_timeout=retry.timeout, read_timeout=retry.timeout,
     )  # fmt: skip
-    arm = os.environ.get(ENV_ARM)
-    if arm:
-        arm = arm.rstrip("/") + "/"
-        # EndpointURLS keys of azure.ai.ml._azure_environments; all must be present, or the
-        # SDK falls back to downloading cloud metadata from management.azure.com
-        # the SDK keeps clouds in a process-wide table it never overwrites: one name per URL
-        kwargs["cloud"] = f"{CUSTOM_CLOUD}-{hashlib.sha256(arm.encode()).hexdigest()[:12]}"
-        kwargs["cloud_metadata"] = {
-            "azure_portal": arm,
-            "resource_manager": arm,
-            "active_directory": arm,
-            "aml_resource_id": arm,
-            "storage_endpoint": "core.windows.net",
-            "registry_discovery_endpoint": arm,
-        }
-    if os.environ.get(ENV_CA):
-        kwargs["connection_verify"] = os.environ[ENV_CA]
-    return MLClient(credential, settings["subscription_id"], resource_group or settings["resource_group"], workspace or settings["workspace"], **kwargs)
 
 
 def _capped_retry_policy(retry: RetrySettings) -> Any:
@@ -157,14 +117,14 @@ def planned(plan: Plan, build_dir: Path) -> list[str]:
 
         store = store_settings(plan)["name"]
         resources += [f"feature store entity {store}/{e['name']}:{e.get('version', '1')}" for e in named("azureml.feature_store_entity")]
-    for endpoint in named("azureml.online_endpoint"):
-        resources.append(f"online endpoint {endpoint['name']}")
-        resources += [f"online deployment {endpoint['name']}/{d['name']}" for d in named("azureml.online_deployment") if d.get("endpoint_name") == endpoint["name"]]
     for endpoint in named("azureml.batch_endpoint"):
         resources.append(f"batch endpoint {endpoint['name']}")
         resources += [f"batch deployment {endpoint['name']}/{d['name']}" for d in named("azureml.batch_deployment")]
     resources += [f"data asset {d['name']}" for d in named("azureml.data")]
     resources += [f"schedule {s['name']}" for kind in ("azureml.schedule", "azureml.monitor_schedule") for s in named(kind)]
+    for endpoint in named("azureml.online_endpoint"):
+        resources.append(f"online endpoint {endpoint['name']}")
+        resources += [f"online deployment {endpoint['name']}/{d['name']}" for d in named("azureml.online_deployment") if d.get("endpoint_name") == endpoint["name"]]
     return resources + [f"autoscale setting {json.loads(p.read_text())['name']}" for p in _files_of(build_dir, "azure.monitor_autoscale")]
 
 
@@ -184,22 +144,27 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
         actions: list[DeployAction] = []
         try:
             actions += _feature_store(plan, build_dir, by_kind, dry_run)  # before the deployments that read it
-            _online(client, by_kind, dry_run, actions)
             _batch(client, by_kind, dry_run, actions)
             for path, sha in by_kind.get("azureml.data", []):
                 data = _load("azureml.data", path)
                 actions.append(_data(client, data, sha, dry_run))
-            for kind in ("azureml.schedule", "azureml.monitor_schedule"):
-                for path, sha in by_kind.get(kind, []):
-                    schedule = _load(kind, path)
-                    missing = _missing_reference_data(client, schedule) if kind == "azureml.monitor_schedule" else None
-                    if missing is not None:
-                        actions.append(DeployAction(f"schedule {schedule.name}", "deferred",
-                                                    f"its reference data {missing} does not exist yet: run the training pipeline once, then deploy again"))  # fmt: skip
-                        continue
-                    actions.append(_apply(f"schedule {schedule.name}", schedule, sha, lambda n=schedule.name: client.schedules.get(n),
-                                          lambda e: client.schedules.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+            for path, sha in by_kind.get("azureml.schedule", []):
+                actions.append(_schedule(client, _load("azureml.schedule", path), sha, dry_run))
+            # after the schedules (the training pipeline they run registers the first version)
+            existing = _online(client, plan, by_kind, dry_run, actions)
+            for path, sha in by_kind.get("azureml.monitor_schedule", []):
+                monitor = _load("azureml.monitor_schedule", path)
+                waiting = _monitor_waits_for(client, monitor, existing)
+                if waiting is not None:
+                    actions.append(DeployAction(f"schedule {monitor.name}", "deferred", waiting))
+                    continue
+                actions.append(_schedule(client, monitor, sha, dry_run))
             for path, sha in by_kind.get("azure.monitor_autoscale", []):
+                body = json.loads(path.read_text())
+                target = body["properties"]["targetResourceUri"].split("/onlineEndpoints/", 1)[-1].replace("/deployments/", "/")
+                if target not in existing:
+                    actions.append(DeployAction(f"autoscale setting {body['name']}", "deferred", f"its deployment {target} does not exist yet (see above)"))
+                    continue
                 actions.append(_autoscale(client, plan, path, sha, dry_run))
         except Exception as exc:
             if _credentials_refused(exc):  # DefaultAzureCredential's own message lists every source it tried: not shown
@@ -237,6 +202,25 @@ def _feature_store(plan: Plan, build_dir: Path, by_kind: dict[str, list[tuple[Pa
         actions.append(DeployAction(f"feature set {store['name']}/{name}", "deferred",
                                     f"apply it with `{command}` (it uploads the spec folder to the feature store's storage, which deploy does not do)"))  # fmt: skip
     return actions
+
+
+def _schedule(client: Any, schedule: Any, sha: str, dry_run: bool) -> DeployAction:
+    return _apply(f"schedule {schedule.name}", schedule, sha, lambda: client.schedules.get(schedule.name),
+                  lambda e: client.schedules.begin_create_or_update(e).result(), dry_run)  # fmt: skip
+
+
+def _monitor_waits_for(client: Any, monitor: Any, existing_deployments: set[str]) -> str | None:
+    """Why the model monitor cannot be created yet (None: it can): Azure ML refuses a monitor
+    whose target deployment or reference data does not exist."""
+    target = getattr(monitor.create_monitor.monitoring_target, "endpoint_deployment_id", None)
+    if target:
+        deployment = str(target).removeprefix("azureml:").replace(":", "/")
+        if deployment not in existing_deployments:
+            return f"the deployment it watches, {deployment}, does not exist yet: deploy again once a version is rolled out"
+    missing = _missing_reference_data(client, monitor)
+    if missing is not None:
+        return f"its reference data {missing} does not exist yet: run the training pipeline once, then deploy again"
+    return None
 
 
 def _missing_reference_data(client: Any, monitor: Any) -> str | None:
@@ -306,42 +290,41 @@ def _tag_of(existing: Any) -> str:
     return str((getattr(existing, "tags", None) or {}).get(FILE_TAG, ""))
 
 
-def _online(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool, actions: list[DeployAction]) -> None:
-    """Append to `actions` as each is applied: a failure midway still reports what was."""
+def _online(client: Any, plan: Plan, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool, actions: list[DeployAction]) -> set[str]:
+    """The endpoint, and the settings of its deployments that exist. A deployment serves a
+    registry version, which only the rollout sets (deploy-online, once a version is approved):
+    one that does not exist yet is `deferred`, one that does keeps its version and its
+    endpoint's traffic split. Returns the deployments that exist (`endpoint/slot`)."""
+    existing_slots: set[str] = set()
     for path, sha in by_kind.get("azureml.online_endpoint", []):
         endpoint = _load("azureml.online_endpoint", path)
-        start = len(actions)  # the endpoint's action goes before its deployments'
-        traffic = dict(endpoint.traffic or {})
-        existing = _existing(lambda: client.online_endpoints.get(endpoint.name))
-        created_without_traffic = False
-        try:
-            if existing is None and not dry_run:
-                # traffic can only name deployments that exist: create the endpoint without it first
-                endpoint.traffic = {}
-                client.online_endpoints.begin_create_or_update(endpoint).result()
-                created_without_traffic = True
-            for dep_path, dep_sha in by_kind.get("azureml.online_deployment", []):
-                deployment = _load("azureml.online_deployment", dep_path)
-                if deployment.endpoint_name != endpoint.name:
-                    continue
-                actions.append(_apply(f"online deployment {endpoint.name}/{deployment.name}", deployment, dep_sha,
-                                      lambda d=deployment: client.online_deployments.get(d.name, endpoint.name),
-                                      lambda e: client.online_deployments.begin_create_or_update(e).result(), dry_run))  # fmt: skip
-            endpoint.traffic = traffic
-            live = live_fingerprint(None if existing is None else {"tag": _tag_of(existing), "traffic": dict(existing.traffic or {})})
-            unchanged_tag = existing is not None and (existing.tags or {}).get(FILE_TAG) == sha and dict(existing.traffic or {}) == traffic
-            if unchanged_tag:
-                actions.insert(start, DeployAction(f"online endpoint {endpoint.name}", "unchanged", "", live))
+        live_endpoint = _existing(lambda: client.online_endpoints.get(endpoint.name))
+        endpoint.traffic = dict(live_endpoint.traffic or {}) if live_endpoint is not None else {}  # the rollout's split
+        actions.append(_apply(f"online endpoint {endpoint.name}", endpoint, sha, lambda e=live_endpoint: e,
+                              lambda e: client.online_endpoints.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+        for dep_path, dep_sha in by_kind.get("azureml.online_deployment", []):
+            deployment = _load("azureml.online_deployment", dep_path)
+            if deployment.endpoint_name != endpoint.name:
                 continue
-            endpoint.tags = {**(endpoint.tags or {}), FILE_TAG: sha}
-            if not dry_run:
-                client.online_endpoints.begin_create_or_update(endpoint).result()
-        except Exception:
-            if created_without_traffic:
-                actions.insert(start, DeployAction(f"online endpoint {endpoint.name}", "create", "without traffic: the deploy failed before its traffic split was set"))
-            raise
-        split = ", ".join(f"{slot} {percent}%" for slot, percent in sorted(traffic.items()))
-        actions.insert(start, DeployAction(f"online endpoint {endpoint.name}", "create" if existing is None else "update", f"traffic {split}", live))
+            label = f"online deployment {endpoint.name}/{deployment.name}"
+            live = _existing(lambda d=deployment: client.online_deployments.get(d.name, endpoint.name))
+            if live is None:
+                actions.append(DeployAction(label, "deferred", _deferred_deployment(plan)))
+                continue
+            existing_slots.add(f"{endpoint.name}/{deployment.name}")
+            deployment.model = live.model  # the version the rollout put there
+            deployment.tags = {**(deployment.tags or {}), **{k: v for k, v in (live.tags or {}).items() if k == TAG_MODEL_VERSION}}
+            actions.append(_apply(label, deployment, dep_sha, lambda d=live: d,
+                                  lambda e: client.online_deployments.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+    return existing_slots
+
+
+def _deferred_deployment(plan: Plan) -> str:
+    model = plan.registry.model
+    if plan.registry.approval == "manual":
+        return (f"it serves an approved version of {model}, and the rollout creates it: approve a version (MLflow alias "
+                f"'production'), then submit pipelines/{plan.system}-deploy.yml (`az ml job create -f …`)")  # fmt: skip
+    return f"it serves a version of {model}, and the training pipeline's deploy-online step creates it once a version passes its gates"
 
 
 def _data(client: Any, data: Any, sha: str, dry_run: bool) -> DeployAction:

@@ -12,14 +12,17 @@ Where each step runs:
 Gates: Azure ML's if/else node is private (refused by the public `load_job`). A decision
 is the runtime's JSON file (`{"decision": true, …}`, a `uri_file` output); a step that runs
 only if a decision holds (`run_if`) takes the decision files as inputs and its command is
-wrapped in a guard that runs the step when one of them is true and otherwise ends the node
-successfully with "skipped" (the run stays green when a candidate is rejected)."""
+wrapped in a guard that runs the step when one of them is true, ends the node successfully
+with "skipped" when every one says false (the run stays green when a candidate is rejected),
+and fails the node when a decision is missing or malformed (never a green run that silently
+registered nothing)."""
 
 from __future__ import annotations
 
 import math
 import re
 import shlex
+from dataclasses import replace
 from typing import Any
 
 from mlcompile.plan.nodes import Pipeline, Plan, SearchParam, Step
@@ -34,7 +37,7 @@ from mlcompile.runtime.contract import (
     runtime_args,
 )
 from mlcompile.secrets import locator_env
-from mlcompile.targets.azureml._sdk import tags
+from mlcompile.targets.azureml._sdk import identity, tags
 
 SERVERLESS = "azureml:serverless"
 # Azure ML input/output type of each plan artifact type
@@ -43,8 +46,15 @@ IO_TYPES = {"dataset": "uri_folder", "model": "uri_folder", "metrics": "uri_file
 CONTAINER_INPUT_ENV = {"train": ENV_TRAIN_DATA, "test": ENV_TEST_DATA, "report": ENV_VALIDATION_REPORT}
 CONTAINER_OUTPUT_ENV = {"model": ENV_MODEL_DIR, "metrics": ENV_METRICS}
 TRAINING_DATA_ASSET = "{system}-training-data"
-# run_if: run the step when any of the decision files given as arguments says true
-GUARD = 'import json,sys; sys.exit(0 if any(json.load(open(p)).get("decision") for p in sys.argv[1:]) else 1)'
+# run_if: exit 0 (run the step) when any of the decision files given as arguments says true,
+# SKIP when every one of them says false; a missing file or one without a true/false
+# decision ends in a traceback (exit 1): the step fails, it is never taken for "skipped"
+SKIP = 3
+GUARD = (
+    'import json,sys; d=[json.load(open(p))["decision"] for p in sys.argv[1:]]; '
+    'assert d and all(isinstance(v, bool) for v in d), "not a true/false decision"; '
+    f"sys.exit(0 if any(d) else {SKIP})"
+)
 
 
 def node_name(name: str) -> str:
@@ -93,16 +103,20 @@ def _search_input_type(param: SearchParam) -> str:
 
 
 def _hyperparameters_env(plan: Plan) -> str:
-    """`MLCOMPILE_HYPERPARAMETERS='{"lr": ${{inputs.lr}}, …}'`: the trial's values as JSON, for a
-    container trainer (the contract it reads). Azure ML pastes each sampled value into the
-    command, a shell script: numbers are numbers, and validate refuses choices holding a
-    quote, backslash, `$` or backquote, so no value can leave its JSON string or this word."""
+    """`MLCOMPILE_HYPERPARAMETERS="$(printf '{"lr": %s, "depth": %.0f}' '${{inputs.lr}}' …)"`:
+    the trial's values as JSON, for a container trainer (the contract it reads). Azure ML
+    pastes each sampled value into the command as text, and its `q*` distributions give
+    integer parameters as floats (`12.0`): printf's `%.0f` makes them JSON integers again.
+    Validate refuses choices holding a quote, backslash, `$` or backquote, so no value can
+    leave its JSON string or its shell word."""
     assert plan.tuning is not None
-    fields = []
+    formats, values = [], []
     for param in plan.tuning.params:
-        value = "${{inputs.%s}}" % node_name(param.name)
-        fields.append(f'"{param.name}": ' + (f'"{value}"' if _search_input_type(param) == "string" else value))
-    return f"{ENV_HYPERPARAMETERS}=" + shlex.quote("{" + ", ".join(fields) + "}")
+        kind = _search_input_type(param)
+        formats.append(f'"{param.name}": ' + {"string": '"%s"', "integer": "%.0f"}.get(kind, "%s"))
+        values.append(shlex.quote("${{inputs.%s}}" % node_name(param.name)))
+    template = shlex.quote("{" + ", ".join(formats) + "}")
+    return f'{ENV_HYPERPARAMETERS}="$(printf {template} {" ".join(values)})"'
 
 
 def _hyperparameter_args(plan: Plan) -> list[str]:
@@ -112,17 +126,82 @@ def _hyperparameter_args(plan: Plan) -> list[str]:
     return [a for p in plan.tuning.params for a in ("--hp", f"{p.name}=${{{{inputs.{node_name(p.name)}}}}}")]
 
 
+def platform_config(plan: Plan, step: Step) -> dict[str, Any] | None:
+    """The step's runtime config with the sections of the steps that talk to Azure ML itself
+    (None: the plain config): `platform` (the workspace) and, for deploy-online, `serving`
+    (how to roll the endpoint to a version, see mlcompile.runtime.rollout_azureml)."""
+    if step.kind not in ("deploy_online", "trigger_retraining"):
+        return None
+    from mlcompile.targets.kfp_ir import runtime_config
+
+    settings = plan.platform_settings
+    platform = {"name": "azureml", **{key: settings[key] for key in ("subscription_id", "resource_group", "workspace")}}
+    if step.kind == "deploy_online":
+        from mlcompile.targets.azureml.serving import rollout_section
+
+        return runtime_config(plan, step, platform=platform, serving=rollout_section(plan))
+    return runtime_config(plan, step, platform=platform, platform_run=_platform_run(plan, step))
+
+
+def _platform_run(plan: Plan, step: Step) -> dict[str, Any]:
+    """How trigger-retraining starts the training pipeline (mlcompile.runtime.retraining_azureml):
+    with this build's training pipeline job; a new-data sensor keeps its watermark in the
+    workspace's default datastore."""
+    import base64
+    import json
+    import zlib
+
+    from mlcompile.targets.azureml._sdk import plain
+
+    pipeline = step.params["pipeline"]
+    training = next(p for p in plan.pipelines() if p.name == pipeline)
+    job = json.dumps(plain(build_pipeline_job(plan, training)._to_dict()), sort_keys=True, separators=(",", ":"))
+    # compressed and base64-encoded: Azure ML would substitute the `${{inputs.…}}` of the
+    # job's own commands if they appeared in this step's command line
+    encoded = base64.b64encode(zlib.compress(job.encode(), 9)).decode()
+    run: dict[str, Any] = {"kind": "azureml.pipeline_job", "pipeline": pipeline, "experiment": plan.system, "job_zlib_base64": encoded}
+    if step.params.get("when") == "new_data":
+        run["watermark"] = watermark_uri(plan, str(step.params["source"]))
+    return run
+
+
+def watermark_uri(plan: Plan, source: str) -> str:
+    """Where a new-data sensor keeps what it last saw of its source: the workspace's default
+    blob datastore (durable; the pipelines' identity reads and writes it)."""
+    settings = plan.platform_settings
+    return (
+        f"azureml://subscriptions/{settings['subscription_id']}/resourcegroups/{settings['resource_group']}/workspaces/{settings['workspace']}"
+        f"/datastores/workspaceblobstore/paths/mlcompile/{plan.system}/watermarks/{source}.json"
+    )
+
+
+def output_binding(name: str, artifact_type: str, io_type: str) -> str:
+    """What the runtime is told to write an output to. Azure ML substitutes `${{outputs.x}}`
+    of a `uri_folder` output with a folder that exists before the command runs: a table goes
+    into it as `<name>.parquet` (every reader of a dataset takes a file or a folder of them);
+    a model is that folder; a `uri_file` output is the file itself."""
+    placeholder = "${{outputs.%s}}" % name
+    if artifact_type == "dataset" and io_type == "uri_folder":
+        return f"{placeholder}/{name}.parquet"
+    return placeholder
+
+
 def _guarded(command: str, step: Step, decisions: list[str]) -> str:
     if not decisions:
         return command
     test = " ".join(["python", "-c", shlex.quote(GUARD), *(shlex.quote(d) for d in decisions)])
     skipped = shlex.quote(f"{step.name}: skipped, run_if {step.run_if} is false")
-    return f"if {test}; then {command}; else echo {skipped}; fi"
+    broken = shlex.quote(f"{step.name}: failed, the decision of run_if {step.run_if} is missing or unreadable")
+    return f"{test}; case $? in 0) {command};; {SKIP}) echo {skipped};; *) echo {broken} >&2; exit 1;; esac"
 
 
-def _command(plan: Plan, step: Step, inputs: dict[str, str], outputs: dict[str, str], tuned: bool) -> str:
+def _command(plan: Plan, step: Step, inputs: dict[str, str], outputs: dict[str, str], tuned: bool, config: dict[str, Any] | None) -> str:
+    if step.kind == "score_batch":
+        # Azure ML writes the scores output to the batch output URI (the node's output path):
+        # the step writes only its output, never that URI a second time by itself
+        step = replace(step, params={k: v for k, v in step.params.items() if k != "output_uri"})
     if not step.uses_user_container:
-        args = [*step.command, *runtime_args(plan, step, inputs, outputs), *(_hyperparameter_args(plan) if tuned else ())]
+        args = [*step.command, *runtime_args(plan, step, inputs, outputs, config), *(_hyperparameter_args(plan) if tuned else ())]
         return " ".join(shlex.quote(a) for a in args)
     env = [f"{CONTAINER_INPUT_ENV[n]}={shlex.quote(v)}" for n, v in sorted(inputs.items()) if n in CONTAINER_INPUT_ENV]
     env += [f"{CONTAINER_OUTPUT_ENV[n]}={shlex.quote(v)}" for n, v in sorted(outputs.items()) if n in CONTAINER_OUTPUT_ENV]
@@ -132,7 +211,7 @@ def _command(plan: Plan, step: Step, inputs: dict[str, str], outputs: dict[str, 
     return " ".join([*env, *(shlex.quote(a) for a in (*step.command, *step.args))])
 
 
-def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tuple[str, str]], after: list[str], done: bool, tuned: bool) -> Any:
+def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tuple[str, str]], after: list[str], done: bool, tuned: bool, config: dict[str, Any] | None) -> Any:
     from azure.ai.ml import Input, Output, PyTorchDistribution
     from azure.ai.ml.entities import CommandComponent, Environment
 
@@ -156,7 +235,7 @@ def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tup
         if step.kind == "score_batch" and artifact.name == "scores":
             io_type = scores_type(step)
         outputs[artifact.name] = Output(type=io_type)
-        bindings_out[artifact.name] = "${{outputs.%s}}" % artifact.name
+        bindings_out[artifact.name] = output_binding(artifact.name, artifact.type, io_type)
     if done:
         outputs["done"] = Output(type="uri_folder")
     distributed: dict[str, Any] = {}
@@ -176,7 +255,7 @@ def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tup
         version="1",
         display_name=step.name,
         description=f"mlcompile step {step.name} ({step.kind}) of {pipeline.name}",
-        command=_guarded(_command(plan, step, bindings_in, bindings_out, tuned), step, ["${{inputs.%s}}" % name for name in sorted(gating)]),
+        command=_guarded(_command(plan, step, bindings_in, bindings_out, tuned, config), step, ["${{inputs.%s}}" % name for name in sorted(gating)]),
         environment=Environment(image=step.image),
         environment_variables=environment_variables,
         inputs=inputs or None,
@@ -239,10 +318,13 @@ def build_pipeline_job(plan: Plan, pipeline: Pipeline, *, on_cluster: bool = Fal
     """The Azure ML PipelineJob of one plan pipeline (SDK imported; call inside `quiet()`).
     `on_cluster`: every node on the profile's cluster (for a batch endpoint deployment)."""
     from azure.ai.ml import Output, dsl
-    from azure.ai.ml.entities import PipelineJob
+    from azure.ai.ml.entities import ManagedIdentityConfiguration, PipelineJob
 
     compute = str(plan.platform_settings["compute"])
     depended_on_for_order = {dep for s in pipeline.steps for dep in _ordering_only(pipeline, s, _gating_inputs(pipeline, s))}
+    # before the pipeline's body: a pipeline job built inside it (trigger-retraining carries
+    # the training one) would become one of its nodes
+    configs = {step.name: platform_config(plan, step) for step in pipeline.steps}
 
     def body() -> dict[str, Any]:
         nodes: dict[str, Any] = {}
@@ -251,7 +333,7 @@ def build_pipeline_job(plan: Plan, pipeline: Pipeline, *, on_cluster: bool = Fal
             gating = _gating_inputs(pipeline, step)
             after = _ordering_only(pipeline, step, gating)
             tuned = step.kind == "tune" and plan.tuning is not None
-            component = _component(plan, pipeline, step, gating, after, step.name in depended_on_for_order, tuned)
+            component = _component(plan, pipeline, step, gating, after, step.name in depended_on_for_order, tuned, configs[step.name])
             kwargs: dict[str, Any] = {ref.name: nodes[ref.step].outputs[ref.artifact] for ref in step.inputs}
             kwargs.update({name: nodes[producer].outputs[output] for name, (producer, output) in gating.items()})
             kwargs.update({f"after_{node_name(dep)}": nodes[dep].outputs["done"] for dep in after})
@@ -276,6 +358,9 @@ def build_pipeline_job(plan: Plan, pipeline: Pipeline, *, on_cluster: bool = Fal
             node.name = node_name(step.name)
             node.display_name = step.name
             _place(plan, step, node, compute, on_cluster)
+            runs_as = identity(plan, "schedules" if step.kind == "trigger_retraining" else "pipelines")
+            if runs_as is not None:  # jobs name a user-assigned identity by its client id
+                node.identity = ManagedIdentityConfiguration(client_id=runs_as["client_id"])
             if step.kind == "score_batch":
                 uri = str(step.params["output_uri"])
                 node.outputs.scores = Output(type=scores_type(step), path=uri, mode="rw_mount")

@@ -19,14 +19,16 @@ def render(plan: Plan) -> list[OutputFile]:
     from mlcompile.targets.azureml import feature_store, schedules, serving
     from mlcompile.targets.azureml.pipelines import build_pipeline_job
 
-    from mlcompile.targets.kfp_ir import new_data_sensors
+    from mlcompile.targets.kfp_ir import approval_pipelines, new_data_sensors
 
     # retraining.on_new_data: Azure ML schedules are time-based, so each new-data trigger is
     # a small sensor pipeline on an hourly schedule (the same shape as on KFP and Vertex AI)
     sensors = new_data_sensors(plan)
     files: list[OutputFile] = []
     with quiet(), offline_cloud():
-        for pipeline in [*plan.pipelines(), *(p for p, _ in sensors)]:
+        # approval: manual → `<system>-deploy`, the job an approver submits after approving a
+        # version: its deploy-online step rolls the endpoint to it (as on Kubeflow and Vertex AI)
+        for pipeline in [*plan.pipelines(), *(p for p, _ in sensors), *approval_pipelines(plan)]:
             job = build_pipeline_job(plan, pipeline)
             files.append(OutputFile(pipeline_path(pipeline.name), "azureml.pipeline_job", entity_yaml(job, "azureml.pipeline_job", header(plan))))
         files += serving.render_online(plan)

@@ -11,7 +11,8 @@ from mlcompile.plan.nodes import OnlineEndpoint, Plan
 from mlcompile.runtime.contract import serving_env
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets.azureml.feature_store import online_features_config
-from mlcompile.targets.azureml._sdk import entity_yaml, tags, yaml_bytes
+from mlcompile.runtime.azureml_client import ENV_IDENTITY
+from mlcompile.targets.azureml._sdk import entity_yaml, identity, tags, yaml_bytes
 from mlcompile.targets.base import OutputFile, json_bytes
 
 # The runtime image serves a registered model over HTTP (the serving contract, see
@@ -30,18 +31,16 @@ AUTOSCALE_METRICS = {
     "requests_per_replica": ("RequestsPerMinute", "endpoint", 60.0),
 }
 AUTOSCALE_API_VERSION = "2022-10-01"
+ENDPOINT_METRIC_NAMESPACE = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
 BATCH_DEPLOYMENT = "default"
 
 
-def slots(online: OnlineEndpoint) -> dict[str, int]:
-    """Deployment slot → traffic percent. `blue` is the version in production, `green` the
-    new one: canary sends it canary_percent, blue/green none until the switch."""
-    if online.strategy == "canary":
-        percent = online.canary_percent or 0
-        return {"blue": 100 - percent, "green": percent}
-    if online.strategy == "blue_green":
-        return {"blue": 100, "green": 0}
-    return {"blue": 100}
+def slots(online: OnlineEndpoint) -> list[str]:
+    """Deployment slots of the endpoint. The rollout (deploy-online) puts an approved version
+    in the slot that does not serve: with a canary it gets canary_percent of the traffic and
+    the serving slot keeps the rest; blue/green switches all traffic to it once it is up (the
+    other slot stays as the way back); `replace` updates the one slot in place."""
+    return ["blue", "green"] if online.strategy in ("canary", "blue_green") else ["blue"]
 
 
 def deployment_path(online: OnlineEndpoint, slot: str) -> str:
@@ -52,60 +51,92 @@ def batch_endpoint_name(plan: Plan) -> str:
     return f"{plan.system}-batch"
 
 
-def render_online(plan: Plan) -> list[OutputFile]:
-    from azure.ai.ml.entities import (
-        DataCollector,
-        DefaultScaleSettings,
-        DeploymentCollection,
-        Environment,
-        ManagedOnlineDeployment,
-        ManagedOnlineEndpoint,
-        OnlineRequestSettings,
-    )
+def _deployment(plan: Plan, online: OnlineEndpoint, slot: str) -> Any:
+    """One slot's managed online deployment, without a model: which registered version a slot
+    serves is the rollout's to set (deploy-online, when a version is approved), never the
+    build's; `mlcompile deploy` keeps the version a deployment serves."""
+    from azure.ai.ml.entities import DataCollector, DefaultScaleSettings, DeploymentCollection, Environment, ManagedOnlineDeployment, OnlineRequestSettings
 
-    from mlcompile.targets.azureml.render import header
-
-    online = plan.online
-    if online is None:
-        return []
-    labels = tags(plan)
-    traffic = slots(online)
-    files: list[OutputFile] = []
     variables = {"MLCOMPILE_MODEL": online.model, "MLCOMPILE_SYSTEM": plan.system}
     # the model's features, read from the feature store's online store by entity key
     online_features = online_features_config(plan)
     if online_features is not None:
         variables[ONLINE_FEATURES_ENV] = json.dumps(online_features, sort_keys=True, separators=(",", ":"))
     variables.update(serving_env(plan))  # a container-trained model's description
+    serving_identity = identity(plan, "serving")
+    if serving_identity is not None:  # the runtime's credential picks this identity (runtime.azureml_client)
+        variables[ENV_IDENTITY] = serving_identity["client_id"]
+    resources = online.resources
+    timeout_ms = resources.timeout_seconds * 1000 if resources.timeout_seconds else None
+    return ManagedOnlineDeployment(
+        name=slot,
+        endpoint_name=online.name,
+        description=f"slot {slot} of {online.name} ({online.strategy} rollout): serves the version of {online.model} deploy-online puts here",
+        environment=Environment(image=plan.runtime_image, inference_config=INFERENCE_CONFIG),
+        environment_variables=variables,
+        instance_type=resources.machine.name if resources.machine else None,
+        instance_count=online.min_replicas,
+        scale_settings=DefaultScaleSettings(),
+        request_settings=OnlineRequestSettings(request_timeout_ms=timeout_ms) if timeout_ms else None,
+        # the model monitor reads what the deployment collects
+        data_collector=DataCollector(collections={"model_inputs": DeploymentCollection(enabled="true"), "model_outputs": DeploymentCollection(enabled="true")})
+        if plan.monitoring is not None
+        else None,
+        tags={**tags(plan), "mlcompile-slot": slot},
+    )
+
+
+def deployment_files(plan: Plan) -> dict[str, bytes]:
+    """Slot → the bytes of its deployment file."""
+    from mlcompile.targets.azureml.render import header
+
+    online = plan.online
+    assert online is not None
+    return {slot: entity_yaml(_deployment(plan, online, slot), "azureml.online_deployment", header(plan)) for slot in slots(online)}
+
+
+def rollout_section(plan: Plan) -> dict[str, Any]:
+    """What deploy-online needs to roll the endpoint to an approved version (the `serving`
+    section of its config, see mlcompile.runtime.rollout_azureml): each slot's deployment as
+    its file says, with the file's sha256 (so `mlcompile deploy` finds it unchanged)."""
+    import hashlib
+
+    import yaml
+
+    online = plan.online
+    assert online is not None
+    deployments = {}
+    for slot, content in deployment_files(plan).items():
+        body = yaml.safe_load(content)
+        body.pop("$schema", None)
+        deployments[slot] = {"file_sha256": hashlib.sha256(content).hexdigest(), "body": body}
+    return {"kind": "azureml", "endpoint": online.name, "strategy": online.strategy, "canary_percent": online.canary_percent, "slots": slots(online), "deployments": deployments}
+
+
+def render_online(plan: Plan) -> list[OutputFile]:
+    from azure.ai.ml.entities import IdentityConfiguration, ManagedIdentityConfiguration, ManagedOnlineEndpoint
+
+    from mlcompile.targets.azureml.render import header
+
+    online = plan.online
+    if online is None:
+        return []
+    # no traffic here: it names deployments, which exist once a version is rolled out, and
+    # the rollout owns the split (`mlcompile deploy` leaves it as it is)
+    serving_identity = identity(plan, "serving")
     endpoint = ManagedOnlineEndpoint(
         name=online.name,
         description=f"{plan.description or plan.system} (model {online.model}, rollout {online.strategy})",
         auth_mode="key",
-        tags=labels,
-        traffic=traffic,
+        tags=tags(plan),
+        # the serving duty's own identity: it reads the model and features, submits nothing
+        identity=IdentityConfiguration(type="user_assigned", user_assigned_identities=[ManagedIdentityConfiguration(resource_id=serving_identity["resource_id"])])
+        if serving_identity is not None
+        else None,
     )
-    files.append(OutputFile(f"endpoints/{online.name}.yml", "azureml.online_endpoint", entity_yaml(endpoint, "azureml.online_endpoint", header(plan))))
-    resources = online.resources
-    timeout_ms = resources.timeout_seconds * 1000 if resources.timeout_seconds else None
-    for slot, percent in traffic.items():
-        deployment = ManagedOnlineDeployment(
-            name=slot,
-            endpoint_name=online.name,
-            description=f"{'new version' if slot == 'green' else 'production version'} of {online.model}, {percent}% of traffic",
-            model=f"azureml:{online.model}@latest",
-            environment=Environment(image=plan.runtime_image, inference_config=INFERENCE_CONFIG),
-            environment_variables=dict(variables),
-            instance_type=resources.machine.name if resources.machine else None,
-            instance_count=online.min_replicas,
-            scale_settings=DefaultScaleSettings(),
-            request_settings=OnlineRequestSettings(request_timeout_ms=timeout_ms) if timeout_ms else None,
-            # the model monitor reads what the deployment collects
-            data_collector=DataCollector(collections={"model_inputs": DeploymentCollection(enabled="true"), "model_outputs": DeploymentCollection(enabled="true")})
-            if plan.monitoring is not None
-            else None,
-            tags={**labels, "mlcompile-slot": slot},
-        )
-        files.append(OutputFile(deployment_path(online, slot), "azureml.online_deployment", entity_yaml(deployment, "azureml.online_deployment", header(plan))))
+    files = [OutputFile(f"endpoints/{online.name}.yml", "azureml.online_endpoint", entity_yaml(endpoint, "azureml.online_endpoint", header(plan)))]
+    for slot, content in deployment_files(plan).items():
+        files.append(OutputFile(deployment_path(online, slot), "azureml.online_deployment", content))
         if online.autoscaling_metric is not None:
             files.append(OutputFile(f"endpoints/{online.name}-{slot}-autoscale.json", "azure.monitor_autoscale", json_bytes(autoscale_setting(plan, online, slot))))
     return files
@@ -129,20 +160,23 @@ def autoscale_setting(plan: Plan, online: OnlineEndpoint, slot: str) -> dict[str
     per_instance = online.autoscaling_metric == "requests_per_replica"
 
     def rule(direction: str, operator: str, value: float) -> dict[str, Any]:
-        return {
-            "metricTrigger": {
-                "metricName": metric,
-                "metricResourceUri": endpoint_id if scope == "endpoint" else deployment_id,
-                "timeGrain": "PT1M",
-                "statistic": "Average",
-                "timeWindow": "PT5M",
-                "timeAggregation": "Average",
-                "operator": operator,
-                "threshold": value,
-                "dividePerInstance": per_instance,
-            },
-            "scaleAction": {"direction": direction, "type": "ChangeCount", "value": "1", "cooldown": "PT5M"},
+        trigger: dict[str, Any] = {
+            "metricName": metric,
+            "metricResourceUri": endpoint_id if scope == "endpoint" else deployment_id,
+            "timeGrain": "PT1M",
+            "statistic": "Average",
+            "timeWindow": "PT5M",
+            "timeAggregation": "Average",
+            "operator": operator,
+            "threshold": value,
+            "dividePerInstance": per_instance,
         }
+        if scope == "endpoint":
+            # an endpoint metric counts every slot's requests: only this deployment's scale it
+            # (a 10% canary must not scale on the 90% its neighbour serves)
+            trigger["metricNamespace"] = ENDPOINT_METRIC_NAMESPACE
+            trigger["dimensions"] = [{"DimensionName": "deployment", "Operator": "Equals", "Values": [slot]}]
+        return {"metricTrigger": trigger, "scaleAction": {"direction": direction, "type": "ChangeCount", "value": "1", "cooldown": "PT5M"}}
 
     return {
         "type": "Microsoft.Insights/autoscaleSettings",

@@ -7,6 +7,8 @@ config, rendered by the kubeflow/vertex targets.
                        and the profile's namespace, through kfp.Client (the KFP REST API)
   vertex.pipeline_job  PipelineJobs.create with the pipeline spec and runtime config of the
                        PipelineJob `deploy` submits for the build (its id: the body's sha256)
+  azureml.pipeline_job MLClient.jobs.create_or_update with the build's training pipeline job
+                       (mlcompile.runtime.retraining_azureml)
 
 Each platform is asked first for an active run of the pipeline (pending, running, paused): a
 second one is not started beside it. Needs the platform's SDK in the runtime image."""
@@ -52,6 +54,10 @@ def submitter(config: dict[str, Any]) -> Submitter:
         from mlcompile.runtime.pipelines_sagemaker import SageMakerExecutions
 
         return SageMakerExecutions(config)
+    if run["kind"] == "azureml.pipeline_job":
+        from mlcompile.runtime.retraining_azureml import AzureMLPipelineJobs
+
+        return AzureMLPipelineJobs(config)
     raise SubmitFailed(f"unknown platform_run kind {run['kind']!r}")
 
 
