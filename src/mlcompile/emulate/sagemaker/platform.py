@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from mlcompile.emulate.ir import PipelineError, PipelineResult
 from mlcompile.emulate.sagemaker.account import client
-from mlcompile.emulate.sagemaker.jobs import JobContext
+from mlcompile.emulate.sagemaker.jobs import JobContext, JobFailed
 from mlcompile.emulate.sagemaker.pipeline import Execution
 
 PIPELINE_METRICS = "AWS/Sagemaker/ModelBuildingPipeline"
@@ -71,8 +71,13 @@ class Platform:
         return result
 
     def register(self, request: dict[str, Any]) -> dict[str, Any]:
-        """A RegisterModel step: CreateModelPackage."""
-        answer = self.client("sagemaker").create_model_package(**request)
+        """A RegisterModel step: CreateModelPackage (a refused request fails the step)."""
+        from botocore.exceptions import ClientError, ParamValidationError
+
+        try:
+            answer = self.client("sagemaker").create_model_package(**request)
+        except (ClientError, ParamValidationError) as exc:
+            raise JobFailed(f"CreateModelPackage: {exc}") from None
         return {"ModelPackageArn": answer["ModelPackageArn"]}
 
     def _step_metric(self, pipeline: str, step: str, status: str) -> None:
