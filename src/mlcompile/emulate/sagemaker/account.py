@@ -57,11 +57,12 @@ def patch_moto() -> None:
         ROLLOUTS[(self.region_name, endpoint_name)] = {"from": endpoint.endpoint_config_name, "to": endpoint_config_name, "deployment": deployment_config or {}}
         endpoint.endpoint_config_name = endpoint_config_name
         endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
-        endpoint.last_deployment_config = deployment_config
+        endpoint.last_deployment_config = deployment_config  # type: ignore[attr-defined]
         return str(endpoint.arn)
 
     def update_endpoint_action(self: SageMakerResponse) -> Any:
-        arn = self.sagemaker_backend.update_endpoint(self._get_param("EndpointName"), self._get_param("EndpointConfigName"), self._get_param("DeploymentConfig"))
+        backend: Any = self.sagemaker_backend
+        arn = backend.update_endpoint(self._get_param("EndpointName"), self._get_param("EndpointConfigName"), self._get_param("DeploymentConfig"))
         return ActionResult({"EndpointArn": arn})
 
     def test_event_pattern(self: EventsHandler) -> Any:
@@ -120,16 +121,10 @@ def moto_account() -> Iterator[str]:
 @contextlib.contextmanager
 def pointed_at(env: dict[str, str]) -> Iterator[None]:
     """This process's boto3 clients (mlcompile deploy's) use `env` while inside."""
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, env):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def client(service: str, url: str, region: str) -> Any:

@@ -168,7 +168,7 @@ class Platform:
         sagemaker = self.client("sagemaker")
         for group in sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]:
             for package in self.packages_of(group["ModelPackageGroupName"]):
-                arn, status = package["ModelPackageArn"], package.get("ModelApprovalStatus")
+                arn, status = package["ModelPackageArn"], str(package.get("ModelApprovalStatus") or "")
                 if self.packages.get(arn) == status:
                     continue
                 self.packages[arn] = status

@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlcompile.emulate import storage
-from mlcompile.emulate.config import load_config
 from mlcompile.emulate.containers import Images
 from mlcompile.emulate.ir import PipelineError
 from mlcompile.emulate.sagemaker import account
 from mlcompile.emulate.sagemaker.jobs import JobContext
 from mlcompile.emulate.sagemaker.platform import Platform
-from mlcompile.emulate.system import ORDER, PARALLELISM, Session, _fresh_workdir, fixtures_for, stage_fixtures
+from mlcompile.emulate.system import PARALLELISM, Session, _fresh_workdir, emulation_inputs, stage_fixtures
 from mlcompile.errors import UsageError
 
 APPROVER = "emulator"
@@ -43,14 +42,7 @@ def emulate(
 
     compiled = compilation.results[0]
     plan = compiled.plan
-    kinds = [kind for kind in ORDER if not only or kind in only or f"{plan.system}-{kind}" in only]
-    unknown = sorted(set(only) - set(ORDER) - {f"{plan.system}-{kind}" for kind in ORDER})
-    if unknown:
-        raise UsageError(f"--only {', '.join(unknown)}: with --emulate, name pipelines: {', '.join(ORDER)}")
-    spec_dir = Path(spec).resolve().parent
-    config = load_config(spec_dir)
-    first = fixtures_for(plan, compilation.bundle, spec_dir, config.fixtures)
-    later = {kind: fixtures_for(plan, compilation.bundle, spec_dir, config.restage[kind], fallback=False) for kind in kinds if kind in config.restage}
+    kinds, spec_dir, config, first, later = emulation_inputs(spec, compilation, only)
     work = _fresh_workdir(Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile)
     if isolation == "fork":  # the fork server's imports overlap the deploy into the emulated account
         from mlcompile.local.workers import warm_up
