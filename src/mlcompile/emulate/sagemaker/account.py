@@ -105,7 +105,12 @@ def moto_account() -> Iterator[str]:
     """moto's server on a free port of 127.0.0.1; yields its URL."""
     import logging
 
-    from moto.server import ThreadedMotoServer
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        from mlcompile.errors import UsageError
+
+        raise UsageError("--emulate on a SageMaker profile needs moto's server and boto3: pip install 'moto[server]>=5.2,<6' boto3") from None
 
     patch_moto()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
