@@ -33,7 +33,7 @@ from test_target_sagemaker_shapes import validate_request  # noqa: E402
 from test_target_sagemaker_deploy import aws, moto_endpoint  # noqa: E402,F401  (fixtures: a moto server on 127.0.0.1)
 from test_target_sagemaker_support import example_text, plan_of, plan_of_text, write  # noqa: E402
 
-ROLE = "arn:aws:iam::123456789012:role/SageMakerPipelinesExecution"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerFeatureStoreOffline"  # the profile's roles.feature_store
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from mlcompile.targets.sagemaker.layout import metric_definition
 # Writes what it was given and its metrics; prints nothing on stdout.
 TRAINER = """\
 import json, os, sys
-seen = {"argv": sys.argv[1:], "env": {k: v for k, v in os.environ.items() if k in ("MLCOMPILE_HYPERPARAMETERS", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK")}}
+seen = {"argv": sys.argv[1:], "env": {k: v for k, v in os.environ.items() if k in ("MLCOMPILE_HYPERPARAMETERS", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "MLCOMPILE_CHECKPOINT_DIR")}}
 with open(os.environ["SEEN"], "w") as handle:
     json.dump(seen, handle)
 with open(os.environ["MLCOMPILE_METRICS"], "w") as handle:
@@ -60,6 +60,15 @@ def test_each_instance_of_a_multi_instance_job_gets_its_rank(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert seen["argv"] == ["--epochs", "6"]
     assert seen["env"] == {"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "algo-1", "MASTER_PORT": "29500", "LOCAL_RANK": "0"}
+
+
+def test_a_spot_trial_checkpoints_in_a_folder_of_its_own(tmp_path: Path) -> None:
+    """The trials of a tuning job share the CheckpointConfig prefix SageMaker syncs with
+    /opt/ml/checkpoints: each trial is given its own folder there, named after its job."""
+    (tmp_path / "checkpoints").mkdir()
+    done, seen = start(tmp_path, {"mlcompile_command": json.dumps(["python", "trainer.py"])}, ["train"], TRAINING_JOB_NAME="tune-7f3a-003-9c1d2e4f")
+    assert done.returncode == 0, done.stderr
+    assert seen["env"]["MLCOMPILE_CHECKPOINT_DIR"] == str(tmp_path / "checkpoints" / "tune-7f3a-003-9c1d2e4f")
 
 
 def test_a_failed_trainer_fails_the_job_and_reports_nothing(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron  # noq
 
 BUCKET = "acme-ml-artifacts-eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerPipelinesExecution"
+SCHEDULERS = "arn:aws:iam::123456789012:role/EventBridgeStartPipelines"
 RUNTIME = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlcompile-runtime:0.1.0"
 
 
@@ -77,14 +78,15 @@ def test_a_build_lists_every_file_with_its_kind(builds: dict[str, Path]) -> None
     assert kinds["rules/churn-prediction-retrain-on-breach.targets.json"] == "events.put_targets"
     assert {k for p, k in kinds.items() if p.startswith("configs/")} == {"mlcompile.step_config"}
     assert kinds["feature-store/customer_activity.json"] == "sagemaker.create_feature_group"
-    # training, batch scoring, monitoring, deploy-on-approval (manual approval), and one
-    # materialisation pipeline per online feature view
+    # training, batch scoring, monitoring, deploy-on-approval (manual approval), one
+    # materialisation pipeline per online feature view, and the new-data sensor
     assert sorted(p for p, k in kinds.items() if k == "sagemaker.pipeline_definition") == [
         "pipelines/churn-prediction-batch-scoring.definition.json",
         "pipelines/churn-prediction-deploy.definition.json",
         "pipelines/churn-prediction-materialize-customer-activity.definition.json",
         "pipelines/churn-prediction-materialize-customer-profile.definition.json",
         "pipelines/churn-prediction-monitoring.definition.json",
+        "pipelines/churn-prediction-retrain-on-new-data-sensor.definition.json",
         "pipelines/churn-prediction-training.definition.json",
     ]
 
@@ -173,6 +175,8 @@ def test_tuning_distributed_spot_training_on_a100(builds: dict[str, Path]) -> No
     assert {"Name": "warmup_steps", "MinValue": "100", "MaxValue": "2000", "ScalingType": "Logarithmic"} in ranges["IntegerParameterRanges"]
     assert ranges["CategoricalParameterRanges"] == [{"Name": "loss", "Values": ["lambdarank", "listnet", "softmax_ce"]}]
     assert "ndcg_at_10" in {d["Name"] for d in job["AlgorithmSpecification"]["MetricDefinitions"]}  # with the other evaluation metrics
+    # spot trials checkpoint under one prefix (mlcompile's entry gives each trial a folder in it)
+    assert job["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/mlcompile/search-ranker/checkpoints/tune", "LocalPath": "/opt/ml/checkpoints"}
     # the image's ENTRYPOINT (mlcompile's entry) gets the command and the static args here
     assert "ContainerEntrypoint" not in job["AlgorithmSpecification"]
     assert job["StaticHyperParameters"] == {
@@ -243,7 +247,21 @@ def test_manual_approval_deploys_when_a_version_is_approved(builds: dict[str, Pa
     }
     targets = load(builds["churn"], "rules/churn-prediction-deploy-on-approval.targets.json")
     assert targets["Targets"][0]["Arn"] == "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/churn-prediction-deploy"
-    assert targets["Targets"][0]["RoleArn"] == ROLE
+    assert targets["Targets"][0]["RoleArn"] == SCHEDULERS  # may only start pipelines
+
+
+def test_each_duty_runs_as_its_own_role(builds: dict[str, Path]) -> None:
+    """The profile's roles per duty: the pipelines (and their jobs) as role_arn, the endpoint's
+    model as the serving role — which cannot start pipelines —, schedules and rules as the
+    schedulers' role, feature groups' offline store as the feature store's."""
+    folder = builds["churn"]
+    assert load(folder, "pipelines/churn-prediction-training.json")["RoleArn"] == ROLE
+    training = steps_of(load(folder, "pipelines/churn-prediction-training.definition.json"))
+    assert training["extract-features"]["Arguments"]["RoleArn"] == ROLE
+    assert load(folder, "serving/model.json")["ExecutionRoleArn"] == "arn:aws:iam::123456789012:role/SageMakerEndpointServing"
+    assert load(folder, "schedules/churn-prediction-retraining.json")["Target"]["RoleArn"] == SCHEDULERS
+    assert {t["RoleArn"] for t in load(folder, "rules/churn-prediction-retrain-on-breach.targets.json")["Targets"]} == {SCHEDULERS}
+    assert load(folder, "feature-store/customer_activity.json")["RoleArn"] == "arn:aws:iam::123456789012:role/SageMakerFeatureStoreOffline"
 
 
 def test_canary_endpoint_with_cpu_autoscaling(builds: dict[str, Path]) -> None:
@@ -330,8 +348,9 @@ def test_a_breach_starts_training_through_an_alarm_and_a_rule(builds: dict[str, 
     assert json.loads(rule["EventPattern"])["detail"] == {"alarmName": ["churn-prediction-monitoring-breach"], "state": {"value": ["ALARM"]}}
     targets = load(folder, "rules/churn-prediction-retrain-on-breach.targets.json")["Targets"]
     assert targets[0]["Arn"] == "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/churn-prediction-training"
-    # on_breach: alert (batch-scoring, ranker-gpu): no alarm, no retraining rule
-    assert not list((builds["batch-scoring"]).glob("alarms/*"))
+    # on_breach: alert (batch-scoring, ranker-gpu): no breach alarm, no retraining rule (only the email alerts' alarm)
+    assert [p.name for p in builds["batch-scoring"].glob("alarms/*")] == ["invoice-late-payment-monitoring-alert.json"]
+    assert not list(builds["batch-scoring"].glob("rules/*retrain*"))
 
 
 def test_new_labels_start_training(builds: dict[str, Path]) -> None:
@@ -353,8 +372,8 @@ def test_every_resource_carries_the_lineage_tags(builds: dict[str, Path]) -> Non
             for step in steps_of(body).values():
                 if step["Type"] not in ("Condition", "Fail"):
                     assert expected.items() <= tag_map(step["Arguments"]["Tags"]).items(), (entry["path"], step["Name"])
-        elif entry["kind"] in ("scheduler.create_schedule", "events.put_targets", "application-autoscaling.put_scaling_policy", "mlcompile.step_config"):
-            continue  # not taggable: schedules are tagged through their group, rules and scalable targets carry the tags
+        elif entry["kind"] in ("scheduler.create_schedule", "events.put_targets", "application-autoscaling.put_scaling_policy", "mlcompile.step_config", "sns.subscribe"):
+            continue  # not taggable: schedules are tagged through their group, rules, scalable targets and topics carry the tags
         elif entry["kind"] == "application-autoscaling.register_scalable_target":
             assert expected.items() <= body["Tags"].items()
         else:

@@ -99,6 +99,15 @@ def test_deploy_creates_everything_then_changes_nothing(aws: dict[str, str]) -> 
     # the new-labels rule fires only if the data lake's bucket sends its events to EventBridge
     assert any(line.startswith("create rule churn-prediction-retrain-on-new-data: could not read the event settings of bucket acme-growth-lake-eu") for line in first)
     assert any(line.startswith("create step config s3://acme-ml-artifacts-eu-west-1/mlcompile/churn-prediction/configs/") for line in first)
+    # email alerts: an SNS topic with one subscription per recipient, notified by an alarm
+    assert "create topic churn-prediction-alerts" in first
+    assert "create subscription growth-ml@acme.example to churn-prediction-alerts: growth-ml@acme.example must confirm the email SNS sends before alerts reach it" in first
+    assert "create alarm churn-prediction-monitoring-alert" in first
+    topic = "arn:aws:sns:eu-west-1:123456789012:churn-prediction-alerts"
+    subscribed = client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]  # type: ignore[attr-defined]
+    assert sorted(s["Endpoint"] for s in subscribed) == ["growth-ml@acme.example", "retention-analytics@acme.example"]
+    (alarm,) = client("cloudwatch").describe_alarms(AlarmNames=["churn-prediction-monitoring-alert"])["MetricAlarms"]  # type: ignore[attr-defined]
+    assert alarm["AlarmActions"] == [topic]
 
     second = deploy("churn")
     assert len(second) == len(first)

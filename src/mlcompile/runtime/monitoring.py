@@ -259,11 +259,13 @@ def _post_json(url: str, data: Any) -> None:
 
 def _email(config: dict[str, Any], message: str, reasons: list[str]) -> str:
     """Who sends an email alert: Cloud Monitoring on Vertex AI (its alert policy matches the
-    line `alert` logs), the cluster's Alertmanager on Kubeflow (posted here; the build's
+    line `alert` logs), SNS on SageMaker (an alarm on the alert step's success), the cluster's Alertmanager on Kubeflow (posted here; the build's
     AlertmanagerConfig routes it to the recipients); locally nobody: it is recorded."""
     platform = config.get("platform") or {}
     if platform.get("name") == "vertex":
         return f"sent by Cloud Monitoring (alert policy '{config.get('system')} monitoring breach' on the line below)"
+    if platform.get("name") == "sagemaker":
+        return f"sent by Amazon SNS (the alarm {config.get('system')}-monitoring-alert on this step's success notifies the topic {config.get('system')}-alerts)"
     alertmanager = platform.get("alertmanager")
     if not alertmanager:
         return "recorded (email is sent by the cloud platforms)"

@@ -7,6 +7,8 @@ the run itself, through the platform's API (mlcompile.targets.kfp_ir.submit), un
 the training pipeline is still active; the submitted run id is the step's result and its
 `retraining` output (`{"submitted": id or null, …}`).
 
+An event-started sensor (SageMaker's, one execution per S3 object: `platform_run.sensor`) is
+debounced first: while an earlier execution of the sensor runs, a later one submits nothing.
 The new-data sensor keeps a watermark of its source (newest timestamp and row count) in the
 pipeline root: it submits only when the source moved past it, and advances it only after a
 successful submit, so a skipped or failed tick is retried by the next one. Its first tick
@@ -59,11 +61,23 @@ def trigger_retraining(config: dict[str, Any], inputs: dict[str, str], outputs: 
     return result
 
 
+def _earlier_sensor(config: dict[str, Any]) -> str | None:
+    from mlcompile.targets.kfp_ir.submit import SubmitFailed, submitter
+
+    try:
+        return getattr(submitter(config), "earlier_sensor", lambda: None)()
+    except SubmitFailed as exc:
+        raise DataError(str(exc)) from exc
+
+
 def _submit(config: dict[str, Any], run: dict[str, Any], when: str) -> dict[str, Any]:
     from mlcompile.targets.kfp_ir.submit import SubmitFailed, submitter
 
     done: dict[str, Any] = {}
     current = None
+    earlier = _earlier_sensor(config) if run.get("sensor") else None
+    if earlier is not None:  # a burst of object events: the oldest sensor run decides
+        return {"debounced": earlier, "status": f"not submitted: sensor run {earlier} started earlier and decides (debounced)"}
     if when == "new_data":
         current = source_watermark(config, config["params"]["source"])
         seen = read_json(run["watermark"]) if exists(run["watermark"]) else None

@@ -16,6 +16,10 @@ What it does:
   RANK / NODE_RANK, WORLD_SIZE / NNODES, LOCAL_RANK=0, MASTER_ADDR (the first host) and
   MASTER_PORT (29500), as torchrun and torch.distributed's env:// read them: one process per
   instance.
+- checkpoints (managed spot): MLCOMPILE_CHECKPOINT_DIR, a folder of this training job's own
+  under /opt/ml/checkpoints (which SageMaker syncs with the job's CheckpointConfig S3 prefix,
+  one prefix for every trial of a tuning job): a trial restarted after a spot interruption
+  resumes from its own checkpoints, never from another trial's.
 - metrics: once the trainer succeeded, each number in the MLCOMPILE_METRICS file is printed as a
   `name=value` line, which the build's metric definitions (regex) read: a trainer following
   mlcompile's JSON-metrics contract reports its tuning objective without knowing SageMaker.
@@ -38,6 +42,8 @@ DEFAULT_MASTER_PORT = "29500"
 CONFIG_DIR_ENV = "SM_INPUT_CONFIG_DIR"  # SageMaker's own name for /opt/ml/input/config
 DEFAULT_CONFIG_DIR = "/opt/ml/input/config"
 DEFAULT_METRICS = "/opt/ml/model/metrics.json"
+CHECKPOINTS = "/opt/ml/checkpoints"  # the build's CheckpointConfig LocalPath
+CHECKPOINT_ENV = "MLCOMPILE_CHECKPOINT_DIR"
 
 
 def _config_dir() -> Path:
@@ -113,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     command, values = hyperparameters(config_dir)
     program = trainer_argv(list(sys.argv[1:] if argv is None else argv), command, values)
     env = {**os.environ, **distributed_env(config_dir)}
+    checkpoints = config_dir.parent.parent / Path(CHECKPOINTS).name  # /opt/ml/checkpoints beside /opt/ml/input
+    if checkpoints.is_dir() and CHECKPOINT_ENV not in env:  # SageMaker made it: the job has a CheckpointConfig
+        env[CHECKPOINT_ENV] = str(checkpoints / os.environ.get("TRAINING_JOB_NAME", "job"))
     if values:
         env["MLCOMPILE_HYPERPARAMETERS"] = json.dumps({k: typed(v) for k, v in values.items()}, sort_keys=True)
     print(f"sagemaker_entry: {' '.join(program)}", file=sys.stderr, flush=True)

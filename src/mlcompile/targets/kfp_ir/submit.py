@@ -48,6 +48,10 @@ def submitter(config: dict[str, Any]) -> Submitter:
         return KfpRuns(config)
     if run["kind"] == "vertex.pipeline_job":
         return VertexPipelineJobs(config)
+    if run["kind"] == "sagemaker.pipeline_execution":
+        from mlcompile.runtime.pipelines_sagemaker import SageMakerExecutions
+
+        return SageMakerExecutions(config)
     raise SubmitFailed(f"unknown platform_run kind {run['kind']!r}")
 
 

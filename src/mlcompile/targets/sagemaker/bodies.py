@@ -73,7 +73,7 @@ def serving(plan: Plan, layout: Layout) -> dict[str, tuple[str, dict[str, Any]]]
         {
             "ModelName": versioned,
             "PrimaryContainer": {"ModelPackageName": MODEL_PACKAGE_ARN},
-            "ExecutionRoleArn": layout.role_arn,
+            "ExecutionRoleArn": layout.serving_role,
             "Tags": tags(plan),
         },
     )
@@ -210,7 +210,7 @@ def _target_tracking(online: OnlineEndpoint) -> dict[str, Any]:
 
 
 def _pipeline_target(layout: Layout, pipeline: str) -> dict[str, Any]:
-    return {"Arn": layout.pipeline_arn(pipeline), "RoleArn": layout.role_arn, "SageMakerPipelineParameters": {"PipelineParameterList": []}}
+    return {"Arn": layout.pipeline_arn(pipeline), "RoleArn": layout.scheduler_role, "SageMakerPipelineParameters": {"PipelineParameterList": []}}
 
 
 def schedule_group(plan: Plan, layout: Layout) -> dict[str, Any]:
@@ -243,6 +243,52 @@ def breach_alarm(plan: Plan, trigger: Trigger) -> dict[str, Any]:
         "Namespace": PIPELINE_METRICS_NAMESPACE,
         "MetricName": BREACH_METRIC,
         "Dimensions": [{"Name": "PipelineName", "Value": plan.monitoring_pipeline.name}, {"Name": "StepName", "Value": step}],
+        "Statistic": "Sum",
+        "Period": 300,
+        "EvaluationPeriods": 1,
+        "Threshold": 1.0,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "notBreaching",
+        "Tags": tags(plan),
+    }
+
+
+def email_recipients(plan: Plan) -> list[str]:
+    """Every address of the monitoring's email alerts, in the spec's order, once."""
+    if plan.monitoring is None:
+        return []
+    addresses = [str(a) for alert in plan.monitoring.alerts if alert.get("channel") == "email" for a in alert.get("to") or []]
+    return list(dict.fromkeys(addresses))
+
+
+def alert_topic_name(plan: Plan) -> str:
+    """`<system>-alerts`, under 35 characters: in its ARN `<12-digit account>:<name>`, 35
+    name characters would read as a Telegram bot token to the build's secret scanner."""
+    return fit(f"{plan.system}-alerts", 34)
+
+
+def alert_topic(plan: Plan) -> dict[str, Any]:
+    """The SNS topic email alerts go through (its email subscriptions: `alert_subscriptions`)."""
+    return {"Name": alert_topic_name(plan), "Attributes": {"DisplayName": f"mlcompile {plan.system}"[:100]}, "Tags": tags(plan)}
+
+
+def alert_subscriptions(plan: Plan, layout: Layout) -> list[dict[str, Any]]:
+    topic = layout.arn("sns", alert_topic_name(plan))
+    return [{"TopicArn": topic, "Protocol": "email", "Endpoint": address, "ReturnSubscriptionArn": True} for address in email_recipients(plan)]
+
+
+def alert_alarm(plan: Plan, layout: Layout) -> dict[str, Any]:
+    """In ALARM when the monitoring pipeline's alert step succeeded (it runs only on a breach):
+    its action publishes to the alert topic, which mails the spec's recipients."""
+    assert plan.monitoring_pipeline is not None
+    return {
+        "AlarmName": f"{plan.system}-monitoring-alert",
+        "AlarmDescription": f"monitoring of {plan.system} found drift or a performance drop: mails {', '.join(email_recipients(plan))}",
+        "ActionsEnabled": True,
+        "AlarmActions": [layout.arn("sns", alert_topic_name(plan))],
+        "Namespace": PIPELINE_METRICS_NAMESPACE,
+        "MetricName": BREACH_METRIC,
+        "Dimensions": [{"Name": "PipelineName", "Value": plan.monitoring_pipeline.name}, {"Name": "StepName", "Value": "alert"}],
         "Statistic": "Sum",
         "Period": 300,
         "EvaluationPeriods": 1,

@@ -4,7 +4,8 @@ and created, updated or left alone; a second deploy of the same build reports ev
 resource `unchanged`.
 
 Order: step configs (S3, content-addressed), model package group, feature groups of the
-online views, pipelines, schedule group + schedules, alarms, rules + their targets. The
+online views, pipelines, schedule group + schedules, the email alerts' SNS topic and
+subscriptions, alarms, rules + their targets. The
 serving bodies (model, endpoint config, endpoint, autoscaling) are not deployed here: an
 endpoint exists once a version is approved, and the deploy-online step creates or rolls it
 (see docs/targets/sagemaker.md).
@@ -87,6 +88,8 @@ def planned(plan: Plan, build_dir: Path) -> list[str]:
     resources += [f"pipeline {b['PipelineName']}" for b in bodies("sagemaker.create_pipeline")]
     resources += [f"schedule group {b['Name']}" for b in bodies("scheduler.create_schedule_group")]
     resources += [f"schedule {b['Name']}" for b in bodies("scheduler.create_schedule")]
+    resources += [f"topic {b['Name']}" for b in bodies("sns.create_topic")]
+    resources += [f"subscription {b['Endpoint']} to {b['TopicArn'].rsplit(':', 1)[-1]}" for b in bodies("sns.subscribe")]
     resources += [f"alarm {b['AlarmName']}" for b in bodies("cloudwatch.put_metric_alarm")]
     targets = {b["Rule"] for b in bodies("events.put_targets")}
     for body in bodies("events.put_rule"):
@@ -158,6 +161,7 @@ class _Deployer:
         self.feature_groups()
         self.pipelines()
         self.schedules()
+        self.alert_topics()
         self.alarms()
         self.rules()
         return self.actions
@@ -298,6 +302,31 @@ class _Deployer:
             else:
                 self.record(resource, "update", lambda body=body: scheduler.update_schedule(**body), body["ScheduleExpression"], live)
 
+    def alert_topics(self) -> None:
+        """The email alerts' SNS topic (CreateTopic returns an existing topic of that name) and
+        one email subscription per recipient, which SNS holds pending until the recipient
+        confirms the message it mails them."""
+        from botocore.exceptions import ClientError
+
+        sns = self.client("sns")
+        for body in self.bodies("sns.create_topic"):
+            arn = self.layout.arn("sns", body["Name"])
+            try:
+                sns.get_topic_attributes(TopicArn=arn)
+                self.record(f"topic {body['Name']}", "unchanged", live=arn)
+            except ClientError:
+                self.record(f"topic {body['Name']}", "create", lambda body=body: sns.create_topic(**body))
+        for body in self.bodies("sns.subscribe"):
+            resource = f"subscription {body['Endpoint']} to {body['TopicArn'].rsplit(':', 1)[-1]}"
+            try:
+                existing = sns.list_subscriptions_by_topic(TopicArn=body["TopicArn"]).get("Subscriptions", [])
+            except ClientError:
+                existing = []
+            if any(s.get("Protocol") == "email" and s.get("Endpoint") == body["Endpoint"] for s in existing):
+                self.record(resource, "unchanged", live=body["Endpoint"])
+            else:
+                self.record(resource, "create", lambda body=body: sns.subscribe(**body), f"{body['Endpoint']} must confirm the email SNS sends before alerts reach it")
+
     def alarms(self) -> None:
         cloudwatch = self.client("cloudwatch")
         for body in self.bodies("cloudwatch.put_metric_alarm"):
@@ -339,7 +368,7 @@ class _Deployer:
 
     def bucket_events_note(self, pattern: dict[str, Any]) -> str:
         """A rule on S3 events fires only when the bucket sends its events to EventBridge, a
-        bucket setting `deploy` does not change: say so when it is off."""
+        bucket setting `deploy` does not change: say so, and whether it is on."""
         from botocore.exceptions import ClientError
 
         if pattern.get("source") != ["aws.s3"]:
@@ -350,5 +379,5 @@ class _Deployer:
         except ClientError as exc:
             return f"could not read the event settings of bucket {bucket} ({exc.response.get('Error', {}).get('Code', exc)}): it must send events to EventBridge"
         if "EventBridgeConfiguration" in settings:
-            return ""
+            return f"bucket {bucket} sends its events to EventBridge, as this rule needs (keep it on)"
         return f"bucket {bucket} does not send events to EventBridge yet: turn on 'Amazon EventBridge' in its event notifications"

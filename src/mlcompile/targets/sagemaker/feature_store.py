@@ -143,7 +143,7 @@ def create_feature_group(plan: Plan, layout: Layout, view: FeatureView) -> dict[
         # records expire a ttl after their event time: serving never reads a stale value
         "OnlineStoreConfig": {"EnableOnlineStore": True, "TtlDuration": ttl_duration(view.ttl_seconds)},
         "OfflineStoreConfig": {"S3StorageConfig": {"S3Uri": f"{layout.prefix}/feature-store"}},
-        "RoleArn": layout.role_arn,
+        "RoleArn": layout.feature_store_role,
         "Description": f"view {view.name} of {plan.system} (source {source.name})"[:128],
         "Tags": tags(plan),
     }

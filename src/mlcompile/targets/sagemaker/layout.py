@@ -90,14 +90,20 @@ def artifact_file(name: str, type_: str) -> str:
 @dataclass(frozen=True)
 class Layout:
     region: str
-    role_arn: str
+    role_arn: str  # the pipelines' role: their jobs run as it
     bucket: str
     system: str
+    serving_role: str = ""  # the endpoint's model: no right to start pipelines
+    scheduler_role: str = ""  # schedules and rules: StartPipelineExecution only
+    feature_store_role: str = ""  # the feature groups' offline store
 
     @classmethod
     def of(cls, plan: Plan) -> Layout:
         settings = plan.platform_settings
-        return cls(settings["region"], settings["role_arn"], settings["bucket"], plan.system)
+        roles = settings.get("roles") or {}
+        role = settings["role_arn"]
+        return cls(settings["region"], role, settings["bucket"], plan.system,
+                   roles.get("serving") or role, roles.get("schedulers") or role, roles.get("feature_store") or role)  # fmt: skip
 
     @property
     def partition(self) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 from mlcompile.errors import SpecError
 from mlcompile.plan.nodes import Plan
 from mlcompile.targets.base import OutputFile, deploy_pipeline, json_bytes, unsupported
+from mlcompile.targets.kfp_ir import new_data_sensors
 from mlcompile.targets.sagemaker import bodies, feature_store
 from mlcompile.targets.sagemaker.layout import MAX_DEFINITION_CHARS, Layout
 
@@ -49,6 +50,10 @@ def render(plan: Plan) -> list[OutputFile]:
 
     materialize = feature_store.materialize_pipelines(plan, layout)
     pipelines += [pipeline for pipeline, _ in materialize]
+    # new data: each S3 object event starts a sensor pipeline, which starts training only once
+    # a burst is over its watermark (debounced: runtime/pipelines_sagemaker.py)
+    sensors = {trigger.name: pipeline for trigger, (pipeline, _) in zip((t for t in plan.triggers if t.kind == "new_data"), new_data_sensors(plan))}
+    pipelines += list(sensors.values())
 
     built = sdk.build(plan, layout, pipelines, extra)
     for pipeline in pipelines:
@@ -73,13 +78,22 @@ def render(plan: Plan) -> list[OutputFile]:
             add(f"schedules/{schedule.name}.json", "scheduler.create_schedule", bodies.schedule(layout, schedule))
     for view in feature_store.online_views(plan):
         add(f"feature-store/{view.name}.json", "sagemaker.create_feature_group", feature_store.create_feature_group(plan, layout, view))
+    if bodies.email_recipients(plan):  # email alerts: an alarm on the alert step notifies an SNS topic
+        add("alerts/topic.json", "sns.create_topic", bodies.alert_topic(plan))
+        for index, subscription in enumerate(bodies.alert_subscriptions(plan, layout), 1):
+            add(f"alerts/subscription-{index}.json", "sns.subscribe", subscription)
+        alarm = bodies.alert_alarm(plan, layout)
+        add(f"alarms/{alarm['AlarmName']}.json", "cloudwatch.put_metric_alarm", alarm)
     for trigger in plan.triggers:
         if trigger.kind == "monitoring_breach":
             alarm = bodies.breach_alarm(plan, trigger)
             add(f"alarms/{alarm['AlarmName']}.json", "cloudwatch.put_metric_alarm", alarm)
         description = f"{trigger.kind.replace('_', ' ')} → starts {trigger.pipeline} (from {trigger.origin.path})"
+        if trigger.name in sensors:
+            description = f"new objects in source {trigger.source} → {sensors[trigger.name].name} starts {trigger.pipeline} once they are past its watermark (from {trigger.origin.path})"
         add(f"rules/{trigger.name}.json", "events.put_rule", bodies.rule(plan, trigger.name, description, bodies.trigger_pattern(plan, trigger)))
-        add(f"rules/{trigger.name}.targets.json", "events.put_targets", bodies.rule_targets(layout, trigger.name, trigger.pipeline))
+        started = sensors[trigger.name].name if trigger.name in sensors else trigger.pipeline
+        add(f"rules/{trigger.name}.targets.json", "events.put_targets", bodies.rule_targets(layout, trigger.name, started))
     if plan.online is not None and plan.online.requires_approval:
         name = f"{plan.system}-deploy-on-approval"
         description = f"a version of {plan.registry.model} is approved → starts {plan.system}-deploy"

@@ -145,9 +145,21 @@ class _PipelineBuilder:
     def config_input(self, step: Step) -> tuple[str, str]:
         """(S3 URI, key) of the step's runtime config, uploaded by deploy."""
         config = {**step_config(self.plan, self.step_params(step)), "platform": self.layout.platform_section()}
+        if step.kind == "trigger_retraining" and step.params.get("when") == "new_data":
+            config.update(self.sensor_run(step))
         key = config_key(config)
         self.configs[key] = config
         return self.layout.config_uri(key), key
+
+    def sensor_run(self, step: Step) -> dict[str, Any]:
+        """A new-data sensor's config: its source, the training pipeline it starts, itself (its
+        executions are debounced) and its watermark."""
+        from mlcompile.plan.serialize import plan_to_data
+
+        source = step.params["source"]
+        sources = [{k: v for k, v in s.items() if k != "origin"} for s in plan_to_data(self.plan)["features"]["sources"] if s["name"] == source]
+        run = {"kind": "sagemaker.pipeline_execution", "pipeline": step.params["pipeline"], "sensor": self.pipeline.name, "watermark": f"{self.layout.prefix}/watermarks/{self.pipeline.name}.json"}
+        return {"features": {"sources": sources, "views": []}, "platform_run": run}
 
     def output_uri(self, step: Step, output: str) -> Any:
         from sagemaker.workflow.execution_variables import ExecutionVariables
@@ -188,7 +200,11 @@ class _PipelineBuilder:
 
         config_uri, key = self.config_input(step)
         inputs = [ProcessingInput(input_name="config", source=config_uri, destination=f"{PROCESSING_INPUT}/config")]
-        args = ["--config", f"@{PROCESSING_INPUT}/config/{key}.json"]
+        args: list[Any] = ["--config", f"@{PROCESSING_INPUT}/config/{key}.json"]
+        if step.kind == "trigger_retraining":  # which execution it is: a sensor's are debounced
+            from sagemaker.workflow.execution_variables import ExecutionVariables
+
+            args += ["--pipeline-run", ExecutionVariables.PIPELINE_EXECUTION_ARN]
         for ref in sorted(step.inputs, key=lambda r: r.name):
             inputs.append(ProcessingInput(input_name=ref.name, source=self.producer_uri(ref), destination=f"{PROCESSING_INPUT}/{ref.name}"))
             args += ["--input", f"{ref.name}={PROCESSING_INPUT}/{ref.name}/{input_file(ref, self.pipeline.step(ref.step))}"]
@@ -276,8 +292,10 @@ class _PipelineBuilder:
             max_run=max_run,
             use_spot_instances=spot,
             max_wait=max_run * SPOT_WAIT_FACTOR if spot else None,
-            checkpoint_s3_uri=f"{self.layout.checkpoints_uri}/{step.name}" if spot and tuning is None else None,
-            checkpoint_local_path=TRAINING_CHECKPOINTS if spot and tuning is None else None,
+            # a tuning job's trials share this prefix: mlcompile's entry gives each its own folder
+            # under it (MLCOMPILE_CHECKPOINT_DIR = LocalPath/<training job name>)
+            checkpoint_s3_uri=f"{self.layout.checkpoints_uri}/{step.name}" if spot else None,
+            checkpoint_local_path=TRAINING_CHECKPOINTS if spot else None,
             output_path=self.layout.models_uri,
             container_entry_point=entry_point,
             container_arguments=arguments,
@@ -335,7 +353,7 @@ class _PipelineBuilder:
         if online_features is not None:  # serving reads the model's features by entity key
             environment[ONLINE_FEATURES_ENV] = online_features
         environment.update(serving_env(plan))  # a container-trained model's description: model.tar.gz holds what its trainer wrote
-        model = Model(image_uri=plan.runtime_image, model_data=self.producer_uri(model_ref), role=self.layout.role_arn, env=environment, sagemaker_session=self.session)
+        model = Model(image_uri=plan.runtime_image, model_data=self.producer_uri(model_ref), role=self.layout.serving_role, env=environment, sagemaker_session=self.session)
         statistics = Join(on="/", values=[self.producer_uri(metrics_ref), "metrics.json"])
         metadata = {"mlcompile-system": plan.system, "mlcompile-spec-sha256": plan.spec_sha256, "mlcompile-trainer-step": trainer}
         if registry.aliases:
