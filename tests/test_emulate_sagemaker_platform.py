@@ -69,6 +69,22 @@ def test_a_step_metric_breaching_an_alarm_starts_the_rules_pipeline(platform: Pl
     assert platform.client("cloudwatch").describe_alarms(AlarmNames=["breach"])["MetricAlarms"][0]["StateValue"] == "ALARM"
 
 
+def test_an_alarm_going_off_publishes_to_the_sns_topics_of_its_actions(platform: Platform) -> None:
+    sns, sqs = platform.client("sns"), platform.client("sqs")
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]  # stands for the email subscription: it keeps what SNS delivered
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+    platform.client("cloudwatch").put_metric_alarm(
+        AlarmName="alert", Namespace="AWS/Sagemaker/ModelBuildingPipeline", MetricName="StepSucceeded", Statistic="Sum", Period=300, EvaluationPeriods=1,
+        Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching", ActionsEnabled=True, AlarmActions=[topic],
+        Dimensions=[{"Name": "PipelineName", "Value": "monitoring"}, {"Name": "StepName", "Value": "trigger-retraining"}],
+    )  # fmt: skip
+    platform.start("monitoring")
+    (delivered,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    alarm = json.loads(json.loads(delivered["Body"])["Message"])
+    assert (alarm["AlarmName"], alarm["NewStateValue"]) == ("alert", "ALARM")
+
+
 def test_no_metric_is_no_breach_when_missing_data_is_not_breaching(platform: Platform) -> None:
     platform.client("cloudwatch").put_metric_alarm(
         AlarmName="quiet", Namespace="AWS/Sagemaker/ModelBuildingPipeline", MetricName="StepSucceeded", Statistic="Sum", Period=300, EvaluationPeriods=1,

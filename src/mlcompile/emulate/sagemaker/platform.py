@@ -5,8 +5,9 @@
   SageMaker does (namespace AWS/Sagemaker/ModelBuildingPipeline, StepSucceeded / StepFailed by
   PipelineName and StepName);
 - CloudWatch: after each execution every alarm is evaluated on its metric (statistic over
-  Period × EvaluationPeriods, the comparison with the threshold, TreatMissingData) and a state
-  change is sent to EventBridge ("CloudWatch Alarm State Change");
+  Period × EvaluationPeriods, the comparison with the threshold, TreatMissingData); a state
+  change is sent to EventBridge ("CloudWatch Alarm State Change") and published to the SNS
+  topics among the alarm's actions for that state;
 - the Model Registry: a new model package, or a changed ModelApprovalStatus, is sent to
   EventBridge ("SageMaker Model Package State Change");
 - EventBridge: an event starts the SageMaker pipeline targets of every enabled rule whose
@@ -149,7 +150,19 @@ class Platform:
             reason = f"emulated evaluation: {statistic} of {alarm['MetricName']} over {period * periods} s against {alarm['Threshold']}"
             cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason)
             self.log(f"alarm {alarm['AlarmName']}: {previous} -> {state}")
+            self.notify(alarm, state, previous, reason)
             self.send("aws.cloudwatch", "CloudWatch Alarm State Change", {"alarmName": alarm["AlarmName"], "state": {"value": state, "reason": reason}, "previousState": {"value": previous}}, [alarm["AlarmArn"]])
+
+    def notify(self, alarm: dict[str, Any], state: str, previous: str, reason: str) -> None:
+        """The alarm's actions for its new state that are SNS topics: CloudWatch publishes the
+        alarm's JSON to each (the topic's subscriptions, e.g. email, get it)."""
+        if not alarm.get("ActionsEnabled", True):
+            return
+        actions = alarm.get({"ALARM": "AlarmActions", "OK": "OKActions"}.get(state, "InsufficientDataActions")) or []
+        message = {"AlarmName": alarm["AlarmName"], "AlarmDescription": alarm.get("AlarmDescription"), "NewStateValue": state, "OldStateValue": previous, "NewStateReason": reason, "Region": self.region, "AWSAccountId": self.account}
+        for topic in (a for a in actions if a.startswith("arn:aws:sns:")):
+            self.client("sns").publish(TopicArn=topic, Subject=f'{state}: "{alarm["AlarmName"]}" in {self.region}'[:100], Message=json.dumps(message))
+            self.log(f"alarm {alarm['AlarmName']}: notified {topic}")
 
     # -- the Model Registry ---------------------------------------------------------------
     def packages_of(self, group: str) -> list[dict[str, Any]]:
