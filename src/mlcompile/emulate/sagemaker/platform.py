@@ -165,9 +165,24 @@ class Platform:
             self.log(f"alarm {alarm['AlarmName']}: notified {topic}")
 
     # -- the Model Registry ---------------------------------------------------------------
+    def has_pipeline(self, name: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client("sagemaker").describe_pipeline(PipelineName=name)
+            return True
+        except ClientError:
+            return False
+
     def packages_of(self, group: str) -> list[dict[str, Any]]:
-        """Every model package of the group, oldest first."""
+        """Every model package of the group, oldest first (none when there is no such group)."""
+        from botocore.exceptions import ClientError
+
         sagemaker = self.client("sagemaker")
+        try:
+            sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+        except ClientError:
+            return []
         found, token = [], None
         while True:
             page = sagemaker.list_model_packages(ModelPackageGroupName=group, **({"NextToken": token} if token else {}))

@@ -15,7 +15,6 @@ configs) is copied there from moto. The summary has the Kubeflow/Vertex summary'
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from pathlib import Path
@@ -100,13 +99,12 @@ def provision(session: Session, platform: Platform, aws: dict[str, str]) -> None
 def live(session: Session, platform: Platform, kinds: list[str], runs: int, approve: bool, restage: Callable[[str], None]) -> None:
     """The pipelines a first day starts, in order, and a person's approvals."""
     plan = session.plan
-    deployed = {p["PipelineName"] for p in platform.client("sagemaker").list_pipelines()["PipelineSummaries"]}
     group = plan.registry.model
     for kind in kinds:
         name = f"{plan.system}-{kind}"
         if kind != "training":
             restage(kind)
-        if name not in deployed:
+        if not platform.has_pipeline(name):
             continue
         if kind != "training":
             reason = unapproved_reason(platform, group) if plan.registry.approval == "manual" else None
@@ -135,16 +133,13 @@ def live(session: Session, platform: Platform, kinds: list[str], runs: int, appr
 
 
 def newest(platform: Platform, group: str) -> dict[str, Any] | None:
-    with contextlib.suppress(Exception):
-        packages = platform.packages_of(group)
-        return packages[-1] if packages else None
-    return None
+    packages = platform.packages_of(group)
+    return packages[-1] if packages else None
 
 
 def unapproved_reason(platform: Platform, group: str) -> str | None:
-    with contextlib.suppress(Exception):
-        if any(p.get("ModelApprovalStatus") == APPROVED for p in platform.packages_of(group)):
-            return None
+    if any(p.get("ModelApprovalStatus") == APPROVED for p in platform.packages_of(group)):
+        return None
     return f"no approved version of {group}: approve one (UpdateModelPackage ModelApprovalStatus=Approved)"
 
 
