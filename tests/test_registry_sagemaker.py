@@ -119,6 +119,12 @@ def approve(arn: str) -> None:
     boto3.client("sagemaker", region_name=REGION).update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
 
 
+def test_no_step_of_an_aws_build_looks_for_mlflow(build: dict[str, Any], aws: Path) -> None:
+    from mlcompile.runtime.registry import backend
+
+    assert {step: backend(config).kind for step, config in build["configs"].items()} == dict.fromkeys(build["configs"], "sagemaker")
+
+
 def test_production_is_the_newest_approved_package_described_with_its_metrics_and_baseline(build: dict[str, Any], aws: Path, train_set: str) -> None:
     from mlcompile.runtime.registry import backend, not_approved, production_model
 

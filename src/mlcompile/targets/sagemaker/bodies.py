@@ -231,15 +231,13 @@ def schedule(layout: Layout, item: Schedule) -> dict[str, Any]:
     }
 
 
-def breach_alarm(plan: Plan, trigger: Trigger) -> dict[str, Any]:
-    """In ALARM when the monitoring pipeline's trigger-retraining step (or, without it, the
-    alert step) succeeded — it runs only when a check found a breach (SageMaker Pipelines'
-    own step metric)."""
-    step = breach_step(plan)
-    assert plan.monitoring_pipeline is not None and step is not None
+def _step_succeeded_alarm(plan: Plan, name: str, step: str, description: str) -> dict[str, Any]:
+    """In ALARM when the monitoring pipeline's `step` succeeded: it runs only when a check
+    found a breach (SageMaker Pipelines' own step metric)."""
+    assert plan.monitoring_pipeline is not None
     return {
-        "AlarmName": f"{plan.system}-monitoring-breach",
-        "AlarmDescription": f"monitoring of {plan.system} found drift or a performance drop: starts {trigger.pipeline}",
+        "AlarmName": name,
+        "AlarmDescription": description,
         "Namespace": PIPELINE_METRICS_NAMESPACE,
         "MetricName": BREACH_METRIC,
         "Dimensions": [{"Name": "PipelineName", "Value": plan.monitoring_pipeline.name}, {"Name": "StepName", "Value": step}],
@@ -251,6 +249,13 @@ def breach_alarm(plan: Plan, trigger: Trigger) -> dict[str, Any]:
         "TreatMissingData": "notBreaching",
         "Tags": tags(plan),
     }
+
+
+def breach_alarm(plan: Plan, trigger: Trigger) -> dict[str, Any]:
+    """Watches the trigger-retraining step (or, without it, the alert step); a rule starts training on it."""
+    step = breach_step(plan)
+    assert step is not None
+    return _step_succeeded_alarm(plan, f"{plan.system}-monitoring-breach", step, f"monitoring of {plan.system} found drift or a performance drop: starts {trigger.pipeline}")
 
 
 def email_recipients(plan: Plan) -> list[str]:
@@ -278,25 +283,10 @@ def alert_subscriptions(plan: Plan, layout: Layout) -> list[dict[str, Any]]:
 
 
 def alert_alarm(plan: Plan, layout: Layout) -> dict[str, Any]:
-    """In ALARM when the monitoring pipeline's alert step succeeded (it runs only on a breach):
-    its action publishes to the alert topic, which mails the spec's recipients."""
-    assert plan.monitoring_pipeline is not None
-    return {
-        "AlarmName": f"{plan.system}-monitoring-alert",
-        "AlarmDescription": f"monitoring of {plan.system} found drift or a performance drop: mails {', '.join(email_recipients(plan))}",
-        "ActionsEnabled": True,
-        "AlarmActions": [layout.arn("sns", alert_topic_name(plan))],
-        "Namespace": PIPELINE_METRICS_NAMESPACE,
-        "MetricName": BREACH_METRIC,
-        "Dimensions": [{"Name": "PipelineName", "Value": plan.monitoring_pipeline.name}, {"Name": "StepName", "Value": "alert"}],
-        "Statistic": "Sum",
-        "Period": 300,
-        "EvaluationPeriods": 1,
-        "Threshold": 1.0,
-        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-        "TreatMissingData": "notBreaching",
-        "Tags": tags(plan),
-    }
+    """Watches the alert step; its action publishes to the alert topic, which mails the spec's recipients."""
+    description = f"monitoring of {plan.system} found drift or a performance drop: mails {', '.join(email_recipients(plan))}"
+    alarm = _step_succeeded_alarm(plan, f"{plan.system}-monitoring-alert", "alert", description)
+    return {**alarm, "ActionsEnabled": True, "AlarmActions": [layout.arn("sns", alert_topic_name(plan))]}
 
 
 def rule(plan: Plan, name: str, description: str, pattern: dict[str, Any]) -> dict[str, Any]:
