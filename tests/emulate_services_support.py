@@ -3,8 +3,9 @@ concern) that the services run as a user container, and the emulation it runs un
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,39 @@ def wait_for(read: Callable[[], Any], ended: Callable[[Any], bool], timeout: flo
         if ended(current) or time.monotonic() > deadline:
             return current
         time.sleep(0.1)
+
+
+def drift(activity: Path, drifted: Path) -> None:
+    """The churn example's activity snapshots with customers ordering three times as often and
+    spending more: a shift of the watched features (PSI far above the spec's 0.2)."""
+    import pandas as pd
+
+    frame = pd.read_csv(activity)
+    frame["orders_30d"] = frame["orders_30d"] * 3 + 2
+    frame["spend_30d"] = (frame["spend_30d"] * 2.5 + 40).round(2)
+    frame.to_csv(drifted, index=False)
+
+
+@contextlib.contextmanager
+def alert_webhook() -> Iterator[tuple[str, list[bytes]]]:
+    """A team's chat webhook the alert step posts to: its URL, and the bodies it received."""
+    import http.server
+    import threading
+
+    received: list[bytes] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
+    finally:
+        server.shutdown()

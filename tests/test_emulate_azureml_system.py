@@ -19,7 +19,7 @@ import pytest
 from mlcompile.emulate.containers import host_environment
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_emulate_retraining import drift, webhook_server  # noqa: E402
+from emulate_services_support import alert_webhook, drift  # noqa: E402
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ def _emulate(spec: Path, workdir: Path) -> tuple[subprocess.CompletedProcess[str
 
 @pytest.fixture(scope="module")
 def webhook() -> Iterator[tuple[str, list[bytes]]]:
-    with webhook_server() as hook:
+    with alert_webhook() as hook:
         yield hook
 
 

@@ -7,19 +7,17 @@ before it writes the summary, which reports the run's id, status, gate and new v
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from emulate_services_support import alert_webhook, drift
 from mlcompile.emulate.containers import host_environment
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow]
@@ -27,42 +25,10 @@ pytestmark = [pytest.mark.emulate, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 
 
-def drift(activity: Path, drifted: Path) -> None:
-    """The activity snapshots with customers ordering three times as often and spending more:
-    a shift of the watched features (PSI far above the spec's 0.2)."""
-    import pandas as pd
-
-    frame = pd.read_csv(activity)
-    frame["orders_30d"] = frame["orders_30d"] * 3 + 2
-    frame["spend_30d"] = (frame["spend_30d"] * 2.5 + 40).round(2)
-    frame.to_csv(drifted, index=False)
-
-
-@contextlib.contextmanager
-def webhook_server() -> Iterator[tuple[str, list[bytes]]]:
-    """The team's chat webhook the alert step posts to (its URL a secret), and what it received."""
-    received: list[bytes] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
-    finally:
-        server.shutdown()
-
-
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, list[bytes]]]:
-    with webhook_server() as hook:
+    """The team's chat webhook the alert step posts to (its URL a Kubernetes secret)."""
+    with alert_webhook() as hook:
         yield hook
 
 

@@ -6,18 +6,17 @@ example (module-scoped), its wall time printed."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from emulate_services_support import alert_webhook, drift
 from mlcompile.emulate.containers import host_environment
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow, pytest.mark.timeout(1800)]  # the first test runs both systems
@@ -40,38 +39,18 @@ def emulate(spec: Path, workdir: Path) -> tuple[subprocess.CompletedProcess[str]
 @pytest.fixture(scope="module")
 def webhook() -> Iterator[tuple[str, list[bytes]]]:
     """The team's chat webhook the alert step posts to (its URL a Secrets Manager secret)."""
-    received: list[bytes] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/alerts", received
-    finally:
-        server.shutdown()
+    with alert_webhook() as hook:
+        yield hook
 
 
 @pytest.fixture(scope="module")
 def churn(tmp_path_factory: pytest.TempPathFactory, webhook: tuple[str, list[bytes]]) -> dict[str, Any]:
     """The churn example with its activity source drifted before monitoring (orders and spend
     far from what the model was trained on)."""
-    import pandas as pd
-
     root = tmp_path_factory.mktemp("sagemaker-churn")
     spec_dir = root / "churn"
     shutil.copytree(REPO / "examples/churn", spec_dir, ignore=shutil.ignore_patterns(".mlcompile"))
-    frame = pd.read_csv(spec_dir / "data/activity.csv")
-    frame["orders_30d"] = frame["orders_30d"] * 3 + 2
-    frame["spend_30d"] = (frame["spend_30d"] * 2.5 + 40).round(2)
-    frame.to_csv(spec_dir / "data/activity_drifted.csv", index=False)
+    drift(spec_dir / "data/activity.csv", spec_dir / "data/activity_drifted.csv")
     (spec_dir / "emulate.yaml").write_text(f"secrets:\n  growth-ml-alerts-webhook: {webhook[0]}\nrestage:\n  monitoring:\n    customer_activity_daily: data/activity_drifted.csv\n")
     done, seconds = emulate(spec_dir / "mlcompile.yaml", root / "emulate")
     print(f"emulated aws-prod run of churn (drifted monitoring data): {seconds:.1f} s")

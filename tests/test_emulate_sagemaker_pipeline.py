@@ -106,44 +106,32 @@ def test_walk_reads_nested_keys_indexes_and_quoted_names() -> None:
 # -- executions -----------------------------------------------------------------------------
 
 
+def gated(roc_auc: float) -> dict[str, Any]:
+    """evaluate writes roc_auc; the gate registers at 0.78 or more, else fails with the value."""
+    roc = json_get("evaluate", "metrics", "roc_auc")
+    register = {"ModelPackageGroupName": "g", "ModelApprovalStatus": "PendingManualApproval", "Metrics": {"Get": "Steps.evaluate.ProcessingOutputConfig.Outputs['metrics'].S3Output.S3Uri"}}
+    gate = {
+        "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": roc, "RightValue": 0.78}],
+        "IfSteps": [{"Name": "register", "Type": "RegisterModel", "Arguments": register}],
+        "ElseSteps": [{"Name": "fail", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:Join": {"On": "", "Values": ["roc_auc is ", roc]}}}}],
+    }
+    return {"Steps": [writer("evaluate", "metrics", {"roc_auc": roc_auc}), {"Name": "gate", "Type": "Condition", "Arguments": gate}]}
+
+
 def test_a_condition_runs_the_branch_it_chose_and_its_fail_step_fails_the_execution(tmp_path: Path) -> None:
-    steps = [
-        writer("evaluate", "metrics", {"roc_auc": 0.6}),
-        {
-            "Name": "gate",
-            "Type": "Condition",
-            "Arguments": {
-                "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": json_get("evaluate", "metrics", "roc_auc"), "RightValue": 0.78}],
-                "IfSteps": [{"Name": "register", "Type": "RegisterModel", "Arguments": {"ModelPackageGroupName": "g"}}],
-                "ElseSteps": [{"Name": "fail", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:Join": {"On": "", "Values": ["roc_auc is ", json_get("evaluate", "metrics", "roc_auc")]}}}}],
-            },
-        },
-    ]
     registered: list[dict[str, Any]] = []
-    result = Execution({"Steps": steps}, "p", ARN, {}, context(tmp_path, writer=WRITE_JSON), register=lambda request: registered.append(request) or {"ModelPackageArn": "arn"}).run()
+    result = Execution(gated(0.6), "p", ARN, {}, context(tmp_path, writer=WRITE_JSON), register=lambda request: registered.append(request) or {"ModelPackageArn": "arn"}).run()
     assert result.status == FAILED
     assert {name: task.status for name, task in result.tasks.items()} == {"evaluate": SUCCEEDED, "gate": SUCCEEDED, "register": SKIPPED, "fail": FAILED}
     assert result.tasks["fail"].reason == "roc_auc is 0.6"
     assert result.tasks["evaluate"].parameters == {"roc_auc": 0.6}
     assert result.tasks["evaluate"].artifacts["metrics"]["uri"] == f"{BUCKET}/abc123/evaluate/metrics/doc.json"
-    assert registered == []
+    assert registered == []  # a failing gate registers nothing
 
 
 def test_a_passing_condition_registers_with_the_resolved_request(tmp_path: Path) -> None:
-    steps = [
-        writer("evaluate", "metrics", {"roc_auc": 0.9}),
-        {
-            "Name": "gate",
-            "Type": "Condition",
-            "Arguments": {
-                "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": json_get("evaluate", "metrics", "roc_auc"), "RightValue": 0.78}],
-                "IfSteps": [{"Name": "register", "Type": "RegisterModel", "Arguments": {"ModelPackageGroupName": "g", "ModelApprovalStatus": "PendingManualApproval", "Metrics": {"Get": "Steps.evaluate.ProcessingOutputConfig.Outputs['metrics'].S3Output.S3Uri"}}}],
-                "ElseSteps": [{"Name": "fail", "Type": "Fail", "Arguments": {"ErrorMessage": "no"}}],
-            },
-        },
-    ]
     registered: list[dict[str, Any]] = []
-    result = Execution({"Steps": steps}, "p", ARN, {}, context(tmp_path, writer=WRITE_JSON), register=lambda request: registered.append(request) or {"ModelPackageArn": "arn:g/1"}).run()
+    result = Execution(gated(0.9), "p", ARN, {}, context(tmp_path, writer=WRITE_JSON), register=lambda request: registered.append(request) or {"ModelPackageArn": "arn:g/1"}).run()
     assert result.status == SUCCEEDED and result.tasks["fail"].status == SKIPPED
     assert registered == [{"ModelPackageGroupName": "g", "ModelApprovalStatus": "PendingManualApproval", "Metrics": f"{BUCKET}/abc123/evaluate/metrics"}]
     assert result.tasks["register"].parameters == {"ModelPackageArn": "arn:g/1"}

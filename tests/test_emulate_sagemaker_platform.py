@@ -69,6 +69,22 @@ def test_a_step_metric_breaching_an_alarm_starts_the_rules_pipeline(platform: Pl
     assert platform.client("cloudwatch").describe_alarms(AlarmNames=["breach"])["MetricAlarms"][0]["StateValue"] == "ALARM"
 
 
+def test_an_alarm_going_off_publishes_to_the_sns_topics_of_its_actions(platform: Platform) -> None:
+    sns, sqs = platform.client("sns"), platform.client("sqs")
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]  # stands for the email subscription: it keeps what SNS delivered
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+    platform.client("cloudwatch").put_metric_alarm(
+        AlarmName="alert", Namespace="AWS/Sagemaker/ModelBuildingPipeline", MetricName="StepSucceeded", Statistic="Sum", Period=300, EvaluationPeriods=1,
+        Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching", ActionsEnabled=True, AlarmActions=[topic],
+        Dimensions=[{"Name": "PipelineName", "Value": "monitoring"}, {"Name": "StepName", "Value": "trigger-retraining"}],
+    )  # fmt: skip
+    platform.start("monitoring")
+    (delivered,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    alarm = json.loads(json.loads(delivered["Body"])["Message"])
+    assert (alarm["AlarmName"], alarm["NewStateValue"]) == ("alert", "ALARM")
+
+
 def test_no_metric_is_no_breach_when_missing_data_is_not_breaching(platform: Platform) -> None:
     platform.client("cloudwatch").put_metric_alarm(
         AlarmName="quiet", Namespace="AWS/Sagemaker/ModelBuildingPipeline", MetricName="StepSucceeded", Statistic="Sum", Period=300, EvaluationPeriods=1,
@@ -110,3 +126,31 @@ def test_update_endpoint_moves_the_endpoint_to_the_new_config(url: str) -> None:
     described = sagemaker.describe_endpoint(EndpointName="e")
     assert described["EndpointConfigName"] == "c-v2"
     assert [v["VariantName"] for v in described["ProductionVariants"]] == ["AllTraffic"]
+
+
+@pytest.mark.parametrize(
+    ("size", "instances", "share"),
+    [({"Type": "CAPACITY_PERCENT", "Value": 10}, 2, 50), ({"Type": "CAPACITY_PERCENT", "Value": 10}, 20, 10), ({"Type": "INSTANCE_COUNT", "Value": 1}, 4, 25)],
+)
+def test_a_canary_takes_the_share_of_its_whole_instances(size: dict[str, Any], instances: int, share: int) -> None:
+    from mlcompile.emulate.sagemaker.system import canary_share
+
+    deployment = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "CANARY", "CanarySize": size}}}
+    assert canary_share(deployment, instances) == share
+    assert canary_share({"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE"}}}, instances) == 100
+
+
+def test_an_endpoint_in_its_canary_phase_splits_traffic_between_the_package_versions(platform: Platform) -> None:
+    from mlcompile.emulate.sagemaker.system import endpoint_versions
+
+    sagemaker = platform.client("sagemaker")
+    for version in ("1", "2"):
+        package = f"arn:aws:sagemaker:{REGION}:123456789012:model-package/churn/{version}"
+        sagemaker.create_model(ModelName=f"m-v{version}", ExecutionRoleArn=ROLE, PrimaryContainer={"ModelPackageName": package})
+        sagemaker.create_endpoint_config(EndpointConfigName=f"c-v{version}", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": f"m-v{version}", "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}])
+    sagemaker.create_endpoint(EndpointName="scorer", EndpointConfigName="c-v1")
+    assert endpoint_versions(platform, "scorer") == {"endpoint": "scorer", "version": "1", "traffic": {"1": 100}}
+    canary = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}, "WaitIntervalInSeconds": 600}}}
+    sagemaker.update_endpoint(EndpointName="scorer", EndpointConfigName="c-v2", DeploymentConfig=canary)
+    assert endpoint_versions(platform, "scorer") == {"endpoint": "scorer", "version": "2", "traffic": {"2": 50, "1": 50}}
+    assert endpoint_versions(platform, "missing") is None

@@ -111,14 +111,7 @@ def emulate(
         return emulate_sagemaker(spec, compilation, workdir, only=only, isolation=isolation, runs=runs, approve=approve, log=log, started=started)
     if plan.platform not in (*PLATFORMS, "azureml"):
         raise UsageError(f"--emulate runs Kubeflow, Vertex AI, SageMaker and Azure ML builds; profile '{plan.profile}' is {plan.platform} (use `mlcompile run` without --emulate for local)")
-    kinds = [kind for kind in ORDER if not only or kind in only or f"{plan.system}-{kind}" in only]
-    unknown = sorted(set(only) - set(ORDER) - {f"{plan.system}-{kind}" for kind in ORDER})
-    if unknown:
-        raise UsageError(f"--only {', '.join(unknown)}: with --emulate, name pipelines: {', '.join(ORDER)}")
-    spec_dir = Path(spec).resolve().parent
-    config = load_config(spec_dir)
-    first = fixtures_for(plan, compilation.bundle, spec_dir, config.fixtures)
-    later = {kind: fixtures_for(plan, compilation.bundle, spec_dir, config.restage[kind], fallback=False) for kind in kinds if kind in config.restage}
+    kinds, spec_dir, config, first, later = emulation_inputs(spec, compilation, only)
     work = _fresh_workdir(Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile)
     if isolation == "fork":  # the fork server's imports (~10 s of CPU) overlap writing, fixtures and MLflow's start
         from mlcompile.local.workers import warm_up
@@ -159,6 +152,21 @@ def emulate(
         summary = summarize(session)
     summary["seconds"] = round(time.monotonic() - started, 1)
     return summary
+
+
+def emulation_inputs(spec: str, compilation: Any, only: tuple[str, ...]) -> tuple[list[str], Path, EmulationConfig, list[tuple[Any, Path]], dict[str, list[tuple[Any, Path]]]]:
+    """The pipeline kinds to run (`--only`), the spec's folder, its emulation config, the
+    fixtures staged first, and those restaged before a later pipeline; checked before anything runs."""
+    plan = compilation.results[0].plan
+    kinds = [kind for kind in ORDER if not only or kind in only or f"{plan.system}-{kind}" in only]
+    unknown = sorted(set(only) - set(ORDER) - {f"{plan.system}-{kind}" for kind in ORDER})
+    if unknown:
+        raise UsageError(f"--only {', '.join(unknown)}: with --emulate, name pipelines: {', '.join(ORDER)}")
+    spec_dir = Path(spec).resolve().parent
+    config = load_config(spec_dir)
+    first = fixtures_for(plan, compilation.bundle, spec_dir, config.fixtures)
+    later = {kind: fixtures_for(plan, compilation.bundle, spec_dir, config.restage[kind], fallback=False) for kind in kinds if kind in config.restage}
+    return kinds, spec_dir, config, first, later
 
 
 def _fresh_workdir(work: Path) -> Path:

@@ -3,8 +3,9 @@ EventBridge, EventBridge Scheduler, CloudWatch), with moto corrected where it do
 as AWS does:
 
 - DescribeFeatureGroup of a group that does not exist is `ResourceNotFound` (moto: a 500);
-- UpdateEndpoint (moto has none): the endpoint moves to the new endpoint config, and its
-  DeploymentConfig is kept for the emulator (ROLLOUTS: a canary's traffic split);
+- UpdateEndpoint (moto has none): the endpoint takes the new endpoint config's variants at
+  once and stays InService; its DeploymentConfig is kept (`last_deployment_config`, and
+  ROLLOUTS for the emulator: a canary's traffic split);
 - TestEventPattern (moto answers nothing): moto's own matcher, the one its PutEvents uses.
 
 Every boto3 client of the emulator and of the steps reaches it through AWS_ENDPOINT_URL and
@@ -25,7 +26,8 @@ ROLLOUTS: dict[tuple[str, str], dict[str, Any]] = {}
 
 
 def patch_moto() -> None:
-    """Make moto answer as AWS does where the emulated system relies on it (idempotent)."""
+    """Make moto answer as AWS does where the emulated system relies on it (idempotent; the
+    in-process `mock_aws` too)."""
     global PATCHED
     if PATCHED:
         return
@@ -44,21 +46,24 @@ def patch_moto() -> None:
         except KeyError:
             raise ResourceNotFound(f"Resource Not Found: Amazon SageMaker can't find a FeatureGroup with name {feature_group_name}") from None
 
-    def update_endpoint(self: SageMakerResponse) -> Any:
-        name, config_name = self._get_param("EndpointName"), self._get_param("EndpointConfigName")
-        backend = self.sagemaker_backend
-        if name not in backend.endpoints:
-            raise ValidationError(message=f"Could not find endpoint \"{name}\".")
+    def update_endpoint(self: SageMakerModelBackend, endpoint_name: str, endpoint_config_name: str, deployment_config: Any) -> str:
+        endpoint = self.endpoints.get(endpoint_name)
+        if endpoint is None:
+            raise ValidationError(message=f"Could not find endpoint '{endpoint_name}'.")
         try:
-            config = backend.describe_endpoint_config(config_name)
+            config = self.describe_endpoint_config(endpoint_config_name)
         except KeyError:
-            raise ValidationError(message=f"Could not find endpoint configuration \"{config_name}\".") from None
-        endpoint = backend.endpoints[name]
-        ROLLOUTS[(backend.region_name, name)] = {"from": endpoint.endpoint_config_name, "to": config_name, "deployment": self._get_param("DeploymentConfig") or {}}
-        endpoint.endpoint_config_name = config_name
+            raise ValidationError(message=f"Could not find endpoint configuration '{endpoint_config_name}'.") from None
+        ROLLOUTS[(self.region_name, endpoint_name)] = {"from": endpoint.endpoint_config_name, "to": endpoint_config_name, "deployment": deployment_config or {}}
+        endpoint.endpoint_config_name = endpoint_config_name
         endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
-        endpoint.data_capture_config = config.get("DataCaptureConfig")
-        return ActionResult({"EndpointArn": endpoint.arn})
+        endpoint.last_deployment_config = deployment_config  # type: ignore[attr-defined]
+        return str(endpoint.arn)
+
+    def update_endpoint_action(self: SageMakerResponse) -> Any:
+        backend: Any = self.sagemaker_backend
+        arn = backend.update_endpoint(self._get_param("EndpointName"), self._get_param("EndpointConfigName"), self._get_param("DeploymentConfig"))
+        return ActionResult({"EndpointArn": arn})
 
     def test_event_pattern(self: EventsHandler) -> Any:
         import json
@@ -72,7 +77,8 @@ def patch_moto() -> None:
 
     EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign]
     SageMakerModelBackend.describe_feature_group = describe_feature_group  # type: ignore[method-assign]
-    SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+    SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+    SageMakerResponse.update_endpoint = update_endpoint_action  # type: ignore[attr-defined]
     PATCHED = True
 
 
@@ -99,7 +105,12 @@ def moto_account() -> Iterator[str]:
     """moto's server on a free port of 127.0.0.1; yields its URL."""
     import logging
 
-    from moto.server import ThreadedMotoServer
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        from mlcompile.errors import UsageError
+
+        raise UsageError("--emulate on a SageMaker profile needs moto's server and boto3: pip install 'moto[server]>=5.2,<6' boto3") from None
 
     patch_moto()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
@@ -115,16 +126,10 @@ def moto_account() -> Iterator[str]:
 @contextlib.contextmanager
 def pointed_at(env: dict[str, str]) -> Iterator[None]:
     """This process's boto3 clients (mlcompile deploy's) use `env` while inside."""
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, env):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def client(service: str, url: str, region: str) -> Any:

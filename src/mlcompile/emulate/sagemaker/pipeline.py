@@ -176,7 +176,7 @@ class Execution:
                 self._job(name, kind, arguments, result)
         except JobFailed as exc:
             result.status, result.reason, result.log = FAILED, str(exc), exc.log
-        except ExpressionError as exc:
+        except (ExpressionError, storage.UnmappedURI) as exc:
             result.status, result.reason = FAILED, str(exc)
         result.seconds = time.monotonic() - started
         return result

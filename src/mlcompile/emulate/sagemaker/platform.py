@@ -5,8 +5,9 @@
   SageMaker does (namespace AWS/Sagemaker/ModelBuildingPipeline, StepSucceeded / StepFailed by
   PipelineName and StepName);
 - CloudWatch: after each execution every alarm is evaluated on its metric (statistic over
-  Period × EvaluationPeriods, the comparison with the threshold, TreatMissingData) and a state
-  change is sent to EventBridge ("CloudWatch Alarm State Change");
+  Period × EvaluationPeriods, the comparison with the threshold, TreatMissingData); a state
+  change is sent to EventBridge ("CloudWatch Alarm State Change") and published to the SNS
+  topics among the alarm's actions for that state;
 - the Model Registry: a new model package, or a changed ModelApprovalStatus, is sent to
   EventBridge ("SageMaker Model Package State Change");
 - EventBridge: an event starts the SageMaker pipeline targets of every enabled rule whose
@@ -25,7 +26,7 @@ from typing import Any, Callable
 
 from mlcompile.emulate.ir import PipelineError, PipelineResult
 from mlcompile.emulate.sagemaker.account import client
-from mlcompile.emulate.sagemaker.jobs import JobContext
+from mlcompile.emulate.sagemaker.jobs import JobContext, JobFailed
 from mlcompile.emulate.sagemaker.pipeline import Execution
 
 PIPELINE_METRICS = "AWS/Sagemaker/ModelBuildingPipeline"
@@ -71,8 +72,13 @@ class Platform:
         return result
 
     def register(self, request: dict[str, Any]) -> dict[str, Any]:
-        """A RegisterModel step: CreateModelPackage."""
-        answer = self.client("sagemaker").create_model_package(**request)
+        """A RegisterModel step: CreateModelPackage (a refused request fails the step)."""
+        from botocore.exceptions import ClientError, ParamValidationError
+
+        try:
+            answer = self.client("sagemaker").create_model_package(**request)
+        except (ClientError, ParamValidationError) as exc:
+            raise JobFailed(f"CreateModelPackage: {exc}") from None
         return {"ModelPackageArn": answer["ModelPackageArn"]}
 
     def _step_metric(self, pipeline: str, step: str, status: str) -> None:
@@ -144,12 +150,39 @@ class Platform:
             reason = f"emulated evaluation: {statistic} of {alarm['MetricName']} over {period * periods} s against {alarm['Threshold']}"
             cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason)
             self.log(f"alarm {alarm['AlarmName']}: {previous} -> {state}")
+            self.notify(alarm, state, previous, reason)
             self.send("aws.cloudwatch", "CloudWatch Alarm State Change", {"alarmName": alarm["AlarmName"], "state": {"value": state, "reason": reason}, "previousState": {"value": previous}}, [alarm["AlarmArn"]])
 
+    def notify(self, alarm: dict[str, Any], state: str, previous: str, reason: str) -> None:
+        """The alarm's actions for its new state that are SNS topics: CloudWatch publishes the
+        alarm's JSON to each (the topic's subscriptions, e.g. email, get it)."""
+        if not alarm.get("ActionsEnabled", True):
+            return
+        actions = alarm.get({"ALARM": "AlarmActions", "OK": "OKActions"}.get(state, "InsufficientDataActions")) or []
+        message = {"AlarmName": alarm["AlarmName"], "AlarmDescription": alarm.get("AlarmDescription"), "NewStateValue": state, "OldStateValue": previous, "NewStateReason": reason, "Region": self.region, "AWSAccountId": self.account}
+        for topic in (a for a in actions if a.startswith("arn:aws:sns:")):
+            self.client("sns").publish(TopicArn=topic, Subject=f'{state}: "{alarm["AlarmName"]}" in {self.region}'[:100], Message=json.dumps(message))
+            self.log(f"alarm {alarm['AlarmName']}: notified {topic}")
+
     # -- the Model Registry ---------------------------------------------------------------
+    def has_pipeline(self, name: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client("sagemaker").describe_pipeline(PipelineName=name)
+            return True
+        except ClientError:
+            return False
+
     def packages_of(self, group: str) -> list[dict[str, Any]]:
-        """Every model package of the group, oldest first."""
+        """Every model package of the group, oldest first (none when there is no such group)."""
+        from botocore.exceptions import ClientError
+
         sagemaker = self.client("sagemaker")
+        try:
+            sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+        except ClientError:
+            return []
         found, token = [], None
         while True:
             page = sagemaker.list_model_packages(ModelPackageGroupName=group, **({"NextToken": token} if token else {}))
@@ -163,7 +196,7 @@ class Platform:
         sagemaker = self.client("sagemaker")
         for group in sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]:
             for package in self.packages_of(group["ModelPackageGroupName"]):
-                arn, status = package["ModelPackageArn"], package.get("ModelApprovalStatus")
+                arn, status = package["ModelPackageArn"], str(package.get("ModelApprovalStatus") or "")
                 if self.packages.get(arn) == status:
                     continue
                 self.packages[arn] = status

@@ -15,20 +15,18 @@ configs) is copied there from moto. The summary has the Kubeflow/Vertex summary'
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from mlcompile.emulate import storage
-from mlcompile.emulate.config import load_config
 from mlcompile.emulate.containers import Images
 from mlcompile.emulate.ir import PipelineError
 from mlcompile.emulate.sagemaker import account
 from mlcompile.emulate.sagemaker.jobs import JobContext
 from mlcompile.emulate.sagemaker.platform import Platform
-from mlcompile.emulate.system import ORDER, PARALLELISM, Session, _fresh_workdir, fixtures_for, stage_fixtures
+from mlcompile.emulate.system import PARALLELISM, Session, _fresh_workdir, emulation_inputs, stage_fixtures
 from mlcompile.errors import UsageError
 
 APPROVER = "emulator"
@@ -43,14 +41,7 @@ def emulate(
 
     compiled = compilation.results[0]
     plan = compiled.plan
-    kinds = [kind for kind in ORDER if not only or kind in only or f"{plan.system}-{kind}" in only]
-    unknown = sorted(set(only) - set(ORDER) - {f"{plan.system}-{kind}" for kind in ORDER})
-    if unknown:
-        raise UsageError(f"--only {', '.join(unknown)}: with --emulate, name pipelines: {', '.join(ORDER)}")
-    spec_dir = Path(spec).resolve().parent
-    config = load_config(spec_dir)
-    first = fixtures_for(plan, compilation.bundle, spec_dir, config.fixtures)
-    later = {kind: fixtures_for(plan, compilation.bundle, spec_dir, config.restage[kind], fallback=False) for kind in kinds if kind in config.restage}
+    kinds, spec_dir, config, first, later = emulation_inputs(spec, compilation, only)
     work = _fresh_workdir(Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile)
     if isolation == "fork":  # the fork server's imports overlap the deploy into the emulated account
         from mlcompile.local.workers import warm_up
@@ -108,13 +99,12 @@ def provision(session: Session, platform: Platform, aws: dict[str, str]) -> None
 def live(session: Session, platform: Platform, kinds: list[str], runs: int, approve: bool, restage: Callable[[str], None]) -> None:
     """The pipelines a first day starts, in order, and a person's approvals."""
     plan = session.plan
-    deployed = {p["PipelineName"] for p in platform.client("sagemaker").list_pipelines()["PipelineSummaries"]}
     group = plan.registry.model
     for kind in kinds:
         name = f"{plan.system}-{kind}"
         if kind != "training":
             restage(kind)
-        if name not in deployed:
+        if not platform.has_pipeline(name):
             continue
         if kind != "training":
             reason = unapproved_reason(platform, group) if plan.registry.approval == "manual" else None
@@ -143,16 +133,13 @@ def live(session: Session, platform: Platform, kinds: list[str], runs: int, appr
 
 
 def newest(platform: Platform, group: str) -> dict[str, Any] | None:
-    with contextlib.suppress(Exception):
-        packages = platform.packages_of(group)
-        return packages[-1] if packages else None
-    return None
+    packages = platform.packages_of(group)
+    return packages[-1] if packages else None
 
 
 def unapproved_reason(platform: Platform, group: str) -> str | None:
-    with contextlib.suppress(Exception):
-        if any(p.get("ModelApprovalStatus") == APPROVED for p in platform.packages_of(group)):
-            return None
+    if any(p.get("ModelApprovalStatus") == APPROVED for p in platform.packages_of(group)):
+        return None
     return f"no approved version of {group}: approve one (UpdateModelPackage ModelApprovalStatus=Approved)"
 
 
