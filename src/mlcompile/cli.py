@@ -539,7 +539,7 @@ def _write_atomically(path: Path, text: str) -> None:
 @click.option("--isolation", type=click.Choice(["fork", "subprocess"]), default="fork", show_default=True,
               help="fork: steps fork from a warm server; subprocess: each step is a fresh `python -m mlcompile.runtime`.")  # fmt: skip
 @click.option("--no-retrain", is_flag=True, help="Do not start the training pipeline when monitoring asks for retraining.")
-@click.option("--emulate", is_flag=True, help="Build for a Kubeflow or Vertex AI profile and run the built pipelines here as that platform would (docs/emulate.md).")
+@click.option("--emulate", is_flag=True, help="Build for a Kubeflow, Vertex AI, SageMaker or Azure ML profile and run the built pipelines here as that platform would (docs/emulate.md).")
 @click.option("--runs", type=click.IntRange(1, 10), default=1, show_default=True, help="With --emulate: run training this many times (each new version approved and deployed).")
 @click.option("--no-approve", is_flag=True, help="With --emulate: leave registered versions pending approval (nothing is deployed, batch and monitoring are skipped).")
 @warn_only_option

@@ -1,6 +1,8 @@
-"""`mlcompile run SPEC --target PROFILE --emulate`: build the spec for a Kubeflow or Vertex AI
-profile, then run the built pipelines on this machine the way the platform would: training,
-then batch scoring, then monitoring, reading only the built files (pipelines/*.yaml).
+"""`mlcompile run SPEC --target PROFILE --emulate`: build the spec for a Kubeflow, Vertex AI,
+SageMaker or Azure ML profile, then run the built pipelines on this machine the way the platform
+would: training, then batch scoring, then monitoring, reading only the built files (pipelines/).
+The KFP IR (Kubeflow, Vertex AI) is interpreted here; SageMaker pipeline definitions in
+`emulate/sagemaker/`, Azure ML pipeline jobs in `emulate/azureml/`.
 
 Platform services plug in through `mlcompile.emulate.services.serve(session)` when that
 module exists: a context manager that starts the API stand-ins (on 127.0.0.1) and adds to
