@@ -65,7 +65,9 @@ def run_node(job: Any, node: str, inputs: dict[str, Path], workdir: Path, env: d
     """Run `node` of the loaded pipeline job with `inputs` (input name → local path)."""
     workdir.mkdir(parents=True, exist_ok=True)
     found = job.jobs[node]
-    component = found.trial if hasattr(found, "trial") else found.component  # a sweep node: one trial
+    from azure.ai.ml.entities import Sweep
+
+    component = found.trial if isinstance(found, Sweep) else found.component  # a sweep node: one trial
     outputs: dict[str, Path] = {}
     for name, output in (component.outputs or {}).items():
         folder = workdir / node / name

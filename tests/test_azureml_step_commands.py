@@ -122,3 +122,32 @@ def test_a_sweep_trial_gives_a_container_integer_parameters_as_integers(tmp_path
     values = json.loads((tmp_path / "hyperparameters.json").read_text())
     assert values == {"l2_regularization": 1.25, "learning_rate": 0.0512, "max_leaf_nodes": 12}
     assert isinstance(values["max_leaf_nodes"], int)
+
+
+def test_batch_scoring_uses_the_approved_version_and_writes_its_bound_output(trained, emulate_root: Path, tmp_path: Path) -> None:
+    """score-batch scores with the version a person approved (alias `production`), never a
+    newer unapproved one, and writes only the output Azure ML binds to the batch output URI."""
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from mlcompile.emulate.storage import local_path
+
+    decision = tmp_path / "decision"
+    decision.write_text(json.dumps({"decision": True}))
+    assert _register(trained, decision, tmp_path).code == 0
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    first = client.get_model_version("churn-classifier", "1")
+    client.create_model_version("churn-classifier", source=first.source, run_id=first.run_id)  # version 2, not approved
+    job = load_pipeline(build("churn", tmp_path / "build"), "churn-prediction-batch-scoring")
+    env = {"MLCOMPILE_EMULATE_ROOT": str(emulate_root), "MLFLOW_TRACKING_URI": tracking}
+
+    refused = run_node(job, "score_batch", {}, tmp_path / "before-approval", env)
+    assert refused.code == 1 and "no approved version of churn-classifier" in refused.stderr, refused.stderr
+
+    client.set_registered_model_alias("churn-classifier", "production", "1")
+    scored = run_node(job, "score_batch", {}, tmp_path / "approved", env)
+    assert scored.code == 0, scored.stderr
+    scores = pd.read_parquet(scored.outputs["scores"])
+    assert set(scores["model_version"]) == {"1"} and len(scores) > 0
+    assert not local_path("abfss://churn@acmegrowthlake.dfs.core.windows.net/churn_scores.parquet", emulate_root).exists()

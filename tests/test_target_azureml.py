@@ -456,3 +456,37 @@ def test_an_autoscale_rule_on_endpoint_requests_counts_only_its_deployment(build
             assert trigger["metricName"] == "RequestsPerMinute"
             assert trigger["metricNamespace"] == "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
             assert trigger["dimensions"] == [{"DimensionName": "deployment", "Operator": "Equals", "Values": [slot]}]
+
+
+def test_each_duty_runs_as_the_profiles_identity_for_it(builds) -> None:
+    """azureml.identities: pipeline steps run as `pipelines`, the steps that submit jobs as
+    `schedules`, the endpoint as `serving`, materialisation as `feature_store`."""
+    plan, folder = builds["churn"]
+    duties = plan.platform_settings["identities"]
+    for path in sorted(folder.glob("pipelines/*.yml")):
+        job = _load("azureml.pipeline_job", path)
+        for name, node in job.jobs.items():
+            duty = "schedules" if name == "trigger_retraining" else "pipelines"
+            assert node.identity.client_id == duties[duty]["client_id"], (path.name, name)
+    endpoint = _load("azureml.online_endpoint", folder / "endpoints/churn-scorer.yml")
+    assert endpoint.identity.type == "user_assigned"
+    assert [i.resource_id for i in endpoint.identity.user_assigned_identities] == [duties["serving"]["resource_id"]]
+    deployment = _load("azureml.online_deployment", folder / "endpoints/churn-scorer-blue.yml")
+    assert deployment.environment_variables["DEFAULT_IDENTITY_CLIENT_ID"] == duties["serving"]["client_id"]
+    store = _load("azureml.feature_store", folder / "feature-store/feature-store.yaml")
+    assert store.materialization_identity.resource_id == duties["feature_store"]["resource_id"]
+
+
+def test_a_serving_identity_that_can_submit_jobs_is_refused(tmp_path: Path) -> None:
+    profile = (ROOT / PROFILE).read_text()
+    serving = next(line for line in profile.splitlines() if line.strip().startswith("serving: {resource_id"))
+    pipelines = next(line for line in profile.splitlines() if line.strip().startswith("pipelines: {resource_id"))
+    (tmp_path / "azure-prod.yaml").write_text(profile.replace(serving, pipelines.replace("pipelines:", "serving:")))
+    result = subprocess.run(
+        [sys.executable, "-m", "mlcompile", "validate", str(ROOT / "examples/churn/mlcompile.yaml"), "--target", str(tmp_path / "azure-prod.yaml")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    error = next(line for line in result.stderr.splitlines() if ": error: " in line)
+    assert error.startswith(("azure-prod.yaml:", str(tmp_path / "azure-prod.yaml") + ":")) and "azureml.identities" in error
+    assert "must not be able to submit jobs" in error

@@ -562,6 +562,35 @@ class AzureMLFeatureStoreSettings(SpecModel):
                                                 description="serverless Spark instance type of materialisation jobs")  # fmt: skip
 
 
+class AzureMLIdentity(SpecModel):
+    """A user-assigned managed identity: its ARM id (endpoints, the feature store name it by
+    id) and its client id (jobs name it by client id)."""
+
+    resource_id: str = Field(pattern=r"^/subscriptions/[^/]+/resource[Gg]roups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$",
+                             description="ARM id of the user-assigned managed identity",
+                             examples=["/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ml-serving"])  # fmt: skip
+    client_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$", description="its client (application) id", examples=["00000000-0000-0000-0000-000000000000"])
+
+
+class AzureMLIdentities(SpecModel):
+    """Least-privilege managed identities, one per duty; a duty without one runs as the
+    workspace's default (the compute's identity, the endpoint's system-assigned one).
+    docs/targets/azureml.md lists the roles each needs."""
+
+    pipelines: AzureMLIdentity | None = Field(default=None, description="identity of the pipeline steps (training, batch scoring, monitoring checks, deploy-online)")
+    schedules: AzureMLIdentity | None = Field(default=None, description="identity of the steps that start pipelines (trigger-retraining of the monitoring and new-data pipelines): submits jobs")
+    serving: AzureMLIdentity | None = Field(default=None, description="identity of the online endpoint: pulls the image, reads the model and its online features; cannot submit jobs")
+    feature_store: AzureMLIdentity | None = Field(default=None, description="materialisation identity of the feature store: reads sources, writes the offline and online stores")
+
+    @model_validator(mode="after")
+    def _serving_submits_nothing(self) -> AzureMLIdentities:
+        for duty in ("pipelines", "schedules"):
+            other = getattr(self, duty)
+            if self.serving is not None and other is not None and self.serving.resource_id == other.resource_id:
+                raise ValueError(f"identities.serving is also identities.{duty}: the endpoint's identity must not be able to submit jobs; give serving an identity of its own")
+        return self
+
+
 class AzureMLSettings(SpecModel):
     subscription_id: str = Field(description="Azure subscription id", pattern=r"^[0-9a-fA-F-]{36}$", examples=["00000000-0000-0000-0000-000000000000"])
     resource_group: str = Field(description="resource group of the workspace", min_length=1, max_length=90)
@@ -574,6 +603,7 @@ class AzureMLSettings(SpecModel):
         examples=["acme-ml-kv"],
     )
     feature_store: AzureMLFeatureStoreSettings | None = Field(default=None, description="the managed feature store `features:` compiles into")
+    identities: AzureMLIdentities | None = Field(default=None, description="least-privilege managed identities per duty (pipelines, schedules, serving, feature store)")
 
 
 class LocalSettings(SpecModel):

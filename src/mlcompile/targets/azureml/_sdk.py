@@ -98,6 +98,13 @@ def tags(plan: Any) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
+def identity(plan: Any, duty: str) -> dict[str, str] | None:
+    """The profile's managed identity of a duty (`azureml.identities.<duty>`: resource_id,
+    client_id), or None: that duty runs as the workspace's default."""
+    found = (plan.platform_settings.get("identities") or {}).get(duty)
+    return dict(found) if found else None
+
+
 def yaml_bytes(data: Mapping[str, Any], kind: str, header: str) -> bytes:
     """Deterministic YAML: `$schema` first, then keys sorted, no line wrapping."""
     body = dict(plain(data))

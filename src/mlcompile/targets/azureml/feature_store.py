@@ -204,6 +204,7 @@ def featureset_spec(plan: Plan, view: FeatureView) -> dict[str, Any]:
 
 def render_feature_store(plan: Plan) -> list[OutputFile]:
     from azure.ai.ml.entities import (
+        ManagedIdentityConfiguration,
         DataColumn,
         FeatureSet,
         FeatureSetSpecification,
@@ -216,7 +217,7 @@ def render_feature_store(plan: Plan) -> list[OutputFile]:
         RecurrenceTrigger,
     )
 
-    from mlcompile.targets.azureml._sdk import entity_yaml, tags, yaml_bytes
+    from mlcompile.targets.azureml._sdk import entity_yaml, identity, tags, yaml_bytes
     from mlcompile.targets.azureml.render import header
 
     features = plan.features
@@ -225,12 +226,15 @@ def render_feature_store(plan: Plan) -> list[OutputFile]:
     settings = store_settings(plan)
     labels = tags(plan)
     head = header(plan)
+    materializer = identity(plan, "feature_store")
     store = FeatureStore(
         name=settings["name"],
         resource_group=settings["resource_group"],
         description=f"feature store of {plan.system}",
         online_store=MaterializationStore(type="redis", target=settings["online_store"]) if settings["online_store"] else None,
         offline_store=MaterializationStore(type="azure_data_lake_gen2", target=settings["offline_store"]) if settings["offline_store"] else None,
+        # the feature store duty's own identity: materialisation reads sources, writes the stores
+        materialization_identity=ManagedIdentityConfiguration(client_id=materializer["client_id"], resource_id=materializer["resource_id"]) if materializer else None,
         tags=labels,
     )
     store_data = dict(store._to_dict())

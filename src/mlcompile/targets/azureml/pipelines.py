@@ -37,7 +37,7 @@ from mlcompile.runtime.contract import (
     runtime_args,
 )
 from mlcompile.secrets import locator_env
-from mlcompile.targets.azureml._sdk import tags
+from mlcompile.targets.azureml._sdk import identity, tags
 
 SERVERLESS = "azureml:serverless"
 # Azure ML input/output type of each plan artifact type
@@ -318,7 +318,7 @@ def build_pipeline_job(plan: Plan, pipeline: Pipeline, *, on_cluster: bool = Fal
     """The Azure ML PipelineJob of one plan pipeline (SDK imported; call inside `quiet()`).
     `on_cluster`: every node on the profile's cluster (for a batch endpoint deployment)."""
     from azure.ai.ml import Output, dsl
-    from azure.ai.ml.entities import PipelineJob
+    from azure.ai.ml.entities import ManagedIdentityConfiguration, PipelineJob
 
     compute = str(plan.platform_settings["compute"])
     depended_on_for_order = {dep for s in pipeline.steps for dep in _ordering_only(pipeline, s, _gating_inputs(pipeline, s))}
@@ -358,6 +358,9 @@ def build_pipeline_job(plan: Plan, pipeline: Pipeline, *, on_cluster: bool = Fal
             node.name = node_name(step.name)
             node.display_name = step.name
             _place(plan, step, node, compute, on_cluster)
+            runs_as = identity(plan, "schedules" if step.kind == "trigger_retraining" else "pipelines")
+            if runs_as is not None:  # jobs name a user-assigned identity by its client id
+                node.identity = ManagedIdentityConfiguration(client_id=runs_as["client_id"])
             if step.kind == "score_batch":
                 uri = str(step.params["output_uri"])
                 node.outputs.scores = Output(type=scores_type(step), path=uri, mode="rw_mount")

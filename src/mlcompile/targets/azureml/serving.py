@@ -11,7 +11,8 @@ from mlcompile.plan.nodes import OnlineEndpoint, Plan
 from mlcompile.runtime.contract import serving_env
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets.azureml.feature_store import online_features_config
-from mlcompile.targets.azureml._sdk import entity_yaml, tags, yaml_bytes
+from mlcompile.runtime.azureml_client import ENV_IDENTITY
+from mlcompile.targets.azureml._sdk import entity_yaml, identity, tags, yaml_bytes
 from mlcompile.targets.base import OutputFile, json_bytes
 
 # The runtime image serves a registered model over HTTP (the serving contract, see
@@ -62,6 +63,9 @@ def _deployment(plan: Plan, online: OnlineEndpoint, slot: str) -> Any:
     if online_features is not None:
         variables[ONLINE_FEATURES_ENV] = json.dumps(online_features, sort_keys=True, separators=(",", ":"))
     variables.update(serving_env(plan))  # a container-trained model's description
+    serving_identity = identity(plan, "serving")
+    if serving_identity is not None:  # the runtime's credential picks this identity (runtime.azureml_client)
+        variables[ENV_IDENTITY] = serving_identity["client_id"]
     resources = online.resources
     timeout_ms = resources.timeout_seconds * 1000 if resources.timeout_seconds else None
     return ManagedOnlineDeployment(
@@ -110,7 +114,7 @@ def rollout_section(plan: Plan) -> dict[str, Any]:
 
 
 def render_online(plan: Plan) -> list[OutputFile]:
-    from azure.ai.ml.entities import ManagedOnlineEndpoint
+    from azure.ai.ml.entities import IdentityConfiguration, ManagedIdentityConfiguration, ManagedOnlineEndpoint
 
     from mlcompile.targets.azureml.render import header
 
@@ -119,11 +123,16 @@ def render_online(plan: Plan) -> list[OutputFile]:
         return []
     # no traffic here: it names deployments, which exist once a version is rolled out, and
     # the rollout owns the split (`mlcompile deploy` leaves it as it is)
+    serving_identity = identity(plan, "serving")
     endpoint = ManagedOnlineEndpoint(
         name=online.name,
         description=f"{plan.description or plan.system} (model {online.model}, rollout {online.strategy})",
         auth_mode="key",
         tags=tags(plan),
+        # the serving duty's own identity: it reads the model and features, submits nothing
+        identity=IdentityConfiguration(type="user_assigned", user_assigned_identities=[ManagedIdentityConfiguration(resource_id=serving_identity["resource_id"])])
+        if serving_identity is not None
+        else None,
     )
     files = [OutputFile(f"endpoints/{online.name}.yml", "azureml.online_endpoint", entity_yaml(endpoint, "azureml.online_endpoint", header(plan)))]
     for slot, content in deployment_files(plan).items():
