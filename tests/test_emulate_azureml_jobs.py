@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import uuid
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -227,27 +229,35 @@ def test_random_is_not_used_by_the_interpreter_globally() -> None:
     assert json.dumps(sweep.sample(SPACE, "bayesian", 2, seed=5))  # sampled like random
 
 
+@pytest.fixture
+def mlclient(context: JobContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """MLClient (as the steps and deploy build it) against the workspace stand-in, over HTTPS."""
+    from mlcompile.emulate.services.azure_arm import bearer_token, serve, tls_certificate
+    from mlcompile.runtime.azureml_client import ENV_ARM, ENV_CA, ENV_TOKEN, ml_client
+
+    workspace = context.workspace
+    workspace.arm.seed(workspace.path, {"location": "westeurope", "properties": {"workspaceId": "w", "discoveryUrl": ""}})
+    workspace.arm.seed(f"{workspace.path}/computes/cpu", {"location": "westeurope", "properties": {"computeType": "AmlCompute", "properties": {}}})
+    certificate = tls_certificate(tmp_path)
+    server, url = serve(workspace.arm, certificate=certificate)
+    for key, value in {ENV_ARM: url, ENV_CA: str(certificate[0]), ENV_TOKEN: bearer_token(url)}.items():
+        monkeypatch.setenv(key, value)
+    yield ml_client({"subscription_id": "sub", "resource_group": "rg", "workspace": "ws"})
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.mark.slow
-def test_a_pipeline_job_submitted_with_mlclient_runs_in_the_workspace(context: JobContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pipeline_job_submitted_with_mlclient_runs_in_the_workspace(context: JobContext, mlclient: Any, tmp_path: Path) -> None:
     from types import SimpleNamespace
 
     from azure.ai.ml import load_job
 
     from mlcompile.emulate.azureml.submitted import SubmittedJobs
-    from mlcompile.emulate.services.azure_arm import bearer_token, serve, tls_certificate
-    from mlcompile.runtime.azureml_client import ENV_ARM, ENV_CA, ENV_TOKEN, ml_client
 
-    workspace = context.workspace
-    arm = workspace.arm
-    arm.seed(workspace.path, {"location": "westeurope", "properties": {"workspaceId": "w", "discoveryUrl": ""}})
-    arm.seed(f"{workspace.path}/computes/cpu", {"location": "westeurope", "properties": {"computeType": "AmlCompute", "properties": {}}})
-    certificate = tls_certificate(tmp_path)
-    server, url = serve(arm, certificate=certificate)
     session = SimpleNamespace(log=lambda message: None, facts={}, run_job=lambda job, name=None: run_job(job, context, name=name))
-    jobs = SubmittedJobs(session, workspace)
-    arm.intercept = jobs.answer
-    for key, value in {ENV_ARM: url, ENV_CA: str(certificate[0]), ENV_TOKEN: bearer_token(url)}.items():
-        monkeypatch.setenv(key, value)
+    jobs = SubmittedJobs(session, context.workspace)
+    context.workspace.arm.intercept = jobs.answer
     (tmp_path / "job.yml").write_text(
         "type: pipeline\ndisplay_name: submitted\nexperiment_name: unit\nsettings: {default_compute: azureml:cpu}\njobs:\n"
         "  write:\n    type: command\n    outputs: {out: {type: uri_folder}}\n"
@@ -255,15 +265,32 @@ def test_a_pipeline_job_submitted_with_mlclient_runs_in_the_workspace(context: J
         "  read:\n    type: command\n    inputs: {data: '${{parent.jobs.write.outputs.out}}'}\n"
         f"    environment: {{image: {IMAGE}}}\n    command: test \"$(cat ${{{{inputs.data}}}}/answer)\" = 42\n"
     )
-    try:
-        client = ml_client({"subscription_id": "sub", "resource_group": "rg", "workspace": "ws"})
-        created = client.jobs.create_or_update(load_job(tmp_path / "job.yml"))
-        assert jobs.wait(120)
-        assert client.jobs.get(created.name).status == "Completed"
-    finally:
-        server.shutdown()
-        server.server_close()
+    created = mlclient.jobs.create_or_update(load_job(tmp_path / "job.yml"))
+    assert jobs.wait(120)
+    assert mlclient.jobs.get(created.name).status == "Completed"
+    assert [job.name for job in mlclient.jobs.list()] == [created.name]
     assert session.facts["retraining"] == {"submitted": created.name, "status": "succeeded"}
+
+
+@pytest.mark.slow
+def test_the_models_api_shows_the_mlflow_registry_and_its_stage_is_the_approval(context: JobContext, mlclient: Any) -> None:
+    from mlcompile.emulate.azureml.registry import ModelRegistry
+
+    workspace = context.workspace
+    workspace.arm.intercept = ModelRegistry(workspace).answer
+    name = f"model-{uuid.uuid4().hex[:6]}"  # the module's MLflow is shared
+    workspace.mlflow("POST", "registered-models/create", {"name": name})
+    run = workspace.start_run("unit", "register")
+    for _ in range(2):  # as the register step does it: a version of the model its run logged
+        workspace.mlflow("POST", "model-versions/create", {"name": name, "source": f"runs:/{run}/model", "run_id": run, "tags": [{"key": "domain", "value": "growth"}]})
+    assert sorted(m.version for m in mlclient.models.list(name)) == ["1", "2"]
+    assert mlclient.models.get(name, label="latest").version == "2"  # what azureml:<name>@latest resolves to
+    first = mlclient.models.get(name, version="1")
+    assert first.stage == "Development" and first.tags == {"domain": "growth"}
+    first.stage = "Production"  # the approval, through MLClient: the runtime's `production` alias
+    mlclient.models.create_or_update(first)
+    assert workspace.mlflow("GET", "registered-models/alias", query={"name": name, "alias": "production"})["model_version"]["version"] == "1"
+    assert mlclient.models.get(name, version="1").stage == "Production" and mlclient.models.get(name, version="2").stage == "Development"
 
 
 @pytest.mark.sdk

@@ -21,7 +21,7 @@ from mlcompile.emulate.containers import host_environment
 sys.path.insert(0, str(Path(__file__).parent))
 from emulate_services_support import alert_webhook, drift  # noqa: E402
 
-pytestmark = [pytest.mark.emulate, pytest.mark.slow]
+pytestmark = [pytest.mark.emulate, pytest.mark.slow, pytest.mark.timeout(1200)]  # a whole emulated system per example
 
 REPO = Path(__file__).resolve().parents[1]
 # the summary every emulated platform writes (emulate/summary.py)

@@ -107,12 +107,12 @@ class Registry:
             self._mlflow().set_registered_model_alias(self.model, PRODUCTION, version)
 
 
-def train_and_approve(session: Any, training: Path, runs: int, approve: bool, rerun: Callable[[], None] = lambda: None) -> None:
+def train_and_approve(session: Any, training: Path, runs: int, approve: bool, rerun: Callable[[], None] = lambda: None, registry: Any = None) -> None:
     """Run the training pipeline `runs` times (`rerun` first stages the data of the second
     and later runs). Under `approval: manual`, after each run that
     registered a new version: approve it (unless `approve` is off) and run the deploy
     pipeline, as a person does; the summary records each approval (facts `approved`)."""
-    registry = Registry(session)
+    registry = registry or Registry(session)
     manual = session.plan.registry.approval == "manual"
     for run in range(runs):
         if run == 1:
@@ -133,12 +133,12 @@ def train_and_approve(session: Any, training: Path, runs: int, approve: bool, re
             session.run_pipeline_file(deploy)
 
 
-def unapproved_reason(session: Any) -> str | None:
+def unapproved_reason(session: Any, registry: Any = None) -> str | None:
     """Why a batch or monitoring run would fail at once (None: it can run): under manual
     approval, no version has the `production` alias yet."""
     if session.plan.registry.approval != "manual":
         return None
-    registry = Registry(session)
+    registry = registry or Registry(session)
     if registry.approved() is not None:
         return None
     return f"no approved version of {registry.model}: approve one by giving it the alias '{PRODUCTION}'"

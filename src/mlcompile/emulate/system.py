@@ -133,22 +133,7 @@ def emulate(
         stage_fixtures(session, first)
         mlflow_ready()
         services = stack.enter_context(_platform_services(session))
-        for kind in kinds:
-            path = session.pipeline_file(kind)
-            if kind != "training":  # training's are for its later runs
-                stage_fixtures(session, later.get(kind, []))
-            if path is None:
-                continue
-            try:
-                if kind == "training":
-                    train_and_approve(session, path, runs, approve, rerun=lambda: stage_fixtures(session, later.get("training", [])))
-                elif (reason := unapproved_reason(session)) is not None:
-                    session.skipped[f"{plan.system}-{kind}"] = reason
-                    session.log(f"pipeline {plan.system}-{kind}: skipped ({reason})")
-                else:
-                    session.run_pipeline_file(path)
-            except PipelineError as exc:
-                raise UsageError(f"{path}: {exc}") from None
+        run_scheduled(session, kinds, later, runs, approve)
         if services is not None:  # a run submitted through the platform's API (retraining) ends before the summary
             services.wait(SUBMITTED_RUN_SECONDS)
         summary = summarize(session)
@@ -169,6 +154,28 @@ def emulation_inputs(spec: str, compilation: Any, only: tuple[str, ...]) -> tupl
     first = fixtures_for(plan, compilation.bundle, spec_dir, config.fixtures)
     later = {kind: fixtures_for(plan, compilation.bundle, spec_dir, config.restage[kind], fallback=False) for kind in kinds if kind in config.restage}
     return kinds, spec_dir, config, first, later
+
+
+def run_scheduled(session: Session, kinds: list[str], later: dict[str, list[Any]], runs: int, approve: bool, registry: Any = None) -> None:
+    """The pipelines of `kinds` as their schedules start them: training `runs` times (each new
+    version approved and deployed, see lifecycle.train_and_approve), then the others when a
+    version is approved. `registry`: the platform's (default: lifecycle.Registry)."""
+    for kind in kinds:
+        path = session.pipeline_file(kind)
+        if kind != "training":  # training's are for its later runs
+            stage_fixtures(session, later.get(kind, []))
+        if path is None:
+            continue
+        try:
+            if kind == "training":
+                train_and_approve(session, path, runs, approve, rerun=lambda: stage_fixtures(session, later.get("training", [])), registry=registry)
+            elif (reason := unapproved_reason(session, registry)) is not None:
+                session.skipped[f"{session.system}-{kind}"] = reason
+                session.log(f"pipeline {session.system}-{kind}: skipped ({reason})")
+            else:
+                session.run_pipeline_file(path)
+        except PipelineError as exc:
+            raise UsageError(f"{path}: {exc}") from None
 
 
 def _fresh_workdir(work: Path) -> Path:

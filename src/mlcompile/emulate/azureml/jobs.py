@@ -208,7 +208,7 @@ class _PipelineRun:
             outputs = self.prepare_outputs(node, spec, trial, self.job_folder(node, "trials", str(trial_.number)))
             literals = {name: Data("literal", "", value=value) for name, value in trial_.parameters.items()}
             result = run_command(self.context, f"{label}-trial-{trial_.number}", self.run_id, self.experiment, trial_node, trial, {**inputs, **literals}, outputs, parent_run=sweep_run)
-            trial_.outputs = outputs  # type: ignore[assignment]
+            trial_.outputs = outputs
             run_id = result.parameters.get("mlflow_run_id")
             trial_.history = self.context.workspace.metric_history(run_id, metric) if run_id else []
             trial_.metric = trial_.history[-1] if trial_.history else None
@@ -237,5 +237,5 @@ class _PipelineRun:
             return result, {}
         result.parameters.update(best_trial=best.number, best_parameters=best.parameters, **{metric: best.metric})
         for key, data in best.outputs.items():
-            result.artifacts[key] = {"uri": data.uri, "path": str(data.path), "type": data.type}  # type: ignore[union-attr]
-        return result, dict(best.outputs)  # type: ignore[arg-type]
+            result.artifacts[key] = {"uri": data.uri, "path": str(data.path), "type": data.type}
+        return result, dict(best.outputs)

@@ -9,14 +9,10 @@ deployments, the model version each serves and its share of traffic."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from mlcompile.emulate.azureml.registry import PRODUCTION_ALIAS, PRODUCTION_STAGE
+from mlcompile.emulate.azureml.registry import PRODUCTION_ALIAS
 from mlcompile.emulate.ir import FAILED, SUCCEEDED, PipelineResult, TaskResult
-
-APPROVER = "emulator"
-
 
 def client_environment(services: Any) -> Any:
     """This process's environment pointed at the workspace stand-in while MLClient is used
@@ -52,7 +48,8 @@ def deploy(session: Any, services: Any, why: str) -> None:
 
 class Registry:
     """The workspace's models, as a person reads and approves them: through MLflow's
-    registry API on the workspace's tracking server."""
+    registry API on the workspace's tracking server (emulate.lifecycle's approval loop
+    uses it as the platform's registry)."""
 
     def __init__(self, session: Any, services: Any) -> None:
         self.session, self.services, self.model = session, services, session.plan.registry.model
@@ -69,42 +66,6 @@ class Registry:
 
     def approve(self, version: str) -> None:
         self.services.workspace.mlflow("POST", "registered-models/alias", {"name": self.model, "alias": PRODUCTION_ALIAS, "version": version})
-
-
-def train_and_approve(session: Any, services: Any, training: Path, runs: int, approve: bool, rerun: Callable[[], None] = lambda: None) -> None:
-    """Run the training pipeline `runs` times; after each run that registered a new
-    version, under `approval: manual`, approve it (unless not `approve`) and run the
-    `<system>-deploy` pipeline job, as the approver submits it."""
-    registry = Registry(session, services)
-    manual = session.plan.registry.approval == "manual"
-    for run in range(runs):
-        if run == 1:
-            rerun()
-        before = registry.newest()
-        session.run_pipeline_file(training)
-        version = registry.newest()
-        if version is None or version == before:
-            continue  # the gate kept it out: nothing new to approve or roll out
-        if manual and not approve:
-            session.log(f"{registry.model} version {version}: left pending approval (--no-approve)")
-            continue
-        if not manual:
-            continue  # the training pipeline's own deploy-online rolled it out
-        registry.approve(version)
-        session.facts["approved"] = {"version": version, "by": APPROVER}
-        session.log(f"{registry.model} version {version}: approved (alias '{PRODUCTION_ALIAS}')")
-        rollout = session.pipeline_file("deploy")
-        if rollout is not None:
-            session.run_pipeline_file(rollout)
-
-
-def unapproved_reason(session: Any, services: Any) -> str | None:
-    if session.plan.registry.approval != "manual":
-        return None
-    registry = Registry(session, services)
-    if registry.approved() is not None:
-        return None
-    return f"no approved version of {registry.model}: approve one by giving it the alias '{PRODUCTION_ALIAS}' (its stage {PRODUCTION_STAGE})"
 
 
 def observe_endpoint(session: Any, services: Any) -> None:

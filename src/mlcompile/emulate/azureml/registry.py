@@ -85,11 +85,11 @@ class ModelRegistry:
 
     def versions(self, path: str, name: str, query: dict[str, list[str]]) -> list[dict[str, Any]]:
         found = sorted(self._all(name), key=lambda v: int(v["version"]), reverse=True)  # $orderBy=createdtime desc, the SDK's `@latest`
-        stage = (query.get("stage") or [None])[0]
+        stage = next(iter(query.get("stage") or []), None)
         listed = [self.version(path, v) for v in found]
         if stage:
             listed = [v for v in listed if v["properties"]["stage"].lower() == stage.lower()]
-        top = (query.get("$top") or [None])[0]
+        top = next(iter(query.get("$top") or []), None)
         return listed[: int(top)] if top else listed
 
     # -- ARM -> MLflow ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ MASTER_ADDR, MASTER_PORT, WORLD_SIZE, NODE_RANK, RANK and LOCAL_RANK."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -195,7 +196,7 @@ def run_command(
         return run_container(context.images, image, words, [], own, folder, own_log, timeout=timeout)
 
     try:
-        codes = run_all([lambda i=i: process(i) for i in range(len(processes))])
+        codes = run_all([functools.partial(process, index) for index in range(len(processes))])
     except UnmappedImage as exc:
         context.workspace.end_run(mlflow_run, False)
         return TaskResult(name, FAILED, reason=str(exc))

@@ -28,7 +28,7 @@ def _quantized(value: float, q: float) -> float:
 
 def sample_one(name: str, space: Mapping[str, Any], rng: random.Random) -> Any:
     kind = space.get("type")
-    low, high, q = space.get("min_value"), space.get("max_value"), space.get("q")
+    low, high, q = space.get("min_value", 0.0), space.get("max_value", 0.0), space.get("q", 1)
     if kind == "choice":
         return rng.choice(list(space["values"]))
     if kind == "randint":
@@ -69,7 +69,7 @@ class Trial:
     status: str = "pending"  # completed, failed, canceled (early termination)
     metric: float | None = None
     history: list[float] = field(default_factory=list)  # the primary metric as logged, in order
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)  # name -> steps.Data
     reason: str = ""
 
 
@@ -113,8 +113,8 @@ def terminated(trial: Trial, finished: Sequence[Trial], policy: Mapping[str, Any
 
 def best_trial(trials: Sequence[Trial], goal: str) -> Trial | None:
     """The completed trial with the best primary metric (the first among equals)."""
-    best = None
+    best, best_metric = None, 0.0
     for trial in trials:
-        if trial.status == "completed" and trial.metric is not None and (best is None or better(trial.metric, best.metric, goal)):
-            best = trial
+        if trial.status == "completed" and trial.metric is not None and (best is None or better(trial.metric, best_metric, goal)):
+            best, best_metric = trial, trial.metric
     return best

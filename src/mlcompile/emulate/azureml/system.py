@@ -23,7 +23,7 @@ from mlcompile.emulate.azureml import lifecycle
 from mlcompile.emulate.azureml.steps import JobContext
 from mlcompile.emulate.containers import Images
 from mlcompile.emulate.ir import PipelineError, PipelineResult
-from mlcompile.emulate.system import PARALLELISM, SUBMITTED_RUN_SECONDS, Session, stage_fixtures
+from mlcompile.emulate.system import PARALLELISM, SUBMITTED_RUN_SECONDS, Session, run_scheduled, stage_fixtures
 from mlcompile.errors import UsageError
 
 
@@ -78,22 +78,7 @@ def run(
         except PipelineError as exc:
             raise UsageError(str(exc)) from None
         lifecycle.deploy(session, services, "before the first scheduled run")
-        for kind in kinds:
-            path = session.pipeline_file(kind)
-            if kind != "training":
-                stage_fixtures(session, later.get(kind, []))
-            if path is None:
-                continue
-            try:
-                if kind == "training":
-                    lifecycle.train_and_approve(session, services, path, runs, approve, rerun=lambda: stage_fixtures(session, later.get("training", [])))
-                elif (reason := lifecycle.unapproved_reason(session, services)) is not None:
-                    session.skipped[f"{plan.system}-{kind}"] = reason
-                    session.log(f"pipeline {plan.system}-{kind}: skipped ({reason})")
-                else:
-                    session.run_pipeline_file(path)
-            except PipelineError as exc:
-                raise UsageError(f"{path}: {exc}") from None
+        run_scheduled(session, kinds, later, runs, approve, registry=lifecycle.Registry(session, services))
         services.wait(SUBMITTED_RUN_SECONDS)  # a job submitted through MLClient (retraining) ends before the summary
         lifecycle.observe_endpoint(session, services)
         summary = summarize(session)
