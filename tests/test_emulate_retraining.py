@@ -43,12 +43,12 @@ def _drifted_churn(tmp_path: Path, webhook_url: str) -> Path:
     return spec_dir / "mlcompile.yaml"
 
 
-def _emulate(spec: Path, profile: str, workdir: Path) -> tuple[dict, float]:
+def _emulate(spec: Path, profile: str, workdir: Path, only: tuple[str, ...] = ()) -> tuple[dict, float]:
     env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
     command = [sys.executable, "-m", "mlcompile", "run", str(spec), "--target", str(REPO / f"targets/{profile}.yaml"), "--emulate"]
     started = time.monotonic()
     done = subprocess.run(
-        [*command, "--only", "training", "--only", "monitoring", "--format", "json", "--workdir", str(workdir)],
+        [*command, *(f"--only={kind}" for kind in only), "--format", "json", "--workdir", str(workdir)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -72,7 +72,7 @@ def _assert_breach_retrained(summary: dict, received: list[bytes]) -> None:
 
 def test_a_drift_breach_on_kubeflow_submits_a_training_run_through_the_kfp_api_that_runs(tmp_path: Path, webhook: tuple[str, list[bytes]]) -> None:
     url, received = webhook
-    summary, seconds = _emulate(_drifted_churn(tmp_path, url), "kfp-gke", tmp_path / "emulate")
+    summary, seconds = _emulate(_drifted_churn(tmp_path, url), "kfp-gke", tmp_path / "emulate", only=("training", "monitoring"))
     _assert_breach_retrained(summary, received)
     # the id is the one the KFP API gave the run the trigger-retraining step created with kfp.Client
     submitted = summary["retraining"]["submitted"]
@@ -81,11 +81,23 @@ def test_a_drift_breach_on_kubeflow_submits_a_training_run_through_the_kfp_api_t
     print(f"emulated kfp-gke drift and retraining: {seconds:.1f} s")
 
 
-def test_a_drift_breach_on_vertex_submits_a_pipeline_job_that_runs(tmp_path: Path, webhook: tuple[str, list[bytes]]) -> None:
+def test_a_vertex_day_trains_from_bigquery_deploys_scores_and_a_drift_breach_submits_a_pipeline_job_that_runs(tmp_path: Path, webhook: tuple[str, list[bytes]]) -> None:
+    """The whole first day of the Vertex AI system (no --only): training reads the bq:// tables,
+    the emulator approves version 1, the deploy pipeline puts it on the endpoint, batch scores,
+    and monitoring on the drifted snapshots breaches and submits retraining."""
     url, received = webhook
     summary, seconds = _emulate(_drifted_churn(tmp_path, url), "gcp-prod", tmp_path / "emulate")
     _assert_breach_retrained(summary, received)
+    assert set(summary["pipelines"].values()) == {"succeeded"} and "churn-prediction-deploy" in summary["pipelines"]
     # the PipelineJob id trigger-retraining chose (pipeline, why, time) for PipelineJobs.create
     assert summary["retraining"]["submitted"].startswith("churn-prediction-training-breach-")
     assert summary["registered"]["registry"] == "vertex" and summary["registered"]["aliases"] == ["candidate"]
-    print(f"emulated gcp-prod drift and retraining: {seconds:.1f} s")
+    assert summary["approved"] == {"version": "1", "by": "emulator"}
+    # the Vertex AI endpoint's trafficSplit, read from the emulated Endpoints API: the approved version 1 takes all
+    assert summary["deployed"] == {"endpoint": "churn-scorer", "version": "1", "traffic": {"1": 100}}
+    assert summary["batch"]["rows"] > 0
+    tasks = summary["tasks"]["churn-prediction-training"]
+    # extract-features read the bq:// tables (parquet fixtures under bigquery/)
+    assert tasks["extract-features"] == "succeeded" and tasks["validate-data"] == "succeeded"
+    assert (tmp_path / "emulate/storage/bigquery/acme-growth-prod.crm.churn_labels.parquet").is_file()
+    print(f"emulated gcp-prod day with drift and retraining: {seconds:.1f} s")
