@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 KEYS = {"system", "profile", "platform", "status", "workdir", "pipelines", "skipped", "tasks", "failures", "gate", "registered", "approved", "deployed", "batch", "monitoring", "retraining", "seconds"}
 
 
-def _emulate(spec: Path, workdir: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+def _emulate(spec: Path, workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
-    command = [sys.executable, "-m", "mlcompile", "run", str(spec), "--target", str(REPO / "targets/azure-prod.yaml"), "--emulate", "--format", "json", "--workdir", str(workdir)]
+    command = [sys.executable, "-m", "mlcompile", "run", str(spec), "--target", str(REPO / "targets/azure-prod.yaml"), "--emulate", *args, "--format", "json", "--workdir", str(workdir)]
     started = time.monotonic()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     seconds = time.monotonic() - started
@@ -107,3 +107,19 @@ def test_card_fraud_sweeps_the_trainer_image_and_serves_the_best_trial(card_frau
     assert card_fraud["deployed"] == {"endpoint": "card-fraud", "version": "1", "traffic": {"1": 100}}
     assert card_fraud["batch"]["rows"] == _entities("examples/container-trainer/data/cards.csv")
     assert card_fraud["monitoring"]["breach"] is False
+
+
+def test_a_failing_gate_registers_nothing(tmp_path: Path) -> None:
+    """A gate the model cannot clear: the register step's guard reads the decision `false` and
+    skips (the job stays green, as Azure ML runs it); no model version is created."""
+    spec_dir = tmp_path / "churn"
+    shutil.copytree(REPO / "examples/churn", spec_dir, ignore=shutil.ignore_patterns(".mlcompile"))
+    text = (spec_dir / "mlcompile.yaml").read_text()
+    assert "{metric: roc_auc, min: 0.78}" in text
+    (spec_dir / "mlcompile.yaml").write_text(text.replace("{metric: roc_auc, min: 0.78}", "{metric: roc_auc, min: 0.999}"))
+    done, _ = _emulate(spec_dir / "mlcompile.yaml", tmp_path / "emulate", "--only", "training")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["gate"] == {"passed": False}
+    assert summary["tasks"]["churn-prediction-training"]["register"] == "skipped"
+    assert summary["registered"]["version"] is None and summary["approved"] is None and summary["deployed"]["version"] is None

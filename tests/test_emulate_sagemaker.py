@@ -28,9 +28,9 @@ SUMMARY_KEYS = {"system", "profile", "platform", "status", "workdir", "pipelines
 RETRAINING_KEYS = {"requested", "submitted", "status", "gate", "version", "tasks"}
 
 
-def emulate(spec: Path, workdir: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+def emulate(spec: Path, workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
-    command = [sys.executable, "-m", "mlcompile", "run", str(spec), "--target", str(REPO / "targets/aws-prod.yaml"), "--emulate", "--format", "json", "--workdir", str(workdir)]
+    command = [sys.executable, "-m", "mlcompile", "run", str(spec), "--target", str(REPO / "targets/aws-prod.yaml"), "--emulate", *args, "--format", "json", "--workdir", str(workdir)]
     started = time.monotonic()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     return done, time.monotonic() - started
@@ -110,3 +110,20 @@ def test_tuning_trials_get_string_hyperparameters_and_the_best_trial_is_register
         assert all(isinstance(value, str) for value in values.values()) and 7 <= int(values["max_leaf_nodes"]) <= 31
     assert summary["registered"]["version"] == "1" and summary["deployed"]["version"] == "1"
     assert summary["batch"]["rows"] and summary["monitoring"]["breach"] is False
+
+
+def test_a_failing_gate_registers_nothing(tmp_path: Path) -> None:
+    """A gate the model cannot clear: the pipeline's Condition step takes its else branch, whose
+    Fail step fails the execution as SageMaker does (so the run exits 1); no package is created."""
+    spec_dir = tmp_path / "churn"
+    shutil.copytree(REPO / "examples/churn", spec_dir, ignore=shutil.ignore_patterns(".mlcompile"))
+    text = (spec_dir / "mlcompile.yaml").read_text()
+    assert "{metric: roc_auc, min: 0.78}" in text
+    (spec_dir / "mlcompile.yaml").write_text(text.replace("{metric: roc_auc, min: 0.78}", "{metric: roc_auc, min: 0.999}"))
+    done, seconds = emulate(spec_dir / "mlcompile.yaml", tmp_path / "emulate", "--only", "training")
+    print(f"emulated aws-prod training with a failing gate: {seconds:.1f} s")
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["gate"] == {"passed": False}
+    assert summary["registered"]["version"] is None and summary["approved"] is None and summary["deployed"]["version"] is None
+    assert summary["pipelines"]["churn-prediction-training"] == "failed" and "churn-prediction-deploy" not in summary["pipelines"]
