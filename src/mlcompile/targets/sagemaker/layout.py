@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +58,10 @@ def fit(name: str, limit: int) -> str:
 
 def metric_definition(metric: str) -> dict[str, str]:
     """How SageMaker reads a metric from the training log: a line `<metric>=<value>` (what
-    mlcompile's SageMaker entry prints of the trainer's metrics file)."""
-    return {"Name": metric, "Regex": f"{metric}=([-+]?[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?)"}
+    mlcompile's SageMaker entry prints of the trainer's metrics file). The name is escaped and
+    must not continue a longer name (`val_roc_auc=` is not `roc_auc=`); the value is the
+    first group, as SageMaker takes it."""
+    return {"Name": metric, "Regex": f"(?:^|[^A-Za-z0-9_.-]){re.escape(metric)}=([-+]?[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?)"}
 
 
 def flag_values(args: tuple[str, ...] | list[str]) -> dict[str, str] | None:
