@@ -14,7 +14,7 @@ from mlcompile.plan.nodes import Plan
 from mlcompile.targets.base import OutputFile, deploy_pipeline, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import new_data_sensors
 from mlcompile.targets.sagemaker import bodies, feature_store
-from mlcompile.targets.sagemaker.layout import MAX_DEFINITION_CHARS, Layout
+from mlcompile.targets.sagemaker.layout import MAX_DEFINITION_CHARS, Layout, with_breach_retraining
 
 PIPELINE_DEFINITION = "sagemaker.pipeline_definition"
 STEP_CONFIG = "mlcompile.step_config"
@@ -34,7 +34,7 @@ def render(plan: Plan) -> list[OutputFile]:
     def add(path: str, kind: str, body: Any) -> None:
         files.append(OutputFile(path, kind, json_bytes(body)))
 
-    pipelines = list(plan.pipelines())
+    pipelines = [with_breach_retraining(plan, pipeline) for pipeline in plan.pipelines()]
     extra: dict[tuple[str, str], dict[str, Any]] = {}
     serving: dict[str, tuple[str, dict[str, Any]]] = {}
     if plan.online is not None:
@@ -85,15 +85,14 @@ def render(plan: Plan) -> list[OutputFile]:
         alarm = bodies.alert_alarm(plan, layout)
         add(f"alarms/{alarm['AlarmName']}.json", "cloudwatch.put_metric_alarm", alarm)
     for trigger in plan.triggers:
-        if trigger.kind == "monitoring_breach":
+        if trigger.kind == "monitoring_breach":  # the monitoring pipeline's step starts training; the alarm only tells
             alarm = bodies.breach_alarm(plan, trigger)
             add(f"alarms/{alarm['AlarmName']}.json", "cloudwatch.put_metric_alarm", alarm)
-        description = f"{trigger.kind.replace('_', ' ')} → starts {trigger.pipeline} (from {trigger.origin.path})"
-        if trigger.name in sensors:
-            description = f"new objects in source {trigger.source} → {sensors[trigger.name].name} starts {trigger.pipeline} once they are past its watermark (from {trigger.origin.path})"
+            continue
+        sensor = sensors[trigger.name].name
+        description = f"new objects in source {trigger.source} → {sensor} starts {trigger.pipeline} once they are past its watermark (from {trigger.origin.path})"
         add(f"rules/{trigger.name}.json", "events.put_rule", bodies.rule(plan, trigger.name, description, bodies.trigger_pattern(plan, trigger)))
-        started = sensors[trigger.name].name if trigger.name in sensors else trigger.pipeline
-        add(f"rules/{trigger.name}.targets.json", "events.put_targets", bodies.rule_targets(layout, trigger.name, started))
+        add(f"rules/{trigger.name}.targets.json", "events.put_targets", bodies.rule_targets(layout, trigger.name, sensor))
     if plan.online is not None and plan.online.requires_approval:
         name = f"{plan.system}-deploy-on-approval"
         description = f"a version of {plan.registry.model} is approved → starts {plan.system}-deploy"
