@@ -4,15 +4,13 @@ bucket}`), never looked up."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from mlcompile.plan.lower import RUNTIME_COMMAND
-from mlcompile.plan.nodes import ArtifactRef, Pipeline, Plan, Step
+from mlcompile.plan.nodes import ArtifactRef, Plan, Step
 
 # mlcompile's entry for container trainers (runtime/sagemaker_entry.py): a tuning image's
 # ENTRYPOINT, or a multi-instance job's ContainerEntrypoint before `--` and the command.
@@ -39,24 +37,6 @@ _FILE_OF_TYPE = {"dataset": "{name}.parquet", "model": "model.tar.gz", "metrics"
 PIPELINE_METRICS_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 BREACH_METRIC = "StepSucceeded"
 BREACH_STEP = "trigger-retraining"
-
-
-def with_breach_retraining(plan: Plan, pipeline: Pipeline) -> Pipeline:
-    """The monitoring pipeline with a trigger-retraining step on a breach whenever the spec
-    retrains on one: `retraining.on_drift` without `monitoring.on_breach: retrain` gives the
-    plan none, and on SageMaker that step is what starts training (through the API, debounced,
-    skipped while training runs), as it does for `on_breach: retrain`."""
-    retrains = any(t.kind == "monitoring_breach" for t in plan.triggers)
-    if not retrains or pipeline is not plan.monitoring_pipeline or any(s.kind == "trigger_retraining" for s in pipeline.steps):
-        return pipeline
-    checks = [s for s in pipeline.steps if s.run_if is None]
-    trigger = next(t for t in plan.triggers if t.kind == "monitoring_breach")
-    step = Step(
-        name=BREACH_STEP, kind="trigger_retraining", image=plan.runtime_image, command=(*RUNTIME_COMMAND, BREACH_STEP), args=(),
-        resources=checks[0].resources, depends_on=tuple(s.name for s in checks), inputs=(), outputs=(), params={"pipeline": trigger.pipeline},
-        run_if="breach", uses_user_container=False, origin=trigger.origin,
-    )  # fmt: skip
-    return dataclasses.replace(pipeline, steps=(*pipeline.steps, step))
 
 # SageMaker limits used by checks and render.
 MAX_DEFINITION_CHARS = 1_048_576

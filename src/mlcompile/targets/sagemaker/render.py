@@ -6,15 +6,17 @@ deploy)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from mlcompile.errors import SpecError
-from mlcompile.plan.nodes import Plan
+from mlcompile.plan.lower import RUNTIME_COMMAND
+from mlcompile.plan.nodes import Pipeline, Plan, Step
 from mlcompile.targets.base import OutputFile, deploy_pipeline, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import new_data_sensors
 from mlcompile.targets.sagemaker import bodies, feature_store
-from mlcompile.targets.sagemaker.layout import MAX_DEFINITION_CHARS, Layout, with_breach_retraining
+from mlcompile.targets.sagemaker.layout import BREACH_STEP, MAX_DEFINITION_CHARS, Layout
 
 PIPELINE_DEFINITION = "sagemaker.pipeline_definition"
 STEP_CONFIG = "mlcompile.step_config"
@@ -23,6 +25,24 @@ STEP_CONFIG = "mlcompile.step_config"
 def compact(definition: dict[str, Any]) -> str:
     """The definition as SageMaker receives it (deploy sends this string)."""
     return json.dumps(definition, sort_keys=True, separators=(",", ":"))
+
+
+def with_breach_retraining(plan: Plan, pipeline: Pipeline) -> Pipeline:
+    """The monitoring pipeline with a trigger-retraining step on a breach whenever the spec
+    retrains on one: `retraining.on_drift` without `monitoring.on_breach: retrain` gives the
+    plan none, and on SageMaker that step is what starts training (through the API, debounced,
+    skipped while training runs), as it does for `on_breach: retrain`."""
+    retrains = any(t.kind == "monitoring_breach" for t in plan.triggers)
+    if not retrains or pipeline is not plan.monitoring_pipeline or any(s.kind == "trigger_retraining" for s in pipeline.steps):
+        return pipeline
+    checks = [s for s in pipeline.steps if s.run_if is None]
+    trigger = next(t for t in plan.triggers if t.kind == "monitoring_breach")
+    step = Step(
+        name=BREACH_STEP, kind="trigger_retraining", image=plan.runtime_image, command=(*RUNTIME_COMMAND, BREACH_STEP), args=(),
+        resources=checks[0].resources, depends_on=tuple(s.name for s in checks), inputs=(), outputs=(), params={"pipeline": trigger.pipeline},
+        run_if="breach", uses_user_container=False, origin=trigger.origin,
+    )  # fmt: skip
+    return dataclasses.replace(pipeline, steps=(*pipeline.steps, step))
 
 
 def render(plan: Plan) -> list[OutputFile]:
