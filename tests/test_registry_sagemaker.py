@@ -178,3 +178,21 @@ def test_deploy_online_creates_the_endpoint_then_rolls_the_next_approved_version
     assert sagemaker.describe_endpoint(EndpointName="card-fraud")["EndpointConfigName"] == "card-fraud-v2"
     again = step_function("deploy_online")(config, {}, {})
     assert "already serves version 2" in again["note"]
+
+
+def test_deploying_the_version_the_endpoint_serves_leaves_its_package_untouched(build: dict[str, Any], aws: Path, train_set: str) -> None:
+    """Every UpdateModelPackage of an Approved package is a "SageMaker Model Package State
+    Change" event with ModelApprovalStatus Approved, which the build's deploy-on-approval rule
+    matches: the deploy it starts must change nothing, or each deploy would start the next."""
+    from mlcompile.runtime import step_function
+
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    arn = register(build, aws, "run-1", 0.8, train_set)
+    approve(arn)
+    step_function("deploy_online")(build["configs"]["deploy-online"], {}, {})  # records the endpoint: one event
+    recorded = sagemaker.describe_model_package(ModelPackageName=arn)
+    again = step_function("deploy_online")(build["configs"]["deploy-online"], {}, {})  # what that event starts
+    assert "already serves version 1" in again["note"]
+    after = sagemaker.describe_model_package(ModelPackageName=arn)
+    assert after["LastModifiedTime"] == recorded["LastModifiedTime"]
+    assert after["CustomerMetadataProperties"] == recorded["CustomerMetadataProperties"]

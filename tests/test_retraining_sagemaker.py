@@ -100,3 +100,50 @@ def test_a_burst_of_objects_starts_training_once(build: dict[str, Any], aws: Any
     waiting = sensor_tick(build, third, monkeypatch)
     assert waiting["submitted"] is None and waiting["active"] == training["PipelineExecutionArn"]
     assert len(aws.list_pipeline_executions(PipelineName=TRAINING)["PipelineExecutionSummaries"]) == 1
+
+
+MONITORING = "churn-prediction-monitoring"
+
+
+def breach_config(build: dict[str, Any]) -> dict[str, Any]:
+    return next(c for path, c in build.items() if path.startswith("configs/") and c.get("kind") == "trigger_retraining" and c["params"].get("when", "breach") == "breach")
+
+
+def test_a_breach_starts_training_from_the_monitoring_step_not_from_a_rule(build: dict[str, Any]) -> None:
+    """One path starts training on a breach: the monitoring pipeline's step. The alarm on that
+    step only tells (no action, no rule targets it), so nothing starts a second execution."""
+    assert breach_config(build)["platform_run"] == {"kind": "sagemaker.pipeline_execution", "pipeline": TRAINING, "sensor": MONITORING}
+    assert not [path for path in build if path.startswith("rules/") and "breach" in path]
+    alarm = build["alarms/churn-prediction-monitoring-breach.json"]
+    assert alarm["Dimensions"][1] == {"Name": "StepName", "Value": "trigger-retraining"}
+    assert not alarm.get("AlarmActions")
+
+
+def breach_tick(build: dict[str, Any], arn: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    from mlcompile.runtime import step_function
+
+    monkeypatch.setenv("MLCOMPILE_PIPELINE_RUN", arn)
+    return step_function("trigger_retraining")(breach_config(build), {}, {})
+
+
+def test_a_breach_starts_training_once_and_not_while_training_runs(build: dict[str, Any], aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    aws.create_pipeline(**build[f"pipelines/{MONITORING}.json"], PipelineDefinition=json.dumps(build[f"pipelines/{MONITORING}.definition.json"]))
+    first, second = (aws.start_pipeline_execution(PipelineName=MONITORING)["PipelineExecutionArn"] for _ in range(2))
+    executing(aws, first)
+    executing(aws, second)
+    later = breach_tick(build, second, monkeypatch)  # two monitoring executions overlap: the older decides
+    assert later["submitted"] is None and later["debounced"] == first
+    assert aws.list_pipeline_executions(PipelineName=TRAINING)["PipelineExecutionSummaries"] == []
+
+    started = breach_tick(build, first, monkeypatch)
+    (training,) = aws.list_pipeline_executions(PipelineName=TRAINING)["PipelineExecutionSummaries"]
+    assert started["submitted"] == training["PipelineExecutionArn"]
+
+    executing(aws, first, "Succeeded")
+    executing(aws, second, "Succeeded")
+    executing(aws, training["PipelineExecutionArn"])
+    third = aws.start_pipeline_execution(PipelineName=MONITORING)["PipelineExecutionArn"]
+    executing(aws, third)
+    waiting = breach_tick(build, third, monkeypatch)  # the next day's breach, training still running
+    assert waiting["submitted"] is None and waiting["active"] == training["PipelineExecutionArn"]
+    assert len(aws.list_pipeline_executions(PipelineName=TRAINING)["PipelineExecutionSummaries"]) == 1

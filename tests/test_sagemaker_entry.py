@@ -23,7 +23,7 @@ seen = {"argv": sys.argv[1:], "env": {k: v for k, v in os.environ.items() if k i
 with open(os.environ["SEEN"], "w") as handle:
     json.dump(seen, handle)
 with open(os.environ["MLCOMPILE_METRICS"], "w") as handle:
-    json.dump({"roc_auc": 0.8731, "accuracy": 0.9, "note": "not a number"}, handle)
+    json.dump(json.loads(os.environ.get("METRICS", '{"roc_auc": 0.8731, "accuracy": 0.9, "note": "not a number"}')), handle)
 sys.exit(int(os.environ.get("FAIL", "0")))
 """
 
@@ -52,6 +52,23 @@ def test_a_tuning_trial_gets_its_values_as_arguments_and_json_and_reports_the_ob
     (objective,) = re.findall(metric_definition("roc_auc")["Regex"], done.stdout)
     assert float(objective[0]) == 0.8731
     assert re.findall(metric_definition("accuracy")["Regex"], done.stdout)[0][0] == "0.9"
+
+
+def matched(metric: str, log: str) -> list[str]:
+    """What SageMaker reads of `metric` from a training log: its definition's regex searched in
+    each line, the first group of each match."""
+    regex = re.compile(metric_definition(metric)["Regex"])
+    return [found.group(1) for line in log.splitlines() if (found := regex.search(line))]
+
+
+def test_a_metric_definition_matches_only_its_own_name(tmp_path: Path) -> None:
+    # names that contain the objective's name, before or after it, and one with a regex character
+    metrics = {"val_roc_auc": 0.51, "roc_auc": 0.8731, "roc_auc_train": 0.99, "train.roc_auc": 0.97, "f1.macro": 0.6, "f1xmacro": 0.1}
+    done, _ = start(tmp_path, {"mlcompile_command": json.dumps(["python", "trainer.py"])}, ["train"], METRICS=json.dumps(metrics))
+    assert done.returncode == 0, done.stderr
+    assert matched("roc_auc", done.stdout) == ["0.8731"]
+    assert matched("val_roc_auc", done.stdout) == ["0.51"]
+    assert matched("f1.macro", done.stdout) == ["0.6"]
 
 
 def test_each_instance_of_a_multi_instance_job_gets_its_rank(tmp_path: Path) -> None:

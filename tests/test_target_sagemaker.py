@@ -74,8 +74,8 @@ def test_a_build_lists_every_file_with_its_kind(builds: dict[str, Path]) -> None
     assert kinds["serving/scaling-policy.json"] == "application-autoscaling.put_scaling_policy"
     assert kinds["schedules/churn-prediction-retraining.json"] == "scheduler.create_schedule"
     assert kinds["alarms/churn-prediction-monitoring-breach.json"] == "cloudwatch.put_metric_alarm"
-    assert kinds["rules/churn-prediction-retrain-on-breach.json"] == "events.put_rule"
-    assert kinds["rules/churn-prediction-retrain-on-breach.targets.json"] == "events.put_targets"
+    assert kinds["rules/churn-prediction-retrain-on-new-data.json"] == "events.put_rule"
+    assert kinds["rules/churn-prediction-retrain-on-new-data.targets.json"] == "events.put_targets"
     assert {k for p, k in kinds.items() if p.startswith("configs/")} == {"mlcompile.step_config"}
     assert kinds["feature-store/customer_activity.json"] == "sagemaker.create_feature_group"
     # training, batch scoring, monitoring, deploy-on-approval (manual approval), one
@@ -260,7 +260,7 @@ def test_each_duty_runs_as_its_own_role(builds: dict[str, Path]) -> None:
     assert training["extract-features"]["Arguments"]["RoleArn"] == ROLE
     assert load(folder, "serving/model.json")["ExecutionRoleArn"] == "arn:aws:iam::123456789012:role/SageMakerEndpointServing"
     assert load(folder, "schedules/churn-prediction-retraining.json")["Target"]["RoleArn"] == SCHEDULERS
-    assert {t["RoleArn"] for t in load(folder, "rules/churn-prediction-retrain-on-breach.targets.json")["Targets"]} == {SCHEDULERS}
+    assert {t["RoleArn"] for t in load(folder, "rules/churn-prediction-retrain-on-new-data.targets.json")["Targets"]} == {SCHEDULERS}
     assert load(folder, "feature-store/customer_activity.json")["RoleArn"] == "arn:aws:iam::123456789012:role/SageMakerFeatureStoreOffline"
 
 
@@ -338,16 +338,14 @@ def test_monitoring_runs_the_runtime_checks_and_signals_a_breach(builds: dict[st
     assert inputs == {"config", "drift", "performance"}
 
 
-def test_a_breach_starts_training_through_an_alarm_and_a_rule(builds: dict[str, Path]) -> None:
+def test_a_breach_is_told_by_an_alarm_on_the_step_that_starts_training(builds: dict[str, Path]) -> None:
     folder = builds["churn"]
     alarm = load(folder, "alarms/churn-prediction-monitoring-breach.json")
     # SageMaker Pipelines' own step metric: trigger-retraining runs (and succeeds) only on a breach
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == ("AWS/Sagemaker/ModelBuildingPipeline", "StepSucceeded", 1.0)
     assert alarm["Dimensions"] == [{"Name": "PipelineName", "Value": "churn-prediction-monitoring"}, {"Name": "StepName", "Value": "trigger-retraining"}]
-    rule = load(folder, "rules/churn-prediction-retrain-on-breach.json")
-    assert json.loads(rule["EventPattern"])["detail"] == {"alarmName": ["churn-prediction-monitoring-breach"], "state": {"value": ["ALARM"]}}
-    targets = load(folder, "rules/churn-prediction-retrain-on-breach.targets.json")["Targets"]
-    assert targets[0]["Arn"] == "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/churn-prediction-training"
+    # the step starts training itself (test_retraining_sagemaker.py): no rule starts a second execution
+    assert not list(folder.glob("rules/*breach*"))
     # on_breach: alert (batch-scoring, ranker-gpu): no breach alarm, no retraining rule (only the email alerts' alarm)
     assert [p.name for p in builds["batch-scoring"].glob("alarms/*")] == ["invoice-late-payment-monitoring-alert.json"]
     assert not list(builds["batch-scoring"].glob("rules/*retrain*"))
@@ -548,15 +546,21 @@ def test_checking_imports_no_cloud_sdk() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_retraining_on_drift_without_on_breach_retrain_watches_the_alert_step(tmp_path: Path) -> None:
-    """batch-scoring alerts on a breach; with retraining.on_drift the alert step's success is the signal."""
+def test_retraining_on_drift_without_on_breach_retrain_gets_the_step_that_starts_training(tmp_path: Path) -> None:
+    """batch-scoring alerts on a breach; with retraining.on_drift its monitoring pipeline also
+    runs trigger-retraining on a breach (the one path that starts training, skipping while a
+    training execution runs), which the breach alarm watches; no rule starts training."""
     text = example_text("batch-scoring", ('  schedule: "0 3 * * 0"        # weekly', '  on_drift: true\n  schedule: "0 3 * * 0"        # weekly'))
     plan, profile = plan_of_text(text, tmp_path)
     assert problems(plan) == {}
     folder = write(plan, profile, tmp_path / "out")
     alarm = load(folder, "alarms/invoice-late-payment-monitoring-breach.json")
-    assert alarm["Dimensions"] == [{"Name": "PipelineName", "Value": "invoice-late-payment-monitoring"}, {"Name": "StepName", "Value": "alert"}]
-    assert (folder / "rules/invoice-late-payment-retrain-on-breach.targets.json").is_file()
+    assert alarm["Dimensions"] == [{"Name": "PipelineName", "Value": "invoice-late-payment-monitoring"}, {"Name": "StepName", "Value": "trigger-retraining"}]
+    assert not list(folder.glob("rules/*breach*"))
+    steps = steps_of(load(folder, "pipelines/invoice-late-payment-monitoring.definition.json"))
+    assert [s["Name"] for s in steps["breach"]["Arguments"]["IfSteps"]] == ["alert", "trigger-retraining"]
+    config = next(c for c in (load(folder, str(p.relative_to(folder))) for p in folder.glob("configs/*.json")) if c["kind"] == "trigger_retraining")
+    assert config["platform_run"]["pipeline"] == "invoice-late-payment-training"
 
 
 def test_replace_rollout_and_gpu_autoscaling() -> None:

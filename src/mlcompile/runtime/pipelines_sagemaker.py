@@ -1,12 +1,14 @@
-"""Starting a SageMaker pipeline from inside one: the new-data sensor's trigger-retraining step
-(`platform_run` kind `sagemaker.pipeline_execution` of its config, rendered by the sagemaker
-target), through boto3's StartPipelineExecution.
+"""Starting a SageMaker pipeline from inside one: the trigger-retraining step of the new-data
+sensor and of the monitoring pipeline (on a breach) — `platform_run` kind
+`sagemaker.pipeline_execution` of its config, rendered by the sagemaker target —, through
+boto3's StartPipelineExecution.
 
 Debounced: S3 sends one event per object, and each starts the sensor pipeline, so a burst of
-files starts a burst of sensor executions. Only the oldest sensor execution still running
-decides; a later one that finds it running stops there (its files are that one's new rows, or
-the next event's). The decider starts training only when the watermark moved and no training
-execution is running, and advances the watermark after the start (retraining.py)."""
+files starts a burst of sensor executions. Only the oldest execution still running of the
+step's own pipeline (`sensor`) decides; a later one that finds it running stops there (its
+files are that one's new rows, or the next event's; overlapping monitoring executions saw the
+same endpoint). The decider starts training only when no training execution is running (and,
+for new data, the watermark moved; it advances the watermark after the start: retraining.py)."""
 
 from __future__ import annotations
 

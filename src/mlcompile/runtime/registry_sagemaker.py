@@ -117,10 +117,14 @@ class SageMakerRegistry:
     def _update_metadata(self, arn: str, changes: Mapping[str, str], **update: Any) -> None:
         """UpdateModelPackage with the package's whole metadata and its approval status: SageMaker
         leaves out what it is not given, but moto replaces the map and clears the status, so both
-        end in the same state."""
+        end in the same state. Nothing is sent when nothing changes: an update of an Approved
+        package is a state-change event the deploy-on-approval rule matches, so a deploy that
+        rewrote what it found would start the next deploy, forever."""
         current = self._describe(arn)
-        update.setdefault("ModelApprovalStatus", current.get("ModelApprovalStatus"))
         metadata = {**(current.get("CustomerMetadataProperties") or {}), **changes}
+        if not update and metadata == (current.get("CustomerMetadataProperties") or {}):
+            return
+        update.setdefault("ModelApprovalStatus", current.get("ModelApprovalStatus"))
         self.client.update_model_package(ModelPackageArn=arn, CustomerMetadataProperties=metadata, **{k: v for k, v in update.items() if v})
 
     def set_aliases(self, model: str, version: str, aliases: list[str]) -> None:

@@ -7,8 +7,9 @@ the run itself, through the platform's API (mlcompile.targets.kfp_ir.submit), un
 the training pipeline is still active; the submitted run id is the step's result and its
 `retraining` output (`{"submitted": id or null, …}`).
 
-An event-started sensor (SageMaker's, one execution per S3 object: `platform_run.sensor`) is
-debounced first: while an earlier execution of the sensor runs, a later one submits nothing.
+A step whose config names its own pipeline (`platform_run.sensor`: SageMaker's event-started
+new-data sensor, one execution per S3 object, and its monitoring pipeline) is debounced first:
+while an earlier execution of that pipeline runs, a later one submits nothing.
 The new-data sensor keeps a watermark of its source (newest timestamp and row count) in the
 pipeline root: it submits only when the source moved past it, and advances it only after a
 successful submit, so a skipped or failed tick is retried by the next one. Its first tick

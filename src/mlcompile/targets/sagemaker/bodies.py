@@ -11,7 +11,7 @@ from typing import Any
 from mlcompile.plan.nodes import OnlineEndpoint, Plan, Schedule, Trigger
 from mlcompile.targets.base import resource_labels
 from mlcompile.targets.sagemaker.cron import aws_cron
-from mlcompile.targets.sagemaker.layout import BREACH_METRIC, PIPELINE_METRICS_NAMESPACE, Layout, breach_step, fit
+from mlcompile.targets.sagemaker.layout import BREACH_METRIC, BREACH_STEP, PIPELINE_METRICS_NAMESPACE, Layout, fit
 
 # Filled in at deploy time by the deploy-online step, once a version is approved.
 MODEL_PACKAGE_ARN = "${ModelPackageArn}"
@@ -252,10 +252,10 @@ def _step_succeeded_alarm(plan: Plan, name: str, step: str, description: str) ->
 
 
 def breach_alarm(plan: Plan, trigger: Trigger) -> dict[str, Any]:
-    """Watches the trigger-retraining step (or, without it, the alert step); a rule starts training on it."""
-    step = breach_step(plan)
-    assert step is not None
-    return _step_succeeded_alarm(plan, f"{plan.system}-monitoring-breach", step, f"monitoring of {plan.system} found drift or a performance drop: starts {trigger.pipeline}")
+    """Watches the trigger-retraining step, which runs only on a breach: a notification, with no
+    action and no rule on it (the step itself starts training, or says why it did not)."""
+    description = f"monitoring of {plan.system} found drift or a performance drop: its {BREACH_STEP} step starts {trigger.pipeline} unless an execution of it is running"
+    return _step_succeeded_alarm(plan, f"{plan.system}-monitoring-breach", BREACH_STEP, description)
 
 
 def email_recipients(plan: Plan) -> list[str]:
@@ -304,12 +304,7 @@ def rule_targets(layout: Layout, rule_name: str, pipeline: str) -> dict[str, Any
 
 
 def trigger_pattern(plan: Plan, trigger: Trigger) -> dict[str, Any]:
-    if trigger.kind == "monitoring_breach":
-        return {
-            "source": ["aws.cloudwatch"],
-            "detail-type": ["CloudWatch Alarm State Change"],
-            "detail": {"alarmName": [f"{plan.system}-monitoring-breach"], "state": {"value": ["ALARM"]}},
-        }
+    """A new-data trigger's S3 events (a breach starts training from the monitoring pipeline)."""
     source = next(s for s in plan.features.sources if s.name == trigger.source)
     bucket, _, key = source.uri.removeprefix("s3://").partition("/")
     return {

@@ -22,7 +22,7 @@ from mlcompile.secrets import env_name
 from mlcompile.targets.base import unsupported
 from mlcompile.targets.sagemaker import feature_store
 from mlcompile.targets.sagemaker.bodies import canary_instances, canary_traffic_percent
-from mlcompile.targets.sagemaker.layout import COMMAND_HYPERPARAMETER, HYPERPARAMETERS_FILE, TRAINER_ENTRY, breach_step, flag_values
+from mlcompile.targets.sagemaker.layout import COMMAND_HYPERPARAMETER, HYPERPARAMETERS_FILE, TRAINER_ENTRY, flag_values
 from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron
 
 TARGET = "sagemaker"
@@ -75,8 +75,6 @@ def check(plan: Plan) -> list[Diagnostic]:
         except CronNotExpressible as exc:
             refuse(schedule.origin, f"schedule '{schedule.cron}' has no EventBridge Scheduler equivalent: {exc}", "restrict only one of day-of-month and day-of-week, without steps in day-of-week")
     for trigger in plan.triggers:
-        if trigger.kind == "monitoring_breach" and breach_step(plan) is None:
-            refuse(trigger.origin, "a breach must start training, but the monitoring pipeline runs no step on a breach for the alarm to watch", "set monitoring.on_breach: retrain, or add monitoring.alerts")
         if trigger.kind == "new_data":
             source = next((s for s in plan.features.sources if s.name == trigger.source), None)
             if source is None or not source.uri.startswith("s3://"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,17 +32,11 @@ _FILE_OF_TYPE = {"dataset": "{name}.parquet", "model": "model.tar.gz", "metrics"
 # SageMaker Pipelines publishes step metrics (StepStarted/StepSucceeded/StepFailed…, by
 # PipelineName and StepName) in this namespace. The monitoring pipeline runs its
 # trigger-retraining step only on a breach, so that step succeeding *is* the breach signal the
-# alarm watches: no metric for the runtime to publish.
+# breach alarm watches (a notification: the step itself starts training): no metric for the
+# runtime to publish.
 PIPELINE_METRICS_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 BREACH_METRIC = "StepSucceeded"
-
-
-def breach_step(plan: Plan) -> str | None:
-    """The monitoring step that runs only on a breach and whose success the alarm watches."""
-    if plan.monitoring_pipeline is None:
-        return None
-    steps = {s.kind: s.name for s in plan.monitoring_pipeline.steps if s.run_if == "breach"}
-    return steps.get("trigger_retraining") or steps.get("alert")
+BREACH_STEP = "trigger-retraining"
 
 # SageMaker limits used by checks and render.
 MAX_DEFINITION_CHARS = 1_048_576
@@ -57,8 +52,10 @@ def fit(name: str, limit: int) -> str:
 
 def metric_definition(metric: str) -> dict[str, str]:
     """How SageMaker reads a metric from the training log: a line `<metric>=<value>` (what
-    mlcompile's SageMaker entry prints of the trainer's metrics file)."""
-    return {"Name": metric, "Regex": f"{metric}=([-+]?[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?)"}
+    mlcompile's SageMaker entry prints of the trainer's metrics file). The name is escaped and
+    must not continue a longer name (`val_roc_auc=` is not `roc_auc=`); the value is the
+    first group, as SageMaker takes it."""
+    return {"Name": metric, "Regex": f"(?:^|[^A-Za-z0-9_.-]){re.escape(metric)}=([-+]?[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?)"}
 
 
 def flag_values(args: tuple[str, ...] | list[str]) -> dict[str, str] | None:

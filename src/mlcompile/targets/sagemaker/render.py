@@ -6,15 +6,17 @@ deploy)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from mlcompile.errors import SpecError
-from mlcompile.plan.nodes import Plan
+from mlcompile.plan.lower import RUNTIME_COMMAND
+from mlcompile.plan.nodes import Pipeline, Plan, Step
 from mlcompile.targets.base import OutputFile, deploy_pipeline, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import new_data_sensors
 from mlcompile.targets.sagemaker import bodies, feature_store
-from mlcompile.targets.sagemaker.layout import MAX_DEFINITION_CHARS, Layout
+from mlcompile.targets.sagemaker.layout import BREACH_STEP, MAX_DEFINITION_CHARS, Layout
 
 PIPELINE_DEFINITION = "sagemaker.pipeline_definition"
 STEP_CONFIG = "mlcompile.step_config"
@@ -23,6 +25,24 @@ STEP_CONFIG = "mlcompile.step_config"
 def compact(definition: dict[str, Any]) -> str:
     """The definition as SageMaker receives it (deploy sends this string)."""
     return json.dumps(definition, sort_keys=True, separators=(",", ":"))
+
+
+def with_breach_retraining(plan: Plan, pipeline: Pipeline) -> Pipeline:
+    """The monitoring pipeline with a trigger-retraining step on a breach whenever the spec
+    retrains on one: `retraining.on_drift` without `monitoring.on_breach: retrain` gives the
+    plan none, and on SageMaker that step is what starts training (through the API, debounced,
+    skipped while training runs), as it does for `on_breach: retrain`."""
+    retrains = any(t.kind == "monitoring_breach" for t in plan.triggers)
+    if not retrains or pipeline is not plan.monitoring_pipeline or any(s.kind == "trigger_retraining" for s in pipeline.steps):
+        return pipeline
+    checks = [s for s in pipeline.steps if s.run_if is None]
+    trigger = next(t for t in plan.triggers if t.kind == "monitoring_breach")
+    step = Step(
+        name=BREACH_STEP, kind="trigger_retraining", image=plan.runtime_image, command=(*RUNTIME_COMMAND, BREACH_STEP), args=(),
+        resources=checks[0].resources, depends_on=tuple(s.name for s in checks), inputs=(), outputs=(), params={"pipeline": trigger.pipeline},
+        run_if="breach", uses_user_container=False, origin=trigger.origin,
+    )  # fmt: skip
+    return dataclasses.replace(pipeline, steps=(*pipeline.steps, step))
 
 
 def render(plan: Plan) -> list[OutputFile]:
@@ -34,7 +54,7 @@ def render(plan: Plan) -> list[OutputFile]:
     def add(path: str, kind: str, body: Any) -> None:
         files.append(OutputFile(path, kind, json_bytes(body)))
 
-    pipelines = list(plan.pipelines())
+    pipelines = [with_breach_retraining(plan, pipeline) for pipeline in plan.pipelines()]
     extra: dict[tuple[str, str], dict[str, Any]] = {}
     serving: dict[str, tuple[str, dict[str, Any]]] = {}
     if plan.online is not None:
@@ -85,15 +105,14 @@ def render(plan: Plan) -> list[OutputFile]:
         alarm = bodies.alert_alarm(plan, layout)
         add(f"alarms/{alarm['AlarmName']}.json", "cloudwatch.put_metric_alarm", alarm)
     for trigger in plan.triggers:
-        if trigger.kind == "monitoring_breach":
+        if trigger.kind == "monitoring_breach":  # the monitoring pipeline's step starts training; the alarm only tells
             alarm = bodies.breach_alarm(plan, trigger)
             add(f"alarms/{alarm['AlarmName']}.json", "cloudwatch.put_metric_alarm", alarm)
-        description = f"{trigger.kind.replace('_', ' ')} → starts {trigger.pipeline} (from {trigger.origin.path})"
-        if trigger.name in sensors:
-            description = f"new objects in source {trigger.source} → {sensors[trigger.name].name} starts {trigger.pipeline} once they are past its watermark (from {trigger.origin.path})"
+            continue
+        sensor = sensors[trigger.name].name
+        description = f"new objects in source {trigger.source} → {sensor} starts {trigger.pipeline} once they are past its watermark (from {trigger.origin.path})"
         add(f"rules/{trigger.name}.json", "events.put_rule", bodies.rule(plan, trigger.name, description, bodies.trigger_pattern(plan, trigger)))
-        started = sensors[trigger.name].name if trigger.name in sensors else trigger.pipeline
-        add(f"rules/{trigger.name}.targets.json", "events.put_targets", bodies.rule_targets(layout, trigger.name, started))
+        add(f"rules/{trigger.name}.targets.json", "events.put_targets", bodies.rule_targets(layout, trigger.name, sensor))
     if plan.online is not None and plan.online.requires_approval:
         name = f"{plan.system}-deploy-on-approval"
         description = f"a version of {plan.registry.model} is approved → starts {plan.system}-deploy"

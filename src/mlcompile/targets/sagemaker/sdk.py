@@ -145,20 +145,24 @@ class _PipelineBuilder:
     def config_input(self, step: Step) -> tuple[str, str]:
         """(S3 URI, key) of the step's runtime config, uploaded by deploy."""
         config = {**step_config(self.plan, self.step_params(step)), "platform": self.layout.platform_section()}
-        if step.kind == "trigger_retraining" and step.params.get("when") == "new_data":
-            config.update(self.sensor_run(step))
+        if step.kind == "trigger_retraining":
+            config.update(self.retraining_run(step))
         key = config_key(config)
         self.configs[key] = config
         return self.layout.config_uri(key), key
 
-    def sensor_run(self, step: Step) -> dict[str, Any]:
-        """A new-data sensor's config: its source, the training pipeline it starts, itself (its
-        executions are debounced) and its watermark."""
+    def retraining_run(self, step: Step) -> dict[str, Any]:
+        """A trigger-retraining step's config: the training pipeline it starts through
+        StartPipelineExecution and its own pipeline (`sensor`: executions of it are debounced,
+        the oldest running one decides); a new-data sensor's also its source and watermark."""
         from mlcompile.plan.serialize import plan_to_data
 
+        run = {"kind": "sagemaker.pipeline_execution", "pipeline": step.params["pipeline"], "sensor": self.pipeline.name}
+        if step.params.get("when") != "new_data":  # the monitoring pipeline's, on a breach
+            return {"platform_run": run}
         source = step.params["source"]
         sources = [{k: v for k, v in s.items() if k != "origin"} for s in plan_to_data(self.plan)["features"]["sources"] if s["name"] == source]
-        run = {"kind": "sagemaker.pipeline_execution", "pipeline": step.params["pipeline"], "sensor": self.pipeline.name, "watermark": f"{self.layout.prefix}/watermarks/{self.pipeline.name}.json"}
+        run["watermark"] = f"{self.layout.prefix}/watermarks/{self.pipeline.name}.json"
         return {"features": {"sources": sources, "views": []}, "platform_run": run}
 
     def output_uri(self, step: Step, output: str) -> Any:
