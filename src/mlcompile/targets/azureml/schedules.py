@@ -107,7 +107,7 @@ def render_monitor(plan: Plan) -> list[OutputFile]:
     if "categorical" in kinds:
         thresholds["categorical"] = CategoricalDriftMetrics(**{str(metrics["categorical"]): monitoring.drift_threshold})
     reference = ReferenceData(
-        input_data=Input(type="uri_folder", path=f"azureml:{TRAINING_DATA_ASSET.format(system=plan.system)}@latest"),
+        input_data=Input(type="mltable", path=f"azureml:{TRAINING_DATA_ASSET.format(system=plan.system)}@latest"),
         data_context="training",
     )
     production = None
