@@ -117,6 +117,7 @@ def test_the_monitor_reads_the_collected_inputs_of_the_slot_it_watches() -> None
     assert signal.production_data.data_context == "model_inputs"
 
 
+@pytest.mark.slow  # starts the server process (~5 s on a loaded machine)
 def test_the_serving_command_collects_on_azure(model_dir: Path, sidecar: Any) -> None:
     from test_runtime_serve import free_port, http
 
