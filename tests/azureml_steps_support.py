@@ -72,7 +72,7 @@ def run_node(job: Any, node: str, inputs: dict[str, Path], workdir: Path, env: d
     for name, output in (component.outputs or {}).items():
         folder = workdir / node / name
         folder.mkdir(parents=True, exist_ok=True)
-        outputs[name] = folder if output.type == "uri_folder" else folder / name
+        outputs[name] = folder if output.type in ("uri_folder", "mltable") else folder / name  # Azure ML mounts an mltable output as a folder
 
     def substitute(match: re.Match[str]) -> str:
         kind, name = match.groups()

@@ -221,6 +221,7 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     from starlette.routing import Route
 
     from mlcompile import __version__
+    from mlcompile.runtime.collect_azureml import collection_from_env
     from mlcompile.runtime.io import DataError
     from mlcompile.runtime.online import config_from_env, reader_for
 
@@ -240,6 +241,7 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
     timeout = float(env[ENV_TIMEOUT]) if env.get(ENV_TIMEOUT) else None
     limit = int(env.get(ENV_MAX_BODY) or DEFAULT_MAX_BODY)
     by_proba = proba_decides(model)
+    collection = collection_from_env(env)  # Azure ML's model monitor reads what this logs
 
     lock = threading.Lock()
     serial = online is not None and online.get("kind") not in CONCURRENT_READERS
@@ -270,9 +272,12 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
         predictions: list[Any] = [None] * len(given)
         scores: list[Any] = [None] * len(given)
         if assembled.rows:
-            scored = score(model, meta, model_input(assembled.rows, features), by_proba)
+            frame = model_input(assembled.rows, features)
+            scored = score(model, meta, frame, by_proba)
             for index, prediction, value in zip(assembled.scored, *scored):
                 predictions[index], scores[index] = prediction, value
+            if collection is not None:
+                collection.collect(frame, [predictions[i] for i in assembled.scored], [scores[i] for i in assembled.scored])
         notes: dict[str, Any] = {}
         if any(assembled.missing):
             notes["missing"] = assembled.missing

@@ -46,6 +46,10 @@ IO_TYPES = {"dataset": "uri_folder", "model": "uri_folder", "metrics": "uri_file
 CONTAINER_INPUT_ENV = {"train": ENV_TRAIN_DATA, "test": ENV_TEST_DATA, "report": ENV_VALIDATION_REPORT}
 CONTAINER_OUTPUT_ENV = {"model": ENV_MODEL_DIR, "metrics": ENV_METRICS}
 TRAINING_DATA_ASSET = "{system}-training-data"
+# the model monitor's reference data, as Azure ML monitoring reads it: an MLTable, here a copy
+# of the training set extract_features writes with the MLTable file that describes it
+REFERENCE_OUTPUT = "reference"
+REFERENCE_MLTABLE = "paths:\n  - file: ./train.parquet\ntransformations:\n  - read_parquet\n"
 # run_if: exit 0 (run the step) when any of the decision files given as arguments says true,
 # SKIP when every one of them says false; a missing file or one without a true/false
 # decision ends in a traceback (exit 1): the step fails, it is never taken for "skipped"
@@ -186,6 +190,13 @@ def output_binding(name: str, artifact_type: str, io_type: str) -> str:
     return placeholder
 
 
+def _with_reference(command: str, train: str) -> str:
+    """The command, then the monitor's reference data written from the training set it wrote."""
+    reference = "${{outputs.%s}}" % REFERENCE_OUTPUT
+    copy, describe = shlex.quote(f"{reference}/train.parquet"), shlex.quote(f"{reference}/MLTable")
+    return f"{command} && cp {shlex.quote(train)} {copy} && printf %s {shlex.quote(REFERENCE_MLTABLE)} > {describe}"
+
+
 def _guarded(command: str, step: Step, decisions: list[str]) -> str:
     if not decisions:
         return command
@@ -238,6 +249,10 @@ def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tup
         bindings_out[artifact.name] = output_binding(artifact.name, artifact.type, io_type)
     if done:
         outputs["done"] = Output(type="uri_folder")
+    command = _command(plan, step, bindings_in, bindings_out, tuned, config)
+    if step.kind == "extract_features":
+        outputs[REFERENCE_OUTPUT] = Output(type="mltable")
+        command = _with_reference(command, bindings_out["train"])
     distributed: dict[str, Any] = {}
     if step.resources.replicas > 1:
         # one process per node: the trainer's launcher starts one worker per accelerator
@@ -255,7 +270,7 @@ def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tup
         version="1",
         display_name=step.name,
         description=f"mlcompile step {step.name} ({step.kind}) of {pipeline.name}",
-        command=_guarded(_command(plan, step, bindings_in, bindings_out, tuned, config), step, ["${{inputs.%s}}" % name for name in sorted(gating)]),
+        command=_guarded(command, step, ["${{inputs.%s}}" % name for name in sorted(gating)]),
         environment=Environment(image=step.image),
         environment_variables=environment_variables,
         inputs=inputs or None,
@@ -365,7 +380,7 @@ def build_pipeline_job(plan: Plan, pipeline: Pipeline, *, on_cluster: bool = Fal
                 uri = str(step.params["output_uri"])
                 node.outputs.scores = Output(type=scores_type(step), path=uri, mode="rw_mount")
             if step.kind == "extract_features":
-                returned["training_data"] = node.outputs.train
+                returned["training_data"] = node.outputs[REFERENCE_OUTPUT]
             nodes[step.name] = node
         return returned
 

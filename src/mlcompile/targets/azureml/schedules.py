@@ -89,7 +89,8 @@ def render_monitor(plan: Plan) -> list[OutputFile]:
 
     from mlcompile.targets.azureml.pipelines import TRAINING_DATA_ASSET
     from mlcompile.targets.azureml.render import header
-    from mlcompile.targets.azureml.serving import slots
+    from mlcompile.runtime.collect_azureml import MODEL_INPUTS
+    from mlcompile.targets.azureml.serving import collected_data_asset, slots
 
     monitoring = plan.monitoring
     if monitoring is None or monitoring.drift_method is None or monitoring.drift_threshold is None:
@@ -106,13 +107,17 @@ def render_monitor(plan: Plan) -> list[OutputFile]:
     if "categorical" in kinds:
         thresholds["categorical"] = CategoricalDriftMetrics(**{str(metrics["categorical"]): monitoring.drift_threshold})
     reference = ReferenceData(
-        input_data=Input(type="uri_folder", path=f"azureml:{TRAINING_DATA_ASSET.format(system=plan.system)}@latest"),
+        input_data=Input(type="mltable", path=f"azureml:{TRAINING_DATA_ASSET.format(system=plan.system)}@latest"),
         data_context="training",
     )
     production = None
     target = None
     if plan.online is not None:
-        target = MonitoringTarget(endpoint_deployment_id=f"azureml:{plan.online.name}:{next(iter(slots(plan.online)))}")
+        slot = slots(plan.online)[0]
+        target = MonitoringTarget(endpoint_deployment_id=f"azureml:{plan.online.name}:{slot}")
+        # the model's inputs after the online feature lookup, as the server's collector logs them
+        collected = collected_data_asset(plan.online, slot, MODEL_INPUTS)
+        production = ProductionData(input_data=Input(type="uri_folder", path=f"azureml:{collected}@latest"), data_context="model_inputs")
     elif plan.batch is not None:
         # what the batch deployment scores, as the data asset render_production_data writes
         asset = production_data_asset(plan)

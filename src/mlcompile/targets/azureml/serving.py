@@ -12,6 +12,7 @@ from mlcompile.runtime.contract import serving_env
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets.azureml.feature_store import online_features_config
 from mlcompile.runtime.azureml_client import ENV_IDENTITY
+from mlcompile.runtime.collect_azureml import COLLECTIONS, ENV_COLLECT
 from mlcompile.targets.azureml._sdk import entity_yaml, identity, tags, yaml_bytes
 from mlcompile.targets.base import OutputFile, json_bytes
 
@@ -47,6 +48,11 @@ def deployment_path(online: OnlineEndpoint, slot: str) -> str:
     return f"endpoints/{online.name}-{slot}.yml"
 
 
+def collected_data_asset(online: OnlineEndpoint, slot: str, collection: str) -> str:
+    """The data asset Azure ML registers for what a deployment's data collector collects."""
+    return f"{online.name}-{slot}-{collection}"
+
+
 def batch_endpoint_name(plan: Plan) -> str:
     return f"{plan.system}-batch"
 
@@ -66,6 +72,8 @@ def _deployment(plan: Plan, online: OnlineEndpoint, slot: str) -> Any:
     serving_identity = identity(plan, "serving")
     if serving_identity is not None:  # the runtime's credential picks this identity (runtime.azureml_client)
         variables[ENV_IDENTITY] = serving_identity["client_id"]
+    if plan.monitoring is not None:  # the server logs what the model monitor reads (runtime.collect_azureml)
+        variables[ENV_COLLECT] = "true"
     resources = online.resources
     timeout_ms = resources.timeout_seconds * 1000 if resources.timeout_seconds else None
     return ManagedOnlineDeployment(
@@ -78,8 +86,9 @@ def _deployment(plan: Plan, online: OnlineEndpoint, slot: str) -> Any:
         instance_count=online.min_replicas,
         scale_settings=DefaultScaleSettings(),
         request_settings=OnlineRequestSettings(request_timeout_ms=timeout_ms) if timeout_ms else None,
-        # the model monitor reads what the deployment collects
-        data_collector=DataCollector(collections={"model_inputs": DeploymentCollection(enabled="true"), "model_outputs": DeploymentCollection(enabled="true")})
+        # the model monitor reads what the deployment collects: the collections the server's
+        # collectors log to, each landing in the data asset <endpoint>-<slot>-<collection>
+        data_collector=DataCollector(collections={name: DeploymentCollection(enabled="true") for name in COLLECTIONS})
         if plan.monitoring is not None
         else None,
         tags={**tags(plan), "mlcompile-slot": slot},
