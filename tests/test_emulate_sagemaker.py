@@ -1,7 +1,8 @@
 """`mlcompile run … --target targets/aws-prod.yaml --emulate` runs the SageMaker build of each
 example end to end on this machine: `mlcompile deploy` into moto, the pipeline definitions
 interpreted with the /opt/ml container layout, the approval through UpdateModelPackage, the
-EventBridge rules and the CloudWatch alarm deciding what starts next. One emulated run per
+EventBridge rule deploying it, and the execution monitoring's step starts through
+StartPipelineExecution run to its end. One emulated run per
 example (module-scoped), its wall time printed."""
 
 from __future__ import annotations
@@ -88,15 +89,19 @@ def test_training_registers_the_approval_deploys_it_and_batch_scores_with_it(chu
     assert list((churn["work"] / "storage/s3/acme-ml-artifacts-eu-west-1/mlcompile/churn-prediction/models").glob("*/output/model.tar.gz"))
 
 
-def test_drift_breaches_the_alarm_whose_rule_starts_retraining_and_the_champion_keeps_serving(churn: dict[str, Any]) -> None:
+def test_drift_makes_the_monitoring_step_start_retraining_through_the_api_and_the_approved_version_keeps_serving(churn: dict[str, Any]) -> None:
     summary = churn["summary"]
     assert summary["monitoring"] == {"breach": True}
     assert summary["tasks"]["churn-prediction-monitoring"]["alert"] == "succeeded"
+    assert summary["tasks"]["churn-prediction-monitoring"]["trigger-retraining"] == "succeeded"
     assert churn["alerts"] and b"churn-prediction" in churn["alerts"][0]  # the webhook URL came from Secrets Manager
     retraining = summary["retraining"]
+    # the execution the step's StartPipelineExecution started, run by the emulator to its end
     assert retraining["requested"] is True and retraining["status"] == "succeeded"
     assert retraining["submitted"].startswith("arn:aws:sagemaker:eu-west-1:123456789012:pipeline/churn-prediction-training/execution/")
+    assert retraining["gate"] is True and retraining["tasks"]["register-RegisterModel"] == "succeeded"
     assert retraining["version"] == "2" == summary["registered"]["version"]  # pending approval
+    assert summary["approved"] == {"version": "1", "by": "emulator"}
     assert summary["deployed"]["version"] == "1"  # the approved version still serves
 
 

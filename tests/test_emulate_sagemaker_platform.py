@@ -1,6 +1,7 @@
 """What the SageMaker emulator does between API calls, against moto on 127.0.0.1: a step's end
-is a CloudWatch metric, an alarm on it changes state and EventBridge starts the rule's pipeline
-(retraining on a breach); approving a model package (UpdateModelPackage) starts the
+is a CloudWatch metric, an alarm on it changes state and EventBridge starts the rule's pipeline;
+an execution a step starts through StartPipelineExecution (retraining on a breach) is Executing
+until the emulator has run it; approving a model package (UpdateModelPackage) starts the
 deploy-on-approval rule's pipeline; and the moto answers the emulator corrects (TestEventPattern,
 UpdateEndpoint). Pipelines here are one Condition step, so nothing runs a container."""
 
@@ -25,6 +26,8 @@ REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerPipelinesExecution"
 ONE_STEP = {"Version": "2020-12-01", "Steps": [{"Name": "trigger-retraining", "Type": "Condition", "Arguments": {"Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1}], "IfSteps": [], "ElseSteps": []}}]}
 
+FAILING = {"Version": "2020-12-01", "Steps": [{"Name": "gate-failed", "Type": "Fail", "Arguments": {"ErrorMessage": "the gate refused the model"}}]}
+
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
@@ -44,6 +47,7 @@ def platform(url: str, tmp_path: Path) -> Platform:
     sagemaker = found.client("sagemaker")
     for name in ("monitoring", "training", "deploy"):
         sagemaker.create_pipeline(PipelineName=name, PipelineDefinition=json.dumps(ONE_STEP), RoleArn=ROLE)
+    sagemaker.create_pipeline(PipelineName="refused", PipelineDefinition=json.dumps(FAILING), RoleArn=ROLE)
     return found
 
 
@@ -67,6 +71,25 @@ def test_a_step_metric_breaching_an_alarm_starts_the_rules_pipeline(platform: Pl
     executions = platform.client("sagemaker").list_pipeline_executions(PipelineName="training")["PipelineExecutionSummaries"]
     assert [e["PipelineExecutionArn"] for e in executions] == [started[0]["execution"]]
     assert platform.client("cloudwatch").describe_alarms(AlarmNames=["breach"])["MetricAlarms"][0]["StateValue"] == "ALARM"
+
+
+@pytest.mark.parametrize(("pipeline", "status", "reason"), [("training", "Succeeded", None), ("refused", "Failed", "step gate-failed failed: the gate refused the model")])
+def test_an_execution_a_step_starts_through_the_api_runs_after_it_and_is_executing_until_it_ends(platform: Platform, url: str, pipeline: str, status: str, reason: str | None) -> None:
+    step_client = client("sagemaker", url, REGION)  # the trigger-retraining step's own boto3 client
+    seen: dict[str, Any] = {}
+
+    def step_ends(owner: str, step: str, step_status: str) -> None:
+        if owner == "monitoring":
+            seen["arn"] = step_client.start_pipeline_execution(PipelineName=pipeline, PipelineExecutionDescription="started by a step")["PipelineExecutionArn"]
+            seen["while"] = [e["PipelineExecutionStatus"] for e in step_client.list_pipeline_executions(PipelineName=pipeline)["PipelineExecutionSummaries"]]
+
+    platform._step_metric = step_ends  # type: ignore[method-assign]
+    platform.start("monitoring")
+    assert seen["while"] == ["Executing"]  # what the step's debounce sees: a run still active
+    assert [(r.name, r.run_id) for r in platform.results] == [("monitoring", platform.results[0].run_id), (pipeline, seen["arn"])]  # type: ignore[attr-defined]
+    assert platform.submitted == [seen["arn"]]
+    described = step_client.describe_pipeline_execution(PipelineExecutionArn=seen["arn"])
+    assert described["PipelineExecutionStatus"] == status and described.get("FailureReason") == reason
 
 
 def test_an_alarm_going_off_publishes_to_the_sns_topics_of_its_actions(platform: Platform) -> None:

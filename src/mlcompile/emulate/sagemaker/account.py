@@ -6,7 +6,11 @@ as AWS does:
 - UpdateEndpoint (moto has none): the endpoint takes the new endpoint config's variants at
   once and stays InService; its DeploymentConfig is kept (`last_deployment_config`, and
   ROLLOUTS for the emulator: a canary's traffic split);
-- TestEventPattern (moto answers nothing): moto's own matcher, the one its PutEvents uses.
+- TestEventPattern (moto answers nothing): moto's own matcher, the one its PutEvents uses;
+- StartPipelineExecution (moto: Succeeded at once): the execution is `Executing` and queued in
+  STARTED, whoever started it (the emulator, an EventBridge target, a step's boto3 client);
+  the emulator runs it and sets its end status (`finish`); DescribePipelineExecution reports
+  a failed one's FailureReason (moto: always empty).
 
 Every boto3 client of the emulator and of the steps reaches it through AWS_ENDPOINT_URL and
 test credentials (`environment()`); `mlcompile deploy` of the build is what provisions it."""
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +28,9 @@ PATCHED = False
 # (region, endpoint) -> the last UpdateEndpoint's {from, to, deployment}: what the endpoint's
 # blue/green deployment is doing (moto keeps no deployment)
 ROLLOUTS: dict[tuple[str, str], dict[str, Any]] = {}
+# (region, pipeline name, moto's execution) of every StartPipelineExecution the emulator has
+# not run yet, oldest first
+STARTED: deque[tuple[str, str, Any]] = deque()
 
 
 def patch_moto() -> None:
@@ -37,6 +45,7 @@ def patch_moto() -> None:
     from moto.sagemaker.exceptions import ResourceNotFound, ValidationError
     from moto.sagemaker.models import SageMakerModelBackend
     from moto.sagemaker.responses import SageMakerResponse
+    from moto.sagemaker.utils import get_pipeline_execution_from_arn, get_pipeline_from_name
 
     describe = SageMakerModelBackend.describe_feature_group
 
@@ -60,6 +69,24 @@ def patch_moto() -> None:
         endpoint.last_deployment_config = deployment_config  # type: ignore[attr-defined]
         return str(endpoint.arn)
 
+    start = SageMakerModelBackend.start_pipeline_execution
+
+    def start_pipeline_execution(self: SageMakerModelBackend, pipeline_name: str, *args: Any, **kwargs: Any) -> dict[str, str]:
+        answer = start(self, pipeline_name, *args, **kwargs)
+        pipeline = get_pipeline_from_name(self.pipelines, pipeline_name)
+        execution = pipeline.pipeline_executions[answer["PipelineExecutionArn"]]
+        execution.pipeline_execution_status = "Executing"
+        STARTED.append((self.region_name, pipeline.pipeline_name, execution))
+        return answer
+
+    describe_execution = SageMakerModelBackend.describe_pipeline_execution
+
+    def describe_pipeline_execution(self: SageMakerModelBackend, pipeline_execution_arn: str) -> dict[str, Any]:
+        answer = dict(describe_execution(self, pipeline_execution_arn))
+        reason = get_pipeline_execution_from_arn(self.pipelines, pipeline_execution_arn).pipeline_execution_failure_reason
+        answer.pop("FailureReason", None)
+        return {**answer, "FailureReason": reason} if reason else answer
+
     def update_endpoint_action(self: SageMakerResponse) -> Any:
         backend: Any = self.sagemaker_backend
         arn = backend.update_endpoint(self._get_param("EndpointName"), self._get_param("EndpointConfigName"), self._get_param("DeploymentConfig"))
@@ -78,8 +105,29 @@ def patch_moto() -> None:
     EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign]
     SageMakerModelBackend.describe_feature_group = describe_feature_group  # type: ignore[method-assign]
     SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+    SageMakerModelBackend.start_pipeline_execution = start_pipeline_execution  # type: ignore[method-assign]
+    SageMakerModelBackend.describe_pipeline_execution = describe_pipeline_execution  # type: ignore[method-assign]
     SageMakerResponse.update_endpoint = update_endpoint_action  # type: ignore[attr-defined]
     PATCHED = True
+
+
+def take_started(region: str, arn: str | None = None) -> tuple[str, Any] | None:
+    """(pipeline name, moto's execution) of the oldest execution started in `region` and not
+    run yet (the one with ARN `arn` if given); None when there is none."""
+    for entry in list(STARTED):
+        if entry[0] == region and (arn is None or entry[2].arn == arn):
+            STARTED.remove(entry)
+            return entry[1], entry[2]
+    return None
+
+
+def finish(execution: Any, succeeded: bool, reason: str | None) -> None:
+    """The execution's end, as DescribePipelineExecution and ListPipelineExecutions report it."""
+    from moto.core.utils import utcnow
+
+    execution.pipeline_execution_status = "Succeeded" if succeeded else "Failed"
+    execution.pipeline_execution_failure_reason = reason
+    execution.last_modified_time = utcnow()
 
 
 def free_port() -> int:
@@ -113,6 +161,7 @@ def moto_account() -> Iterator[str]:
         raise UsageError("--emulate on a SageMaker profile needs moto's server and boto3: pip install 'moto[server]>=5.2,<6' boto3") from None
 
     patch_moto()
+    STARTED.clear()  # nothing of an earlier account in this process
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

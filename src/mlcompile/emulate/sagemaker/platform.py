@@ -1,8 +1,10 @@
 """What AWS does between the API calls of an emulated SageMaker system:
 
-- SageMaker Pipelines: StartPipelineExecution (moto records it) runs the definition `mlcompile
-  deploy` put into the account (pipeline.py); each step's end is published to CloudWatch as
-  SageMaker does (namespace AWS/Sagemaker/ModelBuildingPipeline, StepSucceeded / StepFailed by
+- SageMaker Pipelines: an execution StartPipelineExecution started (moto records it; account.py
+  keeps it `Executing`) runs the definition `mlcompile deploy` put into the account
+  (pipeline.py), then ends `Succeeded` or `Failed`; one a step started (the monitoring
+  pipeline's trigger-retraining) runs after the execution that started it; each step's end
+  is published to CloudWatch as SageMaker does (namespace AWS/Sagemaker/ModelBuildingPipeline, StepSucceeded / StepFailed by
   PipelineName and StepName);
 - CloudWatch: after each execution every alarm is evaluated on its metric (statistic over
   Period × EvaluationPeriods, the comparison with the threshold, TreatMissingData); a state
@@ -14,7 +16,7 @@
   pattern matches it (TestEventPattern decides the match).
 
 Events are delivered in order after each action, so a run started by an event (deploy on
-approval, retraining on a breach) ends before the emulator goes on."""
+approval, retraining a step started on a breach) ends before the emulator goes on."""
 
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from mlcompile.emulate.ir import PipelineError, PipelineResult
+from mlcompile.emulate.ir import FAILED, SUCCEEDED, PipelineError, PipelineResult
+from mlcompile.emulate.sagemaker import account
 from mlcompile.emulate.sagemaker.account import client
 from mlcompile.emulate.sagemaker.jobs import JobContext, JobFailed
 from mlcompile.emulate.sagemaker.pipeline import Execution
@@ -46,24 +49,37 @@ class Platform:
         self.events: deque[dict[str, Any]] = deque()
         self.packages: dict[str, str] = {}  # model package ARN -> the approval status last seen
         self.delivered: list[dict[str, Any]] = []  # every event, and the executions it started
+        self.submitted: list[str] = []  # the execution ARNs steps started through StartPipelineExecution
 
     def client(self, service: str) -> Any:
         if service not in self.clients:
             self.clients[service] = client(service, self.url, self.region)
         return self.clients[service]
 
-    # -- SageMaker Pipelines --------------------------------------------------------------
+    # -- SageMaker Pipelines ----------------------------------------------------------------
     def start(self, pipeline: str, parameters: dict[str, Any] | None = None, *, cause: str = "") -> PipelineResult:
         """StartPipelineExecution, then the execution itself, then the events it caused."""
-        sagemaker = self.client("sagemaker")
         listed = [{"Name": key, "Value": str(value)} for key, value in (parameters or {}).items()]
-        arn = sagemaker.start_pipeline_execution(PipelineName=pipeline, PipelineParameters=listed, ClientRequestToken=uuid.uuid4().hex)["PipelineExecutionArn"]
-        body = sagemaker.describe_pipeline(PipelineName=pipeline)
+        arn = self.client("sagemaker").start_pipeline_execution(PipelineName=pipeline, PipelineParameters=listed, ClientRequestToken=uuid.uuid4().hex)["PipelineExecutionArn"]
+        started = account.take_started(self.region, arn)
+        if started is None:
+            raise PipelineError(f"pipeline {pipeline}: StartPipelineExecution answered {arn}, an execution the emulated account did not record")
+        return self.run(*started, cause=cause)
+
+    def run(self, pipeline: str, execution: Any, *, cause: str) -> PipelineResult:
+        """An execution moto recorded (`Executing` while it runs), then the events it caused."""
+        body = self.client("sagemaker").describe_pipeline(PipelineName=pipeline)
         definition = json.loads(body["PipelineDefinition"])
         limit = int((body.get("ParallelismConfiguration") or {}).get("MaxParallelExecutionSteps") or self.parallelism)
+        parameters = {p["Name"]: p["Value"] for p in execution.pipeline_parameters or []}
         self.log(f"pipeline {pipeline}: running{f' ({cause})' if cause else ''}")
-        execution = Execution(definition, pipeline, arn, parameters or {}, self.context, register=self.register, parallelism=min(limit, self.parallelism), on_step=lambda step, status: self._step_metric(pipeline, step, status))
-        result = execution.run()
+        interpreted = Execution(definition, pipeline, execution.arn, parameters, self.context, register=self.register, parallelism=min(limit, self.parallelism), on_step=lambda step, status: self._step_metric(pipeline, step, status))
+        try:
+            result = interpreted.run()
+        except BaseException:
+            account.finish(execution, False, "the execution could not be emulated")
+            raise
+        account.finish(execution, result.status == SUCCEEDED, interpreted.failure)
         for task in result.tasks.values():
             self.log(f"  {task.name}: {task.status.lower()} in {task.seconds:.1f} s" + (f" ({task.reason})" if task.reason else ""))
         self.log(f"pipeline {pipeline}: {result.status.lower()} in {result.seconds:.1f} s")
@@ -82,8 +98,6 @@ class Platform:
         return {"ModelPackageArn": answer["ModelPackageArn"]}
 
     def _step_metric(self, pipeline: str, step: str, status: str) -> None:
-        from mlcompile.emulate.ir import FAILED, SUCCEEDED
-
         if status not in (SUCCEEDED, FAILED):
             return
         dimensions = [{"Name": "PipelineName", "Value": pipeline}, {"Name": "StepName", "Value": step}]
@@ -92,11 +106,16 @@ class Platform:
 
     # -- events ---------------------------------------------------------------------------
     def settle(self) -> None:
-        """Evaluate alarms, look at the registry, and deliver every event (and what it starts)."""
+        """Evaluate alarms, look at the registry, deliver every event (and what it starts), then
+        run the executions steps started through StartPipelineExecution (retraining), oldest first."""
         self.evaluate_alarms()
         self.watch_registry()
         while self.events:
             self.deliver(self.events.popleft())
+        while (started := account.take_started(self.region)) is not None:
+            pipeline, execution = started
+            self.submitted.append(execution.arn)
+            self.run(pipeline, execution, cause=f"StartPipelineExecution: {execution.pipeline_execution_description or 'from a step'}")
 
     def send(self, source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> None:
         self.events.append({

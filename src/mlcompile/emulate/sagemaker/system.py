@@ -6,8 +6,8 @@ day is lived through the account's APIs, as on AWS:
     → a person approves the version (UpdateModelPackage ModelApprovalStatus=Approved)
     → EventBridge's deploy-on-approval rule starts the deploy pipeline (endpoint)
     → batch scoring and monitoring (what the schedules start) with the approved version
-    → the monitoring step's metric breaches the alarm → the retrain-on-breach rule starts
-      the training pipeline.
+    → monitoring breaches: its trigger-retraining step starts the training pipeline
+      (StartPipelineExecution), which the emulator runs to its end (the breach alarm fires too).
 
 Step data lives in the emulated S3: folders under the emulation root (storage.py), where the
 runtime reads s3:// URIs under MLCOMPILE_EMULATE_ROOT; what deploy writes to S3 (the step
@@ -145,7 +145,7 @@ def unapproved_reason(platform: Platform, group: str) -> str | None:
 
 def facts(session: Session, platform: Platform) -> dict[str, Any]:
     """What the summary reports that only the account knows: the newest registered version,
-    what the endpoint serves, the retraining execution a breach started."""
+    what the endpoint serves, the retraining execution a step started."""
     plan = session.plan
     found: dict[str, Any] = {}
     package = newest(platform, plan.registry.model)
@@ -155,9 +155,10 @@ def facts(session: Session, platform: Platform) -> dict[str, Any]:
         served = endpoint_versions(platform, plan.online.name)
         if served is not None:
             found["deployed"] = served
-    retrained = next((d for d in platform.delivered if d["event"] == "CloudWatch Alarm State Change" and d.get("execution")), None)
-    if retrained is not None:
-        found["retraining"] = {"submitted": retrained["execution"], "status": retrained["status"].lower()}
+    training = f"{plan.system}-training/execution/"
+    submitted = next((arn for arn in platform.submitted if training in arn), None)
+    if submitted is not None:  # the summary reads its status, gate, version and tasks from that execution
+        found["retraining"] = {"submitted": submitted}
     return found
 
 
