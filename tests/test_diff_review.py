@@ -66,7 +66,9 @@ def test_a_canary_change_is_a_short_comment_naming_it_on_every_platform(churn_re
     assert comment.count("`canary 10% → 25%`") == 5, "one line per profile"
     # the platforms' own files, key by key: no lineage hash, no one-line blob
     assert "$.spec.predictor.canaryTrafficPercent: 10 → 25" in comment
-    assert "$.traffic.green: 10 → 25" in comment
+    # Azure ML: the deploy pipeline's deploy-online step carries the rollout (the endpoint file has no traffic before a version is approved)
+    azure = comment.split("<code>azure-prod</code>", 1)[1].split("</details>", 1)[0]
+    assert "pipelines/churn-prediction-deploy.yml" in azure and '\\"canary_percent\\":10' in azure and '\\"canary_percent\\":25' in azure
     assert "sha256" not in comment
 
     code, output = run("diff", SPEC, "--target", "targets/", "--format", "json")
