@@ -274,6 +274,19 @@ def test_lineage_hashes_and_their_prefixes_are_set_aside() -> None:
     assert cleaned == b'{"sha": "<spec-sha256>", "label": "<spec-sha256>", "short": "spec sha256 <spec-sha256>", "other": "0123456789abcdef"}'
 
 
+def test_a_compressed_embedded_job_is_compared_by_its_content_with_lineage_set_aside() -> None:
+    import base64
+    import zlib
+
+    def command(spec: str, epochs: int) -> bytes:
+        job = base64.b64encode(zlib.compress(json.dumps({"spec_sha256": spec, "epochs": epochs}).encode())).decode()
+        return ("python -m mlcompile.runtime trigger-retraining --config '{\\\"job_zlib_base64\\\":\\\"" + job + "\\\"}'").encode()
+
+    old, new = "a" * 64, "b" * 64
+    assert without_lineage(command(old, 3), LineageValues(spec_sha256=old)) == without_lineage(command(new, 3), LineageValues(spec_sha256=new))
+    assert without_lineage(command(old, 3), LineageValues(spec_sha256=old)) != without_lineage(command(new, 4), LineageValues(spec_sha256=new))
+
+
 def test_content_addressed_files_are_paired_by_content() -> None:
     score = b'{\n  "step": "score",\n  "image": "a:1",\n  "replicas": %d\n}\n'
     removed = {"configs/aaaaaaaaaaaaaaaaaaaa.json": b'{"step": "train"}', "configs/bbbbbbbbbbbbbbbbbbbb.json": score % 1}

@@ -8,16 +8,23 @@ Before two builds are compared, each side's lineage values (and any prefix of th
 digits or more, as label-length limits cut them) are replaced by a placeholder, and files whose
 names differ only by a content hash are paired up again. So are references from one file to
 another by the other's sha256 (the pipeline version or PipelineJob id a monitoring pipeline
-retrains with): the referenced file's own comparison shows whether it really changed. What is left is what a reviewer needs:
-the changes a deploy would make for a reason other than provenance."""
+retrains with): the referenced file's own comparison shows whether it really changed. A job
+embedded compressed (Azure ML's trigger-retraining carries the training pipeline job as
+`job_zlib_base64`, so that Azure does not substitute that job's placeholders) is compared by a
+digest of its own content with lineage set aside. What is left is what a reviewer needs: the
+changes a deploy would make for a reason other than provenance."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 _HEX_RUN = re.compile(rb"(?<![0-9a-f])[0-9a-f]{8,64}(?![0-9a-f])")
+_COMPRESSED_JOB = re.compile(rb'(job_zlib_base64[\\"\s:]*)([A-Za-z0-9+/]{16,}={0,2})')  # in JSON, escaped once or twice
 _HASH_IN_PATH = re.compile(r"(?<![0-9a-f])[0-9a-f]{12,64}(?![0-9a-f])")
 MIN_PREFIX = 8
 
@@ -40,7 +47,6 @@ class LineageValues:
 def with_file_digests(lineage: LineageValues, files: Mapping[str, bytes]) -> LineageValues:
     """`lineage` plus the sha256 of each file, so that references to a file by its hash are set aside too."""
     import dataclasses
-    import hashlib
 
     return dataclasses.replace(lineage, files=tuple((hashlib.sha256(content).hexdigest(), path) for path, content in sorted(files.items())))
 
@@ -51,6 +57,7 @@ def without_lineage(content: bytes, lineage: LineageValues, renames: Mapping[str
     values = lineage.placeholders()
     if not values and not renames:
         return content
+    content = _COMPRESSED_JOB.sub(lambda match: _inner_digest(match, lineage, renames), content)
     renamed = {old.encode(): new.encode() for old, new in (renames or {}).items()}
 
     def replace(match: re.Match[bytes]) -> bytes:
@@ -63,6 +70,14 @@ def without_lineage(content: bytes, lineage: LineageValues, renames: Mapping[str
         return run
 
     return _HEX_RUN.sub(replace, content)
+
+
+def _inner_digest(match: re.Match[bytes], lineage: LineageValues, renames: Mapping[str, str] | None) -> bytes:
+    try:
+        inner = zlib.decompress(base64.b64decode(match.group(2), validate=True))
+    except (ValueError, zlib.error):
+        return match.group(0)
+    return match.group(1) + b"<zlib job " + hashlib.sha256(without_lineage(inner, lineage, renames)).hexdigest()[:16].encode() + b">"
 
 
 def path_shape(path: str) -> str:
