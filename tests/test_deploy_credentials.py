@@ -41,8 +41,11 @@ def test_no_credentials_is_one_line_and_exit_2_on_every_cloud_profile(no_credent
     done = CliRunner().invoke(main, ["deploy", "examples/churn/mlcompile.yaml", "--target", f"targets/{profile}.yaml", mode, "--git-commit", "none"])
     problem, login = LOGIN[profile]
     assert done.exit_code == 2, done.output
-    (line,) = done.stderr.strip().splitlines()
-    assert line.startswith(f"error: {problem}") and login in line, line
+    # the spec's located warnings (e.g. SageMaker's whole-instance canary) come first; the error is one line
+    lines = done.stderr.strip().splitlines()
+    (line,) = [text for text in lines if text.startswith("error:")]
+    assert line == lines[-1] and line.startswith(f"error: {problem}") and login in line, line
+    assert all(text.startswith(("error:", "  hint:")) or ": warning: " in text for text in lines), lines
     assert done.stdout == "", "nothing planned or applied"
 
 
