@@ -84,15 +84,10 @@ def test_the_alert_step_publishes_the_breached_signal_to_azure_monitor_in_the_wo
     plan = _plan("churn", monkeypatch)
     config = platform_config(plan, _alert_step(plan))
     assert config is not None and config["platform"]["name"] == "azureml"
-    ingestion = MetricsStandIn()
-    server, url = ingestion.serve()
-    monkeypatch.setenv(ENV_METRICS_URL, url + "/{region}")  # the stand-in serves every region under /<region>
     monkeypatch.delenv("MLCOMPILE_SECRET_GROWTH_ML_ALERTS_WEBHOOK", raising=False)
-    try:
+    with MetricsStandIn() as ingestion:
+        monkeypatch.setenv(ENV_METRICS_URL, ingestion.url + "/{region}")  # the stand-in serves every region under /<region>
         result = monitoring.alert(config, _decisions(tmp_path, drift=False, performance=True), {})
-    finally:
-        server.shutdown()
-        server.server_close()
     assert ingestion.refused == [] and len(ingestion.accepted) == 1
     sent = ingestion.accepted[0]
     assert sent.path == f"/westeurope{WORKSPACE}/metrics"  # the workspace's location, read from Resource Manager
@@ -108,15 +103,10 @@ def test_the_alert_step_publishes_the_breached_signal_to_azure_monitor_in_the_wo
 
 def test_a_failed_publish_is_reported_and_does_not_hide_the_breach(arm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     plan = _plan("churn", monkeypatch)
-    ingestion = MetricsStandIn()
-    monkeypatch.setattr(ingestion, "problem", lambda path, authorization, document: (403, "AuthorizationFailed: no Monitoring Metrics Publisher"))
-    server, url = ingestion.serve()
-    monkeypatch.setenv(ENV_METRICS_URL, url)
-    try:
+    with MetricsStandIn() as ingestion:
+        monkeypatch.setattr(ingestion, "problem", lambda path, authorization, document: (403, "AuthorizationFailed: no Monitoring Metrics Publisher"))
+        monkeypatch.setenv(ENV_METRICS_URL, ingestion.url)
         result = monitoring.alert(platform_config(plan, _alert_step(plan)), _decisions(tmp_path, performance=True), {})
-    finally:
-        server.shutdown()
-        server.server_close()
     email = next(c for c in result["channels"] if c["channel"] == "email")
     assert email["status"].startswith("failed: Azure Monitor") and "HTTP 403" in email["status"], email
     assert "roc_auc = 0.61" in result["message"]

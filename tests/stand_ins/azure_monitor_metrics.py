@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime
 import json
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import ParseResult
+
+from mlcompile.emulate.services.http import JsonService
 
 
 @dataclass
@@ -25,10 +26,26 @@ class Ingested:
     document: dict[str, Any]
 
 
-@dataclass
-class MetricsStandIn:
-    accepted: list[Ingested] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
+class MetricsStandIn(JsonService):
+    """Use as a context manager (`with MetricsStandIn() as ingestion: … ingestion.url`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accepted: list[Ingested] = []
+        self.refused: list[str] = []
+
+    def respond(self, method: str, url: ParseResult, raw: bytes, content_type: str) -> tuple[int, Any]:
+        try:
+            document = json.loads(raw) if method == "POST" else None
+        except ValueError:
+            document = None
+        authorization = self.last_headers.get("Authorization") or ""
+        refused = self.problem(url.path, authorization, document)
+        if refused is not None:
+            self.refused.append(refused[1])
+            return refused[0], {"error": {"code": "BadRequest", "message": refused[1]}}
+        self.accepted.append(Ingested(url.path, authorization[len("Bearer ") :], document))
+        return 200, {}
 
     def problem(self, path: str, authorization: str, document: Any) -> tuple[int, str] | None:
         if not authorization.startswith("Bearer ") or len(authorization) <= len("Bearer "):
@@ -57,37 +74,3 @@ class MetricsStandIn:
             if not all(isinstance(item.get(k), (int, float)) for k in ("min", "max", "sum", "count")):
                 return 400, "a series needs min, max, sum and count"
         return None
-
-    def serve(self) -> tuple[ThreadingHTTPServer, str]:
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    document = json.loads(raw)
-                except ValueError:
-                    document = None
-                authorization = self.headers.get("Authorization") or ""
-                refused = stand_in.problem(self.path, authorization, document)
-                if refused is None:
-                    stand_in.accepted.append(Ingested(self.path, authorization[len("Bearer ") :], document))
-                    status, body = 200, {}
-                else:
-                    stand_in.refused.append(refused[1])
-                    status, body = refused[0], {"error": {"code": "BadRequest", "message": refused[1]}}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server, f"http://127.0.0.1:{server.server_address[1]}"
