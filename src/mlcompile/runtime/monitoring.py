@@ -239,7 +239,7 @@ def record(kind: str, payload: dict[str, Any]) -> str | None:
     return str(path)
 
 
-def breaches(inputs: dict[str, str]) -> list[str]:
+def _breached(inputs: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
     found = []
     for name, uri in sorted(inputs.items()):
         try:
@@ -247,8 +247,15 @@ def breaches(inputs: dict[str, str]) -> list[str]:
         except Exception:  # noqa: BLE001
             continue
         if decision.get("breach"):
-            what = f"drift in {', '.join(decision.get('drifted', []))}" if decision.get("check") == "drift" else f"{decision.get('metric')} = {decision.get('value')}"
-            found.append(f"{name}: {what}")
+            found.append((name, decision))
+    return found
+
+
+def breaches(inputs: dict[str, str]) -> list[str]:
+    found = []
+    for name, decision in _breached(inputs):
+        what = f"drift in {', '.join(decision.get('drifted', []))}" if decision.get("check") == "drift" else f"{decision.get('metric')} = {decision.get('value')}"
+        found.append(f"{name}: {what}")
     return found
 
 
@@ -257,11 +264,20 @@ def _post_json(url: str, data: Any) -> None:
     urllib.request.urlopen(request, timeout=10).close()
 
 
-def _email(config: dict[str, Any], message: str, reasons: list[str]) -> str:
+def _email(config: dict[str, Any], message: str, reasons: list[str], inputs: dict[str, str]) -> str:
     """Who sends an email alert: Cloud Monitoring on Vertex AI (its alert policy matches the
     line `alert` logs), SNS on SageMaker (an alarm on the alert step's success), the cluster's Alertmanager on Kubeflow (posted here; the build's
-    AlertmanagerConfig routes it to the recipients); locally nobody: it is recorded."""
+    AlertmanagerConfig routes it to the recipients), Azure Monitor on Azure ML (a custom metric
+    published here; the build's metric alert notifies its action group); locally nobody: it is recorded."""
     platform = config.get("platform") or {}
+    if platform.get("name") == "azureml":
+        from mlcompile.runtime.alerts_azureml import publish_breach
+
+        signals = sorted({str(decision.get("check") or name) for name, decision in _breached(inputs)}) or ["monitoring"]
+        try:
+            return publish_breach(config, signals)
+        except Exception as exc:  # noqa: BLE001 - an alert failure must not hide the breach
+            return f"failed: Azure Monitor: {exc}"
     if platform.get("name") == "vertex":
         return f"sent by Cloud Monitoring (alert policy '{config.get('system')} monitoring breach' on the line below)"
     if platform.get("name") == "sagemaker":
@@ -288,6 +304,7 @@ def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str
     reasons = breaches(inputs)
     message = f"[mlcompile] {system}: monitoring breach" + (f" ({'; '.join(reasons)})" if reasons else "")
     sent = []
+    email: str | None = None
     for channel in config["params"]["alerts"]:
         entry: dict[str, Any] = {"channel": channel["channel"]}
         if channel["channel"] == "webhook":
@@ -309,7 +326,9 @@ def alert(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str
             else:
                 entry["status"] = f"not sent: {unavailable}"
         else:
-            entry.update(to=channel.get("to", []), status=_email(config, message, reasons))
+            if email is None:  # one notification reaches every recipient
+                email = _email(config, message, reasons, inputs)
+            entry.update(to=channel.get("to", []), status=email)
         print(f"alert {entry['channel']}: {entry['status']}")
         sent.append(entry)
     log = record("alerts", {"time": time.time(), "system": system, "message": message, "channels": sent})

@@ -25,6 +25,8 @@ class JobIdentity:
             "MSI_SECRET": "emulated-compute-identity",
             "MLCOMPILE_ARM_ENDPOINT": self.url,  # runtime.secrets looks the workspace's vault up there
             "MLCOMPILE_KEYVAULT_ENDPOINT": self.url + VAULT_PATH,
+            # the alert step's breach metric (runtime.alerts_azureml): the stand-in records the POST
+            "MLCOMPILE_AZURE_MONITOR_METRICS_URL": self.url,
             "REQUESTS_CA_BUNDLE": certificate,  # the stand-ins' throw-away certificate
         }
 

@@ -1,6 +1,7 @@
 """A local stand-in for the Azure Resource Manager endpoints azure-ai-ml calls (Azure ML
-workspaces, assets, endpoints, schedules; Azure Monitor autoscale settings): an in-memory
-resource store over plain HTTP on 127.0.0.1 that records every request.
+workspaces, assets, endpoints, schedules; Azure Monitor autoscale settings, action groups and
+metric alerts): an in-memory resource store over plain HTTP on 127.0.0.1 that records every
+request.
 
 HTTPS with a throw-away self-signed certificate for 127.0.0.1 (`tls_certificate`): azure-core
 refuses to send a bearer token over plain HTTP. Enough of ARM's behaviour for `MLClient` to create, read and update resources: PUT stores the
@@ -9,6 +10,8 @@ answers 200 (update) or 201 (create), and a new asset version advances its conta
 `latestVersion`; GET answers the stored resource, a collection
 (`{"value": [...]}`) when the path names a collection, or ARM's 404 error body; POST to
 `…/listKeys`-style actions answers an empty object. Long-running operations complete at once.
+Like ARM, it refuses (400) an action group or metric alert without the properties the
+Microsoft.Insights REST API requires, and a metric alert whose action group does not exist.
 
 Run it alone with `python -m mlcompile.emulate.services.azure_arm [PORT]` to watch what the SDK sends."""
 
@@ -68,6 +71,9 @@ class ArmStandIn:
             self.calls.append(Call(method, path, query, body))
             key = path.rstrip("/").lower()
             if method == "PUT":
+                refused = self._insights_refusal(key, body or {})
+                if refused is not None:
+                    return 400, {"error": {"code": "BadRequest", "message": f"{refused} (stand-in)"}}
                 existed = key in self.resources
                 self.resources[key] = self._complete(path.rstrip("/"), body or {})
                 container, _, version = path.rstrip("/").rpartition("/versions/")
@@ -98,6 +104,21 @@ class ArmStandIn:
                 return 200, {"value": children}
             return 404, _not_found(path)
 
+    def _insights_refusal(self, key: str, body: dict[str, Any]) -> str | None:
+        kind = next((k for k in _INSIGHTS_REQUIRED if f"/providers/microsoft.insights/{k}/" in key), None)
+        if kind is None:
+            return None
+        properties = body.get("properties") or {}
+        missing = [name for name in _INSIGHTS_REQUIRED[kind] if name not in properties] + ([] if body.get("location") else ["location"])
+        if missing:
+            return f"{kind}: missing required properties {', '.join(missing)}"
+        if kind == "actiongroups" and len(str(properties["groupShortName"])) > 12:
+            return "actionGroups: groupShortName is longer than 12 characters"
+        for action in properties.get("actions") or [] if kind == "metricalerts" else []:
+            if str(action.get("actionGroupId", "")).lower() not in self.resources:
+                return f"metricAlerts: the action group {action.get('actionGroupId')} does not exist"
+        return None
+
     def get(self, path: str) -> dict[str, Any] | None:
         with self.lock:
             return self.resources.get(path.rstrip("/").lower())
@@ -105,6 +126,13 @@ class ArmStandIn:
     def calls_to(self, method: str, fragment: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and fragment.lower() in c.path.lower()]
 
+
+# Required properties of Microsoft.Insights resources (azure-rest-api-specs, monitor:
+# ActionGroup 2023-01-01, MetricAlertProperties 2018-03-01), by lower-case resource type
+_INSIGHTS_REQUIRED = {
+    "actiongroups": ("groupShortName", "enabled"),
+    "metricalerts": ("enabled", "description", "severity", "evaluationFrequency", "windowSize", "criteria"),
+}
 
 # Enum fields the service answers in PascalCase whatever case they were sent in (the SDK
 # sends `dataCollectionMode: enabled` and reads back `Enabled`).

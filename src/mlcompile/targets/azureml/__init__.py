@@ -15,6 +15,8 @@ per Azure ML resource (kinds in docs/targets/azureml.md):
     schedules/<schedule>.yml             azureml.schedule           cron + time zone → a pipeline job
     schedules/<system>-model-monitor.yml azureml.monitor_schedule   data-drift signal, thresholds, e-mails
     feature-store/…                      azureml.feature_store, …   the managed feature store (feature_store.py)
+    alerts/<system>-alerts.json          azure.monitor_action_group e-mail recipients (alerts.py)
+    alerts/<system>-monitoring-breach.json  azure.monitor_metric_alert  on the breach metric the alert step publishes
 
 Field by field, what is expressed where and what `check` refuses: docs/targets/azureml.md.
 The SDK is imported inside `render`/`deploy` only; `check` is plain Python."""

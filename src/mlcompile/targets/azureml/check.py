@@ -102,7 +102,6 @@ def check(plan: Plan) -> list[Diagnostic]:
 
     if plan.monitoring is not None:
         _check_monitoring(plan, refuse)
-        _check_email_alerts(plan, warn)
 
     for schedule in plan.schedules:
         if schedule.timezone not in IANA_TO_WINDOWS:
@@ -175,22 +174,6 @@ def _check_tuning(plan: Plan, refuse, warn) -> None:  # type: ignore[no-untyped-
                  "set algorithm: random for this profile to silence this, or scale: linear to keep Bayesian sampling")  # fmt: skip
     if tuning.max_trials < tuning.parallel_trials:
         refuse(at(origin, "training.tuning.parallel_trials"), "parallel_trials exceeds max_trials")
-
-
-def _check_email_alerts(plan: Plan, warn) -> None:  # type: ignore[no-untyped-def]
-    """E-mail reaches the recipients through the model monitor's alert notification, which
-    only its drift signal raises: a performance check (the monitoring pipeline's) e-mails
-    nobody on Azure ML, so say so rather than build as if it did."""
-    monitoring = plan.monitoring
-    assert monitoring is not None
-    emails = [i for i, alert in enumerate(monitoring.alerts) if alert.get("channel") == "email"]
-    if not emails or monitoring.performance_metric is None:
-        return
-    webhooks = any(alert.get("channel") == "webhook" for alert in monitoring.alerts)
-    warn(at(monitoring.origin, f"monitoring.alerts[{emails[0]}]"),
-         f"e-mail alerts go out for the drift signal only: a {monitoring.performance_metric} breach found by the monitoring pipeline "
-         + ("reaches the webhook channels, not these recipients" if webhooks else "reaches no one (Azure ML gives a pipeline step no e-mail channel)"),
-         "add a webhook channel for performance breaches (an Azure Monitor action group's webhook can e-mail them)")  # fmt: skip
 
 
 def _check_monitoring(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,10 @@ created or updated through `MLClient` (`begin_create_or_update`), in dependency 
    not exist yet — on a new workspace, every one — is reported `deferred` with what creates
    it, and one that exists keeps its version and its endpoint's traffic split;
 4. the Azure Monitor autoscale setting of each online deployment that exists (an ARM PUT
-   through the client's authenticated pipeline: azure-ai-ml has no operation for it).
+   through the client's authenticated pipeline: azure-ai-ml has no operation for it);
+5. the e-mail alerts' Azure Monitor action group, then the metric alert that notifies it
+   (ARM PUTs as above; the pipelines identity needs Monitoring Metrics Publisher on the
+   workspace to publish the breach metric, which the metric alert's line says).
 
 Idempotent: every resource is tagged `mlcompile-file-sha256` with the sha256 of its file in
 the build; a resource whose tag already matches is reported `unchanged` and not sent.
@@ -30,11 +33,13 @@ from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
 from mlcompile.runtime.azureml_client import ENV_TOKEN
 from mlcompile.runtime.rollout_azureml import TAG_MODEL_VERSION
-from mlcompile.targets.azureml._sdk import quiet
+from mlcompile.targets.azureml._sdk import identity, quiet
+from mlcompile.targets.azureml.alerts import ACTION_GROUP_KIND, METRIC_ALERT_KIND, PUBLISHER_ROLE
 from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, live_fingerprint, not_applied
 
 FILE_TAG = "mlcompile-file-sha256"
-AUTOSCALE_PROVIDER = "providers/Microsoft.Insights/autoscaleSettings"
+# ARM resource bodies of the build (type, apiVersion, name, properties), PUT in this order
+ARM_KINDS = {"azure.monitor_autoscale": "autoscale setting", ACTION_GROUP_KIND: "action group", METRIC_ALERT_KIND: "metric alert"}
 LOGIN = f"log in with `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (or {ENV_TOKEN} to a bearer token)"
 
 
@@ -125,7 +130,7 @@ def planned(plan: Plan, build_dir: Path) -> list[str]:
     for endpoint in named("azureml.online_endpoint"):
         resources.append(f"online endpoint {endpoint['name']}")
         resources += [f"online deployment {endpoint['name']}/{d['name']}" for d in named("azureml.online_deployment") if d.get("endpoint_name") == endpoint["name"]]
-    return resources + [f"autoscale setting {json.loads(p.read_text())['name']}" for p in _files_of(build_dir, "azure.monitor_autoscale")]
+    return resources + [f"{label} {json.loads(p.read_text())['name']}" for kind, label in ARM_KINDS.items() for p in _files_of(build_dir, kind)]
 
 
 def _files_of(build_dir: Path, kind: str) -> list[Path]:
@@ -165,7 +170,10 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
                 if target not in existing:
                     actions.append(DeployAction(f"autoscale setting {body['name']}", "deferred", f"its deployment {target} does not exist yet (see above)"))
                     continue
-                actions.append(_autoscale(client, plan, path, sha, dry_run))
+                actions.append(_arm_resource(client, plan, "azure.monitor_autoscale", path, sha, dry_run))
+            for kind in (ACTION_GROUP_KIND, METRIC_ALERT_KIND):  # the alert names its action group: that first
+                for path, sha in by_kind.get(kind, []):
+                    actions.append(_arm_resource(client, plan, kind, path, sha, dry_run, _publisher_role(plan) if kind == METRIC_ALERT_KIND else ""))
         except Exception as exc:
             if _credentials_refused(exc):  # DefaultAzureCredential's own message lists every source it tried: not shown
                 raise CredentialsMissing("Azure ML", "no valid credentials found (or the token was refused)", LOGIN) from exc
@@ -358,8 +366,16 @@ def _batch(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: boo
                                   lambda e: client.batch_deployments.begin_create_or_update(e).result(), dry_run))  # fmt: skip
 
 
-def _autoscale(client: Any, plan: Plan, path: Path, sha: str, dry_run: bool) -> DeployAction:
-    """PUT the autoscale setting through the MLClient's own authenticated ARM pipeline."""
+def _publisher_role(plan: Plan) -> str:
+    """What the metric alert needs to ever fire: the alert step's identity may publish metrics."""
+    runs_as = identity(plan, "pipelines")
+    who = f"the pipelines identity (client id {runs_as['client_id']})" if runs_as else "the workspace's compute identity"
+    return f"{who} needs the role {PUBLISHER_ROLE} on the workspace to publish the breach metric"
+
+
+def _arm_resource(client: Any, plan: Plan, kind: str, path: Path, sha: str, dry_run: bool, detail: str = "") -> DeployAction:
+    """PUT an ARM resource body of the build (autoscale setting, action group, metric alert)
+    at the resource group through the MLClient's own authenticated ARM pipeline."""
     from azure.core.exceptions import HttpResponseError
     from azure.core.rest import HttpRequest
 
@@ -367,19 +383,22 @@ def _autoscale(client: Any, plan: Plan, path: Path, sha: str, dry_run: bool) -> 
     settings = plan.platform_settings
     url = (
         f"{client._base_url.rstrip('/')}/subscriptions/{settings['subscription_id']}/resourceGroups/{settings['resource_group']}"
-        f"/{AUTOSCALE_PROVIDER}/{body['name']}?api-version={body['apiVersion']}"
+        f"/providers/{body['type']}/{body['name']}?api-version={body['apiVersion']}"
     )
     pipeline = client._service_client_04_2023_preview._client  # the ARM pipeline client (auth, retries, TLS)
-    label = f"autoscale setting {body['name']}"
+    label = f"{ARM_KINDS[kind]} {body['name']}"
     with pipeline.send_request(HttpRequest("GET", url)) as response:
         existing = response.json() if response.status_code == 200 else None
     live = live_fingerprint(None if existing is None else str((existing.get("tags") or {}).get(FILE_TAG, "")))
     if existing is not None and (existing.get("tags") or {}).get(FILE_TAG) == sha:
-        return DeployAction(label, "unchanged", "", live)
+        return DeployAction(label, "unchanged", detail, live)
     if not dry_run:
-        workspace = client.workspaces.get(settings["workspace"])
-        payload = {"location": workspace.location, "tags": {**body.get("tags", {}), FILE_TAG: sha}, "properties": body["properties"]}
+        # global resources (action groups, metric alerts) name their location; an autoscale
+        # setting lives in its workspace's region
+        location = body.get("location") or client.workspaces.get(settings["workspace"]).location
+        payload = {"location": location, "tags": {**body.get("tags", {}), FILE_TAG: sha}, "properties": body["properties"]}
         with pipeline.send_request(HttpRequest("PUT", url, json=payload)) as response:
             if response.status_code >= 300:
-                raise HttpResponseError(message=f"autoscale setting {body['name']}: HTTP {response.status_code} {response.text()}")
-    return DeployAction(label, "create" if existing is None else "update", "", live)
+                raise HttpResponseError(message=f"{label}: HTTP {response.status_code} {response.text()}")
+    return DeployAction(label, "create" if existing is None else "update", detail, live)
+

@@ -133,13 +133,19 @@ def _hyperparameter_args(plan: Plan) -> list[str]:
 def platform_config(plan: Plan, step: Step) -> dict[str, Any] | None:
     """The step's runtime config with the sections of the steps that talk to Azure ML itself
     (None: the plain config): `platform` (the workspace) and, for deploy-online, `serving`
-    (how to roll the endpoint to a version, see mlcompile.runtime.rollout_azureml)."""
-    if step.kind not in ("deploy_online", "trigger_retraining"):
+    (how to roll the endpoint to a version, see mlcompile.runtime.rollout_azureml); the alert
+    step of a spec with e-mail alerts publishes the breach metric (runtime.alerts_azureml)."""
+    from mlcompile.targets.azureml.alerts import alert_platform, emails
+
+    e_mail = step.kind == "alert" and bool(emails(plan))
+    if step.kind not in ("deploy_online", "trigger_retraining") and not e_mail:
         return None
     from mlcompile.targets.kfp_ir import runtime_config
 
     settings = plan.platform_settings
     platform = {"name": "azureml", **{key: settings[key] for key in ("subscription_id", "resource_group", "workspace")}}
+    if e_mail:
+        return runtime_config(plan, step, platform={**platform, **alert_platform(plan)})
     if step.kind == "deploy_online":
         from mlcompile.targets.azureml.serving import rollout_section
 

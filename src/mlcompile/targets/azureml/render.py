@@ -16,7 +16,7 @@ def pipeline_path(name: str) -> str:
 
 
 def render(plan: Plan) -> list[OutputFile]:
-    from mlcompile.targets.azureml import feature_store, schedules, serving
+    from mlcompile.targets.azureml import alerts, feature_store, schedules, serving
     from mlcompile.targets.azureml.pipelines import build_pipeline_job
 
     from mlcompile.targets.kfp_ir import approval_pipelines, new_data_sensors
@@ -37,4 +37,5 @@ def render(plan: Plan) -> list[OutputFile]:
         files += schedules.render_production_data(plan)
         files += schedules.render_monitor(plan)
         files += feature_store.render_feature_store(plan)
+        files += alerts.render_alerts(plan)
     return sorted(files, key=lambda f: f.path)
