@@ -4,8 +4,8 @@ build's RegisterModel step (its Get/Join values filled in as SageMaker Pipelines
 the emulator's folder layout, and every request goes through boto3, so botocore validates it.
 
 Newest Approved package = production; a container-trained version is described by the step
-config with its metrics from the package's ModelMetrics and its drift baseline from its
-DriftCheckBaselines; deploy-online fills the build's serving requests and creates, then
+config with its metrics from the package's ModelMetrics and its drift baseline from the
+training set its `mlcompile-drift-baseline` metadata names; deploy-online fills the build's serving requests and creates, then
 updates, the endpoint with the canary."""
 
 from __future__ import annotations
@@ -141,6 +141,22 @@ def test_production_is_the_newest_approved_package_described_with_its_metrics_an
     assert manifest["format"] == "mlcompile.container/1" and manifest["metrics"] == {"roc_auc": 0.81, "average_precision": 0.5}
     baseline = pd.read_parquet(serving.folder / "baseline.parquet")
     assert "foreign_ratio_7d" in baseline.columns and len(baseline) > 0
+    package = boto3.client("sagemaker", region_name=REGION).describe_model_package(ModelPackageName=first)
+    assert "DriftCheckBaselines" not in package  # no Model Monitor statistics is claimed
+    assert package["CustomerMetadataProperties"]["mlcompile-drift-baseline"] == f"{RUNS}/run-1/extract-features/train/train.parquet"
+
+
+def test_a_version_registered_with_the_training_set_as_its_drift_check_baseline_still_gets_its_baseline(build: dict[str, Any], aws: Path, train_set: str) -> None:
+    """Versions registered by earlier builds named the training set in
+    DriftCheckBaselines.ModelDataQuality.Statistics: drift checks of them keep working."""
+    from mlcompile.runtime.registry import production_model
+
+    metadata = {k: v for k, v in build["register"]["CustomerMetadataProperties"].items() if k != "mlcompile-drift-baseline"}
+    earlier = {**build["register"], "CustomerMetadataProperties": metadata}
+    earlier["DriftCheckBaselines"] = {"ModelDataQuality": {"Statistics": {"ContentType": "application/x-parquet", "S3Uri": build["register"]["CustomerMetadataProperties"]["mlcompile-drift-baseline"]}}}
+    approve(register({**build, "register": earlier}, aws, "run-1", 0.81, train_set))
+    serving = production_model(build["configs"]["evaluate"], "card-fraud")
+    assert serving is not None and len(pd.read_parquet(serving.folder / "baseline.parquet")) > 0
 
 
 def test_evaluate_compares_with_the_champions_registered_metrics(build: dict[str, Any], aws: Path, train_set: str, tmp_path: Path) -> None:

@@ -224,6 +224,20 @@ def test_registration_follows_the_approval_policy(builds: dict[str, Path]) -> No
     assert tag_map(group["Tags"])["use-case"] == "churn"  # registry.tags
 
 
+def test_a_version_names_its_training_set_as_mlcompiles_drift_baseline_not_as_model_monitor_statistics(builds: dict[str, Path]) -> None:
+    """`DriftCheckBaselines.ModelDataQuality.Statistics` is where Model Monitor and Clarify
+    expect a data-quality statistics JSON; the training parquet is no such file, so the version
+    names it in its metadata, where mlcompile's runtime reads it (drift checks of a
+    container-trained version sample it)."""
+    for name, pipeline in (("churn", "churn-prediction"), ("batch-scoring", "invoice-late-payment")):
+        register = steps_of(load(builds[name], f"pipelines/{pipeline}-training.definition.json"))["register-RegisterModel"]["Arguments"]
+        assert "DriftCheckBaselines" not in register
+        assert register["CustomerMetadataProperties"]["mlcompile-drift-baseline"] == {
+            "Std:Join": {"On": "/", "Values": [{"Get": "Steps.extract-features.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}, "train.parquet"]}
+        }
+        assert register["ModelMetrics"]["ModelQuality"]["Statistics"]["ContentType"] == "application/json"  # the evaluation report, still
+
+
 def test_auto_approval_deploys_from_the_training_pipeline(tmp_path: Path) -> None:
     plan, profile = plan_of_text(example_text("churn", ("approval: manual", "approval: auto")), tmp_path)
     folder = write(plan, profile, tmp_path / "out")
@@ -270,7 +284,8 @@ def test_canary_endpoint_with_cpu_autoscaling(builds: dict[str, Path]) -> None:
     (variant,) = config["ProductionVariants"]
     assert variant["InstanceType"] == "ml.m5.large"  # cpu 2, 4Gi
     assert variant["InitialInstanceCount"] == 2  # replicas.min
-    assert config["DataCaptureConfig"]["DestinationS3Uri"] == f"s3://{BUCKET}/mlcompile/churn-prediction/data-capture/churn-scorer"
+    # monitored, but monitoring reads the feature sources: nothing would read captured traffic
+    assert "DataCaptureConfig" not in config
     endpoint = load(folder, "serving/endpoint.json")
     routing = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     assert routing == {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 600}

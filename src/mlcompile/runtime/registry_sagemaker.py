@@ -14,8 +14,10 @@ writes, through boto3 (AWS_ENDPOINT_URL and the usual credential chain apply).
   A container-trained model's archive holds only what its trainer wrote: the version's
   description (`model.json`) is completed from the step config with the champion's metrics
   (the package's `ModelMetrics.ModelQuality.Statistics`, the evaluation report), and its drift
-  baseline is sampled from the training set the package names as its
-  `DriftCheckBaselines.ModelDataQuality.Statistics`."""
+  baseline is sampled from the training set its `mlcompile-drift-baseline` metadata names
+  (versions registered by earlier builds name it in
+  `DriftCheckBaselines.ModelDataQuality.Statistics`, where Model Monitor expects its own
+  statistics JSON instead)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from mlcompile.runtime.registry import PRODUCTION, TAG_APPROVAL, NewVersion, Ver
 
 APPROVED = "Approved"
 ALIASES_KEY = "mlcompile-aliases"
+DRIFT_BASELINE_KEY = "mlcompile-drift-baseline"  # the training set's URI, in CustomerMetadataProperties
 ARN_TAG = "sagemaker.model_package_arn"  # a version's package ARN, among its tags
 MODEL_DATA_TAG = "sagemaker.model_data_url"
 _APPROVAL = {APPROVED: "approved", "PendingManualApproval": "pending", "Rejected": "rejected"}
@@ -167,10 +170,17 @@ class SageMakerRegistry:
         described = self.config.get("model")
         if own_manifest(folder) is None and described:  # a container's model: described by the plan, with its metrics
             write_manifest(folder, {**described, "metrics": package_metrics(package)})
-        train = ((((package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}).get("Statistics")) or {}).get("S3Uri")
+        train = training_set(package)
         if train and not (folder / BASELINE_FILE).exists() and described:
             add_baseline(folder, str(train), str(described.get("label")))
         return folder
+
+
+def training_set(package: Mapping[str, Any]) -> str | None:
+    """The URI of the training set a version was trained on, the drift baseline's sample."""
+    recorded = (package.get("CustomerMetadataProperties") or {}).get(DRIFT_BASELINE_KEY)
+    earlier = ((((package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}).get("Statistics")) or {}).get("S3Uri")
+    return str(recorded or earlier or "") or None
 
 
 def package_metrics(package: Mapping[str, Any]) -> dict[str, float]:

@@ -85,14 +85,9 @@ def serving(plan: Plan, layout: Layout) -> dict[str, tuple[str, dict[str, Any]]]
         "InitialVariantWeight": 1.0,
     }
     config: dict[str, Any] = {"EndpointConfigName": versioned, "ProductionVariants": [variant], "Tags": tags(plan)}
-    if plan.monitoring is not None:
-        config["DataCaptureConfig"] = {
-            "EnableCapture": True,
-            "InitialSamplingPercentage": 100,
-            "DestinationS3Uri": f"{layout.data_capture_uri}/{online.name}",
-            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]},
-        }
+    # No DataCaptureConfig: monitoring reads the feature sources (requests carry entity keys,
+    # not the features), so captured traffic would be storage nothing reads; the spec has no
+    # field asking for it.
     bodies["endpoint-config"] = ("sagemaker.create_endpoint_config", config)
     rollback_alarm = f"{online.name}-rollback"
     bodies["endpoint"] = (

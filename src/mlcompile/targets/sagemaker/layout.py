@@ -132,10 +132,6 @@ class Layout:
     def checkpoints_uri(self) -> str:
         return f"{self.prefix}/checkpoints"
 
-    @property
-    def data_capture_uri(self) -> str:
-        return f"{self.prefix}/data-capture"
-
     def platform_section(self) -> dict[str, str]:
         """What a runtime step's config says of the platform: its registry is the SageMaker
         Model Registry of this region (runtime/registry_sagemaker.py)."""

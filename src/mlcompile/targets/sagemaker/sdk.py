@@ -34,6 +34,7 @@ from mlcompile.runtime.contract import (
     step_config,
 )
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
+from mlcompile.runtime.registry_sagemaker import DRIFT_BASELINE_KEY
 from mlcompile.targets.sagemaker import bodies, feature_store
 from mlcompile.targets.sagemaker.layout import (
     COMMAND_HYPERPARAMETER,
@@ -364,6 +365,9 @@ class _PipelineBuilder:
             metadata["mlcompile-aliases"] = ",".join(registry.aliases)
         if plan.lineage.git_commit:
             metadata["mlcompile-git-commit"] = plan.lineage.git_commit
+        baseline = self.drift_baseline(trainer)
+        if baseline is not None:
+            metadata[DRIFT_BASELINE_KEY] = baseline
         batch_machine = plan.batch.steps[0].resources.machine if plan.batch is not None else None
         arguments = model.register(
             content_types=CONTENT_TYPES,
@@ -373,24 +377,23 @@ class _PipelineBuilder:
             model_package_group_name=registry.model,
             approval_status="Approved" if registry.approval == "auto" else "PendingManualApproval",
             model_metrics=ModelMetrics(model_statistics=MetricsSource(s3_uri=statistics, content_type="application/json")),
-            drift_check_baselines=self.drift_baseline(trainer),
             customer_metadata_properties=metadata,
             description=f"{registry.model} trained by {self.pipeline.name}",
         )
         return ModelStep(step.name, step_args=arguments)
 
     def drift_baseline(self, trainer: str) -> Any:
-        """The training set as the version's data-quality baseline: drift checks of a
-        container-trained version sample it (mlcompile's own models keep a sample inside)."""
-        from sagemaker.drift_check_baselines import DriftCheckBaselines
-        from sagemaker.model_metrics import MetricsSource
+        """The training set's URI, recorded in the version's metadata: drift checks of a
+        container-trained version sample it (mlcompile's own models keep a sample inside).
+        Not `DriftCheckBaselines.ModelDataQuality.Statistics`: Model Monitor and Clarify read a
+        data-quality statistics JSON there (with KLL sketches), which a parquet file is not, and
+        no built-in monitor of this build would read one."""
         from sagemaker.workflow.functions import Join
 
         train = next((r for r in self.pipeline.step(trainer).inputs if r.name == "train"), None)
         if train is None:
             return None
-        uri = Join(on="/", values=[self.producer_uri(train), input_file(train, self.pipeline.step(train.step))])
-        return DriftCheckBaselines(model_data_statistics=MetricsSource(s3_uri=uri, content_type="application/x-parquet"))
+        return Join(on="/", values=[self.producer_uri(train), input_file(train, self.pipeline.step(train.step))])
 
     def gates(self, evaluate: str, gate_step: str, then: list[Any]) -> list[Any]:
         """One ConditionStep per gate, chained: each passes on to the next, the last to
