@@ -79,6 +79,16 @@ def patch_moto() -> None:
         STARTED.append((self.region_name, pipeline.pipeline_name, execution))
         return answer
 
+    update_package = SageMakerModelBackend.update_model_package
+
+    def update_model_package(self: SageMakerModelBackend, model_package_arn: str, **request: Any) -> str:
+        # AWS keeps a version's CustomerMetadataProperties through an update that does not name
+        # them (an approval); moto drops them, and with them mlcompile's aliases and drift baseline
+        if request.get("customer_metadata_properties") is None:
+            package = self.model_packages.get(self.model_package_name_mapping.get(model_package_arn, model_package_arn))
+            request["customer_metadata_properties"] = getattr(package, "customer_metadata_properties", None)
+        return str(update_package(self, model_package_arn, **request))
+
     describe_execution = SageMakerModelBackend.describe_pipeline_execution
 
     def describe_pipeline_execution(self: SageMakerModelBackend, pipeline_execution_arn: str) -> dict[str, Any]:
@@ -107,6 +117,7 @@ def patch_moto() -> None:
     SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
     SageMakerModelBackend.start_pipeline_execution = start_pipeline_execution  # type: ignore[method-assign]
     SageMakerModelBackend.describe_pipeline_execution = describe_pipeline_execution  # type: ignore[method-assign]
+    SageMakerModelBackend.update_model_package = update_model_package  # type: ignore[method-assign]
     SageMakerResponse.update_endpoint = update_endpoint_action  # type: ignore[attr-defined]
     PATCHED = True
 
