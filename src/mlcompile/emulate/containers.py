@@ -62,8 +62,10 @@ def argv(images: Images, image: str, command: Sequence[str], args: Sequence[str]
 
 # What a container on the platform never sees of the shell that started the emulation: the
 # runtime's own settings and MLflow's (a registry URI, a pinned version, "try unapproved"
-# left in a user's shell would change what a step does; on the cluster nothing sets them).
-_HOST_ONLY_PREFIXES = ("MLCOMPILE_", "MLFLOW_")
+# left in a user's shell would change what a step does; on the cluster nothing sets them), and
+# azure-ai-ml's cloud choice, which an MLClient of the emulator (deploy, approval) leaves in this
+# process naming a cloud only that process registered: a step importing azure.ai.ml with it fails.
+_HOST_ONLY_PREFIXES = ("MLCOMPILE_", "MLFLOW_", "AZUREML_CURRENT_CLOUD")
 
 
 def host_environment() -> dict[str, str]:
