@@ -63,21 +63,7 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
-# Modules that run whole emulated systems (minutes each): scheduled first, so that xdist's
-# per-module distribution does not leave one worker finishing them while the others idle.
-LONGEST_FIRST = (
-    "test_emulate_azureml_system.py",
-    "test_emulate_sagemaker.py",
-    "test_emulate_container_trainer.py",
-    "test_emulate_retraining.py",
-    "test_emulate_churn.py",
-    "test_emulate_lifecycle.py",
-)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {module: index for index, module in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable: the rest keep their order
     for item in items:
         module = Path(str(item.fspath)).name
         if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
