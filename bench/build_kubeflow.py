@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-HAND_WRITTEN = r'''
+HAND_WRITTEN = r"""
 import sys
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Dataset, Input, Metrics, Model, Output, OutputPath, Artifact
@@ -129,7 +129,7 @@ def sensor():
 out = sys.argv[1]
 for fn in (training, batch, monitoring, sensor):
     compiler.Compiler().compile(fn, f"{out}/{fn.name}.yaml")
-'''
+"""
 
 
 def timed(command: list[str]) -> float:
@@ -146,7 +146,19 @@ def main() -> None:
         script = Path(scratch) / "hand_written.py"
         script.write_text(HAND_WRITTEN)
         hand = [sys.executable, str(script), scratch]
-        build = [sys.executable, "-m", "mlcompile", "build", "examples/churn/mlcompile.yaml", "-t", "targets/kfp-gke.yaml", "-o", f"{scratch}/out", "--git-commit", "none"]
+        build = [
+            sys.executable,
+            "-m",
+            "mlcompile",
+            "build",
+            "examples/churn/mlcompile.yaml",
+            "-t",
+            "targets/kfp-gke.yaml",
+            "-o",
+            f"{scratch}/out",
+            "--git-commit",
+            "none",
+        ]
         timed(hand), timed(build)  # warm the file cache
         hands, builds = [], []
         for _ in range(args.runs):  # interleaved, so load changes hit both alike

@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-HAND_WRITTEN = r'''
+HAND_WRITTEN = r"""
 import os
 os.environ.update(AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="eu-west-1", SAGEMAKER_SUPPRESS_V2_WARNING="1")
 import boto3
@@ -59,7 +59,7 @@ model = Model(image_uri=IMAGE, model_data=train.properties.ModelArtifacts.S3Mode
 register = ModelStep("register", step_args=model.register(content_types=["application/json"], response_types=["application/json"], model_package_group_name="churn-classifier", approval_status="PendingManualApproval"))
 condition = ConditionStep("gate-roc_auc-min", conditions=[ConditionGreaterThanOrEqualTo(JsonGet(step_name="evaluate", property_file=metrics, json_path="metrics.roc_auc"), 0.78)], if_steps=[register], else_steps=[FailStep("fail", error_message="gate failed")])
 print(len(Pipeline("churn-prediction-training", steps=[extract, validate, train, evaluate, gate, condition], sagemaker_session=session).definition()))
-'''
+"""
 
 
 def timed(command: list[str], runs: int) -> float:
@@ -78,7 +78,23 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         floor = timed([sys.executable, "-c", HAND_WRITTEN], args.runs)
-        ours = timed([sys.executable, "-m", "mlcompile", "-q", "build", "examples/churn/mlcompile.yaml", "-t", "targets/aws-prod.yaml", "-o", out, "--git-commit", "none"], args.runs)
+        ours = timed(
+            [
+                sys.executable,
+                "-m",
+                "mlcompile",
+                "-q",
+                "build",
+                "examples/churn/mlcompile.yaml",
+                "-t",
+                "targets/aws-prod.yaml",
+                "-o",
+                out,
+                "--git-commit",
+                "none",
+            ],
+            args.runs,
+        )
     ratio = ours / floor
     print(f"hand-written SageMaker SDK floor (1 pipeline): {floor:.2f} s")
     print(f"mlcompile build churn for aws-prod (4 pipelines + bodies): {ours:.2f} s  ({ratio:.2f}x the floor)")

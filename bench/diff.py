@@ -60,7 +60,21 @@ def main() -> int:
         git(repo, "commit", "-qm", "base")
         cache = Path(scratch) / "cache"
         all_specs = "systems/*/mlcompile.yaml"
-        fill = [*cli, "build", all_specs, "--target", "targets/", "--out", str(Path(scratch) / "fill"), "--git-commit", "none", "-q", "--warn-only", "--cache-dir", str(cache)]
+        fill = [
+            *cli,
+            "build",
+            all_specs,
+            "--target",
+            "targets/",
+            "--out",
+            str(Path(scratch) / "fill"),
+            "--git-commit",
+            "none",
+            "-q",
+            "--warn-only",
+            "--cache-dir",
+            str(cache),
+        ]
         started = time.perf_counter()
         subprocess.run(fill, cwd=repo, check=True, capture_output=True)
         cold = time.perf_counter() - started
@@ -68,7 +82,21 @@ def main() -> int:
         spec.write_text(spec.read_text().replace("replicas: {min: 1, max: 3}", "replicas: {min: 2, max: 3}"))
         build = [*cli, "build", CHANGED, "--target", "targets/", "--out", str(Path(scratch) / "one"), "--git-commit", "none", "-q", "--warn-only"]
         diff = [*cli, "diff", all_specs, "--target", "targets/", "--base", "HEAD", "--format", "markdown", "-q", "--warn-only"]
-        cached = [*cli, "build", all_specs, "--target", "targets/", "--out", str(Path(scratch) / "all"), "--git-commit", "none", "-q", "--warn-only", "--cache-dir", str(cache)]
+        cached = [
+            *cli,
+            "build",
+            all_specs,
+            "--target",
+            "targets/",
+            "--out",
+            str(Path(scratch) / "all"),
+            "--git-commit",
+            "none",
+            "-q",
+            "--warn-only",
+            "--cache-dir",
+            str(cache),
+        ]
         result = subprocess.run(diff, cwd=repo, capture_output=True, text=True, check=False)
         if "replicas 1..3 → 2..3" not in result.stdout:
             print(result.stdout[-2000:], result.stderr[-2000:], file=sys.stderr)

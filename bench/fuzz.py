@@ -113,7 +113,9 @@ def run_valid(args: argparse.Namespace, work: Path, tally: Tally) -> None:
             again = specgen.build_once(spec, profiles)
             for one, two in zip(first, again):
                 if specgen.digest(one.files) != specgen.digest(two.files) or one.diagnostics != two.diagnostics:
-                    problem = f"{one.profile}: a second build differs: " + ", ".join(sorted(p for p in {*one.files, *two.files} if one.files.get(p) != two.files.get(p)))
+                    problem = f"{one.profile}: a second build differs: " + ", ".join(
+                        sorted(p for p in {*one.files, *two.files} if one.files.get(p) != two.files.get(p))
+                    )
                     break
         outcomes = {o.profile: "failed" if o.problem else "built" if o.built else "refused" for o in first}
         tally.record(index, time.perf_counter() - started, outcomes, problem, raw)

@@ -50,7 +50,7 @@ def spec_text(features: int, name: str) -> str:
     source_names = [f"source_{s:04d}" for s in range(sources)]
     for source in source_names:
         out.append(f"    - {{name: {source}, uri: {q(f'file://data/{source}.csv')}, format: csv, timestamp_field: event_ts}}")
-    out.append("    - {name: labels, uri: \"file://data/labels.csv\", format: csv, timestamp_field: label_ts}")
+    out.append('    - {name: labels, uri: "file://data/labels.csv", format: csv, timestamp_field: label_ts}')
     out.append("  views:")
     left = features
     for v in range(views):

@@ -82,10 +82,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"median {row['median_s']:.2f} s  worst {row['worst_s']:.2f} s  peak {row['peak_mib']:.0f} MiB", flush=True)  # fmt: skip
 
     print()
-    print(f"| case | input size | exit | median s | worst s | peak RSS MiB |  ({args.runs} runs × 4: spec/profile × validate/build; Python {platform.python_version()})")
+    print(
+        f"| case | input size | exit | median s | worst s | peak RSS MiB |  ({args.runs} runs × 4: spec/profile × validate/build; Python {platform.python_version()})"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['case']} | {_size(row['bytes'])} | {','.join(map(str, row['exit']))} | {row['median_s']:.2f} | {row['worst_s']:.2f} | {row['peak_mib']:.0f} |")
+        print(
+            f"| {row['case']} | {_size(row['bytes'])} | {','.join(map(str, row['exit']))} | {row['median_s']:.2f} | {row['worst_s']:.2f} | {row['peak_mib']:.0f} |"
+        )
     hostile = rows[1:]
     total = sum(r["runs"] for r in hostile)
     worst = max(hostile, key=lambda r: r["worst_s"], default=None)

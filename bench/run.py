@@ -44,7 +44,9 @@ PY = sys.executable
 CLI = [PY, "-m", "mlcompile"]
 CLOUD = {"kubeflow": "kfp-gke", "vertex": "gcp-prod", "sagemaker": "aws-prod", "azureml": "azure-prod"}
 
-VERTEX_FLOOR = build_kubeflow.HAND_WRITTEN + r'''
+VERTEX_FLOOR = (
+    build_kubeflow.HAND_WRITTEN
+    + r"""
 import glob
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import aiplatform
@@ -57,9 +59,10 @@ for path in sorted(glob.glob(f"{out}/churn-prediction-*.yaml")):
         yaml.safe_dump(spec, handle)
     job = aiplatform.PipelineJob(display_name="churn", template_path=f"{path}.single.yml", pipeline_root="gs://acme-ml-prod-pipelines/root")
     type(job._gca_resource).to_json(job._gca_resource)
-'''
+"""
+)
 
-AZUREML_FLOOR = r'''
+AZUREML_FLOOR = r"""
 import sys, logging
 logging.disable(logging.WARNING)
 from azure.ai.ml import Input, Output, command, dsl
@@ -100,10 +103,11 @@ for fn in (training, batch, monitoring):
     job.settings.default_compute = "cpu-cluster-d8s"
     with open(f"{out}/{fn.__name__}.yml", "w") as handle:
         handle.write(str(job))
-'''
+"""
 
 
 # ---------------------------------------------------------------- measuring
+
 
 def run_once(command: list[str], cwd: Path = ROOT) -> tuple[float, int, int]:
     """(wall seconds, peak RSS in MiB of the child, exit code) of one fresh process."""
@@ -150,6 +154,7 @@ def build_command(specs: list[str], profiles: list[str], out: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- parts
+
 
 def part_cold(runs: int) -> dict:
     commands = {
@@ -275,6 +280,7 @@ def part_sizes(scratch: Path, largest: int) -> dict:
 
 # ---------------------------------------------------------------- report
 
+
 def table(results: dict) -> str:
     lines = []
     add = lines.append
@@ -287,7 +293,9 @@ def table(results: dict) -> str:
     add("2. build churn per target vs SDK floor (median, interleaved)")
     add(f"   {'target':<12} {'floor':>8} {'build':>8} {'ratio':>7} {'floor MiB':>10} {'build MiB':>10}")
     for name, row in results["build"].items():
-        add(f"   {name:<12} {row['floor']['median_s']:>7.2f}s {row['build']['median_s']:>7.2f}s {row['ratio']:>6.2f}x {row['floor']['peak_rss_mib']:>10} {row['build']['peak_rss_mib']:>10}")
+        add(
+            f"   {name:<12} {row['floor']['median_s']:>7.2f}s {row['build']['median_s']:>7.2f}s {row['ratio']:>6.2f}x {row['floor']['peak_rss_mib']:>10} {row['build']['peak_rss_mib']:>10}"
+        )
     add("   target: <= 1.3x floor")
     add("")
     scale = results["scale"]
@@ -316,7 +324,9 @@ def table(results: dict) -> str:
     for label, per_target in results["sizes"].items():
         for name, row in per_target.items():
             worst = row["largest_limited"]
-            near = "no limited artifact" if worst is None else f"{worst['path']} {worst['size']:,} {worst['unit']} = {worst['fraction']:.1%} of {worst['limit']:,}"
+            near = (
+                "no limited artifact" if worst is None else f"{worst['path']} {worst['size']:,} {worst['unit']} = {worst['fraction']:.1%} of {worst['limit']:,}"
+            )
             add(f"   {label:<10} {name:<10} largest {row['largest']['path']} ({row['largest']['bytes']:,} B); {near}")
     return "\n".join(lines)
 

@@ -48,7 +48,13 @@ def end_to_end(example: Path, scratch: Path, isolation: str) -> dict:
         sys.exit(f"mlcompile run failed ({done.returncode}):\n{done.stderr[-3000:]}")
     summary = json.loads(done.stdout)
     steps = sum(len(p["steps"]) for p in summary["pipelines"])
-    return {"isolation": isolation, "wall_seconds": round(wall, 2), "executor_seconds": summary["duration_seconds"], "steps": steps, "pipelines": [p["label"] for p in summary["pipelines"]]}
+    return {
+        "isolation": isolation,
+        "wall_seconds": round(wall, 2),
+        "executor_seconds": summary["duration_seconds"],
+        "steps": steps,
+        "pipelines": [p["label"] for p in summary["pipelines"]],
+    }
 
 
 def overhead(example: Path, scratch: Path, isolation: str) -> dict:
@@ -96,7 +102,15 @@ def overhead(example: Path, scratch: Path, isolation: str) -> dict:
                 started = time.perf_counter()
                 step_function(kind)(config, inputs, direct_outputs)
                 direct = time.perf_counter() - started
-            rows.append({"pipeline": step.pipeline, "step": step.name, "executor_seconds": round(step.seconds, 3), "direct_seconds": round(direct, 3), "overhead_seconds": round(step.seconds - direct, 3)})
+            rows.append(
+                {
+                    "pipeline": step.pipeline,
+                    "step": step.name,
+                    "executor_seconds": round(step.seconds, 3),
+                    "direct_seconds": round(direct, 3),
+                    "overhead_seconds": round(step.seconds - direct, 3),
+                }
+            )
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -121,7 +135,11 @@ def main() -> None:
     example = Path(args.example).resolve()
     scratch = Path(tempfile.mkdtemp(prefix="mlcompile-bench-"))
     modes = ["fork"] + ([] if args.skip_subprocess else ["subprocess"])
-    report: dict = {"example": str(example.relative_to(REPO)) if example.is_relative_to(REPO) else str(example), "cpus": os.cpu_count(), "load_average": os.getloadavg()}
+    report: dict = {
+        "example": str(example.relative_to(REPO)) if example.is_relative_to(REPO) else str(example),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
     try:
         report["end_to_end"] = [end_to_end(example, scratch, mode) for mode in modes for _ in range(args.repeat)]
         report["overhead"] = [overhead(example, scratch, mode) for mode in modes]
@@ -134,9 +152,13 @@ def main() -> None:
     for mode in modes:
         walls = [r["wall_seconds"] for r in report["end_to_end"] if r["isolation"] == mode]
         first = next(r for r in report["end_to_end"] if r["isolation"] == mode)
-        print(f"mlcompile run ({mode}): {first['steps']} steps in {'/'.join(first['pipelines'])}: wall {min(walls):.1f}s best, {statistics.median(walls):.1f}s median of {len(walls)} (target < 30 s)")
+        print(
+            f"mlcompile run ({mode}): {first['steps']} steps in {'/'.join(first['pipelines'])}: wall {min(walls):.1f}s best, {statistics.median(walls):.1f}s median of {len(walls)} (target < 30 s)"
+        )
     for entry in report["overhead"]:
-        print(f"\nexecutor overhead per step ({entry['isolation']}): mean {entry['overhead_mean_seconds']:.3f}s, median {entry['overhead_median_seconds']:.3f}s, max {entry['overhead_max_seconds']:.3f}s (target < 0.5 s)")
+        print(
+            f"\nexecutor overhead per step ({entry['isolation']}): mean {entry['overhead_mean_seconds']:.3f}s, median {entry['overhead_median_seconds']:.3f}s, max {entry['overhead_max_seconds']:.3f}s (target < 0.5 s)"
+        )
         print(f"  {'pipeline':<11} {'step':<20} {'executor':>9} {'direct':>8} {'overhead':>9}")
         for row in entry["steps"]:
             print(f"  {row['pipeline']:<11} {row['step']:<20} {row['executor_seconds']:>8.3f}s {row['direct_seconds']:>7.3f}s {row['overhead_seconds']:>8.3f}s")

@@ -44,7 +44,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ROW = {"orders_30d": 1, "spend_30d": 5.0, "support_tickets_30d": 6, "plan": "basic", "tenure_days": 20}
-FLOOR = '''
+FLOOR = """
 import sys, joblib, pandas as pd, uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -59,7 +59,7 @@ async def predict(request):
 async def health(request):
     return JSONResponse({"status": "ok"})
 uvicorn.run(Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health)]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
-'''
+"""
 
 
 def train(folder: Path) -> Path:
@@ -67,7 +67,9 @@ def train(folder: Path) -> Path:
     sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
     from serve_support import train_churn_model
 
-    return train_churn_model(folder, "sklearn.ensemble.RandomForestClassifier", {"n_estimators": 50, "n_jobs": -1, "random_state": 0}, rows=2000, system="bench")
+    return train_churn_model(
+        folder, "sklearn.ensemble.RandomForestClassifier", {"n_estimators": 50, "n_jobs": -1, "random_state": 0}, rows=2000, system="bench"
+    )
 
 
 def free_port() -> int:
@@ -147,7 +149,9 @@ def v2_body(rows: list[dict]) -> bytes:
 def mlserver_folder(model: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.joblib").write_bytes((model / "model.joblib").read_bytes())
-    (folder / "model-settings.json").write_text(json.dumps({"name": "churn", "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"}}))
+    (folder / "model-settings.json").write_text(
+        json.dumps({"name": "churn", "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"}})
+    )
     (folder / "settings.json").write_text(json.dumps({"metrics_endpoint": None, "parallel_workers": 0}))
     return folder
 
@@ -190,7 +194,11 @@ def limits(port: int) -> dict[str, object]:
         sock.close()
         done.set()
         prober.join()
-        results["chunked" if chunked else "content-length"] = {"status": status, "seconds": round(took, 3), "health_max_ms": round(1000 * max(probes or [0]), 1)}
+        results["chunked" if chunked else "content-length"] = {
+            "status": status,
+            "seconds": round(took, 3),
+            "health_max_ms": round(1000 * max(probes or [0]), 1),
+        }
     return results
 
 
@@ -208,16 +216,28 @@ def main() -> int:
     ports = {"floor": free_port(), "mlcompile": free_port()}
     (scratch / "floor.py").write_text(FLOOR)
     servers = {
-        "floor": start([sys.executable, str(scratch / "floor.py"), str(model / "model.joblib"), str(ports["floor"])], ports["floor"], "/health", log=scratch / "floor.log"),
-        "mlcompile": start([sys.executable, "-m", "mlcompile.runtime", "serve", "--model-dir", str(model), "--port", str(ports["mlcompile"]), "--host", "127.0.0.1"],
-                           ports["mlcompile"], "/health", env, scratch / "mlcompile.log"),  # fmt: skip
+        "floor": start(
+            [sys.executable, str(scratch / "floor.py"), str(model / "model.joblib"), str(ports["floor"])], ports["floor"], "/health", log=scratch / "floor.log"
+        ),
+        "mlcompile": start(
+            [sys.executable, "-m", "mlcompile.runtime", "serve", "--model-dir", str(model), "--port", str(ports["mlcompile"]), "--host", "127.0.0.1"],
+            ports["mlcompile"],
+            "/health",
+            env,
+            scratch / "mlcompile.log",
+        ),  # fmt: skip
     }
     if args.mlserver:
         ports["mlserver"] = free_port()
         folder = mlserver_folder(model, scratch / "mlserver")
         servers["mlserver"] = start([args.mlserver, "start", str(folder)], ports["mlserver"], "/v2/health/ready",
                                     {"MLSERVER_HTTP_PORT": str(ports["mlserver"]), "MLSERVER_GRPC_PORT": str(free_port()), "MLSERVER_METRICS_ENDPOINT": "", "MLSERVER_PARALLEL_WORKERS": "0"}, scratch / "mlserver.log")  # fmt: skip
-    report: dict[str, object] = {"model": "RandomForestClassifier(n_estimators=50), 5 features", "connections": args.connections, "seconds": args.seconds, "rounds": []}
+    report: dict[str, object] = {
+        "model": "RandomForestClassifier(n_estimators=50), 5 features",
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "rounds": [],
+    }
     try:
         for _ in range(args.rounds):
             round_: dict[str, object] = {}
@@ -250,7 +270,9 @@ def main() -> int:
     else:
         for number, round_ in enumerate(report["rounds"], start=1):  # type: ignore[arg-type]
             for shape, measured in round_.items():
-                cells = "  ".join(f"{name} {m['rps']:7.1f} req/s p50 {m['p50_ms']:6.1f} ms p99 {m['p99_ms']:6.1f} ms" for name, m in measured.items() if isinstance(m, dict))
+                cells = "  ".join(
+                    f"{name} {m['rps']:7.1f} req/s p50 {m['p50_ms']:6.1f} ms p99 {m['p99_ms']:6.1f} ms" for name, m in measured.items() if isinstance(m, dict)
+                )
                 print(f"round {number} {shape:7}  {cells}  floor/mlcompile {measured['floor/mlcompile']}")
         print("floor/mlcompile throughput, median of rounds:", report["floor/mlcompile median"], "(target ≤ 1.2)")
         print("200 MB body:", json.dumps(report["limits"]))

@@ -15,10 +15,10 @@ import yaml
 
 pytest.importorskip("kfp")
 
+from build_support import ROOT  # noqa: E402
+
 from mlcompile.build import compile_system, resolve_profiles  # noqa: E402
 from mlcompile.diff.engine import plan_resources  # noqa: E402
-
-from build_support import ROOT  # noqa: E402
 
 
 def _build(tmp_path: Path, profile_name: str, resources: dict[str, Any]) -> tuple[Any, dict[str, bytes]]:
@@ -33,7 +33,9 @@ def _build(tmp_path: Path, profile_name: str, resources: dict[str, Any]) -> tupl
     (tmp_path / "targets").mkdir()
     (tmp_path / "mlcompile.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     (tmp_path / f"targets/{profile_name}.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
-    compilation = compile_system(str(tmp_path / "mlcompile.yaml"), resolve_profiles(str(tmp_path / "mlcompile.yaml"), [str(tmp_path / f"targets/{profile_name}.yaml")]), render=True)
+    compilation = compile_system(
+        str(tmp_path / "mlcompile.yaml"), resolve_profiles(str(tmp_path / "mlcompile.yaml"), [str(tmp_path / f"targets/{profile_name}.yaml")]), render=True
+    )
     (result,) = compilation.results
     return result.plan, {f.path: f.content for f in result.files}
 

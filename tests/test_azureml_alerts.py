@@ -16,14 +16,14 @@ import pytest
 pytest.importorskip("azure.ai.ml")
 
 import jsonschema  # noqa: E402
+from test_target_azureml import _plan  # noqa: E402
+from test_target_azureml_deploy import ROOT, WORKSPACE, _deploy, arm  # noqa: E402,F401 - arm: the ARM stand-in fixture
 
 from mlcompile.runtime import monitoring  # noqa: E402
 from mlcompile.runtime.alerts_azureml import ENV_METRICS_URL  # noqa: E402
 from mlcompile.targets.azureml.alerts import render_alerts  # noqa: E402
 from mlcompile.targets.azureml.check import check  # noqa: E402
 from mlcompile.targets.azureml.pipelines import platform_config  # noqa: E402
-from test_target_azureml import _plan  # noqa: E402
-from test_target_azureml_deploy import ROOT, WORKSPACE, _deploy, arm  # noqa: E402,F401 - arm: the ARM stand-in fixture
 
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 from azure_monitor_metrics import MetricsStandIn  # noqa: E402
@@ -79,7 +79,10 @@ def _decisions(tmp_path: Path, **breached: bool) -> dict[str, str]:
 
 
 def test_the_alert_step_publishes_the_breached_signal_to_azure_monitor_in_the_workspace_region(
-    arm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+    arm,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
 ) -> None:
     plan = _plan("churn", monkeypatch)
     config = platform_config(plan, _alert_step(plan))

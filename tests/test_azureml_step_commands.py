@@ -92,7 +92,9 @@ def test_register_is_skipped_only_when_the_gate_says_failed(trained, tmp_path: P
     assert "register: skipped, run_if gate is false" in run.stdout
 
 
-@pytest.mark.parametrize("content", [None, "{not json", json.dumps({"passed": True}), json.dumps({"decision": "yes"})], ids=["missing", "not-json", "no-decision", "not-boolean"])
+@pytest.mark.parametrize(
+    "content", [None, "{not json", json.dumps({"passed": True}), json.dumps({"decision": "yes"})], ids=["missing", "not-json", "no-decision", "not-boolean"]
+)
 def test_a_missing_or_malformed_decision_fails_the_step(trained, tmp_path: Path, content: str | None) -> None:
     decision = None
     if content is not None:

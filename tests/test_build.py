@@ -155,9 +155,7 @@ def test_init_scaffolds_a_system_that_validates_and_builds(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     code, output = run("init", "fresh")
     assert code == 0, output
-    assert (tmp_path / "fresh/mlcompile.yaml").read_text().startswith(
-        "# yaml-language-server: $schema=https://mlcompile.dev/schemas/mlcompile-v1.schema.json"
-    )
+    assert (tmp_path / "fresh/mlcompile.yaml").read_text().startswith("# yaml-language-server: $schema=https://mlcompile.dev/schemas/mlcompile-v1.schema.json")
     assert run("validate", "fresh/mlcompile.yaml")[0] == 0
     assert run("build", "fresh/mlcompile.yaml", "-t", "fresh/targets/local.yaml", "-o", "fresh/out")[0] == 0
 

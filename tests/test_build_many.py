@@ -69,7 +69,9 @@ def test_a_glob_that_matches_nothing_is_a_usage_error(repo: Path) -> None:
 def test_all_specs_are_checked_before_anything_is_written_and_all_errors_reported(repo: Path) -> None:
     break_spec(repo / "systems/beta/mlcompile.yaml", "bogus_one")
     break_spec(repo / "systems/gamma/mlcompile.yaml", "bogus_two")
-    code, output = run("build", "systems/alpha/mlcompile.yaml", "systems/beta/mlcompile.yaml", "systems/gamma/mlcompile.yaml", "-t", "targets/local.yaml", "-o", "out")
+    code, output = run(
+        "build", "systems/alpha/mlcompile.yaml", "systems/beta/mlcompile.yaml", "systems/gamma/mlcompile.yaml", "-t", "targets/local.yaml", "-o", "out"
+    )
     assert code == 2, output
     assert "systems/beta/mlcompile.yaml" in output and "bogus_one" in output
     assert "systems/gamma/mlcompile.yaml" in output and "bogus_two" in output

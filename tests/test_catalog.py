@@ -18,8 +18,14 @@ from mlcompile.catalog import (
 from mlcompile.catalog import resolve as catalog
 
 SPEC_NAMES = {
-    "nvidia-t4", "nvidia-l4", "nvidia-a10g", "nvidia-v100",
-    "nvidia-a100-40gb", "nvidia-a100-80gb", "nvidia-h100-80gb", "tpu-v5e",
+    "nvidia-t4",
+    "nvidia-l4",
+    "nvidia-a10g",
+    "nvidia-v100",
+    "nvidia-a100-40gb",
+    "nvidia-a100-80gb",
+    "nvidia-h100-80gb",
+    "tpu-v5e",
 }
 CLOUDS = ("vertex", "sagemaker", "azureml")
 GPU_TOLERATION = (("effect", "NoSchedule"), ("key", "nvidia.com/gpu"), ("operator", "Exists"))
@@ -132,9 +138,7 @@ def test_a100_40gb_on_sagemaker_warns_when_the_machine_carries_more():
     one = resolve_machine("sagemaker", accelerator="nvidia-a100-40gb", count=1)
     assert one.machine.name == "ml.p4d.24xlarge" and one.machine.accelerator_count == 8
     assert one.machine.accelerator_platform_name is None
-    assert one.warnings == (
-        "ml.p4d.24xlarge carries 8 nvidia-a100-40gb; 1 asked: SageMaker has no smaller machine with nvidia-a100-40gb",
-    )
+    assert one.warnings == ("ml.p4d.24xlarge carries 8 nvidia-a100-40gb; 1 asked: SageMaker has no smaller machine with nvidia-a100-40gb",)
     eight = resolve_machine("sagemaker", accelerator="nvidia-a100-40gb", count=8)
     assert eight.machine.name == "ml.p4d.24xlarge" and eight.warnings == ()
 
@@ -170,9 +174,7 @@ def test_smallest_machine_order_is_gpus_then_vcpus_then_memory():
 def test_warning_when_cpu_forces_more_gpus():
     r = resolve_machine("sagemaker", accelerator="nvidia-a10g", cpu=96)
     assert r.machine.name == "ml.g5.24xlarge"
-    assert r.warnings == (
-        "ml.g5.24xlarge carries 4 nvidia-a10g; 1 asked: no SageMaker machine with fewer nvidia-a10g has the cpu and memory asked",
-    )
+    assert r.warnings == ("ml.g5.24xlarge carries 4 nvidia-a10g; 1 asked: no SageMaker machine with fewer nvidia-a10g has the cpu and memory asked",)
 
 
 def test_n1_machines_take_gpus_only_in_allowed_counts():
@@ -180,15 +182,11 @@ def test_n1_machines_take_gpus_only_in_allowed_counts():
     assert (m.name, m.accelerator_count, m.accelerator_platform_name) == ("n1-standard-4", 1, "NVIDIA_TESLA_T4")
     r = resolve_machine("vertex", accelerator="nvidia-v100", count=3)
     assert (r.machine.name, r.machine.accelerator_count) == ("n1-standard-4", 4)
-    assert r.warnings == (
-        "n1-standard-4 carries 4 nvidia-v100; 3 asked: Vertex AI attaches nvidia-v100 to n1-standard-4 only in counts of 1, 2, 4 or 8",
-    )
+    assert r.warnings == ("n1-standard-4 carries 4 nvidia-v100; 3 asked: Vertex AI attaches nvidia-v100 to n1-standard-4 only in counts of 1, 2, 4 or 8",)
     # one V100 allows at most 12 vCPUs, so 16 vCPUs need two
     assert resolve("vertex", "nvidia-v100", cpu=16).accelerator_count == 2
     assert resolve("vertex", "nvidia-t4", cpu=64).accelerator_count == 4
-    assert error("vertex", "nvidia-t4", count=8).message == (
-        "no vertex machine carries 8 × nvidia-t4; the most is 4 (n1-standard-4)"
-    )
+    assert error("vertex", "nvidia-t4", count=8).message == ("no vertex machine carries 8 × nvidia-t4; the most is 4 (n1-standard-4)")
 
 
 def test_tpu_v5e_on_vertex():
@@ -226,17 +224,20 @@ def test_unknown_accelerator_suggests_the_closest_name():
     assert error("vertex", "zzz").hint.startswith("known accelerators: nvidia-a100-40gb")
 
 
-@pytest.mark.parametrize(("typed", "meant"), [
-    ("nvidia-a100", "nvidia-a100-40gb"),
-    ("A100", "nvidia-a100-40gb"),
-    ("nvidia-a100-80", "nvidia-a100-80gb"),
-    ("t4", "nvidia-t4"),
-    ("nvidia-tesla-t4", "nvidia-t4"),
-    ("NVIDIA_L4", "nvidia-l4"),
-    ("H100", "nvidia-h100-80gb"),
-    ("tpu v5", "tpu-v5e"),
-    ("nvidia-l4", "nvidia-l4"),
-])
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("nvidia-a100", "nvidia-a100-40gb"),
+        ("A100", "nvidia-a100-40gb"),
+        ("nvidia-a100-80", "nvidia-a100-80gb"),
+        ("t4", "nvidia-t4"),
+        ("nvidia-tesla-t4", "nvidia-t4"),
+        ("NVIDIA_L4", "nvidia-l4"),
+        ("H100", "nvidia-h100-80gb"),
+        ("tpu v5", "tpu-v5e"),
+        ("nvidia-l4", "nvidia-l4"),
+    ],
+)
 def test_suggest_accelerator(typed, meant):
     assert suggest_accelerator(typed) == meant
 
@@ -247,9 +248,7 @@ def test_suggest_nothing_for_noise():
 
 
 def test_count_cpu_memory_beyond_every_machine():
-    assert error("vertex", "nvidia-a100-40gb", count=32).message == (
-        "no vertex machine carries 32 × nvidia-a100-40gb; the most is 16 (a2-megagpu-16g)"
-    )
+    assert error("vertex", "nvidia-a100-40gb", count=32).message == ("no vertex machine carries 32 × nvidia-a100-40gb; the most is 16 (a2-megagpu-16g)")
     assert error("vertex", "nvidia-a100-40gb", count=2, cpu=200).message == (
         "no vertex machine with 2 or more nvidia-a100-40gb has 200 vcpus; the most is 96 (a2-highgpu-8g)"
     )
@@ -269,10 +268,15 @@ def test_bad_arguments():
 
 def test_error_messages_are_one_lowercase_line_without_a_period():
     errors = [
-        error("vertex", "nvidia-a10g"), error("azureml", "nvidia-v100"), error("vertex", "nvidia-a100"),
-        error("vertex", "nvidia-a100-40gb", count=32), error("vertex", None, cpu=500),
-        error("sagemaker", None, cpu=2, memory_gib=1000), error("kubeflow", "tpu-v5e", cluster="eks"),
-        error("kubeflow", "tpu-v5e", cluster="gke", count=16), error("vertx", None),
+        error("vertex", "nvidia-a10g"),
+        error("azureml", "nvidia-v100"),
+        error("vertex", "nvidia-a100"),
+        error("vertex", "nvidia-a100-40gb", count=32),
+        error("vertex", None, cpu=500),
+        error("sagemaker", None, cpu=2, memory_gib=1000),
+        error("kubeflow", "tpu-v5e", cluster="eks"),
+        error("kubeflow", "tpu-v5e", cluster="gke", count=16),
+        error("vertx", None),
     ]
     for e in errors:
         assert "\n" not in e.message and e.message[0].islower() and not e.message.endswith("."), e.message
@@ -282,12 +286,15 @@ def test_error_messages_are_one_lowercase_line_without_a_period():
 # ------------------------------------------------------------------ cpu only
 
 
-@pytest.mark.parametrize(("platform", "name"), [
-    ("vertex", "e2-standard-4"),
-    ("sagemaker", "ml.m5.xlarge"),
-    ("azureml", "Standard_D4s_v3"),
-    ("kubeflow", None),
-])
+@pytest.mark.parametrize(
+    ("platform", "name"),
+    [
+        ("vertex", "e2-standard-4"),
+        ("sagemaker", "ml.m5.xlarge"),
+        ("azureml", "Standard_D4s_v3"),
+        ("kubeflow", None),
+    ],
+)
 def test_cpu_only(platform, name):
     r = resolve_machine(platform, accelerator=None, cpu=4, memory_gib=16)
     assert isinstance(r, Resolution) and r.warnings == ()
@@ -325,12 +332,9 @@ def test_count_is_the_limit_on_kubeflow():
 def test_eks_uses_karpenter_labels_and_tells_a100s_apart():
     forty = resolve("kubeflow", "nvidia-a100-40gb", cluster="eks")
     eighty = resolve("kubeflow", "nvidia-a100-80gb", cluster="eks")
-    assert forty.node_selector == (("karpenter.k8s.aws/instance-family", "p4d"),
-                                   ("karpenter.k8s.aws/instance-gpu-name", "a100"))
-    assert eighty.node_selector == (("karpenter.k8s.aws/instance-family", "p4de"),
-                                    ("karpenter.k8s.aws/instance-gpu-name", "a100"))
-    assert resolve("kubeflow", "nvidia-a10g", cluster="eks").node_selector == (
-        ("karpenter.k8s.aws/instance-gpu-name", "a10g"),)
+    assert forty.node_selector == (("karpenter.k8s.aws/instance-family", "p4d"), ("karpenter.k8s.aws/instance-gpu-name", "a100"))
+    assert eighty.node_selector == (("karpenter.k8s.aws/instance-family", "p4de"), ("karpenter.k8s.aws/instance-gpu-name", "a100"))
+    assert resolve("kubeflow", "nvidia-a10g", cluster="eks").node_selector == (("karpenter.k8s.aws/instance-gpu-name", "a10g"),)
     assert forty.tolerations == (GPU_TOLERATION,)
 
 
@@ -348,12 +352,17 @@ def test_generic_cluster_pins_the_gpu_model_by_its_gpu_feature_discovery_label()
     assert r.machine.node_selector == (("nvidia.com/gpu.product", "NVIDIA-A100-SXM4-40GB"),)
     assert r.machine.tolerations == () and r.warnings == ()
     assert (r.machine.accelerator_platform_name, r.machine.accelerator_count) == ("nvidia.com/gpu", 2)
-    products = {name: dict(resolve("kubeflow", name).node_selector)["nvidia.com/gpu.product"]
-                for name in offered_accelerators("kubeflow") if name.startswith("nvidia-")}
+    products = {
+        name: dict(resolve("kubeflow", name).node_selector)["nvidia.com/gpu.product"] for name in offered_accelerators("kubeflow") if name.startswith("nvidia-")
+    }
     assert products == {
-        "nvidia-t4": "Tesla-T4", "nvidia-l4": "NVIDIA-L4", "nvidia-a10g": "NVIDIA-A10G",
-        "nvidia-v100": "Tesla-V100-SXM2-16GB", "nvidia-a100-40gb": "NVIDIA-A100-SXM4-40GB",
-        "nvidia-a100-80gb": "NVIDIA-A100-SXM4-80GB", "nvidia-h100-80gb": "NVIDIA-H100-80GB-HBM3",
+        "nvidia-t4": "Tesla-T4",
+        "nvidia-l4": "NVIDIA-L4",
+        "nvidia-a10g": "NVIDIA-A10G",
+        "nvidia-v100": "Tesla-V100-SXM2-16GB",
+        "nvidia-a100-40gb": "NVIDIA-A100-SXM4-40GB",
+        "nvidia-a100-80gb": "NVIDIA-A100-SXM4-80GB",
+        "nvidia-h100-80gb": "NVIDIA-H100-80GB-HBM3",
     }
 
 
@@ -371,14 +380,11 @@ def test_flavour_without_the_accelerator():
 def test_tpu_on_gke_uses_single_host_slices():
     m = resolve("kubeflow", "tpu-v5e", cluster="gke", count=4)
     assert m.accelerator_platform_name == "google.com/tpu" and m.accelerator_count == 4
-    assert m.node_selector == (("cloud.google.com/gke-tpu-accelerator", "tpu-v5-lite-podslice"),
-                               ("cloud.google.com/gke-tpu-topology", "2x2"))
+    assert m.node_selector == (("cloud.google.com/gke-tpu-accelerator", "tpu-v5-lite-podslice"), ("cloud.google.com/gke-tpu-topology", "2x2"))
     assert m.tolerations == ((("effect", "NoSchedule"), ("key", "google.com/tpu"), ("operator", "Exists")),)
     r = resolve_machine("kubeflow", accelerator="tpu-v5e", cluster="gke", count=2)
     assert r.machine.accelerator_count == 4 and len(r.warnings) == 1
-    assert error("kubeflow", "tpu-v5e", cluster="gke", count=16).message == (
-        "no single-host tpu-v5e slice on gke has 16 chips; the most is 8 (2x4)"
-    )
+    assert error("kubeflow", "tpu-v5e", cluster="gke", count=16).message == ("no single-host tpu-v5e slice on gke has 16 chips; the most is 8 (2x4)")
 
 
 def test_kubeflow_results_are_sorted_and_hashable():

@@ -24,7 +24,11 @@ from mlcompile.diagnostics import Diagnostic, render_github
 ROOT = Path(__file__).resolve().parents[1]
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 SCRIPTS = sorted((ROOT / "action").glob("*.sh"))
-GITHUB_WORKFLOWS = [ROOT / "docs" / "ci" / "github-actions.yml", ROOT / "docs" / "ci" / "github-actions-comment.yml", ROOT / ".github" / "workflows" / "release.yml"]
+GITHUB_WORKFLOWS = [
+    ROOT / "docs" / "ci" / "github-actions.yml",
+    ROOT / "docs" / "ci" / "github-actions-comment.yml",
+    ROOT / ".github" / "workflows" / "release.yml",
+]
 CI_FILES = [
     ("vendor.github-actions", ROOT / "action.yml"),
     *(("vendor.github-workflows", path) for path in GITHUB_WORKFLOWS),
@@ -60,7 +64,11 @@ def test_the_deploy_example_logs_in_to_every_cloud_and_never_runs_two_deploys_of
     workflow = yaml.safe_load((ROOT / "docs" / "ci" / "github-actions.yml").read_text())
     deploy = workflow["jobs"]["deploy"]
     assert deploy["permissions"]["id-token"] == "write" and deploy["concurrency"]["cancel-in-progress"] is False
-    logins = {step["uses"].split("@")[0] for step in ACTION["runs"]["steps"] if "login" in step.get("name", "").lower() or "credentials" in step.get("name", "").lower()}
+    logins = {
+        step["uses"].split("@")[0]
+        for step in ACTION["runs"]["steps"]
+        if "login" in step.get("name", "").lower() or "credentials" in step.get("name", "").lower()
+    }
     assert logins == {"google-github-actions/auth", "google-github-actions/get-gke-credentials", "aws-actions/configure-aws-credentials", "azure/login"}
 
 
@@ -75,7 +83,7 @@ def test_scripts_call_only_real_mlcompile_commands_and_options() -> None:
     """Options a newer mlcompile adds (probed with has_option) are left out: the scripts use
     them only when the installed mlcompile lists them."""
     lines = [line.strip() for script in SCRIPTS for line in script.read_text().splitlines()]
-    calls = [line for line in lines if line.startswith("mlcompile ") and not line.startswith("mlcompile \"$")]
+    calls = [line for line in lines if line.startswith("mlcompile ") and not line.startswith('mlcompile "$')]
     assert {c.split()[1] for c in calls} >= {"validate", "diff", "deploy"}
     probed = {m for script in SCRIPTS for m in re.findall(r"has_option \w+ (--[\w-]+)", script.read_text())}
     for call in calls:
@@ -86,7 +94,7 @@ def test_scripts_call_only_real_mlcompile_commands_and_options() -> None:
 
 
 def test_scripts_detect_the_options_the_installed_mlcompile_has() -> None:
-    probe = 'source action/lib.sh; has_option diff --exit-code && ! has_option diff --no-such-option && ! has_option deploy --plan-'
+    probe = "source action/lib.sh; has_option diff --exit-code && ! has_option diff --no-such-option && ! has_option deploy --plan-"
     done = subprocess.run(["bash", "-c", probe], cwd=ROOT, env={**os.environ, "MLCOMPILE_SPECS": "x"}, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -163,7 +171,9 @@ def test_the_spec_hook_applies_its_profiles_policies(tmp_path: Path, capsys: pyt
     spec.write_text(spec.read_text().replace("replicas: {min: 2, max: 6}", "replicas: {min: 2, max: 40}"))
     status, err = _run_entry(repo, "systems/churn/mlcompile.yaml", capsys=capsys)
     assert status == 2
-    assert re.search(r"systems/churn/mlcompile.yaml:\d+:\d+: error: deployment.online.replicas.max: 40 replicas exceed policy max_replicas of profile aws-prod", err)
+    assert re.search(
+        r"systems/churn/mlcompile.yaml:\d+:\d+: error: deployment.online.replicas.max: 40 replicas exceed policy max_replicas of profile aws-prod", err
+    )
 
 
 def test_a_changed_profile_revalidates_the_specs_that_use_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -175,7 +185,9 @@ def test_a_changed_profile_revalidates_the_specs_that_use_it(tmp_path: Path, cap
     profile.write_text(profile.read_text().replace("max_replicas: 16", "max_replicas: 4"))
     status, err = _run_entry(repo, "systems/churn/targets/aws-prod.yaml", "--format", "github", capsys=capsys)
     assert status == 2
-    assert re.search(r"^::error file=systems/churn/mlcompile.yaml,line=\d+,col=\d+,title=mlcompile::deployment.online.replicas.max: 6 replicas exceed", err, re.M)
+    assert re.search(
+        r"^::error file=systems/churn/mlcompile.yaml,line=\d+,col=\d+,title=mlcompile::deployment.online.replicas.max: 6 replicas exceed", err, re.M
+    )
 
 
 def test_with_profiles_named_in_the_hooks_args_a_changed_profile_revalidates_every_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -217,4 +229,6 @@ def test_pre_commit_runs_the_hooks_as_published(tmp_path: Path) -> None:
     profile.write_text(profile.read_text().replace("max_replicas: 16", "max_replicas: 4"))
     failed = run_hook("mlcompile-validate-profiles")
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert re.search(r"systems/churn/mlcompile.yaml:\d+:\d+: error: deployment.online.replicas.max: 6 replicas exceed policy max_replicas of profile aws-prod", failed.stdout)
+    assert re.search(
+        r"systems/churn/mlcompile.yaml:\d+:\d+: error: deployment.online.replicas.max: 6 replicas exceed policy max_replicas of profile aws-prod", failed.stdout
+    )

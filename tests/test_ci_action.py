@@ -193,9 +193,7 @@ def test_an_internal_error_fails_the_job_and_is_never_taken_for_no_changes(pull_
     bug = tmp_path / "bug"
     bug.mkdir()
     (bug / "sitecustomize.py").write_text(
-        "import mlcompile.diff.systems\n"
-        "def diff_builds(*args, **kwargs):\n    raise RuntimeError('a bug')\n"
-        "mlcompile.diff.systems.diff_builds = diff_builds\n"
+        "import mlcompile.diff.systems\ndef diff_builds(*args, **kwargs):\n    raise RuntimeError('a bug')\nmlcompile.diff.systems.diff_builds = diff_builds\n"
     )
     push(canary(30), "canary 30")
     done = review(runner, PYTHONPATH=os.pathsep.join([str(bug), os.environ.get("PYTHONPATH", "")]))
@@ -275,8 +273,10 @@ def test_several_specs_are_one_report_in_one_comment(pull_request: Any) -> None:
     git(dev, "merge", "-q", "main")
     (dev / other).write_text(canary(25)((dev / other).read_text()))
     push(canary(25), "canary 10 → 25 in both systems")
-    done = runner.run({"command": "review", "specs": "examples/*/mlcompile.yaml", "targets": "targets/local.yaml"},
-                      {"base_ref": "main", "event": {"pull_request": {"number": 7, "head": {"repo": {"full_name": REPOSITORY}}}}})
+    done = runner.run(
+        {"command": "review", "specs": "examples/*/mlcompile.yaml", "targets": "targets/local.yaml"},
+        {"base_ref": "main", "event": {"pull_request": {"number": 7, "head": {"repo": {"full_name": REPOSITORY}}}}},
+    )
     assert done.returncode == 0, done.stdout
     (comment,) = api.on(7)
     assert comment["body"].count(MARKER) == 1

@@ -12,21 +12,21 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from container_trainer_support import EXAMPLE, ROOT, example_plan
 from sklearn.metrics import roc_auc_score
 
-from container_trainer_support import EXAMPLE, ROOT, example_plan
 from mlcompile.runtime import step_function
 from mlcompile.runtime.contract import ENV_MODEL_MANIFEST, container_model, serving_env, step_config
 from mlcompile.runtime.io import DataError, write_table
 
 # A predict entry point with no dependencies: the fraud score is a logistic of two features.
-PREDICT = '''\
+PREDICT = """\
 import json, math, sys
 for line in sys.stdin:
     rows = json.loads(line)["instances"]
     scores = [1 / (1 + math.exp(-(4 * (r["foreign_ratio_7d"] or 0) + 0.3 * (r["chargebacks_90d"] or 0) - 1.5))) for r in rows]
     print(json.dumps({"predictions": [int(s >= 0.5) for s in scores], "scores": scores}), flush=True)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +68,15 @@ def config_of(plan: Any, name: str, **params: Any) -> dict[str, Any]:
 def test_evaluate_reads_the_trainers_reported_metrics_from_a_folder_without_model_json(tmp_path: Path, plan: Any, trained: Path, test_set: str) -> None:
     reported = tmp_path / "reported.json"
     reported.write_text(json.dumps({"roc_auc": 0.91, "average_precision": 0.8, "accuracy": 0.9, "note": "ignored"}))
-    result = step_function("evaluate")(config_of(plan, "evaluate"), {"model": str(trained), "test": test_set, "reported": str(reported)}, {"metrics": str(tmp_path / "e.json")})
+    result = step_function("evaluate")(
+        config_of(plan, "evaluate"), {"model": str(trained), "test": test_set, "reported": str(reported)}, {"metrics": str(tmp_path / "e.json")}
+    )
     assert result["metrics"] == {"roc_auc": 0.91, "average_precision": 0.8, "accuracy": 0.9} and result["metrics_from"] == "reported"
     reported.write_text(json.dumps({"roc_auc": 0.91}))
     with pytest.raises(DataError, match="reported no average_precision, accuracy"):
-        step_function("evaluate")(config_of(plan, "evaluate"), {"model": str(trained), "test": test_set, "reported": str(reported)}, {"metrics": str(tmp_path / "e.json")})
+        step_function("evaluate")(
+            config_of(plan, "evaluate"), {"model": str(trained), "test": test_set, "reported": str(reported)}, {"metrics": str(tmp_path / "e.json")}
+        )
 
 
 def test_evaluate_finds_the_metrics_inside_sagemakers_model_tar_gz(tmp_path: Path, plan: Any, trained: Path, test_set: str) -> None:
@@ -104,7 +108,9 @@ def test_metrics_from_runtime_scores_the_test_set_through_the_predict_entry_poin
 
 
 @pytest.mark.slow
-def test_register_describes_a_container_model_and_keeps_its_drift_baseline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plan: Any, trained: Path, test_set: str) -> None:
+def test_register_describes_a_container_model_and_keeps_its_drift_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plan: Any, trained: Path, test_set: str
+) -> None:
     """What register logs is loadable where the model is scored: model.json (the plan's
     description: features, keys, predict entry point) and baseline.parquet beside the trainer's files."""
     from mlcompile.runtime.model import load_model, predict

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import joblib
 import pytest
-
 from container_trainer_support import TRAINER, extract, run_trainer
 
 pytestmark = pytest.mark.slow  # each case starts a trainer process (scikit-learn import + fit)
@@ -98,7 +97,9 @@ def test_sagemaker_channels_hyperparameters_file_and_log_regex(tmp_path: Path, d
         (opt_ml / "input" / "data" / channel).mkdir(parents=True)
         shutil.copy(data[channel], opt_ml / "input" / "data" / channel / f"{channel}.parquet")
     (opt_ml / "input" / "config").mkdir(parents=True)
-    (opt_ml / "input" / "config" / "hyperparameters.json").write_text(json.dumps({"learning_rate": "0.2", "max_leaf_nodes": "7", "l2_regularization": "0.0", "label": "is_fraud"}))
+    (opt_ml / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({"learning_rate": "0.2", "max_leaf_nodes": "7", "l2_regularization": "0.0", "label": "is_fraud"})
+    )
     done = run_trainer({"SM_BASE_DIR": str(opt_ml)}, ["train"])  # SageMaker runs `docker run IMAGE train`
     assert done.returncode == 0, done.stderr
     metrics = json.loads((opt_ml / "model" / "metrics.json").read_text())
@@ -141,7 +142,12 @@ def test_the_models_predict_entry_point_answers_json_lines(tmp_path: Path, data:
     env = {"MLCOMPILE_TRAIN_DATA": data["train"], "MLCOMPILE_TEST_DATA": data["test"], "MLCOMPILE_LABEL": "is_fraud",
            "MLCOMPILE_MODEL_DIR": str(model_dir), "MLCOMPILE_METRICS": str(tmp_path / "metrics.json")}  # fmt: skip
     assert run_trainer(env).returncode == 0
-    description = describe_trained({"params": {"label": "is_fraud"}, "model": {"format": "mlcompile.container/1", "predict": {"command": ["python", "predict.py"], "args": []}}}, data, {}, {})
+    description = describe_trained(
+        {"params": {"label": "is_fraud"}, "model": {"format": "mlcompile.container/1", "predict": {"command": ["python", "predict.py"], "args": []}}},
+        data,
+        {},
+        {},
+    )
     model, meta = load_model(model_dir, description)
     test = pd.read_parquet(data["test"])
     rows = pd.concat([test.head(40), pd.DataFrame([{"card_tier": "titanium"}, {}])], ignore_index=True)

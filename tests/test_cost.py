@@ -77,10 +77,7 @@ def plan_of(example: str, profile: str) -> Plan:
 
 def with_step(plan: Plan, step_name: str, **resources: object) -> Plan:
     """The plan with one training-pipeline step's resources replaced."""
-    steps = tuple(
-        dataclasses.replace(s, resources=dataclasses.replace(s.resources, **resources)) if s.name == step_name else s
-        for s in plan.training.steps
-    )
+    steps = tuple(dataclasses.replace(s, resources=dataclasses.replace(s.resources, **resources)) if s.name == step_name else s for s in plan.training.steps)
     return dataclasses.replace(plan, training=dataclasses.replace(plan.training, steps=steps))
 
 
@@ -406,7 +403,9 @@ def test_every_catalog_machine_has_a_training_and_serving_price_or_is_listed_wit
 
 
 def test_every_build_lists_cost_json_in_its_manifest(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["build", str(ROOT / "examples" / "churn" / "mlcompile.yaml"), "-t", str(ROOT / "targets" / "local.yaml"), "-o", str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["build", str(ROOT / "examples" / "churn" / "mlcompile.yaml"), "-t", str(ROOT / "targets" / "local.yaml"), "-o", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "local" / "manifest.json").read_text())
     assert {"path": "cost.json", "kind": "mlcompile.cost_estimate"} in [{k: f[k] for k in ("path", "kind")} for f in manifest["files"]]

@@ -163,7 +163,7 @@ PROFILES = sorted(p.stem for p in (REPO / "targets").glob("*.yaml"))
 
 
 def _platform(profile: str) -> str:
-    return next(l.split(":", 1)[1].strip() for l in (REPO / "targets" / f"{profile}.yaml").read_text().splitlines() if l.startswith("platform:"))
+    return next(line.split(":", 1)[1].strip() for line in (REPO / "targets" / f"{profile}.yaml").read_text().splitlines() if line.startswith("platform:"))
 
 
 @pytest.fixture

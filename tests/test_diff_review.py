@@ -238,7 +238,7 @@ def test_base_dir_refuses_a_manifest_path_outside_the_build(base_build: Path, pa
     code, output = run("diff", "systems/churn/mlcompile.yaml", "-t", "targets/local.yaml", "--base-dir", "base", "--format", "markdown")
     assert code == 2
     assert "do-not-print-me" not in output and "PATH=" not in output
-    assert f"base/local/manifest.json:" in output and f"error: files[" in output and f"refusing to read {json.dumps(path)}: " in output
+    assert "base/local/manifest.json:" in output and "error: files[" in output and f"refusing to read {json.dumps(path)}: " in output
     assert reason in output
 
 
@@ -280,7 +280,7 @@ def test_a_compressed_embedded_job_is_compared_by_its_content_with_lineage_set_a
 
     def command(spec: str, epochs: int) -> bytes:
         job = base64.b64encode(zlib.compress(json.dumps({"spec_sha256": spec, "epochs": epochs}).encode())).decode()
-        return ("python -m mlcompile.runtime trigger-retraining --config '{\\\"job_zlib_base64\\\":\\\"" + job + "\\\"}'").encode()
+        return ('python -m mlcompile.runtime trigger-retraining --config \'{\\"job_zlib_base64\\":\\"' + job + "\\\"}'").encode()
 
     old, new = "a" * 64, "b" * 64
     assert without_lineage(command(old, 3), LineageValues(spec_sha256=old)) == without_lineage(command(new, 3), LineageValues(spec_sha256=new))
@@ -299,7 +299,10 @@ def test_content_addressed_files_are_paired_by_content() -> None:
 
 
 def test_data_files_compare_by_key_path_through_named_lists_and_embedded_json() -> None:
-    old = {"Tags": [{"Key": "team", "Value": "growth"}, {"Key": "tier", "Value": "1"}], "Definition": json.dumps({"Steps": [{"Name": "train", "Image": "a:1"}]})}
+    old = {
+        "Tags": [{"Key": "team", "Value": "growth"}, {"Key": "tier", "Value": "1"}],
+        "Definition": json.dumps({"Steps": [{"Name": "train", "Image": "a:1"}]}),
+    }
     new = {"Tags": [{"Key": "new", "Value": "x"}, {"Key": "team", "Value": "growth"}, {"Key": "tier", "Value": "2"}],
            "Definition": json.dumps({"Steps": [{"Name": "train", "Image": "a:2"}]})}  # fmt: skip
     changes = compare_files("x.json", json.dumps(old).encode(), json.dumps(new, indent=4).encode())

@@ -79,9 +79,7 @@ def _blocks() -> list[Block]:
 
 BLOCKS = _blocks()
 COMMAND_BLOCKS = [b for b in BLOCKS if b.language == "bash" and b.text.lstrip().startswith("mlcompile ")]
-DOCUMENTS = [
-    b for b in BLOCKS if b.language == "yaml" and isinstance(d := yaml.safe_load(b.text), dict) and d.get("apiVersion") == "mlcompile/v1"
-]
+DOCUMENTS = [b for b in BLOCKS if b.language == "yaml" and isinstance(d := yaml.safe_load(b.text), dict) and d.get("apiVersion") == "mlcompile/v1"]
 
 
 def _mlcompile(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -225,7 +223,12 @@ def test_schema_lines_of_examples_profiles_and_init_point_at_the_published_schem
 
     init = _mlcompile(["init", "project"], tmp_path)
     assert init.returncode == 0, init.stderr
-    files = [*ROOT.glob("examples/*/mlcompile.yaml"), *ROOT.glob("targets/*.yaml"), tmp_path / "project" / "mlcompile.yaml", *(tmp_path / "project").glob("targets/*.yaml")]
+    files = [
+        *ROOT.glob("examples/*/mlcompile.yaml"),
+        *ROOT.glob("targets/*.yaml"),
+        tmp_path / "project" / "mlcompile.yaml",
+        *(tmp_path / "project").glob("targets/*.yaml"),
+    ]
     for file in files:
         match = _SCHEMA_LINE.match(file.read_text())
         assert match, f"{file}: the first line must be the yaml-language-server $schema comment"
@@ -256,6 +259,7 @@ def test_editor_and_cli_report_a_bad_value_at_the_same_path(field: tuple[object,
     spec = workspace / "examples" / "churn" / "bad.yaml"
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
     schema = json.loads((ROOT / "schemas" / "mlcompile-v1.schema.json").read_text())
+
     def paths(errors: object) -> set[str]:  # the failing branch of an anyOf (a section or null) is in .context
         return {p for e in errors for p in {_dotted(list(e.absolute_path))} | paths(e.context)}  # type: ignore[attr-defined]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import uuid
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,11 +31,16 @@ IMAGE = "example.azurecr.io/steps:1"
 
 
 # -- substitution ---------------------------------------------------------------------------
-DECLARED = {"inputs": {"data": {"type": "uri_folder"}, "rate": {"type": "number"}, "extra": {"type": "string", "optional": True}}, "outputs": {"model": {"type": "uri_folder"}}}
+DECLARED = {
+    "inputs": {"data": {"type": "uri_folder"}, "rate": {"type": "number"}, "extra": {"type": "string", "optional": True}},
+    "outputs": {"model": {"type": "uri_folder"}},
+}
 
 
 def test_placeholders_become_paths_and_values() -> None:
-    line = substitute("train --data ${{inputs.data}} --rate ${{ inputs.rate }} --out ${{outputs.model}}", {"data": "/mnt/d", "rate": "0.1"}, {"model": "/mnt/m"}, DECLARED)
+    line = substitute(
+        "train --data ${{inputs.data}} --rate ${{ inputs.rate }} --out ${{outputs.model}}", {"data": "/mnt/d", "rate": "0.1"}, {"model": "/mnt/m"}, DECLARED
+    )
     assert line == "train --data /mnt/d --rate 0.1 --out /mnt/m"
 
 
@@ -53,12 +58,26 @@ def test_a_placeholder_the_component_does_not_declare_fails_validation() -> None
 
 
 def test_the_jobs_graph_comes_from_parent_jobs_bindings() -> None:
-    node = {"inputs": {"a": {"path": "${{parent.jobs.prep.outputs.train}}"}, "b": "${{parent.jobs.split.outputs.test}}", "c": 3, "d": {"path": "${{parent.inputs.raw}}"}}}
+    node = {
+        "inputs": {
+            "a": {"path": "${{parent.jobs.prep.outputs.train}}"},
+            "b": "${{parent.jobs.split.outputs.test}}",
+            "c": 3,
+            "d": {"path": "${{parent.inputs.raw}}"},
+        }
+    }
     assert upstream(node) == {"prep", "split"}
 
 
 def test_a_plain_command_runs_as_its_own_argv_and_shell_syntax_under_bash() -> None:
-    assert argv_of("""python -m mlcompile.runtime gate --config '{"a": "$x; y"}'""") == ["python", "-m", "mlcompile.runtime", "gate", "--config", '{"a": "$x; y"}']
+    assert argv_of("""python -m mlcompile.runtime gate --config '{"a": "$x; y"}'""") == [
+        "python",
+        "-m",
+        "mlcompile.runtime",
+        "gate",
+        "--config",
+        '{"a": "$x; y"}',
+    ]
     assert argv_of("A=1 python train.py")[:2] == ["bash", "-c"]
     assert argv_of("if true; then echo; fi")[:2] == ["bash", "-c"]
     assert argv_of('echo "$HOME"')[:2] == ["bash", "-c"]
@@ -94,7 +113,10 @@ def test_random_sampling_stays_in_the_space_and_keeps_hyperdrive_types() -> None
 
 
 def test_grid_sampling_takes_choices_only() -> None:
-    assert sweep.sample({"a": {"type": "choice", "values": [1, 2]}, "b": {"type": "choice", "values": ["x"]}}, "grid", 10) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    assert sweep.sample({"a": {"type": "choice", "values": [1, 2]}, "b": {"type": "choice", "values": ["x"]}}, "grid", 10) == [
+        {"a": 1, "b": "x"},
+        {"a": 2, "b": "x"},
+    ]
     with pytest.raises(sweep.SearchSpaceError):
         sweep.sample(SPACE, "grid", 4)
 
@@ -113,7 +135,9 @@ def test_bandit_policy_cancels_a_trial_outside_the_slack_and_the_best_trial_wins
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The emulator's MLflow tracking server, one for the module."""
-    process = subprocess.Popen([sys.executable, "-m", "mlcompile.emulate.mlflow_server", str(tmp_path_factory.mktemp("mlflow"))], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlcompile.emulate.mlflow_server", str(tmp_path_factory.mktemp("mlflow"))], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
     assert process.stdout is not None
     line = process.stdout.readline().decode()
     assert line.startswith("port "), line
@@ -263,7 +287,7 @@ def test_a_pipeline_job_submitted_with_mlclient_runs_in_the_workspace(context: J
         "  write:\n    type: command\n    outputs: {out: {type: uri_folder}}\n"
         f"    environment: {{image: {IMAGE}}}\n    command: echo 42 > ${{{{outputs.out}}}}/answer\n"
         "  read:\n    type: command\n    inputs: {data: '${{parent.jobs.write.outputs.out}}'}\n"
-        f"    environment: {{image: {IMAGE}}}\n    command: test \"$(cat ${{{{inputs.data}}}}/answer)\" = 42\n"
+        f'    environment: {{image: {IMAGE}}}\n    command: test "$(cat ${{{{inputs.data}}}}/answer)" = 42\n'
     )
     created = mlclient.jobs.create_or_update(load_job(tmp_path / "job.yml"))
     assert jobs.wait(120)
@@ -282,7 +306,9 @@ def test_the_models_api_shows_the_mlflow_registry_and_its_stage_is_the_approval(
     workspace.mlflow("POST", "registered-models/create", {"name": name})
     run = workspace.start_run("unit", "register")
     for _ in range(2):  # as the register step does it: a version of the model its run logged
-        workspace.mlflow("POST", "model-versions/create", {"name": name, "source": f"runs:/{run}/model", "run_id": run, "tags": [{"key": "domain", "value": "growth"}]})
+        workspace.mlflow(
+            "POST", "model-versions/create", {"name": name, "source": f"runs:/{run}/model", "run_id": run, "tags": [{"key": "domain", "value": "growth"}]}
+        )
     assert sorted(m.version for m in mlclient.models.list(name)) == ["1", "2"]
     assert mlclient.models.get(name, label="latest").version == "2"  # what azureml:<name>@latest resolves to
     first = mlclient.models.get(name, version="1")

@@ -25,12 +25,44 @@ pytestmark = [pytest.mark.emulate, pytest.mark.slow, pytest.mark.timeout(1200)] 
 
 REPO = Path(__file__).resolve().parents[1]
 # the summary every emulated platform writes (emulate/summary.py)
-KEYS = {"system", "profile", "platform", "status", "workdir", "pipelines", "skipped", "tasks", "failures", "gate", "registered", "approved", "deployed", "batch", "monitoring", "retraining", "seconds"}
+KEYS = {
+    "system",
+    "profile",
+    "platform",
+    "status",
+    "workdir",
+    "pipelines",
+    "skipped",
+    "tasks",
+    "failures",
+    "gate",
+    "registered",
+    "approved",
+    "deployed",
+    "batch",
+    "monitoring",
+    "retraining",
+    "seconds",
+}
 
 
 def _emulate(spec: Path, workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
-    command = [sys.executable, "-m", "mlcompile", "run", str(spec), "--target", str(REPO / "targets/azure-prod.yaml"), "--emulate", *args, "--format", "json", "--workdir", str(workdir)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlcompile",
+        "run",
+        str(spec),
+        "--target",
+        str(REPO / "targets/azure-prod.yaml"),
+        "--emulate",
+        *args,
+        "--format",
+        "json",
+        "--workdir",
+        str(workdir),
+    ]
     started = time.monotonic()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     seconds = time.monotonic() - started

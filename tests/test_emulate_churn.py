@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from mlcompile.emulate.containers import host_environment
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from mlcompile.emulate.containers import host_environment
 
 pytestmark = pytest.mark.emulate

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mlcompile.targets.kfp_ir.launch import _copy, _read_metrics
 from mlcompile.emulate.containers import host_environment
+from mlcompile.targets.kfp_ir.launch import _copy, _read_metrics
 
 pytestmark = pytest.mark.emulate
 

@@ -2,7 +2,6 @@
 launcher would: dependency order, dsl.If/Elif/Else, parameters and artifacts, placeholders,
 failures, and the Kubernetes platform config."""
 
-
 import json
 from pathlib import Path
 
@@ -14,7 +13,13 @@ from kfp import compiler, dsl  # noqa: E402
 from mlcompile.emulate import cel, storage  # noqa: E402
 from mlcompile.emulate.containers import Images  # noqa: E402
 from mlcompile.emulate.ir import (  # noqa: E402
-    FAILED, NOT_TRIGGERED, SKIPPED, SUCCEEDED, EmulationContext, load_documents, run_pipeline,
+    FAILED,
+    NOT_TRIGGERED,
+    SKIPPED,
+    SUCCEEDED,
+    EmulationContext,
+    load_documents,
+    run_pipeline,
 )  # fmt: skip
 
 pytestmark = pytest.mark.emulate
@@ -122,7 +127,9 @@ def _single_task_ir(command: list[str], args: list[str], image: str = RUNTIME) -
     return {
         "pipelineInfo": {"name": "one"},
         "components": {"comp-step": {"executorLabel": "exec-step", "outputDefinitions": {"parameters": {"out": {"parameterType": "STRING"}}}}},
-        "deploymentSpec": {"executors": {"exec-step": {"container": {"image": image, "command": command, "args": args, "env": [{"name": "FROM_IR", "value": "ir"}]}}}},
+        "deploymentSpec": {
+            "executors": {"exec-step": {"container": {"image": image, "command": command, "args": args, "env": [{"name": "FROM_IR", "value": "ir"}]}}}
+        },
         "root": {"dag": {"tasks": {"step": {"componentRef": {"name": "comp-step"}, "taskInfo": {"name": "step"}}}}},
     }
 
@@ -243,7 +250,9 @@ def test_a_container_does_not_inherit_the_hosts_mlcompile_or_mlflow_settings(tmp
     monkeypatch.setenv("LANG", "C.UTF-8")
     out = tmp_path / "env.json"
     code = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
-    status = run_container(Images(runtime="runtime"), "runtime", ["python", "-c", code], [str(out)], {"MLCOMPILE_EMULATE_ROOT": str(tmp_path)}, tmp_path, tmp_path / "log.txt")
+    status = run_container(
+        Images(runtime="runtime"), "runtime", ["python", "-c", code], [str(out)], {"MLCOMPILE_EMULATE_ROOT": str(tmp_path)}, tmp_path, tmp_path / "log.txt"
+    )
     assert status == 0, (tmp_path / "log.txt").read_text()
     seen = json.loads(out.read_text())
     assert "MLFLOW_TRACKING_URI" not in seen and "MLCOMPILE_TRY_UNAPPROVED" not in seen

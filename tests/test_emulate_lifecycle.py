@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from test_emulate_churn import REPO, _emulate
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from emulate_services_support import alert_webhook, drift
+
 from mlcompile.emulate.containers import host_environment
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow]
@@ -37,8 +38,7 @@ def _drifted_churn(tmp_path: Path, webhook_url: str) -> Path:
     shutil.copytree(REPO / "examples/churn", spec_dir, ignore=shutil.ignore_patterns(".mlcompile"))
     drift(spec_dir / "data/activity.csv", spec_dir / "data/activity_drifted.csv")
     (spec_dir / "emulate.yaml").write_text(
-        f"secrets:\n  growth-ml-alerts-webhook: {webhook_url}\n"
-        "restage:\n  monitoring:\n    customer_activity_daily: data/activity_drifted.csv\n"
+        f"secrets:\n  growth-ml-alerts-webhook: {webhook_url}\nrestage:\n  monitoring:\n    customer_activity_daily: data/activity_drifted.csv\n"
     )
     return spec_dir / "mlcompile.yaml"
 
@@ -81,7 +81,9 @@ def test_a_drift_breach_on_kubeflow_submits_a_training_run_through_the_kfp_api_t
     print(f"emulated kfp-gke drift and retraining: {seconds:.1f} s")
 
 
-def test_a_vertex_day_trains_from_bigquery_deploys_scores_and_a_drift_breach_submits_a_pipeline_job_that_runs(tmp_path: Path, webhook: tuple[str, list[bytes]]) -> None:
+def test_a_vertex_day_trains_from_bigquery_deploys_scores_and_a_drift_breach_submits_a_pipeline_job_that_runs(
+    tmp_path: Path, webhook: tuple[str, list[bytes]]
+) -> None:
     """The whole first day of the Vertex AI system (no --only): training reads the bq:// tables,
     the emulator approves version 1, the deploy pipeline puts it on the endpoint, batch scores,
     and monitoring on the drifted snapshots breaches and submits retraining."""

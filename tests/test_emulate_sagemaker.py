@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from emulate_services_support import alert_webhook, drift
+
 from mlcompile.emulate.containers import host_environment
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow, pytest.mark.timeout(1800)]  # the first test runs both systems
@@ -25,13 +26,45 @@ pytest.importorskip("moto")
 
 REPO = Path(__file__).resolve().parents[1]
 # the shape of every platform's summary (emulate/summary.py)
-SUMMARY_KEYS = {"system", "profile", "platform", "status", "workdir", "pipelines", "skipped", "tasks", "failures", "gate", "registered", "approved", "deployed", "batch", "monitoring", "retraining", "seconds"}
+SUMMARY_KEYS = {
+    "system",
+    "profile",
+    "platform",
+    "status",
+    "workdir",
+    "pipelines",
+    "skipped",
+    "tasks",
+    "failures",
+    "gate",
+    "registered",
+    "approved",
+    "deployed",
+    "batch",
+    "monitoring",
+    "retraining",
+    "seconds",
+}
 RETRAINING_KEYS = {"requested", "submitted", "status", "gate", "version", "tasks"}
 
 
 def emulate(spec: Path, workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
-    command = [sys.executable, "-m", "mlcompile", "run", str(spec), "--target", str(REPO / "targets/aws-prod.yaml"), "--emulate", *args, "--format", "json", "--workdir", str(workdir)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlcompile",
+        "run",
+        str(spec),
+        "--target",
+        str(REPO / "targets/aws-prod.yaml"),
+        "--emulate",
+        *args,
+        "--format",
+        "json",
+        "--workdir",
+        str(workdir),
+    ]
     started = time.monotonic()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     return done, time.monotonic() - started
@@ -52,7 +85,9 @@ def churn(tmp_path_factory: pytest.TempPathFactory, webhook: tuple[str, list[byt
     spec_dir = root / "churn"
     shutil.copytree(REPO / "examples/churn", spec_dir, ignore=shutil.ignore_patterns(".mlcompile"))
     drift(spec_dir / "data/activity.csv", spec_dir / "data/activity_drifted.csv")
-    (spec_dir / "emulate.yaml").write_text(f"secrets:\n  growth-ml-alerts-webhook: {webhook[0]}\nrestage:\n  monitoring:\n    customer_activity_daily: data/activity_drifted.csv\n")
+    (spec_dir / "emulate.yaml").write_text(
+        f"secrets:\n  growth-ml-alerts-webhook: {webhook[0]}\nrestage:\n  monitoring:\n    customer_activity_daily: data/activity_drifted.csv\n"
+    )
     done, seconds = emulate(spec_dir / "mlcompile.yaml", root / "emulate")
     print(f"emulated aws-prod run of churn (drifted monitoring data): {seconds:.1f} s")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

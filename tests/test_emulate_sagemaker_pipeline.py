@@ -52,7 +52,18 @@ def writer(name: str, output: str, document: dict[str, Any], **extra: Any) -> di
         "Type": "Processing",
         "Arguments": {
             "AppSpecification": {"ImageUri": "writer", "ContainerArguments": [f"{local}/doc.json", json.dumps(document)]},
-            "ProcessingOutputConfig": {"Outputs": [{"OutputName": output, "S3Output": {"LocalPath": local, "S3UploadMode": "EndOfJob", "S3Uri": {"Std:Join": {"On": "/", "Values": [BUCKET, {"Get": "Execution.PipelineExecutionId"}, name, output]}}}}]},
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": output,
+                        "S3Output": {
+                            "LocalPath": local,
+                            "S3UploadMode": "EndOfJob",
+                            "S3Uri": {"Std:Join": {"On": "/", "Values": [BUCKET, {"Get": "Execution.PipelineExecutionId"}, name, output]}},
+                        },
+                    }
+                ]
+            },
         },
         "PropertyFiles": [{"PropertyFileName": output, "OutputName": output, "FilePath": "doc.json"}],
         **extra,
@@ -67,8 +78,24 @@ def json_get(step: str, name: str, path: str) -> dict[str, Any]:
 
 
 def test_get_reads_execution_variables_parameters_and_step_properties_by_output_name() -> None:
-    properties = {"prep": {"ProcessingOutputConfig": {"Outputs": [{"OutputName": "test", "S3Output": {"S3Uri": "s3://b/test"}}, {"OutputName": "train", "S3Output": {"S3Uri": "s3://b/train"}}]}}}
-    value = {"Std:Join": {"On": "/", "Values": [{"Get": "Steps.prep.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"}, {"Get": "Execution.PipelineExecutionId"}, {"Get": "Parameters.Threshold"}, True]}}
+    properties = {
+        "prep": {
+            "ProcessingOutputConfig": {
+                "Outputs": [{"OutputName": "test", "S3Output": {"S3Uri": "s3://b/test"}}, {"OutputName": "train", "S3Output": {"S3Uri": "s3://b/train"}}]
+            }
+        }
+    }
+    value = {
+        "Std:Join": {
+            "On": "/",
+            "Values": [
+                {"Get": "Steps.prep.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri"},
+                {"Get": "Execution.PipelineExecutionId"},
+                {"Get": "Parameters.Threshold"},
+                True,
+            ],
+        }
+    }
     assert resolve(value, scope(**properties)) == "s3://b/train/abc123/0.8/true"
 
 
@@ -81,7 +108,12 @@ def test_tuning_summaries_are_indexed_and_property_files_read_through_json_get()
 
 @pytest.mark.parametrize(
     "reference",
-    [{"Get": "Steps.train.ModelArtifacts.S3ModelArtifacts"}, {"Get": "Parameters.Missing"}, {"Get": "Execution.Nope"}, json_get("evaluate", "metrics", "metrics.f1")],
+    [
+        {"Get": "Steps.train.ModelArtifacts.S3ModelArtifacts"},
+        {"Get": "Parameters.Missing"},
+        {"Get": "Execution.Nope"},
+        json_get("evaluate", "metrics", "metrics.f1"),
+    ],
 )
 def test_a_reference_sagemaker_could_not_resolve_is_an_error(reference: dict[str, Any]) -> None:
     with pytest.raises(ExpressionError):
@@ -93,7 +125,9 @@ def test_conditions_compare_resolved_values_and_combine_with_or_and_not() -> Non
     s = scope(evaluate={})
     assert condition({"Type": "GreaterThanOrEqualTo", "LeftValue": roc, "RightValue": {"Get": "Parameters.Threshold"}}, s)
     assert not condition({"Type": "LessThan", "LeftValue": roc, "RightValue": 0.5}, s)
-    assert condition({"Type": "Or", "Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 2}, {"Type": "In", "QueryValue": "b", "Values": ["a", "b"]}]}, s)
+    assert condition(
+        {"Type": "Or", "Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 2}, {"Type": "In", "QueryValue": "b", "Values": ["a", "b"]}]}, s
+    )
     assert condition({"Type": "Not", "Condition": {"Type": "Equals", "LeftValue": roc, "RightValue": 0.5}}, s)
     with pytest.raises(ExpressionError, match="not one SageMaker has"):
         condition({"Type": "Between", "LeftValue": 1, "RightValue": 2}, s)
@@ -109,7 +143,11 @@ def test_walk_reads_nested_keys_indexes_and_quoted_names() -> None:
 def gated(roc_auc: float) -> dict[str, Any]:
     """evaluate writes roc_auc; the gate registers at 0.78 or more, else fails with the value."""
     roc = json_get("evaluate", "metrics", "roc_auc")
-    register = {"ModelPackageGroupName": "g", "ModelApprovalStatus": "PendingManualApproval", "Metrics": {"Get": "Steps.evaluate.ProcessingOutputConfig.Outputs['metrics'].S3Output.S3Uri"}}
+    register = {
+        "ModelPackageGroupName": "g",
+        "ModelApprovalStatus": "PendingManualApproval",
+        "Metrics": {"Get": "Steps.evaluate.ProcessingOutputConfig.Outputs['metrics'].S3Output.S3Uri"},
+    }
     gate = {
         "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": roc, "RightValue": 0.78}],
         "IfSteps": [{"Name": "register", "Type": "RegisterModel", "Arguments": register}],
@@ -120,7 +158,9 @@ def gated(roc_auc: float) -> dict[str, Any]:
 
 def test_a_condition_runs_the_branch_it_chose_and_its_fail_step_fails_the_execution(tmp_path: Path) -> None:
     registered: list[dict[str, Any]] = []
-    result = Execution(gated(0.6), "p", ARN, {}, context(tmp_path, writer=WRITE_JSON), register=lambda request: registered.append(request) or {"ModelPackageArn": "arn"}).run()
+    result = Execution(
+        gated(0.6), "p", ARN, {}, context(tmp_path, writer=WRITE_JSON), register=lambda request: registered.append(request) or {"ModelPackageArn": "arn"}
+    ).run()
     assert result.status == FAILED
     assert {name: task.status for name, task in result.tasks.items()} == {"evaluate": SUCCEEDED, "gate": SUCCEEDED, "register": SKIPPED, "fail": FAILED}
     assert result.tasks["fail"].reason == "roc_auc is 0.6"
@@ -131,7 +171,9 @@ def test_a_condition_runs_the_branch_it_chose_and_its_fail_step_fails_the_execut
 
 def test_a_passing_condition_registers_with_the_resolved_request(tmp_path: Path) -> None:
     registered: list[dict[str, Any]] = []
-    result = Execution(gated(0.9), "p", ARN, {}, context(tmp_path, writer=WRITE_JSON), register=lambda request: registered.append(request) or {"ModelPackageArn": "arn:g/1"}).run()
+    result = Execution(
+        gated(0.9), "p", ARN, {}, context(tmp_path, writer=WRITE_JSON), register=lambda request: registered.append(request) or {"ModelPackageArn": "arn:g/1"}
+    ).run()
     assert result.status == SUCCEEDED and result.tasks["fail"].status == SKIPPED
     assert registered == [{"ModelPackageGroupName": "g", "ModelApprovalStatus": "PendingManualApproval", "Metrics": f"{BUCKET}/abc123/evaluate/metrics"}]
     assert result.tasks["register"].parameters == {"ModelPackageArn": "arn:g/1"}
@@ -180,7 +222,11 @@ def test_parameters_take_their_defaults_and_types(tmp_path: Path) -> None:
 
 def training_request(hyperparameters: dict[str, Any], instances: int = 1) -> dict[str, Any]:
     return {
-        "AlgorithmSpecification": {"TrainingImage": "trainer", "TrainingInputMode": "File", "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=([0-9.]+)"}]},
+        "AlgorithmSpecification": {
+            "TrainingImage": "trainer",
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=([0-9.]+)"}],
+        },
         "HyperParameters": hyperparameters,
         "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bucket/data/train"}}}],
         "OutputDataConfig": {"S3OutputPath": "s3://bucket/models"},
@@ -218,7 +264,11 @@ def test_metrics_are_the_last_match_of_each_definitions_regex() -> None:
 def test_tuning_draws_within_the_ranges_and_ranks_the_trials_best_first(tmp_path: Path) -> None:
     import random
 
-    ranges = {"ContinuousParameterRanges": [{"Name": "rate", "MinValue": "0.5", "MaxValue": "8", "ScalingType": "Logarithmic"}], "IntegerParameterRanges": [{"Name": "depth", "MinValue": "2", "MaxValue": "4"}], "CategoricalParameterRanges": [{"Name": "kind", "Values": ["x", "y"]}]}
+    ranges = {
+        "ContinuousParameterRanges": [{"Name": "rate", "MinValue": "0.5", "MaxValue": "8", "ScalingType": "Logarithmic"}],
+        "IntegerParameterRanges": [{"Name": "depth", "MinValue": "2", "MaxValue": "4"}],
+        "CategoricalParameterRanges": [{"Name": "kind", "Values": ["x", "y"]}],
+    }
     for _ in range(20):
         values = draw(ranges, random.Random(_))
         assert 0.5 <= float(values["rate"]) <= 8 and values["depth"] in ("2", "3", "4") and values["kind"] in ("x", "y")
@@ -228,7 +278,14 @@ def test_tuning_draws_within_the_ranges_and_ranks_the_trials_best_first(tmp_path
     data.write_text("a\n")
     definition = {**training_request({}), "StaticHyperParameters": {"epochs": "20"}}
     definition.pop("HyperParameters")
-    request = {"HyperParameterTuningJobConfig": {"HyperParameterTuningJobObjective": {"MetricName": "loss", "Type": "Minimize"}, "ParameterRanges": ranges, "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 2}}, "TrainingJobDefinition": definition}
+    request = {
+        "HyperParameterTuningJobConfig": {
+            "HyperParameterTuningJobObjective": {"MetricName": "loss", "Type": "Minimize"},
+            "ParameterRanges": ranges,
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 2},
+        },
+        "TrainingJobDefinition": definition,
+    }
     description, trials = run_tuning(ctx, "tune", request)
     losses = [s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for s in description["TrainingJobSummaries"]]
     assert len(trials) == 3 and losses == sorted(losses)
@@ -243,6 +300,13 @@ def test_a_tuning_job_whose_trials_print_no_objective_fails(tmp_path: Path) -> N
     data = storage.local_path("s3://bucket/data/train/rows.csv", ctx.root)
     data.parent.mkdir(parents=True)
     data.write_text("a\n")
-    request = {"HyperParameterTuningJobConfig": {"HyperParameterTuningJobObjective": {"MetricName": "loss", "Type": "Minimize"}, "ParameterRanges": {}, "ResourceLimits": {"MaxNumberOfTrainingJobs": 1, "MaxParallelTrainingJobs": 1}}, "TrainingJobDefinition": training_request({})}
+    request = {
+        "HyperParameterTuningJobConfig": {
+            "HyperParameterTuningJobObjective": {"MetricName": "loss", "Type": "Minimize"},
+            "ParameterRanges": {},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 1, "MaxParallelTrainingJobs": 1},
+        },
+        "TrainingJobDefinition": training_request({}),
+    }
     with pytest.raises(JobFailed, match="objective metric loss was not found"):
         run_tuning(ctx, "tune", request)

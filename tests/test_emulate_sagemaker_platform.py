@@ -24,7 +24,16 @@ pytest.importorskip("moto")
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerPipelinesExecution"
-ONE_STEP = {"Version": "2020-12-01", "Steps": [{"Name": "trigger-retraining", "Type": "Condition", "Arguments": {"Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1}], "IfSteps": [], "ElseSteps": []}}]}
+ONE_STEP = {
+    "Version": "2020-12-01",
+    "Steps": [
+        {
+            "Name": "trigger-retraining",
+            "Type": "Condition",
+            "Arguments": {"Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1}], "IfSteps": [], "ElseSteps": []},
+        }
+    ],
+}
 
 FAILING = {"Version": "2020-12-01", "Steps": [{"Name": "gate-failed", "Type": "Fail", "Arguments": {"ErrorMessage": "the gate refused the model"}}]}
 
@@ -54,7 +63,17 @@ def platform(url: str, tmp_path: Path) -> Platform:
 def rule(platform: Platform, name: str, pattern: dict[str, Any], pipeline: str) -> None:
     events = platform.client("events")
     events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
-    events.put_targets(Rule=name, Targets=[{"Id": pipeline, "Arn": f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/{pipeline}", "RoleArn": ROLE, "SageMakerPipelineParameters": {"PipelineParameterList": []}}])
+    events.put_targets(
+        Rule=name,
+        Targets=[
+            {
+                "Id": pipeline,
+                "Arn": f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/{pipeline}",
+                "RoleArn": ROLE,
+                "SageMakerPipelineParameters": {"PipelineParameterList": []},
+            }
+        ],
+    )
 
 
 def test_a_step_metric_breaching_an_alarm_starts_the_rules_pipeline(platform: Platform) -> None:
@@ -63,7 +82,12 @@ def test_a_step_metric_breaching_an_alarm_starts_the_rules_pipeline(platform: Pl
         Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching",
         Dimensions=[{"Name": "PipelineName", "Value": "monitoring"}, {"Name": "StepName", "Value": "trigger-retraining"}],
     )  # fmt: skip
-    rule(platform, "retrain-on-breach", {"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"], "detail": {"alarmName": ["breach"], "state": {"value": ["ALARM"]}}}, "training")
+    rule(
+        platform,
+        "retrain-on-breach",
+        {"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"], "detail": {"alarmName": ["breach"], "state": {"value": ["ALARM"]}}},
+        "training",
+    )
     platform.start("monitoring")
     started = [d for d in platform.delivered if d["pipeline"]]
     assert [(d["rule"], d["pipeline"], d["status"]) for d in started] == [("retrain-on-breach", "training", "SUCCEEDED")]
@@ -73,8 +97,12 @@ def test_a_step_metric_breaching_an_alarm_starts_the_rules_pipeline(platform: Pl
     assert platform.client("cloudwatch").describe_alarms(AlarmNames=["breach"])["MetricAlarms"][0]["StateValue"] == "ALARM"
 
 
-@pytest.mark.parametrize(("pipeline", "status", "reason"), [("training", "Succeeded", None), ("refused", "Failed", "step gate-failed failed: the gate refused the model")])
-def test_an_execution_a_step_starts_through_the_api_runs_after_it_and_is_executing_until_it_ends(platform: Platform, url: str, pipeline: str, status: str, reason: str | None) -> None:
+@pytest.mark.parametrize(
+    ("pipeline", "status", "reason"), [("training", "Succeeded", None), ("refused", "Failed", "step gate-failed failed: the gate refused the model")]
+)
+def test_an_execution_a_step_starts_through_the_api_runs_after_it_and_is_executing_until_it_ends(
+    platform: Platform, url: str, pipeline: str, status: str, reason: str | None
+) -> None:
     step_client = client("sagemaker", url, REGION)  # the trigger-retraining step's own boto3 client
     seen: dict[str, Any] = {}
 
@@ -121,8 +149,27 @@ def test_no_metric_is_no_breach_when_missing_data_is_not_breaching(platform: Pla
 def test_approving_a_package_starts_the_deploy_on_approval_rules_pipeline(platform: Platform) -> None:
     sagemaker = platform.client("sagemaker")
     sagemaker.create_model_package_group(ModelPackageGroupName="churn")
-    rule(platform, "deploy-on-approval", {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"], "detail": {"ModelPackageGroupName": ["churn"], "ModelApprovalStatus": ["Approved"]}}, "deploy")
-    arn = platform.register({"ModelPackageGroupName": "churn", "ModelApprovalStatus": "PendingManualApproval", "InferenceSpecification": {"Containers": [{"Image": "runtime:1"}], "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]}})["ModelPackageArn"]
+    rule(
+        platform,
+        "deploy-on-approval",
+        {
+            "source": ["aws.sagemaker"],
+            "detail-type": ["SageMaker Model Package State Change"],
+            "detail": {"ModelPackageGroupName": ["churn"], "ModelApprovalStatus": ["Approved"]},
+        },
+        "deploy",
+    )
+    arn = platform.register(
+        {
+            "ModelPackageGroupName": "churn",
+            "ModelApprovalStatus": "PendingManualApproval",
+            "InferenceSpecification": {
+                "Containers": [{"Image": "runtime:1"}],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+        }
+    )["ModelPackageArn"]
     platform.settle()
     assert platform.results == []  # type: ignore[attr-defined]  # pending: the rule does not match
     platform.approve(arn)
@@ -133,7 +180,16 @@ def test_approving_a_package_starts_the_deploy_on_approval_rules_pipeline(platfo
 def test_test_event_pattern_answers_with_moto_matcher(url: str) -> None:
     events = client("events", url, REGION)
     pattern = json.dumps({"detail": {"state": {"value": ["ALARM"]}}})
-    event = {"id": "1", "source": "aws.cloudwatch", "detail-type": "x", "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": REGION, "resources": [], "detail": {"state": {"value": "ALARM"}}}
+    event = {
+        "id": "1",
+        "source": "aws.cloudwatch",
+        "detail-type": "x",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": {"state": {"value": "ALARM"}},
+    }
     assert events.test_event_pattern(EventPattern=pattern, Event=json.dumps(event))["Result"] is True
     event["detail"] = {"state": {"value": "OK"}}
     assert events.test_event_pattern(EventPattern=pattern, Event=json.dumps(event))["Result"] is False
@@ -143,7 +199,10 @@ def test_update_endpoint_moves_the_endpoint_to_the_new_config(url: str) -> None:
     sagemaker = client("sagemaker", url, REGION)
     for version in ("1", "2"):
         sagemaker.create_model(ModelName=f"m-v{version}", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "runtime:1"})
-        sagemaker.create_endpoint_config(EndpointConfigName=f"c-v{version}", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": f"m-v{version}", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=f"c-v{version}",
+            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": f"m-v{version}", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+        )
     sagemaker.create_endpoint(EndpointName="e", EndpointConfigName="c-v1")
     sagemaker.update_endpoint(EndpointName="e", EndpointConfigName="c-v2")
     described = sagemaker.describe_endpoint(EndpointName="e")
@@ -170,10 +229,17 @@ def test_an_endpoint_in_its_canary_phase_splits_traffic_between_the_package_vers
     for version in ("1", "2"):
         package = f"arn:aws:sagemaker:{REGION}:123456789012:model-package/churn/{version}"
         sagemaker.create_model(ModelName=f"m-v{version}", ExecutionRoleArn=ROLE, PrimaryContainer={"ModelPackageName": package})
-        sagemaker.create_endpoint_config(EndpointConfigName=f"c-v{version}", ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": f"m-v{version}", "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}])
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=f"c-v{version}",
+            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": f"m-v{version}", "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}],
+        )
     sagemaker.create_endpoint(EndpointName="scorer", EndpointConfigName="c-v1")
     assert endpoint_versions(platform, "scorer") == {"endpoint": "scorer", "version": "1", "traffic": {"1": 100}}
-    canary = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}, "WaitIntervalInSeconds": 600}}}
+    canary = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}, "WaitIntervalInSeconds": 600}
+        }
+    }
     sagemaker.update_endpoint(EndpointName="scorer", EndpointConfigName="c-v2", DeploymentConfig=canary)
     assert endpoint_versions(platform, "scorer") == {"endpoint": "scorer", "version": "2", "traffic": {"2": 50, "1": 50}}
     assert endpoint_versions(platform, "missing") is None

@@ -49,7 +49,9 @@ def test_runs_created_through_the_kfp_client_are_executed(tmp_path: Path) -> Non
         uploaded = client.upload_pipeline(str(pipeline_file), pipeline_name="churn-retraining")
         version = client.list_pipeline_versions(uploaded.pipeline_id).pipeline_versions[0]
         experiment = client.create_experiment("retraining")
-        from_version = client.run_pipeline(experiment.experiment_id, "retrain-empty", params={"rows": 0}, pipeline_id=uploaded.pipeline_id, version_id=version.pipeline_version_id)
+        from_version = client.run_pipeline(
+            experiment.experiment_id, "retrain-empty", params={"rows": 0}, pipeline_id=uploaded.pipeline_id, version_id=version.pipeline_version_id
+        )
         states = [wait_for(lambda r=r: client.get_run(r.run_id), lambda run: run.state in ("SUCCEEDED", "FAILED")) for r in (from_package, from_version)]
     assert [s.state for s in states] == ["SUCCEEDED", "FAILED"]
     assert states[1].error.message == "step train failed: no rows"

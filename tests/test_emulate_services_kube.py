@@ -46,7 +46,11 @@ def experiment(env: list[dict[str, str]], trial_parameters: list[dict[str, str]]
             "parameters": [{"name": "lr", "parameterType": "discrete", "feasibleSpace": {"list": ["0.1", "0.3", "0.5"]}}],
             "maxTrialCount": 3,
             "parallelTrialCount": 2,
-            "trialTemplate": {"primaryContainerName": "training", "trialParameters": [{"name": "learningRate", "reference": "lr"}, *trial_parameters], "trialSpec": trial},
+            "trialTemplate": {
+                "primaryContainerName": "training",
+                "trialParameters": [{"name": "learningRate", "reference": "lr"}, *trial_parameters],
+                "trialSpec": trial,
+            },
             **spec,
         },
     }
@@ -61,7 +65,9 @@ def run_experiment(api: KubeService, tmp_path: Path, body: dict[str, Any]) -> tu
 
 
 def test_a_katib_experiment_runs_distinct_trials_and_finds_the_best(tmp_path: Path) -> None:
-    body = experiment([{"name": "MODEL_URI", "value": "gs://acme/katib/${trialParameters.trialName}"}], [{"name": "trialName", "reference": "${trialSpec.Name}"}])
+    body = experiment(
+        [{"name": "MODEL_URI", "value": "gs://acme/katib/${trialParameters.trialName}"}], [{"name": "trialName", "reference": "${trialSpec.Name}"}]
+    )
     with KubeService(emulation(tmp_path)) as api:
         done, trials = run_experiment(api, tmp_path, body)
     status = done["status"]
@@ -92,7 +98,10 @@ def test_metrics_from_a_file_collector_with_the_experiments_filter(tmp_path: Pat
     body["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] = ["python", "-c", write]
     body["spec"]["metricsCollectorSpec"] = {
         "collector": {"kind": "File"},
-        "source": {"fileSystemPath": {"path": "/var/log/katib/metrics.json", "kind": "File", "format": "TEXT"}, "filter": {"metricsFormat": [r'"([A-Za-z0-9_.-]+)"\s*:\s*"?([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)']}},
+        "source": {
+            "fileSystemPath": {"path": "/var/log/katib/metrics.json", "kind": "File", "format": "TEXT"},
+            "filter": {"metricsFormat": [r'"([A-Za-z0-9_.-]+)"\s*:\s*"?([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)']},
+        },
     }
     with KubeService(emulation(tmp_path)) as api:
         done, trials = run_experiment(api, tmp_path, body)
@@ -114,7 +123,12 @@ def test_a_pytorchjobs_replicas_each_see_their_rank(tmp_path: Path) -> None:
     def replica(count: int) -> dict[str, Any]:
         return {"replicas": count, "template": {"spec": {"containers": [{"name": "pytorch", "image": TRAINER_IMAGE, "command": ["python", "-c", REPLICA]}]}}}
 
-    job = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "train", "namespace": NS}, "spec": {"pytorchReplicaSpecs": {"Master": replica(1), "Worker": replica(2)}}}
+    job = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": "train", "namespace": NS},
+        "spec": {"pytorchReplicaSpecs": {"Master": replica(1), "Worker": replica(2)}},
+    }
     with KubeService(emulation(tmp_path)) as api:
         objects = custom_objects(api, tmp_path)
         objects.create_namespaced_custom_object("kubeflow.org", "v1", NS, "pytorchjobs", job)
@@ -131,7 +145,12 @@ def test_an_inference_service_splits_traffic_by_its_canary_percent(tmp_path: Pat
         predictor: dict[str, Any] = {"model": {"modelFormat": {"name": "mlflow"}, "storageUri": f"gs://acme/models/{version}"}}
         if canary is not None:
             predictor["canaryTrafficPercent"] = canary
-        return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "scorer", "namespace": NS}, "spec": {"predictor": predictor}}
+        return {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": "scorer", "namespace": NS},
+            "spec": {"predictor": predictor},
+        }
 
     def traffic(objects: Any) -> list[tuple[str, int]]:
         status = objects.get_namespaced_custom_object("serving.kserve.io", "v1beta1", NS, "inferenceservices", "scorer")["status"]

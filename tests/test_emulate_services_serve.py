@@ -59,10 +59,16 @@ def test_the_steps_reach_the_services_and_the_summary_learns_what_they_saw(tmp_p
         options = {"client_options": {"api_endpoint": emulated.env[VERTEX_ENDPOINT_ENV]}, "credentials": AnonymousCredentials(), "transport": "rest"}
         assert services.execution.env[VERTEX_ENDPOINT_ENV] == services.vertex.url  # every container gets it
         models = aiplatform_v1.ModelServiceClient(**options)
-        uploaded = models.upload_model(request={"parent": PARENT, "model_id": "churn", "model": {"display_name": "churn", "version_aliases": ["candidate"]}}).result()
+        uploaded = models.upload_model(
+            request={"parent": PARENT, "model_id": "churn", "model": {"display_name": "churn", "version_aliases": ["candidate"]}}
+        ).result()
         endpoints = aiplatform_v1.EndpointServiceClient(**options)
         endpoint = endpoints.create_endpoint(parent=PARENT, endpoint={"display_name": "scorer"}, endpoint_id="scorer").result()
-        endpoints.deploy_model(endpoint=endpoint.name, deployed_model={"model": f"{uploaded.model}@candidate", "automatic_resources": {"min_replica_count": 1}}, traffic_split={"0": 100}).result()
+        endpoints.deploy_model(
+            endpoint=endpoint.name,
+            deployed_model={"model": f"{uploaded.model}@candidate", "automatic_resources": {"min_replica_count": 1}},
+            traffic_split={"0": 100},
+        ).result()
         pipelines = aiplatform_v1.PipelineServiceClient(**options)
         body = {"display_name": "churn-training", "pipeline_spec": retraining_ir(tmp_path), "runtime_config": {"parameter_values": {"rows": 0}}}
         job = pipelines.create_pipeline_job(parent=PARENT, pipeline_job=body, pipeline_job_id="retrain-1")
@@ -86,14 +92,23 @@ def test_a_kubeflow_run_gets_the_kubernetes_and_kfp_apis(tmp_path: Path) -> None
         objects = kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(config_file=emulated.env["KUBECONFIG"]))
 
         def inference_service(version: str, canary: int | None) -> dict[str, Any]:
-            predictor: dict[str, Any] = {"containers": [{"name": "kserve-container", "image": "runtime", "env": [{"name": "MLCOMPILE_MODEL_VERSION", "value": version}]}]}
+            predictor: dict[str, Any] = {
+                "containers": [{"name": "kserve-container", "image": "runtime", "env": [{"name": "MLCOMPILE_MODEL_VERSION", "value": version}]}]
+            }
             predictor.update({"canaryTrafficPercent": canary} if canary is not None else {})
-            return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "scorer", "namespace": "ml"}, "spec": {"predictor": predictor}}
+            return {
+                "apiVersion": "serving.kserve.io/v1beta1",
+                "kind": "InferenceService",
+                "metadata": {"name": "scorer", "namespace": "ml"},
+                "spec": {"predictor": predictor},
+            }
 
         objects.create_namespaced_custom_object("serving.kserve.io", "v1beta1", "ml", "inferenceservices", inference_service("1", None))
         objects.replace_namespaced_custom_object("serving.kserve.io", "v1beta1", "ml", "inferenceservices", "scorer", inference_service("2", 10))
         retraining_ir(tmp_path)
-        submitted = kfp.Client(host=services.kfp.url).create_run_from_pipeline_package(str(tmp_path / "training.yaml"), arguments={"rows": 3}, run_name="retrain")
+        submitted = kfp.Client(host=services.kfp.url).create_run_from_pipeline_package(
+            str(tmp_path / "training.yaml"), arguments={"rows": 3}, run_name="retrain"
+        )
         assert services.wait(60)
     assert emulated.facts["deployed"] == {"endpoint": "scorer", "version": "2", "traffic": {"2": 10, "1": 90}}  # the approved version takes the canary share
     assert emulated.facts["retraining"] == {"submitted": submitted.run_id, "status": "succeeded"}
@@ -112,7 +127,9 @@ def test_a_vertex_run_starts_where_deploy_leaves_the_platform(tmp_path: Path) ->
     emulated.build, emulated.system = build, compiled.plan.system
     emulated.run_pipeline_file = lambda path, parameters=None: SimpleNamespace(status="SUCCEEDED")  # the emulator's own run
     with serve(emulated) as services:
-        endpoints = aiplatform_v1.EndpointServiceClient(client_options={"api_endpoint": services.vertex.url}, credentials=AnonymousCredentials(), transport="rest")
+        endpoints = aiplatform_v1.EndpointServiceClient(
+            client_options={"api_endpoint": services.vertex.url}, credentials=AnonymousCredentials(), transport="rest"
+        )
         parent = f"projects/{compiled.plan.platform_settings['project']}/locations/{compiled.plan.platform_settings['region']}"
         assert endpoints.get_endpoint(name=f"{parent}/endpoints/churn-scorer").display_name == "churn-scorer"  # the deploy step deploys to it
         (training,) = services.vertex.pipeline_jobs.values()  # deploy's training job: the emulator's first training run

@@ -60,7 +60,9 @@ def test_a_custom_job_runs_every_replica_with_vertexs_environment(tmp_path: Path
 def test_a_failing_replica_fails_the_job_with_its_exit_status(tmp_path: Path) -> None:
     with VertexService(emulation(tmp_path)) as api:
         jobs = client(aiplatform_v1.JobServiceClient, api)
-        created = jobs.create_custom_job(parent=PARENT, custom_job={"display_name": "t", "job_spec": {"worker_pool_specs": [pool(1, command=["python", "-c", "raise SystemExit(3)"])]}})
+        created = jobs.create_custom_job(
+            parent=PARENT, custom_job={"display_name": "t", "job_spec": {"worker_pool_specs": [pool(1, command=["python", "-c", "raise SystemExit(3)"])]}}
+        )
         job = wait_for(lambda: jobs.get_custom_job(name=created.name), lambda j: j.state.name in ENDED)
     assert job.state.name == "JOB_STATE_FAILED"
     assert "workerpool0-0 exited with a non-zero status of 3" in job.error.message
@@ -89,7 +91,10 @@ def test_a_tuning_job_runs_its_trials_and_scores_them_from_hypertune(tmp_path: P
 
 def test_a_trial_that_reports_no_metric_is_infeasible(tmp_path: Path) -> None:
     # a bound of 0 is left out of the request's JSON (proto3's default)
-    study = {"metrics": [{"metric_id": "auc", "goal": "MAXIMIZE"}], "parameters": [{"parameter_id": "lr", "double_value_spec": {"min_value": 0.0, "max_value": 0.5}}]}
+    study = {
+        "metrics": [{"metric_id": "auc", "goal": "MAXIMIZE"}],
+        "parameters": [{"parameter_id": "lr", "double_value_spec": {"min_value": 0.0, "max_value": 0.5}}],
+    }
     trial_spec = {"worker_pool_specs": [pool(1)], "base_output_directory": {"output_uri_prefix": "gs://acme-runs/tune"}}
     body = {"display_name": "tune", "study_spec": study, "max_trial_count": 2, "parallel_trial_count": 1, "trial_job_spec": trial_spec}
     with VertexService(emulation(tmp_path)) as api:
@@ -102,11 +107,18 @@ def test_a_trial_that_reports_no_metric_is_infeasible(tmp_path: Path) -> None:
 
 
 def test_a_grid_over_a_continuous_range_is_refused_at_creation(tmp_path: Path) -> None:
-    study = {"metrics": [{"metric_id": "auc", "goal": "MAXIMIZE"}], "parameters": [{"parameter_id": "lr", "double_value_spec": {"min_value": 0.1, "max_value": 0.5}}], "algorithm": "GRID_SEARCH"}
+    study = {
+        "metrics": [{"metric_id": "auc", "goal": "MAXIMIZE"}],
+        "parameters": [{"parameter_id": "lr", "double_value_spec": {"min_value": 0.1, "max_value": 0.5}}],
+        "algorithm": "GRID_SEARCH",
+    }
     with VertexService(emulation(tmp_path)) as api:
         jobs = client(aiplatform_v1.JobServiceClient, api)
         with pytest.raises(exceptions.BadRequest, match="GRID_SEARCH supports only"):
-            jobs.create_hyperparameter_tuning_job(parent=PARENT, hyperparameter_tuning_job={"display_name": "t", "study_spec": study, "max_trial_count": 1, "trial_job_spec": {"worker_pool_specs": [pool(1)]}})
+            jobs.create_hyperparameter_tuning_job(
+                parent=PARENT,
+                hyperparameter_tuning_job={"display_name": "t", "study_spec": study, "max_trial_count": 1, "trial_job_spec": {"worker_pool_specs": [pool(1)]}},
+            )
 
 
 def test_model_versions_share_aliases_one_version_each(tmp_path: Path) -> None:
@@ -134,7 +146,11 @@ def test_an_endpoint_takes_a_traffic_split_only_when_it_sums_to_100(tmp_path: Pa
         model = models.upload_model(request={"parent": PARENT, "model": body, "model_id": "churn"}).result().model
         models.upload_model(request={"parent": PARENT, "model": body, "parent_model": model}).result()
         endpoint = endpoints.create_endpoint(parent=PARENT, endpoint={"display_name": "scorer"}, endpoint_id="scorer").result()
-        first = endpoints.deploy_model(endpoint=endpoint.name, deployed_model={"model": f"{model}@1", "dedicated_resources": {"machine_spec": {"machine_type": "n1-standard-2"}, "min_replica_count": 1}}, traffic_split={"0": 100}).result()
+        first = endpoints.deploy_model(
+            endpoint=endpoint.name,
+            deployed_model={"model": f"{model}@1", "dedicated_resources": {"machine_spec": {"machine_type": "n1-standard-2"}, "min_replica_count": 1}},
+            traffic_split={"0": 100},
+        ).result()
         canary = {"model": f"{model}@2", "dedicated_resources": {"machine_spec": {"machine_type": "n1-standard-2"}, "min_replica_count": 1}}
         with pytest.raises(exceptions.BadRequest, match="must add up to 100"):
             endpoints.deploy_model(endpoint=endpoint.name, deployed_model=canary, traffic_split={"0": 5}).result()
@@ -159,7 +175,11 @@ def test_a_pipeline_job_runs_through_the_pipeline_interpreter(tmp_path: Path) ->
         pipelines = client(aiplatform_v1.PipelineServiceClient, api)
         jobs = []
         for ok in (True, False):
-            body = {"display_name": "retrain", "pipeline_spec": {"pipelineInfo": {"name": "churn-training"}}, "runtime_config": {"parameter_values": {"ok": ok}}}
+            body = {
+                "display_name": "retrain",
+                "pipeline_spec": {"pipelineInfo": {"name": "churn-training"}},
+                "runtime_config": {"parameter_values": {"ok": ok}},
+            }
             jobs.append(pipelines.create_pipeline_job(parent=PARENT, pipeline_job=body, pipeline_job_id=f"retrain-{ok}".lower()))
         ended = [wait_for(lambda j=j: pipelines.get_pipeline_job(name=j.name), lambda j: j.state.name.endswith(("SUCCEEDED", "FAILED"))) for j in jobs]
     assert [j.state.name for j in ended] == ["PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED"]

@@ -101,7 +101,10 @@ def test_a_vertex_profile_refuses_a_batch_output_it_cannot_write_at_its_line(tmp
         compile_system(str(spec), resolve_profiles(str(spec), [str(REPO / "targets/gcp-prod.yaml")]), render=False)
     [error] = [d for d in raised.value.diagnostics if d.severity == "error"]
     line = next(i for i, text in enumerate(spec.read_text().splitlines(), 1) if "s3://acme-growth-lake-eu/churn/scores" in text)
-    assert (error.line, "Vertex AI jobs cannot write the batch scores to s3://") == (line, error.message[: len("Vertex AI jobs cannot write the batch scores to s3://")])
+    assert (error.line, "Vertex AI jobs cannot write the batch scores to s3://") == (
+        line,
+        error.message[: len("Vertex AI jobs cannot write the batch scores to s3://")],
+    )
 
 
 def test_a_vertex_profile_accepts_a_gs_batch_output(tmp_path: Path) -> None:

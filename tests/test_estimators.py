@@ -101,15 +101,27 @@ def test_every_scorer_name_is_accepted_and_an_unknown_one_is_not(tmp_path: Path)
     assert _errors(weighted) == []
     unknown = _spec(tmp_path, {"estimator": HGB}, ["f1_wieghted"])
     assert _errors(unknown) == [
-        ("training.evaluation.metrics[0]", "the runtime cannot compute metric 'f1_wieghted' for a scikit-learn trainer: it is no scikit-learn scorer", "did you mean 'f1_weighted'?")
+        (
+            "training.evaluation.metrics[0]",
+            "the runtime cannot compute metric 'f1_wieghted' for a scikit-learn trainer: it is no scikit-learn scorer",
+            "did you mean 'f1_weighted'?",
+        )
     ]
     samples = _spec(tmp_path, {"estimator": HGB}, ["f1_samples"])
     assert _errors(samples)[0][2] == "use f1_macro or f1_weighted"
 
 
 def test_negated_losses_read_the_right_way_round_in_goals_gates_and_monitors(tmp_path: Path) -> None:
-    tuning = {"objective": {"metric": "neg_mean_squared_error", "goal": "minimize"}, "max_trials": 2, "params": {"alpha": {"type": "float", "min": 0.1, "max": 1}}}
-    gates = [{"metric": "neg_mean_squared_error", "max": 0.5}, {"metric": "neg_mean_squared_error", "min": 0.5}, {"metric": "neg_mean_squared_error", "min": -0.5}]
+    tuning = {
+        "objective": {"metric": "neg_mean_squared_error", "goal": "minimize"},
+        "max_trials": 2,
+        "params": {"alpha": {"type": "float", "min": 0.1, "max": 1}},
+    }
+    gates = [
+        {"metric": "neg_mean_squared_error", "max": 0.5},
+        {"metric": "neg_mean_squared_error", "min": 0.5},
+        {"metric": "neg_mean_squared_error", "min": -0.5},
+    ]
     path = _spec(tmp_path, {"estimator": "sklearn.linear_model.Ridge"}, ["neg_mean_squared_error", "mse"], tuning=tuning,
                  evaluation={"metrics": ["neg_mean_squared_error", "mse"], "gates": gates})  # fmt: skip
     found = {where: message for where, message, _ in _errors(path)}
@@ -120,7 +132,9 @@ def test_negated_losses_read_the_right_way_round_in_goals_gates_and_monitors(tmp
     }
     loss_goal = dict(tuning, objective={"metric": "mse", "goal": "maximize"})
     path = _spec(tmp_path, {"estimator": "sklearn.linear_model.Ridge"}, ["mse"], tuning=loss_goal)
-    assert _errors(path) == [("training.tuning.objective.goal", "goal 'maximize' would choose the worst trial: 'mse' is a loss (lower is better)", "goal: minimize")]
+    assert _errors(path) == [
+        ("training.tuning.objective.goal", "goal 'maximize' would choose the worst trial: 'mse' is a loss (lower is better)", "goal: minimize")
+    ]
 
 
 def test_a_transformer_or_an_estimator_missing_a_required_parameter_is_refused(tmp_path: Path) -> None:

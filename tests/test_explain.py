@@ -79,8 +79,7 @@ def test_gpu_tuning_on_sagemaker_shows_gpus_replicas_spot_and_tuning() -> None:
     assert code == 0, out
     lines = out.splitlines()
     assert (
-        "  3. tune [tune] on ml.p4d.24xlarge (96 vCPU, 1152 GiB, 8x nvidia-a100-40gb), 2 replicas, spot, timeout 12h "
-        "(your container; after validate-data)"
+        "  3. tune [tune] on ml.p4d.24xlarge (96 vCPU, 1152 GiB, 8x nvidia-a100-40gb), 2 replicas, spot, timeout 12h (your container; after validate-data)"
     ) in lines, out
     assert any(line.startswith("Tuning: bayesian, 24 trials (3 at a time), maximize ndcg_at_10") for line in lines), out
     assert not any(line.startswith("Files the") for line in lines)

@@ -39,8 +39,6 @@ DTYPE_TABLE = {"int32": "integer", "int64": "long", "float32": "float", "float64
 FEATURE_KINDS = {"azureml.feature_store", "azureml.feature_store_entity", "azureml.feature_set", "azureml.featureset_spec"}
 
 
-
-
 def _quietly(call):  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -187,7 +185,11 @@ def test_online_deployments_carry_the_feature_contract(example: str, builds) -> 
             continue
         config = json.loads(_load(kind, folder / path).environment_variables[ENV])
         assert config["kind"] == "azureml"
-        assert config["feature_store"] == {"name": "fs-acme-prod-weu", "resource_group": "rg-ml-prod-weu", "subscription_id": plan.platform_settings["subscription_id"]}
+        assert config["feature_store"] == {
+            "name": "fs-acme-prod-weu",
+            "resource_group": "rg-ml-prod-weu",
+            "subscription_id": plan.platform_settings["subscription_id"],
+        }
         assert config["features"] == [f for f in model_features if f.split(":")[0] in online_views]
         assert config["request_features"] == [f for f in model_features if f.split(":")[0] not in online_views]
         assert config["model_features"] == model_features  # the model's input order over both
@@ -332,7 +334,13 @@ def test_the_reader_returns_one_row_per_entity_keyed_by_view_feature() -> None:
     })  # fmt: skip
     reader = make_reader(CONFIG, client=fake, environ={"MLCOMPILE_AZUREML_FEATURE_STORE_ID": STORE_ID})
     rows = reader.read([{"customer_id": "C-1", "user_id": "u1", "item_id": 9}, {"customer_id": "C-2", "user_id": "u1", "item_id": 9}], CONFIG["features"])
-    assert rows[0] == {"Customer_Activity:orders_30d": 3, "Customer_Activity:spend_30d": 41.5, "Customer_Activity:vip": True, "pair:ctr": 0.125, "pair:category": "shoes"}
+    assert rows[0] == {
+        "Customer_Activity:orders_30d": 3,
+        "Customer_Activity:spend_30d": 41.5,
+        "Customer_Activity:vip": True,
+        "pair:ctr": 0.125,
+        "pair:category": "shoes",
+    }
     assert rows[1]["Customer_Activity:orders_30d"] is None and rows[1]["pair:category"] == "shoes"  # an unknown customer: None, not an error
     assert len(fake.calls) == 1 and len(fake.calls[0]) == 4  # one round trip: one HMGET per entity and feature set
     with pytest.raises(KeyError, match="not materialised online"):
@@ -400,7 +408,10 @@ def test_the_reader_speaks_redis_through_the_env_contract(redis_stand_in, monkey
     monkeypatch.setenv("MLCOMPILE_AZUREML_FEATURE_STORE_ID", STORE_ID)
     reader = reader_for(config_from_env())  # the serving runtime's path: kind → runtime/online/azureml.py
     rows = reader.read([{"customer_id": "C-1"}, {"customer_id": "C-404"}], ["Customer_Activity:orders_30d", "Customer_Activity:spend_30d"])
-    assert rows == [{"Customer_Activity:orders_30d": 5, "Customer_Activity:spend_30d": 9.75}, {"Customer_Activity:orders_30d": None, "Customer_Activity:spend_30d": None}]
+    assert rows == [
+        {"Customer_Activity:orders_30d": 5, "Customer_Activity:spend_30d": 9.75},
+        {"Customer_Activity:orders_30d": None, "Customer_Activity:spend_30d": None},
+    ]
     assert redis_stand_in.seen == ["AUTH", "SELECT", "HMGET", "HMGET"]
     with pytest.raises(RuntimeError, match="WRONGPASS"):
         RedisClient(f"redis://:wrong@127.0.0.1:{port}").hmget_many([("k", ["f"])])

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
-
 from build_support import ROOT, build
 
 pytest.importorskip("feast")
@@ -293,7 +292,9 @@ def test_feast_training_set_is_point_in_time_correct_and_equals_the_runtime_join
     dataset = pd.concat([read_table(outputs["train"]), read_table(outputs["test"])])
     snapshots = pd.read_csv(spec.parent / "data" / "snapshots.csv", parse_dates=["event_ts"])
     for row in dataset.itertuples():
-        allowed = snapshots[(snapshots.customer_id == row.customer_id) & (snapshots.event_ts <= row.label_ts) & (snapshots.event_ts >= row.label_ts - pd.Timedelta(days=10))]
+        allowed = snapshots[
+            (snapshots.customer_id == row.customer_id) & (snapshots.event_ts <= row.label_ts) & (snapshots.event_ts >= row.label_ts - pd.Timedelta(days=10))
+        ]
         expected = allowed.sort_values("event_ts").signal.iloc[-1] if len(allowed) else None
         assert (pd.isna(row.signal) and expected is None) or row.signal == expected, row
     by_customer = dataset.set_index("customer_id")
@@ -373,7 +374,9 @@ def test_training_serving_consistency_on_the_churn_example(tmp_path: Path) -> No
     answer = client.post("/predict", json={"entities": [{"customer_id": customers[0]}, {"customer_id": "C999998"}]})
     assert answer.status_code == 200, answer.text
     first = offline.iloc[0]
-    instances = [{s.column: (None if pd.isna(first[s.column]) else first[s.column].item() if hasattr(first[s.column], "item") else first[s.column]) for s in specs}]
+    instances = [
+        {s.column: (None if pd.isna(first[s.column]) else first[s.column].item() if hasattr(first[s.column], "item") else first[s.column]) for s in specs}
+    ]
     same = client.post("/predict", json={"instances": instances}).json()
     assert answer.json()["scores"][0] == pytest.approx(same["scores"][0])
     assert reader.read([{"customer_id": "nobody"}], refs) == [dict.fromkeys(refs)]  # an unknown entity: nothing stored
@@ -469,7 +472,10 @@ def test_the_cluster_materialisation_step_and_the_serving_reader_from_feature_st
     # the local build's repository, its data paths made absolute (a cluster's are gs:// URIs)
     store_dir = tmp_path / "store"
     store_dir.mkdir()
-    files = {Path(f.path).name: f.content.decode().replace('"data/', f'"{store_dir}/').replace("'data/", f"'{store_dir}/").replace(": data/", f": {store_dir}/") for f in feast_repo.render(plan)}
+    files = {
+        Path(f.path).name: f.content.decode().replace('"data/', f'"{store_dir}/').replace("'data/", f"'{store_dir}/").replace(": data/", f": {store_dir}/")
+        for f in feast_repo.render(plan)
+    }
     now = pd.Timestamp.now(tz="UTC").floor("s")
     pd.DataFrame({
         "customer_id": ["fresh", "fresh", "stale"],

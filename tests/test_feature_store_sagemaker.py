@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -24,14 +24,14 @@ boto3 = pytest.importorskip("boto3")
 
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 from json_service import JsonService  # noqa: E402
+from test_target_sagemaker_deploy import aws, moto_endpoint  # noqa: E402,F401  (fixtures: a moto server on 127.0.0.1)
+from test_target_sagemaker_shapes import validate_request  # noqa: E402
+from test_target_sagemaker_support import example_text, plan_of, plan_of_text, write  # noqa: E402
 
 from mlcompile.errors import SpecError  # noqa: E402
 from mlcompile.runtime.materialize import materialize  # noqa: E402
 from mlcompile.runtime.online import reader_for  # noqa: E402
 from mlcompile.targets.sagemaker import SageMakerTarget  # noqa: E402
-from test_target_sagemaker_shapes import validate_request  # noqa: E402
-from test_target_sagemaker_deploy import aws, moto_endpoint  # noqa: E402,F401  (fixtures: a moto server on 127.0.0.1)
-from test_target_sagemaker_support import example_text, plan_of, plan_of_text, write  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerFeatureStoreOffline"  # the profile's roles.feature_store
 
@@ -60,8 +60,14 @@ def online_config(folder: Path) -> dict[str, Any]:
 
 def test_each_online_view_is_a_feature_group_that_botocore_accepts(builds: dict[str, Path]) -> None:
     groups = {p: k for p, k in kinds(builds["churn"]).items() if p.startswith("feature-store/")}
-    assert groups == {"feature-store/customer_activity.json": "sagemaker.create_feature_group", "feature-store/customer_profile.json": "sagemaker.create_feature_group"}
-    assert sorted(p for p in kinds(builds["ranker-gpu"]) if p.startswith("feature-store/")) == ["feature-store/item_popularity.json", "feature-store/user_engagement.json"]
+    assert groups == {
+        "feature-store/customer_activity.json": "sagemaker.create_feature_group",
+        "feature-store/customer_profile.json": "sagemaker.create_feature_group",
+    }
+    assert sorted(p for p in kinds(builds["ranker-gpu"]) if p.startswith("feature-store/")) == [
+        "feature-store/item_popularity.json",
+        "feature-store/user_engagement.json",
+    ]
     assert not [p for p in kinds(builds["batch-scoring"]) if p.startswith("feature-store/")]  # no online view
     for name, folder in builds.items():
         for path in (p for p in kinds(folder) if p.startswith("feature-store/")):
@@ -120,7 +126,13 @@ def test_each_online_view_is_materialised_by_its_own_pipeline_on_its_refresh_cad
     assert config["kind"] == "materialize"
     assert config["params"] == {
         "view": "item_popularity",
-        "store": {"kind": "sagemaker", "region": "eu-west-1", "feature_group": "search-ranker-item-popularity", "record_identifier": "item_id", "event_time": "event_ts"},
+        "store": {
+            "kind": "sagemaker",
+            "region": "eu-west-1",
+            "feature_group": "search-ranker-item-popularity",
+            "record_identifier": "item_id",
+            "event_time": "event_ts",
+        },
     }
     assert [s["uri"] for s in config["features"]["sources"] if s["name"] == "item_stats"] == ["s3://acme-search-lake-eu/features/item_stats_daily.parquet"]
 
@@ -129,7 +141,11 @@ def test_the_registered_model_reads_its_online_features_by_entity_key(builds: di
     config = online_config(builds["churn"])
     assert config["kind"] == "sagemaker" and config["region"] == "eu-west-1"
     assert config["entity_keys"] == ["customer_id"]
-    assert config["views"]["customer_profile"] == {"feature_group": "churn-prediction-customer-profile", "record_identifier": "customer_id", "dtypes": {"plan": "string", "tenure_days": "int64"}}
+    assert config["views"]["customer_profile"] == {
+        "feature_group": "churn-prediction-customer-profile",
+        "record_identifier": "customer_id",
+        "dtypes": {"plan": "string", "tenure_days": "int64"},
+    }
     assert len(config["features"]) == 5
 
 
@@ -151,12 +167,21 @@ def test_an_online_view_keyed_by_two_columns_is_refused_at_its_entities(tmp_path
 
 
 def test_a_feature_named_like_an_offline_store_column_is_refused(tmp_path: Path) -> None:
-    (error,) = errors(tmp_path, ("{name: category, dtype: string}", "{name: write_time, dtype: string}"), ("item_popularity:category", "item_popularity:write_time"))
-    assert error.startswith(f"{tmp_path / 'mlcompile.yaml'}:55:7: error: features.views[1].features[4].name: feature 'write_time' is a column SageMaker Feature Store's offline store adds itself")
+    (error,) = errors(
+        tmp_path, ("{name: category, dtype: string}", "{name: write_time, dtype: string}"), ("item_popularity:category", "item_popularity:write_time")
+    )
+    assert error.startswith(
+        f"{tmp_path / 'mlcompile.yaml'}:55:7: error: features.views[1].features[4].name: feature 'write_time' is a column SageMaker Feature Store's offline store adds itself"
+    )
 
 
 def test_the_same_names_on_an_offline_view_are_no_concern(tmp_path: Path) -> None:
-    assert errors(tmp_path, ("{name: query_device, dtype: string}", "{name: write_time, dtype: string}"), ("query_context:query_device", "query_context:write_time")) == []
+    assert (
+        errors(
+            tmp_path, ("{name: query_device, dtype: string}", "{name: write_time, dtype: string}"), ("query_context:query_device", "query_context:write_time")
+        )
+        == []
+    )
 
 
 def test_a_build_with_a_refused_view_stops_with_the_located_error(tmp_path: Path) -> None:
@@ -247,7 +272,7 @@ def materialize_config(folder: Path, view: str, source_uri: str) -> dict[str, An
 def test_materialize_writes_the_newest_row_per_customer_within_the_ttl_and_serving_reads_it_back(
     builds: dict[str, Path], aws_stand_in: Any, tmp_path: Path
 ) -> None:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     day = timedelta(days=1)
     rows = [
         ("customer_id", "event_ts", "orders_30d", "spend_30d", "support_tickets_30d", "plan", "tenure_days"),
@@ -259,7 +284,9 @@ def test_materialize_writes_the_newest_row_per_customer_within_the_ttl_and_servi
     source = tmp_path / "activity.csv"
     source.write_text("\n".join(",".join(v.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(v, datetime) else str(v) for v in row) for row in rows) + "\n")
     folder = builds["churn"]
-    service = aws_stand_in({"churn-prediction-customer-activity": ("customer_id", "event_ts"), "churn-prediction-customer-profile": ("customer_id", "event_ts")})
+    service = aws_stand_in(
+        {"churn-prediction-customer-activity": ("customer_id", "event_ts"), "churn-prediction-customer-profile": ("customer_id", "event_ts")}
+    )
     with service:
         activity = materialize(materialize_config(folder, "customer_activity", str(source)), {}, {})
         # the profile view through the command line the processing job runs
@@ -267,7 +294,9 @@ def test_materialize_writes_the_newest_row_per_customer_within_the_ttl_and_servi
         config_file.write_text(json.dumps(materialize_config(folder, "customer_profile", str(source))))
         result_file = tmp_path / "result.json"
         env = {**os.environ, "MLCOMPILE_STEP_RESULT": str(result_file)}
-        done = subprocess.run([sys.executable, "-m", "mlcompile.runtime", "materialize", "--config", f"@{config_file}"], capture_output=True, text=True, env=env, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "mlcompile.runtime", "materialize", "--config", f"@{config_file}"], capture_output=True, text=True, env=env, timeout=120
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         results = [activity, json.loads(result_file.read_text())["result"]]
         config = online_config(folder)
@@ -283,9 +312,27 @@ def test_materialize_writes_the_newest_row_per_customer_within_the_ttl_and_servi
     }
     assert "spend_30d" not in service.records["churn-prediction-customer-activity"]["C3"]
     assert got == [
-        {"customer_activity:orders_30d": 3, "customer_activity:spend_30d": 41.5, "customer_activity:support_tickets_30d": 0, "customer_profile:plan": "pro", "customer_profile:tenure_days": 102},
-        {"customer_activity:orders_30d": None, "customer_activity:spend_30d": None, "customer_activity:support_tickets_30d": None, "customer_profile:plan": "plus", "customer_profile:tenure_days": 700},
-        {"customer_activity:orders_30d": 1, "customer_activity:spend_30d": None, "customer_activity:support_tickets_30d": 4, "customer_profile:plan": "basic", "customer_profile:tenure_days": 5},
+        {
+            "customer_activity:orders_30d": 3,
+            "customer_activity:spend_30d": 41.5,
+            "customer_activity:support_tickets_30d": 0,
+            "customer_profile:plan": "pro",
+            "customer_profile:tenure_days": 102,
+        },
+        {
+            "customer_activity:orders_30d": None,
+            "customer_activity:spend_30d": None,
+            "customer_activity:support_tickets_30d": None,
+            "customer_profile:plan": "plus",
+            "customer_profile:tenure_days": 700,
+        },
+        {
+            "customer_activity:orders_30d": 1,
+            "customer_activity:spend_30d": None,
+            "customer_activity:support_tickets_30d": 4,
+            "customer_profile:plan": "basic",
+            "customer_profile:tenure_days": 5,
+        },
     ]
     assert service.operations.count("BatchGetRecord") == 2  # one call per feature group, not per entity
 
@@ -320,7 +367,9 @@ def test_deploy_creates_the_feature_groups_once_and_refuses_to_retype_a_feature(
     assert [line for line in second if not line.startswith("unchanged ")] == []
 
     spec = tmp_path / "mlcompile.yaml"
-    spec.write_text(example_text("churn", ('{name: orders_30d, dtype: int64, description: "orders placed, trailing 30 days"}', "{name: orders_30d, dtype: float64}")))
+    spec.write_text(
+        example_text("churn", ('{name: orders_30d, dtype: int64, description: "orders placed, trailing 30 days"}', "{name: orders_30d, dtype: float64}"))
+    )
     command = [sys.executable, "-m", "mlcompile", "deploy", str(spec), "--target", str(ROOT / "targets/aws-prod.yaml"), "--yes", "--git-commit", "none"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr

@@ -19,9 +19,9 @@ pytest.importorskip("kfp")
 pytest.importorskip("google.cloud.aiplatform")
 
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
+from build_support import ROOT, build  # noqa: E402
 from json_service import JsonService  # noqa: E402
 
-from build_support import ROOT, build  # noqa: E402
 from mlcompile.errors import SpecError  # noqa: E402
 from mlcompile.runtime.online import reader_for  # noqa: E402
 from mlcompile.targets.vertex.feature_store import parse_strict  # noqa: E402
@@ -305,7 +305,9 @@ def test_deploy_creates_the_feature_store_once_and_follows_a_new_cadence(tmp_pat
         assert "create features of group churn_prediction_customer_profile: plan, tenure_days" in first
         assert "create feature view customer_profile: TZ=UTC 0 0 * * *" in first
         view = api.feature_store[f"{STORE}/churn_prediction/featureViews/customer_profile"]
-        assert view["featureRegistrySource"]["featureGroups"] == [{"featureGroupId": "churn_prediction_customer_profile", "featureIds": ["plan", "tenure_days"]}]
+        assert view["featureRegistrySource"]["featureGroups"] == [
+            {"featureGroupId": "churn_prediction_customer_profile", "featureIds": ["plan", "tenure_days"]}
+        ]
 
         second = deploy(spec, api.endpoint)
         assert [line for line in second if not line.startswith("unchanged ")] == []

@@ -291,7 +291,9 @@ def test_fixture_is_valid(workspace: Path) -> None:
         assert result.exit_code == 0, (name, result.stderr)
 
 
-TARGET_CHOICES = st.sampled_from([(), ("local",), ("gcp-prod",), ("aws-prod",), ("kfp-prod",), ("azure-prod",), ("toy-dev",), ("local", "gcp-prod", "aws-prod", "kfp-prod", "azure-prod")])
+TARGET_CHOICES = st.sampled_from(
+    [(), ("local",), ("gcp-prod",), ("aws-prod",), ("kfp-prod",), ("azure-prod",), ("toy-dev",), ("local", "gcp-prod", "aws-prod", "kfp-prod", "azure-prod")]
+)
 
 
 @fuzz_settings(1600)
@@ -369,24 +371,47 @@ VALID_VARIANTS: dict[tuple, st.SearchStrategy[Any]] = {
     ("training", "resources", "timeout"): st.sampled_from(["90s", "30m", "1h", "7d"]),
     ("training", "tuning"): st.one_of(
         st.none(),
-        st.fixed_dictionaries({
-            "objective": st.fixed_dictionaries({"metric": st.sampled_from(["roc_auc", "accuracy", "f1"]), "goal": st.sampled_from(["maximize", "minimize"])}),
-            "max_trials": st.sampled_from([1, 4, 20]), "parallel_trials": st.sampled_from([1, 2, 4]),
-            "algorithm": st.sampled_from(["bayesian", "random", "grid"]),
-            "params": st.sampled_from([
-                {"learning_rate": {"type": "float", "min": 0.01, "max": 0.3, "scale": "log"}},
-                {"max_iter": {"type": "int", "min": 10, "max": 500}, "loss": {"type": "categorical", "values": ["log_loss", 1, 2.5, True]}},
-                {"l2_regularization": {"type": "float", "min": 0.0, "max": 1.0}, "max_depth": {"type": "int", "min": 2, "max": 8, "scale": "log"}},
-            ]),
-        }),
+        st.fixed_dictionaries(
+            {
+                "objective": st.fixed_dictionaries(
+                    {"metric": st.sampled_from(["roc_auc", "accuracy", "f1"]), "goal": st.sampled_from(["maximize", "minimize"])}
+                ),
+                "max_trials": st.sampled_from([1, 4, 20]),
+                "parallel_trials": st.sampled_from([1, 2, 4]),
+                "algorithm": st.sampled_from(["bayesian", "random", "grid"]),
+                "params": st.sampled_from(
+                    [
+                        {"learning_rate": {"type": "float", "min": 0.01, "max": 0.3, "scale": "log"}},
+                        {"max_iter": {"type": "int", "min": 10, "max": 500}, "loss": {"type": "categorical", "values": ["log_loss", 1, 2.5, True]}},
+                        {"l2_regularization": {"type": "float", "min": 0.0, "max": 1.0}, "max_depth": {"type": "int", "min": 2, "max": 8, "scale": "log"}},
+                    ]
+                ),
+            }
+        ),
     ),
-    ("training", "trainer"): st.sampled_from([
-        {"sklearn": {"estimator": "sklearn.linear_model.LogisticRegression", "params": {}}},
-        {"sklearn": {"estimator": "sklearn.ensemble.HistGradientBoostingClassifier", "params": {"max_iter": 10, "class_weight": None, "categorical_features": ["plan"]}}},
-        {"container": {"image": "ghcr.io/acme/train:1", "command": ["python", "-m", "train"], "args": ["--x", "1"], "env": {"MODE": "fast", "API_TOKEN": "secret://train-token"}}},
-        {"container": {"image": "ghcr.io/acme/train@sha256:" + "a" * 64}},
-    ]),
-    ("training", "evaluation", "gates"): st.sampled_from([[], [{"metric": "roc_auc", "min": 0.5}], [{"metric": "accuracy", "max": 0.99}, {"metric": "f1", "min_delta_vs_production": -0.01}]]),
+    ("training", "trainer"): st.sampled_from(
+        [
+            {"sklearn": {"estimator": "sklearn.linear_model.LogisticRegression", "params": {}}},
+            {
+                "sklearn": {
+                    "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+                    "params": {"max_iter": 10, "class_weight": None, "categorical_features": ["plan"]},
+                }
+            },
+            {
+                "container": {
+                    "image": "ghcr.io/acme/train:1",
+                    "command": ["python", "-m", "train"],
+                    "args": ["--x", "1"],
+                    "env": {"MODE": "fast", "API_TOKEN": "secret://train-token"},
+                }
+            },
+            {"container": {"image": "ghcr.io/acme/train@sha256:" + "a" * 64}},
+        ]
+    ),
+    ("training", "evaluation", "gates"): st.sampled_from(
+        [[], [{"metric": "roc_auc", "min": 0.5}], [{"metric": "accuracy", "max": 0.99}, {"metric": "f1", "min_delta_vs_production": -0.01}]]
+    ),
     ("training", "dataset", "split"): st.sampled_from([{"test_fraction": 0.5}, {"test_fraction": 0.01, "seed": 0}]),
     ("features", "views", 0, "online"): st.booleans(),
     ("features", "views", 0, "ttl"): st.sampled_from(["1s", "90m", "365d"]),
@@ -401,29 +426,48 @@ VALID_VARIANTS: dict[tuple, st.SearchStrategy[Any]] = {
                 "resources": SERVING_RESOURCES,
                 "replicas": st.sampled_from([{"min": 0, "max": 1}, {"min": 1, "max": 1}, {"min": 2, "max": 10}]),
                 "autoscaling": st.sampled_from([{"metric": "cpu", "target": 70}, {"metric": "requests_per_replica", "target": 100}]),
-                "rollout": st.sampled_from([{"strategy": "replace"}, {"strategy": "blue_green"}, {"strategy": "canary", "canary_percent": 1}, {"strategy": "canary", "canary_percent": 99}]),
+                "rollout": st.sampled_from(
+                    [
+                        {"strategy": "replace"},
+                        {"strategy": "blue_green"},
+                        {"strategy": "canary", "canary_percent": 1},
+                        {"strategy": "canary", "canary_percent": 99},
+                    ]
+                ),
             },
         ),
     ),
     ("deployment", "batch"): st.one_of(
         st.none(),
         st.fixed_dictionaries(
-            {"schedule": st.sampled_from(["0 3 * * *", "*/15 * * * *", "0 0 1 * *", "30 6 * * 1-5"]), "input": st.just({"source": "transactions"}),
-             "output": st.just({"uri": "file://data/scores.csv"})},
+            {
+                "schedule": st.sampled_from(["0 3 * * *", "*/15 * * * *", "0 0 1 * *", "30 6 * * 1-5"]),
+                "input": st.just({"source": "transactions"}),
+                "output": st.just({"uri": "file://data/scores.csv"}),
+            },
             optional={"timezone": st.sampled_from(["UTC", "Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata"]), "resources": SERVING_RESOURCES},
         ),
     ),
-    ("monitoring", "drift"): st.one_of(st.none(), st.fixed_dictionaries(
-        {"threshold": st.sampled_from([0.05, 0.2, 1.0])},
-        optional={"method": st.sampled_from(["psi", "ks", "jensen_shannon", "wasserstein"]),
-                  "features": st.sampled_from(["all", ["customer_activity:orders_30d"], ["customer_activity:plan", "customer_activity:spend_30d"]])},
-    )),
-    ("monitoring", "performance"): st.one_of(st.none(), st.just({"metric": "accuracy", "min": 0.6, "ground_truth": {"source": "churn_labels", "column": "churned"}})),
+    ("monitoring", "drift"): st.one_of(
+        st.none(),
+        st.fixed_dictionaries(
+            {"threshold": st.sampled_from([0.05, 0.2, 1.0])},
+            optional={
+                "method": st.sampled_from(["psi", "ks", "jensen_shannon", "wasserstein"]),
+                "features": st.sampled_from(["all", ["customer_activity:orders_30d"], ["customer_activity:plan", "customer_activity:spend_30d"]]),
+            },
+        ),
+    ),
+    ("monitoring", "performance"): st.one_of(
+        st.none(), st.just({"metric": "accuracy", "min": 0.6, "ground_truth": {"source": "churn_labels", "column": "churned"}})
+    ),
     ("monitoring", "alerts"): st.sampled_from([[], [{"channel": "webhook", "url": "secret://hook"}], [{"channel": "email", "to": ["a@b.co", "c@d.io"]}]]),
     ("monitoring", "on_breach"): st.sampled_from(["retrain", "alert"]),
     ("monitoring", "timezone"): st.sampled_from(["UTC", "Australia/Lord_Howe"]),
     ("monitoring",): st.none(),
-    ("retraining",): st.one_of(st.none(), st.sampled_from([{"schedule": "0 4 * * 0", "timezone": "Pacific/Chatham"}, {"on_new_data": {"source": "churn_labels"}}, {"on_drift": True}])),
+    ("retraining",): st.one_of(
+        st.none(), st.sampled_from([{"schedule": "0 4 * * 0", "timezone": "Pacific/Chatham"}, {"on_new_data": {"source": "churn_labels"}}, {"on_drift": True}])
+    ),
     ("metadata", "labels"): st.sampled_from([{}, {"cost-center": "c42", "env": "prod"}]),
     ("metadata", "description"): st.sampled_from([None, "", "ünïcødé — \"quotes\" 'and' {braces} $dollars {{jinja}} \\backslash", "x" * 2000]),
 }

@@ -49,9 +49,7 @@ DRIVER = textwrap.dedent(
 def modules_after(*commands: list[str], cwd: Path) -> tuple[list[int], set[str], str]:
     """Run the CLI commands in one fresh interpreter; their exit codes and the modules they
     loaded (beyond those the interpreter had loaded at startup)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, json.dumps(list(commands))], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(list(commands))], cwd=cwd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.rsplit("@@MODULES@@", 1)[1])
     return report["codes"], set(report["modules"]), proc.stderr

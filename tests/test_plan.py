@@ -83,9 +83,7 @@ def test_local_profile_warns_at_the_spec_location_of_what_it_cannot_apply() -> N
     plan, warnings = plan_for("local")
     assert plan.training.step("tune").resources.machine is None
     rendered = [w.render() for w in warnings]
-    assert any(
-        "mlcompile.yaml:40:18: warning: training.resources.accelerator: accelerator nvidia-t4 is not applied" in r for r in rendered
-    ), rendered
+    assert any("mlcompile.yaml:40:18: warning: training.resources.accelerator: accelerator nvidia-t4 is not applied" in r for r in rendered), rendered
 
 
 def test_vertex_profile_resolves_the_overridden_accelerator_to_a_machine() -> None:

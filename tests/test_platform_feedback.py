@@ -98,7 +98,9 @@ def test_a_breach_on_kubeflow_starts_a_run_of_the_builds_training_version(builds
         assert after is not None and after["submitted"] not in (None, first["submitted"]) and len(api.runs) == 2
 
 
-def test_a_breach_on_vertex_creates_a_pipeline_job_from_the_deployed_training_job(builds: dict[str, tuple[Plan, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_breach_on_vertex_creates_a_pipeline_job_from_the_deployed_training_job(
+    builds: dict[str, tuple[Plan, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlcompile.targets.vertex.deploy import deploy
 
     plan, folder = builds["gcp-prod"]
@@ -182,7 +184,6 @@ def test_the_new_data_sensor_submits_only_past_its_watermark_and_advances_it_aft
         assert quiet is not None and quiet["submitted"] is None and len(submitted) == before + 1
 
 
-
 def trained_model(tmp_path: Path) -> dict[str, str]:
     """A small model and its evaluation, as the train and evaluate tasks leave them."""
     import numpy as np
@@ -193,17 +194,33 @@ def trained_model(tmp_path: Path) -> dict[str, str]:
     rng = np.random.default_rng(0)
     x = rng.normal(size=120)
     frame = pd.DataFrame({"k": [f"e{i}" for i in range(120)], "ts": "2026-01-01T00:00:00Z", "x": x, "y": (x > 0).astype(int)})
-    meta = {"features": [{"ref": "v:x", "view": "v", "column": "x", "dtype": "float64"}], "label": "y", "timestamp": "ts", "keys": ["k"], "sources": {}, "rows": {}, "coercion": {}}
+    meta = {
+        "features": [{"ref": "v:x", "view": "v", "column": "x", "dtype": "float64"}],
+        "label": "y",
+        "timestamp": "ts",
+        "keys": ["k"],
+        "sources": {},
+        "rows": {},
+        "coercion": {},
+    }
     write_table(str(tmp_path / "train.parquet"), frame, meta)
     (tmp_path / "report.json").write_text(json.dumps({"expectations": {}}))
     params = {"label": "y", "estimator": "sklearn.linear_model.LogisticRegression", "estimator_params": {}}
     paths = {"model": str(tmp_path / "model"), "metrics": str(tmp_path / "evaluation.json")}
-    step_function("train")({"params": params}, {"train": str(tmp_path / "train.parquet"), "report": str(tmp_path / "report.json")}, {"model": paths["model"], "metrics": str(tmp_path / "t.json")})
-    step_function("evaluate")({"params": {"metrics": ["roc_auc"], "label": "y"}}, {"model": paths["model"], "test": str(tmp_path / "train.parquet")}, {"metrics": paths["metrics"]})
+    step_function("train")(
+        {"params": params},
+        {"train": str(tmp_path / "train.parquet"), "report": str(tmp_path / "report.json")},
+        {"model": paths["model"], "metrics": str(tmp_path / "t.json")},
+    )
+    step_function("evaluate")(
+        {"params": {"metrics": ["roc_auc"], "label": "y"}}, {"model": paths["model"], "test": str(tmp_path / "train.parquet")}, {"metrics": paths["metrics"]}
+    )
     return paths
 
 
-def test_kubeflow_registration_tags_the_version_with_the_run_profile_and_commit(builds: dict[str, tuple[Plan, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kubeflow_registration_tags_the_version_with_the_run_profile_and_commit(
+    builds: dict[str, tuple[Plan, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("mlflow")
     monkeypatch.setenv(ENV_PIPELINE_RUN, "")  # --pipeline-run sets it in this process: monkeypatch unsets it after the test
     pytest.importorskip("sklearn")
@@ -223,7 +240,9 @@ def test_kubeflow_registration_tags_the_version_with_the_run_profile_and_commit(
     assert version.tags["mlcompile.git_commit"] == COMMIT
 
 
-def test_vertex_registration_labels_the_version_and_outputs_its_google_vertex_model(builds: dict[str, tuple[Plan, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_vertex_registration_labels_the_version_and_outputs_its_google_vertex_model(
+    builds: dict[str, tuple[Plan, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlcompile.targets.kfp_ir import launch
 
     plan, folder = builds["gcp-prod"]
@@ -242,7 +261,14 @@ def test_vertex_registration_labels_the_version_and_outputs_its_google_vertex_mo
         (tmp_path / "model" / "model.json").write_text(json.dumps({"format": "mlcompile.container/1"}))
         (tmp_path / "metrics.json").write_text(json.dumps({"metrics": {"roc_auc": 0.8}}))
         argv = ["register", "--config", json.dumps(config), "--input", f"model={tmp_path / 'model'}", "--input", f"metrics={tmp_path / 'metrics.json'}"]
-        argv += ["--output", f"vertex_model={tmp_path / 'vertex_model'}", "--pipeline-run", "churn-prediction-training-20260101", "--executor-output", str(executor_output)]
+        argv += [
+            "--output",
+            f"vertex_model={tmp_path / 'vertex_model'}",
+            "--pipeline-run",
+            "churn-prediction-training-20260101",
+            "--executor-output",
+            str(executor_output),
+        ]
         assert launch.main(argv) == 0
         ((name, model),) = api.models.items()
     labels = model["versions"][0]["request"]["model"]["labels"]
@@ -303,7 +329,11 @@ def test_kubeflow_email_alerts_are_posted_to_the_clusters_alertmanager_and_route
         f for f in manifest["files"] if f["path"] == "monitoring/alertmanager-config.yaml"
     ).items()
     routing = yaml.safe_load((folder / "monitoring" / "alertmanager-config.yaml").read_text())
-    assert (routing["apiVersion"], routing["kind"], routing["metadata"]["namespace"]) == ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig", "ml-pipelines")
+    assert (routing["apiVersion"], routing["kind"], routing["metadata"]["namespace"]) == (
+        "monitoring.coreos.com/v1alpha1",
+        "AlertmanagerConfig",
+        "ml-pipelines",
+    )
     config = task_config(folder, "churn-prediction-monitoring", "alert")
     config["params"]["alerts"] = [a for a in config["params"]["alerts"] if a["channel"] == "email"]
     drift = tmp_path / "drift.json"
@@ -318,11 +348,11 @@ def test_kubeflow_email_alerts_are_posted_to_the_clusters_alertmanager_and_route
 
 
 def test_an_email_alert_on_a_kubeflow_profile_without_alertmanager_is_refused_at_validate(tmp_path: Path) -> None:
+    import shutil
+
     from click.testing import CliRunner
 
     from mlcompile.cli import main
-
-    import shutil
 
     shutil.copytree(ROOT / "targets", tmp_path / "targets")
     profile = yaml.safe_load((tmp_path / "targets" / "kfp-gke.yaml").read_text())
@@ -343,11 +373,15 @@ def test_the_emulators_summary_names_the_run_the_trigger_step_submitted(tmp_path
     from mlcompile.emulate.summary import summarize
 
     (tmp_path / "gcs" / "acme" / "run").mkdir(parents=True)
-    (tmp_path / "gcs" / "acme" / "run" / "retraining").write_text(json.dumps({"pipeline": "churn-prediction-training", "submitted": "run-42", "status": "submitted run run-42"}))
+    (tmp_path / "gcs" / "acme" / "run" / "retraining").write_text(
+        json.dumps({"pipeline": "churn-prediction-training", "submitted": "run-42", "status": "submitted run run-42"})
+    )
     trigger = TaskResult("trigger-retraining", SUCCEEDED, artifacts={"retraining": {"uri": "gs://acme/run/retraining", "metadata": {}}})
     monitoring = PipelineResult("churn-prediction-monitoring", "m-1", SUCCEEDED, {"trigger-retraining": trigger})
     plan = SimpleNamespace(registry=SimpleNamespace(model="churn-classifier"), online=None)
-    session = SimpleNamespace(system="churn-prediction", profile="gcp-prod", platform="vertex", plan=plan, facts={}, results=[monitoring], root=tmp_path, work=tmp_path)
+    session = SimpleNamespace(
+        system="churn-prediction", profile="gcp-prod", platform="vertex", plan=plan, facts={}, results=[monitoring], root=tmp_path, work=tmp_path
+    )
     # the submitted run has not run here: its status, gate and version are unknown
     assert summarize(session)["retraining"] == {"requested": True, "submitted": "run-42", "status": None, "gate": None, "version": None, "tasks": None}
     session.facts["retraining"] = {"submitted": "projects/p/locations/l/pipelineJobs/retrain-1", "status": "pending"}

@@ -133,7 +133,10 @@ def test_toy_target_is_listed(toy_site: Path, project: Path) -> None:
 
 def test_toy_check_refusal_is_located(toy_site: Path, project: Path) -> None:
     """check() refuses accelerators: exit 2, nothing written, the error at the spec's line."""
-    for command in (["build", "refused.yaml", "--target", "targets/toy-dev.yaml", "--out", "out"], ["validate", "refused.yaml", "--target", "targets/toy-dev.yaml"]):
+    for command in (
+        ["build", "refused.yaml", "--target", "targets/toy-dev.yaml", "--out", "out"],
+        ["validate", "refused.yaml", "--target", "targets/toy-dev.yaml"],
+    ):
         proc = mlcompile(*command, site=toy_site, cwd=project)
         assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
         assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr

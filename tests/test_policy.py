@@ -276,13 +276,18 @@ def test_a_violation_from_the_overrides_is_located_inside_them(tmp_path: Path, m
 
 def test_an_override_can_bring_the_spec_within_the_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Policies judge the spec as built for the profile: the base may ask for more."""
-    folder = project(tmp_path, {**PERMISSIVE, "max_training_timeout": "4h"}, SPEC, ("resources: {timeout: 8h}", "resources: {timeout: 4h}"), ("timeout: 6h", "timeout: 48h"))
+    folder = project(
+        tmp_path, {**PERMISSIVE, "max_training_timeout": "4h"}, SPEC, ("resources: {timeout: 8h}", "resources: {timeout: 4h}"), ("timeout: 6h", "timeout: 48h")
+    )
     result = mlcompile(folder, "validate", "mlcompile.yaml", monkeypatch=monkeypatch)
     assert result.exit_code == 0, result.stderr
 
 
 def test_an_absent_value_under_a_section_the_override_adds_is_located_in_the_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = SPEC.replace("deployment:\n  online:", "deployment_:\n  online:").split("deployment_:")[0] + "overrides:\n  gcp-prod:\n    deployment:\n      online: {endpoint: churn}\n"
+    spec = (
+        SPEC.replace("deployment:\n  online:", "deployment_:\n  online:").split("deployment_:")[0]
+        + "overrides:\n  gcp-prod:\n    deployment:\n      online: {endpoint: churn}\n"
+    )
     result = mlcompile(project(tmp_path, {"endpoint_min_replicas": 2}, spec), "validate", "mlcompile.yaml", monkeypatch=monkeypatch)
     assert result.exit_code == 2
     assert policy_lines(result.stderr) == [
@@ -327,7 +332,9 @@ def test_warn_only_build_writes_the_output_and_prints_every_violation(tmp_path: 
 
 def test_diff_under_warn_only_shows_the_violations_beside_its_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = project(tmp_path, {**PERMISSIVE, **STRICT})
-    mlcompile(folder, "build", "mlcompile.yaml", "--target", "targets/gcp-prod.yaml", "--out", "base", "--git-commit", "none", "--warn-only", monkeypatch=monkeypatch)
+    mlcompile(
+        folder, "build", "mlcompile.yaml", "--target", "targets/gcp-prod.yaml", "--out", "base", "--git-commit", "none", "--warn-only", monkeypatch=monkeypatch
+    )
 
     result = mlcompile(folder, "diff", "mlcompile.yaml", "--target", "targets/gcp-prod.yaml", "--base-dir", "base", "--warn-only", monkeypatch=monkeypatch)
 
@@ -338,7 +345,9 @@ def test_diff_under_warn_only_shows_the_violations_beside_its_report(tmp_path: P
 
 
 def test_warn_only_turns_only_policy_violations_into_warnings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = project(tmp_path, {**PERMISSIVE, "max_cpu_per_replica": 4}, SPEC, ("registry:\n  model: churn-model\n", "registry:\n  model: churn-model\n  tags: [growth]\n"))
+    folder = project(
+        tmp_path, {**PERMISSIVE, "max_cpu_per_replica": 4}, SPEC, ("registry:\n  model: churn-model\n", "registry:\n  model: churn-model\n  tags: [growth]\n")
+    )
     result = mlcompile(folder, "validate", "mlcompile.yaml", "--warn-only", monkeypatch=monkeypatch)
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
@@ -350,10 +359,14 @@ def test_warn_only_turns_only_policy_violations_into_warnings(tmp_path: Path, mo
 
 def test_violations_are_reported_with_the_other_errors_of_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """All at once: a broken value elsewhere does not hide a violation."""
-    folder = project(tmp_path, {**PERMISSIVE, "max_cpu_per_replica": 4}, SPEC, ("registry:\n  model: churn-model\n", "registry:\n  model: churn-model\n  tags: [growth]\n"))
+    folder = project(
+        tmp_path, {**PERMISSIVE, "max_cpu_per_replica": 4}, SPEC, ("registry:\n  model: churn-model\n", "registry:\n  model: churn-model\n  tags: [growth]\n")
+    )
     result = mlcompile(folder, "validate", "mlcompile.yaml", monkeypatch=monkeypatch)
     assert result.exit_code == 2
-    assert policy_lines(result.stderr) == ["mlcompile.yaml:20:10: error: training.resources.cpu: 8 cores exceed policy max_cpu_per_replica of profile gcp-prod (at most 4)"]
+    assert policy_lines(result.stderr) == [
+        "mlcompile.yaml:20:10: error: training.resources.cpu: 8 cores exceed policy max_cpu_per_replica of profile gcp-prod (at most 4)"
+    ]
     assert result.stderr.endswith("\n2 errors\n")
 
 

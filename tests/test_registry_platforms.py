@@ -75,7 +75,9 @@ def approve(api: VertexStandIn, version: str) -> None:
 
 
 @pytest.mark.slow  # trains a model and registers three versions through the Vertex stand-in
-def test_on_vertex_the_champion_batch_scoring_and_deploy_read_what_register_uploaded(churn_vertex: dict[str, bytes], trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_on_vertex_the_champion_batch_scoring_and_deploy_read_what_register_uploaded(
+    churn_vertex: dict[str, bytes], trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlcompile.runtime.evaluation import _production_metrics
     from mlcompile.runtime.registry import production_model
 
@@ -155,7 +157,9 @@ def test_the_deployed_model_serving_keeps_the_rest_of_the_traffic() -> None:
     assert vertex_traffic(100, {"7": 100}) == {"0": 100}
 
 
-def test_a_register_step_reuses_the_version_of_the_same_model_on_vertex(churn_vertex: dict[str, bytes], trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_register_step_reuses_the_version_of_the_same_model_on_vertex(
+    churn_vertex: dict[str, bytes], trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     register = step_config(churn_vertex, "churn-prediction-training", "register")
     with VertexStandIn() as api:
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
@@ -194,7 +198,11 @@ def test_kserve_approval_pins_the_version_in_a_new_revision_with_the_canary_shar
         shutil.copytree(trained, tmp_path / "retrained")
         (tmp_path / "retrained" / "note.txt").write_text("another training")
         params = {"model": "churn-classifier", "approval": "manual", "aliases": ["candidate"]}
-        register({"system": "churn-prediction", "params": params, "registry": mlflow_registry["registry"]}, {"model": str(tmp_path / "retrained"), "metrics": str(tmp_path / "metrics.json")}, {})
+        register(
+            {"system": "churn-prediction", "params": params, "registry": mlflow_registry["registry"]},
+            {"model": str(tmp_path / "retrained"), "metrics": str(tmp_path / "metrics.json")},
+            {},
+        )
         registry.set_aliases("churn-classifier", "2", ["production"])  # then version 2
         second = step_function("deploy_online")(deploy, {}, {})
         stored = api.objects[key]

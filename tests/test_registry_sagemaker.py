@@ -30,12 +30,12 @@ from test_target_sagemaker_support import plan_of  # noqa: E402
 REGION = "eu-west-1"
 BUCKET = "acme-ml-artifacts-eu-west-1"
 RUNS = f"s3://{BUCKET}/mlcompile/card-fraud/runs"
-PREDICT = '''\
+PREDICT = """\
 import json, sys
 for line in sys.stdin:
     rows = json.loads(line)["instances"]
     print(json.dumps({"predictions": [0 for _ in rows], "scores": [0.25 for _ in rows]}), flush=True)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,12 @@ def _resolved(value: Any, properties: dict[str, str]) -> Any:
 @pytest.fixture
 def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """moto for the AWS APIs; S3 objects as the emulator keeps them (MLCOMPILE_EMULATE_ROOT/s3)."""
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION, "MLCOMPILE_EMULATE_ROOT": str(tmp_path / "root")}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "MLCOMPILE_EMULATE_ROOT": str(tmp_path / "root"),
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with moto.mock_aws():
@@ -99,7 +104,9 @@ def register(build: dict[str, Any], root: Path, run: str, roc_auc: float, train:
     job = f"tune-{run}-trial-1"
     with tarfile.open(s3_path(root, f"s3://{BUCKET}/mlcompile/card-fraud/models/{job}/output/model.tar.gz"), "w:gz") as tar:
         tar.add(model / "predict.py", arcname="predict.py")
-    s3_path(root, f"{RUNS}/{run}/evaluate/metrics/metrics.json").write_text(json.dumps({"metrics": {"roc_auc": roc_auc, "average_precision": 0.5}, "production": None}))
+    s3_path(root, f"{RUNS}/{run}/evaluate/metrics/metrics.json").write_text(
+        json.dumps({"metrics": {"roc_auc": roc_auc, "average_precision": 0.5}, "production": None})
+    )
     s3_path(root, f"{RUNS}/{run}/extract-features/train/train.parquet").write_bytes(Path(train).read_bytes())
     properties = {
         "Steps.tune.TrainingJobSummaries[0].TrainingJobName": job,
@@ -146,14 +153,20 @@ def test_production_is_the_newest_approved_package_described_with_its_metrics_an
     assert package["CustomerMetadataProperties"]["mlcompile-drift-baseline"] == f"{RUNS}/run-1/extract-features/train/train.parquet"
 
 
-def test_a_version_registered_with_the_training_set_as_its_drift_check_baseline_still_gets_its_baseline(build: dict[str, Any], aws: Path, train_set: str) -> None:
+def test_a_version_registered_with_the_training_set_as_its_drift_check_baseline_still_gets_its_baseline(
+    build: dict[str, Any], aws: Path, train_set: str
+) -> None:
     """Versions registered by earlier builds named the training set in
     DriftCheckBaselines.ModelDataQuality.Statistics: drift checks of them keep working."""
     from mlcompile.runtime.registry import production_model
 
     metadata = {k: v for k, v in build["register"]["CustomerMetadataProperties"].items() if k != "mlcompile-drift-baseline"}
     earlier = {**build["register"], "CustomerMetadataProperties": metadata}
-    earlier["DriftCheckBaselines"] = {"ModelDataQuality": {"Statistics": {"ContentType": "application/x-parquet", "S3Uri": build["register"]["CustomerMetadataProperties"]["mlcompile-drift-baseline"]}}}
+    earlier["DriftCheckBaselines"] = {
+        "ModelDataQuality": {
+            "Statistics": {"ContentType": "application/x-parquet", "S3Uri": build["register"]["CustomerMetadataProperties"]["mlcompile-drift-baseline"]}
+        }
+    }
     approve(register({**build, "register": earlier}, aws, "run-1", 0.81, train_set))
     serving = production_model(build["configs"]["evaluate"], "card-fraud")
     assert serving is not None and len(pd.read_parquet(serving.folder / "baseline.parquet")) > 0

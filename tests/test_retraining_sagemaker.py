@@ -43,7 +43,12 @@ def test_each_new_object_starts_the_sensor_not_training(build: dict[str, Any]) -
 
 @pytest.fixture
 def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build: dict[str, Any]) -> Iterator[Any]:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION, "MLCOMPILE_EMULATE_ROOT": str(tmp_path / "root")}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "MLCOMPILE_EMULATE_ROOT": str(tmp_path / "root"),
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with moto.mock_aws():
@@ -64,7 +69,11 @@ def executing(client: Any, arn: str, status: str = "Executing") -> None:
 def sensor_tick(build: dict[str, Any], arn: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     from mlcompile.runtime import step_function
 
-    config = next(c for path, c in build.items() if path.startswith("configs/") and c.get("kind") == "trigger_retraining" and c.get("platform_run", {}).get("sensor") == SENSOR)
+    config = next(
+        c
+        for path, c in build.items()
+        if path.startswith("configs/") and c.get("kind") == "trigger_retraining" and c.get("platform_run", {}).get("sensor") == SENSOR
+    )
     monkeypatch.setenv("MLCOMPILE_PIPELINE_RUN", arn)
     return step_function("trigger_retraining")(config, {}, {})
 
@@ -85,7 +94,9 @@ def test_a_burst_of_objects_starts_training_once(build: dict[str, Any], aws: Any
     later = sensor_tick(build, second, monkeypatch)
     assert later["submitted"] is None and later["debounced"] == first
     assert sensor_tick(build, first, monkeypatch)["submitted"] is None  # first look: the watermark is recorded
-    assert json.loads((root / "s3" / "acme-ml-artifacts-eu-west-1" / "mlcompile" / "churn-prediction" / "watermarks" / f"{SENSOR}.json").read_text())["rows"] == 2
+    assert (
+        json.loads((root / "s3" / "acme-ml-artifacts-eu-west-1" / "mlcompile" / "churn-prediction" / "watermarks" / f"{SENSOR}.json").read_text())["rows"] == 2
+    )
     executing(aws, first, "Succeeded")
 
     labels(root, 3)  # a new month of labels
@@ -106,7 +117,11 @@ MONITORING = "churn-prediction-monitoring"
 
 
 def breach_config(build: dict[str, Any]) -> dict[str, Any]:
-    return next(c for path, c in build.items() if path.startswith("configs/") and c.get("kind") == "trigger_retraining" and c["params"].get("when", "breach") == "breach")
+    return next(
+        c
+        for path, c in build.items()
+        if path.startswith("configs/") and c.get("kind") == "trigger_retraining" and c["params"].get("when", "breach") == "breach"
+    )
 
 
 def test_a_breach_starts_training_from_the_monitoring_step_not_from_a_rule(build: dict[str, Any]) -> None:

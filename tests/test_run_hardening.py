@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_run_local import run, statuses, write_system
 
 from mlcompile.cli import main
-from test_run_local import run, statuses, write_system
 
 for _module in ("sklearn", "mlflow", "pandas", "pyarrow"):
     pytest.importorskip(_module)
@@ -41,7 +41,10 @@ def test_a_missing_feature_column_names_the_file_the_column_and_the_view(tmp_pat
     spec = write_system(tmp_path / "sys")
     _rewrite_csv(spec.parent / "data/activity.csv", lambda row, _: row[:3] + row[4:])  # spend_30d gone
     out = _refused(spec)
-    assert "mlcompile.yaml:10:7: error: features.views[0]: source activity: file://data/activity.csv has no column 'spend_30d' (feature spend_30d of view customer_activity)" in out
+    assert (
+        "mlcompile.yaml:10:7: error: features.views[0]: source activity: file://data/activity.csv has no column 'spend_30d' (feature spend_30d of view customer_activity)"
+        in out
+    )
     assert "its columns: customer_id, event_ts, orders_30d, plan" in out
 
 

@@ -320,7 +320,19 @@ def test_text_output_and_subprocess_isolation(tmp_path: Path) -> None:
     """The exact cloud contract: each step as `python -m mlcompile.runtime <step> …`."""
     spec = write_system(tmp_path / "sys")
     result = CliRunner().invoke(
-        main, ["run", str(spec), "--target", str(spec.parent / "targets" / "local.yaml"), "--isolation", "subprocess", "--only", "extract-features", "--only", "validate-data"]
+        main,
+        [
+            "run",
+            str(spec),
+            "--target",
+            str(spec.parent / "targets" / "local.yaml"),
+            "--isolation",
+            "subprocess",
+            "--only",
+            "extract-features",
+            "--only",
+            "validate-data",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "extract-features" in result.stderr and "succeeded" in result.stdout
@@ -379,7 +391,10 @@ def test_serve_answers_predictions(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert asgi_call(app, "POST", "/predict", {"rows": []})[0] == 400
     assert asgi_call(app, "POST", "/predict", {"instances": []})[0] == 400
     # an instance lacking features is completed from the sources by its entity key, which it must carry
-    assert asgi_call(app, "POST", "/predict", {"instances": [{"orders_30d": 1}]}) == (400, {"error": "row 0: missing entity key customer_id (the online features are read by customer_id)"})
+    assert asgi_call(app, "POST", "/predict", {"instances": [{"orders_30d": 1}]}) == (
+        400,
+        {"error": "row 0: missing entity key customer_id (the online features are read by customer_id)"},
+    )
     assert asgi_call(app, "POST", "/predict", {"entities": [{"id": 1}]})[0] == 400  # no entity key
     # the limits of the runtime's server are set as for it, through the environment
     monkeypatch.setenv("MLCOMPILE_MAX_BODY_BYTES", "64")

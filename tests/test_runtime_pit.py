@@ -65,9 +65,9 @@ def leaky(tmp_path: Path) -> Path:
     snapshots.append(("exact", T0 + 30 * DAY, 0.25, T0 + 30 * DAY))
     labels.append(("exact", T0 + 30 * DAY, 1))
     iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
-    pd.DataFrame([(c, iso(t), v, iso(s)) for c, t, v, s in snapshots], columns=["customer_id", "event_ts", "signal", "seen_at"]).sample(frac=1, random_state=1).to_csv(
-        tmp_path / "snapshots.csv", index=False
-    )
+    pd.DataFrame([(c, iso(t), v, iso(s)) for c, t, v, s in snapshots], columns=["customer_id", "event_ts", "signal", "seen_at"]).sample(
+        frac=1, random_state=1
+    ).to_csv(tmp_path / "snapshots.csv", index=False)
     pd.DataFrame([(c, iso(t), y) for c, t, y in labels], columns=["customer_id", "label_ts", "churned"]).to_csv(tmp_path / "labels.csv", index=False)
     return tmp_path
 

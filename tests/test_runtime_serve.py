@@ -33,9 +33,10 @@ with warnings.catch_warnings():  # starlette prefers httpx2 to the installed htt
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
+from serve_support import FEATURES, train_churn_model  # noqa: E402
+
 from mlcompile.runtime.model import load_model, predict  # noqa: E402
 from mlcompile.runtime.serve import create_app, listen_port, locate_model, parse  # noqa: E402
-from serve_support import FEATURES, train_churn_model  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "churn"
 C1 = {"orders_30d": 1, "spend_30d": 5.0, "support_tickets_30d": 6, "plan": "basic", "tenure_days": 20}  # likely to churn
@@ -136,13 +137,20 @@ def feature_groups(monkeypatch: pytest.MonkeyPatch) -> Any:
     pytest.importorskip("boto3")
     from test_feature_store_sagemaker import FeatureStoreRuntimeStandIn
 
-    service = FeatureStoreRuntimeStandIn({"churn-prediction-customer-activity": ("customer_id", "event_ts"), "churn-prediction-customer-profile": ("customer_id", "event_ts")})
+    service = FeatureStoreRuntimeStandIn(
+        {"churn-prediction-customer-activity": ("customer_id", "event_ts"), "churn-prediction-customer-profile": ("customer_id", "event_ts")}
+    )
     for key, row in (("C1", C1), ("C2", {**C2, "spend_30d": None})):
         service.records["churn-prediction-customer-activity"][key] = {
             "customer_id": key, "event_ts": "2026-01-31T00:00:00Z",
             **{f: str(row[f]) for f in ("orders_30d", "spend_30d", "support_tickets_30d") if row[f] is not None},
         }  # fmt: skip
-        service.records["churn-prediction-customer-profile"][key] = {"customer_id": key, "event_ts": "2026-01-31T00:00:00Z", "plan": row["plan"], "tenure_days": str(row["tenure_days"])}
+        service.records["churn-prediction-customer-profile"][key] = {
+            "customer_id": key,
+            "event_ts": "2026-01-31T00:00:00Z",
+            "plan": row["plan"],
+            "tenure_days": str(row["tenure_days"]),
+        }
     for name, value in (("AWS_ENDPOINT_URL", service.url), ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("NO_PROXY", "127.0.0.1")):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MLCOMPILE_ONLINE_FEATURES", sagemaker_online_env())
@@ -233,7 +241,11 @@ def test_vertex_serves_its_routes_and_port_with_the_model_of_aip_storage_uri(mod
     online = next(e["value"] for e in spec["env"] if e["name"] == "MLCOMPILE_ONLINE_FEATURES")
     config = json.loads(online)
     rows = {
-        (config["views"]["customer_activity"]["feature_view"], "C1"): {"orders_30d": {"int64Value": "1"}, "spend_30d": {"doubleValue": 5.0}, "support_tickets_30d": {"int64Value": "6"}},
+        (config["views"]["customer_activity"]["feature_view"], "C1"): {
+            "orders_30d": {"int64Value": "1"},
+            "spend_30d": {"doubleValue": 5.0},
+            "support_tickets_30d": {"int64Value": "6"},
+        },
         (config["views"]["customer_profile"]["feature_view"], "C1"): {"plan": {"stringValue": "basic"}, "tenure_days": {"int64Value": "20"}},
     }
     # what Vertex AI sets in the container of the uploaded model (artifactUri = the model folder)

@@ -44,7 +44,15 @@ def test_runtime_package_and_contract_import_light() -> None:
 def _frame(n: int = 160, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
-    return pd.DataFrame({"k": [f"e{i}" for i in range(n)], "ts": "2025-01-01T00:00:00Z", "x": x, "c": rng.choice(["a", "b"], size=n), "y": (x + rng.normal(scale=0.5, size=n) > 0).astype(int)})
+    return pd.DataFrame(
+        {
+            "k": [f"e{i}" for i in range(n)],
+            "ts": "2025-01-01T00:00:00Z",
+            "x": x,
+            "c": rng.choice(["a", "b"], size=n),
+            "y": (x + rng.normal(scale=0.5, size=n) > 0).astype(int),
+        }
+    )
 
 
 def _dataset(tmp_path: Path) -> dict[str, str]:
@@ -84,16 +92,26 @@ def test_train_evaluate_gate_and_tune_direct(tmp_path: Path) -> None:
     step_function("train")({"params": params}, {"train": data["train"], "report": str(tmp_path / "report.json")}, outs)
     assert (tmp_path / "model" / "model.joblib").exists() and (tmp_path / "model" / "baseline.parquet").exists()
     evaluation = step_function("evaluate")(
-        {"params": {"metrics": ["roc_auc", "accuracy", "f1", "log_loss"], "label": "y"}}, {"model": outs["model"], "test": data["test"]}, {"metrics": str(tmp_path / "eval.json")}
+        {"params": {"metrics": ["roc_auc", "accuracy", "f1", "log_loss"], "label": "y"}},
+        {"model": outs["model"], "test": data["test"]},
+        {"metrics": str(tmp_path / "eval.json")},
     )
     assert evaluation["metrics"]["roc_auc"] > 0.8 and evaluation["production"] is None
-    gates = [{"metric": "roc_auc", "comparison": "min", "threshold": 0.8}, {"metric": "log_loss", "comparison": "max", "threshold": 0.01}, {"metric": "roc_auc", "comparison": "min_delta_vs_production", "threshold": 0.0}]
+    gates = [
+        {"metric": "roc_auc", "comparison": "min", "threshold": 0.8},
+        {"metric": "log_loss", "comparison": "max", "threshold": 0.01},
+        {"metric": "roc_auc", "comparison": "min_delta_vs_production", "threshold": 0.0},
+    ]
     decision = step_function("gate")({"gates": gates, "params": {}}, {"metrics": str(tmp_path / "eval.json")}, {"decision": str(tmp_path / "decision.json")})
     assert [r["passed"] for r in decision["results"]] == [True, False, True] and decision["decision"] is False
     tuning = {"metric": "roc_auc", "goal": "maximize", "max_trials": 4, "parallel_trials": 1, "algorithm": "bayesian",
               "params": [{"name": "C", "type": "float", "min": 0.01, "max": 10.0, "scale": "log", "values": []},
                          {"name": "fit_intercept", "type": "categorical", "min": None, "max": None, "scale": None, "values": [True, False]}]}  # fmt: skip
-    tuned = step_function("tune")({"params": params, "tuning": tuning}, {"train": data["train"], "report": str(tmp_path / "report.json")}, {"model": str(tmp_path / "tuned"), "metrics": str(tmp_path / "tune.json")})
+    tuned = step_function("tune")(
+        {"params": params, "tuning": tuning},
+        {"train": data["train"], "report": str(tmp_path / "report.json")},
+        {"model": str(tmp_path / "tuned"), "metrics": str(tmp_path / "tune.json")},
+    )
     assert tuned["trials"] == 4 and 0.01 <= tuned["best_params"]["C"] <= 10 and tuned["best_value"] > 0.8
     assert json.loads((tmp_path / "tuned" / "model.json").read_text())["params"]["C"] == tuned["best_params"]["C"]
 
@@ -114,15 +132,22 @@ def test_container_trainer_contract_on_the_host(tmp_path: Path, monkeypatch: pyt
     """))  # fmt: skip
     monkeypatch.setenv("MLCOMPILE_CONTAINERS", "host")
     monkeypatch.setenv("MLCOMPILE_SECRET_RANKER_TOKEN", "s3cr3t")
-    config = {"params": {"label": "y", "env": {"TOKEN_VALUE": "secret://ranker-token"}}, "container": {"image": "example/trainer:1", "command": ["python", str(trainer)], "args": []}}
+    config = {
+        "params": {"label": "y", "env": {"TOKEN_VALUE": "secret://ranker-token"}},
+        "container": {"image": "example/trainer:1", "command": ["python", str(trainer)], "args": []},
+    }
     metrics = step_function("train")(config, {"train": data["train"], "report": ""}, {"model": str(tmp_path / "m"), "metrics": str(tmp_path / "m.json")})
     assert metrics == {"ndcg_at_10": 0.6, "label": "y", "secret": "s3cr3t"}
     assert (tmp_path / "m" / "weights.txt").read_text() == "160"
-    evaluation = step_function("evaluate")({"params": {"metrics": ["ndcg_at_10"], "label": "y"}}, {"model": str(tmp_path / "m"), "test": data["test"]}, {"metrics": str(tmp_path / "e.json")})
+    evaluation = step_function("evaluate")(
+        {"params": {"metrics": ["ndcg_at_10"], "label": "y"}}, {"model": str(tmp_path / "m"), "test": data["test"]}, {"metrics": str(tmp_path / "e.json")}
+    )
     assert evaluation["metrics"] == {"ndcg_at_10": 0.6}
     tuning = {"metric": "ndcg_at_10", "goal": "maximize", "max_trials": 3, "parallel_trials": 1, "algorithm": "random",
               "params": [{"name": "lr", "type": "float", "min": 0.0, "max": 0.4, "scale": "linear", "values": []}]}  # fmt: skip
-    tuned = step_function("tune")({**config, "tuning": tuning}, {"train": data["train"], "report": ""}, {"model": str(tmp_path / "t"), "metrics": str(tmp_path / "t.json")})
+    tuned = step_function("tune")(
+        {**config, "tuning": tuning}, {"train": data["train"], "report": ""}, {"model": str(tmp_path / "t"), "metrics": str(tmp_path / "t.json")}
+    )
     assert tuned["trials"] == 3 and tuned["best_value"] == pytest.approx(0.5 + tuned["best_params"]["lr"])
 
 

@@ -85,7 +85,9 @@ def _training_set(folder: Path) -> dict[str, str]:
     paths = {}
     for name, n in (("train", 150), ("test", 50)):
         x = rng.normal(size=n)
-        frame = pd.DataFrame({"k": [f"e{i}" for i in range(n)], "ts": "2025-01-01T00:00:00Z", "x": x, "c": rng.choice(["a", "b"], size=n), "churned": (x > 0).astype(int)})
+        frame = pd.DataFrame(
+            {"k": [f"e{i}" for i in range(n)], "ts": "2025-01-01T00:00:00Z", "x": x, "c": rng.choice(["a", "b"], size=n), "churned": (x > 0).astype(int)}
+        )
         paths[name] = str(folder / f"{name}.parquet")
         write_table(paths[name], frame, meta)
     (folder / "report.json").write_text("{}")
@@ -134,7 +136,9 @@ def test_a_runtime_trial_trains_with_the_values_katib_chose(experiment: dict, tm
         assert len(found) == 1 and 0.0 <= float(found[0]) <= 1.0, (extra, lines)
 
 
-@pytest.mark.parametrize("written", ['{"ndcg_at_10": 0.4712, "map_at_10": 0.31}', '{\n  "map_at_10": 0.31,\n  "ndcg_at_10": 4.712e-01\n}', '{"ndcg_at_10": "0.4712"}'])
+@pytest.mark.parametrize(
+    "written", ['{"ndcg_at_10": 0.4712, "map_at_10": 0.31}', '{\n  "map_at_10": 0.31,\n  "ndcg_at_10": 4.712e-01\n}', '{"ndcg_at_10": "0.4712"}']
+)
 def test_katib_observes_a_container_metrics_file_as_the_contract_writes_it(written: str) -> None:
     # the contract: MLCOMPILE_METRICS holds a JSON object {metric: number}, on one line or indented
     experiment = yaml.safe_load((ROOT / "tests/golden/ranker-gpu/kfp-gke/training/tune-experiment.yaml").read_text())
@@ -146,7 +150,9 @@ def test_katib_observes_a_container_metrics_file_as_the_contract_writes_it(writt
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_an_azure_sweep_trial_trains_with_its_values_and_logs_the_objective_to_its_run(builds: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_azure_sweep_trial_trains_with_its_values_and_logs_the_objective_to_its_run(
+    builds: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("azure.ai.ml")
     mlflow = pytest.importorskip("mlflow")
     from azure.ai.ml import load_job
@@ -192,7 +198,12 @@ def test_a_vertex_trial_takes_its_values_as_arguments_writes_to_its_own_folder_a
     args = substitute(container["args"], paths, {}, lambda name: "")  # no shared model/metrics output in a trial
     trial_args = ["--learning_rate=0.0123", "--max_leaf_nodes=9", "--loss=log_loss"]
     trial_dir = tmp_path / "base" / "7"
-    env = {**os.environ, "AIP_MODEL_DIR": str(trial_dir / "model"), "CLOUD_ML_TRIAL_ID": "7", "CLOUD_ML_HP_METRIC_FILE": str(tmp_path / "hypertune" / "output.metrics")}
+    env = {
+        **os.environ,
+        "AIP_MODEL_DIR": str(trial_dir / "model"),
+        "CLOUD_ML_TRIAL_ID": "7",
+        "CLOUD_ML_HP_METRIC_FILE": str(tmp_path / "hypertune" / "output.metrics"),
+    }
     done = subprocess.run([sys.executable, *container["command"][1:], *args, *trial_args], capture_output=True, text=True, timeout=300, check=False, env=env)
     assert done.returncode == 0, done.stderr
 

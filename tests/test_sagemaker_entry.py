@@ -28,7 +28,9 @@ sys.exit(int(os.environ.get("FAIL", "0")))
 """
 
 
-def start(tmp_path: Path, hyperparameters: dict[str, str], arguments: list[str], resources: dict | None = None, **env: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+def start(
+    tmp_path: Path, hyperparameters: dict[str, str], arguments: list[str], resources: dict | None = None, **env: str
+) -> tuple[subprocess.CompletedProcess[str], dict]:
     config = tmp_path / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
     (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
@@ -37,7 +39,9 @@ def start(tmp_path: Path, hyperparameters: dict[str, str], arguments: list[str],
     (tmp_path / "trainer.py").write_text(TRAINER)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLCOMPILE_", "SM_", "RANK", "WORLD_SIZE", "MASTER_"))}
     environment = {**base, "SM_INPUT_CONFIG_DIR": str(config), "MLCOMPILE_METRICS": str(tmp_path / "metrics.json"), "SEEN": str(tmp_path / "seen.json"), **env}
-    done = subprocess.run([sys.executable, "-m", "mlcompile.runtime.sagemaker_entry", *arguments], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "mlcompile.runtime.sagemaker_entry", *arguments], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60
+    )
     seen = json.loads((tmp_path / "seen.json").read_text()) if (tmp_path / "seen.json").exists() else {}
     return done, seen
 

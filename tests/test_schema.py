@@ -19,9 +19,7 @@ REGENERATE = "mlcompile schema --kind {kind} -o schemas/{file}"
 @pytest.mark.parametrize("kind", sorted(SCHEMA_FILES))
 def test_checked_in_schema_equals_the_generated_one(kind: str) -> None:
     checked_in = json.loads((ROOT / "schemas" / SCHEMA_FILES[kind]).read_text())
-    assert checked_in == json_schema(kind), "schema drifted from the models; regenerate: " + REGENERATE.format(
-        kind=kind, file=SCHEMA_FILES[kind]
-    )
+    assert checked_in == json_schema(kind), "schema drifted from the models; regenerate: " + REGENERATE.format(kind=kind, file=SCHEMA_FILES[kind])
 
 
 @pytest.mark.parametrize("kind", sorted(SCHEMA_FILES))

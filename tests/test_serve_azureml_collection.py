@@ -30,9 +30,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
-from mlcompile.runtime.serve import create_app  # noqa: E402
 from serve_support import FEATURES, train_churn_model  # noqa: E402
 from stand_ins.azure_data_collector import DataCollectorStandIn  # noqa: E402
+
+from mlcompile.runtime.serve import create_app  # noqa: E402
 
 BUILD = Path(__file__).parent / "golden" / "churn" / "azure-prod"
 STORE = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
@@ -60,8 +61,9 @@ def sidecar(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 
 
 def test_the_server_collects_the_looked_up_features_and_the_predictions_the_monitor_reads(model_dir: Path, sidecar: Any) -> None:
-    from mlcompile.runtime.online.azureml import make_reader
     from test_runtime_serve import FakeRedis
+
+    from mlcompile.runtime.online.azureml import make_reader
 
     standin, deployment = sidecar
     environ = deployment["environment_variables"]
@@ -72,7 +74,9 @@ def test_the_server_collects_the_looked_up_features_and_the_predictions_the_moni
     })  # fmt: skip
     reader = make_reader(json.loads(environ["MLCOMPILE_ONLINE_FEATURES"]), client=redis, environ={"MLCOMPILE_AZUREML_FEATURE_STORE_ID": STORE})
     client = TestClient(create_app(model_dir, version="3", environ=environ, reader=reader))
-    response = client.post(deployment["environment"]["inference_config"]["scoring_route"]["path"], json={"entities": [{"customer_id": "C1"}, {"customer_id": "C9"}]})
+    response = client.post(
+        deployment["environment"]["inference_config"]["scoring_route"]["path"], json={"entities": [{"customer_id": "C1"}, {"customer_id": "C9"}]}
+    )
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["unknown"] == [1]  # C9 has no features: not scored, so not collected either
@@ -139,7 +143,9 @@ def test_the_serving_command_collects_on_azure(model_dir: Path, sidecar: Any) ->
         assert status == 200, body
         collected = standin.wait_for("model_inputs", "model_outputs")
         assert [p["rows"] for p in collected["model_inputs"]] == [[C1_FEATURES]]
-        assert [p["rows"] for p in collected["model_outputs"]] == [[{"prediction": body["predictions"][0], "score": pytest.approx(body["scores"][0], rel=1e-9)}]]
+        assert [p["rows"] for p in collected["model_outputs"]] == [
+            [{"prediction": body["predictions"][0], "score": pytest.approx(body["scores"][0], rel=1e-9)}]
+        ]
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -78,7 +78,9 @@ def test_the_open_inference_protocol_routes(client: TestClient) -> None:
     assert client.get("/v2/health/ready").json() == {"ready": True}
     assert client.get("/v2/models/churn-scorer/ready").json() == {"name": "churn-scorer", "ready": True}
     metadata = client.get("/v2/models/churn-scorer").json()
-    assert [(i["name"], i["datatype"]) for i in metadata["inputs"]] == [(f["column"], {"int64": "INT64", "float64": "FP64", "string": "BYTES"}[f["dtype"]]) for f in FEATURES]
+    assert [(i["name"], i["datatype"]) for i in metadata["inputs"]] == [
+        (f["column"], {"int64": "INT64", "float64": "FP64", "string": "BYTES"}[f["dtype"]]) for f in FEATURES
+    ]
     assert client.get("/v2/models/other").status_code == 404
     assert client.post("/v2/models/other/infer", json={"inputs": []}).status_code == 404
     ragged = [{"name": "orders_30d", "shape": [2], "datatype": "INT64", "data": [1]}]
@@ -286,7 +288,9 @@ def test_a_client_that_sends_its_whole_body_first_reads_the_413(model_dir: Path)
         body = json.dumps({"instances": [C1] * 75_000}).encode()  # about 7.5 MiB
         assert limit < len(body) <= 2 * limit
         for headers in ({"content-type": "application/json"}, {"content-type": "application/json", "transfer-encoding": "chunked"}):
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body if "transfer-encoding" not in headers else iter([body]), headers=headers)
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/predict", data=body if "transfer-encoding" not in headers else iter([body]), headers=headers
+            )
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(request, timeout=10)
             assert refused.value.code == 413 and str(limit) in json.loads(refused.value.read())["error"]
@@ -387,5 +391,7 @@ def test_health_answers_while_predictions_are_slow(model_dir: Path) -> None:
 
 def _post(port: int, body: bytes) -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+        )
         sock.recv(64)

@@ -56,9 +56,19 @@ def _manifest(folder: Path) -> dict[str, str]:
 
 
 def _load(kind: str, path: Path):
-    from azure.ai.ml import load_batch_endpoint, load_component, load_data, load_feature_set, load_feature_store, load_feature_store_entity, load_job, load_online_deployment, load_online_endpoint
-    from azure.ai.ml.entities._feature_set.featureset_spec_metadata import FeaturesetSpecMetadata
+    from azure.ai.ml import (
+        load_batch_endpoint,
+        load_component,
+        load_data,
+        load_feature_set,
+        load_feature_store,
+        load_feature_store_entity,
+        load_job,
+        load_online_deployment,
+        load_online_endpoint,
+    )
     from azure.ai.ml.entities import PipelineComponentBatchDeployment
+    from azure.ai.ml.entities._feature_set.featureset_spec_metadata import FeaturesetSpecMetadata
     from azure.ai.ml.entities._load_functions import load_schedule
 
     loaders = {
@@ -272,7 +282,9 @@ def test_model_monitor_carries_drift_signal_and_thresholds(example: str, builds)
     assert monitor.trigger.expression == schedule.cron
     signal = monitor.create_monitor.monitoring_signals["data-drift"]
     assert signal.features == [f.split(":", 1)[1] for f in monitoring.drift_features]
-    metric = {"psi": "population_stability_index", "ks": "two_sample_kolmogorov_smirnov_test", "jensen_shannon": "jensen_shannon_distance"}[monitoring.drift_method]
+    metric = {"psi": "population_stability_index", "ks": "two_sample_kolmogorov_smirnov_test", "jensen_shannon": "jensen_shannon_distance"}[
+        monitoring.drift_method
+    ]
     assert getattr(signal.metric_thresholds.numerical, metric) == monitoring.drift_threshold
     assert _bare(signal.reference_data.input_data.path) == f"{plan.system}-training-data@latest"
     emails = sorted({a for alert in monitoring.alerts if alert["channel"] == "email" for a in alert["to"]})
@@ -389,7 +401,12 @@ def test_refuses_a_container_without_command(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_refuses_search_parameters_that_collide_on_azure(monkeypatch: pytest.MonkeyPatch) -> None:
     plan = _plan("ranker-gpu", monkeypatch)
-    params = (*plan.tuning.params, replace(plan.tuning.params[0], name="drop.out"), replace(plan.tuning.params[0], name="drop-out"), replace(plan.tuning.params[0], name="train"))
+    params = (
+        *plan.tuning.params,
+        replace(plan.tuning.params[0], name="drop.out"),
+        replace(plan.tuning.params[0], name="drop-out"),
+        replace(plan.tuning.params[0], name="train"),
+    )
     errors = _errors(replace(plan, tuning=replace(plan.tuning, params=params)))
     assert "training.tuning.params.drop-out" in errors and "training.tuning.params.train" in errors
     assert "training.tuning.params.drop.out" not in errors  # the first one keeps the name

@@ -33,7 +33,13 @@ def arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     store.seed(WORKSPACE, {"location": "westeurope", "properties": {"workspaceId": "00000000-0000-0000-0000-000000000001", "discoveryUrl": ""}})
     # a new workspace: no model version exists yet (the training pipeline registers the first);
     # its compute cluster is provisioned with it (targets/azure-prod.yaml)
-    store.seed(f"{WORKSPACE}/computes/cpu-cluster-d8s", {"location": "westeurope", "properties": {"computeType": "AmlCompute", "properties": {"vmSize": "Standard_D8s_v3", "scaleSettings": {"maxNodeCount": 4, "minNodeCount": 0}}}})
+    store.seed(
+        f"{WORKSPACE}/computes/cpu-cluster-d8s",
+        {
+            "location": "westeurope",
+            "properties": {"computeType": "AmlCompute", "properties": {"vmSize": "Standard_D8s_v3", "scaleSettings": {"maxNodeCount": 4, "minNodeCount": 0}}},
+        },
+    )
     for system in ("churn-prediction", "search-ranker", "invoice-late-payment"):  # as if the training pipeline had run once
         seed_training_data(store, system)
     server, url = serve(store, certificate=tls_certificate(tmp_path))
@@ -49,7 +55,10 @@ def arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def seed_training_data(store: ArmStandIn, system: str) -> None:
     store.seed(f"{WORKSPACE}/data/{system}-training-data", {"properties": {"dataType": "uri_folder", "latestVersion": "1"}})
-    store.seed(f"{WORKSPACE}/data/{system}-training-data/versions/1", {"properties": {"dataType": "uri_folder", "dataUri": "azureml://datastores/workspaceblobstore/paths/x/"}})
+    store.seed(
+        f"{WORKSPACE}/data/{system}-training-data/versions/1",
+        {"properties": {"dataType": "uri_folder", "dataUri": "azureml://datastores/workspaceblobstore/paths/x/"}},
+    )
 
 
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,7 +119,10 @@ def test_first_deploy_on_a_new_workspace_defers_what_needs_a_model_version(arm: 
     assert code == 0, output
     lines = output.strip().splitlines()
     deferred = {line.split(":", 1)[0]: line for line in lines if line.startswith("deferred ")}
-    assert "approve a version (MLflow alias 'production'), then submit pipelines/churn-prediction-deploy.yml" in deferred["deferred online deployment churn-scorer/blue"]
+    assert (
+        "approve a version (MLflow alias 'production'), then submit pipelines/churn-prediction-deploy.yml"
+        in deferred["deferred online deployment churn-scorer/blue"]
+    )
     assert "deferred online deployment churn-scorer/green" in deferred
     assert "does not exist yet" in deferred["deferred schedule churn-prediction-model-monitor"]
     assert {"deferred autoscale setting churn-scorer-blue-autoscale", "deferred autoscale setting churn-scorer-green-autoscale"} <= set(deferred)
@@ -203,7 +215,10 @@ def _approve(arm: ArmStandIn, tracking: str, model: str, version: str) -> None:
     from mlflow.tracking import MlflowClient
 
     MlflowClient(tracking_uri=tracking, registry_uri=tracking).set_registered_model_alias(model, "production", version)
-    arm.seed(f"{WORKSPACE}/models/{model}/versions/{version}", {"properties": {"modelType": "custom_model", "modelUri": f"azureml://models/{model}/{version}", "flavors": {}}})
+    arm.seed(
+        f"{WORKSPACE}/models/{model}/versions/{version}",
+        {"properties": {"modelType": "custom_model", "modelUri": f"azureml://models/{model}/{version}", "flavors": {}}},
+    )
 
 
 def _roll_out(build: Path, tracking: str, tmp_path: Path) -> object:
@@ -314,7 +329,6 @@ def test_the_new_data_sensor_watches_its_source_with_a_watermark(arm: ArmStandIn
     rows submits nothing, new rows submit the training pipeline and move the watermark."""
     sys.path.insert(0, str(Path(__file__).parent))
     import pandas as pd
-
     from azureml_steps_support import build, load_pipeline, run_node, stage_source
 
     from mlcompile.emulate.storage import local_path

@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def task(example: str, profile: str, pipeline: str, step: str, edit: Any = None) -> tuple[list[str], dict[str, Any]]:
     """The command and config of a launcher task in the built IR."""
     spec_path = ROOT / "examples" / example / "mlcompile.yaml"
-    result = compile_system(str(spec_path), resolve_profiles(str(spec_path), [str(ROOT / "targets" / f"{profile}.yaml")]), render=True, git_commit=None).results[0]
+    result = compile_system(
+        str(spec_path), resolve_profiles(str(spec_path), [str(ROOT / "targets" / f"{profile}.yaml")]), render=True, git_commit=None
+    ).results[0]
     content = next(f.content for f in result.files if f.path == f"pipelines/{pipeline}.yaml")
     container = next(d for d in yaml.safe_load_all(content) if d)["deploymentSpec"]["executors"][f"exec-{step}"]["container"]
     return container["command"], json.loads(container["args"][container["args"].index("--config") + 1])
@@ -61,7 +63,12 @@ def test_katib_experiment_is_created_waited_for_and_its_best_trial_becomes_the_m
         api.optimal_trial = {"bestTrialName": "search-ranker-tune-x-7", "observation": {"metrics": [{"name": "ndcg_at_10", "latest": "0.512", "max": "0.52"}]}}
         (model / "trials" / "search-ranker-tune-x-7").mkdir(parents=True)
         (model / "trials" / "search-ranker-tune-x-7" / "weights.bin").write_bytes(b"best")
-        status = run(config, "tune", {"train": "/gcs/b/run/train", "report": "/gcs/b/run/report", "test": "/gcs/b/run/test"}, {"model": str(model), "metrics": str(metrics)})
+        status = run(
+            config,
+            "tune",
+            {"train": "/gcs/b/run/train", "report": "/gcs/b/run/report", "test": "/gcs/b/run/test"},
+            {"model": str(model), "metrics": str(metrics)},
+        )
         assert status == 0
         ((key, created),) = api.objects.items()
     assert key.startswith("ml-pipelines/experiments/search-ranker-tune-")
@@ -103,7 +110,12 @@ def test_vertex_custom_job_is_created_from_the_built_body_with_artifact_uris(tmp
     assert command == ["python", "-m", "mlcompile.targets.kfp_ir.launch", "train"]
     with VertexStandIn() as api:
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
-        status = run(config, "train", {"train": "/gcs/b/run/train", "report": "/gcs/b/run/report", "test": "/gcs/b/run/test"}, {"model": "/gcs/b/run/model", "metrics": "/gcs/b/run/metrics"})
+        status = run(
+            config,
+            "train",
+            {"train": "/gcs/b/run/train", "report": "/gcs/b/run/report", "test": "/gcs/b/run/test"},
+            {"model": "/gcs/b/run/model", "metrics": "/gcs/b/run/metrics"},
+        )
         assert status == 0
         ((name, job),) = api.jobs.items()
     assert name == "projects/acme-ml-prod/locations/us-central1/customJobs/1"
@@ -184,7 +196,10 @@ def test_a_cancelled_run_cancels_the_vertex_tuning_job_it_launched(tmp_path: Pat
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
         api.final_state = "RUNNING_FOREVER"
         _terminate_soon()
-        assert run(config, "tune", {"train": "/gcs/b/t", "report": "/gcs/b/r", "test": "/gcs/b/s"}, {"model": str(tmp_path / "m"), "metrics": str(tmp_path / "x")}) == 143
+        assert (
+            run(config, "tune", {"train": "/gcs/b/t", "report": "/gcs/b/r", "test": "/gcs/b/s"}, {"model": str(tmp_path / "m"), "metrics": str(tmp_path / "x")})
+            == 143
+        )
         ((name, job),) = api.jobs.items()
     assert "/hyperparameterTuningJobs/" in name and job["state"] == "JOB_STATE_CANCELLED"
 

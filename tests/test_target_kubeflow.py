@@ -21,10 +21,9 @@ pytest.importorskip("kubeflow.training")
 
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 import kfp_strict  # noqa: E402
+from build_support import EXAMPLES, ROOT, build  # noqa: E402
 
 from mlcompile.errors import SpecError  # noqa: E402
-
-from build_support import EXAMPLES, ROOT, build  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +76,14 @@ def test_every_manifest_parses_into_its_sdk_model(example: str, builds: dict) ->
             continue  # no SDK model: its route is checked against an Alertmanager stand-in (tests/test_platform_feedback.py)
         data = json.loads(content) if path.endswith(".json") else yaml.safe_load(content)
         kfp_strict.check_model(data, models[kind])
-    assert kinds <= {"kfp.pipeline_spec", "mlcompile.cost_estimate", "feast.feature_store_config", "feast.repo", "prometheus_operator.alertmanager_config", *models}
+    assert kinds <= {
+        "kfp.pipeline_spec",
+        "mlcompile.cost_estimate",
+        "feast.feature_store_config",
+        "feast.repo",
+        "prometheus_operator.alertmanager_config",
+        *models,
+    }
 
 
 def test_a_typo_in_a_manifest_is_caught_by_the_strict_parser(builds: dict) -> None:
@@ -100,7 +106,10 @@ def test_gates_guard_registration_with_dsl_if(builds: dict) -> None:
     assert "register" not in root  # only inside the condition
     (condition,) = [t for t in root.values() if "triggerPolicy" in t]
     assert condition["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--gate-decision'] == true"
-    assert condition["inputs"]["parameters"]["pipelinechannel--gate-decision"]["taskOutputParameter"] == {"outputParameterKey": "decision", "producerTask": "gate"}
+    assert condition["inputs"]["parameters"]["pipelinechannel--gate-decision"]["taskOutputParameter"] == {
+        "outputParameterKey": "decision",
+        "producerTask": "gate",
+    }
     branch = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
     assert set(branch) == {"register"}
     assert spec["components"]["comp-gate"]["outputDefinitions"]["parameters"]["decision"]["parameterType"] == "BOOLEAN"
@@ -138,7 +147,11 @@ def test_distributed_gpu_tuning_is_a_katib_experiment_over_a_pytorchjob_on_gke_s
     assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (24, 3)
     assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "ndcg_at_10", "additionalMetricNames": ["map_at_10"]}
     params = {p["name"]: p for p in spec["parameters"]}
-    assert params["learning_rate"] == {"name": "learning_rate", "parameterType": "double", "feasibleSpace": {"min": "1e-05", "max": "0.001", "distribution": "logUniform"}}
+    assert params["learning_rate"] == {
+        "name": "learning_rate",
+        "parameterType": "double",
+        "feasibleSpace": {"min": "1e-05", "max": "0.001", "distribution": "logUniform"},
+    }
     assert params["loss"]["feasibleSpace"]["list"] == ["lambdarank", "listnet", "softmax_ce"]
     trial = spec["trialTemplate"]["trialSpec"]
     job = kfp_strict.deserialize_training({**trial, "metadata": {"name": "trial"}}, "KubeflowOrgV1PyTorchJob")
@@ -305,7 +318,9 @@ def test_spot_on_a_generic_cluster_is_refused_at_the_spot_field(tmp_path: Path) 
         spec["training"]["resources"]["spot"] = True
 
     errors = refusals(*variant(tmp_path, spot, lambda p: p["kubeflow"].update(cluster="generic")))
-    assert errors == ["training.resources.spot: spot capacity cannot be requested on a 'generic' cluster: Kubernetes has no standard spot node label (target kubeflow)"]
+    assert errors == [
+        "training.resources.spot: spot capacity cannot be requested on a 'generic' cluster: Kubernetes has no standard spot node label (target kubeflow)"
+    ]
 
 
 def test_on_a_generic_cluster_an_a100_trainer_and_a_t4_endpoint_land_on_their_own_gpu_models(tmp_path: Path) -> None:
@@ -331,7 +346,9 @@ def test_a_generic_profile_names_its_own_gpu_part_where_it_differs_from_the_cata
 
     files = build(*variant(tmp_path, gpus, pcie))
     platform = documents(files["pipelines/churn-prediction-training.yaml"][1])[1]
-    assert platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]["nodeSelector"]["labels"] == {"nvidia.com/gpu.product": "NVIDIA-A100-PCIE-40GB"}
+    assert platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]["nodeSelector"]["labels"] == {
+        "nvidia.com/gpu.product": "NVIDIA-A100-PCIE-40GB"
+    }
 
 
 @pytest.mark.parametrize(("products", "cluster", "says"), [
@@ -450,7 +467,9 @@ def test_a_search_parameter_that_would_shadow_the_trial_name_is_refused(tmp_path
         spec["training"]["tuning"]["params"]["trial_name"] = {"type": "categorical", "values": ["a", "b"]}
 
     errors = refusals(*variant(tmp_path, shadow, example="ranker-gpu"))
-    assert errors == ["training.tuning.params.trial_name: search parameter 'trial_name' becomes Katib trial parameter 'trialName', which carries the trial's name (target kubeflow)"]
+    assert errors == [
+        "training.tuning.params.trial_name: search parameter 'trial_name' becomes Katib trial parameter 'trialName', which carries the trial's name (target kubeflow)"
+    ]
 
 
 def test_tuning_a_single_replica_trainer_uses_a_job_as_katib_trial(tmp_path: Path) -> None:
@@ -466,8 +485,14 @@ def test_tuning_a_single_replica_trainer_uses_a_job_as_katib_trial(tmp_path: Pat
 
 def test_on_eks_gpus_and_spot_use_karpenter_labels(tmp_path: Path) -> None:
     files = built_variant(tmp_path, None, lambda p: p["kubeflow"].update(cluster="eks"))
-    pod = yaml.safe_load(files["training/tune-experiment.yaml"][1])["spec"]["trialTemplate"]["trialSpec"]["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
-    assert pod["nodeSelector"] == {"karpenter.k8s.aws/instance-family": "p4d", "karpenter.k8s.aws/instance-gpu-name": "a100", "karpenter.sh/capacity-type": "spot"}
+    pod = yaml.safe_load(files["training/tune-experiment.yaml"][1])["spec"]["trialTemplate"]["trialSpec"]["spec"]["pytorchReplicaSpecs"]["Master"]["template"][
+        "spec"
+    ]
+    assert pod["nodeSelector"] == {
+        "karpenter.k8s.aws/instance-family": "p4d",
+        "karpenter.k8s.aws/instance-gpu-name": "a100",
+        "karpenter.sh/capacity-type": "spot",
+    }
 
 
 @pytest.mark.parametrize(("platform", "profile"), [("kubeflow", "kfp-gke"), ("vertex", "gcp-prod")])

@@ -42,8 +42,12 @@ def test_deploy_uploads_pipeline_versions_and_recurring_runs_then_changes_nothin
         assert "create recurring run churn-prediction-retraining: 0 0 2 * * 1" in first.stdout
         names = sorted(p["display_name"] for p in api.pipelines.values())
         assert names == [
-            "churn-prediction-batch-scoring", "churn-prediction-deploy", "churn-prediction-materialize-daily", "churn-prediction-monitoring",
-            "churn-prediction-retrain-on-new-data-sensor", "churn-prediction-training",
+            "churn-prediction-batch-scoring",
+            "churn-prediction-deploy",
+            "churn-prediction-materialize-daily",
+            "churn-prediction-monitoring",
+            "churn-prediction-retrain-on-new-data-sensor",
+            "churn-prediction-training",
         ]  # fmt: skip  (deploy: run by an approver after moving the production alias)
         runs = {r["display_name"]: r for r in api.recurring_runs.values()}
         assert runs["churn-prediction-materialize-daily"]["trigger"]["cron_schedule"]["cron"] == "0 0 0 * * *"  # the online views' refresh
@@ -73,7 +77,9 @@ def test_a_changed_spec_uploads_a_new_version_and_replaces_its_recurring_run(tmp
         for cron in ("0 2 * * 1", "0 4 * * 1"):
             spec["retraining"]["schedule"] = cron
             (tmp_path / "mlcompile.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-            compilation = compile_system(str(tmp_path / "mlcompile.yaml"), resolve_profiles(str(tmp_path / "mlcompile.yaml"), [str(profile)]), render=True, git_commit=None)
+            compilation = compile_system(
+                str(tmp_path / "mlcompile.yaml"), resolve_profiles(str(tmp_path / "mlcompile.yaml"), [str(profile)]), render=True, git_commit=None
+            )
             (folder,) = write_builds(compilation.results, tmp_path / "out")
             actions = kubeflow_deploy(compilation.results[0].plan, folder, dry_run=False)
         by_resource = {a.resource: a for a in actions}

@@ -385,7 +385,13 @@ def test_every_resource_carries_the_lineage_tags(builds: dict[str, Path]) -> Non
             for step in steps_of(body).values():
                 if step["Type"] not in ("Condition", "Fail"):
                     assert expected.items() <= tag_map(step["Arguments"]["Tags"]).items(), (entry["path"], step["Name"])
-        elif entry["kind"] in ("scheduler.create_schedule", "events.put_targets", "application-autoscaling.put_scaling_policy", "mlcompile.step_config", "sns.subscribe"):
+        elif entry["kind"] in (
+            "scheduler.create_schedule",
+            "events.put_targets",
+            "application-autoscaling.put_scaling_policy",
+            "mlcompile.step_config",
+            "sns.subscribe",
+        ):
             continue  # not taggable: schedules are tagged through their group, rules, scalable targets and topics carry the tags
         elif entry["kind"] == "application-autoscaling.register_scalable_target":
             assert expected.items() <= body["Tags"].items()

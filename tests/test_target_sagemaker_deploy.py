@@ -77,7 +77,19 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 def deploy(example: str, *options: str) -> list[str]:
-    command = [sys.executable, "-m", "mlcompile", "deploy", f"examples/{example}/mlcompile.yaml", "--target", "targets/aws-prod.yaml", "--yes", "--git-commit", "none", *options]
+    command = [
+        sys.executable,
+        "-m",
+        "mlcompile",
+        "deploy",
+        f"examples/{example}/mlcompile.yaml",
+        "--target",
+        "targets/aws-prod.yaml",
+        "--yes",
+        "--git-commit",
+        "none",
+        *options,
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout.splitlines()
@@ -96,11 +108,16 @@ def test_deploy_creates_everything_then_changes_nothing(aws: dict[str, str]) -> 
     assert "create alarm churn-prediction-monitoring-breach" in first
     assert not [line for line in first if "retrain-on-breach" in line]  # the monitoring step starts training
     # the new-labels rule fires only if the data lake's bucket sends its events to EventBridge
-    assert any(line.startswith("create rule churn-prediction-retrain-on-new-data: could not read the event settings of bucket acme-growth-lake-eu") for line in first)
+    assert any(
+        line.startswith("create rule churn-prediction-retrain-on-new-data: could not read the event settings of bucket acme-growth-lake-eu") for line in first
+    )
     assert any(line.startswith("create step config s3://acme-ml-artifacts-eu-west-1/mlcompile/churn-prediction/configs/") for line in first)
     # email alerts: an SNS topic with one subscription per recipient, notified by an alarm
     assert "create topic churn-prediction-alerts" in first
-    assert "create subscription growth-ml@acme.example to churn-prediction-alerts: growth-ml@acme.example must confirm the email SNS sends before alerts reach it" in first
+    assert (
+        "create subscription growth-ml@acme.example to churn-prediction-alerts: growth-ml@acme.example must confirm the email SNS sends before alerts reach it"
+        in first
+    )
     assert "create alarm churn-prediction-monitoring-alert" in first
     topic = "arn:aws:sns:eu-west-1:123456789012:churn-prediction-alerts"
     subscribed = client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]  # type: ignore[attr-defined]
@@ -117,7 +134,10 @@ def test_a_bucket_not_sending_events_to_eventbridge_is_pointed_out(aws: dict[str
     """(moto does not keep EventBridgeConfiguration, so the "on" case is not testable here.)"""
     client("s3").create_bucket(Bucket="acme-growth-lake-eu", CreateBucketConfiguration={"LocationConstraint": REGION})  # type: ignore[attr-defined]
     lines = deploy("churn")
-    assert "create rule churn-prediction-retrain-on-new-data: bucket acme-growth-lake-eu does not send events to EventBridge yet: turn on 'Amazon EventBridge' in its event notifications" in lines
+    assert (
+        "create rule churn-prediction-retrain-on-new-data: bucket acme-growth-lake-eu does not send events to EventBridge yet: turn on 'Amazon EventBridge' in its event notifications"
+        in lines
+    )
 
 
 def test_a_changed_spec_updates_only_what_changed(aws: dict[str, str], tmp_path: Path) -> None:
@@ -126,7 +146,18 @@ def test_a_changed_spec_updates_only_what_changed(aws: dict[str, str], tmp_path:
     changed = tmp_path / "examples/batch-scoring"
     changed.mkdir(parents=True)
     (changed / "mlcompile.yaml").write_text(spec.read_text().replace('schedule: "0 3 * * 0"', 'schedule: "0 4 * * 0"'))
-    command = [sys.executable, "-m", "mlcompile", "deploy", str(changed / "mlcompile.yaml"), "--target", str(ROOT / "targets/aws-prod.yaml"), "--yes", "--git-commit", "none"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlcompile",
+        "deploy",
+        str(changed / "mlcompile.yaml"),
+        "--target",
+        str(ROOT / "targets/aws-prod.yaml"),
+        "--yes",
+        "--git-commit",
+        "none",
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=300)
     assert done.returncode == 0, done.stderr
     changes = [line for line in done.stdout.splitlines() if not line.startswith("unchanged ")]
@@ -146,7 +177,18 @@ def test_dry_run_changes_nothing(aws: dict[str, str]) -> None:
 def test_a_platform_refusal_is_a_deploy_failure(aws: dict[str, str]) -> None:
     """Without the profile's bucket the step configs cannot be uploaded: exit 1, AWS's message."""
     boto3.session.Session().client("s3", region_name=REGION).delete_bucket(Bucket=BUCKET)
-    command = [sys.executable, "-m", "mlcompile", "deploy", "examples/batch-scoring/mlcompile.yaml", "--target", "targets/aws-prod.yaml", "--yes", "--git-commit", "none"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlcompile",
+        "deploy",
+        "examples/batch-scoring/mlcompile.yaml",
+        "--target",
+        "targets/aws-prod.yaml",
+        "--yes",
+        "--git-commit",
+        "none",
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=300)
     assert done.returncode == 1
     assert "deploy failed:" in done.stderr and "NoSuchBucket" in done.stderr

@@ -138,7 +138,9 @@ def _bounds(size: int, meta: dict[str, Any], path: str, problems: list[str], uni
 
 
 def _placeholder(shape: Any) -> Any:
-    return {"string": "s3://placeholder/x", "integer": 1, "long": 1, "float": 1.0, "double": 1.0, "boolean": True, "list": [], "map": {}, "structure": {}}.get(shape.type_name, "x")
+    return {"string": "s3://placeholder/x", "integer": 1, "long": 1, "float": 1.0, "double": 1.0, "boolean": True, "list": [], "map": {}, "structure": {}}.get(
+        shape.type_name, "x"
+    )
 
 
 def validate_request(service: str, operation: str, body: dict[str, Any], where: str) -> list[str]:

@@ -18,11 +18,10 @@ pytest.importorskip("google.cloud.aiplatform")
 
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 import kfp_strict  # noqa: E402
+from build_support import EXAMPLES, ROOT, build  # noqa: E402
 
 from mlcompile.build import compile_system, resolve_profiles  # noqa: E402
 from mlcompile.errors import SpecError  # noqa: E402
-
-from build_support import EXAMPLES, ROOT, build  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +206,9 @@ def test_grid_search_over_a_float_range_is_refused(tmp_path: Path) -> None:
 
 def test_a_secret_in_a_container_trainers_env_is_a_located_warning(builds: dict) -> None:
     compilation = compile_system(
-        str(ROOT / "examples/ranker-gpu/mlcompile.yaml"), resolve_profiles(str(ROOT / "examples/ranker-gpu/mlcompile.yaml"), [str(ROOT / "targets/gcp-prod.yaml")]), render=False
+        str(ROOT / "examples/ranker-gpu/mlcompile.yaml"),
+        resolve_profiles(str(ROOT / "examples/ranker-gpu/mlcompile.yaml"), [str(ROOT / "targets/gcp-prod.yaml")]),
+        render=False,
     )
     (warning,) = [w for w in compilation.warnings if "Secret Manager" in w.message]
     assert warning.path == "training.trainer.container.env.HF_TOKEN"

@@ -30,7 +30,12 @@ def test_deploy_creates_schedules_submits_the_training_job_and_creates_the_endpo
         assert "create schedule churn-prediction-retraining: TZ=UTC 0 2 * * 1" in first.stdout
         assert "create endpoint churn-scorer" in first.stdout
         schedules = {s["displayName"]: s for s in api.schedules.values()}
-        assert sorted(schedules) == ["churn-prediction-batch-scoring", "churn-prediction-monitoring", "churn-prediction-retrain-on-new-data-sensor", "churn-prediction-retraining"]
+        assert sorted(schedules) == [
+            "churn-prediction-batch-scoring",
+            "churn-prediction-monitoring",
+            "churn-prediction-retrain-on-new-data-sensor",
+            "churn-prediction-retraining",
+        ]
         job = schedules["churn-prediction-retraining"]["createPipelineJobRequest"]["pipelineJob"]
         assert job["serviceAccount"] == "vertex-pipelines@acme-ml-prod.iam.gserviceaccount.com"
         assert job["pipelineSpec"]["pipelineInfo"]["name"] == "churn-prediction-training"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mlcompile import __version__
 from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import MLCompileError, SpecError, TargetFailed, UsageError
+from mlcompile.spec.loader import Document, SourceMap
 from mlcompile.spec.models import PLATFORM_NAMES
 from mlcompile.spec.models import Target as TargetModel
 from mlcompile.spec.resolve import (
@@ -29,7 +30,6 @@ from mlcompile.spec.resolve import (
     load_system,
     profile_names_beside,
 )
-from mlcompile.spec.loader import Document, SourceMap
 from mlcompile.targets.base import OutputFile, Target, is_safe_relative_path, json_bytes
 from mlcompile.targets.registry import describe_entry_point, install_hint, load_target, missing_modules, target_names
 
@@ -167,9 +167,7 @@ def git_commit_of(path: str | os.PathLike[str]) -> str | None:
     return commit if found.returncode == 0 and len(commit) == 40 else None
 
 
-def compile_system(
-    spec: str, profile_set: ProfileSet, *, render: bool, git_commit: str | None = "auto", policy_severity: Severity = "error"
-) -> Compilation:
+def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_commit: str | None = "auto", policy_severity: Severity = "error") -> Compilation:
     """Validate the spec for every profile, lower it, let each target check (and render)
     it. All diagnostics of all profiles are gathered before anything is raised.
     `git_commit` is recorded as lineage: "auto" asks git (when rendering), None omits it.
@@ -263,7 +261,12 @@ def compile_cached(
 
 
 def compile_systems(
-    specs: Sequence[str], profile_set: ProfileSet, *, render: bool, git_commit: str | None = "auto", policy_severity: Severity = "error",
+    specs: Sequence[str],
+    profile_set: ProfileSet,
+    *,
+    render: bool,
+    git_commit: str | None = "auto",
+    policy_severity: Severity = "error",
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> list[Compilation]:
     """compile_system for each spec, in order; the diagnostics of every spec are gathered and
@@ -314,7 +317,9 @@ def _installed_target(profile: Profile, *, required: bool) -> Target | Diagnosti
         if not missing:
             return target
         return profile.document.source_map.diagnostic(
-            ("platform",), f"target '{platform}' needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed", hint=install_hint(target)
+            ("platform",),
+            f"target '{platform}' needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed",
+            hint=install_hint(target),
         )
     extra = f"pip install 'mlcompile[{platform}]'" if platform in PLATFORM_NAMES else "install the package that provides it"
     return profile.document.source_map.diagnostic(

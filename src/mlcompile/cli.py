@@ -232,7 +232,14 @@ def validate(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], ou
 @verbosity_options
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="SPEC...")
 @target_option
-@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder; one subfolder per profile (per system and profile for several specs).")
+@click.option(
+    "--out",
+    "-o",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder; one subfolder per profile (per system and profile for several specs).",
+)
 @click.option(
     "--git-commit", default="auto", show_default=True, metavar="auto|none|SHA",
     help="Commit recorded as lineage on every resource: asked from git, left out, or given.",
@@ -248,7 +255,13 @@ def build(state: _State, specs: tuple[str, ...], targets: tuple[str, ...], out_d
     With several SPECs (or a quoted glob such as 'systems/*/mlcompile.yaml') each system goes
     to OUT/<system name>/<profile>/; all specs are checked before anything is written."""
     from mlcompile.build import (
-        compile_systems, expand_spec_patterns, output_errors, refuse_credential_leaks, refuse_foreign_folders, safe_folder_name, select_profiles,
+        compile_systems,
+        expand_spec_patterns,
+        output_errors,
+        refuse_credential_leaks,
+        refuse_foreign_folders,
+        safe_folder_name,
+        select_profiles,
         write_builds,
     )  # fmt: skip
     from mlcompile.errors import UsageError
@@ -338,8 +351,14 @@ def init(state: _State, directory: str, name: str | None) -> int:
 @spec_argument
 @click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE",
               help="Profile to plan for (default: the local profile in targets/ beside the spec, else this machine).")  # fmt: skip
-@click.option("--format", "output_format", type=click.Choice(["mermaid", "markdown", "dot"]), default="mermaid", show_default=True,
-              help="mermaid: the bare flowchart; markdown: the flowchart in a ```mermaid fence, ready to paste into a PR; dot: Graphviz.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["mermaid", "markdown", "dot"]),
+    default="mermaid",
+    show_default=True,
+    help="mermaid: the bare flowchart; markdown: the flowchart in a ```mermaid fence, ready to paste into a PR; dot: Graphviz.",
+)
 @click.pass_obj
 @_guarded
 def graph(state: _State, spec: str, target: str | None, output_format: str) -> int:
@@ -358,7 +377,14 @@ def graph(state: _State, spec: str, target: str | None, output_format: str) -> i
 @main.command()
 @verbosity_options
 @spec_argument
-@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="Profile to explain (default: the one profile in targets/ beside the spec).")
+@click.option(
+    "--target",
+    "-t",
+    "target",
+    type=click.Path(dir_okay=False),
+    metavar="PROFILE",
+    help="Profile to explain (default: the one profile in targets/ beside the spec).",
+)
 @click.option("--files/--no-files", default=True, show_default=True, help="Also list the kinds of file the target writes (renders the build).")
 @click.pass_obj
 @_guarded
@@ -531,17 +557,42 @@ def _write_atomically(path: Path, text: str) -> None:
 @main.command()
 @verbosity_options
 @spec_argument
-@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine, workdir .mlcompile).")
-@click.option("--only", "only", multiple=True, metavar="STEP", help="Run only this step or pipeline (repeatable); earlier steps' newest outputs are reused. With --emulate: training, batch-scoring or monitoring.")
+@click.option(
+    "--target",
+    "-t",
+    "target",
+    type=click.Path(dir_okay=False),
+    metavar="PROFILE",
+    help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine, workdir .mlcompile).",
+)
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="STEP",
+    help="Run only this step or pipeline (repeatable); earlier steps' newest outputs are reused. With --emulate: training, batch-scoring or monitoring.",
+)
 @click.option("--resume", is_flag=True, help="Skip steps whose inputs, config and code are unchanged since they last succeeded.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False), help="Override the profile's local.workdir.")
 @click.option("--isolation", type=click.Choice(["fork", "subprocess"]), default="fork", show_default=True,
               help="fork: steps fork from a warm server; subprocess: each step is a fresh `python -m mlcompile.runtime`.")  # fmt: skip
 @click.option("--no-retrain", is_flag=True, help="Do not start the training pipeline when monitoring asks for retraining.")
-@click.option("--emulate", is_flag=True, help="Build for a Kubeflow, Vertex AI, SageMaker or Azure ML profile and run the built pipelines here as that platform would (docs/emulate.md).")
-@click.option("--runs", type=click.IntRange(1, 10), default=1, show_default=True, help="With --emulate: run training this many times (each new version approved and deployed).")
-@click.option("--no-approve", is_flag=True, help="With --emulate: leave registered versions pending approval (nothing is deployed, batch and monitoring are skipped).")
+@click.option(
+    "--emulate",
+    is_flag=True,
+    help="Build for a Kubeflow, Vertex AI, SageMaker or Azure ML profile and run the built pipelines here as that platform would (docs/emulate.md).",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(1, 10),
+    default=1,
+    show_default=True,
+    help="With --emulate: run training this many times (each new version approved and deployed).",
+)
+@click.option(
+    "--no-approve", is_flag=True, help="With --emulate: leave registered versions pending approval (nothing is deployed, batch and monitoring are skipped)."
+)
 @warn_only_option
 @click.pass_obj
 @_guarded
@@ -573,7 +624,9 @@ def _run_emulated(
 
     if not target:
         raise UsageError("--emulate needs --target PROFILE (a kubeflow or vertex profile)")
-    summary = emulate(spec, target, workdir, only=only, isolation=isolation, runs=runs, approve=approve, log=state.info if output_format == "text" else lambda message: None)
+    summary = emulate(
+        spec, target, workdir, only=only, isolation=isolation, runs=runs, approve=approve, log=state.info if output_format == "text" else lambda message: None
+    )
     if output_format == "json":
         click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
     else:
@@ -589,7 +642,14 @@ def _run_emulated(
 @main.command()
 @verbosity_options
 @spec_argument
-@click.option("--target", "-t", "target", type=click.Path(dir_okay=False), metavar="PROFILE", help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine).")
+@click.option(
+    "--target",
+    "-t",
+    "target",
+    type=click.Path(dir_okay=False),
+    metavar="PROFILE",
+    help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--version", "model_version", default=None, help="Serve this model version (default: alias production, else the newest).")

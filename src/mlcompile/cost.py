@@ -173,9 +173,7 @@ def _price_fields(price: HourlyPrice) -> dict[str, Any]:
     return {
         "price_per_hour": _number(price.usd),
         "price_note": price.note,
-        "price_sources": [
-            {"source": source, "as_of": as_of, **({"via": via} if via else {})} for source, as_of, via in price.sources
-        ],
+        "price_sources": [{"source": source, "as_of": as_of, **({"via": via} if via else {})} for source, as_of, via in price.sources],
     }
 
 
@@ -467,8 +465,11 @@ def explain_lines(plan: Plan) -> list[str]:
             if step["price_per_hour"] is not None and step["run_upper_bound"] is None:
                 lines.append(f"    {step['step']} has no timeout: the run has no upper bound")
     for entry in data["endpoints"]:
-        sizing = (f"{entry['min_replicas']}..{entry['max_replicas']} replicas"
-                  + (f" × {entry['deployments']} deployments" if entry.get("deployments", 1) > 1 else "") + f" × {int(HOURS_PER_MONTH)} h")
+        sizing = (
+            f"{entry['min_replicas']}..{entry['max_replicas']} replicas"
+            + (f" × {entry['deployments']} deployments" if entry.get("deployments", 1) > 1 else "")
+            + f" × {int(HOURS_PER_MONTH)} h"
+        )
         text = endpoint_text(entry, platform)
         lines.append(f"  endpoint {entry['endpoint']}: " + (f"{text} ({sizing})" if entry["price_per_hour"] is not None else f"{text}; {sizing}"))
     for entry in data["schedules"]:

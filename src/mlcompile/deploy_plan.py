@@ -79,7 +79,9 @@ def build_sha256(files: Sequence[OutputFile]) -> str:
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 
-def make_plan(*, system: str, profile: str, platform: str, spec: str, target: str, git_commit: str | None, files: Sequence[OutputFile], actions: Sequence[DeployAction]) -> DeployPlan:
+def make_plan(
+    *, system: str, profile: str, platform: str, spec: str, target: str, git_commit: str | None, files: Sequence[OutputFile], actions: Sequence[DeployAction]
+) -> DeployPlan:
     changes = tuple(PlannedChange(a.resource, a.action, a.detail, a.live) for a in actions)
     return DeployPlan(
         FORMAT, VERSION, __version__, system, profile, platform, spec, target, git_commit, build_sha256(files),

@@ -32,7 +32,9 @@ class TargetFailed(MLCompileError):
     exit_code = 3
 
     def __init__(self, target: str, where: str, stage: str, cause: BaseException):
-        super().__init__(f"target '{target}' ({where}) failed in {stage}: {type(cause).__name__}: {cause}; this is a bug in the target, please report it to its package")
+        super().__init__(
+            f"target '{target}' ({where}) failed in {stage}: {type(cause).__name__}: {cause}; this is a bug in the target, please report it to its package"
+        )
 
 
 class CredentialsMissing(MLCompileError):

@@ -92,7 +92,10 @@ def _endpoint_lines(endpoint: OnlineEndpoint) -> list[str]:
         lines.append(f"  rollout: canary, {endpoint.canary_percent}% of traffic on a new version first")
     else:
         lines.append(f"  rollout: {rollout[endpoint.strategy]}")
-    lines.append("  a new version is deployed " + ("once a person approves it in the registry" if endpoint.requires_approval else "by the training pipeline when it passes the gates"))
+    lines.append(
+        "  a new version is deployed "
+        + ("once a person approves it in the registry" if endpoint.requires_approval else "by the training pipeline when it passes the gates")
+    )
     return lines
 
 
@@ -128,8 +131,10 @@ def explain_plan(plan: Plan, files: Sequence[OutputFile] | None = None) -> str:
         lines.append(f"  source {source.name}: {source.uri} ({source.format}, time {source.timestamp_field})")
     for view in store.views:
         keys = ", ".join(view.join_keys)
-        served = f"online, materialised \"{view.refresh_cron}\" UTC" if view.online else "offline only"
-        lines.append(f"  view {view.name}: {len(view.features)} feature{'s' if len(view.features) != 1 else ''} by {keys} from {view.source}, ttl {duration(view.ttl_seconds)}, {served}")
+        served = f'online, materialised "{view.refresh_cron}" UTC' if view.online else "offline only"
+        lines.append(
+            f"  view {view.name}: {len(view.features)} feature{'s' if len(view.features) != 1 else ''} by {keys} from {view.source}, ttl {duration(view.ttl_seconds)}, {served}"
+        )
     lines.append("")
 
     for pipeline in plan.pipelines():
@@ -146,10 +151,7 @@ def explain_plan(plan: Plan, files: Sequence[OutputFile] | None = None) -> str:
     if plan.gates:
         lines.append("Gates (all must pass before registration): " + "; ".join(_gate_text(plan)))
     registry = plan.registry
-    lines.append(
-        f"Registry: model {registry.model}, approval {registry.approval}"
-        + (f", aliases {', '.join(registry.aliases)}" if registry.aliases else "")
-    )
+    lines.append(f"Registry: model {registry.model}, approval {registry.approval}" + (f", aliases {', '.join(registry.aliases)}" if registry.aliases else ""))
     lines.append("")
 
     if plan.online is not None:
@@ -158,7 +160,7 @@ def explain_plan(plan: Plan, files: Sequence[OutputFile] | None = None) -> str:
     if plan.schedules:
         lines.append("Schedules")
         for schedule in plan.schedules:
-            lines.append(f"  {schedule.name}: \"{schedule.cron}\" {schedule.timezone} starts {schedule.pipeline}")
+            lines.append(f'  {schedule.name}: "{schedule.cron}" {schedule.timezone} starts {schedule.pipeline}')
         lines.append("")
     if plan.triggers:
         lines.append("Triggers")

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import math
 import re
-from re import _constants as sre_constants  # type: ignore[attr-defined]
-from re import _parser as sre_parse  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from re import _constants as sre_constants  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 from mlcompile.diagnostics import Diagnostic, JsonPath
@@ -187,9 +187,7 @@ def _required(items: Any) -> frozenset[str] | None:
 
 # key: value / key=value where the key names a credential: the generated-text form of the
 # rule `check_document` applies to mappings
-_NAMED_VALUE = re.compile(
-    r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9_-]{1,60})" + _Q + r"\s*[:=]\s*" + _Q + r"([^\s\"'\\,;}\]]{16,})"
-)
+_NAMED_VALUE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9_-]{1,60})" + _Q + r"\s*[:=]\s*" + _Q + r"([^\s\"'\\,;}\]]{16,})")
 
 
 def _entropy(value: str) -> float:
@@ -354,7 +352,13 @@ def check_document(data: Any, source_map: SourceMap, *, strict_paths: Sequence[J
         elif key is not None and looks_like_credential(key) and not value.startswith(SECRET_SCHEME):
             if any(_contains(path[:-1], tuple(p)) for p in strict_paths):
                 remember(value)
-                found.append(source_map.diagnostic(path, f"'{key}' looks like a credential: write it as a secret:// reference", hint=f"for example secret://{'-'.join(words_of(key)).lower()}"))
+                found.append(
+                    source_map.diagnostic(
+                        path,
+                        f"'{key}' looks like a credential: write it as a secret:// reference",
+                        hint=f"for example secret://{'-'.join(words_of(key)).lower()}",
+                    )
+                )
             elif looks_random(value):
                 report(path, f"a secret value in '{key}'", value)
     return found

@@ -88,7 +88,7 @@ def _double_quoted(text: str) -> str:
     out = []
     for char in text:
         code = ord(char)
-        if char in "\"\\" or code < 0x20:
+        if char in '"\\' or code < 0x20:
             out.append(json.dumps(char)[1:-1])
         elif is_unsafe_character(char) or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
             out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")

@@ -25,8 +25,8 @@ import yaml
 from hypothesis import strategies as st
 
 from mlcompile.build import ProfileSet, compile_system, manifest, resolve_profiles
-from mlcompile.errors import SpecError
 from mlcompile.catalog import estimators as catalog
+from mlcompile.errors import SpecError
 from mlcompile.spec.checks import SKLEARN_METRICS
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "toy_target" / "profiles"
@@ -148,7 +148,9 @@ def readable_bound(metric: str, value: float, bound: str) -> float:
 
 @st.composite
 def sklearn_params(draw: st.DrawFn, estimator: str) -> dict[str, Any]:
-    value = st.one_of(st.integers(-1000, 10**6), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none(), TEXT, st.lists(st.integers(0, 9), max_size=3))
+    value = st.one_of(
+        st.integers(-1000, 10**6), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none(), TEXT, st.lists(st.integers(0, 9), max_size=3)
+    )
     return draw(st.dictionaries(estimator_param_names(estimator), value, max_size=4))
 
 

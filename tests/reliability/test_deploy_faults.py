@@ -134,8 +134,10 @@ def kubeflow(tmp_path: Path) -> Iterator[Platform]:
                 sorted(p["display_name"] for p in api.pipelines.values()),
                 sorted((pipeline_of(v), unhashed(v)) for v in api.versions),
                 sorted(e["display_name"] for e in api.experiments.values()),
-                sorted((r["display_name"], r["trigger"]["cron_schedule"]["cron"], unhashed(r["pipeline_version_reference"]["pipeline_version_id"]))
-                       for r in api.recurring_runs.values()),  # fmt: skip
+                sorted(
+                    (r["display_name"], r["trigger"]["cron_schedule"]["cron"], unhashed(r["pipeline_version_reference"]["pipeline_version_id"]))
+                    for r in api.recurring_runs.values()
+                ),  # fmt: skip
             )
 
         yield Platform(proxy, ["examples/churn/mlcompile.yaml", "-t", str(tmp_path / "targets/kfp-gke.yaml")], labels, state)
@@ -230,7 +232,9 @@ def sagemaker(moto_url: str) -> Iterator[Platform]:
 
         def labels() -> set[str]:
             found = {f"step config s3://{BUCKET}/{o['Key']}" for o in client("s3").list_objects_v2(Bucket=BUCKET).get("Contents", [])}
-            found |= {f"model package group {g['ModelPackageGroupName']}" for g in client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"]}
+            found |= {
+                f"model package group {g['ModelPackageGroupName']}" for g in client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"]
+            }
             found |= {f"pipeline {p['PipelineName']}" for p in client("sagemaker").list_pipelines()["PipelineSummaries"]}
             for body in sorted((ROOT / "tests/golden/churn/aws-prod/feature-store").glob("*.json")):  # moto cannot list them
                 name = json.loads(body.read_text())["FeatureGroupName"]
@@ -285,7 +289,9 @@ def azureml(tmp_path: Path) -> Iterator[Platform]:
     store.seed(f"{WORKSPACE}/models/churn-classifier", {"properties": {"latestVersion": "3"}})
     store.seed(f"{WORKSPACE}/models/churn-classifier/versions/3", {"properties": {"modelType": "custom_model", "modelUri": "azureml://x", "flavors": {}}})
     store.seed(f"{WORKSPACE}/data/churn-prediction-training-data", {"properties": {"dataType": "uri_folder", "latestVersion": "1"}})
-    store.seed(f"{WORKSPACE}/data/churn-prediction-training-data/versions/1", {"properties": {"dataType": "uri_folder", "dataUri": "azureml://datastores/x/paths/x/"}})
+    store.seed(
+        f"{WORKSPACE}/data/churn-prediction-training-data/versions/1", {"properties": {"dataType": "uri_folder", "dataUri": "azureml://datastores/x/paths/x/"}}
+    )
     seeded = set(store.resources)
     certificate = tls_certificate(tmp_path)
     server, url = serve(store)  # plain HTTP behind the proxy, which speaks HTTPS to the SDK
@@ -429,7 +435,10 @@ def test_a_persistent_fault_midway_is_summarised_exactly_and_a_rerun_completes(t
             assert any(line == f"{expected} {resource}" or line.startswith(f"{expected} {resource}: ") for line in lines), (resource, again.stdout)
         for resource in not_applied:
             # or deferred with its reason (on Azure ML: what serves a model version waits for the first rollout)
-            assert any(line == f"create {resource}" or line.startswith((f"create {resource}: ", f"deferred {resource}: ")) for line in lines), (resource, again.stdout)
+            assert any(line == f"create {resource}" or line.startswith((f"create {resource}: ", f"deferred {resource}: ")) for line in lines), (
+                resource,
+                again.stdout,
+            )
         assert platform.state() == state
         FIGURES["completed"] += 1
 

@@ -64,4 +64,6 @@ def test_a_platform_that_trickles_every_answer_stops_at_the_deadline(target: str
         assert failed.code == 1, failed.stdout + failed.stderr
         assert "deploy failed: gave up after 4s (MLCOMPILE_DEPLOY_DEADLINE)" in failed.stderr
         assert "Traceback" not in failed.stderr and "not applied" in failed.stderr
-        assert seconds < 40, f"deploy took {seconds:.0f}s past a 4 s deadline"  # the message above proves the deadline fired; this bounds what follows it (21 s seen at load 12)
+        assert seconds < 40, (
+            f"deploy took {seconds:.0f}s past a 4 s deadline"
+        )  # the message above proves the deadline fired; this bounds what follows it (21 s seen at load 12)

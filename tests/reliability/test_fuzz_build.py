@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from test_fuzz import TARGET_CHOICES, assert_clean, fuzz_settings, mutated, run_validate
 
 from reliability import specgen
-from test_fuzz import TARGET_CHOICES, assert_clean, fuzz_settings, mutated, run_validate
 
 RUNNER_PROFILES = sorted(specgen.PROFILE_TEXTS)
 
@@ -119,7 +119,9 @@ def test_builds_do_not_depend_on_the_hash_seed(workspace: Path, profiles: specge
 
 @fuzz_settings(200)
 @given(base=specgen.valid_specs(), data=st.data(), targets=TARGET_CHOICES)
-def test_mutated_generated_specs_end_in_exit_0_or_2(workspace: Path, profiles: specgen.ProfileSet, base: dict[str, Any], data: st.DataObject, targets: tuple[str, ...]) -> None:
+def test_mutated_generated_specs_end_in_exit_0_or_2(
+    workspace: Path, profiles: specgen.ProfileSet, base: dict[str, Any], data: st.DataObject, targets: tuple[str, ...]
+) -> None:
     """tests/test_fuzz.py's mutations, applied to generated specs (many more shapes than the
     one spec they start from there), validated against any of the profiles."""
     raw = specgen.dump(data.draw(mutated(base)))

@@ -22,7 +22,7 @@ import pytest
 
 from reliability.example_builds import EXAMPLES, ROOT, build_command, reference_build, tree
 
-GUARD = '''
+GUARD = """
 import os
 import socket
 
@@ -62,7 +62,7 @@ socket.getaddrinfo = lambda host, *args, **kwargs: _refuse("getaddrinfo", host)
 socket.gethostbyname = lambda host: _refuse("gethostbyname", host)
 socket.gethostbyname_ex = lambda host: _refuse("gethostbyname_ex", host)
 socket.create_connection = lambda address, *args, **kwargs: _refuse("create_connection", address)
-'''
+"""
 
 
 def guarded_env(folder: Path) -> dict[str, str]:
@@ -87,9 +87,12 @@ def offline_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     offline = ["unshare", "-n"] if unshare_works() else []
     commands = {
         "guarded build": offline + build_command(folder / "guarded"),
-        "guarded validate": offline + [sys.executable, "-m", "mlcompile", "validate", *[str(ROOT / "examples" / e / "mlcompile.yaml") for e in EXAMPLES], "-t", str(ROOT / "targets")],
+        "guarded validate": offline
+        + [sys.executable, "-m", "mlcompile", "validate", *[str(ROOT / "examples" / e / "mlcompile.yaml") for e in EXAMPLES], "-t", str(ROOT / "targets")],
     }
-    running = {name: subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, command in commands.items()}
+    running = {
+        name: subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, command in commands.items()
+    }
     reference_build()
     results = {}
     for name, process in running.items():
@@ -100,7 +103,9 @@ def offline_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 
 def test_the_socket_guard_blocks_and_records_a_connection(tmp_path: Path) -> None:
     env = guarded_env(tmp_path)
-    done = subprocess.run([sys.executable, "-c", "import urllib.request; urllib.request.urlopen('http://192.0.2.1/', timeout=1)"], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import urllib.request; urllib.request.urlopen('http://192.0.2.1/', timeout=1)"], env=env, capture_output=True, text=True
+    )
     assert done.returncode != 0 and "blocked by the test's socket guard" in done.stderr
     assert "('192.0.2.1', 80)" in (tmp_path / "attempts.log").read_text()
 

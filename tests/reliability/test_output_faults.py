@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 from mlcompile.cli import main
 from reliability.test_output_safety import two_profiles  # noqa: F401  (a fixture: the fixture system with profiles local, local-b)
 
+
 def build(system: Path, out: Path) -> Result:
     args = ["build", str(system / "mlcompile.yaml"), "-t", str(system / "targets"), "-o", str(out), "--git-commit", "none"]
     return CliRunner().invoke(main, args)

@@ -246,7 +246,11 @@ def start_paused(command: list[str], point: str) -> subprocess.Popen[str]:
     # everything below it, and Python then keeps ignoring it: give the build the default back
     # so that it sees Ctrl-C as a user's terminal would send it.
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "MLCOMPILE_TEST_PAUSE": point},
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLCOMPILE_TEST_PAUSE": point},
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stderr is not None

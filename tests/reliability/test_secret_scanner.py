@@ -51,7 +51,10 @@ FORMATS = {
     "SendGrid key (maintained set)": ("SG." + "Zt8q2LmX0vB7nR4kW9pD3s" + "." + "Zt8q2LmX0vB7nR4kW9pD3sF6hJ1gK5cVyUaE2oI7uT4", "a SendGrid API Key"),
     "PyPI token (maintained set)": ("pypi-AgEIcHlwaS5vcmc" + "Zt8q2LmX0vB7nR4kW9pD" * 4, "a PyPI Token"),
     "Slack token": ("xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUv", "a Slack token"),
-    "Azure connection string": ("DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=q0Zl3mB9xY2vT8kR4nW6pE1sD7fG5hJ3cV0bN8mQ2aL9zX4==", "an Azure connection string key"),
+    "Azure connection string": (
+        "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=q0Zl3mB9xY2vT8kR4nW6pE1sD7fG5hJ3cV0bN8mQ2aL9zX4==",
+        "an Azure connection string key",
+    ),
 }
 FORMAT_NAMES = sorted(FORMATS)
 
@@ -79,6 +82,8 @@ LEFT_OUT = {
     "Public IP (ipv4)": "an address, not a credential",
     "JSON Web Token": "its plugin confirms a match by decoding it, which a regular expression cannot; mlcompile's own rule is stricter",
 }
+
+
 def secret_rules_module() -> str:
     """The text of src/mlcompile/secret_rules.py, from the installed detect-secrets."""
     from importlib.metadata import version
@@ -179,9 +184,7 @@ FIELD_KINDS = {
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(FORMAT_NAMES), kind=st.sampled_from(sorted(FIELD_KINDS)))
-def test_every_format_is_refused_in_every_kind_of_field_and_never_echoed(
-    name: str, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_format_is_refused_in_every_kind_of_field_and_never_echoed(name: str, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     value, what = FORMATS[name]
     work = _workspace(tmp_path / "w")
     file = FIELD_KINDS[kind](work, value)
@@ -196,7 +199,10 @@ def test_every_format_is_refused_in_every_kind_of_field_and_never_echoed(
 
 # (what the field is, how the spec is changed: the credential goes where {} is)
 FAILING_FIELDS = {
-    "time zone": ("registry:", "deployment:\n  batch: {{schedule: '0 3 * * *', timezone: {}, input: {{source: events}}, output: {{uri: bq://a.b.c}}}}\nregistry:"),
+    "time zone": (
+        "registry:",
+        "deployment:\n  batch: {{schedule: '0 3 * * *', timezone: {}, input: {{source: events}}, output: {{uri: bq://a.b.c}}}}\nregistry:",
+    ),
     "metadata.name": ("  name: churn", "  name: {}"),
     "label key": ("  name: churn", "  name: churn\n  labels: {{{}: x}}"),
     "source uri": None,
@@ -303,7 +309,11 @@ def test_an_aliased_secret_is_scanned_and_reported_once() -> None:
 def _keyed_rules_hypothesis_can_draw() -> list[tuple[int, str]]:
     """(index, what) of each rule whose pattern hypothesis can draw matches of (not those
     with a lookaround, which from_regex does not support)."""
-    return [(i, rule.what) for i, (rule, words) in enumerate(secrets._keyed_rules()) if words and "(?<" not in rule.regex.pattern and "(?=" not in rule.regex.pattern and "(?!" not in rule.regex.pattern]
+    return [
+        (i, rule.what)
+        for i, (rule, words) in enumerate(secrets._keyed_rules())
+        if words and "(?<" not in rule.regex.pattern and "(?=" not in rule.regex.pattern and "(?!" not in rule.regex.pattern
+    ]
 
 
 @pytest.mark.parametrize(("index", "what"), _keyed_rules_hypothesis_can_draw())

@@ -138,7 +138,9 @@ def test_a_credential_in_a_spec_is_reported_at_its_value(what: str, tmp_path: Pa
 def test_a_credential_nested_in_an_override_is_reported_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     work = _workspace(tmp_path)
     spec = (work / "mlcompile.yaml").read_text()
-    spec += "    training:\n      trainer:\n        sklearn:\n          params: {warm_start: true, extra: {nested: [ok, " + FAKES["an AWS access key id"] + "]}}\n"
+    spec += (
+        "    training:\n      trainer:\n        sklearn:\n          params: {warm_start: true, extra: {nested: [ok, " + FAKES["an AWS access key id"] + "]}}\n"
+    )
     (work / "mlcompile.yaml").write_text(spec)
 
     stderr = _user_error(_invoke(["validate", "mlcompile.yaml"], work, monkeypatch))
@@ -208,7 +210,9 @@ def test_credential_named_settings_of_a_profile_take_only_secret_references(tmp_
 
 def _shipped_files() -> list[Path]:
     roots = ["examples", "targets", "docs", "schemas", "tests/golden", "tests/errors/_base", "tests/fixtures", "src/mlcompile/templates"]
-    return sorted(p for root in roots for p in (REPO / root).rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml", ".json", ".md", ".txt", ".py", ".csv", ""))
+    return sorted(
+        p for root in roots for p in (REPO / root).rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml", ".json", ".md", ".txt", ".py", ".csv", "")
+    )
 
 
 def test_no_false_positive_in_shipped_examples_profiles_docs_and_golden_builds() -> None:
@@ -303,7 +307,9 @@ def test_with_several_specs_a_leak_in_one_writes_none_of_them(tmp_path: Path, mo
         (work / "mlcompile.yaml").write_text((work / "mlcompile.yaml").read_text().replace("name: churn\n", f"name: churn-{name}\n", 1))
     shutil.copytree(tmp_path / "clean" / "targets", tmp_path / "targets")
 
-    stderr = _user_error(_invoke(["build", "clean/mlcompile.yaml", "leaky/mlcompile.yaml", "--target", "targets/local.yaml", "--out", "build"], tmp_path, monkeypatch))
+    stderr = _user_error(
+        _invoke(["build", "clean/mlcompile.yaml", "leaky/mlcompile.yaml", "--target", "targets/local.yaml", "--out", "build"], tmp_path, monkeypatch)
+    )
 
     assert "build/churn-leaky/local/launch/train.sh:1:28: error: generated output looks like it holds an AWS access key id" in stderr
     assert not (tmp_path / "build" / "churn-clean").exists()
@@ -471,7 +477,11 @@ class SecretStores(JsonService):
             return 200, {"name": path[4:-7], "payload": {"data": base64.b64encode(self.values[name].encode()).decode(), "dataCrc32c": "0"}}
         if path.startswith("/secrets/") and "api-version=7.4" in url.query:
             name = path.split("/")[2]
-            return (200, {"value": self.values[name], "id": f"https://kv/secrets/{name}/1"}) if name in self.values else (404, {"error": {"code": "SecretNotFound"}})
+            return (
+                (200, {"value": self.values[name], "id": f"https://kv/secrets/{name}/1"})
+                if name in self.values
+                else (404, {"error": {"code": "SecretNotFound"}})
+            )
         if path.startswith("/hook/") and method == "POST":  # the webhook the pager secret names
             return 200, {"ok": True}
         if "/workspaces/" in path:
@@ -548,7 +558,10 @@ def test_azureml_finds_the_workspace_key_vault_through_arm(stores: SecretStores,
         monkeypatch.setenv(key, value)
     monkeypatch.setenv(PAGER_ENV, f"keyvault:{PAGER}")
     assert runtime_secrets.resolve("secret://" + PAGER) == VALUE
-    assert [p for p, _ in stores.requests] == ["/subscriptions/s/resourceGroups/g/providers/Microsoft.MachineLearningServices/workspaces/acme-ws", f"/secrets/{PAGER}"]
+    assert [p for p, _ in stores.requests] == [
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.MachineLearningServices/workspaces/acme-ws",
+        f"/secrets/{PAGER}",
+    ]
     assert seen == ["https://management.azure.com/.default", "https://vault.azure.net/.default"]
     assert runtime_secrets.workspace_vault() == "https://acme-ws-kv.vault.azure.net"
 
@@ -560,7 +573,9 @@ def test_outside_a_workspace_the_default_vault_is_unknown(monkeypatch: pytest.Mo
         runtime_secrets.resolve("secret://" + PAGER)
 
 
-def test_the_alert_step_posts_to_the_resolved_webhook_and_never_prints_it(stores: SecretStores, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_alert_step_posts_to_the_resolved_webhook_and_never_prints_it(
+    stores: SecretStores, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The webhook URL is the secret: posted to, not printed, not recorded."""
     from mlcompile.runtime import monitoring
 
@@ -589,7 +604,9 @@ def test_a_secret_value_never_reaches_a_build(tmp_path: Path, monkeypatch: pytes
         monkeypatch.setenv(secrets.env_name(name), value)
     (tmp_path / "secrets.json").write_text(json.dumps({PAGER: value, HF: value}))
     monkeypatch.setenv("MLCOMPILE_SECRETS_FILE", str(tmp_path / "secrets.json"))
-    result = _invoke(["build", str(REPO / "examples/ranker-gpu/mlcompile.yaml"), "--target", str(REPO / "targets"), "--out", str(tmp_path / "build")], tmp_path, monkeypatch)
+    result = _invoke(
+        ["build", str(REPO / "examples/ranker-gpu/mlcompile.yaml"), "--target", str(REPO / "targets"), "--out", str(tmp_path / "build")], tmp_path, monkeypatch
+    )
     assert result.exit_code == 0, result.stderr
     files = [p for p in (tmp_path / "build").rglob("*") if p.is_file()]
     assert len(files) > 50

@@ -27,7 +27,35 @@ from mlcompile.diagnostics import Diagnostic, escape_terminal, is_unsafe_charact
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests/fixtures/system"
 UNSAFE = ["\x00", "\x1b", "\r", "\x7f", "\x85", "\u202e", "\u2066", "\u200b", "\ufeff", "\u2028"]
-YAML_TYPED = ["null", "Null", "NULL", "~", "true", "True", "yes", "y", "n", "no", "off", "On", "123", "-1", "0x1f", "0o17", "017", "1e3", "1_000", "12:30", ".5", ".inf", ".NaN", "2024-01-01", "<<", "=", ""]
+YAML_TYPED = [
+    "null",
+    "Null",
+    "NULL",
+    "~",
+    "true",
+    "True",
+    "yes",
+    "y",
+    "n",
+    "no",
+    "off",
+    "On",
+    "123",
+    "-1",
+    "0x1f",
+    "0o17",
+    "017",
+    "1e3",
+    "1_000",
+    "12:30",
+    ".5",
+    ".inf",
+    ".NaN",
+    "2024-01-01",
+    "<<",
+    "=",
+    "",
+]
 _SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -45,13 +73,17 @@ def _copy_fixture(folder: Path) -> Path:
 
 
 @_SETTINGS
-@given(prefix=st.text(alphabet="abc -_", max_size=3), char=st.sampled_from(UNSAFE) | st.characters(categories=["Cc", "Cf"], exclude_characters="\t\n"), where=st.sampled_from(["value", "key"]))
+@given(
+    prefix=st.text(alphabet="abc -_", max_size=3),
+    char=st.sampled_from(UNSAFE) | st.characters(categories=["Cc", "Cf"], exclude_characters="\t\n"),
+    where=st.sampled_from(["value", "key"]),
+)
 def test_a_control_character_in_a_value_or_key_is_refused_where_it_is(tmp_path: Path, prefix: str, char: str, where: str) -> None:
     spec = _copy_fixture(tmp_path / "s")
     escaped = yaml_emit.scalar(prefix + char)  # a YAML double-quoted scalar with the character escaped
     text = spec.read_text()
     if where == "value":
-        text = text.replace("args: [--epochs, \"3\"]", f"args: [--epochs, {escaped}]")
+        text = text.replace('args: [--epochs, "3"]', f"args: [--epochs, {escaped}]")
     else:
         text = text.replace("labels: {team: growth}", f"labels: {{team: growth, {escaped}: x}}")
     spec.write_text(text)

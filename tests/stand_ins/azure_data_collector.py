@@ -43,6 +43,8 @@ class DataCollectorStandIn(JsonService):
 
     def environ(self, config: Path, collections: dict[str, bool]) -> dict[str, str]:
         """The variables Azure ML sets in the serving container, with the config file it writes."""
-        config.write_text(json.dumps({"runMode": "cloud", "collections": {name: {"enabled": on, "sampleRatePercentage": 100} for name, on in collections.items()}}))
+        config.write_text(
+            json.dumps({"runMode": "cloud", "collections": {name: {"enabled": on, "sampleRatePercentage": 100} for name, on in collections.items()}})
+        )
         host, port = self.url.removeprefix("http://").split(":")
         return {"AZUREML_MDC_CONFIG_PATH": str(config), "AZUREML_MDC_HOST": host, "AZUREML_MDC_PORT": port}

@@ -58,7 +58,7 @@ class MetricsStandIn(JsonService):
             when = datetime.datetime.fromisoformat(str(document["time"]).replace("Z", "+00:00"))
         except (KeyError, ValueError):
             return 400, "time: missing or not ISO 8601"
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         if when.tzinfo is None or not now - datetime.timedelta(minutes=20) <= when <= now + datetime.timedelta(minutes=5):
             return 400, f"time {document['time']} is outside the last 20 minutes and the next 5"
         base = (document.get("data") or {}).get("baseData")

@@ -28,7 +28,9 @@ class KubeStandIn(KubeService):
             return status, answer
         self.polls[namespace_plural_name] = self.polls.get(namespace_plural_name, 0) + 1
         if self.polls[namespace_plural_name] > 1 and self.final != "Running":
-            answer["status"] = {"conditions": [{"type": "Created", "status": "True"}, {"type": self.final, "status": "True", "message": f"job {self.final.lower()}"}]}
+            answer["status"] = {
+                "conditions": [{"type": "Created", "status": "True"}, {"type": self.final, "status": "True", "message": f"job {self.final.lower()}"}]
+            }
             if "/experiments/" in path and self.final == "Succeeded":
                 answer["status"]["currentOptimalTrial"] = self.optimal_trial
         return status, answer

@@ -45,7 +45,9 @@ def main(example: str, workdir: str) -> None:
         local_pipeline(plan, plan.monitoring_pipeline, tracking_uri=tracking, spec_dir=str(work / example), scratch=work)()
         (mrun,) = [p for p in (work / "monitoring-root").iterdir() if p.is_dir()]
         monitoring = sorted(p.name for p in mrun.iterdir())
-    models = {m.name: {"aliases": dict(m.aliases), "versions": len(client.search_model_versions(f"name='{m.name}'"))} for m in client.search_registered_models()}
+    models = {
+        m.name: {"aliases": dict(m.aliases), "versions": len(client.search_model_versions(f"name='{m.name}'"))} for m in client.search_registered_models()
+    }
     (run,) = [p for p in (work / "pipeline-root").iterdir() if p.is_dir()]
     tasks = sorted(p.name for p in run.iterdir() if (p / "executor_output.json").exists() or any(p.iterdir()))
     print(json.dumps({"tasks": tasks, "models": models, "compiled": sorted(f.path for f in kubeflow.files), "monitoring": monitoring}))

@@ -53,8 +53,7 @@ def accelerators_markdown() -> str:
             ]
             kube = "<br>".join([f"`{accelerator.kube.resource}`", *selectors])
         lines.append(
-            f"| `{name}` | {vertex} | {_machines(accelerator.options.get('sagemaker', ()))} | "
-            f"{_machines(accelerator.options.get('azureml', ()))} | {kube} |"
+            f"| `{name}` | {vertex} | {_machines(accelerator.options.get('sagemaker', ()))} | {_machines(accelerator.options.get('azureml', ()))} | {kube} |"
         )
     lines += ["", "## Machines without an accelerator", "", "| platform | machines (vCPU, GiB) |", "|---|---|"]
     for cloud, options in catalog.cpu.items():

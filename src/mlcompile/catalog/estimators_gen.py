@@ -100,7 +100,9 @@ def third_party_estimators(module_name: str) -> dict[str, dict[str, Any]]:
             continue
         instance = cls()
         kind = "classifier" if is_classifier(instance) else "regressor" if is_regressor(instance) else _kind(cls, {})
-        params = {key: default_kind(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=value)) for key, value in instance.get_params(deep=False).items()}
+        params = {
+            key: default_kind(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=value)) for key, value in instance.get_params(deep=False).items()
+        }
         catalog[f"{module_name}.{name}"] = {"kind": kind, "params": params, "open_params": True}
     return catalog
 
@@ -160,6 +162,7 @@ def generate(third_party: Iterable[str] | None = None) -> str:
 
 def main(argv: list[str]) -> int:
     return write_or_check(CATALOG_FILE, generate(), "python -m mlcompile.catalog.estimators_gen", argv)
+
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

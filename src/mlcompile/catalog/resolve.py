@@ -134,8 +134,7 @@ def _options(raw: Any, where: str, *, accelerated: bool) -> tuple[_Option, ...]:
             counts = (0,)
         retired = None if item.get("retired") is None else str(item["retired"])
         for count in counts:
-            out.append(_Option(str(item["name"]), int(count), float(item["vcpus"]), float(item["memory_gib"]),
-                               counts, retired, item.get("note")))
+            out.append(_Option(str(item["name"]), int(count), float(item["vcpus"]), float(item["memory_gib"]), counts, retired, item.get("note")))
     return tuple(sorted(out, key=_sort_key))
 
 
@@ -272,9 +271,9 @@ def _accelerator(name: str) -> _Accelerator:
 # --------------------------------------------------------------------------- resolver
 
 
-def resolve_machine(platform: str, *, accelerator: str | None, count: int = 1,
-                    cpu: float | None = None, memory_gib: float | None = None,
-                    cluster: str = "generic") -> Resolution:
+def resolve_machine(
+    platform: str, *, accelerator: str | None, count: int = 1, cpu: float | None = None, memory_gib: float | None = None, cluster: str = "generic"
+) -> Resolution:
     """The smallest machine that carries ``count`` × ``accelerator`` and the cpu/memory asked.
 
     Smallest = fewest accelerators, then fewest vCPUs, then least memory, then name.  On
@@ -289,8 +288,7 @@ def resolve_machine(platform: str, *, accelerator: str | None, count: int = 1,
             raise CatalogError(f"{what} must be a number above 0, not {value!r}")
     if platform == "kubeflow":
         if cluster not in CLUSTER_FLAVOURS:
-            raise CatalogError(f"unknown cluster flavour '{cluster}'",
-                               _did_you_mean(cluster, CLUSTER_FLAVOURS, "cluster flavours"))
+            raise CatalogError(f"unknown cluster flavour '{cluster}'", _did_you_mean(cluster, CLUSTER_FLAVOURS, "cluster flavours"))
         if accelerator is None:
             return Resolution(Machine("kubeflow", None, None, None, 0, None, None), ())
         return _resolve_kube(_accelerator(accelerator), count, cluster)
@@ -300,8 +298,7 @@ def resolve_machine(platform: str, *, accelerator: str | None, count: int = 1,
     return _resolve_cloud(platform, _accelerator(accelerator), count, cpu, memory_gib)
 
 
-def _resolve_cloud(platform: str, acc: _Accelerator, count: int,
-                   cpu: float | None, memory_gib: float | None) -> Resolution:
+def _resolve_cloud(platform: str, acc: _Accelerator, count: int, cpu: float | None, memory_gib: float | None) -> Resolution:
     options = acc.options.get(platform, ())
     hint = f"{platform} offers: {', '.join(offered_accelerators(platform)) or 'no accelerators'}"
     if not options:
@@ -327,14 +324,18 @@ def _most(pool: tuple[_Option, ...], attr: str) -> _Option:
     return min((o for o in pool if getattr(o, attr) == top), key=_sort_key)
 
 
-def _pick(platform: str, options: tuple[_Option, ...], acc: str | None, count: int,
-          cpu: float | None, memory_gib: float | None) -> _Option:
+def _pick(platform: str, options: tuple[_Option, ...], acc: str | None, count: int, cpu: float | None, memory_gib: float | None) -> _Option:
     wide = options if acc is None else tuple(o for o in options if o.count >= count)
     if not wide:
         top = _most(options, "count")
         raise CatalogError(f"no {platform} machine carries {count} × {acc}; the most is {top.count} ({top.name})")
-    subject = (f"no {platform} cpu machine" if acc is None else f"no {platform} machine with {acc}" if count == 1
-               else f"no {platform} machine with {count} or more {acc}")
+    subject = (
+        f"no {platform} cpu machine"
+        if acc is None
+        else f"no {platform} machine with {acc}"
+        if count == 1
+        else f"no {platform} machine with {count} or more {acc}"
+    )
     pool = wide
     if cpu is not None:
         pool = tuple(o for o in wide if o.vcpus >= cpu)
@@ -346,10 +347,10 @@ def _pick(platform: str, options: tuple[_Option, ...], acc: str | None, count: i
         if not fits:
             top = _most(pool, "memory_gib")
             if cpu is not None and any(o.memory_gib >= memory_gib for o in wide):
-                raise CatalogError(f"{subject} has both {cpu:g} vcpus and {memory_gib:g} GiB of memory; "
-                                   f"with {cpu:g} vcpus the most is {top.memory_gib:g} GiB ({top.name})")
-            raise CatalogError(f"{subject} has {memory_gib:g} GiB of memory; "
-                               f"the most is {top.memory_gib:g} GiB ({top.name})")
+                raise CatalogError(
+                    f"{subject} has both {cpu:g} vcpus and {memory_gib:g} GiB of memory; with {cpu:g} vcpus the most is {top.memory_gib:g} GiB ({top.name})"
+                )
+            raise CatalogError(f"{subject} has {memory_gib:g} GiB of memory; the most is {top.memory_gib:g} GiB ({top.name})")
         pool = fits
     return min(pool, key=_sort_key)
 
@@ -385,18 +386,27 @@ def _resolve_kube(acc: _Accelerator, count: int, cluster: str) -> Resolution:
         fits = [(chips, topology) for chips, topology in slices if chips >= count]
         if not fits:
             chips, topology = max(slices)
-            raise CatalogError(f"no single-host {acc.name} slice on {cluster} has {count} chips; "
-                               f"the most is {chips} ({topology})")
+            raise CatalogError(f"no single-host {acc.name} slice on {cluster} has {count} chips; the most is {chips} ({topology})")
         chips, topology = min(fits)
         selector[label] = topology
         if chips > count:
-            warnings.append(f"the {topology} {acc.name} slice has {chips} chips; {count} asked: {cluster} has no "
-                            f"single-host slice with {count} (slices have {_or_list(c for c, _ in slices)} chips)")
+            warnings.append(
+                f"the {topology} {acc.name} slice has {chips} chips; {count} asked: {cluster} has no "
+                f"single-host slice with {count} (slices have {_or_list(c for c, _ in slices)} chips)"
+            )
         count = chips
     flavour = catalog.flavours[cluster]
     if flavour.note and not selector:
         warnings.append(flavour.note)
-    machine = Machine("kubeflow", None, acc.name, kube.resource, count, None, None,
-                      node_selector=tuple(sorted(selector.items())),
-                      tolerations=flavour.tolerations.get(kube.resource, ()))
+    machine = Machine(
+        "kubeflow",
+        None,
+        acc.name,
+        kube.resource,
+        count,
+        None,
+        None,
+        node_selector=tuple(sorted(selector.items())),
+        tolerations=flavour.tolerations.get(kube.resource, ()),
+    )
     return Resolution(machine, tuple(warnings))

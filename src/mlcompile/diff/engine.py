@@ -21,6 +21,7 @@ SCHEDULE = "changes a schedule"
 METADATA = "touches only metadata"
 IMPACT_ORDER = (RETRAINS, SERVING, COST, SCHEDULE, METADATA)
 
+
 @dataclass(frozen=True)
 class FieldChange:
     field: str
@@ -182,7 +183,12 @@ def plan_resources(plan: Plan) -> dict[str, tuple[dict[str, Any], tuple[str, ...
         )  # fmt: skip
     if plan.tuning is not None:
         t = plan.tuning
-        fields: dict[str, Any] = {"objective": f"{t.goal} {t.metric}", "max trials": t.max_trials, "parallel trials": t.parallel_trials, "algorithm": t.algorithm}
+        fields: dict[str, Any] = {
+            "objective": f"{t.goal} {t.metric}",
+            "max trials": t.max_trials,
+            "parallel trials": t.parallel_trials,
+            "algorithm": t.algorithm,
+        }
         for p in t.params:
             fields[f"param {p.name}"] = list(p.values) if p.type == "categorical" else f"{p.type} [{_show(p.min)}, {_show(p.max)}] {p.scale}"
         resources["tuning"] = (fields, (RETRAINS,))

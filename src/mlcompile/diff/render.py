@@ -111,7 +111,10 @@ def to_text(report: DiffReport, *, full: bool = False, artifact: str | None = No
     if unchanged:
         lines += ["", f"unchanged: {_names(unchanged, several)}"]
     if cut:
-        lines += ["", f"long file changes were cut; the full diff is in {artifact}" if artifact else "long file changes were cut; --artifact FILE writes the full diff"]
+        lines += [
+            "",
+            f"long file changes were cut; the full diff is in {artifact}" if artifact else "long file changes were cut; --artifact FILE writes the full diff",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -186,7 +189,10 @@ def _files_block(profile: ProfileDiff, label: str, plan: Plan | None) -> list[st
     if plan is not None and profile.changed_steps:
         lines += ["training DAG (changed steps highlighted):", "", _mermaid(plan, profile.changed_steps), ""]
     for change in profile.files:
-        lines.append(f"- {_code(change.path)} ({change.kind or 'file'}): {change.change}" + (f", renamed from {_code(change.renamed_from)}" if change.renamed_from else ""))
+        lines.append(
+            f"- {_code(change.path)} ({change.kind or 'file'}): {change.change}"
+            + (f", renamed from {_code(change.renamed_from)}" if change.renamed_from else "")
+        )
         found = _file_lines(change)
         if found:
             lines += ["", *_fenced(_cut(found, MARKDOWN_LINES_PER_FILE, "lines (in the full diff)"), "" if change.changes else "diff"), ""]

@@ -35,7 +35,10 @@ def sides_of(compilation: Compilation) -> dict[str, BuildSide]:
 
 
 def build_working_tree(
-    spec: str, targets: Sequence[str], policy_severity: Severity = "error", on_warnings: Callable[[Sequence[Diagnostic]], None] | None = None,
+    spec: str,
+    targets: Sequence[str],
+    policy_severity: Severity = "error",
+    on_warnings: Callable[[Sequence[Diagnostic]], None] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, BuildSide]:
     # Lineage's git commit is left out on both sides: it would differ on every commit.

@@ -13,12 +13,13 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from mlcompile.emulate import cel, storage
 from mlcompile.emulate.containers import Images, UnmappedImage, run_container
@@ -85,7 +86,7 @@ def run_pipeline(
     ir: dict[str, Any], *, parameters: dict[str, Any], context: EmulationContext, platform: dict[str, Any] | None = None, run_id: str | None = None
 ) -> PipelineResult:
     name = ir.get("pipelineInfo", {}).get("name", "pipeline")
-    run_id = run_id or f"{name}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run_id = run_id or f"{name}-{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
     run = _Run(ir, platform or {}, context, name, run_id)
     started = time.monotonic()
     inputs = run.pipeline_inputs(parameters)
@@ -101,7 +102,7 @@ class _Run:
         self.executors = ir.get("deploymentSpec", {}).get("executors", {})
         self.kubernetes = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
         self.pipeline_root = (context.pipeline_root or ir.get("defaultPipelineRoot") or f"file://{context.root / 'pipeline-root'}").rstrip("/")
-        self.created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.job_uuid = str(uuid.uuid4())
         self.results: dict[str, TaskResult] = {}
 
@@ -323,7 +324,16 @@ class _Substitution:
     `{{$.inputs|outputs.artifacts['x'].path|uri|metadata}}`, `.output_file`, and the pipeline
     and task names and ids."""
 
-    def __init__(self, run: _Run, task: str, inputs: dict[str, Any], out_artifacts: dict[str, Any], out_files: dict[str, Path], output_file: Path, executor_input: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run: _Run,
+        task: str,
+        inputs: dict[str, Any],
+        out_artifacts: dict[str, Any],
+        out_files: dict[str, Path],
+        output_file: Path,
+        executor_input: dict[str, Any],
+    ) -> None:
         self.run, self.task, self.inputs = run, task, inputs
         self.out_artifacts, self.out_files, self.output_file, self.executor_input = out_artifacts, out_files, output_file, executor_input
         self.task_uuid = str(uuid.uuid4())

@@ -7,8 +7,9 @@ monitoring run asks first: is there an approved version at all?"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 PRODUCTION = "production"  # the alias that approves a version (runtime.registry.PRODUCTION)
 KSERVE = ("serving.kserve.io", "v1beta1", "inferenceservices")

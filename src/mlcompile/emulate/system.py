@@ -18,15 +18,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from mlcompile.emulate import storage
 from mlcompile.emulate.config import EmulationConfig, load_config
 from mlcompile.emulate.containers import Images, stop
-from mlcompile.emulate.lifecycle import train_and_approve, unapproved_reason
 from mlcompile.emulate.ir import EmulationContext, PipelineError, PipelineResult, load_documents, run_pipeline
+from mlcompile.emulate.lifecycle import train_and_approve, unapproved_reason
 from mlcompile.errors import UsageError
 
 PLATFORMS = ("kubeflow", "vertex")
@@ -112,7 +113,9 @@ def emulate(
 
         return emulate_sagemaker(spec, compilation, workdir, only=only, isolation=isolation, runs=runs, approve=approve, log=log, started=started)
     if plan.platform not in (*PLATFORMS, "azureml"):
-        raise UsageError(f"--emulate runs Kubeflow, Vertex AI, SageMaker and Azure ML builds; profile '{plan.profile}' is {plan.platform} (use `mlcompile run` without --emulate for local)")
+        raise UsageError(
+            f"--emulate runs Kubeflow, Vertex AI, SageMaker and Azure ML builds; profile '{plan.profile}' is {plan.platform} (use `mlcompile run` without --emulate for local)"
+        )
     kinds, spec_dir, config, first, later = emulation_inputs(spec, compilation, only)
     work = _fresh_workdir(Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile)
     if isolation == "fork":  # the fork server's imports (~10 s of CPU) overlap writing, fixtures and MLflow's start
@@ -141,7 +144,9 @@ def emulate(
     return summary
 
 
-def emulation_inputs(spec: str, compilation: Any, only: tuple[str, ...]) -> tuple[list[str], Path, EmulationConfig, list[tuple[Any, Path]], dict[str, list[tuple[Any, Path]]]]:
+def emulation_inputs(
+    spec: str, compilation: Any, only: tuple[str, ...]
+) -> tuple[list[str], Path, EmulationConfig, list[tuple[Any, Path]], dict[str, list[tuple[Any, Path]]]]:
     """The pipeline kinds to run (`--only`), the spec's folder, its emulation config, the
     fixtures staged first, and those restaged before a later pipeline; checked before anything runs."""
     plan = compilation.results[0].plan
@@ -243,7 +248,9 @@ def _mlflow(session: Session) -> Iterator[Callable[[], None]]:
     folder = session.work / "mlflow"
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "server.log", "w+b")
-    process = subprocess.Popen([sys.executable, "-m", "mlcompile.emulate.mlflow_server", str(folder)], stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlcompile.emulate.mlflow_server", str(folder)], stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
+    )
 
     def ready() -> None:
         line = _first_line(process, MLFLOW_START_SECONDS)

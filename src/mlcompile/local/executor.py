@@ -23,17 +23,17 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mlcompile.errors import UsageError
-from mlcompile.plan.nodes import Pipeline, Plan, Step
+from mlcompile.local.workers import StepProcess, warm_up
 from mlcompile.plan import nodes
+from mlcompile.plan.nodes import Pipeline, Plan, Step
 from mlcompile.runtime import PRELOAD
 from mlcompile.runtime.contract import step_config
 from mlcompile.runtime.io import fingerprint, write_bytes
-from mlcompile.local.workers import StepProcess, warm_up
 
 EXTENSIONS = {"dataset": ".parquet", "model": "", "metrics": ".json", "report": ".json", "decision": ".json"}
 # the registry state a step's result depends on (part of its fingerprint): the champion for
@@ -141,7 +141,7 @@ class Executor:
         self.reporter = reporter or Reporter()
         self.lineage = lineage or {}
         self.retrain = retrain
-        self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid() % 10000:04d}"
+        self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid() % 10000:04d}"
         self.run_dir = self.workdir / "runs" / self.run_id
         # Steps side by side share the cores: each gets its share of threads (OpenMP/BLAS
         # oversubscription makes a small fit 10-50x slower on a busy machine); a forked step
@@ -318,7 +318,15 @@ class Executor:
         self.reporter.pipeline_finished(run)
         return run
 
-    def _loop(self, run: PipelineRun, pipeline: Pipeline, steps: dict[str, Step], runs: dict[str, StepRun], outputs: dict[str, dict[str, str]], running: dict[str, Any]) -> None:
+    def _loop(
+        self,
+        run: PipelineRun,
+        pipeline: Pipeline,
+        steps: dict[str, Step],
+        runs: dict[str, StepRun],
+        outputs: dict[str, dict[str, str]],
+        running: dict[str, Any],
+    ) -> None:
         label = run.label
         env = self.env(label)
         while True:
@@ -393,13 +401,17 @@ class Executor:
                     return bool(data["decision"])
         return False
 
-    def _start(self, label: str, pipeline: Pipeline, step: Step, r: StepRun, outputs: dict[str, dict[str, str]], env: dict[str, str]) -> tuple[StepProcess, Path, str | None] | None:
+    def _start(
+        self, label: str, pipeline: Pipeline, step: Step, r: StepRun, outputs: dict[str, dict[str, str]], env: dict[str, str]
+    ) -> tuple[StepProcess, Path, str | None] | None:
         step_dir = self.run_dir / label / step.name
         step_dir.mkdir(parents=True, exist_ok=True)
         inputs = {ref.name: outputs[ref.step][ref.artifact] for ref in step.inputs}
         if step.run_if == "breach":  # alert / trigger-retraining say why
             for dep in step.depends_on:
-                inputs.update({dep: path for path in outputs.get(dep, {}).values()})
+                produced = list(outputs.get(dep, {}).values())
+                if produced:  # the step's last output names its decision
+                    inputs[dep] = produced[-1]
         outs = {a.name: str(step_dir / f"{a.name}{EXTENSIONS.get(a.type, '')}") for a in step.outputs}
         config = self.config(step)
         fp = self._fingerprint(step, config, inputs)
@@ -420,7 +432,9 @@ class Executor:
         self.reporter.step_started(self.pipelines[-1], r)
         return StepProcess(argv, step_env, log, self.spec_dir, self.mode, PRELOAD), step_dir, fp
 
-    def _finish(self, pipeline: Pipeline, step: Step, r: StepRun, code: int, process: StepProcess, step_dir: Path, fp: str | None, outputs: dict[str, dict[str, str]]) -> None:
+    def _finish(
+        self, pipeline: Pipeline, step: Step, r: StepRun, code: int, process: StepProcess, step_dir: Path, fp: str | None, outputs: dict[str, dict[str, str]]
+    ) -> None:
         r.seconds = time.perf_counter() - process.started
         result_path = step_dir / "result.json"
         if code == 0:

@@ -90,7 +90,11 @@ def check_local_sources(plan: Plan, spec_dir: Path) -> list[Diagnostic]:
             error(source.origin, f"source {source.name}: cannot read {shown} as {source.format}: {shorten(str(exc), 200)}")
             continue
         if not has_rows:
-            error(source.origin, f"source {source.name}: {shown} has no data rows" + (" (only a header)" if columns else ""), "a run needs at least one row in every source it reads")
+            error(
+                source.origin,
+                f"source {source.name}: {shown} has no data rows" + (" (only a header)" if columns else ""),
+                "a run needs at least one row in every source it reads",
+            )
         present = set(columns)
         reported: set[str] = set()
         for column, origin, what in needs.get(source.name, []):

@@ -100,20 +100,30 @@ def render_summary(summary: dict[str, Any]) -> str:
             out.append(f"gates: {'passed' if gates['passed'] else 'FAILED'} (" + ", ".join(
                 f"{g['metric']} {g['comparison']} {g['threshold']:g}: {'ok' if g['passed'] else 'fail'}" for g in gates["results"]) + ")")  # fmt: skip
         model = training.get("model")
-        out.append(f"registered: {model['model']} version {model['version']} (aliases: {', '.join(model.get('aliases', [])) or '-'})" if model else "registered: nothing")
+        out.append(
+            f"registered: {model['model']} version {model['version']} (aliases: {', '.join(model.get('aliases', [])) or '-'})"
+            if model
+            else "registered: nothing"
+        )
     batch = summary.get("batch")
     if batch and "rows" in batch:
         out.append(f"batch: {batch['rows']} rows scored with version {batch['version']} → {', '.join(batch.get('output') or []) or 'artifact only'}")
     drift = summary.get("drift")
     if drift:
         drifted = drift.get("drifted") or []
-        out.append(f"drift ({drift['method']}, threshold {drift['threshold']:g}): " + (f"BREACH in {', '.join(drifted)}" if drifted else "none") + f"; report: {drift.get('report')}")
+        out.append(
+            f"drift ({drift['method']}, threshold {drift['threshold']:g}): "
+            + (f"BREACH in {', '.join(drifted)}" if drifted else "none")
+            + f"; report: {drift.get('report')}"
+        )
     performance = summary.get("performance")
     if performance:
         if performance.get("value") is None:
             out.append(f"performance: {performance['metric']} not computed ({performance.get('note', '')})")
         else:
-            out.append(f"performance: {performance['metric']} {performance['value']:.4f} (min {performance['min']:g})" + (" BREACH" if performance["breach"] else ""))
+            out.append(
+                f"performance: {performance['metric']} {performance['value']:.4f} (min {performance['min']:g})" + (" BREACH" if performance["breach"] else "")
+            )
     retraining = summary.get("retraining")
     if retraining and retraining.get("triggered"):
         model = retraining.get("model")

@@ -22,9 +22,7 @@ def _e(value: Any) -> str:
 
 def _table(headers: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join(
-        f"<tr class='{_e((classes or [''] * len(rows))[i])}'>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for i, row in enumerate(rows)
-    )
+    body = "".join(f"<tr class='{_e((classes or [''] * len(rows))[i])}'>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for i, row in enumerate(rows))
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -33,10 +31,22 @@ def _training(title: str, training: dict[str, Any]) -> str:
     metrics = training.get("metrics") or {}
     if metrics:
         production = ((training.get("production") or {}).get("metrics")) or {}
-        parts.append(_table(["metric", "challenger", "production"], [[k, f"{v:.4f}", f"{production[k]:.4f}" if k in production else "–"] for k, v in metrics.items()]))
+        parts.append(
+            _table(["metric", "challenger", "production"], [[k, f"{v:.4f}", f"{production[k]:.4f}" if k in production else "–"] for k, v in metrics.items()])
+        )
     gates = training.get("gates")
     if gates:
-        rows = [[g["metric"], g["comparison"], g["threshold"], "–" if g.get("value") is None else f"{g['value']:.4f}", "pass" if g["passed"] else "FAIL", g.get("note", "")] for g in gates["results"]]
+        rows = [
+            [
+                g["metric"],
+                g["comparison"],
+                g["threshold"],
+                "–" if g.get("value") is None else f"{g['value']:.4f}",
+                "pass" if g["passed"] else "FAIL",
+                g.get("note", ""),
+            ]
+            for g in gates["results"]
+        ]
         parts.append(_table(["gate", "comparison", "threshold", "value", "", ""], rows, ["ok" if g["passed"] else "fail" for g in gates["results"]]))
     model = training.get("model")
     parts.append(
@@ -67,17 +77,25 @@ def render(summary: dict[str, Any]) -> str:
         parts.append(_training("Training", summary["training"]))
     batch = summary.get("batch")
     if batch and "rows" in batch:
-        parts.append(f"<h2>Batch scoring</h2><p>{batch['rows']} rows scored with version {_e(batch['version'])} ({_e(batch.get('model_selection', ''))}) → {_e(', '.join(batch.get('output') or []) or 'the step artifact')}</p>")
+        parts.append(
+            f"<h2>Batch scoring</h2><p>{batch['rows']} rows scored with version {_e(batch['version'])} ({_e(batch.get('model_selection', ''))}) → {_e(', '.join(batch.get('output') or []) or 'the step artifact')}</p>"
+        )
     drift = summary.get("drift")
     if drift:
-        parts.append(f"<h2>Drift</h2><p>{_e(drift['method'])}, threshold {drift['threshold']:g}: " + (f"<b class='fail'>breach in {_e(', '.join(drift['drifted']))}</b>" if drift["breach"] else "no drift") + "</p>")
+        parts.append(
+            f"<h2>Drift</h2><p>{_e(drift['method'])}, threshold {drift['threshold']:g}: "
+            + (f"<b class='fail'>breach in {_e(', '.join(drift['drifted']))}</b>" if drift["breach"] else "no drift")
+            + "</p>"
+        )
         report = Path(drift.get("report") or "")
         if report.is_file():
             parts.extend(re.findall(r"<section>.*?</section>", report.read_text(), flags=re.S))
     performance = summary.get("performance")
     if performance:
         value = "not computed" if performance.get("value") is None else f"{performance['value']:.4f}"
-        parts.append(f"<h2>Performance</h2><p>{_e(performance['metric'])} = {value} (min {performance['min']:g}) on {performance.get('rows', 0)} ground-truth events{' — <b class=fail>breach</b>' if performance.get('breach') else ''}</p>")
+        parts.append(
+            f"<h2>Performance</h2><p>{_e(performance['metric'])} = {value} (min {performance['min']:g}) on {performance.get('rows', 0)} ground-truth events{' — <b class=fail>breach</b>' if performance.get('breach') else ''}</p>"
+        )
     retraining = summary.get("retraining")
     if retraining and retraining.get("triggered"):
         parts.append(_training("Retraining (" + "; ".join(retraining.get("reasons") or ["monitoring breach"]) + ")", retraining))

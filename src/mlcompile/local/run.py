@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mlcompile.diagnostics import Severity
 from mlcompile.errors import UsageError
@@ -71,7 +72,14 @@ def summarize(executor: Executor) -> dict[str, Any]:
         "run_dir": str(executor.run_dir),
         "registry": {"tracking_uri": executor.tracking_uri, "model": plan.registry.model},
         "pipelines": [
-            {"name": p.name, "label": p.label, "reason": p.reason, "status": p.status, "duration_seconds": round(p.seconds, 3), "steps": [s.to_json() for s in p.steps]}
+            {
+                "name": p.name,
+                "label": p.label,
+                "reason": p.reason,
+                "status": p.status,
+                "duration_seconds": round(p.seconds, 3),
+                "steps": [s.to_json() for s in p.steps],
+            }
             for p in pipelines
         ],
     }
@@ -144,7 +152,9 @@ def _training(run: PipelineRun) -> dict[str, Any]:
     }
 
 
-def execute(prepared: Prepared, *, only: Sequence[str] = (), resume: bool = False, mode: str = "fork", reporter: Reporter | None = None, retrain: bool = True) -> dict[str, Any]:
+def execute(
+    prepared: Prepared, *, only: Sequence[str] = (), resume: bool = False, mode: str = "fork", reporter: Reporter | None = None, retrain: bool = True
+) -> dict[str, Any]:
     executor = Executor(
         prepared.plan, prepared.spec_dir, prepared.workdir, only=only, resume=resume, mode=mode, reporter=reporter, lineage=prepared.lineage, retrain=retrain
     )

@@ -28,7 +28,15 @@ def _environment(prepared: Prepared) -> dict[str, Any]:
     from mlcompile.plan.serialize import plan_to_data
 
     uri = "sqlite:///" + str(prepared.workdir / "mlflow.db")
-    os.environ.update({"MLFLOW_TRACKING_URI": uri, "MLCOMPILE_SPEC_DIR": str(prepared.spec_dir), "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "GIT_PYTHON_REFRESH": "quiet"})
+    os.environ.update(
+        {
+            "MLFLOW_TRACKING_URI": uri,
+            "MLCOMPILE_SPEC_DIR": str(prepared.spec_dir),
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+            "GIT_PYTHON_REFRESH": "quiet",
+        }
+    )
     plan = prepared.plan
     return {"registry": {"model": plan.registry.model, "approval": plan.registry.approval, "tracking_uri": uri}, "features": plan_to_data(plan)["features"]}
 

@@ -283,7 +283,11 @@ class _Lowering:
                 depends_on=("gate",),
                 # a container's model folder holds what its trainer wrote: register adds the
                 # runtime's description of it and the drift baseline, from the training set
-                inputs=(ref("model", trainer, "model"), ref("metrics", "evaluate", "metrics"), *((ref("train", "extract-features", "train"),) if user_container else ())),
+                inputs=(
+                    ref("model", trainer, "model"),
+                    ref("metrics", "evaluate", "metrics"),
+                    *((ref("train", "extract-features", "train"),) if user_container else ()),
+                ),
                 params={
                     "model": registry.model,
                     "approval": registry.approval,
@@ -435,9 +439,7 @@ class _Lowering:
         return nodes.Monitoring(
             drift_method=drift.method if drift else None,
             drift_threshold=drift.threshold if drift else None,
-            drift_features=tuple(self.system.training.dataset.features if drift is None or drift.features == "all" else drift.features)
-            if drift
-            else (),
+            drift_features=tuple(self.system.training.dataset.features if drift is None or drift.features == "all" else drift.features) if drift else (),
             performance_metric=performance.metric if performance else None,
             performance_min=performance.min if performance else None,
             alerts=tuple(a.model_dump(mode="json") for a in monitoring.alerts),
@@ -491,13 +493,21 @@ class _Lowering:
         schedules = []
         retraining = self.system.retraining
         if retraining is not None and retraining.schedule:
-            schedules.append(nodes.Schedule(f"{name}-retraining", f"{name}-training", retraining.schedule, retraining.timezone, self.origin(("retraining", "schedule"))))
+            schedules.append(
+                nodes.Schedule(f"{name}-retraining", f"{name}-training", retraining.schedule, retraining.timezone, self.origin(("retraining", "schedule")))
+            )
         batch = self.system.deployment.batch if self.system.deployment else None
         if batch is not None:
-            schedules.append(nodes.Schedule(f"{name}-batch-scoring", f"{name}-batch-scoring", batch.schedule, batch.timezone, self.origin(("deployment", "batch", "schedule"))))
+            schedules.append(
+                nodes.Schedule(
+                    f"{name}-batch-scoring", f"{name}-batch-scoring", batch.schedule, batch.timezone, self.origin(("deployment", "batch", "schedule"))
+                )
+            )
         monitoring = self.system.monitoring
         if monitoring is not None:
-            schedules.append(nodes.Schedule(f"{name}-monitoring", f"{name}-monitoring", monitoring.schedule, monitoring.timezone, self.origin(("monitoring", "schedule"))))
+            schedules.append(
+                nodes.Schedule(f"{name}-monitoring", f"{name}-monitoring", monitoring.schedule, monitoring.timezone, self.origin(("monitoring", "schedule")))
+            )
         return tuple(schedules)
 
     def triggers(self) -> tuple[nodes.Trigger, ...]:
@@ -510,7 +520,9 @@ class _Lowering:
             triggers.append(nodes.Trigger(f"{name}-retrain-on-breach", "monitoring_breach", f"{name}-training", None, self.origin(path)))
         if retraining is not None and retraining.on_new_data is not None:
             triggers.append(
-                nodes.Trigger(f"{name}-retrain-on-new-data", "new_data", f"{name}-training", retraining.on_new_data.source, self.origin(("retraining", "on_new_data")))
+                nodes.Trigger(
+                    f"{name}-retrain-on-new-data", "new_data", f"{name}-training", retraining.on_new_data.source, self.origin(("retraining", "on_new_data"))
+                )
             )
         return tuple(triggers)
 

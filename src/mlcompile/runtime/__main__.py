@@ -36,12 +36,18 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], dict[str, str], dict[st
     steps = {**STEPS, **TARGET_STEPS}
 
     # no abbreviations: a Vertex AI trial's --NAME=VALUE must never be taken for --input & co.
-    parser = argparse.ArgumentParser(prog="python -m mlcompile.runtime", description="Run one of mlcompile's standard steps (or `serve`: the online server, see `serve --help`).", allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="python -m mlcompile.runtime",
+        description="Run one of mlcompile's standard steps (or `serve`: the online server, see `serve --help`).",
+        allow_abbrev=False,
+    )
     parser.add_argument("step", help="step name or kind: " + ", ".join(sorted(k.replace("_", "-") for k in steps)))
     parser.add_argument("--config", required=True, help="the step config as JSON (or @FILE)")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=URI")
     parser.add_argument("--output", action="append", default=[], metavar="NAME=URI")
-    parser.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="one tuning trial's value of a search parameter (the platform runs the trials)")
+    parser.add_argument(
+        "--hp", action="append", default=[], metavar="NAME=VALUE", help="one tuning trial's value of a search parameter (the platform runs the trials)"
+    )
     parser.add_argument("--pipeline-run", default=None, metavar="ID", help=f"the pipeline run this step belongs to (as {ENV_PIPELINE_RUN}; lineage)")
     args, extra = parser.parse_known_args(argv)
     if args.pipeline_run:

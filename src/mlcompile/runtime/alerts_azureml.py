@@ -43,7 +43,7 @@ def metric_document(system: str, signals: list[str], now: datetime.datetime) -> 
     """The ingestion body: one series per breached signal, each a single value of 1."""
     series = [{"dimValues": [system, signal], "min": 1, "max": 1, "sum": 1, "count": 1} for signal in signals]
     return {
-        "time": now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "data": {"baseData": {"metric": METRIC_NAME, "namespace": METRIC_NAMESPACE, "dimNames": list(DIMENSIONS), "series": series}},
     }
 
@@ -79,7 +79,7 @@ def publish_breach(config: Mapping[str, Any], signals: list[str]) -> str:
     region = _workspace_region(platform, identity) if "{region}" in template else ""
     url = template.format(region=region).rstrip("/") + workspace_id(platform) + "/metrics"
     token = identity.get_token(MONITORING_SCOPE).token
-    document = metric_document(str(config.get("system") or ""), signals, datetime.datetime.now(datetime.timezone.utc))
+    document = metric_document(str(config.get("system") or ""), signals, datetime.datetime.now(datetime.UTC))
     response = requests.post(url, json=document, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_SECONDS, verify=_verify())
     if response.status_code >= 300:
         raise RuntimeError(f"Azure Monitor refused the metric {METRIC_NAMESPACE}/{METRIC_NAME}: HTTP {response.status_code} {response.text[:300]}")

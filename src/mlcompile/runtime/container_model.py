@@ -100,7 +100,9 @@ def describe(folder: Path, description: Mapping[str, Any] | None = None, environ
         description = json.loads(text) if text else None
     if not description:
         raise DataError(f"{folder}: not a model folder (no {MANIFEST}), and nothing describes it as a container-trained model")
-    features = [f if isinstance(f, Mapping) else {"ref": f[0], "view": f[0].split(":", 1)[0], "column": f[1], "dtype": f[2]} for f in description.get("features", [])]
+    features = [
+        f if isinstance(f, Mapping) else {"ref": f[0], "view": f[0].split(":", 1)[0], "column": f[1], "dtype": f[2]} for f in description.get("features", [])
+    ]
     return {**description, "features": features}  # (contract.serving_env's compact form expanded)
 
 
@@ -172,7 +174,11 @@ class PredictEntryPoint:
         if not isinstance(answer, dict) or answer.get("error"):
             raise DataError(f"predict entry point: {answer.get('error') if isinstance(answer, dict) else answer!r}")
         predictions, scores = answer.get("predictions"), answer.get("scores")
-        if not isinstance(predictions, list) or len(predictions) != len(rows) or (scores is not None and (not isinstance(scores, list) or len(scores) != len(rows))):
+        if (
+            not isinstance(predictions, list)
+            or len(predictions) != len(rows)
+            or (scores is not None and (not isinstance(scores, list) or len(scores) != len(rows)))
+        ):
             raise DataError(f"predict entry point: expected {len(rows)} predictions (and as many scores, if any), got {answer!r:.200}")
         return answer
 

@@ -94,7 +94,9 @@ def check_frame(frame: Any, expectations: dict[str, Any], meta: dict[str, Any], 
         values = frame[column]
         missing = float(values.isna().mean()) if len(values) else 1.0
         if missing > MAX_MISSING_FRACTION:
-            errors.append(f"{what}: {column} is missing in {missing:.0%} of rows (more than {MAX_MISSING_FRACTION:.0%}): check the view's source, join keys and ttl")
+            errors.append(
+                f"{what}: {column} is missing in {missing:.0%} of rows (more than {MAX_MISSING_FRACTION:.0%}): check the view's source, join keys and ttl"
+            )
         elif missing > expected["missing_fraction"] + 0.2:
             warnings.append(f"{what}: {column} is missing in {missing:.0%} of rows, {expected['missing_fraction']:.0%} in training")
         present = values.dropna()
@@ -108,9 +110,7 @@ def check_frame(frame: Any, expectations: dict[str, Any], meta: dict[str, Any], 
             if unknown:
                 warnings.append(f"{what}: {column} has values not seen in training: {', '.join(unknown[:5])}")
     for column, problem in (meta.get("coercion") or {}).items():
-        errors.append(
-            f"{what}: {column} is declared {problem['expected']} but {problem['bad_values']} values are not (e.g. {', '.join(problem['examples'])})"
-        )
+        errors.append(f"{what}: {column} is declared {problem['expected']} but {problem['bad_values']} values are not (e.g. {', '.join(problem['examples'])})")
     return errors, warnings
 
 

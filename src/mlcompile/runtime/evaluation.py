@@ -46,7 +46,9 @@ def _scored(names: list[str], folder: Any, meta: dict[str, Any], test: Any, labe
         getattr(model, "close", lambda: None)()
 
 
-def _production_metrics(config: dict[str, Any], names: list[str], test: Any, label: str, challenger: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+def _production_metrics(
+    config: dict[str, Any], names: list[str], test: Any, label: str, challenger: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str | None]:
     from mlcompile.runtime.registry import production_model
 
     model_name = (config.get("registry") or {}).get("model")
@@ -76,7 +78,10 @@ def gate(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
     metrics = evaluation.get("metrics", evaluation) if isinstance(evaluation.get("metrics"), dict) else evaluation
     production = (evaluation.get("production") or {}).get("metrics") if isinstance(evaluation.get("production"), dict) else None
     gates = config.get("gates") or [
-        {"metric": g["metric"], "comparison": c, "threshold": g[c]} for g in config["params"].get("gates", []) for c in ("min", "max", "min_delta_vs_production") if c in g
+        {"metric": g["metric"], "comparison": c, "threshold": g[c]}
+        for g in config["params"].get("gates", [])
+        for c in ("min", "max", "min_delta_vs_production")
+        if c in g
     ]
     results = []
     for g in gates:

@@ -9,6 +9,7 @@ Feast is imported inside the functions: the runtime stays import-light."""
 from __future__ import annotations
 
 import os
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,10 @@ def apply(repo: Path) -> None:
     """`feast apply` of the repository: registers entities, sources, views and the feature
     service, and creates the online tables."""
     _quiet()
+    import sys
+
     from feast.repo_config import load_repo_config
     from feast.repo_operations import apply_total
-
-    import sys
 
     here = os.getcwd()
     # Feast imports the definitions as modules named after their paths in the repository
@@ -154,13 +155,13 @@ def materialize_features(config: dict[str, Any], inputs: dict[str, str], outputs
     views = list(params.get("views") or [n for n, v in store.views.items() if v.get("online")])
     if feast.get("files"):
         import tempfile
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         repo = Path(tempfile.mkdtemp(prefix="mlcompile-feast-repo-"))
         for name, text in feast["files"].items():
             (repo / Path(name).name).write_text(text)
         apply(repo)
-        end = datetime.now(timezone.utc)
+        end = datetime.now(UTC)
         open_store(repo).materialize_incremental(end_date=end, feature_views=views)
         return {"views": views, "mode": "incremental", "end": end.isoformat()}
     repo = repo_of(config)

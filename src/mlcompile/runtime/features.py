@@ -187,13 +187,19 @@ def cast(values: Any, dtype: str) -> tuple[Any, dict[str, Any] | None]:
         else:
             result = numeric.astype("float64")
         if bad.any():
-            problem = {"expected": dtype, "bad_values": int(bad.sum()) + (problem or {}).get("bad_values", 0), "examples": [str(v) for v in values[bad].head(3)]}
+            problem = {
+                "expected": dtype,
+                "bad_values": int(bad.sum()) + (problem or {}).get("bad_values", 0),
+                "examples": [str(v) for v in values[bad].head(3)],
+            }
         return result, problem
     if dtype == "bool":
         mapping = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False, "1.0": True, "0.0": False}
         mapped = values.map(lambda v: v if isinstance(v, bool) else mapping.get(str(v).strip().lower()) if v is not None and v == v else None)
         bad = present & mapped.isna()
-        return mapped.astype("boolean"), ({"expected": dtype, "bad_values": int(bad.sum()), "examples": [str(v) for v in values[bad].head(3)]} if bad.any() else None)
+        return mapped.astype("boolean"), (
+            {"expected": dtype, "bad_values": int(bad.sum()), "examples": [str(v) for v in values[bad].head(3)]} if bad.any() else None
+        )
     if dtype == "timestamp":
         converted = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
         bad = present & converted.isna()

@@ -16,9 +16,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ENV_SPEC_DIR = "MLCOMPILE_SPEC_DIR"
 REMOTE_SCHEMES = ("gs://", "gcs://", "s3://", "abfss://", "abfs://", "az://", "hdfs://", "http://", "https://")
@@ -192,10 +193,10 @@ def write_table(uri: str, frame: Any, metadata: dict[str, Any] | None = None) ->
             frame.to_csv(path, index=False)
             write_bytes(uri, path.read_bytes())
         return
+    import warnings
+
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    import warnings
 
     with warnings.catch_warnings():  # pyarrow's pandas bridge still reads Series.values (pandas 3 deprecation)
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mlcompile.runtime.io import DataError
@@ -45,8 +45,8 @@ def _now(params: dict[str, Any]) -> datetime:
     """The moment the ttl is counted back from: now, or `as_of` (ISO 8601) for a backfill."""
     as_of = params.get("as_of")
     if as_of:
-        return datetime.fromisoformat(str(as_of).replace("Z", "+00:00")).astimezone(timezone.utc)
-    return datetime.now(timezone.utc)
+        return datetime.fromisoformat(str(as_of).replace("Z", "+00:00")).astimezone(UTC)
+    return datetime.now(UTC)
 
 
 def current_rows(features: Any, view: dict[str, Any], *, now: datetime) -> list[dict[str, Any]]:

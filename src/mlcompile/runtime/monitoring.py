@@ -84,7 +84,9 @@ def check_drift(config: dict[str, Any], inputs: dict[str, str], outputs: dict[st
     if serving is None:
         raise DataError(f"{not_approved(config, model_name)} (its training data is the drift baseline)")
     if not (serving.folder / "baseline.parquet").is_file():
-        raise DataError(f"{serving.name} version {serving.version} keeps no drift baseline (baseline.parquet, the training features register keeps with the model): register it with mlcompile's register step")
+        raise DataError(
+            f"{serving.name} version {serving.version} keeps no drift baseline (baseline.parquet, the training features register keeps with the model): register it with mlcompile's register step"
+        )
     baseline = read_table(str(serving.folder / "baseline.parquet"))
     store = FeatureStore(config["features"])
     specs = store.specs(list(params["features"]))
@@ -151,10 +153,14 @@ def _svg(labels: list[str], baseline: Any, current: Any) -> str:
         x = pad + i * slot
         for j, (value, color) in enumerate(((b, "#8da0cb"), (c, "#fc8d62"))):
             h = (height - pad) * float(value) / top
-            parts.append(f'<rect x="{x + j * bar + 2:.1f}" y="{height - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}"><title>{html.escape(label)}: {float(value):.1%}</title></rect>')
+            parts.append(
+                f'<rect x="{x + j * bar + 2:.1f}" y="{height - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{color}"><title>{html.escape(label)}: {float(value):.1%}</title></rect>'
+            )
         if n <= 12:
             parts.append(f'<text x="{x + slot / 2:.1f}" y="{height + 14}" font-size="9" text-anchor="middle">{html.escape(label[:12])}</text>')
-    parts.append(f'<text x="{pad}" y="{height + 34}" font-size="11"><tspan fill="#8da0cb">■ baseline (training)</tspan> <tspan fill="#fc8d62">■ current</tspan></text></svg>')
+    parts.append(
+        f'<text x="{pad}" y="{height + 34}" font-size="11"><tspan fill="#8da0cb">■ baseline (training)</tspan> <tspan fill="#fc8d62">■ current</tspan></text></svg>'
+    )
     return "".join(parts)
 
 
@@ -254,7 +260,9 @@ def _breached(inputs: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
 def breaches(inputs: dict[str, str]) -> list[str]:
     found = []
     for name, decision in _breached(inputs):
-        what = f"drift in {', '.join(decision.get('drifted', []))}" if decision.get("check") == "drift" else f"{decision.get('metric')} = {decision.get('value')}"
+        what = (
+            f"drift in {', '.join(decision.get('drifted', []))}" if decision.get("check") == "drift" else f"{decision.get('metric')} = {decision.get('value')}"
+        )
         found.append(f"{name}: {what}")
     return found
 

@@ -19,7 +19,6 @@ version before any approval, and says so."""
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Mapping

@@ -117,8 +117,12 @@ class MlflowRegistry:
         try:
             mlflow_client.get_registered_model(new.model)
         except MlflowException:
-            mlflow_client.create_registered_model(new.model, tags=dict(params.get("tags") or {}), description=f"registered by mlcompile for {new.config.get('system')}")
-        created = mlflow_client.create_model_version(new.model, source, run_id=run_id, tags=new.tags, description=json.dumps({"metrics": new.metrics}, sort_keys=True))
+            mlflow_client.create_registered_model(
+                new.model, tags=dict(params.get("tags") or {}), description=f"registered by mlcompile for {new.config.get('system')}"
+            )
+        created = mlflow_client.create_model_version(
+            new.model, source, run_id=run_id, tags=new.tags, description=json.dumps({"metrics": new.metrics}, sort_keys=True)
+        )
         return _version(created)
 
     def _experiment(self, system: str) -> str:

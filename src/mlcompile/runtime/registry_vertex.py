@@ -127,7 +127,9 @@ class VertexRegistry:
         model.artifact_uri = _artifact_uri(new.uri)
         _complete(model.artifact_uri, new.folder)
         model.version_aliases.clear()  # set after the upload, as for a version registered again
-        model.version_description = json.dumps({"tags": new.tags, "metrics": {k: v for k, v in new.metrics.items() if isinstance(v, (int, float))}}, sort_keys=True)
+        model.version_description = json.dumps(
+            {"tags": new.tags, "metrics": {k: v for k, v in new.metrics.items() if isinstance(v, (int, float))}}, sort_keys=True
+        )
         model.labels.update({label(k): label(v) for k, v in new.tags.items() if k in LABELLED and v})
         request = gca.UploadModelRequest(parent=self.location, model=model)
         if self._get(self.name(new.model)) is not None:

@@ -40,7 +40,9 @@ def has_new_rows(current: dict[str, Any], seen: dict[str, Any]) -> bool:
     rows with old timestamps are new data too)."""
     import pandas as pd
 
-    if current["max_timestamp"] is not None and (seen.get("max_timestamp") is None or pd.Timestamp(current["max_timestamp"]) > pd.Timestamp(seen["max_timestamp"])):
+    if current["max_timestamp"] is not None and (
+        seen.get("max_timestamp") is None or pd.Timestamp(current["max_timestamp"]) > pd.Timestamp(seen["max_timestamp"])
+    ):
         return True
     return int(current["rows"]) > int(seen.get("rows") or 0)
 
@@ -85,7 +87,10 @@ def _submit(config: dict[str, Any], run: dict[str, Any], when: str) -> dict[str,
         done["watermark"] = {"uri": run["watermark"], "seen": seen, "current": current}
         if seen is None:
             write_json(run["watermark"], current)
-            return {**done, "status": f"first look at source {current['source']}: watermark recorded ({current['rows']} rows, newest {current['max_timestamp']}), nothing submitted"}
+            return {
+                **done,
+                "status": f"first look at source {current['source']}: watermark recorded ({current['rows']} rows, newest {current['max_timestamp']}), nothing submitted",
+            }
         if not has_new_rows(current, seen):
             return {**done, "status": f"no new rows in source {current['source']} since {seen.get('max_timestamp')}: nothing submitted"}
     try:

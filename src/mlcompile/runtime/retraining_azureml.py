@@ -15,7 +15,9 @@ from typing import Any
 from mlcompile.targets.kfp_ir.submit import SubmitFailed, run_name
 
 # Azure ML job statuses of a job that has not finished (Completed, Failed, Canceled have)
-ACTIVE = frozenset({"NotStarted", "Scheduled", "Starting", "Provisioning", "Preparing", "Queued", "Running", "Finalizing", "CancelRequested", "Paused", "NotResponding"})
+ACTIVE = frozenset(
+    {"NotStarted", "Scheduled", "Starting", "Provisioning", "Preparing", "Queued", "Running", "Finalizing", "CancelRequested", "Paused", "NotResponding"}
+)
 TAG_TRIGGER = "mlcompile-trigger"
 
 

@@ -33,7 +33,9 @@ def served_version(model: Any) -> str | None:
     return None if match is None else match.group("arm_version") or match.group("version")
 
 
-def plan_traffic(slots: list[str], live: dict[str, str | None], traffic: dict[str, int], strategy: str, canary_percent: int | None) -> tuple[str, dict[str, int]]:
+def plan_traffic(
+    slots: list[str], live: dict[str, str | None], traffic: dict[str, int], strategy: str, canary_percent: int | None
+) -> tuple[str, dict[str, int]]:
     """(slot to put the new version in, the endpoint's traffic after it). `live`: slot →
     version of the deployments that exist; `traffic`: the endpoint's split now."""
     serving = max((s for s in slots if live.get(s) and traffic.get(s, 0) > 0), key=lambda s: traffic.get(s, 0), default=None)
@@ -76,4 +78,8 @@ def roll_out(config: dict[str, Any], version: Version) -> dict[str, Any]:
     client.online_deployments.begin_create_or_update(deployment).result()
     endpoint.traffic = {slot: split.get(slot, 0) for slot in [*live, target]}
     client.online_endpoints.begin_create_or_update(endpoint).result()
-    return {"traffic": endpoint.traffic, "deployment": target, "note": f"{endpoint.name}/{target} now serves version {version.version} (traffic {endpoint.traffic})"}
+    return {
+        "traffic": endpoint.traffic,
+        "deployment": target,
+        "note": f"{endpoint.name}/{target} now serves version {version.version} (traffic {endpoint.traffic})",
+    }

@@ -170,7 +170,9 @@ def workspace_vault() -> str:
     try:
         sub, group, workspace = (os.environ[k] for k in ("AZUREML_ARM_SUBSCRIPTION", "AZUREML_ARM_RESOURCEGROUP", "AZUREML_ARM_WORKSPACE_NAME"))
     except KeyError as missing:
-        raise SecretUnavailable(f"the workspace's Key Vault is unknown outside an Azure ML job ({missing.args[0]} is not set): name it in the profile as azureml.key_vault") from None
+        raise SecretUnavailable(
+            f"the workspace's Key Vault is unknown outside an Azure ML job ({missing.args[0]} is not set): name it in the profile as azureml.key_vault"
+        ) from None
     arm = os.environ.get("MLCOMPILE_ARM_ENDPOINT", "https://management.azure.com").rstrip("/")
     path = f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.MachineLearningServices/workspaces/{workspace}"
     found = _azure_get(f"{arm}{path}?api-version={ARM_WORKSPACE_API_VERSION}", "https://management.azure.com/.default")

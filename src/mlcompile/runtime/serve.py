@@ -64,8 +64,21 @@ from typing import Any
 from mlcompile.runtime.container_model import unpack
 from mlcompile.runtime.contract import ENV_MODEL_MANIFEST
 from mlcompile.runtime.serve_protocol import (
-    DEFAULT_MAX_BODY, ENV_MAX_BODY, JSON_TYPES, RequestError, accepts_json, content_type, csv_rows, parse_json, read_body,
-    rows_from_body, text_of, v2_datatype, v2_output, v2_requested, v2_values_datatype,
+    DEFAULT_MAX_BODY,
+    ENV_MAX_BODY,
+    JSON_TYPES,
+    RequestError,
+    accepts_json,
+    content_type,
+    csv_rows,
+    parse_json,
+    read_body,
+    rows_from_body,
+    text_of,
+    v2_datatype,
+    v2_output,
+    v2_requested,
+    v2_values_datatype,
 )  # fmt: skip
 from mlcompile.runtime.serve_rows import Assembler, StoreError, model_input, proba_decides, score
 
@@ -193,7 +206,6 @@ def _load(folder: Path, environ: Mapping[str, str]) -> tuple[Any, dict[str, Any]
     return mlflow.sklearn.load_model(str(folder)), load_meta(folder)
 
 
-
 def for_serving(model: Any) -> Any:
     """The model with one thread per prediction: a request holds a few rows, for which
     `n_jobs=-1` costs more in starting a thread pool each call than the trees do (and
@@ -298,7 +310,9 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
             media = content_type(request.headers)
             if media != "text/csv" and media not in JSON_TYPES and not media.endswith("+json"):
                 if "inference-header-content-length" in request.headers:  # tritonclient's default
-                    raise RequestError("the Open Inference Protocol's binary tensor data extension is not supported: send JSON tensors (tritonclient: binary_data=False)", 415)
+                    raise RequestError(
+                        "the Open Inference Protocol's binary tensor data extension is not supported: send JSON tensors (tritonclient: binary_data=False)", 415
+                    )
                 raise RequestError(f"content type {media}: send application/json (or text/csv)", 415)
             raw = await read_body(request, limit)
             work = asyncio.to_thread(answer, raw, media)
@@ -310,7 +324,7 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
             return JSONResponse({"error": str(exc)}, status_code=422)
         except StoreError as exc:
             return JSONResponse({"error": str(exc)}, status_code=503)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return JSONResponse({"error": f"no prediction within {timeout:g} s ({ENV_TIMEOUT})"}, status_code=504)
         except ClientDisconnect:
             return Response(status_code=400)
@@ -346,7 +360,9 @@ def create_app(folder: Path, *, version: str = "", reason: str = "", name: str |
                 return JSONResponse({"error": f"model {request.path_params['name']!r} is not served here (this server serves {model_name!r})"}, status_code=404)
             asked = request.path_params.get("version")
             if asked is not None and version and asked != version:
-                return JSONResponse({"error": f"model {model_name!r} version {asked!r} is not served here (this server serves version {version!r})"}, status_code=404)
+                return JSONResponse(
+                    {"error": f"model {model_name!r} version {asked!r} is not served here (this server serves version {version!r})"}, status_code=404
+                )
             return await route(request)
 
         return checked
@@ -414,6 +430,7 @@ def run(app: Any, host: str, port: int) -> None:
     # again and again as requests allocate (each full collection was milliseconds)
     gc.freeze()
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
 
 # ---------------------------------------------------------------------- command line
 

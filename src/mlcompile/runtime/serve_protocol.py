@@ -105,7 +105,7 @@ def text_of(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RequestError(f"the body is not UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}): send UTF-8 JSON or CSV", 415) from None
+        raise RequestError(f"the body is not UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}): send UTF-8 JSON or CSV", 415) from None
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -193,7 +193,12 @@ def v2_rows(body: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
     count = None
     for tensor in inputs:
         name, shape, data = tensor.get("name"), tensor.get("shape"), tensor.get("data")
-        if not isinstance(name, str) or not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape) or not isinstance(data, list):
+        if (
+            not isinstance(name, str)
+            or not isinstance(shape, list)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
+            or not isinstance(data, list)
+        ):
             raise RequestError(f"input {_show(name)}: a tensor needs a name, a shape of non-negative integers and a data list")
         flat = [v for row in data for v in row] if data and all(isinstance(row, list) for row in data) else data
         if math.prod(shape) != len(flat):

@@ -66,7 +66,9 @@ class Assembler:
             absent = [f["column"] for f in needed if not self._given(row, f)[0]]
             if absent:
                 why = "served by no online view" if self.online is not None else "no online store is configured"
-                raise RequestError(f"row {index}: missing feature{'s' if len(absent) > 1 else ''} {', '.join(absent)} ({why}: the request carries {'them' if len(absent) > 1 else 'it'})")
+                raise RequestError(
+                    f"row {index}: missing feature{'s' if len(absent) > 1 else ''} {', '.join(absent)} ({why}: the request carries {'them' if len(absent) > 1 else 'it'})"
+                )
             values = {}
             for feature in self.features:
                 present, value = self._given(row, feature)

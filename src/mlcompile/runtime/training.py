@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.runtime import contract
-from mlcompile.runtime.io import DataError, fingerprint, local_dir, read_json, read_table, table_metadata, write_json, write_table
-from mlcompile.runtime.metrics import LOWER_IS_BETTER, compute_metrics
 from mlcompile.runtime.container_model import MANIFEST, write_manifest
 from mlcompile.runtime.contract import FORMAT_CONTAINER
+from mlcompile.runtime.io import DataError, fingerprint, local_dir, read_json, read_table, table_metadata, write_json, write_table
+from mlcompile.runtime.metrics import LOWER_IS_BETTER, compute_metrics
 from mlcompile.runtime.model import FORMAT_SKLEARN, build_model, is_classifier, model_frame, save_model
 
 CV_FOLDS = 3
@@ -59,7 +59,12 @@ def _model_meta(config: dict[str, Any], inputs: dict[str, str], meta: dict[str, 
         "label": config["params"]["label"],
         "task": "classification" if classifier else "regression",
         "classes": [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])] if classifier else [],
-        "data": {"train_sha256": fingerprint(inputs["train"]), "sources": meta.get("sources", {}), "events_until": meta.get("events_until"), "rows": meta.get("rows")},
+        "data": {
+            "train_sha256": fingerprint(inputs["train"]),
+            "sources": meta.get("sources", {}),
+            "events_until": meta.get("events_until"),
+            "rows": meta.get("rows"),
+        },
         "expectations": report.get("expectations", {}),
         "spec_sha256": config.get("spec_sha256"),
     }
@@ -224,7 +229,9 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
             model = build_model(params["estimator"], {**base, **hyper}, meta["features"], packages)
             part = X_all.iloc[train_idx]
             model.fit(model_frame(part, meta["features"]), part[label].to_numpy())
-            fold = compute_metrics(scored, model, {"features": meta["features"], "task": "classification" if is_classifier(model) else "regression"}, X_all.iloc[valid_idx], label)
+            fold = compute_metrics(
+                scored, model, {"features": meta["features"], "task": "classification" if is_classifier(model) else "regression"}, X_all.iloc[valid_idx], label
+            )
             for name in scored:
                 scores[name].append(float(fold[name]))
         means = {name: round(sum(values) / len(values), 6) for name, values in scores.items()}
@@ -236,7 +243,9 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
     model = build_model(params["estimator"], best_params, meta["features"], packages)
     model.fit(model_frame(frame, meta["features"]), frame[label].to_numpy())
     with local_dir(outputs["model"], write=True) as folder:
-        save_model(folder, model, {**_model_meta(config, inputs, meta, model, best_params), "tuning": {"best_value": study.best_value, "trials": len(study.trials)}})
+        save_model(
+            folder, model, {**_model_meta(config, inputs, meta, model, best_params), "tuning": {"best_value": study.best_value, "trials": len(study.trials)}}
+        )
         _save_baseline(folder, frame, meta, label)
     result = {
         **study.best_trial.user_attrs.get("metrics", {}),
@@ -304,7 +313,10 @@ def run_container_trainer(config: dict[str, Any], inputs: dict[str, str], output
         command = [*container.get("command", []), *container.get("args", [])]
         use_docker = shutil.which("docker") and os.environ.get("MLCOMPILE_CONTAINERS", "docker") != "host"
         if use_docker:
-            mounts = sorted({str(Path(p).resolve().parent) for p in (inputs["train"], inputs.get("test") or inputs["train"], inputs.get("report") or inputs["train"])} | {str(model_dir), str(metrics_path.parent)})
+            mounts = sorted(
+                {str(Path(p).resolve().parent) for p in (inputs["train"], inputs.get("test") or inputs["train"], inputs.get("report") or inputs["train"])}
+                | {str(model_dir), str(metrics_path.parent)}
+            )
             # `-e NAME` without a value: docker copies it from our environment, so that no
             # value (a resolved secret above all) shows in the command line or the log
             argv = ["docker", "run", "--rm", *[a for m in mounts for a in ("-v", f"{m}:{m}")], *[a for k in env for a in ("-e", k)]]
@@ -335,7 +347,12 @@ def describe_trained(config: dict[str, Any], inputs: dict[str, str], metrics: di
     its training set."""
     dataset = table_metadata(inputs["train"])
     container = config.get("container") or {}
-    described = config.get("model") or {"format": FORMAT_CONTAINER, "image": container.get("image"), "system": config.get("system"), "spec_sha256": config.get("spec_sha256")}
+    described = config.get("model") or {
+        "format": FORMAT_CONTAINER,
+        "image": container.get("image"),
+        "system": config.get("system"),
+        "spec_sha256": config.get("spec_sha256"),
+    }
     return {
         **described, "label": config["params"]["label"], "metrics": metrics, "hyperparameters": hyperparameters,
         "features": dataset.get("features") or described.get("features", []), "keys": dataset.get("keys") or described.get("keys", []),

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from mlcompile.catalog.estimators import LEGACY_METRICS
 from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, escape_terminal, is_unsafe_character
 from mlcompile.secrets import check_document, looks_like_credential
-from mlcompile.spec.loader import SourceMap
 from mlcompile.spec.estimators import check_estimator_package, check_sklearn_trainer
+from mlcompile.spec.loader import SourceMap
 from mlcompile.spec.values import uri_scheme
 
 if TYPE_CHECKING:  # the rules read the models' fields only: `validate` may hand them views (spec/fastcheck.py)
@@ -184,17 +184,29 @@ def check_system(
                     "use psi or jensen_shannon, which also compare categories, or list only numeric features",
                 )
         if monitoring.drift is not None and monitoring.drift.method == "psi" and monitoring.drift.threshold > 10:
-            c.error(("monitoring", "drift", "threshold"), f"a PSI threshold of {monitoring.drift.threshold} never triggers", "0.1 is a small shift, 0.25 a large one")
+            c.error(
+                ("monitoring", "drift", "threshold"),
+                f"a PSI threshold of {monitoring.drift.threshold} never triggers",
+                "0.1 is a small shift, 0.25 a large one",
+            )
         if monitoring.performance is not None:
             _metric_listed(c, ("monitoring", "performance", "metric"), monitoring.performance.metric, metrics)
             c.resolves(("monitoring", "performance", "ground_truth", "source"), monitoring.performance.ground_truth.source, sources, "source")
         if monitoring.on_breach == "retrain" and monitoring.drift is None and monitoring.performance is None:
-            c.error(("monitoring", "on_breach"), "on_breach: retrain needs monitoring.drift or monitoring.performance", "add monitoring.drift (a threshold) or monitoring.performance (a metric and its ground truth)")
+            c.error(
+                ("monitoring", "on_breach"),
+                "on_breach: retrain needs monitoring.drift or monitoring.performance",
+                "add monitoring.drift (a threshold) or monitoring.performance (a metric and its ground truth)",
+            )
 
     retraining = system.retraining
     if retraining is not None:
         if retraining.on_drift and (monitoring is None or (monitoring.drift is None and monitoring.performance is None)):
-            c.error(("retraining", "on_drift"), "on_drift needs monitoring.drift or monitoring.performance", "add monitoring.drift (a threshold) or monitoring.performance (a metric and its ground truth)")
+            c.error(
+                ("retraining", "on_drift"),
+                "on_drift needs monitoring.drift or monitoring.performance",
+                "add monitoring.drift (a threshold) or monitoring.performance (a metric and its ground truth)",
+            )
         if retraining.on_new_data is not None:
             c.resolves(("retraining", "on_new_data", "source"), retraining.on_new_data.source, sources, "source")
         if retraining.schedule is None and not retraining.on_drift and retraining.on_new_data is None:
@@ -301,7 +313,9 @@ def check_target(target: Target, source_map: SourceMap, available_platforms: Ite
         c.error(("platform",), f"platform '{target.platform}' needs a '{target.platform}:' block with its settings")
     for other in PLATFORM_NAMES if target.platform in available else ():  # unknown: the did-you-mean says it
         if other != target.platform and getattr(target, other) is not None:
-            c.error((other,), f"'{other}:' settings do not apply to platform '{target.platform}'", "a profile holds exactly the block its platform names", key=True)
+            c.error(
+                (other,), f"'{other}:' settings do not apply to platform '{target.platform}'", "a profile holds exactly the block its platform names", key=True
+            )
     if builtin and target.settings is not None:
         c.error(("settings",), f"'settings:' is for third-party targets; platform '{target.platform}' takes a '{target.platform}:' block", key=True)
     if target.platform != "local" and target.images is None:
@@ -347,7 +361,11 @@ def _check_model_scoring(c: _Collector, system: MLSystem) -> None:
     metrics_from = system.training.evaluation.metrics_from
     if trainer.sklearn is not None:
         if metrics_from == "reported":
-            c.error(("training", "evaluation", "metrics_from"), "a scikit-learn trainer reports no metrics: mlcompile computes them on the test set", "remove metrics_from (or set it to runtime)")
+            c.error(
+                ("training", "evaluation", "metrics_from"),
+                "a scikit-learn trainer reports no metrics: mlcompile computes them on the test set",
+                "remove metrics_from (or set it to runtime)",
+            )
         return
     if trainer.container is None or trainer.container.predict is not None:
         return
@@ -376,7 +394,15 @@ def _check_runtime_metrics(c: _Collector, system: MLSystem) -> None:
     if evaluation.metrics_from == "runtime":
         for index, name in enumerate(evaluation.metrics):
             if metric(name) is None:
-                c.error(("training", "evaluation", "metrics", index), f"metrics_from: runtime, but the runtime cannot compute '{name}' from the model's predictions", hint)
+                c.error(
+                    ("training", "evaluation", "metrics", index),
+                    f"metrics_from: runtime, but the runtime cannot compute '{name}' from the model's predictions",
+                    hint,
+                )
     performance = system.monitoring.performance if system.monitoring is not None else None
     if performance is not None and performance.metric in evaluation.metrics and metric(performance.metric) is None:  # an unlisted one is reported as such
-        c.error(("monitoring", "performance", "metric"), f"performance monitoring computes '{performance.metric}' from the model's predictions, and the runtime cannot compute it", hint)
+        c.error(
+            ("monitoring", "performance", "metric"),
+            f"performance monitoring computes '{performance.metric}' from the model's predictions, and the runtime cannot compute it",
+            hint,
+        )

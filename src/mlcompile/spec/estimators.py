@@ -115,7 +115,10 @@ def _check_metrics(c: _Collector, system: MLSystem, kind: str | None) -> None:
         path = ("training", "evaluation", "metrics", index)
         metric = catalog.metric(name)
         if metric is None:
-            hint = did_you_mean(name, catalog.metric_names()) or "scikit-learn trainers take the names of sklearn.metrics.get_scorer_names(), and mse, rmse, mae, mape, log_loss"
+            hint = (
+                did_you_mean(name, catalog.metric_names())
+                or "scikit-learn trainers take the names of sklearn.metrics.get_scorer_names(), and mse, rmse, mae, mape, log_loss"
+            )
             c.error(path, f"the runtime cannot compute metric '{name}' for a scikit-learn trainer: it is no scikit-learn scorer", hint)
         elif name.endswith("_samples"):
             c.error(path, f"'{name}' averages over the labels of each sample: it needs a multilabel target, and a spec has one label column",
@@ -134,7 +137,9 @@ def _check_directions(c: _Collector, system: MLSystem) -> None:
         objective = training.tuning.objective
         metric = catalog.metric(objective.metric)
         if metric is not None and objective.goal != metric.goal:
-            c.error(("training", "tuning", "objective", "goal"), f"goal '{objective.goal}' would choose the worst trial: {_reading(metric)}", f"goal: {metric.goal}")
+            c.error(
+                ("training", "tuning", "objective", "goal"), f"goal '{objective.goal}' would choose the worst trial: {_reading(metric)}", f"goal: {metric.goal}"
+            )
     bounds = [(("training", "evaluation", "gates", i), gate.metric, gate.min, gate.max) for i, gate in enumerate(training.evaluation.gates)]
     performance = system.monitoring.performance if system.monitoring else None
     if performance is not None:

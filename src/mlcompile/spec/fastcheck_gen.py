@@ -142,5 +142,6 @@ def generate() -> str:
 def main(argv: list[str]) -> int:
     return write_or_check(TABLE_FILE, generate(), "python -m mlcompile.spec.fastcheck_gen", argv)
 
+
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

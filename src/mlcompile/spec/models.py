@@ -115,8 +115,8 @@ class PredictEntry(SpecModel):
         min_length=1,
         description="program that scores rows with a model this trainer wrote, run in the model's folder by mlcompile's runtime "
         "(online serving, batch scoring, performance monitoring, evaluation with metrics_from: runtime): it reads one JSON "
-        "object {\"instances\": [{feature: value}, ...]} a line on stdin and answers each with one line "
-        "{\"predictions\": [...], \"scores\": [...]} on stdout",
+        'object {"instances": [{feature: value}, ...]} a line on stdin and answers each with one line '
+        '{"predictions": [...], "scores": [...]} on stdout',
         examples=[["python", "predict.py"]],
     )
     args: list[str] = Field(description="arguments passed to the command", default_factory=list)
@@ -149,7 +149,9 @@ def _finite(value: Any, where: str = "params") -> None:
 
 class SklearnTrainer(SpecModel):
     estimator: str = Field(
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$", description="dotted path of a scikit-learn compatible estimator class", examples=["sklearn.ensemble.RandomForestClassifier"]
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+        description="dotted path of a scikit-learn compatible estimator class",
+        examples=["sklearn.ensemble.RandomForestClassifier"],
     )
     params: dict[str, Any] = Field(description="keyword arguments of the estimator's constructor", default_factory=dict)
 
@@ -220,7 +222,9 @@ class Tuning(SpecModel):
     max_trials: int = Field(description="trainings the search runs in all", ge=1, le=10_000)
     parallel_trials: int = Field(description="trainings run at the same time", default=1, ge=1, le=1_000)
     algorithm: Literal["bayesian", "random", "grid"] = Field(default="bayesian", description="how the next trial's parameters are chosen")
-    params: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")], SearchParam] = Field(description="the search space: parameter name → its range or values", min_length=1)
+    params: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")], SearchParam] = Field(
+        description="the search space: parameter name → its range or values", min_length=1
+    )
 
 
 class Gate(SpecModel):
@@ -237,7 +241,9 @@ class Gate(SpecModel):
 
 
 class Evaluation(SpecModel):
-    metrics: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(description="metrics computed on the test set and recorded with each model", min_length=1)
+    metrics: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(
+        description="metrics computed on the test set and recorded with each model", min_length=1
+    )
     gates: list[Gate] = Field(description="conditions every model must pass to be registered", default_factory=list)
     metrics_from: Literal["reported", "runtime"] | None = Field(
         default=None,
@@ -279,7 +285,9 @@ class Autoscaling(SpecModel):
 
 
 class Rollout(SpecModel):
-    strategy: Literal["replace", "canary", "blue_green"] = Field(default="replace", description="how a new model replaces the serving one: replace, canary or blue_green")
+    strategy: Literal["replace", "canary", "blue_green"] = Field(
+        default="replace", description="how a new model replaces the serving one: replace, canary or blue_green"
+    )
     canary_percent: int | None = Field(description="canary: share of traffic the new model gets first", default=None, ge=1, le=99)
 
 
@@ -322,7 +330,9 @@ class Deployment(SpecModel):
 
 
 class Drift(SpecModel):
-    method: Literal["psi", "ks", "jensen_shannon", "wasserstein"] = Field(default="psi", description="statistic that compares serving data with the training data")
+    method: Literal["psi", "ks", "jensen_shannon", "wasserstein"] = Field(
+        default="psi", description="statistic that compares serving data with the training data"
+    )
     threshold: float = Field(description="drift above this value on any watched feature is a breach", gt=0)
     features: Literal["all"] | list[FeatureRef] = Field(default="all", description="the features watched: all, or a list of <view>:<feature>")
 
@@ -380,9 +390,7 @@ class MLSystem(SpecModel):
     deployment: Deployment | None = Field(default=None, description="how the model serves: an online endpoint, scheduled batch scoring, or both")
     monitoring: Monitoring | None = Field(default=None, description="scheduled drift and performance checks against the training data, with alerts")
     retraining: Retraining | None = Field(default=None, description="what starts the training pipeline again: a schedule, a monitoring breach, new data")
-    overrides: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="deep-merged patches keyed by target profile name"
-    )
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="deep-merged patches keyed by target profile name")
 
 
 # ---------------------------------------------------------------------------- target profile
@@ -441,23 +449,29 @@ class KubeflowFeatureStore(SpecModel):
         examples=["gs://acme-ml-kfp/feast/registry.db"],
     )  # fmt: skip
     offline: FeastOfflineStore = Field(description="the offline store training reads features from", default_factory=FeastOfflineStore)
-    online: FeastOnlineStore = Field(description="the online store serving reads features from", default_factory=lambda: FeastOnlineStore(options={"connection_string": "redis:6379"}))
+    online: FeastOnlineStore = Field(
+        description="the online store serving reads features from", default_factory=lambda: FeastOnlineStore(options={"connection_string": "redis:6379"})
+    )
 
 
 class KubeflowAlertmanager(SpecModel):
     """The cluster's Alertmanager (prometheus-operator), which mails the spec's email alerts."""
 
-    url: str = Field(description="URL of the Alertmanager API the alert step posts to", pattern=r"^https?://.+$", examples=["http://alertmanager-operated.monitoring.svc:9093"])
+    url: str = Field(
+        description="URL of the Alertmanager API the alert step posts to",
+        pattern=r"^https?://.+$",
+        examples=["http://alertmanager-operated.monitoring.svc:9093"],
+    )
 
 
 class KubeflowSettings(SpecModel):
     host: str = Field(description="URL of the Kubeflow Pipelines API", pattern=r"^https?://.+$", examples=["https://kfp.example.internal"])
     namespace: str = Field(description="Kubernetes namespace runs are created in", pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)
-    pipeline_root: str = Field(description="where pipeline artifacts are written", pattern=r"^(gs|s3|minio|abfss)://.+$", examples=["gs://bucket/pipelines", "s3://bucket/pipelines"])
-    registry: KubeflowRegistry | None = Field(default=None, description="the MLflow model registry; default: none (models stay as pipeline artifacts)")
-    cluster: Literal["gke", "eks", "aks", "generic"] = Field(
-        default="generic", description="cluster flavour: decides GPU node selectors and tolerations"
+    pipeline_root: str = Field(
+        description="where pipeline artifacts are written", pattern=r"^(gs|s3|minio|abfss)://.+$", examples=["gs://bucket/pipelines", "s3://bucket/pipelines"]
     )
+    registry: KubeflowRegistry | None = Field(default=None, description="the MLflow model registry; default: none (models stay as pipeline artifacts)")
+    cluster: Literal["gke", "eks", "aks", "generic"] = Field(default="generic", description="cluster flavour: decides GPU node selectors and tolerations")
     gpu_products: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]] = Field(
         default_factory=dict,
         description="generic clusters: the nvidia.com/gpu.product node label (GPU Feature Discovery) of an accelerator where this "
@@ -477,7 +491,9 @@ class KubeflowSettings(SpecModel):
         if not self.gpu_products:
             return self
         if self.cluster != "generic":
-            raise ValueError(f"gpu_products applies to generic clusters (GPU Feature Discovery labels); a {self.cluster} cluster's GPU labels come from the catalog")
+            raise ValueError(
+                f"gpu_products applies to generic clusters (GPU Feature Discovery labels); a {self.cluster} cluster's GPU labels come from the catalog"
+            )
         from mlcompile.catalog import offered_accelerators
 
         gpus = [name for name in offered_accelerators("kubeflow") if name.startswith("nvidia-")]
@@ -522,9 +538,15 @@ class VertexFeatureStoreSettings(SpecModel):
 
 class VertexSettings(SpecModel):
     project: str = Field(description="Google Cloud project id", pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", examples=["acme-ml"])
-    region: str = Field(description="Google Cloud region pipelines, models and endpoints are created in", pattern=r"^[a-z]+-[a-z]+[0-9]+$", examples=["us-central1", "europe-west4"])
+    region: str = Field(
+        description="Google Cloud region pipelines, models and endpoints are created in",
+        pattern=r"^[a-z]+-[a-z]+[0-9]+$",
+        examples=["us-central1", "europe-west4"],
+    )
     pipeline_root: str = Field(description="Cloud Storage path where pipeline artifacts are written", pattern=r"^gs://.+$", examples=["gs://acme-ml/pipelines"])
-    service_account: str = Field(description="service account the pipelines run as", pattern=r"^[^@\s]+@[^@\s]+$", examples=["pipelines@acme-ml.iam.gserviceaccount.com"])
+    service_account: str = Field(
+        description="service account the pipelines run as", pattern=r"^[^@\s]+@[^@\s]+$", examples=["pipelines@acme-ml.iam.gserviceaccount.com"]
+    )
     network: str | None = Field(default=None, description="VPC network to peer jobs with (projects/<number>/global/networks/<name>)")
     feature_store: VertexFeatureStoreSettings = Field(
         default_factory=VertexFeatureStoreSettings, description="the online store of the spec's online feature views"
@@ -538,16 +560,34 @@ class SageMakerRoles(SpecModel):
     """Least-privilege IAM roles, one per duty; a duty without one uses `role_arn` (the
     pipelines' role). docs/targets/sagemaker.md lists what each needs."""
 
-    serving: str | None = Field(default=None, pattern=_IAM_ROLE, description="role of the endpoint's model (CreateModel ExecutionRoleArn): reads the model, its online features; cannot start pipelines")
-    schedulers: str | None = Field(default=None, pattern=_IAM_ROLE, description="role EventBridge schedules and rules start pipelines with (StartPipelineExecution only)")
-    feature_store: str | None = Field(default=None, pattern=_IAM_ROLE, description="role of the feature groups' offline store (CreateFeatureGroup RoleArn): writes its S3 prefix and Glue table")
+    serving: str | None = Field(
+        default=None,
+        pattern=_IAM_ROLE,
+        description="role of the endpoint's model (CreateModel ExecutionRoleArn): reads the model, its online features; cannot start pipelines",
+    )
+    schedulers: str | None = Field(
+        default=None, pattern=_IAM_ROLE, description="role EventBridge schedules and rules start pipelines with (StartPipelineExecution only)"
+    )
+    feature_store: str | None = Field(
+        default=None,
+        pattern=_IAM_ROLE,
+        description="role of the feature groups' offline store (CreateFeatureGroup RoleArn): writes its S3 prefix and Glue table",
+    )
 
 
 class SageMakerSettings(SpecModel):
-    region: str = Field(description="AWS region pipelines, models and endpoints are created in", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", examples=["eu-west-1", "us-east-1"])
-    role_arn: str = Field(description="IAM role SageMaker runs the pipelines as", pattern=_IAM_ROLE, examples=["arn:aws:iam::123456789012:role/SageMakerPipelines"])
-    bucket: str = Field(description="S3 bucket where pipeline artifacts are written", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", examples=["acme-ml-artifacts"])
-    roles: SageMakerRoles | None = Field(default=None, description="least-privilege roles per duty (serving, schedulers, feature store); each defaults to role_arn")
+    region: str = Field(
+        description="AWS region pipelines, models and endpoints are created in", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", examples=["eu-west-1", "us-east-1"]
+    )
+    role_arn: str = Field(
+        description="IAM role SageMaker runs the pipelines as", pattern=_IAM_ROLE, examples=["arn:aws:iam::123456789012:role/SageMakerPipelines"]
+    )
+    bucket: str = Field(
+        description="S3 bucket where pipeline artifacts are written", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", examples=["acme-ml-artifacts"]
+    )
+    roles: SageMakerRoles | None = Field(
+        default=None, description="least-privilege roles per duty (serving, schedulers, feature store); each defaults to role_arn"
+    )
 
 
 class AzureMLFeatureStoreSettings(SpecModel):
@@ -569,7 +609,9 @@ class AzureMLFeatureStoreSettings(SpecModel):
         default=None,
         pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Storage/storageAccounts/[^/]+/blobServices/default/containers/[^/]+$",
         description="ARM id of the ADLS Gen2 container that views are materialised into for training",
-        examples=["/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml-rg/providers/Microsoft.Storage/storageAccounts/acmefs/blobServices/default/containers/offline"],
+        examples=[
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml-rg/providers/Microsoft.Storage/storageAccounts/acmefs/blobServices/default/containers/offline"
+        ],
     )
     materialization_instance_type: str = Field(default="standard_e8s_v3", pattern=r"^[a-z0-9_]+$",
                                                 description="serverless Spark instance type of materialisation jobs")  # fmt: skip
@@ -590,17 +632,27 @@ class AzureMLIdentities(SpecModel):
     workspace's default (the compute's identity, the endpoint's system-assigned one).
     docs/targets/azureml.md lists the roles each needs."""
 
-    pipelines: AzureMLIdentity | None = Field(default=None, description="identity of the pipeline steps (training, batch scoring, monitoring checks, deploy-online)")
-    schedules: AzureMLIdentity | None = Field(default=None, description="identity of the steps that start pipelines (trigger-retraining of the monitoring and new-data pipelines): submits jobs")
-    serving: AzureMLIdentity | None = Field(default=None, description="identity of the online endpoint: pulls the image, reads the model and its online features; cannot submit jobs")
-    feature_store: AzureMLIdentity | None = Field(default=None, description="materialisation identity of the feature store: reads sources, writes the offline and online stores")
+    pipelines: AzureMLIdentity | None = Field(
+        default=None, description="identity of the pipeline steps (training, batch scoring, monitoring checks, deploy-online)"
+    )
+    schedules: AzureMLIdentity | None = Field(
+        default=None, description="identity of the steps that start pipelines (trigger-retraining of the monitoring and new-data pipelines): submits jobs"
+    )
+    serving: AzureMLIdentity | None = Field(
+        default=None, description="identity of the online endpoint: pulls the image, reads the model and its online features; cannot submit jobs"
+    )
+    feature_store: AzureMLIdentity | None = Field(
+        default=None, description="materialisation identity of the feature store: reads sources, writes the offline and online stores"
+    )
 
     @model_validator(mode="after")
     def _serving_submits_nothing(self) -> AzureMLIdentities:
         for duty in ("pipelines", "schedules"):
             other = getattr(self, duty)
             if self.serving is not None and other is not None and self.serving.resource_id == other.resource_id:
-                raise ValueError(f"identities.serving is also identities.{duty}: the endpoint's identity must not be able to submit jobs; give serving an identity of its own")
+                raise ValueError(
+                    f"identities.serving is also identities.{duty}: the endpoint's identity must not be able to submit jobs; give serving an identity of its own"
+                )
         return self
 
 
@@ -616,7 +668,9 @@ class AzureMLSettings(SpecModel):
         examples=["acme-ml-kv"],
     )
     feature_store: AzureMLFeatureStoreSettings | None = Field(default=None, description="the managed feature store `features:` compiles into")
-    identities: AzureMLIdentities | None = Field(default=None, description="least-privilege managed identities per duty (pipelines, schedules, serving, feature store)")
+    identities: AzureMLIdentities | None = Field(
+        default=None, description="least-privilege managed identities per duty (pipelines, schedules, serving, feature store)"
+    )
 
 
 class LocalSettings(SpecModel):

@@ -48,9 +48,7 @@ class _Merger:
             for index, item in enumerate(base):
                 if item["name"] in patches:
                     patch_index, patch_item = patches.pop(item["name"])
-                    merged_list.append(
-                        self.merge(item, patch_item, (*base_origin, index), (*patch_origin, patch_index), (*path, len(merged_list)))
-                    )
+                    merged_list.append(self.merge(item, patch_item, (*base_origin, index), (*patch_origin, patch_index), (*path, len(merged_list))))
                 else:
                     merged_list.append(self.copy(item, (*base_origin, index), (*path, len(merged_list))))
             for patch_index, patch_item in patches.values():
@@ -76,4 +74,3 @@ def apply_overrides(document: Document, profile: str) -> Document:
         if origin in original.keys:
             source_map.keys[path] = original.keys[origin]
     return Document(file=document.file, data=merged, source_map=source_map, sha256=document.sha256)
-

@@ -120,7 +120,9 @@ class _Checker:
                 allowed = policy.allowed_accelerators
                 if allowed is not None and accelerator.type not in allowed:
                     hint = f"profile {self.profile} allows: {', '.join(allowed)}" if allowed else f"profile {self.profile} allows no accelerators"
-                    self.report((*path, "accelerator", "type"), f"{accelerator.type} is refused by {self.rule('allowed_accelerators')}", hint, value=accelerator.type)
+                    self.report(
+                        (*path, "accelerator", "type"), f"{accelerator.type} is refused by {self.rule('allowed_accelerators')}", hint, value=accelerator.type
+                    )
                 most = policy.max_accelerators_per_replica
                 if most is not None and accelerator.count > most:
                     self.report(
@@ -163,7 +165,9 @@ class _Checker:
         online = system.deployment.online if system.deployment is not None else None
         if online is not None and online.replicas.max > most:
             self.report(
-                ("deployment", "online", "replicas", "max"), f"{online.replicas.max} replicas exceed {self.rule('max_replicas')} (at most {most})", value=online.replicas.max
+                ("deployment", "online", "replicas", "max"),
+                f"{online.replicas.max} replicas exceed {self.rule('max_replicas')} (at most {most})",
+                value=online.replicas.max,
             )
 
     def training(self, system: MLSystem) -> None:

@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, quoted, shorten
 from mlcompile.spec.loader import Document
 
+
 def _data_path(data: Any, loc: tuple[Any, ...]) -> JsonPath:
     """pydantic's loc without the names of union branches: the path through the user's data."""
     path: list[str | int] = []

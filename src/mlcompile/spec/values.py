@@ -133,5 +133,3 @@ def data_uri(value: str) -> str:
 
 def secret_reference(value: str) -> str:
     return matching(SECRET_REF, "a secret reference", "'secret://team-webhook'")(value)
-
-

@@ -42,10 +42,7 @@ class ToyTarget:
             "pipelines": [
                 {
                     "name": pipeline.name,
-                    "steps": [
-                        {"name": step.name, "kind": step.kind, "depends_on": list(step.depends_on), "image": step.image}
-                        for step in pipeline.steps
-                    ],
+                    "steps": [{"name": step.name, "kind": step.kind, "depends_on": list(step.depends_on), "image": step.image} for step in pipeline.steps],
                 }
                 for pipeline in plan.pipelines()
             ],

@@ -37,6 +37,11 @@ class JobIdentity:
         if method == "GET" and path.startswith(VAULT_PATH + "/secrets/"):
             name = path[len(VAULT_PATH + "/secrets/") :].strip("/").split("/")[0]
             if name not in self.secrets:
-                return 404, {"error": {"code": "SecretNotFound", "message": f"A secret with (name/id) {name} was not found in this key vault (the emulation config's `secrets:`)."}}
+                return 404, {
+                    "error": {
+                        "code": "SecretNotFound",
+                        "message": f"A secret with (name/id) {name} was not found in this key vault (the emulation config's `secrets:`).",
+                    }
+                }
             return 200, {"value": self.secrets[name], "id": f"{self.vault}/secrets/{name}/emulated", "attributes": {"enabled": True}}
         return None

@@ -16,7 +16,7 @@ import uuid
 import zlib
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -49,12 +49,14 @@ def check_with_sdk(path: Path) -> None:
         with quiet(), offline_cloud():
             load_job(source=str(path))
     except Exception as exc:  # the SDK's validation errors have no common base class
-        raise PipelineError(f"{path}: azure-ai-ml's load_job refuses it: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+        raise PipelineError(
+            f"{path}: azure-ai-ml's load_job refuses it: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        ) from None
 
 
 def run_job(job: Mapping[str, Any], context: JobContext, *, name: str | None = None, parallelism: int = 4) -> PipelineResult:
     display = str(job.get("display_name") or name or "pipeline")
-    run_id = name or f"{display}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run_id = name or f"{display}-{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
     started = time.monotonic()
     run = _PipelineRun(job, context, display, run_id)
     run.run(parallelism)
@@ -95,7 +97,11 @@ class _PipelineRun:
                         continue
                     blocked = [d for d in sorted(graph[node]) if done[d].status in (FAILED, CANCELED)]
                     if blocked or (failed and self.stop_at_failure):
-                        why = f"upstream {', '.join(blocked)} did not succeed" if blocked else "canceled: the pipeline stops at its first failed job (continue_on_step_failure: false)"
+                        why = (
+                            f"upstream {', '.join(blocked)} did not succeed"
+                            if blocked
+                            else "canceled: the pipeline stops at its first failed job (continue_on_step_failure: false)"
+                        )
                         done[node] = TaskResult(self.label(node), CANCELED, reason=why)
                         continue
                     running[pool.submit(self.node, node)] = node
@@ -194,7 +200,9 @@ class _PipelineRun:
         total = int(limits.get("max_total_trials") or 1)
         at_once = max(1, int(limits.get("max_concurrent_trials") or total))
         try:
-            candidates = sweeps.sample(spec.get("search_space") or {}, spec.get("sampling_algorithm", "random"), total, seed=zlib.crc32(f"{self.run_id}/{node}".encode()))
+            candidates = sweeps.sample(
+                spec.get("search_space") or {}, spec.get("sampling_algorithm", "random"), total, seed=zlib.crc32(f"{self.run_id}/{node}".encode())
+            )
         except sweeps.SearchSpaceError as exc:
             return TaskResult(label, FAILED, reason=str(exc)), {}
         if not metric:
@@ -207,7 +215,17 @@ class _PipelineRun:
         def one(trial_: sweeps.Trial) -> None:
             outputs = self.prepare_outputs(node, spec, trial, self.job_folder(node, "trials", str(trial_.number)))
             literals = {name: Data("literal", "", value=value) for name, value in trial_.parameters.items()}
-            result = run_command(self.context, f"{label}-trial-{trial_.number}", self.run_id, self.experiment, trial_node, trial, {**inputs, **literals}, outputs, parent_run=sweep_run)
+            result = run_command(
+                self.context,
+                f"{label}-trial-{trial_.number}",
+                self.run_id,
+                self.experiment,
+                trial_node,
+                trial,
+                {**inputs, **literals},
+                outputs,
+                parent_run=sweep_run,
+            )
             trial_.outputs = outputs
             run_id = result.parameters.get("mlflow_run_id")
             trial_.history = self.context.workspace.metric_history(run_id, metric) if run_id else []

@@ -14,6 +14,7 @@ from typing import Any
 from mlcompile.emulate.azureml.registry import PRODUCTION_ALIAS
 from mlcompile.emulate.ir import FAILED, SUCCEEDED, PipelineResult, TaskResult
 
+
 def client_environment(services: Any) -> Any:
     """This process's environment pointed at the workspace stand-in while MLClient is used
     here (deploy, approval), as a person's shell would be; restored afterwards."""
@@ -55,12 +56,18 @@ class Registry:
         self.session, self.services, self.model = session, services, session.plan.registry.model
 
     def newest(self) -> str | None:
-        found = self.services.workspace.mlflow("GET", "model-versions/search", query={"filter": f"name='{self.model}'", "max_results": 1000}).get("model_versions", [])
+        found = self.services.workspace.mlflow("GET", "model-versions/search", query={"filter": f"name='{self.model}'", "max_results": 1000}).get(
+            "model_versions", []
+        )
         return str(max(int(v["version"]) for v in found)) if found else None
 
     def approved(self) -> str | None:
         try:
-            return str(self.services.workspace.mlflow("GET", "registered-models/alias", query={"name": self.model, "alias": PRODUCTION_ALIAS})["model_version"]["version"])
+            return str(
+                self.services.workspace.mlflow("GET", "registered-models/alias", query={"name": self.model, "alias": PRODUCTION_ALIAS})["model_version"][
+                    "version"
+                ]
+            )
         except LookupError:
             return None
 

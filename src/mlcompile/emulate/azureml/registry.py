@@ -11,6 +11,7 @@ that MLflow does not have yet is registered in it (a model registered with MLCli
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from typing import Any
 
 from mlcompile.emulate.azureml.workspace import AzureWorkspace
@@ -18,13 +19,16 @@ from mlcompile.emulate.azureml.workspace import AzureWorkspace
 PRODUCTION_ALIAS = "production"  # mlcompile.runtime.registry.PRODUCTION
 PRODUCTION_STAGE = "Production"
 OTHER_STAGE = "Development"
-_MODELS = re.compile(r"^(?P<workspace>/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+)/models(?:/(?P<name>[^/]+)(?:/versions(?:/(?P<version>[^/]+))?)?)?/?$", re.IGNORECASE)
+_MODELS = re.compile(
+    r"^(?P<workspace>/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+)/models(?:/(?P<name>[^/]+)(?:/versions(?:/(?P<version>[^/]+))?)?)?/?$",
+    re.IGNORECASE,
+)
 
 
 def _millis_iso(millis: Any) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(int(millis or 0) / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(int(millis or 0) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class ModelRegistry:
@@ -38,7 +42,12 @@ class ModelRegistry:
         name, version = match.group("name"), match.group("version")
         try:
             if method == "GET" and name is None:
-                return 200, {"value": [self.container(m) for m in self.workspace.mlflow("GET", "registered-models/search", query={"max_results": 1000}).get("registered_models", [])]}
+                return 200, {
+                    "value": [
+                        self.container(m)
+                        for m in self.workspace.mlflow("GET", "registered-models/search", query={"max_results": 1000}).get("registered_models", [])
+                    ]
+                }
             if method == "GET" and version is None and path.rstrip("/").lower().endswith("/versions"):
                 return 200, {"value": self.versions(path.rstrip("/"), name, query)}
             if method == "GET" and version is None:
@@ -117,7 +126,9 @@ class ModelRegistry:
             self.workspace.mlflow("GET", "registered-models/get", query={"name": name})
         except LookupError:
             self.workspace.mlflow("POST", "registered-models/create", {"name": name})
-        created = self.workspace.mlflow("POST", "model-versions/create", {"name": name, "source": str(properties.get("modelUri") or ""), "description": properties.get("description") or ""})
+        created = self.workspace.mlflow(
+            "POST", "model-versions/create", {"name": name, "source": str(properties.get("modelUri") or ""), "description": properties.get("description") or ""}
+        )
         if str(created["model_version"]["version"]) != str(version):
             # MLflow numbers versions itself; Azure ML takes the version the caller names
             raise LookupError(f"version {version}: the workspace's registry numbered it {created['model_version']['version']}")

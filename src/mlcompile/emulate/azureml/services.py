@@ -20,7 +20,8 @@ from mlcompile.emulate.azureml.registry import ModelRegistry
 from mlcompile.emulate.azureml.submitted import SubmittedJobs
 from mlcompile.emulate.azureml.workspace import DATASTORE, AzureWorkspace
 from mlcompile.emulate.containers import stop
-from mlcompile.emulate.services.azure_arm import ArmStandIn, bearer_token, serve as serve_arm, tls_certificate
+from mlcompile.emulate.services.azure_arm import ArmStandIn, bearer_token, tls_certificate
+from mlcompile.emulate.services.azure_arm import serve as serve_arm
 from mlcompile.errors import UsageError
 
 ARM_ENV, CA_ENV, TOKEN_ENV = "MLCOMPILE_AZUREML_ARM_ENDPOINT", "MLCOMPILE_AZUREML_CA_BUNDLE", "MLCOMPILE_AZUREML_ACCESS_TOKEN"  # targets.azureml.deploy's
@@ -55,12 +56,34 @@ def serve(session: Any) -> Iterator[AzureServices]:
         server, url = serve_arm(arm, certificate=certificate)
         stack.callback(server.server_close)
         stack.callback(server.shutdown)
-        workspace = AzureWorkspace(str(settings["subscription_id"]), str(settings["resource_group"]), str(settings["workspace"]), session.root, tracking, arm, str(settings.get("region") or "westeurope"))
+        workspace = AzureWorkspace(
+            str(settings["subscription_id"]),
+            str(settings["resource_group"]),
+            str(settings["workspace"]),
+            session.root,
+            tracking,
+            arm,
+            str(settings.get("region") or "westeurope"),
+        )
         vault = f"/subscriptions/{workspace.subscription}/resourceGroups/{workspace.resource_group}/providers/Microsoft.KeyVault/vaults/kv-{workspace.name}"
-        arm.seed(workspace.path, {"location": workspace.region, "properties": {"workspaceId": "00000000-0000-0000-0000-00000000e001", "discoveryUrl": "", "mlFlowTrackingUri": workspace.tracking_uri, "keyVault": vault}})
+        arm.seed(
+            workspace.path,
+            {
+                "location": workspace.region,
+                "properties": {
+                    "workspaceId": "00000000-0000-0000-0000-00000000e001",
+                    "discoveryUrl": "",
+                    "mlFlowTrackingUri": workspace.tracking_uri,
+                    "keyVault": vault,
+                },
+            },
+        )
         for compute in computes(session.build, settings):  # provisioned with the workspace (the profile's infrastructure)
             arm.seed(f"{workspace.path}/computes/{compute}", {"location": workspace.region, "properties": {"computeType": "AmlCompute", "properties": {}}})
-        arm.seed(f"{workspace.path}/datastores/{DATASTORE}", {"properties": {"datastoreType": "AzureBlob", "accountName": "emulated", "containerName": "azureml", "isDefault": True}})
+        arm.seed(
+            f"{workspace.path}/datastores/{DATASTORE}",
+            {"properties": {"datastoreType": "AzureBlob", "accountName": "emulated", "containerName": "azureml", "isDefault": True}},
+        )
         registry = ModelRegistry(workspace)
         jobs = SubmittedJobs(session, workspace)
         identity = JobIdentity(url, session.config.secrets, vault)
@@ -82,7 +105,9 @@ def _mlflow(folder: Any) -> Iterator[str]:
 
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "server.log", "w+b")
-    process = subprocess.Popen([sys.executable, "-m", "mlcompile.emulate.mlflow_server", str(folder)], stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlcompile.emulate.mlflow_server", str(folder)], stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
+    )
     try:
         line = _first_line(process, MLFLOW_START_SECONDS)
         if not line.startswith("port "):

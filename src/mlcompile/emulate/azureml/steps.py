@@ -130,7 +130,7 @@ def _plain(line: str) -> bool:
         if quote == "'":
             quote = "" if char == "'" else quote
         elif quote == '"':
-            if char in '$`\\':
+            if char in "$`\\":
                 return False
             quote = "" if char == '"' else quote
         elif char in "'\"":
@@ -205,7 +205,9 @@ def run_command(
     result.parameters["mlflow_run_id"] = mlflow_run
     context.workspace.end_run(mlflow_run, code == 0)
     if code:
-        result.reason = "timed out (limits.timeout)" if code == 124 and timeout else f"exit status {code}" + (f" (process {codes.index(code)})" if len(codes) > 1 else "")
+        result.reason = (
+            "timed out (limits.timeout)" if code == 124 and timeout else f"exit status {code}" + (f" (process {codes.index(code)})" if len(codes) > 1 else "")
+        )
         return result
     guard = _guard_skipped(name, result.log)
     if guard:

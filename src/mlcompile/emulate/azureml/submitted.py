@@ -15,7 +15,10 @@ from typing import Any
 
 from mlcompile.emulate.azureml.workspace import AzureWorkspace
 
-_JOBS = re.compile(r"^(?P<workspace>/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+)/jobs(?:/(?P<name>[^/]+)(?P<action>/cancel)?)?/?$", re.IGNORECASE)
+_JOBS = re.compile(
+    r"^(?P<workspace>/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+)/jobs(?:/(?P<name>[^/]+)(?P<action>/cancel)?)?/?$",
+    re.IGNORECASE,
+)
 _DURATION = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>[\d.]+)S)?)?$")
 ACTIVE = ("NotStarted", "Queued", "Preparing", "Running", "Finalizing")
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mlcompile.emulate.azureml import jobs as pipeline_jobs
 from mlcompile.emulate.azureml import lifecycle

@@ -121,7 +121,12 @@ class AzureWorkspace:
 
         all_tags = {**(tags or {}), **({"mlflow.parentRunId": parent} if parent else {})}
         shown = all_tags.pop("mlflow.runName", name)  # the studio's display name
-        body = {"experiment_id": self._experiment(experiment), "run_name": shown, "start_time": int(time.time() * 1000), "tags": [{"key": k, "value": v} for k, v in all_tags.items()]}
+        body = {
+            "experiment_id": self._experiment(experiment),
+            "run_name": shown,
+            "start_time": int(time.time() * 1000),
+            "tags": [{"key": k, "value": v} for k, v in all_tags.items()],
+        }
         return str(self.mlflow("POST", "runs/create", body)["run"]["info"]["run_id"])
 
     def end_run(self, run_id: str, succeeded: bool) -> None:

@@ -25,10 +25,11 @@ import json
 import re
 import shutil
 import tarfile
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from mlcompile.emulate import storage
 from mlcompile.emulate.containers import Images, UnmappedImage, run_container
@@ -92,7 +93,7 @@ def download(uri: str, destination: Path, root: Path) -> None:
     elif source.is_dir() and any(source.iterdir()):
         shutil.copytree(source, destination, dirs_exist_ok=True)
     else:
-        raise JobFailed(f"ClientError: No S3 objects found under S3 URL \"{uri}\" given in input data source")
+        raise JobFailed(f'ClientError: No S3 objects found under S3 URL "{uri}" given in input data source')
 
 
 def upload(folder: Path, uri: str, root: Path) -> None:
@@ -105,7 +106,9 @@ def upload(folder: Path, uri: str, root: Path) -> None:
         shutil.copytree(folder, destination, dirs_exist_ok=True)
 
 
-def _run(context: JobContext, image: str, entrypoint: list[str], arguments: list[str], env: Mapping[str, str], container: Container, log: Path, timeout: float) -> int:
+def _run(
+    context: JobContext, image: str, entrypoint: list[str], arguments: list[str], env: Mapping[str, str], container: Container, log: Path, timeout: float
+) -> int:
     line = [container.rewrite(part) for part in arguments]
     full_env = {
         **context.env,
@@ -132,7 +135,16 @@ def run_processing(context: JobContext, name: str, arguments: Mapping[str, Any])
         download(s3["S3Uri"], container.local(s3["LocalPath"]), context.root)
     app = arguments["AppSpecification"]
     stopping = arguments.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", JOB_TIMEOUT_DEFAULT)
-    code = _run(context, app["ImageUri"], list(app.get("ContainerEntrypoint", [])), list(app.get("ContainerArguments", [])), arguments.get("Environment", {}), container, log, stopping)
+    code = _run(
+        context,
+        app["ImageUri"],
+        list(app.get("ContainerEntrypoint", [])),
+        list(app.get("ContainerArguments", [])),
+        arguments.get("Environment", {}),
+        container,
+        log,
+        stopping,
+    )
     description = {
         "ProcessingJobName": name,
         "ProcessingJobArn": f"arn:aws:sagemaker:{context.region}:{context.account}:processing-job/{name}",
@@ -164,7 +176,9 @@ def run_training(context: JobContext, name: str, arguments: Mapping[str, Any]) -
     metrics = metrics_from_log(text, algorithm.get("MetricDefinitions", []))
     failed = next((host for host, code in zip(hosts, codes) if code != 0), None)
     if failed is not None:
-        raise JobFailed(_failure(Container(folder / failed), codes[hosts.index(failed)], folder / failed / "log.txt", "AlgorithmError"), folder / failed / "log.txt")
+        raise JobFailed(
+            _failure(Container(folder / failed), codes[hosts.index(failed)], folder / failed / "log.txt", "AlgorithmError"), folder / failed / "log.txt"
+        )
     output = str(arguments["OutputDataConfig"]["S3OutputPath"]).rstrip("/")
     artifact = f"{output}/{name}/output/model.tar.gz"
     pack(first.opt_ml / "model", storage.local_path(artifact, context.root))
@@ -188,12 +202,25 @@ def _train_on(context: JobContext, name: str, arguments: Mapping[str, Any], fold
         if source is None:
             raise JobFailed(f"channel {channel['ChannelName']}: only S3DataSource is emulated")
         download(source["S3Uri"], container.opt_ml / "input" / "data" / channel["ChannelName"], context.root)
-        channels[channel["ChannelName"]] = {"TrainingInputMode": arguments["AlgorithmSpecification"].get("TrainingInputMode", "File"), "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"), "RecordWrapperType": "None"}
+        channels[channel["ChannelName"]] = {
+            "TrainingInputMode": arguments["AlgorithmSpecification"].get("TrainingInputMode", "File"),
+            "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+            "RecordWrapperType": "None",
+        }
     config = container.opt_ml / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
     hyperparameters = {str(key): str(value) for key, value in (arguments.get("HyperParameters") or {}).items()}
     (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-    (config / "resourceconfig.json").write_text(json.dumps({"current_host": host, "current_instance_type": arguments.get("ResourceConfig", {}).get("InstanceType", "local"), "hosts": hosts, "network_interface_name": "eth0"}))
+    (config / "resourceconfig.json").write_text(
+        json.dumps(
+            {
+                "current_host": host,
+                "current_instance_type": arguments.get("ResourceConfig", {}).get("InstanceType", "local"),
+                "hosts": hosts,
+                "network_interface_name": "eth0",
+            }
+        )
+    )
     (config / "inputdataconfig.json").write_text(json.dumps(channels))
     for place in ("model", "output/data"):
         (container.opt_ml / place).mkdir(parents=True, exist_ok=True)

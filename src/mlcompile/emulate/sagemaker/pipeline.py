@@ -23,10 +23,11 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from graphlib import CycleError, TopologicalSorter
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from mlcompile.emulate import storage
 from mlcompile.emulate.ir import FAILED, NOT_TRIGGERED, SKIPPED, SUCCEEDED, PipelineError, PipelineResult, TaskResult
@@ -43,7 +44,18 @@ Register = Callable[[dict[str, Any]], dict[str, Any]]  # CreateModelPackage requ
 class Execution:
     """One execution of a pipeline definition."""
 
-    def __init__(self, definition: Mapping[str, Any], name: str, execution_arn: str, parameters: Mapping[str, Any], context: JobContext, *, register: Register | None = None, parallelism: int = 4, on_step: Callable[[str, str], None] = lambda step, status: None) -> None:
+    def __init__(
+        self,
+        definition: Mapping[str, Any],
+        name: str,
+        execution_arn: str,
+        parameters: Mapping[str, Any],
+        context: JobContext,
+        *,
+        register: Register | None = None,
+        parallelism: int = 4,
+        on_step: Callable[[str, str], None] = lambda step, status: None,
+    ) -> None:
         self.name, self.arn, self.context = name, execution_arn, context
         self.register_hook, self.parallelism, self.on_step = register, max(1, parallelism), on_step
         self.id = execution_arn.rsplit("/", 1)[-1]
@@ -57,8 +69,8 @@ class Execution:
                 "PipelineExecutionId": self.id,
                 "PipelineExecutionArn": execution_arn,
                 "PipelineName": name,
-                "StartDateTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "CurrentDateTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "StartDateTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "CurrentDateTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "PipelineExperimentName": name,
                 "PipelineExecutionDisplayName": self.id,
             },
@@ -100,7 +112,9 @@ class Execution:
                 raise PipelineError(f"pipeline {self.name} needs parameter {key!r} (no default)")
             value = given.get(key, spec.get("DefaultValue"))
             kind = spec.get("Type", "String")
-            values[key] = int(value) if kind == "Integer" else float(value) if kind == "Float" else (str(value).lower() == "true" if kind == "Boolean" else str(value))
+            values[key] = (
+                int(value) if kind == "Integer" else float(value) if kind == "Float" else (str(value).lower() == "true" if kind == "Boolean" else str(value))
+            )
         return values
 
     def order(self) -> list[str]:
@@ -230,7 +244,7 @@ def _written(output: Mapping[str, Any], arguments: list[str]) -> str:
     for argument in arguments:
         at = argument.find(folder)
         if at >= 0 and "/" not in argument[at + len(folder) :]:
-            return f"{uri}/{argument[at + len(folder):]}"
+            return f"{uri}/{argument[at + len(folder) :]}"
     return uri
 
 

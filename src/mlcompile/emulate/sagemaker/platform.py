@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections import deque
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from mlcompile.emulate.ir import FAILED, SUCCEEDED, PipelineError, PipelineResult
 from mlcompile.emulate.sagemaker import account
@@ -42,7 +43,17 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
 
 
 class Platform:
-    def __init__(self, url: str, region: str, account: str, context: JobContext, *, log: Callable[[str], None], on_result: Callable[[PipelineResult, str], None], parallelism: int = 4) -> None:
+    def __init__(
+        self,
+        url: str,
+        region: str,
+        account: str,
+        context: JobContext,
+        *,
+        log: Callable[[str], None],
+        on_result: Callable[[PipelineResult, str], None],
+        parallelism: int = 4,
+    ) -> None:
         self.url, self.region, self.account, self.context = url, region, account, context
         self.log, self.on_result, self.parallelism = log, on_result, parallelism
         self.clients: dict[str, Any] = {}
@@ -60,7 +71,9 @@ class Platform:
     def start(self, pipeline: str, parameters: dict[str, Any] | None = None, *, cause: str = "") -> PipelineResult:
         """StartPipelineExecution, then the execution itself, then the events it caused."""
         listed = [{"Name": key, "Value": str(value)} for key, value in (parameters or {}).items()]
-        arn = self.client("sagemaker").start_pipeline_execution(PipelineName=pipeline, PipelineParameters=listed, ClientRequestToken=uuid.uuid4().hex)["PipelineExecutionArn"]
+        arn = self.client("sagemaker").start_pipeline_execution(PipelineName=pipeline, PipelineParameters=listed, ClientRequestToken=uuid.uuid4().hex)[
+            "PipelineExecutionArn"
+        ]
         started = account.take_started(self.region, arn)
         if started is None:
             raise PipelineError(f"pipeline {pipeline}: StartPipelineExecution answered {arn}, an execution the emulated account did not record")
@@ -73,7 +86,16 @@ class Platform:
         limit = int((body.get("ParallelismConfiguration") or {}).get("MaxParallelExecutionSteps") or self.parallelism)
         parameters = {p["Name"]: p["Value"] for p in execution.pipeline_parameters or []}
         self.log(f"pipeline {pipeline}: running{f' ({cause})' if cause else ''}")
-        interpreted = Execution(definition, pipeline, execution.arn, parameters, self.context, register=self.register, parallelism=min(limit, self.parallelism), on_step=lambda step, status: self._step_metric(pipeline, step, status))
+        interpreted = Execution(
+            definition,
+            pipeline,
+            execution.arn,
+            parameters,
+            self.context,
+            register=self.register,
+            parallelism=min(limit, self.parallelism),
+            on_step=lambda step, status: self._step_metric(pipeline, step, status),
+        )
         try:
             result = interpreted.run()
         except BaseException:
@@ -102,7 +124,9 @@ class Platform:
             return
         dimensions = [{"Name": "PipelineName", "Value": pipeline}, {"Name": "StepName", "Value": step}]
         name = "StepSucceeded" if status == SUCCEEDED else "StepFailed"
-        self.client("cloudwatch").put_metric_data(Namespace=PIPELINE_METRICS, MetricData=[{"MetricName": name, "Dimensions": dimensions, "Value": 1.0, "Unit": "Count"}])
+        self.client("cloudwatch").put_metric_data(
+            Namespace=PIPELINE_METRICS, MetricData=[{"MetricName": name, "Dimensions": dimensions, "Value": 1.0, "Unit": "Count"}]
+        )
 
     # -- events ---------------------------------------------------------------------------
     def settle(self) -> None:
@@ -120,7 +144,7 @@ class Platform:
     def send(self, source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> None:
         self.events.append({
             "version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": source, "account": self.account,
-            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": self.region, "resources": resources, "detail": detail,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": self.region, "resources": resources, "detail": detail,
         })  # fmt: skip
 
     def deliver(self, event: dict[str, Any]) -> None:
@@ -148,7 +172,7 @@ class Platform:
     # -- CloudWatch -----------------------------------------------------------------------
     def evaluate_alarms(self) -> None:
         cloudwatch = self.client("cloudwatch")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for alarm in cloudwatch.describe_alarms()["MetricAlarms"]:
             period, periods = int(alarm.get("Period", 60)), int(alarm.get("EvaluationPeriods", 1))
             statistic = alarm.get("Statistic", "Sum")
@@ -170,7 +194,12 @@ class Platform:
             cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state, StateReason=reason)
             self.log(f"alarm {alarm['AlarmName']}: {previous} -> {state}")
             self.notify(alarm, state, previous, reason)
-            self.send("aws.cloudwatch", "CloudWatch Alarm State Change", {"alarmName": alarm["AlarmName"], "state": {"value": state, "reason": reason}, "previousState": {"value": previous}}, [alarm["AlarmArn"]])
+            self.send(
+                "aws.cloudwatch",
+                "CloudWatch Alarm State Change",
+                {"alarmName": alarm["AlarmName"], "state": {"value": state, "reason": reason}, "previousState": {"value": previous}},
+                [alarm["AlarmArn"]],
+            )
 
     def notify(self, alarm: dict[str, Any], state: str, previous: str, reason: str) -> None:
         """The alarm's actions for its new state that are SNS topics: CloudWatch publishes the
@@ -178,7 +207,15 @@ class Platform:
         if not alarm.get("ActionsEnabled", True):
             return
         actions = alarm.get({"ALARM": "AlarmActions", "OK": "OKActions"}.get(state, "InsufficientDataActions")) or []
-        message = {"AlarmName": alarm["AlarmName"], "AlarmDescription": alarm.get("AlarmDescription"), "NewStateValue": state, "OldStateValue": previous, "NewStateReason": reason, "Region": self.region, "AWSAccountId": self.account}
+        message = {
+            "AlarmName": alarm["AlarmName"],
+            "AlarmDescription": alarm.get("AlarmDescription"),
+            "NewStateValue": state,
+            "OldStateValue": previous,
+            "NewStateReason": reason,
+            "Region": self.region,
+            "AWSAccountId": self.account,
+        }
         for topic in (a for a in actions if a.startswith("arn:aws:sns:")):
             self.client("sns").publish(TopicArn=topic, Subject=f'{state}: "{alarm["AlarmName"]}" in {self.region}'[:100], Message=json.dumps(message))
             self.log(f"alarm {alarm['AlarmName']}: notified {topic}")
@@ -219,12 +256,19 @@ class Platform:
                 if self.packages.get(arn) == status:
                     continue
                 self.packages[arn] = status
-                detail = {"ModelPackageGroupName": group["ModelPackageGroupName"], "ModelPackageVersion": package.get("ModelPackageVersion"), "ModelPackageArn": arn, "ModelApprovalStatus": status}
+                detail = {
+                    "ModelPackageGroupName": group["ModelPackageGroupName"],
+                    "ModelPackageVersion": package.get("ModelPackageVersion"),
+                    "ModelPackageArn": arn,
+                    "ModelApprovalStatus": status,
+                }
                 self.send("aws.sagemaker", "SageMaker Model Package State Change", detail, [arn])
 
     def approve(self, package_arn: str) -> None:
         """A person approving a version: UpdateModelPackage ModelApprovalStatus=Approved."""
-        self.client("sagemaker").update_model_package(ModelPackageArn=package_arn, ModelApprovalStatus="Approved", ApprovalDescription="approved in an emulated run")
+        self.client("sagemaker").update_model_package(
+            ModelPackageArn=package_arn, ModelApprovalStatus="Approved", ApprovalDescription="approved in an emulated run"
+        )
         self.settle()
 
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mlcompile.emulate import storage
 from mlcompile.emulate.containers import Images
@@ -34,7 +35,16 @@ APPROVED = "Approved"
 
 
 def emulate(
-    spec: str, compilation: Any, workdir: str | None, *, only: tuple[str, ...], isolation: str, runs: int, approve: bool, log: Callable[[str], None], started: float
+    spec: str,
+    compilation: Any,
+    workdir: str | None,
+    *,
+    only: tuple[str, ...],
+    isolation: str,
+    runs: int,
+    approve: bool,
+    log: Callable[[str], None],
+    started: float,
 ) -> dict[str, Any]:
     from mlcompile.build import write_builds
     from mlcompile.emulate.summary import summarize
@@ -58,7 +68,9 @@ def emulate(
         session.env.update(aws)
         session.facts["aws"] = {"endpoint": url, "region": region}
         context = JobContext(images, session.root, work, env=session.env, region=region, account=str(plan.platform_settings["role_arn"]).split(":")[4])
-        platform = Platform(url, region, context.account, context, log=log, on_result=lambda result, cause: session.results.append(result), parallelism=PARALLELISM)
+        platform = Platform(
+            url, region, context.account, context, log=log, on_result=lambda result, cause: session.results.append(result), parallelism=PARALLELISM
+        )
         provision(session, platform, aws)
         stage_fixtures(session, first)
         try:

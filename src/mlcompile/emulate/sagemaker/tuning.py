@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping
+from typing import Any
 
 from mlcompile.emulate.sagemaker.jobs import JobContext, JobFailed, JobResult, run_training
 
@@ -70,12 +71,22 @@ def run_tuning(context: JobContext, name: str, arguments: Mapping[str, Any]) -> 
         if isinstance(outcome, str):
             summary.update(TrainingJobStatus="Failed", FailureReason=outcome)
         elif metric not in outcome.metrics:
-            summary.update(TrainingJobStatus="Failed", FailureReason=f"the objective metric {metric} was not found in the training log (regex of its MetricDefinition)")
+            summary.update(
+                TrainingJobStatus="Failed", FailureReason=f"the objective metric {metric} was not found in the training log (regex of its MetricDefinition)"
+            )
         else:
             done.append(outcome)
-            summary.update(TrainingJobStatus="Completed", FinalHyperParameterTuningJobObjectiveMetric={"MetricName": metric, "Value": outcome.metrics[metric]}, TrainingJobArn=outcome.description["TrainingJobArn"])
+            summary.update(
+                TrainingJobStatus="Completed",
+                FinalHyperParameterTuningJobObjectiveMetric={"MetricName": metric, "Value": outcome.metrics[metric]},
+                TrainingJobArn=outcome.description["TrainingJobArn"],
+            )
         summaries.append(summary)
-    ranked = sorted((s for s in summaries if "FinalHyperParameterTuningJobObjectiveMetric" in s), key=lambda s: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"], reverse=maximize)
+    ranked = sorted(
+        (s for s in summaries if "FinalHyperParameterTuningJobObjectiveMetric" in s),
+        key=lambda s: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
+        reverse=maximize,
+    )
     if not ranked:
         reasons = "; ".join(f"{s['TrainingJobName']}: {s.get('FailureReason')}" for s in summaries)
         raise JobFailed(f"No training job succeeded with an objective metric ({reasons})")

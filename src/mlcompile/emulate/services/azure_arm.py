@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -41,7 +42,7 @@ class ArmStandIn:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # answers a request itself (status, body), or None to leave it to the resource store:
     # how the emulated workspace runs submitted jobs and serves its models from MLflow
-    intercept: Callable[[str, str, dict[str, list[str]], Any], "tuple[int, Any] | None"] | None = None
+    intercept: Callable[[str, str, dict[str, list[str]], Any], tuple[int, Any] | None] | None = None
 
     # ------------------------------------------------------------------ store
     def seed(self, path: str, body: dict[str, Any]) -> None:
@@ -149,7 +150,20 @@ def _normalise(value: Any) -> Any:
 
 def _is_collection(key: str) -> bool:
     last = key.rsplit("/", 1)[-1]
-    return last in {"versions", "deployments", "onlineendpoints", "batchendpoints", "schedules", "computes", "datastores", "models", "environments", "components", "data", "jobs"}
+    return last in {
+        "versions",
+        "deployments",
+        "onlineendpoints",
+        "batchendpoints",
+        "schedules",
+        "computes",
+        "datastores",
+        "models",
+        "environments",
+        "components",
+        "data",
+        "jobs",
+    }
 
 
 def _not_found(path: str) -> dict[str, Any]:
@@ -180,7 +194,7 @@ def tls_certificate(folder: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mlcompile ARM stand-in")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -19,7 +19,6 @@ from mlcompile.emulate.containers import Images, UnmappedImage, run_container
 from mlcompile.emulate.storage import EMULATE_ROOT_ENV, GCS_MOUNT, local_path
 
 
-
 @dataclass(frozen=True)
 class PipelineRun:
     """A pipeline run submitted through a platform API: its IR (and kfp's platform-config
@@ -94,7 +93,14 @@ class Execution:
         environment[EMULATE_ROOT_ENV] = str(self.root)
         try:
             status = run_container(
-                self.images, image, [self.localize(c) for c in command], [self.localize(a) for a in args], environment, folder, log, timeout=timeout or self.container_timeout
+                self.images,
+                image,
+                [self.localize(c) for c in command],
+                [self.localize(a) for a in args],
+                environment,
+                folder,
+                log,
+                timeout=timeout or self.container_timeout,
             )
         except UnmappedImage as exc:
             with open(log, "a", encoding="utf-8") as sink:
@@ -127,4 +133,3 @@ def run_all(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
     for thread in threads:
         thread.join()
     return results
-

@@ -82,7 +82,13 @@ def trial_job(template: dict[str, Any], trial: str, namespace: str, assignment: 
             field = _METADATA.fullmatch(reference)
             assert field is not None  # validate() refused others
             label, annotation = field.group(2), field.group(3)
-            value = (metadata.get("labels") or {}).get(label, "") if label else (metadata.get("annotations") or {}).get(annotation, "") if annotation else fields[field.group(1)]
+            value = (
+                (metadata.get("labels") or {}).get(label, "")
+                if label
+                else (metadata.get("annotations") or {}).get(annotation, "")
+                if annotation
+                else fields[field.group(1)]
+            )
         text = text.replace("${trialParameters.%s}" % parameter["name"], json.dumps(value)[1:-1])
     job = json.loads(text)
     job.setdefault("metadata", {}).update(name=trial, namespace=namespace)
@@ -159,8 +165,16 @@ class _Experiment:
 
         def update(status: dict[str, Any]) -> None:
             status.setdefault("startTime", now())
-            status["conditions"] = [_condition("Created", "ExperimentCreated", "Experiment is created"), _condition("Running", "ExperimentRunning", "Experiment is running", final is None)]
-            for state, field in (("Succeeded", "succeededTrialList"), ("Failed", "failedTrialList"), ("Running", "runningTrialList"), ("MetricsUnavailable", "metricsUnavailableTrialList")):
+            status["conditions"] = [
+                _condition("Created", "ExperimentCreated", "Experiment is created"),
+                _condition("Running", "ExperimentRunning", "Experiment is running", final is None),
+            ]
+            for state, field in (
+                ("Succeeded", "succeededTrialList"),
+                ("Failed", "failedTrialList"),
+                ("Running", "runningTrialList"),
+                ("MetricsUnavailable", "metricsUnavailableTrialList"),
+            ):
                 status[field] = sorted(n for n, s in states.items() if s == state)
             status.update(trials=len(states), trialsSucceeded=len(status["succeededTrialList"]), trialsRunning=len(status["runningTrialList"]))
             status["trialsFailed"] = len(status["failedTrialList"]) + len(status["metricsUnavailableTrialList"])
@@ -259,7 +273,10 @@ class _Experiment:
                 "ownerReferences": [{"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "name": self.name, "uid": self.uid, "controller": True}],
             },
             "spec": {"objective": self.spec["objective"], "parameterAssignments": [{"name": k, "value": v} for k, v in assignment.items()], "runSpec": job},
-            "status": {"conditions": [_condition("Created", "TrialCreated", "Trial is created"), _condition("Running", "TrialRunning", "Trial is running")], "startTime": now()},
+            "status": {
+                "conditions": [_condition("Created", "TrialCreated", "Trial is created"), _condition("Running", "TrialRunning", "Trial is running")],
+                "startTime": now(),
+            },
         }
         self.service.store.create(lambda n: f"{self.namespace}/trials/{n}", trial)
 

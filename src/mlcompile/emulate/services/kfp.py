@@ -83,7 +83,13 @@ class KfpService(JsonService):
         if method == "POST" and path == "/apis/v2beta1/pipelines/upload":
             pid = str(uuid.uuid4())
             display = query.get("display_name") or query.get("name")
-            self.pipelines[pid] = {"pipeline_id": pid, "display_name": display, "name": display, "description": query.get("description", ""), "created_at": now()}
+            self.pipelines[pid] = {
+                "pipeline_id": pid,
+                "display_name": display,
+                "name": display,
+                "description": query.get("description", ""),
+                "created_at": now(),
+            }
             self._add_version(pid, display, self._file(raw, content_type))
             return 200, self.pipelines[pid]
         if method == "POST" and path == "/apis/v2beta1/pipelines/upload_version":

@@ -51,10 +51,19 @@ def reconcile(service: KubeService, key: str, obj: dict[str, Any]) -> None:
         predictor["previousRolledoutRevision"] = previous
     uid = obj["metadata"]["uid"]
     generation = obj["metadata"].get("generation", 1)
-    ready = [{"type": kind, "status": "True", "lastTransitionTime": now()} for kind in ("IngressReady", "PredictorConfigurationReady", "PredictorReady", "PredictorRouteReady", "Ready")]
+    ready = [
+        {"type": kind, "status": "True", "lastTransitionTime": now()}
+        for kind in ("IngressReady", "PredictorConfigurationReady", "PredictorReady", "PredictorRouteReady", "Ready")
+    ]
 
     def update(status: dict[str, Any]) -> None:
-        status.update(url=url, address={"url": f"http://{name}.{namespace}.svc.cluster.local"}, components={"predictor": predictor}, conditions=ready, observedGeneration=generation)
+        status.update(
+            url=url,
+            address={"url": f"http://{name}.{namespace}.svc.cluster.local"},
+            components={"predictor": predictor},
+            conditions=ready,
+            observedGeneration=generation,
+        )
 
     service.store.set_status(key, uid, update)
     service.on_change("deployed")

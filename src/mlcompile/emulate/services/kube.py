@@ -32,7 +32,15 @@ class KubeError(Exception):
         self.code, self.reason, self.message = code, reason, message
 
     def status(self) -> tuple[int, Any]:
-        return self.code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message, "reason": self.reason, "code": self.code}
+        return self.code, {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -59,7 +67,9 @@ def json_patch(target: Any, operations: list[dict[str, Any]]) -> Any:
         if operation["op"] == "remove":
             del node[int(last) if isinstance(node, list) else last]
         elif isinstance(node, list):
-            node.insert(len(node) if last == "-" else int(last), operation["value"]) if operation["op"] == "add" else node.__setitem__(int(last), operation["value"])
+            node.insert(len(node) if last == "-" else int(last), operation["value"]) if operation["op"] == "add" else node.__setitem__(
+                int(last), operation["value"]
+            )
         elif operation["op"] in ("add", "replace"):
             node[last] = operation["value"]
         else:
@@ -208,14 +218,23 @@ class KubeService(JsonService):
             with self.store.lock:
                 removed = self.store.get(key)
                 del self.objects[key]  # a controller running it sees it gone and stops
-            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": plural, "uid": removed["metadata"].get("uid")}}
+            return 200, {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Success",
+                "details": {"name": name, "kind": plural, "uid": removed["metadata"].get("uid")},
+            }
         if method in ("PUT", "PATCH"):
             current = self.store.get(key)
             given = body.get("metadata") or {} if isinstance(body, dict) else {}
             if method == "PUT" and given.get("name") != name:
                 raise KubeError(400, "BadRequest", f"the name of the object ({given.get('name')}) does not match the name on the URL ({name})")
             if given.get("resourceVersion") and given["resourceVersion"] != current["metadata"]["resourceVersion"]:
-                raise KubeError(409, "Conflict", f"Operation cannot be fulfilled on {plural} \"{name}\": the object has been modified; please apply your changes to the latest version and try again")
+                raise KubeError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {plural} "{name}": the object has been modified; please apply your changes to the latest version and try again',
+                )
             if method == "PATCH":
                 body = json_patch(current, body) if "json-patch" in content_type else merge_patch(current, body)
             updated = self.store.replace(key, body, status_only=bool(status))

@@ -20,7 +20,9 @@ def container_of(pod: Mapping[str, Any], name: str | None) -> dict[str, Any]:
     return next((c for c in containers if c.get("name") == name), containers[0])
 
 
-def run_pod(execution: Execution, pod: Mapping[str, Any], name: str | None, env: Mapping[str, str], folder: Path, replica: str, timeout: float | None) -> tuple[int, Path]:
+def run_pod(
+    execution: Execution, pod: Mapping[str, Any], name: str | None, env: Mapping[str, str], folder: Path, replica: str, timeout: float | None
+) -> tuple[int, Path]:
     container = container_of(pod, name)
     environment: dict[str, str] = {}
     for entry in container.get("env") or []:
@@ -34,4 +36,6 @@ def run_pod(execution: Execution, pod: Mapping[str, Any], name: str | None, env:
     environment.update(env)
     workdir = folder / replica
     workdir.mkdir(parents=True, exist_ok=True)
-    return execution.run(container.get("image", ""), list(container.get("command") or []), list(container.get("args") or []), environment, workdir, replica, timeout)
+    return execution.run(
+        container.get("image", ""), list(container.get("command") or []), list(container.get("args") or []), environment, workdir, replica, timeout
+    )

@@ -32,7 +32,9 @@ def run_replicas(execution: Execution, job: dict[str, Any], folder: Path, env: d
         given = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": str(len(places)), "RANK": str(rank), "PYTHONUNBUFFERED": "1"}
         given.update(PET_MASTER_ADDR="127.0.0.1", PET_MASTER_PORT=port, PET_NNODES=str(len(places)), PET_NODE_RANK=str(rank))
         pod = specs[kind]["template"]["spec"]
-        tasks.append(lambda pod=pod, replica=replica, given=given: (replica, run_pod(execution, pod, CONTAINER, {**given, **(env or {})}, folder, replica, deadline)))
+        tasks.append(
+            lambda pod=pod, replica=replica, given=given: (replica, run_pod(execution, pod, CONTAINER, {**given, **(env or {})}, folder, replica, deadline))
+        )
     results = run_all(tasks)
     logs = {replica: log for replica, (_, log) in results}
     failed = [(replica, status) for replica, (status, _) in results if status != 0]
@@ -47,7 +49,13 @@ def run_job(service: KubeService, key: str, created: dict[str, Any]) -> None:
     assert service.execution is not None
     uid = created["metadata"]["uid"]
     name = created["metadata"]["name"]
-    service.store.set_status(key, uid, lambda s: s.update(conditions=[_condition("Created", f"PyTorchJob {name} is created."), _condition("Running", f"PyTorchJob {name} is running.")], startTime=now()))
+    service.store.set_status(
+        key,
+        uid,
+        lambda s: s.update(
+            conditions=[_condition("Created", f"PyTorchJob {name} is created."), _condition("Running", f"PyTorchJob {name} is running.")], startTime=now()
+        ),
+    )
     try:
         error, _ = run_replicas(service.execution, created, service.execution.folder("kubernetes", *key.split("/")))
     except Exception as exc:  # the job must end, whatever went wrong in the emulator

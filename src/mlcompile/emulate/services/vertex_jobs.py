@@ -9,12 +9,12 @@ import copy
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mlcompile.emulate.services.execution import Execution, free_port, run_all
-from mlcompile.emulate.services.search import Parameter, SearchSpaceError, assignments
+from mlcompile.emulate.services.search import Parameter, assignments
 
 HYPERTUNE_FILE_ENV = "CLOUD_ML_HP_METRIC_FILE"  # where cloudml-hypertune writes (default /tmp/hypertune/output.metrics)
 TF_TASK_TYPES = ("chief", "worker", "ps", "evaluator")  # TF_CONFIG's names of worker pools 0..3
@@ -33,7 +33,7 @@ class JobRequestError(ValueError):
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def enum(message: dict[str, Any], field: str) -> str:
@@ -201,7 +201,12 @@ class VertexJobs:
             trial_id = str(number)
             if self._cancelled(name):
                 return
-            entry: dict[str, Any] = {"id": trial_id, "state": "ACTIVE", "parameters": [{"parameterId": k, "value": v} for k, v in point.items()], "startTime": now()}
+            entry: dict[str, Any] = {
+                "id": trial_id,
+                "state": "ACTIVE",
+                "parameters": [{"parameterId": k, "value": v} for k, v in point.items()],
+                "startTime": now(),
+            }
             with self._lock:
                 self.jobs[name]["trials"].append(entry)
             args = [f"--{k}={argument(v)}" for k, v in point.items()]

@@ -46,7 +46,15 @@ class VertexRegistry:
                 aliases.append(DEFAULT_ALIAS)
             self._check_aliases(aliases)
             stamp = now()
-            model = {**body["model"], "name": name, "versionId": version, "createTime": stamp, "updateTime": stamp, "versionCreateTime": stamp, "versionUpdateTime": stamp}
+            model = {
+                **body["model"],
+                "name": name,
+                "versionId": version,
+                "createTime": stamp,
+                "updateTime": stamp,
+                "versionCreateTime": stamp,
+                "versionUpdateTime": stamp,
+            }
             model.pop("versionAliases", None)
             entry["versions"].append({"request": body, "model": model, "aliases": []})
             self._move_aliases(entry, entry["versions"][-1], aliases)
@@ -133,7 +141,14 @@ class VertexRegistry:
             ident = ident or self._number()
             if ident in self.endpoints:
                 raise ApiError(409, "ALREADY_EXISTS", f"Endpoint {ident} already exists")
-            self.endpoints[ident] = {**body, "name": f"{parent}/endpoints/{ident}", "deployedModels": [], "trafficSplit": {}, "createTime": now(), "updateTime": now()}
+            self.endpoints[ident] = {
+                **body,
+                "name": f"{parent}/endpoints/{ident}",
+                "deployedModels": [],
+                "trafficSplit": {},
+                "createTime": now(),
+                "updateTime": now(),
+            }
             return copy.deepcopy(self.endpoints[ident])
 
     def endpoint(self, ident: str) -> dict[str, Any]:

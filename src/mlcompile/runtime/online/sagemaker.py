@@ -40,7 +40,9 @@ class SageMakerReader:
             import boto3
             from botocore.config import Config
 
-            client = boto3.client("sagemaker-featurestore-runtime", region_name=config["region"], config=Config(retries={"mode": "standard", "max_attempts": 3}))
+            client = boto3.client(
+                "sagemaker-featurestore-runtime", region_name=config["region"], config=Config(retries={"mode": "standard", "max_attempts": 3})
+            )
         self.client = client
 
     def read(self, entities: list[dict[str, Any]], features: list[str]) -> list[dict[str, Any]]:
@@ -67,9 +69,13 @@ class SageMakerReader:
             response = self.client.batch_get_record(Identifiers=[{"FeatureGroupName": group, "RecordIdentifiersValueAsString": chunk, "FeatureNames": names}])
             if response.get("Errors"):
                 error = response["Errors"][0]
-                raise RuntimeError(f"feature group {group}, record {error.get('RecordIdentifierValueAsString')}: {error.get('ErrorCode')}: {error.get('ErrorMessage')}")
+                raise RuntimeError(
+                    f"feature group {group}, record {error.get('RecordIdentifierValueAsString')}: {error.get('ErrorCode')}: {error.get('ErrorMessage')}"
+                )
             if response.get("UnprocessedIdentifiers"):
-                raise RuntimeError(f"feature group {group}: {len(response['UnprocessedIdentifiers'])} identifier sets left unprocessed (throttled): retry the request")
+                raise RuntimeError(
+                    f"feature group {group}: {len(response['UnprocessedIdentifiers'])} identifier sets left unprocessed (throttled): retry the request"
+                )
             for record in response.get("Records", []):
                 found[record["RecordIdentifierValueAsString"]] = {f["FeatureName"]: f.get("ValueAsString") for f in record["Record"]}
         return found

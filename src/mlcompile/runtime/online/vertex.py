@@ -87,7 +87,11 @@ class VertexReader:
                 if missing:
                     raise ValueError(f"entity {entity}: no {', '.join(missing)} (view {view} is keyed by {', '.join(spec['join_keys'])})")
                 parts = [str(entity[k]) for k in spec["join_keys"]]
-                key = gca.FeatureViewDataKey(key=parts[0]) if len(parts) == 1 else gca.FeatureViewDataKey(composite_key=gca.FeatureViewDataKey.CompositeKey(parts=parts))
+                key = (
+                    gca.FeatureViewDataKey(key=parts[0])
+                    if len(parts) == 1
+                    else gca.FeatureViewDataKey(composite_key=gca.FeatureViewDataKey.CompositeKey(parts=parts))
+                )
                 request = gca.FetchFeatureValuesRequest(feature_view=spec["feature_view"], data_key=key, data_format=gca.FeatureViewDataFormat.KEY_VALUE)
                 try:
                     response = self.client.fetch_feature_values(request=request)

@@ -12,8 +12,6 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import yaml
-
 from mlcompile import yaml_emit
 
 # The `$schema` of each file kind: lets editors (the Azure ML VS Code extension) validate

@@ -143,7 +143,7 @@ def _check_tuning(plan: Plan, refuse, warn) -> None:  # type: ignore[no-untyped-
     for param in tuning.params:
         path = f"training.tuning.params.{param.name}"
         if param.scale == "log" and param.min is not None and param.min <= 0:
-            refuse(at(origin, f"{path}.min"), f"a log-scale search needs min > 0 (Azure ML samples exp(uniform(ln min, ln max)))")
+            refuse(at(origin, f"{path}.min"), "a log-scale search needs min > 0 (Azure ML samples exp(uniform(ln min, ln max)))")
         if param.type == "categorical" and any(isinstance(v, bool) for v in param.values):
             refuse(at(origin, f"{path}.values"), "Azure ML passes a sampled choice to the trial as text: true/false would arrive as 'True'/'False'",
                    "use the strings 'true' and 'false'")  # fmt: skip

@@ -129,7 +129,9 @@ def planned(plan: Plan, build_dir: Path) -> list[str]:
     resources += [f"schedule {s['name']}" for kind in ("azureml.schedule", "azureml.monitor_schedule") for s in named(kind)]
     for endpoint in named("azureml.online_endpoint"):
         resources.append(f"online endpoint {endpoint['name']}")
-        resources += [f"online deployment {endpoint['name']}/{d['name']}" for d in named("azureml.online_deployment") if d.get("endpoint_name") == endpoint["name"]]
+        resources += [
+            f"online deployment {endpoint['name']}/{d['name']}" for d in named("azureml.online_deployment") if d.get("endpoint_name") == endpoint["name"]
+        ]
     return resources + [f"{label} {json.loads(p.read_text())['name']}" for kind, label in ARM_KINDS.items() for p in _files_of(build_dir, kind)]
 
 
@@ -401,4 +403,3 @@ def _arm_resource(client: Any, plan: Plan, kind: str, path: Path, sha: str, dry_
             if response.status_code >= 300:
                 raise HttpResponseError(message=f"{label}: HTTP {response.status_code} {response.text()}")
     return DeployAction(label, "create" if existing is None else "update", detail, live)
-

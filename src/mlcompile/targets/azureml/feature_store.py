@@ -204,12 +204,12 @@ def featureset_spec(plan: Plan, view: FeatureView) -> dict[str, Any]:
 
 def render_feature_store(plan: Plan) -> list[OutputFile]:
     from azure.ai.ml.entities import (
-        ManagedIdentityConfiguration,
         DataColumn,
         FeatureSet,
         FeatureSetSpecification,
         FeatureStore,
         FeatureStoreEntity,
+        ManagedIdentityConfiguration,
         MaterializationComputeResource,
         MaterializationSettings,
         MaterializationStore,
@@ -234,7 +234,9 @@ def render_feature_store(plan: Plan) -> list[OutputFile]:
         online_store=MaterializationStore(type="redis", target=settings["online_store"]) if settings["online_store"] else None,
         offline_store=MaterializationStore(type="azure_data_lake_gen2", target=settings["offline_store"]) if settings["offline_store"] else None,
         # the feature store duty's own identity: materialisation reads sources, writes the stores
-        materialization_identity=ManagedIdentityConfiguration(client_id=materializer["client_id"], resource_id=materializer["resource_id"]) if materializer else None,
+        materialization_identity=ManagedIdentityConfiguration(client_id=materializer["client_id"], resource_id=materializer["resource_id"])
+        if materializer
+        else None,
         tags=labels,
     )
     store_data = dict(store._to_dict())

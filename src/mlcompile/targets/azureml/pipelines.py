@@ -228,7 +228,9 @@ def _command(plan: Plan, step: Step, inputs: dict[str, str], outputs: dict[str, 
     return " ".join([*env, *(shlex.quote(a) for a in (*step.command, *step.args))])
 
 
-def _component(plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tuple[str, str]], after: list[str], done: bool, tuned: bool, config: dict[str, Any] | None) -> Any:
+def _component(
+    plan: Plan, pipeline: Pipeline, step: Step, gating: dict[str, tuple[str, str]], after: list[str], done: bool, tuned: bool, config: dict[str, Any] | None
+) -> Any:
     from azure.ai.ml import Input, Output, PyTorchDistribution
     from azure.ai.ml.entities import CommandComponent, Environment
 

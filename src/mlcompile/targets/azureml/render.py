@@ -18,7 +18,6 @@ def pipeline_path(name: str) -> str:
 def render(plan: Plan) -> list[OutputFile]:
     from mlcompile.targets.azureml import alerts, feature_store, schedules, serving
     from mlcompile.targets.azureml.pipelines import build_pipeline_job
-
     from mlcompile.targets.kfp_ir import approval_pipelines, new_data_sensors
 
     # retraining.on_new_data: Azure ML schedules are time-based, so each new-data trigger is

@@ -41,7 +41,13 @@ def render_production_data(plan: Plan) -> list[OutputFile]:
     if asset is None:
         return []
     name, uri, kind = asset
-    data = Data(name=name, path=uri, type=kind, description=f"batch scoring input of {plan.system} (source {plan.batch.steps[0].params['source']}): the model monitor's production data", tags=tags(plan))  # type: ignore[union-attr]
+    data = Data(
+        name=name,
+        path=uri,
+        type=kind,
+        description=f"batch scoring input of {plan.system} (source {plan.batch.steps[0].params['source']}): the model monitor's production data",
+        tags=tags(plan),
+    )  # type: ignore[union-attr]
     return [OutputFile(f"data/{name}.yml", "azureml.data", entity_yaml(data, "azureml.data", header(plan)))]
 
 
@@ -87,9 +93,9 @@ def render_monitor(plan: Plan) -> list[OutputFile]:
         ServerlessSparkCompute,
     )
 
+    from mlcompile.runtime.collect_azureml import MODEL_INPUTS
     from mlcompile.targets.azureml.pipelines import TRAINING_DATA_ASSET
     from mlcompile.targets.azureml.render import header
-    from mlcompile.runtime.collect_azureml import MODEL_INPUTS
     from mlcompile.targets.azureml.serving import collected_data_asset, slots
 
     monitoring = plan.monitoring

@@ -8,12 +8,12 @@ import json
 from typing import Any
 
 from mlcompile.plan.nodes import OnlineEndpoint, Plan
-from mlcompile.runtime.contract import serving_env
-from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
-from mlcompile.targets.azureml.feature_store import online_features_config
 from mlcompile.runtime.azureml_client import ENV_IDENTITY
 from mlcompile.runtime.collect_azureml import COLLECTIONS, ENV_COLLECT
+from mlcompile.runtime.contract import serving_env
+from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets.azureml._sdk import entity_yaml, identity, tags, yaml_bytes
+from mlcompile.targets.azureml.feature_store import online_features_config
 from mlcompile.targets.base import OutputFile, json_bytes
 
 # The runtime image serves a registered model over HTTP (the serving contract, see
@@ -88,9 +88,7 @@ def _deployment(plan: Plan, online: OnlineEndpoint, slot: str) -> Any:
         request_settings=OnlineRequestSettings(request_timeout_ms=timeout_ms) if timeout_ms else None,
         # the model monitor reads what the deployment collects: the collections the server's
         # collectors log to, each landing in the data asset <endpoint>-<slot>-<collection>
-        data_collector=DataCollector(collections={name: DeploymentCollection(enabled="true") for name in COLLECTIONS})
-        if plan.monitoring is not None
-        else None,
+        data_collector=DataCollector(collections={name: DeploymentCollection(enabled="true") for name in COLLECTIONS}) if plan.monitoring is not None else None,
         tags={**tags(plan), "mlcompile-slot": slot},
     )
 
@@ -119,7 +117,14 @@ def rollout_section(plan: Plan) -> dict[str, Any]:
         body = yaml.safe_load(content)
         body.pop("$schema", None)
         deployments[slot] = {"file_sha256": hashlib.sha256(content).hexdigest(), "body": body}
-    return {"kind": "azureml", "endpoint": online.name, "strategy": online.strategy, "canary_percent": online.canary_percent, "slots": slots(online), "deployments": deployments}
+    return {
+        "kind": "azureml",
+        "endpoint": online.name,
+        "strategy": online.strategy,
+        "canary_percent": online.canary_percent,
+        "slots": slots(online),
+        "deployments": deployments,
+    }
 
 
 def render_online(plan: Plan) -> list[OutputFile]:
@@ -139,7 +144,9 @@ def render_online(plan: Plan) -> list[OutputFile]:
         auth_mode="key",
         tags=tags(plan),
         # the serving duty's own identity: it reads the model and features, submits nothing
-        identity=IdentityConfiguration(type="user_assigned", user_assigned_identities=[ManagedIdentityConfiguration(resource_id=serving_identity["resource_id"])])
+        identity=IdentityConfiguration(
+            type="user_assigned", user_assigned_identities=[ManagedIdentityConfiguration(resource_id=serving_identity["resource_id"])]
+        )
         if serving_identity is not None
         else None,
     )
@@ -147,7 +154,9 @@ def render_online(plan: Plan) -> list[OutputFile]:
     for slot, content in deployment_files(plan).items():
         files.append(OutputFile(deployment_path(online, slot), "azureml.online_deployment", content))
         if online.autoscaling_metric is not None:
-            files.append(OutputFile(f"endpoints/{online.name}-{slot}-autoscale.json", "azure.monitor_autoscale", json_bytes(autoscale_setting(plan, online, slot))))
+            files.append(
+                OutputFile(f"endpoints/{online.name}-{slot}-autoscale.json", "azure.monitor_autoscale", json_bytes(autoscale_setting(plan, online, slot)))
+            )
     return files
 
 
@@ -235,5 +244,7 @@ def render_batch(plan: Plan) -> list[OutputFile]:
     return [
         OutputFile(component_path, "azureml.pipeline_component", entity_yaml(component, "azureml.pipeline_component", header(plan))),
         OutputFile(f"endpoints/{name}.yml", "azureml.batch_endpoint", entity_yaml(endpoint, "azureml.batch_endpoint", header(plan))),
-        OutputFile(f"endpoints/{name}-{BATCH_DEPLOYMENT}.yml", "azureml.batch_deployment", yaml_bytes(with_component, "azureml.batch_deployment", header(plan))),
+        OutputFile(
+            f"endpoints/{name}-{BATCH_DEPLOYMENT}.yml", "azureml.batch_deployment", yaml_bytes(with_component, "azureml.batch_deployment", header(plan))
+        ),
     ]

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from mlcompile import yaml_emit
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import DataSource, Plan
-from mlcompile import yaml_emit
 from mlcompile.targets.base import OutputFile, unsupported
 
 REPO_DIR = "feature_repo"
@@ -167,19 +167,31 @@ def _unreadable(source: DataSource, offline: str) -> tuple[str, str] | None:
     if offline == "bigquery":
         if scheme == "bq":
             return None
-        return f"Feast's BigQuery offline store reads BigQuery tables, not {scheme}:// files", "use a bq:// table for this profile (overrides), or offline store kind file / spark"
+        return (
+            f"Feast's BigQuery offline store reads BigQuery tables, not {scheme}:// files",
+            "use a bq:// table for this profile (overrides), or offline store kind file / spark",
+        )
     if offline == "file":
         if scheme in FILE_SCHEMES and source.format == "parquet":
             return None
         if scheme == "bq":
             return "a BigQuery table needs Feast's BigQuery offline store", "set `kubeflow.feature_store.offline: {kind: bigquery, …}` in the profile"
-        return f"Feast's file offline store reads parquet files, not {source.format}", "store the source as parquet (format: parquet), or use offline store kind spark"
+        return (
+            f"Feast's file offline store reads parquet files, not {source.format}",
+            "store the source as parquet (format: parquet), or use offline store kind spark",
+        )
     if offline == "spark":
         if scheme in FILE_SCHEMES and source.format in ("parquet", "csv"):
             return None
-        return f"Feast's Spark offline store reads parquet or csv files, not {scheme}:// {source.format}", "use a gs://, s3:// or abfss:// parquet file for this profile"
+        return (
+            f"Feast's Spark offline store reads parquet or csv files, not {scheme}:// {source.format}",
+            "use a gs://, s3:// or abfss:// parquet file for this profile",
+        )
     store = {"redshift": "Redshift", "snowflake": "Snowflake"}.get(offline, offline)
-    return f"Feast's {store} offline store reads {store} tables, and a {scheme}:// URI names none", "use offline store kind file or spark for files, bigquery for bq:// tables"
+    return (
+        f"Feast's {store} offline store reads {store} tables, and a {scheme}:// URI names none",
+        "use offline store kind file or spark for files, bigquery for bq:// tables",
+    )
 
 
 # ---------------------------------------------------------------------------- render
@@ -288,12 +300,23 @@ def _source(source: DataSource, store: StoreSettings) -> dict[str, Any]:
     base = {"var": _identifier("source", source.name), "name": source.name, "timestamp_field": source.timestamp_field, "module": "feast"}
     if store.local:
         # the local run stages every source (csv or parquet, any URI it reads) as parquet here
-        return {**base, "class": "FileSource", "args": {"path": f"{LOCAL_DATA_DIR}/{source.name}.parquet"}, "format_class": "ParquetFormat", "file_format": "ParquetFormat()"}
+        return {
+            **base,
+            "class": "FileSource",
+            "args": {"path": f"{LOCAL_DATA_DIR}/{source.name}.parquet"},
+            "format_class": "ParquetFormat",
+            "file_format": "ParquetFormat()",
+        }
     kind = store.offline["kind"]
     if kind == "bigquery":
         return {**base, "class": "BigQuerySource", "args": {"table": source.uri.split("://", 1)[1]}}
     if kind == "spark":
-        return {**base, "class": "SparkSource", "module": "feast.infra.offline_stores.contrib.spark_offline_store.spark_source", "args": {"path": source.uri, "file_format": source.format}}
+        return {
+            **base,
+            "class": "SparkSource",
+            "module": "feast.infra.offline_stores.contrib.spark_offline_store.spark_source",
+            "args": {"path": source.uri, "file_format": source.format},
+        }
     return {**base, "class": "FileSource", "args": {"path": source.uri}, "format_class": "ParquetFormat", "file_format": "ParquetFormat()"}
 
 

@@ -290,7 +290,9 @@ def _cheap_container_checks() -> Iterator[None]:
 
     def ensure(self: Any) -> None:
         if self.container_spec is None:
-            raise ValueError("resource settings can only be used on single-step components, not pipelines used as components, or special components like importers.")
+            raise ValueError(
+                "resource settings can only be used on single-step components, not pipelines used as components, or special components like importers."
+            )
 
     pipeline_task.PipelineTask._ensure_container_spec_exists = ensure  # type: ignore[method-assign]
     try:

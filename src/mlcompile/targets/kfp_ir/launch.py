@@ -74,7 +74,8 @@ def uri_of(path: str) -> str:
     for mount, scheme in MOUNTS.items():
         if path.startswith(mount):
             return scheme + path[len(mount) :]
-    from mlcompile.emulate.storage import emulate_root, uri_of as emulated_uri
+    from mlcompile.emulate.storage import emulate_root
+    from mlcompile.emulate.storage import uri_of as emulated_uri
 
     root = emulate_root()  # under the emulator the mount is a folder of the emulation root
     return emulated_uri(path, root) if root is not None else path

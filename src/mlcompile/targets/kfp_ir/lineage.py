@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from mlcompile.runtime.contract import ENV_PIPELINE_RUN
+
 LABEL_VALUE = re.compile(r"[^a-z0-9_-]")
 
 

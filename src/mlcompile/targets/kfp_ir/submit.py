@@ -91,7 +91,9 @@ class KfpRuns:
                 return None
         from mlcompile.targets.base import create_once
 
-        return create_once(lambda: str(self.client.create_experiment(self.run["experiment"], namespace=self.namespace).experiment_id), lambda: self._experiment(False))
+        return create_once(
+            lambda: str(self.client.create_experiment(self.run["experiment"], namespace=self.namespace).experiment_id), lambda: self._experiment(False)
+        )
 
     def _pipeline_id(self) -> str:
         pipeline_id = self.client.get_pipeline_id(self.run["pipeline"])
@@ -174,7 +176,9 @@ class VertexPipelineJobs:
         try:
             template = with_retries(lambda: self.client.get_pipeline_job(name=self.run["template"]))
         except exceptions.NotFound as exc:
-            raise SubmitFailed(f"{self.run['template']} (the build's {self.run['pipeline']} PipelineJob) is not on Vertex AI: deploy this build (mlcompile deploy)") from exc
+            raise SubmitFailed(
+                f"{self.run['template']} (the build's {self.run['pipeline']} PipelineJob) is not on Vertex AI: deploy this build (mlcompile deploy)"
+            ) from exc
         job = gca.PipelineJob(
             display_name=template.display_name, pipeline_spec=template.pipeline_spec, runtime_config=template.runtime_config,
             service_account=template.service_account, network=template.network, encryption_spec=template.encryption_spec,

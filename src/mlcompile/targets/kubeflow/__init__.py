@@ -12,7 +12,17 @@ from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets import feast_repo
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import (
-    LAUNCH, RUN_ID_KUBEFLOW, StepSettings, approval_pipelines, compile_pipeline, extra_outputs, job_timeout, new_data_sensors, runtime_config, secret_name, watermark_uri,
+    LAUNCH,
+    RUN_ID_KUBEFLOW,
+    StepSettings,
+    approval_pipelines,
+    compile_pipeline,
+    extra_outputs,
+    job_timeout,
+    new_data_sensors,
+    runtime_config,
+    secret_name,
+    watermark_uri,
 )  # fmt: skip
 from mlcompile.targets.kubeflow import alerting, facts, feature_store, manifests
 from mlcompile.targets.kubeflow.deploy import version_name
@@ -110,7 +120,9 @@ class KubeflowTarget:
         # CronJobs start (training is compiled first, so the steps that start it can name it)
         versions: dict[str, str] = {}
         for pipeline in pipelines:
-            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, versions), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=root)
+            text = compile_pipeline(
+                plan, pipeline, lambda s: self._settings(plan, s, versions), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=root
+            )
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
             versions[pipeline.name] = version_name(pipeline.name, text.encode())
         for step in plan.training.steps:
@@ -161,14 +173,30 @@ class KubeflowTarget:
             # creates the job from its manifest, waits for it and collects its outputs
             manifest = manifests.katib_experiment(plan, step) if job == "katib.experiment" else manifests.pytorch_job(plan, step)
             standard = plan.training.steps[0].resources
-            config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan), platform_job={"kind": job, "manifest": manifest, "timeout_seconds": job_timeout(plan, step)})
-            return StepSettings(plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=common["caching"], pipeline_run=RUN_ID_KUBEFLOW)
+            config = runtime_config(
+                plan,
+                step,
+                tracking_uri=self._tracking_uri(plan),
+                platform=self._platform(plan),
+                platform_job={"kind": job, "manifest": manifest, "timeout_seconds": job_timeout(plan, step)},
+            )
+            return StepSettings(
+                plan.runtime_image,
+                ["python", "-m", LAUNCH, step.name],
+                config,
+                standard.cpu,
+                standard.memory,
+                caching=common["caching"],
+                pipeline_run=RUN_ID_KUBEFLOW,
+            )
         machine = r.machine
         accelerator = machine.accelerator_platform_name if machine and r.accelerator_count else None
         if step.uses_user_container:
             env = {k: v for k, v in step.params.get("env", {}).items() if not secret_name(v)}
             env["MLCOMPILE_LABEL"] = str(step.params.get("label", ""))
-            return StepSettings(step.image, list(step.command), None, r.cpu, r.memory, accelerator, r.accelerator_count, env=env, user_args=list(step.args), **common)
+            return StepSettings(
+                step.image, list(step.command), None, r.cpu, r.memory, accelerator, r.accelerator_count, env=env, user_args=list(step.args), **common
+            )
         config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan))
         if step.kind == "materialize_features":
             config["feast"] = feature_store.feast_config(plan)
@@ -180,7 +208,9 @@ class KubeflowTarget:
                 config["platform_run"]["watermark"] = watermark_uri(plan, plan.platform_settings["pipeline_root"], step.params["source"])
         if step.kind == "deploy_online" and plan.online is not None:  # a new KServe revision pinned to the approved version
             config["serving"] = manifests.rollout(plan)
-        return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, extra_outputs=extra_outputs(step), **common)
+        return StepSettings(
+            step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, extra_outputs=extra_outputs(step), **common
+        )
 
     def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
         from kfp import kubernetes
@@ -190,7 +220,9 @@ class KubeflowTarget:
         for key, value in selector.items():
             kubernetes.add_node_selector(task, key, value)
         for toleration in tolerations:
-            kubernetes.add_toleration(task, key=toleration.get("key"), operator=toleration["operator"], value=toleration.get("value"), effect=toleration.get("effect"))
+            kubernetes.add_toleration(
+                task, key=toleration.get("key"), operator=toleration["operator"], value=toleration.get("value"), effect=toleration.get("effect")
+            )
         timeout = job_timeout(plan, step) if launches_job(step, plan) else step.resources.timeout_seconds
         if timeout:
             kubernetes.set_timeout(task, timeout)

@@ -34,7 +34,8 @@ def check(plan: Plan, target: str) -> list[Diagnostic]:
         return []
     return [
         unsupported(
-            plan.monitoring.origin.below("alerts", str(index)), target,
+            plan.monitoring.origin.below("alerts", str(index)),
+            target,
             "a Kubeflow cluster sends no email by itself: this email alert would never be sent",
             "name the cluster's Alertmanager in the profile (`kubeflow.alertmanager: {url: http://…:9093}`; the build adds an "
             "AlertmanagerConfig that mails the recipients), or alert through a webhook (`channel: webhook`) for this profile",

@@ -93,7 +93,9 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
     except Exception as exc:  # the KFP API refused: report, do not crash
         if getattr(exc, "status", None) in (401, 403):
             raise CredentialsMissing(f"Kubeflow Pipelines at {settings['host']}", f"the API refused the credentials ({_short(exc)})", LOGIN) from exc
-        raise DeployFailed(f"Kubeflow Pipelines at {settings['host']}: {_short(exc)}", applied=actions, not_applied=not_applied(planned(plan, build_dir), actions)) from exc
+        raise DeployFailed(
+            f"Kubeflow Pipelines at {settings['host']}: {_short(exc)}", applied=actions, not_applied=not_applied(planned(plan, build_dir), actions)
+        ) from exc
     for entry in files:
         if entry["kind"] == "kubernetes.cron_job":
             actions.append(DeployAction(f"cronjob {Path(entry['path']).stem}", "manual", f"kubectl apply -f {entry['path']} (not a KFP API object)"))
@@ -189,7 +191,13 @@ def _name_filter(name: str) -> str:
 
 
 def _recurring_runs(
-    plan: Plan, build_dir: Path, files: list[dict[str, str]], versions: dict[str, tuple[str | None, str | None]], client: Any, dry_run: bool, actions: list[DeployAction]
+    plan: Plan,
+    build_dir: Path,
+    files: list[dict[str, str]],
+    versions: dict[str, tuple[str | None, str | None]],
+    client: Any,
+    dry_run: bool,
+    actions: list[DeployAction],
 ) -> None:
     """Append to `actions` as each is applied: a failure midway still reports what was."""
     schedules = {s.name: s.pipeline for s in plan.schedules}
@@ -267,8 +275,12 @@ def _create_recurring_run(client: Any, experiment_id: Any, name: str, body: dict
             service_account=body.get("service_account"),
         ),
         lambda: next(
-            (r for r in _runs_named(client, experiment_id, name)
-             if r.pipeline_version_reference is not None and r.pipeline_version_reference.pipeline_version_id == version_id), None,
+            (
+                r
+                for r in _runs_named(client, experiment_id, name)
+                if r.pipeline_version_reference is not None and r.pipeline_version_reference.pipeline_version_id == version_id
+            ),
+            None,
         ),  # fmt: skip
     )
 

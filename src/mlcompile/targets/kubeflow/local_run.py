@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.plan.nodes import Pipeline, Plan, Step
-from mlcompile.targets.kfp_ir import ARTIFACT_CLASSES, _OUTPUT_TYPES, pipeline_function, runtime_config
+from mlcompile.targets.kfp_ir import _OUTPUT_TYPES, ARTIFACT_CLASSES, pipeline_function, runtime_config
 
-_TEMPLATE = '''
+_TEMPLATE = """
 def {function}({parameters}){returns}:
     import json
     import os
@@ -40,7 +40,7 @@ def {function}({parameters}){returns}:
     for path in decisions.values():
         with open(path) as handle:
             return json.load(handle)
-'''
+"""
 
 
 def _source(step: Step, config: dict[str, Any], spec_dir: str) -> str:

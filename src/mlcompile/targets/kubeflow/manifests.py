@@ -306,7 +306,12 @@ def inference_service(plan: Plan) -> dict[str, Any]:
         predictor["tolerations"] = tolerations
     if settings(plan).get("service_account"):
         predictor["serviceAccountName"] = settings(plan)["service_account"]
-    return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": metadata(plan, online.name, annotations), "spec": {"predictor": predictor}}
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": metadata(plan, online.name, annotations),
+        "spec": {"predictor": predictor},
+    }
 
 
 def kfp_cron(cron: str) -> str:

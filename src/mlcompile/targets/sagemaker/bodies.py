@@ -249,7 +249,9 @@ def _step_succeeded_alarm(plan: Plan, name: str, step: str, description: str) ->
 def breach_alarm(plan: Plan, trigger: Trigger) -> dict[str, Any]:
     """Watches the trigger-retraining step, which runs only on a breach: a notification, with no
     action and no rule on it (the step itself starts training, or says why it did not)."""
-    description = f"monitoring of {plan.system} found drift or a performance drop: its {BREACH_STEP} step starts {trigger.pipeline} unless an execution of it is running"
+    description = (
+        f"monitoring of {plan.system} found drift or a performance drop: its {BREACH_STEP} step starts {trigger.pipeline} unless an execution of it is running"
+    )
     return _step_succeeded_alarm(plan, f"{plan.system}-monitoring-breach", BREACH_STEP, description)
 
 

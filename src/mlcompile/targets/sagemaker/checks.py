@@ -22,8 +22,8 @@ from mlcompile.secrets import env_name
 from mlcompile.targets.base import unsupported
 from mlcompile.targets.sagemaker import feature_store
 from mlcompile.targets.sagemaker.bodies import canary_instances, canary_traffic_percent
-from mlcompile.targets.sagemaker.layout import COMMAND_HYPERPARAMETER, HYPERPARAMETERS_FILE, TRAINER_ENTRY, flag_values
 from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron
+from mlcompile.targets.sagemaker.layout import COMMAND_HYPERPARAMETER, HYPERPARAMETERS_FILE, TRAINER_ENTRY, flag_values
 
 TARGET = "sagemaker"
 ECR_IMAGE = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^\s:@]+([:@][^\s]+)?$")
@@ -73,7 +73,11 @@ def check(plan: Plan) -> list[Diagnostic]:
         try:
             aws_cron(schedule.cron)
         except CronNotExpressible as exc:
-            refuse(schedule.origin, f"schedule '{schedule.cron}' has no EventBridge Scheduler equivalent: {exc}", "restrict only one of day-of-month and day-of-week, without steps in day-of-week")
+            refuse(
+                schedule.origin,
+                f"schedule '{schedule.cron}' has no EventBridge Scheduler equivalent: {exc}",
+                "restrict only one of day-of-month and day-of-week, without steps in day-of-week",
+            )
     for trigger in plan.triggers:
         if trigger.kind == "new_data":
             source = next((s for s in plan.features.sources if s.name == trigger.source), None)
@@ -89,7 +93,11 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
     origin = resources.origin if training or step.kind == "score_batch" else step.origin
     if not training:
         if resources.spot:
-            refuse(origin.below("spot"), f"step '{step.name}' runs as a SageMaker processing job, which has no spot capacity", "remove spot: true here (it applies to training only)")
+            refuse(
+                origin.below("spot"),
+                f"step '{step.name}' runs as a SageMaker processing job, which has no spot capacity",
+                "remove spot: true here (it applies to training only)",
+            )
         if resources.replicas > 1:
             refuse(origin.below("replicas"), f"step '{step.name}' runs as one processing job instance")
     limit = MAX_TRAINING_SECONDS if training else MAX_PROCESSING_SECONDS
@@ -107,14 +115,18 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
             )
         return
     if not ECR_IMAGE.match(step.image):
-        refuse(step.origin.below("image"), f"training image {step.image} is not in Amazon ECR: SageMaker training jobs pull from ECR", f"override training.trainer.container.image for profile '{plan.profile}' with an ECR image")
+        refuse(
+            step.origin.below("image"),
+            f"training image {step.image} is not in Amazon ECR: SageMaker training jobs pull from ECR",
+            f"override training.trainer.container.image for profile '{plan.profile}' with an ECR image",
+        )
     for name, value in sorted(step.params.get("env", {}).items()):
         if str(value).startswith(SECRET):
             warn(
                 step.origin.below(f"env.{name}"),
                 f"SageMaker training jobs cannot bind a secret to an environment variable: {name} is passed as the reference "
-                f"{value!r}, which the container resolves from AWS Secrets Manager (secret '{str(value)[len(SECRET):]}', readable by the job's role)",
-                f"its ARN is in {env_name(str(value)[len(SECRET):])}: read it in the container with mlcompile.runtime.secrets.resolve(os.environ['{name}']) "
+                f"{value!r}, which the container resolves from AWS Secrets Manager (secret '{str(value)[len(SECRET) :]}', readable by the job's role)",
+                f"its ARN is in {env_name(str(value)[len(SECRET) :])}: read it in the container with mlcompile.runtime.secrets.resolve(os.environ['{name}']) "
                 "or boto3 secretsmanager.get_secret_value",
             )
     for word in (*step.command, *step.args):
@@ -175,7 +187,11 @@ def _check_tuning(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
     if tuning.algorithm == "grid":
         numeric = [p.name for p in tuning.params if p.type != "categorical"]
         if numeric:
-            refuse(tuning.origin.below("algorithm"), f"grid search on SageMaker takes categorical parameters only; {', '.join(numeric)} are numeric", "list their values as {type: categorical, values: [...]}")
+            refuse(
+                tuning.origin.below("algorithm"),
+                f"grid search on SageMaker takes categorical parameters only; {', '.join(numeric)} are numeric",
+                "list their values as {type: categorical, values: [...]}",
+            )
     for param in tuning.params:
         if param.scale == "log" and (param.min is None or param.min <= 0):
             refuse(tuning.origin.below(f"params.{param.name}.min"), f"log scale needs min > 0 (got {param.min})")
@@ -189,11 +205,18 @@ def _check_online(plan: Plan, refuse, warn) -> None:  # type: ignore[no-untyped-
     if resources.spot:
         refuse(resources.origin.below("spot"), "SageMaker real-time endpoints have no spot capacity")
     if resources.timeout_seconds is not None and resources.timeout_seconds > MAX_ENDPOINT_TIMEOUT_SECONDS:
-        refuse(resources.origin.below("timeout"), f"request timeout {resources.timeout_seconds}s: SageMaker real-time endpoints answer within {MAX_ENDPOINT_TIMEOUT_SECONDS}s")
+        refuse(
+            resources.origin.below("timeout"),
+            f"request timeout {resources.timeout_seconds}s: SageMaker real-time endpoints answer within {MAX_ENDPOINT_TIMEOUT_SECONDS}s",
+        )
     if online.min_replicas < 1:
         refuse(online.origin.below("replicas.min"), "a SageMaker real-time endpoint variant runs at least one instance", "set replicas.min: 1")
     if online.max_replicas > online.min_replicas and online.autoscaling_metric is None:
-        refuse(online.origin.below("replicas.max"), f"replicas {online.min_replicas}..{online.max_replicas} without autoscaling: Application Auto Scaling needs a target-tracking metric", "add autoscaling: {metric, target}, or set max = min")
+        refuse(
+            online.origin.below("replicas.max"),
+            f"replicas {online.min_replicas}..{online.max_replicas} without autoscaling: Application Auto Scaling needs a target-tracking metric",
+            "add autoscaling: {metric, target}, or set max = min",
+        )
     if online.strategy == "canary":
         share = canary_traffic_percent(online)
         if abs(share - (online.canary_percent or 0)) > CANARY_TOLERANCE_PERCENT:

@@ -114,7 +114,7 @@ def _compared(wanted: Any, actual: Any) -> Any:
     if isinstance(wanted, dict) and isinstance(actual, dict):
         return {k: _compared(v, actual.get(k)) for k, v in wanted.items() if k not in IGNORED_IN_COMPARISON}
     if isinstance(wanted, list) and isinstance(actual, list):
-        return [_compared(w, a) for w, a in zip(wanted, actual)] + actual[len(wanted):]
+        return [_compared(w, a) for w, a in zip(wanted, actual)] + actual[len(wanted) :]
     return actual
 
 
@@ -229,7 +229,10 @@ class _Deployer:
             wanted = {d["FeatureName"]: d for d in body["FeatureDefinitions"]}
             changed = [n for n in wanted if n in existing and existing[n].get("FeatureType") != wanted[n]["FeatureType"]]
             changed += [n for n in existing if n not in wanted]
-            keys = (current.get("RecordIdentifierFeatureName"), current.get("EventTimeFeatureName")) != (body["RecordIdentifierFeatureName"], body["EventTimeFeatureName"])
+            keys = (current.get("RecordIdentifierFeatureName"), current.get("EventTimeFeatureName")) != (
+                body["RecordIdentifierFeatureName"],
+                body["EventTimeFeatureName"],
+            )
             if keys or changed:
                 what = "its record identifier or event time" if keys else f"features {', '.join(sorted(changed))} (removed or retyped)"
                 raise DeployFailed(
@@ -244,7 +247,13 @@ class _Deployer:
             if ttl is not None and not _subset(body["OnlineStoreConfig"]["TtlDuration"], ttl):
                 update["OnlineStoreConfig"] = {"TtlDuration": body["OnlineStoreConfig"]["TtlDuration"]}
             if update:
-                self.record(resource, "update", lambda update=update, name=name: sagemaker.update_feature_group(FeatureGroupName=name, **update), ", ".join(sorted(update)), live)
+                self.record(
+                    resource,
+                    "update",
+                    lambda update=update, name=name: sagemaker.update_feature_group(FeatureGroupName=name, **update),
+                    ", ".join(sorted(update)),
+                    live,
+                )
             else:
                 self.record(resource, "unchanged", live=live)
 
@@ -325,7 +334,9 @@ class _Deployer:
             if any(s.get("Protocol") == "email" and s.get("Endpoint") == body["Endpoint"] for s in existing):
                 self.record(resource, "unchanged", live=body["Endpoint"])
             else:
-                self.record(resource, "create", lambda body=body: sns.subscribe(**body), f"{body['Endpoint']} must confirm the email SNS sends before alerts reach it")
+                self.record(
+                    resource, "create", lambda body=body: sns.subscribe(**body), f"{body['Endpoint']} must confirm the email SNS sends before alerts reach it"
+                )
 
     def alarms(self) -> None:
         cloudwatch = self.client("cloudwatch")
@@ -377,7 +388,9 @@ class _Deployer:
         try:
             settings = self.client("s3").get_bucket_notification_configuration(Bucket=bucket)
         except ClientError as exc:
-            return f"could not read the event settings of bucket {bucket} ({exc.response.get('Error', {}).get('Code', exc)}): it must send events to EventBridge"
+            return (
+                f"could not read the event settings of bucket {bucket} ({exc.response.get('Error', {}).get('Code', exc)}): it must send events to EventBridge"
+            )
         if "EventBridgeConfiguration" in settings:
             return f"bucket {bucket} sends its events to EventBridge, as this rule needs (keep it on)"
         return f"bucket {bucket} does not send events to EventBridge yet: turn on 'Amazon EventBridge' in its event notifications"

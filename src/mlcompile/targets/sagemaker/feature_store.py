@@ -89,7 +89,13 @@ def check(plan: Plan) -> list[Diagnostic]:
                 "key the view by one entity with one join key (e.g. a column that combines the keys in the source), or set online: false for this profile",
             ))  # fmt: skip
         if len(view.features) + 2 > MAX_FEATURES:
-            problems.append(unsupported(view.origin.below("features"), TARGET, f"view '{view.name}' has {len(view.features)} features: a SageMaker feature group holds at most {MAX_FEATURES - 2} besides its identifier and event time"))
+            problems.append(
+                unsupported(
+                    view.origin.below("features"),
+                    TARGET,
+                    f"view '{view.name}' has {len(view.features)} features: a SageMaker feature group holds at most {MAX_FEATURES - 2} besides its identifier and event time",
+                )
+            )
         reserved_columns = {*view.join_keys, source.timestamp_field}
         for index, column in enumerate(view.features):
             where = view.origin.below(f"features[{index}]", "name")
@@ -100,12 +106,28 @@ def check(plan: Plan) -> list[Diagnostic]:
                     "rename the column in the source and the view",
                 ))  # fmt: skip
             elif column.name.lower() in RESERVED:
-                problems.append(unsupported(where, TARGET, f"feature '{column.name}' is a column SageMaker Feature Store's offline store adds itself ({', '.join(sorted(RESERVED))})", "rename the column in the source and the view"))
+                problems.append(
+                    unsupported(
+                        where,
+                        TARGET,
+                        f"feature '{column.name}' is a column SageMaker Feature Store's offline store adds itself ({', '.join(sorted(RESERVED))})",
+                        "rename the column in the source and the view",
+                    )
+                )
             elif column.name in reserved_columns:
-                problems.append(unsupported(where, TARGET, f"feature '{column.name}' is the view's record identifier or event time: a feature group defines it once"))
+                problems.append(
+                    unsupported(where, TARGET, f"feature '{column.name}' is the view's record identifier or event time: a feature group defines it once")
+                )
         for key_column in sorted({*view.join_keys, source.timestamp_field}):
             if not NAME.match(key_column):
-                problems.append(unsupported(view.origin, TARGET, f"column '{key_column}' of view '{view.name}' is no SageMaker feature name (record identifier / event time)", "rename the column in the source"))
+                problems.append(
+                    unsupported(
+                        view.origin,
+                        TARGET,
+                        f"column '{key_column}' of view '{view.name}' is no SageMaker feature name (record identifier / event time)",
+                        "rename the column in the source",
+                    )
+                )
     for source in plan.features.sources:
         if source.name in tables:
             names = ", ".join(f"'{v}'" for v in tables[source.name])

@@ -81,7 +81,16 @@ def render(plan: Plan) -> list[OutputFile]:
         size = len(compact(definition))
         if size > MAX_DEFINITION_CHARS:
             origin = pipeline.steps[0].origin
-            raise SpecError([unsupported(origin, "sagemaker", f"pipeline {pipeline.name} has a {size:,}-character definition: SageMaker accepts at most {MAX_DEFINITION_CHARS:,}", "split the system or shorten step parameters")])
+            raise SpecError(
+                [
+                    unsupported(
+                        origin,
+                        "sagemaker",
+                        f"pipeline {pipeline.name} has a {size:,}-character definition: SageMaker accepts at most {MAX_DEFINITION_CHARS:,}",
+                        "split the system or shorten step parameters",
+                    )
+                ]
+            )
         add(f"pipelines/{pipeline.name}.definition.json", PIPELINE_DEFINITION, definition)
         add(f"pipelines/{pipeline.name}.json", "sagemaker.create_pipeline", bodies.create_pipeline(plan, layout, pipeline.name, pipeline.description))
     for key, config in sorted(built.configs.items()):
@@ -110,7 +119,9 @@ def render(plan: Plan) -> list[OutputFile]:
             add(f"alarms/{alarm['AlarmName']}.json", "cloudwatch.put_metric_alarm", alarm)
             continue
         sensor = sensors[trigger.name].name
-        description = f"new objects in source {trigger.source} → {sensor} starts {trigger.pipeline} once they are past its watermark (from {trigger.origin.path})"
+        description = (
+            f"new objects in source {trigger.source} → {sensor} starts {trigger.pipeline} once they are past its watermark (from {trigger.origin.path})"
+        )
         add(f"rules/{trigger.name}.json", "events.put_rule", bodies.rule(plan, trigger.name, description, bodies.trigger_pattern(plan, trigger)))
         add(f"rules/{trigger.name}.targets.json", "events.put_targets", bodies.rule_targets(layout, trigger.name, sensor))
     if plan.online is not None and plan.online.requires_approval:

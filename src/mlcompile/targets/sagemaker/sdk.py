@@ -215,7 +215,9 @@ class _PipelineBuilder:
             args += ["--input", f"{ref.name}={PROCESSING_INPUT}/{ref.name}/{input_file(ref, self.pipeline.step(ref.step))}"]
         outputs, property_files = [], []
         for artifact in sorted(step.outputs, key=lambda a: a.name):
-            outputs.append(ProcessingOutput(output_name=artifact.name, source=f"{PROCESSING_OUTPUT}/{artifact.name}", destination=self.output_uri(step, artifact.name)))
+            outputs.append(
+                ProcessingOutput(output_name=artifact.name, source=f"{PROCESSING_OUTPUT}/{artifact.name}", destination=self.output_uri(step, artifact.name))
+            )
             args += ["--output", f"{artifact.name}={PROCESSING_OUTPUT}/{artifact.name}/{artifact_file(artifact.name, artifact.type)}"]
             if artifact.type in ("metrics", "decision"):
                 property_file = PropertyFile(name=artifact.name, output_name=artifact.name, path=artifact_file(artifact.name, artifact.type))
@@ -358,7 +360,13 @@ class _PipelineBuilder:
         if online_features is not None:  # serving reads the model's features by entity key
             environment[ONLINE_FEATURES_ENV] = online_features
         environment.update(serving_env(plan))  # a container-trained model's description: model.tar.gz holds what its trainer wrote
-        model = Model(image_uri=plan.runtime_image, model_data=self.producer_uri(model_ref), role=self.layout.serving_role, env=environment, sagemaker_session=self.session)
+        model = Model(
+            image_uri=plan.runtime_image,
+            model_data=self.producer_uri(model_ref),
+            role=self.layout.serving_role,
+            env=environment,
+            sagemaker_session=self.session,
+        )
         statistics = Join(on="/", values=[self.producer_uri(metrics_ref), "metrics.json"])
         metadata = {"mlcompile-system": plan.system, "mlcompile-spec-sha256": plan.spec_sha256, "mlcompile-trainer-step": trainer}
         if registry.aliases:
@@ -418,7 +426,9 @@ class _PipelineBuilder:
                 value = JsonGet(step_name=evaluate, property_file=self.property_files[(evaluate, "metrics")], json_path=f"metrics.{gate.metric}")
                 compare = ConditionGreaterThanOrEqualTo if gate.comparison == "min" else ConditionLessThanOrEqualTo
                 condition = compare(left=value, right=gate.threshold)
-                message = Join(on="", values=[f"gate failed: {gate.metric} {_COMPARISON[gate.comparison]} {gate.threshold:g} required, the candidate has ", value])
+                message = Join(
+                    on="", values=[f"gate failed: {gate.metric} {_COMPARISON[gate.comparison]} {gate.threshold:g} required, the candidate has ", value]
+                )
             fail = FailStep(f"fail-{name}", error_message=message)
             chain = [ConditionStep(name, conditions=[condition], if_steps=chain, else_steps=[fail])]
         return chain

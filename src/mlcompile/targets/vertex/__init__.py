@@ -13,7 +13,18 @@ from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import (
-    LAUNCH, RUN_ID_VERTEX, StepSettings, approval_pipelines, compile_pipeline, extra_outputs, job_timeout, new_data_sensors, runtime_config, secret_name, split_documents, watermark_uri,
+    LAUNCH,
+    RUN_ID_VERTEX,
+    StepSettings,
+    approval_pipelines,
+    compile_pipeline,
+    extra_outputs,
+    job_timeout,
+    new_data_sensors,
+    runtime_config,
+    secret_name,
+    split_documents,
+    watermark_uri,
 )  # fmt: skip
 from mlcompile.targets.vertex import alerting, feature_store
 
@@ -106,7 +117,13 @@ class VertexTarget:
                 jobs[step.name] = {"kind": "vertex.upload_model_request", "body": register, "timeout_seconds": step.resources.timeout_seconds}
         pipeline_jobs: dict[str, dict[str, Any]] = {}
         for pipeline in pipelines:
-            text = compile_pipeline(plan, pipeline, lambda s: self._settings(plan, s, jobs, pipeline_jobs), lambda t, s, st: self._decorate(plan, t, s), pipeline_root=settings["pipeline_root"])
+            text = compile_pipeline(
+                plan,
+                pipeline,
+                lambda s: self._settings(plan, s, jobs, pipeline_jobs),
+                lambda t, s, st: self._decorate(plan, t, s),
+                pipeline_root=settings["pipeline_root"],
+            )
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
             pipeline_jobs[pipeline.name] = self._pipeline_job(plan, text)
             files.append(OutputFile(f"vertex/pipeline-jobs/{pipeline.name}.json", "vertex.pipeline_job", json_bytes(pipeline_jobs[pipeline.name])))

@@ -49,7 +49,9 @@ def bodies(plan: Plan) -> list[tuple[str, str, dict[str, Any]]]:
     policy_type = monitoring_v3.AlertPolicy
     files = []
     for index, address in enumerate(addresses, start=1):
-        channel = monitoring_v3.NotificationChannel(type_="email", display_name=f"{plan.system} alerts to {address}", labels={"email_address": address}, user_labels=labels(plan))
+        channel = monitoring_v3.NotificationChannel(
+            type_="email", display_name=f"{plan.system} alerts to {address}", labels={"email_address": address}, user_labels=labels(plan)
+        )
         files.append((f"vertex/alerting/notification-channel-{index}.json", CHANNEL_KIND, to_json(channel)))
     policy = policy_type(
         display_name=f"{plan.system} monitoring breach",
@@ -58,7 +60,11 @@ def bodies(plan: Plan) -> list[tuple[str, str, dict[str, Any]]]:
             f"Open the pipeline run's check-drift / check-performance outputs for the details.",
             mime_type="text/markdown",
         ),
-        conditions=[policy_type.Condition(display_name="the alert step logged a monitoring breach", condition_matched_log=policy_type.Condition.LogMatch(filter=log_filter(plan)))],
+        conditions=[
+            policy_type.Condition(
+                display_name="the alert step logged a monitoring breach", condition_matched_log=policy_type.Condition.LogMatch(filter=log_filter(plan))
+            )
+        ],
         combiner=policy_type.ConditionCombinerType.OR,
         alert_strategy=policy_type.AlertStrategy(
             notification_rate_limit=policy_type.AlertStrategy.NotificationRateLimit(period=duration_pb2.Duration(seconds=RATE_LIMIT_SECONDS)),

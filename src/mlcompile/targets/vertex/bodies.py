@@ -28,7 +28,11 @@ PIPELINE_JOB_ID = "{{$.pipeline_job_uuid}}"
 TRIAL_OUTPUTS = ("model", "metrics")
 TRIAL_METRICS_FILE = "metrics.json"
 SERVING_ALIAS = "production"  # the version an endpoint, batch job and champion gate use
-ALGORITHM = {"bayesian": gca.StudySpec.Algorithm.ALGORITHM_UNSPECIFIED, "random": gca.StudySpec.Algorithm.RANDOM_SEARCH, "grid": gca.StudySpec.Algorithm.GRID_SEARCH}
+ALGORITHM = {
+    "bayesian": gca.StudySpec.Algorithm.ALGORITHM_UNSPECIFIED,
+    "random": gca.StudySpec.Algorithm.RANDOM_SEARCH,
+    "grid": gca.StudySpec.Algorithm.GRID_SEARCH,
+}
 # the spec's autoscaling metrics → Vertex AI AutoscalingMetricSpec.metric_name
 AUTOSCALING_METRIC = {
     "cpu": "aiplatform.googleapis.com/prediction/online/cpu/utilization",
@@ -74,7 +78,12 @@ def machine_spec(step_resources: Any) -> gca.MachineSpec:
 
 def platform_section(plan: Plan) -> dict[str, Any]:
     keys = ("project", "region", "pipeline_root", "service_account", "network")
-    return {"name": "vertex", **{k: settings(plan)[k] for k in keys if settings(plan).get(k)}, "secrets": {"kind": "secret-manager"}, "model": model_resource(plan, "{alias}")}
+    return {
+        "name": "vertex",
+        **{k: settings(plan)[k] for k in keys if settings(plan).get(k)},
+        "secrets": {"kind": "secret-manager"},
+        "model": model_resource(plan, "{alias}"),
+    }
 
 
 def job_container(plan: Plan, step: Step, *, trial: bool = False) -> gca.ContainerSpec:
@@ -139,13 +148,19 @@ def hyperparameter_tuning_job(plan: Plan, step: Step) -> dict[str, Any]:
         if p.type == "float":
             parameters.append(gca.StudySpec.ParameterSpec(parameter_id=p.name, double_value_spec={"min_value": p.min, "max_value": p.max}, scale_type=scale))
         elif p.type == "int":
-            parameters.append(gca.StudySpec.ParameterSpec(parameter_id=p.name, integer_value_spec={"min_value": int(p.min or 0), "max_value": int(p.max or 0)}, scale_type=scale))
+            parameters.append(
+                gca.StudySpec.ParameterSpec(
+                    parameter_id=p.name, integer_value_spec={"min_value": int(p.min or 0), "max_value": int(p.max or 0)}, scale_type=scale
+                )
+            )
         else:
             parameters.append(gca.StudySpec.ParameterSpec(parameter_id=p.name, categorical_value_spec={"values": [str(v) for v in p.values]}))
     goal = gca.StudySpec.MetricSpec.GoalType.MAXIMIZE if tuning.goal == "maximize" else gca.StudySpec.MetricSpec.GoalType.MINIMIZE
     job = gca.HyperparameterTuningJob(
         display_name=f"{plan.system}-{step.name}",
-        study_spec=gca.StudySpec(metrics=[gca.StudySpec.MetricSpec(metric_id=tuning.metric, goal=goal)], parameters=parameters, algorithm=ALGORITHM[tuning.algorithm]),
+        study_spec=gca.StudySpec(
+            metrics=[gca.StudySpec.MetricSpec(metric_id=tuning.metric, goal=goal)], parameters=parameters, algorithm=ALGORITHM[tuning.algorithm]
+        ),
         max_trial_count=tuning.max_trials,
         parallel_trial_count=tuning.parallel_trials,
         max_failed_trial_count=tuning.max_trials,

@@ -94,7 +94,9 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
             live = live_fingerprint(sorted(_compared(s) for s in listed) or None)
             same = [s for s in listed if same_as(schedule, s)]
             if same or dry_run:
-                actions.append(DeployAction(f"schedule {schedule.display_name}", "unchanged" if same else "update" if listed else "create", schedule.cron, live))
+                actions.append(
+                    DeployAction(f"schedule {schedule.display_name}", "unchanged" if same else "update" if listed else "create", schedule.cron, live)
+                )
                 continue
             deleted = 0
             try:
@@ -114,7 +116,9 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
         for path in training:
             identifier = job_id(path)
             try:
-                found = with_retries(lambda identifier=identifier: pipeline_client.get_pipeline_job(name=f"{parent}/pipelineJobs/{identifier}", timeout=timeout))
+                found = with_retries(
+                    lambda identifier=identifier: pipeline_client.get_pipeline_job(name=f"{parent}/pipelineJobs/{identifier}", timeout=timeout)
+                )
                 actions.append(DeployAction(f"pipeline job {identifier}", "unchanged", "already submitted for this build", live_fingerprint(found.name)))
                 continue
             except exceptions.NotFound:

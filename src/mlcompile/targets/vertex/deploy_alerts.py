@@ -56,7 +56,9 @@ def endpoint(vertex_endpoint: str) -> str:
     return "https://monitoring.googleapis.com"
 
 
-def deploy_alerting(files: Callable[[str], list[Path]], project: str, vertex_endpoint: str, credentials: Any, dry_run: bool, actions: list[DeployAction]) -> None:
+def deploy_alerting(
+    files: Callable[[str], list[Path]], project: str, vertex_endpoint: str, credentials: Any, dry_run: bool, actions: list[DeployAction]
+) -> None:
     channel_files, policy_files = files(CHANNEL_KIND), files(POLICY_KIND)
     if not (channel_files or policy_files):
         return

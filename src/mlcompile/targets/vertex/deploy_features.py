@@ -70,7 +70,9 @@ def deploy_feature_store(files: Callable[[str], list[Path]], options: dict[str, 
                    lambda request=request: admin.create_feature_online_store(request=request).result())  # fmt: skip
             continue
         if ("bigtable" in wanted) != ("bigtable" in current):
-            raise DeployFailed(f"{resource} exists with another storage type: Vertex AI cannot change it in place; delete the store and deploy again", applied=actions)
+            raise DeployFailed(
+                f"{resource} exists with another storage type: Vertex AI cannot change it in place; delete the store and deploy again", applied=actions
+            )
         if "bigtable" in wanted and current.bigtable.auto_scaling != wanted.bigtable.auto_scaling:
             wanted.name = name
             record(resource, "update", "bigtable autoscaling", live, lambda wanted=wanted: admin.update_feature_online_store(
@@ -120,7 +122,14 @@ def deploy_feature_store(files: Callable[[str], list[Path]], options: dict[str, 
         if current is None:
             record(resource, "create", wanted.sync_config.cron, live, lambda request=request: admin.create_feature_view(request=request).result())
             continue
-        paths = [p for p, same in (("sync_config", current.sync_config == wanted.sync_config), ("feature_registry_source", current.feature_registry_source == wanted.feature_registry_source)) if not same]
+        paths = [
+            p
+            for p, same in (
+                ("sync_config", current.sync_config == wanted.sync_config),
+                ("feature_registry_source", current.feature_registry_source == wanted.feature_registry_source),
+            )
+            if not same
+        ]
         if paths:
             wanted.name = name
             record(resource, "update", wanted.sync_config.cron, live, lambda wanted=wanted, paths=paths: admin.update_feature_view(

@@ -210,14 +210,20 @@ def bodies(plan: Plan) -> list[tuple[str, str, dict[str, Any]]]:
         )
         feature_view = gca.FeatureView(
             feature_registry_source=gca.FeatureView.FeatureRegistrySource(
-                feature_groups=[gca.FeatureView.FeatureRegistrySource.FeatureGroup(feature_group_id=group_id, feature_ids=[feature_id(c.name) for c in view.features])]
+                feature_groups=[
+                    gca.FeatureView.FeatureRegistrySource.FeatureGroup(feature_group_id=group_id, feature_ids=[feature_id(c.name) for c in view.features])
+                ]
             ),
             sync_config=gca.FeatureView.SyncConfig(cron=sync_cron(view)),
             labels=labels(plan),
         )
         stem = vertex_id(view.name)
         out += [
-            (f"vertex/feature-store/feature-groups/{stem}.json", KINDS["feature_group"], gca.CreateFeatureGroupRequest(parent=parent(plan), feature_group_id=group_id, feature_group=group)),
+            (
+                f"vertex/feature-store/feature-groups/{stem}.json",
+                KINDS["feature_group"],
+                gca.CreateFeatureGroupRequest(parent=parent(plan), feature_group_id=group_id, feature_group=group),
+            ),
             (f"vertex/feature-store/features/{stem}.json", KINDS["features"], features),
             (
                 f"vertex/feature-store/feature-views/{stem}.json",
