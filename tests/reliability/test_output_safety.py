@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlcompile.build import STAGING_PREFIX, compile_system, resolve_profiles, write_builds
+from mlcompile.build import compile_system, resolve_profiles, write_builds
+from mlcompile.build_output import STAGING_PREFIX
 from mlcompile.cli import main
 from mlcompile.errors import UsageError
 from mlcompile.targets.base import OutputFile, is_safe_relative_path
@@ -213,7 +214,7 @@ def test_a_symlinked_out_folder_and_a_planted_symlink_inside_it(compiled, tmp_pa
 
 
 def test_a_system_name_becomes_one_folder_only_when_safe() -> None:
-    from mlcompile.build import safe_folder_name
+    from mlcompile.build_output import safe_folder_name
 
     assert safe_folder_name("churn-prediction", "system") == "churn-prediction"
     for hostile in HOSTILE_NAMES + [".hidden", ".mlcompile.lock"]:
