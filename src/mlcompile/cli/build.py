@@ -13,7 +13,7 @@ from mlcompile.cli.common import (
     diagnostics_option,
     guarded,
     policy_severity,
-    report,
+    report_diagnostics,
     target_option,
     verbosity_options,
     warn_only_option,
@@ -74,7 +74,7 @@ def build(state: State, specs: tuple[str, ...], targets: tuple[str, ...], out_di
                 raise UsageError(f"{names[name]} and {spec} both define system '{name}': their builds would share {out_dir}/{name}/")
             names[name] = spec
     for compilation in compilations:
-        report(compilation.warnings, state)
+        report_diagnostics(compilation.warnings, state)
     folders = [Path(out_dir) / safe_folder_name(c.system, "system") if nested else Path(out_dir) for c in compilations]
     for compilation, folder_of in zip(compilations, folders):  # every system, before anything is written
         refuse_credential_leaks(compilation.results, folder_of)

@@ -26,7 +26,7 @@ class State:
             click.echo(message, err=True)
 
 
-def report(diagnostics: Sequence[Any], state: State) -> None:
+def report_diagnostics(diagnostics: Sequence[Any], state: State) -> None:
     from mlcompile.diagnostics import render_github, render_text
 
     shown = [d for d in diagnostics if d.severity == "error" or state.verbosity >= 0]
@@ -60,7 +60,7 @@ def guarded(command: Callable[..., int | None]) -> Callable[..., None]:
         try:
             code = command(*args, **kwargs)
         except SpecError as exc:
-            report(exc.diagnostics, state)
+            report_diagnostics(exc.diagnostics, state)
             errors = sum(1 for d in exc.diagnostics if d.severity == "error")
             click.echo(f"{errors} error{'s' if errors != 1 else ''}", err=True)
             sys.exit(EXIT_USER_ERROR)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mlcompile.cli.common import EXIT_DIFF, EXIT_OK, State, guarded, policy_severity, report, verbosity_options, warn_only_option, with_options
+from mlcompile.cli.common import EXIT_DIFF, EXIT_OK, State, guarded, policy_severity, report_diagnostics, verbosity_options, warn_only_option, with_options
 
 deploy_target_option = click.option(
     "--target",
@@ -114,7 +114,7 @@ def _deploy(
             out_plan=out_plan,
             plan_file=plan_file,
             confirm=confirm,
-            on_warnings=lambda warnings: report(warnings, state),
+            on_warnings=lambda warnings: report_diagnostics(warnings, state),
         )
     except DeployFailed as exc:
         click.echo("\n".join(failure_summary(exc)), err=True)

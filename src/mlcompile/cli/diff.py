@@ -15,6 +15,7 @@ from mlcompile.cli.common import (
     diagnostics_option,
     guarded,
     policy_severity,
+    report_diagnostics,
     target_option,
     verbosity_options,
     warn_only_option,
@@ -57,7 +58,9 @@ def diff(
     from mlcompile.diff.systems import DiffRequest, diff_specs
 
     paths, _ = expand_spec_patterns(specs)
-    request = DiffRequest(paths, targets, base_ref, base_dir, policy_severity(warn_only), cache_dir, on_warnings=lambda warnings: report(warnings, state))
+    request = DiffRequest(
+        paths, targets, base_ref, base_dir, policy_severity(warn_only), cache_dir, on_warnings=lambda warnings: report_diagnostics(warnings, state)
+    )
     report, plans = diff_specs(request)
     if artifact:
         _write_atomically(Path(artifact), to_text(report, full=True))

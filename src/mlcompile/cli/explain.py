@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mlcompile.cli.common import EXIT_OK, State, guarded, printable, report, spec_argument, verbosity_options
+from mlcompile.cli.common import EXIT_OK, State, guarded, printable, report_diagnostics, spec_argument, verbosity_options
 
 
 @click.command()
@@ -34,7 +34,7 @@ def graph(state: State, spec: str, target: str | None, output_format: str) -> in
     from mlcompile.graph import to_dot, to_markdown, to_mermaid
 
     compilation = compile_system(spec, select_profiles(spec, (target,) if target else (), "graph"), render=False)
-    report(compilation.warnings, state)
+    report_diagnostics(compilation.warnings, state)
     plan = compilation.results[0].plan
     render = {"mermaid": to_mermaid, "markdown": to_markdown, "dot": to_dot}[output_format]
     click.echo(printable(render(plan)), nl=False)
@@ -62,7 +62,7 @@ def explain(state: State, spec: str, target: str, files: bool) -> int:
     from mlcompile.explain import explain_plan
 
     compilation = compile_system(spec, select_profiles(spec, (target,) if target else (), "explain"), render=files, git_commit=None)
-    report(compilation.warnings, state)
+    report_diagnostics(compilation.warnings, state)
     (result,) = compilation.results
     click.echo(printable(explain_plan(result.plan, result.files if files else None)), nl=False)
     return EXIT_OK

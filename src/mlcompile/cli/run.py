@@ -7,7 +7,7 @@ import json
 
 import click
 
-from mlcompile.cli.common import EXIT_DIFF, EXIT_OK, State, guarded, policy_severity, report, spec_argument, verbosity_options, warn_only_option
+from mlcompile.cli.common import EXIT_DIFF, EXIT_OK, State, guarded, policy_severity, report_diagnostics, spec_argument, verbosity_options, warn_only_option
 
 
 @click.command()
@@ -79,7 +79,7 @@ def run(
     from mlcompile.local.run import execute, prepare
 
     prepared = prepare(spec, target, workdir, policy_severity=policy_severity(warn_only), command="run")
-    report(prepared.warnings, state)
+    report_diagnostics(prepared.warnings, state)
     summary = execute(prepared, only=only, resume=resume, mode=isolation, reporter=reporter_for(state.verbosity, output_format), retrain=not no_retrain)
     if output_format == "json":
         click.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
@@ -134,6 +134,6 @@ def serve(state: State, spec: str, target: str | None, host: str, port: int, mod
     from mlcompile.local.serve import serve_forever
 
     prepared = prepare(spec, target, workdir, command="serve")
-    report(prepared.warnings, state)
+    report_diagnostics(prepared.warnings, state)
     serve_forever(prepared, host=host, port=port, version=model_version, log=state.info)
     return EXIT_OK

@@ -15,7 +15,7 @@ from mlcompile.cli.common import (
     State,
     guarded,
     policy_severity,
-    report,
+    report_diagnostics,
     set_diagnostics_format,
     target_option,
     verbosity_options,
@@ -82,7 +82,7 @@ def validate(state: State, specs: tuple[str, ...], targets: tuple[str, ...], out
         from mlcompile.errors import SpecError
 
         raise SpecError(diagnostics)
-    report(diagnostics, state)
+    report_diagnostics(diagnostics, state)
     for line in valid_lines:
         state.info(line)
     return EXIT_OK
