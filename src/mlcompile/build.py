@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcompile import __version__
-from mlcompile.build_output import MANIFEST, write_folders
+from mlcompile.build_output import MANIFEST, safe_folder_name, write_folders
 from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import MLCompileError, SpecError, TargetFailed, UsageError
 from mlcompile.spec.loader import Document, SourceMap
@@ -353,4 +353,5 @@ def write_builds(results: Sequence[Compiled], out_dir: str | os.PathLike[str], *
     """Write each profile's files and manifest to `out_dir/<profile>/`, atomically and under a
     lock (mlcompile.build_output), after checking that none looks like it holds a credential."""
     refuse_credential_leaks(results, out_dir)
-    return write_folders([(result.profile.name, [*result.files, manifest(result)]) for result in results], out_dir, on_wait=on_wait)
+    names = [safe_folder_name(result.profile.name, "profile") for result in results]  # before a manifest reads the profile
+    return write_folders([(name, [*result.files, manifest(result)]) for name, result in zip(names, results)], out_dir, on_wait=on_wait)
