@@ -38,7 +38,7 @@ def _needs_quotes(text: str) -> bool:
     return bool(_NOT_A_STRING.fullmatch(text))
 
 
-class SafeDumper(_Base):  # type: ignore[misc, valid-type]
+class SafeDumper(_Base):
     """Sorted keys are the caller's choice; no anchors or aliases (humans and Kubernetes
     tooling read these files); multi-line strings as literal blocks (readable commands)."""
 

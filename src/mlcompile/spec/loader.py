@@ -129,7 +129,7 @@ class _BoundedLoader(_ComposeLimits, yaml.SafeLoader):
     """PyYAML's pure-Python safe loader, with the limits."""
 
 
-class _BoundedEventLoader(_ComposeLimits, Composer, yaml.CSafeLoader):  # type: ignore[misc]
+class _BoundedEventLoader(_ComposeLimits, Composer, yaml.CSafeLoader):
     """PyYAML's Python composer, with the limits, over libyaml's scanner and parser: for
     documents too large for libyaml's own composer, which has no limit on nodes."""
 

@@ -153,7 +153,7 @@ def _validate_system(
         diagnostics += cross_references(system, document.source_map)
     else:  # still report the reference errors of the parts that did validate
         salvaged = functools.partial(cross_references, salvaged=True)
-        diagnostics += salvage(document.data, MLSystem, document.source_map, salvaged)  # type: ignore[arg-type]
+        diagnostics += salvage(document.data, MLSystem, document.source_map, salvaged)
     return system, diagnostics
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
 from mlcompile.diagnostics import Diagnostic
@@ -112,7 +113,7 @@ def check(plan: Plan) -> list[Diagnostic]:
     return problems
 
 
-def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[no-untyped-def]
+def _check_step(plan: Plan, step: Step, refuse: Callable[..., None], warn: Callable[..., None]) -> None:
     resources = step.resources
     if resources.machine is None or not resources.machine.name:
         refuse(resources.origin, f"no Azure VM size was resolved for step '{step.name}'")
@@ -136,7 +137,7 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
                      f"mlcompile.runtime.secrets.resolve(os.environ['{name}']) or Key Vault and the job's managed identity")  # fmt: skip
 
 
-def _check_tuning(plan: Plan, refuse, warn) -> None:  # type: ignore[no-untyped-def]
+def _check_tuning(plan: Plan, refuse: Callable[..., None], warn: Callable[..., None]) -> None:
     tuning = plan.tuning
     assert tuning is not None
     origin = tuning.origin
@@ -176,7 +177,7 @@ def _check_tuning(plan: Plan, refuse, warn) -> None:  # type: ignore[no-untyped-
         refuse(at(origin, "training.tuning.parallel_trials"), "parallel_trials exceeds max_trials")
 
 
-def _check_monitoring(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
+def _check_monitoring(plan: Plan, refuse: Callable[..., None]) -> None:
     monitoring = plan.monitoring
     assert monitoring is not None
     if monitoring.drift_method is None or plan.monitoring_pipeline is None:

@@ -53,10 +53,14 @@ def _client(plan: Plan, *, workspace: str | None = None, resource_group: str | N
     # 300 s, and a limit on each whole answer (one trickled in byte by byte included)
     retry = RetrySettings.from_env()
     return ml_client(
-        plan.platform_settings, workspace=workspace, resource_group=resource_group,
-        retry_policy=_capped_retry_policy(retry), per_retry_policies=[_answer_limit_policy(retry.timeout)],
-        connection_timeout=retry.timeout, read_timeout=retry.timeout,
-    )  # fmt: skip
+        plan.platform_settings,
+        workspace=workspace,
+        resource_group=resource_group,
+        retry_policy=_capped_retry_policy(retry),
+        per_retry_policies=[_answer_limit_policy(retry.timeout)],
+        connection_timeout=retry.timeout,
+        read_timeout=retry.timeout,
+    )
 
 
 def _capped_retry_policy(retry: RetrySettings) -> Any:
@@ -64,7 +68,7 @@ def _capped_retry_policy(retry: RetrySettings) -> Any:
     included): this one waits at most mlcompile's longest backoff."""
     from azure.core.pipeline.policies import RetryPolicy
 
-    class CappedRetryPolicy(RetryPolicy):  # type: ignore[misc]
+    class CappedRetryPolicy(RetryPolicy):
         def get_retry_after(self, response: Any) -> float | None:
             asked = super().get_retry_after(response)
             return None if asked is None else min(asked, retry.max_delay)
@@ -77,7 +81,7 @@ def _answer_limit_policy(seconds: float) -> Any:
 
     from mlcompile.targets.deadline import call_limit
 
-    class AnswerLimitPolicy(HTTPPolicy):  # type: ignore[misc]
+    class AnswerLimitPolicy(HTTPPolicy):
         def send(self, request: Any) -> Any:
             with call_limit(seconds):
                 return self.next.send(request)
@@ -202,21 +206,41 @@ def _feature_store(plan: Plan, build_dir: Path, by_kind: dict[str, list[tuple[Pa
     actions = []
     for path, sha in entities:
         entity = _load("azureml.feature_store_entity", path)
-        actions.append(_apply(f"feature store entity {store['name']}/{entity.name}:{entity.version}", entity, sha,
-                              lambda e=entity: client.feature_store_entities.get(e.name, e.version),
-                              lambda e: client.feature_store_entities.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+        actions.append(
+            _apply(
+                f"feature store entity {store['name']}/{entity.name}:{entity.version}",
+                entity,
+                sha,
+                lambda e=entity: client.feature_store_entities.get(e.name, e.version),
+                lambda e: client.feature_store_entities.begin_create_or_update(e).result(),
+                dry_run,
+            )
+        )
     for path, _sha in feature_sets:
         name = path.parent.name
-        command = (f"az ml feature-set create --file {path.relative_to(build_dir).as_posix()} "
-                   f"--feature-store-name {store['name']} --resource-group {store['resource_group']}")  # fmt: skip
-        actions.append(DeployAction(f"feature set {store['name']}/{name}", "deferred",
-                                    f"apply it with `{command}` (it uploads the spec folder to the feature store's storage, which deploy does not do)"))  # fmt: skip
+        command = (
+            f"az ml feature-set create --file {path.relative_to(build_dir).as_posix()} "
+            f"--feature-store-name {store['name']} --resource-group {store['resource_group']}"
+        )
+        actions.append(
+            DeployAction(
+                f"feature set {store['name']}/{name}",
+                "deferred",
+                f"apply it with `{command}` (it uploads the spec folder to the feature store's storage, which deploy does not do)",
+            )
+        )
     return actions
 
 
 def _schedule(client: Any, schedule: Any, sha: str, dry_run: bool) -> DeployAction:
-    return _apply(f"schedule {schedule.name}", schedule, sha, lambda: client.schedules.get(schedule.name),
-                  lambda e: client.schedules.begin_create_or_update(e).result(), dry_run)  # fmt: skip
+    return _apply(
+        f"schedule {schedule.name}",
+        schedule,
+        sha,
+        lambda: client.schedules.get(schedule.name),
+        lambda e: client.schedules.begin_create_or_update(e).result(),
+        dry_run,
+    )
 
 
 def _monitor_waits_for(client: Any, monitor: Any, existing_deployments: set[str]) -> str | None:
@@ -310,8 +334,16 @@ def _online(client: Any, plan: Plan, by_kind: dict[str, list[tuple[Path, str]]],
         endpoint = _load("azureml.online_endpoint", path)
         live_endpoint = _existing(lambda: client.online_endpoints.get(endpoint.name))
         endpoint.traffic = dict(live_endpoint.traffic or {}) if live_endpoint is not None else {}  # the rollout's split
-        actions.append(_apply(f"online endpoint {endpoint.name}", endpoint, sha, lambda e=live_endpoint: e,
-                              lambda e: client.online_endpoints.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+        actions.append(
+            _apply(
+                f"online endpoint {endpoint.name}",
+                endpoint,
+                sha,
+                lambda e=live_endpoint: e,
+                lambda e: client.online_endpoints.begin_create_or_update(e).result(),
+                dry_run,
+            )
+        )
         for dep_path, dep_sha in by_kind.get("azureml.online_deployment", []):
             deployment = _load("azureml.online_deployment", dep_path)
             if deployment.endpoint_name != endpoint.name:
@@ -324,16 +356,19 @@ def _online(client: Any, plan: Plan, by_kind: dict[str, list[tuple[Path, str]]],
             existing_slots.add(f"{endpoint.name}/{deployment.name}")
             deployment.model = live.model  # the version the rollout put there
             deployment.tags = {**(deployment.tags or {}), **{k: v for k, v in (live.tags or {}).items() if k == TAG_MODEL_VERSION}}
-            actions.append(_apply(label, deployment, dep_sha, lambda d=live: d,
-                                  lambda e: client.online_deployments.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+            actions.append(
+                _apply(label, deployment, dep_sha, lambda d=live: d, lambda e: client.online_deployments.begin_create_or_update(e).result(), dry_run)
+            )
     return existing_slots
 
 
 def _deferred_deployment(plan: Plan) -> str:
     model = plan.registry.model
     if plan.registry.approval == "manual":
-        return (f"it serves an approved version of {model}, and the rollout creates it: approve a version (MLflow alias "
-                f"'production'), then submit pipelines/{plan.system}-deploy.yml (`az ml job create -f …`)")  # fmt: skip
+        return (
+            f"it serves an approved version of {model}, and the rollout creates it: approve a version (MLflow alias "
+            f"'production'), then submit pipelines/{plan.system}-deploy.yml (`az ml job create -f …`)"
+        )
     return f"it serves a version of {model}, and the training pipeline's deploy-online step creates it once a version passes its gates"
 
 
@@ -359,13 +394,28 @@ def _data(client: Any, data: Any, sha: str, dry_run: bool) -> DeployAction:
 def _batch(client: Any, by_kind: dict[str, list[tuple[Path, str]]], dry_run: bool, actions: list[DeployAction]) -> None:
     for path, sha in by_kind.get("azureml.batch_endpoint", []):
         endpoint = _load("azureml.batch_endpoint", path)
-        actions.append(_apply(f"batch endpoint {endpoint.name}", endpoint, sha, lambda: client.batch_endpoints.get(endpoint.name),
-                              lambda e: client.batch_endpoints.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+        actions.append(
+            _apply(
+                f"batch endpoint {endpoint.name}",
+                endpoint,
+                sha,
+                lambda: client.batch_endpoints.get(endpoint.name),
+                lambda e: client.batch_endpoints.begin_create_or_update(e).result(),
+                dry_run,
+            )
+        )
         for dep_path, dep_sha in by_kind.get("azureml.batch_deployment", []):
             deployment = _load("azureml.batch_deployment", dep_path)
-            actions.append(_apply(f"batch deployment {endpoint.name}/{deployment.name}", deployment, dep_sha,
-                                  lambda d=deployment: client.batch_deployments.get(d.name, endpoint.name),
-                                  lambda e: client.batch_deployments.begin_create_or_update(e).result(), dry_run))  # fmt: skip
+            actions.append(
+                _apply(
+                    f"batch deployment {endpoint.name}/{deployment.name}",
+                    deployment,
+                    dep_sha,
+                    lambda d=deployment: client.batch_deployments.get(d.name, endpoint.name),
+                    lambda e: client.batch_deployments.begin_create_or_update(e).result(),
+                    dry_run,
+                )
+            )
 
 
 def _publisher_role(plan: Plan) -> str:

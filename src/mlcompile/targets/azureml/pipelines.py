@@ -394,17 +394,20 @@ def build_pipeline_job(plan: Plan, pipeline: Pipeline, *, on_cluster: bool = Fal
 
     body.__name__ = node_name(pipeline.name)
     job: PipelineJob = dsl.pipeline(
+        body,
         name=node_name(pipeline.name),
         display_name=pipeline.name,
         description=pipeline.description,
         experiment_name=plan.system,
         tags=tags(plan),
         default_compute=SERVERLESS,
-    )(body)()
+    )()
+    assert job.settings is not None  # a dsl pipeline has settings, holding default_compute
     job.settings.continue_on_step_failure = False
-    if "training_data" in job.outputs:
+    outputs: Any = job.outputs  # outputs by attribute, which the SDK's annotation (a dict) does not show
+    if "training_data" in outputs:
         # the monitor's reference distribution: registered as a data asset by each run
-        job.outputs.training_data.name = TRAINING_DATA_ASSET.format(system=plan.system)
+        outputs.training_data.name = TRAINING_DATA_ASSET.format(system=plan.system)
     return job
 
 

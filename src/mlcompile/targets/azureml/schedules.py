@@ -38,7 +38,7 @@ def render_production_data(plan: Plan) -> list[OutputFile]:
     from mlcompile.targets.azureml.render import header
 
     asset = production_data_asset(plan)
-    if asset is None:
+    if asset is None or plan.batch is None:
         return []
     name, uri, kind = asset
     data = Data(
@@ -47,7 +47,7 @@ def render_production_data(plan: Plan) -> list[OutputFile]:
         type=kind,
         description=f"batch scoring input of {plan.system} (source {plan.batch.steps[0].params['source']}): the model monitor's production data",
         tags=tags(plan),
-    )  # type: ignore[union-attr]
+    )
     return [OutputFile(f"data/{name}.yml", "azureml.data", entity_yaml(data, "azureml.data", header(plan)))]
 
 

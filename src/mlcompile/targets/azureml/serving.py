@@ -229,14 +229,16 @@ def render_batch(plan: Plan) -> list[OutputFile]:
     component.tags = labels
     component_path = f"components/{plan.batch.name}.yml"
     name = batch_endpoint_name(plan)
-    endpoint = BatchEndpoint(name=name, description=f"batch scoring of {plan.system} (model {plan.registry.model})", tags=labels,
-                             defaults={"deployment_name": BATCH_DEPLOYMENT})  # fmt: skip
+    endpoint = BatchEndpoint(
+        name=name, description=f"batch scoring of {plan.system} (model {plan.registry.model})", tags=labels, defaults={"deployment_name": BATCH_DEPLOYMENT}
+    )
     deployment = PipelineComponentBatchDeployment(
         name=BATCH_DEPLOYMENT,
         endpoint_name=name,
         description=f"runs {plan.batch.name}",
         component="placeholder",
-        settings={"default_compute": str(plan.platform_settings["compute"]), "continue_on_step_failure": False},
+        # the SDK annotates settings as strings, yet writes this bool as the YAML boolean Azure ML reads
+        settings={"default_compute": str(plan.platform_settings["compute"]), "continue_on_step_failure": False},  # type: ignore[dict-item]
         tags=labels,
     )
     with_component = dict(deployment._to_dict())

@@ -108,9 +108,11 @@ def store_settings(plan: Plan) -> StoreSettings:
     offline = _flat(block.get("offline")) or {"kind": "file"}
     online = _flat(block.get("online")) or dict(DEFAULT_ONLINE)
     registry = block.get("registry") or default_registry(plan)
-    provider = "gcp" if offline["kind"] == "bigquery" or online["kind"] in ("bigtable", "datastore") else (
-        "aws" if offline["kind"] == "redshift" or online["kind"] == "dynamodb" else "local"
-    )  # fmt: skip
+    provider = (
+        "gcp"
+        if offline["kind"] == "bigquery" or online["kind"] in ("bigtable", "datastore")
+        else ("aws" if offline["kind"] == "redshift" or online["kind"] == "dynamodb" else "local")
+    )
     return StoreSettings(provider=provider, registry=registry, offline=offline, online=online, local=False)
 
 
@@ -153,11 +155,14 @@ def check(plan: Plan, target: str) -> list[Diagnostic]:
     for view in plan.features.views:
         for index, feature in enumerate(view.features):
             if feature.dtype in refused:
-                problems.append(unsupported(
-                    view.origin.below(f"features[{index}]", "dtype"), target,
-                    f"feature '{view.name}:{feature.name}' is {feature.dtype}: {refused[feature.dtype]}, the offline store of this profile",
-                    "declare it int64 / float64 (or override the dtype for this profile)",
-                ))  # fmt: skip
+                problems.append(
+                    unsupported(
+                        view.origin.below(f"features[{index}]", "dtype"),
+                        target,
+                        f"feature '{view.name}:{feature.name}' is {feature.dtype}: {refused[feature.dtype]}, the offline store of this profile",
+                        "declare it int64 / float64 (or override the dtype for this profile)",
+                    )
+                )
     return problems
 
 
@@ -262,7 +267,7 @@ def definitions_context(plan: Plan, store: StoreSettings) -> dict[str, Any]:
     sources = [_source(s, store) for s in used_sources]
     source_var = {s.name: _identifier("source", s.name) for s in used_sources}
     entity_var = {e.name: _identifier("entity", e.name) for e in features.entities}
-    views = [
+    views: list[dict[str, Any]] = [
         {
             "var": _identifier("view", v.name),
             "name": v.name,

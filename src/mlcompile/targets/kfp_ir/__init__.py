@@ -130,7 +130,7 @@ def _make_component(step: Step, settings: StepSettings) -> Any:
     decisions = [a.name for a in step.outputs if a.type == "decision"]
     names = [*inputs, *outputs, *decisions]
 
-    def body(*placeholders):  # type: ignore[no-untyped-def]  # kfp reads annotations: none here
+    def body(*placeholders):  # kfp reads annotations: none here
         bound = dict(zip(names, placeholders))
         in_paths = {n: bound[n].path for n in inputs}
         out_paths = {n: bound[n].path for n in outputs} | {n: bound[n] for n in decisions}
@@ -215,7 +215,7 @@ def pipeline_function(
         tasks[step.name] = task
         return task
 
-    def body():  # type: ignore[no-untyped-def]  # kfp reads annotations: none here
+    def body():  # kfp reads annotations: none here
         tasks: dict[str, Any] = {}
         for step in pipeline.steps:
             if step.run_if is None:
@@ -294,11 +294,11 @@ def _cheap_container_checks() -> Iterator[None]:
                 "resource settings can only be used on single-step components, not pipelines used as components, or special components like importers."
             )
 
-    pipeline_task.PipelineTask._ensure_container_spec_exists = ensure  # type: ignore[method-assign]
+    pipeline_task.PipelineTask._ensure_container_spec_exists = ensure
     try:
         yield
     finally:
-        pipeline_task.PipelineTask._ensure_container_spec_exists = original  # type: ignore[method-assign]
+        pipeline_task.PipelineTask._ensure_container_spec_exists = original
 
 
 def _resources(task: Any, settings: StepSettings) -> None:

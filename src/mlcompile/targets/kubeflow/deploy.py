@@ -74,17 +74,21 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
                 continue
             if pipeline_id is None:
                 created = create_once(
-                    lambda path=path, pipeline=pipeline: client.upload_pipeline(str(path), pipeline_name=pipeline, description=f"mlcompile: {plan.system}"),
-                    lambda pipeline=pipeline: _found(pipeline_id=client.get_pipeline_id(pipeline)),
+                    lambda: client.upload_pipeline(str(path), pipeline_name=pipeline, description=f"mlcompile: {plan.system}"),
+                    lambda: _found(pipeline_id=client.get_pipeline_id(pipeline)),
                 )
                 pipeline_id = created.pipeline_id
                 found = _versions_named(client, pipeline_id, name)  # the upload made the first version
-            version = found[0] if found else create_once(
-                lambda path=path, name=name, pipeline_id=pipeline_id: client.upload_pipeline_version(
-                    str(path), pipeline_version_name=name, pipeline_id=pipeline_id, description=f"spec sha256 {plan.spec_sha256}"
-                ),
-                lambda name=name, pipeline_id=pipeline_id: next(iter(_versions_named(client, pipeline_id, name)), None),
-            )  # fmt: skip
+            version = (
+                found[0]
+                if found
+                else create_once(
+                    lambda: client.upload_pipeline_version(
+                        str(path), pipeline_version_name=name, pipeline_id=pipeline_id, description=f"spec sha256 {plan.spec_sha256}"
+                    ),
+                    lambda: next(iter(_versions_named(client, pipeline_id, name)), None),
+                )
+            )
             versions[pipeline] = (pipeline_id, version.pipeline_version_id)
             actions.append(DeployAction(f"pipeline {pipeline}", action, detail, live))
         _recurring_runs(plan, build_dir, files, versions, client, dry_run, actions)
@@ -231,15 +235,19 @@ def _recurring_runs(
         current = _runs_named(client, experiment_id, name) if experiment_id is not None else []
         live = live_fingerprint(sorted(_run_state(r) for r in current) or None)
         same = [
-            r for r in current
-            if r.pipeline_version_reference is not None and r.pipeline_version_reference.pipeline_version_id == version_id and r.description == body["description"]
-        ]  # fmt: skip
+            r
+            for r in current
+            if r.pipeline_version_reference is not None
+            and r.pipeline_version_reference.pipeline_version_id == version_id
+            and r.description == body["description"]
+        ]
         if same:
             actions.append(DeployAction(f"recurring run {name}", "unchanged", cron, live))
             continue
         if dry_run:
             actions.append(DeployAction(f"recurring run {name}", "update" if current else "create", cron, live))
             continue
+        assert pipeline_id is not None and version_id is not None  # not a dry run: every pipeline was uploaded above
         deleted = 0
         try:
             for run in current:
@@ -281,7 +289,7 @@ def _create_recurring_run(client: Any, experiment_id: Any, name: str, body: dict
                 if r.pipeline_version_reference is not None and r.pipeline_version_reference.pipeline_version_id == version_id
             ),
             None,
-        ),  # fmt: skip
+        ),
     )
 
 

@@ -13,7 +13,15 @@ cluster flavour schedules a pod on spot capacity. Data, not logic; each fact has
 
 from __future__ import annotations
 
-SPOT: dict[str, dict[str, object]] = {
+from typing import TypedDict
+
+
+class SpotCapacity(TypedDict):
+    node_selector: dict[str, str]
+    tolerations: list[dict[str, str]]
+
+
+SPOT: dict[str, SpotCapacity] = {
     "gke": {
         "node_selector": {"cloud.google.com/gke-spot": "true"},
         "tolerations": [{"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"}],

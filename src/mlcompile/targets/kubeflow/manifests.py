@@ -64,8 +64,8 @@ def scheduling(plan: Plan, resources: Resources) -> tuple[dict[str, str], list[d
     tolerations = [dict(t) for t in machine.tolerations] if machine and resources.accelerator_count else []
     if resources.spot:
         spot = facts.SPOT[settings(plan)["cluster"]]
-        selector.update(spot["node_selector"])  # type: ignore[arg-type]
-        tolerations += [dict(t) for t in spot["tolerations"]]  # type: ignore[attr-defined]
+        selector.update(spot["node_selector"])
+        tolerations += [dict(t) for t in spot["tolerations"]]
     return dict(sorted(selector.items())), tolerations
 
 
@@ -192,8 +192,8 @@ def katib_experiment(plan: Plan, step: Step) -> dict[str, Any]:
             container["args"] = args
             env = [e for e in container.pop("env") if e["name"] not in CONTAINER_ENV]
             container.update({"env": env} if env else {})
-    for template in _pod_templates(trial):
-        template["metadata"]["annotations"] = dict(NO_ISTIO_SIDECAR)
+    for pod_template in _pod_templates(trial):
+        pod_template["metadata"]["annotations"] = dict(NO_ISTIO_SIDECAR)
     parameters = []
     for p in tuning.params:
         space: dict[str, Any]

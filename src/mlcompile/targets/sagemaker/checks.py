@@ -14,6 +14,7 @@ Fields and where they go (docs/targets/sagemaker.md has the full table):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Origin, Plan, Resources, Step
@@ -80,14 +81,14 @@ def check(plan: Plan) -> list[Diagnostic]:
             )
     for trigger in plan.triggers:
         if trigger.kind == "new_data":
-            source = next((s for s in plan.features.sources if s.name == trigger.source), None)
-            if source is None or not source.uri.startswith("s3://"):
+            watched = next((s for s in plan.features.sources if s.name == trigger.source), None)
+            if watched is None or not watched.uri.startswith("s3://"):
                 refuse(trigger.origin, f"new-data trigger on source '{trigger.source}': EventBridge sees new objects only in S3 buckets")
     problems += feature_store.check(plan)
     return problems
 
 
-def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[no-untyped-def]
+def _check_step(plan: Plan, step: Step, refuse: Callable[..., None], warn: Callable[..., None]) -> None:
     resources = step.resources
     training = step.kind in ("train", "tune")
     origin = resources.origin if training or step.kind == "score_batch" else step.origin
@@ -143,7 +144,7 @@ def _check_step(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[n
         )
 
 
-def _check_tuned_container(plan: Plan, step: Step, refuse, warn) -> None:  # type: ignore[no-untyped-def]
+def _check_tuned_container(plan: Plan, step: Step, refuse: Callable[..., None], warn: Callable[..., None]) -> None:
     """A tuning job runs the training image's own ENTRYPOINT (HyperParameterAlgorithmSpecification
     has no ContainerEntrypoint/ContainerArguments) and hands the trial's values over only in
     hyperparameters.json: the build puts the command and the static args there too."""
@@ -178,7 +179,7 @@ def _check_tuned_container(plan: Plan, step: Step, refuse, warn) -> None:  # typ
     )
 
 
-def _check_tuning(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
+def _check_tuning(plan: Plan, refuse: Callable[..., None]) -> None:
     tuning = plan.tuning
     if tuning is None:
         return
@@ -197,7 +198,7 @@ def _check_tuning(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
             refuse(tuning.origin.below(f"params.{param.name}.min"), f"log scale needs min > 0 (got {param.min})")
 
 
-def _check_online(plan: Plan, refuse, warn) -> None:  # type: ignore[no-untyped-def]
+def _check_online(plan: Plan, refuse: Callable[..., None], warn: Callable[..., None]) -> None:
     online = plan.online
     if online is None:
         return

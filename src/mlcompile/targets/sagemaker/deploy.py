@@ -30,10 +30,20 @@ IGNORED_IN_COMPARISON = {"Tags", "ClientToken", "ClientRequestToken"}
 PLATFORM = "SageMaker (AWS)"
 LOGIN = "log in with `aws sso login` (AWS_PROFILE naming the profile), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 # what AWS answers for a key or session token that is wrong or expired (not a missing permission)
-CREDENTIAL_ERRORS = frozenset({
-    "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException", "InvalidAccessKeyId",
-    "InvalidToken", "RequestExpired", "AuthFailure", "InvalidSignatureException", "SignatureDoesNotMatch",
-})  # fmt: skip
+CREDENTIAL_ERRORS = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "RequestExpired",
+        "AuthFailure",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+    }
+)
 
 
 def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
@@ -194,8 +204,14 @@ class _Deployer:
                 sagemaker.describe_model_package_group(ModelPackageGroupName=name)
                 self.record(f"model package group {name}", "unchanged", live=name)
             except ClientError:
-                self.record(f"model package group {name}", "create", lambda: create_once(
-                    lambda: sagemaker.create_model_package_group(**body), lambda: _found(lambda: sagemaker.describe_model_package_group(ModelPackageGroupName=name))))  # fmt: skip
+                self.record(
+                    f"model package group {name}",
+                    "create",
+                    lambda: create_once(
+                        lambda: sagemaker.create_model_package_group(**body),
+                        lambda: _found(lambda: sagemaker.describe_model_package_group(ModelPackageGroupName=name)),
+                    ),
+                )
 
     def feature_groups(self) -> None:
         """Created first and compared on 'already exists' (one call when nothing is there yet).
@@ -210,7 +226,7 @@ class _Deployer:
             resource = f"feature group {name}"
             created = f"online ttl {body['OnlineStoreConfig']['TtlDuration']['Value']} {body['OnlineStoreConfig']['TtlDuration']['Unit'].lower()}"
             if self.dry_run:
-                current = _found(lambda name=name: sagemaker.describe_feature_group(FeatureGroupName=name))
+                current = _found(lambda: sagemaker.describe_feature_group(FeatureGroupName=name))
                 if current is None:
                     self.record(resource, "create", None, created)
                     continue
@@ -250,7 +266,7 @@ class _Deployer:
                 self.record(
                     resource,
                     "update",
-                    lambda update=update, name=name: sagemaker.update_feature_group(FeatureGroupName=name, **update),
+                    lambda: sagemaker.update_feature_group(FeatureGroupName=name, **update),
                     ", ".join(sorted(update)),
                     live,
                 )
@@ -268,8 +284,14 @@ class _Deployer:
             try:
                 current = sagemaker.describe_pipeline(PipelineName=name)
             except ClientError:
-                self.record(f"pipeline {name}", "create", lambda: create_once(
-                    lambda: sagemaker.create_pipeline(**body, PipelineDefinition=definition), lambda: _found(lambda: sagemaker.describe_pipeline(PipelineName=name))))  # fmt: skip
+                self.record(
+                    f"pipeline {name}",
+                    "create",
+                    lambda: create_once(
+                        lambda: sagemaker.create_pipeline(**body, PipelineDefinition=definition),
+                        lambda: _found(lambda: sagemaker.describe_pipeline(PipelineName=name)),
+                    ),
+                )
                 continue
             settings = {k: v for k, v in body.items() if k not in ("PipelineName", "Tags")}
             live = {"definition": json.loads(current.get("PipelineDefinition") or "{}"), **_compared(settings, current)}
@@ -294,22 +316,33 @@ class _Deployer:
                 scheduler.get_schedule_group(Name=body["Name"])
                 self.record(f"schedule group {body['Name']}", "unchanged", live=body["Name"])
             except ClientError:
-                self.record(f"schedule group {body['Name']}", "create", lambda body=body: create_once(
-                    lambda: scheduler.create_schedule_group(**body), lambda: _found(lambda: scheduler.get_schedule_group(Name=body["Name"]))))  # fmt: skip
+                self.record(
+                    f"schedule group {body['Name']}",
+                    "create",
+                    lambda: create_once(
+                        lambda: scheduler.create_schedule_group(**body), lambda: _found(lambda: scheduler.get_schedule_group(Name=body["Name"]))
+                    ),
+                )
         for body in self.bodies("scheduler.create_schedule"):
             resource = f"schedule {body['Name']}"
             try:
                 current = scheduler.get_schedule(Name=body["Name"], GroupName=body["GroupName"])
             except ClientError:
-                self.record(resource, "create", lambda body=body: create_once(
-                    lambda: scheduler.create_schedule(**body),
-                    lambda: _found(lambda: scheduler.get_schedule(Name=body["Name"], GroupName=body["GroupName"]))), body["ScheduleExpression"])  # fmt: skip
+                self.record(
+                    resource,
+                    "create",
+                    lambda: create_once(
+                        lambda: scheduler.create_schedule(**body),
+                        lambda: _found(lambda: scheduler.get_schedule(Name=body["Name"], GroupName=body["GroupName"])),
+                    ),
+                    body["ScheduleExpression"],
+                )
                 continue
             live = _compared(body, current)
             if _subset(body, current):
                 self.record(resource, "unchanged", live=live)
             else:
-                self.record(resource, "update", lambda body=body: scheduler.update_schedule(**body), body["ScheduleExpression"], live)
+                self.record(resource, "update", lambda: scheduler.update_schedule(**body), body["ScheduleExpression"], live)
 
     def alert_topics(self) -> None:
         """The email alerts' SNS topic (CreateTopic returns an existing topic of that name) and
@@ -324,7 +357,7 @@ class _Deployer:
                 sns.get_topic_attributes(TopicArn=arn)
                 self.record(f"topic {body['Name']}", "unchanged", live=arn)
             except ClientError:
-                self.record(f"topic {body['Name']}", "create", lambda body=body: sns.create_topic(**body))
+                self.record(f"topic {body['Name']}", "create", lambda: sns.create_topic(**body))
         for body in self.bodies("sns.subscribe"):
             resource = f"subscription {body['Endpoint']} to {body['TopicArn'].rsplit(':', 1)[-1]}"
             try:
@@ -334,9 +367,7 @@ class _Deployer:
             if any(s.get("Protocol") == "email" and s.get("Endpoint") == body["Endpoint"] for s in existing):
                 self.record(resource, "unchanged", live=body["Endpoint"])
             else:
-                self.record(
-                    resource, "create", lambda body=body: sns.subscribe(**body), f"{body['Endpoint']} must confirm the email SNS sends before alerts reach it"
-                )
+                self.record(resource, "create", lambda: sns.subscribe(**body), f"{body['Endpoint']} must confirm the email SNS sends before alerts reach it")
 
     def alarms(self) -> None:
         cloudwatch = self.client("cloudwatch")
@@ -347,7 +378,7 @@ class _Deployer:
             if found and _subset(body, found[0]):
                 self.record(resource, "unchanged", live=live)
             else:
-                self.record(resource, "update" if found else "create", lambda body=body: cloudwatch.put_metric_alarm(**body), live=live)
+                self.record(resource, "update" if found else "create", lambda: cloudwatch.put_metric_alarm(**body), live=live)
 
     def rules(self) -> None:
         from botocore.exceptions import ClientError
@@ -362,20 +393,20 @@ class _Deployer:
                 current = None
             detail = self.bucket_events_note(json.loads(body["EventPattern"]))
             if current is None:
-                self.record(f"rule {name}", "create", lambda body=body: events.put_rule(**body), detail)
+                self.record(f"rule {name}", "create", lambda: events.put_rule(**body), detail)
             else:
                 live = {"EventPattern": json.loads(current.get("EventPattern") or "{}"), **{k: current.get(k) for k in ("State", "Description")}}
                 same = live == {"EventPattern": json.loads(body["EventPattern"]), **{k: body[k] for k in ("State", "Description")}}
-                self.record(f"rule {name}", "unchanged" if same else "update", None if same else (lambda body=body: events.put_rule(**body)), detail, live)
+                self.record(f"rule {name}", "unchanged" if same else "update", None if same else (lambda: events.put_rule(**body)), detail, live)
             targets = targets_of.get(name)
             if targets is None:
                 continue
             existing = events.list_targets_by_rule(Rule=name)["Targets"] if current is not None else []
-            live = _compared(targets["Targets"], existing) if existing else None
+            live_targets = _compared(targets["Targets"], existing) if existing else None
             if _subset(targets["Targets"], existing):
-                self.record(f"rule {name} targets", "unchanged", live=live)
+                self.record(f"rule {name} targets", "unchanged", live=live_targets)
             else:
-                self.record(f"rule {name} targets", "update" if existing else "create", lambda targets=targets: events.put_targets(**targets), live=live)
+                self.record(f"rule {name} targets", "update" if existing else "create", lambda: events.put_targets(**targets), live=live_targets)
 
     def bucket_events_note(self, pattern: dict[str, Any]) -> str:
         """A rule on S3 events fires only when the bucket sends its events to EventBridge, a

@@ -1,5 +1,6 @@
-"""The one module that imports the SageMaker Python SDK (2.x). Everything else in this target
-is plain data; a port to SDK 3.x touches this file only.
+"""The module that imports the SageMaker Python SDK (2.x), with sdk_conditions.py (the gates and
+the breach condition). Everything else in this target is plain data; a port to SDK 3.x touches
+these two only.
 
 Builds each pipeline with the SDK's own classes (ProcessingStep, TrainingStep, TuningStep,
 ConditionStep over JsonGet, FailStep, ModelStep/RegisterModel) and returns its definition.
@@ -19,9 +20,9 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlcompile.plan.nodes import ArtifactRef, Gate, Pipeline, Plan, Step
+from mlcompile.plan.nodes import ArtifactRef, Pipeline, Plan, Step
 from mlcompile.runtime.contract import (
     ENV_LABEL,
     ENV_METRICS,
@@ -51,13 +52,21 @@ from mlcompile.targets.sagemaker.layout import (
     input_file,
     metric_definition,
 )
+from mlcompile.targets.sagemaker.sdk_conditions import breach, gates
+
+if TYPE_CHECKING:
+    from sagemaker.workflow.entities import PipelineVariable
+
+    from mlcompile.plan.nodes import Resources
+
+    # what the SDK takes as an environment, a tag or hyperparameters: a value may be a pipeline variable
+    SdkStrings = dict[str, str | PipelineVariable]
 
 SDK_REQUIREMENT = "sagemaker>=2.250,<3"
 DEFAULT_MAX_RUN = 24 * 3600
 SPOT_WAIT_FACTOR = 2  # managed spot: wait for capacity up to as long again as the run may take
 CONTENT_TYPES = ["application/json", "text/csv"]
 _OFFLINE_ENV = {"AWS_EC2_METADATA_DISABLED": "true", "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}
-_COMPARISON = {"min": ">=", "max": "<=", "min_delta_vs_production": "beats production by at least"}
 
 
 @contextlib.contextmanager
@@ -134,7 +143,7 @@ class _PipelineBuilder:
     def __init__(self, plan: Plan, layout: Layout, session: Any, pipeline: Pipeline, extra: dict[tuple[str, str], dict[str, Any]], configs: dict[str, Any]):
         self.plan, self.layout, self.session, self.pipeline = plan, layout, session, pipeline
         self.extra, self.configs = extra, configs
-        self.tags = bodies.tags(plan)
+        self.tags: list[SdkStrings] = [dict(tag) for tag in bodies.tags(plan)]
         self.sdk_steps: dict[str, Any] = {}  # plan step name → SDK step
         self.property_files: dict[tuple[str, str], Any] = {}  # (step, artifact) → PropertyFile
 
@@ -190,12 +199,12 @@ class _PipelineBuilder:
             names = [n for n in names if self.pipeline.step(n).run_if is None]
         return [self.sdk_steps[n] for n in names] or None
 
-    def secret_env(self, step: Step) -> dict[str, str]:
+    def secret_env(self, step: Step) -> SdkStrings:
         """MLCOMPILE_SECRET_<NAME> → the Secrets Manager ARN of each secret:// the step uses:
         resolved by the runtime with the job's role (SageMaker jobs cannot inject a secret)."""
         from mlcompile.secrets import locator_env
 
-        return locator_env("sagemaker", self.plan.platform_settings, step.params)
+        return {**locator_env("sagemaker", self.plan.platform_settings, step.params)}
 
     # ------------------------------------------------------------------ steps
     def processing(self, step: Step) -> Any:
@@ -228,7 +237,7 @@ class _PipelineBuilder:
             role=self.layout.role_arn,
             image_uri=step.image,
             instance_count=1,
-            instance_type=resources.machine.name if resources.machine else None,
+            instance_type=_instance_type(resources),
             entrypoint=list(step.command),
             max_runtime_in_seconds=resources.timeout_seconds,
             env=self.secret_env(step) or None,
@@ -236,9 +245,14 @@ class _PipelineBuilder:
             sagemaker_session=self.session,
         )
         return ProcessingStep(
-            step.name, processor=processor, inputs=inputs, outputs=outputs, job_arguments=args,
-            property_files=property_files or None, depends_on=self.order_only(step),
-        )  # fmt: skip
+            step.name,
+            processor=processor,
+            inputs=inputs,
+            outputs=outputs,
+            job_arguments=args,
+            property_files=property_files or None,
+            depends_on=self.order_only(step),
+        )
 
     def training(self, step: Step) -> Any:
         from sagemaker.estimator import Estimator
@@ -254,7 +268,7 @@ class _PipelineBuilder:
         # SageMaker packs /opt/ml/model into model.tar.gz: the trainer's metrics travel inside it,
         # next to the model, where evaluate finds them
         outputs = {a.name: (TRAINING_MODEL if a.type == "model" else f"{TRAINING_MODEL}/{artifact_file(a.name, a.type)}") for a in step.outputs}
-        environment: dict[str, str] = {}
+        environment: SdkStrings = {}
         entry_point, arguments = list(step.command) or None, list(step.args) or None
         if step.uses_user_container:
             environment.update({str(k): str(v) for k, v in step.params.get("env", {}).items()})
@@ -278,24 +292,24 @@ class _PipelineBuilder:
             for name in sorted(outputs):
                 arguments += ["--output", f"{name}={outputs[name]}"]
         tuning = self.plan.tuning if step.kind == "tune" else None
-        hyperparameters: dict[str, str] | None = None
+        hyperparameters: SdkStrings | None = None
         if step.uses_user_container and tuning is not None:
             # a tuning job runs the image's ENTRYPOINT (mlcompile's entry, see checks): the
             # command and static args reach it as hyperparameters, beside each trial's values
-            hyperparameters = dict(flag_values(step.args) or {})
+            hyperparameters = {**(flag_values(step.args) or {})}
             if step.command:
                 hyperparameters[COMMAND_HYPERPARAMETER] = json.dumps(list(step.command))
             entry_point, arguments = None, None
         elif step.uses_user_container and resources.replicas > 1 and step.command:
             entry_point = [*TRAINER_ENTRY, "--", *step.command]  # gives each instance its rank (resourceconfig.json)
         names = {tuning.metric, *additional_metrics(self.plan)} if tuning else set()
-        metric_definitions = [metric_definition(m) for m in sorted(names)] or None
+        metric_definitions: list[SdkStrings] | None = [{**metric_definition(m)} for m in sorted(names)] or None
         spot = resources.spot
         estimator = Estimator(
             image_uri=step.image,
             role=self.layout.role_arn,
             instance_count=resources.replicas,
-            instance_type=resources.machine.name if resources.machine else None,
+            instance_type=_instance_type(resources),
             max_run=max_run,
             use_spot_instances=spot,
             max_wait=max_run * SPOT_WAIT_FACTOR if spot else None,
@@ -319,11 +333,12 @@ class _PipelineBuilder:
         return TuningStep(step.name, tuner=self._tuner(estimator, metric_definitions), inputs=channels, depends_on=self.order_only(step))
 
     def _tuner(self, estimator: Any, metric_definitions: Any) -> Any:
+        from sagemaker.parameter import ParameterRange
         from sagemaker.tuner import CategoricalParameter, ContinuousParameter, HyperparameterTuner, IntegerParameter
 
         tuning = self.plan.tuning
         assert tuning is not None
-        ranges: dict[str, Any] = {}
+        ranges: dict[str | PipelineVariable, ParameterRange] = {}
         for param in tuning.params:
             scaling = "Logarithmic" if param.scale == "log" else "Linear"
             if param.type == "categorical":
@@ -331,6 +346,7 @@ class _PipelineBuilder:
             elif param.type == "int":
                 ranges[param.name] = IntegerParameter(int(param.min or 0), int(param.max or 0), scaling_type=scaling)
             else:
+                assert param.min is not None and param.max is not None  # the spec gives a continuous parameter its range
                 ranges[param.name] = ContinuousParameter(param.min, param.max, scaling_type=scaling)
         return HyperparameterTuner(
             estimator,
@@ -353,7 +369,7 @@ class _PipelineBuilder:
         plan, registry = self.plan, self.plan.registry
         model_ref = next(r for r in step.inputs if r.artifact == "model")
         metrics_ref = next(r for r in step.inputs if r.artifact == "metrics")
-        environment = {"MLCOMPILE_SYSTEM": plan.system, "MLCOMPILE_MODEL": registry.model}
+        environment: SdkStrings = {"MLCOMPILE_SYSTEM": plan.system, "MLCOMPILE_MODEL": registry.model}
         if plan.online is not None and plan.online.resources.timeout_seconds is not None:
             environment[bodies.REQUEST_TIMEOUT_ENV] = str(plan.online.resources.timeout_seconds)
         online_features = feature_store.online_features_env(plan, self.layout)
@@ -403,49 +419,6 @@ class _PipelineBuilder:
             return None
         return Join(on="/", values=[self.producer_uri(train), input_file(train, self.pipeline.step(train.step))])
 
-    def gates(self, evaluate: str, gate_step: str, then: list[Any]) -> list[Any]:
-        """One ConditionStep per gate, chained: each passes on to the next, the last to
-        `then` (register, …); a failed gate ends the run in a FailStep naming it."""
-        from sagemaker.workflow.condition_step import ConditionStep
-        from sagemaker.workflow.conditions import ConditionEquals, ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo
-        from sagemaker.workflow.fail_step import FailStep
-        from sagemaker.workflow.functions import Join, JsonGet
-
-        gates = self.plan.gates
-        if not gates:
-            return then
-        names = _gate_names(gates)
-        chain = then
-        for index in reversed(range(len(gates))):
-            gate, name = gates[index], names[index]
-            if gate.comparison == "min_delta_vs_production":
-                decision = JsonGet(step_name=gate_step, property_file=self.property_files[(gate_step, "decision")], json_path=f"results[{index}].passed")
-                condition = ConditionEquals(left=decision, right=True)
-                message: Any = f"gate failed: {gate.metric} must beat the production model by at least {gate.threshold:g} (step {gate_step}, decision.json results[{index}])"
-            else:
-                value = JsonGet(step_name=evaluate, property_file=self.property_files[(evaluate, "metrics")], json_path=f"metrics.{gate.metric}")
-                compare = ConditionGreaterThanOrEqualTo if gate.comparison == "min" else ConditionLessThanOrEqualTo
-                condition = compare(left=value, right=gate.threshold)
-                message = Join(
-                    on="", values=[f"gate failed: {gate.metric} {_COMPARISON[gate.comparison]} {gate.threshold:g} required, the candidate has ", value]
-                )
-            fail = FailStep(f"fail-{name}", error_message=message)
-            chain = [ConditionStep(name, conditions=[condition], if_steps=chain, else_steps=[fail])]
-        return chain
-
-    def breach(self, checks: list[Step], then: list[Any]) -> list[Any]:
-        from sagemaker.workflow.condition_step import ConditionStep
-        from sagemaker.workflow.conditions import ConditionEquals, ConditionOr
-        from sagemaker.workflow.functions import JsonGet
-
-        conditions = []
-        for check in checks:
-            decision = next(a for a in check.outputs if a.type == "decision")
-            get = JsonGet(step_name=check.name, property_file=self.property_files[(check.name, decision.name)], json_path="breach")
-            conditions.append(ConditionEquals(left=get, right=True))
-        condition = conditions[0] if len(conditions) == 1 else ConditionOr(conditions=conditions)
-        return [ConditionStep("breach", conditions=[condition], if_steps=then, else_steps=[])]
-
     # ------------------------------------------------------------------ pipeline
     def definition(self) -> dict[str, Any]:
         from sagemaker.workflow.pipeline import Pipeline as SdkPipeline
@@ -482,24 +455,22 @@ class _PipelineBuilder:
                 top.append(sdk_step)
         if gated:
             assert evaluate is not None and gate_step is not None
-            top += self.gates(evaluate, gate_step, gated)
+            top += gates(self.plan.gates, self.property_files, evaluate, gate_step, gated)
         if on_breach and checks:
-            top += self.breach(checks, on_breach)
+            top += breach(self.property_files, checks, on_breach)
         pipeline = SdkPipeline(name=self.pipeline.name, steps=top, sagemaker_session=self.session)
         definition = json.loads(pipeline.definition())
         _tag_model_packages(definition["Steps"], self.tags)
         return definition
 
 
-def _gate_names(gates: tuple[Gate, ...]) -> list[str]:
-    """gate-<metric>-<comparison>, numbered when repeated; gate-<n> when `fail-<name>` would
-    exceed SageMaker's 64 characters of a step name."""
-    names = [f"gate-{g.metric}-{g.comparison.replace('_', '-')}" for g in gates]
-    names = [f"{n}-{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
-    return [n if len(f"fail-{n}") <= 64 else f"gate-{i + 1}" for i, n in enumerate(names)]
+def _instance_type(resources: Resources) -> str:
+    """The step's SageMaker instance type (checks refused a step without one)."""
+    assert resources.machine is not None and resources.machine.name
+    return resources.machine.name
 
 
-def _tag_model_packages(steps: list[dict[str, Any]], tags: list[dict[str, str]]) -> None:
+def _tag_model_packages(steps: list[dict[str, Any]], tags: list[SdkStrings]) -> None:
     """`Model.register` takes no tags; CreateModelPackage does: add the lineage tags."""
     for step in steps:
         if step.get("Type") == "RegisterModel":

@@ -71,7 +71,7 @@ def machine_spec(step_resources: Any) -> gca.MachineSpec:
     machine = step_resources.machine
     spec = gca.MachineSpec(machine_type=machine.name)
     if step_resources.accelerator_count and machine.accelerator_platform_name:
-        spec.accelerator_type = gca.AcceleratorType[machine.accelerator_platform_name]
+        spec.accelerator_type = gca.AcceleratorType.__members__[machine.accelerator_platform_name]
         spec.accelerator_count = step_resources.accelerator_count
     return spec
 

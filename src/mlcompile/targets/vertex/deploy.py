@@ -101,11 +101,11 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
             deleted = 0
             try:
                 for old in listed:
-                    _delete(lambda old=old: schedule_client.delete_schedule(name=old.name, timeout=timeout))
+                    _delete(lambda: schedule_client.delete_schedule(name=old.name, timeout=timeout))
                     deleted += 1
                 create_once(
-                    lambda schedule=schedule: schedule_client.create_schedule(parent=parent, schedule=schedule, timeout=timeout),
-                    lambda schedule=schedule: next((s for s in schedules_named(schedule) if same_as(schedule, s)), None),
+                    lambda: schedule_client.create_schedule(parent=parent, schedule=schedule, timeout=timeout),
+                    lambda: next((s for s in schedules_named(schedule) if same_as(schedule, s)), None),
                 )
             except Exception:
                 if deleted:  # half a replacement: say the old schedule is gone
@@ -116,9 +116,7 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
         for path in training:
             identifier = job_id(path)
             try:
-                found = with_retries(
-                    lambda identifier=identifier: pipeline_client.get_pipeline_job(name=f"{parent}/pipelineJobs/{identifier}", timeout=timeout)
-                )
+                found = with_retries(lambda: pipeline_client.get_pipeline_job(name=f"{parent}/pipelineJobs/{identifier}", timeout=timeout))
                 actions.append(DeployAction(f"pipeline job {identifier}", "unchanged", "already submitted for this build", live_fingerprint(found.name)))
                 continue
             except exceptions.NotFound:
@@ -126,8 +124,11 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
             if not dry_run:
                 try:
                     # the job id makes a repeated create a 409: a retry cannot submit it twice
-                    with_retries(lambda path=path, identifier=identifier: pipeline_client.create_pipeline_job(
-                        parent=parent, pipeline_job=parse(path, gca.PipelineJob), pipeline_job_id=identifier, timeout=timeout))  # fmt: skip
+                    with_retries(
+                        lambda: pipeline_client.create_pipeline_job(
+                            parent=parent, pipeline_job=parse(path, gca.PipelineJob), pipeline_job_id=identifier, timeout=timeout
+                        )
+                    )
                 except exceptions.Conflict:  # ALREADY_EXISTS: it was missing above, so an attempt whose answer was lost created it
                     pass
             actions.append(DeployAction(f"pipeline job {identifier}", "create", "training run of this build", live_fingerprint(None)))
@@ -136,7 +137,7 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
             request = parse(path, gca.CreateEndpointRequest)
             name = f"{parent}/endpoints/{request.endpoint_id}"
             try:
-                found = with_retries(lambda name=name: endpoint_client.get_endpoint(name=name, timeout=timeout))
+                found = with_retries(lambda: endpoint_client.get_endpoint(name=name, timeout=timeout))
                 actions.append(DeployAction(f"endpoint {request.endpoint_id}", "unchanged", "", live_fingerprint(found.name)))
                 continue
             except exceptions.NotFound:
@@ -144,7 +145,7 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
             if not dry_run:
                 try:
                     # the endpoint id is in the request: a repeated create is refused, never a second endpoint
-                    with_retries(lambda request=request: endpoint_client.create_endpoint(request=request, timeout=timeout))
+                    with_retries(lambda: endpoint_client.create_endpoint(request=request, timeout=timeout))
                 except exceptions.Conflict:  # missing above: an attempt whose answer was lost created it
                     pass
             actions.append(DeployAction(f"endpoint {request.endpoint_id}", "create", "models are deployed to it by the pipeline", live_fingerprint(None)))

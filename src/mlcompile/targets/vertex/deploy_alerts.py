@@ -75,8 +75,8 @@ def deploy_alerting(
             continue
         if not dry_run:
             created = create_once(
-                lambda body=body: api.call("POST", f"{api.parent}/notificationChannels", body),
-                lambda address=address: next(iter(api.listed("notificationChannels", f'type="email" AND labels.email_address="{address}"')), None),
+                lambda: api.call("POST", f"{api.parent}/notificationChannels", body),
+                lambda: next(iter(api.listed("notificationChannels", f'type="email" AND labels.email_address="{address}"')), None),
             )
             names.append(created["name"])
         actions.append(DeployAction(resource, "create", "email", live_fingerprint(None)))
@@ -92,11 +92,11 @@ def deploy_alerting(
         if not dry_run:
             if current is None:
                 create_once(
-                    lambda policy=policy: api.call("POST", f"{api.parent}/alertPolicies", policy),
-                    lambda policy=policy: next(iter(api.listed("alertPolicies", f'display_name="{policy["displayName"]}"')), None),
+                    lambda: api.call("POST", f"{api.parent}/alertPolicies", policy),
+                    lambda: next(iter(api.listed("alertPolicies", f'display_name="{policy["displayName"]}"')), None),
                 )
             else:  # a PATCH without updateMask replaces the policy's fields with the body's
-                with_retries(lambda current=current, policy=policy: api.call("PATCH", current["name"], policy))
+                with_retries(lambda: api.call("PATCH", current["name"], policy))
         actions.append(DeployAction(resource, "update" if current is not None else "create", "emails on a logged monitoring breach", live))
 
 

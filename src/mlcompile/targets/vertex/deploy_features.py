@@ -62,12 +62,17 @@ def deploy_feature_store(files: Callable[[str], list[Path]], options: dict[str, 
         request = parse(path, gca.CreateFeatureOnlineStoreRequest)
         name = f"{request.parent}/featureOnlineStores/{request.feature_online_store_id}"
         resource = f"feature online store {request.feature_online_store_id}"
-        current = current_of(lambda name=name: admin.get_feature_online_store(name=name))
+        current = current_of(lambda: admin.get_feature_online_store(name=name))
         live = compared(current, "bigtable", "optimized")
         wanted = request.feature_online_store
         if current is None:
-            record(resource, "create", "bigtable" if "bigtable" in wanted else "optimized", live,
-                   lambda request=request: admin.create_feature_online_store(request=request).result())  # fmt: skip
+            record(
+                resource,
+                "create",
+                "bigtable" if "bigtable" in wanted else "optimized",
+                live,
+                lambda: admin.create_feature_online_store(request=request).result(),
+            )
             continue
         if ("bigtable" in wanted) != ("bigtable" in current):
             raise DeployFailed(
@@ -75,8 +80,15 @@ def deploy_feature_store(files: Callable[[str], list[Path]], options: dict[str, 
             )
         if "bigtable" in wanted and current.bigtable.auto_scaling != wanted.bigtable.auto_scaling:
             wanted.name = name
-            record(resource, "update", "bigtable autoscaling", live, lambda wanted=wanted: admin.update_feature_online_store(
-                feature_online_store=wanted, update_mask=field_mask_pb2.FieldMask(paths=["bigtable.auto_scaling"])).result())  # fmt: skip
+            record(
+                resource,
+                "update",
+                "bigtable autoscaling",
+                live,
+                lambda: admin.update_feature_online_store(
+                    feature_online_store=wanted, update_mask=field_mask_pb2.FieldMask(paths=["bigtable.auto_scaling"])
+                ).result(),
+            )
         else:
             record(resource, "unchanged", "", live)
 
@@ -84,10 +96,15 @@ def deploy_feature_store(files: Callable[[str], list[Path]], options: dict[str, 
         request = parse(path, gca.CreateFeatureGroupRequest)
         name = f"{request.parent}/featureGroups/{request.feature_group_id}"
         resource = f"feature group {request.feature_group_id}"
-        current = current_of(lambda name=name: registry.get_feature_group(name=name))
+        current = current_of(lambda: registry.get_feature_group(name=name))
         if current is None:
-            record(resource, "create", request.feature_group.big_query.big_query_source.input_uri, None,
-                   lambda request=request: registry.create_feature_group(request=request).result())  # fmt: skip
+            record(
+                resource,
+                "create",
+                request.feature_group.big_query.big_query_source.input_uri,
+                None,
+                lambda: registry.create_feature_group(request=request).result(),
+            )
             continue
         if current.big_query != request.feature_group.big_query:
             raise DeployFailed(
@@ -106,9 +123,13 @@ def deploy_feature_store(files: Callable[[str], list[Path]], options: dict[str, 
         missing = [r for r in request.requests if r.feature_id not in existing]
         resource, names = f"features of group {group}", existing or None
         if missing:
-            record(resource, "create" if not existing else "update", ", ".join(r.feature_id for r in missing), names,
-                   lambda request=request, missing=missing: registry.batch_create_features(
-                       request=gca.BatchCreateFeaturesRequest(parent=request.parent, requests=missing)).result())  # fmt: skip
+            record(
+                resource,
+                "create" if not existing else "update",
+                ", ".join(r.feature_id for r in missing),
+                names,
+                lambda: registry.batch_create_features(request=gca.BatchCreateFeaturesRequest(parent=request.parent, requests=missing)).result(),
+            )
         else:
             record(resource, "unchanged", "", names)
 
@@ -116,11 +137,11 @@ def deploy_feature_store(files: Callable[[str], list[Path]], options: dict[str, 
         request = parse(path, gca.CreateFeatureViewRequest)
         name = f"{request.parent}/featureViews/{request.feature_view_id}"
         resource = f"feature view {request.feature_view_id}"
-        current = current_of(lambda name=name: admin.get_feature_view(name=name))
+        current = current_of(lambda: admin.get_feature_view(name=name))
         live = compared(current, "sync_config", "feature_registry_source")
         wanted = request.feature_view
         if current is None:
-            record(resource, "create", wanted.sync_config.cron, live, lambda request=request: admin.create_feature_view(request=request).result())
+            record(resource, "create", wanted.sync_config.cron, live, lambda: admin.create_feature_view(request=request).result())
             continue
         paths = [
             p
@@ -132,8 +153,13 @@ def deploy_feature_store(files: Callable[[str], list[Path]], options: dict[str, 
         ]
         if paths:
             wanted.name = name
-            record(resource, "update", wanted.sync_config.cron, live, lambda wanted=wanted, paths=paths: admin.update_feature_view(
-                feature_view=wanted, update_mask=field_mask_pb2.FieldMask(paths=paths)).result())  # fmt: skip
+            record(
+                resource,
+                "update",
+                wanted.sync_config.cron,
+                live,
+                lambda: admin.update_feature_view(feature_view=wanted, update_mask=field_mask_pb2.FieldMask(paths=paths)).result(),
+            )
         else:
             record(resource, "unchanged", wanted.sync_config.cron, live)
 
