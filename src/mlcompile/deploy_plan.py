@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -27,8 +27,8 @@ from mlcompile import __version__
 from mlcompile.errors import UsageError
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes
 
-FORMAT = "mlcompile.deploy-plan"
-VERSION = 1
+FORMAT: Final = "mlcompile.deploy-plan"
+VERSION: Final = 1
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,19 @@ def make_plan(
 ) -> DeployPlan:
     changes = tuple(PlannedChange(a.resource, a.action, a.detail, a.live) for a in actions)
     return DeployPlan(
-        FORMAT, VERSION, __version__, system, profile, platform, spec, target, git_commit, build_sha256(files),
-        dict(sorted(Counter(c.action for c in changes).items())), changes,
-    )  # fmt: skip
+        FORMAT,
+        VERSION,
+        __version__,
+        system,
+        profile,
+        platform,
+        spec,
+        target,
+        git_commit,
+        build_sha256(files),
+        dict(sorted(Counter(c.action for c in changes).items())),
+        changes,
+    )
 
 
 def write_plan(plan: DeployPlan, path: str | os.PathLike[str]) -> None:
@@ -140,9 +150,14 @@ def check_live(plan: DeployPlan, actions: Sequence[DeployAction], path: str) -> 
     first = differing[0]
     before, after = then.get(first), now.get(first)
     change = (
-        f"{first} was not in the plan" if before is None else f"{first} is no longer planned" if after is None
-        else f"{first}: planned {before[0]}, now {after[0]}" if before[0] != after[0] else f"{first} changed on the platform"
-    )  # fmt: skip
+        f"{first} was not in the plan"
+        if before is None
+        else f"{first} is no longer planned"
+        if after is None
+        else f"{first}: planned {before[0]}, now {after[0]}"
+        if before[0] != after[0]
+        else f"{first} changed on the platform"
+    )
     more = f" (and {len(differing) - 1} more)" if len(differing) > 1 else ""
     raise PlanOutOfDate(
         f"{path} is out of date: the live state changed since the plan was made: {change}{more}; nothing was applied: "

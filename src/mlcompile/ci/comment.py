@@ -232,10 +232,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mlcompile comment for #{pull} saved in {args.save_to} for the workflow_run job")
             return 0
         platform = PLATFORMS[args.platform](pull)
-        if args.expect_head_sha and not hasattr(platform, "head_sha"):
-            raise CommentError(f"--expect-head-sha is for GitHub, not {args.platform}")
-        if args.expect_head_sha and platform.head_sha() != args.expect_head_sha:
-            raise CommentError(f"pull request {pull} is not at commit {args.expect_head_sha}: not commenting")
+        if args.expect_head_sha:
+            if not isinstance(platform, GitHub):
+                raise CommentError(f"--expect-head-sha is for GitHub, not {args.platform}")
+            if platform.head_sha() != args.expect_head_sha:
+                raise CommentError(f"pull request {pull} is not at commit {args.expect_head_sha}: not commenting")
         print(f"mlcompile comment on {args.platform} #{pull}: {publish(platform, None if body is None else fit(body))}")
     except (CommentError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

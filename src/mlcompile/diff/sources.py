@@ -125,10 +125,10 @@ def read_build_dir(base_dir: str | os.PathLike[str], profile_names: Sequence[str
             continue
         raw = _read_bytes(manifest_path)
         manifest = _read_manifest(manifest_path, raw)
-        side = BuildSide(
-            platform=str(manifest.get("platform", "")), plan=None,
-            lineage=LineageValues(*(_hex(manifest.get(key)) for key in ("spec_sha256", "profile_sha256", "git_commit"))),
-        )  # fmt: skip
+        lineage = LineageValues(
+            spec_sha256=_hex(manifest.get("spec_sha256")), profile_sha256=_hex(manifest.get("profile_sha256")), git_commit=_hex(manifest.get("git_commit"))
+        )
+        side = BuildSide(platform=str(manifest.get("platform", "")), plan=None, lineage=lineage)
         entries: list[Any] = manifest.get("files", [])
         for index, entry in enumerate(entries):
             relative = entry.get("path") if isinstance(entry, dict) else None
@@ -186,9 +186,14 @@ def _refusal(manifest_path: Path, raw: bytes, index: int, relative: object, reas
     col = offset - text.rfind("\n", 0, offset) if offset >= 0 else 1
     shown = json.dumps(relative)[:80] if isinstance(relative, str) else type(relative).__name__
     return Diagnostic(
-        str(manifest_path), line, col, "error", f"files[{index}].path", f"refusing to read {shown}: {reason}",
+        str(manifest_path),
+        line,
+        col,
+        "error",
+        f"files[{index}].path",
+        f"refusing to read {shown}: {reason}",
         hint="--base-dir reads only the files a build wrote into its own profile folder; rebuild the base with `mlcompile build --out`",
-    )  # fmt: skip
+    )
 
 
 def _inside(folder: Path, relative: str) -> Path | None:

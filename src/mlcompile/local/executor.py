@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mlcompile.errors import UsageError
 from mlcompile.local.workers import StepProcess, warm_up
@@ -366,7 +366,7 @@ class Executor:
             if running:
                 time.sleep(POLL_SECONDS)
 
-    def _blocked(self, step: Step, runs: dict[str, StepRun], outputs: dict[str, dict[str, str]]) -> str | None | bool:
+    def _blocked(self, step: Step, runs: dict[str, StepRun], outputs: dict[str, dict[str, str]]) -> str | Literal[False] | None:
         """None: ready. False: wait. A string: skip, for this reason."""
         needed = set(step.depends_on) | {ref.step for ref in step.inputs}
         for dep in sorted(needed):

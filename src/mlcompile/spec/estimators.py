@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mlcompile.catalog import estimators as catalog
-from mlcompile.diagnostics import did_you_mean
+from mlcompile.diagnostics import JsonPath, did_you_mean
 
 if TYPE_CHECKING:
     from mlcompile.spec.checks import _Collector
@@ -42,13 +42,19 @@ def check_sklearn_trainer(c: _Collector, system: MLSystem, estimator_packages: S
         c.error(ESTIMATOR, f"unknown estimator '{sklearn.estimator}'", hint)
     elif entry is not None:
         if kind not in catalog.PREDICTING_KINDS:
-            c.error(ESTIMATOR, f"'{sklearn.estimator}' is a {kind}: it does not predict, so there is nothing to evaluate",
-                    "name a classifier or a regressor (for example sklearn.ensemble.HistGradientBoostingClassifier)")  # fmt: skip
+            c.error(
+                ESTIMATOR,
+                f"'{sklearn.estimator}' is a {kind}: it does not predict, so there is nothing to evaluate",
+                "name a classifier or a regressor (for example sklearn.ensemble.HistGradientBoostingClassifier)",
+            )
         _check_params(c, sklearn.estimator, entry, [(name, (*PARAMS, name)) for name in sklearn.params], "parameter")
         missing = [name for name, default in entry["params"].items() if default == "required" and name not in sklearn.params]
         if missing:
-            c.error(ESTIMATOR, f"'{sklearn.estimator}' needs parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
-                    "set it under params, or name an estimator that needs no other estimator object")  # fmt: skip
+            c.error(
+                ESTIMATOR,
+                f"'{sklearn.estimator}' needs parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+                "set it under params, or name an estimator that needs no other estimator object",
+            )
         if training.tuning is not None:
             tuned = [(name, ("training", "tuning", "params", name)) for name in training.tuning.params]
             _check_params(c, sklearn.estimator, entry, tuned, "tuning parameter")
@@ -121,11 +127,17 @@ def _check_metrics(c: _Collector, system: MLSystem, kind: str | None) -> None:
             )
             c.error(path, f"the runtime cannot compute metric '{name}' for a scikit-learn trainer: it is no scikit-learn scorer", hint)
         elif name.endswith("_samples"):
-            c.error(path, f"'{name}' averages over the labels of each sample: it needs a multilabel target, and a spec has one label column",
-                    f"use {name.removesuffix('_samples')}_macro or {name.removesuffix('_samples')}_weighted")  # fmt: skip
+            c.error(
+                path,
+                f"'{name}' averages over the labels of each sample: it needs a multilabel target, and a spec has one label column",
+                f"use {name.removesuffix('_samples')}_macro or {name.removesuffix('_samples')}_weighted",
+            )
         elif tasks and metric.task not in tasks:
-            c.error(path, f"'{name}' is a {metric.task} metric, but {system.training.trainer.sklearn.estimator} is a {kind}",  # type: ignore[union-attr]
-                    f"{' or '.join(tasks)} metrics: {', '.join(_EXAMPLES[t] for t in tasks)}")  # fmt: skip
+            c.error(
+                path,
+                f"'{name}' is a {metric.task} metric, but {system.training.trainer.sklearn.estimator} is a {kind}",  # type: ignore[union-attr]
+                f"{' or '.join(tasks)} metrics: {', '.join(_EXAMPLES[t] for t in tasks)}",
+            )
     _check_directions(c, system)
 
 
@@ -140,7 +152,9 @@ def _check_directions(c: _Collector, system: MLSystem) -> None:
             c.error(
                 ("training", "tuning", "objective", "goal"), f"goal '{objective.goal}' would choose the worst trial: {_reading(metric)}", f"goal: {metric.goal}"
             )
-    bounds = [(("training", "evaluation", "gates", i), gate.metric, gate.min, gate.max) for i, gate in enumerate(training.evaluation.gates)]
+    bounds: list[tuple[JsonPath, str, float | None, float | None]] = [
+        (("training", "evaluation", "gates", i), gate.metric, gate.min, gate.max) for i, gate in enumerate(training.evaluation.gates)
+    ]
     performance = system.monitoring.performance if system.monitoring else None
     if performance is not None:
         bounds.append((("monitoring", "performance"), performance.metric, performance.min, None))

@@ -44,7 +44,7 @@ class _Merger:
         if _is_named_list(base) and _is_named_list(patch) and patch:
             self.origins[path] = base_origin
             patches = {item["name"]: (index, item) for index, item in enumerate(patch)}
-            merged_list = []
+            merged_list: list[Any] = []
             for index, item in enumerate(base):
                 if item["name"] in patches:
                     patch_index, patch_item = patches.pop(item["name"])

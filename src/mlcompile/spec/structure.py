@@ -13,6 +13,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, quoted, shorten
 from mlcompile.spec.loader import Document
@@ -65,7 +66,7 @@ def _unwrap(annotation: Any, value: Any) -> Any:
 def _model_at(root: type[BaseModel], data: Any, path: JsonPath) -> type[BaseModel] | None:
     """The model whose keys are expected at `path` (for did-you-mean on unknown keys)."""
     model: Any = root
-    current = data
+    current: Any = data
     pending: Any = None
     for part in path:
         if pending is not None:  # inside a list or dict annotation
@@ -74,7 +75,7 @@ def _model_at(root: type[BaseModel], data: Any, path: JsonPath) -> type[BaseMode
             if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
                 return None
             annotation = model.model_fields[part].annotation
-        current = current[part] if isinstance(current, (dict, list)) and _has(current, part) else None
+        current = _child(current, part)
         inner = _unwrap(annotation, current)
         origin = get_origin(inner)
         if origin in (list, dict):
@@ -87,10 +88,13 @@ def _model_at(root: type[BaseModel], data: Any, path: JsonPath) -> type[BaseMode
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def _has(container: Any, part: Any) -> bool:
+def _child(container: Any, part: str | int) -> Any:
+    """The value at `part` of a dict or list, or None."""
     if isinstance(container, dict):
-        return part in container
-    return isinstance(part, int) and 0 <= part < len(container)
+        return container.get(part)
+    if isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container):
+        return container[part]
+    return None
 
 
 def _describe(value: Any) -> str:
@@ -129,7 +133,7 @@ def _field_examples(root: type[BaseModel], data: Any, path: JsonPath) -> list[An
     return list(field.examples or []) if field is not None else []
 
 
-def _phrase(error: dict[str, Any], root: type[BaseModel], data: Any, path: JsonPath) -> tuple[str, str | None, bool]:
+def _phrase(error: ErrorDetails, root: type[BaseModel], data: Any, path: JsonPath) -> tuple[str, str | None, bool]:
     """(message, hint, points at the key rather than the value) for one pydantic error."""
     kind = error["type"]
     value = error.get("input")

@@ -117,7 +117,7 @@ def patch_moto() -> None:
     SageMakerModelBackend.update_endpoint = update_endpoint  # type: ignore[attr-defined]
     SageMakerModelBackend.start_pipeline_execution = start_pipeline_execution  # type: ignore[method-assign]
     SageMakerModelBackend.describe_pipeline_execution = describe_pipeline_execution  # type: ignore[method-assign]
-    SageMakerModelBackend.update_model_package = update_model_package  # type: ignore[method-assign]
+    SageMakerModelBackend.update_model_package = update_model_package  # type: ignore[assignment]  # moto's takes its fields by name; this one any
     SageMakerResponse.update_endpoint = update_endpoint_action  # type: ignore[attr-defined]
     PATCHED = True
 

@@ -78,6 +78,7 @@ def render_monitor(plan: Plan) -> list[OutputFile]:
     alerts and retraining on breach are the monitoring pipeline's job (Azure ML's performance
     signal knows no ranking or AUC metrics and cannot start a pipeline)."""
     from azure.ai.ml import Input
+    from azure.ai.ml.constants import MonitorDatasetContext
     from azure.ai.ml.entities import (
         AlertNotification,
         CategoricalDriftMetrics,
@@ -109,12 +110,13 @@ def render_monitor(plan: Plan) -> list[OutputFile]:
     metrics = DRIFT_METRICS[monitoring.drift_method]
     thresholds: dict[str, Any] = {}
     if "numerical" in kinds:
-        thresholds["numerical"] = NumericalDriftMetrics(**{str(metrics["numerical"]): monitoring.drift_threshold})
+        numerical: dict[str, Any] = {str(metrics["numerical"]): monitoring.drift_threshold}  # by the metric's name (DRIFT_METRICS)
+        thresholds["numerical"] = NumericalDriftMetrics(**numerical)
     if "categorical" in kinds:
         thresholds["categorical"] = CategoricalDriftMetrics(**{str(metrics["categorical"]): monitoring.drift_threshold})
     reference = ReferenceData(
         input_data=Input(type="mltable", path=f"azureml:{TRAINING_DATA_ASSET.format(system=plan.system)}@latest"),
-        data_context="training",
+        data_context=MonitorDatasetContext.TRAINING,
     )
     production = None
     target = None
@@ -123,12 +125,12 @@ def render_monitor(plan: Plan) -> list[OutputFile]:
         target = MonitoringTarget(endpoint_deployment_id=f"azureml:{plan.online.name}:{slot}")
         # the model's inputs after the online feature lookup, as the server's collector logs them
         collected = collected_data_asset(plan.online, slot, MODEL_INPUTS)
-        production = ProductionData(input_data=Input(type="uri_folder", path=f"azureml:{collected}@latest"), data_context="model_inputs")
+        production = ProductionData(input_data=Input(type="uri_folder", path=f"azureml:{collected}@latest"), data_context=MonitorDatasetContext.MODEL_INPUTS)
     elif plan.batch is not None:
         # what the batch deployment scores, as the data asset render_production_data writes
         asset = production_data_asset(plan)
         assert asset is not None
-        production = ProductionData(input_data=Input(type=asset[2], path=f"azureml:{asset[0]}@latest"), data_context="model_inputs")
+        production = ProductionData(input_data=Input(type=asset[2], path=f"azureml:{asset[0]}@latest"), data_context=MonitorDatasetContext.MODEL_INPUTS)
     signal = DataDriftSignal(
         production_data=production,
         reference_data=reference,
