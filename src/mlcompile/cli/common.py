@@ -123,6 +123,11 @@ target_option = click.option(
 )
 
 
+def profile_option(help: str, *, file_only: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--target PROFILE of a command that acts on one profile."""
+    return click.option("--target", "-t", "target", type=click.Path(dir_okay=not file_only), metavar="PROFILE", help=help)
+
+
 warn_only_option = click.option(
     "--warn-only",
     is_flag=True,

@@ -7,16 +7,20 @@ from typing import Any
 
 import click
 
-from mlcompile.cli.common import EXIT_DIFF, EXIT_OK, State, guarded, policy_severity, report_diagnostics, verbosity_options, warn_only_option, with_options
-
-deploy_target_option = click.option(
-    "--target",
-    "-t",
-    "target",
-    type=click.Path(),
-    metavar="PROFILE",
-    help="Profile to deploy (default: the one profile in targets/ beside the spec; with --plan: the plan's).",
+from mlcompile.cli.common import (
+    EXIT_DIFF,
+    EXIT_OK,
+    State,
+    guarded,
+    policy_severity,
+    profile_option,
+    report_diagnostics,
+    verbosity_options,
+    warn_only_option,
+    with_options,
 )
+
+deploy_target_option = profile_option("Profile to deploy (default: the one profile in targets/ beside the spec; with --plan: the plan's).", file_only=False)
 deploy_options = [
     click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False), help="Keep the build here (default: a temporary folder)."),
     click.option("--git-commit", default=None, metavar="auto|none|SHA", help="Commit recorded as lineage (default auto; with --plan, the plan's)."),

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import click
 
-from mlcompile.cli.common import EXIT_OK, State, guarded, printable, report_diagnostics, spec_argument, verbosity_options
+from mlcompile.cli.common import EXIT_OK, State, guarded, printable, profile_option, report_diagnostics, spec_argument, verbosity_options
 
 
 @click.command()
 @verbosity_options
 @spec_argument
-@click.option(
-    "--target",
-    "-t",
-    "target",
-    type=click.Path(dir_okay=False),
-    metavar="PROFILE",
-    help="Profile to plan for (default: the local profile in targets/ beside the spec, else this machine).",
-)
+@profile_option("Profile to plan for (default: the local profile in targets/ beside the spec, else this machine).")
 @click.option(
     "--format",
     "output_format",
@@ -44,14 +37,7 @@ def graph(state: State, spec: str, target: str | None, output_format: str) -> in
 @click.command()
 @verbosity_options
 @spec_argument
-@click.option(
-    "--target",
-    "-t",
-    "target",
-    type=click.Path(dir_okay=False),
-    metavar="PROFILE",
-    help="Profile to explain (default: the one profile in targets/ beside the spec).",
-)
+@profile_option("Profile to explain (default: the one profile in targets/ beside the spec).")
 @click.option("--files/--no-files", default=True, show_default=True, help="Also list the kinds of file the target writes (renders the build).")
 @click.pass_obj
 @guarded

@@ -7,20 +7,24 @@ import json
 
 import click
 
-from mlcompile.cli.common import EXIT_DIFF, EXIT_OK, State, guarded, policy_severity, report_diagnostics, spec_argument, verbosity_options, warn_only_option
+from mlcompile.cli.common import (
+    EXIT_DIFF,
+    EXIT_OK,
+    State,
+    guarded,
+    policy_severity,
+    profile_option,
+    report_diagnostics,
+    spec_argument,
+    verbosity_options,
+    warn_only_option,
+)
 
 
 @click.command()
 @verbosity_options
 @spec_argument
-@click.option(
-    "--target",
-    "-t",
-    "target",
-    type=click.Path(dir_okay=False),
-    metavar="PROFILE",
-    help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine, workdir .mlcompile).",
-)
+@profile_option("A platform: local profile (default: the local profile in targets/ beside the spec, else this machine, workdir .mlcompile).")
 @click.option(
     "--only",
     "only",
@@ -114,14 +118,7 @@ def _run_emulated(
 @click.command()
 @verbosity_options
 @spec_argument
-@click.option(
-    "--target",
-    "-t",
-    "target",
-    type=click.Path(dir_okay=False),
-    metavar="PROFILE",
-    help="A platform: local profile (default: the local profile in targets/ beside the spec, else this machine).",
-)
+@profile_option("A platform: local profile (default: the local profile in targets/ beside the spec, else this machine).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--version", "model_version", default=None, help="Serve this model version (default: alias production, else the newest).")
