@@ -336,22 +336,8 @@ def deploy_pipeline(plan: Plan, online: OnlineEndpoint) -> Pipeline:
     """With manual approval the training pipeline stops at registration; approving a version
     starts this one (SageMaker: an EventBridge rule; Kubeflow and Vertex AI: the approver
     submits it after moving the `production` alias), which rolls the endpoint to it."""
-    from mlcompile.plan.nodes import Pipeline, Step
+    from mlcompile.plan.extension import platform_step
+    from mlcompile.plan.nodes import Pipeline
 
-    standard = plan.training.steps[0].resources
-    step = Step(
-        name="deploy-online",
-        kind="deploy_online",
-        image=plan.runtime_image,
-        command=("python", "-m", "mlcompile.runtime", "deploy-online"),
-        args=(),
-        resources=standard,
-        depends_on=(),
-        inputs=(),
-        outputs=(),
-        params={"endpoint": online.name, "model": plan.registry.model},
-        run_if=None,
-        uses_user_container=False,
-        origin=online.origin,
-    )
+    step = platform_step(plan, "deploy-online", "deploy_online", online.origin, params={"endpoint": online.name, "model": plan.registry.model})
     return Pipeline(f"{plan.system}-deploy", f"deploys approved versions of {plan.registry.model} to endpoint {online.name}", (step,))

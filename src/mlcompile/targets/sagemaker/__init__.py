@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from mlcompile.diagnostics import Diagnostic
+from mlcompile.plan.extension import PlanExtension
 from mlcompile.plan.nodes import Plan
 from mlcompile.targets.base import DeployAction, OutputFile
 
@@ -17,6 +18,11 @@ class SageMakerTarget:
     name: ClassVar[str] = "sagemaker"
     extra: ClassVar[str | None] = "sagemaker"
     requires: ClassVar[tuple[str, ...]] = ("sagemaker", "boto3")
+
+    def extend_plan(self, plan: Plan) -> PlanExtension:
+        from mlcompile.targets.sagemaker.render import extend_plan
+
+        return extend_plan(plan)
 
     def check(self, plan: Plan) -> list[Diagnostic]:
         from mlcompile.targets.sagemaker.checks import check
