@@ -5,7 +5,7 @@ Katib and KServe manifests. See docs/targets/kubeflow.md for every output file a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
@@ -26,6 +26,7 @@ from mlcompile.targets.kfp_ir import (
 )  # fmt: skip
 from mlcompile.targets.kubeflow import alerting, facts, feature_store, manifests
 from mlcompile.targets.kubeflow.deploy import version_name
+from mlcompile.targets.kubeflow.platform import KubeflowPlatform
 
 NAME = "kubeflow"
 # steps whose result depends only on their inputs: safe to take from KFP's cache
@@ -49,10 +50,8 @@ def secret_env_name(secret: str) -> str:
     return env_name(secret)
 
 
-class KubeflowTarget:
-    name: ClassVar[str] = NAME
-    extra: ClassVar[str | None] = "kubeflow"
-    requires: ClassVar[tuple[str, ...]] = ("kfp", "kfp.kubernetes")
+class KubeflowTarget(KubeflowPlatform):
+    """The kubeflow platform (platform.py) with its check, render and deploy."""
 
     # ------------------------------------------------------------------ check
     def check(self, plan: Plan) -> list[Diagnostic]:

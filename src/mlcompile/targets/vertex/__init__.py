@@ -7,7 +7,7 @@ docs/targets/vertex.md for every output file and kind."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
@@ -27,6 +27,7 @@ from mlcompile.targets.kfp_ir import (
     watermark_uri,
 )  # fmt: skip
 from mlcompile.targets.vertex import alerting, feature_store
+from mlcompile.targets.vertex.platform import VertexPlatform
 
 NAME = "vertex"
 CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
@@ -45,10 +46,8 @@ def launches_job(step: Step, plan: Plan) -> str | None:
     return None
 
 
-class VertexTarget:
-    name: ClassVar[str] = NAME
-    extra: ClassVar[str | None] = "vertex"
-    requires: ClassVar[tuple[str, ...]] = ("kfp", "google.cloud.aiplatform", "google.cloud.monitoring_v3")
+class VertexTarget(VertexPlatform):
+    """The vertex platform (platform.py) with its check, render and deploy."""
 
     # ------------------------------------------------------------------ check
     def check(self, plan: Plan) -> list[Diagnostic]:
