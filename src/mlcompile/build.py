@@ -30,7 +30,7 @@ from mlcompile.spec.resolve import (
     load_system,
     profile_names_beside,
 )
-from mlcompile.targets.base import OutputFile, Platform, is_safe_relative_path, json_bytes
+from mlcompile.targets.base import OutputFile, Platform, capability_refusals, is_safe_relative_path, json_bytes
 from mlcompile.targets.registry import describe_entry_point, install_hint, load_target, missing_modules, runs_here, target_names
 
 if TYPE_CHECKING:
@@ -194,7 +194,8 @@ def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_comm
             if target.severity == "warning":
                 results.append(Compiled(profile, plan))  # validated and lowered, not checked by the platform
             continue
-        problems = _call_target(target, "check", plan)
+        # what the platform refuses: its own check, and what it lacks of the declared capabilities
+        problems = [*_call_target(target, "check", plan), *capability_refusals(target, plan)]
         diagnostics += problems
         if errors_in(problems):
             continue

@@ -5,7 +5,6 @@ parquet, SQLite online store), which the run applies, joins and materialises."""
 
 from __future__ import annotations
 
-
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan
 from mlcompile.plan.serialize import plan_to_data

@@ -59,15 +59,7 @@ class VertexTarget(VertexPlatform):
                 "a Vertex AI endpoint cannot scale to zero replicas (DedicatedResources.min_replica_count >= 1)",
                 "set `replicas.min: 1` (override it for this profile)",
             ))  # fmt: skip
-        tuning = plan.tuning
-        if tuning is not None and tuning.algorithm == "grid":
-            for p in tuning.params:
-                if p.type == "float":
-                    problems.append(unsupported(
-                        tuning.origin.below("params", p.name), NAME,
-                        f"Vertex AI grid search takes only int, categorical and discrete parameters; '{p.name}' is a float range",
-                        "use algorithm random or bayesian, or make the parameter categorical",
-                    ))  # fmt: skip
+        tuning = plan.tuning  # a grid over a float range: refused from the capabilities (platform.py)
         if tuning is not None and any(s.uses_user_container for s in plan.training.steps):
             problems.append(Diagnostic(
                 tuning.origin.file, tuning.origin.line, tuning.origin.col, "warning", tuning.origin.path,
