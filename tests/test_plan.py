@@ -34,7 +34,9 @@ def workspace(tmp_path: Path) -> Path:
 def test_training_dag_runs_from_features_to_registration_behind_the_gate() -> None:
     plan, _ = plan_for("local")
     steps = {s.name: s for s in plan.training.steps}
-    assert [s.name for s in plan.training.steps] == ["extract-features", "validate-data", "tune", "evaluate", "gate", "register"]
+    # the spec's steps, then the local platform's: its online views are materialised after extraction
+    assert [s.name for s in plan.training.steps] == ["extract-features", "validate-data", "tune", "evaluate", "gate", "register", "materialize-features"]
+    assert steps["materialize-features"].depends_on == ("extract-features",)
     assert steps["validate-data"].depends_on == ("extract-features",)
     assert steps["tune"].depends_on == ("validate-data",)
     assert steps["register"].run_if == "gate"
