@@ -126,7 +126,7 @@ def _price_table(platform: str) -> Any:
     from mlcompile.targets.registry import platform_named
 
     found = platform_named(platform)
-    return found.price_table() if found is not None and found.pricing.model == "list" else None
+    return found.price_table() if found is not None else None
 
 
 # ------------------------------------------------------------------------------ cron

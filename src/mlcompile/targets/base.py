@@ -128,7 +128,8 @@ class Platform(Protocol):
         ...
 
     def price_table(self) -> Any:
-        """The `mlcompile.catalog.prices.PlatformPrices` of list prices (None: no table)."""
+        """The `mlcompile.catalog.prices.PlatformPrices` of list prices (None: no table);
+        by default the machine catalog's price list under the platform's name."""
         ...
 
     def billed_deployments(self, strategy: str | None) -> int:
@@ -190,7 +191,12 @@ class PlatformBase:
         return None
 
     def price_table(self) -> Any:
-        return None
+        # list prices: the catalog's under the platform's name (catalog/prices.yaml), if any
+        if self.pricing.model != "list":
+            return None
+        from mlcompile.catalog.prices import prices
+
+        return prices().get(self.name)
 
     def billed_deployments(self, strategy: str | None) -> int:
         return 1
