@@ -91,7 +91,8 @@ def test_local_profile_warns_at_the_spec_location_of_what_it_cannot_apply() -> N
 def test_vertex_profile_resolves_the_overridden_accelerator_to_a_machine() -> None:
     plan, _ = plan_for("gcp-prod")
     resources = plan.training.step("tune").resources
-    assert (resources.accelerator, resources.accelerator_count, resources.cpu, resources.memory) == ("nvidia-a100-40gb", 2, 8.0, "60Gi")
+    assert resources.accelerator is not None
+    assert (resources.accelerator.type, resources.accelerator.count, resources.cpu, resources.memory) == ("nvidia-a100-40gb", 2, 8.0, "60Gi")
     assert resources.machine is not None
     assert (resources.machine.name, resources.machine.accelerator_platform_name, resources.machine.accelerator_count) == (
         "a2-highgpu-2g",

@@ -60,18 +60,20 @@ class LoweringContext:
             count = spec.accelerator.count if spec.accelerator else 0
             timeout = duration_seconds(spec.timeout) if spec.timeout else None
         machine = self.machine(accelerator, count, cpu, memory, path)
-        if machine is not None and accelerator:
+        resolved = None
+        if accelerator and machine is not None:
             # one count from here on: what the catalog resolved (a TPU slice's chips, the
             # machine's GPUs), which the lowering warned about when it differs from the ask
-            count = machine.accelerator_count
+            resolved = nodes.Accelerator(machine.accelerator or accelerator, machine.accelerator_count, machine.accelerator_platform_name, machine.name)
+        elif accelerator:  # no catalogue (local, third-party platforms): the ask
+            resolved = nodes.Accelerator(accelerator, count, None, None)
         if self.platform_class is not None and self.platform_class.runs_on_this_machine and spec is not None:
             self._local_warnings(path, accelerator, replicas, spot)
         return nodes.Resources(
             cpu=float(cpu),
             memory=memory,
             memory_bytes=memory_bytes(memory),
-            accelerator=accelerator,
-            accelerator_count=count,
+            accelerator=resolved,
             replicas=replicas,
             spot=spot,
             timeout_seconds=timeout,

@@ -80,31 +80,19 @@ class Accelerator:
 
 @dataclass(frozen=True)
 class Resources:
-    """What one replica gets. `accelerator_count` is the resolved count (the catalog's:
-    the machine's GPUs, a TPU slice's chips), the same as `machine.accelerator_count`;
-    every target reads it, so no consumer can ask for the spec's unrounded count."""
+    """What one replica gets. `accelerator` is the one resolved accelerator (the catalog's
+    count: the machine's GPUs, a TPU slice's chips) that every consumer reads (targets,
+    cost, diff, explain), so none can ask for the spec's unrounded count."""
 
     cpu: float
     memory: str
     memory_bytes: int
-    accelerator: str | None
-    accelerator_count: int
+    accelerator: Accelerator | None
     replicas: int
     spot: bool
     timeout_seconds: int | None
     machine: Machine | None
     origin: Origin
-
-    @property
-    def resolved_accelerator(self) -> Accelerator | None:
-        """The one accelerator every consumer (targets, cost, diff, explain) reads; None when
-        the replica has none."""
-        if not self.accelerator or not self.accelerator_count:
-            return None
-        machine = self.machine
-        if machine is None:
-            return Accelerator(self.accelerator, self.accelerator_count, None, None)
-        return Accelerator(machine.accelerator or self.accelerator, self.accelerator_count, machine.accelerator_platform_name, machine.name)
 
 
 @dataclass(frozen=True)

@@ -186,14 +186,12 @@ class KubeflowTarget(KubeflowPlatform):
                 caching=common["caching"],
                 pipeline_run=RUN_ID_KUBEFLOW,
             )
-        machine = r.machine
-        accelerator = machine.accelerator_platform_name if machine and r.accelerator_count else None
+        resolved = r.accelerator
+        accelerator, count = (resolved.platform_name, resolved.count) if resolved else (None, 0)
         if step.uses_user_container:
             env = {k: v for k, v in step.params.get("env", {}).items() if not secret_name(v)}
             env["MLCOMPILE_LABEL"] = str(step.params.get("label", ""))
-            return StepSettings(
-                step.image, list(step.command), None, r.cpu, r.memory, accelerator, r.accelerator_count, env=env, user_args=list(step.args), **common
-            )
+            return StepSettings(step.image, list(step.command), None, r.cpu, r.memory, accelerator, count, env=env, user_args=list(step.args), **common)
         config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan))
         if step.kind == "materialize_features":
             config["feast"] = feature_store.feast_config(plan)
@@ -205,9 +203,7 @@ class KubeflowTarget(KubeflowPlatform):
                 config["platform_run"]["watermark"] = watermark_uri(plan, plan.platform_settings["pipeline_root"], step.params["source"])
         if step.kind == "deploy_online" and plan.online is not None:  # a new KServe revision pinned to the approved version
             config["serving"] = manifests.rollout(plan)
-        return StepSettings(
-            step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, extra_outputs=extra_outputs(step), **common
-        )
+        return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, count, extra_outputs=extra_outputs(step), **common)
 
     def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
         from kfp import kubernetes

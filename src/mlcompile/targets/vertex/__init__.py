@@ -174,14 +174,15 @@ class VertexTarget(VertexPlatform):
                 plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=caching, pipeline_run=RUN_ID_VERTEX,
                 extra_outputs={VERTEX_MODEL_OUTPUT: "google.VertexModel"} if registers else {}, executor_output=registers,
             )  # fmt: skip
-        accelerator = r.machine.accelerator_platform_name if r.machine and r.accelerator_count else None
+        resolved = r.accelerator
+        accelerator, count = (resolved.platform_name, resolved.count) if resolved else (None, 0)
         config = runtime_config(plan, step, platform=bodies.platform_section(plan))
         if step.kind == "trigger_retraining":
             config["platform_run"] = self._platform_run(plan, step, pipeline_jobs)
         if step.kind == "deploy_online" and plan.online is not None:  # deployModel with the approved version
             config["deploy_model"] = bodies.deploy_model_request(plan)
         return StepSettings(
-            step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, caching=caching, pipeline_run=RUN_ID_VERTEX,
+            step.image, list(step.command), config, r.cpu, r.memory, accelerator, count, caching=caching, pipeline_run=RUN_ID_VERTEX,
             extra_outputs=extra_outputs(step),
         )  # fmt: skip
 
