@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mlcompile.runtime.contract import ENV_MODEL_DIR, ENV_MODEL_MANIFEST, FORMAT_CONTAINER
+from mlcompile.runtime.contract import ENV_MODEL_DIR, ENV_MODEL_MANIFEST
 from mlcompile.runtime.io import DataError, is_remote, local_dir, local_path, read_json
 
 MANIFEST = "model.json"
@@ -243,10 +243,6 @@ def frozen_estimator(predictions: list[Any], scores: list[float] | None, y: Any)
             return np.column_stack([1.0 - positive, positive])
 
     return AnsweredClassifier()
-
-
-def is_container_model(meta: Mapping[str, Any]) -> bool:
-    return meta.get("format") == FORMAT_CONTAINER
 
 
 @contextmanager

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlcompile.runtime.io import DataError, copy_dir, local_dir
+from mlcompile.runtime.io import DataError, local_dir
 from mlcompile.runtime.registry import NewVersion, Version
 
 ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
@@ -113,7 +114,7 @@ class VertexRegistry:
         if not version.artifact_uri:
             raise DataError(f"model version {version.model}@{version.version} has no artifact URI: it was not uploaded by mlcompile")
         with local_dir(version.artifact_uri, write=False) as folder:
-            copy_dir(folder, destination / "model")
+            shutil.copytree(folder, destination / "model", dirs_exist_ok=True)
         return destination / "model"
 
     def create(self, new: NewVersion) -> Version:

@@ -55,11 +55,6 @@ def resolve(reference: str) -> str:
     return held
 
 
-def resolve_env(env: dict[str, str]) -> dict[str, str]:
-    """An environment with every secret:// value replaced by the secret."""
-    return {key: resolve(value) if isinstance(value, str) else value for key, value in env.items()}
-
-
 def fetch(where: str, *, name: str | None = None) -> str:
     """Read a secret from the store a locator names."""
     scheme, _, rest = where.partition(":")

@@ -24,7 +24,6 @@ from mlcompile.spec.types import (
     TimeZone,
 )
 
-API_VERSION = "mlcompile/v1"
 PLATFORM_NAMES = ("kubeflow", "vertex", "sagemaker", "azureml", "local")
 
 Platform = Literal["kubeflow", "vertex", "sagemaker", "azureml", "local"]

@@ -52,7 +52,6 @@ from mlcompile.targets.sagemaker.layout import (
     metric_definition,
 )
 
-SDK_REQUIREMENT = "sagemaker>=2.250,<3"
 DEFAULT_MAX_RUN = 24 * 3600
 SPOT_WAIT_FACTOR = 2  # managed spot: wait for capacity up to as long again as the run may take
 CONTENT_TYPES = ["application/json", "text/csv"]
