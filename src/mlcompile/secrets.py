@@ -24,11 +24,11 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 from mlcompile.diagnostics import Diagnostic, JsonPath
+from mlcompile.runtime.contract import LOCATOR_SCHEMES, SECRET_SCHEME, env_name, secret_name
 
 if TYPE_CHECKING:
     from mlcompile.spec.loader import SourceMap
 
-SECRET_SCHEME = "secret://"
 HINT = "store it in your secret manager and write secret://<name>"
 
 # Words of a key or environment variable name (split on '_', '-' and case changes) that mark
@@ -454,18 +454,7 @@ def _spec_of(result: Any) -> Any:
 #   keyvault:https://<vault>.vault.azure.net/secrets/<name>               Azure ML (profile names the vault)
 #   keyvault:<name>                                                        Azure ML (the workspace's Key Vault)
 
-SECRET_ENV_PREFIX = "MLCOMPILE_SECRET_"
-LOCATOR_SCHEMES = ("secretmanager:", "secretsmanager:", "keyvault:")
-
-
-def secret_name(value: Any) -> str | None:
-    """`secret://NAME` → NAME (None for anything else)."""
-    return value[len(SECRET_SCHEME) :] if isinstance(value, str) and value.startswith(SECRET_SCHEME) else None
-
-
-def env_name(name: str) -> str:
-    """The environment variable that carries secret NAME (or its locator) to a step."""
-    return SECRET_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
+# (the variable's name and the locator schemes are in mlcompile.runtime.contract)
 
 
 def refs_in(data: Any) -> list[str]:

@@ -620,7 +620,7 @@ def test_the_vertex_launcher_fills_a_trainers_secret_from_secret_manager(stores:
     import yaml
     from vertex_api import VertexStandIn
 
-    from mlcompile.targets.kfp_ir import launch
+    from mlcompile.runtime import launch
 
     training = yaml.safe_load_all((GOLDEN / "gcp-prod" / "pipelines" / "search-ranker-training.yaml").read_text())
     container = next(training)["deploymentSpec"]["executors"]["exec-tune"]["container"]

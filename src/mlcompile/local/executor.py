@@ -31,8 +31,8 @@ from mlcompile.errors import UsageError
 from mlcompile.local.workers import StepProcess, warm_up
 from mlcompile.plan import nodes
 from mlcompile.plan.nodes import Pipeline, Plan, Step
+from mlcompile.plan.step_config import step_config
 from mlcompile.runtime import PRELOAD
-from mlcompile.runtime.contract import step_config
 from mlcompile.runtime.io import fingerprint, write_bytes
 
 EXTENSIONS = {"dataset": ".parquet", "model": "", "metrics": ".json", "report": ".json", "decision": ".json"}

@@ -32,7 +32,7 @@ def is_remote(uri: str) -> bool:
 
 
 def _emulated(uri: str) -> Path | None:
-    from mlcompile.emulate.storage import UnmappedURI, mapped
+    from mlcompile.runtime.emulated_storage import UnmappedURI, mapped
 
     try:
         return mapped(uri)

@@ -21,7 +21,7 @@ ENV_ARTIFACT_ROOT = "MLCOMPILE_ARTIFACT_ROOT"
 
 
 def tracking_uri(config: Any = None) -> str | None:
-    from mlcompile.emulate.storage import service_url
+    from mlcompile.runtime.emulated_storage import service_url
 
     registry = (config or {}).get("registry") or {}
     uri = registry.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")

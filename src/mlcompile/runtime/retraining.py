@@ -3,7 +3,7 @@ source has new rows (the new-data sensor), or on a CronJob's schedule (kubeflow)
 
 Under `mlcompile run` (no `platform_run` in the config) the request is recorded in the workdir
 and the executor starts the pipeline after the step. In a compiled pipeline the step submits
-the run itself, through the platform's API (mlcompile.targets.kfp_ir.submit), unless a run of
+the run itself, through the platform's API (mlcompile.runtime.submit), unless a run of
 the training pipeline is still active; the submitted run id is the step's result and its
 `retraining` output (`{"submitted": id or null, …}`).
 
@@ -65,7 +65,7 @@ def trigger_retraining(config: dict[str, Any], inputs: dict[str, str], outputs: 
 
 
 def _earlier_sensor(config: dict[str, Any]) -> str | None:
-    from mlcompile.targets.kfp_ir.submit import SubmitFailed, submitter
+    from mlcompile.runtime.submit import SubmitFailed, submitter
 
     try:
         return getattr(submitter(config), "earlier_sensor", lambda: None)()
@@ -74,7 +74,7 @@ def _earlier_sensor(config: dict[str, Any]) -> str | None:
 
 
 def _submit(config: dict[str, Any], run: dict[str, Any], when: str) -> dict[str, Any]:
-    from mlcompile.targets.kfp_ir.submit import SubmitFailed, submitter
+    from mlcompile.runtime.submit import SubmitFailed, submitter
 
     done: dict[str, Any] = {}
     current = None

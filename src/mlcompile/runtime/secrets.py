@@ -26,7 +26,7 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
-from mlcompile.secrets import LOCATOR_SCHEMES, env_name, secret_name
+from mlcompile.runtime.contract import LOCATOR_SCHEMES, env_name, secret_name
 
 SECRETS_FILE_ENV = "MLCOMPILE_SECRETS_FILE"
 KEYVAULT_API_VERSION = "7.4"

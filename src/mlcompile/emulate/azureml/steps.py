@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlcompile.emulate import storage
 from mlcompile.emulate.azureml.bindings import BindingError, literal, substitute
 from mlcompile.emulate.containers import PYTHON_NAMES, Images, UnmappedImage, run_container
 from mlcompile.emulate.ir import FAILED, SKIPPED, SUCCEEDED, TaskResult
 from mlcompile.emulate.services.execution import free_port, run_all
+from mlcompile.runtime import emulated_storage as storage
 
 MASTER_ADDR = "127.0.0.1"  # every instance of a distributed job runs on this machine
 SHELL_SIGNS = frozenset("$`;&|<>(){}*?~[#\n\\")  # unquoted, bash would do more than run one program

@@ -64,7 +64,7 @@ def pipeline_runner(session: Any) -> Any:
 def serve(session: Any) -> Iterator[Services]:
     """Start the platform's services for `session`, point its steps at them (session.env,
     session.hosts) and keep session.facts up to date with what they observed."""
-    from mlcompile.emulate import storage
+    from mlcompile.runtime import emulated_storage as storage
 
     execution = Execution(session.images, session.root, run_pipeline=pipeline_runner(session), secrets=dict(session.config.secrets))
     services = Services(execution)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.emulate.containers import Images, UnmappedImage, run_container
-from mlcompile.emulate.storage import EMULATE_ROOT_ENV, GCS_MOUNT, local_path
+from mlcompile.runtime.emulated_storage import EMULATE_ROOT_ENV, GCS_MOUNT, local_path
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 from mlcompile.plan.nodes import OnlineEndpoint, Plan
+from mlcompile.plan.step_config import serving_env
 from mlcompile.runtime.azureml_client import ENV_IDENTITY
 from mlcompile.runtime.collect_azureml import COLLECTIONS, ENV_COLLECT
-from mlcompile.runtime.contract import serving_env
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets.azureml._sdk import entity_yaml, identity, tags, yaml_bytes
 from mlcompile.targets.azureml.feature_store import online_features_config

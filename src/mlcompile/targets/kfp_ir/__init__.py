@@ -30,15 +30,23 @@ from decimal import Decimal
 from typing import Any
 
 from mlcompile.plan.nodes import Pipeline, Plan, Schedule, Step
-from mlcompile.runtime.contract import CONTAINER_ENV, ENV_METRICS, ENV_MODEL_DIR, ENV_TEST_DATA, ENV_TRAIN_DATA, ENV_VALIDATION_REPORT, step_config
+from mlcompile.plan.step_config import step_config
+from mlcompile.runtime.contract import (
+    CONTAINER_ENV,
+    ENV_METRICS,
+    ENV_MODEL_DIR,
+    ENV_TEST_DATA,
+    ENV_TRAIN_DATA,
+    ENV_VALIDATION_REPORT,
+    RUN_STEP_MODULE,
+    runtime_command,
+)
 
 # plan artifact type → kfp artifact class name (decision → a boolean output parameter)
 ARTIFACT_CLASSES = {"dataset": "Dataset", "model": "Model", "metrics": "Metrics", "report": "Artifact"}
 # which input/output feeds which variable of a user's container trainer (CONTAINER_ENV)
 CONTAINER_ENV_OF = {"train": ENV_TRAIN_DATA, "test": ENV_TEST_DATA, "report": ENV_VALIDATION_REPORT, "model": ENV_MODEL_DIR, "metrics": ENV_METRICS}
 assert set(CONTAINER_ENV_OF.values()) <= set(CONTAINER_ENV)
-RUN_STEP = "mlcompile.targets.kfp_ir.run_step"  # a runtime step with decision outputs
-LAUNCH = "mlcompile.targets.kfp_ir.launch"  # a step that runs as a platform job
 # The pipeline run a task belongs to, as each platform resolves it in a container's args (KFP
 # resolves placeholders in command and args only, never in environment variables): the run id
 # the KFP API knows (`{{$.pipeline_job_uuid}}`), the PipelineJob id on Vertex AI
@@ -138,7 +146,7 @@ def _make_component(step: Step, settings: StepSettings) -> Any:
             command = list(settings.command)
             args = ["--config", config_arg(settings.config)]
             if decisions:  # the runtime writes a decision document; dsl.If needs a boolean
-                command = ["python", "-m", RUN_STEP, *command[3:]]
+                command = ["python", "-m", RUN_STEP_MODULE, *command[3:]]
                 args = [a for name in decisions for a in ("--decision", name)] + args
             for name in sorted(in_paths):
                 args += ["--input", f"{name}={in_paths[name]}"]
@@ -349,7 +357,7 @@ def new_data_sensors(plan: Plan) -> list[tuple[Pipeline, Schedule]]:
             name="trigger-retraining",
             kind="trigger_retraining",
             image=plan.runtime_image,
-            command=("python", "-m", "mlcompile.runtime", "trigger-retraining"),
+            command=runtime_command("trigger-retraining"),
             args=(),
             resources=standard,
             depends_on=(),

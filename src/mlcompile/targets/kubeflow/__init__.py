@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
+from mlcompile.runtime.contract import LAUNCH_MODULE
 from mlcompile.targets import feast_repo
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import (
-    LAUNCH,
     RUN_ID_KUBEFLOW,
     StepSettings,
     approval_pipelines,
@@ -44,7 +44,7 @@ def launches_job(step: Step, plan: Plan) -> str | None:
 
 
 def secret_env_name(secret: str) -> str:
-    from mlcompile.secrets import env_name
+    from mlcompile.runtime.contract import env_name
 
     return env_name(secret)
 
@@ -182,7 +182,7 @@ class KubeflowTarget:
             )
             return StepSettings(
                 plan.runtime_image,
-                ["python", "-m", LAUNCH, step.name],
+                ["python", "-m", LAUNCH_MODULE, step.name],
                 config,
                 standard.cpu,
                 standard.memory,
@@ -227,7 +227,7 @@ class KubeflowTarget:
         if timeout:
             kubernetes.set_timeout(task, timeout)
         if launches_job(step, plan) is not None:  # the launcher makes its pod the job's owner
-            from mlcompile.targets.kfp_ir.launch import ENV_POD_NAME, ENV_POD_UID
+            from mlcompile.runtime.contract import ENV_POD_NAME, ENV_POD_UID
 
             kubernetes.use_field_path_as_env(task, ENV_POD_NAME, "metadata.name")
             kubernetes.use_field_path_as_env(task, ENV_POD_UID, "metadata.uid")

@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mlcompile.plan.nodes import FeatureView, Pipeline, Plan, Schedule, Step
+from mlcompile.runtime.contract import runtime_command
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets import feast_repo
 
@@ -44,7 +45,7 @@ def materialization(plan: Plan) -> list[tuple[Pipeline, Schedule]]:
             name=STEP,
             kind="materialize_features",  # type: ignore[arg-type]  # a platform step, not a plan kind
             image=plan.runtime_image,
-            command=("python", "-m", "mlcompile.runtime", STEP),
+            command=runtime_command(STEP),
             args=(),
             resources=standard,
             depends_on=(),

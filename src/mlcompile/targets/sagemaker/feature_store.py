@@ -19,6 +19,7 @@ from typing import Any
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import DataSource, FeatureView, Pipeline, Plan, Schedule, Step
+from mlcompile.runtime.contract import runtime_command
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets.base import unsupported
 from mlcompile.targets.sagemaker.layout import Layout, fit
@@ -189,7 +190,7 @@ def materialize_step(plan: Plan, layout: Layout, view: FeatureView) -> Step:
         name=f"materialize-{view.name}".replace("_", "-")[:64],
         kind=STEP_KIND,  # type: ignore[arg-type]  # a target's step (runtime TARGET_STEPS), no plan kind
         image=plan.runtime_image,
-        command=("python", "-m", "mlcompile.runtime", "materialize"),
+        command=runtime_command("materialize"),
         args=(),
         resources=standard,
         depends_on=(),

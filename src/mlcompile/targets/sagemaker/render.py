@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 from mlcompile.errors import SpecError
-from mlcompile.plan.lower import RUNTIME_COMMAND
 from mlcompile.plan.nodes import Pipeline, Plan, Step
+from mlcompile.runtime.contract import runtime_command
 from mlcompile.targets.base import OutputFile, deploy_pipeline, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import new_data_sensors
 from mlcompile.targets.sagemaker import bodies, feature_store
@@ -38,7 +38,7 @@ def with_breach_retraining(plan: Plan, pipeline: Pipeline) -> Pipeline:
     checks = [s for s in pipeline.steps if s.run_if is None]
     trigger = next(t for t in plan.triggers if t.kind == "monitoring_breach")
     step = Step(
-        name=BREACH_STEP, kind="trigger_retraining", image=plan.runtime_image, command=(*RUNTIME_COMMAND, BREACH_STEP), args=(),
+        name=BREACH_STEP, kind="trigger_retraining", image=plan.runtime_image, command=runtime_command(BREACH_STEP), args=(),
         resources=checks[0].resources, depends_on=tuple(s.name for s in checks), inputs=(), outputs=(), params={"pipeline": trigger.pipeline},
         run_if="breach", uses_user_container=False, origin=trigger.origin,
     )  # fmt: skip

@@ -22,17 +22,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlcompile.plan.nodes import ArtifactRef, Gate, Pipeline, Plan, Step
-from mlcompile.runtime.contract import (
-    ENV_LABEL,
-    ENV_METRICS,
-    ENV_MODEL_DIR,
-    ENV_TEST_DATA,
-    ENV_TRAIN_DATA,
-    ENV_VALIDATION_REPORT,
-    additional_metrics,
-    serving_env,
-    step_config,
-)
+from mlcompile.plan.step_config import additional_metrics, serving_env, step_config
+from mlcompile.runtime.contract import ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, ENV_TEST_DATA, ENV_TRAIN_DATA, ENV_VALIDATION_REPORT
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.runtime.registry_sagemaker import DRIFT_BASELINE_KEY
 from mlcompile.targets.sagemaker import bodies, feature_store

@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
+from mlcompile.runtime.contract import LAUNCH_MODULE
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import (
-    LAUNCH,
     RUN_ID_VERTEX,
     StepSettings,
     approval_pipelines,
@@ -175,7 +175,7 @@ class VertexTarget:
             config = runtime_config(plan, step, platform=bodies.platform_section(plan), platform_job=jobs[step.name])
             registers = jobs[step.name]["kind"] == "vertex.upload_model_request"
             return StepSettings(
-                plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=caching, pipeline_run=RUN_ID_VERTEX,
+                plan.runtime_image, ["python", "-m", LAUNCH_MODULE, step.name], config, standard.cpu, standard.memory, caching=caching, pipeline_run=RUN_ID_VERTEX,
                 extra_outputs={VERTEX_MODEL_OUTPUT: "google.VertexModel"} if registers else {}, executor_output=registers,
             )  # fmt: skip
         accelerator = r.machine.accelerator_platform_name if r.machine and r.accelerator_count else None

@@ -10,7 +10,8 @@ from google.cloud.aiplatform_v1 import types as gca
 from google.protobuf import duration_pb2, json_format
 
 from mlcompile.plan.nodes import Plan, Step
-from mlcompile.runtime.contract import ENV_LABEL, serving_env
+from mlcompile.plan.step_config import serving_env
+from mlcompile.runtime.contract import ENV_LABEL, runtime_command
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.runtime.rollout import SERVING_KEY
 from mlcompile.targets.base import resource_labels
@@ -186,7 +187,7 @@ def model(plan: Plan) -> dict[str, Any]:
         labels={**labels(plan), **{k: v[:63] for k, v in registry.tags.items()}},
         container_spec=gca.ModelContainerSpec(
             image_uri=plan.runtime_image,
-            command=["python", "-m", "mlcompile.runtime", "serve"],
+            command=list(runtime_command("serve")),
             args=["--config", config_arg(serving_config(plan))],
             ports=[gca.Port(container_port=SERVING_PORT)],
             predict_route="/predict",

@@ -21,7 +21,8 @@ from typing import Any
 
 from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, create_once, is_transient, live_fingerprint, not_applied, with_retries
+from mlcompile.runtime.retries import RetrySettings, create_once, is_transient, with_retries
+from mlcompile.targets.base import DeployAction, DeployFailed, live_fingerprint, not_applied
 from mlcompile.targets.vertex.deploy_alerts import deploy_alerting, planned_alerting
 from mlcompile.targets.vertex.deploy_features import deploy_feature_store, planned_feature_store
 

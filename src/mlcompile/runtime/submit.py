@@ -69,13 +69,13 @@ def run_name(pipeline: str, why: str, limit: int = 128) -> str:
 
 class KfpRuns:
     def __init__(self, config: dict[str, Any]):
-        from mlcompile.targets.base import RetryingClient
-        from mlcompile.targets.kubeflow.deploy import kfp_client
+        from mlcompile.runtime.kfp_client import kfp_client
+        from mlcompile.runtime.retries import RetryingClient
 
         platform = config["platform"]
         self.run = config["platform_run"]
         self.namespace = platform.get("namespace")
-        from mlcompile.emulate.storage import service_url
+        from mlcompile.runtime.emulated_storage import service_url
 
         # inside the cluster the API is often reached at its service (http://ml-pipeline.kubeflow:8888)
         # rather than at the profile's external host; under the emulator, at its local stand-in
@@ -89,7 +89,7 @@ class KfpRuns:
         except ValueError:  # kfp: "No experiment is found with name …"
             if not create:
                 return None
-        from mlcompile.targets.base import create_once
+        from mlcompile.runtime.retries import create_once
 
         return create_once(
             lambda: str(self.client.create_experiment(self.run["experiment"], namespace=self.namespace).experiment_id), lambda: self._experiment(False)
@@ -119,7 +119,7 @@ class KfpRuns:
     def submit(self, why: str) -> str:
         import json
 
-        from mlcompile.targets.base import create_once
+        from mlcompile.runtime.retries import create_once
 
         pipeline_id = self._pipeline_id()
         wanted = self.run["version"]
@@ -158,7 +158,7 @@ class VertexPipelineJobs:
     def active_run(self) -> str | None:
         from google.cloud.aiplatform_v1 import types as gca
 
-        from mlcompile.targets.base import with_retries
+        from mlcompile.runtime.retries import with_retries
 
         request = gca.ListPipelineJobsRequest(parent=self.parent, filter=f'display_name="{self.run["pipeline"]}"')
         jobs = with_retries(lambda: list(self.client.list_pipeline_jobs(request=request)))
@@ -171,7 +171,7 @@ class VertexPipelineJobs:
         from google.api_core import exceptions
         from google.cloud.aiplatform_v1 import types as gca
 
-        from mlcompile.targets.base import with_retries
+        from mlcompile.runtime.retries import with_retries
 
         try:
             template = with_retries(lambda: self.client.get_pipeline_job(name=self.run["template"]))
