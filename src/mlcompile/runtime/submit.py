@@ -44,23 +44,6 @@ class Submitter(Protocol):
         ...
 
 
-def submitter(config: dict[str, Any]) -> Submitter:
-    run = config["platform_run"]
-    if run["kind"] == "kfp.run":
-        return KfpRuns(config)
-    if run["kind"] == "vertex.pipeline_job":
-        return VertexPipelineJobs(config)
-    if run["kind"] == "sagemaker.pipeline_execution":
-        from mlcompile.runtime.pipelines_sagemaker import SageMakerExecutions
-
-        return SageMakerExecutions(config)
-    if run["kind"] == "azureml.pipeline_job":
-        from mlcompile.runtime.retraining_azureml import AzureMLPipelineJobs
-
-        return AzureMLPipelineJobs(config)
-    raise SubmitFailed(f"unknown platform_run kind {run['kind']!r}")
-
-
 def run_name(pipeline: str, why: str, limit: int = 128) -> str:
     """A run's name: the pipeline, why it runs, and the UTC time it was asked ([a-z0-9-])."""
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())

@@ -147,7 +147,7 @@ class VertexTarget:
         from google.cloud import aiplatform
 
         from mlcompile import yaml_emit
-        from mlcompile.targets.vertex import bodies
+        from mlcompile.targets.vertex import messages
 
         settings = plan.platform_settings
         aiplatform.init(project=settings["project"], location=settings["region"], credentials=AnonymousCredentials())
@@ -157,13 +157,13 @@ class VertexTarget:
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(yaml_emit.dump(spec))
             job = aiplatform.PipelineJob(
-                display_name=spec["pipelineInfo"]["name"], template_path=path, pipeline_root=settings["pipeline_root"], labels=bodies.labels(plan)
+                display_name=spec["pipelineInfo"]["name"], template_path=path, pipeline_root=settings["pipeline_root"], labels=messages.labels(plan)
             )
         resource = job._gca_resource
         resource.service_account = settings["service_account"]
         if settings.get("network"):
             resource.network = settings["network"]
-        return bodies.to_json(resource)
+        return messages.to_json(resource)
 
     def _settings(self, plan: Plan, step: Step, jobs: dict[str, dict[str, Any]], pipeline_jobs: dict[str, dict[str, Any]]) -> StepSettings:
         from mlcompile.targets.vertex import bodies
