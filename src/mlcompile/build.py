@@ -347,7 +347,7 @@ def manifest(result: Compiled) -> OutputFile:
 
 def refuse_credential_leaks(results: Sequence[Compiled], out_dir: str | os.PathLike[str]) -> None:
     """No file that looks like it holds a credential is written (see mlcompile.secrets)."""
-    from mlcompile.secrets import refuse_leaks
+    from mlcompile.secret_checks import refuse_leaks
 
     refuse_leaks(results, out_dir)
 

@@ -59,6 +59,10 @@ BREACH_ALERT_NAME = "MlcompileMonitoringBreach"
 ENV_MODEL_MANIFEST = "MLCOMPILE_MODEL_MANIFEST"
 FORMAT_CONTAINER = "mlcompile.container/1"
 
+# A Vertex AI API endpoint to call instead of the region's (a Private Service Connect endpoint,
+# a stand-in): read by deploy and by every runtime step that calls Vertex AI.
+ENV_VERTEX_API_ENDPOINT = "MLCOMPILE_VERTEX_API_ENDPOINT"
+
 # The launcher pod's identity: downward-API variables the kubeflow target sets on a launch
 # task, so that the job it creates is owned by (and collected with) the pod.
 ENV_POD_NAME = "MLCOMPILE_POD_NAME"

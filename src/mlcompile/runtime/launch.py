@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlcompile.runtime import lineage
-from mlcompile.runtime.contract import ENV_POD_NAME, ENV_POD_UID
+from mlcompile.runtime.contract import ENV_POD_NAME, ENV_POD_UID, ENV_VERTEX_API_ENDPOINT
 
 MOUNTS = {"/gcs/": "gs://", "/s3/": "s3://", "/minio/": "minio://"}
 EXECUTOR_OUTPUT = "$executor_output"  # key of the ExecutorOutput path among a task's outputs
@@ -166,7 +166,7 @@ def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str],
     parent = f"projects/{platform['project']}/locations/{platform['region']}"
     from mlcompile.runtime.online.vertex import service_options
 
-    endpoint = os.environ.get("MLCOMPILE_VERTEX_API_ENDPOINT") or f"{platform['region']}-aiplatform.googleapis.com"
+    endpoint = os.environ.get(ENV_VERTEX_API_ENDPOINT) or f"{platform['region']}-aiplatform.googleapis.com"
     options = service_options(endpoint)
     client = JobServiceClient(**options)
 

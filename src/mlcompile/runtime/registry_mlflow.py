@@ -13,8 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlcompile.runtime.contract import ENV_PIPELINE_RUN
 from mlcompile.runtime.io import DataError
-from mlcompile.runtime.registry import ENV_PIPELINE_RUN, NewVersion, Version
+from mlcompile.runtime.versions import NewVersion, Version
 
 MODEL_ARTIFACT = "mlcompile-model"
 ENV_ARTIFACT_ROOT = "MLCOMPILE_ARTIFACT_ROOT"

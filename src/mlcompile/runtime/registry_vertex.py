@@ -18,17 +18,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlcompile.runtime.contract import ENV_VERTEX_API_ENDPOINT
 from mlcompile.runtime.io import DataError, local_dir
-from mlcompile.runtime.registry import NewVersion, Version
+from mlcompile.runtime.versions import NewVersion, Version
 
-ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
 LABELLED = ("mlcompile.approval", "mlcompile.pipeline_run", "mlcompile.model_sha256", "mlcompile.endpoint")
 
 
 def client_options(platform: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of an aiplatform_v1 service client for the profile's region (or the
     MLCOMPILE_VERTEX_API_ENDPOINT override; a local one with anonymous credentials)."""
-    endpoint = os.environ.get(ENDPOINT_ENV) or f"{platform['region']}-aiplatform.googleapis.com"
+    endpoint = os.environ.get(ENV_VERTEX_API_ENDPOINT) or f"{platform['region']}-aiplatform.googleapis.com"
     options: dict[str, Any] = {"client_options": {"api_endpoint": endpoint}, "transport": "rest"}
     if endpoint.startswith(("http://127.0.0.1", "http://localhost")):
         from google.auth.credentials import AnonymousCredentials
@@ -148,8 +148,8 @@ def _complete(uri: str, folder: Path) -> None:
     endpoint, batch scoring and drift monitoring read the version from there."""
     import shutil
 
+    from mlcompile.runtime.baseline import BASELINE_FILE
     from mlcompile.runtime.container_model import MANIFEST
-    from mlcompile.runtime.training import BASELINE_FILE
 
     with local_dir(uri, write=True) as target:
         if target.resolve() == folder.resolve():

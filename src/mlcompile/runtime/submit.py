@@ -21,13 +21,14 @@ import os
 import time
 from typing import Any, Protocol
 
+from mlcompile.runtime.contract import ENV_VERTEX_API_ENDPOINT
+
 # KFP v2beta1 RuntimeState / Vertex PipelineState of a run that has not finished
 KFP_ACTIVE = frozenset({"PENDING", "RUNNING", "PAUSED", "CANCELING"})
 VERTEX_ACTIVE = frozenset({"PIPELINE_STATE_QUEUED", "PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING", "PIPELINE_STATE_PAUSED", "PIPELINE_STATE_CANCELLING"})
 
 
 KFP_HOST_ENV = "MLCOMPILE_KFP_HOST"
-VERTEX_ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
 
 
 class SubmitFailed(Exception):
@@ -134,7 +135,7 @@ class VertexPipelineJobs:
         self.parent = f"projects/{platform['project']}/locations/{platform['region']}"
         from mlcompile.runtime.online.vertex import service_options
 
-        endpoint = os.environ.get(VERTEX_ENDPOINT_ENV) or f"{platform['region']}-aiplatform.googleapis.com"
+        endpoint = os.environ.get(ENV_VERTEX_API_ENDPOINT) or f"{platform['region']}-aiplatform.googleapis.com"
         options = service_options(endpoint)
         self.client = PipelineServiceClient(**options)
 
