@@ -10,7 +10,7 @@ retraining run when any check breached, as an If/Elif chain because KFP conditio
 OR). What differs per platform (accelerator naming, node selectors, timeouts, which steps
 launch a platform job) comes in through `StepSettings` and a `decorate` callback.
 
-Two small run-time entry points live beside it (they run inside the pipeline's containers):
+The tasks run two small entry points of the runtime (mlcompile.runtime.contract names them):
 `run_step` (a runtime step whose decision feeds dsl.If) and `launch` (a step that runs as a
 platform job: PyTorchJob, Katib Experiment, Vertex CustomJob / tuning job, model upload).
 
