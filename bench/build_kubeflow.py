@@ -54,7 +54,7 @@ def evaluate(model: Input[Model], test: Input[Dataset], metrics: Output[Metrics]
 
 @dsl.container_component
 def gate(metrics: Input[Metrics], decision: OutputPath(bool)):
-    return dsl.ContainerSpec(IMAGE, ["python", "-m", "mlcompile.targets.kfp_ir.run_step", "gate"], ["--decision", "decision", "--config", CONFIG, "--input", f"metrics={metrics.path}", "--output", f"decision={decision}"])
+    return dsl.ContainerSpec(IMAGE, ["python", "-m", "mlcompile.runtime.run_step", "gate"], ["--decision", "decision", "--config", CONFIG, "--input", f"metrics={metrics.path}", "--output", f"decision={decision}"])
 
 
 @dsl.container_component
@@ -69,12 +69,12 @@ def score_batch(scores: Output[Dataset]):
 
 @dsl.container_component
 def check_drift(drift: OutputPath(bool)):
-    return dsl.ContainerSpec(IMAGE, ["python", "-m", "mlcompile.targets.kfp_ir.run_step", "check-drift"], ["--decision", "drift", "--config", CONFIG, "--output", f"drift={drift}"])
+    return dsl.ContainerSpec(IMAGE, ["python", "-m", "mlcompile.runtime.run_step", "check-drift"], ["--decision", "drift", "--config", CONFIG, "--output", f"drift={drift}"])
 
 
 @dsl.container_component
 def check_performance(performance: OutputPath(bool)):
-    return dsl.ContainerSpec(IMAGE, ["python", "-m", "mlcompile.targets.kfp_ir.run_step", "check-performance"], ["--decision", "performance", "--config", CONFIG, "--output", f"performance={performance}"])
+    return dsl.ContainerSpec(IMAGE, ["python", "-m", "mlcompile.runtime.run_step", "check-performance"], ["--decision", "performance", "--config", CONFIG, "--output", f"performance={performance}"])
 
 
 @dsl.container_component

@@ -5,7 +5,7 @@ output: a folder that exists before the command starts; a `uri_file` output: a f
 an existing folder), and the command runs in a shell with the runtime on this machine.
 
 Cloud URIs the steps read (abfss://…) live under an emulation root (MLCOMPILE_EMULATE_ROOT,
-see mlcompile.emulate.storage)."""
+see mlcompile.runtime.emulated_storage)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def stage_source(emulate_root: Path, uri: str, csv: Path) -> None:
     """Put a sample csv where the emulated abfss:// URI of a parquet source points."""
     import pandas as pd
 
-    from mlcompile.emulate.storage import local_path
+    from mlcompile.runtime.emulated_storage import local_path
 
     target = local_path(uri, emulate_root)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,8 @@ def example_plan(profile: str = "local", spec: Path = EXAMPLE / "mlcompile.yaml"
 def extract(folder: Path) -> dict[str, str]:
     """The example's train and test sets (parquet with mlcompile's metadata), by the runtime's
     own extract-features step."""
+    from mlcompile.plan.step_config import step_config
     from mlcompile.runtime import step_function
-    from mlcompile.runtime.contract import step_config
 
     plan = example_plan()
     step = plan.training.step("extract-features")

@@ -132,7 +132,7 @@ def test_batch_scoring_uses_the_approved_version_and_writes_its_bound_output(tra
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from mlcompile.emulate.storage import local_path
+    from mlcompile.runtime.emulated_storage import local_path
 
     decision = tmp_path / "decision"
     decision.write_text(json.dumps({"decision": True}))

@@ -15,8 +15,9 @@ import pytest
 from container_trainer_support import EXAMPLE, ROOT, example_plan
 from sklearn.metrics import roc_auc_score
 
+from mlcompile.plan.step_config import container_model, serving_env, step_config
 from mlcompile.runtime import step_function
-from mlcompile.runtime.contract import ENV_MODEL_MANIFEST, container_model, serving_env, step_config
+from mlcompile.runtime.contract import ENV_MODEL_MANIFEST
 from mlcompile.runtime.io import DataError, write_table
 
 # A predict entry point with no dependencies: the fraud score is a logistic of two features.

@@ -135,8 +135,8 @@ def test_the_models_predict_entry_point_answers_json_lines(tmp_path: Path, data:
     line per request, missing values and unknown categories included."""
     import pandas as pd
 
+    from mlcompile.runtime.container_model import describe_trained
     from mlcompile.runtime.model import load_model, predict
-    from mlcompile.runtime.training import describe_trained
 
     model_dir = tmp_path / "model"
     env = {"MLCOMPILE_TRAIN_DATA": data["train"], "MLCOMPILE_TEST_DATA": data["test"], "MLCOMPILE_LABEL": "is_fraud",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcompile.targets.base import is_transient, with_retries
+from mlcompile.runtime.retries import is_transient, with_retries
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))

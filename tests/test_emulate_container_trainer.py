@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlcompile.emulate.containers import host_environment
-from mlcompile.targets.kfp_ir.launch import _copy, _read_metrics
+from mlcompile.runtime.launch import _copy, _read_metrics
 
 pytestmark = pytest.mark.emulate
 

@@ -10,7 +10,7 @@ import pytest
 kfp = pytest.importorskip("kfp")
 from kfp import compiler, dsl  # noqa: E402
 
-from mlcompile.emulate import cel, storage  # noqa: E402
+from mlcompile.emulate import cel  # noqa: E402
 from mlcompile.emulate.containers import Images  # noqa: E402
 from mlcompile.emulate.ir import (  # noqa: E402
     FAILED,
@@ -21,6 +21,7 @@ from mlcompile.emulate.ir import (  # noqa: E402
     load_documents,
     run_pipeline,
 )  # fmt: skip
+from mlcompile.runtime import emulated_storage as storage  # noqa: E402
 
 pytestmark = pytest.mark.emulate
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from mlcompile.emulate import storage
 from mlcompile.emulate.containers import Images
 from mlcompile.emulate.ir import FAILED, NOT_TRIGGERED, SKIPPED, SUCCEEDED, PipelineError
 from mlcompile.emulate.sagemaker.expressions import ExpressionError, Scope, condition, resolve, walk
 from mlcompile.emulate.sagemaker.jobs import JobContext, metrics_from_log, run_training
 from mlcompile.emulate.sagemaker.pipeline import Execution
 from mlcompile.emulate.sagemaker.tuning import draw, run_tuning
+from mlcompile.runtime import emulated_storage as storage
 
 ARN = "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p/execution/abc123"
 BUCKET = "s3://bucket/runs"

@@ -16,7 +16,8 @@ from emulate_services_support import wait_for  # noqa: E402
 
 from mlcompile.emulate.containers import Images  # noqa: E402
 from mlcompile.emulate.ir import EmulationContext  # noqa: E402
-from mlcompile.emulate.services import VERTEX_ENDPOINT_ENV, serve  # noqa: E402
+from mlcompile.emulate.services import serve  # noqa: E402
+from mlcompile.runtime.contract import ENV_VERTEX_API_ENDPOINT  # noqa: E402
 
 pytestmark = pytest.mark.emulate
 aiplatform_v1 = pytest.importorskip("google.cloud.aiplatform_v1")
@@ -56,8 +57,8 @@ def retraining_ir(tmp_path: Path) -> dict[str, Any]:
 def test_the_steps_reach_the_services_and_the_summary_learns_what_they_saw(tmp_path: Path) -> None:
     emulated = session(tmp_path)
     with serve(emulated) as services:
-        options = {"client_options": {"api_endpoint": emulated.env[VERTEX_ENDPOINT_ENV]}, "credentials": AnonymousCredentials(), "transport": "rest"}
-        assert services.execution.env[VERTEX_ENDPOINT_ENV] == services.vertex.url  # every container gets it
+        options = {"client_options": {"api_endpoint": emulated.env[ENV_VERTEX_API_ENDPOINT]}, "credentials": AnonymousCredentials(), "transport": "rest"}
+        assert services.execution.env[ENV_VERTEX_API_ENDPOINT] == services.vertex.url  # every container gets it
         models = aiplatform_v1.ModelServiceClient(**options)
         uploaded = models.upload_model(
             request={"parent": PARENT, "model_id": "churn", "model": {"display_name": "churn", "version_aliases": ["candidate"]}}

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from mlcompile.build import compile_system, resolve_profiles
-from mlcompile.emulate import storage
 from mlcompile.errors import SpecError
+from mlcompile.runtime import emulated_storage as storage
 from mlcompile.runtime import io
 
 pytestmark = pytest.mark.emulate
@@ -114,7 +114,7 @@ def test_a_vertex_profile_accepts_a_gs_batch_output(tmp_path: Path) -> None:
 
 
 def test_the_launcher_passes_emulated_artifact_paths_on_as_their_cloud_uris(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlcompile.targets.kfp_ir.launch import uri_of
+    from mlcompile.runtime.launch import uri_of
 
     monkeypatch.setenv(storage.EMULATE_ROOT_ENV, str(tmp_path))
     assert uri_of(str(tmp_path / "gcs/root/run/train/model")) == "gs://root/run/train/model"

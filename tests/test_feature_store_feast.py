@@ -77,7 +77,7 @@ def test_every_spec_dtype_maps_to_a_feast_type() -> None:
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_local_repo_passes_feast_plan_and_apply(example: str, tmp_path: Path) -> None:
     from mlcompile.local.run import prepare
-    from mlcompile.runtime.contract import step_config
+    from mlcompile.plan.step_config import step_config
     from mlcompile.runtime.feast_store import stage_sources
     from mlcompile.runtime.features import FeatureStore
 
@@ -275,7 +275,7 @@ def test_feast_training_set_is_point_in_time_correct_and_equals_the_runtime_join
     own join (tests/test_runtime_pit.py) gives."""
     from mlcompile.local.executor import write_feast_repo
     from mlcompile.local.run import prepare
-    from mlcompile.runtime.contract import step_config
+    from mlcompile.plan.step_config import step_config
     from mlcompile.runtime.data_steps import extract_features
     from mlcompile.runtime.features import FeatureStore
     from mlcompile.runtime.io import read_table, table_metadata
@@ -462,7 +462,7 @@ def test_the_cluster_materialisation_step_and_the_serving_reader_from_feature_st
     materialize-incremental up to now; the reader, given only feature_store.yaml, finds the
     definitions in the registry and reads the newest value within the ttl (None past it)."""
     from mlcompile.local.run import prepare
-    from mlcompile.runtime.contract import step_config
+    from mlcompile.plan.step_config import step_config
     from mlcompile.runtime.feast_store import materialize_features
     from mlcompile.runtime.online import reader_for
     from mlcompile.targets.kubeflow.feature_store import materialization

@@ -243,7 +243,7 @@ def test_kubeflow_registration_tags_the_version_with_the_run_profile_and_commit(
 def test_vertex_registration_labels_the_version_and_outputs_its_google_vertex_model(
     builds: dict[str, tuple[Plan, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlcompile.targets.kfp_ir import launch
+    from mlcompile.runtime import launch
 
     plan, folder = builds["gcp-prod"]
     spec = next(d for d in yaml.safe_load_all((folder / "pipelines" / f"{TRAINING}.yaml").read_text()) if d)

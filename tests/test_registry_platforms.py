@@ -23,9 +23,11 @@ from serve_support import train_churn_model  # noqa: E402
 from vertex_api import VertexStandIn  # noqa: E402
 
 from mlcompile.build import compile_system, resolve_profiles  # noqa: E402
-from mlcompile.runtime import step_function  # noqa: E402
+from mlcompile.runtime import (
+    launch,  # noqa: E402
+    step_function,  # noqa: E402
+)
 from mlcompile.runtime.io import DataError  # noqa: E402
-from mlcompile.targets.kfp_ir import launch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "projects/acme-ml-prod/locations/us-central1/models/churn-classifier"

@@ -26,7 +26,7 @@ import yaml
 
 from mlcompile.build import compile_system, resolve_profiles, write_builds
 from mlcompile.runtime.io import write_table
-from mlcompile.targets.kfp_ir.launch import substitute
+from mlcompile.runtime.launch import substitute
 
 np = pytest.importorskip("numpy")
 pd = pytest.importorskip("pandas")

@@ -331,7 +331,7 @@ def test_the_new_data_sensor_watches_its_source_with_a_watermark(arm: ArmStandIn
     import pandas as pd
     from azureml_steps_support import build, load_pipeline, run_node, stage_source
 
-    from mlcompile.emulate.storage import local_path
+    from mlcompile.runtime.emulated_storage import local_path
 
     built = build("churn", tmp_path / "build")
     sensor = load_pipeline(built, "churn-prediction-retrain-on-new-data-sensor")

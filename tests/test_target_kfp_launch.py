@@ -1,5 +1,5 @@
 """The launcher a kubeflow/vertex pipeline task runs for a platform job
-(`python -m mlcompile.targets.kfp_ir.launch`), against local stand-ins of the Kubernetes API
+(`python -m mlcompile.runtime.launch`), against local stand-ins of the Kubernetes API
 and the Vertex AI API: placeholders become artifact URIs, the job is created from the built
 manifest/body, waited for (cancelled on timeout), and a tuning job's best trial becomes the
 task's model and metrics."""
@@ -20,7 +20,7 @@ from kfp_kube_api import KubeStandIn  # noqa: E402
 from vertex_api import VertexStandIn  # noqa: E402
 
 from mlcompile.build import compile_system, resolve_profiles  # noqa: E402
-from mlcompile.targets.kfp_ir import launch  # noqa: E402
+from mlcompile.runtime import launch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def test_kfp_mount_paths_become_uris() -> None:
 
 def test_katib_experiment_is_created_waited_for_and_its_best_trial_becomes_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     command, config = task("ranker-gpu", "kfp-gke", "search-ranker-training", "tune")
-    assert command == ["python", "-m", "mlcompile.targets.kfp_ir.launch", "tune"]
+    assert command == ["python", "-m", "mlcompile.runtime.launch", "tune"]
     model, metrics = tmp_path / "model", tmp_path / "metrics"
     with KubeStandIn() as api:
         monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path)))
@@ -107,7 +107,7 @@ def test_a_job_past_its_timeout_is_cancelled(tmp_path: Path, monkeypatch: pytest
 
 def test_vertex_custom_job_is_created_from_the_built_body_with_artifact_uris(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     command, config = task("churn", "gcp-prod", "churn-prediction-training", "train")
-    assert command == ["python", "-m", "mlcompile.targets.kfp_ir.launch", "train"]
+    assert command == ["python", "-m", "mlcompile.runtime.launch", "train"]
     with VertexStandIn() as api:
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
         status = run(
@@ -237,7 +237,7 @@ def model_and_metrics(folder: Path, content: str) -> dict[str, str]:
 
 def test_vertex_registration_uploads_a_model_then_new_versions_with_aliases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     command, config = task("churn", "gcp-prod", "churn-prediction-training", "register")
-    assert command == ["python", "-m", "mlcompile.targets.kfp_ir.launch", "register"]
+    assert command == ["python", "-m", "mlcompile.runtime.launch", "register"]
     with VertexStandIn() as api:
         monkeypatch.setenv("MLCOMPILE_VERTEX_API_ENDPOINT", api.endpoint)
         for run_number in range(2):

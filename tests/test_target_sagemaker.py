@@ -22,7 +22,7 @@ pytest.importorskip("sagemaker")
 from test_target_sagemaker_support import ROOT, all_builds, example_text, plan_of, plan_of_text, write  # noqa: E402
 
 from mlcompile.errors import SpecError  # noqa: E402
-from mlcompile.runtime.contract import step_config  # noqa: E402
+from mlcompile.plan.step_config import step_config  # noqa: E402
 from mlcompile.targets.base import capability_refusals  # noqa: E402
 from mlcompile.targets.sagemaker import SageMakerTarget  # noqa: E402
 from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron  # noqa: E402

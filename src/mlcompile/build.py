@@ -253,7 +253,8 @@ def compile_cached(
     cache, key = BuildCache(cache_dir), build_key(spec_bytes, profile_set, git_commit=commit, policy_severity=policy_severity)
     cached = cache.get(key, profile_set)
     if cached is not None:
-        return Compilation(None, list(profile_set.profiles), cached, [])
+        results = [Compiled(profile, plan, files) for profile, (plan, files) in zip(profile_set.profiles, cached, strict=True)]
+        return Compilation(None, list(profile_set.profiles), results, [])
     compilation = compile_system(spec, profile_set, render=True, git_commit=commit, policy_severity=policy_severity)
     cache.put(key, compilation.results)
     return compilation
@@ -346,7 +347,7 @@ def manifest(result: Compiled) -> OutputFile:
 
 def refuse_credential_leaks(results: Sequence[Compiled], out_dir: str | os.PathLike[str]) -> None:
     """No file that looks like it holds a credential is written (see mlcompile.secrets)."""
-    from mlcompile.secrets import refuse_leaks
+    from mlcompile.secret_checks import refuse_leaks
 
     refuse_leaks(results, out_dir)
 

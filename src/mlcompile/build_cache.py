@@ -27,6 +27,8 @@ from mlcompile import __version__
 
 if TYPE_CHECKING:
     from mlcompile.build import Compiled, ProfileSet
+    from mlcompile.plan.nodes import Plan
+    from mlcompile.targets.base import OutputFile
 
 FORMAT = 1
 # distributions whose version changes what a target renders
@@ -79,9 +81,8 @@ class BuildCache:
     def _entry(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
 
-    def get(self, key: str, profile_set: ProfileSet) -> list[Compiled] | None:
-        """The cached build of `key` for these profiles, or None."""
-        from mlcompile.build import Compiled
+    def get(self, key: str, profile_set: ProfileSet) -> list[tuple[Plan, list[OutputFile]]] | None:
+        """The cached build of `key`: the plan and files of each of these profiles, in order; or None."""
         from mlcompile.plan.serialize import plan_from_data
         from mlcompile.targets.base import OutputFile
 
@@ -91,7 +92,7 @@ class BuildCache:
             for profile in profile_set.profiles:
                 entry = data["profiles"][profile.name]
                 files = [OutputFile(f["path"], f["kind"], base64.b64decode(f["content"], validate=True)) for f in entry["files"]]
-                results.append(Compiled(profile, plan_from_data(entry["plan"]), files))
+                results.append((plan_from_data(entry["plan"]), files))
             return results
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing, cut short or of another format: build again

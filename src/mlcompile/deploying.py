@@ -13,8 +13,8 @@ from mlcompile import deploy_plan
 from mlcompile.build import Compiled, compile_system, select_profiles, write_builds
 from mlcompile.diagnostics import Diagnostic, Severity
 from mlcompile.errors import UsageError
+from mlcompile.runtime.deadline import DEADLINE_ENV, Clock, deadline_seconds, deploy_deadline
 from mlcompile.targets.base import Deployable, DeployAction, DeployFailed
-from mlcompile.targets.deadline import DEADLINE_ENV, Clock, deadline_seconds, deploy_deadline
 from mlcompile.targets.registry import load_target
 
 

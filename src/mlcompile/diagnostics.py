@@ -7,7 +7,6 @@ followed by an indented ``hint:`` line when a fix can be suggested.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -111,10 +110,6 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 
 def render_text(diagnostics: Iterable[Diagnostic]) -> str:
     return "\n".join(d.render() for d in diagnostics)
-
-
-def render_json(diagnostics: Iterable[Diagnostic]) -> str:
-    return json.dumps([d.to_json() for d in diagnostics], indent=2, sort_keys=True)
 
 
 def _workflow_command_data(text: str) -> str:

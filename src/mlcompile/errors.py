@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mlcompile.diagnostics import Diagnostic, sort_diagnostics
-
-
-class MLCompileError(Exception):
-    """Root of every error mlcompile raises deliberately; the CLI turns these into exit codes."""
-
-    exit_code = 2
+from mlcompile.runtime.contract import MLCompileError as MLCompileError  # the root lives in the contract: the runtime raises it too
+from mlcompile.runtime.contract import UsageError as UsageError
 
 
 class SpecError(MLCompileError):
@@ -19,10 +15,6 @@ class SpecError(MLCompileError):
     def __init__(self, diagnostics: Iterable[Diagnostic]):
         self.diagnostics = sort_diagnostics(diagnostics)
         super().__init__("\n".join(d.render() for d in self.diagnostics))
-
-
-class UsageError(MLCompileError):
-    """A command line that cannot be carried out (missing file, bad option combination)."""
 
 
 class TargetFailed(MLCompileError):

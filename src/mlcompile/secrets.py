@@ -1,11 +1,8 @@
 """Credentials must never be written where mlcompile reads or writes: specs and profiles
 are edited in pull requests, and builds are published as CI artifacts. This module holds
-what a credential looks like and the scanners that use it:
-
-* `check_document` walks a loaded spec or profile (every value, key and nested mapping,
-  overrides included) and reports each suspicious value at its place in the file;
-* `scan_text` finds the same things in generated text, by line and column, for the last
-  check of a build before anything is written (`check_outputs`).
+what a credential looks like: `scan_text` finds credentials in a text, by offset, and
+`redact` cuts them out of every message (diagnostics pass theirs through it). The checks that
+report them at their place in a spec, a profile or a build's files are in `secret_checks`.
 
 Patterns are specific on purpose (a prefix, a fixed length, a marker such as
 `AccountKey=`): a scanner that cries wolf on digests and example values gets switched off.
@@ -16,19 +13,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
-from mlcompile.diagnostics import Diagnostic, JsonPath
+from mlcompile.runtime.contract import LOCATOR_SCHEMES, SECRET_SCHEME, env_name, secret_name
 
 if TYPE_CHECKING:
-    from mlcompile.spec.loader import SourceMap
+    from mlcompile.diagnostics import JsonPath
 
-SECRET_SCHEME = "secret://"
 HINT = "store it in your secret manager and write secret://<name>"
 
 # Words of a key or environment variable name (split on '_', '-' and case changes) that mark
@@ -289,157 +285,24 @@ def line_col(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-# ---------------------------------------------------------------------------- specs and profiles
+# ---------------------------------------------------------------------------- walking a document
 
 
-def _service_account(data: Mapping[Any, Any]) -> bool:
-    return data.get("type") == "service_account" and "private_key" in data
-
-
-def _walk(data: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, Any, str | None]]:
+def walk(data: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, Any, str | None]]:
     """(path, value, key it is under) of every scalar and mapping below `data`."""
     if isinstance(data, Mapping):
         yield path, data, None
         for key, value in data.items():
             if isinstance(value, (Mapping, list)):
-                yield from _walk(value, (*path, key))
+                yield from walk(value, (*path, key))
             else:
                 yield (*path, key), value, str(key)
     elif isinstance(data, list):
         for index, value in enumerate(data):
             if isinstance(value, (Mapping, list)):
-                yield from _walk(value, (*path, index))
+                yield from walk(value, (*path, index))
             else:
                 yield (*path, index), value, None
-
-
-def check_document(data: Any, source_map: SourceMap, *, strict_paths: Sequence[JsonPath] = ()) -> list[Diagnostic]:
-    """Credentials written as literals anywhere in a loaded file. Below a run of keys of
-    `strict_paths` (settings that carry credentials, wherever they are nested: overrides
-    too), a credential-named key takes only a secret:// reference, whatever its value.
-
-    Each string is scanned and reported once, at its first place: YAML aliases repeat the
-    same string object (a 500 KB anchor aliased 20,000 times is one scan, one finding)."""
-    found: list[Diagnostic] = []
-    seen: set[int] = set()  # ids of the strings already judged; `data` keeps them alive
-
-    def first_time(text: str) -> bool:
-        if id(text) in seen:
-            return False
-        seen.add(id(text))
-        return True
-
-    def report(path: JsonPath, what: str, secret: str, *, key: bool = False) -> None:
-        remember(secret)
-        message = f"looks like {what}: credentials must not be written in a spec"
-        found.append(source_map.diagnostic(path, ("a key that " if key else "") + message, hint=HINT, key=key))
-
-    for path, value, key in _walk(data):
-        if isinstance(value, Mapping):
-            for name in value:
-                if isinstance(name, str) and first_time(name) and (findings := scan_text(name)):
-                    report((*path, name), findings[0].what, findings[0].text, key=True)
-            if _service_account(value):
-                report((*path, "private_key"), "a GCP service account key", str(value["private_key"]))
-            continue
-        if not isinstance(value, str) or not first_time(value):
-            continue
-        findings = scan_text(value)  # `KEY=value` inside a longer string counts too
-        if findings:
-            report(path, findings[0].what, findings[0].text)
-            for finding in findings[1:]:
-                remember(finding.text)
-        elif key is not None and looks_like_credential(key) and not value.startswith(SECRET_SCHEME):
-            if any(_contains(path[:-1], tuple(p)) for p in strict_paths):
-                remember(value)
-                found.append(
-                    source_map.diagnostic(
-                        path,
-                        f"'{key}' looks like a credential: write it as a secret:// reference",
-                        hint=f"for example secret://{'-'.join(words_of(key)).lower()}",
-                    )
-                )
-            elif looks_random(value):
-                report(path, f"a secret value in '{key}'", value)
-    return found
-
-
-def _contains(path: JsonPath, part: JsonPath) -> bool:
-    return any(path[i : i + len(part)] == part for i in range(len(path) - len(part) + 1))
-
-
-# ---------------------------------------------------------------------------- generated output
-
-
-def check_outputs(profile: str, files: Iterable[Any], folder: str, origin: Any = None) -> list[Diagnostic]:
-    """Every credential-looking string in a profile's generated files, located in the file
-    as it would be written (`<folder>/<path>:LINE:COL`). `origin` (the spec's Document) lets
-    a finding name the spec value it came from, when the same text is written there."""
-    found: list[Diagnostic] = []
-    for output in files:
-        for finding, line, col in _scan_bytes(output.content):
-            hint = "mlcompile writes secret:// references, never their values: a target or spec value put this text here"
-            source = _traced(finding.text, origin)
-            if source:
-                hint = f"it comes from {source}; " + HINT
-            found.append(
-                Diagnostic(
-                    f"{folder}/{output.path}", line, col, "error", "",
-                    f"generated output looks like it holds {finding.what} (profile '{profile}'): the build was not written",
-                    hint,
-                )
-            )  # fmt: skip
-    return found
-
-
-@lru_cache(maxsize=256)
-def _scan_bytes(content: bytes) -> tuple[tuple[Finding, int, int], ...]:
-    """scan_text of a file's bytes, located; cached, since a build checks all its files
-    before writing any and write_builds checks them again."""
-    text = content.decode("utf-8", errors="replace")
-    return tuple((f, *line_col(text, f.offset)) for f in scan_text(text))
-
-
-def _traced(text: str, document: Any) -> str | None:
-    """`file:line:col (json path)` of the spec value that holds `text`, if one does."""
-    if document is None:
-        return None
-    from mlcompile.diagnostics import format_json_path
-
-    for path, value, _ in _walk(document.data):
-        if isinstance(value, str) and (text in value or (len(value) >= 8 and value in text)):
-            line, col = document.source_map.locate(path)
-            return f"{document.file}:{line}:{col} ({format_json_path(path)})"
-    return None
-
-
-def refuse_leaks(results: Iterable[Any], out_dir: Any) -> None:
-    """Raise SpecError (exit 2) when any generated file of `results` (build.Compiled) looks
-    like it holds a credential: the last line of defence, run before a build is written."""
-    import os
-
-    from mlcompile.errors import SpecError
-
-    found: list[Diagnostic] = []
-    for result in results:
-        files = list(result.files)
-        findings = check_outputs(result.profile.name, files, os.path.join(str(out_dir), result.profile.name))
-        if findings:  # rare: only then is the spec read again, to say where the text came from
-            findings = check_outputs(result.profile.name, files, os.path.join(str(out_dir), result.profile.name), _spec_of(result))
-        found += findings
-    if found:
-        raise SpecError(found)
-
-
-def _spec_of(result: Any) -> Any:
-    from mlcompile.errors import SpecError
-    from mlcompile.spec.loader import load_yaml_file
-
-    path = result.plan.registry.origin.file
-    try:
-        return load_yaml_file(path, path)
-    except (SpecError, OSError):
-        return None
 
 
 # ---------------------------------------------------------------------------- secret:// at build time
@@ -454,24 +317,13 @@ def _spec_of(result: Any) -> Any:
 #   keyvault:https://<vault>.vault.azure.net/secrets/<name>               Azure ML (profile names the vault)
 #   keyvault:<name>                                                        Azure ML (the workspace's Key Vault)
 
-SECRET_ENV_PREFIX = "MLCOMPILE_SECRET_"
-LOCATOR_SCHEMES = ("secretmanager:", "secretsmanager:", "keyvault:")
-
-
-def secret_name(value: Any) -> str | None:
-    """`secret://NAME` → NAME (None for anything else)."""
-    return value[len(SECRET_SCHEME) :] if isinstance(value, str) and value.startswith(SECRET_SCHEME) else None
-
-
-def env_name(name: str) -> str:
-    """The environment variable that carries secret NAME (or its locator) to a step."""
-    return SECRET_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
+# (the variable's name and the locator schemes are in mlcompile.runtime.contract)
 
 
 def refs_in(data: Any) -> list[str]:
     """Names of every secret:// reference in a step's parameters, sorted, once each."""
     found: set[str] = set()
-    for _, value, _ in _walk({"": data}):
+    for _, value, _ in walk({"": data}):
         if (name := secret_name(value)) is not None:
             found.add(name)
     return sorted(found)

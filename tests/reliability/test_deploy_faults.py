@@ -454,7 +454,7 @@ class _Answer(Exception):
 
 
 def test_retry_after_is_honoured_up_to_the_cap() -> None:
-    from mlcompile.targets.base import RetrySettings, backoff
+    from mlcompile.runtime.retries import RetrySettings, backoff
 
     settings = RetrySettings(attempts=5, first_delay=0.01, max_delay=8.0)
     assert backoff(1, _Answer(429, {"Retry-After": "3"}), settings) == 3.0
@@ -463,7 +463,7 @@ def test_retry_after_is_honoured_up_to_the_cap() -> None:
 
 
 def test_a_create_whose_answer_was_lost_is_found_not_sent_again() -> None:
-    from mlcompile.targets.base import create_once
+    from mlcompile.runtime.retries import create_once
 
     sent: list[str] = []
     created: list[str] = []
@@ -478,7 +478,7 @@ def test_a_create_whose_answer_was_lost_is_found_not_sent_again() -> None:
 
 
 def test_a_create_refused_outright_is_not_retried() -> None:
-    from mlcompile.targets.base import create_once
+    from mlcompile.runtime.retries import create_once
 
     sent: list[str] = []
 
@@ -492,7 +492,7 @@ def test_a_create_refused_outright_is_not_retried() -> None:
 
 
 def test_what_the_sdks_raise_for_a_lost_connection_or_throttling_is_transient() -> None:
-    from mlcompile.targets.base import is_transient
+    from mlcompile.runtime.retries import is_transient
 
     botocore = pytest.importorskip("botocore.exceptions")
     requests = pytest.importorskip("requests")

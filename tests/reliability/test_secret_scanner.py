@@ -27,7 +27,7 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlcompile import secret_rules, secrets
+from mlcompile import secret_checks, secret_rules, secrets
 from mlcompile.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -296,7 +296,7 @@ def test_an_aliased_secret_is_scanned_and_reported_once() -> None:
     original = secrets.scan_text
     try:
         secrets.scan_text = lambda value: calls.append(value) or original(value)  # type: ignore[assignment]
-        found = secrets.check_document(document.data, document.source_map)
+        found = secret_checks.check_document(document.data, document.source_map)
     finally:
         secrets.scan_text = original  # type: ignore[assignment]
     assert [d.path for d in found] == ["a"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from mlcompile import secrets
+from mlcompile import secret_checks, secrets
 from mlcompile.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -332,7 +332,7 @@ def test_check_outputs_reports_every_finding_with_its_place() -> None:
     from mlcompile.targets.base import OutputFile
 
     content = "a: 1\nkey: " + FAKES["an AWS access key id"] + "\nurl: " + FAKES["a URI with a password in it"] + "\n"
-    found = secrets.check_outputs("aws-prod", [OutputFile("pipeline.json", "x", content.encode())], "out/aws-prod")
+    found = secret_checks.check_outputs("aws-prod", [OutputFile("pipeline.json", "x", content.encode())], "out/aws-prod")
     assert [(d.file, d.line, d.col) for d in found] == [("out/aws-prod/pipeline.json", 2, 6), ("out/aws-prod/pipeline.json", 3, 6)]
 
 
@@ -620,7 +620,7 @@ def test_the_vertex_launcher_fills_a_trainers_secret_from_secret_manager(stores:
     import yaml
     from vertex_api import VertexStandIn
 
-    from mlcompile.targets.kfp_ir import launch
+    from mlcompile.runtime import launch
 
     training = yaml.safe_load_all((GOLDEN / "gcp-prod" / "pipelines" / "search-ranker-training.yaml").read_text())
     container = next(training)["deploymentSpec"]["executors"]["exec-tune"]["container"]

@@ -8,12 +8,12 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-# Packages whose classes a scikit-learn trainer may name without the profile allowing them:
-# scikit-learn and the two boosting libraries with a scikit-learn API. A profile adds its own
-# (`estimator_packages`); anything else (`subprocess.call`, `os.system`) is refused.
-DEFAULT_ESTIMATOR_PACKAGES = ("sklearn", "xgboost", "lightgbm")
+# the packages estimators may come from and mlcompile's short names of scikit-learn's losses
+# (reported as the loss itself, lower is better): the runtime checks and computes them too
+from mlcompile.runtime.contract import LOSS_ALIASES
+
 # The kinds of estimator that predict a label the evaluation metrics can score
 PREDICTING_KINDS = ("classifier", "regressor", "clusterer", "predictor")
 # Metrics a task's estimators are scored with; a classifier's predicted labels also take the
@@ -47,13 +47,6 @@ class Metric:
 
 # mlcompile's own short names of scikit-learn's losses, kept from before the scorer vocabulary:
 # reported as the loss itself (the negation of scikit-learn's neg_* scorer), lower is better
-LOSS_ALIASES: dict[str, tuple[Task, str]] = {
-    "log_loss": ("classification", "neg_log_loss"),
-    "mae": ("regression", "neg_mean_absolute_error"),
-    "mape": ("regression", "neg_mean_absolute_percentage_error"),
-    "mse": ("regression", "neg_mean_squared_error"),
-    "rmse": ("regression", "neg_root_mean_squared_error"),
-}
 # The names mlcompile accepted before every scorer name was: each is a scorer name or a loss alias
 LEGACY_METRICS = (
     "accuracy", "average_precision", "balanced_accuracy", "f1", "log_loss", "mae", "mape",
@@ -81,16 +74,12 @@ def catalogued(path: str) -> bool:
     return path.split(".", 1)[0] in catalog()["modules"]
 
 
-def in_packages(path: str, packages: tuple[str, ...] | list[str]) -> bool:
-    return any(path == package or path.startswith(package + ".") for package in packages)
-
-
 def metric(name: str) -> Metric | None:
     """What a metric name means for a scikit-learn trainer, or None when the runtime cannot
     compute it."""
     if name in LOSS_ALIASES:
         task, scorer = LOSS_ALIASES[name]
-        return Metric(name, task, scorer, lower_is_better=True)
+        return Metric(name, cast(Task, task), scorer, lower_is_better=True)
     entry = catalog()["scorers"].get(name)
     if entry is None:
         return None

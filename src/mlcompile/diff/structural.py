@@ -77,10 +77,6 @@ def parse(path: str, content: bytes) -> Any:
     return _MISSING
 
 
-def is_structured(path: str, content: bytes) -> bool:
-    return parse(path, content) is not _MISSING
-
-
 def compare_files(path: str, old: bytes, new: bytes) -> list[KeyChange] | None:
     """The key-path changes between two versions of a JSON/YAML file, or None when either
     is not structured data (compare its lines instead)."""

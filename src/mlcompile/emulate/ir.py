@@ -21,8 +21,9 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from mlcompile.emulate import cel, storage
+from mlcompile.emulate import cel
 from mlcompile.emulate.containers import Images, UnmappedImage, run_container
+from mlcompile.runtime import emulated_storage as storage
 
 SUCCEEDED, FAILED, SKIPPED, NOT_TRIGGERED = "SUCCEEDED", "FAILED", "SKIPPED", "NOT_TRIGGERED"
 _PLACEHOLDER = re.compile(r"\{\{\$(?P<expr>[^{}]*)\}\}")

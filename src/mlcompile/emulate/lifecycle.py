@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PRODUCTION = "production"  # the alias that approves a version (runtime.registry.PRODUCTION)
+PRODUCTION = "production"  # the alias that approves a version (runtime.versions.PRODUCTION)
 KSERVE = ("serving.kserve.io", "v1beta1", "inferenceservices")
 APPROVER = "emulator"
 
@@ -62,9 +62,9 @@ class Registry:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud.aiplatform_v1.services.model_service import ModelServiceClient
 
-        from mlcompile.emulate.services import VERTEX_ENDPOINT_ENV
+        from mlcompile.runtime.contract import ENV_VERTEX_API_ENDPOINT
 
-        url = self.session.env[VERTEX_ENDPOINT_ENV]
+        url = self.session.env[ENV_VERTEX_API_ENDPOINT]
         return ModelServiceClient(client_options={"api_endpoint": url}, transport="rest", credentials=AnonymousCredentials())
 
     def newest(self) -> str | None:

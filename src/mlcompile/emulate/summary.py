@@ -10,8 +10,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from mlcompile.emulate import storage
 from mlcompile.emulate.ir import FAILED, SUCCEEDED, PipelineResult
+from mlcompile.runtime import emulated_storage as storage
 
 
 def summarize(session: Any) -> dict[str, Any]:

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlcompile.emulate import storage
 from mlcompile.emulate.config import EmulationConfig, load_config
 from mlcompile.emulate.containers import Images, stop
 from mlcompile.emulate.ir import EmulationContext, PipelineError, PipelineResult, load_documents, run_pipeline
 from mlcompile.emulate.lifecycle import train_and_approve, unapproved_reason
 from mlcompile.errors import UsageError
+from mlcompile.runtime import emulated_storage as storage
 
 # the pipelines a platform's schedules start, in the order a first day would see them
 ORDER = ("training", "batch-scoring", "monitoring")

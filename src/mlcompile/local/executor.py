@@ -30,8 +30,8 @@ from typing import Any, Literal
 from mlcompile.errors import UsageError
 from mlcompile.local.workers import StepProcess, warm_up
 from mlcompile.plan.nodes import Pipeline, Plan, Step
+from mlcompile.plan.step_config import step_config
 from mlcompile.runtime import PRELOAD
-from mlcompile.runtime.contract import step_config
 from mlcompile.runtime.io import fingerprint, write_bytes
 from mlcompile.targets.local import MATERIALIZE_STEP
 

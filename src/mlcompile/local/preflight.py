@@ -13,8 +13,6 @@ from mlcompile.diagnostics import Diagnostic, did_you_mean, shorten
 from mlcompile.plan.nodes import Origin, Plan
 from mlcompile.spec.types import uri_scheme
 
-HEADER_BYTES = 1 << 20  # a header longer than this is not a CSV header
-
 
 def _needs(plan: Plan) -> dict[str, list[tuple[str, Origin, str]]]:
     """source name → (column, where the spec asks for it, what for)."""

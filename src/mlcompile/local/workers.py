@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlcompile.runtime.contract import RUNTIME_MODULE
+
 _context: Any = None
 
 
@@ -93,7 +95,7 @@ class StepProcess:
         if mode == "subprocess":
             self._log = open(log_path, "ab")
             self._proc: Any = subprocess.Popen(
-                [sys.executable, "-m", "mlcompile.runtime", *argv], env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd
+                [sys.executable, "-m", RUNTIME_MODULE, *argv], env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd
             )
         else:
             context = fork_context(preload)

@@ -8,12 +8,12 @@ from typing import Any
 from mlcompile import __version__
 from mlcompile.diagnostics import Diagnostic, JsonPath, format_json_path
 from mlcompile.plan import nodes
+from mlcompile.runtime.contract import runtime_command
 from mlcompile.spec import models
 from mlcompile.spec.resolve import Profile, ResolvedSystem
 from mlcompile.spec.types import duration_seconds, memory_bytes, memory_gib
 
 DEFAULT_RUNTIME_IMAGE = f"ghcr.io/mlcompile/mlcompile-runtime:{__version__}"
-RUNTIME_COMMAND = ("python", "-m", "mlcompile.runtime")
 # mlcompile's own steps (feature extraction, validation, evaluation, …) are light: one
 # modest machine each, whatever the trainer asks for.
 STANDARD_STEP_CPU = 2.0
@@ -142,7 +142,7 @@ class LoweringContext:
             name=name,
             kind=kind,
             image=self.runtime_image,
-            command=(*RUNTIME_COMMAND, name),
+            command=runtime_command(name),
             args=(),
             resources=resources or self.standard,
             depends_on=depends_on,

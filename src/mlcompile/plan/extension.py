@@ -10,8 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from mlcompile.plan.context import RUNTIME_COMMAND
 from mlcompile.plan.nodes import Origin, Pipeline, Plan, Resources, Schedule, Step, StepKind
+from mlcompile.runtime.contract import runtime_command
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def platform_step(
         name=name,
         kind=kind,
         image=plan.runtime_image,
-        command=(*RUNTIME_COMMAND, entry or name),
+        command=runtime_command(entry or name),
         args=(),
         resources=resources or plan.standard_resources,
         depends_on=depends_on,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.runtime.contract import ENV_MODEL_DIR, ENV_MODEL_MANIFEST, FORMAT_CONTAINER
-from mlcompile.runtime.io import DataError, is_remote, local_dir, local_path, read_json
+from mlcompile.runtime.io import DataError, fingerprint, is_remote, local_dir, local_path, read_json, table_metadata
 
 MANIFEST = "model.json"
 ARCHIVE = "model.tar.gz"  # SageMaker's upload of /opt/ml/model
@@ -245,10 +245,6 @@ def frozen_estimator(predictions: list[Any], scores: list[float] | None, y: Any)
     return AnsweredClassifier()
 
 
-def is_container_model(meta: Mapping[str, Any]) -> bool:
-    return meta.get("format") == FORMAT_CONTAINER
-
-
 @contextmanager
 def registrable(folder: Path, config: Mapping[str, Any], inputs: Mapping[str, str], metrics: Mapping[str, Any]) -> Iterator[Path]:
     """The folder to register: `folder` itself when it describes itself, else a copy of what
@@ -259,7 +255,7 @@ def registrable(folder: Path, config: Mapping[str, Any], inputs: Mapping[str, st
         return
     import shutil
 
-    from mlcompile.runtime.training import add_baseline, describe_trained
+    from mlcompile.runtime.baseline import add_baseline
 
     if not config.get("model"):
         raise DataError(f"{folder}: not a model folder (no {MANIFEST}), and the step config describes no container-trained model")
@@ -273,3 +269,23 @@ def registrable(folder: Path, config: Mapping[str, Any], inputs: Mapping[str, st
         else:
             write_manifest(staged, {**config["model"], "metrics": dict(metrics)})
         yield staged
+
+
+def describe_trained(config: dict[str, Any], inputs: dict[str, str], metrics: dict[str, Any], hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """The runtime's model.json of a container-trained model: the plan's description (config
+    `model`: predict entry point, features, keys), what the trainer reported, and the lineage of
+    its training set."""
+    dataset = table_metadata(inputs["train"])
+    container = config.get("container") or {}
+    described = config.get("model") or {
+        "format": FORMAT_CONTAINER,
+        "image": container.get("image"),
+        "system": config.get("system"),
+        "spec_sha256": config.get("spec_sha256"),
+    }
+    return {
+        **described, "label": config["params"]["label"], "metrics": metrics, "hyperparameters": hyperparameters,
+        "features": dataset.get("features") or described.get("features", []), "keys": dataset.get("keys") or described.get("keys", []),
+        "timestamp": dataset.get("timestamp"),
+        "data": {"train_sha256": fingerprint(inputs["train"]), "sources": dataset.get("sources", {}), "events_until": dataset.get("events_until"), "rows": dataset.get("rows")},
+    }  # fmt: skip

@@ -1,6 +1,8 @@
 """How pipelines call mlcompile's steps, and how a user's container trainer is called: the
-one contract every target and the runtime share. Kept free of heavy imports, because
-targets import it at build time.
+one contract the compiler (targets, at build time) and the runtime (inside the pipelines'
+containers) share. It imports the standard library only: the runtime imports nothing else of
+mlcompile (tests/test_runtime_boundary.py), so that renaming a compiler module cannot break a
+deployed pipeline. What a step gets from the plan is written by `mlcompile.plan.step_config`.
 
 Runtime steps run ``python -m mlcompile.runtime <step> --config <json> [--input NAME=URI]…
 [--output NAME=URI]…``: `--config` carries everything the step needs from the plan (so a
@@ -12,13 +14,21 @@ A container trainer reads its inputs and writes its outputs through environment 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+import re
 from typing import Any
 
-from mlcompile.plan.nodes import Plan, Step
+# The modules a generated pipeline runs (`python -m <module> …`): written into built files,
+# so each must stay where it is named here.
+RUNTIME_MODULE = "mlcompile.runtime"  # a runtime step
+RUN_STEP_MODULE = "mlcompile.runtime.run_step"  # a runtime step whose decision feeds KFP's dsl.If
+LAUNCH_MODULE = "mlcompile.runtime.launch"  # a step that runs as a platform job (KFP targets)
+ENTRY_MODULES = (RUNTIME_MODULE, RUN_STEP_MODULE, LAUNCH_MODULE)
 
-RUNTIME_MODULE = "mlcompile.runtime"
+
+def runtime_command(step: str) -> tuple[str, str, str, str]:
+    """The container command that runs runtime step `step` (a step name: `train`, `serve`)."""
+    return ("python", "-m", RUNTIME_MODULE, step)
+
 
 # Environment of a container trainer: where to read and write.
 ENV_TRAIN_DATA = "MLCOMPILE_TRAIN_DATA"  # URI of the training set (a parquet file or folder)
@@ -48,104 +58,69 @@ BREACH_ALERT_NAME = "MlcompileMonitoringBreach"
 # description in their config (`model`); a serving container, in this variable (json).
 ENV_MODEL_MANIFEST = "MLCOMPILE_MODEL_MANIFEST"
 FORMAT_CONTAINER = "mlcompile.container/1"
-# Steps that read a model folder (what the trainer wrote, or a registered version).
-_READS_MODEL = frozenset({"train", "tune", "evaluate", "register", "deploy_online", "score_batch", "check_drift", "check_performance"})
 
-# Steps whose config includes the feature store section (they read sources).
-_READS_FEATURES = frozenset({"extract_features", "score_batch", "check_drift", "check_performance", "materialize", "materialize_features"})
+# A Vertex AI API endpoint to call instead of the region's (a Private Service Connect endpoint,
+# a stand-in): read by deploy and by every runtime step that calls Vertex AI.
+ENV_VERTEX_API_ENDPOINT = "MLCOMPILE_VERTEX_API_ENDPOINT"
 
+# The launcher pod's identity: downward-API variables the kubeflow target sets on a launch
+# task, so that the job it creates is owned by (and collected with) the pod.
+ENV_POD_NAME = "MLCOMPILE_POD_NAME"
+ENV_POD_UID = "MLCOMPILE_POD_UID"
 
-def step_config(plan: Plan, step: Step) -> dict[str, Any]:
-    """Everything a runtime step needs from the plan, as plain JSON data."""
-    from mlcompile.plan.serialize import plan_to_data
-
-    config: dict[str, Any] = {
-        "system": plan.system,
-        "step": step.name,
-        "kind": step.kind,
-        "params": step.params,
-        "spec_sha256": plan.spec_sha256,
-        "registry": {"model": plan.registry.model, "approval": plan.registry.approval, "aliases": list(plan.registry.aliases)},
-    }
-    if step.kind in _READS_FEATURES:
-        features = plan_to_data(plan)["features"]
-        for item in (*features["sources"], *features["views"]):
-            item.pop("origin", None)  # where the spec said it: nothing a running step needs
-        config["features"] = features
-    if step.kind == "gate":
-        config["gates"] = [{"metric": g.metric, "comparison": g.comparison, "threshold": g.threshold} for g in plan.gates]
-    if step.kind == "tune" and plan.tuning is not None:
-        config["tuning"] = plan_to_data(plan)["tuning"]
-        config["tuning"]["additional_metrics"] = additional_metrics(plan)
-    if step.kind in _READS_MODEL:
-        described = container_model(plan)
-        if described is not None:
-            config["model"] = described
-    return config
+# ---------------------------------------------------------------------- secrets
+# A spec names a secret `secret://NAME`; a step finds it in MLCOMPILE_SECRET_<NAME>, which
+# holds the value or a locator of the platform's secret store (one of LOCATOR_SCHEMES) that
+# the runtime reads when the step runs (mlcompile.runtime.secrets).
+SECRET_SCHEME = "secret://"
+SECRET_ENV_PREFIX = "MLCOMPILE_SECRET_"
+LOCATOR_SCHEMES = ("secretmanager:", "secretsmanager:", "keyvault:")
 
 
-def container_model(plan: Plan) -> dict[str, Any] | None:
-    """What the runtime knows of a model a user's container trained (None for mlcompile's own
-    models, which describe themselves): image, predict entry point, label, and the features and
-    entity keys of the training set, named as extract-features names its columns."""
-    from mlcompile.plan.serialize import plan_to_data
-    from mlcompile.runtime.features import FeatureStore
-
-    trainer = next((s for s in plan.training.steps if s.uses_user_container), None)
-    if trainer is None:
-        return None
-    dataset = plan.training.step("extract-features").params
-    store = FeatureStore(plan_to_data(plan)["features"])
-    specs = store.specs(list(dataset["features"]))
-    return {
-        "format": FORMAT_CONTAINER,
-        "system": plan.system,
-        "image": trainer.image,
-        "predict": trainer.params.get("predict"),
-        "label": dataset["label"]["column"],
-        "features": [{"ref": s.ref, "view": s.view, "column": s.column, "dtype": s.dtype} for s in specs],
-        "keys": store.keys_of(specs),
-        "spec_sha256": plan.spec_sha256,
-    }
+def secret_name(value: Any) -> str | None:
+    """`secret://NAME` → NAME (None for anything else)."""
+    return value[len(SECRET_SCHEME) :] if isinstance(value, str) and value.startswith(SECRET_SCHEME) else None
 
 
-def additional_metrics(plan: Plan) -> list[str]:
-    """The evaluation metrics besides the tuning objective: each trial reports them too, and
-    the platform's tuner records them per trial (Katib additionalMetricNames), so the best
-    trial's secondary scores (e.g. roc_auc beside f1) reach the task's metrics output."""
-    if plan.tuning is None:
-        return []
-    evaluate = next((s for s in plan.training.steps if s.kind == "evaluate"), None)
-    metrics = evaluate.params.get("metrics", []) if evaluate is not None else []
-    return [m for m in metrics if m != plan.tuning.metric]
+def env_name(name: str) -> str:
+    """The environment variable that carries secret NAME (or its locator) to a step."""
+    return SECRET_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
-def config_json(plan: Plan, step: Step) -> str:
-    """`step_config` as compact, deterministic JSON (one command-line argument)."""
-    return json.dumps(step_config(plan, step), sort_keys=True, separators=(",", ":"))
+def secret_manager_locator(project: str, name: str) -> str:
+    """The locator of secret NAME's latest version in Google Secret Manager."""
+    return f"secretmanager:projects/{project}/secrets/{name}/versions/latest"
 
 
-def runtime_args(plan: Plan, step: Step, inputs: Mapping[str, str], outputs: Mapping[str, str], config: Mapping[str, Any] | None = None) -> list[str]:
-    """Arguments after `python -m mlcompile.runtime <step>`; inputs/outputs map artifact
-    names to URIs or to the platform's placeholders for them; `config` replaces the step's
-    config (a target that adds platform sections to it)."""
-    args = ["--config", config_json(plan, step) if config is None else json.dumps(config, sort_keys=True, separators=(",", ":"))]
-    for name in sorted(inputs):
-        args += ["--input", f"{name}={inputs[name]}"]
-    for name in sorted(outputs):
-        args += ["--output", f"{name}={outputs[name]}"]
-    return args
+# ---------------------------------------------------------------------- estimators
+# Packages whose classes a scikit-learn trainer may name without the profile allowing them:
+# scikit-learn and the two boosting libraries with a scikit-learn API. A profile adds its own
+# (`estimator_packages`); anything else (`subprocess.call`, `os.system`) is refused, by
+# validate and again by the runtime before it imports anything.
+DEFAULT_ESTIMATOR_PACKAGES = ("sklearn", "xgboost", "lightgbm")
+# Losses a spec may name as themselves (lower is better) → (task, scikit-learn's scorer)
+LOSS_ALIASES: dict[str, tuple[str, str]] = {
+    "log_loss": ("classification", "neg_log_loss"),
+    "mae": ("regression", "neg_mean_absolute_error"),
+    "mape": ("regression", "neg_mean_absolute_percentage_error"),
+    "mse": ("regression", "neg_mean_squared_error"),
+    "rmse": ("regression", "neg_root_mean_squared_error"),
+}
 
 
-def serving_env(plan: Plan) -> dict[str, str]:
-    """The serving container's MLCOMPILE_MODEL_MANIFEST: the description of a container-trained
-    model, where the platform serves the folder its trainer wrote (a Vertex AI model's
-    artifactUri, a SageMaker model.tar.gz); compact (features as [ref, column, dtype]), since an
-    environment value is short on some platforms (SageMaker: 1,024 characters). Empty for
-    mlcompile's own models."""
-    described = container_model(plan)
-    if described is None:
-        return {}
-    compact = {**described, "features": [[f["ref"], f["column"], f["dtype"]] for f in described["features"]]}
-    compact.pop("spec_sha256", None)
-    return {ENV_MODEL_MANIFEST: json.dumps(compact, sort_keys=True, separators=(",", ":"))}
+def in_packages(path: str, packages: tuple[str, ...] | list[str]) -> bool:
+    return any(path == package or path.startswith(package + ".") for package in packages)
+
+
+# ---------------------------------------------------------------------- errors
+
+
+class MLCompileError(Exception):
+    """Root of every error mlcompile raises deliberately; the CLI turns these into exit codes."""
+
+    exit_code = 2
+
+
+class UsageError(MLCompileError):
+    """A command line or setting that cannot be carried out (missing file, bad option
+    combination, an MLCOMPILE_* variable that is not a number)."""

@@ -16,8 +16,8 @@ import os
 from typing import Any
 
 from mlcompile.runtime.io import DataError
-from mlcompile.runtime.registry import Version
 from mlcompile.runtime.registry_sagemaker import ARN_TAG, sagemaker_client
+from mlcompile.runtime.versions import Version
 
 PACKAGE_ARN = "${ModelPackageArn}"
 PACKAGE_VERSION = "${ModelPackageVersion}"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 ENV_SPEC_DIR = "MLCOMPILE_SPEC_DIR"
-REMOTE_SCHEMES = ("gs://", "gcs://", "s3://", "abfss://", "abfs://", "az://", "hdfs://", "http://", "https://")
 
 
 class DataError(Exception):
@@ -34,7 +32,7 @@ def is_remote(uri: str) -> bool:
 
 
 def _emulated(uri: str) -> Path | None:
-    from mlcompile.emulate.storage import UnmappedURI, mapped
+    from mlcompile.runtime.emulated_storage import UnmappedURI, mapped
 
     try:
         return mapped(uri)
@@ -263,12 +261,6 @@ def local_dir(uri: str, *, write: bool) -> Iterator[Path]:
         yield local
         if write:
             fs.put(str(local) + "/", remote.rstrip("/"), recursive=True)
-
-
-def copy_dir(source: Path, destination: Path) -> None:
-    if destination.exists():
-        shutil.rmtree(destination)
-    shutil.copytree(source, destination)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

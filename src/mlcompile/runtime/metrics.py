@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlcompile.catalog.estimators import LOSS_ALIASES
+from mlcompile.runtime.contract import LOSS_ALIASES
 from mlcompile.runtime.io import DataError
 from mlcompile.runtime.model import model_frame
 

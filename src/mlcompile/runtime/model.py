@@ -23,7 +23,7 @@ def load_estimator_class(path: str, packages: Sequence[str] = ()) -> Any:
     """The estimator class a plan names, refused unless it is one: the plan may have been
     edited since validate, so the package is checked before anything is imported, and the
     object after: a class with fit, predict and get_params (as scikit-learn's BaseEstimator)."""
-    from mlcompile.catalog.estimators import DEFAULT_ESTIMATOR_PACKAGES, in_packages
+    from mlcompile.runtime.contract import DEFAULT_ESTIMATOR_PACKAGES, in_packages
 
     allowed = (*DEFAULT_ESTIMATOR_PACKAGES, *packages)
     module_name, _, name = path.rpartition(".")

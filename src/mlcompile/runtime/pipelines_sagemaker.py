@@ -45,7 +45,7 @@ class SageMakerExecutions:
         return str(running[0]["PipelineExecutionArn"]) if running else None
 
     def submit(self, why: str) -> str:
-        from mlcompile.targets.kfp_ir.submit import run_name
+        from mlcompile.runtime.submit import run_name
 
         started = self.client.start_pipeline_execution(
             PipelineName=self.run["pipeline"], PipelineExecutionDisplayName=run_name(self.run["pipeline"], why, 82).rstrip("-"),

@@ -13,15 +13,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlcompile.runtime.contract import ENV_PIPELINE_RUN
 from mlcompile.runtime.io import DataError
-from mlcompile.runtime.registry import ENV_PIPELINE_RUN, NewVersion, Version
+from mlcompile.runtime.versions import NewVersion, Version
 
 MODEL_ARTIFACT = "mlcompile-model"
 ENV_ARTIFACT_ROOT = "MLCOMPILE_ARTIFACT_ROOT"
 
 
 def tracking_uri(config: Any = None) -> str | None:
-    from mlcompile.emulate.storage import service_url
+    from mlcompile.runtime.emulated_storage import service_url
 
     registry = (config or {}).get("registry") or {}
     uri = registry.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.runtime.io import DataError, open_uri, read_json
-from mlcompile.runtime.registry import PRODUCTION, TAG_APPROVAL, NewVersion, Version
+from mlcompile.runtime.versions import PRODUCTION, TAG_APPROVAL, NewVersion, Version
 
 APPROVED = "Approved"
 ALIASES_KEY = "mlcompile-aliases"
@@ -153,8 +153,8 @@ class SageMakerRegistry:
 
     # ------------------------------------------------------------------ the model
     def download(self, version: Version, destination: Path) -> Path:
+        from mlcompile.runtime.baseline import BASELINE_FILE, add_baseline
         from mlcompile.runtime.container_model import own_manifest, write_manifest
-        from mlcompile.runtime.training import BASELINE_FILE, add_baseline
 
         if not version.artifact_uri:
             raise DataError(f"model package {version.model} version {version.version} names no model data (ModelDataUrl)")

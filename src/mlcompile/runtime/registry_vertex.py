@@ -13,21 +13,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlcompile.runtime.io import DataError, copy_dir, local_dir
-from mlcompile.runtime.registry import NewVersion, Version
+from mlcompile.runtime.contract import ENV_VERTEX_API_ENDPOINT
+from mlcompile.runtime.io import DataError, local_dir
+from mlcompile.runtime.versions import NewVersion, Version
 
-ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
 LABELLED = ("mlcompile.approval", "mlcompile.pipeline_run", "mlcompile.model_sha256", "mlcompile.endpoint")
 
 
 def client_options(platform: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of an aiplatform_v1 service client for the profile's region (or the
     MLCOMPILE_VERTEX_API_ENDPOINT override; a local one with anonymous credentials)."""
-    endpoint = os.environ.get(ENDPOINT_ENV) or f"{platform['region']}-aiplatform.googleapis.com"
+    endpoint = os.environ.get(ENV_VERTEX_API_ENDPOINT) or f"{platform['region']}-aiplatform.googleapis.com"
     options: dict[str, Any] = {"client_options": {"api_endpoint": endpoint}, "transport": "rest"}
     if endpoint.startswith(("http://127.0.0.1", "http://localhost")):
         from google.auth.credentials import AnonymousCredentials
@@ -113,7 +114,7 @@ class VertexRegistry:
         if not version.artifact_uri:
             raise DataError(f"model version {version.model}@{version.version} has no artifact URI: it was not uploaded by mlcompile")
         with local_dir(version.artifact_uri, write=False) as folder:
-            copy_dir(folder, destination / "model")
+            shutil.copytree(folder, destination / "model", dirs_exist_ok=True)
         return destination / "model"
 
     def create(self, new: NewVersion) -> Version:
@@ -147,8 +148,8 @@ def _complete(uri: str, folder: Path) -> None:
     endpoint, batch scoring and drift monitoring read the version from there."""
     import shutil
 
+    from mlcompile.runtime.baseline import BASELINE_FILE
     from mlcompile.runtime.container_model import MANIFEST
-    from mlcompile.runtime.training import BASELINE_FILE
 
     with local_dir(uri, write=True) as target:
         if target.resolve() == folder.resolve():

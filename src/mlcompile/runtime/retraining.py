@@ -3,7 +3,7 @@ source has new rows (the new-data sensor), or on a CronJob's schedule (kubeflow)
 
 Under `mlcompile run` (no `platform_run` in the config) the request is recorded in the workdir
 and the executor starts the pipeline after the step. In a compiled pipeline the step submits
-the run itself, through the platform's API (mlcompile.targets.kfp_ir.submit), unless a run of
+the run itself, through the platform's API (`submitter`, mlcompile.runtime.submit), unless a run of
 the training pipeline is still active; the submitted run id is the step's result and its
 `retraining` output (`{"submitted": id or null, …}`).
 
@@ -18,7 +18,10 @@ records the watermark (the build's first training run reads the data there is)."
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlcompile.runtime.submit import Submitter
 
 from mlcompile.runtime.io import DataError, exists, read_json, write_json
 from mlcompile.runtime.monitoring import breaches, record
@@ -65,7 +68,7 @@ def trigger_retraining(config: dict[str, Any], inputs: dict[str, str], outputs: 
 
 
 def _earlier_sensor(config: dict[str, Any]) -> str | None:
-    from mlcompile.targets.kfp_ir.submit import SubmitFailed, submitter
+    from mlcompile.runtime.submit import SubmitFailed
 
     try:
         return getattr(submitter(config), "earlier_sensor", lambda: None)()
@@ -74,7 +77,7 @@ def _earlier_sensor(config: dict[str, Any]) -> str | None:
 
 
 def _submit(config: dict[str, Any], run: dict[str, Any], when: str) -> dict[str, Any]:
-    from mlcompile.targets.kfp_ir.submit import SubmitFailed, submitter
+    from mlcompile.runtime.submit import SubmitFailed
 
     done: dict[str, Any] = {}
     current = None
@@ -104,3 +107,23 @@ def _submit(config: dict[str, Any], run: dict[str, Any], when: str) -> dict[str,
     if current is not None:
         write_json(run["watermark"], current)  # only now: a failed submit is retried next tick
     return {**done, "submitted": run_id, "status": f"submitted run {run_id}"}
+
+
+def submitter(config: dict[str, Any]) -> Submitter:
+    """What starts a run on the platform the `platform_run` section names."""
+    from mlcompile.runtime.submit import KfpRuns, SubmitFailed, VertexPipelineJobs
+
+    run = config["platform_run"]
+    if run["kind"] == "kfp.run":
+        return KfpRuns(config)
+    if run["kind"] == "vertex.pipeline_job":
+        return VertexPipelineJobs(config)
+    if run["kind"] == "sagemaker.pipeline_execution":
+        from mlcompile.runtime.pipelines_sagemaker import SageMakerExecutions
+
+        return SageMakerExecutions(config)
+    if run["kind"] == "azureml.pipeline_job":
+        from mlcompile.runtime.retraining_azureml import AzureMLPipelineJobs
+
+        return AzureMLPipelineJobs(config)
+    raise SubmitFailed(f"unknown platform_run kind {run['kind']!r}")

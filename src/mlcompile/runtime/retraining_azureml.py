@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from mlcompile.targets.kfp_ir.submit import SubmitFailed, run_name
+from mlcompile.runtime.submit import SubmitFailed, run_name
 
 # Azure ML job statuses of a job that has not finished (Completed, Failed, Canceled have)
 ACTIVE = frozenset(

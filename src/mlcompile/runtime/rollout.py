@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mlcompile.runtime.io import DataError
 
 if TYPE_CHECKING:
-    from mlcompile.runtime.registry import Version
+    from mlcompile.runtime.versions import Version
 
 ENV_MODEL_VERSION = "MLCOMPILE_MODEL_VERSION"  # the registry version a KServe predictor serves
 SERVING_KEY = "{serving}"  # deploy-model.json: the deployed model serving when the version is deployed

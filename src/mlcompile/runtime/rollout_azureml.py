@@ -20,7 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlcompile.runtime.registry import Version
+    from mlcompile.runtime.versions import Version
 
 TAG_MODEL_VERSION = "mlcompile-model-version"
 FILE_TAG = "mlcompile-file-sha256"  # what `mlcompile deploy` compares (targets/azureml/deploy.py)

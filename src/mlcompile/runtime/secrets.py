@@ -26,7 +26,7 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
-from mlcompile.secrets import LOCATOR_SCHEMES, env_name, secret_name
+from mlcompile.runtime.contract import LOCATOR_SCHEMES, env_name, secret_name
 
 SECRETS_FILE_ENV = "MLCOMPILE_SECRETS_FILE"
 KEYVAULT_API_VERSION = "7.4"
@@ -53,11 +53,6 @@ def resolve(reference: str) -> str:
     if held.startswith(LOCATOR_SCHEMES):
         return fetch(held, name=name)
     return held
-
-
-def resolve_env(env: dict[str, str]) -> dict[str, str]:
-    """An environment with every secret:// value replaced by the secret."""
-    return {key: resolve(value) if isinstance(value, str) else value for key, value in env.items()}
 
 
 def fetch(where: str, *, name: str | None = None) -> str:

@@ -20,21 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.runtime import contract
-from mlcompile.runtime.container_model import MANIFEST, write_manifest
-from mlcompile.runtime.contract import FORMAT_CONTAINER
-from mlcompile.runtime.io import DataError, fingerprint, local_dir, read_json, read_table, table_metadata, write_json, write_table
+from mlcompile.runtime.baseline import add_baseline, save_baseline
+from mlcompile.runtime.container_model import MANIFEST, describe_trained, write_manifest
+from mlcompile.runtime.io import DataError, fingerprint, local_dir, read_json, read_table, table_metadata, write_json
 from mlcompile.runtime.metrics import LOWER_IS_BETTER, compute_metrics
 from mlcompile.runtime.model import FORMAT_SKLEARN, build_model, is_classifier, model_frame, save_model
 
 CV_FOLDS = 3
-BASELINE_FILE = "baseline.parquet"  # the training features, kept with the model: the drift baseline
-BASELINE_ROWS = 50_000
-
-
-def _save_baseline(folder: Path, frame: Any, meta: dict[str, Any], label: str) -> None:
-    columns = [f["column"] for f in meta["features"]] + [label]
-    sample = frame[columns] if len(frame) <= BASELINE_ROWS else frame[columns].sample(BASELINE_ROWS, random_state=0)
-    write_table(str(folder / BASELINE_FILE), sample.reset_index(drop=True))
 
 
 def _dataset(inputs: dict[str, str], label: str) -> tuple[Any, dict[str, Any]]:
@@ -83,7 +75,7 @@ def train(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str
     fit_seconds = time.perf_counter() - started
     with local_dir(outputs["model"], write=True) as folder:
         save_model(folder, model, _model_meta(config, inputs, meta, model, estimator_params))
-        _save_baseline(folder, frame, meta, label)
+        save_baseline(folder, frame, meta, label)
     result = {"fit_seconds": round(fit_seconds, 3), "train_rows": int(len(frame))}
     write_json(outputs["metrics"], result)
     return result
@@ -246,7 +238,7 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
         save_model(
             folder, model, {**_model_meta(config, inputs, meta, model, best_params), "tuning": {"best_value": study.best_value, "trials": len(study.trials)}}
         )
-        _save_baseline(folder, frame, meta, label)
+        save_baseline(folder, frame, meta, label)
     result = {
         **study.best_trial.user_attrs.get("metrics", {}),
         "best_params": study.best_params,
@@ -339,31 +331,3 @@ def run_container_trainer(config: dict[str, Any], inputs: dict[str, str], output
         add_baseline(model_dir, inputs["train"], config["params"]["label"])
     write_json(outputs["metrics"], metrics)
     return metrics
-
-
-def describe_trained(config: dict[str, Any], inputs: dict[str, str], metrics: dict[str, Any], hyperparameters: dict[str, Any]) -> dict[str, Any]:
-    """The runtime's model.json of a container-trained model: the plan's description (config
-    `model`: predict entry point, features, keys), what the trainer reported, and the lineage of
-    its training set."""
-    dataset = table_metadata(inputs["train"])
-    container = config.get("container") or {}
-    described = config.get("model") or {
-        "format": FORMAT_CONTAINER,
-        "image": container.get("image"),
-        "system": config.get("system"),
-        "spec_sha256": config.get("spec_sha256"),
-    }
-    return {
-        **described, "label": config["params"]["label"], "metrics": metrics, "hyperparameters": hyperparameters,
-        "features": dataset.get("features") or described.get("features", []), "keys": dataset.get("keys") or described.get("keys", []),
-        "timestamp": dataset.get("timestamp"),
-        "data": {"train_sha256": fingerprint(inputs["train"]), "sources": dataset.get("sources", {}), "events_until": dataset.get("events_until"), "rows": dataset.get("rows")},
-    }  # fmt: skip
-
-
-def add_baseline(folder: Path, train_uri: str, label: str) -> None:
-    """The drift baseline of a model folder that has none (a container's), as mlcompile's own
-    models keep it: a sample of the training features."""
-    dataset = table_metadata(train_uri)
-    if dataset.get("features") and not (folder / BASELINE_FILE).exists():
-        _save_baseline(folder, read_table(train_uri), dataset, label)

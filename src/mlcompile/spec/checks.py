@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlcompile.catalog.estimators import LEGACY_METRICS
 from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, escape_terminal, is_unsafe_character
-from mlcompile.secrets import check_document, looks_like_credential
+from mlcompile.secret_checks import check_document
+from mlcompile.secrets import looks_like_credential
 from mlcompile.spec.estimators import check_estimator_package, check_sklearn_trainer
 from mlcompile.spec.loader import SourceMap
 from mlcompile.spec.values import uri_scheme

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mlcompile.catalog import estimators as catalog
 from mlcompile.diagnostics import JsonPath, did_you_mean
+from mlcompile.runtime.contract import DEFAULT_ESTIMATOR_PACKAGES, in_packages
 
 if TYPE_CHECKING:
     from mlcompile.spec.checks import _Collector
@@ -67,8 +68,8 @@ def check_estimator_package(c: _Collector, system: MLSystem, allowed: Sequence[s
     sklearn = system.training.trainer.sklearn
     if sklearn is None:
         return
-    packages = (*catalog.DEFAULT_ESTIMATOR_PACKAGES, *allowed)
-    if catalog.in_packages(sklearn.estimator, packages):
+    packages = (*DEFAULT_ESTIMATOR_PACKAGES, *allowed)
+    if in_packages(sklearn.estimator, packages):
         return
     package = sklearn.estimator.split(".", 1)[0]
     allow = (

@@ -32,7 +32,6 @@ from mlcompile.spec.types import (
     TimeZone,
 )
 
-API_VERSION = "mlcompile/v1"
 PLATFORM_NAMES = ("kubeflow", "vertex", "sagemaker", "azureml", "local")
 
 BuiltinPlatform = Literal["kubeflow", "vertex", "sagemaker", "azureml", "local"]

@@ -109,10 +109,6 @@ def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-def timezone_names() -> frozenset[str]:
-    return _zones()
-
-
 def time_zone(value: str) -> str:
     if value != "UTC" and value not in _zones():
         raise ValueError(f"{_shorten(value)} is not an IANA time zone (for example 'UTC', 'Europe/Berlin')")

@@ -16,7 +16,7 @@ from typing import Any
 
 from mlcompile.emulate.azureml.workspace import AzureWorkspace
 
-PRODUCTION_ALIAS = "production"  # mlcompile.runtime.registry.PRODUCTION
+PRODUCTION_ALIAS = "production"  # mlcompile.runtime.versions.PRODUCTION
 PRODUCTION_STAGE = "Production"
 OTHER_STAGE = "Development"
 _MODELS = re.compile(

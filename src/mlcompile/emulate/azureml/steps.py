@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlcompile.emulate import storage
-from mlcompile.emulate.azureml.bindings import DATA_TYPES, BindingError, literal, substitute
+from mlcompile.emulate.azureml.bindings import BindingError, literal, substitute
 from mlcompile.emulate.containers import PYTHON_NAMES, Images, UnmappedImage, run_container
 from mlcompile.emulate.ir import FAILED, SKIPPED, SUCCEEDED, TaskResult
 from mlcompile.emulate.services.execution import free_port, run_all
+from mlcompile.runtime import emulated_storage as storage
 
 MASTER_ADDR = "127.0.0.1"  # every instance of a distributed job runs on this machine
 SHELL_SIGNS = frozenset("$`;&|<>(){}*?~[#\n\\")  # unquoted, bash would do more than run one program
@@ -250,7 +250,3 @@ def _decision(data: Data) -> bool | None:
 def declared_type(component: Mapping[str, Any], side: str, name: str) -> str:
     spec = (component.get(side) or {}).get(name) or {}
     return str(spec.get("type", "uri_folder" if side == "outputs" else "string")) if isinstance(spec, Mapping) else "string"
-
-
-def is_data(kind: str) -> bool:
-    return kind in DATA_TYPES

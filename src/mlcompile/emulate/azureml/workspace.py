@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlcompile.emulate import storage
 from mlcompile.emulate.ir import PipelineError
+from mlcompile.runtime import emulated_storage as storage
 
 DATASTORE = "workspaceblobstore"
 DATASTORE_URI = "azureml://datastores/{datastore}/paths/"

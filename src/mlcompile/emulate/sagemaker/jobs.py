@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlcompile.emulate import storage
 from mlcompile.emulate.containers import Images, UnmappedImage, run_container
+from mlcompile.runtime import emulated_storage as storage
 
 CONTAINER_ROOT = "/opt/ml"
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml(?=/|$)")

@@ -29,12 +29,12 @@ from datetime import UTC, datetime
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-from mlcompile.emulate import storage
 from mlcompile.emulate.ir import FAILED, NOT_TRIGGERED, SKIPPED, SUCCEEDED, PipelineError, PipelineResult, TaskResult
 from mlcompile.emulate.sagemaker import expressions
 from mlcompile.emulate.sagemaker.expressions import ExpressionError, Scope
 from mlcompile.emulate.sagemaker.jobs import JobContext, JobFailed, run_processing, run_training
 from mlcompile.emulate.sagemaker.tuning import run_tuning
+from mlcompile.runtime import emulated_storage as storage
 
 JOB_STEPS = ("Processing", "Training", "Tuning")
 KNOWN_STEPS = (*JOB_STEPS, "Condition", "Fail", "RegisterModel")

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlcompile.emulate import storage
 from mlcompile.emulate.containers import Images
 from mlcompile.emulate.ir import PipelineError
 from mlcompile.emulate.sagemaker import account
@@ -29,6 +28,7 @@ from mlcompile.emulate.sagemaker.jobs import JobContext
 from mlcompile.emulate.sagemaker.platform import Platform
 from mlcompile.emulate.system import PARALLELISM, Session, _fresh_workdir, emulation_inputs, stage_fixtures
 from mlcompile.errors import UsageError
+from mlcompile.runtime import emulated_storage as storage
 
 APPROVER = "emulator"
 APPROVED = "Approved"

@@ -20,8 +20,8 @@ from mlcompile.emulate.services.kfp import KfpService
 from mlcompile.emulate.services.kube import KubeService
 from mlcompile.emulate.services.provision import follow, provision_kubeflow, provision_vertex
 from mlcompile.emulate.services.vertex import VertexService
+from mlcompile.runtime.contract import ENV_VERTEX_API_ENDPOINT
 
-VERTEX_ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"  # what the launcher and runtime call instead of Google's
 SECRET_MANAGER_ENV = "MLCOMPILE_SECRETMANAGER_ENDPOINT"  # what runtime.secrets reads Secret Manager at
 MODEL_VERSION_ENV = "MLCOMPILE_MODEL_VERSION"  # the registry version a KServe predictor serves
 DRAIN_SECONDS = 300.0  # how long the end of a run waits for jobs and runs still going
@@ -64,7 +64,7 @@ def pipeline_runner(session: Any) -> Any:
 def serve(session: Any) -> Iterator[Services]:
     """Start the platform's services for `session`, point its steps at them (session.env,
     session.hosts) and keep session.facts up to date with what they observed."""
-    from mlcompile.emulate import storage
+    from mlcompile.runtime import emulated_storage as storage
 
     execution = Execution(session.images, session.root, run_pipeline=pipeline_runner(session), secrets=dict(session.config.secrets))
     services = Services(execution)
@@ -72,7 +72,7 @@ def serve(session: Any) -> Iterator[Services]:
         session.env.setdefault(POLL_ENV, POLL_SECONDS)
         if getattr(session, "stand_ins", None) == "vertex":
             services.vertex = stack.enter_context(VertexService(execution))
-            session.env[VERTEX_ENDPOINT_ENV] = services.vertex.url
+            session.env[ENV_VERTEX_API_ENDPOINT] = services.vertex.url
             session.env[SECRET_MANAGER_ENV] = services.vertex.url  # served beside it
             if getattr(session, "build", None) is not None:  # what deploy leaves: endpoints, the training job
                 original = follow(session, services.vertex, provision_vertex(session, services.vertex))

@@ -9,14 +9,13 @@ import re
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlcompile.emulate.containers import Images, UnmappedImage, run_container
-from mlcompile.emulate.storage import EMULATE_ROOT_ENV, GCS_MOUNT, local_path
+from mlcompile.runtime.emulated_storage import EMULATE_ROOT_ENV, GCS_MOUNT, local_path
 
 
 @dataclass(frozen=True)
@@ -114,10 +113,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def short_id() -> str:
-    return uuid.uuid4().hex[:8]
 
 
 def run_all(tasks: Sequence[Callable[[], Any]]) -> list[Any]:

@@ -247,8 +247,8 @@ def make_reader(config: Mapping[str, Any], *, client: Any = None, environ: Mappi
 def _resolved(url: str) -> str:
     """The URL carries the cache's access key, so it may be a secret: `secret://NAME` or a
     secret-store locator (`keyvault:…`) is read at start like every other secret."""
+    from mlcompile.runtime.contract import LOCATOR_SCHEMES
     from mlcompile.runtime.secrets import fetch, resolve
-    from mlcompile.secrets import LOCATOR_SCHEMES
 
     if url.startswith(LOCATOR_SCHEMES):
         return fetch(url, name=ENV_REDIS_URL)

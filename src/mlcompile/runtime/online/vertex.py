@@ -19,9 +19,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from mlcompile.runtime.contract import ENV_VERTEX_API_ENDPOINT
 from mlcompile.runtime.online import features_by_view
-
-ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
 
 
 def service_options(endpoint: str) -> dict[str, Any]:
@@ -36,7 +35,7 @@ def service_options(endpoint: str) -> dict[str, Any]:
 
 
 def endpoint_of(config: dict[str, Any]) -> str:
-    override = os.environ.get(ENDPOINT_ENV)
+    override = os.environ.get(ENV_VERTEX_API_ENDPOINT)
     if override:
         return override
     regional = f"{config['region']}-aiplatform.googleapis.com"

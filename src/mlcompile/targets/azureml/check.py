@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Origin, Plan, Step
-from mlcompile.secrets import env_name
+from mlcompile.runtime.contract import env_name
 from mlcompile.targets.azureml._timezones import IANA_TO_WINDOWS
 from mlcompile.targets.azureml.feature_store import check_feature_store
 from mlcompile.targets.base import unsupported

@@ -32,10 +32,11 @@ from typing import Any
 from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
 from mlcompile.runtime.azureml_client import ENV_TOKEN
+from mlcompile.runtime.retries import RetrySettings
 from mlcompile.runtime.rollout_azureml import TAG_MODEL_VERSION
 from mlcompile.targets.azureml._sdk import identity, quiet
 from mlcompile.targets.azureml.alerts import ACTION_GROUP_KIND, METRIC_ALERT_KIND, PUBLISHER_ROLE
-from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, live_fingerprint, not_applied
+from mlcompile.targets.base import DeployAction, DeployFailed, live_fingerprint, not_applied
 
 FILE_TAG = "mlcompile-file-sha256"
 # ARM resource bodies of the build (type, apiVersion, name, properties), PUT in this order
@@ -79,7 +80,7 @@ def _capped_retry_policy(retry: RetrySettings) -> Any:
 def _answer_limit_policy(seconds: float) -> Any:
     from azure.core.pipeline.policies import HTTPPolicy
 
-    from mlcompile.targets.deadline import call_limit
+    from mlcompile.runtime.deadline import call_limit
 
     class AnswerLimitPolicy(HTTPPolicy):
         def send(self, request: Any) -> Any:

@@ -217,7 +217,7 @@ def render_feature_store(plan: Plan) -> list[OutputFile]:
     )
 
     from mlcompile.targets.azureml._sdk import entity_yaml, identity, tags, yaml_bytes
-    from mlcompile.targets.azureml.render import header
+    from mlcompile.targets.azureml.layout import header
 
     features = plan.features
     if not features.views:

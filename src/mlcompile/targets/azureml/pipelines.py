@@ -26,16 +26,8 @@ from dataclasses import replace
 from typing import Any
 
 from mlcompile.plan.nodes import Pipeline, Plan, SearchParam, Step
-from mlcompile.runtime.contract import (
-    ENV_HYPERPARAMETERS,
-    ENV_LABEL,
-    ENV_METRICS,
-    ENV_MODEL_DIR,
-    ENV_TEST_DATA,
-    ENV_TRAIN_DATA,
-    ENV_VALIDATION_REPORT,
-    runtime_args,
-)
+from mlcompile.plan.step_config import runtime_args
+from mlcompile.runtime.contract import ENV_HYPERPARAMETERS, ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, ENV_TEST_DATA, ENV_TRAIN_DATA, ENV_VALIDATION_REPORT
 from mlcompile.secrets import locator_env
 from mlcompile.targets.azureml._sdk import identity, tags
 

@@ -35,7 +35,7 @@ def production_data_asset(plan: Plan) -> tuple[str, str, str] | None:
 def render_production_data(plan: Plan) -> list[OutputFile]:
     from azure.ai.ml.entities import Data
 
-    from mlcompile.targets.azureml.render import header
+    from mlcompile.targets.azureml.layout import header
 
     asset = production_data_asset(plan)
     if asset is None or plan.batch is None:
@@ -54,7 +54,7 @@ def render_production_data(plan: Plan) -> list[OutputFile]:
 def render_schedules(plan: Plan, schedules: list[Schedule]) -> list[OutputFile]:
     from azure.ai.ml.entities import CronTrigger, JobSchedule
 
-    from mlcompile.targets.azureml.render import header, pipeline_path
+    from mlcompile.targets.azureml.layout import header, pipeline_path
 
     files = []
     for schedule in schedules:
@@ -95,8 +95,8 @@ def render_monitor(plan: Plan) -> list[OutputFile]:
     )
 
     from mlcompile.runtime.collect_azureml import MODEL_INPUTS
+    from mlcompile.targets.azureml.layout import header
     from mlcompile.targets.azureml.pipelines import TRAINING_DATA_ASSET
-    from mlcompile.targets.azureml.render import header
     from mlcompile.targets.azureml.serving import collected_data_asset, slots
 
     monitoring = plan.monitoring

@@ -8,11 +8,11 @@ import json
 from typing import Any
 
 from mlcompile.plan.nodes import OnlineEndpoint, Plan
+from mlcompile.plan.step_config import serving_env
 from mlcompile.runtime.azureml_client import ENV_IDENTITY
 from mlcompile.runtime.collect_azureml import COLLECTIONS, ENV_COLLECT
-from mlcompile.runtime.contract import serving_env
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
-from mlcompile.targets.azureml._sdk import entity_yaml, identity, tags, yaml_bytes
+from mlcompile.targets.azureml._sdk import entity_yaml, identity, tags
 from mlcompile.targets.azureml.feature_store import online_features_config
 from mlcompile.targets.base import OutputFile, json_bytes
 
@@ -95,7 +95,7 @@ def _deployment(plan: Plan, online: OnlineEndpoint, slot: str) -> Any:
 
 def deployment_files(plan: Plan) -> dict[str, bytes]:
     """Slot → the bytes of its deployment file."""
-    from mlcompile.targets.azureml.render import header
+    from mlcompile.targets.azureml.layout import header
 
     online = plan.online
     assert online is not None
@@ -130,7 +130,7 @@ def rollout_section(plan: Plan) -> dict[str, Any]:
 def render_online(plan: Plan) -> list[OutputFile]:
     from azure.ai.ml.entities import IdentityConfiguration, ManagedIdentityConfiguration, ManagedOnlineEndpoint
 
-    from mlcompile.targets.azureml.render import header
+    from mlcompile.targets.azureml.layout import header
 
     online = plan.online
     if online is None:
@@ -213,40 +213,3 @@ def autoscale_setting(plan: Plan, online: OnlineEndpoint, slot: str) -> dict[str
             ],
         },
     }
-
-
-def render_batch(plan: Plan) -> list[OutputFile]:
-    from azure.ai.ml.entities import BatchEndpoint, PipelineComponentBatchDeployment
-
-    from mlcompile.targets.azureml.pipelines import build_pipeline_job
-    from mlcompile.targets.azureml.render import header
-
-    if plan.batch is None:
-        return []
-    labels = tags(plan)
-    job = build_pipeline_job(plan, plan.batch, on_cluster=True)
-    component = job.component
-    component.tags = labels
-    component_path = f"components/{plan.batch.name}.yml"
-    name = batch_endpoint_name(plan)
-    endpoint = BatchEndpoint(
-        name=name, description=f"batch scoring of {plan.system} (model {plan.registry.model})", tags=labels, defaults={"deployment_name": BATCH_DEPLOYMENT}
-    )
-    deployment = PipelineComponentBatchDeployment(
-        name=BATCH_DEPLOYMENT,
-        endpoint_name=name,
-        description=f"runs {plan.batch.name}",
-        component="placeholder",
-        # the SDK annotates settings as strings, yet writes this bool as the YAML boolean Azure ML reads
-        settings={"default_compute": str(plan.platform_settings["compute"]), "continue_on_step_failure": False},  # type: ignore[dict-item]
-        tags=labels,
-    )
-    with_component = dict(deployment._to_dict())
-    with_component["component"] = f"../{component_path}"  # a file reference, resolved next to this file
-    return [
-        OutputFile(component_path, "azureml.pipeline_component", entity_yaml(component, "azureml.pipeline_component", header(plan))),
-        OutputFile(f"endpoints/{name}.yml", "azureml.batch_endpoint", entity_yaml(endpoint, "azureml.batch_endpoint", header(plan))),
-        OutputFile(
-            f"endpoints/{name}-{BATCH_DEPLOYMENT}.yml", "azureml.batch_deployment", yaml_bytes(with_component, "azureml.batch_deployment", header(plan))
-        ),
-    ]

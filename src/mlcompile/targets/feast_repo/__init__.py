@@ -28,13 +28,12 @@ from typing import Any
 from mlcompile import yaml_emit
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import DataSource, Plan
+from mlcompile.runtime.contract import env_name
 from mlcompile.targets.base import OutputFile, unsupported
 
 REPO_DIR = "feature_repo"
 KIND_CONFIG = "feast.feature_store_config"
 KIND_REPO = "feast.repo"
-# what `secret://NAME` becomes in feature_store.yaml (Feast expands ${VAR} when loading it)
-SECRET_ENV_PREFIX = "MLCOMPILE_SECRET_"
 # where the local run stages each source as parquet, relative to the repo folder
 LOCAL_DATA_DIR = "data"
 
@@ -240,17 +239,13 @@ SECRET_IN_VALUE = re.compile(r"secret://([A-Za-z0-9][A-Za-z0-9._/-]*)")
 def secret_to_env(value: Any) -> Any:
     """Each `secret://NAME` in a value → `${MLCOMPILE_SECRET_NAME}`; other values as they are."""
     if isinstance(value, str):
-        return SECRET_IN_VALUE.sub(lambda m: "${" + secret_env(m.group(1)) + "}", value)
+        return SECRET_IN_VALUE.sub(lambda m: "${" + env_name(m.group(1)) + "}", value)
     return value
-
-
-def secret_env(name: str) -> str:
-    return SECRET_ENV_PREFIX + "".join(c if c.isalnum() else "_" for c in name).upper()
 
 
 def secrets_of(plan: Plan) -> list[str]:
     """Names of the secrets the repo's feature_store.yaml refers to (the pods that load it
-    carry each as environment variable `secret_env(name)`)."""
+    carry each as environment variable `env_name(name)` (mlcompile.runtime.contract; Feast expands ${VAR} when loading feature_store.yaml))."""
     store = store_settings(plan)
     values = [v for v in (*store.offline.values(), *store.online.values()) if isinstance(v, str)]
     return sorted({name for v in values for name in SECRET_IN_VALUE.findall(v)})

@@ -10,7 +10,7 @@ retraining run when any check breached, as an If/Elif chain because KFP conditio
 OR). What differs per platform (accelerator naming, node selectors, timeouts, which steps
 launch a platform job) comes in through `StepSettings` and a `decorate` callback.
 
-Two small run-time entry points live beside it (they run inside the pipeline's containers):
+The tasks run two small entry points of the runtime (mlcompile.runtime.contract names them):
 `run_step` (a runtime step whose decision feeds dsl.If) and `launch` (a step that runs as a
 platform job: PyTorchJob, Katib Experiment, Vertex CustomJob / tuning job, model upload).
 
@@ -31,15 +31,22 @@ from typing import Any
 
 from mlcompile.plan.extension import PlanExtension, platform_step
 from mlcompile.plan.nodes import Pipeline, Plan, Schedule, Step
-from mlcompile.runtime.contract import CONTAINER_ENV, ENV_METRICS, ENV_MODEL_DIR, ENV_TEST_DATA, ENV_TRAIN_DATA, ENV_VALIDATION_REPORT, step_config
+from mlcompile.plan.step_config import step_config
+from mlcompile.runtime.contract import (
+    CONTAINER_ENV,
+    ENV_METRICS,
+    ENV_MODEL_DIR,
+    ENV_TEST_DATA,
+    ENV_TRAIN_DATA,
+    ENV_VALIDATION_REPORT,
+    RUN_STEP_MODULE,
+)
 
 # plan artifact type → kfp artifact class name (decision → a boolean output parameter)
 ARTIFACT_CLASSES = {"dataset": "Dataset", "model": "Model", "metrics": "Metrics", "report": "Artifact"}
 # which input/output feeds which variable of a user's container trainer (CONTAINER_ENV)
 CONTAINER_ENV_OF = {"train": ENV_TRAIN_DATA, "test": ENV_TEST_DATA, "report": ENV_VALIDATION_REPORT, "model": ENV_MODEL_DIR, "metrics": ENV_METRICS}
 assert set(CONTAINER_ENV_OF.values()) <= set(CONTAINER_ENV)
-RUN_STEP = "mlcompile.targets.kfp_ir.run_step"  # a runtime step with decision outputs
-LAUNCH = "mlcompile.targets.kfp_ir.launch"  # a step that runs as a platform job
 # The pipeline run a task belongs to, as each platform resolves it in a container's args (KFP
 # resolves placeholders in command and args only, never in environment variables): the run id
 # the KFP API knows (`{{$.pipeline_job_uuid}}`), the PipelineJob id on Vertex AI
@@ -139,7 +146,7 @@ def _make_component(step: Step, settings: StepSettings) -> Any:
             command = list(settings.command)
             args = ["--config", config_arg(settings.config)]
             if decisions:  # the runtime writes a decision document; dsl.If needs a boolean
-                command = ["python", "-m", RUN_STEP, *command[3:]]
+                command = ["python", "-m", RUN_STEP_MODULE, *command[3:]]
                 args = [a for name in decisions for a in ("--decision", name)] + args
             for name in sorted(in_paths):
                 args += ["--input", f"{name}={in_paths[name]}"]

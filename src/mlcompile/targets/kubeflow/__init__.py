@@ -10,10 +10,10 @@ from typing import Any
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.extension import PlanExtension
 from mlcompile.plan.nodes import Plan, Step
+from mlcompile.runtime.contract import ENV_POD_NAME, ENV_POD_UID, LAUNCH_MODULE, SECRET_ENV_PREFIX, env_name
 from mlcompile.targets import feast_repo
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import (
-    LAUNCH,
     RUN_ID_KUBEFLOW,
     StepSettings,
     approval_pipelines,
@@ -32,7 +32,6 @@ from mlcompile.targets.kubeflow.platform import KubeflowPlatform
 NAME = "kubeflow"
 # steps whose result depends only on their inputs: safe to take from KFP's cache
 CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
-SECRET_ENV_PREFIX = "MLCOMPILE_SECRET_"
 
 
 def launches_job(step: Step, plan: Plan) -> str | None:
@@ -43,12 +42,6 @@ def launches_job(step: Step, plan: Plan) -> str | None:
     if step.kind in ("train", "tune") and step.resources.replicas > 1:
         return "kubeflow.pytorch_job"
     return None
-
-
-def secret_env_name(secret: str) -> str:
-    from mlcompile.secrets import env_name
-
-    return env_name(secret)
 
 
 class KubeflowTarget(KubeflowPlatform):
@@ -179,7 +172,7 @@ class KubeflowTarget(KubeflowPlatform):
             )
             return StepSettings(
                 plan.runtime_image,
-                ["python", "-m", LAUNCH, step.name],
+                ["python", "-m", LAUNCH_MODULE, step.name],
                 config,
                 standard.cpu,
                 standard.memory,
@@ -220,8 +213,6 @@ class KubeflowTarget(KubeflowPlatform):
         if timeout:
             kubernetes.set_timeout(task, timeout)
         if launches_job(step, plan) is not None:  # the launcher makes its pod the job's owner
-            from mlcompile.targets.kfp_ir.launch import ENV_POD_NAME, ENV_POD_UID
-
             kubernetes.use_field_path_as_env(task, ENV_POD_NAME, "metadata.name")
             kubernetes.use_field_path_as_env(task, ENV_POD_UID, "metadata.uid")
         secrets: dict[str, str] = {}
@@ -230,9 +221,9 @@ class KubeflowTarget(KubeflowPlatform):
         elif launches_job(step, plan) is None:  # a runtime step: every secret:// of its params
             from mlcompile.secrets import refs_in
 
-            secrets.update({secret_env_name(name): name for name in refs_in(step.params)})
+            secrets.update({env_name(name): name for name in refs_in(step.params)})
         if step.kind == "materialize_features":  # the secrets the repo's feature_store.yaml names
-            secrets.update({feast_repo.secret_env(name): name for name in feast_repo.secrets_of(plan)})
+            secrets.update({env_name(name): name for name in feast_repo.secrets_of(plan)})
         for env, name in sorted(secrets.items()):
             kubernetes.use_secret_as_env(task, secret_name=name, secret_key_to_env={"value": env})
 

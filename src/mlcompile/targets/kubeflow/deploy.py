@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed, RetryingClient, RetrySettings, create_once, live_fingerprint, not_applied
-
-TOKEN_ENV = "MLCOMPILE_KFP_TOKEN"
-LOGIN = (
-    f"set {TOKEN_ENV} to a bearer token the API accepts, KF_PIPELINES_SA_TOKEN_PATH to a service-account token file, "
-    f"or KF_PIPELINES_IAP_OAUTH2_CLIENT_ID behind Identity-Aware Proxy ({TOKEN_ENV}=none for an API without authentication)"
-)
+from mlcompile.runtime.kfp_client import LOGIN, NoCredentials, kfp_client
+from mlcompile.runtime.retries import RetryingClient, create_once
+from mlcompile.targets.base import DeployAction, DeployFailed, live_fingerprint, not_applied
 
 
 def _manifest(build_dir: Path) -> list[dict[str, str]]:
@@ -51,7 +46,7 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
     files = _manifest(build_dir)
     settings = plan.platform_settings
     actions: list[DeployAction] = []
-    client = RetryingClient(client or kfp_client(settings["host"], settings["namespace"]))  # kfp.Client itself does not retry
+    client = RetryingClient(client or _client(settings["host"], settings["namespace"]))  # kfp.Client itself does not retry
     try:
         versions: dict[str, tuple[str | None, str | None]] = {}
         for entry in files:
@@ -108,36 +103,11 @@ def _deploy(plan: Plan, build_dir: Path, *, dry_run: bool, client: Any) -> list[
     return actions
 
 
-def kfp_client(host: str, namespace: str) -> Any:
-    """A kfp.Client with the credentials `_credentials` finds and a read timeout on every request."""
-    import kfp
-
-    client = kfp.Client(host=host, namespace=namespace, **_credentials(host))
-    _set_timeout(client, RetrySettings.from_env().timeout)
-    return client
-
-
-def _credentials(host: str) -> dict[str, Any]:
-    """kfp.Client's credentials: a bearer token (MLCOMPILE_KFP_TOKEN), a service-account token
-    file (kfp's KF_PIPELINES_SA_TOKEN_PATH, or its in-cluster default), or IAP (kfp reads
-    KF_PIPELINES_IAP_OAUTH2_CLIENT_ID itself). A remote host with none of them is refused
-    before any request: an API behind authentication would only answer a login page.
-    MLCOMPILE_KFP_TOKEN=none sends none (an API without authentication)."""
-    from urllib.parse import urlparse
-
-    from kfp import client as kfp_client
-
-    token = os.environ.get(TOKEN_ENV)
-    if token:
-        return {} if token == "none" else {"existing_token": token}
-    token_file = os.environ.get(kfp_client.KF_PIPELINES_SA_TOKEN_ENV) or kfp_client.KF_PIPELINES_SA_TOKEN_PATH
-    if os.path.isfile(token_file):
-        from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
-
-        return {"credentials": ServiceAccountTokenVolumeCredentials(token_file)}
-    if os.environ.get("KF_PIPELINES_IAP_OAUTH2_CLIENT_ID") or urlparse(host).hostname in ("127.0.0.1", "localhost", "::1"):
-        return {}
-    raise CredentialsMissing(f"Kubeflow Pipelines at {host}", "no credentials found", LOGIN)
+def _client(host: str, namespace: str) -> Any:
+    try:
+        return kfp_client(host, namespace)
+    except NoCredentials as exc:
+        raise CredentialsMissing(f"Kubeflow Pipelines at {host}", "no credentials found", LOGIN) from exc
 
 
 def planned(plan: Plan, build_dir: Path) -> list[str]:
@@ -171,23 +141,6 @@ def _versions_named(client: Any, pipeline_id: str, name: str) -> list[Any]:
 def _runs_named(client: Any, experiment_id: str, name: str) -> list[Any]:
     listed = client.list_recurring_runs(experiment_id=experiment_id, page_size=100, filter=_name_filter(name))
     return [r for r in (listed.recurring_runs or []) if r.display_name == name]
-
-
-def _set_timeout(client: Any, seconds: float) -> None:
-    """kfp.Client sends every request with no timeout at all (urllib3 waits forever on a
-    server that accepted the connection and never answers): give each one a read timeout.
-    And no retries of urllib3's own: by default it sleeps whatever Retry-After a 429 or 503
-    asks (100000 s included); mlcompile retries, with its cap."""
-    import urllib3
-
-    pool = client._pipelines_api.api_client.rest_client.pool_manager
-    request = pool.request
-
-    def with_timeout(*args: Any, timeout: Any = None, **kwargs: Any) -> Any:
-        kwargs["retries"] = False
-        return request(*args, timeout=timeout or urllib3.Timeout(connect=seconds, read=seconds), **kwargs)
-
-    pool.request = with_timeout
 
 
 def _name_filter(name: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from mlcompile.plan.extension import PlanExtension, platform_step
 from mlcompile.plan.nodes import FeatureView, Pipeline, Plan, Schedule
+from mlcompile.runtime.contract import env_name
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets import feast_repo
 
@@ -81,5 +82,5 @@ def serving_env(plan: Plan) -> list[dict[str, Any]]:
         return []
     env: list[dict[str, Any]] = [{"name": ONLINE_FEATURES_ENV, "value": json.dumps(config, sort_keys=True, separators=(",", ":"))}]
     for name in feast_repo.secrets_of(plan):
-        env.append({"name": feast_repo.secret_env(name), "valueFrom": {"secretKeyRef": {"name": name, "key": "value"}}})
+        env.append({"name": env_name(name), "valueFrom": {"secretKeyRef": {"name": name, "key": "value"}}})
     return env

@@ -1,6 +1,6 @@
 """The local-run variant of a kubeflow build: the same DAG (same steps, artifacts, dependencies
 and dsl.If gates as the compiled IR) made of lightweight Python components that call the
-same runtime entry point the runtime image runs (`mlcompile.targets.kfp_ir.run_step` →
+same runtime entry point the runtime image runs (`mlcompile.runtime.run_step` →
 `mlcompile.runtime`), so `kfp.local.SubprocessRunner(use_venv=False)` can execute it on this
 machine, offline. Container components cannot run there; that is the only difference."""
 
@@ -22,7 +22,7 @@ def {function}({parameters}){returns}:
     import os
     import tempfile
     os.environ["MLCOMPILE_SPEC_DIR"] = {spec_dir!r}
-    from mlcompile.targets.kfp_ir.run_step import main
+    from mlcompile.runtime.run_step import main
     args = [{step!r}]
     for name in {decisions!r}:
         args += ["--decision", name]

@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 from mlcompile.plan.nodes import Plan, Resources, Schedule, Step
-from mlcompile.runtime.contract import CONTAINER_ENV, ENV_HYPERPARAMETERS, ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, additional_metrics, runtime_args
-from mlcompile.runtime.contract import serving_env as model_env
+from mlcompile.plan.step_config import additional_metrics, runtime_args
+from mlcompile.plan.step_config import serving_env as model_env
+from mlcompile.runtime.contract import CONTAINER_ENV, ENV_HYPERPARAMETERS, ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, runtime_command
 from mlcompile.targets.base import resource_labels
 from mlcompile.targets.kfp_ir import CONTAINER_ENV_OF, config_arg, secret_name
 from mlcompile.targets.kubeflow import facts
@@ -275,7 +276,7 @@ def inference_service(plan: Plan) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "kserve-container",
         "image": plan.runtime_image,
-        "command": ["python", "-m", "mlcompile.runtime", "serve"],
+        "command": list(runtime_command("serve")),
         # the Open Inference Protocol's model name is the InferenceService's: /v2/models/<name>/infer
         "args": ["--config", config_arg(config), "--model_name", online.name],
         "ports": [{"containerPort": SERVING_PORT, "protocol": "TCP"}],
@@ -354,7 +355,7 @@ def cron_job(plan: Plan, schedule: Schedule, platform_run: dict[str, Any]) -> di
     container = {
         "name": "start-run",
         "image": plan.runtime_image,
-        "command": ["python", "-m", "mlcompile.runtime", "trigger-retraining"],
+        "command": list(runtime_command("trigger-retraining")),
         "args": ["--config", json.dumps(config, sort_keys=True, separators=(",", ":"))],
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
     }

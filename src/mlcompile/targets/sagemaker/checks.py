@@ -18,8 +18,7 @@ from collections.abc import Callable
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Origin, Plan, Resources, Step
-from mlcompile.runtime.contract import ENV_HYPERPARAMETERS
-from mlcompile.secrets import env_name
+from mlcompile.runtime.contract import ENV_HYPERPARAMETERS, env_name
 from mlcompile.targets.base import unsupported
 from mlcompile.targets.sagemaker import feature_store
 from mlcompile.targets.sagemaker.bodies import canary_instances, canary_traffic_percent

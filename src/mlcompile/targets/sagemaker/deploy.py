@@ -22,7 +22,8 @@ from typing import Any
 
 from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed, RetryingClient, RetrySettings, create_once, live_fingerprint, not_applied
+from mlcompile.runtime.retries import RetryingClient, RetrySettings, create_once
+from mlcompile.targets.base import DeployAction, DeployFailed, live_fingerprint, not_applied
 from mlcompile.targets.sagemaker.layout import Layout
 from mlcompile.targets.sagemaker.render import PIPELINE_DEFINITION, STEP_CONFIG, compact
 

@@ -23,17 +23,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlcompile.plan.nodes import ArtifactRef, Pipeline, Plan, Step
-from mlcompile.runtime.contract import (
-    ENV_LABEL,
-    ENV_METRICS,
-    ENV_MODEL_DIR,
-    ENV_TEST_DATA,
-    ENV_TRAIN_DATA,
-    ENV_VALIDATION_REPORT,
-    additional_metrics,
-    serving_env,
-    step_config,
-)
+from mlcompile.plan.step_config import additional_metrics, serving_env, step_config
+from mlcompile.runtime.contract import ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, ENV_TEST_DATA, ENV_TRAIN_DATA, ENV_VALIDATION_REPORT
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.runtime.registry_sagemaker import DRIFT_BASELINE_KEY
 from mlcompile.targets.sagemaker import bodies, feature_store
@@ -62,7 +53,6 @@ if TYPE_CHECKING:
     # what the SDK takes as an environment, a tag or hyperparameters: a value may be a pipeline variable
     SdkStrings = dict[str, str | PipelineVariable]
 
-SDK_REQUIREMENT = "sagemaker>=2.250,<3"
 DEFAULT_MAX_RUN = 24 * 3600
 SPOT_WAIT_FACTOR = 2  # managed spot: wait for capacity up to as long again as the run may take
 CONTENT_TYPES = ["application/json", "text/csv"]

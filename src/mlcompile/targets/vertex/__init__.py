@@ -12,9 +12,9 @@ from typing import Any
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.extension import PlanExtension
 from mlcompile.plan.nodes import Plan, Step
+from mlcompile.runtime.contract import LAUNCH_MODULE
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import (
-    LAUNCH,
     RUN_ID_VERTEX,
     StepSettings,
     approval_pipelines,
@@ -143,7 +143,7 @@ class VertexTarget(VertexPlatform):
         from google.cloud import aiplatform
 
         from mlcompile import yaml_emit
-        from mlcompile.targets.vertex import bodies
+        from mlcompile.targets.vertex import messages
 
         settings = plan.platform_settings
         aiplatform.init(project=settings["project"], location=settings["region"], credentials=AnonymousCredentials())
@@ -153,13 +153,13 @@ class VertexTarget(VertexPlatform):
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(yaml_emit.dump(spec))
             job = aiplatform.PipelineJob(
-                display_name=spec["pipelineInfo"]["name"], template_path=path, pipeline_root=settings["pipeline_root"], labels=bodies.labels(plan)
+                display_name=spec["pipelineInfo"]["name"], template_path=path, pipeline_root=settings["pipeline_root"], labels=messages.labels(plan)
             )
         resource = job._gca_resource
         resource.service_account = settings["service_account"]
         if settings.get("network"):
             resource.network = settings["network"]
-        return bodies.to_json(resource)
+        return messages.to_json(resource)
 
     def _settings(self, plan: Plan, step: Step, jobs: dict[str, dict[str, Any]], pipeline_jobs: dict[str, dict[str, Any]]) -> StepSettings:
         from mlcompile.targets.vertex import bodies
@@ -171,7 +171,7 @@ class VertexTarget(VertexPlatform):
             config = runtime_config(plan, step, platform=bodies.platform_section(plan), platform_job=jobs[step.name])
             registers = jobs[step.name]["kind"] == "vertex.upload_model_request"
             return StepSettings(
-                plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=caching, pipeline_run=RUN_ID_VERTEX,
+                plan.runtime_image, ["python", "-m", LAUNCH_MODULE, step.name], config, standard.cpu, standard.memory, caching=caching, pipeline_run=RUN_ID_VERTEX,
                 extra_outputs={VERTEX_MODEL_OUTPUT: "google.VertexModel"} if registers else {}, executor_output=registers,
             )  # fmt: skip
         resolved = r.accelerator

@@ -44,7 +44,7 @@ def bodies(plan: Plan) -> list[tuple[str, str, dict[str, Any]]]:
     from google.cloud import monitoring_v3
     from google.protobuf import duration_pb2
 
-    from mlcompile.targets.vertex.bodies import labels, to_json
+    from mlcompile.targets.vertex.messages import labels, to_json
 
     policy_type = monitoring_v3.AlertPolicy
     files = []

@@ -10,12 +10,13 @@ from google.cloud.aiplatform_v1 import types as gca
 from google.protobuf import duration_pb2, json_format
 
 from mlcompile.plan.nodes import Plan, Step
-from mlcompile.runtime.contract import ENV_LABEL, serving_env
+from mlcompile.plan.step_config import serving_env
+from mlcompile.runtime.contract import ENV_LABEL, runtime_command
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.runtime.rollout import SERVING_KEY
-from mlcompile.targets.base import resource_labels
 from mlcompile.targets.kfp_ir import CONTAINER_ENV_OF, config_arg, runtime_config, secret_name
 from mlcompile.targets.vertex.feature_store import online_features_env
+from mlcompile.targets.vertex.messages import labels, to_json
 
 SERVING_PORT = 8080
 # The pipeline job's id (KFP's PIPELINE_JOB_ID_PLACEHOLDER, filled in by the pipeline backend
@@ -41,20 +42,12 @@ AUTOSCALING_METRIC = {
 }
 
 
-def to_json(message: Any) -> dict[str, Any]:
-    return json_format.MessageToDict(type(message).pb(message))
-
-
 def settings(plan: Plan) -> dict[str, Any]:
     return plan.platform_settings
 
 
 def parent(plan: Plan) -> str:
     return f"projects/{settings(plan)['project']}/locations/{settings(plan)['region']}"
-
-
-def labels(plan: Plan) -> dict[str, str]:
-    return resource_labels(plan, max_value_length=63)
 
 
 def described(plan: Plan) -> str:
@@ -187,7 +180,7 @@ def model(plan: Plan) -> dict[str, Any]:
         labels={**labels(plan), **{k: v[:63] for k, v in registry.tags.items()}},
         container_spec=gca.ModelContainerSpec(
             image_uri=plan.runtime_image,
-            command=["python", "-m", "mlcompile.runtime", "serve"],
+            command=list(runtime_command("serve")),
             args=["--config", config_arg(serving_config(plan))],
             ports=[gca.Port(container_port=SERVING_PORT)],
             predict_route="/predict",

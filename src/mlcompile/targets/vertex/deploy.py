@@ -21,11 +21,12 @@ from typing import Any
 
 from mlcompile.errors import CredentialsMissing
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.base import DeployAction, DeployFailed, RetrySettings, create_once, is_transient, live_fingerprint, not_applied, with_retries
+from mlcompile.runtime.contract import ENV_VERTEX_API_ENDPOINT
+from mlcompile.runtime.retries import RetrySettings, create_once, is_transient, with_retries
+from mlcompile.targets.base import DeployAction, DeployFailed, live_fingerprint, not_applied
 from mlcompile.targets.vertex.deploy_alerts import deploy_alerting, planned_alerting
 from mlcompile.targets.vertex.deploy_features import deploy_feature_store, planned_feature_store
 
-ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
 LOGIN = "log in with `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
 
 
@@ -68,7 +69,7 @@ def deploy(plan: Plan, build_dir: Path, *, dry_run: bool, api_endpoint: str | No
     from google.cloud.aiplatform_v1.services.schedule_service import ScheduleServiceClient
     from google.protobuf import json_format
 
-    endpoint = api_endpoint or os.environ.get(ENDPOINT_ENV) or f"{settings['region']}-aiplatform.googleapis.com"
+    endpoint = api_endpoint or os.environ.get(ENV_VERTEX_API_ENDPOINT) or f"{settings['region']}-aiplatform.googleapis.com"
     options: dict[str, Any] = {"credentials": _credentials(endpoint), "transport": "rest", "client_options": {"api_endpoint": endpoint}}
 
     def parse(path: Path, message: Any) -> Any:

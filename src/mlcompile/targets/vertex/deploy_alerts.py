@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlcompile.targets.base import DeployAction, RetrySettings, create_once, live_fingerprint, with_retries
+from mlcompile.runtime.retries import RetrySettings, create_once, with_retries
+from mlcompile.targets.base import DeployAction, live_fingerprint
 from mlcompile.targets.vertex.alerting import CHANNEL_KIND, POLICY_KIND
 
 ENDPOINT_ENV = "MLCOMPILE_MONITORING_API_ENDPOINT"

@@ -162,7 +162,7 @@ def bodies(plan: Plan) -> list[tuple[str, str, dict[str, Any]]]:
     """(path, kind, body) of every feature-store request, each parsed back strictly."""
     from google.cloud.aiplatform_v1 import types as gca
 
-    from mlcompile.targets.vertex.bodies import labels, to_json
+    from mlcompile.targets.vertex.messages import labels, to_json
 
     views = online_views(plan)
     if not views:

@@ -1,4 +1,4 @@
-"""`python -m mlcompile.targets.kfp_ir.launch <step> --config JSON --input NAME=PATH --output
+"""`python -m mlcompile.runtime.launch <step> --config JSON --input NAME=PATH --output
 NAME=PATH`: the pipeline task that runs a step as a platform job (the `platform_job` section of
 its config, rendered by the kubeflow/vertex targets).
 
@@ -27,7 +27,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from mlcompile.targets.kfp_ir import lineage
+from mlcompile.runtime import lineage
+from mlcompile.runtime.contract import ENV_POD_NAME, ENV_POD_UID, ENV_VERTEX_API_ENDPOINT
 
 MOUNTS = {"/gcs/": "gs://", "/s3/": "s3://", "/minio/": "minio://"}
 EXECUTOR_OUTPUT = "$executor_output"  # key of the ExecutorOutput path among a task's outputs
@@ -37,9 +38,6 @@ _PLACEHOLDER = re.compile(r"\{\{(?:(inputs|outputs)\.|(secret):)([A-Za-z0-9_.-]+
 # KFP's pipeline-job-id placeholder (vertex bodies: per-run output folders); a runner that
 # left it unfilled gets a fresh id, so that two launches still never share a folder
 PIPELINE_JOB_ID = "{{$.pipeline_job_uuid}}"
-# the launcher pod's identity (downward API env the kubeflow target sets on the task)
-ENV_POD_NAME = "MLCOMPILE_POD_NAME"
-ENV_POD_UID = "MLCOMPILE_POD_UID"
 TRIAL_METRICS_FILE = "metrics.json"  # a Vertex trial's metrics, beside its AIP_MODEL_DIR
 _cleanups: list[Callable[[], None]] = []  # how to stop what this process created
 
@@ -74,8 +72,8 @@ def uri_of(path: str) -> str:
     for mount, scheme in MOUNTS.items():
         if path.startswith(mount):
             return scheme + path[len(mount) :]
-    from mlcompile.emulate.storage import emulate_root
-    from mlcompile.emulate.storage import uri_of as emulated_uri
+    from mlcompile.runtime.emulated_storage import emulate_root
+    from mlcompile.runtime.emulated_storage import uri_of as emulated_uri
 
     root = emulate_root()  # under the emulator the mount is a folder of the emulation root
     return emulated_uri(path, root) if root is not None else path
@@ -120,7 +118,7 @@ def _copy(source: str, destination: str) -> None:
     """Copy a file or folder from a URI to a task's local output path (fsspec), e.g. the best
     trial's model; KFP uploads (or, on Vertex, gcsfuse writes) the local path to its URI.
     Under the emulator cloud URIs are folders of the emulation root, like every runtime read."""
-    from mlcompile.emulate.storage import mapped
+    from mlcompile.runtime.emulated_storage import mapped
 
     source, destination = (str(mapped(uri) or uri) for uri in (source, destination))
     if "://" not in source and "://" not in destination:  # both local (or mounted) paths
@@ -168,19 +166,19 @@ def _vertex(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str],
     parent = f"projects/{platform['project']}/locations/{platform['region']}"
     from mlcompile.runtime.online.vertex import service_options
 
-    endpoint = os.environ.get("MLCOMPILE_VERTEX_API_ENDPOINT") or f"{platform['region']}-aiplatform.googleapis.com"
+    endpoint = os.environ.get(ENV_VERTEX_API_ENDPOINT) or f"{platform['region']}-aiplatform.googleapis.com"
     options = service_options(endpoint)
     client = JobServiceClient(**options)
 
     def secret(name: str) -> str:
         """MLCOMPILE_SECRET_<NAME> of the task (a Secret Manager locator the build wrote, or
         a value), else Secret Manager's latest version in the profile's project."""
+        from mlcompile.runtime.contract import env_name, secret_manager_locator
         from mlcompile.runtime.secrets import fetch, resolve
-        from mlcompile.secrets import env_name, locator
 
         if env_name(name) in os.environ:
             return resolve("secret://" + name)
-        return fetch(str(locator("vertex", platform, name)), name=name)
+        return fetch(secret_manager_locator(platform["project"], name), name=name)
 
     body = json.loads(json.dumps(substitute(job["body"], inputs, outputs, secret)).replace(PIPELINE_JOB_ID, uuid.uuid4().hex))
     if job["kind"] == "vertex.upload_model_request":
@@ -233,7 +231,7 @@ def _read_metrics(uri: str) -> dict[str, float]:
     """The numbers of a trial's metrics file ({} when the trial wrote none)."""
     import fsspec
 
-    from mlcompile.emulate.storage import mapped
+    from mlcompile.runtime.emulated_storage import mapped
 
     try:
         with fsspec.open(str(mapped(uri) or uri), "r", encoding="utf-8") as handle:
@@ -329,7 +327,7 @@ def _kubeflow(config: dict[str, Any], job: dict[str, Any], inputs: dict[str, str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlcompile.targets.kfp_ir.launch")
+    parser = argparse.ArgumentParser(prog="python -m mlcompile.runtime.launch")
     parser.add_argument("step")
     parser.add_argument("--config", required=True)
     parser.add_argument("--input", action="append", default=[])

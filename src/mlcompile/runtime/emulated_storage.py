@@ -49,11 +49,6 @@ def _relative(rest: str, uri: str) -> Path:
     return Path(*parts)
 
 
-def gcs_uri(path: str) -> str:
-    """gs://b/k for the launcher's mount path /gcs/b/k (other strings unchanged)."""
-    return "gs://" + path[len(GCS_MOUNT) :] if path.startswith(GCS_MOUNT) else path
-
-
 def emulate_root() -> Path | None:
     """The emulation root this process runs under, or None on a real platform."""
     value = os.environ.get(EMULATE_ROOT_ENV)

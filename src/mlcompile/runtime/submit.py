@@ -21,13 +21,14 @@ import os
 import time
 from typing import Any, Protocol
 
+from mlcompile.runtime.contract import ENV_VERTEX_API_ENDPOINT
+
 # KFP v2beta1 RuntimeState / Vertex PipelineState of a run that has not finished
 KFP_ACTIVE = frozenset({"PENDING", "RUNNING", "PAUSED", "CANCELING"})
 VERTEX_ACTIVE = frozenset({"PIPELINE_STATE_QUEUED", "PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING", "PIPELINE_STATE_PAUSED", "PIPELINE_STATE_CANCELLING"})
 
 
 KFP_HOST_ENV = "MLCOMPILE_KFP_HOST"
-VERTEX_ENDPOINT_ENV = "MLCOMPILE_VERTEX_API_ENDPOINT"
 
 
 class SubmitFailed(Exception):
@@ -44,23 +45,6 @@ class Submitter(Protocol):
         ...
 
 
-def submitter(config: dict[str, Any]) -> Submitter:
-    run = config["platform_run"]
-    if run["kind"] == "kfp.run":
-        return KfpRuns(config)
-    if run["kind"] == "vertex.pipeline_job":
-        return VertexPipelineJobs(config)
-    if run["kind"] == "sagemaker.pipeline_execution":
-        from mlcompile.runtime.pipelines_sagemaker import SageMakerExecutions
-
-        return SageMakerExecutions(config)
-    if run["kind"] == "azureml.pipeline_job":
-        from mlcompile.runtime.retraining_azureml import AzureMLPipelineJobs
-
-        return AzureMLPipelineJobs(config)
-    raise SubmitFailed(f"unknown platform_run kind {run['kind']!r}")
-
-
 def run_name(pipeline: str, why: str, limit: int = 128) -> str:
     """A run's name: the pipeline, why it runs, and the UTC time it was asked ([a-z0-9-])."""
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
@@ -69,13 +53,13 @@ def run_name(pipeline: str, why: str, limit: int = 128) -> str:
 
 class KfpRuns:
     def __init__(self, config: dict[str, Any]):
-        from mlcompile.targets.base import RetryingClient
-        from mlcompile.targets.kubeflow.deploy import kfp_client
+        from mlcompile.runtime.kfp_client import kfp_client
+        from mlcompile.runtime.retries import RetryingClient
 
         platform = config["platform"]
         self.run = config["platform_run"]
         self.namespace = platform.get("namespace")
-        from mlcompile.emulate.storage import service_url
+        from mlcompile.runtime.emulated_storage import service_url
 
         # inside the cluster the API is often reached at its service (http://ml-pipeline.kubeflow:8888)
         # rather than at the profile's external host; under the emulator, at its local stand-in
@@ -89,7 +73,7 @@ class KfpRuns:
         except ValueError:  # kfp: "No experiment is found with name …"
             if not create:
                 return None
-        from mlcompile.targets.base import create_once
+        from mlcompile.runtime.retries import create_once
 
         return create_once(
             lambda: str(self.client.create_experiment(self.run["experiment"], namespace=self.namespace).experiment_id), lambda: self._experiment(False)
@@ -119,7 +103,7 @@ class KfpRuns:
     def submit(self, why: str) -> str:
         import json
 
-        from mlcompile.targets.base import create_once
+        from mlcompile.runtime.retries import create_once
 
         pipeline_id = self._pipeline_id()
         wanted = self.run["version"]
@@ -151,14 +135,14 @@ class VertexPipelineJobs:
         self.parent = f"projects/{platform['project']}/locations/{platform['region']}"
         from mlcompile.runtime.online.vertex import service_options
 
-        endpoint = os.environ.get(VERTEX_ENDPOINT_ENV) or f"{platform['region']}-aiplatform.googleapis.com"
+        endpoint = os.environ.get(ENV_VERTEX_API_ENDPOINT) or f"{platform['region']}-aiplatform.googleapis.com"
         options = service_options(endpoint)
         self.client = PipelineServiceClient(**options)
 
     def active_run(self) -> str | None:
         from google.cloud.aiplatform_v1 import types as gca
 
-        from mlcompile.targets.base import with_retries
+        from mlcompile.runtime.retries import with_retries
 
         request = gca.ListPipelineJobsRequest(parent=self.parent, filter=f'display_name="{self.run["pipeline"]}"')
         jobs = with_retries(lambda: list(self.client.list_pipeline_jobs(request=request)))
@@ -171,7 +155,7 @@ class VertexPipelineJobs:
         from google.api_core import exceptions
         from google.cloud.aiplatform_v1 import types as gca
 
-        from mlcompile.targets.base import with_retries
+        from mlcompile.runtime.retries import with_retries
 
         try:
             template = with_retries(lambda: self.client.get_pipeline_job(name=self.run["template"]))

@@ -97,7 +97,7 @@ def deadline_seconds() -> float:
     try:
         return float(text) if text else DEFAULT_DEADLINE
     except ValueError:
-        from mlcompile.errors import UsageError
+        from mlcompile.runtime.contract import UsageError
 
         raise UsageError(f"{DEADLINE_ENV}={text!r} is not a number") from None
 

@@ -1,4 +1,4 @@
-"""`python -m mlcompile.targets.kfp_ir.run_step <step> --decision NAME … <runtime args>`: runs
+"""`python -m mlcompile.runtime.run_step <step> --decision NAME … <runtime args>`: runs
 one of mlcompile's runtime steps inside a KFP task and turns each named decision output (the
 runtime writes a JSON document with a boolean `decision`) into the boolean output parameter
 that `dsl.If` reads (KFP parses a BOOLEAN parameter file as `true`/`false`). Needs nothing but
