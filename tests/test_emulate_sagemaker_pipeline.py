@@ -183,9 +183,10 @@ def test_steps_wait_for_depends_on_and_for_the_steps_whose_properties_they_read(
     reader = writer("second", "out", {"n": 2})
     reader["Arguments"]["AppSpecification"]["ContainerArguments"].append({"Get": "Steps.first.ProcessingOutputConfig.Outputs['out'].S3Output.S3Uri"})
     steps = [writer("third", "out", {"n": 3}, DependsOn=["second"]), reader, writer("first", "out", {"n": 1})]
-    execution = Execution({"Steps": steps}, "p", ARN, {}, context(tmp_path, writer=WRITE_JSON))
-    assert execution.order() == ["first", "second", "third"]
+    ended: list[str] = []
+    execution = Execution({"Steps": steps}, "p", ARN, {}, context(tmp_path, writer=WRITE_JSON), on_step=lambda step, status: ended.append(step))
     assert execution.run().status == SUCCEEDED
+    assert ended == ["first", "second", "third"]
 
 
 def test_a_failed_step_leaves_its_dependents_not_triggered(tmp_path: Path) -> None:

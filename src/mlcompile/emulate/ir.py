@@ -14,14 +14,12 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from mlcompile.emulate import cel
+from mlcompile.emulate import cel, dag
 from mlcompile.emulate.containers import Images, UnmappedImage, run_container
 from mlcompile.runtime import emulated_storage as storage
 
@@ -123,7 +121,7 @@ class _Run:
                 raise PipelineError(f"pipeline {self.name} needs parameter {key!r} (no default)")
         return {"parameters": values, "artifacts": {}}
 
-    def task_inputs(self, spec: dict[str, Any], scope: dict[str, Any], done: dict[str, TaskResult]) -> dict[str, Any] | str:
+    def task_inputs(self, spec: dict[str, Any], scope: dict[str, Any], done: Mapping[str, TaskResult]) -> dict[str, Any] | str:
         """The task's parameter values and artifacts, or the name of a producer that gave none."""
         found: dict[str, dict[str, Any]] = {"parameters": {}, "artifacts": {}}
         for kind, singular in (("parameters", "Parameter"), ("artifacts", "Artifact")):
@@ -151,31 +149,19 @@ class _Run:
         tasks = component["dag"]["tasks"]
         graph = {name: set(spec.get("dependentTasks", [])) | _producers(spec) for name, spec in tasks.items()}
         try:
-            order = list(TopologicalSorter({name: deps & set(tasks) for name, deps in graph.items()}).static_order())
-        except CycleError as exc:
-            raise PipelineError(f"pipeline {self.name}: tasks depend on each other in a cycle: {exc.args[1]}") from exc
-        done: dict[str, TaskResult] = {}
-        if self.context.parallelism <= 1:
-            for name in order:
-                done[name] = self.results[name] = self.task(name, tasks[name], scope, done, graph[name])
-            return done
-        # like the platform: every task whose upstream tasks finished starts at once
-        with ThreadPoolExecutor(max_workers=self.context.parallelism, thread_name_prefix=f"task-{self.run_id}") as pool:
-            running: dict[Future[TaskResult], str] = {}
-            while len(done) < len(tasks):
-                for name in order:
-                    if name not in done and name not in running.values() and graph[name] & set(tasks) <= set(done):
-                        running[pool.submit(self.task, name, tasks[name], scope, dict(done), graph[name])] = name
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    name = running.pop(future)
-                    done[name] = self.results[name] = future.result()
-        return {name: done[name] for name in order}
+            # like the platform: every task whose upstream tasks finished starts at once
+            return dag.run(
+                graph,
+                lambda name, done: self.task(name, tasks[name], scope, done),
+                gate=lambda name, done: _not_triggered(name, graph[name], done),
+                ended=self.results.__setitem__,
+                parallelism=self.context.parallelism,
+                name=f"task-{self.run_id}",
+            )
+        except dag.Cycle as exc:
+            raise PipelineError(f"pipeline {self.name}: tasks depend on each other in a cycle: {exc.steps}") from None
 
-    def task(self, name: str, spec: dict[str, Any], scope: dict[str, Any], done: dict[str, TaskResult], deps: set[str]) -> TaskResult:
-        upstream = [d for d in sorted(deps) if d in done and done[d].status in (FAILED, NOT_TRIGGERED)]
-        if upstream:
-            return TaskResult(name, NOT_TRIGGERED, reason=f"upstream {', '.join(upstream)} did not succeed")
+    def task(self, name: str, spec: dict[str, Any], scope: dict[str, Any], done: Mapping[str, TaskResult]) -> TaskResult:
         inputs = self.task_inputs(spec, scope, done)
         if isinstance(inputs, str):
             return TaskResult(name, SKIPPED, reason=f"{inputs} produced nothing (skipped upstream)")
@@ -380,6 +366,12 @@ class _Substitution:
         if key:
             return _text(artifact.get("metadata", {}).get(key.group(1), ""))
         raise PipelineError(f"task {self.task}: unknown placeholder {{{{${expr}}}}}")
+
+
+def _not_triggered(name: str, upstream_tasks: set[str], done: Mapping[str, TaskResult]) -> TaskResult | None:
+    """A task after a failed (or never triggered) upstream task is not triggered."""
+    upstream = [d for d in sorted(upstream_tasks) if d in done and done[d].status in (FAILED, NOT_TRIGGERED)]
+    return TaskResult(name, NOT_TRIGGERED, reason=f"upstream {', '.join(upstream)} did not succeed") if upstream else None
 
 
 def _producers(spec: dict[str, Any]) -> set[str]:

@@ -15,12 +15,12 @@ import time
 import uuid
 import zlib
 from collections.abc import Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from mlcompile.emulate import dag
 from mlcompile.emulate.azureml import sweep as sweeps
 from mlcompile.emulate.azureml.bindings import BindingError, binding, upstream
 from mlcompile.emulate.azureml.steps import Data, JobContext, data_input, declared_type, prepare_output, run_command
@@ -83,37 +83,26 @@ class _PipelineRun:
             unknown = needs - set(self.nodes)
             if unknown:
                 raise PipelineError(f"pipeline {self.display}: job {node} binds to {', '.join(sorted(unknown))}, which the pipeline has no job named")
+        failed: list[str] = []
+
+        def gate(node: str, done: Mapping[str, TaskResult]) -> TaskResult | None:
+            blocked = [d for d in sorted(graph[node]) if done[d].status in (FAILED, CANCELED)]
+            if blocked:
+                return TaskResult(self.label(node), CANCELED, reason=f"upstream {', '.join(blocked)} did not succeed")
+            if failed and self.stop_at_failure:
+                return TaskResult(self.label(node), CANCELED, reason="canceled: the pipeline stops at its first failed job (continue_on_step_failure: false)")
+            return None
+
+        def ended(node: str, result: TaskResult) -> None:
+            if result.status == FAILED:
+                failed.append(node)
+
         try:
-            order = list(TopologicalSorter(graph).static_order())
-        except CycleError as exc:
-            raise PipelineError(f"pipeline {self.display}: jobs bind to each other in a cycle: {exc.args[1]}") from exc
-        done: dict[str, TaskResult] = {}
-        failed = False
-        with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix=f"job-{self.run_id}") as pool:
-            running: dict[Future[TaskResult], str] = {}
-            while len(done) < len(order):
-                for node in order:
-                    if node in done or node in running.values() or not graph[node] <= set(done):
-                        continue
-                    blocked = [d for d in sorted(graph[node]) if done[d].status in (FAILED, CANCELED)]
-                    if blocked or (failed and self.stop_at_failure):
-                        why = (
-                            f"upstream {', '.join(blocked)} did not succeed"
-                            if blocked
-                            else "canceled: the pipeline stops at its first failed job (continue_on_step_failure: false)"
-                        )
-                        done[node] = TaskResult(self.label(node), CANCELED, reason=why)
-                        continue
-                    running[pool.submit(self.node, node)] = node
-                if not running:
-                    continue
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    node = running.pop(future)
-                    done[node] = future.result()
-                    failed = failed or done[node].status == FAILED
-        for node in order:
-            self.results[done[node].name] = done[node]
+            done = dag.run(graph, lambda node, _: self.node(node), gate=gate, ended=ended, parallelism=parallelism, name=f"job-{self.run_id}")
+        except dag.Cycle as exc:
+            raise PipelineError(f"pipeline {self.display}: jobs bind to each other in a cycle: {exc.steps}") from None
+        for result in done.values():
+            self.results[result.name] = result
         self.context.workspace.end_run(self.parent_run, not failed)
 
     def label(self, node: str) -> str:

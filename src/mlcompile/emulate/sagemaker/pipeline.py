@@ -24,11 +24,10 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
-from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
+from mlcompile.emulate import dag
 from mlcompile.emulate.ir import FAILED, NOT_TRIGGERED, SKIPPED, SUCCEEDED, PipelineError, PipelineResult, TaskResult
 from mlcompile.emulate.sagemaker import expressions
 from mlcompile.emulate.sagemaker.expressions import ExpressionError, Scope
@@ -117,49 +116,34 @@ class Execution:
             )
         return values
 
-    def order(self) -> list[str]:
+    # -- running --------------------------------------------------------------------------
+    def run(self) -> PipelineResult:
+        started = time.monotonic()
         for name, parents in self.parents.items():
             missing = sorted(parents - set(self.steps))
             if missing:
                 raise PipelineError(f"step {name} depends on {', '.join(missing)}: no such step in pipeline {self.name}")
         try:
-            return list(TopologicalSorter(self.parents).static_order())
-        except CycleError as exc:
-            raise PipelineError(f"pipeline {self.name}: steps depend on each other in a cycle: {exc.args[1]}") from exc
-
-    # -- running --------------------------------------------------------------------------
-    def run(self) -> PipelineResult:
-        started = time.monotonic()
-        order = self.order()
-        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix=f"step-{self.id}") as pool:
-            running: dict[Future[TaskResult], str] = {}
-            while len(self.results) < len(order):
-                for name in order:
-                    if name in self.results or name in running.values() or not self.parents[name] <= set(self.results):
-                        continue
-                    blocked = self._blocked(name)
-                    if blocked is not None:
-                        self.results[name] = blocked
-                        continue
-                    running[pool.submit(self._step, name)] = name
-                if not running:
-                    continue
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    name = running.pop(future)
-                    self.results[name] = future.result()
-                    self.on_step(name, self.results[name].status)
-                    if self.results[name].status == FAILED and self.failure is None:
-                        self.failure = f"step {name} failed: {self.results[name].reason}"
+            results = dag.run(
+                self.parents, lambda name, _: self._step(name), gate=self._blocked, ended=self._ended, parallelism=self.parallelism, name=f"step-{self.id}"
+            )
+        except dag.Cycle as exc:
+            raise PipelineError(f"pipeline {self.name}: steps depend on each other in a cycle: {exc.steps}") from None
         status = FAILED if self.failure else SUCCEEDED
-        return PipelineResult(self.name, self.arn, status, {name: self.results[name] for name in order}, time.monotonic() - started)
+        return PipelineResult(self.name, self.arn, status, results, time.monotonic() - started)
 
-    def _blocked(self, name: str) -> TaskResult | None:
+    def _ended(self, name: str, result: TaskResult) -> None:
+        self.results[name] = result
+        self.on_step(name, result.status)
+        if result.status == FAILED and self.failure is None:
+            self.failure = f"step {name} failed: {result.reason}"
+
+    def _blocked(self, name: str, done: Mapping[str, TaskResult]) -> TaskResult | None:
         """Why a step whose parents ended does not start (None: it starts)."""
         branch = self.branch_of.get(name)
         if branch is not None and branch[0] in self.chosen and self.chosen[branch[0]] != branch[1]:
             return TaskResult(name, SKIPPED, reason=f"condition {branch[0]} chose the other branch")
-        not_run = sorted(p for p in self.parents[name] if self.results[p].status != SUCCEEDED)
+        not_run = sorted(p for p in self.parents[name] if done[p].status != SUCCEEDED)
         if not_run:
             return TaskResult(name, NOT_TRIGGERED, reason=f"{', '.join(not_run)} did not succeed")
         if self.failure is not None:
