@@ -398,8 +398,8 @@ def _spans(data: dict[str, Any]) -> dict[str, Span]:
     if pipelines:
         found[TRAINING_RUN] = found[f"pipeline {pipelines[0]['pipeline']}"]
     if monthly:
-        lows, highs = [low for low, _ in monthly], [high for _, high in monthly]
-        found[PER_MONTH] = (None if None in lows else sum(lows, Decimal(0)), None if None in highs else sum(highs, Decimal(0)))  # type: ignore[arg-type]
+        lows, highs = [low for low, _ in monthly if low is not None], [high for _, high in monthly if high is not None]
+        found[PER_MONTH] = (sum(lows, Decimal(0)) if len(lows) == len(monthly) else None, sum(highs, Decimal(0)) if len(highs) == len(monthly) else None)
     return found
 
 

@@ -46,7 +46,7 @@ def default_kind(parameter: inspect.Parameter) -> str:
     return "object"
 
 
-def _constructor(cls: type) -> tuple[dict[str, str], bool]:
+def _constructor(cls: type[Any]) -> tuple[dict[str, str], bool]:
     if cls.__init__ is object.__init__:  # no constructor of its own: no parameters (as get_params says)
         return {}, False
     parameters = inspect.signature(cls.__init__).parameters.values()
@@ -98,7 +98,7 @@ def third_party_estimators(module_name: str) -> dict[str, dict[str, Any]]:
         cls = getattr(module, name, None)
         if not (inspect.isclass(cls) and issubclass(cls, BaseEstimator) and hasattr(cls, "fit")):
             continue
-        instance = cls()
+        instance: Any = cls()  # an estimator (sklearn has no type information)
         kind = "classifier" if is_classifier(instance) else "regressor" if is_regressor(instance) else _kind(cls, {})
         params = {
             key: default_kind(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=value)) for key, value in instance.get_params(deep=False).items()

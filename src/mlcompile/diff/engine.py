@@ -167,6 +167,7 @@ def plan_resources(plan: Plan) -> dict[str, tuple[dict[str, Any], tuple[str, ...
     a change to that resource has."""
     resources: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
     training_names = {plan.training.name}
+    impact: tuple[str, ...]
     for pipeline in plan.pipelines():
         for step in pipeline.steps:
             if pipeline.name in training_names and step.kind in ("extract_features", "validate_data", "train", "tune"):
@@ -346,6 +347,8 @@ def diff_builds(base_label: str, base: Mapping[str, BuildSide], head: Mapping[st
     from mlcompile.cost import charges
 
     profiles = []
+    resources: list[ResourceChange]
+    changed_steps: set[str]
     for name in sorted(set(base) | set(head)):
         old, new = base.get(name), head.get(name)
         if (old is not None and old.plan is None) or (new is not None and new.plan is None):

@@ -118,7 +118,7 @@ def emulate(
         )
     module, _, function = platform.emulator.partition(":")
     emulator = getattr(importlib.import_module(module), function)  # the platform's (Platform.emulator)
-    return emulator(spec, compilation, workdir, only=only, isolation=isolation, runs=runs, approve=approve, log=log, started=started)  # type: ignore[no-any-return]
+    return emulator(spec, compilation, workdir, only=only, isolation=isolation, runs=runs, approve=approve, log=log, started=started)
 
 
 def _emulated_platforms() -> str:
@@ -155,7 +155,7 @@ def emulate_azureml(spec: str, compilation: Any, workdir: str | None, *, only: t
     from mlcompile.emulate.azureml.system import run
 
     plan, kinds, spec_dir, config, first, later, work, images = _emulated_run(spec, compilation, workdir, only=only, isolation=isolation)
-    return run(plan, spec_dir, work, images, config, kinds, first, later, runs=runs, approve=approve, log=log, started=started)  # type: ignore[no-any-return]
+    return run(plan, spec_dir, work, images, config, kinds, first, later, runs=runs, approve=approve, log=log, started=started)
 
 
 def emulate_kubeflow(spec: str, compilation: Any, workdir: str | None, **options: Any) -> dict[str, Any]:

@@ -137,7 +137,7 @@ def _training(run: PipelineRun) -> dict[str, Any]:
     register = result("register")
     deploy = result("deploy-online")
     trainer = result("tune") or result("train")
-    model = None
+    model: dict[str, Any] | None = None
     if register:
         model = {k: register[k] for k in ("model", "version", "aliases", "approval", "run_id", "existing") if k in register}
         if deploy:

@@ -6,6 +6,12 @@ and each step imports its data stack only when it runs."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 # step name or kind → "module:function" (kinds use underscores, step names dashes)
 STEPS: dict[str, str] = {
     "extract_features": "mlcompile.runtime.data_steps:extract_features",
@@ -34,7 +40,7 @@ TARGET_STEPS: dict[str, str] = {
 PRELOAD = ("mlcompile.runtime.warm",)
 
 
-def step_function(name: str):  # type: ignore[no-untyped-def]
+def step_function(name: str) -> Callable[..., Any]:
     """The function of a step name (`extract-features`) or kind (`extract_features`)."""
     import importlib
 

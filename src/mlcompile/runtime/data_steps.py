@@ -131,7 +131,7 @@ def validate_data(config: dict[str, Any], inputs: dict[str, str], outputs: dict[
         errors.append(f"label column {label} is missing")
     elif train[label].nunique() < 2:
         errors.append(f"label {label} has a single value in the training set: nothing to learn")
-    report = {
+    report: dict[str, Any] = {
         "passed": not errors,
         "errors": errors,
         "warnings": train_warnings + test_warnings,

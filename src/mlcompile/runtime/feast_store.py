@@ -157,12 +157,12 @@ def materialize_features(config: dict[str, Any], inputs: dict[str, str], outputs
         import tempfile
         from datetime import datetime
 
-        repo = Path(tempfile.mkdtemp(prefix="mlcompile-feast-repo-"))
+        written = Path(tempfile.mkdtemp(prefix="mlcompile-feast-repo-"))
         for name, text in feast["files"].items():
-            (repo / Path(name).name).write_text(text)
-        apply(repo)
+            (written / Path(name).name).write_text(text)
+        apply(written)
         end = datetime.now(UTC)
-        open_store(repo).materialize_incremental(end_date=end, feature_views=views)
+        open_store(written).materialize_incremental(end_date=end, feature_views=views)
         return {"views": views, "mode": "incremental", "end": end.isoformat()}
     repo = repo_of(config)
     if repo is None:

@@ -210,9 +210,9 @@ def write_table(uri: str, frame: Any, metadata: dict[str, Any] | None = None) ->
         return
     path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    staged = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    pq.write_table(table, staged)
+    os.replace(staged, path)
 
 
 def table_metadata(uri: str) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def check_drift(config: dict[str, Any], inputs: dict[str, str], outputs: dict[st
         }
         plots[spec.column] = (labels, bh, ch)
     breach = any(f["drifted"] for f in features.values())
-    decision = {
+    decision: dict[str, Any] = {
         "decision": breach,
         "breach": breach,
         "check": "drift",
@@ -136,8 +136,8 @@ def check_drift(config: dict[str, Any], inputs: dict[str, str], outputs: dict[st
     write_json(out, decision)
     write_bytes(report_uri, drift_report(config.get("system") or "", decision, plots).encode("utf-8"))
     for name, f in features.items():
-        score = "n/a" if f["score"] is None else f"{f['score']:.4f}"
-        print(f"{'DRIFT' if f['drifted'] else 'ok   '} {name}: {method} {score} (threshold {threshold:g})")
+        shown = "n/a" if f["score"] is None else f"{f['score']:.4f}"
+        print(f"{'DRIFT' if f['drifted'] else 'ok   '} {name}: {method} {shown} (threshold {threshold:g})")
     print(f"drift report: {report_uri}")
     return {k: v for k, v in decision.items() if k != "decision"}
 

@@ -97,7 +97,7 @@ def production_model(config: Mapping[str, Any], model: str, version_id: str | No
     return ServingModel(model, version.version, alias, reason, folder, version.run_id)
 
 
-def not_approved(config: Mapping[str, Any], model: str) -> str:
+def not_approved(config: Mapping[str, Any], model: str | None) -> str:
     """Why nothing serves yet: the message batch scoring, monitoring and serving give."""
     registry = backend(config)
     where = f" in the {registry.kind} registry" if registry is not None else ""

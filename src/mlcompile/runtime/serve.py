@@ -174,13 +174,13 @@ def locate_model(model_dir: str | None, config: Mapping[str, Any], environ: Mapp
         from mlcompile.runtime.io import DataError
         from mlcompile.runtime.registry import not_approved, production_model
 
-        where = {"registry": registry, "platform": config.get("platform")}
+        registry_config = {"registry": registry, "platform": config.get("platform")}
         try:  # the version a KServe revision pins (deploy-online sets it), else the approved one
-            serving = production_model(where, name, environ.get("MLCOMPILE_MODEL_VERSION"))
+            serving = production_model(registry_config, name, environ.get("MLCOMPILE_MODEL_VERSION"))
         except DataError as exc:
             raise RuntimeError(str(exc)) from exc
         if serving is None:  # never an unapproved version: the server does not become ready
-            raise RuntimeError(f"{not_approved(where, name)}; the server starts once one is")
+            raise RuntimeError(f"{not_approved(registry_config, name)}; the server starts once one is")
         return Located(_model_folder(serving.folder) or serving.folder, serving.version, f"registry {name}: {serving.reason}")
     raise RuntimeError("no model to serve: pass --model-dir, or run where the platform puts the model "
                        f"(AIP_STORAGE_URI, AZUREML_MODEL_DIR, {SAGEMAKER_MODEL_DIR}, {KSERVE_MODEL_DIR}), or name a registry in --config")  # fmt: skip

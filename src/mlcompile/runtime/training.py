@@ -174,7 +174,7 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
         trial_models: dict[int, Path] = {}
         trial_metrics: dict[int, dict[str, Any]] = {}
 
-        def objective(trial: Any) -> float:
+        def trial_of_container(trial: Any) -> float:
             hyper = _suggest(trial, tuning["params"])
             outs = {"model": str(scratch / f"trial-{trial.number}" / "model"), "metrics": str(scratch / f"trial-{trial.number}" / "metrics.json")}
             metrics = run_container_trainer(config, inputs, outs, hyperparameters=hyper)
@@ -184,7 +184,7 @@ def tune(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]
             trial_metrics[trial.number] = metrics
             return float(metrics[metric])
 
-        study.optimize(objective, n_trials=int(tuning["max_trials"]), n_jobs=max(1, int(tuning.get("parallel_trials", 1))))
+        study.optimize(trial_of_container, n_trials=int(tuning["max_trials"]), n_jobs=max(1, int(tuning.get("parallel_trials", 1))))
         best = study.best_trial
         with local_dir(outputs["model"], write=True) as folder:
             shutil.copytree(trial_models[best.number], folder, dirs_exist_ok=True)

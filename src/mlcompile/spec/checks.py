@@ -73,13 +73,15 @@ def check_system(
     known, makes an override key that names no profile an error; `estimator_packages` (the
     packages any profile allows estimators from) refuses estimators of all other packages."""
     c = _Collector(source_map)
+    path: JsonPath
+    hint: str | None
     features = system.features
-    entities = [e.name for e in features.entities]
-    sources = [s.name for s in features.sources]
-    c.unique(("features", "entities"), entities, "entity")
-    c.unique(("features", "sources"), sources, "source")
+    entity_names = [e.name for e in features.entities]
+    source_names = [s.name for s in features.sources]
+    c.unique(("features", "entities"), entity_names, "entity")
+    c.unique(("features", "sources"), source_names, "source")
     c.unique(("features", "views"), [v.name for v in features.views], "view")
-    entities, sources = dict.fromkeys(entities), dict.fromkeys(sources)  # ordered, constant-time lookups
+    entities, sources = dict.fromkeys(entity_names), dict.fromkeys(source_names)  # ordered, constant-time lookups
 
     for index, source in enumerate(features.sources):
         path = ("features", "sources", index)
@@ -131,11 +133,11 @@ def check_system(
         for name, param in tuning.params.items():
             path = ("training", "tuning", "params", name)
             if param.type == "categorical":
-                _check_choices(c, (*path, "values"), param.values)  # type: ignore[union-attr]
+                _check_choices(c, (*path, "values"), param.values)
             if param.type in ("float", "int"):
-                if param.min >= param.max:  # type: ignore[union-attr]
-                    c.error((*path, "max"), f"max {param.max} must be greater than min {param.min}")  # type: ignore[union-attr]
-                elif param.scale == "log" and param.min <= 0:  # type: ignore[union-attr]
+                if param.min >= param.max:
+                    c.error((*path, "max"), f"max {param.max} must be greater than min {param.min}")
+                elif param.scale == "log" and param.min <= 0:
                     c.error((*path, "min"), "a log scale needs min > 0")
     _check_accelerator(c, ("training", "resources", "accelerator", "type"), training.resources.accelerator)
     _check_container_env(c, system)

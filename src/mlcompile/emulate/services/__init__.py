@@ -87,7 +87,9 @@ def serve(session: Any) -> Iterator[Services]:
         for service in (services.vertex, services.kube, services.kfp):
             if service is not None:
                 service.on_change = functools.partial(_observe, session, service)
-        if services.kube is not None and getattr(session, "build", None) is not None:  # what deploy leaves: the InferenceService, the pipelines
+        if (
+            services.kube is not None and services.kfp is not None and getattr(session, "build", None) is not None
+        ):  # what deploy leaves: the InferenceService, the pipelines
             apply_inference_service(session.build, Path(session.env["KUBECONFIG"]))
             provision_kubeflow(session, services.kfp.url)
         execution.env.update(session.context().env)

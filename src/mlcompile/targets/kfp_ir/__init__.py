@@ -180,7 +180,8 @@ def _artifact_class(schema_title: str) -> Any:
     another schema (google.VertexModel, as google_cloud_pipeline_components declares it)."""
     from kfp import dsl
 
-    own = next((cls for cls in vars(dsl).values() if isinstance(cls, type) and issubclass(cls, dsl.Artifact) and cls.schema_title == schema_title), None)
+    artifacts: list[Any] = [cls for cls in vars(dsl).values() if isinstance(cls, type) and issubclass(cls, dsl.Artifact)]  # kfp has no type information
+    own = next((cls for cls in artifacts if cls.schema_title == schema_title), None)
     if own is not None:
         return own
     return type(schema_title.rsplit(".", 1)[-1], (dsl.Artifact,), {"schema_title": schema_title, "schema_version": "0.0.1"})

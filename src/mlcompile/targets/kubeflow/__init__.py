@@ -91,13 +91,17 @@ class KubeflowTarget(KubeflowPlatform):
                 "add `kubeflow.registry: {kind: mlflow, uri: http://…}` to the profile",
             ))  # fmt: skip
         tuning = plan.tuning  # a grid over a float range (Katib needs a step): refused from the capabilities (platform.py)
-        for p in tuning.params if tuning is not None else ():
-            if manifests.trial_parameter_name(p.name) == manifests.KATIB_TRIAL_NAME:
-                problems.append(unsupported(
-                    tuning.origin.below("params", p.name), NAME,
+        if tuning is not None:
+            problems += [
+                unsupported(
+                    tuning.origin.below("params", p.name),
+                    NAME,
                     f"search parameter '{p.name}' becomes Katib trial parameter '{manifests.KATIB_TRIAL_NAME}', which carries the trial's name",
                     "rename the parameter",
-                ))  # fmt: skip
+                )
+                for p in tuning.params
+                if manifests.trial_parameter_name(p.name) == manifests.KATIB_TRIAL_NAME
+            ]
         problems += feast_repo.check(plan, NAME)
         problems += alerting.check(plan, NAME)
         return problems
