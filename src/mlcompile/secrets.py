@@ -20,7 +20,7 @@ from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
-from mlcompile.runtime.contract import LOCATOR_SCHEMES, SECRET_SCHEME, env_name, secret_name
+from mlcompile.runtime.contract import LOCATOR_SCHEMES, SECRET_SCHEME, secret_name
 
 if TYPE_CHECKING:
     from mlcompile.diagnostics import JsonPath
@@ -327,22 +327,3 @@ def refs_in(data: Any) -> list[str]:
         if (name := secret_name(value)) is not None:
             found.add(name)
     return sorted(found)
-
-
-def locator(platform: str, settings: Mapping[str, Any], name: str) -> str | None:
-    """Where a platform's runtime reads secret NAME (None: the platform injects the value),
-    as the platform maps it (`Platform.secret_locator`)."""
-    from mlcompile.targets.registry import platform_named
-
-    found = platform_named(platform)
-    return None if found is None else found.secret_locator(settings, name)
-
-
-def locator_env(platform: str, settings: Mapping[str, Any], data: Any) -> dict[str, str]:
-    """MLCOMPILE_SECRET_<NAME> → locator for every secret:// in `data` (a step's params)."""
-    found = {}
-    for name in refs_in(data):
-        where = locator(platform, settings, name)
-        if where is not None:
-            found[env_name(name)] = where
-    return found

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from mlcompile import secret_checks, secrets
+from mlcompile import secret_checks, secret_locators, secrets
 from mlcompile.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -442,9 +442,9 @@ def test_azureml_steps_carry_the_key_vault_secret_azure_ai_ml_loads() -> None:
 
 def test_a_profile_may_name_the_key_vault() -> None:
     settings = {"key_vault": "acme-ml-kv"}
-    assert secrets.locator("azureml", settings, "hook") == "keyvault:https://acme-ml-kv.vault.azure.net/secrets/hook"
-    assert secrets.locator("azureml", {"key_vault": "https://kv.example.net/"}, "hook") == "keyvault:https://kv.example.net/secrets/hook"
-    assert secrets.locator("kubeflow", {}, "hook") is None  # Kubernetes injects the value itself
+    assert secret_locators.locator("azureml", settings, "hook") == "keyvault:https://acme-ml-kv.vault.azure.net/secrets/hook"
+    assert secret_locators.locator("azureml", {"key_vault": "https://kv.example.net/"}, "hook") == "keyvault:https://kv.example.net/secrets/hook"
+    assert secret_locators.locator("kubeflow", {}, "hook") is None  # Kubernetes injects the value itself
 
 
 # ------------------------------------------------------------------ resolving at run time

@@ -163,3 +163,15 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
+    """The first line a started server prints on stdout (its port), or "" after `timeout` seconds."""
+    import selectors
+
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            return ""
+    return process.stdout.readline().decode().strip()

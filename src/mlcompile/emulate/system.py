@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.emulate.config import EmulationConfig, load_config
-from mlcompile.emulate.containers import Images, stop
+from mlcompile.emulate.containers import Images, first_line, stop
 from mlcompile.emulate.ir import EmulationContext, PipelineError, PipelineResult, load_documents, run_pipeline
 from mlcompile.emulate.lifecycle import train_and_approve, unapproved_reason
 from mlcompile.errors import UsageError
@@ -147,15 +147,6 @@ def _emulated_run(
     write_builds([compiled], work / "build")
     images = Images(plan.runtime_image, config.commands, config.workdirs, warm=isolation == "fork")
     return plan, kinds, spec_dir, config, first, later, work, images
-
-
-def emulate_azureml(spec: str, compilation: Any, workdir: str | None, *, only: tuple[str, ...], isolation: str, runs: int, approve: bool,
-                    log: Callable[[str], None], started: float) -> dict[str, Any]:  # fmt: skip
-    """An Azure ML build: its own interpreter of pipeline jobs and workspace stand-in."""
-    from mlcompile.emulate.azureml.system import run
-
-    plan, kinds, spec_dir, config, first, later, work, images = _emulated_run(spec, compilation, workdir, only=only, isolation=isolation)
-    return run(plan, spec_dir, work, images, config, kinds, first, later, runs=runs, approve=approve, log=log, started=started)
 
 
 def emulate_kubeflow(spec: str, compilation: Any, workdir: str | None, **options: Any) -> dict[str, Any]:
@@ -299,7 +290,7 @@ def _mlflow(session: Session) -> Iterator[Callable[[], None]]:
     )
 
     def ready() -> None:
-        line = _first_line(process, MLFLOW_START_SECONDS)
+        line = first_line(process, MLFLOW_START_SECONDS)
         if not line.startswith("port "):
             log.seek(0)
             raise UsageError(f"the MLflow stand-in did not start: {log.read().decode(errors='replace')[-2000:]}")
@@ -313,17 +304,6 @@ def _mlflow(session: Session) -> Iterator[Callable[[], None]]:
     finally:
         stop(process)
         log.close()
-
-
-def _first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
-    import selectors
-
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            return ""
-    return process.stdout.readline().decode().strip()
 
 
 @contextlib.contextmanager

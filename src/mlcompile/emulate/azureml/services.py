@@ -19,7 +19,7 @@ from mlcompile.emulate.azureml.identity import JobIdentity
 from mlcompile.emulate.azureml.registry import ModelRegistry
 from mlcompile.emulate.azureml.submitted import SubmittedJobs
 from mlcompile.emulate.azureml.workspace import DATASTORE, AzureWorkspace
-from mlcompile.emulate.containers import stop
+from mlcompile.emulate.containers import first_line, stop
 from mlcompile.emulate.services.azure_arm import ArmStandIn, bearer_token, tls_certificate
 from mlcompile.emulate.services.azure_arm import serve as serve_arm
 from mlcompile.errors import UsageError
@@ -101,15 +101,13 @@ def serve(session: Any) -> Iterator[AzureServices]:
 
 @contextlib.contextmanager
 def _mlflow(folder: Any) -> Iterator[str]:
-    from mlcompile.emulate.system import _first_line
-
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "server.log", "w+b")
     process = subprocess.Popen(
         [sys.executable, "-m", "mlcompile.emulate.mlflow_server", str(folder)], stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
     )
     try:
-        line = _first_line(process, MLFLOW_START_SECONDS)
+        line = first_line(process, MLFLOW_START_SECONDS)
         if not line.startswith("port "):
             log.seek(0)
             raise UsageError(f"the workspace's MLflow stand-in did not start: {log.read().decode(errors='replace')[-2000:]}")

@@ -24,7 +24,7 @@ from mlcompile.emulate.azureml import lifecycle
 from mlcompile.emulate.azureml.steps import JobContext
 from mlcompile.emulate.containers import Images
 from mlcompile.emulate.ir import PipelineError, PipelineResult
-from mlcompile.emulate.system import PARALLELISM, SUBMITTED_RUN_SECONDS, Session, run_scheduled, stage_fixtures
+from mlcompile.emulate.system import PARALLELISM, SUBMITTED_RUN_SECONDS, Session, _emulated_run, run_scheduled, stage_fixtures
 from mlcompile.errors import UsageError
 
 
@@ -57,6 +57,24 @@ class AzureSession(Session):
             raise PipelineError(f"pipeline {job.get('display_name')} has no input {', '.join(unknown)}")
         job["inputs"] = {**(job.get("inputs") or {}), **given}
         return self.run_job(job)
+
+
+def emulate_azureml(
+    spec: str,
+    compilation: Any,
+    workdir: str | None,
+    *,
+    only: tuple[str, ...],
+    isolation: str,
+    runs: int,
+    approve: bool,
+    log: Callable[[str], None],
+    started: float,
+) -> dict[str, Any]:
+    """An Azure ML build (the azureml platform's emulator): its own interpreter of pipeline
+    jobs and workspace stand-in."""
+    plan, kinds, spec_dir, config, first, later, work, images = _emulated_run(spec, compilation, workdir, only=only, isolation=isolation)
+    return run(plan, spec_dir, work, images, config, kinds, first, later, runs=runs, approve=approve, log=log, started=started)
 
 
 def run(

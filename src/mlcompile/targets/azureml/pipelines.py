@@ -28,7 +28,7 @@ from typing import Any
 from mlcompile.plan.nodes import Pipeline, Plan, SearchParam, Step
 from mlcompile.plan.step_config import runtime_args
 from mlcompile.runtime.contract import ENV_HYPERPARAMETERS, ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, ENV_TEST_DATA, ENV_TRAIN_DATA, ENV_VALIDATION_REPORT
-from mlcompile.secrets import locator_env
+from mlcompile.secret_locators import locator_env
 from mlcompile.targets.azureml._sdk import identity, tags
 
 SERVERLESS = "azureml:serverless"

@@ -18,7 +18,7 @@ class AzureMLPlatform(PlatformBase):
     settings_required: ClassVar[bool] = True
     machine_catalog: ClassVar[str | None] = "azureml"
     pricing: ClassVar[Pricing] = Pricing("list")
-    emulator: ClassVar[str | None] = "mlcompile.emulate.system:emulate_azureml"
+    emulator: ClassVar[str | None] = "mlcompile.emulate.azureml.system:emulate_azureml"
 
     def secret_locator(self, settings: Mapping[str, Any], name: str) -> str | None:
         vault = settings.get("key_vault")

@@ -192,7 +192,7 @@ class _PipelineBuilder:
     def secret_env(self, step: Step) -> SdkStrings:
         """MLCOMPILE_SECRET_<NAME> → the Secrets Manager ARN of each secret:// the step uses:
         resolved by the runtime with the job's role (SageMaker jobs cannot inject a secret)."""
-        from mlcompile.secrets import locator_env
+        from mlcompile.secret_locators import locator_env
 
         return {**locator_env("sagemaker", self.plan.platform_settings, step.params)}
 

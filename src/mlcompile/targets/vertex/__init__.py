@@ -205,7 +205,7 @@ class VertexTarget(VertexPlatform):
         """MLCOMPILE_SECRET_<NAME> → the Secret Manager version of each secret:// the step
         uses (alert webhooks, a trainer's env read by its launcher): resolved when the step
         runs, with the pipeline's service account (Vertex AI injects no secret itself)."""
-        from mlcompile.secrets import locator_env
+        from mlcompile.secret_locators import locator_env
 
         for env, where in sorted(locator_env(NAME, plan.platform_settings, step.params).items()):
             task.set_env_variable(env, where)
