@@ -11,13 +11,14 @@ from mlcompile.build import Compiled, resolve_profiles, write_builds
 from mlcompile.plan.lower import lower
 from mlcompile.plan.nodes import Plan
 from mlcompile.spec.resolve import load_system
+from mlcompile.targets.registry import load_target
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = "aws-prod"
 
 
 def plan_of(example: str, profile: str = PROFILE) -> tuple[Plan, object]:
-    """The lowered plan (before the target's check), and its profile."""
+    """The lowered plan (with what the platform adds, before its check), and its profile."""
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
@@ -25,7 +26,7 @@ def plan_of(example: str, profile: str = PROFILE) -> tuple[Plan, object]:
         profiles = resolve_profiles(spec, [f"targets/{profile}.yaml"])
         bundle = load_system(spec, profiles.profiles, profiles.known_names)
         (chosen,) = profiles.profiles
-        plan, _ = lower(bundle.per_profile[chosen.name], chosen, git_commit=None)
+        plan, _ = lower(bundle.per_profile[chosen.name], chosen, load_target(chosen.target.platform), git_commit=None)
         return plan, chosen
     finally:
         os.chdir(cwd)
@@ -56,7 +57,7 @@ def plan_of_text(text: str, folder: Path, profile: str = PROFILE) -> tuple[Plan,
     profiles = resolve_profiles(str(spec), [str(ROOT / "targets" / f"{profile}.yaml")])
     bundle = load_system(str(spec), profiles.profiles, profiles.known_names)
     (chosen,) = profiles.profiles
-    plan, _ = lower(bundle.per_profile[chosen.name], chosen, git_commit=None)
+    plan, _ = lower(bundle.per_profile[chosen.name], chosen, load_target(chosen.target.platform), git_commit=None)
     return plan, chosen
 
 

@@ -193,7 +193,7 @@ class _Lowering(LoweringContext):
         return tuple(triggers)
 
 
-def lower(resolved: ResolvedSystem, profile: Profile, platform: Any | None = None, *, git_commit: str | None = None) -> tuple[nodes.Plan, list[Diagnostic]]:
+def lower(resolved: ResolvedSystem, profile: Profile, platform: Any | None, *, git_commit: str | None = None) -> tuple[nodes.Plan, list[Diagnostic]]:
     """The plan for one profile, with what `platform` (the profile's target, when it is
     installed) adds to it, and the warnings lowering produced; SpecError when the profile's
     platform cannot provide what the spec asks (e.g. an accelerator it lacks)."""
