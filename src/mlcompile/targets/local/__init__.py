@@ -5,14 +5,13 @@ parquet, SQLite online store), which the run applies, joins and materialises."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.extension import PlanExtension, platform_step
 from mlcompile.plan.nodes import Plan
 from mlcompile.plan.serialize import plan_to_data
 from mlcompile.targets import feast_repo
 from mlcompile.targets.base import OutputFile, json_bytes
+from mlcompile.targets.local.platform import LocalPlatform
 
 MATERIALIZE_STEP = "materialize-features"
 
@@ -31,10 +30,8 @@ def materialization(plan: Plan) -> PlanExtension:
     return PlanExtension(steps=((plan.training.name, step),))
 
 
-class LocalTarget:
-    name: ClassVar[str] = "local"
-    extra: ClassVar[str | None] = "local"
-    requires: ClassVar[tuple[str, ...]] = ("sklearn", "pandas")
+class LocalTarget(LocalPlatform):
+    """The local platform (platform.py) with its check, render and deploy."""
 
     def extend_plan(self, plan: Plan) -> PlanExtension:
         return materialization(plan)

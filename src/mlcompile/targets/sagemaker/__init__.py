@@ -6,18 +6,16 @@ them through boto3. See docs/targets/sagemaker.md."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.extension import PlanExtension
 from mlcompile.plan.nodes import Plan
 from mlcompile.targets.base import DeployAction, OutputFile
+from mlcompile.targets.sagemaker.platform import SageMakerPlatform
 
 
-class SageMakerTarget:
-    name: ClassVar[str] = "sagemaker"
-    extra: ClassVar[str | None] = "sagemaker"
-    requires: ClassVar[tuple[str, ...]] = ("sagemaker", "boto3")
+class SageMakerTarget(SageMakerPlatform):
+    """The sagemaker platform (platform.py) with its check, render and deploy."""
 
     def extend_plan(self, plan: Plan) -> PlanExtension:
         from mlcompile.targets.sagemaker.render import extend_plan
