@@ -11,7 +11,6 @@ from mlcompile.build import Compiled, resolve_profiles, write_builds
 from mlcompile.plan.lower import lower
 from mlcompile.plan.nodes import Plan
 from mlcompile.spec.resolve import load_system
-from mlcompile.targets.registry import load_target
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = "aws-prod"
@@ -26,7 +25,7 @@ def plan_of(example: str, profile: str = PROFILE) -> tuple[Plan, object]:
         profiles = resolve_profiles(spec, [f"targets/{profile}.yaml"])
         bundle = load_system(spec, profiles.profiles, profiles.known_names)
         (chosen,) = profiles.profiles
-        plan, _ = lower(bundle.per_profile[chosen.name], chosen, load_target(chosen.target.platform), git_commit=None)
+        plan, _ = lower(bundle.per_profile[chosen.name], chosen, git_commit=None)
         return plan, chosen
     finally:
         os.chdir(cwd)
@@ -57,7 +56,7 @@ def plan_of_text(text: str, folder: Path, profile: str = PROFILE) -> tuple[Plan,
     profiles = resolve_profiles(str(spec), [str(ROOT / "targets" / f"{profile}.yaml")])
     bundle = load_system(str(spec), profiles.profiles, profiles.known_names)
     (chosen,) = profiles.profiles
-    plan, _ = lower(bundle.per_profile[chosen.name], chosen, load_target(chosen.target.platform), git_commit=None)
+    plan, _ = lower(bundle.per_profile[chosen.name], chosen, git_commit=None)
     return plan, chosen
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcompile.plan.context import RUNTIME_COMMAND
 from mlcompile.plan.nodes import Origin, Pipeline, Plan, Resources, Schedule, Step, StepKind
+
+if TYPE_CHECKING:
+    from mlcompile.targets.base import Platform
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,9 @@ def extended(plan: Plan, extension: PlanExtension) -> Plan:
     return dataclasses.replace(plan, schedules=plan.schedules + extension.schedules, **updated)
 
 
-def extend(plan: Plan, platform: Any | None) -> Plan:
-    """The plan with what `platform` adds (`extend_plan`; a platform without it adds nothing)."""
+def extend(plan: Plan, platform: Platform | None) -> Plan:
+    """The plan with what `platform` adds (`extend_plan`; PlatformBase's adds nothing, and so
+    does a plugin written before the hook)."""
     hook = getattr(platform, "extend_plan", None)
     if hook is None:
         return plan
