@@ -83,13 +83,15 @@ def extended(plan: Plan, extension: PlanExtension) -> Plan:
     unknown = [s.name for s in extension.schedules if s.pipeline not in names]
     if unknown:
         raise ExtensionError(f"schedules {unknown} start no pipeline of the plan")
-    updated = {
-        "training": spec_pipelines[plan.training.name],
-        "batch": spec_pipelines[plan.batch.name] if plan.batch is not None else None,
-        "monitoring_pipeline": spec_pipelines[plan.monitoring_pipeline.name] if plan.monitoring_pipeline is not None else None,
-        "platform_pipelines": tuple(spec_pipelines[p.name] for p in plan.platform_pipelines) + extension.pipelines,
-    }
-    return dataclasses.replace(plan, schedules=plan.schedules + extension.schedules, **updated)
+    batch, monitoring = plan.batch, plan.monitoring_pipeline
+    return dataclasses.replace(
+        plan,
+        training=spec_pipelines[plan.training.name],
+        batch=spec_pipelines[batch.name] if batch is not None else None,
+        monitoring_pipeline=spec_pipelines[monitoring.name] if monitoring is not None else None,
+        platform_pipelines=tuple(spec_pipelines[p.name] for p in plan.platform_pipelines) + extension.pipelines,
+        schedules=plan.schedules + extension.schedules,
+    )
 
 
 def extend(plan: Plan, platform: Platform | None) -> Plan:
