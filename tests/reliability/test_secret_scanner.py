@@ -293,12 +293,12 @@ def test_an_aliased_secret_is_scanned_and_reported_once() -> None:
     text = "a: &s AKIAIOSFODNN7EXAMPLE\nb: [" + ", ".join(["*s"] * 5000) + "]\n"
     document = load_yaml_text(text, "x.yaml")
     calls = []
-    original = secrets.scan_text
+    original = secret_checks.scan_text
     try:
-        secrets.scan_text = lambda value: calls.append(value) or original(value)  # type: ignore[assignment]
+        secret_checks.scan_text = lambda value: calls.append(value) or original(value)  # type: ignore[assignment]
         found = secret_checks.check_document(document.data, document.source_map)
     finally:
-        secrets.scan_text = original  # type: ignore[assignment]
+        secret_checks.scan_text = original  # type: ignore[assignment]
     assert [d.path for d in found] == ["a"]
     assert calls.count("AKIAIOSFODNN7EXAMPLE") == 1
 
