@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 
 from mlcompile import secret_checks, secret_locators, secrets
 from mlcompile.cli import main
+from mlcompile.runtime.contract import env_name
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "tests" / "errors" / "_base"
@@ -347,7 +348,7 @@ PAGER_ENV = "MLCOMPILE_SECRET_SEARCH_RELEVANCE_PAGER"
 
 
 def test_env_names_and_references() -> None:
-    assert secrets.env_name("growth-ml.alerts/webhook") == "MLCOMPILE_SECRET_GROWTH_ML_ALERTS_WEBHOOK"
+    assert env_name("growth-ml.alerts/webhook") == "MLCOMPILE_SECRET_GROWTH_ML_ALERTS_WEBHOOK"
     assert secrets.refs_in({"env": {"A": "secret://b", "C": "plain"}, "alerts": [{"url": "secret://a"}, {"url": "secret://b"}]}) == ["a", "b"]
 
 
@@ -601,7 +602,7 @@ def test_a_secret_value_never_reaches_a_build(tmp_path: Path, monkeypatch: pytes
     """With every secret available to the building process, no generated file holds a value."""
     value = "never-in-a-build-Zt8q2LmX0vB7nR4kW9pD3sF6"
     for name in (PAGER, HF):
-        monkeypatch.setenv(secrets.env_name(name), value)
+        monkeypatch.setenv(env_name(name), value)
     (tmp_path / "secrets.json").write_text(json.dumps({PAGER: value, HF: value}))
     monkeypatch.setenv("MLCOMPILE_SECRETS_FILE", str(tmp_path / "secrets.json"))
     result = _invoke(

@@ -2,7 +2,7 @@
 value is in no build output, plan or log.
 
 A step finds secret NAME through the environment variable MLCOMPILE_SECRET_<NAME>
-(`mlcompile.secrets.env_name`), which holds either the value itself (Kubernetes injects it
+(`mlcompile.runtime.contract.env_name`), which holds either the value itself (Kubernetes injects it
 from a Secret; locally you export it) or a locator the build wrote, read here from the
 platform's secret store with the identity the step runs as:
 
