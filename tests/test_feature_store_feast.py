@@ -482,7 +482,7 @@ def test_the_cluster_materialisation_step_and_the_serving_reader_from_feature_st
         "event_ts": [now - pd.Timedelta(hours=5), now - pd.Timedelta(hours=1), now - pd.Timedelta(days=20)],
         "signal": [0.1, 0.2, 0.9],
     }).to_parquet(store_dir / "snapshots.parquet")  # fmt: skip
-    [(pipeline, _)] = materialization(plan)
+    (pipeline,) = materialization(plan).pipelines
     step = pipeline.steps[0]
     monkeypatch.setenv("MLCOMPILE_SPEC_DIR", str(spec.parent))
     result = materialize_features({**step_config(plan, step), "feast": {"files": files}}, {}, {})

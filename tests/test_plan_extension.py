@@ -105,3 +105,12 @@ def test_an_extension_adds_pipelines_schedules_and_steps_in_order() -> None:
     assert result.schedules == (*plan.schedules, first.schedules[0])
     assert result.training.steps[-1].name == "notify" and result.training.steps[:-1] == plan.training.steps
     assert result.training.steps[-1].command == ("python", "-m", "mlcompile.runtime", "notify")
+
+
+def test_the_local_run_materialises_online_views_after_extraction_and_leaves_that_out_without_feast() -> None:
+    from mlcompile.local.executor import without_materialization
+
+    plan = plan_of("local")
+    step = plan.training.step("materialize-features")
+    assert step.depends_on == ("extract-features",) and step.params == {"views": ["customer_activity", "customer_profile"]}
+    assert without_materialization(plan.training).steps == plan.training.steps[:-1]

@@ -165,12 +165,6 @@ def test_training_pipeline_carries_the_spec(example: str, builds) -> None:
         assert node.limits.timeout == trainer.resources.timeout_seconds
 
 
-def _approval(plan: Plan) -> list:
-    from mlcompile.targets.kfp_ir import approval_pipelines
-
-    return approval_pipelines(plan)
-
-
 def _manifest_sha(folder: Path, path: str) -> str:
     return next(f["sha256"] for f in json.loads((folder / "manifest.json").read_text())["files"] if f["path"] == path)
 
@@ -225,7 +219,7 @@ def test_serving_carries_instance_type_scale_and_traffic(example: str, builds) -
     assert not endpoint.traffic
     assert endpoint.tags["mlcompile-spec-sha256"] == plan.spec_sha256
     expected = {"canary": ["blue", "green"], "blue_green": ["blue", "green"], "replace": ["blue"]}[online.strategy]
-    deploy_step = next(s for p in (plan.training, *_approval(plan)) for s in p.steps if s.kind == "deploy_online")
+    deploy_step = next(s for p in plan.pipelines() for s in p.steps if s.kind == "deploy_online")
     pipeline = plan.training.name if deploy_step in plan.training.steps else f"{plan.system}-deploy"
     rollout = _config_of(_load("azureml.pipeline_job", folder / f"pipelines/{pipeline}.yml").jobs["deploy_online"].component.command)["serving"]
     assert (rollout["strategy"], rollout["canary_percent"], rollout["slots"]) == (online.strategy, online.canary_percent, expected)

@@ -17,7 +17,7 @@ PROFILE = "aws-prod"
 
 
 def plan_of(example: str, profile: str = PROFILE) -> tuple[Plan, object]:
-    """The lowered plan (before the target's check), and its profile."""
+    """The lowered plan (with what the platform adds, before its check), and its profile."""
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:

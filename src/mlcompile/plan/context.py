@@ -50,6 +50,7 @@ class LoweringContext:
         self.diagnostics.append(self.source_map.diagnostic(path, message, hint=hint, severity=severity))
 
     def resources(self, spec: models.ServingResources | None, path: JsonPath, *, replicas: int = 1) -> nodes.Resources:
+        timeout: int | None
         if spec is None:
             cpu, memory, accelerator, count, spot, timeout = STANDARD_STEP_CPU, STANDARD_STEP_MEMORY, None, 0, False, STANDARD_STEP_TIMEOUT
         else:

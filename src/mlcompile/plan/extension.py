@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcompile.plan.context import RUNTIME_COMMAND
 from mlcompile.plan.nodes import Origin, Pipeline, Plan, Resources, Schedule, Step, StepKind
+
+if TYPE_CHECKING:
+    from mlcompile.targets.base import Platform
 
 
 @dataclass(frozen=True)
@@ -80,17 +83,20 @@ def extended(plan: Plan, extension: PlanExtension) -> Plan:
     unknown = [s.name for s in extension.schedules if s.pipeline not in names]
     if unknown:
         raise ExtensionError(f"schedules {unknown} start no pipeline of the plan")
-    updated = {
-        "training": spec_pipelines[plan.training.name],
-        "batch": spec_pipelines[plan.batch.name] if plan.batch is not None else None,
-        "monitoring_pipeline": spec_pipelines[plan.monitoring_pipeline.name] if plan.monitoring_pipeline is not None else None,
-        "platform_pipelines": tuple(spec_pipelines[p.name] for p in plan.platform_pipelines) + extension.pipelines,
-    }
-    return dataclasses.replace(plan, schedules=plan.schedules + extension.schedules, **updated)
+    batch, monitoring = plan.batch, plan.monitoring_pipeline
+    return dataclasses.replace(
+        plan,
+        training=spec_pipelines[plan.training.name],
+        batch=spec_pipelines[batch.name] if batch is not None else None,
+        monitoring_pipeline=spec_pipelines[monitoring.name] if monitoring is not None else None,
+        platform_pipelines=tuple(spec_pipelines[p.name] for p in plan.platform_pipelines) + extension.pipelines,
+        schedules=plan.schedules + extension.schedules,
+    )
 
 
-def extend(plan: Plan, platform: Any | None) -> Plan:
-    """The plan with what `platform` adds (`extend_plan`; a platform without it adds nothing)."""
+def extend(plan: Plan, platform: Platform | None) -> Plan:
+    """The plan with what `platform` adds (`extend_plan`; PlatformBase's adds nothing, and so
+    does a plugin written before the hook)."""
     hook = getattr(platform, "extend_plan", None)
     if hook is None:
         return plan

@@ -7,8 +7,6 @@ holds every step a build runs."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlcompile import __version__
 from mlcompile.diagnostics import Diagnostic, errors_in
 from mlcompile.errors import SpecError
@@ -193,12 +191,12 @@ class _Lowering(LoweringContext):
         return tuple(triggers)
 
 
-def lower(resolved: ResolvedSystem, profile: Profile, platform: Any | None = None, *, git_commit: str | None = None) -> tuple[nodes.Plan, list[Diagnostic]]:
-    """The plan for one profile, with what `platform` (the profile's target, when it is
-    installed) adds to it, and the warnings lowering produced; SpecError when the profile's
+def lower(resolved: ResolvedSystem, profile: Profile, *, git_commit: str | None = None) -> tuple[nodes.Plan, list[Diagnostic]]:
+    """The plan for one profile, with what its platform adds to it (`extend_plan`, when the
+    platform is installed), and the warnings lowering produced; SpecError when the profile's
     platform cannot provide what the spec asks (e.g. an accelerator it lacks)."""
     lowering = _Lowering(resolved, profile, git_commit)
     plan = lowering.lower()
     if errors_in(lowering.diagnostics):
         raise SpecError(lowering.diagnostics)
-    return extend(plan, platform), lowering.diagnostics
+    return extend(plan, lowering.platform_class), lowering.diagnostics

@@ -65,7 +65,7 @@ class KubeflowTarget(KubeflowPlatform):
     def check(self, plan: Plan) -> list[Diagnostic]:
         problems: list[Diagnostic] = []
         settings = plan.platform_settings
-        cluster = settings.get("cluster", "generic")
+        cluster = settings["cluster"]  # KubeflowSettings.cluster: always in the plan (its default is "generic")
         seen: set[tuple[str, str]] = set()
         resources = [s.resources for p in plan.pipelines() for s in p.steps]
         if plan.online is not None:
