@@ -14,8 +14,8 @@ import pytest
 from mlcompile.build import compile_system, resolve_profiles
 from mlcompile.plan.nodes import Plan
 from mlcompile.secrets import locator
-from mlcompile.targets.base import Platform, PlatformBase
-from mlcompile.targets.capabilities import GRID_OVER_FLOAT_RANGE, capability_refusals
+from mlcompile.targets.base import GRID_OVER_FLOAT_RANGE, Platform, PlatformBase
+from mlcompile.targets.capabilities import capability_refusals
 from mlcompile.targets.registry import load_target, platform_named
 
 ROOT = Path(__file__).parent.parent
