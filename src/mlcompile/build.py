@@ -28,7 +28,8 @@ from mlcompile.spec.resolve import (
     load_system,
     profile_names_beside,
 )
-from mlcompile.targets.base import OutputFile, Platform, capability_refusals, json_bytes
+from mlcompile.targets.base import OutputFile, Platform, json_bytes
+from mlcompile.targets.capabilities import capability_refusals
 from mlcompile.targets.registry import describe_entry_point, install_hint, load_target, missing_modules, runs_here, target_names
 
 if TYPE_CHECKING:

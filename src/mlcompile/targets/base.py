@@ -48,12 +48,10 @@ def is_safe_relative_path(path: str) -> bool:
 
 # ---------------------------------------------------------------------------- the platform API
 
-# Capabilities a platform may declare (`Platform.capabilities`). The core refuses, once and for
-# every platform, what a plan asks of a capability its platform does not declare
-# (`capability_refusals`), so that no target writes the same refusal again.
+# What a platform can do of what a spec may ask, declared in `Platform.capabilities`; what it
+# does not declare the core refuses (targets/capabilities.py).
 GRID_OVER_FLOAT_RANGE = "tuning.grid.float_range"  # a grid search enumerates a float range (it needs a step)
 CAPABILITIES: frozenset[str] = frozenset({GRID_OVER_FLOAT_RANGE})
-
 
 PriceModel = Literal["list", "self_managed", "no_charge", "unknown"]
 
@@ -146,15 +144,8 @@ class PlatformBase:
     """The defaults of every `Platform` member: a CPU-only platform with no settings model,
     no catalogued machines, no price table, no size limits and no emulator. A platform (built
     in or third-party) subclasses it, sets `name` and writes `render`, and overrides only
-    what it needs; register the class under the `mlcompile.targets` entry-point group.
-
-        class ToyPlatform(PlatformBase):
-            name = "toy"
-            settings_model = ToySettings  # a pydantic model: the profile's `settings:` is checked by it
-
-            def render(self, plan: Plan) -> list[OutputFile]:
-                return [OutputFile("toy.json", "toy.steps", json_bytes(...))]
-    """
+    what it needs; register the class under the `mlcompile.targets` entry-point group
+    (docs/plugins.md walks through one)."""
 
     name: ClassVar[str]
     title: ClassVar[str] = ""  # default: the name
@@ -214,24 +205,6 @@ class PlatformBase:
 
     def billed_deployments(self, strategy: str | None) -> int:
         return 1
-
-
-def capability_refusals(platform: Platform, plan: Plan) -> list[Diagnostic]:
-    """What the plan asks of a capability the platform does not declare, refused at the spec."""
-    problems: list[Diagnostic] = []
-    tuning = plan.tuning
-    if tuning is not None and tuning.algorithm == "grid" and GRID_OVER_FLOAT_RANGE not in platform.capabilities:
-        for p in tuning.params:
-            if p.type == "float":
-                problems.append(
-                    unsupported(
-                        tuning.origin.below("params", p.name),
-                        platform.name,
-                        f"{platform.title} grid search cannot enumerate a float range, and '{p.name}' is one",
-                        "use algorithm random or bayesian, or make the parameter categorical",
-                    )
-                )
-    return problems
 
 
 def unsupported(origin: Origin, target: str, message: str, hint: str | None = None) -> Diagnostic:

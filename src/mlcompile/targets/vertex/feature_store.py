@@ -60,8 +60,8 @@ def vertex_id(name: str) -> str:
 
 
 def store_settings(plan: Plan) -> dict[str, Any]:
-    defaults = {"online_store_id": None, "storage": "bigtable", "min_nodes": 1, "max_nodes": 3, "cpu_utilization_target": 50}
-    return {**defaults, **(plan.platform_settings.get("feature_store") or {})}
+    """The profile's `vertex.feature_store` block, its defaults filled in by VertexFeatureStoreSettings."""
+    return dict(plan.platform_settings["feature_store"])
 
 
 def online_store_id(plan: Plan) -> str:
