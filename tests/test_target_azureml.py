@@ -23,7 +23,7 @@ from mlcompile.build import compile_system, resolve_profiles, write_builds  # no
 from mlcompile.plan.nodes import Plan  # noqa: E402
 from mlcompile.targets.azureml import AzureMLTarget  # noqa: E402
 from mlcompile.targets.azureml.check import check  # noqa: E402
-from mlcompile.targets.base import capability_refusals  # noqa: E402
+from mlcompile.targets.capabilities import capability_refusals  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning", "ignore:.*marshmallow.*")
 

@@ -23,7 +23,7 @@ from test_target_sagemaker_support import ROOT, all_builds, example_text, plan_o
 
 from mlcompile.errors import SpecError  # noqa: E402
 from mlcompile.runtime.contract import step_config  # noqa: E402
-from mlcompile.targets.base import capability_refusals  # noqa: E402
+from mlcompile.targets.capabilities import capability_refusals  # noqa: E402
 from mlcompile.targets.sagemaker import SageMakerTarget  # noqa: E402
 from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron  # noqa: E402
 

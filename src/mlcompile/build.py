@@ -30,7 +30,8 @@ from mlcompile.spec.resolve import (
     load_system,
     profile_names_beside,
 )
-from mlcompile.targets.base import OutputFile, Platform, capability_refusals, is_safe_relative_path, json_bytes
+from mlcompile.targets.base import OutputFile, Platform, is_safe_relative_path, json_bytes
+from mlcompile.targets.capabilities import capability_refusals
 from mlcompile.targets.registry import describe_entry_point, install_hint, load_target, missing_modules, runs_here, target_names
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: importing the build needs no plan classes
     from mlcompile.plan.nodes import Machine, Pipeline, Plan, Resources, Step
-    from mlcompile.targets.base import Pricing
+    from mlcompile.targets.base import Platform, Pricing
 
 COST_FILE = "cost.json"
 COST_KIND = "mlcompile.cost_estimate"
@@ -85,7 +85,7 @@ def hourly_price(platform: str, machine: Machine | None, use: str) -> HourlyPric
         return HourlyPrice(Decimal(0), NO_CHARGE)
     if pricing.model == "self_managed":
         return HourlyPrice(None, SELF_MANAGED)
-    table = _price_table(platform)
+    table = _platform(platform).price_table()
     if table is None:
         return HourlyPrice(None, f"no price list for platform {platform}")
     if machine is None or not machine.name:
@@ -103,7 +103,7 @@ def hourly_price(platform: str, machine: Machine | None, use: str) -> HourlyPric
 
 
 def price_region(platform: str) -> str | None:
-    table = _price_table(platform)
+    table = _platform(platform).price_table()
     return None if table is None else str(table.region)
 
 
@@ -112,21 +112,14 @@ def charges(platform: str) -> bool:
     return _pricing(platform).model != "no_charge"
 
 
+def _platform(name: str) -> Platform:
+    from mlcompile.targets.registry import platform_or_defaults
+
+    return platform_or_defaults(name)
+
+
 def _pricing(platform: str) -> Pricing:
-    """How the platform's machines are priced (`Platform.pricing`; unknown when not installed)."""
-    from mlcompile.targets.base import Pricing
-    from mlcompile.targets.registry import platform_named
-
-    found = platform_named(platform)
-    return found.pricing if found is not None else Pricing()
-
-
-def _price_table(platform: str) -> Any:
-    """The platform's list prices (`Platform.price_table()`), None without any."""
-    from mlcompile.targets.registry import platform_named
-
-    found = platform_named(platform)
-    return found.price_table() if found is not None else None
+    return _platform(platform).pricing
 
 
 # ------------------------------------------------------------------------------ cron
@@ -244,10 +237,7 @@ def _pipeline(plan: Plan, pipeline: Pipeline) -> tuple[dict[str, Any], Decimal |
 def _deployments(platform: str, strategy: str | None) -> int:
     """Deployments an online endpoint keeps running, each with its own replicas and billed
     (`Platform.billed_deployments`: on Azure ML a canary or blue/green rollout is two)."""
-    from mlcompile.targets.registry import platform_named
-
-    found = platform_named(platform)
-    return found.billed_deployments(strategy) if found is not None else 1
+    return _platform(platform).billed_deployments(strategy)
 
 
 def estimate(plan: Plan) -> dict[str, Any]:

@@ -108,10 +108,9 @@ def explain_plan(plan: Plan, files: Sequence[OutputFile] | None = None) -> str:
     """The readable account of one profile's plan (and of its rendered files, when given)."""
     settings = plan.platform_settings or {}
     where = ", ".join(f"{key} {settings[key]}" for key in _WHERE_KEYS if settings.get(key))
-    from mlcompile.targets.registry import platform_named
+    from mlcompile.targets.registry import platform_or_defaults
 
-    found = platform_named(plan.platform)
-    title = found.title if found is not None else plan.platform
+    title = platform_or_defaults(plan.platform).title
     lines = [f"{plan.system} on profile {plan.profile}: {title}" + (f" ({where})" if where else "")]
     if plan.description:
         lines.append(plan.description)

@@ -480,10 +480,9 @@ def refs_in(data: Any) -> list[str]:
 def locator(platform: str, settings: Mapping[str, Any], name: str) -> str | None:
     """Where a platform's runtime reads secret NAME (None: the platform injects the value),
     as the platform maps it (`Platform.secret_locator`)."""
-    from mlcompile.targets.registry import platform_named
+    from mlcompile.targets.registry import platform_or_defaults
 
-    found = platform_named(platform)
-    return None if found is None else found.secret_locator(settings, name)
+    return platform_or_defaults(platform).secret_locator(settings, name)
 
 
 def locator_env(platform: str, settings: Mapping[str, Any], data: Any) -> dict[str, str]:

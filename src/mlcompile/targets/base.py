@@ -49,13 +49,6 @@ def is_safe_relative_path(path: str) -> bool:
 
 # ---------------------------------------------------------------------------- the platform API
 
-# Capabilities a platform may declare (`Platform.capabilities`). The core refuses, once and for
-# every platform, what a plan asks of a capability its platform does not declare
-# (`capability_refusals`), so that no target writes the same refusal again.
-GRID_OVER_FLOAT_RANGE = "tuning.grid.float_range"  # a grid search enumerates a float range (it needs a step)
-CAPABILITIES: frozenset[str] = frozenset({GRID_OVER_FLOAT_RANGE})
-
-
 PriceModel = Literal["list", "self_managed", "no_charge", "unknown"]
 
 
@@ -95,7 +88,7 @@ class Platform(Protocol):
     settings_required: ClassVar[bool]  # a profile must carry the settings block
     needs_runtime_image: ClassVar[bool]  # a profile must name images.runtime
     runs_on_this_machine: ClassVar[bool]  # `mlcompile run`: reads file:// URIs, costs nothing
-    capabilities: ClassVar[frozenset[str]]  # of CAPABILITIES
+    capabilities: ClassVar[frozenset[str]]  # of mlcompile.targets.capabilities.CAPABILITIES
     # the machine catalog section resources are resolved in (mlcompile.catalog: "kubeflow" for
     # Kubernetes node selectors, "vertex", "sagemaker", "azureml"); None: no catalogued machines
     machine_catalog: ClassVar[str | None]
@@ -127,6 +120,12 @@ class Platform(Protocol):
         """Where the runtime reads secret NAME on this platform (None: the platform injects it)."""
         ...
 
+    def resolve_machine(self, settings: Mapping[str, Any], *, accelerator: str | None, count: int, cpu: float, memory_gib: float) -> Any:
+        """The machine a resource request runs on: a `mlcompile.catalog.Resolution` (the
+        machine and warnings about it), None when the platform has no catalogued machines;
+        raise `mlcompile.catalog.CatalogError` for a request the platform cannot meet."""
+        ...
+
     def price_table(self) -> Any:
         """The `mlcompile.catalog.prices.PlatformPrices` of list prices (None: no table);
         by default the machine catalog's price list under the platform's name."""
@@ -141,15 +140,8 @@ class PlatformBase:
     """The defaults of every `Platform` member: a CPU-only platform with no settings model,
     no catalogued machines, no price table, no size limits and no emulator. A platform (built
     in or third-party) subclasses it, sets `name` and writes `render`, and overrides only
-    what it needs; register the class under the `mlcompile.targets` entry-point group.
-
-        class ToyPlatform(PlatformBase):
-            name = "toy"
-            settings_model = ToySettings  # a pydantic model: the profile's `settings:` is checked by it
-
-            def render(self, plan: Plan) -> list[OutputFile]:
-                return [OutputFile("toy.json", "toy.steps", json_bytes(...))]
-    """
+    what it needs; register the class under the `mlcompile.targets` entry-point group
+    (docs/plugins.md walks through one)."""
 
     name: ClassVar[str]
     title: ClassVar[str] = ""  # default: the name
@@ -169,6 +161,8 @@ class PlatformBase:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("title") and "name" in cls.__dict__:
             cls.title = cls.name
+        from mlcompile.targets.capabilities import CAPABILITIES
+
         unknown = cls.capabilities - CAPABILITIES
         if unknown:
             raise TypeError(f"{cls.__name__} declares unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}")
@@ -190,6 +184,15 @@ class PlatformBase:
     def secret_locator(self, settings: Mapping[str, Any], name: str) -> str | None:
         return None
 
+    def resolve_machine(self, settings: Mapping[str, Any], *, accelerator: str | None, count: int, cpu: float, memory_gib: float) -> Any:
+        # the catalog's entries of section `machine_catalog` (Kubernetes: of the profile's cluster flavour)
+        if self.machine_catalog is None:
+            return None
+        from mlcompile.catalog import resolve_machine
+
+        cluster = str(settings.get("cluster", "generic"))
+        return resolve_machine(self.machine_catalog, accelerator=accelerator, count=count, cpu=cpu, memory_gib=memory_gib, cluster=cluster)
+
     def price_table(self) -> Any:
         # list prices: the catalog's under the platform's name (catalog/prices.yaml), if any
         if self.pricing.model != "list":
@@ -200,24 +203,6 @@ class PlatformBase:
 
     def billed_deployments(self, strategy: str | None) -> int:
         return 1
-
-
-def capability_refusals(platform: Platform, plan: Plan) -> list[Diagnostic]:
-    """What the plan asks of a capability the platform does not declare, refused at the spec."""
-    problems: list[Diagnostic] = []
-    tuning = plan.tuning
-    if tuning is not None and tuning.algorithm == "grid" and GRID_OVER_FLOAT_RANGE not in platform.capabilities:
-        for p in tuning.params:
-            if p.type == "float":
-                problems.append(
-                    unsupported(
-                        tuning.origin.below("params", p.name),
-                        platform.name,
-                        f"{platform.title} grid search cannot enumerate a float range, and '{p.name}' is one",
-                        "use algorithm random or bayesian, or make the parameter categorical",
-                    )
-                )
-    return problems
 
 
 def unsupported(origin: Origin, target: str, message: str, hint: str | None = None) -> Diagnostic:

@@ -8,7 +8,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from mlcompile.errors import UsageError
-from mlcompile.targets.base import Platform
+from mlcompile.targets.base import Platform, PlatformBase
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -70,6 +70,13 @@ def platform_named(name: str) -> Platform | None:
         return load_target(name) if name in _entry_points() else None
     except UsageError:
         return None
+
+
+def platform_or_defaults(name: str) -> Platform:
+    """The installed platform `name`, or one with PlatformBase's defaults (a build or a
+    cost.json of a platform that is not installed here)."""
+    found = platform_named(name)
+    return found if found is not None else type("NotInstalled", (PlatformBase,), {"name": name})()
 
 
 def runs_here(name: str) -> bool:
