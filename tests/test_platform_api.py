@@ -14,8 +14,8 @@ import pytest
 from mlcompile.build import compile_system, resolve_profiles
 from mlcompile.plan.nodes import Plan
 from mlcompile.secrets import locator
-from mlcompile.targets.base import Platform, PlatformBase
-from mlcompile.targets.capabilities import GRID_OVER_FLOAT_RANGE, capability_refusals
+from mlcompile.targets.base import GRID_OVER_FLOAT_RANGE, Platform, PlatformBase
+from mlcompile.targets.capabilities import capability_refusals
 from mlcompile.targets.registry import load_target, platform_named
 
 ROOT = Path(__file__).parent.parent
@@ -131,3 +131,31 @@ def test_machines_resolve_in_the_platforms_catalog_section_or_its_own_entries() 
         .machine.node_selector
     )
     assert own == {**catalogued, "nvidia.com/gpu.product": "NVIDIA-A100-PCIE-40GB"} != catalogued
+
+
+def test_a_class_that_is_not_a_platform_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from mlcompile.errors import UsageError
+    from mlcompile.targets import registry
+
+    class OldStyle:  # the protocol of earlier releases: name, check and render only
+        name = "old"
+
+        def check(self, plan: Plan) -> list[Any]:
+            return []
+
+        def render(self, plan: Plan) -> list[Any]:
+            return []
+
+    entry_point = SimpleNamespace(name="old", value="old_plugin:OldStyle", dist=None, load=lambda: OldStyle)
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"old": entry_point})
+    registry.load_target.cache_clear()
+    try:
+        with pytest.raises(
+            UsageError, match=r"does not implement the Platform protocol \(missing: .*settings_model.*\): subclass mlcompile.targets.base.PlatformBase"
+        ):
+            load_target("old")
+        assert platform_named("old") is None
+    finally:
+        registry.load_target.cache_clear()

@@ -49,6 +49,11 @@ def is_safe_relative_path(path: str) -> bool:
 
 # ---------------------------------------------------------------------------- the platform API
 
+# What a platform can do of what a spec may ask, declared in `Platform.capabilities`; what it
+# does not declare the core refuses (targets/capabilities.py).
+GRID_OVER_FLOAT_RANGE = "tuning.grid.float_range"  # a grid search enumerates a float range (it needs a step)
+CAPABILITIES: frozenset[str] = frozenset({GRID_OVER_FLOAT_RANGE})
+
 PriceModel = Literal["list", "self_managed", "no_charge", "unknown"]
 
 
@@ -88,7 +93,7 @@ class Platform(Protocol):
     settings_required: ClassVar[bool]  # a profile must carry the settings block
     needs_runtime_image: ClassVar[bool]  # a profile must name images.runtime
     runs_on_this_machine: ClassVar[bool]  # `mlcompile run`: reads file:// URIs, costs nothing
-    capabilities: ClassVar[frozenset[str]]  # of mlcompile.targets.capabilities.CAPABILITIES
+    capabilities: ClassVar[frozenset[str]]  # of CAPABILITIES
     # the machine catalog section resources are resolved in (mlcompile.catalog: "kubeflow" for
     # Kubernetes node selectors, "vertex", "sagemaker", "azureml"); None: no catalogued machines
     machine_catalog: ClassVar[str | None]
@@ -161,8 +166,6 @@ class PlatformBase:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("title") and "name" in cls.__dict__:
             cls.title = cls.name
-        from mlcompile.targets.capabilities import CAPABILITIES
-
         unknown = cls.capabilities - CAPABILITIES
         if unknown:
             raise TypeError(f"{cls.__name__} declares unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}")

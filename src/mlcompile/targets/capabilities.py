@@ -1,21 +1,17 @@
-"""What a platform can do of what a spec may ask (`Platform.capabilities`). The core refuses,
-once and for every platform, what a plan asks of a capability its platform does not declare
-(`capability_refusals`, run by `build` after the platform's own check), so that no target
-writes the same refusal again."""
+"""The refusals of what a plan asks of a capability its platform does not declare
+(`Platform.capabilities`, of `base.CAPABILITIES`): written once, for every platform, and run
+by `build` after the platform's own check, so that no target writes the same refusal again."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from mlcompile.diagnostics import Diagnostic
-from mlcompile.targets.base import unsupported
+from mlcompile.targets.base import GRID_OVER_FLOAT_RANGE, unsupported
 
 if TYPE_CHECKING:
     from mlcompile.plan.nodes import Plan
     from mlcompile.targets.base import Platform
-
-GRID_OVER_FLOAT_RANGE = "tuning.grid.float_range"  # a grid search enumerates a float range (it needs a step)
-CAPABILITIES: frozenset[str] = frozenset({GRID_OVER_FLOAT_RANGE})
 
 
 def capability_refusals(platform: Platform, plan: Plan) -> list[Diagnostic]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mlcompile.targets.base import PlatformBase, Pricing
-from mlcompile.targets.capabilities import GRID_OVER_FLOAT_RANGE
+from mlcompile.targets.base import GRID_OVER_FLOAT_RANGE, PlatformBase, Pricing
 from mlcompile.targets.local.settings import LocalSettings
 
 
