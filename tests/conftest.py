@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
 import pytest
+from _pytest.mark.expression import Expression
 
-# The slow lane: modules that run whole pipelines, deploy against stand-ins, fuzz, or start
-# fresh processes per case. `pytest -m "not slow"` is the inner-loop lane; CI runs both.
+# The slow lane: modules that run whole pipelines or emulated systems, deploy against
+# stand-ins, fuzz, or start fresh processes per case. `pytest -m "not slow"` is the inner-loop
+# lane (< 2 minutes on 2 cores); CI runs both. A module here is not even imported by that lane.
 SLOW_MODULES = {
     "test_target_kubeflow_local_run.py",
     "test_run_local.py",
     "test_fuzz.py",
     "test_deploy_faults.py",
+    "test_deploy_hangs.py",
     "test_target_sagemaker_deploy.py",
     "test_target_vertex_deploy.py",
     "test_target_azureml_deploy.py",
@@ -24,7 +28,18 @@ SLOW_MODULES = {
     "test_hostile_yaml.py",
     "test_network.py",
     "test_fuzz_build.py",
+    "test_output_safety.py",
     "test_ci.py",
+    "test_ci_action.py",
+    "test_container_trainer_platforms.py",
+    "test_runtime_tuning_trials.py",
+    "test_emulate_azureml_system.py",
+    "test_emulate_churn.py",
+    "test_emulate_container_trainer.py",
+    "test_emulate_lifecycle.py",
+    "test_emulate_retraining.py",
+    "test_emulate_sagemaker.py",
+    "test_emulate_sagemaker_platform.py",
 }
 # Single slow tests in otherwise quick modules.
 SLOW_TESTS = {
@@ -35,6 +50,40 @@ SLOW_TESTS = {
     "test_the_command_serves_sagemakers_contract_over_http",
     "test_container_trainer_contract_on_the_host",
     "test_command_block_runs",
+}
+# The longest modules, started first: under `--dist loadfile` a module runs whole on one
+# worker, so a long module handed out last keeps the run going while the other workers idle.
+# Seconds one worker spent on each, from a `--durations=0` run of the whole suite (on a loaded
+# machine: only their order matters). Unlisted modules follow in collection order.
+LONGEST_MODULES = {
+    "tests/test_target_azureml.py": 357,
+    "tests/test_emulate_retraining.py": 308,
+    "tests/test_run_local.py": 257,
+    "tests/test_emulate_lifecycle.py": 238,
+    "tests/test_feature_store_feast.py": 238,
+    "tests/test_container_trainer_platforms.py": 231,
+    "tests/test_docs.py": 226,
+    "tests/test_emulate_container_trainer.py": 204,
+    "tests/test_fuzz.py": 186,
+    "tests/test_target_sagemaker_deploy.py": 182,
+    "tests/test_runtime_tuning_trials.py": 180,
+    "tests/reliability/test_deploy_hangs.py": 158,
+    "tests/test_emulate_churn.py": 139,
+    "tests/reliability/test_fuzz_build.py": 137,
+    "tests/test_target_azureml_deploy.py": 133,
+    "tests/reliability/test_deploy_faults.py": 120,
+    "tests/test_ci_action.py": 120,
+    "tests/reliability/test_output_safety.py": 95,
+    "tests/test_target_kubeflow_local_run.py": 94,
+    "tests/reliability/test_network.py": 81,
+    "tests/reliability/test_hostile_yaml.py": 79,
+    "tests/test_ci.py": 72,
+    "tests/test_feature_store_vertex.py": 66,
+    "tests/test_diff_review.py": 64,
+    "tests/test_target_vertex_deploy.py": 59,
+    "tests/test_feature_store_sagemaker.py": 58,
+    "tests/test_runtime_serve.py": 58,
+    "tests/test_deploy_plan.py": 56,
 }
 # Modules that hand generated files to a platform SDK's own loader.
 SDK_MODULE_PREFIXES = ("test_target_", "test_feature_store_")
@@ -63,7 +112,23 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave a slow module unimported when the mark expression deselects all its tests (the fast
+    lane): importing the platform SDKs and data stacks costs every worker seconds."""
+    if collection_path.name not in SLOW_MODULES or not config.option.markexpr:
+        return None
+    expression = Expression.compile(config.option.markexpr)
+    others = ("sdk", "emulate")  # marks a slow test may carry besides `slow`
+    for carried in itertools.product((False, True), repeat=len(others)):
+        marks = {"slow", *(mark for mark, on in zip(others, carried, strict=True) if on)}
+        if expression.evaluate(lambda name, /, **kwargs: name in marks):
+            return None
+    return True
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # longest modules first (a stable sort keeps each module's own order)
+    items.sort(key=lambda item: -LONGEST_MODULES.get(item.nodeid.split("::", 1)[0], 0))
     for item in items:
         module = Path(str(item.fspath)).name
         if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
