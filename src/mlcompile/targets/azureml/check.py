@@ -67,9 +67,11 @@ def check(plan: Plan) -> list[Diagnostic]:
     check_feature_store(plan, refuse, warn)
 
     if plan.batch is not None and not ENDPOINT_NAME.match(f"{plan.system}-batch"):
-        refuse(at(plan.batch.steps[0].origin, "metadata.name"),
-               f"the batch endpoint name '{plan.system}-batch' is not a valid Azure ML endpoint name",
-               "batch endpoints are named <metadata.name>-batch: 3 to 32 letters, digits and '-'; shorten metadata.name")  # fmt: skip
+        refuse(
+            at(plan.batch.steps[0].origin, "metadata.name"),
+            f"the batch endpoint name '{plan.system}-batch' is not a valid Azure ML endpoint name",
+            "batch endpoints are named <metadata.name>-batch: 3 to 32 letters, digits and '-'; shorten metadata.name",
+        )
 
     for pipeline in plan.pipelines():
         for step in pipeline.steps:
@@ -81,34 +83,49 @@ def check(plan: Plan) -> list[Diagnostic]:
     if plan.online is not None:
         online = plan.online
         if not ENDPOINT_NAME.match(online.name):
-            refuse(at(online.origin, "deployment.online.endpoint"), f"endpoint name {online.name!r} is not a valid Azure ML online endpoint name",
-                   "3 to 32 letters, digits and '-', starting with a letter and not ending with '-'")  # fmt: skip
+            refuse(
+                at(online.origin, "deployment.online.endpoint"),
+                f"endpoint name {online.name!r} is not a valid Azure ML online endpoint name",
+                "3 to 32 letters, digits and '-', starting with a letter and not ending with '-'",
+            )
         resources = online.resources
         where = "deployment.online.resources"
         if resources.machine is None or not resources.machine.name:
             refuse(at(resources.origin, where), "no Azure VM size was resolved for the online deployment")
         if resources.spot:
-            refuse(at(resources.origin, f"{where}.spot"), "managed online endpoints do not run on spot capacity",
-                   "remove spot from deployment.online.resources (spot is for training and batch)")  # fmt: skip
+            refuse(
+                at(resources.origin, f"{where}.spot"),
+                "managed online endpoints do not run on spot capacity",
+                "remove spot from deployment.online.resources (spot is for training and batch)",
+            )
         if resources.timeout_seconds is not None and resources.timeout_seconds * 1000 > MAX_REQUEST_TIMEOUT_MS:
-            refuse(at(resources.origin, f"{where}.timeout"),
-                   f"request timeout {resources.timeout_seconds}s exceeds the managed online endpoint limit of {MAX_REQUEST_TIMEOUT_MS // 1000}s")  # fmt: skip
+            refuse(
+                at(resources.origin, f"{where}.timeout"),
+                f"request timeout {resources.timeout_seconds}s exceeds the managed online endpoint limit of {MAX_REQUEST_TIMEOUT_MS // 1000}s",
+            )
         if online.min_replicas < 1:
-            refuse(at(online.origin, "deployment.online.replicas.min"), "managed online deployments cannot scale to zero instances",
-                   "set replicas.min to 1 or more")  # fmt: skip
+            refuse(
+                at(online.origin, "deployment.online.replicas.min"),
+                "managed online deployments cannot scale to zero instances",
+                "set replicas.min to 1 or more",
+            )
         if online.max_replicas > online.min_replicas and online.autoscaling_metric is None:
-            refuse(at(online.origin, "deployment.online.replicas.max"),
-                   f"replicas.max {online.max_replicas} > replicas.min {online.min_replicas} needs an autoscaling rule on Azure ML",
-                   "add deployment.online.autoscaling, or set replicas.max equal to replicas.min")  # fmt: skip
+            refuse(
+                at(online.origin, "deployment.online.replicas.max"),
+                f"replicas.max {online.max_replicas} > replicas.min {online.min_replicas} needs an autoscaling rule on Azure ML",
+                "add deployment.online.autoscaling, or set replicas.max equal to replicas.min",
+            )
 
     if plan.monitoring is not None:
         _check_monitoring(plan, refuse)
 
     for schedule in plan.schedules:
         if schedule.timezone not in IANA_TO_WINDOWS:
-            refuse(at(schedule.origin, schedule.origin.path.rsplit(".", 1)[0] + ".timezone"),
-                   f"time zone {schedule.timezone!r} has no Windows time zone name known to mlcompile (Azure ML schedules take Windows names)",
-                   "use a zone such as UTC, Europe/Berlin or America/New_York (see mlcompile/targets/azureml/_timezones.py)")  # fmt: skip
+            refuse(
+                at(schedule.origin, schedule.origin.path.rsplit(".", 1)[0] + ".timezone"),
+                f"time zone {schedule.timezone!r} has no Windows time zone name known to mlcompile (Azure ML schedules take Windows names)",
+                "use a zone such as UTC, Europe/Berlin or America/New_York (see mlcompile/targets/azureml/_timezones.py)",
+            )
 
     return problems
 
@@ -120,21 +137,27 @@ def _check_step(plan: Plan, step: Step, refuse: Callable[..., None], warn: Calla
     if step.kind == "score_batch":
         output_uri = str(step.params.get("output_uri", ""))
         if not AZURE_URI.match(output_uri):
-            refuse(at(step.origin, "deployment.batch.output.uri"),
-                   f"batch scores would be written to {output_uri!r}; Azure ML jobs write outputs to Azure storage only",
-                   "set an abfss://, wasbs://, https://<account>.blob.core.windows.net/ or azureml:// URI for this profile under overrides")  # fmt: skip
+            refuse(
+                at(step.origin, "deployment.batch.output.uri"),
+                f"batch scores would be written to {output_uri!r}; Azure ML jobs write outputs to Azure storage only",
+                "set an abfss://, wasbs://, https://<account>.blob.core.windows.net/ or azureml:// URI for this profile under overrides",
+            )
     if step.uses_user_container and not step.command:
-        refuse(at(step.origin, "training.trainer.container.command"),
-               "Azure ML command jobs run a command, not the image's entrypoint: the container's command is empty",
-               "set training.trainer.container.command for this profile (e.g. the image's ENTRYPOINT)")  # fmt: skip
+        refuse(
+            at(step.origin, "training.trainer.container.command"),
+            "Azure ML command jobs run a command, not the image's entrypoint: the container's command is empty",
+            "set training.trainer.container.command for this profile (e.g. the image's ENTRYPOINT)",
+        )
     if step.uses_user_container:
         for name, value in sorted(step.params.get("env", {}).items()):
             if isinstance(value, str) and value.startswith("secret://"):
-                warn(at(step.origin, f"training.trainer.container.env.{name}"),
-                     f"Azure ML jobs cannot inject a Key Vault secret into an environment variable: {name} is passed as the "
-                     f"reference {value!r}, which the container resolves from the workspace Key Vault (secret '{value[len('secret://'):]}')",
-                     f"where it lives is in {env_name(value[len('secret://'):])}: read it in the container with "
-                     f"mlcompile.runtime.secrets.resolve(os.environ['{name}']) or Key Vault and the job's managed identity")  # fmt: skip
+                warn(
+                    at(step.origin, f"training.trainer.container.env.{name}"),
+                    f"Azure ML jobs cannot inject a Key Vault secret into an environment variable: {name} is passed as the "
+                    f"reference {value!r}, which the container resolves from the workspace Key Vault (secret '{value[len('secret://') :]}')",
+                    f"where it lives is in {env_name(value[len('secret://') :])}: read it in the container with "
+                    f"mlcompile.runtime.secrets.resolve(os.environ['{name}']) or Key Vault and the job's managed identity",
+                )
 
 
 def _check_tuning(plan: Plan, refuse: Callable[..., None], warn: Callable[..., None]) -> None:
@@ -146,8 +169,11 @@ def _check_tuning(plan: Plan, refuse: Callable[..., None], warn: Callable[..., N
         if param.scale == "log" and param.min is not None and param.min <= 0:
             refuse(at(origin, f"{path}.min"), "a log-scale search needs min > 0 (Azure ML samples exp(uniform(ln min, ln max)))")
         if param.type == "categorical" and any(isinstance(v, bool) for v in param.values):
-            refuse(at(origin, f"{path}.values"), "Azure ML passes a sampled choice to the trial as text: true/false would arrive as 'True'/'False'",
-                   "use the strings 'true' and 'false'")  # fmt: skip
+            refuse(
+                at(origin, f"{path}.values"),
+                "Azure ML passes a sampled choice to the trial as text: true/false would arrive as 'True'/'False'",
+                "use the strings 'true' and 'false'",
+            )
         if tuning.algorithm == "grid":  # a float range: refused from the capabilities (platform.py)
             if param.type == "int" and param.min is not None and param.max is not None and param.max - param.min + 1 > MAX_GRID_VALUES:
                 refuse(at(origin, f"{path}.max"), f"grid over {int(param.max - param.min + 1)} integers (at most {MAX_GRID_VALUES} are enumerated)")
@@ -158,18 +184,22 @@ def _check_tuning(plan: Plan, refuse: Callable[..., None], warn: Callable[..., N
     for param in tuning.params:
         identifier = re.sub(r"[^A-Za-z0-9_]", "_", param.name)
         if identifier in taken:
-            refuse(at(origin, f"training.tuning.params.{param.name}"),
-                   f"search parameter '{param.name}' becomes the trial input '{identifier}', which is already taken "
-                   "(Azure ML passes trial values as inputs named like the parameter, with '-' and '.' as '_')",
-                   "rename the parameter")  # fmt: skip
+            refuse(
+                at(origin, f"training.tuning.params.{param.name}"),
+                f"search parameter '{param.name}' becomes the trial input '{identifier}', which is already taken "
+                "(Azure ML passes trial values as inputs named like the parameter, with '-' and '.' as '_')",
+                "rename the parameter",
+            )
         taken.add(identifier)
     if tuning.algorithm == "bayesian":
         logs = [p.name for p in tuning.params if p.scale == "log"]
         if logs:
-            warn(at(origin, "training.tuning.algorithm"),
-                 "Azure ML's Bayesian sampling takes only choice, uniform and quniform distributions; to keep the log scale of "
-                 f"{', '.join(logs)} this sweep samples at random (loguniform) instead",
-                 "set algorithm: random for this profile to silence this, or scale: linear to keep Bayesian sampling")  # fmt: skip
+            warn(
+                at(origin, "training.tuning.algorithm"),
+                "Azure ML's Bayesian sampling takes only choice, uniform and quniform distributions; to keep the log scale of "
+                f"{', '.join(logs)} this sweep samples at random (loguniform) instead",
+                "set algorithm: random for this profile to silence this, or scale: linear to keep Bayesian sampling",
+            )
     if tuning.max_trials < tuning.parallel_trials:
         refuse(at(origin, "training.tuning.parallel_trials"), "parallel_trials exceeds max_trials")
 
@@ -192,9 +222,11 @@ def _check_monitoring(plan: Plan, refuse: Callable[..., None]) -> None:
         if kind is None:
             refuse(at(origin, "monitoring.drift.features"), f"feature {feature!r} ({dtype}) cannot be monitored for drift by Azure ML")
         elif metrics[kind] is None:
-            refuse(at(origin, "monitoring.drift.method"),
-                   f"Azure ML has no {monitoring.drift_method} metric for categorical features; {feature!r} is {dtype}",
-                   "use method psi or jensen_shannon, or list only numeric features under monitoring.drift.features")  # fmt: skip
+            refuse(
+                at(origin, "monitoring.drift.method"),
+                f"Azure ML has no {monitoring.drift_method} metric for categorical features; {feature!r} is {dtype}",
+                "use method psi or jensen_shannon, or list only numeric features under monitoring.drift.features",
+            )
     if monitoring.drift_threshold is not None and not math.isfinite(monitoring.drift_threshold):
         refuse(at(origin, "monitoring.drift.threshold"), "the drift threshold must be a finite number")
 
