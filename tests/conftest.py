@@ -62,6 +62,8 @@ SLOW_TESTS = {
     "test_no_credentials_is_one_line_and_exit_2_on_every_cloud_profile",
     "test_kubeflow_registration_tags_the_version_with_the_run_profile_and_commit",
     "test_a_row_gets_the_same_prediction_in_every_protocol",
+    "test_examples_pass_check_with_only_located_warnings",
+    "test_build_opens_no_socket_except_loopback",
 }
 # The longest modules, started first: under `--dist loadfile` a module runs whole on one
 # worker, so a long module handed out last keeps the run going while the other workers idle.
