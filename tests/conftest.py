@@ -40,6 +40,11 @@ SLOW_MODULES = {
     "test_emulate_retraining.py",
     "test_emulate_sagemaker.py",
     "test_emulate_sagemaker_platform.py",
+    "test_deploy_plan.py",
+    "test_azureml_alerts.py",
+    "test_diff_review.py",
+    "test_feature_store_azureml.py",
+    "test_injection.py",
 }
 # Single slow tests in otherwise quick modules.
 SLOW_TESTS = {
@@ -50,15 +55,28 @@ SLOW_TESTS = {
     "test_the_command_serves_sagemakers_contract_over_http",
     "test_container_trainer_contract_on_the_host",
     "test_command_block_runs",
+    "test_the_shipped_table_prices_the_a100_change_on_azure_ml_in_dollars",
+    "test_every_target_reports_a_serving_and_schedule_change_in_its_own_files",
+    "test_a_truncated_state_file_means_not_done_and_is_rewritten_whole",
+    "test_a_secret_value_never_reaches_a_build",
+    "test_no_credentials_is_one_line_and_exit_2_on_every_cloud_profile",
+    "test_kubeflow_registration_tags_the_version_with_the_run_profile_and_commit",
+    "test_a_row_gets_the_same_prediction_in_every_protocol",
+    "test_examples_pass_check_with_only_located_warnings",
+    "test_build_opens_no_socket_except_loopback",
 }
 # The longest modules, started first: under `--dist loadfile` a module runs whole on one
 # worker, so a long module handed out last keeps the run going while the other workers idle.
 # Seconds one worker spent on each, from a `--durations=0` run of the whole suite (on a loaded
-# machine: only their order matters). Unlisted modules follow in collection order.
+# machine: only their order matters; the Azure ML system module measured alone, the two
+# SageMaker system modules, newer than that run, placed beside their Azure ML peer).
+# Unlisted modules follow in collection order.
 LONGEST_MODULES = {
     "tests/test_target_azureml.py": 357,
     "tests/test_emulate_retraining.py": 308,
     "tests/test_run_local.py": 257,
+    "tests/test_emulate_azureml_system.py": 250,
+    "tests/test_emulate_sagemaker.py": 250,
     "tests/test_emulate_lifecycle.py": 238,
     "tests/test_feature_store_feast.py": 238,
     "tests/test_container_trainer_platforms.py": 231,
@@ -68,6 +86,7 @@ LONGEST_MODULES = {
     "tests/test_target_sagemaker_deploy.py": 182,
     "tests/test_runtime_tuning_trials.py": 180,
     "tests/reliability/test_deploy_hangs.py": 158,
+    "tests/test_emulate_sagemaker_platform.py": 150,
     "tests/test_emulate_churn.py": 139,
     "tests/reliability/test_fuzz_build.py": 137,
     "tests/test_target_azureml_deploy.py": 133,
