@@ -17,7 +17,7 @@ and hand the result to these checks (docs/writing-a-target.md walks through them
 
 The kit imports pytest nowhere: its checks raise AssertionError, which any runner reports."""
 
-from mlcompile.testing.builds import Build, build, build_in_subprocess, install_plugin, plugin_installed, read_tree
+from mlcompile.testing.builds import Build, build, build_in_subprocess, install_plugin, plugin_installed, read_tree, uv_binary
 from mlcompile.testing.checks import assert_deterministic, assert_manifest_complete, assert_refused, spec_position
 from mlcompile.testing.golden import assert_matches_golden, write_golden
 
@@ -33,5 +33,6 @@ __all__ = [
     "plugin_installed",
     "read_tree",
     "spec_position",
+    "uv_binary",
     "write_golden",
 ]

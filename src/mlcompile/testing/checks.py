@@ -57,7 +57,9 @@ def assert_manifest_complete(result: Build | str | os.PathLike[str], *, spec: st
     paths = [entry["path"] for entry in entries]
     assert paths == sorted(set(paths)), f"manifest paths are not sorted and unique: {paths}"
     on_disk = sorted(set(found.files) - {MANIFEST})
-    assert paths == on_disk, f"manifest lists {sorted(set(paths) - set(on_disk))} not in the build; the build has {sorted(set(on_disk) - set(paths))} not listed"
+    assert paths == on_disk, (
+        f"manifest lists {sorted(set(paths) - set(on_disk))} not in the build; the build has {sorted(set(on_disk) - set(paths))} not listed"
+    )
     for entry in entries:
         assert set(entry) == {"path", "kind", "sha256"}, entry
         assert KIND.fullmatch(entry["kind"]), f"{entry['path']}: kind {entry['kind']!r} is not <namespace>.<thing>"
