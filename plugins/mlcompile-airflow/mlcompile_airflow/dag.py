@@ -34,7 +34,6 @@ IMPORTS = {
     "EmailOperator": "from airflow.providers.smtp.operators.smtp import EmailOperator",
     "ShortCircuitOperator": "from airflow.providers.standard.operators.python import ShortCircuitOperator",
     "TriggerDagRunOperator": "from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator",
-    "CronTriggerTimetable": "from airflow.sdk import CronTriggerTimetable",
     "DAG": "from airflow.sdk import DAG",
     "k8s": "from kubernetes.client import models as k8s",
 }
@@ -218,6 +217,8 @@ def dag_file(plan: Plan, pipeline: Pipeline, settings: AirflowSettings, schedule
     ]
     body = "\n".join([f"with {call('DAG', dag, indent='')} as dag:", *DagWriter(plan, pipeline, settings).body()])
     used = [line for name, line in IMPORTS.items() if re.search(rf"\b{name}[(.]", body)]
+    if schedule is not None:
+        used = [line + ", CronTriggerTimetable" if line.endswith(" DAG") else line for line in used]
     times = ", ".join(name for name in ("datetime", "timedelta", "timezone") if re.search(rf"\b{name}[(.]", body))
     helper = [DECIDED] if "python_callable=decided" in body else []
     return "\n".join([*header, f"from datetime import {times}", "", *used, *helper, "", body]) + "\n"
