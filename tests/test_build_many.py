@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from mlcompile import limits
 from mlcompile.cli import main
+from mlcompile.targets.local import LocalTarget
+from mlcompile.targets.registry import load_target
 
 FIXTURE = Path(__file__).parent / "fixtures" / "system"
 
@@ -92,16 +94,22 @@ def test_the_same_spec_twice_is_a_usage_error(repo: Path) -> None:
     assert code == 2 and "more than once" in output
 
 
-def test_the_limit_table_covers_the_platform_kinds() -> None:
-    assert limits.limit_of("sagemaker.pipeline_definition").limit == 1_048_576  # type: ignore[union-attr]
-    assert limits.limit_of("sagemaker.pipeline_definition").unit == "characters"  # type: ignore[union-attr]
-    assert limits.limit_of("kfp.pipeline_spec").limit == 32 * 1024 * 1024  # type: ignore[union-attr]
+def test_each_platform_declares_the_limits_of_its_kinds() -> None:
+    def limit(platform: str, kind: str) -> limits.Limit | None:
+        return limits.limit_of(kind, load_target(platform).size_limits)
+
+    assert limit("sagemaker", "sagemaker.pipeline_definition") == limits.Limit(
+        "sagemaker.pipeline_definition", 1_048_576, "characters", "SageMaker pipeline definition (CreatePipeline)"
+    )
+    for platform in ("kubeflow", "vertex"):
+        assert limit(platform, "kfp.pipeline_spec").limit == 32 * 1024 * 1024  # type: ignore[union-attr]
     for kind in ("kserve.inference_service", "kubeflow.pytorch_job", "katib.experiment", "kubernetes.cron_job"):
-        assert limits.limit_of(kind).limit == 1024 * 1024  # type: ignore[union-attr]
-    assert limits.limit_of("mlcompile.plan") is None
+        assert limit("kubeflow", kind).limit == 1024 * 1024  # type: ignore[union-attr]
+    assert limit("local", "mlcompile.plan") is None
     # characters, not bytes: 300k three-byte characters are 900k bytes but 300k characters
-    assert limits.over_warning("sagemaker.pipeline_definition", ("€" * 300_000).encode()) is None
-    assert limits.over_warning("sagemaker.pipeline_definition", b"x" * 900_000) is not None
+    sagemaker = load_target("sagemaker").size_limits
+    assert limits.over_warning("sagemaker.pipeline_definition", ("€" * 300_000).encode(), sagemaker) is None
+    assert limits.over_warning("sagemaker.pipeline_definition", b"x" * 900_000, sagemaker) is not None
 
 
 def test_an_artifact_past_80_percent_of_its_limit_warns_at_the_metadata_name(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,12 +118,12 @@ def test_an_artifact_past_80_percent_of_its_limit_warns_at_the_metadata_name(rep
     plan_size = len((repo / "first/local/plan.json").read_bytes())
 
     # a limit the plan stays under 80% of: no warning
-    monkeypatch.setattr(limits, "LIMITS", (limits.Limit("mlcompile.*", int(plan_size / 0.79), "bytes", "test object"),))
+    monkeypatch.setattr(LocalTarget, "size_limits", (limits.Limit("mlcompile.*", int(plan_size / 0.79), "bytes", "test object"),))
     code, output = run("build", "systems/alpha/mlcompile.yaml", "-t", "targets/local.yaml", "-o", "second")
     assert code == 0 and "limit" not in output, output
 
     # past 80%: a warning located at metadata.name (line 5 of the fixture), and the build still succeeds
-    monkeypatch.setattr(limits, "LIMITS", (limits.Limit("mlcompile.*", int(plan_size / 0.81), "bytes", "test object"),))
+    monkeypatch.setattr(LocalTarget, "size_limits", (limits.Limit("mlcompile.*", int(plan_size / 0.81), "bytes", "test object"),))
     code, output = run("build", "systems/alpha/mlcompile.yaml", "-t", "targets/local.yaml", "-o", "third")
     assert code == 0, output
     warning = next(line for line in output.splitlines() if "limit" in line)

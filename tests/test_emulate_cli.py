@@ -41,7 +41,7 @@ def test_a_local_profile_is_refused(tmp_path: Path) -> None:
     (spec.parent / "targets/local.yaml").write_text("apiVersion: mlcompile/v1\nkind: Target\nmetadata: {name: local}\nplatform: local\n")
     done = _run(spec, "--target", "targets/local.yaml")
     assert done.returncode == 2, done.stderr
-    assert "--emulate runs Kubeflow, Vertex AI, SageMaker and Azure ML builds" in done.stderr and "Traceback" not in done.stderr
+    assert "--emulate runs Azure ML, Kubeflow Pipelines, SageMaker and Vertex AI builds" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_the_profile_is_required(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from mlcompile.build import compile_system, resolve_profiles, write_builds  # no
 from mlcompile.plan.nodes import Plan  # noqa: E402
 from mlcompile.targets.azureml import AzureMLTarget  # noqa: E402
 from mlcompile.targets.azureml.check import check  # noqa: E402
+from mlcompile.targets.base import capability_refusals  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning", "ignore:.*marshmallow.*")
 
@@ -376,7 +377,8 @@ def test_refuses_tuning_azure_cannot_sample(monkeypatch: pytest.MonkeyPatch) -> 
     plan = _plan("ranker-gpu", monkeypatch)
     grid = replace(plan.tuning, algorithm="grid")
     errors = _errors(replace(plan, tuning=grid))
-    assert "training.tuning.params.dropout.type" in errors  # a float range cannot be a grid
+    assert "training.tuning.params.dropout" not in errors  # a float range: refused by the core (capabilities)
+    assert "training.tuning.params.dropout" in {d.path for d in capability_refusals(AzureMLTarget(), replace(plan, tuning=grid))}
     assert "training.tuning.params.warmup_steps.max" in errors or "training.tuning.params.warmup_steps.scale" in errors
     warnings_ = {d.path for d in check(plan) if d.severity == "warning"}
     assert "training.tuning.algorithm" in warnings_

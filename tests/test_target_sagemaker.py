@@ -23,6 +23,7 @@ from test_target_sagemaker_support import ROOT, all_builds, example_text, plan_o
 
 from mlcompile.errors import SpecError  # noqa: E402
 from mlcompile.runtime.contract import step_config  # noqa: E402
+from mlcompile.targets.base import capability_refusals  # noqa: E402
 from mlcompile.targets.sagemaker import SageMakerTarget  # noqa: E402
 from mlcompile.targets.sagemaker.cron import CronNotExpressible, aws_cron  # noqa: E402
 
@@ -504,7 +505,11 @@ def test_grid_search_over_numbers_and_log_scale_from_zero_are_refused() -> None:
     params = tuple(dataclasses.replace(p, scale="log") if p.name == "dropout" else p for p in plan.tuning.params)
     plan = dataclasses.replace(plan, tuning=dataclasses.replace(plan.tuning, algorithm="grid", params=params))
     found = problems(plan)
-    assert "dropout, learning_rate, num_layers, warmup_steps are numeric" in found["error:training.tuning.algorithm"]
+    assert "num_layers, warmup_steps are int ranges" in found["error:training.tuning.algorithm"]
+    # the float ranges: SageMaker declares no grid over a float range, so the core refuses each
+    refused = {d.path: d.message for d in capability_refusals(SageMakerTarget(), plan)}
+    assert sorted(refused) == ["training.tuning.params.dropout", "training.tuning.params.learning_rate"]
+    assert refused["training.tuning.params.dropout"].startswith("SageMaker grid search cannot enumerate a float range")
     assert "log scale needs min > 0 (got 0.0)" in found["error:training.tuning.params.dropout.min"]
 
 

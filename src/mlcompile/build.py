@@ -21,7 +21,7 @@ from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import MLCompileError, SpecError, TargetFailed, UsageError
 from mlcompile.spec.loader import Document, SourceMap
 from mlcompile.spec.models import PLATFORM_NAMES
-from mlcompile.spec.models import Target as TargetModel
+from mlcompile.spec.models import TargetProfile as TargetModel
 from mlcompile.spec.resolve import (
     Profile,
     SystemBundle,
@@ -30,10 +30,11 @@ from mlcompile.spec.resolve import (
     load_system,
     profile_names_beside,
 )
-from mlcompile.targets.base import OutputFile, Target, is_safe_relative_path, json_bytes
-from mlcompile.targets.registry import describe_entry_point, install_hint, load_target, missing_modules, target_names
+from mlcompile.targets.base import OutputFile, Platform, capability_refusals, is_safe_relative_path, json_bytes
+from mlcompile.targets.registry import describe_entry_point, install_hint, load_target, missing_modules, runs_here, target_names
 
 if TYPE_CHECKING:
+    from mlcompile.limits import Limit
     from mlcompile.plan.nodes import Plan
 
 IMPLICIT_LOCAL_PROFILE = "local"
@@ -108,7 +109,7 @@ def select_profiles(spec: str, targets: Sequence[str], command: str) -> ProfileS
     rule finds several, naming them."""
     found = resolve_profiles(spec, targets)
     if not targets and command in _LOCAL_ONLY:
-        found = ProfileSet([p for p in found.profiles if p.target.platform == "local"], found.known_names)
+        found = ProfileSet([p for p in found.profiles if runs_here(p.target.platform)], found.known_names)
     if not found.profiles:
         if command in _LOCAL_ONLY:
             return implicit_local_profile()
@@ -193,7 +194,8 @@ def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_comm
             if target.severity == "warning":
                 results.append(Compiled(profile, plan))  # validated and lowered, not checked by the platform
             continue
-        problems = _call_target(target, "check", plan)
+        # what the platform refuses: its own check, and what it lacks of the declared capabilities
+        problems = [*_call_target(target, "check", plan), *capability_refusals(target, plan)]
         diagnostics += problems
         if errors_in(problems):
             continue
@@ -207,21 +209,21 @@ def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_comm
                 raise UsageError(f"target '{target.name}' produced a duplicate or reserved file name: {sorted(paths)}")
             # every build states what it may cost, whatever the target (docs/cost.md)
             result.files.append(cost_file(plan))
-            diagnostics += size_warnings(result.files, resolved.document, profile.name)
+            diagnostics += size_warnings(result.files, resolved.document, profile.name, target.size_limits)
         results.append(result)
     if errors_in(diagnostics):
         raise SpecError(diagnostics)
     return Compilation(bundle, list(profiles), results, [d for d in diagnostics if d.severity == "warning"])
 
 
-def size_warnings(files: Sequence[OutputFile], document: Document, profile: str) -> list[Diagnostic]:
+def size_warnings(files: Sequence[OutputFile], document: Document, profile: str, size_limits: tuple[Limit, ...]) -> list[Diagnostic]:
     """A warning, at the spec's metadata.name, for each artifact past 80% of its platform's
-    size limit (mlcompile.limits.LIMITS)."""
+    size limit (`Platform.size_limits`)."""
     from mlcompile import limits
 
     found = []
     for output in files:
-        over = limits.over_warning(output.kind, output.content)
+        over = limits.over_warning(output.kind, output.content, size_limits)
         if over is None:
             continue
         limit, size = over
@@ -294,7 +296,7 @@ def compile_systems(
     return compilations
 
 
-def _call_target(target: Target, stage: str, plan: Plan) -> Any:
+def _call_target(target: Platform, stage: str, plan: Plan) -> Any:
     """A target's check or render; an exception from it names the target's package."""
     try:
         return getattr(target, stage)(plan)
@@ -307,7 +309,7 @@ def _call_target(target: Target, stage: str, plan: Plan) -> Any:
         raise TargetFailed(target.name, describe_entry_point(target.name), f"{stage}()", exc) from exc
 
 
-def _installed_target(profile: Profile, *, required: bool) -> Target | Diagnostic:
+def _installed_target(profile: Profile, *, required: bool) -> Platform | Diagnostic:
     """The profile's target, or a diagnostic at its `platform:` saying it is not installed
     (an error when building, a warning when only validating: the spec was still checked)."""
     platform = profile.target.platform

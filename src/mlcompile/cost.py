@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: importing the build needs no plan classes
     from mlcompile.plan.nodes import Machine, Pipeline, Plan, Resources, Step
+    from mlcompile.targets.base import Pricing
 
 COST_FILE = "cost.json"
 COST_KIND = "mlcompile.cost_estimate"
@@ -79,19 +80,18 @@ def hourly_price(platform: str, machine: Machine | None, use: str) -> HourlyPric
 
     On Vertex AI a machine's GPUs are billed on top of the machine: machine + accelerator × count.
     """
-    if platform == "local":
+    pricing = _pricing(platform)
+    if pricing.model == "no_charge":
         return HourlyPrice(Decimal(0), NO_CHARGE)
-    if platform == "kubeflow":
+    if pricing.model == "self_managed":
         return HourlyPrice(None, SELF_MANAGED)
-    from mlcompile.catalog.prices import prices
-
-    table = prices().get(platform)
+    table = _price_table(platform)
     if table is None:
         return HourlyPrice(None, f"no price list for platform {platform}")
     if machine is None or not machine.name:
         return HourlyPrice(None, "no machine type")
     parts = [(machine.name, table.machines.get(machine.name, {}).get(use), 1)]
-    if platform == "vertex" and machine.accelerator_platform_name and machine.accelerator_count:
+    if pricing.accelerators_billed_apart and machine.accelerator_platform_name and machine.accelerator_count:
         gpu = machine.accelerator_platform_name
         parts.append((gpu, table.accelerators.get(gpu, {}).get(use), machine.accelerator_count))
     missing = [name for name, found, _ in parts if found is None]
@@ -103,11 +103,30 @@ def hourly_price(platform: str, machine: Machine | None, use: str) -> HourlyPric
 
 
 def price_region(platform: str) -> str | None:
-    if platform not in ("vertex", "sagemaker", "azureml"):
-        return None
-    from mlcompile.catalog.prices import prices
+    table = _price_table(platform)
+    return None if table is None else str(table.region)
 
-    return prices()[platform].region
+
+def charges(platform: str) -> bool:
+    """Whether running on the platform costs anything (not so on this machine)."""
+    return _pricing(platform).model != "no_charge"
+
+
+def _pricing(platform: str) -> Pricing:
+    """How the platform's machines are priced (`Platform.pricing`; unknown when not installed)."""
+    from mlcompile.targets.base import Pricing
+    from mlcompile.targets.registry import platform_named
+
+    found = platform_named(platform)
+    return found.pricing if found is not None else Pricing()
+
+
+def _price_table(platform: str) -> Any:
+    """The platform's list prices (`Platform.price_table()`), None without any."""
+    from mlcompile.targets.registry import platform_named
+
+    found = platform_named(platform)
+    return found.price_table() if found is not None and found.pricing.model == "list" else None
 
 
 # ------------------------------------------------------------------------------ cron
@@ -223,10 +242,12 @@ def _pipeline(plan: Plan, pipeline: Pipeline) -> tuple[dict[str, Any], Decimal |
 
 
 def _deployments(platform: str, strategy: str | None) -> int:
-    """Deployments an online endpoint keeps running, each with its own replicas. On Azure ML a
-    canary or blue/green rollout is two managed deployments (blue and green, each with the
-    endpoint's instance count and autoscaling: targets/azureml/serving.py), both billed."""
-    return 2 if platform == "azureml" and strategy in ("canary", "blue_green") else 1
+    """Deployments an online endpoint keeps running, each with its own replicas and billed
+    (`Platform.billed_deployments`: on Azure ML a canary or blue/green rollout is two)."""
+    from mlcompile.targets.registry import platform_named
+
+    found = platform_named(platform)
+    return found.billed_deployments(strategy) if found is not None else 1
 
 
 def estimate(plan: Plan) -> dict[str, Any]:
@@ -292,7 +313,7 @@ def _why_none(platform: str, reasons: list[str]) -> str:
     """Why an estimate has no figure, in words that name what is missing: the machine and use
     without a sourced price ("price unknown (no serving price for e2-standard-4 in
     us-central1)"), a step without a timeout, or a self-managed cluster."""
-    if platform == "kubeflow":
+    if _pricing(platform).model == "self_managed":
         return "no list price (self-managed cluster)"
     unknown = "price unknown: "
     unpriced = sorted({r.removeprefix(unknown) for r in reasons if r.startswith(unknown)})
@@ -304,7 +325,7 @@ def _why_none(platform: str, reasons: list[str]) -> str:
 
 
 def pipeline_text(entry: dict[str, Any], platform: str) -> str:
-    if platform == "local":
+    if _pricing(platform).model == "no_charge":
         return "no charge"
     if entry.get("run_upper_bound") is not None:
         return f"≤ {money(entry['run_upper_bound'])}"
@@ -312,7 +333,7 @@ def pipeline_text(entry: dict[str, Any], platform: str) -> str:
 
 
 def endpoint_text(entry: dict[str, Any], platform: str) -> str:
-    if platform == "local":
+    if _pricing(platform).model == "no_charge":
         return "no charge"
     low, high = entry.get("per_month_min"), entry.get("per_month_max")
     if low is None or high is None:
@@ -322,7 +343,7 @@ def endpoint_text(entry: dict[str, Any], platform: str) -> str:
 
 def schedule_text(entry: dict[str, Any], platform: str, pipeline: dict[str, Any] | None = None) -> str:
     runs = f"{entry['runs_per_month']:g} runs/month"
-    if platform == "local":
+    if _pricing(platform).model == "no_charge":
         return f"{runs}, no charge"
     if entry.get("per_month_upper_bound") is None:
         return f"{runs}, {pipeline_text(pipeline or {}, platform)}"
@@ -436,7 +457,7 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str | N
             continue
         per = "run" if item.startswith("pipeline ") else "month"
         rows.append((item, before_words.get(item), after_words.get(item), _delta(before.get(item, nothing), after.get(item, nothing), per)))
-    if rows and (new.get("platform") or old.get("platform")) != "local":
+    if rows and charges(new.get("platform") or old.get("platform") or ""):
         month_change = _month_change(rows, before, after)
         for total, per in ((TRAINING_RUN, "run"), (PER_MONTH, "month")):
             old_total, new_total = _total_text(before.get(total), per), _total_text(after.get(total), per)
@@ -474,9 +495,8 @@ def explain_lines(plan: Plan) -> list[str]:
         lines.append(f"  endpoint {entry['endpoint']}: " + (f"{text} ({sizing})" if entry["price_per_hour"] is not None else f"{text}; {sizing}"))
     for entry in data["schedules"]:
         lines.append(f"  schedule {entry['schedule']}: {schedule_text(entry, platform, pipelines.get(entry['pipeline']))}")
-    if platform == "kubeflow":
-        lines.append("  Kubeflow runs on your own cluster: cost.json states the resources each step asks, with no price.")
-    elif platform == "local":
-        lines.append("  Runs on this machine: no charge.")
+    note = _pricing(platform).note
+    if note:
+        lines.append(f"  {note}")
     lines.append(f"  {CAVEAT}")
     return lines

@@ -10,13 +10,6 @@ from collections.abc import Sequence
 from mlcompile.plan.nodes import Machine, OnlineEndpoint, Plan, Resources, Step
 from mlcompile.targets.base import OutputFile
 
-_PLATFORM_TITLES = {
-    "kubeflow": "Kubeflow Pipelines",
-    "vertex": "Vertex AI",
-    "sagemaker": "SageMaker",
-    "azureml": "Azure ML",
-    "local": "this machine (mlcompile run)",
-}
 # the settings that say *where*: shown on the first line, in this order, when present
 _WHERE_KEYS = ("project", "region", "account", "subscription_id", "resource_group", "workspace", "host", "namespace", "cluster", "workdir")
 
@@ -115,7 +108,10 @@ def explain_plan(plan: Plan, files: Sequence[OutputFile] | None = None) -> str:
     """The readable account of one profile's plan (and of its rendered files, when given)."""
     settings = plan.platform_settings or {}
     where = ", ".join(f"{key} {settings[key]}" for key in _WHERE_KEYS if settings.get(key))
-    title = _PLATFORM_TITLES.get(plan.platform, plan.platform)
+    from mlcompile.targets.registry import platform_named
+
+    found = platform_named(plan.platform)
+    title = found.title if found is not None else plan.platform
     lines = [f"{plan.system} on profile {plan.profile}: {title}" + (f" ({where})" if where else "")]
     if plan.description:
         lines.append(plan.description)

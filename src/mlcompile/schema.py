@@ -39,9 +39,9 @@ def json_schema(kind: Kind) -> dict[str, Any]:
 
         schema = diff_schema()
     else:
-        from mlcompile.spec.models import MLSystem, Target
+        from mlcompile.spec.models import MLSystem, TargetProfile
 
-        schema = (MLSystem if kind == "system" else Target).model_json_schema()
+        schema = (MLSystem if kind == "system" else TargetProfile).model_json_schema()
     return {"$schema": DRAFT, "$id": schema_id(kind), **schema}
 
 

@@ -478,19 +478,12 @@ def refs_in(data: Any) -> list[str]:
 
 
 def locator(platform: str, settings: Mapping[str, Any], name: str) -> str | None:
-    """Where a platform's runtime reads secret NAME (None: the platform injects the value)."""
-    if platform == "vertex":
-        return f"secretmanager:projects/{settings['project']}/secrets/{name}/versions/latest"
-    if platform == "sagemaker":
-        account = str(settings["role_arn"]).split(":")[4]
-        return f"secretsmanager:arn:aws:secretsmanager:{settings['region']}:{account}:secret:{name}"
-    if platform == "azureml":
-        vault = settings.get("key_vault")
-        if not vault:
-            return f"keyvault:{name}"
-        url = vault if "://" in vault else f"https://{vault}.vault.azure.net"
-        return f"keyvault:{url.rstrip('/')}/secrets/{name}"
-    return None
+    """Where a platform's runtime reads secret NAME (None: the platform injects the value),
+    as the platform maps it (`Platform.secret_locator`)."""
+    from mlcompile.targets.registry import platform_named
+
+    found = platform_named(platform)
+    return None if found is None else found.secret_locator(settings, name)
 
 
 def locator_env(platform: str, settings: Mapping[str, Any], data: Any) -> dict[str, str]:

@@ -31,7 +31,7 @@ class Price:
 class PlatformPrices:
     region: str
     machines: dict[str, dict[str, Price]]  # machine name -> use -> price
-    accelerators: dict[str, dict[str, Price]]  # Vertex accelerator enum -> use -> price
+    accelerators: dict[str, dict[str, Price]]  # accelerator platform name (Vertex enum) -> use -> price, when billed apart
 
 
 def _price(raw: Any, where: str) -> Price:
@@ -70,8 +70,8 @@ def parse_prices(data: Any) -> dict[str, PlatformPrices]:
     data = _keys(data, "prices.yaml", PRICED_PLATFORMS)
     out = {}
     for platform in PRICED_PLATFORMS:
-        extra = ("accelerators",) if platform == "vertex" else ()
-        block = _keys(data[platform], f"prices.yaml:{platform}", ("region", "machines"), extra)
+        # accelerators: priced apart from their machines (Pricing.accelerators_billed_apart)
+        block = _keys(data[platform], f"prices.yaml:{platform}", ("region", "machines"), ("accelerators",))
         out[platform] = PlatformPrices(
             str(block["region"]),
             _table(block["machines"], f"prices.yaml:{platform}.machines"),

@@ -10,13 +10,18 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import yaml
 
+# The catalog's sections: the platforms whose machines it knows. A platform resolves its
+# resources in one of them (`Platform.machine_catalog`); KUBERNETES is the section of
+# Kubernetes clusters (node selectors and tolerations per cluster flavour, no machine types),
+# usable by any platform that runs pods.
 PLATFORMS: tuple[str, ...] = ("kubeflow", "vertex", "sagemaker", "azureml")
+KUBERNETES = "kubeflow"
 CLUSTER_FLAVOURS: tuple[str, ...] = ("gke", "eks", "aks", "generic")
 
 _CLOUDS = ("vertex", "sagemaker", "azureml")
@@ -84,6 +89,9 @@ class _Accelerator:
     kube: _Kube | None
     enum: str | None  # Vertex AI AcceleratorType
     options: Mapping[str, tuple[_Option, ...]]  # cloud platform -> options, smallest first
+    # section -> the name the platform's API gives the accelerator apart from the machine
+    # (its `accelerator_type`: the Vertex AI AcceleratorType enum)
+    platform_names: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -170,15 +178,17 @@ def _catalog() -> _Catalog:
     accelerators = {}
     for name, raw in data["accelerators"].items():
         raw = _keys(raw, name, ("description",), ("kubernetes", *_CLOUDS))
-        options, enum = {}, (raw.get("vertex") or {}).get("accelerator_type")
+        options, enum, names = {}, (raw.get("vertex") or {}).get("accelerator_type"), {}
         for cloud in _CLOUDS:
             extra = ("accelerator_type",) if cloud == "vertex" else ()
             block = _keys(raw.get(cloud) or {}, f"{name}.{cloud}", (), ("machines", *extra))
             if block.get("machines"):
                 options[cloud] = _options(block["machines"], f"{name}.{cloud}.machines", accelerated=True)
+            if block.get("accelerator_type"):
+                names[cloud] = str(block["accelerator_type"])
         if "vertex" in options and not enum:
             raise ValueError(f"catalog data {name}.vertex: machines need an accelerator_type")
-        accelerators[name] = _Accelerator(name, _kube(raw.get("kubernetes"), f"{name}.kubernetes"), enum, options)
+        accelerators[name] = _Accelerator(name, _kube(raw.get("kubernetes"), f"{name}.kubernetes"), enum, options, names)
     cpu_data = _keys(_read("machines.yaml"), "machines.yaml", _CLOUDS)
     cpu = {}
     for cloud in _CLOUDS:
@@ -245,18 +255,18 @@ def _did_you_mean(word: str, choices: Iterable[str], what: str) -> str:
     return f"did you mean '{match}'?" if match else f"{what}: {', '.join(choices)}"
 
 
-def _check_platform(platform: str) -> None:
-    if platform not in PLATFORMS:
-        raise CatalogError(f"unknown platform '{platform}'", _did_you_mean(platform, PLATFORMS, "platforms"))
+def _check_catalog(catalog: str) -> None:
+    if catalog not in PLATFORMS:
+        raise CatalogError(f"unknown platform '{catalog}'", _did_you_mean(catalog, PLATFORMS, "platforms"))
 
 
-def offered_accelerators(platform: str) -> list[str]:
-    """Portable names the platform offers (kubeflow: on at least one cluster flavour), sorted."""
-    _check_platform(platform)
+def offered_accelerators(catalog: str) -> list[str]:
+    """Portable names the catalog offers (kubeflow: on at least one cluster flavour), sorted."""
+    _check_catalog(catalog)
     accelerators = _catalog().accelerators.values()
-    if platform == "kubeflow":
+    if catalog == KUBERNETES:
         return [a.name for a in accelerators if a.kube is not None and a.kube.selectors]
-    return [a.name for a in accelerators if any(o.retired is None for o in a.options.get(platform, ()))]
+    return [a.name for a in accelerators if any(o.retired is None for o in a.options.get(catalog, ()))]
 
 
 def _accelerator(name: str) -> _Accelerator:
@@ -272,7 +282,7 @@ def _accelerator(name: str) -> _Accelerator:
 
 
 def resolve_machine(
-    platform: str, *, accelerator: str | None, count: int = 1, cpu: float | None = None, memory_gib: float | None = None, cluster: str = "generic"
+    catalog: str, *, accelerator: str | None, count: int = 1, cpu: float | None = None, memory_gib: float | None = None, cluster: str = "generic"
 ) -> Resolution:
     """The smallest machine that carries ``count`` × ``accelerator`` and the cpu/memory asked.
 
@@ -280,42 +290,42 @@ def resolve_machine(
     kubeflow there is no machine: the result carries the resource name, the count as the
     limit, and the node selector and tolerations of the cluster flavour.
     """
-    _check_platform(platform)
+    _check_catalog(catalog)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise CatalogError(f"accelerator count must be a whole number of at least 1, not {count!r}")
     for what, value in (("cpu", cpu), ("memory", memory_gib)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
             raise CatalogError(f"{what} must be a number above 0, not {value!r}")
-    if platform == "kubeflow":
+    if catalog == KUBERNETES:
         if cluster not in CLUSTER_FLAVOURS:
             raise CatalogError(f"unknown cluster flavour '{cluster}'", _did_you_mean(cluster, CLUSTER_FLAVOURS, "cluster flavours"))
         if accelerator is None:
-            return Resolution(Machine("kubeflow", None, None, None, 0, None, None), ())
+            return Resolution(Machine(KUBERNETES, None, None, None, 0, None, None), ())
         return _resolve_kube(_accelerator(accelerator), count, cluster)
     if accelerator is None:
-        choice = _pick(platform, _catalog().cpu[platform], None, 0, cpu, memory_gib)
-        return Resolution(Machine(platform, choice.name, None, None, 0, choice.vcpus, choice.memory_gib), ())
-    return _resolve_cloud(platform, _accelerator(accelerator), count, cpu, memory_gib)
+        choice = _pick(catalog, _catalog().cpu[catalog], None, 0, cpu, memory_gib)
+        return Resolution(Machine(catalog, choice.name, None, None, 0, choice.vcpus, choice.memory_gib), ())
+    return _resolve_cloud(catalog, _accelerator(accelerator), count, cpu, memory_gib)
 
 
-def _resolve_cloud(platform: str, acc: _Accelerator, count: int, cpu: float | None, memory_gib: float | None) -> Resolution:
-    options = acc.options.get(platform, ())
-    hint = f"{platform} offers: {', '.join(offered_accelerators(platform)) or 'no accelerators'}"
+def _resolve_cloud(catalog: str, acc: _Accelerator, count: int, cpu: float | None, memory_gib: float | None) -> Resolution:
+    options = acc.options.get(catalog, ())
+    hint = f"{catalog} offers: {', '.join(offered_accelerators(catalog)) or 'no accelerators'}"
     if not options:
-        raise CatalogError(f"{platform} does not offer {acc.name}", hint)
+        raise CatalogError(f"{catalog} does not offer {acc.name}", hint)
     live = tuple(o for o in options if o.retired is None)
     if not live:
         names = ", ".join(sorted({o.name for o in options}))
         when = max(o.retired or "" for o in options)
-        raise CatalogError(f"{platform} no longer offers {acc.name}: {names} retired on {when}", hint)
-    choice = _pick(platform, live, acc.name, count, cpu, memory_gib)
+        raise CatalogError(f"{catalog} no longer offers {acc.name}: {names} retired on {when}", hint)
+    choice = _pick(catalog, live, acc.name, count, cpu, memory_gib)
     warnings = []
     if choice.count > count:
-        warnings.append(_why_more(platform, acc.name, choice, live, count))
+        warnings.append(_why_more(catalog, acc.name, choice, live, count))
     if choice.note:
         warnings.append(choice.note)
-    enum = acc.enum if platform == "vertex" else None
-    machine = Machine(platform, choice.name, acc.name, enum, choice.count, choice.vcpus, choice.memory_gib)
+    enum = acc.platform_names.get(catalog)
+    machine = Machine(catalog, choice.name, acc.name, enum, choice.count, choice.vcpus, choice.memory_gib)
     return Resolution(machine, tuple(warnings))
 
 
@@ -324,17 +334,13 @@ def _most(pool: tuple[_Option, ...], attr: str) -> _Option:
     return min((o for o in pool if getattr(o, attr) == top), key=_sort_key)
 
 
-def _pick(platform: str, options: tuple[_Option, ...], acc: str | None, count: int, cpu: float | None, memory_gib: float | None) -> _Option:
+def _pick(catalog: str, options: tuple[_Option, ...], acc: str | None, count: int, cpu: float | None, memory_gib: float | None) -> _Option:
     wide = options if acc is None else tuple(o for o in options if o.count >= count)
     if not wide:
         top = _most(options, "count")
-        raise CatalogError(f"no {platform} machine carries {count} × {acc}; the most is {top.count} ({top.name})")
+        raise CatalogError(f"no {catalog} machine carries {count} × {acc}; the most is {top.count} ({top.name})")
     subject = (
-        f"no {platform} cpu machine"
-        if acc is None
-        else f"no {platform} machine with {acc}"
-        if count == 1
-        else f"no {platform} machine with {count} or more {acc}"
+        f"no {catalog} cpu machine" if acc is None else f"no {catalog} machine with {acc}" if count == 1 else f"no {catalog} machine with {count} or more {acc}"
     )
     pool = wide
     if cpu is not None:
@@ -360,9 +366,9 @@ def _or_list(items: Iterable[object], conjunction: str = "or") -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
 
 
-def _why_more(platform: str, acc: str, choice: _Option, live: tuple[_Option, ...], count: int) -> str:
+def _why_more(catalog: str, acc: str, choice: _Option, live: tuple[_Option, ...], count: int) -> str:
     head = f"{choice.name} carries {choice.count} {acc}; {count} asked"
-    label = _LABELS[platform]
+    label = _LABELS[catalog]
     if len(choice.allowed) > 1:
         return f"{head}: {label} attaches {acc} to {choice.name} only in counts of {_or_list(choice.allowed)}"
     if any(count <= o.count < choice.count for o in live):
@@ -399,7 +405,7 @@ def _resolve_kube(acc: _Accelerator, count: int, cluster: str) -> Resolution:
     if flavour.note and not selector:
         warnings.append(flavour.note)
     machine = Machine(
-        "kubeflow",
+        KUBERNETES,
         None,
         acc.name,
         kube.resource,

@@ -338,6 +338,8 @@ def _compare_costs(old: BuildSide | None, new: BuildSide | None) -> list[CostCha
 
 def diff_builds(base_label: str, base: Mapping[str, BuildSide], head: Mapping[str, BuildSide]) -> DiffReport:
     """Compare two sets of builds keyed by profile name."""
+    from mlcompile.cost import charges
+
     profiles = []
     for name in sorted(set(base) | set(head)):
         old, new = base.get(name), head.get(name)
@@ -351,7 +353,7 @@ def diff_builds(base_label: str, base: Mapping[str, BuildSide], head: Mapping[st
         costs = _compare_costs(old, new)
         impacts = {impact for change in resources for impact in change.impacts}
         platform = (new or old).platform  # type: ignore[union-attr]
-        if costs and platform != "local":  # nothing costs anything on this machine
+        if costs and charges(platform):  # nothing costs anything on this machine
             impacts.add(COST)
         if impacts - {METADATA}:
             impacts.discard(METADATA)

@@ -48,7 +48,7 @@ class Registry:
         self.session = session
         self.model = session.plan.registry.model
         settings = session.plan.platform_settings
-        self.vertex = (settings.get("registry") or {}).get("kind") != "mlflow" and session.platform == "vertex"
+        self.vertex = (settings.get("registry") or {}).get("kind") != "mlflow" and getattr(session, "stand_ins", None) == "vertex"
         self.parent = f"projects/{settings.get('project')}/locations/{settings.get('region')}"
 
     def _mlflow(self) -> Any:

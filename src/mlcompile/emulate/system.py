@@ -1,8 +1,9 @@
 """`mlcompile run SPEC --target PROFILE --emulate`: build the spec for a Kubeflow, Vertex AI,
 SageMaker or Azure ML profile, then run the built pipelines on this machine the way the platform
 would: training, then batch scoring, then monitoring, reading only the built files (pipelines/).
-The KFP IR (Kubeflow, Vertex AI) is interpreted here; SageMaker pipeline definitions in
-`emulate/sagemaker/`, Azure ML pipeline jobs in `emulate/azureml/`.
+Each platform names its emulator (`Platform.emulator`): the KFP IR (Kubeflow, Vertex AI) is
+interpreted here; SageMaker pipeline definitions in `emulate/sagemaker/`, Azure ML pipeline
+jobs in `emulate/azureml/`.
 
 Platform services plug in through `mlcompile.emulate.services.serve(session)` when that
 module exists: a context manager that starts the API stand-ins (on 127.0.0.1) and adds to
@@ -12,6 +13,7 @@ emulator itself serves MLflow for a profile whose registry is MLflow."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import shutil
 import subprocess
@@ -30,7 +32,6 @@ from mlcompile.emulate.ir import EmulationContext, PipelineError, PipelineResult
 from mlcompile.emulate.lifecycle import train_and_approve, unapproved_reason
 from mlcompile.errors import UsageError
 
-PLATFORMS = ("kubeflow", "vertex")
 # the pipelines a platform's schedules start, in the order a first day would see them
 ORDER = ("training", "batch-scoring", "monitoring")
 MLFLOW_START_SECONDS = 60.0
@@ -57,6 +58,9 @@ class Session:
     results: list[PipelineResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # pipeline not started -> why
     facts: dict[str, Any] = field(default_factory=dict)  # what stand-ins observed, for the summary
+    # the platform API stand-ins (emulate.services): "vertex" (Vertex AI, its model registry)
+    # or "kubernetes" (the Kubernetes API and KFP)
+    stand_ins: str = "kubernetes"
     log: Callable[[str], None] = lambda message: None
 
     def pipeline_file(self, kind: str) -> Path | None:
@@ -101,21 +105,38 @@ def emulate(
     `runs` times; under manual approval each new version is approved and deployed through
     the platform's API (unless not `approve`: it stays pending, and batch scoring and
     monitoring are skipped for want of an approved version)."""
-    from mlcompile.build import compile_system, select_profiles, write_builds
-    from mlcompile.emulate.summary import summarize
+    from mlcompile.build import compile_system, select_profiles
+    from mlcompile.targets.registry import platform_named
 
     started = time.monotonic()
     compilation = compile_system(spec, select_profiles(spec, [target], "run"), render=True, git_commit=None)
+    plan = compilation.results[0].plan
+    platform = platform_named(plan.platform)
+    if platform is None or platform.emulator is None:
+        raise UsageError(
+            f"--emulate runs {_emulated_platforms()} builds; profile '{plan.profile}' is {plan.platform} (use `mlcompile run` without --emulate for local)"
+        )
+    module, _, function = platform.emulator.partition(":")
+    emulator = getattr(importlib.import_module(module), function)  # the platform's (Platform.emulator)
+    return emulator(spec, compilation, workdir, only=only, isolation=isolation, runs=runs, approve=approve, log=log, started=started)  # type: ignore[no-any-return]
+
+
+def _emulated_platforms() -> str:
+    from mlcompile.targets.registry import platform_named, target_names
+
+    titles = [found.title for found in map(platform_named, target_names()) if found is not None and found.emulator is not None]
+    return ", ".join(titles[:-1]) + f" and {titles[-1]}" if len(titles) > 1 else "".join(titles) or "no"
+
+
+def _emulated_run(
+    spec: str, compilation: Any, workdir: str | None, *, only: tuple[str, ...], isolation: str
+) -> tuple[Any, list[str], Path, EmulationConfig, list[tuple[Any, Path]], dict[str, list[tuple[Any, Path]]], Path, Images]:
+    """What every KFP IR and Azure ML emulation starts from: the build written to a fresh work
+    folder, the pipelines to run, the fixtures, and the images that run the steps."""
+    from mlcompile.build import write_builds
+
     compiled = compilation.results[0]
     plan = compiled.plan
-    if plan.platform == "sagemaker":
-        from mlcompile.emulate.sagemaker.system import emulate as emulate_sagemaker
-
-        return emulate_sagemaker(spec, compilation, workdir, only=only, isolation=isolation, runs=runs, approve=approve, log=log, started=started)
-    if plan.platform not in (*PLATFORMS, "azureml"):
-        raise UsageError(
-            f"--emulate runs Kubeflow, Vertex AI, SageMaker and Azure ML builds; profile '{plan.profile}' is {plan.platform} (use `mlcompile run` without --emulate for local)"
-        )
     kinds, spec_dir, config, first, later = emulation_inputs(spec, compilation, only)
     work = _fresh_workdir(Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile)
     if isolation == "fork":  # the fork server's imports (~10 s of CPU) overlap writing, fixtures and MLflow's start
@@ -125,11 +146,36 @@ def emulate(
         threading.Thread(target=warm_up, args=(PRELOAD,), daemon=True).start()
     write_builds([compiled], work / "build")
     images = Images(plan.runtime_image, config.commands, config.workdirs, warm=isolation == "fork")
-    if plan.platform == "azureml":  # its own interpreter of pipeline jobs and workspace stand-in
-        from mlcompile.emulate.azureml.system import run
+    return plan, kinds, spec_dir, config, first, later, work, images
 
-        return run(plan, spec_dir, work, images, config, kinds, first, later, runs=runs, approve=approve, log=log, started=started)
-    session = Session(plan.system, plan.profile, plan.platform, plan, work / "build" / plan.profile, work / "storage", work, images, config, log=log)
+
+def emulate_azureml(spec: str, compilation: Any, workdir: str | None, *, only: tuple[str, ...], isolation: str, runs: int, approve: bool,
+                    log: Callable[[str], None], started: float) -> dict[str, Any]:  # fmt: skip
+    """An Azure ML build: its own interpreter of pipeline jobs and workspace stand-in."""
+    from mlcompile.emulate.azureml.system import run
+
+    plan, kinds, spec_dir, config, first, later, work, images = _emulated_run(spec, compilation, workdir, only=only, isolation=isolation)
+    return run(plan, spec_dir, work, images, config, kinds, first, later, runs=runs, approve=approve, log=log, started=started)  # type: ignore[no-any-return]
+
+
+def emulate_kubeflow(spec: str, compilation: Any, workdir: str | None, **options: Any) -> dict[str, Any]:
+    """A Kubeflow build: the KFP IR interpreted here, beside Kubernetes and KFP API stand-ins."""
+    return _emulate_ir(spec, compilation, workdir, stand_ins="kubernetes", **options)
+
+
+def emulate_vertex(spec: str, compilation: Any, workdir: str | None, **options: Any) -> dict[str, Any]:
+    """A Vertex AI build: the KFP IR interpreted here, beside a Vertex AI API stand-in."""
+    return _emulate_ir(spec, compilation, workdir, stand_ins="vertex", **options)
+
+
+def _emulate_ir(spec: str, compilation: Any, workdir: str | None, *, stand_ins: str, only: tuple[str, ...], isolation: str, runs: int, approve: bool,
+                log: Callable[[str], None], started: float) -> dict[str, Any]:  # fmt: skip
+    from mlcompile.emulate.summary import summarize
+
+    plan, kinds, spec_dir, config, first, later, work, images = _emulated_run(spec, compilation, workdir, only=only, isolation=isolation)
+    session = Session(
+        plan.system, plan.profile, plan.platform, plan, work / "build" / plan.profile, work / "storage", work, images, config, log=log, stand_ins=stand_ins
+    )
     session.env["MLCOMPILE_SPEC_DIR"] = str(spec_dir)
     with contextlib.ExitStack() as stack:
         mlflow_ready = stack.enter_context(_mlflow(session))

@@ -28,7 +28,9 @@ def prepare(spec: str, target: str | None, workdir: str | None = None, policy_se
 
     profiles = select_profiles(spec, (target,) if target else (), command)
     platform = profiles.profiles[0].target.platform
-    if platform != "local":
+    from mlcompile.targets.registry import runs_here
+
+    if not runs_here(platform):
         raise UsageError(
             f"profile '{profiles.profiles[0].name}' is for platform {platform}: `mlcompile run` runs on this machine (a platform: local profile); "
             f"use `mlcompile deploy` for {platform}"

@@ -33,6 +33,11 @@ class _Lowering:
         self.profile = profile
         self.target = profile.target
         self.platform = self.target.platform
+        # what lowering asks of the platform: the catalog section its machines come from, and
+        # whether it runs on this machine (None: a platform that is not installed)
+        from mlcompile.targets.registry import platform_named
+
+        self.platform_class = platform_named(self.platform)
         self.settings = self.target.platform_settings()
         self.cluster = self.settings.get("cluster", "generic")
         self.runtime_image = self.target.images.runtime if self.target.images else DEFAULT_RUNTIME_IMAGE
@@ -61,7 +66,7 @@ class _Lowering:
             # one count from here on: what the catalog resolved (a TPU slice's chips, the
             # machine's GPUs), which the lowering warned about when it differs from the ask
             count = machine.accelerator_count
-        if self.platform == "local" and spec is not None:
+        if self.platform_class is not None and self.platform_class.runs_on_this_machine and spec is not None:
             self._local_warnings(path, accelerator, replicas, spot)
         return nodes.Resources(
             cpu=float(cpu),
@@ -86,17 +91,16 @@ class _Lowering:
             self.diagnostic((*path, "spot"), f"spot capacity is not applied: {where}", severity="warning")
 
     def machine(self, accelerator: str | None, count: int, cpu: float, memory: str, path: JsonPath) -> nodes.Machine | None:
-        from mlcompile.catalog import PLATFORMS, CatalogError, resolve_machine
+        from mlcompile.catalog import CatalogError, resolve_machine
 
-        if self.platform not in PLATFORMS:
-            return None  # the local platform and third-party platforms have no catalogued machines
+        catalog = self.platform_class.machine_catalog if self.platform_class is not None else None
+        if catalog is None:
+            return None  # a platform without catalogued machines (local, most third-party ones)
         key = (accelerator, count, cpu, memory)
         if key in self._machines:
             return self._machines[key]
         try:
-            resolution = resolve_machine(
-                self.platform, accelerator=accelerator, count=max(count, 1), cpu=cpu, memory_gib=memory_gib(memory), cluster=self.cluster
-            )
+            resolution = resolve_machine(catalog, accelerator=accelerator, count=max(count, 1), cpu=cpu, memory_gib=memory_gib(memory), cluster=self.cluster)
         except CatalogError as exc:
             at = (*path, "accelerator", "type") if accelerator else path
             self.diagnostic(at, f"{exc.message} (profile '{self.profile.name}')", exc.hint)

@@ -17,7 +17,7 @@ from mlcompile.spec.loader import SourceMap
 from mlcompile.spec.values import uri_scheme
 
 if TYPE_CHECKING:  # the rules read the models' fields only: `validate` may hand them views (spec/fastcheck.py)
-    from mlcompile.spec.models import MLSystem, Target
+    from mlcompile.spec.models import MLSystem, TargetProfile
 
 # The short metric names of the first releases; a scikit-learn trainer takes these and every
 # scikit-learn scorer name (spec/estimators.py), a container trainer any name.
@@ -265,52 +265,60 @@ def _check_choices(c: _Collector, path: JsonPath, values: Sequence[Any]) -> None
                     "use letters, digits, spaces and punctuation other than quotes, backslash, $ and `")  # fmt: skip
 
 
-def check_for_profile(system: MLSystem, source_map: SourceMap, target: Target) -> list[Diagnostic]:
-    """Rules that depend on where the spec is built: local files are readable only locally."""
+def data_uris(system: MLSystem) -> list[tuple[JsonPath, str]]:
+    """The spec's data URIs a platform's jobs read (sources) or write (batch scores), with their paths."""
+    uris: list[tuple[JsonPath, str]] = [(("features", "sources", i, "uri"), s.uri) for i, s in enumerate(system.features.sources)]
+    if system.deployment is not None and system.deployment.batch is not None:
+        uris.append((("deployment", "batch", "output", "uri"), system.deployment.batch.output.uri))
+    return uris
+
+
+def check_for_profile(system: MLSystem, source_map: SourceMap, target: TargetProfile) -> list[Diagnostic]:
+    """Rules that depend on where the spec is built: local files are readable only locally;
+    the platform adds its own (`Platform.check_profile`)."""
+    from mlcompile.targets.registry import platform_named
+
     c = _Collector(source_map)
     check_estimator_package(c, system, target.estimator_packages, f"profile '{target.name}'")
-    if target.platform == "local":
+    platform = platform_named(target.platform)
+    if platform is not None and platform.runs_on_this_machine:
         spec_dir = Path(source_map.file).parent
         for index, source in enumerate(system.features.sources):
             if uri_scheme(source.uri) == "file" and not (spec_dir / source.uri.split("://", 1)[1]).exists():
                 c.warning(("features", "sources", index, "uri"), f"no file at {source.uri} (relative to the spec): a local run would fail here")
         return c.diagnostics
-    uris: list[tuple[JsonPath, str]] = [(("features", "sources", i, "uri"), s.uri) for i, s in enumerate(system.features.sources)]
-    if system.deployment is not None and system.deployment.batch is not None:
-        uris.append((("deployment", "batch", "output", "uri"), system.deployment.batch.output.uri))
-    for path, uri in uris:
+    for path, uri in data_uris(system):
         if uri_scheme(uri) == "file":
             c.error(
                 path,
                 f"a file:// URI cannot be read on {target.platform} (profile '{target.name}')",
                 f"replace it under overrides.{target.name} with a URI the platform reads",
             )
-        elif target.platform == "vertex" and uri_scheme(uri) not in VERTEX_SCHEMES:
-            # a Vertex job runs with Google credentials only: no AWS or Azure keys reach it
-            what = "write the batch scores to" if path[0] == "deployment" else "read"
-            report = c.error if path[0] == "deployment" else c.warning
-            report(
-                path,
-                f"Vertex AI jobs cannot {what} {uri} (profile '{target.name}'): they hold Google Cloud credentials only",
-                f"use a gs:// or bq:// URI under overrides.{target.name}",
-            )
+    if platform is not None:
+
+        def report(path: JsonPath, message: str, hint: str | None = None, severity: str = "error") -> None:
+            (c.error if severity == "error" else c.warning)(path, message, hint)
+
+        platform.check_profile(system, target, report)
     return c.diagnostics
 
 
-VERTEX_SCHEMES = ("gs", "bq")
-
-
-def check_target(target: Target, source_map: SourceMap, available_platforms: Iterable[str]) -> list[Diagnostic]:
-    c = _Collector(source_map)
+def check_target(target: TargetProfile, source_map: SourceMap, available_platforms: Iterable[str]) -> list[Diagnostic]:
+    """The profile's blocks against its platform: the one settings block the platform takes,
+    checked by the platform's settings model, and the runtime image when the platform needs one."""
     from mlcompile.spec.models import PLATFORM_NAMES
+    from mlcompile.targets.registry import platform_named
 
+    c = _Collector(source_map)
     available = sorted(set(available_platforms) | set(PLATFORM_NAMES))
     builtin = target.platform in PLATFORM_NAMES
+    platform = platform_named(target.platform) if target.platform in available else None
+    block = target.platform if builtin else "settings"
     if target.platform not in available:
         hint = did_you_mean(target.platform, available) or "known platforms: " + ", ".join(available)
         c.error(("platform",), f"unknown platform '{target.platform}'", hint)
-    elif builtin and target.platform != "local" and getattr(target, target.platform) is None:
-        c.error(("platform",), f"platform '{target.platform}' needs a '{target.platform}:' block with its settings")
+    elif platform is not None and platform.settings_required and getattr(target, block) is None:
+        c.error(("platform",), f"platform '{target.platform}' needs a '{block}:' block with its settings")
     for other in PLATFORM_NAMES if target.platform in available else ():  # unknown: the did-you-mean says it
         if other != target.platform and getattr(target, other) is not None:
             c.error(
@@ -318,9 +326,26 @@ def check_target(target: Target, source_map: SourceMap, available_platforms: Ite
             )
     if builtin and target.settings is not None:
         c.error(("settings",), f"'settings:' is for third-party targets; platform '{target.platform}' takes a '{target.platform}:' block", key=True)
-    if target.platform != "local" and target.images is None:
+    if not builtin and platform is not None and platform.settings_model is not None and target.settings is not None:
+        _check_settings(c, platform.settings_model, target.settings, target.platform)
+    if platform is not None and platform.needs_runtime_image and target.images is None:
         c.error(("images",), f"platform '{target.platform}' needs images.runtime: the image that runs mlcompile's steps")
     return c.diagnostics
+
+
+def _check_settings(c: _Collector, model: Any, settings: dict[str, Any], platform: str) -> None:
+    """A third-party platform's `settings:` read by its own settings model (pydantic), each
+    problem at the key or value it is about."""
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate(settings)
+    except ValidationError as exc:
+        for error in exc.errors():
+            path: JsonPath = ("settings", *error["loc"])
+            unknown = error["type"] == "extra_forbidden"
+            message = f"'{error['loc'][-1]}' is not a setting of platform '{platform}'" if unknown else error["msg"]
+            c.error(path, message, key=unknown)
 
 
 def _metric_listed(c: _Collector, path: JsonPath, metric: str, metrics: Sequence[str]) -> None:

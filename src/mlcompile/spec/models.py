@@ -1,16 +1,16 @@
 """Typed models of the two kinds of file: the system spec (`MLSystem`) and the target
-profile (`Target`). Field by field as SPEC-v1 says, unknown keys forbidden. Rules that
+profile (`TargetProfile`; each built-in platform's settings block is defined in its target
+package, `mlcompile.targets.<name>.settings`). Field by field as SPEC-v1 says, unknown keys forbidden. Rules that
 relate one field to another live in `checks.py`, so that all of them are reported at once."""
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from mlcompile.spec.pydantic_plugins import skip_lookup_when_disabled
+from mlcompile.spec.model_base import SpecModel
 from mlcompile.spec.types import (
     ColumnName,
     Cron,
@@ -23,23 +23,18 @@ from mlcompile.spec.types import (
     SecretRef,
     TimeZone,
 )
+from mlcompile.targets.azureml.settings import AzureMLSettings
+from mlcompile.targets.kubeflow.settings import KubeflowSettings
+from mlcompile.targets.local.settings import LocalSettings
+from mlcompile.targets.sagemaker.settings import SageMakerSettings
+from mlcompile.targets.vertex.settings import VertexSettings
 
 API_VERSION = "mlcompile/v1"
 PLATFORM_NAMES = ("kubeflow", "vertex", "sagemaker", "azureml", "local")
 
-Platform = Literal["kubeflow", "vertex", "sagemaker", "azureml", "local"]
+BuiltinPlatform = Literal["kubeflow", "vertex", "sagemaker", "azureml", "local"]
 DType = Literal["int32", "int64", "float32", "float64", "string", "bool", "timestamp"]
 Labels = dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")], Annotated[str, Field(max_length=63)]]
-
-
-skip_lookup_when_disabled()  # before the first validator is built
-
-
-class SpecModel(BaseModel):
-    # allow_inf_nan=False: YAML's .nan/.inf are no thresholds, and plan.json must stay JSON.
-    # defer_build: a model's validator is built when first used, so a validate without
-    # profiles never builds the Target's (five platforms' settings), nor each sub-model's own
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, allow_inf_nan=False, defer_build=True)
 
 
 # ---------------------------------------------------------------------------- metadata
@@ -400,290 +395,6 @@ class Images(SpecModel):
     runtime: str = Field(min_length=1, pattern=r"^[^\s]+$", description="image that runs mlcompile's standard steps")
 
 
-class KubeflowRegistry(SpecModel):
-    kind: Literal["mlflow"] = Field(default="mlflow", description="the model registry: mlflow")
-    uri: str = Field(description="tracking URI of the MLflow server", pattern=r"^https?://.+$", examples=["http://mlflow.ml.svc:5000"])
-
-
-FeastOption = str | int | float | bool
-# option names that carry a credential: their values must be secret:// references
-_CREDENTIAL_OPTION = ("password", "secret", "token", "credential", "private_key", "key_id")
-
-
-class FeastStore(SpecModel):
-    options: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], FeastOption] = Field(
-        default_factory=dict,
-        description="the store's own settings, as in Feast's feature_store.yaml (credentials only as secret:// references)",
-        examples=[{"connection_string": "redis.feast.svc:6379", "password": "secret://feast-redis-password"}],
-    )
-
-    @model_validator(mode="after")
-    def _no_literal_credentials(self) -> FeastStore:
-        for key, value in self.options.items():
-            if any(word in key for word in _CREDENTIAL_OPTION) and not (isinstance(value, str) and value.startswith("secret://")):
-                raise ValueError(f"options.{key} carries a credential: give a secret:// reference, not a literal")
-            # a connection string's password (Redis: "host:port,password=…") likewise
-            if isinstance(value, str) and re.search(r"password=(?!secret://)", value):
-                raise ValueError(f"options.{key} carries a password: write it password=secret://NAME, not a literal")
-        return self
-
-
-class FeastOfflineStore(FeastStore):
-    kind: Literal["file", "bigquery", "redshift", "snowflake", "spark"] = Field(
-        default="file", description="Feast offline store: file (parquet on gs/s3/abfss), bigquery, redshift, snowflake, spark"
-    )
-
-
-class FeastOnlineStore(FeastStore):
-    kind: Literal["redis", "dynamodb", "bigtable", "datastore", "postgres", "snowflake"] = Field(
-        default="redis", description="Feast online store that serving reads features from"
-    )
-
-
-class KubeflowFeatureStore(SpecModel):
-    """The cluster's Feast feature store: where the generated feature repository keeps its
-    registry, reads its sources (offline) and materialises online views (online)."""
-
-    registry: str | None = Field(
-        default=None, pattern=r"^(gs|s3)://.+$", description="Feast registry file; default <pipeline_root>/feast/<project>/registry.db",
-        examples=["gs://acme-ml-kfp/feast/registry.db"],
-    )  # fmt: skip
-    offline: FeastOfflineStore = Field(description="the offline store training reads features from", default_factory=FeastOfflineStore)
-    online: FeastOnlineStore = Field(
-        description="the online store serving reads features from", default_factory=lambda: FeastOnlineStore(options={"connection_string": "redis:6379"})
-    )
-
-
-class KubeflowAlertmanager(SpecModel):
-    """The cluster's Alertmanager (prometheus-operator), which mails the spec's email alerts."""
-
-    url: str = Field(
-        description="URL of the Alertmanager API the alert step posts to",
-        pattern=r"^https?://.+$",
-        examples=["http://alertmanager-operated.monitoring.svc:9093"],
-    )
-
-
-class KubeflowSettings(SpecModel):
-    host: str = Field(description="URL of the Kubeflow Pipelines API", pattern=r"^https?://.+$", examples=["https://kfp.example.internal"])
-    namespace: str = Field(description="Kubernetes namespace runs are created in", pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)
-    pipeline_root: str = Field(
-        description="where pipeline artifacts are written", pattern=r"^(gs|s3|minio|abfss)://.+$", examples=["gs://bucket/pipelines", "s3://bucket/pipelines"]
-    )
-    registry: KubeflowRegistry | None = Field(default=None, description="the MLflow model registry; default: none (models stay as pipeline artifacts)")
-    cluster: Literal["gke", "eks", "aks", "generic"] = Field(default="generic", description="cluster flavour: decides GPU node selectors and tolerations")
-    gpu_products: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]] = Field(
-        default_factory=dict,
-        description="generic clusters: the nvidia.com/gpu.product node label (GPU Feature Discovery) of an accelerator where this "
-        "cluster's differs from the catalog's (which names the SXM parts), e.g. PCIe A100s",
-        examples=[{"nvidia-a100-40gb": "NVIDIA-A100-PCIE-40GB"}],
-    )
-    service_account: str | None = Field(default=None, description="Kubernetes service account the pipeline pods run as")
-    feature_store: KubeflowFeatureStore | None = Field(
-        default=None, description="Feast stores of the generated feature repository (default: file offline store, Redis at redis:6379)"
-    )
-    alertmanager: KubeflowAlertmanager | None = Field(
-        default=None, description="the cluster's Alertmanager: email alerts are posted to it and routed to the recipients by a generated AlertmanagerConfig"
-    )
-
-    @model_validator(mode="after")
-    def _gpu_products_name_gpus_of_a_generic_cluster(self) -> KubeflowSettings:
-        if not self.gpu_products:
-            return self
-        if self.cluster != "generic":
-            raise ValueError(
-                f"gpu_products applies to generic clusters (GPU Feature Discovery labels); a {self.cluster} cluster's GPU labels come from the catalog"
-            )
-        from mlcompile.catalog import offered_accelerators
-
-        gpus = [name for name in offered_accelerators("kubeflow") if name.startswith("nvidia-")]
-        unknown = sorted(set(self.gpu_products) - set(gpus))
-        if unknown:
-            raise ValueError(f"gpu_products names {', '.join(repr(u) for u in unknown)}, not an NVIDIA GPU of the catalog ({', '.join(gpus)})")
-        return self
-
-    @model_validator(mode="after")
-    def _feast_registry_has_a_home(self) -> KubeflowSettings:
-        # Feast's file registry lives on gs:// or s3://; by default beside the pipeline root
-        if (self.feature_store is None or self.feature_store.registry is None) and not self.pipeline_root.startswith(("gs://", "s3://")):
-            raise ValueError(
-                f"the Feast registry defaults to the pipeline root, and Feast cannot write {self.pipeline_root.split('://')[0]}://: "
-                "set feature_store.registry to a gs:// or s3:// path"
-            )
-        return self
-
-
-class VertexFeatureStoreSettings(SpecModel):
-    """The Vertex AI Feature Store online store that serves the spec's online views."""
-
-    online_store_id: str | None = Field(
-        default=None,
-        pattern=r"^[a-z][a-z0-9_]{0,59}$",
-        description="FeatureOnlineStore id; default: the system name with '_' for '-' (one store per system)",
-    )
-    storage: Literal["bigtable", "optimized"] = Field(
-        default="bigtable",
-        description="bigtable: autoscaled Bigtable nodes, served through the regional API; optimized: Vertex AI's optimized store on its own public endpoint",
-    )
-    min_nodes: int = Field(default=1, ge=1, description="bigtable: fewest nodes autoscaling keeps")
-    max_nodes: int = Field(default=3, ge=1, description="bigtable: most nodes autoscaling adds")
-    cpu_utilization_target: int = Field(default=50, ge=10, le=80, description="bigtable: node CPU utilisation (percent) autoscaling aims for")
-
-    @model_validator(mode="after")
-    def _node_range(self) -> VertexFeatureStoreSettings:
-        if self.max_nodes < self.min_nodes:
-            raise ValueError(f"max_nodes ({self.max_nodes}) is below min_nodes ({self.min_nodes})")
-        return self
-
-
-class VertexSettings(SpecModel):
-    project: str = Field(description="Google Cloud project id", pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", examples=["acme-ml"])
-    region: str = Field(
-        description="Google Cloud region pipelines, models and endpoints are created in",
-        pattern=r"^[a-z]+-[a-z]+[0-9]+$",
-        examples=["us-central1", "europe-west4"],
-    )
-    pipeline_root: str = Field(description="Cloud Storage path where pipeline artifacts are written", pattern=r"^gs://.+$", examples=["gs://acme-ml/pipelines"])
-    service_account: str = Field(
-        description="service account the pipelines run as", pattern=r"^[^@\s]+@[^@\s]+$", examples=["pipelines@acme-ml.iam.gserviceaccount.com"]
-    )
-    network: str | None = Field(default=None, description="VPC network to peer jobs with (projects/<number>/global/networks/<name>)")
-    feature_store: VertexFeatureStoreSettings = Field(
-        default_factory=VertexFeatureStoreSettings, description="the online store of the spec's online feature views"
-    )
-
-
-_IAM_ROLE = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"
-
-
-class SageMakerRoles(SpecModel):
-    """Least-privilege IAM roles, one per duty; a duty without one uses `role_arn` (the
-    pipelines' role). docs/targets/sagemaker.md lists what each needs."""
-
-    serving: str | None = Field(
-        default=None,
-        pattern=_IAM_ROLE,
-        description="role of the endpoint's model (CreateModel ExecutionRoleArn): reads the model, its online features; cannot start pipelines",
-    )
-    schedulers: str | None = Field(
-        default=None, pattern=_IAM_ROLE, description="role EventBridge schedules and rules start pipelines with (StartPipelineExecution only)"
-    )
-    feature_store: str | None = Field(
-        default=None,
-        pattern=_IAM_ROLE,
-        description="role of the feature groups' offline store (CreateFeatureGroup RoleArn): writes its S3 prefix and Glue table",
-    )
-
-
-class SageMakerSettings(SpecModel):
-    region: str = Field(
-        description="AWS region pipelines, models and endpoints are created in", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", examples=["eu-west-1", "us-east-1"]
-    )
-    role_arn: str = Field(
-        description="IAM role SageMaker runs the pipelines as", pattern=_IAM_ROLE, examples=["arn:aws:iam::123456789012:role/SageMakerPipelines"]
-    )
-    bucket: str = Field(
-        description="S3 bucket where pipeline artifacts are written", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", examples=["acme-ml-artifacts"]
-    )
-    roles: SageMakerRoles | None = Field(
-        default=None, description="least-privilege roles per duty (serving, schedulers, feature store); each defaults to role_arn"
-    )
-
-
-class AzureMLFeatureStoreSettings(SpecModel):
-    """The Azure ML managed feature store that `features:` compiles into (a workspace of kind
-    FeatureStore). Every field is optional: without the block, the store is `<workspace>-fs` in
-    the profile's resource group, with no materialisation stores (views are defined, not
-    materialised; online views are then served from the request)."""
-
-    name: str | None = Field(default=None, min_length=3, max_length=33, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$",
-                             description="feature store name (default: <workspace>-fs)")  # fmt: skip
-    resource_group: str | None = Field(default=None, min_length=1, max_length=90, description="default: the profile's resource_group")
-    online_store: str | None = Field(
-        default=None,
-        pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Cache/[Rr]edis/[^/]+$",
-        description="ARM id of the Azure Cache for Redis that online views are materialised into",
-        examples=["/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml-rg/providers/Microsoft.Cache/Redis/acme-fs-online"],
-    )
-    offline_store: str | None = Field(
-        default=None,
-        pattern=r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Storage/storageAccounts/[^/]+/blobServices/default/containers/[^/]+$",
-        description="ARM id of the ADLS Gen2 container that views are materialised into for training",
-        examples=[
-            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml-rg/providers/Microsoft.Storage/storageAccounts/acmefs/blobServices/default/containers/offline"
-        ],
-    )
-    materialization_instance_type: str = Field(default="standard_e8s_v3", pattern=r"^[a-z0-9_]+$",
-                                                description="serverless Spark instance type of materialisation jobs")  # fmt: skip
-
-
-class AzureMLIdentity(SpecModel):
-    """A user-assigned managed identity: its ARM id (endpoints, the feature store name it by
-    id) and its client id (jobs name it by client id)."""
-
-    resource_id: str = Field(pattern=r"^/subscriptions/[^/]+/resource[Gg]roups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$",
-                             description="ARM id of the user-assigned managed identity",
-                             examples=["/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ml-serving"])  # fmt: skip
-    client_id: str = Field(pattern=r"^[0-9a-fA-F-]{36}$", description="its client (application) id", examples=["00000000-0000-0000-0000-000000000000"])
-
-
-class AzureMLIdentities(SpecModel):
-    """Least-privilege managed identities, one per duty; a duty without one runs as the
-    workspace's default (the compute's identity, the endpoint's system-assigned one).
-    docs/targets/azureml.md lists the roles each needs."""
-
-    pipelines: AzureMLIdentity | None = Field(
-        default=None, description="identity of the pipeline steps (training, batch scoring, monitoring checks, deploy-online)"
-    )
-    schedules: AzureMLIdentity | None = Field(
-        default=None, description="identity of the steps that start pipelines (trigger-retraining of the monitoring and new-data pipelines): submits jobs"
-    )
-    serving: AzureMLIdentity | None = Field(
-        default=None, description="identity of the online endpoint: pulls the image, reads the model and its online features; cannot submit jobs"
-    )
-    feature_store: AzureMLIdentity | None = Field(
-        default=None, description="materialisation identity of the feature store: reads sources, writes the offline and online stores"
-    )
-
-    @model_validator(mode="after")
-    def _serving_submits_nothing(self) -> AzureMLIdentities:
-        for duty in ("pipelines", "schedules"):
-            other = getattr(self, duty)
-            if self.serving is not None and other is not None and self.serving.resource_id == other.resource_id:
-                raise ValueError(
-                    f"identities.serving is also identities.{duty}: the endpoint's identity must not be able to submit jobs; give serving an identity of its own"
-                )
-        return self
-
-
-class AzureMLSettings(SpecModel):
-    subscription_id: str = Field(description="Azure subscription id", pattern=r"^[0-9a-fA-F-]{36}$", examples=["00000000-0000-0000-0000-000000000000"])
-    resource_group: str = Field(description="resource group of the workspace", min_length=1, max_length=90)
-    workspace: str = Field(description="Azure Machine Learning workspace name", min_length=3, max_length=33)
-    compute: str = Field(description="compute cluster that runs mlcompile's standard steps", min_length=2, max_length=32)
-    key_vault: str | None = Field(
-        default=None,
-        pattern=r"^([a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]|https://[a-z0-9.-]+/?)$",
-        description="Key Vault that holds the secret:// references (name or URL); default: the workspace's own",
-        examples=["acme-ml-kv"],
-    )
-    feature_store: AzureMLFeatureStoreSettings | None = Field(default=None, description="the managed feature store `features:` compiles into")
-    identities: AzureMLIdentities | None = Field(
-        default=None, description="least-privilege managed identities per duty (pipelines, schedules, serving, feature store)"
-    )
-
-
-class LocalSettings(SpecModel):
-    workdir: str = Field(default=".mlcompile", description="folder (relative to the spec) for runs, artifacts and the local registry")
-    allowed_output_roots: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
-        default_factory=list,
-        max_length=100,
-        description="folders outside the spec's folder that `mlcompile run` may write into (its workdir, batch scores), "
-        "absolute or relative to the spec's folder; by default a run writes only inside the spec's folder",
-        examples=[["/data/ml-runs"]],
-    )
-
-
 class TargetMetadata(SpecModel):
     name: Name
     description: str | None = Field(default=None, description="one line saying what the profile is for")
@@ -739,7 +450,7 @@ def _not_stdlib(package: str) -> str:
     return package
 
 
-class Target(SpecModel):
+class TargetProfile(SpecModel):
     """A target profile (`targets/<name>.yaml`): where the system runs."""
 
     model_config = ConfigDict(title="mlcompile target profile (Target, v1)")
@@ -747,7 +458,7 @@ class Target(SpecModel):
     apiVersion: Literal["mlcompile/v1"] = Field(description="the spec language version: exactly mlcompile/v1")
     kind: Literal["Target"] = Field(description="what the file is: Target for a target profile")
     metadata: TargetMetadata = Field(description="name, description and labels of the profile")
-    platform: Platform | Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,30}$")] = Field(
+    platform: BuiltinPlatform | Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{1,30}$")] = Field(
         description="kubeflow | vertex | sagemaker | azureml | local, or the name of an installed third-party target"
     )
     images: Images | None = Field(default=None, description="container images the platform runs")
@@ -770,12 +481,17 @@ class Target(SpecModel):
         return self.metadata.name
 
     def platform_settings(self) -> dict[str, Any]:
-        """The settings block of this profile's platform, as plain data."""
-        if self.platform in PLATFORM_NAMES:
-            block = getattr(self, self.platform)
-            data: dict[str, Any] = (block if block is not None else LocalSettings()).model_dump(mode="json")
-            if isinstance(block, LocalSettings) or block is None:
-                if not data.get("allowed_output_roots"):  # listed in the plan only when a profile allows any
-                    data.pop("allowed_output_roots", None)
-            return data
-        return dict(self.settings or {})
+        """The settings block of this profile's platform as plain data, with the defaults of
+        the platform's settings model (a built-in platform's `<name>:` block, a third-party
+        platform's `settings:`)."""
+        block = getattr(self, self.platform) if self.platform in PLATFORM_NAMES else None
+        if block is not None:
+            return dict(block.plan_settings())
+        from mlcompile.targets.registry import platform_named
+
+        platform = platform_named(self.platform)
+        model = platform.settings_model if platform is not None else None
+        if model is None:
+            return dict(self.settings or {})
+        read = model.model_validate(self.settings or {})  # checked by check_target before any plan is made
+        return dict(read.plan_settings() if isinstance(read, SpecModel) else read.model_dump(mode="json"))

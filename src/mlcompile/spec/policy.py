@@ -14,11 +14,11 @@ from typing import Any
 
 from mlcompile.diagnostics import Diagnostic, JsonPath, Severity, sort_diagnostics
 from mlcompile.spec.loader import SourceMap
-from mlcompile.spec.models import MLSystem, ServingResources, Target
+from mlcompile.spec.models import MLSystem, ServingResources, TargetProfile
 from mlcompile.spec.types import duration_seconds, memory_bytes
 
 
-def check_policy_profile(target: Target, source_map: SourceMap) -> list[Diagnostic]:
+def check_policy_profile(target: TargetProfile, source_map: SourceMap) -> list[Diagnostic]:
     """Mistakes in the policy itself: accelerator names must be catalog names, as in a spec."""
     policy = target.policy
     if policy is None or policy.allowed_accelerators is None:
@@ -36,7 +36,7 @@ def check_policy_profile(target: Target, source_map: SourceMap) -> list[Diagnost
 
 
 def check_policy(
-    system: MLSystem, data: dict[str, Any], source_map: SourceMap, target: Target, *, severity: Severity = "error", salvaged: bool = False
+    system: MLSystem, data: dict[str, Any], source_map: SourceMap, target: TargetProfile, *, severity: Severity = "error", salvaged: bool = False
 ) -> list[Diagnostic]:
     """Every violation of the profile's policy by `system`, the spec merged for that profile:
     `data` is the merged document as written, `source_map` points into its overrides.
@@ -67,7 +67,7 @@ _ABSENT = object()
 
 
 class _Checker:
-    def __init__(self, data: dict[str, Any], source_map: SourceMap, target: Target, severity: Severity, salvaged: bool):
+    def __init__(self, data: dict[str, Any], source_map: SourceMap, target: TargetProfile, severity: Severity, salvaged: bool):
         assert target.policy is not None
         self.policy = target.policy
         self.profile = target.name

@@ -18,7 +18,7 @@ from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import SpecError
 from mlcompile.spec.checks import check_characters, check_for_profile, check_literal_secrets, check_system, check_target
 from mlcompile.spec.loader import Document, SourceMap, display_path, kind_problem, load_yaml_file
-from mlcompile.spec.models import MLSystem, Target
+from mlcompile.spec.models import MLSystem, TargetProfile
 from mlcompile.spec.overrides import apply_overrides
 from mlcompile.spec.policy import check_policy, check_policy_profile
 from mlcompile.spec.salvage import salvage
@@ -31,7 +31,7 @@ M = TypeVar("M", bound=BaseModel)
 class Profile:
     """A loaded target profile."""
 
-    target: Target
+    target: TargetProfile
     document: Document
 
     @property
@@ -71,7 +71,7 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
     problems = kind_problem(document, "Target")
     if problems:
         raise SpecError(problems)
-    target, diagnostics = validate_model(document, Target)
+    target, diagnostics = validate_model(document, TargetProfile)
     diagnostics += check_literal_secrets(document.data, document.source_map)
     diagnostics += check_characters(document.data, document.source_map)
     if target is not None:

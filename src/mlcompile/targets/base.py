@@ -1,4 +1,5 @@
-"""The small protocol every target implements, built-in or third-party."""
+"""The platform API every target implements, built-in or third-party (`Platform`,
+`PlatformBase`), and the helpers targets share."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 from mlcompile.diagnostics import Diagnostic
+from mlcompile.limits import Limit
 
 if TYPE_CHECKING:  # annotations only: validating a spec needs no plan classes
     from mlcompile.plan.nodes import OnlineEndpoint, Origin, Pipeline, Plan
@@ -44,15 +46,62 @@ def is_safe_relative_path(path: str) -> bool:
     return bool(_SAFE_PATH.fullmatch(path)) and all(part not in (".", "..") and len(part) <= MAX_PATH_PART for part in parts)
 
 
-@runtime_checkable
-class Target(Protocol):
-    """A platform backend. `render` is pure and offline: same plan, same bytes."""
+# ---------------------------------------------------------------------------- the platform API
 
-    name: ClassVar[str]
+# Capabilities a platform may declare (`Platform.capabilities`). The core refuses, once and for
+# every platform, what a plan asks of a capability its platform does not declare
+# (`capability_refusals`), so that no target writes the same refusal again.
+GRID_OVER_FLOAT_RANGE = "tuning.grid.float_range"  # a grid search enumerates a float range (it needs a step)
+CAPABILITIES: frozenset[str] = frozenset({GRID_OVER_FLOAT_RANGE})
+
+
+PriceModel = Literal["list", "self_managed", "no_charge", "unknown"]
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """How cost.json prices a platform's machines: `list` prices from `Platform.price_table()`,
+    `self_managed` (your own cluster: resources, no price), `no_charge` (this machine), or
+    `unknown` (a figure nobody can state; the default for a third-party platform).
+    `accelerators_billed_apart`: a machine's accelerators are billed on top of the machine
+    (Vertex AI), priced under the table's `accelerators` by their platform name.
+    `note`: the closing line of explain's cost section."""
+
+    model: PriceModel = "unknown"
+    accelerators_billed_apart: bool = False
+    note: str | None = None
+
+
+@runtime_checkable
+class Platform(Protocol):
+    """A platform backend: the only place the core learns about a platform. Subclass
+    `PlatformBase`, which gives every member below a default, and override what differs.
+
+    `check` and `render` are the two every platform writes; `render` is pure and offline
+    (same plan, same bytes). The other members declare what the core asks of a platform:
+    how a profile's settings are checked, what the platform can do, where its runtime finds
+    secrets, how big its files may be, what its machines cost, how it is emulated."""
+
+    name: ClassVar[str]  # the value of `platform:` in a profile
+    title: ClassVar[str]  # how messages and `explain` name it ("Vertex AI")
     # pip extra that installs what the target imports (None: nothing beyond the core)
     extra: ClassVar[str | None]
     # modules the target imports when it renders, checked without importing them
     requires: ClassVar[tuple[str, ...]]
+    # the pydantic model of the profile's settings block (`<name>:` for a built-in platform,
+    # `settings:` for a third-party one); None: the platform takes no settings
+    settings_model: ClassVar[type[Any] | None]
+    settings_required: ClassVar[bool]  # a profile must carry the settings block
+    needs_runtime_image: ClassVar[bool]  # a profile must name images.runtime
+    runs_on_this_machine: ClassVar[bool]  # `mlcompile run`: reads file:// URIs, costs nothing
+    capabilities: ClassVar[frozenset[str]]  # of CAPABILITIES
+    # the machine catalog section resources are resolved in (mlcompile.catalog: "kubeflow" for
+    # Kubernetes node selectors, "vertex", "sagemaker", "azureml"); None: no catalogued machines
+    machine_catalog: ClassVar[str | None]
+    size_limits: ClassVar[tuple[Limit, ...]]
+    pricing: ClassVar[Pricing]
+    # "module:function" running `mlcompile run --emulate` for the platform's builds; None: not emulated
+    emulator: ClassVar[str | None]
 
     def check(self, plan: Plan) -> list[Diagnostic]:
         """What this platform cannot do of the plan, each at the spec location it came from."""
@@ -61,6 +110,104 @@ class Target(Protocol):
     def render(self, plan: Plan) -> list[OutputFile]:
         """The platform's native files for the plan."""
         ...
+
+    def extend_plan(self, plan: Plan) -> Plan:
+        """The plan with the platform's own pipelines and steps added by lowering, so that
+        cost, explain and diff see every step."""
+        ...
+
+    def check_profile(self, system: Any, profile: Any, report: Callable[..., None]) -> None:
+        """Rules that depend on where the spec is built (e.g. which URIs the platform's jobs
+        can read): `report(path, message, hint=None, severity="error")` at a spec path."""
+        ...
+
+    def secret_locator(self, settings: Mapping[str, Any], name: str) -> str | None:
+        """Where the runtime reads secret NAME on this platform (None: the platform injects it)."""
+        ...
+
+    def price_table(self) -> Any:
+        """The `mlcompile.catalog.prices.PlatformPrices` of list prices (None: no table)."""
+        ...
+
+    def billed_deployments(self, strategy: str | None) -> int:
+        """Deployments an online endpoint keeps running under a rollout `strategy`, each billed."""
+        ...
+
+
+class PlatformBase:
+    """The defaults of every `Platform` member: a CPU-only platform with no settings model,
+    no catalogued machines, no price table, no size limits and no emulator. A platform (built
+    in or third-party) subclasses it, sets `name` and writes `render`, and overrides only
+    what it needs; register the class under the `mlcompile.targets` entry-point group.
+
+        class ToyPlatform(PlatformBase):
+            name = "toy"
+            settings_model = ToySettings  # a pydantic model: the profile's `settings:` is checked by it
+
+            def render(self, plan: Plan) -> list[OutputFile]:
+                return [OutputFile("toy.json", "toy.steps", json_bytes(...))]
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str] = ""  # default: the name
+    extra: ClassVar[str | None] = None
+    requires: ClassVar[tuple[str, ...]] = ()
+    settings_model: ClassVar[type[Any] | None] = None
+    settings_required: ClassVar[bool] = False
+    needs_runtime_image: ClassVar[bool] = True
+    runs_on_this_machine: ClassVar[bool] = False
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    machine_catalog: ClassVar[str | None] = None
+    size_limits: ClassVar[tuple[Limit, ...]] = ()
+    pricing: ClassVar[Pricing] = Pricing()
+    emulator: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("title") and "name" in cls.__dict__:
+            cls.title = cls.name
+        unknown = cls.capabilities - CAPABILITIES
+        if unknown:
+            raise TypeError(f"{cls.__name__} declares unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}")
+
+    def check(self, plan: Plan) -> list[Diagnostic]:
+        return []
+
+    def render(self, plan: Plan) -> list[OutputFile]:
+        raise NotImplementedError(f"platform {self.name} renders nothing")
+
+    def extend_plan(self, plan: Plan) -> Plan:
+        return plan
+
+    def check_profile(self, system: Any, profile: Any, report: Callable[..., None]) -> None:
+        return None
+
+    def secret_locator(self, settings: Mapping[str, Any], name: str) -> str | None:
+        return None
+
+    def price_table(self) -> Any:
+        return None
+
+    def billed_deployments(self, strategy: str | None) -> int:
+        return 1
+
+
+def capability_refusals(platform: Platform, plan: Plan) -> list[Diagnostic]:
+    """What the plan asks of a capability the platform does not declare, refused at the spec."""
+    problems: list[Diagnostic] = []
+    tuning = plan.tuning
+    if tuning is not None and tuning.algorithm == "grid" and GRID_OVER_FLOAT_RANGE not in platform.capabilities:
+        for p in tuning.params:
+            if p.type == "float":
+                problems.append(
+                    unsupported(
+                        tuning.origin.below("params", p.name),
+                        platform.name,
+                        f"{platform.title} grid search cannot enumerate a float range, and '{p.name}' is one",
+                        "use algorithm random or bayesian, or make the parameter categorical",
+                    )
+                )
+    return problems
 
 
 def unsupported(origin: Origin, target: str, message: str, hint: str | None = None) -> Diagnostic:

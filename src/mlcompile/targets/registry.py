@@ -8,7 +8,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from mlcompile.errors import UsageError
-from mlcompile.targets.base import Target
+from mlcompile.targets.base import Platform
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -42,7 +42,7 @@ def describe_entry_point(name: str) -> str:
 
 
 @cache
-def load_target(name: str) -> Target:
+def load_target(name: str) -> Platform:
     """The target registered under `name`, instantiated. Importing a target module must not
     import its cloud SDK: that happens inside `render`."""
     entry_point = _entry_points().get(name)
@@ -54,9 +54,28 @@ def load_target(name: str) -> Target:
     except Exception as exc:  # a broken third-party plugin must not take the CLI down
         raise UsageError(f"target '{name}' ({entry_point.value}) failed to load: {exc}") from exc
     target = target_class()
-    if not isinstance(target, Target):
-        raise UsageError(f"target '{name}' ({entry_point.value}) does not implement the Target protocol (check, render)")
+    if not isinstance(target, Platform):
+        members = {*Platform.__annotations__, *(key for key, value in vars(Platform).items() if callable(value) and not key.startswith("_"))}
+        missing = sorted(member for member in members if not hasattr(target, member))
+        raise UsageError(
+            f"target '{name}' ({entry_point.value}) does not implement the Platform protocol (missing: {', '.join(missing)}): "
+            "subclass mlcompile.targets.base.PlatformBase"
+        )
     return target
+
+
+def platform_named(name: str) -> Platform | None:
+    """The installed platform `name`, or None (not installed, or it fails to load)."""
+    try:
+        return load_target(name) if name in _entry_points() else None
+    except UsageError:
+        return None
+
+
+def runs_here(name: str) -> bool:
+    """Whether platform `name` runs on this machine (`mlcompile run`: no charge, local files)."""
+    platform = platform_named(name)
+    return platform is not None and platform.runs_on_this_machine
 
 
 @dataclass(frozen=True)
@@ -85,12 +104,12 @@ def describe_targets() -> list[TargetInfo]:
     return infos
 
 
-def missing_modules(target: Target) -> tuple[str, ...]:
+def missing_modules(target: Platform) -> tuple[str, ...]:
     """The modules a target needs (`requires`) that are not installed, found without importing them."""
     return tuple(m for m in target.requires if not _importable(m))
 
 
-def install_hint(target: Target) -> str:
+def install_hint(target: Platform) -> str:
     """How to install what a target needs: its pip extra, else its own package."""
     return f"pip install 'mlcompile[{target.extra}]'" if target.extra else f"install the package that provides target '{target.name}'"
 

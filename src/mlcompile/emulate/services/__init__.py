@@ -70,7 +70,7 @@ def serve(session: Any) -> Iterator[Services]:
     services = Services(execution)
     with contextlib.ExitStack() as stack:
         session.env.setdefault(POLL_ENV, POLL_SECONDS)
-        if session.platform == "vertex":
+        if getattr(session, "stand_ins", None) == "vertex":
             services.vertex = stack.enter_context(VertexService(execution))
             session.env[VERTEX_ENDPOINT_ENV] = services.vertex.url
             session.env[SECRET_MANAGER_ENV] = services.vertex.url  # served beside it

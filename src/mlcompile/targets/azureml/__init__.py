@@ -24,17 +24,15 @@ The SDK is imported inside `render`/`deploy` only; `check` is plain Python."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan
+from mlcompile.targets.azureml.platform import AzureMLPlatform
 from mlcompile.targets.base import DeployAction, OutputFile
 
 
-class AzureMLTarget:
-    name: ClassVar[str] = "azureml"
-    extra: ClassVar[str | None] = "azureml"
-    requires: ClassVar[tuple[str, ...]] = ("azure.ai.ml",)
+class AzureMLTarget(AzureMLPlatform):
+    """The azureml platform (platform.py) with its check, render and deploy."""
 
     def check(self, plan: Plan) -> list[Diagnostic]:
         from mlcompile.targets.azureml.check import check

@@ -147,11 +147,8 @@ def _check_tuning(plan: Plan, refuse, warn) -> None:  # type: ignore[no-untyped-
         if param.type == "categorical" and any(isinstance(v, bool) for v in param.values):
             refuse(at(origin, f"{path}.values"), "Azure ML passes a sampled choice to the trial as text: true/false would arrive as 'True'/'False'",
                    "use the strings 'true' and 'false'")  # fmt: skip
-        if tuning.algorithm == "grid":
-            if param.type == "float":
-                refuse(at(origin, f"{path}.type"), "Azure ML grid sampling needs discrete values; a float range cannot be enumerated",
-                       "use type: categorical with the values to try, or algorithm: random")  # fmt: skip
-            elif param.type == "int" and param.min is not None and param.max is not None and param.max - param.min + 1 > MAX_GRID_VALUES:
+        if tuning.algorithm == "grid":  # a float range: refused from the capabilities (platform.py)
+            if param.type == "int" and param.min is not None and param.max is not None and param.max - param.min + 1 > MAX_GRID_VALUES:
                 refuse(at(origin, f"{path}.max"), f"grid over {int(param.max - param.min + 1)} integers (at most {MAX_GRID_VALUES} are enumerated)")
             elif param.type == "int" and param.scale == "log":
                 refuse(at(origin, f"{path}.scale"), "Azure ML grid sampling has no log scale", "use type: categorical with the values to try")

@@ -5,7 +5,7 @@ Katib and KServe manifests. See docs/targets/kubeflow.md for every output file a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
@@ -26,6 +26,7 @@ from mlcompile.targets.kfp_ir import (
 )  # fmt: skip
 from mlcompile.targets.kubeflow import alerting, facts, feature_store, manifests
 from mlcompile.targets.kubeflow.deploy import version_name
+from mlcompile.targets.kubeflow.platform import KubeflowPlatform
 
 NAME = "kubeflow"
 # steps whose result depends only on their inputs: safe to take from KFP's cache
@@ -49,10 +50,8 @@ def secret_env_name(secret: str) -> str:
     return env_name(secret)
 
 
-class KubeflowTarget:
-    name: ClassVar[str] = NAME
-    extra: ClassVar[str | None] = "kubeflow"
-    requires: ClassVar[tuple[str, ...]] = ("kfp", "kfp.kubernetes")
+class KubeflowTarget(KubeflowPlatform):
+    """The kubeflow platform (platform.py) with its check, render and deploy."""
 
     # ------------------------------------------------------------------ check
     def check(self, plan: Plan) -> list[Diagnostic]:
@@ -90,15 +89,7 @@ class KubeflowTarget:
                 f"the profile '{plan.profile}' names no model registry, so model '{plan.registry.model}' cannot be registered",
                 "add `kubeflow.registry: {kind: mlflow, uri: http://…}` to the profile",
             ))  # fmt: skip
-        tuning = plan.tuning
-        if tuning is not None and tuning.algorithm == "grid":
-            for p in tuning.params:
-                if p.type == "float":
-                    problems.append(unsupported(
-                        tuning.origin.below("params", p.name), NAME,
-                        f"Katib's grid search needs a step for float parameter '{p.name}', and the spec has none",
-                        "use algorithm random or bayesian, or make the parameter categorical",
-                    ))  # fmt: skip
+        tuning = plan.tuning  # a grid over a float range (Katib needs a step): refused from the capabilities (platform.py)
         for p in tuning.params if tuning is not None else ():
             if manifests.trial_parameter_name(p.name) == manifests.KATIB_TRIAL_NAME:
                 problems.append(unsupported(

@@ -5,19 +5,16 @@ parquet, SQLite online store), which the run applies, joins and materialises."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan
 from mlcompile.plan.serialize import plan_to_data
 from mlcompile.targets import feast_repo
 from mlcompile.targets.base import OutputFile, json_bytes
+from mlcompile.targets.local.platform import LocalPlatform
 
 
-class LocalTarget:
-    name: ClassVar[str] = "local"
-    extra: ClassVar[str | None] = "local"
-    requires: ClassVar[tuple[str, ...]] = ("sklearn", "pandas")
+class LocalTarget(LocalPlatform):
+    """The local platform (platform.py) with its check, render and deploy."""
 
     def check(self, plan: Plan) -> list[Diagnostic]:
         # What one machine cannot apply (accelerators, replicas, spot) is already a warning

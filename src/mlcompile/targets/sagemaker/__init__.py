@@ -6,17 +6,15 @@ them through boto3. See docs/targets/sagemaker.md."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan
 from mlcompile.targets.base import DeployAction, OutputFile
+from mlcompile.targets.sagemaker.platform import SageMakerPlatform
 
 
-class SageMakerTarget:
-    name: ClassVar[str] = "sagemaker"
-    extra: ClassVar[str | None] = "sagemaker"
-    requires: ClassVar[tuple[str, ...]] = ("sagemaker", "boto3")
+class SageMakerTarget(SageMakerPlatform):
+    """The sagemaker platform (platform.py) with its check, render and deploy."""
 
     def check(self, plan: Plan) -> list[Diagnostic]:
         from mlcompile.targets.sagemaker.checks import check

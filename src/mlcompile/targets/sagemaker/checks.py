@@ -185,11 +185,12 @@ def _check_tuning(plan: Plan, refuse) -> None:  # type: ignore[no-untyped-def]
     if len(tuning.params) > MAX_TUNING_RANGES:
         refuse(tuning.origin.below("params"), f"{len(tuning.params)} search parameters: SageMaker tunes at most {MAX_TUNING_RANGES}")
     if tuning.algorithm == "grid":
-        numeric = [p.name for p in tuning.params if p.type != "categorical"]
+        # a float range is refused from the capabilities (platform.py); an int range too here
+        numeric = [p.name for p in tuning.params if p.type == "int"]
         if numeric:
             refuse(
                 tuning.origin.below("algorithm"),
-                f"grid search on SageMaker takes categorical parameters only; {', '.join(numeric)} are numeric",
+                f"grid search on SageMaker takes categorical parameters only; {', '.join(numeric)} {'is an int range' if len(numeric) == 1 else 'are int ranges'}",
                 "list their values as {type: categorical, values: [...]}",
             )
     for param in tuning.params:

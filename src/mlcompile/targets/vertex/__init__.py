@@ -7,7 +7,7 @@ docs/targets/vertex.md for every output file and kind."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Step
@@ -27,6 +27,7 @@ from mlcompile.targets.kfp_ir import (
     watermark_uri,
 )  # fmt: skip
 from mlcompile.targets.vertex import alerting, feature_store
+from mlcompile.targets.vertex.platform import VertexPlatform
 
 NAME = "vertex"
 CACHEABLE = frozenset({"validate_data", "train", "tune", "evaluate"})
@@ -45,10 +46,8 @@ def launches_job(step: Step, plan: Plan) -> str | None:
     return None
 
 
-class VertexTarget:
-    name: ClassVar[str] = NAME
-    extra: ClassVar[str | None] = "vertex"
-    requires: ClassVar[tuple[str, ...]] = ("kfp", "google.cloud.aiplatform", "google.cloud.monitoring_v3")
+class VertexTarget(VertexPlatform):
+    """The vertex platform (platform.py) with its check, render and deploy."""
 
     # ------------------------------------------------------------------ check
     def check(self, plan: Plan) -> list[Diagnostic]:
@@ -60,15 +59,7 @@ class VertexTarget:
                 "a Vertex AI endpoint cannot scale to zero replicas (DedicatedResources.min_replica_count >= 1)",
                 "set `replicas.min: 1` (override it for this profile)",
             ))  # fmt: skip
-        tuning = plan.tuning
-        if tuning is not None and tuning.algorithm == "grid":
-            for p in tuning.params:
-                if p.type == "float":
-                    problems.append(unsupported(
-                        tuning.origin.below("params", p.name), NAME,
-                        f"Vertex AI grid search takes only int, categorical and discrete parameters; '{p.name}' is a float range",
-                        "use algorithm random or bayesian, or make the parameter categorical",
-                    ))  # fmt: skip
+        tuning = plan.tuning  # a grid over a float range: refused from the capabilities (platform.py)
         if tuning is not None and any(s.uses_user_container for s in plan.training.steps):
             problems.append(Diagnostic(
                 tuning.origin.file, tuning.origin.line, tuning.origin.col, "warning", tuning.origin.path,
