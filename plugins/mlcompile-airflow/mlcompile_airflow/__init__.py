@@ -2,17 +2,18 @@
 KubernetesPodOperator running mlcompile's runtime image (or the user's trainer container),
 scheduled by the spec's cron and time zone; a monitoring breach triggers the training DAG.
 
-Written only against mlcompile's plugin API (mlcompile.targets.base, the plan, the runtime
-contract); registered under the `mlcompile.targets` entry-point group by its pyproject.toml.
-Importing it imports no Airflow: the DAG files are text, and Airflow imports them."""
+Written only against mlcompile's plugin API (`PlatformBase` and the helpers of
+mlcompile.targets.base, the plan, the runtime contract); registered under the
+`mlcompile.targets` entry-point group by its pyproject.toml. Importing it imports no Airflow:
+the DAG files are text, and Airflow imports them."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mlcompile.diagnostics import Diagnostic
 from mlcompile.plan.nodes import Plan, Resources
-from mlcompile.targets.base import OutputFile, unsupported
+from mlcompile.targets.base import GRID_OVER_FLOAT_RANGE, OutputFile, PlatformBase, Pricing, unsupported
 from mlcompile_airflow.dag import dag_file
 from mlcompile_airflow.settings import AirflowSettings
 
@@ -20,13 +21,17 @@ NAME = "airflow"
 GPU_PREFIX = "nvidia-"  # accelerators Kubernetes schedules as nvidia.com/gpu
 
 
-class AirflowTarget:
+class AirflowTarget(PlatformBase):
     name: ClassVar[str] = NAME
-    extra: ClassVar[str | None] = None
-    requires: ClassVar[tuple[str, ...]] = ()  # the build imports no Airflow
+    title: ClassVar[str] = "Airflow"
+    settings_model: ClassVar[type[Any] | None] = AirflowSettings  # the profile's `settings:`
+    settings_required: ClassVar[bool] = True  # artifact_root has no default
+    # the pods run the runtime's own tuner (Optuna), whose grid takes 5 points of a float range
+    capabilities: ClassVar[frozenset[str]] = frozenset({GRID_OVER_FLOAT_RANGE})
+    pricing: ClassVar[Pricing] = Pricing("self_managed", note="Pods on your own cluster: resources are listed, not priced.")
 
     def check(self, plan: Plan) -> list[Diagnostic]:
-        settings = AirflowSettings.model_validate(plan.platform_settings or {})
+        settings = AirflowSettings.model_validate(plan.platform_settings)
         problems = [
             *self._check_resources(plan, settings),
             *self._check_triggers(plan),
@@ -119,7 +124,7 @@ class AirflowTarget:
         ]
 
     def render(self, plan: Plan) -> list[OutputFile]:
-        settings = AirflowSettings.model_validate(plan.platform_settings or {})
+        settings = AirflowSettings.model_validate(plan.platform_settings)
         schedules = {schedule.pipeline: schedule for schedule in plan.schedules}
         return [
             OutputFile(f"dags/{pipeline.name}.py", "airflow.dag", dag_file(plan, pipeline, settings, schedules.get(pipeline.name)).encode())

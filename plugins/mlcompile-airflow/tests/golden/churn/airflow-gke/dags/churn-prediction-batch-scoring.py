@@ -3,8 +3,7 @@
 from datetime import datetime, timezone
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from airflow.sdk import CronTriggerTimetable
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronTriggerTimetable
 from kubernetes.client import models as k8s
 
 with DAG(

@@ -7,8 +7,7 @@ from airflow.providers.cncf.kubernetes.secret import Secret
 from airflow.providers.smtp.operators.smtp import EmailOperator
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import CronTriggerTimetable
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronTriggerTimetable
 from kubernetes.client import models as k8s
 
 

@@ -4,8 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.standard.operators.python import ShortCircuitOperator
-from airflow.sdk import CronTriggerTimetable
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronTriggerTimetable
 from kubernetes.client import models as k8s
 
 
