@@ -102,6 +102,20 @@ def test_what_airflow_cannot_do_is_refused_at_the_spec(plugin: Path, project: Pa
     testing.assert_refused("refused.yaml", PROFILE, at=at, message=message, out=project / "out")
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("artifact_root", "/mnt/artifacts", r"String should match pattern"),  # a pod's local folder outlives no step
+        ("schedule_interval", "@daily", r"'schedule_interval' is not a setting of platform 'airflow'"),
+    ],
+)
+def test_the_profiles_settings_are_checked_at_the_profile(plugin: Path, project: Path, setting: str, value: str, message: str) -> None:
+    profile = yaml.safe_load((project / PROFILE).read_text())
+    profile["settings"][setting] = value
+    (project / "targets" / "airflow-gke.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    testing.assert_refused("mlcompile.yaml", PROFILE, at=f"settings.{setting}", message=message, in_profile=True)
+
+
 @pytest.fixture(scope="module")
 def airflow_python(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The interpreter of a venv with Airflow: made by uv (pip when uv is missing) once per

@@ -70,7 +70,7 @@ def assert_manifest_complete(result: Build | str | os.PathLike[str], *, spec: st
 
 
 def spec_position(spec: str | os.PathLike[str], at: str | JsonPath) -> set[tuple[int, int]]:
-    """Where a field is written in a spec: the line:col of its key and of its value.
+    """Where a field is written in a spec (or profile): the line:col of its key and of its value.
     `at` is a JSON path, as a tuple or as a diagnostic shows it (`features.sources[0].uri`)."""
     from mlcompile.spec.loader import load_yaml_file
 
@@ -86,12 +86,19 @@ def _parse_path(text: str) -> JsonPath:
 
 
 def assert_refused(
-    spec: str | os.PathLike[str], profile: str | os.PathLike[str], *, at: str | JsonPath, message: str, out: str | os.PathLike[str] | None = None
+    spec: str | os.PathLike[str],
+    profile: str | os.PathLike[str],
+    *,
+    at: str | JsonPath,
+    message: str,
+    out: str | os.PathLike[str] | None = None,
+    in_profile: bool = False,
 ) -> Diagnostic:
     """Building SPEC for PROFILE is refused with an error whose message matches `message` (a
-    regular expression), located at field `at` of the spec (its key or its value); the
-    command line prints it as `file:line:col: error: …`, exits 2 without a traceback, and
-    (with `out`) writes nothing there. Returns the diagnostic."""
+    regular expression), located at field `at` of the spec (its key or its value; of the
+    profile with `in_profile`, e.g. a setting its settings model rejects); the command line
+    prints it as `file:line:col: error: …`, exits 2 without a traceback, and (with `out`)
+    writes nothing there. Returns the diagnostic."""
     from click.testing import CliRunner
 
     from mlcompile.build import compile_system, resolve_profiles
@@ -106,9 +113,10 @@ def assert_refused(
         raise AssertionError(f"{spec} built for {profile}: expected a refusal matching {message!r}")
     matching = [d for d in errors if re.search(message, d.message)]
     assert matching, f"no error matches {message!r}; the errors were:\n" + "\n".join(d.render() for d in errors)
-    positions = spec_position(spec, at)
-    located = [d for d in matching if d.file == str(spec) and (d.line, d.col) in positions]
-    assert located, f"the refusal is not at {at} of {spec} ({sorted(positions)}):\n" + "\n".join(d.render() for d in matching)
+    where = profile if in_profile else spec
+    positions = spec_position(where, at)
+    located = [d for d in matching if d.file == str(where) and (d.line, d.col) in positions]
+    assert located, f"the refusal is not at {at} of {where} ({sorted(positions)}):\n" + "\n".join(d.render() for d in matching)
     diagnostic = located[0]
     runner = CliRunner()
     commands = [["validate", str(spec), "--target", str(profile)]]
