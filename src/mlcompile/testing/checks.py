@@ -13,7 +13,7 @@ from mlcompile.testing.builds import MANIFEST, Build, build, build_in_subprocess
 from mlcompile.testing.golden import differences
 
 # `<namespace>.<thing>`: the platform or tool the file is for, then what it is
-KIND = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
+KIND = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)+")
 
 
 def assert_deterministic(
