@@ -2,7 +2,9 @@
 (2 × tpu-v5e on GKE is a 2x2 slice of 4 chips; 3 × T4 on Vertex AI is an N1 machine with 4),
 every file the build writes asks for the rounded count, so the pod or machine it describes
 can be scheduled: the KFP task's accelerator limit, the KServe container's limit, the
-Vertex AI machine spec, cost.json and the plan view `mlcompile diff` reviews."""
+Vertex AI machine spec, the SageMaker and Azure ML instance types (whose GPUs are the
+count), cost.json and the plan view `mlcompile diff` reviews. Every consumer reads the one
+resolved accelerator of the plan (`Resources.accelerator`)."""
 
 from __future__ import annotations
 
@@ -78,3 +80,36 @@ def test_three_t4_on_vertex_become_the_n1_machine_with_four_everywhere(tmp_path:
 
     assert _cost_counts(files) == {4}
     assert plan_resources(plan)["step churn-prediction-training/train"][0]["accelerator"] == "4× nvidia-t4"
+
+
+def _resolved(plan: Any) -> set[tuple[str, int, str | None]]:
+    found = [plan.training.step("train").resources.accelerator, plan.online.resources.accelerator]
+    return {(a.type, a.count, a.machine) for a in found}
+
+
+def test_three_t4_on_sagemaker_become_the_g4dn_12xlarge_with_four_everywhere(tmp_path: Path) -> None:
+    pytest.importorskip("sagemaker")
+    plan, files = _build(tmp_path, "aws-prod", {"cpu": 4, "memory": "15Gi", "timeout": "1h", "accelerator": {"type": "nvidia-t4", "count": 3}})
+
+    assert _resolved(plan) == {("nvidia-t4", 4, "ml.g4dn.12xlarge")}
+    definition = json.loads(files["pipelines/churn-prediction-training.definition.json"])
+    train = next(s for s in definition["Steps"] if s["Name"] == "train")
+    assert train["Arguments"]["ResourceConfig"]["InstanceType"] == "ml.g4dn.12xlarge"
+    variant = json.loads(files["serving/endpoint-config.json"])["ProductionVariants"][0]
+    assert variant["InstanceType"] == "ml.g4dn.12xlarge"
+
+    assert _cost_counts(files) == {4}
+    assert plan_resources(plan)["step churn-prediction-training/train"][0]["accelerator"] == "4× nvidia-t4"
+
+
+def test_three_t4_on_azure_ml_become_the_nc64as_t4_v3_with_four_everywhere(tmp_path: Path) -> None:
+    pytest.importorskip("azure.ai.ml")
+    plan, files = _build(tmp_path, "azure-prod", {"cpu": 4, "memory": "15Gi", "timeout": "1h", "accelerator": {"type": "nvidia-t4", "count": 3}})
+
+    assert _resolved(plan) == {("nvidia-t4", 4, "Standard_NC64as_T4_v3")}
+    job = yaml.safe_load(files["pipelines/churn-prediction-training.yml"])
+    assert job["jobs"]["train"]["resources"]["instance_type"] == "Standard_NC64as_T4_v3"
+    assert yaml.safe_load(files["endpoints/churn-scorer-blue.yml"])["instance_type"] == "Standard_NC64as_T4_v3"
+
+    assert _cost_counts(files) == {4}
+    assert plan_resources(plan)["endpoint churn-scorer"][0]["accelerator"] == "4× nvidia-t4"

@@ -26,7 +26,7 @@ from mlcompile.catalog import prices as price_module
 from mlcompile.catalog.prices import USES, parse_prices, prices
 from mlcompile.catalog.resolve import _catalog
 from mlcompile.cli import main
-from mlcompile.plan.nodes import Machine, Plan
+from mlcompile.plan.nodes import Accelerator, Machine, Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "diff"
@@ -91,7 +91,9 @@ def step_entry(data: dict, pipeline: str, step: str) -> dict:
 
 def test_a_vertex_step_pays_for_the_machine_and_each_gpu_for_its_whole_timeout(test_prices: None) -> None:
     t4 = Machine("n1-standard-4", "nvidia-t4", "NVIDIA_TESLA_T4", 1, 4, 15)
-    plan = with_step(plan_of("churn", "gcp-prod"), "train", machine=t4, accelerator="nvidia-t4", accelerator_count=1, timeout_seconds=2 * 3600)
+    plan = with_step(
+        plan_of("churn", "gcp-prod"), "train", machine=t4, accelerator=Accelerator("nvidia-t4", 1, "NVIDIA_TESLA_T4", t4.name), timeout_seconds=2 * 3600
+    )
     step = step_entry(cost.estimate(plan), "churn-prediction-training", "train")
     # (0.20 machine + 1 × 0.35 T4) × 1 replica × 2 h = 1.10
     assert step["price_per_hour"] == 0.55

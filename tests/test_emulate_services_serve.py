@@ -29,7 +29,7 @@ def session(tmp_path: Path, platform: str = "vertex", **settings: Any) -> Any:
     """What the emulator's session gives the services (see mlcompile.emulate.system.Session)."""
     plan = SimpleNamespace(registry=SimpleNamespace(model="churn"), online=SimpleNamespace(name="scorer"), platform_settings=settings)
     state = SimpleNamespace(
-        platform=platform, plan=plan, images=Images(runtime="runtime", commands={"python:3.11": ["python"]}), root=tmp_path / "storage", work=tmp_path, env={}, hosts={}, facts={}, results=[],
+        platform=platform, stand_ins="vertex" if platform == "vertex" else "kubernetes", plan=plan, images=Images(runtime="runtime", commands={"python:3.11": ["python"]}), root=tmp_path / "storage", work=tmp_path, env={}, hosts={}, facts={}, results=[],
         config=SimpleNamespace(parameters={}, secrets={}), log=lambda message: None,
     )  # fmt: skip
     state.context = lambda: EmulationContext(state.images, state.root, tmp_path / "runs", dict(state.env))

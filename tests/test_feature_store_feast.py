@@ -218,7 +218,7 @@ def test_a_dtype_the_offline_store_cannot_hold_is_a_located_error(tmp_path: Path
 
 
 def test_a_literal_credential_in_the_store_options_is_refused(tmp_path: Path) -> None:
-    from mlcompile.spec.models import KubeflowFeatureStore
+    from mlcompile.targets.kubeflow.settings import KubeflowFeatureStore
 
     with pytest.raises(ValueError, match="options.password carries a credential"):
         KubeflowFeatureStore.model_validate({"online": {"kind": "redis", "options": {"connection_string": "redis:6379", "password": "hunter2"}}})
@@ -492,7 +492,7 @@ def test_the_cluster_materialisation_step_and_the_serving_reader_from_feature_st
 
 
 def test_a_pipeline_root_feast_cannot_keep_its_registry_under_needs_an_explicit_registry() -> None:
-    from mlcompile.spec.models import KubeflowSettings
+    from mlcompile.targets.kubeflow.settings import KubeflowSettings
 
     base = {"host": "https://kfp.example", "namespace": "ml", "pipeline_root": "minio://mlpipeline/root"}
     with pytest.raises(ValueError, match="set feature_store.registry to a gs:// or s3:// path"):

@@ -34,7 +34,9 @@ def workspace(tmp_path: Path) -> Path:
 def test_training_dag_runs_from_features_to_registration_behind_the_gate() -> None:
     plan, _ = plan_for("local")
     steps = {s.name: s for s in plan.training.steps}
-    assert [s.name for s in plan.training.steps] == ["extract-features", "validate-data", "tune", "evaluate", "gate", "register"]
+    # the spec's steps, then the local platform's: its online views are materialised after extraction
+    assert [s.name for s in plan.training.steps] == ["extract-features", "validate-data", "tune", "evaluate", "gate", "register", "materialize-features"]
+    assert steps["materialize-features"].depends_on == ("extract-features",)
     assert steps["validate-data"].depends_on == ("extract-features",)
     assert steps["tune"].depends_on == ("validate-data",)
     assert steps["register"].run_if == "gate"
@@ -89,7 +91,8 @@ def test_local_profile_warns_at_the_spec_location_of_what_it_cannot_apply() -> N
 def test_vertex_profile_resolves_the_overridden_accelerator_to_a_machine() -> None:
     plan, _ = plan_for("gcp-prod")
     resources = plan.training.step("tune").resources
-    assert (resources.accelerator, resources.accelerator_count, resources.cpu, resources.memory) == ("nvidia-a100-40gb", 2, 8.0, "60Gi")
+    assert resources.accelerator is not None
+    assert (resources.accelerator.type, resources.accelerator.count, resources.cpu, resources.memory) == ("nvidia-a100-40gb", 2, 8.0, "60Gi")
     assert resources.machine is not None
     assert (resources.machine.name, resources.machine.accelerator_platform_name, resources.machine.accelerator_count) == (
         "a2-highgpu-2g",

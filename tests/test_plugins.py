@@ -149,9 +149,35 @@ def test_toy_refusal_lifted_by_override(toy_site: Path, project: Path) -> None:
     # the toy file lists every step of the plan, pipeline by pipeline, in order
     toy = json.loads((project / "out" / "toy-dev" / "toy-steps.json").read_text())
     plan = json.loads((project / "out" / "local" / "plan.json").read_text())
+    # (less what the local platform adds to its own plan: it materialises the online views)
     planned = [
-        {"name": plan[key]["name"], "steps": [step["name"] for step in plan[key]["steps"]]}
+        {"name": plan[key]["name"], "steps": [step["name"] for step in plan[key]["steps"] if step["kind"] != "materialize_features"]}
         for key in ("training", "batch", "monitoring_pipeline")
         if plan.get(key)
     ]
     assert [{"name": p["name"], "steps": [s["name"] for s in p["steps"]]} for p in toy["pipelines"]] == planned
+
+
+def test_toy_settings_are_checked_by_its_own_settings_model(toy_site: Path, project: Path) -> None:
+    """A third-party platform's `settings:` are read by its settings model (ToySettings), each
+    problem located at the profile's line, as a built-in platform's block is."""
+    profile = project / "targets" / "toy-dev.yaml"
+    profile.write_text(TOY_PROFILE.replace("color: blue", "color: purple").replace("workers: 2", "workers: 2\n  speed: 3"))
+    proc = mlcompile("validate", "mlcompile.yaml", "--target", "targets/toy-dev.yaml", site=toy_site, cwd=project)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = dict(re.findall(r"^targets/toy-dev\.yaml:(\d+):\d+: error: (settings\.\w+): ", proc.stderr, re.M)[::-1])
+    lines = TOY_PROFILE.replace("workers: 2", "workers: 2\n  speed: 3").splitlines()
+    assert {path: int(line) for line, path in errors.items()} == {
+        "settings.color": lines.index("  color: blue") + 1,
+        "settings.speed": lines.index("  speed: 3") + 1,
+    }, proc.stderr
+    assert "'speed' is not a setting of platform 'toy'" in proc.stderr
+
+    # the block is required (ToyTarget.settings_required), and its defaults reach the plan
+    profile.write_text(TOY_PROFILE.split("settings:")[0])
+    proc = mlcompile("validate", "mlcompile.yaml", "--target", "targets/toy-dev.yaml", site=toy_site, cwd=project)
+    assert proc.returncode == 2 and "platform 'toy' needs a 'settings:' block with its settings" in proc.stderr, proc.stderr
+    profile.write_text(TOY_PROFILE.replace("  workers: 2\n", ""))
+    proc = mlcompile("build", "mlcompile.yaml", "--target", "targets/toy-dev.yaml", "--out", "out", site=toy_site, cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((project / "out" / "toy-dev" / "toy-steps.json").read_text())["settings"] == {"color": "blue", "workers": 1}

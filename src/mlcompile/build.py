@@ -182,13 +182,13 @@ def compile_system(spec: str, profile_set: ProfileSet, *, render: bool, git_comm
         from mlcompile.plan.lower import lower  # only with profiles: a bare validate needs no plan
 
         resolved = bundle.per_profile[profile.name]
+        target = _installed_target(profile, required=render)
         try:
-            plan, warnings = lower(resolved, profile, git_commit=commit)
+            plan, warnings = lower(resolved, profile, None if isinstance(target, Diagnostic) else target, git_commit=commit)
         except SpecError as exc:
             diagnostics += exc.diagnostics
             continue
         diagnostics += warnings
-        target = _installed_target(profile, required=render)
         if isinstance(target, Diagnostic):
             diagnostics.append(target)
             if target.severity == "warning":

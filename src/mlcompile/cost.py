@@ -126,7 +126,7 @@ def _price_table(platform: str) -> Any:
     from mlcompile.targets.registry import platform_named
 
     found = platform_named(platform)
-    return found.price_table() if found is not None and found.pricing.model == "list" else None
+    return found.price_table() if found is not None else None
 
 
 # ------------------------------------------------------------------------------ cron
@@ -178,11 +178,11 @@ def runs_per_month(cron: str, timezone: str) -> Decimal:
 
 
 def _resources(resources: Resources) -> dict[str, Any]:
-    machine = resources.machine
+    machine, accelerator = resources.machine, resources.accelerator
     return {
         "machine": machine.name if machine is not None else None,
-        "accelerator": (machine.accelerator if machine is not None else None) or resources.accelerator,
-        "accelerator_count": resources.accelerator_count,
+        "accelerator": accelerator.type if accelerator else None,
+        "accelerator_count": accelerator.count if accelerator else 0,
         "cpu": resources.cpu,
         "memory": resources.memory,
     }

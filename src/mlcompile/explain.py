@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from mlcompile.plan.nodes import Machine, OnlineEndpoint, Plan, Resources, Step
+from mlcompile.plan.nodes import Accelerator, Machine, OnlineEndpoint, Plan, Resources, Step
 from mlcompile.targets.base import OutputFile
 
 # the settings that say *where*: shown on the first line, in this order, when present
@@ -31,24 +31,24 @@ def machine_text(resources: Resources) -> str:
     """The machine a request resolved to, or the request itself where there is no machine type
     (Kubernetes requests and limits, this machine)."""
     machine: Machine | None = resources.machine
+    accelerator = resources.accelerator
     if machine is not None and machine.name:
         text = f"{machine.name} ({_number(machine.vcpus)} vCPU, {_number(machine.memory_gib)} GiB"
-        if machine.accelerator_count:
-            text += f", {machine.accelerator_count}x {_accelerator(resources, machine)}"
+        if accelerator:
+            text += f", {accelerator.count}x {_accelerator(accelerator)}"
         return text + ")"
     text = f"{resources.cpu:g} CPU, {resources.memory}"
-    if resources.accelerator:
-        text += f", {resources.accelerator_count}x {_accelerator(resources, machine)}"
+    if accelerator:
+        text += f", {accelerator.count}x {_accelerator(accelerator)}"
     if machine is not None and machine.node_selector:
         text += ", on nodes " + ", ".join(f"{key}={value}" for key, value in sorted(machine.node_selector.items()))
     return text
 
 
-def _accelerator(resources: Resources, machine: Machine | None) -> str:
+def _accelerator(accelerator: Accelerator) -> str:
     """The portable accelerator name, with the platform's own name for it when that differs."""
-    portable = (machine.accelerator if machine is not None else None) or resources.accelerator or "?"
-    native = machine.accelerator_platform_name if machine is not None else None
-    return f"{portable} ({native})" if native and native != portable else portable
+    native = accelerator.platform_name
+    return f"{accelerator.type} ({native})" if native and native != accelerator.type else accelerator.type
 
 
 def _resources_text(resources: Resources, *, timeout: bool = True) -> str:

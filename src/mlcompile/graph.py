@@ -10,8 +10,9 @@ def _label(step: Step) -> str:
     detail = []
     if resources.machine is not None and resources.machine.name:
         detail.append(resources.machine.name)
-    if resources.accelerator:
-        detail.append(f"{resources.accelerator_count}x {resources.accelerator}")
+    accelerator = resources.accelerator
+    if accelerator:
+        detail.append(f"{accelerator.count}x {accelerator.type}")
     if resources.replicas > 1:
         detail.append(f"{resources.replicas} replicas")
     return step.name + (f" ({', '.join(detail)})" if detail else "")

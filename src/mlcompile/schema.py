@@ -10,7 +10,7 @@ Kind = Literal["system", "target", "plan", "diff", "deploy-plan"]
 SCHEMA_FILES: dict[str, str] = {
     "system": "mlcompile-v1.schema.json",
     "target": "target-v1.schema.json",
-    "plan": "plan-v1.schema.json",
+    "plan": "plan-v2.schema.json",
     "diff": "diff-v1.schema.json",
     "deploy-plan": "deploy-plan-v1.schema.json",
 }

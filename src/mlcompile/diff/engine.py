@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from mlcompile.diff.lineage import LineageValues, pair_renamed, path_hashes, with_file_digests, without_lineage
 from mlcompile.diff.structural import KeyChange, compare_files
-from mlcompile.plan.nodes import Plan, Step
+from mlcompile.plan.nodes import Plan, Resources, Step
 
 Change = Literal["added", "removed", "changed"]
 
@@ -127,6 +127,11 @@ def _machine(step_resources: Any) -> str | None:
     return machine.name if machine is not None else None
 
 
+def _accelerator(resources: Resources) -> str | None:
+    accelerator = resources.accelerator
+    return f"{accelerator.count}× {accelerator.type}" if accelerator else None
+
+
 def _step_view(step: Step) -> dict[str, Any]:
     r = step.resources
     view: dict[str, Any] = {
@@ -134,7 +139,7 @@ def _step_view(step: Step) -> dict[str, Any]:
         "command": " ".join(step.command),
         "args": " ".join(step.args),
         "machine": _machine(r),
-        "accelerator": f"{r.accelerator_count}× {r.accelerator}" if r.accelerator else None,
+        "accelerator": _accelerator(r),
         "cpu": r.cpu,
         "memory": r.memory,
         "replicas": r.replicas,
@@ -200,7 +205,7 @@ def plan_resources(plan: Plan) -> dict[str, tuple[dict[str, Any], tuple[str, ...
         e = plan.online
         canary = f"{e.canary_percent}%" if e.strategy == "canary" else None
         resources[f"endpoint {e.name}"] = (
-            {"machine": _machine(e.resources), "accelerator": f"{e.resources.accelerator_count}× {e.resources.accelerator}" if e.resources.accelerator else None,
+            {"machine": _machine(e.resources), "accelerator": _accelerator(e.resources),
              "cpu": e.resources.cpu, "memory": e.resources.memory, "replicas": f"{e.min_replicas}..{e.max_replicas}",
              "autoscaling": f"{e.autoscaling_metric} {_show(e.autoscaling_target)}" if e.autoscaling_metric else None,
              "rollout": e.strategy, "canary": canary},

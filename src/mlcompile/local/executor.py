@@ -29,11 +29,11 @@ from typing import Any
 
 from mlcompile.errors import UsageError
 from mlcompile.local.workers import StepProcess, warm_up
-from mlcompile.plan import nodes
 from mlcompile.plan.nodes import Pipeline, Plan, Step
 from mlcompile.runtime import PRELOAD
 from mlcompile.runtime.contract import step_config
 from mlcompile.runtime.io import fingerprint, write_bytes
+from mlcompile.targets.local import MATERIALIZE_STEP
 
 EXTENSIONS = {"dataset": ".parquet", "model": "", "metrics": ".json", "report": ".json", "decision": ".json"}
 # the registry state a step's result depends on (part of its fingerprint): the champion for
@@ -44,7 +44,6 @@ READS_SOURCES = frozenset({"extract_features", "score_batch", "check_drift", "ch
 # steps that use the Feast repository when the run has one (config `feast.repo`)
 USES_FEAST = frozenset({"extract_features", "materialize_features"})
 FEAST_REPO = "feature_repo"
-MATERIALIZE_STEP = "materialize-features"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 LOG_TAIL = 25
 POLL_SECONDS = 0.01
@@ -148,7 +147,7 @@ class Executor:
         # applies it with threadpoolctl, since its libraries were loaded by the fork server.
         self.threads = str(max(1, (os.cpu_count() or 1) // self.parallel))
         self.feast_repo = self.workdir / FEAST_REPO if feast_available() else None
-        self.training = with_materialization(plan) if self.feast_repo is not None else plan.training
+        self.training = plan.training if self.feast_repo is not None else without_materialization(plan.training)
         self.only = self._select(only)
         self._code_hash: str | None = None
         self.pipelines: list[PipelineRun] = []
@@ -475,28 +474,8 @@ def write_feast_repo(plan: Plan, repo: Path) -> None:
             stale.unlink()
 
 
-def with_materialization(plan: Plan) -> Pipeline:
-    """The training pipeline plus, when the spec has online views, the step that keeps the
-    online store fresh (`materialize-features`, after extract-features has applied the repo):
-    on one machine it runs with each training run, as a cluster's schedule would."""
-    online = [v for v in plan.features.views if v.online]
-    training = plan.training
-    if not online:
-        return training
-    extract = training.step("extract-features")
-    step = nodes.Step(
-        name=MATERIALIZE_STEP,
-        kind="materialize_features",  # type: ignore[arg-type]  # a platform step, not a plan kind
-        image=extract.image,
-        command=(*extract.command[:-1], MATERIALIZE_STEP),
-        args=(),
-        resources=extract.resources,
-        depends_on=("extract-features",),
-        inputs=(),
-        outputs=(),
-        params={"views": [v.name for v in online]},
-        run_if=None,
-        uses_user_container=False,
-        origin=online[0].origin,
-    )
-    return Pipeline(training.name, training.description, (*training.steps, step))
+def without_materialization(training: Pipeline) -> Pipeline:
+    """The training pipeline without the step that fills Feast's online store, for a machine
+    without Feast: the feature steps then keep the runtime's own point-in-time join and
+    serving joins offline."""
+    return Pipeline(training.name, training.description, tuple(s for s in training.steps if s.name != MATERIALIZE_STEP))

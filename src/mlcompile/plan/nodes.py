@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-PLAN_VERSION = "1"
+PLAN_VERSION = "2"
 
 StepKind = Literal[
     "extract_features",
@@ -27,6 +27,10 @@ StepKind = Literal[
     "check_performance",
     "alert",
     "trigger_retraining",
+    # steps a platform adds to the plan (Platform.extend_plan): keeping a feature store's
+    # online views fresh, on a schedule (Kubeflow, SageMaker) or after extraction (local)
+    "materialize_features",
+    "materialize",
 ]
 ArtifactType = Literal["dataset", "model", "metrics", "report", "decision"]
 
@@ -62,16 +66,28 @@ class Machine:
 
 
 @dataclass(frozen=True)
+class Accelerator:
+    """The accelerator a replica gets, as resolved: the portable type, the count the catalog
+    gives (a TPU slice's chips, the machine's GPUs: possibly more than the spec asked), the
+    platform's own name for it and the machine that carries it (None where there is no
+    catalogue: the local platform, third-party platforms)."""
+
+    type: str
+    count: int
+    platform_name: str | None
+    machine: str | None
+
+
+@dataclass(frozen=True)
 class Resources:
-    """What one replica gets. `accelerator_count` is the resolved count (the catalog's:
-    the machine's GPUs, a TPU slice's chips), the same as `machine.accelerator_count`;
-    every target reads it, so no consumer can ask for the spec's unrounded count."""
+    """What one replica gets. `accelerator` is the one resolved accelerator (the catalog's
+    count: the machine's GPUs, a TPU slice's chips) that every consumer reads (targets,
+    cost, diff, explain), so none can ask for the spec's unrounded count."""
 
     cpu: float
     memory: str
     memory_bytes: int
-    accelerator: str | None
-    accelerator_count: int
+    accelerator: Accelerator | None
     replicas: int
     spot: bool
     timeout_seconds: int | None
@@ -226,6 +242,22 @@ def refresh_cron_for(ttl_seconds: int) -> str:
 
 
 @dataclass(frozen=True)
+class FeatureRef:
+    """One feature the model reads: `view:feature` in the spec."""
+
+    view: str
+    feature: str
+
+    @classmethod
+    def parse(cls, ref: str) -> FeatureRef:
+        view, _, feature = ref.partition(":")
+        return cls(view, feature)
+
+    def __str__(self) -> str:
+        return f"{self.view}:{self.feature}"
+
+
+@dataclass(frozen=True)
 class DataSource:
     name: str
     uri: str
@@ -294,6 +326,20 @@ class Plan:
     schedules: tuple[Schedule, ...]
     triggers: tuple[Trigger, ...]
     lineage: Lineage
+    # what mlcompile's own steps get (one modest machine): also the platform's added steps
+    standard_resources: Resources
+    # pipelines the platform adds (Platform.extend_plan): new-data sensors, feature
+    # materialisation, the deploy pipeline an approval starts; their schedules are in `schedules`
+    platform_pipelines: tuple[Pipeline, ...] = ()
 
     def pipelines(self) -> tuple[Pipeline, ...]:
-        return tuple(p for p in (self.training, self.batch, self.monitoring_pipeline) if p is not None)
+        """Every pipeline of the plan: the spec's, then the platform's."""
+        return (*(p for p in (self.training, self.batch, self.monitoring_pipeline) if p is not None), *self.platform_pipelines)
+
+    def pipeline(self, name: str) -> Pipeline | None:
+        return next((p for p in self.pipelines() if p.name == name), None)
+
+    def model_features(self) -> tuple[FeatureRef, ...]:
+        """The features the model reads, in its input order (the extract-features step's)."""
+        step = next((s for s in self.training.steps if s.kind == "extract_features"), None)
+        return tuple(FeatureRef.parse(str(ref)) for ref in (step.params.get("features", []) if step is not None else []))

@@ -5,12 +5,20 @@ relate one field to another live in `checks.py`, so that all of them are reporte
 
 from __future__ import annotations
 
+import functools
 import sys
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from mlcompile.spec.model_base import SpecModel
+
+if TYPE_CHECKING:  # read in when TargetProfile is first used (_read_in_settings_models)
+    from mlcompile.targets.azureml.settings import AzureMLSettings
+    from mlcompile.targets.kubeflow.settings import KubeflowSettings
+    from mlcompile.targets.local.settings import LocalSettings
+    from mlcompile.targets.sagemaker.settings import SageMakerSettings
+    from mlcompile.targets.vertex.settings import VertexSettings
 from mlcompile.spec.types import (
     ColumnName,
     Cron,
@@ -23,11 +31,6 @@ from mlcompile.spec.types import (
     SecretRef,
     TimeZone,
 )
-from mlcompile.targets.azureml.settings import AzureMLSettings
-from mlcompile.targets.kubeflow.settings import KubeflowSettings
-from mlcompile.targets.local.settings import LocalSettings
-from mlcompile.targets.sagemaker.settings import SageMakerSettings
-from mlcompile.targets.vertex.settings import VertexSettings
 
 API_VERSION = "mlcompile/v1"
 PLATFORM_NAMES = ("kubeflow", "vertex", "sagemaker", "azureml", "local")
@@ -480,6 +483,18 @@ class TargetProfile(SpecModel):
     def name(self) -> str:
         return self.metadata.name
 
+    # The built-in platforms' settings blocks are defined in their target packages, which
+    # import the plan (and so this module): they are read in when the model is first used.
+    @classmethod
+    def model_validate(cls, *args: Any, **kwargs: Any) -> TargetProfile:
+        _read_in_settings_models()
+        return super().model_validate(*args, **kwargs)
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        _read_in_settings_models()
+        return super().model_json_schema(*args, **kwargs)
+
     def platform_settings(self) -> dict[str, Any]:
         """The settings block of this profile's platform as plain data, with the defaults of
         the platform's settings model (a built-in platform's `<name>:` block, a third-party
@@ -495,3 +510,23 @@ class TargetProfile(SpecModel):
             return dict(self.settings or {})
         read = model.model_validate(self.settings or {})  # checked by check_target before any plan is made
         return dict(read.plan_settings() if isinstance(read, SpecModel) else read.model_dump(mode="json"))
+
+
+@functools.cache
+def _read_in_settings_models() -> None:
+    """Put each built-in platform's settings model where pydantic resolves TargetProfile's
+    annotations (this module's namespace), and build the model."""
+    from mlcompile.targets.azureml.settings import AzureMLSettings
+    from mlcompile.targets.kubeflow.settings import KubeflowSettings
+    from mlcompile.targets.local.settings import LocalSettings
+    from mlcompile.targets.sagemaker.settings import SageMakerSettings
+    from mlcompile.targets.vertex.settings import VertexSettings
+
+    globals().update(
+        AzureMLSettings=AzureMLSettings,
+        KubeflowSettings=KubeflowSettings,
+        LocalSettings=LocalSettings,
+        SageMakerSettings=SageMakerSettings,
+        VertexSettings=VertexSettings,
+    )
+    TargetProfile.model_rebuild()

@@ -16,6 +16,7 @@ from mlcompile.diagnostics import Diagnostic
 from mlcompile.limits import Limit
 
 if TYPE_CHECKING:  # annotations only: validating a spec needs no plan classes
+    from mlcompile.plan.extension import PlanExtension
     from mlcompile.plan.nodes import OnlineEndpoint, Origin, Pipeline, Plan
 
 T = TypeVar("T")
@@ -111,9 +112,10 @@ class Platform(Protocol):
         """The platform's native files for the plan."""
         ...
 
-    def extend_plan(self, plan: Plan) -> Plan:
-        """The plan with the platform's own pipelines and steps added by lowering, so that
-        cost, explain and diff see every step."""
+    def extend_plan(self, plan: Plan) -> PlanExtension:
+        """What the platform adds to the plan beyond the spec's pipelines (new-data sensors,
+        feature materialisation, the deploy pipeline an approval starts): lowering adds it,
+        so that cost, explain, graph and diff see every step a build runs."""
         ...
 
     def check_profile(self, system: Any, profile: Any, report: Callable[..., None]) -> None:
@@ -126,7 +128,8 @@ class Platform(Protocol):
         ...
 
     def price_table(self) -> Any:
-        """The `mlcompile.catalog.prices.PlatformPrices` of list prices (None: no table)."""
+        """The `mlcompile.catalog.prices.PlatformPrices` of list prices (None: no table);
+        by default the machine catalog's price list under the platform's name."""
         ...
 
     def billed_deployments(self, strategy: str | None) -> int:
@@ -176,8 +179,10 @@ class PlatformBase:
     def render(self, plan: Plan) -> list[OutputFile]:
         raise NotImplementedError(f"platform {self.name} renders nothing")
 
-    def extend_plan(self, plan: Plan) -> Plan:
-        return plan
+    def extend_plan(self, plan: Plan) -> PlanExtension:
+        from mlcompile.plan.extension import PlanExtension
+
+        return PlanExtension()
 
     def check_profile(self, system: Any, profile: Any, report: Callable[..., None]) -> None:
         return None
@@ -186,7 +191,12 @@ class PlatformBase:
         return None
 
     def price_table(self) -> Any:
-        return None
+        # list prices: the catalog's under the platform's name (catalog/prices.yaml), if any
+        if self.pricing.model != "list":
+            return None
+        from mlcompile.catalog.prices import prices
+
+        return prices().get(self.name)
 
     def billed_deployments(self, strategy: str | None) -> int:
         return 1
@@ -483,22 +493,8 @@ def deploy_pipeline(plan: Plan, online: OnlineEndpoint) -> Pipeline:
     """With manual approval the training pipeline stops at registration; approving a version
     starts this one (SageMaker: an EventBridge rule; Kubeflow and Vertex AI: the approver
     submits it after moving the `production` alias), which rolls the endpoint to it."""
-    from mlcompile.plan.nodes import Pipeline, Step
+    from mlcompile.plan.extension import platform_step
+    from mlcompile.plan.nodes import Pipeline
 
-    standard = plan.training.steps[0].resources
-    step = Step(
-        name="deploy-online",
-        kind="deploy_online",
-        image=plan.runtime_image,
-        command=("python", "-m", "mlcompile.runtime", "deploy-online"),
-        args=(),
-        resources=standard,
-        depends_on=(),
-        inputs=(),
-        outputs=(),
-        params={"endpoint": online.name, "model": plan.registry.model},
-        run_if=None,
-        uses_user_container=False,
-        origin=online.origin,
-    )
+    step = platform_step(plan, "deploy-online", "deploy_online", online.origin, params={"endpoint": online.name, "model": plan.registry.model})
     return Pipeline(f"{plan.system}-deploy", f"deploys approved versions of {plan.registry.model} to endpoint {online.name}", (step,))

@@ -26,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlcompile.diagnostics import Diagnostic
+from mlcompile.plan.extension import PlanExtension
 from mlcompile.plan.nodes import Plan
 from mlcompile.targets.azureml.platform import AzureMLPlatform
 from mlcompile.targets.base import DeployAction, OutputFile
@@ -33,6 +34,15 @@ from mlcompile.targets.base import DeployAction, OutputFile
 
 class AzureMLTarget(AzureMLPlatform):
     """The azureml platform (platform.py) with its check, render and deploy."""
+
+    def extend_plan(self, plan: Plan) -> PlanExtension:
+        """Azure ML schedules are time-based: each new-data trigger is a small sensor pipeline
+        on an hourly schedule (as on KFP and Vertex AI). With manual approval, `<system>-deploy`
+        is the job an approver submits after approving a version: its deploy-online step rolls
+        the endpoint to it."""
+        from mlcompile.targets.kfp_ir import approval_pipelines, new_data_sensors
+
+        return new_data_sensors(plan) + approval_pipelines(plan)
 
     def check(self, plan: Plan) -> list[Diagnostic]:
         from mlcompile.targets.azureml.check import check

@@ -129,8 +129,7 @@ def check_feature_store(plan: Plan, refuse: Callable[..., None], warn: Callable[
 
 def model_features(plan: Plan) -> list[str]:
     """`view:feature` of the model's inputs, in the training set's order."""
-    step = next(s for s in plan.training.steps if s.kind == "extract_features")
-    return [str(f) for f in step.params["features"]]
+    return [str(f) for f in plan.model_features()]
 
 
 def online_features_config(plan: Plan) -> dict[str, Any] | None:

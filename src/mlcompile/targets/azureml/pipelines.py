@@ -68,7 +68,7 @@ def node_name(name: str) -> str:
 
 def is_standard(plan: Plan, step: Step) -> bool:
     """True for steps on mlcompile's standard resources (they run on the profile's cluster)."""
-    return step.resources == plan.training.steps[0].resources
+    return step.resources == plan.standard_resources
 
 
 def _io_type_of(pipeline: Pipeline, step_name: str, artifact: str) -> str:

@@ -27,11 +27,6 @@ class AzureMLPlatform(PlatformBase):
         url = vault if "://" in vault else f"https://{vault}.vault.azure.net"
         return f"keyvault:{url.rstrip('/')}/secrets/{name}"
 
-    def price_table(self) -> Any:
-        from mlcompile.catalog.prices import prices
-
-        return prices()[self.name]
-
     def billed_deployments(self, strategy: str | None) -> int:
         # a canary or blue/green rollout is two managed deployments (blue and green, each with
         # the endpoint's instance count and autoscaling: serving.py), both billed

@@ -18,21 +18,15 @@ def pipeline_path(name: str) -> str:
 def render(plan: Plan) -> list[OutputFile]:
     from mlcompile.targets.azureml import alerts, feature_store, schedules, serving
     from mlcompile.targets.azureml.pipelines import build_pipeline_job
-    from mlcompile.targets.kfp_ir import approval_pipelines, new_data_sensors
 
-    # retraining.on_new_data: Azure ML schedules are time-based, so each new-data trigger is
-    # a small sensor pipeline on an hourly schedule (the same shape as on KFP and Vertex AI)
-    sensors = new_data_sensors(plan)
     files: list[OutputFile] = []
     with quiet(), offline_cloud():
-        # approval: manual → `<system>-deploy`, the job an approver submits after approving a
-        # version: its deploy-online step rolls the endpoint to it (as on Kubeflow and Vertex AI)
-        for pipeline in [*plan.pipelines(), *(p for p, _ in sensors), *approval_pipelines(plan)]:
+        for pipeline in plan.pipelines():
             job = build_pipeline_job(plan, pipeline)
             files.append(OutputFile(pipeline_path(pipeline.name), "azureml.pipeline_job", entity_yaml(job, "azureml.pipeline_job", header(plan))))
         files += serving.render_online(plan)
         files += serving.render_batch(plan)
-        files += schedules.render_schedules(plan, [*plan.schedules, *(s for _, s in sensors)])
+        files += schedules.render_schedules(plan, list(plan.schedules))
         files += schedules.render_production_data(plan)
         files += schedules.render_monitor(plan)
         files += feature_store.render_feature_store(plan)

@@ -276,9 +276,8 @@ def definitions_context(plan: Plan, store: StoreSettings) -> dict[str, Any]:
         for v in features.views
     ]
     service: dict[str, list[str]] = {}
-    for ref in plan.training.step("extract-features").params.get("features", []):
-        view, feature = ref.split(":", 1)
-        service.setdefault(view, []).append(feature)
+    for ref in plan.model_features():
+        service.setdefault(ref.view, []).append(ref.feature)
     view_var = {v.name: _identifier("view", v.name) for v in features.views}
     imports = sorted({s["class"] for s in sources if s["module"] == "feast"} | {"Entity", "FeatureService", "FeatureView", "Field"})
     extra_imports = sorted({(s["module"], s["class"]) for s in sources if s["module"] != "feast"})

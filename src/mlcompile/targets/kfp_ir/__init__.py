@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from mlcompile.plan.extension import PlanExtension, platform_step
 from mlcompile.plan.nodes import Pipeline, Plan, Schedule, Step
 from mlcompile.runtime.contract import CONTAINER_ENV, ENV_METRICS, ENV_MODEL_DIR, ENV_TEST_DATA, ENV_TRAIN_DATA, ENV_VALIDATION_REPORT, step_config
 
@@ -74,14 +75,14 @@ class StepSettings:
     executor_output: bool = False
 
 
-def approval_pipelines(plan: Plan) -> list[Pipeline]:
+def approval_pipelines(plan: Plan) -> PlanExtension:
     """With `approval: manual` and an online endpoint: `<system>-deploy`, the pipeline an
     approver runs after giving a version the alias `production` (its deploy-online step rolls
     the endpoint to that version). With `approval: auto` the training pipeline deploys."""
     from mlcompile.targets.base import deploy_pipeline
 
     online = plan.online
-    return [deploy_pipeline(plan, online)] if online is not None and online.requires_approval else []
+    return PlanExtension((deploy_pipeline(plan, online),) if online is not None and online.requires_approval else ())
 
 
 def runtime_config(plan: Plan, step: Step, *, tracking_uri: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -338,32 +339,24 @@ def _kfp_memory(memory: str) -> str:
 NEW_DATA_POLL_CRON = "0 * * * *"
 
 
-def new_data_sensors(plan: Plan) -> list[tuple[Pipeline, Schedule]]:
-    """One sensor pipeline and its hourly schedule per `new_data` trigger of the plan."""
-    standard = plan.training.steps[0].resources
-    sensors = []
+def new_data_sensors(plan: Plan, *, polled: bool = True) -> PlanExtension:
+    """One sensor pipeline per `new_data` trigger of the plan, and its hourly schedule when
+    the platform polls (`polled`; SageMaker starts its sensors on S3 events instead)."""
+    pipelines, schedules = [], []
     for trigger in plan.triggers:
         if trigger.kind != "new_data":
             continue
-        step = Step(
-            name="trigger-retraining",
-            kind="trigger_retraining",
-            image=plan.runtime_image,
-            command=("python", "-m", "mlcompile.runtime", "trigger-retraining"),
-            args=(),
-            resources=standard,
-            depends_on=(),
-            inputs=(),
-            outputs=(),
-            params={"pipeline": trigger.pipeline, "when": "new_data", "source": trigger.source},
-            run_if=None,
-            uses_user_container=False,
-            origin=trigger.origin,
-        )
-        name = f"{trigger.name}-sensor"
-        pipeline = Pipeline(name, f"starts {trigger.pipeline} when source {trigger.source} has new rows", (step,))
-        sensors.append((pipeline, Schedule(name, name, NEW_DATA_POLL_CRON, "UTC", trigger.origin)))
-    return sensors
+        params = {"pipeline": trigger.pipeline, "when": "new_data", "source": trigger.source}
+        step = platform_step(plan, "trigger-retraining", "trigger_retraining", trigger.origin, params=params)
+        name = sensor_name(trigger.name)
+        pipelines.append(Pipeline(name, f"starts {trigger.pipeline} when source {trigger.source} has new rows", (step,)))
+        schedules.append(Schedule(name, name, NEW_DATA_POLL_CRON, "UTC", trigger.origin))
+    return PlanExtension(tuple(pipelines), tuple(schedules) if polled else ())
+
+
+def sensor_name(trigger: str) -> str:
+    """The sensor pipeline (and its schedule) of a `new_data` trigger."""
+    return f"{trigger}-sensor"
 
 
 def job_timeout(plan: Plan, step: Step) -> int | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.diagnostics import Diagnostic
+from mlcompile.plan.extension import PlanExtension
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets import feast_repo
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
@@ -52,6 +53,13 @@ def secret_env_name(secret: str) -> str:
 
 class KubeflowTarget(KubeflowPlatform):
     """The kubeflow platform (platform.py) with its check, render and deploy."""
+
+    # ------------------------------------------------------------------ plan
+    def extend_plan(self, plan: Plan) -> PlanExtension:
+        """KFP starts runs on a cron only: a sensor pipeline per new-data trigger, polled
+        hourly; a pipeline per refresh cadence of the online views, materialising them; the
+        deploy pipeline an approver starts."""
+        return new_data_sensors(plan) + feature_store.materialization(plan) + approval_pipelines(plan)
 
     # ------------------------------------------------------------------ check
     def check(self, plan: Plan) -> list[Diagnostic]:
@@ -105,8 +113,7 @@ class KubeflowTarget(KubeflowPlatform):
     def render(self, plan: Plan) -> list[OutputFile]:
         files: list[OutputFile] = []
         root = plan.platform_settings["pipeline_root"]
-        materialization = feature_store.materialization(plan)
-        pipelines = [*plan.pipelines(), *(p for p, _ in new_data_sensors(plan)), *(p for p, _ in materialization), *approval_pipelines(plan)]
+        pipelines = plan.pipelines()
         # pipeline → the version `deploy` uploads it as: what trigger-retraining and the
         # CronJobs start (training is compiled first, so the steps that start it can name it)
         versions: dict[str, str] = {}
@@ -128,8 +135,7 @@ class KubeflowTarget(KubeflowPlatform):
         routing = alerting.alertmanager_config(plan)
         if routing is not None:
             files.append(OutputFile(alerting.PATH, alerting.KIND, _yaml(routing)))
-        schedules = [*plan.schedules, *(s for _, s in new_data_sensors(plan)), *(s for _, s in materialization)]
-        for schedule in schedules:
+        for schedule in plan.schedules:
             if schedule.timezone == facts.KFP_SCHEDULE_TIMEZONE:
                 files.append(OutputFile(f"schedules/{schedule.name}.json", "kfp.recurring_run", json_bytes(manifests.recurring_run(plan, schedule))))
             else:
@@ -163,7 +169,7 @@ class KubeflowTarget(KubeflowPlatform):
             # the pipeline task is a small launcher (runtime image, standard resources) that
             # creates the job from its manifest, waits for it and collects its outputs
             manifest = manifests.katib_experiment(plan, step) if job == "katib.experiment" else manifests.pytorch_job(plan, step)
-            standard = plan.training.steps[0].resources
+            standard = plan.standard_resources
             config = runtime_config(
                 plan,
                 step,
@@ -180,14 +186,12 @@ class KubeflowTarget(KubeflowPlatform):
                 caching=common["caching"],
                 pipeline_run=RUN_ID_KUBEFLOW,
             )
-        machine = r.machine
-        accelerator = machine.accelerator_platform_name if machine and r.accelerator_count else None
+        resolved = r.accelerator
+        accelerator, count = (resolved.platform_name, resolved.count) if resolved else (None, 0)
         if step.uses_user_container:
             env = {k: v for k, v in step.params.get("env", {}).items() if not secret_name(v)}
             env["MLCOMPILE_LABEL"] = str(step.params.get("label", ""))
-            return StepSettings(
-                step.image, list(step.command), None, r.cpu, r.memory, accelerator, r.accelerator_count, env=env, user_args=list(step.args), **common
-            )
+            return StepSettings(step.image, list(step.command), None, r.cpu, r.memory, accelerator, count, env=env, user_args=list(step.args), **common)
         config = runtime_config(plan, step, tracking_uri=self._tracking_uri(plan), platform=self._platform(plan))
         if step.kind == "materialize_features":
             config["feast"] = feature_store.feast_config(plan)
@@ -199,14 +203,12 @@ class KubeflowTarget(KubeflowPlatform):
                 config["platform_run"]["watermark"] = watermark_uri(plan, plan.platform_settings["pipeline_root"], step.params["source"])
         if step.kind == "deploy_online" and plan.online is not None:  # a new KServe revision pinned to the approved version
             config["serving"] = manifests.rollout(plan)
-        return StepSettings(
-            step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, extra_outputs=extra_outputs(step), **common
-        )
+        return StepSettings(step.image, list(step.command), config, r.cpu, r.memory, accelerator, count, extra_outputs=extra_outputs(step), **common)
 
     def _decorate(self, plan: Plan, task: Any, step: Step) -> None:
         from kfp import kubernetes
 
-        r = step.resources if launches_job(step, plan) is None else plan.training.steps[0].resources
+        r = step.resources if launches_job(step, plan) is None else plan.standard_resources
         selector, tolerations = manifests.scheduling(plan, r)
         for key, value in selector.items():
             kubernetes.add_node_selector(task, key, value)

@@ -15,7 +15,8 @@ import json
 from pathlib import PurePosixPath
 from typing import Any
 
-from mlcompile.plan.nodes import FeatureView, Pipeline, Plan, Schedule, Step
+from mlcompile.plan.extension import PlanExtension, platform_step
+from mlcompile.plan.nodes import FeatureView, Pipeline, Plan, Schedule
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets import feast_repo
 
@@ -29,35 +30,21 @@ def repo_files(plan: Plan) -> dict[str, str]:
     return {PurePosixPath(f.path).name: f.content.decode() for f in feast_repo.render(plan)}
 
 
-def materialization(plan: Plan) -> list[tuple[Pipeline, Schedule]]:
+def materialization(plan: Plan) -> PlanExtension:
     """One pipeline and its recurring run per refresh cadence of the online views."""
     groups: dict[str, list[FeatureView]] = {}
     for view in plan.features.views:
         if view.online and view.refresh_cron:
             groups.setdefault(view.refresh_cron, []).append(view)
-    standard = plan.training.steps[0].resources
-    found = []
+    pipelines, schedules = [], []
     for cron, views in sorted(groups.items(), key=lambda item: item[1][0].name):
         name = f"{plan.system}-materialize-{CADENCE.get(cron, 'scheduled')}"
         names = [v.name for v in views]
-        step = Step(
-            name=STEP,
-            kind="materialize_features",  # type: ignore[arg-type]  # a platform step, not a plan kind
-            image=plan.runtime_image,
-            command=("python", "-m", "mlcompile.runtime", STEP),
-            args=(),
-            resources=standard,
-            depends_on=(),
-            inputs=(),
-            outputs=(),
-            params={"views": names, "mode": "incremental"},
-            run_if=None,
-            uses_user_container=False,
-            origin=views[0].origin,
-        )
+        step = platform_step(plan, STEP, "materialize_features", views[0].origin, params={"views": names, "mode": "incremental"})
         description = f"materialises online views {', '.join(names)} into the Feast online store (cron '{cron}' UTC)"
-        found.append((Pipeline(name, description, (step,)), Schedule(name, name, cron, "UTC", views[0].origin)))
-    return found
+        pipelines.append(Pipeline(name, description, (step,)))
+        schedules.append(Schedule(name, name, cron, "UTC", views[0].origin))
+    return PlanExtension(tuple(pipelines), tuple(schedules))
 
 
 def feast_config(plan: Plan) -> dict[str, Any]:
@@ -70,19 +57,19 @@ def online_features(plan: Plan) -> dict[str, Any] | None:
     reads at least one online view: kind feast, the repository's feature_store.yaml (its
     registry names the definitions), the entity keys, the features the store serves (model
     input order) and those of offline views, which each request carries itself."""
-    refs = list(plan.training.step("extract-features").params.get("features", []))
+    refs = plan.model_features()
     views = {v.name: v for v in plan.features.views}
-    online = [r for r in refs if views[r.split(":", 1)[0]].online]
+    online = [r for r in refs if views[r.view].online]
     if not online:
         return None
-    keys = list(dict.fromkeys(k for r in online for k in views[r.split(":", 1)[0]].join_keys))
+    keys = list(dict.fromkeys(k for r in online for k in views[r.view].join_keys))
     return {
         "kind": "feast",
         "feature_store_yaml": repo_files(plan)["feature_store.yaml"],
         "project": feast_repo.project_name(plan),
         "entity_keys": keys,
-        "features": online,
-        "request_features": [r for r in refs if r not in online],
+        "features": [str(r) for r in online],
+        "request_features": [str(r) for r in refs if r not in online],
     }
 
 

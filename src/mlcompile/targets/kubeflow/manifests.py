@@ -60,8 +60,9 @@ def scheduling(plan: Plan, resources: Resources) -> tuple[dict[str, str], list[d
     """Node selector and tolerations of a pod: the accelerator's (catalog, per cluster
     flavour) plus spot capacity's (facts.SPOT)."""
     machine = resources.machine
-    selector = dict(machine.node_selector) if machine and resources.accelerator_count else {}
-    tolerations = [dict(t) for t in machine.tolerations] if machine and resources.accelerator_count else []
+    accelerated = machine is not None and resources.accelerator is not None
+    selector = dict(machine.node_selector) if machine and accelerated else {}
+    tolerations = [dict(t) for t in machine.tolerations] if machine and accelerated else []
     if resources.spot:
         spot = facts.SPOT[settings(plan)["cluster"]]
         selector.update(spot["node_selector"])  # type: ignore[arg-type]
@@ -72,8 +73,9 @@ def scheduling(plan: Plan, resources: Resources) -> tuple[dict[str, str], list[d
 def container_resources(resources: Resources) -> dict[str, Any]:
     amounts = {"cpu": quantity_cpu(resources.cpu), "memory": resources.memory}
     limits = dict(amounts)
-    if resources.accelerator_count and resources.machine and resources.machine.accelerator_platform_name:
-        limits[resources.machine.accelerator_platform_name] = str(resources.accelerator_count)
+    accelerator = resources.accelerator
+    if accelerator and accelerator.platform_name:
+        limits[accelerator.platform_name] = str(accelerator.count)
     return {"requests": amounts, "limits": limits}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlcompile.diagnostics import Diagnostic
+from mlcompile.plan.extension import PlanExtension
 from mlcompile.plan.nodes import Plan
 from mlcompile.targets.base import DeployAction, OutputFile
 from mlcompile.targets.sagemaker.platform import SageMakerPlatform
@@ -15,6 +16,11 @@ from mlcompile.targets.sagemaker.platform import SageMakerPlatform
 
 class SageMakerTarget(SageMakerPlatform):
     """The sagemaker platform (platform.py) with its check, render and deploy."""
+
+    def extend_plan(self, plan: Plan) -> PlanExtension:
+        from mlcompile.targets.sagemaker.render import extend_plan
+
+        return extend_plan(plan)
 
     def check(self, plan: Plan) -> list[Diagnostic]:
         from mlcompile.targets.sagemaker.checks import check

@@ -18,7 +18,8 @@ import re
 from typing import Any
 
 from mlcompile.diagnostics import Diagnostic
-from mlcompile.plan.nodes import DataSource, FeatureView, Pipeline, Plan, Schedule, Step
+from mlcompile.plan.extension import PlanExtension, platform_step
+from mlcompile.plan.nodes import DataSource, FeatureView, Pipeline, Plan, Schedule, Step, StepKind
 from mlcompile.runtime.online import ENV as ONLINE_FEATURES_ENV
 from mlcompile.targets.base import unsupported
 from mlcompile.targets.sagemaker.layout import Layout, fit
@@ -43,7 +44,7 @@ NAME = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
 RESERVED = frozenset({"is_deleted", "write_time", "api_invocation_time"})  # columns the offline store adds
 MAX_FEATURES = 2500
 TTL_UNITS = (("Weeks", 7 * 86400), ("Days", 86400), ("Hours", 3600), ("Minutes", 60), ("Seconds", 1))
-STEP_KIND = "materialize"
+STEP_KIND: StepKind = "materialize"
 MAX_ENVIRONMENT_VALUE = 1024  # characters of a model container's environment value
 
 
@@ -184,35 +185,23 @@ def store_params(plan: Plan, layout: Layout, view: FeatureView) -> dict[str, Any
 
 
 def materialize_step(plan: Plan, layout: Layout, view: FeatureView) -> Step:
-    standard = plan.training.steps[0].resources
-    return Step(
-        name=f"materialize-{view.name}".replace("_", "-")[:64],
-        kind=STEP_KIND,  # type: ignore[arg-type]  # a target's step (runtime TARGET_STEPS), no plan kind
-        image=plan.runtime_image,
-        command=("python", "-m", "mlcompile.runtime", "materialize"),
-        args=(),
-        resources=standard,
-        depends_on=(),
-        inputs=(),
-        outputs=(),
-        params={"view": view.name, "store": store_params(plan, layout, view)},
-        run_if=None,
-        uses_user_container=False,
-        origin=view.origin,
-    )
+    name = f"materialize-{view.name}".replace("_", "-")[:64]
+    params = {"view": view.name, "store": store_params(plan, layout, view)}
+    return platform_step(plan, name, STEP_KIND, view.origin, params=params, entry="materialize")
 
 
-def materialize_pipelines(plan: Plan, layout: Layout) -> list[tuple[Pipeline, Schedule]]:
+def materialize_pipelines(plan: Plan, layout: Layout) -> PlanExtension:
     """Per online view: the pipeline that writes it into its feature group, and the schedule
     that starts it on the view's refresh cadence (UTC)."""
-    out = []
+    pipelines, schedules = [], []
     for view in online_views(plan):
         assert view.refresh_cron is not None
         name = pipeline_name(plan, view)
         step = materialize_step(plan, layout, view)
         description = f"writes the newest rows of view {view.name} into feature group {feature_group_name(plan, view)}"
-        out.append((Pipeline(name, description, (step,)), Schedule(name, name, view.refresh_cron, "UTC", view.origin.below("online"))))
-    return out
+        pipelines.append(Pipeline(name, description, (step,)))
+        schedules.append(Schedule(name, name, view.refresh_cron, "UTC", view.origin.below("online")))
+    return PlanExtension(tuple(pipelines), tuple(schedules))
 
 
 # ---------------------------------------------------------------------------- serving
@@ -224,15 +213,14 @@ def online_features_config(plan: Plan, layout: Layout) -> dict[str, Any] | None:
     if plan.online is None:
         return None
     online = {v.name: v for v in online_views(plan)}
-    step = next((s for s in plan.training.steps if s.kind == "extract_features"), None)
-    refs = [r for r in (step.params.get("features", []) if step else []) if r.split(":", 1)[0] in online]
+    refs = [r for r in plan.model_features() if r.view in online]
     if not refs:
         return None
-    used = [online[name] for name in dict.fromkeys(r.split(":", 1)[0] for r in refs)]
+    used = [online[name] for name in dict.fromkeys(r.view for r in refs)]
     return {
         "kind": "sagemaker",
         "entity_keys": list(dict.fromkeys(k for v in used for k in v.join_keys)),
-        "features": refs,
+        "features": [str(r) for r in refs],
         "region": layout.region,
         "views": {
             v.name: {

@@ -25,8 +25,3 @@ class SageMakerPlatform(PlatformBase):
     def secret_locator(self, settings: Mapping[str, Any], name: str) -> str | None:
         account = str(settings["role_arn"]).split(":")[4]
         return f"secretsmanager:arn:aws:secretsmanager:{settings['region']}:{account}:secret:{name}"
-
-    def price_table(self) -> Any:
-        from mlcompile.catalog.prices import prices
-
-        return prices()[self.name]

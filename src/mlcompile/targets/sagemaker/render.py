@@ -6,15 +6,14 @@ deploy)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 from mlcompile.errors import SpecError
-from mlcompile.plan.lower import RUNTIME_COMMAND
-from mlcompile.plan.nodes import Pipeline, Plan, Step
-from mlcompile.targets.base import OutputFile, deploy_pipeline, json_bytes, unsupported
-from mlcompile.targets.kfp_ir import new_data_sensors
+from mlcompile.plan.extension import PlanExtension, platform_step
+from mlcompile.plan.nodes import Plan
+from mlcompile.targets.base import OutputFile, json_bytes, unsupported
+from mlcompile.targets.kfp_ir import approval_pipelines, new_data_sensors, sensor_name
 from mlcompile.targets.sagemaker import bodies, feature_store
 from mlcompile.targets.sagemaker.layout import BREACH_STEP, MAX_DEFINITION_CHARS, Layout
 
@@ -27,22 +26,30 @@ def compact(definition: dict[str, Any]) -> str:
     return json.dumps(definition, sort_keys=True, separators=(",", ":"))
 
 
-def with_breach_retraining(plan: Plan, pipeline: Pipeline) -> Pipeline:
-    """The monitoring pipeline with a trigger-retraining step on a breach whenever the spec
-    retrains on one: `retraining.on_drift` without `monitoring.on_breach: retrain` gives the
-    plan none, and on SageMaker that step is what starts training (through the API, debounced,
-    skipped while training runs), as it does for `on_breach: retrain`."""
-    retrains = any(t.kind == "monitoring_breach" for t in plan.triggers)
-    if not retrains or pipeline is not plan.monitoring_pipeline or any(s.kind == "trigger_retraining" for s in pipeline.steps):
-        return pipeline
+def breach_retraining(plan: Plan) -> PlanExtension:
+    """A trigger-retraining step on a breach, added to the monitoring pipeline whenever the
+    spec retrains on one: `retraining.on_drift` without `monitoring.on_breach: retrain` gives
+    the plan none, and on SageMaker that step is what starts training (through the API,
+    debounced, skipped while training runs), as it does for `on_breach: retrain`."""
+    pipeline = plan.monitoring_pipeline
+    trigger = next((t for t in plan.triggers if t.kind == "monitoring_breach"), None)
+    if trigger is None or pipeline is None or any(s.kind == "trigger_retraining" for s in pipeline.steps):
+        return PlanExtension()
     checks = [s for s in pipeline.steps if s.run_if is None]
-    trigger = next(t for t in plan.triggers if t.kind == "monitoring_breach")
-    step = Step(
-        name=BREACH_STEP, kind="trigger_retraining", image=plan.runtime_image, command=(*RUNTIME_COMMAND, BREACH_STEP), args=(),
-        resources=checks[0].resources, depends_on=tuple(s.name for s in checks), inputs=(), outputs=(), params={"pipeline": trigger.pipeline},
-        run_if="breach", uses_user_container=False, origin=trigger.origin,
+    step = platform_step(
+        plan, BREACH_STEP, "trigger_retraining", trigger.origin, params={"pipeline": trigger.pipeline},
+        depends_on=tuple(s.name for s in checks), run_if="breach", resources=checks[0].resources,
     )  # fmt: skip
-    return dataclasses.replace(pipeline, steps=(*pipeline.steps, step))
+    return PlanExtension(steps=((pipeline.name, step),))
+
+
+def extend_plan(plan: Plan) -> PlanExtension:
+    """Retraining on a breach from the monitoring pipeline; the deploy pipeline an approval
+    starts (an EventBridge rule); per online view, its materialisation pipeline and schedule;
+    per new-data trigger, its sensor pipeline (started by S3 object events: not polled)."""
+    return (
+        breach_retraining(plan) + approval_pipelines(plan) + feature_store.materialize_pipelines(plan, Layout.of(plan)) + new_data_sensors(plan, polled=False)
+    )
 
 
 def render(plan: Plan) -> list[OutputFile]:
@@ -54,26 +61,16 @@ def render(plan: Plan) -> list[OutputFile]:
     def add(path: str, kind: str, body: Any) -> None:
         files.append(OutputFile(path, kind, json_bytes(body)))
 
-    pipelines = [with_breach_retraining(plan, pipeline) for pipeline in plan.pipelines()]
+    pipelines = list(plan.pipelines())
     extra: dict[tuple[str, str], dict[str, Any]] = {}
     serving: dict[str, tuple[str, dict[str, Any]]] = {}
     if plan.online is not None:
         serving = bodies.serving(plan, layout)
         deploy_config = {"serving": {name: body for name, (_, body) in sorted(serving.items())}, "region": layout.region}
-        for step in plan.training.steps:
-            if step.kind == "deploy_online":
-                extra[(plan.training.name, step.name)] = deploy_config
-        if plan.online.requires_approval:
-            deployer = deploy_pipeline(plan, plan.online)
-            pipelines.append(deployer)
-            extra[(deployer.name, "deploy-online")] = deploy_config
-
-    materialize = feature_store.materialize_pipelines(plan, layout)
-    pipelines += [pipeline for pipeline, _ in materialize]
-    # new data: each S3 object event starts a sensor pipeline, which starts training only once
-    # a burst is over its watermark (debounced: runtime/pipelines_sagemaker.py)
-    sensors = {trigger.name: pipeline for trigger, (pipeline, _) in zip((t for t in plan.triggers if t.kind == "new_data"), new_data_sensors(plan))}
-    pipelines += list(sensors.values())
+        for pipeline in pipelines:  # training's (approval: auto) or the deploy pipeline's (manual)
+            for step in pipeline.steps:
+                if step.kind == "deploy_online":
+                    extra[(pipeline.name, step.name)] = deploy_config
 
     built = sdk.build(plan, layout, pipelines, extra)
     for pipeline in pipelines:
@@ -100,10 +97,9 @@ def render(plan: Plan) -> list[OutputFile]:
     for name, (kind, body) in sorted(serving.items()):
         add(f"serving/{name}.json", kind, body)
 
-    schedules = [*plan.schedules, *(schedule for _, schedule in materialize)]
-    if schedules:
+    if plan.schedules:
         add("schedules/group.json", "scheduler.create_schedule_group", bodies.schedule_group(plan, layout))
-        for schedule in schedules:
+        for schedule in plan.schedules:
             add(f"schedules/{schedule.name}.json", "scheduler.create_schedule", bodies.schedule(layout, schedule))
     for view in feature_store.online_views(plan):
         add(f"feature-store/{view.name}.json", "sagemaker.create_feature_group", feature_store.create_feature_group(plan, layout, view))
@@ -118,7 +114,7 @@ def render(plan: Plan) -> list[OutputFile]:
             alarm = bodies.breach_alarm(plan, trigger)
             add(f"alarms/{alarm['AlarmName']}.json", "cloudwatch.put_metric_alarm", alarm)
             continue
-        sensor = sensors[trigger.name].name
+        sensor = sensor_name(trigger.name)
         description = (
             f"new objects in source {trigger.source} → {sensor} starts {trigger.pipeline} once they are past its watermark (from {trigger.origin.path})"
         )

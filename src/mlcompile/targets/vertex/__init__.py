@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.diagnostics import Diagnostic
+from mlcompile.plan.extension import PlanExtension
 from mlcompile.plan.nodes import Plan, Step
 from mlcompile.targets.base import DeployAction, OutputFile, json_bytes, unsupported
 from mlcompile.targets.kfp_ir import (
@@ -50,6 +51,11 @@ class VertexTarget(VertexPlatform):
     """The vertex platform (platform.py) with its check, render and deploy."""
 
     # ------------------------------------------------------------------ check
+    def extend_plan(self, plan: Plan) -> PlanExtension:
+        """Vertex AI starts runs on a cron only: a sensor pipeline per new-data trigger, polled
+        hourly; and the deploy pipeline an approver starts."""
+        return new_data_sensors(plan) + approval_pipelines(plan)
+
     def check(self, plan: Plan) -> list[Diagnostic]:
         problems: list[Diagnostic] = []
         online = plan.online
@@ -89,8 +95,7 @@ class VertexTarget(VertexPlatform):
 
         files: list[OutputFile] = []
         settings = plan.platform_settings
-        sensors = new_data_sensors(plan)
-        pipelines = [*plan.pipelines(), *(p for p, _ in sensors), *approval_pipelines(plan)]
+        pipelines = plan.pipelines()
         jobs: dict[str, dict[str, Any]] = {}
         for pipeline in pipelines:
             for step in pipeline.steps:
@@ -118,7 +123,7 @@ class VertexTarget(VertexPlatform):
             files.append(OutputFile(f"pipelines/{pipeline.name}.yaml", "kfp.pipeline_spec", text.encode()))
             pipeline_jobs[pipeline.name] = self._pipeline_job(plan, text)
             files.append(OutputFile(f"vertex/pipeline-jobs/{pipeline.name}.json", "vertex.pipeline_job", json_bytes(pipeline_jobs[pipeline.name])))
-        for schedule in [*plan.schedules, *(s for _, s in sensors)]:
+        for schedule in plan.schedules:
             body = bodies.schedule(plan, schedule.name, schedule.cron, schedule.timezone, pipeline_jobs[schedule.pipeline])
             files.append(OutputFile(f"vertex/schedules/{schedule.name}.json", "vertex.schedule", json_bytes(body)))
         files.append(OutputFile("vertex/model.json", "vertex.upload_model_request", json_bytes(bodies.model(plan))))
@@ -162,21 +167,22 @@ class VertexTarget(VertexPlatform):
         r = step.resources
         caching = step.kind in CACHEABLE
         if step.name in jobs:
-            standard = plan.training.steps[0].resources
+            standard = plan.standard_resources
             config = runtime_config(plan, step, platform=bodies.platform_section(plan), platform_job=jobs[step.name])
             registers = jobs[step.name]["kind"] == "vertex.upload_model_request"
             return StepSettings(
                 plan.runtime_image, ["python", "-m", LAUNCH, step.name], config, standard.cpu, standard.memory, caching=caching, pipeline_run=RUN_ID_VERTEX,
                 extra_outputs={VERTEX_MODEL_OUTPUT: "google.VertexModel"} if registers else {}, executor_output=registers,
             )  # fmt: skip
-        accelerator = r.machine.accelerator_platform_name if r.machine and r.accelerator_count else None
+        resolved = r.accelerator
+        accelerator, count = (resolved.platform_name, resolved.count) if resolved else (None, 0)
         config = runtime_config(plan, step, platform=bodies.platform_section(plan))
         if step.kind == "trigger_retraining":
             config["platform_run"] = self._platform_run(plan, step, pipeline_jobs)
         if step.kind == "deploy_online" and plan.online is not None:  # deployModel with the approved version
             config["deploy_model"] = bodies.deploy_model_request(plan)
         return StepSettings(
-            step.image, list(step.command), config, r.cpu, r.memory, accelerator, r.accelerator_count, caching=caching, pipeline_run=RUN_ID_VERTEX,
+            step.image, list(step.command), config, r.cpu, r.memory, accelerator, count, caching=caching, pipeline_run=RUN_ID_VERTEX,
             extra_outputs=extra_outputs(step),
         )  # fmt: skip
 

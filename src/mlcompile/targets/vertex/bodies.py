@@ -70,9 +70,10 @@ def model_resource(plan: Plan, alias: str = SERVING_ALIAS) -> str:
 def machine_spec(step_resources: Any) -> gca.MachineSpec:
     machine = step_resources.machine
     spec = gca.MachineSpec(machine_type=machine.name)
-    if step_resources.accelerator_count and machine.accelerator_platform_name:
-        spec.accelerator_type = gca.AcceleratorType[machine.accelerator_platform_name]
-        spec.accelerator_count = step_resources.accelerator_count
+    accelerator = step_resources.accelerator
+    if accelerator and accelerator.platform_name:
+        spec.accelerator_type = gca.AcceleratorType[accelerator.platform_name]
+        spec.accelerator_count = accelerator.count
     return spec
 
 

@@ -263,16 +263,16 @@ def online_features_config(plan: Plan) -> dict[str, Any] | None:
     if plan.online is None:
         return None
     online = {v.name: v for v in online_views(plan)}
-    refs = [r for r in _model_features(plan) if r.split(":", 1)[0] in online]
+    refs = [r for r in plan.model_features() if r.view in online]
     if not refs:
         return None
-    used = [online[name] for name in dict.fromkeys(r.split(":", 1)[0] for r in refs)]
+    used = [online[name] for name in dict.fromkeys(r.view for r in refs)]
     keys = list(dict.fromkeys(k for v in used for k in v.join_keys))
     settings = plan.platform_settings
     return {
         "kind": "vertex",
         "entity_keys": keys,
-        "features": refs,
+        "features": [str(r) for r in refs],
         "project": settings["project"],
         "region": settings["region"],
         "online_store": store_name(plan),
@@ -287,8 +287,3 @@ def online_features_config(plan: Plan) -> dict[str, Any] | None:
 def online_features_env(plan: Plan) -> str | None:
     config = online_features_config(plan)
     return None if config is None else json.dumps(config, sort_keys=True, separators=(",", ":"))
-
-
-def _model_features(plan: Plan) -> list[str]:
-    step = next((s for s in plan.training.steps if s.kind == "extract_features"), None)
-    return list(step.params.get("features", [])) if step is not None else []

@@ -41,8 +41,3 @@ class VertexPlatform(PlatformBase):
 
     def secret_locator(self, settings: Mapping[str, Any], name: str) -> str | None:
         return f"secretmanager:projects/{settings['project']}/secrets/{name}/versions/latest"
-
-    def price_table(self) -> Any:
-        from mlcompile.catalog.prices import prices
-
-        return prices()[self.name]
