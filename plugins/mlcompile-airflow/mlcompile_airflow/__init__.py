@@ -18,7 +18,6 @@ from mlcompile_airflow.dag import dag_file
 from mlcompile_airflow.settings import AirflowSettings
 
 NAME = "airflow"
-GPU_PREFIX = "nvidia-"  # accelerators Kubernetes schedules as nvidia.com/gpu
 
 
 class AirflowTarget(PlatformBase):
@@ -28,12 +27,15 @@ class AirflowTarget(PlatformBase):
     settings_required: ClassVar[bool] = True  # artifact_root has no default
     # the pods run the runtime's own tuner (Optuna), whose grid takes 5 points of a float range
     capabilities: ClassVar[frozenset[str]] = frozenset({GRID_OVER_FLOAT_RANGE})
+    # Kubernetes clusters: accelerators resolve to the node selectors, tolerations and
+    # resource names of the profile's `cluster` flavour (a cluster without them is refused)
+    machine_catalog: ClassVar[str | None] = "kubeflow"
     pricing: ClassVar[Pricing] = Pricing("self_managed", note="Pods on your own cluster: resources are listed, not priced.")
 
     def check(self, plan: Plan) -> list[Diagnostic]:
         settings = AirflowSettings.model_validate(plan.platform_settings)
         problems = [
-            *self._check_resources(plan, settings),
+            *self._check_resources(plan),
             *self._check_triggers(plan),
         ]
         if plan.online is not None:
@@ -69,7 +71,7 @@ class AirflowTarget(PlatformBase):
             scheduled.add(schedule.pipeline)
         return problems
 
-    def _check_resources(self, plan: Plan, settings: AirflowSettings) -> list[Diagnostic]:
+    def _check_resources(self, plan: Plan) -> list[Diagnostic]:
         seen: set[tuple[str, str]] = set()
         problems = []
 
@@ -85,20 +87,6 @@ class AirflowTarget(PlatformBase):
                     refuse(request, "replicas", f"a pod runs one replica; step {step.name} asks for {request.replicas}", "set replicas: 1 for this profile")
                 if request.spot:
                     refuse(request, "spot", "Kubernetes has no standard spot node label", "remove `spot: true` for this profile (overrides)")
-                if request.accelerator and not request.accelerator.startswith(GPU_PREFIX):
-                    refuse(
-                        request,
-                        "accelerator",
-                        f"'{request.accelerator}' is not an NVIDIA GPU, the only accelerator a pod requests here",
-                        "use an nvidia-* accelerator",
-                    )
-                elif request.accelerator and settings.accelerator_node_label is None:
-                    refuse(
-                        request,
-                        "accelerator",
-                        f"no node label selects '{request.accelerator}' nodes",
-                        "set `accelerator_node_label` in the profile's settings (e.g. cloud.google.com/gke-accelerator)",
-                    )
         tuning = plan.tuning
         if tuning is not None and any(s.kind == "tune" and s.uses_user_container for s in plan.training.steps):
             problems.append(

@@ -92,11 +92,15 @@ class DagWriter:
         cpu = str(int(request.cpu)) if float(request.cpu).is_integer() else f"{int(request.cpu * 1000)}m"
         requests = {"cpu": cpu, "memory": request.memory}
         limits = dict(requests)
-        if request.accelerator and request.accelerator_count:
-            limits["nvidia.com/gpu"] = str(request.accelerator_count)
+        machine, accelerator = request.machine, request.accelerator
+        if accelerator is not None and machine is not None and machine.accelerator_platform_name:
+            limits[machine.accelerator_platform_name] = str(accelerator.count)  # nvidia.com/gpu, google.com/tpu
         arguments = {"container_resources": f"k8s.V1ResourceRequirements(requests={py(requests)}, limits={py(limits)})"}
-        if request.accelerator and self.settings.accelerator_node_label:
-            arguments["node_selector"] = py({self.settings.accelerator_node_label: request.accelerator})
+        if machine is not None and machine.node_selector:
+            arguments["node_selector"] = py(dict(machine.node_selector))
+        if machine is not None and machine.tolerations:
+            tolerations = ", ".join(f"k8s.V1Toleration(**{py(dict(t))})" for t in machine.tolerations)
+            arguments["tolerations"] = f"[{tolerations}]"
         if request.timeout_seconds:
             arguments["execution_timeout"] = f"timedelta(seconds={request.timeout_seconds})"
         return arguments

@@ -28,7 +28,7 @@ class AirflowSettings(BaseModel):
     service_account: str | None = Field(None, description="Kubernetes service account of the pods (their cloud identity)")
     registry: MlflowRegistry | None = Field(None, description="the model registry; required when the training pipeline registers")
     smtp_conn_id: str = Field("smtp_default", description="the Airflow connection email alerts are sent through")
-    accelerator_node_label: str | None = Field(
-        None, description="node label whose value names the accelerator (e.g. cloud.google.com/gke-accelerator); required for accelerators"
-    )
+    # read by mlcompile's lowering with the Kubernetes section of its machine catalog: the
+    # node selectors and tolerations that put an accelerator's pods on its nodes
+    cluster: Literal["gke", "eks", "aks", "generic"] = Field("generic", description="cluster flavour: decides GPU/TPU node selectors and tolerations")
     start_date: date = Field(date(2024, 1, 1), description="the DAGs' start_date; runs before it are never scheduled (catchup is off)")

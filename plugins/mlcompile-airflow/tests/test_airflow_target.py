@@ -102,6 +102,30 @@ def test_what_airflow_cannot_do_is_refused_at_the_spec(plugin: Path, project: Pa
     testing.assert_refused("refused.yaml", PROFILE, at=at, message=message, out=project / "out")
 
 
+def with_accelerator(project: Path, accelerator: dict[str, Any], cluster: str) -> str:
+    """The project's spec training on `accelerator`, for the profile on a `cluster` cluster."""
+    data = yaml.safe_load((project / "mlcompile.yaml").read_text())
+    data["training"]["resources"]["accelerator"] = accelerator
+    (project / "gpu.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    profile = yaml.safe_load((project / PROFILE).read_text())
+    profile["settings"]["cluster"] = cluster
+    (project / PROFILE).write_text(yaml.safe_dump(profile, sort_keys=False))
+    return "gpu.yaml"
+
+
+def test_an_accelerator_gets_the_clusters_resource_node_selector_and_toleration(plugin: Path, project: Path) -> None:
+    spec = with_accelerator(project, {"type": "nvidia-t4", "count": 1}, "gke")
+    train = testing.build(spec, PROFILE, project / "out").text("dags/churn-prediction-training.py").split("    train = ", 1)[1].split("\n    )\n", 1)[0]
+    assert "limits={'cpu': '4', 'memory': '16Gi', 'nvidia.com/gpu': '1'}" in train
+    assert "node_selector={'cloud.google.com/gke-accelerator': 'nvidia-tesla-t4'}" in train  # GKE's name of the part
+    assert "k8s.V1Toleration(**{'effect': 'NoSchedule', 'key': 'nvidia.com/gpu', 'operator': 'Exists'})" in train
+
+
+def test_an_accelerator_the_cluster_lacks_is_refused_at_its_type(plugin: Path, project: Path) -> None:
+    spec = with_accelerator(project, {"type": "tpu-v5e", "count": 4}, "eks")
+    testing.assert_refused(spec, PROFILE, at="training.resources.accelerator.type", message=r"eks clusters have no tpu-v5e nodes")
+
+
 @pytest.mark.parametrize(
     ("setting", "value", "message"),
     [
