@@ -57,7 +57,7 @@ def py(value: Any) -> str:
 
 
 def verbatim(text: str) -> str:
-    """A templated field's text that Jinja must leave alone (a step config holding `{{`)."""
+    """A templated field's text that Jinja must leave alone (the spec's text holding `{{`)."""
     return f"{{% raw %}}{text}{{% endraw %}}" if any(mark in text for mark in JINJA_MARKS) else text
 
 
@@ -116,11 +116,11 @@ class DagWriter:
             "cmds": py(list(step.command)),
         }
         if step.uses_user_container:  # the trainer's own command; its URIs in the environment
-            env = {name: value for name, value in step.params.get("env", {}).items() if not secret_name(value)}
+            env = {name: verbatim(value) for name, value in step.params.get("env", {}).items() if not secret_name(value)}
             env.update({CONTAINER_ENV_OF[name]: uri for name, uri in {**inputs, **outputs}.items() if name in CONTAINER_ENV_OF})
             env[ENV_LABEL] = str(step.params.get("label", ""))
             secrets = {name: ref for name, value in step.params.get("env", {}).items() if (ref := secret_name(value))}
-            arguments["arguments"] = py(list(step.args))
+            arguments["arguments"] = py([verbatim(arg) for arg in step.args])
             arguments["env_vars"] = py(env)
         else:
             config = step_config(self.plan, step)
@@ -187,11 +187,11 @@ class DagWriter:
             lines.append(f"    {variable(task_id)} = {call('ShortCircuitOperator', arguments)}")
         edges: list[tuple[list[str], str]] = [(deciders, task_id) for task_id, deciders in conditions.values()]
         for step in self.pipeline.steps:
-            upstream = set(step.depends_on) | {ref.step for ref in step.inputs}
+            after = set(step.depends_on) | {ref.step for ref in step.inputs}
             if step.run_if is not None:
                 task_id, deciders = conditions[step.run_if]
-                upstream = (upstream - set(deciders)) | {task_id}
-            edges.append((sorted(upstream), step.name))
+                after = (after - set(deciders)) | {task_id}
+            edges.append((sorted(after), step.name))
         email = self.email()
         if email is not None:
             lines.append(f"    email_alert = {email}")
