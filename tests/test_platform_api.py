@@ -100,3 +100,33 @@ def test_secrets_are_located_as_each_platform_maps_them() -> None:
     assert locator("kubeflow", {}, "hook") is None  # Kubernetes injects the value itself
     assert locator("not-installed", {}, "hook") is None
     assert platform_named("not-installed") is None
+
+
+def test_machines_resolve_in_the_platforms_catalog_section_or_its_own_entries() -> None:
+    from mlcompile.catalog import Resolution, resolve_machine
+    from mlcompile.catalog.resolve import Machine
+
+    class Pods(PlatformBase):  # a third-party platform that runs pods: Kubernetes node selectors
+        name: ClassVar[str] = "pods"
+        machine_catalog: ClassVar[str | None] = "kubeflow"
+
+    class Rented(PlatformBase):  # one with machines of its own
+        name: ClassVar[str] = "rented"
+
+        def resolve_machine(self, settings: Any, *, accelerator: str | None, count: int, cpu: float, memory_gib: float) -> Resolution:
+            return Resolution(Machine("rented", f"box-{cpu:g}", accelerator, None, count if accelerator else 0, cpu, memory_gib), ())
+
+    request = {"accelerator": "nvidia-t4", "count": 1, "cpu": 4.0, "memory_gib": 16.0}
+    pods = Pods().resolve_machine({"cluster": "gke"}, **request)
+    assert pods == resolve_machine("kubeflow", cluster="gke", **request) and pods.machine.node_selector
+    assert Rented().resolve_machine({}, **request).machine.name == "box-4"
+    assert load_target("local").resolve_machine({}, **request) is None  # no catalogued machines: the plan carries the request
+    # a generic cluster names its own GPU part (kubeflow.gpu_products), the catalog names the SXM one
+    a100 = {**request, "accelerator": "nvidia-a100-40gb"}
+    catalogued = dict(load_target("kubeflow").resolve_machine({"cluster": "generic"}, **a100).machine.node_selector)
+    own = dict(
+        load_target("kubeflow")
+        .resolve_machine({"cluster": "generic", "gpu_products": {"nvidia-a100-40gb": "NVIDIA-A100-PCIE-40GB"}}, **a100)
+        .machine.node_selector
+    )
+    assert own == {**catalogued, "nvidia.com/gpu.product": "NVIDIA-A100-PCIE-40GB"} != catalogued

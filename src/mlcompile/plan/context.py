@@ -19,7 +19,6 @@ RUNTIME_COMMAND = ("python", "-m", "mlcompile.runtime")
 STANDARD_STEP_CPU = 2.0
 STANDARD_STEP_MEMORY = "8Gi"
 STANDARD_STEP_TIMEOUT = 3600
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # GPU Feature Discovery's, on generic clusters
 
 
 class LoweringContext:
@@ -36,7 +35,6 @@ class LoweringContext:
 
         self.platform_class = platform_named(self.platform)
         self.settings = self.target.platform_settings()
-        self.cluster = self.settings.get("cluster", "generic")
         self.runtime_image = self.target.images.runtime if self.target.images else DEFAULT_RUNTIME_IMAGE
         self.spec_sha256 = resolved.document.sha256
         self.diagnostics: list[Diagnostic] = []
@@ -91,27 +89,27 @@ class LoweringContext:
             self.diagnostic((*path, "spot"), f"spot capacity is not applied: {where}", severity="warning")
 
     def machine(self, accelerator: str | None, count: int, cpu: float, memory: str, path: JsonPath) -> nodes.Machine | None:
-        from mlcompile.catalog import CatalogError, resolve_machine
+        from mlcompile.catalog import CatalogError
 
-        catalog = self.platform_class.machine_catalog if self.platform_class is not None else None
-        if catalog is None:
-            return None  # a platform without catalogued machines (local, most third-party ones)
+        if self.platform_class is None:
+            return None  # a platform that is not installed: its machines are unknown
         key = (accelerator, count, cpu, memory)
         if key in self._machines:
             return self._machines[key]
         try:
-            resolution = resolve_machine(catalog, accelerator=accelerator, count=max(count, 1), cpu=cpu, memory_gib=memory_gib(memory), cluster=self.cluster)
+            resolution = self.platform_class.resolve_machine(
+                self.settings, accelerator=accelerator, count=max(count, 1), cpu=cpu, memory_gib=memory_gib(memory)
+            )
         except CatalogError as exc:
             at = (*path, "accelerator", "type") if accelerator else path
             self.diagnostic(at, f"{exc.message} (profile '{self.profile.name}')", exc.hint)
             self._machines[key] = None
             return None
+        if resolution is None:
+            return None  # a platform without catalogued machines (local, most third-party ones)
         for warning in resolution.warnings:
             self.diagnostic((*path, "accelerator") if accelerator else path, warning, severity="warning")
         found = resolution.machine
-        selector = dict(found.node_selector)
-        if GPU_PRODUCT_LABEL in selector and accelerator in self.settings.get("gpu_products", {}):
-            selector[GPU_PRODUCT_LABEL] = self.settings["gpu_products"][accelerator]  # this cluster's part (profile)
         machine = nodes.Machine(
             name=found.name,
             accelerator=found.accelerator,
@@ -119,7 +117,7 @@ class LoweringContext:
             accelerator_count=found.accelerator_count,
             vcpus=found.vcpus,
             memory_gib=found.memory_gib,
-            node_selector=selector,
+            node_selector=dict(found.node_selector),
             tolerations=[dict(t) for t in found.tolerations],
         )
         self._machines[key] = machine

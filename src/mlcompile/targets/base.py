@@ -127,6 +127,12 @@ class Platform(Protocol):
         """Where the runtime reads secret NAME on this platform (None: the platform injects it)."""
         ...
 
+    def resolve_machine(self, settings: Mapping[str, Any], *, accelerator: str | None, count: int, cpu: float, memory_gib: float) -> Any:
+        """The machine a resource request runs on: a `mlcompile.catalog.Resolution` (the
+        machine and warnings about it), None when the platform has no catalogued machines;
+        raise `mlcompile.catalog.CatalogError` for a request the platform cannot meet."""
+        ...
+
     def price_table(self) -> Any:
         """The `mlcompile.catalog.prices.PlatformPrices` of list prices (None: no table);
         by default the machine catalog's price list under the platform's name."""
@@ -189,6 +195,15 @@ class PlatformBase:
 
     def secret_locator(self, settings: Mapping[str, Any], name: str) -> str | None:
         return None
+
+    def resolve_machine(self, settings: Mapping[str, Any], *, accelerator: str | None, count: int, cpu: float, memory_gib: float) -> Any:
+        # the catalog's entries of section `machine_catalog` (Kubernetes: of the profile's cluster flavour)
+        if self.machine_catalog is None:
+            return None
+        from mlcompile.catalog import resolve_machine
+
+        cluster = str(settings.get("cluster", "generic"))
+        return resolve_machine(self.machine_catalog, accelerator=accelerator, count=count, cpu=cpu, memory_gib=memory_gib, cluster=cluster)
 
     def price_table(self) -> Any:
         # list prices: the catalog's under the platform's name (catalog/prices.yaml), if any

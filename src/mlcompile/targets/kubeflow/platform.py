@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from mlcompile.limits import KFP_PIPELINE_SPEC, KUBERNETES_OBJECTS, Limit
 from mlcompile.targets.base import PlatformBase, Pricing
 from mlcompile.targets.kubeflow.settings import KubeflowSettings
+
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # GPU Feature Discovery's, on generic clusters
 
 
 class KubeflowPlatform(PlatformBase):
@@ -23,3 +27,13 @@ class KubeflowPlatform(PlatformBase):
         "self_managed", note="Kubeflow runs on your own cluster: cost.json states the resources each step asks, with no price."
     )
     emulator: ClassVar[str | None] = "mlcompile.emulate.system:emulate_kubeflow"
+
+    def resolve_machine(self, settings: Mapping[str, Any], *, accelerator: str | None, count: int, cpu: float, memory_gib: float) -> Any:
+        resolution = super().resolve_machine(settings, accelerator=accelerator, count=count, cpu=cpu, memory_gib=memory_gib)
+        selector = dict(resolution.machine.node_selector)
+        product = settings.get("gpu_products", {}).get(accelerator)
+        if GPU_PRODUCT_LABEL not in selector or product is None:
+            return resolution
+        selector[GPU_PRODUCT_LABEL] = product  # this cluster's part (the profile's gpu_products)
+        machine = dataclasses.replace(resolution.machine, node_selector=tuple(sorted(selector.items())))
+        return dataclasses.replace(resolution, machine=machine)
