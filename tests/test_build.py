@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from mlcompile import testing
 from mlcompile.cli import main
 from mlcompile.targets.base import OutputFile
 
@@ -38,10 +36,6 @@ def stdout_of(*args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout
 
 
-def tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_build_writes_a_folder_per_profile_with_a_manifest_of_sha256s(workspace: Path) -> None:
     code, output = run("build", "mlcompile.yaml", "--target", "targets/local.yaml", "--out", "out")
     assert code == 0, output
@@ -56,28 +50,23 @@ def test_build_writes_a_folder_per_profile_with_a_manifest_of_sha256s(workspace:
         {"path": "feature_repo/feature_store.yaml", "kind": "feast.feature_store_config", "sha256": digest("feature_repo/feature_store.yaml")},
         {"path": "plan.json", "kind": "mlcompile.plan", "sha256": digest("plan.json")},
     ]  # sorted by path
+    testing.assert_manifest_complete(workspace / "out/local", spec="mlcompile.yaml")
     assert sorted(p.name for p in (workspace / "out").iterdir()) == ["local"], "no staging folder is left behind"
 
 
 def test_build_output_is_identical_across_runs_directories_and_hash_seeds(workspace: Path, tmp_path: Path) -> None:
-    assert run("build", "mlcompile.yaml", "-t", "targets/local.yaml", "-o", "first")[0] == 0
-    # another working directory, another PYTHONHASHSEED, a fresh process
-    env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    subprocess.run(
-        [sys.executable, "-m", "mlcompile", "build", str(workspace / "mlcompile.yaml"), "-t", str(workspace / "targets/local.yaml"), "-o", str(tmp_path / "second")],
-        cwd=tmp_path, env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    assert tree(workspace / "first") == tree(tmp_path / "second")
+    # the same plan twice, then fresh processes under other PYTHONHASHSEEDs from another folder
+    testing.assert_deterministic("mlcompile.yaml", "targets/local.yaml", tmp_path, hash_seeds=("12345",))
 
 
 def test_a_failed_build_leaves_the_previous_output_untouched(workspace: Path) -> None:
     assert run("build", "mlcompile.yaml", "-t", "targets/local.yaml", "-o", "out")[0] == 0
-    before = tree(workspace / "out")
+    before = testing.read_tree(workspace / "out")
     spec = workspace / "mlcompile.yaml"
     spec.write_text(spec.read_text().replace("source: transactions\n      ttl", "source: transaction\n      ttl"))
     code, output = run("build", "mlcompile.yaml", "-t", "targets/local.yaml", "-o", "out")
     assert code == 2 and "unknown source 'transaction'" in output
-    assert tree(workspace / "out") == before
+    assert testing.read_tree(workspace / "out") == before
 
 
 def test_nothing_is_written_when_any_profile_fails(workspace: Path) -> None:

@@ -6,13 +6,11 @@ with tests/golden/<example>/<profile>/. Regenerate deliberately, then review the
 
 from __future__ import annotations
 
-import difflib
-import shutil
 from pathlib import Path
 
 import pytest
 
-from mlcompile.build import compile_system, resolve_profiles, write_builds
+from mlcompile import testing
 from mlcompile.targets.registry import target_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,54 +19,44 @@ EXAMPLES = sorted(p.parent.name for p in ROOT.glob("examples/*/mlcompile.yaml"))
 PROFILES = sorted(p.stem for p in ROOT.glob("targets/*.yaml"))
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+def platform_of(profile: str) -> str:
+    return next(line.split(":", 1)[1].strip() for line in (ROOT / "targets" / f"{profile}.yaml").read_text().splitlines() if line.startswith("platform:"))
 
 
 def build_example(example: str, profile: str, out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # Built from the repository root with relative paths, as the README does; the git
     # commit is left out of lineage so that goldens do not change with every commit.
     monkeypatch.chdir(ROOT)
-    spec = f"examples/{example}/mlcompile.yaml"
-    profiles = resolve_profiles(spec, [f"targets/{profile}.yaml"])
-    compilation = compile_system(spec, profiles, render=True, git_commit=None)
-    (folder,) = write_builds(compilation.results, out)
-    return folder
+    return testing.build(f"examples/{example}/mlcompile.yaml", f"targets/{profile}.yaml", out).folder
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_build_matches_golden(example: str, profile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, update_golden: bool) -> None:
-    platform = next(line.split(":", 1)[1].strip() for line in (ROOT / "targets" / f"{profile}.yaml").read_text().splitlines() if line.startswith("platform:"))
+    platform = platform_of(profile)
     if platform not in target_names():
         pytest.skip(f"target '{platform}' is not installed")
-    built = _files(build_example(example, profile, tmp_path, monkeypatch))
-    golden_dir = GOLDEN / example / profile
-    if update_golden:
-        shutil.rmtree(golden_dir, ignore_errors=True)
-        for name, content in built.items():
-            (golden_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            (golden_dir / name).write_bytes(content)
-        return
-    expected = _files(golden_dir) if golden_dir.is_dir() else {}
-    problems = []
-    for name in sorted(set(built) | set(expected)):
-        if name not in expected:
-            problems.append(f"new file {name}")
-        elif name not in built:
-            problems.append(f"missing file {name}")
-        elif built[name] != expected[name]:
-            diff = difflib.unified_diff(
-                expected[name].decode(errors="replace").splitlines(), built[name].decode(errors="replace").splitlines(),
-                f"golden/{example}/{profile}/{name}", f"built/{name}", lineterm="", n=2,
-            )  # fmt: skip
-            problems.append("\n".join(list(diff)[:80]))
-    assert not problems, "\n".join(problems) + "\n\nregenerate (then review the diff): pytest tests/test_golden.py --update-golden"
+    built = build_example(example, profile, tmp_path, monkeypatch)
+    testing.assert_manifest_complete(built, spec=f"examples/{example}/mlcompile.yaml")
+    testing.assert_matches_golden(built, GOLDEN / example / profile, update=update_golden, regenerate="pytest tests/test_golden.py --update-golden")
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_two_builds_are_byte_identical(example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     profile = "local"
-    first = _files(build_example(example, profile, tmp_path / "a", monkeypatch))
-    second = _files(build_example(example, profile, tmp_path / "b", monkeypatch))
+    first = testing.read_tree(build_example(example, profile, tmp_path / "a", monkeypatch))
+    second = testing.read_tree(build_example(example, profile, tmp_path / "b", monkeypatch))
     assert first == second
+
+
+# azure-prod: tests/test_target_azureml.py does this for every example
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", [p for p in PROFILES if p != "azure-prod"])
+def test_a_fresh_interpreter_under_another_hash_seed_builds_the_golden_bytes(profile: str, tmp_path: Path) -> None:
+    """test_build_matches_golden builds in this process under its (random) hash seed; a fresh
+    interpreter under a fixed one, started from another folder, must write the same files."""
+    if platform_of(profile) not in target_names():
+        pytest.skip(f"target '{platform_of(profile)}' is not installed")
+    spec, target = ROOT / "examples/churn/mlcompile.yaml", ROOT / "targets" / f"{profile}.yaml"
+    built = testing.build_in_subprocess(spec.relative_to(ROOT), target.relative_to(ROOT), tmp_path / "out", cwd=ROOT, hash_seed="4242")
+    testing.assert_matches_golden(built, GOLDEN / "churn" / profile)

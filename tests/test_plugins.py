@@ -15,13 +15,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from mlcompile.spec.loader import load_yaml_file
+from mlcompile import testing
 
 TOY = Path(__file__).parent / "toy_target"
 FIXTURE_SPEC = TOY / "fixture" / "mlcompile.yaml"
@@ -40,27 +41,20 @@ settings:
 
 @pytest.fixture(scope="module")
 def toy_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`pip install --no-deps --no-build-isolation --target <tmp> tests/toy_target`, from a copy
-    of the package (pip builds in the source tree; the repository stays clean)."""
-    if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0:
-        pytest.skip("pip is not available in this interpreter")
-    root = tmp_path_factory.mktemp("toy")
-    source, site = root / "src", root / "site"
-    source.mkdir()
-    shutil.copy(TOY / "pyproject.toml", source)
-    for folder in ("mlcompile_toy", "_build"):
-        shutil.copytree(TOY / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    """`pip install --no-deps --no-build-isolation --target <tmp> tests/toy_target` (by uv when
+    the dev extra installed it), from a copy of the package: the repository stays clean."""
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", "--no-cache-dir", "-q", "--target", str(site), str(source)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    elapsed = time.perf_counter() - started
-    assert proc.returncode == 0, f"pip install failed:\n{proc.stdout}\n{proc.stderr}"
-    print(f"pip install of the toy target: {elapsed:.2f}s")
+    site = testing.install_plugin(TOY, tmp_path_factory.mktemp("toy") / "site", build_isolation=False)
+    print(f"install of the toy target: {time.perf_counter() - started:.2f}s")
     assert (site / "mlcompile_toy" / "__init__.py").is_file()
     return site
+
+
+@pytest.fixture()
+def toy_installed(toy_site: Path) -> Iterator[Path]:
+    """The toy target found by this process too (the kit's checks build in-process)."""
+    with testing.plugin_installed(toy_site):
+        yield toy_site
 
 
 def mlcompile(*args: str, site: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -115,11 +109,13 @@ def test_toy_target_builds(toy_site: Path, project: Path) -> None:
     kinds = {step["kind"] for pipeline in steps["pipelines"] for step in pipeline["steps"]}
     assert {"extract_features", "validate_data", "tune", "evaluate", "gate", "register", "score_batch", "check_drift"} <= kinds, kinds
 
-    # deterministic: building again gives the same bytes
-    again = mlcompile("build", "mlcompile.yaml", "--target", "targets/toy-dev.yaml", "--out", "out2", site=toy_site, cwd=project)
-    assert again.returncode == 0, again.stderr
-    for name in ("manifest.json", "toy-steps.json"):
-        assert (project / "out2" / "toy-dev" / name).read_bytes() == (folder / name).read_bytes()
+    testing.assert_manifest_complete(folder, spec=project / "mlcompile.yaml")
+
+
+def test_toy_target_passes_the_kits_determinism_check(toy_installed: Path, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project)
+    built = testing.assert_deterministic("mlcompile.yaml", "targets/toy-dev.yaml", project / "determinism", hash_seeds=("4242",))
+    assert built.kinds["toy-steps.json"] == "toy.steps"
 
 
 def test_toy_target_is_listed(toy_site: Path, project: Path) -> None:
@@ -131,29 +127,17 @@ def test_toy_target_is_listed(toy_site: Path, project: Path) -> None:
     assert "local" in rows  # the built-in still comes through the same door
 
 
-def test_toy_check_refusal_is_located(toy_site: Path, project: Path) -> None:
+def test_toy_check_refusal_is_located(toy_installed: Path, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """check() refuses accelerators: exit 2, nothing written, the error at the spec's line."""
-    for command in (
-        ["build", "refused.yaml", "--target", "targets/toy-dev.yaml", "--out", "out"],
-        ["validate", "refused.yaml", "--target", "targets/toy-dev.yaml"],
-    ):
-        proc = mlcompile(*command, site=toy_site, cwd=project)
-        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
-        assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
-        located = re.findall(r"^refused\.yaml:(\d+):(\d+): error: (training\.resources[^:]*): (.*\(target toy\))$", proc.stderr, re.M)
-        assert located, proc.stderr
-        line, col, path, message = located[0]
-        assert "nvidia-t4" in message and "toy machines have CPUs only" in message
-        # at the spec location of what was refused (the resources block or its accelerator)
-        source_map = load_yaml_file(project / "refused.yaml").source_map
-        where = {
-            table[path]
-            for path in (("training", "resources"), ("training", "resources", "accelerator"))
-            for table in (source_map.keys, source_map.values)
-            if path in table
-        }
-        assert (int(line), int(col)) in where, (line, col, where)
-    assert not (project / "out" / "toy-dev").exists()  # a refused build writes nothing
+    monkeypatch.chdir(project)
+    refusal = testing.assert_refused(
+        "refused.yaml",
+        "targets/toy-dev.yaml",
+        at="training.resources",
+        message=r"accelerator 'nvidia-t4' is not available: toy machines have CPUs only",
+        out="out",
+    )
+    assert refusal.message.endswith("(target toy)") and refusal.path.startswith("training.resources")
 
 
 def test_toy_refusal_lifted_by_override(toy_site: Path, project: Path) -> None:

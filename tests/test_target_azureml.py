@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 pytest.importorskip("azure.ai.ml")
 
+from mlcompile import testing  # noqa: E402
 from mlcompile.build import compile_system, resolve_profiles, write_builds  # noqa: E402
 from mlcompile.plan.nodes import Plan  # noqa: E402
 from mlcompile.targets.azureml import AzureMLTarget  # noqa: E402
@@ -294,22 +294,12 @@ def test_model_monitor_carries_drift_signal_and_thresholds(example: str, builds)
         assert _config_of(node.component.command.split("; case $? in 0) ", 1)[1].split(";; ", 1)[0])["params"]["pipeline"] == plan.training.name
 
 
-def _build_bytes(example: str, out: Path, env: dict[str, str] | None = None) -> dict[str, bytes]:
-    subprocess.run(
-        [sys.executable, "-m", "mlcompile", "build", f"examples/{example}/mlcompile.yaml", "--target", PROFILE, "--out", str(out), "--git-commit", "none"],
-        cwd=ROOT, check=True, capture_output=True, env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    folder = out / "azure-prod"
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_builds_are_byte_stable_across_runs_and_hash_seeds(example: str, tmp_path: Path) -> None:
     """A build in a fresh interpreter under a fixed hash seed writes the golden bytes, which
     test_golden.py rebuilds in-process under this session's (random) seed: two runs, two seeds."""
-    golden = ROOT / "tests" / "golden" / example / "azure-prod"
-    expected = {p.relative_to(golden).as_posix(): p.read_bytes() for p in sorted(golden.rglob("*")) if p.is_file()}
-    assert _build_bytes(example, tmp_path / "a", {"PYTHONHASHSEED": "12345"}) == expected
+    built = testing.build_in_subprocess(f"examples/{example}/mlcompile.yaml", PROFILE, tmp_path / "a", cwd=ROOT, hash_seed="12345")
+    testing.assert_matches_golden(built, ROOT / "tests" / "golden" / example / "azure-prod")
 
 
 def test_build_opens_no_socket_except_loopback(monkeypatch: pytest.MonkeyPatch) -> None:

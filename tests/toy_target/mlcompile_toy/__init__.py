@@ -42,7 +42,7 @@ class ToyTarget(PlatformBase):
                     unsupported(
                         request.origin,
                         self.name,
-                        f"accelerator '{request.accelerator}' is not available: toy machines have CPUs only",
+                        f"accelerator '{request.accelerator.type}' is not available: toy machines have CPUs only",
                         hint="remove resources.accelerator, or override it with null under overrides.<profile>",
                     )
                 )
