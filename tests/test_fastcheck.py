@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 import shutil
 import subprocess
 import sys
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from pydantic import ValidationError
 
 from mlcompile import cli
 from mlcompile.errors import SpecError
-from mlcompile.spec import fastcheck, fastcheck_gen
+from mlcompile.spec import fastcheck, fastcheck_gen, values
 from mlcompile.spec.fastcheck import View, view_of
 from mlcompile.spec.loader import load_yaml_file
 from mlcompile.spec.models import MLSystem
@@ -215,6 +217,18 @@ def test_an_invalid_spec_takes_the_full_path_for_its_located_errors(tmp_path: Pa
     result = CliRunner().invoke(cli.main, ["validate", str(spec)])
     assert result.exit_code == 2
     assert f"{spec}:" in result.stderr and "error: metadata.name" in result.stderr
+
+
+def test_a_time_zone_is_accepted_exactly_when_zoneinfo_lists_it() -> None:
+    # every name the time zone folders hold, the folders themselves, and names that reach a
+    # listed file by another way (case, '..', '//', right/ and posix/, posixrules)
+    listed = zoneinfo.available_timezones()
+    names = {os.path.relpath(os.path.join(folder, name), root)
+             for root in zoneinfo.TZPATH for folder, folders, files in os.walk(root, followlinks=True) for name in folders + files}  # fmt: skip
+    names |= {"posixrules", "right/UTC", "posix/Europe/Berlin", "Europe", "Europe/", "/Europe/Berlin", "./UTC", "Europe//Berlin",
+              "Etc/../UTC", "europe/berlin", "UTC ", "", "Mars/Olympus", "zone.tab"}  # fmt: skip
+    assert listed <= names
+    assert {name for name in names if values.is_listed_time_zone(name)} == listed
 
 
 def test_validating_an_example_alone_never_imports_pydantic(tmp_path: Path) -> None:
