@@ -1,8 +1,8 @@
 """Accelerator catalog lookups and the machine resolver.
 
 The facts live in ``accelerators.yaml`` and ``machines.yaml`` next to this module, each
-with its source.  They are read once, lazily, through :mod:`importlib.resources` so the
-catalog works from an installed wheel.  Nothing here talks to a cloud.
+with its source.  They are read once, lazily, from their parsed copy (``data.json``, see
+:mod:`mlcompile.catalog.data`).  Nothing here talks to a cloud.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import difflib
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-import yaml
+from mlcompile.catalog import data
 
 PLATFORMS: tuple[str, ...] = ("kubeflow", "vertex", "sagemaker", "azureml")
 CLUSTER_FLAVOURS: tuple[str, ...] = ("gke", "eks", "aks", "generic")
@@ -104,9 +103,8 @@ def _sort_key(option: _Option) -> tuple[int, float, float, str]:
 
 
 def _read(filename: str) -> Any:
-    # libyaml when present: the catalog is read on every validate, and the C loader is ~10x faster
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(resources.files(__package__).joinpath(filename).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+    # parsed ahead into data.json: the catalog is read on every validate that names an accelerator
+    return data.read(filename)
 
 
 def _keys(raw: Any, where: str, required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
