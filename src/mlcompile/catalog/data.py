@@ -30,11 +30,17 @@ def read(filename: str) -> Any:
     return _data()[filename]
 
 
-def parse_yaml(filename: str) -> Any:
-    """One of SOURCES parsed from its YAML, as JSON holds it (mapping keys as strings)."""
+def load_yaml(filename: str) -> Any:
+    """A YAML file of the catalog, parsed."""
     import yaml
 
-    return json.loads(json.dumps(yaml.safe_load(DATA_FILE.with_name(filename).read_text(encoding="utf-8"))))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
+    return yaml.load(DATA_FILE.with_name(filename).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+
+
+def parse_yaml(filename: str) -> Any:
+    """One of SOURCES parsed from its YAML, as JSON holds it (mapping keys as strings)."""
+    return json.loads(json.dumps(load_yaml(filename)))
 
 
 def generate() -> str:

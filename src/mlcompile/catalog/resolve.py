@@ -103,8 +103,9 @@ def _sort_key(option: _Option) -> tuple[int, float, float, str]:
 
 
 def _read(filename: str) -> Any:
-    # parsed ahead into data.json: the catalog is read on every validate that names an accelerator
-    return data.read(filename)
+    # the resolver's own files are parsed ahead (data.json): it reads them on every validate
+    # that names an accelerator; others (prices.yaml) are parsed here
+    return data.read(filename) if filename in data.SOURCES else data.load_yaml(filename)
 
 
 def _keys(raw: Any, where: str, required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
