@@ -5,6 +5,7 @@ accepts one the models refuse, and the command says the same either way."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import random
@@ -219,9 +220,13 @@ def test_an_invalid_spec_takes_the_full_path_for_its_located_errors(tmp_path: Pa
     assert f"{spec}:" in result.stderr and "error: metadata.name" in result.stderr
 
 
-def test_a_time_zone_is_accepted_exactly_when_zoneinfo_lists_it() -> None:
+@pytest.mark.parametrize("tzdata", ["installed", "absent"])
+def test_a_time_zone_is_accepted_exactly_when_zoneinfo_lists_it(tzdata: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # every name the time zone folders hold, the folders themselves, and names that reach a
     # listed file by another way (case, '..', '//', right/ and posix/, posixrules)
+    if tzdata == "absent":  # then only the folders hold zones
+        monkeypatch.setitem(sys.modules, "tzdata", None)
+    monkeypatch.setattr(values, "_tzdata_zones", functools.cache(values._tzdata_zones.__wrapped__))
     listed = zoneinfo.available_timezones()
     names = {os.path.relpath(os.path.join(folder, name), root)
              for root in zoneinfo.TZPATH for folder, folders, files in os.walk(root, followlinks=True) for name in folders + files}  # fmt: skip

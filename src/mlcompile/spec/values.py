@@ -116,18 +116,35 @@ def timezone_names() -> frozenset[str]:
 
 
 def is_listed_time_zone(key: str) -> bool:
-    """Whether `zoneinfo.available_timezones()` lists `key`, found the way it finds names
-    (os.walk of each TZPATH folder, its right/ and posix/ left out, not into linked folders;
-    a file that starts with b"TZif"; not posixrules), for this one name: listing them all
-    opens every file of the time zone database, a sixth of a small spec's `validate`."""
-    import zoneinfo
-
-    if importlib.util.find_spec("tzdata") is not None:  # its list of names counts too
+    """Whether `zoneinfo.available_timezones()` lists `key`, for this one name: listing them
+    all opens every file of the time zone database, a sixth of a small spec's `validate`. It
+    lists the names of the tzdata package's list, and those found the way it finds them in
+    each TZPATH folder (os.walk, right/ and posix/ left out, not into linked folders; a file
+    that starts with b"TZif"), but never posixrules."""
+    tzdata = _tzdata_zones()
+    if tzdata is None:
         return key in _zones()
     parts = key.split("/")
-    if key == "posixrules" or (len(parts) > 1 and parts[0] in ("right", "posix")):
-        return False
+    if key == "posixrules" or key in tzdata or (len(parts) > 1 and parts[0] in ("right", "posix")):
+        return key != "posixrules" and key in tzdata
+    import zoneinfo
+
     return any(os.path.exists(root) and _zone_file(root, parts) for root in zoneinfo.TZPATH)
+
+
+@cache
+def _tzdata_zones() -> frozenset[str] | None:
+    """The tzdata package's list of zones (empty without tzdata; None when the list is not a
+    file to read here)."""
+    spec = importlib.util.find_spec("tzdata")
+    if spec is None:
+        return frozenset()
+    for folder in spec.submodule_search_locations or ():
+        path = os.path.join(folder, "zones")
+        if os.path.isfile(path):
+            with open(path) as zones:  # as zoneinfo opens it
+                return frozenset(stripped for line in zones if (stripped := line.strip()))
+    return None
 
 
 def _zone_file(root: str, parts: list[str]) -> bool:
