@@ -51,6 +51,7 @@ def error(platform: str, accelerator: str | None, **kw) -> CatalogError:
 def test_names_are_sorted_and_cover_the_spec():
     names = accelerator_names()
     assert names == sorted(names)
+    assert names == list(catalog._catalog().accelerators)  # read without building the catalog, the same
     assert SPEC_NAMES <= set(names)
 
 

@@ -38,6 +38,12 @@ def load_yaml(filename: str) -> Any:
     return yaml.load(DATA_FILE.with_name(filename).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
 
 
+def accelerator_names() -> list[str]:
+    """The portable accelerator names, sorted: read without building the catalog, since
+    `validate` checks every accelerator a spec names."""
+    return sorted(read("accelerators.yaml")["accelerators"])
+
+
 def parse_yaml(filename: str) -> Any:
     """One of SOURCES parsed from its YAML, as JSON holds it (mapping keys as strings)."""
     return json.loads(json.dumps(load_yaml(filename)))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlcompile.catalog import data
+from mlcompile.catalog.data import accelerator_names
 
 PLATFORMS: tuple[str, ...] = ("kubeflow", "vertex", "sagemaker", "azureml")
 CLUSTER_FLAVOURS: tuple[str, ...] = ("gke", "eks", "aks", "generic")
@@ -187,11 +188,6 @@ def _catalog() -> _Catalog:
 
 
 # --------------------------------------------------------------------------- lookups
-
-
-def accelerator_names() -> list[str]:
-    """The portable accelerator names, sorted."""
-    return list(_catalog().accelerators)
 
 
 def _normal(text: str) -> str:
