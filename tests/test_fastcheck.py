@@ -246,3 +246,38 @@ def test_validating_an_example_alone_never_imports_pydantic(tmp_path: Path) -> N
     proc = subprocess.run([sys.executable, "-c", driver], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.stdout.split(None, 1) == ["0", "[]\n"], proc.stdout + proc.stderr
     assert json.loads(json.dumps(proc.stderr)).endswith("valid (no target profiles found; pass --target to check builds)\n")
+
+
+def run_command(driver: str, args: list[str], cwd: Path) -> tuple[int, str, str, bool]:
+    """(exit status, stdout, stderr, whether click was imported) of `mlcompile ARGS` run
+    through mlcompile.entry or straight through the click command line."""
+    call = "from mlcompile.entry import main\nmain()" if driver == "entry" else "from mlcompile.cli import main\nmain()"
+    code = (f"import sys\nsys.argv = ['mlcompile', *sys.argv[1:]]\ntry:\n    {call.replace(chr(10), chr(10) + '    ')}\nexcept SystemExit as exc:\n    status = exc.code\n"
+            "print('click' in sys.modules, file=sys.stdout)\nsys.exit(status)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    *out, clicked = proc.stdout.splitlines() or [""]
+    return proc.returncode, "\n".join(out), proc.stderr, clicked == "True"
+
+
+@pytest.mark.parametrize("case", ["valid specs", "an invalid spec", "a folder", "a missing file", "quiet", "json", "profiles beside the spec"])
+def test_the_entry_point_says_what_the_command_line_says(case: str, tmp_path: Path) -> None:
+    for name in ("churn", "ranker-gpu"):
+        shutil.copytree(ROOT / "examples" / name, tmp_path / name, ignore=shutil.ignore_patterns("data", ".mlcompile"))
+    (tmp_path / "bad.yaml").write_text((ROOT / "examples" / "churn" / "mlcompile.yaml").read_text().replace("name: churn-prediction", "name: Churn", 1))
+    specs = ["churn/mlcompile.yaml", "ranker-gpu/mlcompile.yaml"]
+    args = {
+        "valid specs": ["validate", *specs],
+        "an invalid spec": ["validate", "churn/mlcompile.yaml", "bad.yaml"],
+        "a folder": ["validate", "churn"],
+        "a missing file": ["validate", "missing.yaml"],
+        "quiet": ["validate", "-q", *specs],
+        "json": ["validate", *specs, "--format", "json"],
+        "profiles beside the spec": ["validate", "churn/mlcompile.yaml"],
+    }[case]
+    if case == "profiles beside the spec":
+        shutil.copytree(ROOT / "targets", tmp_path / "churn" / "targets")
+    *said, clicked = run_command("entry", args, tmp_path)
+    assert said == list(run_command("cli", args, tmp_path)[:3])
+    assert clicked == (case != "valid specs")  # only plain valid specs are answered without the command line
+    if case == "valid specs":
+        assert said == [0, "", "".join(f"{spec}: valid (no target profiles found; pass --target to check builds)\n" for spec in specs)]
