@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from mlcompile.catalog import (
     CLUSTER_FLAVOURS,
@@ -15,6 +18,7 @@ from mlcompile.catalog import (
     resolve_machine,
     suggest_accelerator,
 )
+from mlcompile.catalog import data as catalog_data
 from mlcompile.catalog import resolve as catalog
 
 SPEC_NAMES = {
@@ -47,6 +51,7 @@ def error(platform: str, accelerator: str | None, **kw) -> CatalogError:
 def test_names_are_sorted_and_cover_the_spec():
     names = accelerator_names()
     assert names == sorted(names)
+    assert names == list(catalog._catalog().accelerators)  # read without building the catalog, the same
     assert SPEC_NAMES <= set(names)
 
 
@@ -109,6 +114,16 @@ def test_known_absences():
     assert "nvidia-l4" not in offered_accelerators("azureml")
     assert "tpu-v5e" not in offered_accelerators("sagemaker")
     assert offered_accelerators("kubeflow") == accelerator_names()
+
+
+def test_the_shipped_data_json_is_the_yaml_files_parsed():
+    assert catalog_data.generate() == catalog_data.DATA_FILE.read_text(encoding="utf-8"), f"run {catalog_data.COMMAND}"
+
+
+def test_the_resolver_builds_the_same_catalog_from_the_yaml_files_as_from_data_json(monkeypatch: pytest.MonkeyPatch):
+    from_json = catalog._catalog.__wrapped__()
+    monkeypatch.setattr(catalog, "_read", lambda filename: yaml.safe_load((Path(catalog.__file__).parent / filename).read_text(encoding="utf-8")))
+    assert catalog._catalog.__wrapped__() == from_json
 
 
 def test_data_is_read_once():

@@ -5,11 +5,14 @@ accepts one the models refuse, and the command says the same either way."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import os
 import random
 import shutil
 import subprocess
 import sys
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from pydantic import ValidationError
 
 from mlcompile import cli
 from mlcompile.errors import SpecError
-from mlcompile.spec import fastcheck, fastcheck_gen
+from mlcompile.spec import fastcheck, fastcheck_gen, values
 from mlcompile.spec.fastcheck import View, view_of
 from mlcompile.spec.loader import load_yaml_file
 from mlcompile.spec.models import MLSystem
@@ -217,6 +220,22 @@ def test_an_invalid_spec_takes_the_full_path_for_its_located_errors(tmp_path: Pa
     assert f"{spec}:" in result.stderr and "error: metadata.name" in result.stderr
 
 
+@pytest.mark.parametrize("tzdata", ["installed", "absent"])
+def test_a_time_zone_is_accepted_exactly_when_zoneinfo_lists_it(tzdata: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every name the time zone folders hold, the folders themselves, and names that reach a
+    # listed file by another way (case, '..', '//', right/ and posix/, posixrules)
+    if tzdata == "absent":  # then only the folders hold zones
+        monkeypatch.setitem(sys.modules, "tzdata", None)
+    monkeypatch.setattr(values, "_tzdata_zones", functools.cache(values._tzdata_zones.__wrapped__))
+    listed = zoneinfo.available_timezones()
+    names = {os.path.relpath(os.path.join(folder, name), root)
+             for root in zoneinfo.TZPATH for folder, folders, files in os.walk(root, followlinks=True) for name in folders + files}  # fmt: skip
+    names |= {"posixrules", "right/UTC", "posix/Europe/Berlin", "Europe", "Europe/", "/Europe/Berlin", "./UTC", "Europe//Berlin",
+              "Etc/../UTC", "europe/berlin", "UTC ", "", "Mars/Olympus", "zone.tab"}  # fmt: skip
+    assert listed <= names
+    assert {name for name in names if values.is_listed_time_zone(name)} == listed
+
+
 def test_validating_an_example_alone_never_imports_pydantic(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples" / "churn", tmp_path / "churn", ignore=shutil.ignore_patterns("data", ".mlcompile"))
     driver = (
@@ -227,3 +246,38 @@ def test_validating_an_example_alone_never_imports_pydantic(tmp_path: Path) -> N
     proc = subprocess.run([sys.executable, "-c", driver], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.stdout.split(None, 1) == ["0", "[]\n"], proc.stdout + proc.stderr
     assert json.loads(json.dumps(proc.stderr)).endswith("valid (no target profiles found; pass --target to check builds)\n")
+
+
+def run_command(driver: str, args: list[str], cwd: Path) -> tuple[int, str, str, bool]:
+    """(exit status, stdout, stderr, whether click was imported) of `mlcompile ARGS` run
+    through mlcompile.entry or straight through the click command line."""
+    call = "from mlcompile.entry import main\nmain()" if driver == "entry" else "from mlcompile.cli import main\nmain()"
+    code = (f"import sys\nsys.argv = ['mlcompile', *sys.argv[1:]]\ntry:\n    {call.replace(chr(10), chr(10) + '    ')}\nexcept SystemExit as exc:\n    status = exc.code\n"
+            "print('click' in sys.modules, file=sys.stdout)\nsys.exit(status)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    *out, clicked = proc.stdout.splitlines() or [""]
+    return proc.returncode, "\n".join(out), proc.stderr, clicked == "True"
+
+
+@pytest.mark.parametrize("case", ["valid specs", "an invalid spec", "a folder", "a missing file", "quiet", "json", "profiles beside the spec"])
+def test_the_entry_point_says_what_the_command_line_says(case: str, tmp_path: Path) -> None:
+    for name in ("churn", "ranker-gpu"):
+        shutil.copytree(ROOT / "examples" / name, tmp_path / name, ignore=shutil.ignore_patterns("data", ".mlcompile"))
+    (tmp_path / "bad.yaml").write_text((ROOT / "examples" / "churn" / "mlcompile.yaml").read_text().replace("name: churn-prediction", "name: Churn", 1))
+    specs = ["churn/mlcompile.yaml", "ranker-gpu/mlcompile.yaml"]
+    args = {
+        "valid specs": ["validate", *specs],
+        "an invalid spec": ["validate", "churn/mlcompile.yaml", "bad.yaml"],
+        "a folder": ["validate", "churn"],
+        "a missing file": ["validate", "missing.yaml"],
+        "quiet": ["validate", "-q", *specs],
+        "json": ["validate", *specs, "--format", "json"],
+        "profiles beside the spec": ["validate", "churn/mlcompile.yaml"],
+    }[case]
+    if case == "profiles beside the spec":
+        shutil.copytree(ROOT / "targets", tmp_path / "churn" / "targets")
+    *said, clicked = run_command("entry", args, tmp_path)
+    assert said == list(run_command("cli", args, tmp_path)[:3])
+    assert clicked == (case != "valid specs")  # only plain valid specs are answered without the command line
+    if case == "valid specs":
+        assert said == [0, "", "".join(f"{spec}: valid (no target profiles found; pass --target to check builds)\n" for spec in specs)]

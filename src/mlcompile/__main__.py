@@ -1,3 +1,3 @@
-from mlcompile.cli import main
+from mlcompile.entry import main
 
 main()

@@ -27,7 +27,7 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlcompile import secret_checks, secret_rules, secrets
+from mlcompile import secret_checks, secret_index, secret_rules, secrets
 from mlcompile.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -306,24 +306,34 @@ def test_an_aliased_secret_is_scanned_and_reported_once() -> None:
 # ---------------------------------------------------------------------------- speed
 
 
+def test_the_shipped_rule_index_is_the_one_the_rules_give() -> None:
+    assert secret_index.generate() == secret_index.INDEX_FILE.read_text(encoding="utf-8"), f"run {secret_index.COMMAND}"
+
+
+def test_a_rule_the_index_does_not_hold_is_parsed_when_used() -> None:
+    assert secret_index.facts(r"(?i)token=[a-z0-9]{20}", 0) == secret_index.Facts(frozenset({"token="}), 26)
+
+
 def _keyed_rules_hypothesis_can_draw() -> list[tuple[int, str]]:
     """(index, what) of each rule whose pattern hypothesis can draw matches of (not those
     with a lookaround, which from_regex does not support)."""
     return [
         (i, rule.what)
-        for i, (rule, words) in enumerate(secrets._keyed_rules())
-        if words and "(?<" not in rule.regex.pattern and "(?=" not in rule.regex.pattern and "(?!" not in rule.regex.pattern
+        for i, (rule, _) in enumerate(secrets._keyed_rules())
+        if "(?<" not in rule.regex.pattern and "(?=" not in rule.regex.pattern and "(?!" not in rule.regex.pattern
     ]
 
 
 @pytest.mark.parametrize(("index", "what"), _keyed_rules_hypothesis_can_draw())
 def test_a_rule_is_skipped_only_where_it_cannot_match(index: int, what: str) -> None:
-    """The scanner runs a rule only on texts holding one of its words: every match holds one."""
-    rule, words = secrets._keyed_rules()[index]
+    """The scanner runs a rule only on texts holding one of its words and at least as long
+    as its shortest match: every match holds one and is that long."""
+    rule, facts = secrets._keyed_rules()[index]
 
     @settings(max_examples=10, deadline=None)
     @given(st.from_regex(rule.regex, fullmatch=True))
     def check(text: str) -> None:
-        assert any(word in text.lower() for word in words), (words, text)
+        assert facts.words is None or any(word in text.lower() for word in facts.words), (facts.words, text)
+        assert len(text) >= facts.shortest, (facts.shortest, text)
 
     check()

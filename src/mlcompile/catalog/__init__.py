@@ -21,6 +21,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "accelerator_names":  # without the resolver's import
+        from mlcompile.catalog.data import accelerator_names
+
+        return accelerator_names
     if name in __all__:
         from mlcompile.catalog import resolve
 

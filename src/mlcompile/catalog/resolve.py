@@ -1,8 +1,8 @@
 """Accelerator catalog lookups and the machine resolver.
 
 The facts live in ``accelerators.yaml`` and ``machines.yaml`` next to this module, each
-with its source.  They are read once, lazily, through :mod:`importlib.resources` so the
-catalog works from an installed wheel.  Nothing here talks to a cloud.
+with its source.  They are read once, lazily, from their parsed copy (``data.json``, see
+:mod:`mlcompile.catalog.data`).  Nothing here talks to a cloud.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import difflib
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
-import yaml
+from mlcompile.catalog import data
+from mlcompile.catalog.data import accelerator_names
 
 # The catalog's sections: the platforms whose machines it knows. A platform resolves its
 # resources in one of them (`Platform.machine_catalog`); KUBERNETES is the section of
@@ -112,9 +112,9 @@ def _sort_key(option: _Option) -> tuple[int, float, float, str]:
 
 
 def _read(filename: str) -> Any:
-    # libyaml when present: the catalog is read on every validate, and the C loader is ~10x faster
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(resources.files(__package__).joinpath(filename).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+    # the resolver's own files are parsed ahead (data.json): it reads them on every validate
+    # that names an accelerator; others (prices.yaml) are parsed here
+    return data.read(filename) if filename in data.SOURCES else data.load_yaml(filename)
 
 
 def _keys(raw: Any, where: str, required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
@@ -198,11 +198,6 @@ def _catalog() -> _Catalog:
 
 
 # --------------------------------------------------------------------------- lookups
-
-
-def accelerator_names() -> list[str]:
-    """The portable accelerator names, sorted."""
-    return list(_catalog().accelerators)
 
 
 def _normal(text: str) -> str:

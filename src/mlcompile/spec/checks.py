@@ -360,9 +360,11 @@ def _metric_listed(c: _Collector, path: JsonPath, metric: str, metrics: Sequence
 def _check_accelerator(c: _Collector, path: JsonPath, accelerator: Any) -> None:
     if accelerator is None:
         return
-    from mlcompile.catalog import accelerator_names, suggest_accelerator
+    from mlcompile.catalog import accelerator_names
 
     if accelerator.type not in accelerator_names():
+        from mlcompile.catalog import suggest_accelerator
+
         suggestion = suggest_accelerator(accelerator.type)
         hint = f"did you mean '{suggestion}'?" if suggestion else "known accelerators: " + ", ".join(accelerator_names())
         c.error(path, f"unknown accelerator '{accelerator.type}'", hint)

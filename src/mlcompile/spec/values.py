@@ -5,6 +5,8 @@ building the models (`spec/fastcheck.py`)."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 from functools import cache
 
@@ -109,8 +111,59 @@ def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+def is_listed_time_zone(key: str) -> bool:
+    """Whether `zoneinfo.available_timezones()` lists `key`, for this one name: listing them
+    all opens every file of the time zone database, a sixth of a small spec's `validate`. It
+    lists the names of the tzdata package's list, and those found the way it finds them in
+    each TZPATH folder (os.walk, right/ and posix/ left out, not into linked folders; a file
+    that starts with b"TZif"), but never posixrules."""
+    tzdata = _tzdata_zones()
+    if tzdata is None:
+        return key in _zones()
+    parts = key.split("/")
+    if key == "posixrules" or key in tzdata or (len(parts) > 1 and parts[0] in ("right", "posix")):
+        return key != "posixrules" and key in tzdata
+    import zoneinfo
+
+    return any(os.path.exists(root) and _zone_file(root, parts) for root in zoneinfo.TZPATH)
+
+
+@cache
+def _tzdata_zones() -> frozenset[str] | None:
+    """The tzdata package's list of zones (empty without tzdata; None when the list is not a
+    file to read here)."""
+    spec = importlib.util.find_spec("tzdata")
+    if spec is None:
+        return frozenset()
+    for folder in spec.submodule_search_locations or ():
+        path = os.path.join(folder, "zones")
+        if os.path.isfile(path):
+            with open(path) as zones:  # as zoneinfo opens it
+                return frozenset(stripped for line in zones if (stripped := line.strip()))
+    return None
+
+
+def _zone_file(root: str, parts: list[str]) -> bool:
+    folder = root
+    for depth, part in enumerate(parts):
+        try:
+            with os.scandir(folder) as entries:
+                entry = next((e for e in entries if e.name == part), None)
+            is_dir = entry is not None and entry.is_dir()
+        except OSError:
+            return False
+        if entry is None or is_dir != (depth < len(parts) - 1) or (is_dir and entry.is_symlink()):
+            return False
+        folder = entry.path
+    try:
+        with open(folder, "rb") as file:
+            return file.read(4) == b"TZif"
+    except OSError:
+        return False
+
+
 def time_zone(value: str) -> str:
-    if value != "UTC" and value not in _zones():
+    if value != "UTC" and not is_listed_time_zone(value):
         raise ValueError(f"{_shorten(value)} is not an IANA time zone (for example 'UTC', 'Europe/Berlin')")
     return value
 
