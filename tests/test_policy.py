@@ -221,7 +221,7 @@ for _rule, _value, _edits, _lines in CASES:
 
 
 def test_every_rule_has_a_case() -> None:
-    from mlcompile.spec.models import Policy
+    from mlcompile.spec.profile_model import Policy
 
     assert {rule for rule, *_ in CASES} == set(Policy.model_fields) == set(PERMISSIVE)
 

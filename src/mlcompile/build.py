@@ -19,7 +19,7 @@ from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import MLCompileError, SpecError, TargetFailed, UsageError
 from mlcompile.spec.loader import Document, SourceMap
 from mlcompile.spec.models import PLATFORM_NAMES
-from mlcompile.spec.models import TargetProfile as TargetModel
+from mlcompile.spec.profile_model import TargetProfile as TargetModel
 from mlcompile.spec.resolve import (
     Profile,
     SystemBundle,

@@ -39,7 +39,8 @@ def json_schema(kind: Kind) -> dict[str, Any]:
 
         schema = diff_schema()
     else:
-        from mlcompile.spec.models import MLSystem, TargetProfile
+        from mlcompile.spec.models import MLSystem
+        from mlcompile.spec.profile_model import TargetProfile
 
         schema = (MLSystem if kind == "system" else TargetProfile).model_json_schema()
     return {"$schema": DRAFT, "$id": schema_id(kind), **schema}

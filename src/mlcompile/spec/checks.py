@@ -18,7 +18,8 @@ from mlcompile.spec.loader import SourceMap
 from mlcompile.spec.values import uri_scheme
 
 if TYPE_CHECKING:  # the rules read the models' fields only: `validate` may hand them views (spec/fastcheck.py)
-    from mlcompile.spec.models import MLSystem, TargetProfile
+    from mlcompile.spec.models import MLSystem
+    from mlcompile.spec.profile_model import TargetProfile
 
 # The short metric names of the first releases; a scikit-learn trainer takes these and every
 # scikit-learn scorer name (spec/estimators.py), a container trainer any name.

@@ -14,7 +14,8 @@ from typing import Any
 
 from mlcompile.diagnostics import Diagnostic, JsonPath, Severity, sort_diagnostics
 from mlcompile.spec.loader import SourceMap
-from mlcompile.spec.models import MLSystem, ServingResources, TargetProfile
+from mlcompile.spec.models import MLSystem, ServingResources
+from mlcompile.spec.profile_model import TargetProfile
 from mlcompile.spec.types import duration_seconds, memory_bytes
 
 

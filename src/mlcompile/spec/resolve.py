@@ -18,9 +18,10 @@ from mlcompile.diagnostics import Diagnostic, Severity, errors_in
 from mlcompile.errors import SpecError
 from mlcompile.spec.checks import check_characters, check_for_profile, check_literal_secrets, check_system, check_target
 from mlcompile.spec.loader import Document, SourceMap, display_path, kind_problem, load_yaml_file
-from mlcompile.spec.models import MLSystem, TargetProfile
+from mlcompile.spec.models import MLSystem
 from mlcompile.spec.overrides import apply_overrides
 from mlcompile.spec.policy import check_policy, check_policy_profile
+from mlcompile.spec.profile_model import TargetProfile
 from mlcompile.spec.salvage import salvage
 from mlcompile.spec.structure import structural_diagnostics
 
