@@ -17,8 +17,9 @@ import re
 from typing import Any
 
 from mlcompile.plan.nodes import Pipeline, Plan, Resources, Schedule, Step
-from mlcompile.runtime.contract import ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, ENV_TEST_DATA, ENV_TRAIN_DATA, ENV_VALIDATION_REPORT, runtime_args, step_config
-from mlcompile.secrets import env_name, refs_in, secret_name
+from mlcompile.plan.step_config import runtime_args, step_config
+from mlcompile.runtime.contract import ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, ENV_TEST_DATA, ENV_TRAIN_DATA, ENV_VALIDATION_REPORT, env_name, secret_name
+from mlcompile.secrets import refs_in
 from mlcompile.targets.base import resource_labels
 from mlcompile_airflow.settings import AirflowSettings
 
