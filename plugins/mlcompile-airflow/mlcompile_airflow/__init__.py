@@ -1,6 +1,5 @@
 """The `airflow` target: one Airflow DAG file per pipeline of the plan, each step a
-KubernetesPodOperator running mlcompile's runtime image (or the user's trainer container),
-scheduled by the spec's cron and time zone; a monitoring breach triggers the training DAG.
+KubernetesPodOperator running mlcompile's runtime image, scheduled by the spec's cron and time zone; a monitoring breach triggers the training DAG.
 
 Written only against mlcompile's plugin API (`PlatformBase` and the helpers of
 mlcompile.targets.base, the plan, the runtime contract); registered under the
@@ -87,16 +86,21 @@ class AirflowTarget(PlatformBase):
                     refuse(request, "replicas", f"a pod runs one replica; step {step.name} asks for {request.replicas}", "set replicas: 1 for this profile")
                 if request.spot:
                     refuse(request, "spot", "Kubernetes has no standard spot node label", "remove `spot: true` for this profile (overrides)")
-        tuning = plan.tuning
-        if tuning is not None and any(s.kind == "tune" and s.uses_user_container for s in plan.training.steps):
-            problems.append(
-                unsupported(
-                    tuning.origin,
-                    NAME,
-                    "Airflow has no tuning service to run a container trainer's trials",
-                    "tune an sklearn trainer, or drop tuning for this profile",
+        for step in plan.training.steps:
+            # KFP hands a container trainer local copies of its artifacts and uploads what it
+            # wrote; a pod of KubernetesPodOperator has no such staging around the user's image
+            # (the runtime's launcher only starts Vertex AI and Kubeflow jobs), so the
+            # MLCOMPILE_* variables could only hold object-store URIs the contract does not promise
+            if step.uses_user_container:
+                problems.append(
+                    unsupported(
+                        step.origin,
+                        NAME,
+                        f"an Airflow pod does not stage artifacts to local paths for container trainer '{step.image}' "
+                        "(the contract's MLCOMPILE_* variables would hold object-store URIs)",
+                        "train with `trainer: {sklearn: …}` for this profile (overrides), or build for kubeflow or vertex",
+                    )
                 )
-            )
         return problems
 
     def _check_triggers(self, plan: Plan) -> list[Diagnostic]:

@@ -2,7 +2,7 @@
 
 Steps run as KubernetesPodOperator tasks with the runtime contract every mlcompile target
 uses: `python -m mlcompile.runtime <step> --config <json> --input NAME=URI --output NAME=URI`
-(a user's trainer container gets its URIs in the MLCOMPILE_* environment instead). Artifacts
+(a user's trainer container is refused: nothing stages its artifacts to local paths). Artifacts
 live under `<artifact_root>/<system>/<pipeline>/<run id>/<step>/<name>`, so each DAG run has its
 own. A decision (the gate's, a monitoring check's) is written to the pod's XCom file; a
 ShortCircuitOperator reads it and skips what must not run: registration when a gate fails,
@@ -18,15 +18,13 @@ from typing import Any
 
 from mlcompile.plan.nodes import Pipeline, Plan, Resources, Schedule, Step
 from mlcompile.plan.step_config import runtime_args, step_config
-from mlcompile.runtime.contract import ENV_LABEL, ENV_METRICS, ENV_MODEL_DIR, ENV_TEST_DATA, ENV_TRAIN_DATA, ENV_VALIDATION_REPORT, env_name, secret_name
+from mlcompile.runtime.contract import env_name
 from mlcompile.secrets import refs_in
 from mlcompile.targets.base import resource_labels
 from mlcompile_airflow.settings import AirflowSettings
 
 RUN_ID = "{{ run_id }}"  # Jinja: Airflow renders it in the pod's arguments and environment
 XCOM_FILE = "/airflow/xcom/return.json"  # what KubernetesPodOperator pushes to XCom
-# which artifact feeds which variable of a user's trainer container (the runtime contract)
-CONTAINER_ENV_OF = {"train": ENV_TRAIN_DATA, "test": ENV_TEST_DATA, "report": ENV_VALIDATION_REPORT, "model": ENV_MODEL_DIR, "metrics": ENV_METRICS}
 BREACH = "breach"  # run_if of the steps that run when any monitoring check breached
 # what a DAG file imports, each only when the file uses it (no unused import to lint)
 IMPORTS = {
@@ -116,24 +114,16 @@ class DagWriter:
             "image": py(step.image),
             "cmds": py(list(step.command)),
         }
-        if step.uses_user_container:  # the trainer's own command; its URIs in the environment
-            env = {name: verbatim(value) for name, value in step.params.get("env", {}).items() if not secret_name(value)}
-            env.update({CONTAINER_ENV_OF[name]: uri for name, uri in {**inputs, **outputs}.items() if name in CONTAINER_ENV_OF})
-            env[ENV_LABEL] = str(step.params.get("label", ""))
-            secrets = {name: ref for name, value in step.params.get("env", {}).items() if (ref := secret_name(value))}
-            arguments["arguments"] = py([verbatim(arg) for arg in step.args])
-            arguments["env_vars"] = py(env)
-        else:
-            config = step_config(self.plan, step)
-            config["platform"] = {"name": "airflow", "namespace": self.settings.namespace}
-            if self.settings.registry is not None:
-                config["registry"]["tracking_uri"] = self.settings.registry.uri
-            if step.kind == "register":  # the version is tagged with the build's lineage
-                config["lineage"] = {"profile_sha256": self.plan.lineage.profile_sha256, "git_commit": self.plan.lineage.git_commit}
-            args = runtime_args(self.plan, step, inputs, outputs, config) + ["--pipeline-run", RUN_ID]
-            args[1] = verbatim(args[1])  # the config: the spec's text, never a template
-            arguments["arguments"] = py(args)
-            secrets = {env_name(name): name for name in refs_in(step.params)}
+        config = step_config(self.plan, step)
+        config["platform"] = {"name": "airflow", "namespace": self.settings.namespace}
+        if self.settings.registry is not None:
+            config["registry"]["tracking_uri"] = self.settings.registry.uri
+        if step.kind == "register":  # the version is tagged with the build's lineage
+            config["lineage"] = {"profile_sha256": self.plan.lineage.profile_sha256, "git_commit": self.plan.lineage.git_commit}
+        args = runtime_args(self.plan, step, inputs, outputs, config) + ["--pipeline-run", RUN_ID]
+        args[1] = verbatim(args[1])  # the config: the spec's text, never a template
+        arguments["arguments"] = py(args)
+        secrets = {env_name(name): name for name in refs_in(step.params)}
         if secrets:  # a Kubernetes Secret per secret://NAME, its value under key `value`
             arguments["secrets"] = "[" + ", ".join(f"Secret('env', {py(env)}, {py(name)}, 'value')" for env, name in sorted(secrets.items())) + "]"
         arguments.update(self.resources(step.resources))
