@@ -16,7 +16,7 @@ import keyword
 import re
 from typing import Any
 
-from mlcompile.plan.nodes import Pipeline, Plan, Resources, Schedule, Step
+from mlcompile.plan.nodes import Pipeline, Plan, Schedule, Step
 from mlcompile.plan.step_config import runtime_args, step_config
 from mlcompile.runtime.contract import env_name
 from mlcompile.secrets import refs_in
@@ -87,7 +87,8 @@ class DagWriter:
     def uri(self, step: str, artifact: str) -> str:
         return f"{self.root}/{step}/{artifact}"
 
-    def resources(self, request: Resources) -> dict[str, str]:
+    def resources(self, step: Step) -> dict[str, str]:
+        request = step.resources
         cpu = str(int(request.cpu)) if float(request.cpu).is_integer() else f"{int(request.cpu * 1000)}m"
         requests = {"cpu": cpu, "memory": request.memory}
         limits = dict(requests)
@@ -100,8 +101,11 @@ class DagWriter:
         if machine is not None and machine.tolerations:
             tolerations = ", ".join(f"k8s.V1Toleration(**{py(dict(t))})" for t in machine.tolerations)
             arguments["tolerations"] = f"[{tolerations}]"
-        if request.timeout_seconds:
-            arguments["execution_timeout"] = f"timedelta(seconds={request.timeout_seconds})"
+        timeout, tuning = request.timeout_seconds, self.plan.tuning
+        if timeout and step.kind == "tune" and tuning is not None:  # the pod runs every trial, parallel_trials at a time
+            timeout *= -(-tuning.max_trials // tuning.parallel_trials)
+        if timeout:
+            arguments["execution_timeout"] = f"timedelta(seconds={timeout})"
         return arguments
 
     def pod(self, step: Step) -> str:
@@ -126,7 +130,7 @@ class DagWriter:
         secrets = {env_name(name): name for name in refs_in(step.params)}
         if secrets:  # a Kubernetes Secret per secret://NAME, its value under key `value`
             arguments["secrets"] = "[" + ", ".join(f"Secret('env', {py(env)}, {py(name)}, 'value')" for env, name in sorted(secrets.items())) + "]"
-        arguments.update(self.resources(step.resources))
+        arguments.update(self.resources(step))
         arguments["do_xcom_push"] = py(any(a.type == "decision" for a in step.outputs))
         return call("KubernetesPodOperator", arguments)
 

@@ -121,6 +121,26 @@ def test_an_accelerator_gets_the_clusters_resource_node_selector_and_toleration(
     assert "k8s.V1Toleration(**{'effect': 'NoSchedule', 'key': 'nvidia.com/gpu', 'operator': 'Exists'})" in train
 
 
+def task_source(built: testing.Build, pipeline: str, task: str) -> str:
+    """The source of one task's operator call in a generated DAG file."""
+    return built.text(f"dags/{pipeline}.py").split(f"    {task} = ", 1)[1].split("\n    )\n", 1)[0]
+
+
+def test_a_tuning_task_may_run_every_wave_of_trials(plugin: Path, project: Path) -> None:
+    """6 trials, 2 at a time: three waves of the step's 1 h timeout, not one."""
+    data = yaml.safe_load((project / "mlcompile.yaml").read_text())
+    data["training"]["tuning"] = {
+        "objective": {"metric": "roc_auc", "goal": "maximize"},
+        "algorithm": "random",
+        "max_trials": 6,
+        "parallel_trials": 2,
+        "params": {"learning_rate": {"type": "float", "min": 0.02, "max": 0.3, "scale": "log"}},
+    }
+    (project / "tuned.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    built = testing.build("tuned.yaml", PROFILE, project / "out")
+    assert "execution_timeout=timedelta(seconds=10800)" in task_source(built, "churn-prediction-training", "tune")
+
+
 def test_an_accelerator_the_cluster_lacks_is_refused_at_its_type(plugin: Path, project: Path) -> None:
     spec = with_accelerator(project, {"type": "tpu-v5e", "count": 4}, "eks")
     testing.assert_refused(spec, PROFILE, at="training.resources.accelerator.type", message=r"eks clusters have no tpu-v5e nodes")
