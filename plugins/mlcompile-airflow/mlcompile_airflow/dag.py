@@ -25,6 +25,9 @@ from mlcompile_airflow.settings import AirflowSettings
 
 RUN_ID = "{{ run_id }}"  # Jinja: Airflow renders it in the pod's arguments and environment
 XCOM_FILE = "/airflow/xcom/return.json"  # what KubernetesPodOperator pushes to XCom
+# How long a pod may stay Pending: node pools scale from zero and the runtime image is large
+# (KubernetesPodOperator's default of 120 s fails the task first); GPU/TPU nodes come slower.
+STARTUP_TIMEOUT_SECONDS, ACCELERATOR_STARTUP_TIMEOUT_SECONDS = 600, 1800
 BREACH = "breach"  # run_if of the steps that run when any monitoring check breached
 # what a DAG file imports, each only when the file uses it (no unused import to lint)
 IMPORTS = {
@@ -104,6 +107,7 @@ class DagWriter:
         timeout, tuning = request.timeout_seconds, self.plan.tuning
         if timeout and step.kind == "tune" and tuning is not None:  # the pod runs every trial, parallel_trials at a time
             timeout *= -(-tuning.max_trials // tuning.parallel_trials)
+        arguments["startup_timeout_seconds"] = str(STARTUP_TIMEOUT_SECONDS if accelerator is None else ACCELERATOR_STARTUP_TIMEOUT_SECONDS)
         if timeout:
             arguments["execution_timeout"] = f"timedelta(seconds={timeout})"
         return arguments

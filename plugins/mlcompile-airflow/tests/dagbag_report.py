@@ -7,7 +7,20 @@ import sys
 
 from airflow.dag_processing.dagbag import DagBag
 
-ATTRIBUTES = ("image", "cmds", "arguments", "env_vars", "trigger_dag_id", "do_xcom_push", "to", "namespace", "op_kwargs")
+ATTRIBUTES = (
+    "image",
+    "cmds",
+    "arguments",
+    "env_vars",
+    "trigger_dag_id",
+    "do_xcom_push",
+    "to",
+    "namespace",
+    "op_kwargs",
+    "startup_timeout_seconds",
+    "trigger_rule",
+    "from_email",
+)
 
 bag = DagBag(dag_folder=sys.argv[1])
 report = {"import_errors": {path: str(error) for path, error in bag.import_errors.items()}, "dags": {}}

@@ -119,6 +119,7 @@ def test_an_accelerator_gets_the_clusters_resource_node_selector_and_toleration(
     assert "limits={'cpu': '4', 'memory': '16Gi', 'nvidia.com/gpu': '1'}" in train
     assert "node_selector={'cloud.google.com/gke-accelerator': 'nvidia-tesla-t4'}" in train  # GKE's name of the part
     assert "k8s.V1Toleration(**{'effect': 'NoSchedule', 'key': 'nvidia.com/gpu', 'operator': 'Exists'})" in train
+    assert "startup_timeout_seconds=1800" in train  # a GPU node takes longer to scale up than a CPU one
 
 
 def task_source(built: testing.Build, pipeline: str, task: str) -> str:
@@ -238,6 +239,10 @@ def test_airflow_dagbag_imports_every_dag_with_no_error(plugin: Path, project: P
     for task in ("alert", "trigger-retraining", "email-alert"):
         assert monitoring[task]["upstream"] == ["breach"], task
     assert monitoring["email-alert"]["to"] == ["growth-ml@acme.example", "retention-analytics@acme.example"]
+
+    # a node pool scaled to zero and the large runtime image take minutes before a pod starts
+    pods = [task for dag in dags.values() for task in dag["tasks"].values() if task["operator"] == "KubernetesPodOperator"]
+    assert pods and {task["startup_timeout_seconds"] for task in pods} == {600}
 
 
 def assert_dags_follow_the_plan(plan: Any, dags: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ with DAG(
         cmds=['python', '-m', 'mlcompile.runtime', 'extract-features'],
         arguments=['--config', '{"features":{"entities":[{"join_keys":["customer_id"],"name":"customer"}],"sources":[{"format":"parquet","name":"customer_activity_daily","timestamp_field":"event_ts","uri":"gs://acme-growth-lake/crm/customer_activity_daily.parquet"},{"format":"parquet","name":"churn_labels","timestamp_field":"label_ts","uri":"gs://acme-growth-lake/crm/churn_labels.parquet"}],"views":[{"entities":["customer"],"features":[{"dtype":"int64","name":"orders_30d"},{"dtype":"float64","name":"spend_30d"},{"dtype":"int64","name":"support_tickets_30d"}],"join_keys":["customer_id"],"name":"customer_activity","online":true,"refresh_cron":"0 0 * * *","source":"customer_activity_daily","ttl_seconds":2592000},{"entities":["customer"],"features":[{"dtype":"string","name":"plan"},{"dtype":"int64","name":"tenure_days"}],"join_keys":["customer_id"],"name":"customer_profile","online":true,"refresh_cron":"0 0 * * *","source":"customer_activity_daily","ttl_seconds":7776000}]},"kind":"extract_features","params":{"features":["customer_activity:orders_30d","customer_activity:spend_30d","customer_activity:support_tickets_30d","customer_profile:plan","customer_profile:tenure_days"],"label":{"column":"churned","source":"churn_labels"},"split":{"seed":42,"test_fraction":0.2}},"platform":{"name":"airflow","namespace":"ml-pipelines"},"registry":{"aliases":["candidate"],"approval":"manual","model":"churn-classifier","tracking_uri":"http://mlflow.ml.svc:5000"},"spec_sha256":"4ea0b71c1765fd3ab7417f0fd44c3edf92b35a3f002c2a7e07eab85b0c5b59a6","step":"extract-features","system":"churn-prediction"}', '--output', 'test=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/extract-features/test', '--output', 'train=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/extract-features/train', '--pipeline-run', '{{ run_id }}'],
         container_resources=k8s.V1ResourceRequirements(requests={'cpu': '2', 'memory': '8Gi'}, limits={'cpu': '2', 'memory': '8Gi'}),
+        startup_timeout_seconds=600,
         execution_timeout=timedelta(seconds=3600),
         do_xcom_push=False,
     )
@@ -51,6 +52,7 @@ with DAG(
         cmds=['python', '-m', 'mlcompile.runtime', 'validate-data'],
         arguments=['--config', '{"kind":"validate_data","params":{"label":"churned"},"platform":{"name":"airflow","namespace":"ml-pipelines"},"registry":{"aliases":["candidate"],"approval":"manual","model":"churn-classifier","tracking_uri":"http://mlflow.ml.svc:5000"},"spec_sha256":"4ea0b71c1765fd3ab7417f0fd44c3edf92b35a3f002c2a7e07eab85b0c5b59a6","step":"validate-data","system":"churn-prediction"}', '--input', 'test=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/extract-features/test', '--input', 'train=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/extract-features/train', '--output', 'report=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/validate-data/report', '--pipeline-run', '{{ run_id }}'],
         container_resources=k8s.V1ResourceRequirements(requests={'cpu': '2', 'memory': '8Gi'}, limits={'cpu': '2', 'memory': '8Gi'}),
+        startup_timeout_seconds=600,
         execution_timeout=timedelta(seconds=3600),
         do_xcom_push=False,
     )
@@ -67,6 +69,7 @@ with DAG(
         cmds=['python', '-m', 'mlcompile.runtime', 'train'],
         arguments=['--config', '{"kind":"train","params":{"estimator":"sklearn.ensemble.HistGradientBoostingClassifier","estimator_params":{"l2_regularization":1.0,"learning_rate":0.05,"max_iter":300,"max_leaf_nodes":15,"min_samples_leaf":20,"random_state":0},"label":"churned"},"platform":{"name":"airflow","namespace":"ml-pipelines"},"registry":{"aliases":["candidate"],"approval":"manual","model":"churn-classifier","tracking_uri":"http://mlflow.ml.svc:5000"},"spec_sha256":"4ea0b71c1765fd3ab7417f0fd44c3edf92b35a3f002c2a7e07eab85b0c5b59a6","step":"train","system":"churn-prediction"}', '--input', 'report=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/validate-data/report', '--input', 'test=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/extract-features/test', '--input', 'train=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/extract-features/train', '--output', 'metrics=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/train/metrics', '--output', 'model=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/train/model', '--pipeline-run', '{{ run_id }}'],
         container_resources=k8s.V1ResourceRequirements(requests={'cpu': '4', 'memory': '16Gi'}, limits={'cpu': '4', 'memory': '16Gi'}),
+        startup_timeout_seconds=600,
         execution_timeout=timedelta(seconds=3600),
         do_xcom_push=False,
     )
@@ -83,6 +86,7 @@ with DAG(
         cmds=['python', '-m', 'mlcompile.runtime', 'evaluate'],
         arguments=['--config', '{"kind":"evaluate","params":{"label":"churned","metrics":["roc_auc","accuracy","f1"],"metrics_from":"runtime"},"platform":{"name":"airflow","namespace":"ml-pipelines"},"registry":{"aliases":["candidate"],"approval":"manual","model":"churn-classifier","tracking_uri":"http://mlflow.ml.svc:5000"},"spec_sha256":"4ea0b71c1765fd3ab7417f0fd44c3edf92b35a3f002c2a7e07eab85b0c5b59a6","step":"evaluate","system":"churn-prediction"}', '--input', 'model=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/train/model', '--input', 'test=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/extract-features/test', '--output', 'metrics=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/evaluate/metrics', '--pipeline-run', '{{ run_id }}'],
         container_resources=k8s.V1ResourceRequirements(requests={'cpu': '2', 'memory': '8Gi'}, limits={'cpu': '2', 'memory': '8Gi'}),
+        startup_timeout_seconds=600,
         execution_timeout=timedelta(seconds=3600),
         do_xcom_push=False,
     )
@@ -99,6 +103,7 @@ with DAG(
         cmds=['python', '-m', 'mlcompile.runtime', 'gate'],
         arguments=['--config', '{"gates":[{"comparison":"min","metric":"roc_auc","threshold":0.78},{"comparison":"min","metric":"f1","threshold":0.55},{"comparison":"min_delta_vs_production","metric":"roc_auc","threshold":0.0}],"kind":"gate","params":{"gates":[{"metric":"roc_auc","min":0.78},{"metric":"f1","min":0.55},{"metric":"roc_auc","min_delta_vs_production":0.0}],"model":"churn-classifier"},"platform":{"name":"airflow","namespace":"ml-pipelines"},"registry":{"aliases":["candidate"],"approval":"manual","model":"churn-classifier","tracking_uri":"http://mlflow.ml.svc:5000"},"spec_sha256":"4ea0b71c1765fd3ab7417f0fd44c3edf92b35a3f002c2a7e07eab85b0c5b59a6","step":"gate","system":"churn-prediction"}', '--input', 'metrics=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/evaluate/metrics', '--output', 'decision=/airflow/xcom/return.json', '--pipeline-run', '{{ run_id }}'],
         container_resources=k8s.V1ResourceRequirements(requests={'cpu': '2', 'memory': '8Gi'}, limits={'cpu': '2', 'memory': '8Gi'}),
+        startup_timeout_seconds=600,
         execution_timeout=timedelta(seconds=3600),
         do_xcom_push=True,
     )
@@ -115,6 +120,7 @@ with DAG(
         cmds=['python', '-m', 'mlcompile.runtime', 'register'],
         arguments=['--config', '{"kind":"register","lineage":{"git_commit":null,"profile_sha256":"87371ac77a84dc4d43848bca30b47eb4c04639a320e42d35c8a970fbe5b9b748"},"params":{"aliases":["candidate"],"approval":"manual","model":"churn-classifier","tags":{"domain":"growth","use-case":"churn"}},"platform":{"name":"airflow","namespace":"ml-pipelines"},"registry":{"aliases":["candidate"],"approval":"manual","model":"churn-classifier","tracking_uri":"http://mlflow.ml.svc:5000"},"spec_sha256":"4ea0b71c1765fd3ab7417f0fd44c3edf92b35a3f002c2a7e07eab85b0c5b59a6","step":"register","system":"churn-prediction"}', '--input', 'metrics=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/evaluate/metrics', '--input', 'model=gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/{{ run_id }}/train/model', '--pipeline-run', '{{ run_id }}'],
         container_resources=k8s.V1ResourceRequirements(requests={'cpu': '2', 'memory': '8Gi'}, limits={'cpu': '2', 'memory': '8Gi'}),
+        startup_timeout_seconds=600,
         execution_timeout=timedelta(seconds=3600),
         do_xcom_push=False,
     )
