@@ -46,6 +46,16 @@ class AirflowTarget(PlatformBase):
                     "serve it from another profile, or set `deployment: {online: null}` under overrides.<this profile>",
                 )
             )
+        for view in plan.features.views:
+            if view.online and view.refresh_cron:  # no DAG refreshes an online store, and none serves from it
+                problems.append(
+                    unsupported(
+                        view.origin.below("online"),
+                        NAME,
+                        f"nothing on Airflow materialises online view '{view.name}' (its refresh '{view.refresh_cron}' would never run)",
+                        f"set `online: false` on view '{view.name}' under overrides.<this profile> (features.views merge by name)",
+                    )
+                )
         registers = any(step.kind == "register" for step in plan.training.steps)
         if registers and settings.registry is None:
             problems.append(

@@ -35,13 +35,15 @@ GOLDEN = HERE / "golden" / "churn" / "airflow-gke"
 REQUIREMENTS = HERE / "airflow-requirements.txt"
 PROFILE = "targets/airflow-gke.yaml"
 # what examples/churn asks that Airflow cannot do, nulled for this profile: an online
-# endpoint (Airflow serves no model) and retraining on new rows (nothing emits that event)
+# endpoint (Airflow serves no model), online views (nothing materialises them) and
+# retraining on new rows (nothing emits that event)
 AIRFLOW_OVERRIDE = {
     "features": {
         "sources": [
             {"name": "customer_activity_daily", "uri": "gs://acme-growth-lake/crm/customer_activity_daily.parquet", "format": "parquet"},
             {"name": "churn_labels", "uri": "gs://acme-growth-lake/crm/churn_labels.parquet", "format": "parquet"},
-        ]
+        ],
+        "views": [{"name": "customer_activity", "online": False}, {"name": "customer_profile", "online": False}],
     },
     "deployment": {"batch": {"output": {"uri": "gs://acme-growth-lake/churn/churn_scores.parquet"}}, "online": None},
     "retraining": {"on_new_data": None},
@@ -93,11 +95,12 @@ def test_the_build_is_deterministic_across_hash_seeds(plugin: Path, project: Pat
     [
         ("online", "deployment.online", r"Airflow runs pipelines and serves no model: endpoint 'churn-scorer'"),
         ("on_new_data", "retraining.on_new_data", r"Airflow starts no run when source 'churn_labels' gets new rows"),
+        ("views", "features.views[0]", r"nothing on Airflow materialises online view 'customer_activity'"),
     ],
 )
 def test_what_airflow_cannot_do_is_refused_at_the_spec(plugin: Path, project: Path, nulled: str, at: str, message: str) -> None:
     override = json.loads(json.dumps(AIRFLOW_OVERRIDE))
-    (override["deployment"] if nulled == "online" else override["retraining"]).pop(nulled)
+    {"online": override["deployment"], "on_new_data": override["retraining"], "views": override["features"]}[nulled].pop(nulled)
     (project / "refused.yaml").write_text(yaml.safe_dump(churn(override), sort_keys=False))
     testing.assert_refused("refused.yaml", PROFILE, at=at, message=message, out=project / "out")
 
