@@ -174,6 +174,8 @@ class DagWriter:
             "html_content": py(content),
             "conn_id": py(self.settings.smtp_conn_id),
         }
+        if self.settings.from_email is not None:
+            arguments["from_email"] = py(self.settings.from_email)
         return call("EmailOperator", arguments)
 
     def body(self) -> list[str]:

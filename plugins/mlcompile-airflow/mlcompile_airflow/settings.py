@@ -28,6 +28,8 @@ class AirflowSettings(BaseModel):
     service_account: str | None = Field(None, description="Kubernetes service account of the pods (their cloud identity)")
     registry: MlflowRegistry | None = Field(None, description="the model registry; required when the training pipeline registers")
     smtp_conn_id: str = Field("smtp_default", description="the Airflow connection email alerts are sent through")
+    # the smtp provider (3.x) refuses to send without a sender: this one, or the connection's
+    from_email: str | None = Field(None, description="sender of the email alerts; when unset, the smtp connection must define one")
     # read by mlcompile's lowering with the Kubernetes section of its machine catalog: the
     # node selectors and tolerations that put an accelerator's pods on its nodes
     cluster: Literal["gke", "eks", "aks", "generic"] = Field("generic", description="cluster flavour: decides GPU/TPU node selectors and tolerations")

@@ -242,6 +242,7 @@ def test_airflow_dagbag_imports_every_dag_with_no_error(plugin: Path, project: P
     for task in ("alert", "trigger-retraining", "email-alert"):
         assert monitoring[task]["upstream"] == ["breach"], task
     assert monitoring["email-alert"]["to"] == ["growth-ml@acme.example", "retention-analytics@acme.example"]
+    assert monitoring["email-alert"]["from_email"] == "ml-alerts@acme.example"  # the profile's: the smtp provider requires a sender
 
     # a node pool scaled to zero and the large runtime image take minutes before a pod starts
     pods = [task for dag in dags.values() for task in dag["tasks"].values() if task["operator"] == "KubernetesPodOperator"]

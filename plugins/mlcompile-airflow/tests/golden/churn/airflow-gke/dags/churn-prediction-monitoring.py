@@ -93,6 +93,7 @@ with DAG(
         subject='[mlcompile] churn-prediction: monitoring breach',
         html_content="A monitoring check of churn-prediction breached in run {{ run_id }}; see the DAG run's logs.",
         conn_id='smtp_default',
+        from_email='ml-alerts@acme.example',
     )
     [check_drift, check_performance] >> breach
     breach >> alert
