@@ -185,6 +185,8 @@ class DagWriter:
             lines.append(f"    {variable(step.name)} = {self.task(step)}")
         for task_id, deciders in conditions.values():
             arguments = {"task_id": py(task_id), "python_callable": "decided", "op_kwargs": py({"task_ids": deciders})}
+            if task_id == BREACH:  # one failed check must not hide the other's breach (`decided` reads a missing XCom as no)
+                arguments["trigger_rule"] = py("all_done")
             lines.append(f"    {variable(task_id)} = {call('ShortCircuitOperator', arguments)}")
         edges: list[tuple[list[str], str]] = [(deciders, task_id) for task_id, deciders in conditions.values()]
         for step in self.pipeline.steps:

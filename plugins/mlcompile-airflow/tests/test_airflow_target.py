@@ -239,6 +239,8 @@ def test_airflow_dagbag_imports_every_dag_with_no_error(plugin: Path, project: P
     training, monitoring = dags[plan.training.name]["tasks"], dags[plan.monitoring_pipeline.name]["tasks"]
     assert "gate-passed" in training["register"]["upstream"] and training["gate-passed"]["upstream"] == ["gate"]
     assert monitoring["breach"]["op_kwargs"] == {"task_ids": ["check-drift", "check-performance"]}
+    assert monitoring["breach"]["trigger_rule"] == "all_done"  # a failed check does not hide the other's breach
+    assert training["gate-passed"]["trigger_rule"] == "all_success"  # a failed gate registers nothing
     for task in ("alert", "trigger-retraining", "email-alert"):
         assert monitoring[task]["upstream"] == ["breach"], task
     assert monitoring["email-alert"]["to"] == ["growth-ml@acme.example", "retention-analytics@acme.example"]

@@ -86,6 +86,7 @@ with DAG(
         task_id='breach',
         python_callable=decided,
         op_kwargs={'task_ids': ['check-drift', 'check-performance']},
+        trigger_rule='all_done',
     )
     email_alert = EmailOperator(
         task_id='email-alert',
