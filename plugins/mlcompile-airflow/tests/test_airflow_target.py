@@ -246,6 +246,21 @@ def test_airflow_dagbag_imports_every_dag_with_no_error(plugin: Path, project: P
     assert monitoring["email-alert"]["to"] == ["growth-ml@acme.example", "retention-analytics@acme.example"]
     assert monitoring["email-alert"]["from_email"] == "ml-alerts@acme.example"  # the profile's: the smtp provider requires a sender
 
+    # a breach's retraining trigger starts the training DAG at once: were it paused when
+    # Airflow first sees it, the triggered runs would queue until someone unpaused it
+    assert dags[plan.training.name]["is_paused_upon_creation"] is False
+
+    # each run's artifacts live in a folder named by its run id, with no ':' or '+' (which
+    # object stores and fsspec paths mishandle); the lineage keeps the run id as it is
+    for task in training.values():
+        if task["operator"] == "KubernetesPodOperator":
+            rendered = task["rendered_arguments"]
+            uris = [value.split("=", 1)[1] for flag, value in zip(rendered, rendered[1:]) if flag in ("--input", "--output")]
+            uris = [uri for uri in uris if uri != "/airflow/xcom/return.json"]  # a decision goes to XCom
+            run_folder = "gs://acme-ml-airflow/artifacts/churn-prediction/churn-prediction-training/scheduled__2024-01-01T02-00-00-00-00/"
+            assert uris and all(uri.startswith(run_folder) for uri in uris), uris
+            assert rendered[rendered.index("--pipeline-run") + 1] == "scheduled__2024-01-01T02:00:00+00:00"
+
     # a node pool scaled to zero and the large runtime image take minutes before a pod starts
     pods = [task for dag in dags.values() for task in dag["tasks"].values() if task["operator"] == "KubernetesPodOperator"]
     assert pods and {task["startup_timeout_seconds"] for task in pods} == {600}
