@@ -5,10 +5,10 @@ uses: `python -m mlcompile.runtime <step> --config <json> --input NAME=URI --out
 (a user's trainer container is refused: nothing stages its artifacts to local paths).
 Artifacts live under `<artifact_root>/<system>/<pipeline>/<run id>/<step>/<name>` (the run id
 with `-` for `:`, `+` and `/`), so each DAG run has its own. A decision (the gate's, a
-monitoring check's) is written to the pod's XCom file; a ShortCircuitOperator reads it and skips what must not run: registration when a gate fails,
-the alert and the retraining trigger when no check breached. The retraining trigger is a
-TriggerDagRunOperator starting the training DAG; email alerts go through Airflow's SMTP
-connection (EmailOperator). Nothing here imports Airflow: the file is text."""
+monitoring check's) is written to the pod's XCom file; a ShortCircuitOperator reads it and
+skips what must not run: registration when a gate fails, the alert and the retraining
+trigger when no check breached. The retraining trigger is a TriggerDagRunOperator starting
+the training DAG; email alerts go through Airflow's SMTP connection (EmailOperator). Nothing here imports Airflow: the file is text."""
 
 from __future__ import annotations
 
