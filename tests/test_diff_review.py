@@ -186,7 +186,7 @@ def test_several_specs_against_a_base_dir_of_several_systems(monorepo: Path) -> 
     assert code == 1
     assert "churn-prediction/local (local): 1 resource, 1 file changed — changes serving" in output, "a local build keeps its plan"
     assert "  file plan.json: changed\n    $.online.canary_percent: 10 → 25\n" in output
-    assert "ads-prediction/local (local): 25 resources, 4 files changed" in output and "file plan.json: added" in output
+    assert "ads-prediction/local (local): 26 resources, 4 files changed" in output and "file plan.json: added" in output
     assert "unchanged: billing-prediction/local, fraud-prediction/local" in output
 
 

@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 # what runs inside the image: the runtime's steps and the tasks that launch platform jobs
-ENTRY_POINTS = [*sorted((SRC / "mlcompile/runtime").rglob("*.py")), SRC / "mlcompile/targets/kfp_ir/launch.py", SRC / "mlcompile/targets/kfp_ir/run_step.py"]
+ENTRY_POINTS = sorted((SRC / "mlcompile/runtime").rglob("*.py"))  # the launchers included
 # loaded by name, never imported: the URI schemes' filesystems, MLflow's Azure ML tracking store
 LOADED_BY_NAME = {"gcsfs": "gs:// artifacts", "s3fs": "s3:// artifacts", "adlfs": "abfss:// artifacts", "azureml-mlflow": "MLflow's azureml:// tracking URI"}
 
