@@ -18,7 +18,7 @@ def test_readme_opens_with_two_setup_commands_install_and_test() -> None:
     commands = readme_setup_commands()
     assert len(commands) == 2
     install, test = commands
-    assert "python3 -m venv" in install and "uv pip install -e '.[all,dev]'" in install and "mlcompile build examples/" in install
+    assert "python3 -m venv" in install and "uv pip install --compile-bytecode -e '.[all,dev]'" in install and "mlcompile build examples/" in install
     assert test.endswith("pytest")
 
 
