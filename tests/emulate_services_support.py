@@ -12,6 +12,9 @@ from typing import Any
 from mlcompile.emulate.containers import Images
 from mlcompile.emulate.services.execution import Execution
 
+# the keys of every emulated platform's summary (emulate/summary.py): one shape on all four
+SUMMARY_KEYS = {"system", "profile", "platform", "status", "workdir", "pipelines", "skipped", "tasks", "failures", "gate", "registered", "approved",
+                "deployed", "batch", "monitoring", "retraining", "seconds"}  # fmt: skip
 TRAINER_IMAGE = "us-docker.pkg.dev/acme/ml/trainer:1"
 # A trainer as a user's image holds it: reads its hyperparameter from `--lr=VALUE`, writes its
 # model where the platform says (a gs:// URI, through the emulator's bucket folders), and reports

@@ -19,31 +19,11 @@ import pytest
 from mlcompile.emulate.containers import host_environment
 
 sys.path.insert(0, str(Path(__file__).parent))
-from emulate_services_support import alert_webhook, drift  # noqa: E402
+from emulate_services_support import SUMMARY_KEYS, alert_webhook, drift  # noqa: E402
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow, pytest.mark.timeout(1200)]  # a whole emulated system per example
 
 REPO = Path(__file__).resolve().parents[1]
-# the summary every emulated platform writes (emulate/summary.py)
-KEYS = {
-    "system",
-    "profile",
-    "platform",
-    "status",
-    "workdir",
-    "pipelines",
-    "skipped",
-    "tasks",
-    "failures",
-    "gate",
-    "registered",
-    "approved",
-    "deployed",
-    "batch",
-    "monitoring",
-    "retraining",
-    "seconds",
-}
 
 
 def _emulate(spec: Path, workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -104,7 +84,7 @@ def _entities(path: str) -> int:
 
 
 def test_churn_trains_registers_approves_deploys_scores_and_monitors(churn: dict) -> None:
-    assert set(churn) == KEYS and churn["platform"] == "azureml"
+    assert set(churn) == SUMMARY_KEYS and churn["platform"] == "azureml"
     assert churn["pipelines"] == {
         "churn-prediction-training": "succeeded",
         "churn-prediction-deploy": "succeeded",  # the job the approver submits after approving version 1
@@ -132,7 +112,7 @@ def test_a_churn_drift_breach_alerts_and_submits_retraining_through_mlclient_whi
 
 
 def test_card_fraud_sweeps_the_trainer_image_and_serves_the_best_trial(card_fraud: dict) -> None:
-    assert set(card_fraud) == KEYS and card_fraud["status"] == "succeeded", card_fraud["failures"]
+    assert set(card_fraud) == SUMMARY_KEYS and card_fraud["status"] == "succeeded", card_fraud["failures"]
     assert set(card_fraud["pipelines"].values()) == {"succeeded"}
     assert card_fraud["tasks"]["card-fraud-training"]["tune"] == "succeeded"
     assert card_fraud["registered"]["model"] == "card-fraud" and card_fraud["registered"]["version"] == "1"

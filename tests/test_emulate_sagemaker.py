@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulate_services_support import alert_webhook, drift
+from emulate_services_support import SUMMARY_KEYS, alert_webhook, drift
 
 from mlcompile.emulate.containers import host_environment
 
@@ -25,26 +25,6 @@ pytestmark = [pytest.mark.emulate, pytest.mark.slow, pytest.mark.timeout(1800)] 
 pytest.importorskip("moto")
 
 REPO = Path(__file__).resolve().parents[1]
-# the shape of every platform's summary (emulate/summary.py)
-SUMMARY_KEYS = {
-    "system",
-    "profile",
-    "platform",
-    "status",
-    "workdir",
-    "pipelines",
-    "skipped",
-    "tasks",
-    "failures",
-    "gate",
-    "registered",
-    "approved",
-    "deployed",
-    "batch",
-    "monitoring",
-    "retraining",
-    "seconds",
-}
 RETRAINING_KEYS = {"requested", "submitted", "status", "gate", "version", "tasks"}
 
 
