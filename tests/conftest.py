@@ -45,6 +45,7 @@ SLOW_MODULES = {
     "test_diff_review.py",
     "test_feature_store_azureml.py",
     "test_injection.py",
+    "test_emulate_warm_shell.py",
 }
 # Single slow tests in otherwise quick modules.
 SLOW_TESTS = {

@@ -8,11 +8,13 @@ container `command` replaces the entrypoint, `args` follow it.
 With `Images.warm`, a runtime-image container whose command is `python -m MODULE` is forked
 from a server that imported the data stack once (mlcompile.local.workers' fork server): the
 same module runs as `__main__` with the same argv, environment, folder and log, in its own
-process, without ~2 s of imports per step."""
+process, without ~2 s of imports per step. A runtime-image shell line gets a `python` on its
+PATH that does the same for each `python -m MODULE` in the line (mlcompile.emulate.warm_shell)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -97,20 +99,28 @@ def run_container(
         with open(log, "ab") as sink:
             sink.write(("$ " + " ".join(line) + "\n").encode())
         return _run_warm(line[2], line[3:], full_env, workdir, log, timeout)
+    if images.warm and images.is_runtime(image):  # a shell line: its `python -m …` forks warm too
+        from mlcompile.emulate.warm_shell import shim_folder
+        from mlcompile.runtime import PRELOAD
+
+        full_env["PATH"] = shim_folder(PRELOAD) + os.pathsep + full_env.get("PATH", "")
     with open(log, "ab") as sink:
         sink.write(("$ " + " ".join(line) + "\n").encode())
         sink.flush()
-        try:
-            process = subprocess.Popen(line, cwd=workdir, env=full_env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:  # its own process group: a stopped container stops all its processes, as on the platform
+            process = subprocess.Popen(line, cwd=workdir, env=full_env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=0)
         except OSError as exc:
             sink.write(f"cannot start {line[0]}: {exc}\n".encode())
             return 127
         try:
             return process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            stop(process)
+            stop(process, group=True)
             sink.write(f"timed out after {timeout:g}s\n".encode())
             return 124
+        except BaseException:  # interrupted (Ctrl-C is not sent to the container's own group)
+            stop(process, group=True)
+            raise
 
 
 def _run_warm(module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float | None) -> int:
@@ -134,35 +144,26 @@ def _run_warm(module: str, args: list[str], env: dict[str, str], cwd: Path, log:
 
 def _module_child(module: str, args: list[str], env: dict[str, str], log_path: str, cwd: str) -> None:
     """`python -m module args…` inside a forked child: output to the log, exit with its status."""
-    import runpy
-
-    from mlcompile.local.workers import enter_forked_child
+    from mlcompile.local.workers import enter_forked_child, run_module_as_main
 
     enter_forked_child(env, log_path, cwd)
-    sys.argv = [module, *args]
-    code: int = 0
+    raise SystemExit(run_module_as_main(module, args))
+
+
+def stop(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
+    """SIGTERM, ten seconds to finish (a platform's grace period), then SIGKILL; with `group`,
+    to every process of its process group (a shell line's children too)."""
+    signal_ = (lambda sig: os.killpg(process.pid, sig)) if group else process.send_signal
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # noqa: BLE001 - the traceback goes to the container's log, like a crash
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    raise SystemExit(code)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, ten seconds to finish (a platform's grace period), then SIGKILL."""
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        signal_(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        signal_(signal.SIGKILL)
+    except ProcessLookupError:  # the group is gone already
+        pass
+    process.wait()
 
 
 def first_line(process: subprocess.Popen[bytes], timeout: float) -> str:

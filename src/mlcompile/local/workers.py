@@ -63,6 +63,26 @@ def _child(argv: list[str], env: dict[str, str], log_path: str, cwd: str) -> Non
     raise SystemExit(code)  # multiprocessing's bootstrap runs its finalizers, then exits with it
 
 
+def run_module_as_main(module: str, args: list[str]) -> int:
+    """Run `module` as `__main__` with `args` (a forked `python -m module args…`); its exit status."""
+    import runpy
+
+    sys.argv = [module, *args]
+    code: int = 0
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the traceback goes to the container's log, like a crash
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
 def fork_context(preload: tuple[str, ...]) -> Any:
     global _context
     if _context is None:

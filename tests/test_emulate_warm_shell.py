@@ -1,0 +1,81 @@
+"""The runtime image's shell lines start `python -m …` warm: under `Images.warm` the emulator
+puts a `python` first on the shell's PATH that forks the module from the warm fork server. The
+step cannot tell: it gets the shell's argv, folder, environment (PATH as given), standard
+streams and exit status; any other use of `python` is the real interpreter; a stopped step
+takes its forked child with it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlcompile.emulate.containers import Images, run_container
+
+pytestmark = pytest.mark.emulate
+
+WARM = Images(runtime="runtime", warm=True)
+COLD = Images(runtime="runtime")
+
+
+def _shell(images: Images, line: str, tmp_path: Path, **options: object) -> tuple[int, str]:
+    folder = tmp_path / "work"
+    folder.mkdir(exist_ok=True)
+    env = {"PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], "PROBE_MARKER": "from-the-job"}
+    status = run_container(images, "runtime", ["bash", "-c", line], [], env, folder, tmp_path / "log.txt", **options)  # type: ignore[arg-type]
+    return status, (tmp_path / "log.txt").read_text()
+
+
+def test_a_shell_lines_python_module_is_forked_warm_and_sees_what_the_shell_gave_it(tmp_path: Path) -> None:
+    line = 'echo rows | python -m warm_shell_probe seen.json 3 > out.txt; echo "status=$?"; cat out.txt'
+    status, log = _shell(WARM, line, tmp_path)
+    assert status == 0, log
+    seen = json.loads((tmp_path / "work" / "seen.json").read_text())
+    assert seen["warm"] is True  # the fork server's imports were there before the module ran
+    assert seen["argv"] == ["seen.json", "3"] and seen["stdin"] == "rows\n" and seen["marker"] == "from-the-job"
+    assert seen["cwd"] == str(tmp_path / "work")
+    assert seen["path"].split(os.pathsep)[0] == os.path.dirname(sys.executable)  # the shim's folder is not on it
+    assert "status=3" in log and "to stdout" in log and "to stderr" in log
+
+
+def test_the_same_line_cold_runs_a_fresh_interpreter_with_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # a fresh interpreter finds the probe as the fork server does
+    status, log = _shell(COLD, 'python -m warm_shell_probe seen.json 3 </dev/null; echo "status=$?"', tmp_path)
+    seen = json.loads((tmp_path / "work" / "seen.json").read_text())
+    assert status == 0 and "status=3" in log
+    assert seen["warm"] is False and seen["argv"] == ["seen.json", "3"] and seen["cwd"] == str(tmp_path / "work")
+
+
+def test_any_other_python_is_the_real_interpreter(tmp_path: Path) -> None:
+    line = "python -c 'import sys; print(sys.executable); sys.exit(4)'; echo \"status=$?\"; python3 -c 'import sys; print(sys.prefix)'"
+    status, log = _shell(WARM, line, tmp_path)
+    assert status == 0, log
+    assert f"{sys.executable}\nstatus=4\n{sys.prefix}\n" in log
+
+
+@pytest.mark.parametrize("images", [WARM, COLD], ids=["warm", "cold"])
+def test_a_timed_out_shell_line_stops_every_process_it_started(images: Images, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The platform stops the whole container at its time limit: the shell's children (a
+    fresh interpreter, or the shim and its forked child) end with it."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    started = time.monotonic()
+    status, log = _shell(images, "python -m warm_shell_probe seen.json 0 60 </dev/null; echo next-command", tmp_path, timeout=3)
+    assert status == 124 and "timed out after 3s" in log
+    assert time.monotonic() - started < 30 and "next-command" not in log.splitlines()
+    pid = json.loads((tmp_path / "work" / "seen.json").read_text())["pid"]
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False

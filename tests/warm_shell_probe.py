@@ -1,0 +1,20 @@
+"""Run as `python -m warm_shell_probe OUT [STATUS] [SLEEP]` by tests/test_emulate_warm_shell.py:
+writes what the process saw (argv, folder, PATH, stdin, whether the fork server's imports were
+already loaded, its pid) to OUT, prints a line on stdout and one on stderr, then exits STATUS."""
+
+import json
+import os
+import sys
+import time
+
+out, status, pause = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0, float(sys.argv[3]) if len(sys.argv) > 3 else 0
+seen = {
+    "argv": sys.argv[1:], "cwd": os.getcwd(), "path": os.environ.get("PATH", ""), "stdin": sys.stdin.read(), "pid": os.getpid(),
+    "warm": "mlcompile.runtime.warm" in sys.modules, "marker": os.environ.get("PROBE_MARKER"),
+}  # fmt: skip
+with open(out, "w") as handle:
+    json.dump(seen, handle)
+print("to stdout")
+print("to stderr", file=sys.stderr)
+time.sleep(pause)
+sys.exit(status)
