@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from mlcompile.emulate.containers import Images, run_container
+from mlcompile.runtime import PRELOAD
 
 pytestmark = pytest.mark.emulate
 
-WARM = Images(runtime="runtime", warm=True)
+WARM = Images(runtime="runtime", warm=PRELOAD)
 COLD = Images(runtime="runtime")
 
 
@@ -79,3 +80,17 @@ def _alive(pid: int) -> bool:
             return handle.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.parametrize(("profile", "feast"), [("kfp-gke", True), ("azure-prod", False), ("aws-prod", False), ("gcp-prod", False)])
+def test_the_fork_server_imports_feast_only_for_a_plan_that_opens_a_feast_repository(profile: str, feast: bool) -> None:
+    """Feast costs ~4 s of CPU to import: churn's Kubeflow build materialises its online view
+    through Feast, the other platforms' builds never open a Feast repository."""
+    from mlcompile.build import compile_system, resolve_profiles
+    from mlcompile.emulate.containers import runtime_preload
+    from mlcompile.runtime import PRELOAD_WITH_FEAST
+
+    root = Path(__file__).resolve().parents[1]
+    spec = str(root / "examples" / "churn" / "mlcompile.yaml")
+    plan = compile_system(spec, resolve_profiles(spec, [str(root / "targets" / f"{profile}.yaml")]), render=False, git_commit=None).results[0].plan
+    assert runtime_preload(plan) == (PRELOAD_WITH_FEAST if feast else PRELOAD)

@@ -20,6 +20,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlcompile.plan.nodes import Plan
 
 PYTHON_NAMES = frozenset({"python", "python3"})
 
@@ -35,8 +39,9 @@ class Images:
     commands: Mapping[str, Sequence[str]] = field(default_factory=dict)
     # user image -> the local folder standing for the image's WORKDIR (default: the task's cwd)
     workdirs: Mapping[str, Path] = field(default_factory=dict)
-    # runtime image: fork `python -m MODULE` from a warm server instead of a fresh interpreter
-    warm: bool = False
+    # runtime image: fork `python -m MODULE` from a fork server that imported these modules
+    # (runtime_preload) instead of starting a fresh interpreter; () for a fresh one
+    warm: tuple[str, ...] = ()
 
     def is_runtime(self, image: str) -> bool:
         return image == self.runtime
@@ -47,6 +52,15 @@ class Images:
                 f"image {image!r} has no local command: name one under `images:` in the emulation config "
                 f"(e.g. `{image}: {{command: [python, train.py], workdir: trainer}}`; see docs/emulate.md)"
             )
+
+
+def runtime_preload(plan: Plan) -> tuple[str, ...]:
+    """What the warm fork server imports for a plan's runtime steps: Feast's modules only when
+    a step opens a Feast repository (a materialisation)."""
+    from mlcompile.runtime import PRELOAD, PRELOAD_WITH_FEAST
+
+    kinds = {step.kind for pipeline in plan.pipelines() for step in pipeline.steps}
+    return PRELOAD_WITH_FEAST if "materialize_features" in kinds else PRELOAD
 
 
 def argv(images: Images, image: str, command: Sequence[str], args: Sequence[str]) -> list[str]:
@@ -98,12 +112,11 @@ def run_container(
     if images.warm and images.is_runtime(image) and len(line) > 2 and line[0] == sys.executable and line[1] == "-m":
         with open(log, "ab") as sink:
             sink.write(("$ " + " ".join(line) + "\n").encode())
-        return _run_warm(line[2], line[3:], full_env, workdir, log, timeout)
+        return _run_warm(line[2], line[3:], full_env, workdir, log, timeout, images.warm)
     if images.warm and images.is_runtime(image):  # a shell line: its `python -m …` forks warm too
         from mlcompile.emulate.warm_shell import shim_folder
-        from mlcompile.runtime import PRELOAD
 
-        full_env["PATH"] = shim_folder(PRELOAD) + os.pathsep + full_env.get("PATH", "")
+        full_env["PATH"] = shim_folder(images.warm) + os.pathsep + full_env.get("PATH", "")
     with open(log, "ab") as sink:
         sink.write(("$ " + " ".join(line) + "\n").encode())
         sink.flush()
@@ -123,11 +136,10 @@ def run_container(
             raise
 
 
-def _run_warm(module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float | None) -> int:
+def _run_warm(module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float | None, preload: tuple[str, ...]) -> int:
     from mlcompile.local.workers import fork_context
-    from mlcompile.runtime import PRELOAD
 
-    process = fork_context(PRELOAD).Process(target=_module_child, args=(module, args, env, str(log), str(cwd)), daemon=False)
+    process = fork_context(preload).Process(target=_module_child, args=(module, args, env, str(log), str(cwd)), daemon=False)
     process.start()
     process.join(timeout)
     if process.is_alive():

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.emulate.config import EmulationConfig, load_config
-from mlcompile.emulate.containers import Images, first_line, stop
+from mlcompile.emulate.containers import Images, first_line, runtime_preload, stop
 from mlcompile.emulate.ir import EmulationContext, PipelineError, PipelineResult, load_documents, run_pipeline
 from mlcompile.emulate.lifecycle import train_and_approve, unapproved_reason
 from mlcompile.errors import UsageError
@@ -141,11 +141,10 @@ def _emulated_run(
     work = _fresh_workdir(Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile)
     if isolation == "fork":  # the fork server's imports (~10 s of CPU) overlap writing, fixtures and MLflow's start
         from mlcompile.local.workers import warm_up
-        from mlcompile.runtime import PRELOAD
 
-        threading.Thread(target=warm_up, args=(PRELOAD,), daemon=True).start()
+        threading.Thread(target=warm_up, args=(runtime_preload(plan),), daemon=True).start()
     write_builds([compiled], work / "build")
-    images = Images(plan.runtime_image, config.commands, config.workdirs, warm=isolation == "fork")
+    images = Images(plan.runtime_image, config.commands, config.workdirs, warm=runtime_preload(plan) if isolation == "fork" else ())
     return plan, kinds, spec_dir, config, first, later, work, images
 
 

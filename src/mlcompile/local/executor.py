@@ -31,7 +31,7 @@ from mlcompile.errors import UsageError
 from mlcompile.local.workers import StepProcess, warm_up
 from mlcompile.plan.nodes import Pipeline, Plan, Step
 from mlcompile.plan.step_config import step_config
-from mlcompile.runtime import PRELOAD
+from mlcompile.runtime import PRELOAD, PRELOAD_WITH_FEAST
 from mlcompile.runtime.io import fingerprint, write_bytes
 from mlcompile.targets.local import MATERIALIZE_STEP
 
@@ -254,6 +254,11 @@ class Executor:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
     # ------------------------------------------------------------------ running
+    @property
+    def preload(self) -> tuple[str, ...]:
+        """What the fork server imports: Feast too when the steps open its repository."""
+        return PRELOAD_WITH_FEAST if self.feast_repo is not None else PRELOAD
+
     def config(self, step: Step) -> dict[str, Any]:
         config = step_config(self.plan, step)
         if step.kind == "register":
@@ -271,7 +276,7 @@ class Executor:
             if self.feast_repo is not None:
                 write_feast_repo(self.plan, self.feast_repo)
             if self.mode == "fork":  # once per run: the fork server imports the data stack (~1-3 s)
-                warm_up(PRELOAD)
+                warm_up(self.preload)
             self.startup_seconds = time.perf_counter() - started
             for label, pipeline in self._labelled():
                 if self.only is not None and not any(p == pipeline.name for p, _ in self.only):
@@ -429,7 +434,7 @@ class Executor:
         step_env = {**env, "MLCOMPILE_STEP_RESULT": str(step_dir / "result.json")}
         r.argv, r.env = argv, step_env
         self.reporter.step_started(self.pipelines[-1], r)
-        return StepProcess(argv, step_env, log, self.spec_dir, self.mode, PRELOAD), step_dir, fp
+        return StepProcess(argv, step_env, log, self.spec_dir, self.mode, self.preload), step_dir, fp
 
     def _finish(
         self, pipeline: Pipeline, step: Step, r: StepRun, code: int, process: StepProcess, step_dir: Path, fp: str | None, outputs: dict[str, dict[str, str]]

@@ -36,8 +36,10 @@ TARGET_STEPS: dict[str, str] = {
     "materialize_features": "mlcompile.runtime.feast_store:materialize_features",
 }
 
-# what the executor's fork server imports once before it forks the steps (see warm.py)
+# what the fork server imports once before it forks the steps (see warm.py); Feast's modules
+# too where a step opens a Feast repository (warm_feast.py)
 PRELOAD = ("mlcompile.runtime.warm",)
+PRELOAD_WITH_FEAST = (*PRELOAD, "mlcompile.runtime.warm_feast")
 
 
 def step_function(name: str) -> Callable[..., Any]:

@@ -18,16 +18,18 @@ MODULES = (
     "mlflow.store.model_registry.sqlalchemy_store", "mlflow.store.db.utils", "alembic.script", "alembic.migration",
     "mlcompile.runtime.data_steps", "mlcompile.runtime.training", "mlcompile.runtime.evaluation",
     "mlcompile.runtime.registry", "mlcompile.runtime.scoring", "mlcompile.runtime.monitoring",
-    # Feast (the local feature store): ~3-8 s to import, paid once here instead of per step
-    "feast", "feast.repo_operations", "feast.infra.offline_stores.dask", "feast.infra.online_stores.sqlite",
-    "mlcompile.runtime.feast_store",
 )  # fmt: skip
 
-for _name in MODULES:
-    try:
-        importlib.import_module(_name)
-    except ImportError:  # an optional part of the stack: the step that needs it will say so
-        pass
+
+def import_all(modules: tuple[str, ...]) -> None:
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional part of the stack: the step that needs it will say so
+            pass
+
+
+import_all(MODULES)
 
 try:
     import warnings

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlcompile.emulate.containers import Images
+from mlcompile.emulate.containers import Images, runtime_preload
 from mlcompile.emulate.ir import PipelineError
 from mlcompile.emulate.sagemaker import account
 from mlcompile.emulate.sagemaker.jobs import JobContext
@@ -55,11 +55,10 @@ def emulate(
     work = _fresh_workdir(Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile)
     if isolation == "fork":  # the fork server's imports overlap the deploy into the emulated account
         from mlcompile.local.workers import warm_up
-        from mlcompile.runtime import PRELOAD
 
-        threading.Thread(target=warm_up, args=(PRELOAD,), daemon=True).start()
+        threading.Thread(target=warm_up, args=(runtime_preload(plan),), daemon=True).start()
     write_builds([compiled], work / "build")
-    images = Images(plan.runtime_image, config.commands, config.workdirs, warm=isolation == "fork")
+    images = Images(plan.runtime_image, config.commands, config.workdirs, warm=runtime_preload(plan) if isolation == "fork" else ())
     session = Session(plan.system, plan.profile, plan.platform, plan, work / "build" / plan.profile, work / "storage", work, images, config, log=log)
     session.env["MLCOMPILE_SPEC_DIR"] = str(spec_dir)
     region = str(plan.platform_settings["region"])
