@@ -43,6 +43,15 @@ def is_unsafe_character(char: str) -> bool:
     return char not in "\n\t" and unicodedata.category(char) in _UNSAFE_CATEGORIES
 
 
+def first_unsafe_character(text: str) -> int | None:
+    """Where the first character that would act on a terminal is, if any (plain printable
+    ASCII, nearly every string, is answered by one regex search)."""
+    maybe = _MAYBE_UNSAFE.search(text)
+    if maybe is None:
+        return None
+    return next((i for i in range(maybe.start(), len(text)) if is_unsafe_character(text[i])), None)
+
+
 def escape_terminal(text: str, *, newlines: bool = False) -> str:
     """User text as printed: every character that would act on the terminal (ESC, CR, bidi,
     zero-width …) is shown as its escape (`\\x1b`, `\\u202e`), so a value cannot forge or hide

@@ -360,7 +360,7 @@ def overrides(draw: st.DrawFn, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def dump(spec: dict[str, Any]) -> bytes:
-    return yaml.safe_dump(spec, allow_unicode=True, sort_keys=False, width=10_000).encode()
+    return yaml.dump(spec, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), allow_unicode=True, sort_keys=False, width=10_000).encode()
 
 
 # ------------------------------------------------------------------------------ building

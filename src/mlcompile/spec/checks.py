@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcompile.catalog.estimators import LEGACY_METRICS
-from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, escape_terminal, is_unsafe_character
+from mlcompile.diagnostics import Diagnostic, JsonPath, did_you_mean, escape_terminal, first_unsafe_character
 from mlcompile.secret_checks import check_document
 from mlcompile.secrets import looks_like_credential
 from mlcompile.spec.estimators import check_estimator_package, check_sklearn_trainer
@@ -237,7 +237,7 @@ def check_characters(data: Any, source_map: SourceMap, path: JsonPath = ()) -> l
     found: list[Diagnostic] = []
 
     def check(where: JsonPath, text: str, *, key: bool = False) -> None:
-        at = next((i for i, char in enumerate(text) if is_unsafe_character(char)), None)
+        at = first_unsafe_character(text)
         if at is not None:
             what = "key" if key else "value"
             found.append(source_map.diagnostic(
