@@ -94,3 +94,23 @@ def test_the_fork_server_imports_feast_only_for_a_plan_that_opens_a_feast_reposi
     spec = str(root / "examples" / "churn" / "mlcompile.yaml")
     plan = compile_system(spec, resolve_profiles(spec, [str(root / "targets" / f"{profile}.yaml")]), render=False, git_commit=None).results[0].plan
     assert runtime_preload(plan) == (PRELOAD_WITH_FEAST if feast else PRELOAD)
+
+
+@pytest.mark.parametrize("images", [WARM, COLD], ids=["warm", "cold"])
+def test_a_container_gets_its_share_of_threads_unless_its_definition_names_them(images: Images, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Up to PARALLELISM containers run at once here: each gets that share of the cores for
+    OpenMP/BLAS (a forked one too, whose libraries the fork server loaded), so their thread
+    pools do not contend and spin; a definition's own OMP_NUM_THREADS wins."""
+    from mlcompile.emulate.containers import PARALLELISM
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    share = max(1, (os.cpu_count() or 1) // PARALLELISM)
+    status, log = _shell(images, "python -m warm_shell_probe seen.json 0 0 threads </dev/null", tmp_path)
+    seen = json.loads((tmp_path / "work" / "seen.json").read_text())
+    assert status == 0, log
+    assert seen["omp"] == str(share) and seen["openmp"] == [share]
+    status, log = _shell(images, "OMP_NUM_THREADS=3 python -m warm_shell_probe seen.json 0 0 threads </dev/null", tmp_path)
+    seen = json.loads((tmp_path / "work" / "seen.json").read_text())
+    assert status == 0, log
+    assert seen["omp"] == "3" and seen["openmp"] == [3]

@@ -1,6 +1,6 @@
-"""Run as `python -m warm_shell_probe OUT [STATUS] [SLEEP]` by tests/test_emulate_warm_shell.py:
+"""Run as `python -m warm_shell_probe OUT [STATUS] [SLEEP] [threads]` by tests/test_emulate_warm_shell.py:
 writes what the process saw (argv, folder, PATH, stdin, whether the fork server's imports were
-already loaded, its pid) to OUT, prints a line on stdout and one on stderr, then exits STATUS."""
+already loaded, its pid; with `threads`, its OpenMP pools) to OUT, prints a line on stdout and one on stderr, then exits STATUS."""
 
 import json
 import os
@@ -11,7 +11,13 @@ out, status, pause = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0, 
 seen = {
     "argv": sys.argv[1:], "cwd": os.getcwd(), "path": os.environ.get("PATH", ""), "stdin": sys.stdin.read(), "pid": os.getpid(),
     "warm": "mlcompile.runtime.warm" in sys.modules, "marker": os.environ.get("PROBE_MARKER"),
+    "omp": os.environ.get("OMP_NUM_THREADS"),
 }  # fmt: skip
+if "threads" in sys.argv[4:]:  # the OpenMP pools this process would use, once scikit-learn has loaded them
+    import sklearn.ensemble  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    seen["openmp"] = sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "openmp"})
 with open(out, "w") as handle:
     json.dump(seen, handle)
 print("to stdout")

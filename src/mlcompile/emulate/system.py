@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.emulate.config import EmulationConfig, load_config
-from mlcompile.emulate.containers import Images, first_line, runtime_preload, stop
+from mlcompile.emulate.containers import PARALLELISM, Images, first_line, runtime_preload, stop
 from mlcompile.emulate.ir import EmulationContext, PipelineError, PipelineResult, load_documents, run_pipeline
 from mlcompile.emulate.lifecycle import train_and_approve, unapproved_reason
 from mlcompile.errors import UsageError
@@ -36,7 +36,6 @@ from mlcompile.runtime import emulated_storage as storage
 ORDER = ("training", "batch-scoring", "monitoring")
 MLFLOW_START_SECONDS = 60.0
 WORKDIR_MARKER = ".mlcompile-emulate"
-PARALLELISM = 4  # independent tasks at once, as the platform starts them
 SUBMITTED_RUN_SECONDS = 600.0  # how long the summary waits for runs submitted through the platform's API
 
 

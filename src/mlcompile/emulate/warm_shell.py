@@ -159,13 +159,12 @@ def _shell_child(module: str, args: list[str], env: dict[str, str], cwd: str, fd
         if fd != target:
             os.dup2(fd, target)
             os.close(fd)
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(cwd)
+    from mlcompile.local.workers import adopt, run_module_as_main
+
+    adopt(env, cwd)
     sys.stdin = os.fdopen(0, "r", closefd=False)
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-    from mlcompile.local.workers import run_module_as_main
 
     raise SystemExit(run_module_as_main(module, args))
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlcompile.errors import UsageError
-from mlcompile.local.workers import StepProcess, warm_up
+from mlcompile.local.workers import THREAD_VARIABLES, StepProcess, warm_up
 from mlcompile.plan.nodes import Pipeline, Plan, Step
 from mlcompile.plan.step_config import step_config
 from mlcompile.runtime import PRELOAD, PRELOAD_WITH_FEAST
@@ -44,7 +44,6 @@ READS_SOURCES = frozenset({"extract_features", "score_batch", "check_drift", "ch
 # steps that use the Feast repository when the run has one (config `feast.repo`)
 USES_FEAST = frozenset({"extract_features", "materialize_features"})
 FEAST_REPO = "feature_repo"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 LOG_TAIL = 25
 POLL_SECONDS = 0.01
 

@@ -19,6 +19,9 @@ from mlcompile.runtime.contract import RUNTIME_MODULE
 
 _context: Any = None
 
+# what OpenMP and the BLAS libraries read for their thread count
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
 
 def enter_forked_child(env: dict[str, str], log_path: str, cwd: str) -> None:
     """Make a process forked from the fork server look like a fresh one: its output to
@@ -29,16 +32,16 @@ def enter_forked_child(env: dict[str, str], log_path: str, cwd: str) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(cwd)
+    adopt(env, cwd)
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
 
 
-def _child(argv: list[str], env: dict[str, str], log_path: str, cwd: str) -> None:
-    """Entry of a forked step process: logs to `log_path`, exits with the step's status."""
-    enter_forked_child(env, log_path, cwd)
+def adopt(env: dict[str, str], cwd: str) -> None:
+    """Take the caller's environment and folder, as a freshly started process would have them."""
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
     threads = env.get("OMP_NUM_THREADS", "")
     if threads.isdigit():  # OpenMP/BLAS read their env when the fork server loaded them: set it now
         try:
@@ -47,6 +50,11 @@ def _child(argv: list[str], env: dict[str, str], log_path: str, cwd: str) -> Non
             threadpool_limits(int(threads))
         except ImportError:
             pass
+
+
+def _child(argv: list[str], env: dict[str, str], log_path: str, cwd: str) -> None:
+    """Entry of a forked step process: logs to `log_path`, exits with the step's status."""
+    enter_forked_child(env, log_path, cwd)
     from mlcompile.runtime.__main__ import main
 
     try:
