@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -342,6 +343,18 @@ def build_pipeline_job(plan: Plan, pipeline: Pipeline, *, on_cluster: bool = Fal
     configs = {step.name: platform_config(plan, step) for step in pipeline.steps}
 
     def body() -> dict[str, Any]:
+        # azure-ai-ml reads the body's locals through a profile hook (sys.setprofile) that
+        # Python calls on every call and return made inside it, doubling the cost of building
+        # the nodes; the hook is set aside while they are built and is back for the body's own
+        # return, which is the one event it reads
+        hook = sys.getprofile()
+        sys.setprofile(None)
+        try:
+            return _nodes()
+        finally:
+            sys.setprofile(hook)
+
+    def _nodes() -> dict[str, Any]:
         nodes: dict[str, Any] = {}
         returned: dict[str, Any] = {}
         for step in pipeline.steps:
