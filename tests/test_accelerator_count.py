@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+from requires import require
 
-pytest.importorskip("kfp")
+require("kfp")
 
 from build_support import ROOT  # noqa: E402
 

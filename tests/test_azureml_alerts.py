@@ -12,8 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from requires import require
 
-pytest.importorskip("azure.ai.ml")
+require("azure.ai.ml")
 
 import jsonschema  # noqa: E402
 from test_target_azureml import _plan  # noqa: E402

@@ -11,10 +11,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from requires import require
 
 yaml = pytest.importorskip("yaml")
 pd = pytest.importorskip("pandas")
-pytest.importorskip("azure.ai.ml")
+require("azure.ai.ml")
 
 BUILD = Path(__file__).parent / "golden" / "churn" / "azure-prod"
 

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from requires import require
 
-pytest.importorskip("azure.ai.ml")
+require("azure.ai.ml")
 
 from azureml_steps_support import ROOT, build, load_pipeline, run_node, stage_source  # noqa: E402
 

@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from requires import require
 
 from mlcompile.cli import main
 
@@ -182,7 +183,7 @@ def test_vertex_plan_is_refused_when_the_live_state_or_the_spec_changed(vertex: 
 
 
 # ------------------------------------------------------------------ Azure ML
-pytest.importorskip("azure.ai.ml")
+require("azure.ai.ml", "moto")
 from test_target_azureml_deploy import WORKSPACE, arm  # noqa: E402,F401  (fixture: the ARM stand-in)
 
 
@@ -209,7 +210,6 @@ def test_azureml_plan_then_apply_and_a_live_change_in_between(arm: Any, tmp_path
 
 
 # ------------------------------------------------------------------ SageMaker (moto)
-pytest.importorskip("moto")
 from test_target_sagemaker_deploy import aws, client, moto_endpoint  # noqa: E402,F401  (fixtures: a moto server on 127.0.0.1)
 
 

@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 from emulate_services_support import SUMMARY_KEYS, alert_webhook, drift
+from requires import require
 
 from mlcompile.emulate.containers import host_environment
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow, pytest.mark.timeout(1800)]  # the first test runs both systems
-pytest.importorskip("moto")
+require("moto")
 
 REPO = Path(__file__).resolve().parents[1]
 RETRAINING_KEYS = {"requested", "submitted", "status", "gate", "version", "tasks"}

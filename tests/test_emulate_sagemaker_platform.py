@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from requires import require
 
 from mlcompile.emulate.containers import Images
 from mlcompile.emulate.ir import PipelineResult
@@ -20,7 +21,7 @@ from mlcompile.emulate.sagemaker.account import client, moto_account
 from mlcompile.emulate.sagemaker.jobs import JobContext
 from mlcompile.emulate.sagemaker.platform import Platform
 
-pytest.importorskip("moto")
+require("moto")
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerPipelinesExecution"

@@ -18,8 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from requires import require
 
-pytest.importorskip("azure.ai.ml")
+require("azure.ai.ml")
 
 from mlcompile.plan.nodes import Plan  # noqa: E402
 from mlcompile.runtime.online import ENV, config_from_env, reader_for  # noqa: E402

@@ -24,10 +24,10 @@ from typing import get_args
 
 import pytest
 from build_support import ROOT, build
+from requires import require
 
-pytest.importorskip("feast")
+require("feast", "sklearn")
 pd = pytest.importorskip("pandas")
-pytest.importorskip("sklearn")
 
 from mlcompile.errors import SpecError  # noqa: E402
 from mlcompile.targets import feast_repo  # noqa: E402

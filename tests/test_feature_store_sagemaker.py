@@ -18,8 +18,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import pytest
+from requires import require
 
-pytest.importorskip("sagemaker")
+require("sagemaker")
 boto3 = pytest.importorskip("boto3")
 
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))

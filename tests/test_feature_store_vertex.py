@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+from requires import require
 
-pytest.importorskip("kfp")
-pytest.importorskip("google.cloud.aiplatform")
+require("kfp", "google.cloud.aiplatform")
 
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 from build_support import ROOT, build  # noqa: E402

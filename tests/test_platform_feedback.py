@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
+from requires import require
 
-pytest.importorskip("kfp")
-pytest.importorskip("google.cloud.aiplatform")
+require("kfp", "google.cloud.aiplatform", "pyarrow")
 pd = pytest.importorskip("pandas")
-pytest.importorskip("pyarrow")
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 from kfp_api import KfpStandIn  # noqa: E402
 from vertex_api import VertexStandIn  # noqa: E402

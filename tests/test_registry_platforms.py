@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+from requires import require
 
-pytest.importorskip("kfp")
+require("kfp")
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 sys.path.insert(0, str(Path(__file__).parent))
 from kfp_kube_api import KubeStandIn  # noqa: E402
@@ -23,10 +24,7 @@ from serve_support import train_churn_model  # noqa: E402
 from vertex_api import VertexStandIn  # noqa: E402
 
 from mlcompile.build import compile_system, resolve_profiles  # noqa: E402
-from mlcompile.runtime import (
-    launch,  # noqa: E402
-    step_function,  # noqa: E402
-)
+from mlcompile.runtime import launch, step_function  # noqa: E402
 from mlcompile.runtime.io import DataError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from requires import require
 
-pytest.importorskip("sagemaker")
+require("sagemaker")
 moto = pytest.importorskip("moto")
 boto3 = pytest.importorskip("boto3")
 

@@ -11,14 +11,14 @@ import random
 from pathlib import Path
 
 import pytest
+from requires import require
 
 from mlcompile.runtime.data_steps import extract_features
 from mlcompile.runtime.features import FeatureStore
 from mlcompile.runtime.io import table_metadata
 
 pd = pytest.importorskip("pandas")  # the `local` extra's stack
-pytest.importorskip("sklearn")
-pytest.importorskip("pyarrow")
+require("sklearn", "pyarrow")
 
 DAY = pd.Timedelta(days=1)
 T0 = pd.Timestamp("2024-03-01T00:00:00Z")

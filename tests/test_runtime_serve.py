@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from requires import require
 
 np = pytest.importorskip("numpy")
 pd = pytest.importorskip("pandas")
-pytest.importorskip("sklearn")
-pytest.importorskip("starlette")
+require("sklearn", "starlette")
 yaml = pytest.importorskip("yaml")
 
 with warnings.catch_warnings():  # starlette prefers httpx2 to the installed httpx: nothing this file tests

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from requires import require
 
-pytest.importorskip("azureml.ai.monitoring")
-pytest.importorskip("sklearn")
+require("azureml.ai.monitoring", "sklearn")
 yaml = pytest.importorskip("yaml")
 
 with warnings.catch_warnings():

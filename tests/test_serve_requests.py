@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from requires import require
 
-pytest.importorskip("sklearn")
-pytest.importorskip("starlette")
+require("sklearn", "starlette")
 uvicorn = pytest.importorskip("uvicorn")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

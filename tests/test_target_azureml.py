@@ -15,8 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from requires import require
 
-pytest.importorskip("azure.ai.ml")
+require("azure.ai.ml")
 
 from mlcompile import testing  # noqa: E402
 from mlcompile.build import compile_system, resolve_profiles, write_builds  # noqa: E402

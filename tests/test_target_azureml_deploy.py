@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from requires import require
 
-pytest.importorskip("azure.ai.ml")
+require("azure.ai.ml")
 
 from click.testing import CliRunner  # noqa: E402
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
+from requires import require
 
-pytest.importorskip("kfp")
+require("kfp")
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 from kfp_kube_api import KubeStandIn  # noqa: E402
 from vertex_api import VertexStandIn  # noqa: E402

@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+from requires import require
 
-pytest.importorskip("kfp")
-pytest.importorskip("kfp.kubernetes")
-pytest.importorskip("kubeflow.training")
+require("kfp", "kfp.kubernetes", "kubeflow.training")
 
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 import kfp_strict  # noqa: E402

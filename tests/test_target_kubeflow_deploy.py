@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from requires import require
 
-pytest.importorskip("kfp")
+require("kfp")
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 from kfp_api import KfpStandIn  # noqa: E402
 

@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from requires import require
 
-pytest.importorskip("kfp.local")
-pytest.importorskip("sklearn")
-pytest.importorskip("mlflow")
+require("kfp.local", "sklearn", "mlflow")
 
 ROOT = Path(__file__).resolve().parents[1]
 

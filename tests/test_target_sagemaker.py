@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from requires import require
 
-pytest.importorskip("sagemaker")
+require("sagemaker")
 
 from test_target_sagemaker_support import ROOT, all_builds, example_text, plan_of, plan_of_text, write  # noqa: E402
 

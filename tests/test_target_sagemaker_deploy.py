@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from requires import require
 
-pytest.importorskip("sagemaker")
-pytest.importorskip("moto")
+require("sagemaker", "moto")
 boto3 = pytest.importorskip("boto3")
 
 ROOT = Path(__file__).resolve().parents[1]

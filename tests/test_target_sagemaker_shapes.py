@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from requires import require
 
 botocore = pytest.importorskip("botocore")
-pytest.importorskip("sagemaker")
+require("sagemaker")
 
 from botocore.session import get_session  # noqa: E402
 from botocore.validate import ParamValidator  # noqa: E402

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from requires import require
 
-pytest.importorskip("google.cloud.aiplatform")
+require("google.cloud.aiplatform")
 sys.path.insert(0, str(Path(__file__).parent / "stand_ins"))
 from vertex_api import VertexStandIn  # noqa: E402
 
