@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.server.handlers import initialize_backend_stores
     from werkzeug.serving import make_server
 
+    from mlcompile.runtime.mlflow_store import seed
+
+    seed(os.environ[BACKEND_STORE_URI_ENV_VAR])
     initialize_backend_stores(os.environ[BACKEND_STORE_URI_ENV_VAR], default_artifact_root="mlflow-artifacts:/")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     print(f"port {server.server_port}", flush=True)

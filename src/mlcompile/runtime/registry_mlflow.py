@@ -33,8 +33,11 @@ def client(uri: str) -> Any:
     import mlflow
     from mlflow import MlflowClient
 
+    from mlcompile.runtime.mlflow_store import seed
+
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    seed(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
