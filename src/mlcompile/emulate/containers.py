@@ -66,6 +66,21 @@ def runtime_preload(plan: Plan) -> tuple[str, ...]:
     return PRELOAD_WITH_FEAST if "materialize_features" in kinds else PRELOAD
 
 
+def plan_images(plan: Plan, commands: Mapping[str, Sequence[str]], workdirs: Mapping[str, Path], isolation: str) -> Images:
+    """The images of an emulated run; with `isolation="fork"` the fork server starts importing
+    the plan's preload now, in the background, overlapping whatever the run does before its
+    first step."""
+    if isolation != "fork":
+        return Images(plan.runtime_image, commands, workdirs)
+    import threading
+
+    from mlcompile.local.workers import warm_up
+
+    preload = runtime_preload(plan)
+    threading.Thread(target=warm_up, args=(preload,), daemon=True).start()
+    return Images(plan.runtime_image, commands, workdirs, warm=preload)
+
+
 def argv(images: Images, image: str, command: Sequence[str], args: Sequence[str]) -> list[str]:
     """The local command line for a container: bare `python` is this interpreter (the runtime
     image's packages are this environment's)."""
@@ -149,7 +164,7 @@ def run_container(
 
 
 def _run_warm(module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float | None, preload: tuple[str, ...]) -> int:
-    from mlcompile.local.workers import fork_context
+    from mlcompile.local.workers import fork_context, shell_status
 
     process = fork_context(preload).Process(target=_module_child, args=(module, args, env, str(log), str(cwd)), daemon=False)
     process.start()
@@ -163,7 +178,7 @@ def _run_warm(module: str, args: list[str], env: dict[str, str], cwd: Path, log:
         with open(log, "ab") as sink:
             sink.write(f"timed out after {timeout:g}s\n".encode())
         return 124
-    return process.exitcode if process.exitcode is not None and process.exitcode >= 0 else 128 - (process.exitcode or 0)
+    return shell_status(process.exitcode)
 
 
 def _module_child(module: str, args: list[str], env: dict[str, str], log_path: str, cwd: str) -> None:

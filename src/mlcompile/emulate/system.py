@@ -18,7 +18,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcompile.emulate.config import EmulationConfig, load_config
-from mlcompile.emulate.containers import PARALLELISM, Images, first_line, runtime_preload, stop
+from mlcompile.emulate.containers import PARALLELISM, Images, first_line, plan_images, stop
 from mlcompile.emulate.ir import EmulationContext, PipelineError, PipelineResult, load_documents, run_pipeline
 from mlcompile.emulate.lifecycle import train_and_approve, unapproved_reason
 from mlcompile.errors import UsageError
@@ -138,12 +137,9 @@ def _emulated_run(
     plan = compiled.plan
     kinds, spec_dir, config, first, later = emulation_inputs(spec, compilation, only)
     work = _fresh_workdir(Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile)
-    if isolation == "fork":  # the fork server's imports (~10 s of CPU) overlap writing, fixtures and MLflow's start
-        from mlcompile.local.workers import warm_up
-
-        threading.Thread(target=warm_up, args=(runtime_preload(plan),), daemon=True).start()
+    # under --isolation fork, the fork server's imports (~10 s of CPU) overlap writing, fixtures and MLflow's start
+    images = plan_images(plan, config.commands, config.workdirs, isolation)
     write_builds([compiled], work / "build")
-    images = Images(plan.runtime_image, config.commands, config.workdirs, warm=runtime_preload(plan) if isolation == "fork" else ())
     return plan, kinds, spec_dir, config, first, later, work, images
 
 

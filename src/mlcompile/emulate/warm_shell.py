@@ -139,8 +139,9 @@ def _exit_status(process: Any, connection: socket.socket) -> int:
     if process.sentinel not in wait([process.sentinel, connection]):
         process.kill()
     process.join()
-    code = process.exitcode
-    return code if code is not None and code >= 0 else 128 - (code or 0)
+    from mlcompile.local.workers import shell_status
+
+    return shell_status(process.exitcode)
 
 
 def _read(connection: socket.socket, size: int) -> bytes:

@@ -91,6 +91,11 @@ def run_module_as_main(module: str, args: list[str]) -> int:
     return code
 
 
+def shell_status(exitcode: int | None) -> int:
+    """A forked process's exit code as a shell reports it: 128 + N for a death by signal N."""
+    return exitcode if exitcode is not None and exitcode >= 0 else 128 - (exitcode or 0)
+
+
 def fork_context(preload: tuple[str, ...]) -> Any:
     global _context
     if _context is None:

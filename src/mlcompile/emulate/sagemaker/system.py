@@ -15,13 +15,12 @@ configs) is copied there from moto. The summary has the Kubeflow/Vertex summary'
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlcompile.emulate.containers import Images, runtime_preload
+from mlcompile.emulate.containers import plan_images
 from mlcompile.emulate.ir import PipelineError
 from mlcompile.emulate.sagemaker import account
 from mlcompile.emulate.sagemaker.jobs import JobContext
@@ -53,12 +52,9 @@ def emulate(
     plan = compiled.plan
     kinds, spec_dir, config, first, later = emulation_inputs(spec, compilation, only)
     work = _fresh_workdir(Path(workdir).resolve() if workdir else spec_dir / ".mlcompile" / "emulate" / plan.profile)
-    if isolation == "fork":  # the fork server's imports overlap the deploy into the emulated account
-        from mlcompile.local.workers import warm_up
-
-        threading.Thread(target=warm_up, args=(runtime_preload(plan),), daemon=True).start()
+    # under --isolation fork, the fork server's imports overlap the deploy into the emulated account
+    images = plan_images(plan, config.commands, config.workdirs, isolation)
     write_builds([compiled], work / "build")
-    images = Images(plan.runtime_image, config.commands, config.workdirs, warm=runtime_preload(plan) if isolation == "fork" else ())
     session = Session(plan.system, plan.profile, plan.platform, plan, work / "build" / plan.profile, work / "storage", work, images, config, log=log)
     session.env["MLCOMPILE_SPEC_DIR"] = str(spec_dir)
     region = str(plan.platform_settings["region"])
