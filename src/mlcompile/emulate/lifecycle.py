@@ -54,6 +54,9 @@ class Registry:
     def _mlflow(self) -> Any:
         from mlflow.tracking import MlflowClient
 
+        from mlcompile.runtime.mlflow_headers import load_request_header_providers
+
+        load_request_header_providers()
         local = self.session.facts["mlflow"]["local"]
         # the registry too: left to itself it follows MLFLOW_TRACKING_URI of whoever started us
         return MlflowClient(tracking_uri=local, registry_uri=local)

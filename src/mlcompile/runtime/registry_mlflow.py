@@ -33,8 +33,10 @@ def client(uri: str) -> Any:
     import mlflow
     from mlflow import MlflowClient
 
+    from mlcompile.runtime.mlflow_headers import load_request_header_providers
     from mlcompile.runtime.mlflow_store import seed
 
+    load_request_header_providers()
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     seed(uri)

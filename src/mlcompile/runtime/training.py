@@ -265,6 +265,9 @@ def _log_objective(metric: str, value: float) -> None:
         return
     import mlflow
 
+    from mlcompile.runtime.mlflow_headers import load_request_header_providers
+
+    load_request_header_providers()
     mlflow.log_metric(metric, value)
 
 

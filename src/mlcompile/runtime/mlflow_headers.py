@@ -1,0 +1,68 @@
+"""MLflow's request-header plugins, loaded without importing all of Feast for nothing.
+
+On its first REST call MLflow loads every `mlflow.request_header_provider` entry point. Feast
+registers one, and loading it imports the whole `feast` package: about 4 s of CPU in each
+process that talks to an MLflow server (an emulated run's own process, each step started cold,
+each `mlcompile` command that reads a registry). Feast's provider only adds a header inside
+Feast's own token scope, a ContextVar in the provider's module that nothing but Feast's code
+sets, so it cannot be in context before that module is imported. It is therefore registered
+as a stand-in that loads the real provider the first time it finds the module imported, and
+answers "not in context" until then: the headers MLflow sends are the same. Every other
+provider (a company's auth plugin, say) loads as MLflow loads it."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+GROUP = "mlflow.request_header_provider"
+# whose in_context() can only be true once this module has been imported by someone else
+DEFERRED_MODULES = frozenset({"feast.infra.data_sources.mlflow.auth"})
+
+
+class ProviderOnceImported:
+    """A request-header provider loaded only once its module is in `sys.modules`."""
+
+    def __init__(self, entry_point: Any) -> None:
+        self.entry_point = entry_point
+        self.provider: Any = None
+
+    def _loaded(self) -> Any:
+        if self.provider is None and self.entry_point.module in sys.modules:
+            self.provider = self.entry_point.load()()
+        return self.provider
+
+    def in_context(self) -> bool:
+        provider = self._loaded()
+        return provider is not None and bool(provider.in_context())
+
+    def request_headers(self) -> dict[str, str]:
+        provider = self._loaded()
+        return dict(provider.request_headers()) if provider is not None else {}
+
+
+def load_request_header_providers() -> None:
+    """Build MLflow's header-provider registry now, with the deferred providers as stand-ins.
+    Call it before the first MLflow REST call; later calls, or a process that has imported
+    Feast already (where loading its provider costs nothing), leave MLflow as it is."""
+    if "mlflow.tracking.request_header.registry" in sys.modules or "feast" in sys.modules:
+        return
+    from mlflow.utils import plugins
+
+    listed = plugins._get_entry_points
+    deferred: list[Any] = []
+
+    def without_deferred(group: str) -> list[Any]:
+        found = list(listed(group))
+        if group != GROUP:
+            return found
+        deferred.extend(entry for entry in found if entry.module in DEFERRED_MODULES)
+        return [entry for entry in found if entry.module not in DEFERRED_MODULES]
+
+    plugins._get_entry_points = without_deferred
+    try:
+        from mlflow.tracking.request_header import registry
+    finally:
+        plugins._get_entry_points = listed
+    for entry in deferred:
+        registry._request_header_provider_registry.register(lambda entry=entry: ProviderOnceImported(entry))
