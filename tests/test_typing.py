@@ -12,7 +12,7 @@ ROOT = Path(__file__).parent.parent
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # ~50 s from cold on a quiet machine, minutes on a loaded one
+@pytest.mark.timeout(900)  # ~30 s from cold on a quiet machine, minutes on a loaded one
 def test_mypy_finds_no_error(request: pytest.FixtureRequest) -> None:
     # pytest's cache folder keeps mypy's between runs: a rerun checks only what changed
     pytest_cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
