@@ -11,8 +11,10 @@ variants that mostly stay valid (so they reach every target's check() and render
 five platforms. Bugs it found are kept as regression tests at the end of the file.
 
 Runs in-process through click's CliRunner for speed. Reproducible: `derandomize=True` and no
-example database. `MLCOMPILE_FUZZ_SCALE=10 pytest tests/test_fuzz.py` runs ten times as many
-examples (with fresh seeds: `MLCOMPILE_FUZZ_SEED=<n>` switches derandomisation off)."""
+example database. Derandomised inputs are the same in every run, so the suite's counts (1,170
+inputs in all) keep found bugs found rather than search: `MLCOMPILE_FUZZ_SCALE=10 pytest
+tests/test_fuzz.py` runs ten times as many examples, and `MLCOMPILE_FUZZ_SEED=<n>` switches
+derandomisation off for fresh ones; `bench/fuzz.py mutated -n 10000` is the big run."""
 
 from __future__ import annotations
 
@@ -300,7 +302,7 @@ TARGET_CHOICES = st.sampled_from(
 )
 
 
-@fuzz_settings(1600)
+@fuzz_settings(500)
 @given(data=mutated(SPEC_DATA), targets=TARGET_CHOICES)
 def test_mutated_specs(workspace: Path, data: dict[str, Any], targets: tuple[str, ...]) -> None:
     raw = dump(data)
@@ -309,7 +311,7 @@ def test_mutated_specs(workspace: Path, data: dict[str, Any], targets: tuple[str
     assert_clean(run_validate(spec, [workspace / "profiles" / f"{t}.yaml" for t in targets]), raw)
 
 
-@fuzz_settings(1000)
+@fuzz_settings(300)
 @given(raw=raw_documents(), with_profile=st.booleans())
 def test_raw_documents(workspace: Path, raw: bytes, with_profile: bool) -> None:
     spec = workspace / "spec" / "mlcompile.yaml"
@@ -317,7 +319,7 @@ def test_raw_documents(workspace: Path, raw: bytes, with_profile: bool) -> None:
     assert_clean(run_validate(spec, [workspace / "profiles" / "local.yaml"] if with_profile else []), raw)
 
 
-@fuzz_settings(700)
+@fuzz_settings(250)
 @given(
     name=st.sampled_from(sorted(PROFILE_DATA)),
     data=st.data(),
@@ -341,7 +343,7 @@ def test_mutated_profiles(workspace: Path, name: str, data: st.DataObject, mode:
     assert_clean(run_validate(workspace / "spec" / "valid.yaml", profiles), raw)
 
 
-@fuzz_settings(300)
+@fuzz_settings(100)
 @given(data=mutated(SPEC_DATA))
 def test_mutated_specs_build_for_local(workspace: Path, data: dict[str, Any]) -> None:
     """`build` goes further than `validate` (render, manifest, atomic write): same contract,
@@ -506,7 +508,7 @@ def valid_variants(draw: st.DrawFn) -> dict[str, Any]:
 ALL_PROFILES = st.sampled_from(["local", "gcp-prod", "aws-prod", "kfp-prod", "azure-prod"])
 
 
-@fuzz_settings(40)  # a cloud render takes 0.1-1 s: a few here, MLCOMPILE_FUZZ_SCALE for a deep run
+@fuzz_settings(20)  # a cloud render takes 0.1-1 s: a few here, MLCOMPILE_FUZZ_SCALE for a deep run
 @given(data=st.one_of(valid_variants(), mutated(SPEC_DATA)), profile=ALL_PROFILES)
 def test_spec_variants_build_for_every_target(workspace: Path, data: dict[str, Any], profile: str) -> None:
     """The same contract through every target's check() and render(), on spec variants that
