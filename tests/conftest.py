@@ -117,6 +117,21 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return cores + max(1, cores // 2)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Write the project's bytecode once, before any worker starts. The suite starts ~600
+    interpreters (builds, deploys, runs, steps, stand-ins); where the environment says
+    PYTHONDONTWRITEBYTECODE, as CI machines often do, none of them may write it, so each would
+    compile every mlcompile module it imports from source again: ~15% of the suite's CPU on a
+    fresh clone. compileall writes it regardless; an unchanged module is left as it is."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller has done it
+        return
+    import compileall
+
+    root = Path(__file__).resolve().parents[1]
+    for folder in (root / "src", root / "tests", *sorted((root / "plugins").glob("*/src"))):
+        compileall.compile_dir(folder, quiet=2, workers=1)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",
