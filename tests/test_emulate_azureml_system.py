@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from mlcompile.emulate.containers import host_environment
+from emulator_support import emulator_env
 
 sys.path.insert(0, str(Path(__file__).parent))
 from emulate_services_support import SUMMARY_KEYS, alert_webhook, drift  # noqa: E402
@@ -27,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _emulate(spec: Path, workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
+    env = emulator_env()
     command = [
         sys.executable,
         "-m",

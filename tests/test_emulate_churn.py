@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from mlcompile.emulate.containers import host_environment
+from emulator_support import emulator_env
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow]
 
@@ -21,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _emulate(profile: str, workdir: Path, spec: Path = REPO / "examples/churn/mlcompile.yaml", *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
+    env = emulator_env()
     command = [sys.executable, "-m", "mlcompile", "run", str(spec), "--target", str(REPO / f"targets/{profile}.yaml"), "--emulate", *args]
     started = time.monotonic()
     done = subprocess.run([*command, "--format", "json", "--workdir", str(workdir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from emulator_support import emulator_env
 
-from mlcompile.emulate.containers import host_environment
 from mlcompile.runtime.launch import _copy, _read_metrics
 
 pytestmark = pytest.mark.emulate
@@ -23,7 +23,7 @@ CARDS = {line.split(",")[0] for line in (REPO / "examples/container-trainer/data
 
 
 def _emulate(profile: str, workdir: Path) -> dict:
-    env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
+    env = emulator_env()
     command = [sys.executable, "-m", "mlcompile", "run", str(SPEC), "--target", str(REPO / f"targets/{profile}.yaml"), "--emulate"]
     done = subprocess.run([*command, "--format", "json", "--workdir", str(workdir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 from emulate_services_support import alert_webhook, drift
-
-from mlcompile.emulate.containers import host_environment
+from emulator_support import emulator_env
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow]
 
@@ -44,7 +43,7 @@ def _drifted_churn(tmp_path: Path, webhook_url: str) -> Path:
 
 
 def _emulate(spec: Path, profile: str, workdir: Path, only: tuple[str, ...] = ()) -> tuple[dict, float]:
-    env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
+    env = emulator_env()
     command = [sys.executable, "-m", "mlcompile", "run", str(spec), "--target", str(REPO / f"targets/{profile}.yaml"), "--emulate"]
     started = time.monotonic()
     done = subprocess.run(

@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 from emulate_services_support import SUMMARY_KEYS, alert_webhook, drift
+from emulator_support import emulator_env
 from requires import require
-
-from mlcompile.emulate.containers import host_environment
 
 pytestmark = [pytest.mark.emulate, pytest.mark.slow, pytest.mark.timeout(1800)]  # the first test runs both systems
 require("moto")
@@ -30,7 +29,7 @@ RETRAINING_KEYS = {"requested", "submitted", "status", "gate", "version", "tasks
 
 
 def emulate(spec: Path, workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {**host_environment(), "PYTHONPATH": str(REPO / "src")}  # nothing of this session's MLCOMPILE_/MLFLOW_ settings
+    env = emulator_env()
     command = [
         sys.executable,
         "-m",

@@ -2,18 +2,22 @@
 puts a `python` first on the shell's PATH that forks the module from the warm fork server. The
 step cannot tell: it gets the shell's argv, folder, environment (PATH as given), standard
 streams and exit status; any other use of `python` is the real interpreter; a stopped step
-takes its forked child with it."""
+takes its forked child with it. Runs can share one process's warm interpreter
+(MLCOMPILE_EMULATE_WARM_SOCKET) instead of each starting a fork server."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mlcompile.emulate import warm_shell
 from mlcompile.emulate.containers import Images, run_container
 from mlcompile.runtime import PRELOAD
 
@@ -114,3 +118,55 @@ def test_a_container_gets_its_share_of_threads_unless_its_definition_names_them(
     seen = json.loads((tmp_path / "work" / "seen.json").read_text())
     assert status == 0, log
     assert seen["omp"] == "3" and seen["openmp"] == [3]
+
+
+HOST = "import sys, time; from mlcompile.emulate.warm_shell import serve; from mlcompile.runtime import PRELOAD; print(serve(PRELOAD), flush=True); time.sleep(600)"
+
+
+@pytest.fixture
+def shared_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """Another process serving its warm interpreter; this one's runs are told its socket."""
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent / "src")])}
+    host = subprocess.Popen([sys.executable, "-c", HOST], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert host.stdout is not None
+        monkeypatch.setenv(warm_shell.SHARED_SOCKET_ENV, host.stdout.readline().strip())
+        monkeypatch.setattr(warm_shell, "_shims", None)  # this process's shims may name its own server
+        yield host.pid
+    finally:
+        host.kill()
+        host.wait()
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().split(") ", 1)[1].split()[1])
+
+
+def test_with_a_shared_warm_interpreter_a_runs_steps_fork_from_the_serving_process(shared_host: int, tmp_path: Path) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    status = run_container(WARM, "runtime", ["python", "-m", "warm_shell_probe", "seen.json", "3"], [], {"PROBE_MARKER": "m"}, folder, tmp_path / "log.txt")
+    seen = json.loads((folder / "seen.json").read_text())
+    assert status == 3 and seen["warm"] is True and seen["argv"] == ["seen.json", "3"] and seen["marker"] == "m"
+    assert _parent(seen["ppid"]) == shared_host  # forked by the serving process's fork server
+    log = (tmp_path / "log.txt").read_text()
+    assert log.startswith(f"$ {sys.executable} -m warm_shell_probe seen.json 3\n") and "to stdout" in log and "to stderr" in log
+    status, log = _shell(WARM, 'python -m warm_shell_probe seen.json 5 </dev/null; echo "status=$?"', tmp_path)
+    assert status == 0 and "status=5" in log
+    assert _parent(json.loads((folder / "seen.json").read_text())["ppid"]) == shared_host
+
+
+def test_with_a_shared_warm_interpreter_a_timed_out_step_is_stopped(shared_host: int, tmp_path: Path) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    command = ["python", "-m", "warm_shell_probe", "seen.json", "0"]
+    assert run_container(WARM, "runtime", command, [], {}, folder, tmp_path / "log.txt") == 0  # the host's fork server is up
+    status = run_container(WARM, "runtime", [*command, "60"], [], {}, folder, tmp_path / "log.txt", timeout=3)
+    assert status == 124 and "timed out after 3s" in (tmp_path / "log.txt").read_text()
+    pid = json.loads((folder / "seen.json").read_text())["pid"]
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)

@@ -1,6 +1,6 @@
 """Run as `python -m warm_shell_probe OUT [STATUS] [SLEEP] [threads]` by tests/test_emulate_warm_shell.py:
 writes what the process saw (argv, folder, PATH, stdin, whether the fork server's imports were
-already loaded, its pid; with `threads`, its OpenMP pools) to OUT, prints a line on stdout and one on stderr, then exits STATUS."""
+already loaded, its pid and parent's; with `threads`, its OpenMP pools) to OUT, prints a line on stdout and one on stderr, then exits STATUS."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import time
 
 out, status, pause = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0, float(sys.argv[3]) if len(sys.argv) > 3 else 0
 seen = {
-    "argv": sys.argv[1:], "cwd": os.getcwd(), "path": os.environ.get("PATH", ""), "stdin": sys.stdin.read(), "pid": os.getpid(),
+    "argv": sys.argv[1:], "cwd": os.getcwd(), "path": os.environ.get("PATH", ""), "stdin": sys.stdin.read(), "pid": os.getpid(), "ppid": os.getppid(),
     "warm": "mlcompile.runtime.warm" in sys.modules, "marker": os.environ.get("PROBE_MARKER"),
     "omp": os.environ.get("OMP_NUM_THREADS"),
 }  # fmt: skip

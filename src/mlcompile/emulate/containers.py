@@ -74,10 +74,12 @@ def plan_images(plan: Plan, commands: Mapping[str, Sequence[str]], workdirs: Map
         return Images(plan.runtime_image, commands, workdirs)
     import threading
 
+    from mlcompile.emulate.warm_shell import shared_socket
     from mlcompile.local.workers import warm_up
 
     preload = runtime_preload(plan)
-    threading.Thread(target=warm_up, args=(preload,), daemon=True).start()
+    if not shared_socket():  # a shared warm interpreter is running already
+        threading.Thread(target=warm_up, args=(preload,), daemon=True).start()
     return Images(plan.runtime_image, commands, workdirs, warm=preload)
 
 
@@ -136,16 +138,22 @@ def run_container(
     workdir.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**container_threads(), **host_environment(), **{key: str(value) for key, value in env.items()}}
-    if images.warm and images.is_runtime(image) and len(line) > 2 and line[0] == sys.executable and line[1] == "-m":
-        with open(log, "ab") as sink:
-            sink.write(("$ " + " ".join(line) + "\n").encode())
-        return _run_warm(line[2], line[3:], full_env, workdir, log, timeout, images.warm)
-    if images.warm and images.is_runtime(image):  # a shell line: its `python -m …` forks warm too
-        from mlcompile.emulate.warm_shell import shim_folder
+    shown = " ".join(line)
+    if images.warm and images.is_runtime(image):
+        from mlcompile.emulate.warm_shell import shared_socket, shim_folder
 
-        full_env["PATH"] = shim_folder(images.warm) + os.pathsep + full_env.get("PATH", "")
+        if not shared_socket() and len(line) > 2 and line[0] == sys.executable and line[1] == "-m":
+            with open(log, "ab") as sink:
+                sink.write(("$ " + shown + "\n").encode())
+            return _run_warm(line[2], line[3:], full_env, workdir, log, timeout, images.warm)
+        # a shell line, or any line when the warm interpreter is shared: `python -m …` goes
+        # through the shim on PATH, which forks the module warm
+        folder = shim_folder(images.warm)
+        full_env["PATH"] = folder + os.pathsep + full_env.get("PATH", "")
+        if line[0] == sys.executable:
+            line[0] = os.path.join(folder, "python")
     with open(log, "ab") as sink:
-        sink.write(("$ " + " ".join(line) + "\n").encode())
+        sink.write(("$ " + shown + "\n").encode())
         sink.flush()
         try:  # its own process group: a stopped container stops all its processes, as on the platform
             process = subprocess.Popen(line, cwd=workdir, env=full_env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=0)

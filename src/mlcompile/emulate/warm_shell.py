@@ -9,6 +9,11 @@ streams to this process, which forks the module from the warm fork server and an
 exit status. Any other use of `python` executes the real interpreter. bash, its redirections,
 `$?` and `case` are untouched, and the step sees the PATH it was given: only the interpreter's
 start is warm (~2-6 s of imports per step otherwise).
+
+Runs that follow one another (a test suite's) can share one warm interpreter instead of each
+starting its own: a process calls `serve()` and hands the socket it returns to the runs it
+starts as MLCOMPILE_EMULATE_WARM_SOCKET; their shims then talk to that process, and a run
+starts no fork server of its own.
 """
 
 from __future__ import annotations
@@ -74,27 +79,37 @@ def _received_fd(duplicate: Any) -> int:
     return int(duplicate.detach())
 
 
+SHARED_SOCKET_ENV = "MLCOMPILE_EMULATE_WARM_SOCKET"
+
+
+def _short_folder() -> str:
+    """A folder of its own, removed at exit, with a short path: a Unix socket's path is
+    limited to ~100 bytes."""
+    folder = tempfile.mkdtemp(prefix="mlc-warm-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _write_shims(folder: str, address: str) -> None:
+    shim = _SHIM.format(python=sys.executable, address=address, folder=folder, length=_LENGTH_BYTES, status=_STATUS_BYTES)
+    for name in ("python", "python3"):
+        path = os.path.join(folder, name)
+        with open(path, "w") as handle:
+            handle.write(shim)
+        os.chmod(path, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+
+
 class _Server:
     def __init__(self, preload: tuple[str, ...]) -> None:
         self.preload = preload
-        # a short folder of its own: a Unix socket's path is limited to ~100 bytes
-        self.folder = tempfile.mkdtemp(prefix="mlc-warm-")
-        address = os.path.join(self.folder, "socket")
+        self.folder = _short_folder()
+        self.address = os.path.join(self.folder, "socket")
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(address)
+        self.listener.bind(self.address)
+        os.chmod(self.address, stat.S_IRWXU)  # this user's processes only: it runs what it is sent
         self.listener.listen(64)
-        shim = _SHIM.format(python=sys.executable, address=address, folder=self.folder, length=_LENGTH_BYTES, status=_STATUS_BYTES)
-        for name in ("python", "python3"):
-            path = os.path.join(self.folder, name)
-            with open(path, "w") as handle:
-                handle.write(shim)
-            os.chmod(path, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
         threading.Thread(target=self._accept, name="warm-shell", daemon=True).start()
-        atexit.register(self.close)
-
-    def close(self) -> None:
-        self.listener.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        atexit.register(self.listener.close)
 
     def _accept(self) -> None:
         while True:
@@ -171,14 +186,32 @@ def _shell_child(module: str, args: list[str], env: dict[str, str], cwd: str, fd
 
 
 _server: _Server | None = None
+_shims: str | None = None
 _lock = threading.Lock()
 
 
-def shim_folder(preload: tuple[str, ...]) -> str:
-    """The folder to put first on a runtime-image shell's PATH; its server starts on first use
-    and lives as long as this process."""
+def shared_socket() -> str | None:
+    """The warm interpreter another process serves to this one's runs, if it names one."""
+    return os.environ.get(SHARED_SOCKET_ENV) or None
+
+
+def serve(preload: tuple[str, ...]) -> str:
+    """Start this process's warm interpreter (once; it lives as long as the process) and
+    return its socket, for runs started from here to share as MLCOMPILE_EMULATE_WARM_SOCKET."""
     global _server
     with _lock:
         if _server is None:
             _server = _Server(preload)
-        return _server.folder
+        return _server.address
+
+
+def shim_folder(preload: tuple[str, ...]) -> str:
+    """The folder to put first on a runtime-image shell's PATH: its `python` talks to the
+    shared warm interpreter if one is named, else to this process's own, started on first use."""
+    global _shims
+    address = shared_socket() or serve(preload)
+    with _lock:
+        if _shims is None:
+            _shims = _short_folder()
+            _write_shims(_shims, address)
+        return _shims
