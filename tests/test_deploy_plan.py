@@ -64,7 +64,7 @@ def test_the_plan_file_names_what_it_was_made_from() -> None:
 
 
 # ------------------------------------------------------------------ Kubeflow Pipelines
-kfp = pytest.importorskip("kfp")
+require("kfp")
 from kfp_api import KfpStandIn  # noqa: E402
 from test_target_kubeflow_deploy import profiles_pointing_at  # noqa: E402
 
@@ -139,7 +139,7 @@ def test_a_plan_names_its_spec_and_profile_and_refuses_others(tmp_path: Path, ch
 
 
 # ------------------------------------------------------------------ Vertex AI
-aiplatform = pytest.importorskip("google.cloud.aiplatform")
+require("google.cloud.aiplatform")
 from vertex_api import VertexStandIn  # noqa: E402
 
 

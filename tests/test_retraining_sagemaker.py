@@ -17,8 +17,7 @@ import pytest
 from requires import require
 
 require("sagemaker")
-moto = pytest.importorskip("moto")
-boto3 = pytest.importorskip("boto3")
+require("moto", "boto3")
 
 from test_target_sagemaker_support import plan_of  # noqa: E402
 
@@ -52,6 +51,9 @@ def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build: dict[str, Any]) 
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    import boto3
+    import moto
+
     with moto.mock_aws():
         client = boto3.client("sagemaker", region_name=REGION)
         for name in (TRAINING, SENSOR):

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from requires import require
 from test_run_local import run, statuses, write_system
 
 from mlcompile.cli import main
 
-for _module in ("sklearn", "mlflow", "pandas", "pyarrow"):
-    pytest.importorskip(_module)
+require("sklearn", "mlflow", "pandas", "pyarrow")
 
 
 def _invoke(spec: Path, *args: str):
