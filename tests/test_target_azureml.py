@@ -331,7 +331,7 @@ def test_build_opens_no_socket_except_loopback(monkeypatch: pytest.MonkeyPatch) 
 
 
 def _plan(example: str, monkeypatch: pytest.MonkeyPatch) -> Plan:
-    return _compile(example, monkeypatch).results[0].plan
+    return _compile(example, monkeypatch, render=False).results[0].plan
 
 
 def _errors(plan: Plan) -> dict[str, str]:
