@@ -303,6 +303,23 @@ def test_builds_are_byte_stable_across_runs_and_hash_seeds(example: str, tmp_pat
     testing.assert_matches_golden(built, ROOT / "tests" / "golden" / example / "azure-prod")
 
 
+def test_a_build_does_not_walk_the_call_stack_for_each_experimental_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    """azure-ai-ml lists the whole stack with source lines (inspect.stack()) to decide whether to
+    log its "experimental class" line; mlcompile silences that line, so the SDK is told to skip
+    it at once. The build's bytes are the goldens' either way (test_golden.py)."""
+    import inspect
+
+    walkers: list[str] = []
+    stack = inspect.stack
+    monkeypatch.setattr(inspect, "stack", lambda *args, **kwargs: walkers.append(sys._getframe(1).f_code.co_name) or stack(*args, **kwargs))
+    from azure.ai.ml._utils import _experimental
+
+    decide = _experimental._should_skip_warning
+    assert _compile("churn", monkeypatch).results[0].files
+    assert _experimental._should_skip_warning is decide  # put back after the build
+    assert walkers and "_should_skip_warning" not in walkers  # the others: dsl.pipeline finding its caller's file
+
+
 def test_build_opens_no_socket_except_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     opened: list[object] = []
     real_connect = socket.socket.connect
