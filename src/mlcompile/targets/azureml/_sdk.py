@@ -37,27 +37,34 @@ SCHEMAS = {
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Silence the SDK's "experimental class" log lines and Python warnings, and keep it
-    from reading a user's Azure ML CLI configuration or private-feature switches.
-
-    Before logging that line, each experimental class the SDK constructs lists the whole call
-    stack with its source lines (`inspect.stack()`) to decide whether to log it: ~15% of an
-    Azure ML build's CPU. With the line silenced here, the decision is "skip" at once."""
-    from azure.ai.ml._utils import _experimental
-
+    from reading a user's Azure ML CLI configuration or private-feature switches."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     saved = os.environ.pop("AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED", None)
-    decide = _experimental._should_skip_warning
-    _experimental._should_skip_warning = _skip_silenced_warning
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        _experimental._should_skip_warning = decide
         logging.disable(previous)
         if saved is not None:
             os.environ["AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED"] = saved
+
+
+@contextlib.contextmanager
+def experimental_checks_skipped() -> Iterator[None]:
+    """Inside `quiet()` (and, for a build, `offline_cloud()`: importing the SDK reads the cloud
+    it names): each experimental class the SDK constructs lists the whole call stack with its
+    source lines (`inspect.stack()`) to decide whether to log its line, ~15% of an Azure ML
+    build's CPU. With the line silenced, the decision is "skip" at once; put back on exit."""
+    from azure.ai.ml._utils import _experimental
+
+    decide = _experimental._should_skip_warning
+    _experimental._should_skip_warning = _skip_silenced_warning
+    try:
+        yield
+    finally:
+        _experimental._should_skip_warning = decide
 
 
 def _skip_silenced_warning() -> bool:

@@ -34,7 +34,7 @@ from mlcompile.plan.nodes import Plan
 from mlcompile.runtime.azureml_client import ENV_TOKEN
 from mlcompile.runtime.retries import RetrySettings
 from mlcompile.runtime.rollout_azureml import TAG_MODEL_VERSION
-from mlcompile.targets.azureml._sdk import identity, quiet
+from mlcompile.targets.azureml._sdk import experimental_checks_skipped, identity, quiet
 from mlcompile.targets.azureml.alerts import ACTION_GROUP_KIND, METRIC_ALERT_KIND, PUBLISHER_ROLE
 from mlcompile.targets.base import DeployAction, DeployFailed, live_fingerprint, not_applied
 
@@ -147,7 +147,7 @@ def _files_of(build_dir: Path, kind: str) -> list[Path]:
 def deploy(plan: Plan, build_dir: Path, *, dry_run: bool) -> list[DeployAction]:
     from azure.core.exceptions import AzureError, HttpResponseError
 
-    with quiet():
+    with quiet(), experimental_checks_skipped():
         client = _client(plan)
         files = _manifest(build_dir)
         by_kind: dict[str, list[tuple[Path, str]]] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlcompile.plan.nodes import Plan
-from mlcompile.targets.azureml._sdk import entity_yaml, offline_cloud, quiet
+from mlcompile.targets.azureml._sdk import entity_yaml, experimental_checks_skipped, offline_cloud, quiet
 from mlcompile.targets.azureml.layout import header, pipeline_path
 from mlcompile.targets.base import OutputFile
 
@@ -13,7 +13,7 @@ def render(plan: Plan) -> list[OutputFile]:
     from mlcompile.targets.azureml.pipelines import build_pipeline_job
 
     files: list[OutputFile] = []
-    with quiet(), offline_cloud():
+    with quiet(), offline_cloud(), experimental_checks_skipped():
         for pipeline in plan.pipelines():
             job = build_pipeline_job(plan, pipeline)
             files.append(OutputFile(pipeline_path(pipeline.name), "azureml.pipeline_job", entity_yaml(job, "azureml.pipeline_job", header(plan))))
