@@ -132,7 +132,6 @@ def shared_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     try:
         assert host.stdout is not None
         monkeypatch.setenv(warm_shell.SHARED_SOCKET_ENV, host.stdout.readline().strip())
-        monkeypatch.setattr(warm_shell, "_shims", None)  # this process's shims may name its own server
         yield host.pid
     finally:
         host.kill()
@@ -158,13 +157,14 @@ def test_with_a_shared_warm_interpreter_a_runs_steps_fork_from_the_serving_proce
     assert _parent(json.loads((folder / "seen.json").read_text())["ppid"]) == shared_host
 
 
-def test_with_a_shared_warm_interpreter_a_timed_out_step_is_stopped(shared_host: int, tmp_path: Path) -> None:
+def test_with_a_shared_warm_interpreter_a_timed_out_step_is_terminated_then_stopped(shared_host: int, tmp_path: Path) -> None:
     folder = tmp_path / "work"
     folder.mkdir()
     command = ["python", "-m", "warm_shell_probe", "seen.json", "0"]
     assert run_container(WARM, "runtime", command, [], {}, folder, tmp_path / "log.txt") == 0  # the host's fork server is up
-    status = run_container(WARM, "runtime", [*command, "60"], [], {}, folder, tmp_path / "log.txt", timeout=3)
+    status = run_container(WARM, "runtime", [*command, "60", "term"], [], {}, folder, tmp_path / "log.txt", timeout=3)
     assert status == 124 and "timed out after 3s" in (tmp_path / "log.txt").read_text()
+    assert (folder / "seen.json.term").read_text() == "terminated"  # SIGTERM first: a launcher cancels what it started
     pid = json.loads((folder / "seen.json").read_text())["pid"]
     deadline = time.monotonic() + 10
     while _alive(pid) and time.monotonic() < deadline:

@@ -78,11 +78,14 @@ def test_every_spec_dtype_maps_to_a_feast_type() -> None:
 # `feast plan`, then `feast apply`: Feast's own CLI commands, in one fresh interpreter (Feast's
 # import is ~4 s of CPU; a process per command paid it twice)
 FEAST_PLAN_THEN_APPLY = """
-import json
+import json, os, sys
 from click.testing import CliRunner
 from feast.cli.cli import cli
 outcomes = {}
 for command in ("plan", "apply"):
+    for name, module in list(sys.modules.items()):  # each command imports the repository's files afresh
+        if (getattr(module, "__file__", None) or "").startswith(os.getcwd() + os.sep):
+            del sys.modules[name]
     result = CliRunner().invoke(cli, [command])
     outcomes[command] = {"exit": result.exit_code, "output": result.output + repr(result.exception or "")}
 print(json.dumps(outcomes))

@@ -1,6 +1,6 @@
-"""Run as `python -m warm_shell_probe OUT [STATUS] [SLEEP] [threads]` by tests/test_emulate_warm_shell.py:
+"""Run as `python -m warm_shell_probe OUT [STATUS] [SLEEP] [threads|term]` by tests/test_emulate_warm_shell.py:
 writes what the process saw (argv, folder, PATH, stdin, whether the fork server's imports were
-already loaded, its pid and parent's; with `threads`, its OpenMP pools) to OUT, prints a line on stdout and one on stderr, then exits STATUS."""
+already loaded, its pid and parent's; with `threads`, its OpenMP pools; with `term`, a SIGTERM handler that writes OUT.term) to OUT, prints a line on stdout and one on stderr, then exits STATUS."""
 
 import json
 import os
@@ -13,6 +13,15 @@ seen = {
     "warm": "mlcompile.runtime.warm" in sys.modules, "marker": os.environ.get("PROBE_MARKER"),
     "omp": os.environ.get("OMP_NUM_THREADS"),
 }  # fmt: skip
+if "term" in sys.argv[4:]:  # a launcher's SIGTERM handler: it cleans up, then exits
+    import signal
+
+    def _terminated(signum: int, frame: object) -> None:
+        with open(out + ".term", "w") as handle:
+            handle.write("terminated")
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, _terminated)
 if "threads" in sys.argv[4:]:  # the OpenMP pools this process would use, once scikit-learn has loaded them
     import sklearn.ensemble  # noqa: F401
     from threadpoolctl import threadpool_info

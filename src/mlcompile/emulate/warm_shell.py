@@ -125,7 +125,8 @@ class _Server:
             header, fds, _, _ = socket.recv_fds(connection, _LENGTH_BYTES, 3)
             header += _read(connection, _LENGTH_BYTES - len(header))
             request = json.loads(_read(connection, int.from_bytes(header, "big")))
-            started, fds = self._start(request, fds), []
+            handed, fds = fds, []  # _start closes them, whether or not the child starts
+            started = self._start(request, handed)
             status = _exit_status(started, connection)
             connection.sendall(status.to_bytes(_STATUS_BYTES, "big", signed=True))
         except (OSError, ValueError, EOFError):
@@ -150,9 +151,13 @@ class _Server:
 
 def _exit_status(process: Any, connection: socket.socket) -> int:
     """The child's exit status as a shell reports it; if the shell side goes first (its step
-    was stopped), the child is killed with it, as the real interpreter would have been."""
+    was stopped), the child is stopped with it as the platform stops a container: SIGTERM,
+    ten seconds to finish (a launcher cancels the job it started), then SIGKILL."""
     if process.sentinel not in wait([process.sentinel, connection]):
-        process.kill()
+        process.terminate()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
     process.join()
     from mlcompile.local.workers import shell_status
 
@@ -186,7 +191,7 @@ def _shell_child(module: str, args: list[str], env: dict[str, str], cwd: str, fd
 
 
 _server: _Server | None = None
-_shims: str | None = None
+_shims: dict[str, str] = {}  # socket address -> the folder of shims that talk to it
 _lock = threading.Lock()
 
 
@@ -208,10 +213,9 @@ def serve(preload: tuple[str, ...]) -> str:
 def shim_folder(preload: tuple[str, ...]) -> str:
     """The folder to put first on a runtime-image shell's PATH: its `python` talks to the
     shared warm interpreter if one is named, else to this process's own, started on first use."""
-    global _shims
     address = shared_socket() or serve(preload)
     with _lock:
-        if _shims is None:
-            _shims = _short_folder()
-            _write_shims(_shims, address)
-        return _shims
+        if address not in _shims:
+            _shims[address] = _short_folder()
+            _write_shims(_shims[address], address)
+        return _shims[address]

@@ -13,6 +13,7 @@ provider (a company's auth plugin, say) loads as MLflow loads it."""
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 GROUP = "mlflow.request_header_provider"
@@ -41,28 +42,43 @@ class ProviderOnceImported:
         return dict(provider.request_headers()) if provider is not None else {}
 
 
+class _EntryPointOnceImported:
+    """Stands in Feast's place in the entry-point list, so MLflow registers it in the same
+    position (headers of the same name are joined in provider order)."""
+
+    def __init__(self, entry_point: Any) -> None:
+        self.entry_point = entry_point
+        self.name = entry_point.name
+
+    def load(self) -> Any:
+        return lambda: ProviderOnceImported(self.entry_point)
+
+
+_lock = threading.Lock()
+
+
 def load_request_header_providers() -> None:
     """Build MLflow's header-provider registry now, with the deferred providers as stand-ins.
-    Call it before the first MLflow REST call; later calls, or a process that has imported
-    Feast already (where loading its provider costs nothing), leave MLflow as it is."""
-    if "mlflow.tracking.request_header.registry" in sys.modules or "feast" in sys.modules:
-        return
-    from mlflow.utils import plugins
+    Call it before the first MLflow REST call; later calls, a process that has imported Feast
+    already (where loading its provider costs nothing), or an MLflow without the hook used here
+    leave MLflow as it is."""
+    with _lock:
+        if "mlflow.tracking.request_header.registry" in sys.modules or "feast" in sys.modules:
+            return
+        from mlflow.utils import plugins
 
-    listed = plugins._get_entry_points
-    deferred: list[Any] = []
+        listed = getattr(plugins, "_get_entry_points", None)
+        if listed is None:
+            return
 
-    def without_deferred(group: str) -> list[Any]:
-        found = list(listed(group))
-        if group != GROUP:
-            return found
-        deferred.extend(entry for entry in found if entry.module in DEFERRED_MODULES)
-        return [entry for entry in found if entry.module not in DEFERRED_MODULES]
+        def deferring(group: str) -> list[Any]:
+            found = list(listed(group))
+            if group != GROUP:
+                return found
+            return [_EntryPointOnceImported(entry) if entry.module in DEFERRED_MODULES else entry for entry in found]
 
-    plugins._get_entry_points = without_deferred
-    try:
-        from mlflow.tracking.request_header import registry
-    finally:
-        plugins._get_entry_points = listed
-    for entry in deferred:
-        registry._request_header_provider_registry.register(lambda entry=entry: ProviderOnceImported(entry))
+        plugins._get_entry_points = deferring
+        try:
+            import mlflow.tracking.request_header.registry  # noqa: F401 - registers the providers on import
+        finally:
+            plugins._get_entry_points = listed
