@@ -37,7 +37,7 @@ _LENGTH_BYTES = 8
 _STATUS_BYTES = 4
 
 _SHIM = """#!{python} -IS
-import json, os, socket, sys
+import json, os, signal, socket, sys
 REAL, ADDRESS, FOLDER = {python!r}, {address!r}, {folder!r}
 args = sys.argv[1:]
 path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != FOLDER)
@@ -52,6 +52,9 @@ if len(args) >= 2 and args[0] == "-m":
         payload = json.dumps({{"module": args[1], "args": args[2:], "env": env, "cwd": os.getcwd()}}).encode()
         socket.send_fds(client, [len(payload).to_bytes({length}, "big")], [0, 1, 2])
         client.sendall(payload)
+        # stopped (SIGTERM): say so to the emulator, which stops the step with its grace
+        # period, and wait for its status, as the real interpreter would have run its handlers
+        signal.signal(signal.SIGTERM, lambda *_: client.shutdown(socket.SHUT_WR))
         status = b""
         while len(status) < {status}:
             chunk = client.recv({status} - len(status))
