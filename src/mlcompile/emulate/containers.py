@@ -5,11 +5,11 @@ is a user's: the emulation config names the local command that stands for the im
 ENTRYPOINT (and optionally its WORKDIR). Docker's rules decide the command line: a
 container `command` replaces the entrypoint, `args` follow it.
 
-With `Images.warm`, a runtime-image container whose command is `python -m MODULE` is forked
-from a server that imported the data stack once (mlcompile.local.workers' fork server): the
-same module runs as `__main__` with the same argv, environment, folder and log, in its own
-process, without ~2 s of imports per step. A runtime-image shell line gets a `python` on its
-PATH that does the same for each `python -m MODULE` in the line (mlcompile.emulate.warm_shell)."""
+With `Images.warm`, a runtime-image container's `python` (its command, or each one in its
+shell line) is a shim (mlcompile.emulate.warm_shell) that has `python -m MODULE` forked from a
+server that imported the data stack once (mlcompile.local.workers' fork server): the same
+module runs as `__main__` with the same argv, environment, folder and output, in its own
+process, without ~2 s of imports per step."""
 
 from __future__ import annotations
 
@@ -139,15 +139,9 @@ def run_container(
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**container_threads(), **host_environment(), **{key: str(value) for key, value in env.items()}}
     shown = " ".join(line)
-    if images.warm and images.is_runtime(image):
-        from mlcompile.emulate.warm_shell import shared_socket, shim_folder
+    if images.warm and images.is_runtime(image):  # `python -m …`, alone or in a shell line, forks warm through the shim
+        from mlcompile.emulate.warm_shell import shim_folder
 
-        if not shared_socket() and len(line) > 2 and line[0] == sys.executable and line[1] == "-m":
-            with open(log, "ab") as sink:
-                sink.write(("$ " + shown + "\n").encode())
-            return _run_warm(line[2], line[3:], full_env, workdir, log, timeout, images.warm)
-        # a shell line, or any line when the warm interpreter is shared: `python -m …` goes
-        # through the shim on PATH, which forks the module warm
         folder = shim_folder(images.warm)
         full_env["PATH"] = folder + os.pathsep + full_env.get("PATH", "")
         if line[0] == sys.executable:
@@ -169,32 +163,6 @@ def run_container(
         except BaseException:  # interrupted (Ctrl-C is not sent to the container's own group)
             stop(process, group=True)
             raise
-
-
-def _run_warm(module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float | None, preload: tuple[str, ...]) -> int:
-    from mlcompile.local.workers import fork_context, shell_status
-
-    process = fork_context(preload).Process(target=_module_child, args=(module, args, env, str(log), str(cwd)), daemon=False)
-    process.start()
-    process.join(timeout)
-    if process.is_alive():
-        process.terminate()
-        process.join(10)
-        if process.is_alive():
-            process.kill()
-            process.join()
-        with open(log, "ab") as sink:
-            sink.write(f"timed out after {timeout:g}s\n".encode())
-        return 124
-    return shell_status(process.exitcode)
-
-
-def _module_child(module: str, args: list[str], env: dict[str, str], log_path: str, cwd: str) -> None:
-    """`python -m module args…` inside a forked child: output to the log, exit with its status."""
-    from mlcompile.local.workers import enter_forked_child, run_module_as_main
-
-    enter_forked_child(env, log_path, cwd)
-    raise SystemExit(run_module_as_main(module, args))
 
 
 def stop(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
