@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlcompile.local.workers import THREAD_VARIABLES
+from mlcompile.local.workers import STOP_GRACE_SECONDS, THREAD_VARIABLES
 
 if TYPE_CHECKING:
     from mlcompile.plan.nodes import Plan
@@ -166,13 +166,13 @@ def run_container(
 
 
 def stop(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
-    """SIGTERM, ten seconds to finish (a platform's grace period), then SIGKILL; with `group`,
+    """SIGTERM, STOP_GRACE_SECONDS to finish (a platform's grace period), then SIGKILL; with `group`,
     to every process of its process group (a shell line's children too)."""
     signal_ = (lambda sig: os.killpg(process.pid, sig)) if group else process.send_signal
     try:
         signal_(signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=STOP_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
             pass
         signal_(signal.SIGKILL)

@@ -155,15 +155,15 @@ class _Server:
 def _exit_status(process: Any, connection: socket.socket) -> int:
     """The child's exit status as a shell reports it; if the shell side goes first (its step
     was stopped), the child is stopped with it as the platform stops a container: SIGTERM,
-    ten seconds to finish (a launcher cancels the job it started), then SIGKILL."""
+    the grace period to finish (a launcher cancels the job it started), then SIGKILL."""
+    from mlcompile.local.workers import STOP_GRACE_SECONDS, shell_status
+
     if process.sentinel not in wait([process.sentinel, connection]):
         process.terminate()
-        process.join(10)
+        process.join(STOP_GRACE_SECONDS)
         if process.is_alive():
             process.kill()
     process.join()
-    from mlcompile.local.workers import shell_status
-
     return shell_status(process.exitcode)
 
 

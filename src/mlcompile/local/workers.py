@@ -21,6 +21,7 @@ _context: Any = None
 
 # what OpenMP and the BLAS libraries read for their thread count
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+STOP_GRACE_SECONDS = 10  # SIGTERM, then this long to finish before SIGKILL: a platform's grace period for a stopped container
 
 
 def enter_forked_child(env: dict[str, str], log_path: str, cwd: str) -> None:
