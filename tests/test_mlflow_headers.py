@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from requires import require
+
+from mlcompile.emulate.containers import USER_IMAGE_SITE
 
 require("mlflow", "feast")
 
@@ -39,3 +42,39 @@ def test_a_process_that_imported_feast_first_gets_mlflows_own_registry() -> None
     probe = "import feast, sys\n" + PROBE.replace('imported = "feast" in sys.modules', "imported = False")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(done.stdout.splitlines()[-1])["inside"]["Authorization"] == "Bearer t0ken"
+
+
+def test_a_user_images_container_leaves_feast_unimported_and_sends_the_same_headers(tmp_path: Path) -> None:
+    """The emulator runs a user's image with this environment's Python, where Feast is installed
+    for mlcompile: a trial logging to MLflow does not import it (~4 s a trial), and sends what it
+    would send without mlcompile."""
+    from mlcompile.emulate.containers import Images, run_container
+
+    image = "registry.example/acme/trainer:1.0"
+    (tmp_path / "probe.py").write_text(USER_PROBE)
+    images = Images(runtime="registry.example/mlcompile/runtime:1", commands={image: ["python", "probe.py"]}, workdirs={image: tmp_path})
+    log = tmp_path / "container.log"
+    status = run_container(images, image, [], [], {"PYTHONPATH": str(tmp_path / "lib")}, tmp_path, log)
+    assert status == 0, log.read_text()
+    seen = json.loads(log.read_text().splitlines()[-1])
+    assert seen["imported"] is False
+    assert seen["inside"]["Authorization"] == "Bearer t0ken" and "Authorization" not in seen["before"]
+    assert seen["path"][:2] == [USER_IMAGE_SITE, str(tmp_path / "lib")]  # the image's own PYTHONPATH follows
+
+    unhooked = subprocess.run([sys.executable, "probe.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
+    plain = json.loads(unhooked.stdout.splitlines()[-1])
+    assert plain["imported"] is True  # what the hook spares: MLflow alone loads all of Feast
+    assert (plain["before"], plain["inside"]) == (seen["before"], seen["inside"])
+
+
+# a user's trainer: MLflow's own API only, nothing of mlcompile
+USER_PROBE = """
+import json, sys
+from mlflow.tracking.request_header.registry import resolve_request_headers
+before = resolve_request_headers()
+imported = "feast" in sys.modules
+from feast.infra.data_sources.mlflow.auth import mlflow_token_scope
+with mlflow_token_scope("t0ken"):
+    inside = resolve_request_headers()
+print(json.dumps({"imported": imported, "before": before, "inside": inside, "path": sys.path[1:3]}))
+"""

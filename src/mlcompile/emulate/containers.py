@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from mlcompile.plan.nodes import Plan
 
 PYTHON_NAMES = frozenset({"python", "python3"})
+# first on a user image's PYTHONPATH: its sitecustomize keeps this environment's Feast (there for
+# mlcompile, not for the image) from loading with MLflow's first request
+USER_IMAGE_SITE = str(Path(__file__).with_name("container_site"))
 PARALLELISM = 4  # independent tasks at once, as the platform starts them
 
 
@@ -131,13 +134,16 @@ def run_container(
 ) -> int:
     """Run one container to completion; its stdout and stderr go to `log` (appended). `env` is
     laid over this process's environment (PATH and the interpreter's own settings stay; the
-    host's MLCOMPILE_* and MLFLOW_* settings do not).
+    host's MLCOMPILE_* and MLFLOW_* settings do not). A user image's Python starts with
+    USER_IMAGE_SITE first on its PYTHONPATH.
     Returns the exit status (124 on timeout, like coreutils' timeout)."""
     line = argv(images, image, command, args)
     workdir = Path(images.workdirs.get(image, cwd))
     workdir.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**container_threads(), **host_environment(), **{key: str(value) for key, value in env.items()}}
+    if not images.is_runtime(image):
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, (USER_IMAGE_SITE, full_env.get("PYTHONPATH"))))
     shown = " ".join(line)
     if images.warm and images.is_runtime(image):  # `python -m …`, alone or in a shell line, forks warm through the shim
         from mlcompile.emulate.warm_shell import shim_folder

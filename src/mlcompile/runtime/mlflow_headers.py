@@ -12,8 +12,15 @@ provider (a company's auth plugin, say) loads as MLflow loads it."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import importlib.abc
+import importlib.machinery
 import sys
 import threading
+from collections.abc import Iterator, Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import Any
 
 GROUP = "mlflow.request_header_provider"
@@ -55,6 +62,30 @@ class _EntryPointOnceImported:
 
 
 _lock = threading.Lock()
+REGISTRY_MODULE = "mlflow.tracking.request_header.registry"  # registers the providers when imported
+
+
+@contextlib.contextmanager
+def _deferring_entry_points() -> Iterator[None]:
+    """While MLflow lists its header-provider entry points, the deferred ones are stand-ins."""
+    from mlflow.utils import plugins
+
+    listed = getattr(plugins, "_get_entry_points", None)
+    if listed is None:  # an MLflow without the hook used here: it loads them its own way
+        yield
+        return
+
+    def deferring(group: str) -> list[Any]:
+        found = list(listed(group))
+        if group != GROUP:
+            return found
+        return [_EntryPointOnceImported(entry) if entry.module in DEFERRED_MODULES else entry for entry in found]
+
+    plugins._get_entry_points = deferring
+    try:
+        yield
+    finally:
+        plugins._get_entry_points = listed
 
 
 def load_request_header_providers() -> None:
@@ -63,22 +94,45 @@ def load_request_header_providers() -> None:
     already (where loading its provider costs nothing), or an MLflow without the hook used here
     leave MLflow as it is."""
     with _lock:
-        if "mlflow.tracking.request_header.registry" in sys.modules or "feast" in sys.modules:
+        if REGISTRY_MODULE in sys.modules or "feast" in sys.modules:
             return
-        from mlflow.utils import plugins
+        with _deferring_entry_points():
+            importlib.import_module(REGISTRY_MODULE)
 
-        listed = getattr(plugins, "_get_entry_points", None)
-        if listed is None:
+
+class _RegistryLoader(importlib.abc.Loader):
+    """MLflow's own loader for the registry module, run with the deferred providers."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        created: ModuleType | None = self.loader.create_module(spec)
+        return created
+
+    def exec_module(self, module: ModuleType) -> None:
+        if "feast" in sys.modules:
+            self.loader.exec_module(module)
             return
+        with _deferring_entry_points():
+            self.loader.exec_module(module)
 
-        def deferring(group: str) -> list[Any]:
-            found = list(listed(group))
-            if group != GROUP:
-                return found
-            return [_EntryPointOnceImported(entry) if entry.module in DEFERRED_MODULES else entry for entry in found]
 
-        plugins._get_entry_points = deferring
-        try:
-            import mlflow.tracking.request_header.registry  # noqa: F401 - registers the providers on import
-        finally:
-            plugins._get_entry_points = listed
+class _RegistryFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> ModuleSpec | None:
+        if name != REGISTRY_MODULE:
+            return None
+        sys.meta_path.remove(self)  # once: the next finders say where MLflow's module is
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _RegistryLoader(spec.loader)
+        return spec
+
+
+def defer_on_import() -> None:
+    """Whenever this process first imports MLflow's header-provider registry, build it with the
+    deferred providers: for a Python that runs someone else's code (an emulated container of a
+    user's image), where nothing of mlcompile runs before MLflow's first request. Imports nothing
+    of MLflow until then."""
+    if not any(isinstance(finder, _RegistryFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _RegistryFinder())
