@@ -12,12 +12,13 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import pytest
+from cli_support import mlcompile
 from requires import require
 
 require("sagemaker")
@@ -371,8 +372,7 @@ def test_deploy_creates_the_feature_groups_once_and_refuses_to_retype_a_feature(
     spec.write_text(
         example_text("churn", ('{name: orders_30d, dtype: int64, description: "orders placed, trailing 30 days"}', "{name: orders_30d, dtype: float64}"))
     )
-    command = [sys.executable, "-m", "mlcompile", "deploy", str(spec), "--target", str(ROOT / "targets/aws-prod.yaml"), "--yes", "--git-commit", "none"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    done = mlcompile(["deploy", str(spec), "--target", str(ROOT / "targets/aws-prod.yaml"), "--yes", "--git-commit", "none"])
     assert done.returncode == 1, done.stdout + done.stderr
     assert (
         "feature group churn-prediction-customer-activity exists with different features orders_30d (removed or retyped): SageMaker cannot change that "

@@ -286,14 +286,13 @@ def test_the_reader_refuses_an_entity_without_its_key(churn: dict) -> None:
 
 def test_deploy_creates_the_feature_store_once_and_follows_a_new_cadence(tmp_path: Path) -> None:
     import os
-    import subprocess
 
+    from cli_support import mlcompile
     from vertex_api import VertexStandIn
 
     def deploy(spec: Path, endpoint: str) -> list[str]:
-        command = ["mlcompile", "deploy", str(spec), "-t", str(PROFILE), "--yes", "--git-commit", "none"]
-        env = {**os.environ, "MLCOMPILE_VERTEX_API_ENDPOINT": endpoint, "NO_PROXY": "127.0.0.1"}
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)
+        command = ["deploy", str(spec), "-t", str(PROFILE), "--yes", "--git-commit", "none"]
+        done = mlcompile(command, env={**os.environ, "MLCOMPILE_VERTEX_API_ENDPOINT": endpoint, "NO_PROXY": "127.0.0.1"})
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout.splitlines()
 

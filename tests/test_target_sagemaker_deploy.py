@@ -7,8 +7,6 @@ checked in test_target_sagemaker_shapes.py."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import socket
 import subprocess
@@ -18,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_support import mlcompile
 from requires import require
 
 require("sagemaker", "moto")
@@ -77,20 +76,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 def deploy(example: str, *options: str) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "mlcompile",
-        "deploy",
-        f"examples/{example}/mlcompile.yaml",
-        "--target",
-        "targets/aws-prod.yaml",
-        "--yes",
-        "--git-commit",
-        "none",
-        *options,
-    ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    done = mlcompile(["deploy", f"examples/{example}/mlcompile.yaml", "--target", "targets/aws-prod.yaml", "--yes", "--git-commit", "none", *options])
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout.splitlines()
 
@@ -146,19 +132,7 @@ def test_a_changed_spec_updates_only_what_changed(aws: dict[str, str], tmp_path:
     changed = tmp_path / "examples/batch-scoring"
     changed.mkdir(parents=True)
     (changed / "mlcompile.yaml").write_text(spec.read_text().replace('schedule: "0 3 * * 0"', 'schedule: "0 4 * * 0"'))
-    command = [
-        sys.executable,
-        "-m",
-        "mlcompile",
-        "deploy",
-        str(changed / "mlcompile.yaml"),
-        "--target",
-        str(ROOT / "targets/aws-prod.yaml"),
-        "--yes",
-        "--git-commit",
-        "none",
-    ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    done = mlcompile(["deploy", str(changed / "mlcompile.yaml"), "--target", str(ROOT / "targets/aws-prod.yaml"), "--yes", "--git-commit", "none"])
     assert done.returncode == 0, done.stderr
     changes = [line for line in done.stdout.splitlines() if not line.startswith("unchanged ")]
     # the spec's sha256 changes, so do the lineage tags and the step configs that carry it;
@@ -177,18 +151,6 @@ def test_dry_run_changes_nothing(aws: dict[str, str]) -> None:
 def test_a_platform_refusal_is_a_deploy_failure(aws: dict[str, str]) -> None:
     """Without the profile's bucket the step configs cannot be uploaded: exit 1, AWS's message."""
     boto3.session.Session().client("s3", region_name=REGION).delete_bucket(Bucket=BUCKET)
-    command = [
-        sys.executable,
-        "-m",
-        "mlcompile",
-        "deploy",
-        "examples/batch-scoring/mlcompile.yaml",
-        "--target",
-        "targets/aws-prod.yaml",
-        "--yes",
-        "--git-commit",
-        "none",
-    ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    done = mlcompile(["deploy", "examples/batch-scoring/mlcompile.yaml", "--target", "targets/aws-prod.yaml", "--yes", "--git-commit", "none"])
     assert done.returncode == 1
     assert "deploy failed:" in done.stderr and "NoSuchBucket" in done.stderr

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_support import mlcompile
 from requires import require
 
 require("google.cloud.aiplatform")
@@ -19,9 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def deploy(endpoint: str, example: str = "churn") -> subprocess.CompletedProcess[str]:
-    command = ["mlcompile", "deploy", f"examples/{example}/mlcompile.yaml", "-t", "targets/gcp-prod.yaml", "--yes", "--git-commit", "none"]
-    env = {**os.environ, "MLCOMPILE_VERTEX_API_ENDPOINT": endpoint, "NO_PROXY": "127.0.0.1"}
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)
+    command = ["deploy", f"examples/{example}/mlcompile.yaml", "-t", "targets/gcp-prod.yaml", "--yes", "--git-commit", "none"]
+    return mlcompile(command, env={**os.environ, "MLCOMPILE_VERTEX_API_ENDPOINT": endpoint, "NO_PROXY": "127.0.0.1"})
 
 
 def test_deploy_creates_schedules_submits_the_training_job_and_creates_the_endpoint_once() -> None:
