@@ -122,6 +122,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 2 * (os.cpu_count() or 1)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's tmp_path plugin has set up the session's folder
 def pytest_configure(config: pytest.Config) -> None:
     """Write the project's bytecode once, before any worker starts. The suite starts ~600
     interpreters (builds, deploys, runs, steps, stand-ins); where the environment says
@@ -130,6 +131,9 @@ def pytest_configure(config: pytest.Config) -> None:
     fresh clone. compileall writes it regardless; an unchanged module is left as it is."""
     if hasattr(config, "workerinput"):  # an xdist worker: the controller has done it
         return
+    # the session's temporary folder, which each worker's is inside (and pytest's retention
+    # policy removes): for what the workers make once and share (reliability/example_builds.py)
+    os.environ["MLCOMPILE_TESTS_SHARED_TMP"] = str(config._tmp_path_factory.getbasetemp())
     import compileall
     import re
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from cli_support import mlcompile
 
 from mlcompile.docs_gen import PAGES
 
@@ -83,7 +84,7 @@ DOCUMENTS = [b for b in BLOCKS if b.language == "yaml" and isinstance(d := yaml.
 
 
 def _mlcompile(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mlcompile", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return mlcompile(args, cwd=cwd)
 
 
 @pytest.fixture()

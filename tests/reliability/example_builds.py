@@ -1,9 +1,10 @@
 """One unguarded `mlcompile build` of every example for every profile in targets/, shared by
-the reliability tests that need a complete build (made once per test process, ~15 s)."""
+the reliability tests that need a complete build (made once per test session, ~15 s)."""
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ("batch-scoring", "churn", "ranker-gpu")
+SHARED_TMP_ENV = "MLCOMPILE_TESTS_SHARED_TMP"  # a folder every worker of one test session shares
 
 
 def build_command(out: Path) -> list[str]:
@@ -24,12 +26,30 @@ def build_command(out: Path) -> list[str]:
 
 @cache
 def reference_build() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="mlcompile-reference-build-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    done = subprocess.run(build_command(folder / "out"), cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    """OUT of build_command, made once per test session: the first worker to ask builds it in
+    the session's shared temporary folder (SHARED_TMP_ENV, set by tests/conftest.py), under a
+    lock the others wait on; outside a session, once per process."""
+    shared = os.environ.get(SHARED_TMP_ENV)
+    if not shared:
+        folder = Path(tempfile.mkdtemp(prefix="mlcompile-reference-build-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _build(folder / "out")
+        return folder / "out"
+    folder = Path(shared) / "reference-build"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (folder / "done").exists():
+            shutil.rmtree(folder / "out", ignore_errors=True)  # a worker that failed half-way
+            _build(folder / "out")
+            (folder / "done").touch()
+    return folder / "out"
+
+
+def _build(out: Path) -> None:
+    done = subprocess.run(build_command(out), cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ))
     if done.returncode != 0:
         raise AssertionError(f"the reference build failed (exit {done.returncode}):\n{done.stderr}")
-    return folder / "out"
 
 
 def tree(folder: Path) -> dict[str, bytes]:

@@ -73,7 +73,11 @@ def _limit(seconds: float, kind: type[TimeoutError], message: str) -> Iterator[N
         yield
         return
     entry = (time.monotonic() + seconds, kind, message)
-    previous = signal.signal(signal.SIGALRM, _on_alarm) if not _limits else None
+    outermost = not _limits
+    if outermost:  # the process's own alarm (a test runner's timeout, say) is put back after
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+        delay, interval = signal.getitimer(signal.ITIMER_REAL)
+        outer_end = time.monotonic() + delay if delay else None
     _limits.append(entry)
     _arm()
     try:
@@ -84,8 +88,14 @@ def _limit(seconds: float, kind: type[TimeoutError], message: str) -> Iterator[N
         try:
             _limits.remove(entry)
             _arm()
-            if previous is not None:
+            if outermost:
+                # an alarm of ours that came due just now is pending: taken here, it cannot
+                # reach the handler put back (the default one ends the process)
+                if signal.SIGALRM in signal.sigpending():
+                    signal.sigwait({signal.SIGALRM})
                 signal.signal(signal.SIGALRM, previous)
+                if outer_end is not None:
+                    signal.setitimer(signal.ITIMER_REAL, max(outer_end - time.monotonic(), 0.001), interval)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
