@@ -2,7 +2,8 @@
 loaded with azure-ai-ml's own `load_job`, the node's command gets `${{inputs.x}}` replaced by
 the input's local path and `${{outputs.x}}` by a path Azure ML would mount (a `uri_folder`
 output: a folder that exists before the command starts; a `uri_file` output: a file path in
-an existing folder), and the command runs in a shell with the runtime on this machine.
+an existing folder), and the command runs in a shell with the runtime on this machine (its
+`python -m …` forked warm, as the emulator runs it).
 
 Cloud URIs the steps read (abfss://…) live under an emulation root (MLCOMPILE_EMULATE_ROOT,
 see mlcompile.runtime.emulated_storage)."""
@@ -16,6 +17,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mlcompile.emulate.warm_shell import shim_folder
+from mlcompile.runtime import PRELOAD_WITH_FEAST
 
 ROOT = Path(__file__).resolve().parents[1]
 PLACEHOLDER = re.compile(r"\$\{\{(inputs|outputs)\.([A-Za-z0-9_]+)\}\}")
@@ -79,7 +83,10 @@ def run_node(job: Any, node: str, inputs: dict[str, Path], workdir: Path, env: d
         return str(inputs[name] if kind == "inputs" else outputs[name])
 
     command = PLACEHOLDER.sub(substitute, component.command)
-    run_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(ROOT / "src")}
+    # `python -m …` forks from this worker's warm interpreter, as the emulator starts Azure ML's
+    # shell lines (mlcompile.emulate.warm_shell); any other `python` is this interpreter
+    path = os.pathsep.join((shim_folder(PRELOAD_WITH_FEAST), str(Path(sys.executable).parent), os.environ.get("PATH", "")))
+    run_env = {**os.environ, "PATH": path, "PYTHONPATH": str(ROOT / "src")}
     # a job does not inherit this process's settings (the SDK's current cloud among them)
     for name in [k for k in run_env if k.startswith(("MLFLOW_", "MLCOMPILE_", "AZUREML_"))]:
         del run_env[name]
