@@ -147,6 +147,35 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for folder in (root / "src", root / "tests", root / "plugins"):
         compileall.compile_dir(folder, quiet=2, workers=1, rx=ExpectedOutputs())
+    test_modules = [
+        path for folder in (root / "tests", root / "plugins") for path in folder.rglob("*.py") if _rewritten(path) and not ExpectedOutputs().search(str(path))
+    ]
+    _write_rewritten_bytecode(config, test_modules)
+
+
+def _rewritten(path: Path) -> bool:
+    return path.name == "conftest.py" or (path.name.startswith("test_") and path.suffix == ".py")
+
+
+def _write_rewritten_bytecode(config: pytest.Config, modules: list[Path]) -> None:
+    """The test modules as pytest imports them (assertions rewritten), compiled once here: under
+    PYTHONDONTWRITEBYTECODE each worker would rewrite and compile all of them to collect, ~4 s
+    of CPU a worker. pytest's own cache files, written with its own functions (internal ones:
+    with a pytest that moved them, nothing is written and each worker compiles as before)."""
+    try:
+        from _pytest.assertion.rewrite import PYC_TAIL, _read_pyc, _rewrite_test, _write_pyc, assertstate_key, get_cache_dir
+
+        state = config.stash[assertstate_key]
+    except (ImportError, KeyError):
+        return
+    for module in modules:
+        cache = get_cache_dir(module)
+        pyc = cache / (module.name[:-3] + PYC_TAIL)
+        if _read_pyc(module, pyc, state.trace) is not None:
+            continue
+        cache.mkdir(exist_ok=True)
+        source_hash, code = _rewrite_test(module, config)
+        _write_pyc(state, code, source_hash, pyc)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
