@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from _pytest.mark.expression import Expression
+from reliability.example_builds import SHARED_TMP_ENV
 
 # The slow lane: modules that run whole pipelines or emulated systems, deploy against
 # stand-ins, fuzz, or start fresh processes per case. `pytest -m "not slow"` is the inner-loop
@@ -133,7 +134,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     # the session's temporary folder, which each worker's is inside (and pytest's retention
     # policy removes): for what the workers make once and share (reliability/example_builds.py)
-    os.environ["MLCOMPILE_TESTS_SHARED_TMP"] = str(config._tmp_path_factory.getbasetemp())
+    os.environ[SHARED_TMP_ENV] = str(config._tmp_path_factory.getbasetemp())
     import compileall
     import re
 
@@ -145,10 +146,11 @@ def pytest_configure(config: pytest.Config) -> None:
         def search(self, path: str) -> bool:
             return bool(self.pattern.search(Path(path).resolve().relative_to(root).as_posix()))
 
+    expected_outputs = ExpectedOutputs()
     for folder in (root / "src", root / "tests", root / "plugins"):
-        compileall.compile_dir(folder, quiet=2, workers=1, rx=ExpectedOutputs())
+        compileall.compile_dir(folder, quiet=2, workers=1, rx=expected_outputs)
     test_modules = [
-        path for folder in (root / "tests", root / "plugins") for path in folder.rglob("*.py") if _rewritten(path) and not ExpectedOutputs().search(str(path))
+        path for folder in (root / "tests", root / "plugins") for path in folder.rglob("*.py") if _rewritten(path) and not expected_outputs.search(str(path))
     ]
     _write_rewritten_bytecode(config, test_modules)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.abc
-import importlib.machinery
+import importlib.util
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -122,8 +122,8 @@ class _RegistryFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> ModuleSpec | None:
         if name != REGISTRY_MODULE:
             return None
-        sys.meta_path.remove(self)  # once: the next finders say where MLflow's module is
-        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        sys.meta_path.remove(self)  # once: the other finders say where MLflow's module is
+        spec = importlib.util.find_spec(name)
         if spec is not None and spec.loader is not None:
             spec.loader = _RegistryLoader(spec.loader)
         return spec
