@@ -3,8 +3,8 @@ leaves the process's own alarm (its handler and its timer) as it found them, and
 limit that came due as it was lifted reaches no one (under the default handler it would end
 the process: "Alarm clock").
 
-Each case runs in a fresh interpreter with one thread, as the CLI runs deploy: blocking a
-signal blocks it for one thread only, and a test worker has several."""
+Each case runs in a fresh interpreter, as the CLI runs deploy: blocking a signal blocks it for
+one thread only, and a test worker has several threads of its own."""
 
 from __future__ import annotations
 
@@ -55,3 +55,52 @@ print(json.dumps({"left": left, "lifted": lifted, "calls": [t - armed for t in c
 """)
     assert 0 < seen["left"] <= 0.6 - seen["lifted"] + 0.01  # the time it had left when the limits were lifted
     assert len(seen["calls"]) == 1 and seen["calls"][0] >= 0.59
+
+
+def test_limits_set_and_lifted_thousands_of_times_among_busy_threads_leave_nothing_behind() -> None:
+    # the alarm is process-directed: a thread other than main may take it, and Python then runs
+    # the handler in the main thread wherever it is — inside a limit being set or lifted too.
+    # Limits of 2 ms around work of about as long make that happen often within seconds.
+    seen = _run("""
+import threading
+from mlcompile.runtime import deadline
+from mlcompile.runtime.deadline import DeadlinePassed
+
+def nap():
+    while True:
+        time.sleep(0.0002)
+
+for _ in range(4):
+    threading.Thread(target=nap, daemon=True).start()
+
+def work(i):
+    try:
+        with call_limit(0.002):
+            until = time.monotonic() + 0.0018 + (i % 5) * 0.0001
+            while time.monotonic() < until:
+                pass
+    except CallTimedOut:
+        pass
+
+rounds, passed = 0, 0
+until = time.monotonic() + 2.5
+while time.monotonic() < until:
+    rounds += 1
+    work(rounds)
+    try:
+        with deploy_deadline(0.01 + (rounds % 7) * 0.001) as clock:
+            for i in range(10):
+                work(i)
+    except DeadlinePassed:
+        pass
+    passed += clock.passed
+    if deadline._limits:  # no limit outlives its block
+        break
+time.sleep(0.3)  # a stray alarm would reach the handler put back by now
+print(json.dumps({
+    "left": len(deadline._limits), "timer": signal.getitimer(signal.ITIMER_REAL),
+    "handler put back": signal.getsignal(signal.SIGALRM) is not deadline._on_alarm,
+    "calls": len(calls), "some deadlines passed": passed > 0,
+}))
+""")
+    assert seen == {"left": 0, "timer": [0.0, 0.0], "handler put back": True, "calls": 0, "some deadlines passed": True}

@@ -12,15 +12,15 @@ all. So deploy also sets limits on elapsed time:
   `deadline_passed()` says so to the code that reports the failure.
 
 Both use one SIGALRM interval timer, so they work in the main thread of a process (as the CLI
-runs deploy); elsewhere they do nothing and the clients' own timeouts apply."""
+runs deploy); elsewhere they do nothing and the clients' own timeouts apply. The process may
+have other threads (a test runner's, an SDK's): the kernel hands the alarm to any of them, and
+Python runs the handler in the main thread at its next instruction, wherever that is."""
 
 from __future__ import annotations
 
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 DEADLINE_ENV = "MLCOMPILE_DEPLOY_DEADLINE"
@@ -61,43 +61,57 @@ def _on_alarm(signum: int, frame: Any) -> None:
     if not due:
         _arm()  # an earlier limit was lifted: wait for the next one
         return
+    if frame is not None and frame.f_code in _MACHINERY:
+        # raised here, it would leave a limit half set or half lifted: try again in a moment,
+        # by when the main thread is in the block (raise there) or has lifted it (nothing due)
+        signal.setitimer(signal.ITIMER_REAL, 0.001, REPEAT_SECONDS)
+        return
     end, kind, message = min(due, key=lambda item: (item[1] is not DeadlinePassed, item[0]))
     if kind is DeadlinePassed:
         _expired = True
     raise kind(message)
 
 
-@contextmanager
-def _limit(seconds: float, kind: type[TimeoutError], message: str) -> Iterator[None]:
-    if not _usable() or seconds <= 0:
-        yield
-        return
-    entry = (time.monotonic() + seconds, kind, message)
-    outermost = not _limits
-    if outermost:  # the process's own alarm (a test runner's timeout, say) is put back after
-        previous = signal.signal(signal.SIGALRM, _on_alarm)
-        delay, interval = signal.getitimer(signal.ITIMER_REAL)
-        outer_end = time.monotonic() + delay if delay else None
-    _limits.append(entry)
-    _arm()
-    try:
-        yield
-    finally:
-        # no alarm while the limit is lifted: one raised here would leave it armed
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-        try:
-            _limits.remove(entry)
-            _arm()
-            if outermost:
-                # an alarm of ours that came due just now is pending: taken here, it cannot
-                # reach the handler put back (the default one ends the process)
-                if signal.SIGALRM in signal.sigpending():
-                    signal.sigwait({signal.SIGALRM})
-                signal.signal(signal.SIGALRM, previous)
-                if outer_end is not None:
-                    signal.setitimer(signal.ITIMER_REAL, max(outer_end - time.monotonic(), 0.001), interval)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+class _Limit:
+    """One limit's `with` block. A class rather than a generator: the handler recognises its
+    methods' code, and an exception raised between a generator's body and its `finally`
+    (contextlib's __exit__ is Python code) would leave the limit set until garbage collection."""
+
+    def __init__(self, seconds: float, kind: type[TimeoutError], message: str) -> None:
+        self.seconds, self.kind, self.message = seconds, kind, message
+        self.entry: tuple[float, type[TimeoutError], str] | None = None
+        # with the first limit: the process's own alarm (a test runner's timeout, say), to put back
+        self.outer: tuple[Any, float | None, float] | None = None
+
+    def __enter__(self) -> Any:
+        if not _usable() or self.seconds <= 0:
+            return self
+        if not _limits:
+            previous = signal.signal(signal.SIGALRM, _on_alarm)
+            delay, interval = signal.getitimer(signal.ITIMER_REAL)
+            self.outer = (previous, time.monotonic() + delay if delay else None, interval)
+        self.entry = (time.monotonic() + self.seconds, self.kind, self.message)
+        _limits.append(self.entry)
+        _arm()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.entry is None:
+            return
+        if self.outer is None:
+            _limits.remove(self.entry)
+            _arm()  # an outer limit that is due raises in its own block, after this one
+            return
+        _limits.clear()
+        _arm()  # no alarm of ours is generated after this
+        previous, outer_end, interval = self.outer
+        # one generated just before is pending for the process or for a main thread that
+        # blocks SIGALRM: take it, or the handler put back gets it (the default one ends the
+        # process); one another thread took has tripped our handler, which signal() runs first
+        signal.sigtimedwait({signal.SIGALRM}, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_end is not None:
+            signal.setitimer(signal.ITIMER_REAL, max(outer_end - time.monotonic(), 0.001), interval)
 
 
 def deadline_seconds() -> float:
@@ -113,27 +127,38 @@ def deadline_seconds() -> float:
 
 
 def call_limit(seconds: float) -> Any:
-    return _limit(seconds, CallTimedOut, f"no complete answer within {seconds:g}s")
+    return _Limit(seconds, CallTimedOut, f"no complete answer within {seconds:g}s")
 
 
-class Clock:
-    """What `deploy_deadline` yields: whether that deploy ran out of time (read it after the
-    block, where its failure is reported)."""
+class Clock(_Limit):
+    """The whole deploy's limit; `passed` says whether that deploy ran out of time (read it
+    after the block, where its failure is reported)."""
 
     passed = False
 
+    def __init__(self, seconds: float = 0) -> None:
+        super().__init__(seconds, DeadlinePassed, f"the deploy took longer than {seconds:g}s ({DEADLINE_ENV})")
 
-@contextmanager
-def deploy_deadline(seconds: float) -> Iterator[Clock]:
-    global _expired
-    _expired, clock = False, Clock()
-    try:
-        with _limit(seconds, DeadlinePassed, f"the deploy took longer than {seconds:g}s ({DEADLINE_ENV})"):
-            yield clock
-    finally:
-        clock.passed, _expired = _expired, False
+    def __enter__(self) -> Clock:
+        global _expired
+        _expired = False
+        super().__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _expired
+        super().__exit__(*exc_info)
+        self.passed, _expired = _expired, False
+
+
+def deploy_deadline(seconds: float) -> Clock:
+    return Clock(seconds)
 
 
 def deadline_passed() -> bool:
     """Whether the deploy under way has run out of time (nothing is worth retrying then)."""
     return _expired
+
+
+# the code of the limits' own bookkeeping, where the handler must not raise
+_MACHINERY = frozenset(function.__code__ for function in (_usable, _arm, _on_alarm, _Limit.__enter__, _Limit.__exit__, Clock.__enter__, Clock.__exit__))
