@@ -61,7 +61,7 @@ def _on_alarm(signum: int, frame: Any) -> None:
     if not due:
         _arm()  # an earlier limit was lifted: wait for the next one
         return
-    if frame is not None and frame.f_code in _MACHINERY:
+    if _in_bookkeeping(frame):
         # raised here, it would leave a limit half set or half lifted: try again in a moment,
         # by when the main thread is in the block (raise there) or has lifted it (nothing due)
         signal.setitimer(signal.ITIMER_REAL, 0.001, REPEAT_SECONDS)
@@ -70,6 +70,16 @@ def _on_alarm(signum: int, frame: Any) -> None:
     if kind is DeadlinePassed:
         _expired = True
     raise kind(message)
+
+
+def _in_bookkeeping(frame: Any) -> bool:
+    """Whether the main thread is setting or lifting a limit — or in anything those call (a
+    comprehension, `threading`, Lib/signal.py's wrappers): no block's body runs beneath them."""
+    while frame is not None:
+        if frame.f_code in _BOOKKEEPING:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class _Limit:
@@ -84,12 +94,14 @@ class _Limit:
         self.outer: tuple[Any, float | None, float] | None = None
 
     def __enter__(self) -> Any:
+        self.entry, self.outer = None, None
         if not _usable() or self.seconds <= 0:
             return self
         if not _limits:
-            previous = signal.signal(signal.SIGALRM, _on_alarm)
+            # the timer first: should it go off before our handler is in, its handler gets it
             delay, interval = signal.getitimer(signal.ITIMER_REAL)
-            self.outer = (previous, time.monotonic() + delay if delay else None, interval)
+            outer_end = time.monotonic() + delay if delay else None
+            self.outer = (signal.signal(signal.SIGALRM, _on_alarm), outer_end, interval)
         self.entry = (time.monotonic() + self.seconds, self.kind, self.message)
         _limits.append(self.entry)
         _arm()
@@ -107,9 +119,12 @@ class _Limit:
         previous, outer_end, interval = self.outer
         # one generated just before is pending for the process or for a main thread that
         # blocks SIGALRM: take it, or the handler put back gets it (the default one ends the
-        # process); one another thread took has tripped our handler, which signal() runs first
+        # process). One another thread took has tripped our handler, which signal() runs
+        # first — unless that thread is still between the kernel and Python's C handler: a
+        # window of microseconds that no handler swap can close.
         signal.sigtimedwait({signal.SIGALRM}, 0)
-        signal.signal(signal.SIGALRM, previous)
+        if previous is not None:  # None: installed from C, which Python cannot put back
+            signal.signal(signal.SIGALRM, previous)
         if outer_end is not None:
             signal.setitimer(signal.ITIMER_REAL, max(outer_end - time.monotonic(), 0.001), interval)
 
@@ -161,4 +176,4 @@ def deadline_passed() -> bool:
 
 
 # the code of the limits' own bookkeeping, where the handler must not raise
-_MACHINERY = frozenset(function.__code__ for function in (_usable, _arm, _on_alarm, _Limit.__enter__, _Limit.__exit__, Clock.__enter__, Clock.__exit__))
+_BOOKKEEPING = frozenset(function.__code__ for function in (_usable, _arm, _on_alarm, _Limit.__enter__, _Limit.__exit__, Clock.__enter__, Clock.__exit__))
