@@ -2,6 +2,6 @@
 (mlcompile.emulate.services.azure_arm), re-exported here for the tests that import it by
 file. Run it alone with `python -m mlcompile.emulate.services.azure_arm [PORT]`."""
 
-from mlcompile.emulate.services.azure_arm import ArmStandIn, Call, bearer_token, serve, tls_certificate
+from mlcompile.emulate.services.azure_arm import ArmStandIn, Call, bearer_token, serve, speak_tls, tls_certificate
 
-__all__ = ["ArmStandIn", "Call", "bearer_token", "serve", "tls_certificate"]
+__all__ = ["ArmStandIn", "Call", "bearer_token", "serve", "speak_tls", "tls_certificate"]

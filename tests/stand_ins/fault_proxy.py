@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlcompile.emulate.services.azure_arm import speak_tls
+
 KINDS = ("429", "500", "503", "timeout", "drop", "drop-after", "retry-after-huge", "slow-body")
 HUGE_RETRY_AFTER = 100_000
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
@@ -175,9 +177,7 @@ class FaultProxy:
         self.server.daemon_threads = True
         scheme = "http"
         if certificate is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(str(certificate[0]), str(certificate[1]))
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            speak_tls(self.server, certificate)
             scheme = "https"
         self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

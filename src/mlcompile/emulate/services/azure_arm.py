@@ -213,6 +213,18 @@ def tls_certificate(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def speak_tls(server: ThreadingHTTPServer, certificate: tuple[Path, Path]) -> None:
+    """Serve HTTPS, each connection's handshake in that connection's thread. By default the
+    accepting thread does it, and a client that connects and says nothing (a deploy client
+    interrupted mid-connect, its socket not yet closed) stops every other client and the
+    server's shutdown."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(certificate[0]), str(certificate[1]))
+    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+
+
 def serve(stand_in: ArmStandIn, port: int = 0, *, certificate: tuple[Path, Path] | None = None) -> tuple[ThreadingHTTPServer, str]:
     """Start the stand-in on 127.0.0.1 in a daemon thread (HTTPS when given a certificate
     and key); returns the server and its base URL."""
@@ -245,11 +257,7 @@ def serve(stand_in: ArmStandIn, port: int = 0, *, certificate: tuple[Path, Path]
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     scheme = "http"
     if certificate is not None:
-        import ssl
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(str(certificate[0]), str(certificate[1]))
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        speak_tls(server, certificate)
         scheme = "https"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"{scheme}://127.0.0.1:{server.server_address[1]}/"
