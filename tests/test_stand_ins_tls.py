@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -55,16 +55,16 @@ def _stopped_within(seconds: float, stop: Callable[[], None]) -> bool:
 
 @pytest.mark.parametrize("stand_in", [arm, fault_proxy], ids=["arm", "fault-proxy"])
 def test_a_client_that_never_finishes_its_handshake_holds_up_no_one(stand_in: Callable, tmp_path: Path) -> None:
-    served = stand_in(tls_certificate(tmp_path))
-    url = served.__enter__()
+    running = ExitStack()
+    url = running.enter_context(stand_in(tls_certificate(tmp_path)))
     address = urlsplit(url)
     silent = socket.create_connection((address.hostname, address.port))  # connects, says nothing
     try:
         time.sleep(0.2)  # the server has accepted it
-        context = ssl._create_unverified_context()
-        with pytest.raises(urllib.error.HTTPError) as answer:  # the empty stand-in: 404, promptly
-            urllib.request.urlopen(url.rstrip("/") + "/subscriptions/none", timeout=5, context=context)
+        with pytest.raises(urllib.error.HTTPError) as answer:  # the empty stand-in answers 404, promptly
+            urllib.request.urlopen(url.rstrip("/") + "/subscriptions/none", timeout=5, context=ssl._create_unverified_context())
         assert answer.value.code == 404
-        assert _stopped_within(5, lambda: served.__exit__(None, None, None))
+        assert _stopped_within(5, running.close)  # with the silent client still connected
     finally:
         silent.close()
+        running.close()
