@@ -6,6 +6,7 @@ import itertools
 import os
 from pathlib import Path
 
+import hang_watchdog
 import pytest
 from _pytest.mark.expression import Expression
 from reliability.example_builds import SHARED_TMP_ENV
@@ -130,6 +131,8 @@ def pytest_configure(config: pytest.Config) -> None:
     PYTHONDONTWRITEBYTECODE, as CI machines often do, none of them may write it, so each would
     compile every mlcompile module it imports from source again: ~15% of the suite's CPU on a
     fresh clone. compileall writes it regardless; an unchanged module is left as it is."""
+    if not config.pluginmanager.has_plugin("hang_watchdog"):  # in every process that runs tests
+        config.pluginmanager.register(hang_watchdog, "hang_watchdog")
     if hasattr(config, "workerinput"):  # an xdist worker: the controller has done it
         return
     # the session's temporary folder, which each worker's is inside (and pytest's retention

@@ -1,0 +1,30 @@
+"""A test that hangs with SIGALRM blocked — out of pytest-timeout's reach — still ends: the
+watchdog prints where every thread was and ends that pytest process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HANGS = """
+import signal, time
+
+def test_that_hangs_with_the_alarm_blocked():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(120)
+"""
+
+
+def test_a_hang_that_blocks_sigalrm_is_ended_with_its_stack(tmp_path: Path) -> None:
+    (tmp_path / "test_hangs.py").write_text(HANGS)
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntimeout = 1\n")  # pytest-timeout's SIGALRM: blocked
+    env = {**os.environ, "MLCOMPILE_TEST_WATCHDOG": "3", "PYTHONPATH": str(Path(__file__).parent)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "hang_watchdog", "-p", "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"), str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "test_hangs.py::test_that_hangs_with_the_alarm_blocked: still running after 3s" in done.stderr
+    assert "in test_that_hangs_with_the_alarm_blocked" in done.stderr  # where it hung
