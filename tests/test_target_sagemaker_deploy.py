@@ -36,7 +36,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     if shutil.which("moto_server") is None:
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+        pytest.skip("moto_server is not installed (pip install 'moto[s3,events]' flask flask-cors)")
     port = _free_port()
     server = [sys.executable, str(Path(__file__).parent / "stand_ins" / "moto_aws.py")]  # moto_server, answering like AWS where it does not
     process = subprocess.Popen([*server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -200,7 +200,7 @@ REGION, BUCKET = "eu-west-1", "acme-ml-artifacts-eu-west-1"
 def moto_url() -> Iterator[str]:
     server = shutil.which("moto_server")
     if server is None or pytest.importorskip("boto3") is None:
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+        pytest.skip("moto_server is not installed (pip install 'moto[s3,events]' flask flask-cors)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
