@@ -41,6 +41,7 @@ def test_a_shell_lines_python_module_is_forked_warm_and_sees_what_the_shell_gave
     assert status == 0, log
     seen = json.loads((tmp_path / "work" / "seen.json").read_text())
     assert seen["warm"] is True  # the fork server's imports were there before the module ran
+    assert seen["frozen"] > 100_000  # and frozen: the step's collections leave the shared pages alone
     assert seen["argv"] == ["seen.json", "3"] and seen["stdin"] == "rows\n" and seen["marker"] == "from-the-job"
     assert seen["cwd"] == str(tmp_path / "work")
     assert seen["path"].split(os.pathsep)[0] == os.path.dirname(sys.executable)  # the shim's folder is not on it
@@ -52,7 +53,7 @@ def test_the_same_line_cold_runs_a_fresh_interpreter_with_the_same_result(tmp_pa
     status, log = _shell(COLD, 'python -m warm_shell_probe seen.json 3 </dev/null; echo "status=$?"', tmp_path)
     seen = json.loads((tmp_path / "work" / "seen.json").read_text())
     assert status == 0 and "status=3" in log
-    assert seen["warm"] is False and seen["argv"] == ["seen.json", "3"] and seen["cwd"] == str(tmp_path / "work")
+    assert seen["warm"] is False and seen["frozen"] == 0 and seen["argv"] == ["seen.json", "3"] and seen["cwd"] == str(tmp_path / "work")
 
 
 def test_any_other_python_is_the_real_interpreter(tmp_path: Path) -> None:

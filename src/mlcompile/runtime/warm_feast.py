@@ -4,6 +4,8 @@ paid once here instead of per step, and not at all by a run that never opens one
 
 from __future__ import annotations
 
+import gc
+
 from mlcompile.runtime.warm import import_all
 
 MODULES = (
@@ -11,3 +13,4 @@ MODULES = (
 )  # fmt: skip
 
 import_all(MODULES)
+gc.freeze()  # as warm.py does, for Feast's modules

@@ -169,7 +169,9 @@ def moto_account() -> Iterator[str]:
     except ImportError:
         from mlcompile.errors import UsageError
 
-        raise UsageError("--emulate on a SageMaker profile needs moto's server and boto3: pip install 'moto[s3,events]>=5.2,<6' flask flask-cors boto3") from None
+        raise UsageError(
+            "--emulate on a SageMaker profile needs moto's server and boto3: pip install 'moto[s3,events]>=5.2,<6' flask flask-cors boto3"
+        ) from None
 
     patch_moto()
     STARTED.clear()  # nothing of an earlier account in this process
