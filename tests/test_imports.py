@@ -150,3 +150,15 @@ def test_the_real_plugin_loader_finds_no_plugins_when_all_are_disabled() -> None
     probe = "from pydantic.plugin._loader import get_plugins; assert list(get_plugins()) == []"
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_command_collects_garbage_with_thresholds_fit_for_its_imported_sdks() -> None:
+    """The console script's process raises the collector's thresholds before the command line
+    loads anything (bench/build_gc.py: a full build's collections had been ~30% of its CPU);
+    the library, imported by a program, leaves that program's collector alone."""
+    report = "import atexit, gc, sys; atexit.register(lambda: sys.stderr.write(f'thresholds {gc.get_threshold()}'))"
+    command = [sys.executable, "-c", f"{report}; sys.argv = ['mlcompile', '--version']; from mlcompile.entry import main; main()"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "thresholds (2000, 20, 50)" in done.stderr
+    library = subprocess.run([sys.executable, "-c", f"{report}; import mlcompile.cli, mlcompile.build"], capture_output=True, text=True, timeout=60)
+    assert library.returncode == 0 and "thresholds (700, 10, 10)" in library.stderr
