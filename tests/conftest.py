@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 from pathlib import Path
@@ -133,6 +134,12 @@ def pytest_configure(config: pytest.Config) -> None:
     fresh clone. compileall writes it regardless; an unchanged module is left as it is."""
     if not config.pluginmanager.has_plugin("hang_watchdog"):  # in every process that runs tests
         config.pluginmanager.register(hang_watchdog, "hang_watchdog")
+    # A process that runs tests imports every platform SDK (~900,000 objects that live until it
+    # exits), and a full collection walks them all: with the default thresholds collections
+    # took 12% of the CPU of the in-process modules (golden, Azure ML, SageMaker, diff, fuzz);
+    # with these, 5%, for the same results. Only the test processes: what they start keeps the
+    # defaults.
+    gc.set_threshold(2000, 20, 50)
     if hasattr(config, "workerinput"):  # an xdist worker: the controller has done it
         return
     # the session's temporary folder, which each worker's is inside (and pytest's retention
