@@ -25,6 +25,7 @@ import pytest
 
 WATCHDOG_ENV = "MLCOMPILE_TEST_WATCHDOG"
 WATCHDOG_SECONDS = 420.0  # pytest-timeout's is 300 (pyproject.toml)
+TIMEOUT_MARGIN = 120.0  # past a test's own timeout marker, for pytest-timeout to act first
 
 
 class _Watchdog:
@@ -68,10 +69,23 @@ def pytest_configure(config: pytest.Config) -> None:
     _watchdog = _Watchdog(os.fdopen(os.dup(2), "w"))
 
 
+def watchdog_seconds(item: pytest.Item) -> float:
+    """MLCOMPILE_TEST_WATCHDOG (default WATCHDOG_SECONDS), or more for a test whose own
+    pytest-timeout marker allows it longer: the watchdog never ends what that limit allows."""
+    seconds = float(os.environ.get(WATCHDOG_ENV) or WATCHDOG_SECONDS)
+    marker = item.get_closest_marker("timeout")
+    allowed = None
+    if marker is not None:
+        allowed = marker.args[0] if marker.args else marker.kwargs.get("timeout")
+    if isinstance(allowed, (int, float)) and allowed > 0:
+        return max(seconds, allowed + TIMEOUT_MARGIN)
+    return seconds
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     watchdog = _watchdog or _Watchdog(sys.__stderr__ or sys.stderr)
-    watchdog.arm(float(os.environ.get(WATCHDOG_ENV) or WATCHDOG_SECONDS), item.nodeid)
+    watchdog.arm(watchdog_seconds(item), item.nodeid)
     try:
         yield
     finally:

@@ -28,3 +28,25 @@ def test_a_hang_that_blocks_sigalrm_is_ended_with_its_stack(tmp_path: Path) -> N
     assert done.returncode != 0
     assert "test_hangs.py::test_that_hangs_with_the_alarm_blocked: still running after 3s" in done.stderr
     assert "in test_that_hangs_with_the_alarm_blocked" in done.stderr  # where it hung
+
+
+LONG_BUT_ALLOWED = """
+import time
+import pytest
+
+@pytest.mark.timeout(30)
+def test_that_its_own_timeout_allows_to_run_long():
+    time.sleep(4)
+"""
+
+
+def test_a_test_whose_timeout_marker_allows_longer_is_not_ended(tmp_path: Path) -> None:
+    (tmp_path / "test_long.py").write_text(LONG_BUT_ALLOWED)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    env = {**os.environ, "MLCOMPILE_TEST_WATCHDOG": "2", "PYTHONPATH": str(Path(__file__).parent)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "hang_watchdog", "-p", "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"), str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "still running" not in done.stderr
