@@ -3,13 +3,15 @@
 pytest-timeout interrupts a test with SIGALRM, which a test (or the code under test) can block,
 or take from the main thread: a hang there once held a CI run until its 90-minute limit with
 no word of where. The watchdog is a thread, which no signal mask stops: past
-MLCOMPILE_TEST_WATCHDOG seconds (well beyond pytest-timeout's limit) it prints every thread's
-stack to standard error and ends the process. Under xdist that is one crashed worker, reported
-with the test's name, and a run that finishes red instead of one that never ends.
+MLCOMPILE_TEST_WATCHDOG seconds (default 420; 0 turns it off), or half as long again as a
+longer limit that pytest-timeout gives the test, it prints every thread's stack to standard error and ends
+the process. Under xdist that is one crashed worker, reported with the test's name, and a run
+that finishes red instead of one that never ends (processes the test had started are left to
+the machine). Not armed under --pdb or --trace, where a person is at the prompt.
 
-A Python thread rather than `faulthandler.dump_traceback_later`: that one's C thread does not
-survive a fork, and a forked child that then exits normally waits for it forever — the suite
-forks steps from its workers' interpreters."""
+A Python thread rather than `faulthandler.dump_traceback_later`, whose C thread a child made
+with os.fork does not inherit, and such a child then waits for it at exit forever. The price:
+a hang in C code that holds the GIL stops the watchdog too."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import pytest
 
 WATCHDOG_ENV = "MLCOMPILE_TEST_WATCHDOG"
 WATCHDOG_SECONDS = 420.0  # pytest-timeout's is 300 (pyproject.toml)
-TIMEOUT_MARGIN = 120.0  # past a test's own timeout marker, for pytest-timeout to act first
+TIMEOUT_FACTOR = 1.5  # past what pytest-timeout allows a test: it acts first when it can
 
 
 class _Watchdog:
@@ -60,32 +62,53 @@ class _Watchdog:
 
 
 _watchdog: _Watchdog | None = None
+_seconds = WATCHDOG_SECONDS
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global _watchdog, _seconds
+    setting = os.environ.get(WATCHDOG_ENV) or str(WATCHDOG_SECONDS)
+    try:
+        _seconds = float(setting)
+    except ValueError:
+        raise pytest.UsageError(f"{WATCHDOG_ENV}={setting!r}: expected seconds (0 turns the watchdog off)") from None
+    if config.getoption("usepdb", False) or config.getoption("trace", False):
+        _seconds = 0.0
     # the process's own standard error, kept now: while a test runs, pytest's capture has
     # swapped file descriptor 2 for a file that nobody reads once the process is ended
-    global _watchdog
     _watchdog = _Watchdog(os.fdopen(os.dup(2), "w"))
 
 
 def watchdog_seconds(item: pytest.Item) -> float:
-    """MLCOMPILE_TEST_WATCHDOG (default WATCHDOG_SECONDS), or more for a test whose own
-    pytest-timeout marker allows it longer: the watchdog never ends what that limit allows."""
-    seconds = float(os.environ.get(WATCHDOG_ENV) or WATCHDOG_SECONDS)
+    """The watchdog's limit for this test (0: none): never less than what pytest-timeout allows
+    it (its marker, --timeout, PYTEST_TIMEOUT or the ini setting), times TIMEOUT_FACTOR."""
+    if _seconds <= 0:
+        return 0.0
     marker = item.get_closest_marker("timeout")
-    allowed = None
-    if marker is not None:
-        allowed = marker.args[0] if marker.args else marker.kwargs.get("timeout")
-    if isinstance(allowed, (int, float)) and allowed > 0:
-        return max(seconds, allowed + TIMEOUT_MARGIN)
-    return seconds
+    allowed = [marker.args[0] if marker.args else marker.kwargs.get("timeout")] if marker is not None else []
+    allowed += [item.config.getoption("timeout", None), os.environ.get("PYTEST_TIMEOUT")]
+    try:
+        allowed.append(item.config.getini("timeout"))
+    except ValueError:  # pytest-timeout is not installed
+        pass
+    return max([_seconds] + [seconds * TIMEOUT_FACTOR for seconds in map(_seconds_in, allowed) if seconds > 0])
+
+
+def _seconds_in(value: object) -> float:
+    try:
+        return float(str(value))
+    except ValueError:
+        return 0.0
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    seconds = watchdog_seconds(item)
+    if not seconds:
+        yield
+        return
     watchdog = _watchdog or _Watchdog(sys.__stderr__ or sys.stderr)
-    watchdog.arm(watchdog_seconds(item), item.nodeid)
+    watchdog.arm(seconds, item.nodeid)
     try:
         yield
     finally:

@@ -50,3 +50,18 @@ def test_a_test_whose_timeout_marker_allows_longer_is_not_ended(tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "still running" not in done.stderr
+
+
+def test_a_watchdog_of_0_is_off_and_one_that_is_not_a_number_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "test_long.py").write_text("import time\n\ndef test_runs_a_while():\n    time.sleep(2)\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+
+    def pytest_with(watchdog: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "MLCOMPILE_TEST_WATCHDOG": watchdog, "PYTHONPATH": str(Path(__file__).parent)}
+        command = [sys.executable, "-m", "pytest", "-p", "hang_watchdog", "-p", "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"), str(tmp_path)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+
+    off = pytest_with("0")
+    assert off.returncode == 0 and "still running" not in off.stderr, off.stdout + off.stderr
+    wrong = pytest_with("soon")
+    assert wrong.returncode == 4 and "MLCOMPILE_TEST_WATCHDOG='soon': expected seconds" in wrong.stderr

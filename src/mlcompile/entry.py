@@ -33,6 +33,8 @@ def main() -> None:
     # A command imports platform SDKs whose objects live until it exits, and each full
     # collection walks all of them again: with the default thresholds, collections were 30%
     # of the CPU of `mlcompile build` of an example for every profile (bench/build_gc.py).
+    # The long-running commands keep them too: `serve` freezes its loaded model and modules
+    # before it answers, and `run` executes its steps in processes of their own.
     gc.set_threshold(2000, 20, 50)
     from mlcompile.cli import main as command_line
 

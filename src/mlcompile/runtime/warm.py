@@ -44,5 +44,6 @@ except Exception:  # noqa: BLE001 - warming is best effort
     pass
 
 # Everything imported above outlives every step: frozen, a step's full collections neither walk
-# it nor write to its pages, which the fork shares (copied on write: ~10% of a local run's CPU)
+# it nor write its GC headers on the pages the fork shares (a local run of the churn example:
+# 14.8-16.0 s of CPU against 15.7-18.7 s unfrozen)
 gc.freeze()
