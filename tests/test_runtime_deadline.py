@@ -119,3 +119,36 @@ print(json.dumps({
         "interrupted bookkeeping": [],
         "some timed out": True, "some deadlines passed": True,
     }  # fmt: skip
+
+
+def test_a_limit_that_runs_out_inside_logging_leaves_loggings_lock_free() -> None:
+    """An SDK logs all through a deploy. Raised inside logging's own lock bookkeeping (at the
+    start of its Python `_releaseLock`, say), a limit's exception would leave the module's lock
+    held: the next thread to log (a test client's event loop, much later) would wait forever."""
+    seen = _run("""
+import logging, threading
+logger = logging.getLogger("sdk")
+interrupted = 0
+for _ in range(1000):
+    try:
+        with call_limit(0.0005):
+            while True:
+                logger.setLevel(logging.DEBUG)  # each clears the loggers' caches under the module's lock
+                logger.isEnabledFor(logging.INFO)
+                logger.setLevel(logging.INFO)
+                sum(range(200))  # and some work of the caller's own
+    except CallTimedOut:
+        interrupted += 1
+got = []
+
+def take_and_give_back():
+    got.append(logging._lock.acquire(timeout=2))
+    if got[-1]:
+        logging._lock.release()
+
+other = threading.Thread(target=take_and_give_back)
+other.start()
+other.join()
+print(json.dumps({"interrupted": interrupted, "lock_free": got == [True]}))
+""")
+    assert seen == {"interrupted": 1000, "lock_free": True}

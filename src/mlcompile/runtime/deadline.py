@@ -18,6 +18,7 @@ Python runs the handler in the main thread at its next instruction, wherever tha
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -61,9 +62,10 @@ def _on_alarm(signum: int, frame: Any) -> None:
     if not due:
         _arm()  # an earlier limit was lifted: wait for the next one
         return
-    if _in_bookkeeping(frame):
-        # raised here, it would leave a limit half set or half lifted: try again in a moment,
-        # by when the main thread is in the block (raise there) or has lifted it (nothing due)
+    if _in_bookkeeping(frame) or _in_lock_bookkeeping(frame):
+        # raised here, it would leave a limit half set or half lifted, or a lock of logging's
+        # or threading's held: try again in a moment, by when the main thread is back in the
+        # block's own code (raise there) or has lifted the limit (nothing due)
         signal.setitimer(signal.ITIMER_REAL, 0.001, REPEAT_SECONDS)
         return
     end, kind, message = min(due, key=lambda item: (item[1] is not DeadlinePassed, item[0]))
@@ -80,6 +82,20 @@ def _in_bookkeeping(frame: Any) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+# Where the standard library takes and gives back a lock in Python code of its own, so that an
+# exception raised there leaves it held (logging's `_releaseLock`, Condition's `__exit__`):
+# all of logging, which blocks on nothing else, and threading but for the functions that wait,
+# which a limit must interrupt.
+_LOCKING_FILES = (logging.__file__, threading.__file__)
+_WAITING = frozenset({"wait", "wait_for", "join", "_wait_for_tstate_lock", "acquire", "start"})
+
+
+def _in_lock_bookkeeping(frame: Any) -> bool:
+    if frame is None or frame.f_code.co_filename not in _LOCKING_FILES:
+        return False
+    return frame.f_code.co_filename == logging.__file__ or frame.f_code.co_name not in _WAITING
 
 
 class _Limit:
