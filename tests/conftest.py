@@ -12,6 +12,8 @@ import pytest
 from _pytest.mark.expression import Expression
 from reliability.example_builds import SHARED_TMP_ENV
 
+from mlcompile.entry import GC_THRESHOLDS
+
 # The slow lane: modules that run whole pipelines or emulated systems, deploy against
 # stand-ins, fuzz, or start fresh processes per case. `pytest -m "not slow"` is the inner-loop
 # lane (< 2 minutes on 2 cores); CI runs both. A module here is not even imported by that lane.
@@ -137,9 +139,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # A process that runs tests imports every platform SDK (~900,000 objects that live until it
     # exits), and a full collection walks them all: with the default thresholds collections
     # took 12% of the CPU of the in-process modules (golden, Azure ML, SageMaker, diff, fuzz);
-    # with these, 5%, for the same results. Only the test processes: what they start keeps the
+    # with the command's (mlcompile.entry), 5%, for the same results. Only the test processes: what they start keeps the
     # defaults.
-    gc.set_threshold(2000, 20, 50)
+    gc.set_threshold(*GC_THRESHOLDS)
     if hasattr(config, "workerinput"):  # an xdist worker: the controller has done it
         return
     # the session's temporary folder, which each worker's is inside (and pytest's retention

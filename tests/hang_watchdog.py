@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import faulthandler
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -107,9 +106,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if not seconds:
         yield
         return
-    watchdog = _watchdog or _Watchdog(sys.__stderr__ or sys.stderr)
-    watchdog.arm(seconds, item.nodeid)
+    assert _watchdog is not None  # made by pytest_configure, which pytest calls on late plugins too
+    _watchdog.arm(seconds, item.nodeid)
     try:
         yield
     finally:
-        watchdog.disarm()
+        _watchdog.disarm()

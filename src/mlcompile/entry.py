@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 
 EXIT_INTERRUPTED = 130  # as mlcompile.cli
+# the collector's thresholds for a process that imports the platform SDKs (see main)
+GC_THRESHOLDS = (2000, 20, 50)
 
 
 def main() -> None:
@@ -35,7 +37,7 @@ def main() -> None:
     # of the CPU of `mlcompile build` of an example for every profile (bench/build_gc.py).
     # The long-running commands keep them too: `serve` freezes its loaded model and modules
     # before it answers, and `run` executes its steps in processes of their own.
-    gc.set_threshold(2000, 20, 50)
+    gc.set_threshold(*GC_THRESHOLDS)
     from mlcompile.cli import main as command_line
 
     command_line()
